@@ -1,0 +1,115 @@
+//! [`HyperBackend`]: hyper-util's pooled client with hyper-rustls.
+
+use crate::body::{CappedBody, declared_length};
+use crate::tls::{client_config, io_kind_in_chain, with_timeout};
+use crate::{BackendConfig, HttpBackend, HttpRequest, HttpResponse, TransportError, TransportErrorKind};
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::header::{HeaderValue, USER_AGENT};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// An [`HttpBackend`] on hyper-util's legacy pooled client with rustls (ring, OS trust
+/// store): HTTP/1.1 and HTTP/2, redirects never followed, a connect timeout, a whole-request
+/// timeout and a response body cap.
+#[derive(Clone, Debug)]
+pub struct HyperBackend {
+    client: Client<Connector, Full<Bytes>>,
+    config: BackendConfig,
+    user_agent: Option<HeaderValue>,
+}
+
+impl HyperBackend {
+    /// A backend with the default [`BackendConfig`].
+    ///
+    /// # Errors
+    ///
+    /// When the TLS configuration cannot be built.
+    pub fn new() -> Result<Self, TransportError> {
+        Self::with_config(BackendConfig::default())
+    }
+
+    /// A backend with `config`.
+    ///
+    /// # Errors
+    ///
+    /// When the TLS configuration cannot be built.
+    pub fn with_config(config: BackendConfig) -> Result<Self, TransportError> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(client_config()?)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new()).build(https);
+        let user_agent = HeaderValue::from_str(&config.user_agent).ok();
+        Ok(Self {
+            client,
+            config,
+            user_agent,
+        })
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &BackendConfig {
+        &self.config
+    }
+}
+
+#[async_trait]
+impl HttpBackend for HyperBackend {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let (mut parts, body) = request.into_parts();
+        if !matches!(parts.uri.scheme_str(), Some("http" | "https")) || parts.uri.authority().is_none() {
+            return Err(TransportError::new(TransportErrorKind::InvalidRequest));
+        }
+        if let Some(agent) = &self.user_agent {
+            parts.headers.entry(USER_AGENT).or_insert_with(|| agent.clone());
+        }
+        let request = http::Request::from_parts(parts, Full::new(body));
+        with_timeout(self.config.request_timeout, async {
+            let response = self.client.request(request).await.map_err(map_client_error)?;
+            let (parts, mut incoming) = response.into_parts();
+            let mut body = CappedBody::new(self.config.max_body_bytes, declared_length(&parts.headers))?;
+            while let Some(frame) = incoming.frame().await {
+                let frame = frame.map_err(|e| TransportError::with_source(TransportErrorKind::Body, e))?;
+                if let Ok(data) = frame.into_data() {
+                    body.push(data)?;
+                }
+            }
+            Ok(http::Response::from_parts(parts, body.finish()))
+        })
+        .await
+    }
+}
+
+fn map_client_error(error: hyper_util::client::legacy::Error) -> TransportError {
+    let kind = if error.is_connect() {
+        TransportErrorKind::Connect
+    } else if io_kind_in_chain(&error).is_some() || is_connection_failure(&error) {
+        TransportErrorKind::Io
+    } else {
+        TransportErrorKind::Other
+    };
+    TransportError::with_source(kind, error)
+}
+
+/// Whether hyper reports the connection closed or broken mid-exchange.
+fn is_connection_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
+            return hyper.is_closed() || hyper.is_incomplete_message() || hyper.is_canceled();
+        }
+        current = e.source();
+    }
+    false
+}

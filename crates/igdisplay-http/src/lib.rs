@@ -1,0 +1,77 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod body;
+mod config;
+mod error;
+mod redact;
+
+#[cfg(feature = "hyper")]
+mod hyper_backend;
+#[cfg(feature = "reqwest")]
+mod reqwest_backend;
+#[cfg(feature = "test-util")]
+pub mod test_util;
+#[cfg(any(feature = "reqwest", feature = "hyper"))]
+mod tls;
+
+use std::sync::Arc;
+
+pub use config::{BackendConfig, DEFAULT_MAX_BODY_BYTES};
+pub use error::{BodyTooLarge, BoxError, TransportError, TransportErrorKind};
+#[cfg(feature = "hyper")]
+pub use hyper_backend::HyperBackend;
+pub use redact::{MASK, Redacted, SENSITIVE_QUERY_PARAMS, redact_http_uri, redact_uri};
+#[cfg(feature = "reqwest")]
+pub use reqwest_backend::ReqwestBackend;
+
+/// Re-exported so callers build requests with the same `bytes` version.
+pub use bytes;
+/// Re-exported so callers build requests with the same `http` version.
+pub use http;
+
+/// A request: method, URI, headers and a fully buffered body.
+pub type HttpRequest = http::Request<bytes::Bytes>;
+/// A response of any status, with its body read up to the backend's cap.
+pub type HttpResponse = http::Response<bytes::Bytes>;
+/// How clients hold a backend, so that they need no type parameter.
+pub type SharedBackend = Arc<dyn HttpBackend>;
+
+/// Sends one HTTP request and returns the response.
+///
+/// The one seam between igdisplay and the network: implement it to bring your own HTTP
+/// stack, middleware (retries, tracing, recording) or test double. Implementations must not
+/// follow redirects (a redirect is an ordinary response) and must never put the request URL
+/// into an error, since it may carry an access token.
+#[async_trait::async_trait]
+pub trait HttpBackend: std::fmt::Debug + Send + Sync + 'static {
+    /// Sends `request`.
+    ///
+    /// Any status, 4xx and 5xx included, is `Ok`: interpreting statuses is the caller's job.
+    ///
+    /// # Errors
+    ///
+    /// A [`TransportError`] when no complete response was received.
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError>;
+}
+
+#[async_trait::async_trait]
+impl<B: HttpBackend + ?Sized> HttpBackend for Arc<B> {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        (**self).send(request).await
+    }
+}
+
+/// The default real backend as a [`SharedBackend`]: reqwest when its feature is on, else hyper.
+///
+/// # Errors
+///
+/// When the backend cannot be built (TLS configuration).
+#[cfg(any(feature = "reqwest", feature = "hyper"))]
+pub fn default_backend(config: BackendConfig) -> Result<SharedBackend, TransportError> {
+    #[cfg(feature = "reqwest")]
+    let backend = ReqwestBackend::with_config(config)?;
+    #[cfg(not(feature = "reqwest"))]
+    let backend = HyperBackend::with_config(config)?;
+    Ok(Arc::new(backend))
+}

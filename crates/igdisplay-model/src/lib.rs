@@ -1,0 +1,31 @@
+#![doc = include_str!("../README.md")]
+
+mod enums;
+mod error;
+mod id;
+mod media;
+mod paging;
+mod secret;
+mod time;
+mod token;
+mod usage;
+mod user;
+
+pub use enums::{AccountType, MediaProductType, MediaType};
+pub use error::{
+    ErrorBody, ErrorClass, GraphError, GraphErrorBody, INVALID_TOKEN_SUBCODES, OAuthErrorBody, classify,
+};
+pub use id::{MediaId, UserId};
+pub use media::{Media, Owner};
+pub use paging::{Cursors, ListResponse, Paging};
+pub use secret::{AccessToken, AppSecret, AuthorizationCode, CsrfState};
+pub use time::{Timestamp, TimestampError};
+pub use token::{CodeExchangeResponse, LongLivedTokenResponse};
+pub use usage::{
+    APP_USAGE_HEADER, AppUsage, BUSINESS_USE_CASE_USAGE_HEADER, BusinessUseCase, Usage,
+    parse_business_use_case_usage,
+};
+pub use user::User;
+
+/// Re-exported so callers can name the type of [`OAuthErrorBody::extra`] and friends.
+pub use serde_json;

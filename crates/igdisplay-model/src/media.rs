@@ -1,0 +1,111 @@
+//! The Media node (`/{media-id}`) and album children, with the fields of both platforms.
+
+use crate::{ListResponse, MediaId, MediaProductType, MediaType, Timestamp, UserId};
+use serde::{Deserialize, Serialize};
+
+/// An image, video, reel or album, or one item of an album.
+///
+/// Every field but `id` is optional: Instagram returns only the requested fields, omits
+/// `caption` on album children, `media_url` on copyright-flagged items, `like_count` when likes
+/// are hidden, and `thumbnail_url` on anything but videos. Unknown fields are ignored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Media {
+    /// The media id.
+    pub id: MediaId,
+    /// The caption, UTF-8 with emoji; never present on album children.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    /// Image, video or album.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<MediaType>,
+    /// Instagram Login: feed, story, reels or ad.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_product_type: Option<MediaProductType>,
+    /// A signed CDN URL that expires (see the `oe=` parameter); re-fetch the node for a fresh one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_url: Option<String>,
+    /// The public page of the post, `https://www.instagram.com/p/{shortcode}/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permalink: Option<String>,
+    /// Videos only: a signed URL of the cover image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
+    /// Instagram Login: the shortcode of the permalink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shortcode: Option<String>,
+    /// When it was published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
+    /// The owner's username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Instagram Login: the owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+    /// Instagram Login: number of likes, absent when the owner hides them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub like_count: Option<u64>,
+    /// Instagram Login: number of comments, replies included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comments_count: Option<u64>,
+    /// Instagram Login: whether comments are on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_comment_enabled: Option<bool>,
+    /// Reels only: whether the reel may appear in the feed as well as the Reels tab.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_shared_to_feed: Option<bool>,
+    /// Instagram Login: the alternative text of an image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alt_text: Option<String>,
+    /// Instagram Login: number of views, where Instagram reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view_count: Option<u64>,
+    /// The album's items, when requested by field expansion (`children{...}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub children: Option<ListResponse<Media>>,
+}
+
+impl Media {
+    /// A media item with only an id.
+    pub fn new(id: impl Into<MediaId>) -> Self {
+        Self {
+            id: id.into(),
+            caption: None,
+            media_type: None,
+            media_product_type: None,
+            media_url: None,
+            permalink: None,
+            thumbnail_url: None,
+            shortcode: None,
+            timestamp: None,
+            username: None,
+            owner: None,
+            like_count: None,
+            comments_count: None,
+            is_comment_enabled: None,
+            is_shared_to_feed: None,
+            alt_text: None,
+            view_count: None,
+            children: None,
+        }
+    }
+
+    /// Whether this is an album.
+    pub fn is_album(&self) -> bool {
+        self.media_type == Some(MediaType::CarouselAlbum)
+    }
+
+    /// The album items fetched by field expansion; empty when none were requested.
+    pub fn children(&self) -> &[Media] {
+        self.children.as_ref().map_or(&[], |list| &list.data)
+    }
+}
+
+/// `owner` of a media item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Owner {
+    /// The owner's Instagram user id.
+    pub id: UserId,
+}

@@ -1,0 +1,106 @@
+//! `cargo xtask ci`: the whole check, as CI runs it.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Runs every step in order; the first failure stops the run.
+pub(crate) fn run(root: &Path) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let step = |title: &str, args: &[&str], env: &[(&str, &str)]| -> Result<(), String> {
+        println!("\n==> {title}: cargo {}", args.join(" "));
+        let status = Command::new(&cargo)
+            .args(args)
+            .envs(env.iter().copied())
+            .current_dir(root)
+            .status()
+            .map_err(|e| format!("could not run cargo: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("step failed: {title} ({status})"))
+        }
+    };
+    let deny = [("RUSTDOCFLAGS", "-D warnings")];
+    let tests = [("INSTA_UPDATE", "no"), ("CI", "true")];
+
+    step("format", &["fmt", "--all", "--", "--check"], &[])?;
+    step(
+        "clippy, default features",
+        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[],
+    )?;
+    step(
+        "clippy, all features",
+        &["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"],
+        &[],
+    )?;
+    step(
+        "transport crate without default features",
+        &["check", "--package", "igdisplay-http", "--no-default-features"],
+        &[],
+    )?;
+    step(
+        "docs",
+        &["doc", "--workspace", "--no-deps", "--all-features"],
+        &deny,
+    )?;
+    println!("\n==> tidy");
+    crate::tidy::run(root)?;
+    println!("tidy: ok");
+    step(
+        "doc tests",
+        &["test", "--workspace", "--all-features", "--doc"],
+        &tests,
+    )?;
+    if has_nextest(&cargo) {
+        step(
+            "tests (nextest)",
+            &["nextest", "run", "--workspace", "--all-features", "--no-fail-fast"],
+            &tests,
+        )?;
+    } else {
+        step(
+            "tests (cargo test)",
+            &["test", "--workspace", "--all-features", "--lib", "--bins", "--tests", "--no-fail-fast"],
+            &tests,
+        )?;
+    }
+    stale_snapshots(root)
+}
+
+fn has_nextest(cargo: &str) -> bool {
+    Command::new(cargo)
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+/// Fails when a test run left `*.snap.new` or `*.pending-snap` files: a snapshot changed.
+fn stale_snapshots(root: &Path) -> Result<(), String> {
+    let mut stale = Vec::new();
+    for dir in ["crates", "xtask", "tests", "examples"] {
+        collect_stale(&root.join(dir), &mut stale);
+    }
+    if stale.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "stale insta snapshots (review with `cargo insta review`):\n  {}",
+        stale.join("\n  ")
+    ))
+}
+
+fn collect_stale(dir: &Path, found: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path.is_dir() {
+            if name != "target" && name != "node_modules" {
+                collect_stale(&path, found);
+            }
+        } else if name.ends_with(".snap.new") || name.ends_with(".pending-snap") {
+            found.push(path.display().to_string());
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! `cargo xtask tidy`: the architecture invariants, checked from `cargo metadata` and the
+//! sources. Also runs as a `#[test]`, so `cargo test` alone catches a broken invariant.
+
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+/// Which workspace crates each library crate may depend on (normal dependencies).
+/// Packages not listed (tests, examples, xtask) may depend on any library crate.
+const ALLOWED_WORKSPACE_EDGES: &[(&str, &[&str])] = &[
+    ("igdisplay-model", &[]),
+    ("igdisplay-http", &[]),
+    ("igdisplay-auth", &["igdisplay-model", "igdisplay-http"]),
+    ("igdisplay-graph", &["igdisplay-model", "igdisplay-http"]),
+    ("igdisplay-mock", &[]),
+    (
+        "igdisplay",
+        &["igdisplay-model", "igdisplay-http", "igdisplay-auth", "igdisplay-graph", "igdisplay-mock"],
+    ),
+    (
+        "igdisplay-cli",
+        &[
+            "igdisplay",
+            "igdisplay-model",
+            "igdisplay-http",
+            "igdisplay-auth",
+            "igdisplay-graph",
+            "igdisplay-mock",
+        ],
+    ),
+];
+
+/// The only external crates the model may use: it is plain data.
+const MODEL_EXTERNAL_DEPS: &[&str] = &["serde", "serde_json"];
+
+/// Crates that are concrete HTTP stacks: only the transport crate and the top layers name them.
+const CONCRETE_BACKENDS: &[&str] = &["reqwest", "hyper", "hyper-util", "hyper-rustls"];
+
+/// The oracle shares no code with the system under test, even in its tests.
+const MOCK_FORBIDDEN: &[&str] = &["igdisplay-model", "igdisplay-auth", "igdisplay-graph", "igdisplay"];
+
+/// Runs every check and reports all violations at once.
+pub(crate) fn run(root: &Path) -> Result<(), String> {
+    let packages = workspace_packages(root)?;
+    let mut problems = Vec::new();
+    check_dependency_edges(&packages, &mut problems);
+    for package in &packages {
+        check_package_files(root, package, &mut problems);
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let mut report = format!("{} architecture invariant(s) broken:", problems.len());
+    for problem in &problems {
+        let _ = write!(report, "\n  - {problem}");
+    }
+    Err(report)
+}
+
+/// One workspace package, as far as tidy cares.
+#[derive(Debug)]
+struct Package {
+    name: String,
+    dir: std::path::PathBuf,
+    deps: Vec<Dep>,
+}
+
+#[derive(Debug)]
+struct Dep {
+    name: String,
+    kind: DepKind,
+    default_features: bool,
+    features: Vec<String>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum DepKind {
+    Normal,
+    Dev,
+    Build,
+}
+
+fn workspace_packages(root: &Path) -> Result<Vec<Package>, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("could not run cargo metadata: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let metadata: Value =
+        serde_json::from_slice(&output.stdout).map_err(|e| format!("cargo metadata output: {e}"))?;
+    let packages = metadata["packages"]
+        .as_array()
+        .ok_or("cargo metadata has no packages")?;
+    Ok(packages.iter().map(package).collect())
+}
+
+fn package(value: &Value) -> Package {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let manifest = text(&value["manifest_path"]);
+    let deps = value["dependencies"]
+        .as_array()
+        .map(|deps| {
+            deps.iter()
+                .map(|d| Dep {
+                    name: text(&d["name"]),
+                    kind: match d["kind"].as_str() {
+                        Some("dev") => DepKind::Dev,
+                        Some("build") => DepKind::Build,
+                        _ => DepKind::Normal,
+                    },
+                    default_features: d["uses_default_features"].as_bool().unwrap_or(true),
+                    features: d["features"]
+                        .as_array()
+                        .map(|f| f.iter().map(text).collect())
+                        .unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Package {
+        name: text(&value["name"]),
+        dir: Path::new(&manifest)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+        deps,
+    }
+}
+
+fn is_workspace_crate(name: &str) -> bool {
+    name == "igdisplay" || name.starts_with("igdisplay-")
+}
+
+fn check_dependency_edges(packages: &[Package], problems: &mut Vec<String>) {
+    for package in packages {
+        let name = package.name.as_str();
+        let allowed = ALLOWED_WORKSPACE_EDGES
+            .iter()
+            .find(|(crate_name, _)| *crate_name == name)
+            .map(|(_, allowed)| *allowed);
+        for dep in &package.deps {
+            let normal = dep.kind == DepKind::Normal;
+            if dep.name == "igdisplay-cli" {
+                problems.push(format!("{name} depends on igdisplay-cli: nothing may depend on the CLI"));
+            }
+            if let Some(allowed) = allowed
+                && normal
+                && is_workspace_crate(&dep.name)
+                && !allowed.contains(&dep.name.as_str())
+            {
+                problems.push(format!(
+                    "{name} depends on {}: allowed workspace dependencies are {allowed:?}",
+                    dep.name
+                ));
+            }
+            if name == "igdisplay-model" && normal && !MODEL_EXTERNAL_DEPS.contains(&dep.name.as_str()) {
+                problems.push(format!(
+                    "igdisplay-model depends on {}: the model crate may use only {MODEL_EXTERNAL_DEPS:?}",
+                    dep.name
+                ));
+            }
+            if matches!(name, "igdisplay-auth" | "igdisplay-graph") && normal {
+                if CONCRETE_BACKENDS.contains(&dep.name.as_str()) {
+                    problems.push(format!("{name} depends on {}: use the HttpBackend trait", dep.name));
+                }
+                let backend_feature = dep.features.iter().any(|f| f == "reqwest" || f == "hyper");
+                if dep.name == "igdisplay-http" && (dep.default_features || backend_feature) {
+                    problems.push(format!(
+                        "{name} enables a concrete backend of igdisplay-http: depend on it with \
+                         default-features = false and no backend feature"
+                    ));
+                }
+            }
+            if name == "igdisplay-mock" && MOCK_FORBIDDEN.contains(&dep.name.as_str()) {
+                problems.push(format!(
+                    "igdisplay-mock depends on {} ({:?}): the oracle shares no code with the client",
+                    dep.name, dep.kind
+                ));
+            }
+        }
+    }
+}
+
+/// Library crates need a README that is their crate doc, the workspace lints, and a `//!`
+/// doc at the top of every module.
+fn check_package_files(root: &Path, package: &Package, problems: &mut Vec<String>) {
+    let relative = package.dir.strip_prefix(root).unwrap_or(&package.dir);
+    let manifest = std::fs::read_to_string(package.dir.join("Cargo.toml")).unwrap_or_default();
+    if !manifest.contains("[lints]") || !manifest.contains("workspace = true") {
+        problems.push(format!("{}: Cargo.toml lacks `[lints] workspace = true`", relative.display()));
+    }
+    if is_workspace_crate(&package.name) && package.dir.join("src/lib.rs").exists() {
+        if !package.dir.join("README.md").exists() {
+            problems.push(format!("{}: no README.md", relative.display()));
+        }
+        let lib = std::fs::read_to_string(package.dir.join("src/lib.rs")).unwrap_or_default();
+        if !lib.contains("#![doc = include_str!(\"../README.md\")]") {
+            problems.push(format!(
+                "{}/src/lib.rs: the crate doc must be the README (#![doc = include_str!(\"../README.md\")])",
+                relative.display()
+            ));
+        }
+    }
+    let mut sources = Vec::new();
+    for dir in ["src", "tests", "examples", "benches"] {
+        collect_rust_files(&package.dir.join(dir), &mut sources);
+    }
+    for file in sources {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let first = text.lines().map(str::trim).find(|line| !line.is_empty());
+        let documented = first.is_some_and(|line| line.starts_with("//!") || line.starts_with("#![doc"));
+        if !documented {
+            let shown = file.strip_prefix(root).unwrap_or(&file);
+            problems.push(format!("{}: the module has no `//!` doc at its top", shown.display()));
+        }
+    }
+}
+
+fn collect_rust_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            // insta keeps snapshots here; test data folders hold no modules.
+            if !matches!(entry.file_name().to_str(), Some("snapshots" | "testdata" | "fixtures")) {
+                collect_rust_files(&path, found);
+            }
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workspace_is_tidy() {
+        if let Err(report) = run(&crate::workspace_root()) {
+            panic!("{report}");
+        }
+    }
+
+    fn dep(name: &str, kind: DepKind) -> Dep {
+        Dep {
+            name: name.to_owned(),
+            kind,
+            default_features: true,
+            features: Vec::new(),
+        }
+    }
+
+    fn pkg(name: &str, deps: Vec<Dep>) -> Package {
+        Package {
+            name: name.to_owned(),
+            dir: std::path::PathBuf::new(),
+            deps,
+        }
+    }
+
+    #[test]
+    fn broken_edges_are_reported() {
+        let packages = [
+            pkg("igdisplay-model", vec![dep("tokio", DepKind::Normal), dep("insta", DepKind::Dev)]),
+            pkg("igdisplay-http", vec![dep("igdisplay-model", DepKind::Normal)]),
+            pkg("igdisplay-graph", vec![dep("reqwest", DepKind::Normal), dep("igdisplay-http", DepKind::Normal)]),
+            pkg("igdisplay-mock", vec![dep("igdisplay-model", DepKind::Dev)]),
+            pkg("igdisplay-tests", vec![dep("igdisplay-cli", DepKind::Normal)]),
+        ];
+        let mut problems = Vec::new();
+        check_dependency_edges(&packages, &mut problems);
+        let joined = problems.join("\n");
+        assert_eq!(problems.len(), 6, "{joined}");
+        for expected in [
+            "igdisplay-model depends on tokio",
+            "igdisplay-http depends on igdisplay-model",
+            "igdisplay-graph depends on reqwest",
+            "igdisplay-graph enables a concrete backend",
+            "igdisplay-mock depends on igdisplay-model (Dev)",
+            "igdisplay-tests depends on igdisplay-cli",
+        ] {
+            assert!(joined.contains(expected), "missing {expected:?} in\n{joined}");
+        }
+    }
+}
