@@ -31,12 +31,28 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     )?;
     step(
         "clippy, all features",
-        &["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ],
         &[],
     )?;
     step(
         "transport crate without default features",
-        &["check", "--package", "igdisplay-http", "--no-default-features"],
+        &[
+            "clippy",
+            "--package",
+            "igdisplay-http",
+            "--no-default-features",
+            "--",
+            "-D",
+            "warnings",
+        ],
         &[],
     )?;
     step(
@@ -55,13 +71,27 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     if has_nextest(&cargo) {
         step(
             "tests (nextest)",
-            &["nextest", "run", "--workspace", "--all-features", "--no-fail-fast"],
+            &[
+                "nextest",
+                "run",
+                "--workspace",
+                "--all-features",
+                "--no-fail-fast",
+            ],
             &tests,
         )?;
     } else {
         step(
             "tests (cargo test)",
-            &["test", "--workspace", "--all-features", "--lib", "--bins", "--tests", "--no-fail-fast"],
+            &[
+                "test",
+                "--workspace",
+                "--all-features",
+                "--lib",
+                "--bins",
+                "--tests",
+                "--no-fail-fast",
+            ],
             &tests,
         )?;
     }
@@ -91,7 +121,9 @@ fn stale_snapshots(root: &Path) -> Result<(), String> {
 }
 
 fn collect_stale(dir: &Path, found: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();

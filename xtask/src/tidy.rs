@@ -16,7 +16,13 @@ const ALLOWED_WORKSPACE_EDGES: &[(&str, &[&str])] = &[
     ("igdisplay-mock", &[]),
     (
         "igdisplay",
-        &["igdisplay-model", "igdisplay-http", "igdisplay-auth", "igdisplay-graph", "igdisplay-mock"],
+        &[
+            "igdisplay-model",
+            "igdisplay-http",
+            "igdisplay-auth",
+            "igdisplay-graph",
+            "igdisplay-mock",
+        ],
     ),
     (
         "igdisplay-cli",
@@ -38,7 +44,12 @@ const MODEL_EXTERNAL_DEPS: &[&str] = &["serde", "serde_json"];
 const CONCRETE_BACKENDS: &[&str] = &["reqwest", "hyper", "hyper-util", "hyper-rustls"];
 
 /// The oracle shares no code with the system under test, even in its tests.
-const MOCK_FORBIDDEN: &[&str] = &["igdisplay-model", "igdisplay-auth", "igdisplay-graph", "igdisplay"];
+const MOCK_FORBIDDEN: &[&str] = &[
+    "igdisplay-model",
+    "igdisplay-auth",
+    "igdisplay-graph",
+    "igdisplay",
+];
 
 /// Runs every check and reports all violations at once.
 pub(crate) fn run(root: &Path) -> Result<(), String> {
@@ -149,7 +160,9 @@ fn check_dependency_edges(packages: &[Package], problems: &mut Vec<String>) {
         for dep in &package.deps {
             let normal = dep.kind == DepKind::Normal;
             if dep.name == "igdisplay-cli" {
-                problems.push(format!("{name} depends on igdisplay-cli: nothing may depend on the CLI"));
+                problems.push(format!(
+                    "{name} depends on igdisplay-cli: nothing may depend on the CLI"
+                ));
             }
             if let Some(allowed) = allowed
                 && normal
@@ -169,7 +182,10 @@ fn check_dependency_edges(packages: &[Package], problems: &mut Vec<String>) {
             }
             if matches!(name, "igdisplay-auth" | "igdisplay-graph") && normal {
                 if CONCRETE_BACKENDS.contains(&dep.name.as_str()) {
-                    problems.push(format!("{name} depends on {}: use the HttpBackend trait", dep.name));
+                    problems.push(format!(
+                        "{name} depends on {}: use the HttpBackend trait",
+                        dep.name
+                    ));
                 }
                 let backend_feature = dep.features.iter().any(|f| f == "reqwest" || f == "hyper");
                 if dep.name == "igdisplay-http" && (dep.default_features || backend_feature) {
@@ -195,7 +211,10 @@ fn check_package_files(root: &Path, package: &Package, problems: &mut Vec<String
     let relative = package.dir.strip_prefix(root).unwrap_or(&package.dir);
     let manifest = std::fs::read_to_string(package.dir.join("Cargo.toml")).unwrap_or_default();
     if !manifest.contains("[lints]") || !manifest.contains("workspace = true") {
-        problems.push(format!("{}: Cargo.toml lacks `[lints] workspace = true`", relative.display()));
+        problems.push(format!(
+            "{}: Cargo.toml lacks `[lints] workspace = true`",
+            relative.display()
+        ));
     }
     if is_workspace_crate(&package.name) && package.dir.join("src/lib.rs").exists() {
         if !package.dir.join("README.md").exists() {
@@ -219,18 +238,26 @@ fn check_package_files(root: &Path, package: &Package, problems: &mut Vec<String
         let documented = first.is_some_and(|line| line.starts_with("//!") || line.starts_with("#![doc"));
         if !documented {
             let shown = file.strip_prefix(root).unwrap_or(&file);
-            problems.push(format!("{}: the module has no `//!` doc at its top", shown.display()));
+            problems.push(format!(
+                "{}: the module has no `//!` doc at its top",
+                shown.display()
+            ));
         }
     }
 }
 
 fn collect_rust_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
             // insta keeps snapshots here; test data folders hold no modules.
-            if !matches!(entry.file_name().to_str(), Some("snapshots" | "testdata" | "fixtures")) {
+            if !matches!(
+                entry.file_name().to_str(),
+                Some("snapshots" | "testdata" | "fixtures")
+            ) {
                 collect_rust_files(&path, found);
             }
         } else if path.extension().is_some_and(|ext| ext == "rs") {
@@ -270,9 +297,18 @@ mod tests {
     #[test]
     fn broken_edges_are_reported() {
         let packages = [
-            pkg("igdisplay-model", vec![dep("tokio", DepKind::Normal), dep("insta", DepKind::Dev)]),
+            pkg(
+                "igdisplay-model",
+                vec![dep("tokio", DepKind::Normal), dep("insta", DepKind::Dev)],
+            ),
             pkg("igdisplay-http", vec![dep("igdisplay-model", DepKind::Normal)]),
-            pkg("igdisplay-graph", vec![dep("reqwest", DepKind::Normal), dep("igdisplay-http", DepKind::Normal)]),
+            pkg(
+                "igdisplay-graph",
+                vec![
+                    dep("reqwest", DepKind::Normal),
+                    dep("igdisplay-http", DepKind::Normal),
+                ],
+            ),
             pkg("igdisplay-mock", vec![dep("igdisplay-model", DepKind::Dev)]),
             pkg("igdisplay-tests", vec![dep("igdisplay-cli", DepKind::Normal)]),
         ];

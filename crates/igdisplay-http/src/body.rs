@@ -70,7 +70,11 @@ mod tests {
         body.push(Bytes::from_static(b"abc")).unwrap();
         body.push(Bytes::from_static(b"de")).unwrap();
         body.push(Bytes::from_static(b"f")).unwrap();
-        assert!(body.push(Bytes::from_static(b"g")).unwrap_err().is_body_too_large());
+        assert!(
+            body.push(Bytes::from_static(b"g"))
+                .unwrap_err()
+                .is_body_too_large()
+        );
     }
 
     #[test]

@@ -129,8 +129,14 @@ mod tests {
     #[test]
     fn display_is_the_kind_and_source_is_chained() {
         let err = TransportError::body_too_large(16);
-        assert_eq!(err.to_string(), "the response body is larger than the configured limit");
-        assert_eq!(err.source().unwrap().to_string(), "the response body exceeds the 16-byte limit");
+        assert_eq!(
+            err.to_string(),
+            "the response body is larger than the configured limit"
+        );
+        assert_eq!(
+            err.source().unwrap().to_string(),
+            "the response body exceeds the 16-byte limit"
+        );
         assert!(err.is_body_too_large() && !err.is_unsent());
         assert!(TransportError::new(TransportErrorKind::Connect).is_unsent());
         assert!(TransportError::new(TransportErrorKind::Timeout).is_timeout());

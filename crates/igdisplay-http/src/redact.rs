@@ -121,7 +121,10 @@ mod tests {
         assert_eq!(redact_uri("/me?access_token").to_string(), "/me?access_token");
         assert_eq!(redact_uri("not a uri").to_string(), "not a uri");
         let uri: http::Uri = "http://127.0.0.1:1/me?access_token=CANARY".parse().unwrap();
-        assert_eq!(redact_http_uri(&uri), "http://127.0.0.1:1/me?access_token=[redacted]");
+        assert_eq!(
+            redact_http_uri(&uri),
+            "http://127.0.0.1:1/me?access_token=[redacted]"
+        );
         assert_eq!(format!("{:?}", redact_uri("/a?code=1")), "\"/a?code=[redacted]\"");
     }
 }

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// A response with `status`, a JSON content type and `body`.
 pub fn json_response(status: u16, body: impl Into<Bytes>) -> HttpResponse {
     let mut response = http::Response::new(body.into());
-    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json; charset=UTF-8"),
@@ -213,7 +214,11 @@ pub struct ReplayExhausted(pub usize);
 impl HttpBackend for ReplayBackend {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         self.log.record(&request);
-        let next = self.script.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
+        let next = self
+            .script
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_front();
         next.unwrap_or_else(|| {
             Err(TransportError::with_source(
                 TransportErrorKind::Other,
@@ -249,9 +254,18 @@ mod tests {
             assert_eq!(backend.send(get("/2")).await.unwrap().status(), 404);
             let err = backend.send(get("/3")).await.unwrap_err();
             assert_eq!(err.kind(), TransportErrorKind::Other);
-            assert!(std::error::Error::source(&err).unwrap().to_string().contains("number 3"));
+            assert!(
+                std::error::Error::source(&err)
+                    .unwrap()
+                    .to_string()
+                    .contains("number 3")
+            );
         });
-        let paths: Vec<_> = backend.requests().iter().map(|r| r.uri().path().to_owned()).collect();
+        let paths: Vec<_> = backend
+            .requests()
+            .iter()
+            .map(|r| r.uri().path().to_owned())
+            .collect();
         assert_eq!(paths, ["/1", "/2", "/3"]);
         assert_eq!(backend.remaining(), 0);
     }
@@ -260,10 +274,16 @@ mod tests {
     fn capturing_records_full_requests_and_forwards() {
         let capture = CapturingBackend::new(FnBackend::new(|r| Ok(json_response(201, r.into_body()))));
         let response = block_on(capture.send(get("/me"))).unwrap();
-        assert_eq!((response.status().as_u16(), response.body().as_ref()), (201, &b"body"[..]));
+        assert_eq!(
+            (response.status().as_u16(), response.body().as_ref()),
+            (201, &b"body"[..])
+        );
         let seen = capture.requests();
         assert_eq!(seen[0].headers()["x-test"], "1");
         assert_eq!(seen[0].body().as_ref(), b"body");
-        assert_eq!(format!("{capture:?}"), "CapturingBackend { inner: FnBackend, requests: 1 }");
+        assert_eq!(
+            format!("{capture:?}"),
+            "CapturingBackend { inner: FnBackend, requests: 1 }"
+        );
     }
 }

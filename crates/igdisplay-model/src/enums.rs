@@ -129,7 +129,10 @@ mod tests {
         assert_eq!(reel, MediaType::Unknown("REEL".into()));
         assert!(reel.is_unknown());
         assert_eq!(serde_json::to_string(&reel).unwrap(), "\"REEL\"");
-        assert_eq!(serde_json::to_string(&AccountType::Personal).unwrap(), "\"PERSONAL\"");
+        assert_eq!(
+            serde_json::to_string(&AccountType::Personal).unwrap(),
+            "\"PERSONAL\""
+        );
     }
 
     #[test]

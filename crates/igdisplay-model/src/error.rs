@@ -101,10 +101,14 @@ impl ErrorBody {
             return None;
         };
         if matches!(map.get("error"), Some(Value::Object(_))) {
-            return serde_json::from_value(Value::Object(map)).ok().map(ErrorBody::Graph);
+            return serde_json::from_value(Value::Object(map))
+                .ok()
+                .map(ErrorBody::Graph);
         }
         if map.contains_key("error_message") || map.contains_key("error_type") {
-            return serde_json::from_value(Value::Object(map)).ok().map(ErrorBody::OAuth);
+            return serde_json::from_value(Value::Object(map))
+                .ok()
+                .map(ErrorBody::OAuth);
         }
         None
     }
@@ -237,13 +241,26 @@ mod tests {
 
     #[test]
     fn error_body_recognizes_both_shapes_and_nothing_else() {
-        let oauth = br#"{"error_type":"OAuthException","code":400,"error_message":"Invalid authorization code"}"#;
+        let oauth =
+            br#"{"error_type":"OAuthException","code":400,"error_message":"Invalid authorization code"}"#;
         assert!(matches!(ErrorBody::parse(oauth), Some(ErrorBody::OAuth(_))));
-        let graph = br#"{"error":{"message":"Invalid OAuth access token.","type":"OAuthException","code":190}}"#;
+        let graph =
+            br#"{"error":{"message":"Invalid OAuth access token.","type":"OAuthException","code":190}}"#;
         let parsed = ErrorBody::parse(graph).unwrap();
         assert_eq!(parsed.message(), "Invalid OAuth access token.");
-        for other in [&b"<html>nope</html>"[..], b"", b"[]", b"{\"error\":\"x\"}", b"{\"data\":[]}"] {
-            assert_eq!(ErrorBody::parse(other), None, "{:?}", String::from_utf8_lossy(other));
+        for other in [
+            &b"<html>nope</html>"[..],
+            b"",
+            b"[]",
+            b"{\"error\":\"x\"}",
+            b"{\"data\":[]}",
+        ] {
+            assert_eq!(
+                ErrorBody::parse(other),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(other)
+            );
         }
     }
 

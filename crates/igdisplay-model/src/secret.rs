@@ -66,10 +66,16 @@ mod tests {
     fn debug_is_redacted_and_value_is_reachable() {
         let token = AccessToken::new("IGQVJcanary");
         assert_eq!(format!("{token:?}"), "AccessToken([redacted])");
-        assert_eq!(format!("{:#?}", Some(token.clone())), "Some(\n    AccessToken([redacted]),\n)");
+        assert_eq!(
+            format!("{:#?}", Some(token.clone())),
+            "Some(\n    AccessToken([redacted]),\n)"
+        );
         assert_eq!(token.expose_secret(), "IGQVJcanary");
         assert_eq!(format!("{:?}", AppSecret::new("s")), "AppSecret([redacted])");
-        assert_eq!(format!("{:?}", AuthorizationCode::new("c")), "AuthorizationCode([redacted])");
+        assert_eq!(
+            format!("{:?}", AuthorizationCode::new("c")),
+            "AuthorizationCode([redacted])"
+        );
         assert_eq!(format!("{:?}", CsrfState::new("c")), "CsrfState([redacted])");
     }
 

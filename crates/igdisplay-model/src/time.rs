@@ -243,7 +243,11 @@ mod tests {
 
     #[test]
     fn leap_days_and_negative_years_round_trip() {
-        for text in ["2024-02-29T00:00:00+0000", "1969-12-31T23:59:59+0000", "2000-03-01T12:00:00+0000"] {
+        for text in [
+            "2024-02-29T00:00:00+0000",
+            "1969-12-31T23:59:59+0000",
+            "2000-03-01T12:00:00+0000",
+        ] {
             assert_eq!(Timestamp::parse(text).unwrap().to_string(), text);
         }
         assert_eq!(Timestamp::from_unix(-1).to_string(), "1969-12-31T23:59:59+0000");

@@ -127,9 +127,10 @@ mod tests {
 
     #[test]
     fn permissions_of_the_wrong_type_are_rejected() {
-        let err =
-            serde_json::from_str::<CodeExchangeResponse>(r#"{"access_token":"t","user_id":1,"permissions":5}"#)
-                .unwrap_err();
+        let err = serde_json::from_str::<CodeExchangeResponse>(
+            r#"{"access_token":"t","user_id":1,"permissions":5}"#,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("comma-separated"), "{err}");
         let ok: CodeExchangeResponse =
             serde_json::from_str(r#"{"access_token":"t","user_id":1,"permissions":null}"#).unwrap();

@@ -132,7 +132,11 @@ impl Usage {
     /// The highest percentage of any budget, 0..=100.
     pub fn max_percent(&self) -> Option<u8> {
         let business = self.business.iter().filter_map(BusinessUseCase::max_percent);
-        self.app.and_then(|a| a.max_percent()).into_iter().chain(business).max()
+        self.app
+            .and_then(|a| a.max_percent())
+            .into_iter()
+            .chain(business)
+            .max()
     }
 
     /// The longest `estimated_time_to_regain_access` Instagram announced.
@@ -176,16 +180,31 @@ mod tests {
         assert_eq!(usage.call_count, Some(28));
         assert_eq!(usage.max_percent(), Some(28));
         let older = AppUsage::parse(br#"{"call_volume":3.6,"cpu_time":"7"}"#).unwrap();
-        assert_eq!((older.call_count, older.total_cputime, older.total_time), (Some(4), Some(7), None));
+        assert_eq!(
+            (older.call_count, older.total_cputime, older.total_time),
+            (Some(4), Some(7), None)
+        );
     }
 
     #[test]
     fn garbage_never_fails_and_values_are_clamped() {
-        for junk in [&b""[..], b"   ", b"null", b"[1]", b"{", b"\xff\xfe", b"{\"other\":1}", b"{\"call_count\":-5}"] {
+        for junk in [
+            &b""[..],
+            b"   ",
+            b"null",
+            b"[1]",
+            b"{",
+            b"\xff\xfe",
+            b"{\"other\":1}",
+            b"{\"call_count\":-5}",
+        ] {
             assert_eq!(AppUsage::parse(junk), None, "{:?}", String::from_utf8_lossy(junk));
         }
         let big = AppUsage::parse(br#"{"call_count":250,"total_time":1e308,"total_cputime":"NaN"}"#).unwrap();
-        assert_eq!((big.call_count, big.total_time, big.total_cputime), (Some(100), Some(100), None));
+        assert_eq!(
+            (big.call_count, big.total_time, big.total_cputime),
+            (Some(100), Some(100), None)
+        );
     }
 
     #[test]
