@@ -3,6 +3,7 @@
 
 #[cfg(any(feature = "reqwest", feature = "hyper"))]
 mod body;
+mod clock;
 mod config;
 mod error;
 mod redact;
@@ -18,6 +19,7 @@ mod tls;
 
 use std::sync::Arc;
 
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::{BackendConfig, DEFAULT_MAX_BODY_BYTES};
 pub use error::{BodyTooLarge, BoxError, TransportError, TransportErrorKind};
 #[cfg(feature = "hyper")]

@@ -1,0 +1,307 @@
+//! The app's configuration: platform, credentials, the exact redirect URI and base URLs.
+
+use igdisplay_model::AppSecret;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Which Instagram API the app uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Platform {
+    /// The Instagram API with Instagram Login (professional accounts; the live one).
+    InstagramLogin,
+    /// The Instagram Basic Display API (any account; switched off by Meta on 2024-12-04).
+    BasicDisplay,
+}
+
+impl Platform {
+    /// Both platforms.
+    pub const ALL: [Platform; 2] = [Platform::InstagramLogin, Platform::BasicDisplay];
+
+    /// `instagram-login` or `basic-display`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::InstagramLogin => "instagram-login",
+            Platform::BasicDisplay => "basic-display",
+        }
+    }
+
+    /// Parses `instagram-login` or `basic-display` (case-insensitive, `_` accepted for `-`).
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim().replace('_', "-");
+        Platform::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(&text))
+    }
+
+    /// The scope without which the platform refuses to authorize.
+    pub fn required_scope(self) -> &'static str {
+        match self {
+            Platform::InstagramLogin => scopes::INSTAGRAM_BUSINESS_BASIC,
+            Platform::BasicDisplay => scopes::USER_PROFILE,
+        }
+    }
+
+    /// The scopes a read-only app asks for: profile and media.
+    pub fn default_scopes(self) -> &'static [&'static str] {
+        match self {
+            Platform::InstagramLogin => &[scopes::INSTAGRAM_BUSINESS_BASIC],
+            Platform::BasicDisplay => &[scopes::USER_PROFILE, scopes::USER_MEDIA],
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Scope names of both platforms.
+pub mod scopes {
+    /// Basic Display: the User node (required).
+    pub const USER_PROFILE: &str = "user_profile";
+    /// Basic Display: media, albums and `media_count`.
+    pub const USER_MEDIA: &str = "user_media";
+    /// Instagram Login: profile and media (required; also needed to refresh).
+    pub const INSTAGRAM_BUSINESS_BASIC: &str = "instagram_business_basic";
+    /// Instagram Login: publishing.
+    pub const INSTAGRAM_BUSINESS_CONTENT_PUBLISH: &str = "instagram_business_content_publish";
+    /// Instagram Login: comments.
+    pub const INSTAGRAM_BUSINESS_MANAGE_COMMENTS: &str = "instagram_business_manage_comments";
+    /// Instagram Login: messaging.
+    pub const INSTAGRAM_BUSINESS_MANAGE_MESSAGES: &str = "instagram_business_manage_messages";
+    /// Instagram Login: insights.
+    pub const INSTAGRAM_BUSINESS_MANAGE_INSIGHTS: &str = "instagram_business_manage_insights";
+}
+
+/// Where each kind of request goes. Production hosts by default; point them all at a mock
+/// with [`Endpoints::single_origin`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Endpoints {
+    /// The authorize window, a full URL (`https://www.instagram.com/oauth/authorize`).
+    pub authorize_url: String,
+    /// The base of `POST /oauth/access_token` (`https://api.instagram.com`).
+    pub api_base: String,
+    /// The base of the Graph token endpoints (`https://graph.instagram.com`).
+    pub graph_base: String,
+}
+
+impl Endpoints {
+    /// Instagram's own hosts for `platform`.
+    pub fn production(platform: Platform) -> Self {
+        let authorize_url = match platform {
+            Platform::InstagramLogin => "https://www.instagram.com/oauth/authorize",
+            Platform::BasicDisplay => "https://api.instagram.com/oauth/authorize",
+        };
+        Self {
+            authorize_url: authorize_url.to_owned(),
+            api_base: "https://api.instagram.com".to_owned(),
+            graph_base: "https://graph.instagram.com".to_owned(),
+        }
+    }
+
+    /// Everything on one origin, as the bundled mock serves it: `{base}/oauth/authorize`,
+    /// `{base}/oauth/access_token`, `{base}/access_token`, ...
+    pub fn single_origin(base: &str) -> Self {
+        let base = base.trim_end_matches('/');
+        Self {
+            authorize_url: format!("{base}/oauth/authorize"),
+            api_base: base.to_owned(),
+            graph_base: base.to_owned(),
+        }
+    }
+
+    /// Whether every endpoint is one of Instagram's production hosts.
+    pub fn is_production(&self) -> bool {
+        let real = |url: &str| {
+            [
+                "https://api.instagram.com",
+                "https://www.instagram.com",
+                "https://graph.instagram.com",
+            ]
+            .iter()
+            .any(|host| url == *host || url.starts_with(&format!("{host}/")))
+        };
+        real(&self.authorize_url) && real(&self.api_base) && real(&self.graph_base)
+    }
+
+    fn normalized(mut self) -> Self {
+        for url in [&mut self.authorize_url, &mut self.api_base, &mut self.graph_base] {
+            let trimmed = url.trim().trim_end_matches('/').to_owned();
+            *url = trimmed;
+        }
+        self
+    }
+}
+
+/// A configuration the flow cannot work with.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The app id is empty or not numeric.
+    #[error("the app id must be the numeric Instagram App ID from the App Dashboard")]
+    InvalidAppId,
+    /// The app secret is empty.
+    #[error("the app secret is empty")]
+    EmptyAppSecret,
+    /// The redirect URI is not an absolute http(s) URI without a fragment.
+    #[error("the redirect URI must be an absolute http or https URI without a fragment")]
+    InvalidRedirectUri,
+    /// A base URL is not an absolute http(s) URL.
+    #[error("the {0} endpoint must be an absolute http or https URL")]
+    InvalidEndpoint(&'static str),
+}
+
+/// Everything the authorization flow needs to know about the app.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct AppConfig {
+    /// Which API.
+    pub platform: Platform,
+    /// The Instagram App ID (`client_id`).
+    pub app_id: String,
+    /// The Instagram App Secret (`client_secret`).
+    pub app_secret: AppSecret,
+    /// The redirect URI, byte for byte as registered in the App Dashboard (mind the
+    /// trailing `/` the dashboard may add).
+    pub redirect_uri: String,
+    /// Where requests go.
+    pub endpoints: Endpoints,
+}
+
+impl AppConfig {
+    /// A configuration on Instagram's production hosts.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when the app id is not numeric, the secret is empty, or the redirect
+    /// URI is not an absolute http(s) URI.
+    pub fn new(
+        platform: Platform,
+        app_id: impl Into<String>,
+        app_secret: AppSecret,
+        redirect_uri: impl Into<String>,
+    ) -> Result<Self, ConfigError> {
+        let app_id = app_id.into().trim().to_owned();
+        if app_id.is_empty() || !app_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ConfigError::InvalidAppId);
+        }
+        if app_secret.expose_secret().trim().is_empty() {
+            return Err(ConfigError::EmptyAppSecret);
+        }
+        let redirect_uri = redirect_uri.into();
+        if !is_absolute_http(&redirect_uri) || redirect_uri.contains('#') {
+            return Err(ConfigError::InvalidRedirectUri);
+        }
+        Ok(Self {
+            platform,
+            app_id,
+            app_secret,
+            redirect_uri,
+            endpoints: Endpoints::production(platform),
+        })
+    }
+
+    /// Replaces the endpoints (e.g. with [`Endpoints::single_origin`] for a mock).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidEndpoint`] when one is not an absolute http(s) URL.
+    pub fn with_endpoints(mut self, endpoints: Endpoints) -> Result<Self, ConfigError> {
+        let endpoints = endpoints.normalized();
+        for (name, url) in [
+            ("authorize", &endpoints.authorize_url),
+            ("api", &endpoints.api_base),
+            ("graph", &endpoints.graph_base),
+        ] {
+            if !is_absolute_http(url) {
+                return Err(ConfigError::InvalidEndpoint(name));
+            }
+        }
+        self.endpoints = endpoints;
+        Ok(self)
+    }
+}
+
+fn is_absolute_http(url: &str) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return false;
+    };
+    matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some_and(|h| !h.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> AppConfig {
+        AppConfig::new(
+            Platform::InstagramLogin,
+            "684477648739411",
+            AppSecret::new("s3cret"),
+            "https://socialsizzle.herokuapp.com/auth/",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn platforms_parse_and_name_their_hosts_and_scopes() {
+        assert_eq!(Platform::parse("Basic_Display"), Some(Platform::BasicDisplay));
+        assert_eq!(Platform::parse("graph"), None);
+        assert_eq!(
+            Endpoints::production(Platform::BasicDisplay).authorize_url,
+            "https://api.instagram.com/oauth/authorize"
+        );
+        assert_eq!(
+            Platform::InstagramLogin.required_scope(),
+            "instagram_business_basic"
+        );
+        assert_eq!(
+            Platform::BasicDisplay.default_scopes(),
+            ["user_profile", "user_media"]
+        );
+        assert!(config().endpoints.is_production());
+    }
+
+    #[test]
+    fn bad_configuration_is_refused_with_a_reason() {
+        let secret = || AppSecret::new("s");
+        let uri = "https://example.com/cb";
+        let new =
+            |id: &str, secret: AppSecret, uri: &str| AppConfig::new(Platform::BasicDisplay, id, secret, uri);
+        assert_eq!(new("", secret(), uri).unwrap_err(), ConfigError::InvalidAppId);
+        assert_eq!(new("12a", secret(), uri).unwrap_err(), ConfigError::InvalidAppId);
+        assert_eq!(
+            new("1", AppSecret::new(" "), uri).unwrap_err(),
+            ConfigError::EmptyAppSecret
+        );
+        for bad in ["/relative", "ftp://x/y", "https://x/cb#_", "not a uri"] {
+            assert_eq!(
+                new("1", secret(), bad).unwrap_err(),
+                ConfigError::InvalidRedirectUri,
+                "{bad}"
+            );
+        }
+        let err = config()
+            .with_endpoints(Endpoints::single_origin("localhost:8787"))
+            .unwrap_err();
+        assert_eq!(err, ConfigError::InvalidEndpoint("authorize"));
+    }
+
+    #[test]
+    fn single_origin_points_everything_at_one_server() {
+        let config = config()
+            .with_endpoints(Endpoints::single_origin("http://127.0.0.1:8787/"))
+            .unwrap();
+        assert_eq!(
+            config.endpoints.authorize_url,
+            "http://127.0.0.1:8787/oauth/authorize"
+        );
+        assert_eq!(config.endpoints.api_base, "http://127.0.0.1:8787");
+        assert!(!config.endpoints.is_production());
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+}

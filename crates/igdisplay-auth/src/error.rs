@@ -1,0 +1,200 @@
+//! The errors of the flow. None of them ever holds a token, code, state, secret or URL.
+
+use igdisplay_http::TransportError;
+use igdisplay_model::{ErrorClass, GraphError, Timestamp, UserId};
+
+/// Why a redirect back from the authorize window was rejected. No request was sent.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallbackError {
+    /// The callback is longer than the parser accepts.
+    #[error("the callback is {len} bytes long, more than the {limit}-byte limit")]
+    TooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The callback is not a query string igdisplay can read.
+    #[error("the callback is malformed: {0}")]
+    Malformed(&'static str),
+    /// A parameter appears twice; igdisplay never picks one.
+    #[error("the callback repeats the `{0}` parameter")]
+    DuplicateParameter(&'static str),
+    /// Both `code` and `error` are present.
+    #[error("the callback carries both a code and an error")]
+    BothCodeAndError,
+    /// `code` is present but empty.
+    #[error("the callback's code is empty")]
+    EmptyCode,
+    /// Neither `code` nor `error` is present.
+    #[error("the callback has neither a code nor an error: was the URL copied completely?")]
+    MissingCode,
+    /// `state` is missing.
+    #[error("the callback has no state: it did not come from an authorization this app started")]
+    MissingState,
+    /// `state` does not match a pending authorization.
+    #[error("the callback's state does not match: start the login again")]
+    StateMismatch,
+    /// `state` belongs to an authorization that was already completed.
+    #[error("this login was already completed: the callback was replayed")]
+    StateAlreadyUsed,
+    /// The pending authorization is older than its time to live.
+    #[error("the login took too long and expired: start it again")]
+    AuthorizationExpired,
+    /// The user pressed Cancel (`error=access_denied`) or Instagram refused.
+    #[error("the authorization was denied ({error}: {reason})")]
+    Denied {
+        /// `error`, usually `access_denied`.
+        error: String,
+        /// `error_reason`, usually `user_denied`.
+        reason: String,
+        /// `error_description`, as sent. Escape it before putting it in HTML.
+        description: String,
+    },
+}
+
+/// A failed token request: code exchange, long-lived exchange or refresh.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// No response: see the source for the kind.
+    #[error("the token request failed")]
+    Transport(#[source] TransportError),
+    /// Instagram does not recognize the code (`Invalid authorization code`).
+    #[error("instagram rejected the authorization code: {message}")]
+    InvalidCode {
+        /// Instagram's message.
+        message: String,
+    },
+    /// The code was already exchanged (it is single use; a callback hit twice does this).
+    #[error("the authorization code was already used: {message}")]
+    CodeAlreadyUsed {
+        /// Instagram's message.
+        message: String,
+    },
+    /// The redirect URI differs from the one of the authorize URL.
+    #[error("the redirect URI does not match the one used to authorize: {message}")]
+    RedirectUriMismatch {
+        /// Instagram's message.
+        message: String,
+    },
+    /// The app id or secret is wrong (`Invalid platform app`, a bad client secret).
+    #[error("instagram rejected the app credentials: {message}; use the Instagram App ID and Secret")]
+    InvalidClient {
+        /// Instagram's message.
+        message: String,
+    },
+    /// The account is not an accepted Instagram Tester of this app in development mode.
+    #[error(
+        "the account is not an accepted Instagram tester of this app ({message}): invite it under \
+         App Dashboard > Roles > Instagram Testers and accept under Settings > Apps and Websites > Tester Invites"
+    )]
+    NotATester {
+        /// Instagram's message.
+        message: String,
+    },
+    /// Another flat OAuth error.
+    #[error("instagram rejected the request (OAuth error {code}): {message}")]
+    OAuth {
+        /// The `code` field (mirrors the HTTP status).
+        code: i64,
+        /// Instagram's message.
+        message: String,
+    },
+    /// A Graph-shaped error (token endpoints on graph.instagram.com).
+    #[error("instagram error {} ({:?}): {}", .error.code, .class, .error.message)]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// What to do about it.
+        class: ErrorClass,
+        /// The error as sent.
+        error: Box<GraphError>,
+    },
+    /// A success status with a body that does not decode.
+    #[error("the token response could not be decoded at `{path}`: {reason}")]
+    Decode {
+        /// Where in the JSON it failed.
+        path: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// An error status whose body is neither error shape.
+    #[error("unexpected response with status {status}: {snippet}")]
+    UnexpectedResponse {
+        /// The HTTP status.
+        status: u16,
+        /// The start of the body, secrets masked.
+        snippet: String,
+    },
+    /// The authorization grant was made for another app, redirect URI or token endpoint.
+    #[error("the authorization was started with another configuration (app, redirect URI or endpoint)")]
+    ConfigMismatch,
+    /// Only a long-lived token can be refreshed; exchange a short-lived one instead.
+    #[error("only a long-lived token can be refreshed")]
+    NotLongLived,
+    /// A long-lived token can be refreshed only once it is 24 hours old.
+    #[error("the token is less than 24 hours old; it can be refreshed from {ready_at}")]
+    TooEarly {
+        /// When it becomes refreshable.
+        ready_at: Timestamp,
+    },
+    /// The token expired: the user must authorize again.
+    #[error("the token expired at {expired_at}: the user must log in again")]
+    Expired {
+        /// When it expired.
+        expired_at: Timestamp,
+    },
+    /// Instagram says the token is no longer valid: the user must authorize again.
+    #[error("the token was revoked or invalidated: the user must log in again")]
+    Revoked(#[source] Box<TokenError>),
+    /// No token is stored for this user.
+    #[error("no token is stored for user {0}: log in first")]
+    NoToken(UserId),
+    /// The token store failed.
+    #[error("the token store failed")]
+    Store(#[from] StoreError),
+}
+
+impl TokenError {
+    /// Whether the user must go through the authorize window again.
+    pub fn requires_reauthorization(&self) -> bool {
+        match self {
+            TokenError::Expired { .. } | TokenError::Revoked(_) | TokenError::NoToken(_) => true,
+            TokenError::Api { class, .. } => *class == ErrorClass::InvalidToken,
+            _ => false,
+        }
+    }
+
+    /// Whether the same request may succeed if tried again later.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            TokenError::Transport(_) => true,
+            TokenError::Api { class, .. } => class.is_retryable() || *class == ErrorClass::RateLimited,
+            TokenError::UnexpectedResponse { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+/// A token store failure. Never holds a token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Reading, writing, locking or renaming failed.
+    #[error("token store I/O failed while trying to {action}")]
+    Io {
+        /// What it was doing.
+        action: &'static str,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The stored file is not valid token JSON; it was left untouched.
+    #[error("the token file is corrupt and was left untouched")]
+    Corrupt(#[source] serde_json::Error),
+    /// The store's file has a newer format than this version understands.
+    #[error("the token file has format version {0}, newer than this igdisplay understands")]
+    UnsupportedVersion(u64),
+}

@@ -1,0 +1,609 @@
+//! The authorize step: the URL, the pending authorization it creates, and the checks that
+//! turn a callback into an [`AuthorizationGrant`].
+//!
+//! One type per state: [`PendingAuthorization`] (URL handed out, waiting for the user) →
+//! [`AuthorizationGrant`] (callback verified, a code to spend) → [`TokenRecord`](crate::TokenRecord)
+//! (short-lived, then long-lived). Verifying consumes the pending value, so a state can be used
+//! once; [`PendingAuthorizations`] keeps many of them for a server and remembers used ones to
+//! report replays.
+
+use crate::callback::{Callback, CallbackOutcome};
+use crate::{AppConfig, CallbackError, Platform};
+use base64::Engine as _;
+use igdisplay_model::{AuthorizationCode, CsrfState, Timestamp};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+use subtle::ConstantTimeEq;
+
+/// How long a pending authorization waits for its callback by default.
+pub const DEFAULT_STATE_TTL: Duration = Duration::from_secs(10 * 60);
+
+/// Bytes of OS randomness in a state (256 bits; encoded as 43 base64url characters).
+pub const STATE_BYTES: usize = 32;
+
+/// Everything but the RFC 3986 unreserved characters is percent-encoded.
+pub(crate) const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `name=value&...`, each name and value percent-encoded exactly once.
+pub(crate) fn encode_pairs(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (i, (name, value)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.extend(utf8_percent_encode(name, COMPONENT));
+        out.push('=');
+        out.extend(utf8_percent_encode(value, COMPONENT));
+    }
+    out
+}
+
+/// The OS random generator failed; no state could be made.
+#[derive(Debug, thiserror::Error)]
+#[error("the operating system's random number generator failed")]
+pub struct RandomnessError(#[source] getrandom::Error);
+
+/// `n` bytes from the OS CSPRNG, base64url without padding.
+pub(crate) fn random_token(bytes: usize) -> Result<String, RandomnessError> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(RandomnessError)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
+}
+
+/// Builds an authorize URL; from [`AuthClient::authorize`](crate::AuthClient::authorize).
+#[derive(Clone, Debug)]
+#[must_use = "call .build() to get the URL and the pending authorization"]
+pub struct AuthorizeBuilder {
+    config: std::sync::Arc<AppConfig>,
+    now: SystemTime,
+    scopes: Vec<String>,
+    ttl: Duration,
+    enable_fb_login: Option<bool>,
+    force_reauth: Option<bool>,
+}
+
+/// The URL to send the user to, and what to keep until they come back.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Authorization {
+    /// The authorize window URL. It holds the state: do not log it.
+    pub url: String,
+    /// Keep this (in a server-side session, or a file for a CLI) until the callback.
+    pub pending: PendingAuthorization,
+}
+
+impl AuthorizeBuilder {
+    pub(crate) fn new(config: std::sync::Arc<AppConfig>, now: SystemTime) -> Self {
+        let scopes = config
+            .platform
+            .default_scopes()
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        Self {
+            config,
+            now,
+            scopes,
+            ttl: DEFAULT_STATE_TTL,
+            enable_fb_login: None,
+            force_reauth: None,
+        }
+    }
+
+    /// Replaces the scopes. The platform's required scope is added if missing.
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Adds one scope.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scopes.push(scope.into());
+        self
+    }
+
+    /// How long the pending authorization waits for its callback (default 10 minutes).
+    pub fn state_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Instagram Login: whether the login page offers "Log in with Facebook" (`enable_fb_login`).
+    pub fn enable_fb_login(mut self, enable: bool) -> Self {
+        self.enable_fb_login = Some(enable);
+        self
+    }
+
+    /// Instagram Login: make the user enter their credentials even if logged in (`force_reauth`).
+    pub fn force_reauth(mut self, force: bool) -> Self {
+        self.force_reauth = Some(force);
+        self
+    }
+
+    /// The URL and the pending authorization, with a fresh 256-bit state.
+    ///
+    /// # Errors
+    ///
+    /// [`RandomnessError`] when the OS random generator fails.
+    pub fn build(self) -> Result<Authorization, RandomnessError> {
+        let state = random_token(STATE_BYTES)?;
+        let mut scopes: Vec<String> = Vec::with_capacity(self.scopes.len() + 1);
+        let required = self.config.platform.required_scope();
+        for scope in std::iter::once(required.to_owned()).chain(self.scopes) {
+            let scope = scope.trim().to_owned();
+            if !scope.is_empty() && !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        let scope = scopes.join(",");
+        let config = &self.config;
+        let mut pairs = vec![
+            ("client_id", config.app_id.as_str()),
+            ("redirect_uri", config.redirect_uri.as_str()),
+            ("response_type", "code"),
+            ("scope", scope.as_str()),
+            ("state", state.as_str()),
+        ];
+        if config.platform == Platform::InstagramLogin {
+            let flag = |on: bool| if on { "true" } else { "false" };
+            if let Some(on) = self.enable_fb_login {
+                pairs.push(("enable_fb_login", flag(on)));
+            }
+            if let Some(on) = self.force_reauth {
+                pairs.push(("force_reauth", flag(on)));
+            }
+        }
+        let separator = if config.endpoints.authorize_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        let url = format!(
+            "{}{separator}{}",
+            config.endpoints.authorize_url,
+            encode_pairs(&pairs)
+        );
+        let pending = PendingAuthorization {
+            state: CsrfState::new(state),
+            created_at: Timestamp::from_system_time(self.now),
+            expires_at: Timestamp::from_system_time(self.now + self.ttl),
+            binding: Binding::of(config),
+            scopes,
+        };
+        Ok(Authorization { url, pending })
+    }
+}
+
+/// What an authorization is bound to: a code is only ever sent where it was asked for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Binding {
+    pub(crate) platform: Platform,
+    pub(crate) client_id: String,
+    pub(crate) redirect_uri: String,
+    pub(crate) token_endpoint: String,
+}
+
+impl Binding {
+    pub(crate) fn of(config: &AppConfig) -> Self {
+        Self {
+            platform: config.platform,
+            client_id: config.app_id.clone(),
+            redirect_uri: config.redirect_uri.clone(),
+            token_endpoint: config.endpoints.api_base.clone(),
+        }
+    }
+}
+
+/// An authorization waiting for its callback. Serializable, so a web server can keep it in a
+/// session and a CLI in a file between two processes. `Debug` hides the state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PendingAuthorization {
+    state: CsrfState,
+    created_at: Timestamp,
+    expires_at: Timestamp,
+    binding: Binding,
+    scopes: Vec<String>,
+}
+
+impl PendingAuthorization {
+    /// When it stops accepting a callback.
+    pub fn expires_at(&self) -> Timestamp {
+        self.expires_at
+    }
+
+    /// When the authorize URL was made.
+    pub fn created_at(&self) -> Timestamp {
+        self.created_at
+    }
+
+    /// The scopes asked for.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// The platform it was made for.
+    pub fn platform(&self) -> Platform {
+        self.binding.platform
+    }
+
+    /// Checks `callback` against this authorization at `now`, consuming it.
+    ///
+    /// The state is compared in constant time. A denial with a matching (or absent) state is
+    /// [`CallbackError::Denied`].
+    ///
+    /// # Errors
+    ///
+    /// [`CallbackError::MissingState`], [`StateMismatch`](CallbackError::StateMismatch),
+    /// [`AuthorizationExpired`](CallbackError::AuthorizationExpired) or
+    /// [`Denied`](CallbackError::Denied).
+    pub fn verify(self, callback: Callback, now: SystemTime) -> Result<AuthorizationGrant, CallbackError> {
+        match &callback.state {
+            Some(state) if states_equal(state, &self.state) => {}
+            Some(_) => return Err(CallbackError::StateMismatch),
+            None if matches!(callback.outcome, CallbackOutcome::Denied { .. }) => {}
+            None => return Err(CallbackError::MissingState),
+        }
+        self.accept(callback.outcome, now)
+    }
+
+    /// Expiry and outcome, once the state is known to match.
+    fn accept(self, outcome: CallbackOutcome, now: SystemTime) -> Result<AuthorizationGrant, CallbackError> {
+        match outcome {
+            CallbackOutcome::Denied {
+                error,
+                reason,
+                description,
+            } => Err(CallbackError::Denied {
+                error,
+                reason,
+                description,
+            }),
+            CallbackOutcome::Code(_) if now >= self.expires_at.to_system_time() => {
+                Err(CallbackError::AuthorizationExpired)
+            }
+            CallbackOutcome::Code(code) => Ok(AuthorizationGrant {
+                code,
+                binding: self.binding,
+                scopes: self.scopes,
+            }),
+        }
+    }
+
+    fn key(&self) -> StateKey {
+        StateKey::of(&self.state)
+    }
+}
+
+fn states_equal(a: &CsrfState, b: &CsrfState) -> bool {
+    a.expose_secret()
+        .as_bytes()
+        .ct_eq(b.expose_secret().as_bytes())
+        .into()
+}
+
+/// A verified callback: a code to exchange, bound to the app and endpoint that asked for it.
+/// `Debug` hides the code.
+#[derive(Debug)]
+pub struct AuthorizationGrant {
+    pub(crate) code: AuthorizationCode,
+    pub(crate) binding: Binding,
+    scopes: Vec<String>,
+}
+
+impl AuthorizationGrant {
+    /// The scopes that were asked for (Instagram may report the granted ones at exchange).
+    pub fn requested_scopes(&self) -> &[String] {
+        &self.scopes
+    }
+}
+
+/// The SHA-256 of a state: the table's key, so lookups leak no timing about the state itself.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct StateKey([u8; 32]);
+
+impl StateKey {
+    fn of(state: &CsrfState) -> Self {
+        Self(Sha256::digest(state.expose_secret().as_bytes()).into())
+    }
+}
+
+/// Many pending authorizations at once, for a server: callbacks are matched by state, each
+/// state works once, and a second use is reported as a replay rather than a mismatch.
+///
+/// Bounded: expired entries are dropped as new ones arrive, and at most
+/// [`PendingAuthorizations::CAPACITY`] wait at a time (the oldest go first).
+#[derive(Debug, Default)]
+pub struct PendingAuthorizations {
+    table: Mutex<Table>,
+}
+
+#[derive(Default)]
+struct Table {
+    pending: HashMap<StateKey, PendingAuthorization>,
+    /// Used states, until the time their authorization would have expired.
+    used: HashMap<StateKey, SystemTime>,
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("pending", &self.pending.len())
+            .field("used", &self.used.len())
+            .finish()
+    }
+}
+
+impl PendingAuthorizations {
+    /// The most authorizations that wait at once.
+    pub const CAPACITY: usize = 10_000;
+
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps `pending` until its callback, dropping expired entries first.
+    pub fn insert(&self, pending: PendingAuthorization, now: SystemTime) {
+        let mut table = self.table();
+        table.pending.retain(|_, p| p.expires_at.to_system_time() > now);
+        table.used.retain(|_, until| *until > now);
+        while table.pending.len() >= Self::CAPACITY {
+            let oldest = table
+                .pending
+                .iter()
+                .min_by_key(|(_, p)| p.created_at)
+                .map(|(key, _)| *key);
+            match oldest {
+                Some(key) => table.pending.remove(&key),
+                None => break,
+            };
+        }
+        table.pending.insert(pending.key(), pending);
+    }
+
+    /// How many authorizations are waiting.
+    pub fn len(&self) -> usize {
+        self.table().pending.len()
+    }
+
+    /// Whether none are waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Matches `callback` to its pending authorization and consumes it. A mismatched state
+    /// leaves the table unchanged, so the legitimate callback still completes.
+    ///
+    /// # Errors
+    ///
+    /// As [`PendingAuthorization::verify`], plus [`CallbackError::StateAlreadyUsed`] for a
+    /// replay. A denial without a state cannot be matched and is reported as
+    /// [`CallbackError::Denied`] without consuming anything.
+    pub fn complete(&self, callback: Callback, now: SystemTime) -> Result<AuthorizationGrant, CallbackError> {
+        let Some(state) = &callback.state else {
+            return match callback.outcome {
+                CallbackOutcome::Denied {
+                    error,
+                    reason,
+                    description,
+                } => Err(CallbackError::Denied {
+                    error,
+                    reason,
+                    description,
+                }),
+                CallbackOutcome::Code(_) => Err(CallbackError::MissingState),
+            };
+        };
+        let key = StateKey::of(state);
+        let mut table = self.table();
+        let Some(pending) = table.pending.remove(&key) else {
+            return Err(if table.used.contains_key(&key) {
+                CallbackError::StateAlreadyUsed
+            } else {
+                CallbackError::StateMismatch
+            });
+        };
+        table
+            .used
+            .insert(key, pending.expires_at.to_system_time().max(now));
+        drop(table);
+        pending.accept(callback.outcome, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AppConfig, Platform};
+    use igdisplay_model::AppSecret;
+    use std::collections::HashSet;
+    use std::sync::Arc;
+    use std::time::UNIX_EPOCH;
+
+    fn config(platform: Platform) -> Arc<AppConfig> {
+        Arc::new(
+            AppConfig::new(
+                platform,
+                "684477648739411",
+                AppSecret::new("x"),
+                "https://app.example/auth/?a=1&b=2",
+            )
+            .unwrap(),
+        )
+    }
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    fn state_of(url: &str) -> String {
+        url.split("state=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn the_url_has_exactly_the_documented_parameters_each_encoded_once() {
+        let auth = AuthorizeBuilder::new(config(Platform::BasicDisplay), now())
+            .build()
+            .unwrap();
+        let state = state_of(&auth.url);
+        let shown = auth.url.replace(&state, "[state]");
+        insta::assert_snapshot!(shown, @"https://api.instagram.com/oauth/authorize?client_id=684477648739411&redirect_uri=https%3A%2F%2Fapp.example%2Fauth%2F%3Fa%3D1%26b%3D2&response_type=code&scope=user_profile%2Cuser_media&state=[state]");
+        let auth = AuthorizeBuilder::new(config(Platform::InstagramLogin), now())
+            .scope("instagram_business_manage_comments")
+            .scope("instagram_business_basic")
+            .enable_fb_login(false)
+            .force_reauth(true)
+            .build()
+            .unwrap();
+        let shown = auth.url.replace(&state_of(&auth.url), "[state]");
+        insta::assert_snapshot!(shown, @"https://www.instagram.com/oauth/authorize?client_id=684477648739411&redirect_uri=https%3A%2F%2Fapp.example%2Fauth%2F%3Fa%3D1%26b%3D2&response_type=code&scope=instagram_business_basic%2Cinstagram_business_manage_comments&state=[state]&enable_fb_login=false&force_reauth=true");
+    }
+
+    #[test]
+    fn states_carry_256_bits_and_never_repeat() {
+        let config = config(Platform::InstagramLogin);
+        let mut seen = HashSet::new();
+        for _ in 0..100_000 {
+            let auth = AuthorizeBuilder::new(config.clone(), now()).build().unwrap();
+            let state = auth.pending.state.expose_secret().to_owned();
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(&state)
+                .unwrap();
+            assert_eq!(bytes.len(), STATE_BYTES);
+            assert!(seen.insert(state), "a state repeated");
+        }
+    }
+
+    fn callback(query: &str) -> Callback {
+        Callback::parse(query).unwrap()
+    }
+
+    #[test]
+    fn a_pending_authorization_checks_state_expiry_and_denial() {
+        let make = || {
+            AuthorizeBuilder::new(config(Platform::InstagramLogin), now())
+                .build()
+                .unwrap()
+        };
+        let auth = make();
+        let state = auth.pending.state.expose_secret().to_owned();
+        let grant = auth
+            .pending
+            .verify(callback(&format!("code=C1&state={state}#_")), now())
+            .unwrap();
+        assert_eq!(grant.code.expose_secret(), "C1");
+
+        let auth = make();
+        assert_eq!(
+            auth.pending
+                .verify(callback("code=C1&state=forged"), now())
+                .unwrap_err(),
+            CallbackError::StateMismatch
+        );
+        let auth = make();
+        assert_eq!(
+            auth.pending.verify(callback("code=C1"), now()).unwrap_err(),
+            CallbackError::MissingState
+        );
+        let auth = make();
+        let state = auth.pending.state.expose_secret().to_owned();
+        let late = now() + DEFAULT_STATE_TTL;
+        assert_eq!(
+            auth.pending
+                .verify(callback(&format!("code=C1&state={state}")), late)
+                .unwrap_err(),
+            CallbackError::AuthorizationExpired
+        );
+        let auth = make();
+        let denied = auth
+            .pending
+            .verify(
+                callback("error=access_denied&error_reason=user_denied&error_description=No"),
+                now(),
+            )
+            .unwrap_err();
+        assert!(matches!(denied, CallbackError::Denied { ref reason, .. } if reason == "user_denied"));
+    }
+
+    #[test]
+    fn the_table_reports_replays_and_keeps_legitimate_flows_alive() {
+        let table = PendingAuthorizations::new();
+        let config = config(Platform::BasicDisplay);
+        let auth = AuthorizeBuilder::new(config.clone(), now()).build().unwrap();
+        let state = auth.pending.state.expose_secret().to_owned();
+        table.insert(auth.pending, now());
+        // A forged state changes nothing.
+        assert_eq!(
+            table
+                .complete(callback("code=X&state=forged"), now())
+                .unwrap_err(),
+            CallbackError::StateMismatch
+        );
+        assert_eq!(table.len(), 1);
+        let good = format!("code=C&state={state}");
+        assert!(table.complete(callback(&good), now()).is_ok());
+        assert_eq!(
+            table.complete(callback(&good), now()).unwrap_err(),
+            CallbackError::StateAlreadyUsed
+        );
+        assert!(table.is_empty());
+
+        // A denial with a valid state consumes it.
+        let auth = AuthorizeBuilder::new(config.clone(), now()).build().unwrap();
+        let state = auth.pending.state.expose_secret().to_owned();
+        table.insert(auth.pending, now());
+        let denial = format!("error=access_denied&error_reason=user_denied&state={state}");
+        assert!(matches!(
+            table.complete(callback(&denial), now()),
+            Err(CallbackError::Denied { .. })
+        ));
+        assert_eq!(
+            table.complete(callback(&denial), now()).unwrap_err(),
+            CallbackError::StateAlreadyUsed
+        );
+
+        // Expired entries are dropped when new ones arrive.
+        let auth = AuthorizeBuilder::new(config.clone(), now()).build().unwrap();
+        table.insert(auth.pending, now());
+        let later = AuthorizeBuilder::new(config, now()).build().unwrap();
+        table.insert(later.pending, now() + DEFAULT_STATE_TTL);
+        assert_eq!(table.len(), 1);
+    }
+
+    #[test]
+    fn pending_authorizations_survive_serialization_without_showing_the_state() {
+        let auth = AuthorizeBuilder::new(config(Platform::InstagramLogin), now())
+            .build()
+            .unwrap();
+        let state = auth.pending.state.expose_secret().to_owned();
+        assert!(!format!("{:?}", auth.pending).contains(&state));
+        let json = serde_json::to_string(&auth.pending).unwrap();
+        let back: PendingAuthorization = serde_json::from_str(&json).unwrap();
+        assert!(
+            back.verify(callback(&format!("code=C&state={state}")), now())
+                .is_ok()
+        );
+    }
+}

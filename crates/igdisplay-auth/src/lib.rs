@@ -1,0 +1,27 @@
+#![doc = include_str!("../README.md")]
+
+mod callback;
+mod client;
+mod config;
+mod error;
+mod flow;
+mod manager;
+mod signed_request;
+mod store;
+mod token;
+
+pub use callback::{Callback, CallbackOutcome, MAX_CALLBACK_LEN};
+pub use client::AuthClient;
+pub use config::{AppConfig, ConfigError, Endpoints, Platform, scopes};
+pub use error::{CallbackError, StoreError, TokenError};
+pub use flow::{
+    Authorization, AuthorizationGrant, AuthorizeBuilder, DEFAULT_STATE_TTL, PendingAuthorization,
+    PendingAuthorizations, RandomnessError, STATE_BYTES,
+};
+pub use manager::{LoginError, TokenManager};
+pub use signed_request::{
+    DataDeletionResponse, MAX_SIGNED_REQUEST_LEN, SignedRequest, SignedRequestError, sign_signed_request,
+    verify_fresh_signed_request, verify_signed_request,
+};
+pub use store::{FileStore, MemoryStore, TokenStore};
+pub use token::{LONG_LIVED, MIN_AGE_BEFORE_REFRESH, RefreshPolicy, SHORT_LIVED, TokenKind, TokenRecord};

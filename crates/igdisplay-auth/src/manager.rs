@@ -1,0 +1,245 @@
+//! [`TokenManager`]: hands out a valid token per user and keeps it alive.
+
+use crate::{
+    AuthClient, AuthorizationGrant, Callback, CallbackError, PendingAuthorization, RefreshPolicy, TokenError,
+    TokenRecord, TokenStore,
+};
+use igdisplay_model::{AccessToken, UserId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+/// A failed login: the callback was refused, or a token request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoginError {
+    /// The callback was refused; nothing was sent.
+    #[error(transparent)]
+    Callback(#[from] CallbackError),
+    /// The code exchange, the long-lived exchange or storing the token failed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+/// Hands out a valid token for a user, refreshing it when due and storing it before use.
+///
+/// - A long-lived token is refreshed when the [`RefreshPolicy`] says so (default: older than
+///   24 hours and within 10 days of expiry). The new token is saved before it is handed out.
+/// - However many callers ask at once, at most one refresh per user is in flight; the others
+///   wait for it and get its result.
+/// - An expired token is [`TokenError::Expired`] and a revoked one [`TokenError::Revoked`]:
+///   no request is made with it, and the user must log in again.
+/// - When a refresh fails for another reason (network, Instagram down), the current token is
+///   still valid and is handed out; the refresh is tried again after
+///   [`RefreshPolicy::retry_after_failure`].
+///
+/// Cheap to clone; clones share the single-flight state.
+#[derive(Clone, Debug)]
+pub struct TokenManager {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: AuthClient,
+    store: Arc<dyn TokenStore>,
+    policy: RefreshPolicy,
+    flights: Mutex<HashMap<UserId, Arc<tokio::sync::Mutex<()>>>>,
+    failures: Mutex<HashMap<UserId, SystemTime>>,
+}
+
+impl TokenManager {
+    /// A manager with the default policy.
+    pub fn new(client: AuthClient, store: Arc<dyn TokenStore>) -> Self {
+        Self::with_policy(client, store, RefreshPolicy::default())
+    }
+
+    /// A manager with `policy`.
+    pub fn with_policy(client: AuthClient, store: Arc<dyn TokenStore>, policy: RefreshPolicy) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                client,
+                store,
+                policy,
+                flights: Mutex::default(),
+                failures: Mutex::default(),
+            }),
+        }
+    }
+
+    /// The client that makes the token requests.
+    pub fn client(&self) -> &AuthClient {
+        &self.inner.client
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn TokenStore> {
+        &self.inner.store
+    }
+
+    /// The refresh policy.
+    pub fn policy(&self) -> &RefreshPolicy {
+        &self.inner.policy
+    }
+
+    /// Completes a login from the redirect URL: verifies it against `pending`, exchanges the
+    /// code, upgrades the token to long-lived and stores it.
+    ///
+    /// # Errors
+    ///
+    /// [`LoginError::Callback`] (nothing sent) or [`LoginError::Token`].
+    pub async fn complete_login(
+        &self,
+        pending: PendingAuthorization,
+        redirect: &str,
+    ) -> Result<TokenRecord, LoginError> {
+        let callback = Callback::parse(redirect)?;
+        let grant = pending.verify(callback, self.inner.client.clock().now())?;
+        Ok(self.login_with_grant(grant).await?)
+    }
+
+    /// Exchanges a verified grant, upgrades the token to long-lived and stores it.
+    ///
+    /// # Errors
+    ///
+    /// Any [`TokenError`] of the two exchanges, or [`TokenError::Store`].
+    pub async fn login_with_grant(&self, grant: AuthorizationGrant) -> Result<TokenRecord, TokenError> {
+        let short = self.inner.client.exchange_code(grant).await?;
+        let long = self.inner.client.exchange_long_lived(&short).await?;
+        self.inner.store.save(&long).await?;
+        Ok(long)
+    }
+
+    /// Stores a token obtained elsewhere (e.g. generated in the App Dashboard).
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError::Expired`] for an expired token, or [`TokenError::Store`].
+    pub async fn import(&self, record: TokenRecord) -> Result<(), TokenError> {
+        if record.is_expired(self.inner.client.clock().now()) {
+            return Err(TokenError::Expired {
+                expired_at: record.expires_at,
+            });
+        }
+        Ok(self.inner.store.save(&record).await?)
+    }
+
+    /// Forgets the user's token. Returns whether there was one.
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError::Store`].
+    pub async fn logout(&self, user: &UserId) -> Result<bool, TokenError> {
+        Ok(self.inner.store.remove(user).await?)
+    }
+
+    /// A valid access token for `user`, refreshed first when due.
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError::NoToken`], [`Expired`](TokenError::Expired), [`Revoked`](TokenError::Revoked)
+    /// or [`Store`](TokenError::Store).
+    pub async fn access_token(&self, user: &UserId) -> Result<AccessToken, TokenError> {
+        Ok(self.record(user).await?.access_token)
+    }
+
+    /// The user's valid token record, refreshed first when due.
+    ///
+    /// # Errors
+    ///
+    /// As [`access_token`](Self::access_token).
+    pub async fn record(&self, user: &UserId) -> Result<TokenRecord, TokenError> {
+        let record = self.usable(user).await?;
+        if !self.wants_refresh(&record) {
+            return Ok(record);
+        }
+        let flight = self.flight(user);
+        let _turn = flight.lock().await;
+        // Whoever held the turn before may have refreshed already.
+        let record = self.usable(user).await?;
+        if !self.wants_refresh(&record) {
+            return Ok(record);
+        }
+        self.refresh_locked(record, false).await
+    }
+
+    /// Refreshes the user's token now, whatever the policy says (single flight as well).
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError::TooEarly`] or [`NotLongLived`](TokenError::NotLongLived) without a request,
+    /// and every error of [`record`](Self::record) and of [`AuthClient::refresh`]; here a failed
+    /// refresh is an error.
+    pub async fn refresh_now(&self, user: &UserId) -> Result<TokenRecord, TokenError> {
+        let flight = self.flight(user);
+        let _turn = flight.lock().await;
+        let record = self.usable(user).await?;
+        self.refresh_locked(record, true).await
+    }
+
+    /// Loads the record and refuses an expired one.
+    async fn usable(&self, user: &UserId) -> Result<TokenRecord, TokenError> {
+        let record = self
+            .inner
+            .store
+            .load(user)
+            .await?
+            .ok_or_else(|| TokenError::NoToken(user.clone()))?;
+        if self
+            .inner
+            .policy
+            .is_expired(&record, self.inner.client.clock().now())
+        {
+            return Err(TokenError::Expired {
+                expired_at: record.expires_at,
+            });
+        }
+        Ok(record)
+    }
+
+    fn wants_refresh(&self, record: &TokenRecord) -> bool {
+        let now = self.inner.client.clock().now();
+        if !self.inner.policy.is_due(record, now) {
+            return false;
+        }
+        let failures = self.inner.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        failures
+            .get(&record.user_id)
+            .is_none_or(|failed| now >= *failed + self.inner.policy.retry_after_failure)
+    }
+
+    async fn refresh_locked(&self, record: TokenRecord, strict: bool) -> Result<TokenRecord, TokenError> {
+        match self.inner.client.refresh(&record).await {
+            Ok(fresh) => {
+                self.inner.store.save(&fresh).await?;
+                self.inner
+                    .failures
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&record.user_id);
+                Ok(fresh)
+            }
+            Err(error) if error.requires_reauthorization() => Err(TokenError::Revoked(Box::new(error))),
+            Err(error) if strict => Err(error),
+            Err(error) => {
+                tracing::warn!(user = %record.user_id, %error, "token refresh failed; the current token is still valid");
+                self.inner
+                    .failures
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(record.user_id.clone(), self.inner.client.clock().now());
+                Ok(record)
+            }
+        }
+    }
+
+    fn flight(&self, user: &UserId) -> Arc<tokio::sync::Mutex<()>> {
+        self.inner
+            .flights
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(user.clone())
+            .or_default()
+            .clone()
+    }
+}
