@@ -78,8 +78,14 @@ impl Callback {
         }
         let outcome = match (code, error) {
             (Some(_), Some(_)) => return Err(CallbackError::BothCodeAndError),
-            (Some(code), None) if code.is_empty() => return Err(CallbackError::EmptyCode),
-            (Some(code), None) => CallbackOutcome::Code(AuthorizationCode::new(code)),
+            (Some(code), None) => {
+                // `#_` is never part of a code, wherever a paste left it percent-encoded.
+                let code = code.strip_suffix("#_").unwrap_or(&code);
+                if code.is_empty() {
+                    return Err(CallbackError::EmptyCode);
+                }
+                CallbackOutcome::Code(AuthorizationCode::new(code))
+            }
             (None, Some(error)) => CallbackOutcome::Denied {
                 error,
                 reason: reason.unwrap_or_default(),
@@ -137,6 +143,7 @@ mod tests {
         assert_eq!(code_of("  https://app.example/auth/?code=ABC#_\n"), "ABC");
         assert_eq!(code_of("code=ABC%23_"), "ABC");
         assert_eq!(code_of("?state=S&code=ABC%23_"), "ABC");
+        assert_eq!(code_of("code=ABC%23_&state=S"), "ABC");
         assert_eq!(code_of("https://app.example/auth/?code=ABC#anything=else"), "ABC");
         assert_eq!(code_of("code=AQDp3TtBQQ%2Fx%3D"), "AQDp3TtBQQ/x=");
         let parsed = Callback::parse("https://app.example/cb?code=ABC&state=xyz#_").unwrap();

@@ -95,7 +95,8 @@ struct Document {
 
 const FORMAT_VERSION: u64 = 1;
 
-/// Tokens in one JSON file; see the [module documentation](self). Cheap to clone: clones
+/// Tokens in one JSON file, 0600, replaced atomically under an exclusive lock; a failed
+/// write leaves the previous file intact. Cheap to clone: clones
 /// share the file.
 #[derive(Clone, Debug)]
 pub struct FileStore {

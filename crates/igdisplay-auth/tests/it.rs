@@ -1,0 +1,793 @@
+//! The whole flow against wiremock expectations written from the reference, for both
+//! platforms: every request asserted byte for byte, every local refusal asserted to send
+//! nothing, and every error and type scanned for secrets. Time is a `ManualClock`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use igdisplay_auth::{
+    AppConfig, AuthClient, Callback, CallbackError, Endpoints, LoginError, MemoryStore,
+    PendingAuthorizations, Platform, RefreshPolicy, StoreError, TokenError, TokenKind, TokenManager,
+    TokenRecord, TokenStore,
+};
+use igdisplay_http::test_util::{CapturingBackend, FnBackend, json_response};
+use igdisplay_http::{
+    BackendConfig, Clock, HttpRequest, ManualClock, ReqwestBackend, SharedBackend, redact_uri,
+};
+use igdisplay_model::{AccessToken, AppSecret, ErrorClass, UserId};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use wiremock::matchers::{body_string, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const APP_ID: &str = "684477648739411";
+const SECRET: &str = "CANARY-APP-SECRET";
+const REDIRECT: &str = "https://socialsizzle.herokuapp.com/auth/";
+const START: u64 = 1_700_000_000;
+const DAY: Duration = Duration::from_secs(86_400);
+
+struct World {
+    server: MockServer,
+    clock: ManualClock,
+    client: AuthClient,
+}
+
+async fn world(platform: Platform) -> World {
+    world_with(platform, Duration::from_secs(10)).await
+}
+
+async fn world_with(platform: Platform, timeout: Duration) -> World {
+    let server = MockServer::start().await;
+    // Anything not expected is a failure, named so the report says which request it was.
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(599))
+        .with_priority(u8::MAX)
+        .expect(0)
+        .named("an unexpected request")
+        .mount(&server)
+        .await;
+    let clock = ManualClock::at_unix(START);
+    let client = client_for(&server.uri(), platform, &clock, timeout);
+    World {
+        server,
+        clock,
+        client,
+    }
+}
+
+fn client_for(base: &str, platform: Platform, clock: &ManualClock, timeout: Duration) -> AuthClient {
+    let config = AppConfig::new(platform, APP_ID, AppSecret::new(SECRET), REDIRECT)
+        .unwrap()
+        .with_endpoints(Endpoints::single_origin(base))
+        .unwrap();
+    let backend = ReqwestBackend::with_config(BackendConfig::default().request_timeout(timeout)).unwrap();
+    AuthClient::new(config, Arc::new(backend)).with_clock(Arc::new(clock.clone()))
+}
+
+fn state_of(url: &str) -> String {
+    url.split("state=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn exchange_form(code: &str) -> String {
+    format!(
+        "client_id={APP_ID}&client_secret={SECRET}&grant_type=authorization_code\
+         &redirect_uri=https%3A%2F%2Fsocialsizzle.herokuapp.com%2Fauth%2F&code={code}"
+    )
+}
+
+async fn expect_exchange(server: &MockServer, code: &str, status: u16, body: &str, times: u64) {
+    Mock::given(method("POST"))
+        .and(path("/oauth/access_token"))
+        .and(body_string(exchange_form(code)))
+        .respond_with(ResponseTemplate::new(status).set_body_raw(body.to_owned(), "application/json"))
+        .expect(times)
+        .named(format!("code exchange of {code}"))
+        .mount(server)
+        .await;
+}
+
+async fn expect_long_lived(server: &MockServer, short: &str, body: &str) {
+    Mock::given(method("GET"))
+        .and(path("/access_token"))
+        .and(query_param("grant_type", "ig_exchange_token"))
+        .and(query_param("client_secret", SECRET))
+        .and(query_param("access_token", short))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(body.to_owned(), "application/json"))
+        .expect(1)
+        .named("long-lived exchange")
+        .mount(server)
+        .await;
+}
+
+async fn expect_refresh(server: &MockServer, token: &str, answer: &str, times: u64) {
+    Mock::given(method("GET"))
+        .and(path("/refresh_access_token"))
+        .and(query_param("grant_type", "ig_refresh_token"))
+        .and(query_param("access_token", token))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(answer.to_owned(), "application/json"))
+        .expect(times)
+        .named("refresh")
+        .mount(server)
+        .await;
+}
+
+fn long_lived_body(token: &str, expires_in: u64) -> String {
+    format!(r#"{{"access_token":"{token}","token_type":"bearer","expires_in":{expires_in}}}"#)
+}
+
+/// Method, redacted URL, content type and redacted form body.
+fn render(request: &HttpRequest) -> String {
+    let body = std::str::from_utf8(request.body()).unwrap();
+    let body = if body.is_empty() {
+        String::new()
+    } else {
+        redact_uri(&format!("?{body}")).to_string()[1..].to_owned()
+    };
+    let content_type = request
+        .headers()
+        .get("content-type")
+        .map_or("-", |v| v.to_str().unwrap());
+    format!(
+        "{} {}\ncontent-type: {content_type}\n{body}",
+        request.method(),
+        redact_uri(&request.uri().to_string())
+    )
+}
+
+#[tokio::test]
+async fn the_whole_flow_on_both_platforms() {
+    for platform in Platform::ALL {
+        let w = world(platform).await;
+        let exchange_answer = match platform {
+            Platform::BasicDisplay => r#"{"access_token":"IGQVJ-SHORT-CANARY","user_id":17841405793187218}"#,
+            _ => {
+                r#"{"data":[{"access_token":"IGQVJ-SHORT-CANARY","user_id":"17841405793187218","permissions":"instagram_business_basic,instagram_business_manage_comments"}]}"#
+            }
+        };
+        expect_exchange(&w.server, "AQDp3TtBQQ", 200, exchange_answer, 1).await;
+        expect_long_lived(
+            &w.server,
+            "IGQVJ-SHORT-CANARY",
+            &long_lived_body("IGQVJ-LONG-CANARY", 5_183_944),
+        )
+        .await;
+        expect_refresh(
+            &w.server,
+            "IGQVJ-LONG-CANARY",
+            &long_lived_body("IGQVJ-REFRESHED-CANARY", 5_183_828),
+            1,
+        )
+        .await;
+
+        let authorization = w.client.authorize().build().unwrap();
+        let state = state_of(&authorization.url);
+        let redirect = format!("{REDIRECT}?code=AQDp3TtBQQ&state={state}#_");
+        let grant = authorization
+            .pending
+            .verify(Callback::parse(&redirect).unwrap(), w.clock.now())
+            .unwrap();
+
+        let short = w.client.exchange_code(grant).await.unwrap();
+        assert_eq!(short.kind, TokenKind::ShortLived);
+        assert_eq!(short.user_id.as_str(), "17841405793187218");
+        assert_eq!(short.expires_at.unix(), START as i64 + 3600);
+        if platform == Platform::InstagramLogin {
+            assert_eq!(short.permissions.as_ref().unwrap().len(), 2);
+        }
+
+        let long = w.client.exchange_long_lived(&short).await.unwrap();
+        assert_eq!(long.kind, TokenKind::LongLived);
+        assert_eq!(long.expires_at.unix(), START as i64 + 5_183_944);
+
+        // Refresh is refused locally until the token is a day old...
+        let early = w.client.refresh(&long).await.unwrap_err();
+        assert!(matches!(early, TokenError::TooEarly { .. }), "{early:?}");
+        // ...then accepted, for 60 days from the refresh.
+        w.clock.advance(DAY + Duration::from_secs(1));
+        let refreshed = w.client.refresh(&long).await.unwrap();
+        assert_eq!(refreshed.access_token.expose_secret(), "IGQVJ-REFRESHED-CANARY");
+        assert_eq!(refreshed.expires_at.unix(), START as i64 + 86_401 + 5_183_828);
+        assert_eq!(refreshed.permissions, short.permissions);
+        assert_eq!(w.server.received_requests().await.unwrap().len(), 3, "{platform}");
+    }
+}
+
+#[tokio::test]
+async fn rendered_requests_redact_every_secret() {
+    let w = world(Platform::BasicDisplay).await;
+    let authorization = w.client.authorize().build().unwrap();
+    let redirect = format!(
+        "{REDIRECT}?code=CANARY-CODE&state={}",
+        state_of(&authorization.url)
+    );
+    let grant = authorization
+        .pending
+        .verify(Callback::parse(&redirect).unwrap(), w.clock.now())
+        .unwrap();
+    let base = w.server.uri();
+    let rendered = [
+        render(&w.client.code_exchange_request(&grant).unwrap()),
+        render(
+            &w.client
+                .long_lived_request(&AccessToken::new("CANARY-SHORT"))
+                .unwrap(),
+        ),
+        render(
+            &w.client
+                .refresh_request(&AccessToken::new("CANARY-LONG"))
+                .unwrap(),
+        ),
+    ]
+    .join("\n---\n")
+    .replace(&base, "http://mock");
+    assert!(!rendered.contains("CANARY"), "{rendered}");
+    insta::assert_snapshot!(rendered, @r"
+    POST http://mock/oauth/access_token
+    content-type: application/x-www-form-urlencoded
+    client_id=684477648739411&client_secret=[redacted]&grant_type=authorization_code&redirect_uri=https%3A%2F%2Fsocialsizzle.herokuapp.com%2Fauth%2F&code=[redacted]
+    ---
+    GET http://mock/access_token?grant_type=ig_exchange_token&client_secret=[redacted]&access_token=[redacted]
+    content-type: -
+
+    ---
+    GET http://mock/refresh_access_token?grant_type=ig_refresh_token&access_token=[redacted]
+    content-type: -
+    ");
+}
+
+#[tokio::test]
+async fn refused_callbacks_send_nothing() {
+    let w = world(Platform::InstagramLogin).await;
+    let table = PendingAuthorizations::new();
+    let authorization = w.client.authorize().build().unwrap();
+    let state = state_of(&authorization.url);
+    table.insert(authorization.pending, w.clock.now());
+    let now = w.clock.now();
+    let cases: Vec<(String, CallbackError)> = vec![
+        ("code=ABC".to_owned(), CallbackError::MissingState),
+        ("code=ABC&state=not-ours".to_owned(), CallbackError::StateMismatch),
+        (
+            format!("code=ABC&error=access_denied&state={state}"),
+            CallbackError::BothCodeAndError,
+        ),
+        (
+            format!("code=A&code=B&state={state}"),
+            CallbackError::DuplicateParameter("code"),
+        ),
+        (
+            format!("code=A&state={state}&state={state}"),
+            CallbackError::DuplicateParameter("state"),
+        ),
+        (format!("code=&state={state}"), CallbackError::EmptyCode),
+    ];
+    for (query, expected) in cases {
+        let error = Callback::parse(&query)
+            .and_then(|c| table.complete(c, now))
+            .unwrap_err();
+        assert_eq!(error, expected, "{query}");
+    }
+    let huge = format!("code={}&state={state}", "A".repeat(1 << 20));
+    assert!(matches!(
+        Callback::parse(&huge),
+        Err(CallbackError::TooLarge { .. })
+    ));
+    // None of that disturbed the legitimate flow.
+    assert_eq!(table.len(), 1);
+    expect_exchange(&w.server, "ABC", 200, r#"{"access_token":"T","user_id":1}"#, 1).await;
+    let grant = table
+        .complete(
+            Callback::parse(&format!("{REDIRECT}?code=ABC%23_&state={state}")).unwrap(),
+            now,
+        )
+        .unwrap();
+    w.client.exchange_code(grant).await.unwrap();
+    // A replay is recognized and sends nothing more.
+    let replay = table.complete(Callback::parse(&format!("code=ABC&state={state}")).unwrap(), now);
+    assert_eq!(replay.unwrap_err(), CallbackError::StateAlreadyUsed);
+    assert_eq!(w.server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_expired_or_denied_authorization_sends_nothing() {
+    let w = world(Platform::BasicDisplay).await;
+    let authorization = w.client.authorize().build().unwrap();
+    let state = state_of(&authorization.url);
+    w.clock.advance(Duration::from_secs(10 * 60));
+    let error = authorization
+        .pending
+        .verify(
+            Callback::parse(&format!("code=ABC&state={state}")).unwrap(),
+            w.clock.now(),
+        )
+        .unwrap_err();
+    assert_eq!(error, CallbackError::AuthorizationExpired);
+
+    let authorization = w.client.authorize().build().unwrap();
+    let state = state_of(&authorization.url);
+    let denial = format!(
+        "{REDIRECT}?error=access_denied&error_reason=user_denied&error_description=The+user+denied+your+request&state={state}#_"
+    );
+    let error = authorization
+        .pending
+        .verify(Callback::parse(&denial).unwrap(), w.clock.now())
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the authorization was denied (access_denied: user_denied)"
+    );
+    assert!(w.server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_grant_is_never_sent_to_another_configuration() {
+    let w = world(Platform::InstagramLogin).await;
+    let other = MockServer::start().await;
+    let authorization = w.client.authorize().build().unwrap();
+    let redirect = format!("code=ABC&state={}", state_of(&authorization.url));
+    let grant = authorization
+        .pending
+        .verify(Callback::parse(&redirect).unwrap(), w.clock.now())
+        .unwrap();
+    let elsewhere = client_for(
+        &other.uri(),
+        Platform::InstagramLogin,
+        &w.clock,
+        Duration::from_secs(5),
+    );
+    assert!(matches!(
+        elsewhere.exchange_code(grant).await,
+        Err(TokenError::ConfigMismatch)
+    ));
+    assert!(other.received_requests().await.unwrap().is_empty());
+    assert!(w.server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn oauth_errors_are_typed_and_never_retried() {
+    let w = world(Platform::InstagramLogin).await;
+    let cases = [
+        (
+            "USED",
+            r#"{"error_type":"OAuthException","code":400,"error_message":"Matching code was not found or was already used."}"#,
+            "CodeAlreadyUsed",
+        ),
+        (
+            "BAD",
+            r#"{"error_type":"OAuthException","code":400,"error_message":"Invalid authorization code"}"#,
+            "InvalidCode",
+        ),
+        (
+            "REDIR",
+            r#"{"error_type":"OAuthException","code":400,"error_message":"Error validating verification code. Please make sure your redirect_uri is identical to the one you used in the OAuth dialog request"}"#,
+            "RedirectUriMismatch",
+        ),
+        (
+            "ROLE",
+            r#"{"error_type":"OAuthException","code":400,"error_message":"Insufficient developer role"}"#,
+            "NotATester",
+        ),
+    ];
+    for (code, body, expected) in cases {
+        expect_exchange(&w.server, code, 400, body, 1).await;
+        let authorization = w.client.authorize().build().unwrap();
+        let redirect = format!("code={code}&state={}", state_of(&authorization.url));
+        let grant = authorization
+            .pending
+            .verify(Callback::parse(&redirect).unwrap(), w.clock.now())
+            .unwrap();
+        let error = w.client.exchange_code(grant).await.unwrap_err();
+        assert!(format!("{error:?}").starts_with(expected), "{code}: {error:?}");
+        assert!(!error.is_retryable());
+    }
+    // An HTML page instead of JSON is an unexpected response, with the secrets masked.
+    Mock::given(method("POST"))
+        .and(path("/oauth/access_token"))
+        .and(body_string(exchange_form("HTML")))
+        .respond_with(
+            ResponseTemplate::new(403).set_body_string(format!("<html>denied {SECRET} HTML</html>")),
+        )
+        .expect(1)
+        .mount(&w.server)
+        .await;
+    let authorization = w.client.authorize().build().unwrap();
+    let redirect = format!("code=HTML&state={}", state_of(&authorization.url));
+    let grant = authorization
+        .pending
+        .verify(Callback::parse(&redirect).unwrap(), w.clock.now())
+        .unwrap();
+    let error = w.client.exchange_code(grant).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "unexpected response with status 403: <html>denied [redacted] [redacted]</html>"
+    );
+}
+
+#[tokio::test]
+async fn a_code_exchange_that_times_out_is_sent_exactly_once() {
+    let w = world_with(Platform::BasicDisplay, Duration::from_millis(300)).await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/access_token"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+        .expect(1)
+        .mount(&w.server)
+        .await;
+    let authorization = w.client.authorize().build().unwrap();
+    let redirect = format!("code=SLOW&state={}", state_of(&authorization.url));
+    let grant = authorization
+        .pending
+        .verify(Callback::parse(&redirect).unwrap(), w.clock.now())
+        .unwrap();
+    let error = w.client.exchange_code(grant).await.unwrap_err();
+    let TokenError::Transport(transport) = &error else {
+        panic!("{error:?}")
+    };
+    assert!(transport.is_timeout());
+    assert_eq!(w.server.received_requests().await.unwrap().len(), 1);
+    assert!(w.clock.sleeps().is_empty(), "no retry was even scheduled");
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_because_nothing_was_sent() {
+    let clock = ManualClock::at_unix(START);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = AppConfig::new(Platform::BasicDisplay, APP_ID, AppSecret::new(SECRET), REDIRECT)
+        .unwrap()
+        .with_endpoints(Endpoints::single_origin(&format!("http://127.0.0.1:{port}")))
+        .unwrap();
+    let capture = CapturingBackend::new(ReqwestBackend::new().unwrap());
+    let client = AuthClient::new(config, Arc::new(capture.clone())).with_clock(Arc::new(clock.clone()));
+    let authorization = client.authorize().build().unwrap();
+    let redirect = format!("code=C&state={}", state_of(&authorization.url));
+    let grant = authorization
+        .pending
+        .verify(Callback::parse(&redirect).unwrap(), clock.now())
+        .unwrap();
+    let error = client.exchange_code(grant).await.unwrap_err();
+    let TokenError::Transport(transport) = &error else {
+        panic!("{error:?}")
+    };
+    assert!(transport.is_connect());
+    assert_eq!(capture.count(), 3);
+    assert_eq!(
+        clock.sleeps(),
+        [Duration::from_millis(250), Duration::from_millis(500)]
+    );
+    assert_no_canary(&[format!("{error}"), format!("{error:?}"), chain(&error)]);
+}
+
+#[tokio::test]
+async fn expiry_counts_from_the_moment_the_request_was_sent() {
+    let clock = ManualClock::at_unix(START);
+    let slow_clock = clock.clone();
+    // The server takes 90 seconds (on the manual clock) to answer.
+    let backend = FnBackend::new(move |_| {
+        slow_clock.advance(Duration::from_secs(90));
+        Ok(json_response(200, long_lived_body("NEW", 5_184_000)))
+    });
+    let config = AppConfig::new(Platform::InstagramLogin, APP_ID, AppSecret::new(SECRET), REDIRECT).unwrap();
+    let client = AuthClient::new(config, Arc::new(backend)).with_clock(Arc::new(clock.clone()));
+    let short = short_record("1", "SHORT", clock.now());
+    let long = client.exchange_long_lived(&short).await.unwrap();
+    assert_eq!(long.issued_at.unix(), START as i64);
+    assert_eq!(long.expires_at.unix(), START as i64 + 5_184_000);
+}
+
+fn short_record(user: &str, token: &str, at: SystemTime) -> TokenRecord {
+    TokenRecord::new(
+        UserId::new(user),
+        AccessToken::new(token),
+        TokenKind::ShortLived,
+        Platform::InstagramLogin,
+        at,
+        igdisplay_auth::SHORT_LIVED,
+    )
+}
+
+fn long_record(user: &str, token: &str, at: SystemTime) -> TokenRecord {
+    TokenRecord::new(
+        UserId::new(user),
+        AccessToken::new(token),
+        TokenKind::LongLived,
+        Platform::InstagramLogin,
+        at,
+        igdisplay_auth::LONG_LIVED,
+    )
+}
+
+#[tokio::test]
+async fn local_refusals_send_no_request() {
+    let w = world(Platform::InstagramLogin).await;
+    let now = w.clock.now();
+    let young = long_record("1", "YOUNG", now - Duration::from_secs(3600));
+    assert!(matches!(
+        w.client.refresh(&young).await,
+        Err(TokenError::TooEarly { .. })
+    ));
+    let expired = long_record("1", "OLD", now - igdisplay_auth::LONG_LIVED);
+    let error = w.client.refresh(&expired).await.unwrap_err();
+    assert!(matches!(error, TokenError::Expired { .. }) && error.requires_reauthorization());
+    let short = short_record("1", "SHORT", now - DAY);
+    assert!(matches!(
+        w.client.refresh(&short).await,
+        Err(TokenError::NotLongLived)
+    ));
+    assert!(matches!(
+        w.client.exchange_long_lived(&short).await,
+        Err(TokenError::Expired { .. })
+    ));
+    assert!(w.server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn graph_errors_on_token_endpoints_are_classified() {
+    let w = world(Platform::BasicDisplay).await;
+    Mock::given(method("GET"))
+        .and(path("/refresh_access_token"))
+        .respond_with(ResponseTemplate::new(400).set_body_raw(
+            r#"{"error":{"message":"Error validating access token: Session has expired on Tuesday, 28-Sep-21 03:00:00 PDT.","type":"OAuthException","code":190,"error_subcode":463,"fbtrace_id":"AaauHBIaCwjNFlnZ"}}"#,
+            "application/json",
+        ))
+        .expect(1)
+        .mount(&w.server)
+        .await;
+    let token = long_record("1", "CANARY-LONG", w.clock.now() - 2 * DAY);
+    let error = w.client.refresh(&token).await.unwrap_err();
+    let TokenError::Api {
+        status,
+        class,
+        error: graph,
+    } = &error
+    else {
+        panic!("{error:?}")
+    };
+    assert_eq!(
+        (*status, *class, graph.error_subcode),
+        (400, ErrorClass::InvalidToken, Some(463))
+    );
+    assert!(error.requires_reauthorization());
+    assert_no_canary(&[format!("{error}"), format!("{error:?}")]);
+}
+
+struct Managed {
+    w: World,
+    store: Arc<MemoryStore>,
+    manager: TokenManager,
+}
+
+async fn managed(policy: RefreshPolicy) -> Managed {
+    let w = world(Platform::InstagramLogin).await;
+    let store = Arc::new(MemoryStore::new());
+    let manager = TokenManager::with_policy(w.client.clone(), store.clone(), policy);
+    Managed { w, store, manager }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_callers_cause_exactly_one_refresh() {
+    let m = managed(RefreshPolicy::default()).await;
+    let user = UserId::new("17841405793187218");
+    // 55 days old: 5 days left, inside the 10-day window.
+    m.store
+        .save(&long_record(
+            user.as_str(),
+            "CANARY-OLD",
+            m.w.clock.now() - 55 * DAY,
+        ))
+        .await
+        .unwrap();
+    Mock::given(method("GET"))
+        .and(path("/refresh_access_token"))
+        .and(query_param("access_token", "CANARY-OLD"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(long_lived_body("CANARY-NEW", 5_184_000), "application/json")
+                .set_delay(Duration::from_millis(100)),
+        )
+        .expect(1)
+        .named("the single refresh")
+        .mount(&m.w.server)
+        .await;
+    let calls = (0..50).map(|_| {
+        let manager = m.manager.clone();
+        let user = user.clone();
+        tokio::spawn(async move { manager.access_token(&user).await })
+    });
+    for call in calls.collect::<Vec<_>>() {
+        assert_eq!(call.await.unwrap().unwrap().expose_secret(), "CANARY-NEW");
+    }
+    let stored = m.store.load(&user).await.unwrap().unwrap();
+    assert_eq!(stored.access_token.expose_secret(), "CANARY-NEW");
+}
+
+#[tokio::test]
+async fn the_manager_refreshes_in_the_window_and_refuses_expired_tokens() {
+    let m = managed(RefreshPolicy::default()).await;
+    let user = UserId::new("7");
+    let issued = m.w.clock.now();
+    m.store.save(&long_record("7", "CURRENT", issued)).await.unwrap();
+    expect_refresh(&m.w.server, "CURRENT", &long_lived_body("NEXT", 5_184_000), 1).await;
+    // Outside the window: the stored token, no request.
+    m.w.clock.advance(49 * DAY);
+    assert_eq!(
+        m.manager.access_token(&user).await.unwrap().expose_secret(),
+        "CURRENT"
+    );
+    // Ten days before expiry: refreshed first.
+    m.w.clock.advance(DAY);
+    assert_eq!(
+        m.manager.access_token(&user).await.unwrap().expose_secret(),
+        "NEXT"
+    );
+    // Past expiry: a typed error and no request.
+    m.w.clock.advance(61 * DAY);
+    let error = m.manager.access_token(&user).await.unwrap_err();
+    assert!(matches!(error, TokenError::Expired { .. }) && error.requires_reauthorization());
+    assert!(matches!(
+        m.manager.access_token(&UserId::new("8")).await,
+        Err(TokenError::NoToken(_))
+    ));
+    assert_eq!(m.w.server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_refresh_keeps_the_valid_token_and_backs_off() {
+    let m = managed(RefreshPolicy::default()).await;
+    let user = UserId::new("7");
+    m.store
+        .save(&long_record("7", "CURRENT", m.w.clock.now() - 55 * DAY))
+        .await
+        .unwrap();
+    Mock::given(method("GET"))
+        .and(path("/refresh_access_token"))
+        .respond_with(ResponseTemplate::new(503))
+        .expect(3)
+        .named("refresh attempts while Instagram is down")
+        .mount(&m.w.server)
+        .await;
+    assert_eq!(
+        m.manager.access_token(&user).await.unwrap().expose_secret(),
+        "CURRENT"
+    );
+    // Within the back-off period, no new attempt.
+    assert_eq!(
+        m.manager.access_token(&user).await.unwrap().expose_secret(),
+        "CURRENT"
+    );
+    assert_eq!(m.w.server.received_requests().await.unwrap().len(), 3);
+    // A revoked token is reported as such.
+    m.w.server.reset().await;
+    Mock::given(method("GET"))
+        .and(path("/refresh_access_token"))
+        .respond_with(ResponseTemplate::new(400).set_body_raw(
+            r#"{"error":{"message":"Error validating access token: The session has been invalidated because the user changed their password.","type":"OAuthException","code":190,"error_subcode":460}}"#,
+            "application/json",
+        ))
+        .expect(1)
+        .mount(&m.w.server)
+        .await;
+    m.w.clock.advance(Duration::from_secs(6 * 60));
+    let error = m.manager.access_token(&user).await.unwrap_err();
+    assert!(
+        matches!(error, TokenError::Revoked(_)) && error.requires_reauthorization(),
+        "{error:?}"
+    );
+}
+
+/// A store whose writes fail, as a full disk would.
+#[derive(Debug, Default)]
+struct ReadOnlyStore(MemoryStore);
+
+#[async_trait::async_trait]
+impl TokenStore for ReadOnlyStore {
+    async fn load(&self, user: &UserId) -> Result<Option<TokenRecord>, StoreError> {
+        self.0.load(user).await
+    }
+    async fn save(&self, _: &TokenRecord) -> Result<(), StoreError> {
+        Err(StoreError::Io {
+            action: "write the token file",
+            source: std::io::Error::other("disk full"),
+        })
+    }
+    async fn remove(&self, user: &UserId) -> Result<bool, StoreError> {
+        self.0.remove(user).await
+    }
+    async fn users(&self) -> Result<Vec<UserId>, StoreError> {
+        self.0.users().await
+    }
+}
+
+#[tokio::test]
+async fn a_refreshed_token_that_cannot_be_stored_is_not_handed_out() {
+    let w = world(Platform::InstagramLogin).await;
+    let store = Arc::new(ReadOnlyStore::default());
+    store
+        .0
+        .save(&long_record("7", "CURRENT", w.clock.now() - 55 * DAY))
+        .await
+        .unwrap();
+    expect_refresh(&w.server, "CURRENT", &long_lived_body("UNSAVED", 5_184_000), 1).await;
+    let manager = TokenManager::new(w.client.clone(), store.clone());
+    let error = manager.access_token(&UserId::new("7")).await.unwrap_err();
+    assert!(matches!(error, TokenError::Store(_)), "{error:?}");
+    let kept = store.load(&UserId::new("7")).await.unwrap().unwrap();
+    assert_eq!(kept.access_token.expose_secret(), "CURRENT");
+}
+
+#[tokio::test]
+async fn complete_login_runs_every_step_and_stores_the_token() {
+    let m = managed(RefreshPolicy::default()).await;
+    expect_exchange(&m.w.server, "CANARY-CODE", 200, r#"{"access_token":"CANARY-SHORT","user_id":27640875392278831,"permissions":["instagram_business_basic"]}"#, 1).await;
+    expect_long_lived(
+        &m.w.server,
+        "CANARY-SHORT",
+        &long_lived_body("CANARY-LONG", 5_184_000),
+    )
+    .await;
+    let authorization = m.w.client.authorize().build().unwrap();
+    let state = state_of(&authorization.url);
+    let pending_json = serde_json::to_string(&authorization.pending).unwrap();
+    // As a CLI would: the pending authorization went to disk and came back.
+    let pending = serde_json::from_str(&pending_json).unwrap();
+    let record = m
+        .manager
+        .complete_login(pending, &format!(" {REDIRECT}?code=CANARY-CODE&state={state}#_ "))
+        .await
+        .unwrap();
+    assert_eq!(record.user_id.as_str(), "27640875392278831");
+    let stored = m.manager.record(&record.user_id).await.unwrap();
+    assert_eq!(stored.access_token.expose_secret(), "CANARY-LONG");
+
+    // Every type and error of the flow, printed every way, shows no secret.
+    let authorization = m.w.client.authorize().build().unwrap();
+    let callback_error: LoginError = CallbackError::StateMismatch.into();
+    assert_no_canary(&[
+        format!("{:?}", m.w.client),
+        format!("{:?}", m.manager),
+        format!("{:?}", authorization.pending),
+        format!("{record:?}"),
+        format!("{callback_error} {callback_error:?}"),
+    ]);
+    assert!(!format!("{:?}", authorization.pending).contains(&state_of(&authorization.url)));
+}
+
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut out = String::new();
+    let mut source = error.source();
+    while let Some(s) = source {
+        out.push_str(&format!("{s} {s:?}\n"));
+        source = s.source();
+    }
+    out
+}
+
+fn assert_no_canary(printed: &[String]) {
+    for text in printed {
+        assert!(!text.contains("CANARY"), "a secret leaked: {text}");
+    }
+}
+
+#[tokio::test]
+async fn backends_are_interchangeable() {
+    // The same client works over any HttpBackend: here a double that answers like Instagram.
+    let backend: SharedBackend = Arc::new(FnBackend::new(|request| {
+        assert_eq!(request.uri().path(), "/oauth/access_token");
+        Ok(json_response(200, r#"{"access_token":"T","user_id":"5"}"#))
+    }));
+    let config = AppConfig::new(Platform::BasicDisplay, APP_ID, AppSecret::new(SECRET), REDIRECT).unwrap();
+    let client = AuthClient::new(config, backend.clone());
+    let authorization = client.authorize().build().unwrap();
+    let redirect = format!("code=C&state={}", state_of(&authorization.url));
+    let grant = authorization
+        .pending
+        .verify(Callback::parse(&redirect).unwrap(), client.clock().now())
+        .unwrap();
+    assert_eq!(client.exchange_code(grant).await.unwrap().user_id.as_str(), "5");
+}
