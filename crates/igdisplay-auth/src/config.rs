@@ -1,62 +1,8 @@
 //! The app's configuration: platform, credentials, the exact redirect URI and base URLs.
 
 use igdisplay_model::AppSecret;
+pub use igdisplay_model::Platform;
 use serde::{Deserialize, Serialize};
-use std::fmt;
-
-/// Which Instagram API the app uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum Platform {
-    /// The Instagram API with Instagram Login (professional accounts; the live one).
-    InstagramLogin,
-    /// The Instagram Basic Display API (any account; switched off by Meta on 2024-12-04).
-    BasicDisplay,
-}
-
-impl Platform {
-    /// Both platforms.
-    pub const ALL: [Platform; 2] = [Platform::InstagramLogin, Platform::BasicDisplay];
-
-    /// `instagram-login` or `basic-display`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::InstagramLogin => "instagram-login",
-            Platform::BasicDisplay => "basic-display",
-        }
-    }
-
-    /// Parses `instagram-login` or `basic-display` (case-insensitive, `_` accepted for `-`).
-    pub fn parse(text: &str) -> Option<Self> {
-        let text = text.trim().replace('_', "-");
-        Platform::ALL
-            .into_iter()
-            .find(|p| p.as_str().eq_ignore_ascii_case(&text))
-    }
-
-    /// The scope without which the platform refuses to authorize.
-    pub fn required_scope(self) -> &'static str {
-        match self {
-            Platform::InstagramLogin => scopes::INSTAGRAM_BUSINESS_BASIC,
-            Platform::BasicDisplay => scopes::USER_PROFILE,
-        }
-    }
-
-    /// The scopes a read-only app asks for: profile and media.
-    pub fn default_scopes(self) -> &'static [&'static str] {
-        match self {
-            Platform::InstagramLogin => &[scopes::INSTAGRAM_BUSINESS_BASIC],
-            Platform::BasicDisplay => &[scopes::USER_PROFILE, scopes::USER_MEDIA],
-        }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Scope names of both platforms.
 pub mod scopes {
@@ -74,6 +20,24 @@ pub mod scopes {
     pub const INSTAGRAM_BUSINESS_MANAGE_MESSAGES: &str = "instagram_business_manage_messages";
     /// Instagram Login: insights.
     pub const INSTAGRAM_BUSINESS_MANAGE_INSIGHTS: &str = "instagram_business_manage_insights";
+
+    use super::Platform;
+
+    /// The scope without which `platform` refuses to authorize.
+    pub fn required(platform: Platform) -> &'static str {
+        match platform {
+            Platform::BasicDisplay => USER_PROFILE,
+            _ => INSTAGRAM_BUSINESS_BASIC,
+        }
+    }
+
+    /// The scopes a read-only app asks for on `platform`: profile and media.
+    pub fn defaults(platform: Platform) -> &'static [&'static str] {
+        match platform {
+            Platform::BasicDisplay => &[USER_PROFILE, USER_MEDIA],
+            _ => &[INSTAGRAM_BUSINESS_BASIC],
+        }
+    }
 }
 
 /// Where each kind of request goes. Production hosts by default; point them all at a mock
@@ -93,8 +57,8 @@ impl Endpoints {
     /// Instagram's own hosts for `platform`.
     pub fn production(platform: Platform) -> Self {
         let authorize_url = match platform {
-            Platform::InstagramLogin => "https://www.instagram.com/oauth/authorize",
             Platform::BasicDisplay => "https://api.instagram.com/oauth/authorize",
+            _ => "https://www.instagram.com/oauth/authorize",
         };
         Self {
             authorize_url: authorize_url.to_owned(),
@@ -256,11 +220,11 @@ mod tests {
             "https://api.instagram.com/oauth/authorize"
         );
         assert_eq!(
-            Platform::InstagramLogin.required_scope(),
+            scopes::required(Platform::InstagramLogin),
             "instagram_business_basic"
         );
         assert_eq!(
-            Platform::BasicDisplay.default_scopes(),
+            scopes::defaults(Platform::BasicDisplay),
             ["user_profile", "user_media"]
         );
         assert!(config().endpoints.is_production());

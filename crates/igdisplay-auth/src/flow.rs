@@ -82,9 +82,7 @@ pub struct Authorization {
 
 impl AuthorizeBuilder {
     pub(crate) fn new(config: std::sync::Arc<AppConfig>, now: SystemTime) -> Self {
-        let scopes = config
-            .platform
-            .default_scopes()
+        let scopes = crate::scopes::defaults(config.platform)
             .iter()
             .map(|s| (*s).to_owned())
             .collect();
@@ -140,7 +138,7 @@ impl AuthorizeBuilder {
     pub fn build(self) -> Result<Authorization, RandomnessError> {
         let state = random_token(STATE_BYTES)?;
         let mut scopes: Vec<String> = Vec::with_capacity(self.scopes.len() + 1);
-        let required = self.config.platform.required_scope();
+        let required = crate::scopes::required(self.config.platform);
         for scope in std::iter::once(required.to_owned()).chain(self.scopes) {
             let scope = scope.trim().to_owned();
             if !scope.is_empty() && !scopes.contains(&scope) {

@@ -4,6 +4,8 @@
 //! Parsing is case-insensitive (the Instagram Login docs spell `Business` and `Media_Creator`
 //! while the API sends `BUSINESS` and `MEDIA_CREATOR`); serialization writes the canonical
 //! upper-case form, or the unknown value as it came.
+//!
+//! [`Platform`] is closed: it names which of the two APIs (and so which wire shapes) is spoken.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -110,6 +112,44 @@ open_enum!(
         Reels => "REELS",
     }
 );
+
+/// Which Instagram API the app uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Platform {
+    /// The Instagram API with Instagram Login (professional accounts; the live one).
+    InstagramLogin,
+    /// The Instagram Basic Display API (any account; switched off by Meta on 2024-12-04).
+    BasicDisplay,
+}
+
+impl Platform {
+    /// Both platforms.
+    pub const ALL: [Platform; 2] = [Platform::InstagramLogin, Platform::BasicDisplay];
+
+    /// `instagram-login` or `basic-display`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::InstagramLogin => "instagram-login",
+            Platform::BasicDisplay => "basic-display",
+        }
+    }
+
+    /// Parses `instagram-login` or `basic-display` (case-insensitive, `_` accepted for `-`).
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim().replace('_', "-");
+        Platform::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(&text))
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[cfg(test)]
 mod tests {

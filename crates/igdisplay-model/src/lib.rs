@@ -11,7 +11,7 @@ mod token;
 mod usage;
 mod user;
 
-pub use enums::{AccountType, MediaProductType, MediaType};
+pub use enums::{AccountType, MediaProductType, MediaType, Platform};
 pub use error::{
     ErrorBody, ErrorClass, GraphError, GraphErrorBody, INVALID_TOKEN_SUBCODES, OAuthErrorBody, classify,
 };
