@@ -1,0 +1,822 @@
+//! Every query and the reliability cases D31-D38, E39-E41 and F42-F49 against wiremock, on a
+//! `ManualClock` (backoff and pacing take no real time) with a seeded jitter.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use futures_util::{StreamExt, TryStreamExt};
+use igdisplay_graph::{
+    Error, GraphClient, GraphConfig, MediaField, RateLimitPolicy, RetryPolicy, TokenSource, UserField,
+};
+use igdisplay_http::test_util::CapturingBackend;
+use igdisplay_http::{BackendConfig, BoxError, Clock, ManualClock, ReqwestBackend, SharedClock, redact_uri};
+use igdisplay_model::{AccessToken, ErrorClass, MediaId, MediaType, Platform, Timestamp, UserId};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const TOKEN: &str = "IGQVJ-CANARY-TOKEN";
+
+struct World {
+    server: MockServer,
+    clock: ManualClock,
+    capture: CapturingBackend,
+}
+
+impl World {
+    async fn new() -> Self {
+        let server = MockServer::start().await;
+        let backend =
+            ReqwestBackend::with_config(BackendConfig::default().max_body_bytes(64 * 1024)).unwrap();
+        Self {
+            server,
+            clock: ManualClock::at_unix(1_700_000_000),
+            capture: CapturingBackend::new(backend),
+        }
+    }
+
+    fn config(&self, platform: Platform) -> GraphConfig {
+        GraphConfig::new(platform)
+            .base_url(self.server.uri())
+            .jitter_seed(42)
+            .request_timeout(Duration::from_secs(10))
+    }
+
+    fn client(&self, config: GraphConfig) -> GraphClient {
+        GraphClient::with_clock(
+            Arc::new(self.capture.clone()),
+            Arc::new(igdisplay_graph::StaticToken::new(AccessToken::new(TOKEN))),
+            config,
+            Arc::new(self.clock.clone()),
+        )
+    }
+
+    /// Every request sent, method and redacted URI, with the server's address shortened.
+    fn sent(&self) -> Vec<String> {
+        self.capture
+            .requests()
+            .iter()
+            .map(|r| {
+                let uri = r.uri().to_string();
+                assert!(
+                    uri.starts_with(&self.server.uri()),
+                    "a request left the configured base: {uri}"
+                );
+                format!("{} {}", r.method(), redact_uri(&uri)).replace(&self.server.uri(), "")
+            })
+            .collect()
+    }
+}
+
+fn ok(body: serde_json::Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(body)
+}
+
+fn graph_error(status: u16, code: i64, subcode: Option<i64>, transient: bool) -> ResponseTemplate {
+    let mut error = json!({"message": format!("error {code}"), "type": "OAuthException", "code": code,
+        "is_transient": transient, "fbtrace_id": "AaauHBIaCwjNFlnZ"});
+    if let Some(subcode) = subcode {
+        error["error_subcode"] = json!(subcode);
+    }
+    ResponseTemplate::new(status).set_body_json(json!({ "error": error }))
+}
+
+/// Answers with each template in turn, then repeats the last.
+struct Sequence(std::sync::Mutex<Vec<ResponseTemplate>>);
+
+impl Sequence {
+    fn new(mut templates: Vec<ResponseTemplate>) -> Self {
+        templates.reverse();
+        Self(std::sync::Mutex::new(templates))
+    }
+}
+
+impl Respond for Sequence {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let mut left = self.0.lock().unwrap();
+        if left.len() > 1 {
+            left.pop().unwrap()
+        } else {
+            left[0].clone()
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_query_sends_exactly_the_documented_request() {
+    let w = World::new().await;
+    Mock::given(method("GET"))
+        .and(path("/me"))
+        .respond_with(ok(json!({"id": "17841405793187218", "username": "jayposiris"})))
+        .mount(&w.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v21.0/17841400000000001"))
+        .respond_with(ok(json!({"id": "17841400000000001", "followers_count": 10})))
+        .mount(&w.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/17895695668004550"))
+        .respond_with(ok(
+            json!({"id": "17895695668004550", "media_type": "CAROUSEL_ALBUM",
+            "children": {"data": [{"id": "1"}, {"id": "2"}]}}),
+        ))
+        .mount(&w.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/17895695668004550/children"))
+        .respond_with(ok(
+            json!({"data": [{"id": "1", "media_type": "IMAGE"}, {"id": "2", "media_type": "VIDEO"}]}),
+        ))
+        .mount(&w.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/me/media"))
+        .respond_with(ok(json!({"data": [{"id": "3"}]})))
+        .mount(&w.server)
+        .await;
+
+    let basic = w.client(w.config(Platform::BasicDisplay));
+    let me = basic.me().send().await.unwrap();
+    assert_eq!(me.username.as_deref(), Some("jayposiris"));
+    let login = w.client(w.config(Platform::InstagramLogin).version("21.0"));
+    let user = login
+        .user(&UserId::new("17841400000000001"))
+        .all_fields()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(user.followers_count, Some(10));
+    let album = basic
+        .media(&MediaId::new("17895695668004550"))
+        .with_children()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(album.children().len(), 2);
+    let children = basic
+        .children(&MediaId::new("17895695668004550"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(children.items[1].media_type, Some(MediaType::Video));
+    let page = basic
+        .my_media()
+        .fields(&[MediaField::Caption, MediaField::MediaUrl, MediaField::Caption])
+        .limit(50)
+        .since(Timestamp::from_unix(1_600_000_000))
+        .until(Timestamp::from_unix(1_700_000_000))
+        .after("QVFIUjMz")
+        .send()
+        .await
+        .unwrap();
+    assert!(!page.has_next());
+    let login_me = login
+        .me()
+        .fields(&[UserField::Username, UserField::Username])
+        .send()
+        .await;
+    assert!(
+        login_me.is_err(),
+        "no /v21.0/me mock: the catch-all 404 is an error"
+    );
+
+    insta::assert_snapshot!(w.sent().join("\n"), @r"
+    GET /me?fields=id%2Cusername%2Caccount_type%2Cmedia_count&access_token=[redacted]
+    GET /v21.0/17841400000000001?fields=id%2Cuser_id%2Cusername%2Cname%2Caccount_type%2Cprofile_picture_url%2Cfollowers_count%2Cfollows_count%2Cmedia_count&access_token=[redacted]
+    GET /17895695668004550?fields=id%2Ccaption%2Cmedia_type%2Cmedia_url%2Cthumbnail_url%2Cpermalink%2Ctimestamp%2Cchildren%7Bid%2Cmedia_type%2Cmedia_url%2Cthumbnail_url%2Cpermalink%2Ctimestamp%7D&access_token=[redacted]
+    GET /17895695668004550/children?fields=id%2Cmedia_type%2Cmedia_url%2Cthumbnail_url%2Cpermalink%2Ctimestamp&access_token=[redacted]
+    GET /me/media?fields=id%2Ccaption%2Cmedia_url&limit=50&since=1600000000&until=1700000000&after=QVFIUjMz&access_token=[redacted]
+    GET /v21.0/me?fields=id%2Cusername&access_token=[redacted]
+    ");
+}
+
+#[tokio::test]
+async fn ids_that_would_change_the_path_are_refused_without_a_request() {
+    let w = World::new().await;
+    let client = w.client(w.config(Platform::InstagramLogin));
+    for id in ["../me", "1/children", "1?fields=x", ""] {
+        let error = client.media(&MediaId::new(id)).send().await.unwrap_err();
+        assert!(matches!(error, Error::InvalidRequest(_)), "{id}: {error:?}");
+    }
+    assert_eq!(w.capture.count(), 0);
+}
+
+#[tokio::test]
+async fn transient_errors_are_retried_with_capped_jittered_backoff() {
+    let w = World::new().await;
+    Mock::given(path("/me"))
+        .respond_with(Sequence::new(vec![
+            graph_error(500, 2, None, true),
+            graph_error(503, 1, None, false),
+            ok(json!({"id": "1"})),
+        ]))
+        .expect(3)
+        .mount(&w.server)
+        .await;
+    let client = w.client(w.config(Platform::InstagramLogin));
+    assert_eq!(client.me().send().await.unwrap().id.as_str(), "1");
+    let sleeps = w.clock.sleeps();
+    assert_eq!(sleeps.len(), 2);
+    assert!(
+        sleeps[0] < Duration::from_millis(500) && sleeps[1] < Duration::from_millis(1000),
+        "{sleeps:?}"
+    );
+    // The seeded jitter makes the exact delays reproducible.
+    insta::assert_debug_snapshot!(sleeps, @r"
+    [
+        370.782439ms,
+        159.910392ms,
+    ]
+    ");
+}
+
+#[tokio::test]
+async fn a_permanent_server_error_stops_after_max_attempts() {
+    let w = World::new().await;
+    Mock::given(path("/me"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(3)
+        .mount(&w.server)
+        .await;
+    let error = w
+        .client(w.config(Platform::InstagramLogin))
+        .me()
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::UnexpectedResponse { status: 500, .. }),
+        "{error:?}"
+    );
+    assert!(error.is_retryable());
+    Mock::given(path("/me/media"))
+        .respond_with(graph_error(500, 1, None, false))
+        .expect(4)
+        .mount(&w.server)
+        .await;
+    let config = w
+        .config(Platform::InstagramLogin)
+        .retry(RetryPolicy::default().max_attempts(4));
+    let error = w.client(config).my_media().send().await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Api {
+                attempts: 4,
+                class: ErrorClass::Transient,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn permanent_errors_are_returned_at_once_and_typed() {
+    let cases = [
+        (100, None, ErrorClass::InvalidParameter),
+        (10, None, ErrorClass::PermissionDenied),
+        (200, None, ErrorClass::PermissionDenied),
+        (190, None, ErrorClass::InvalidToken),
+        (190, Some(463), ErrorClass::InvalidToken),
+        (368, None, ErrorClass::Other),
+        (2500, None, ErrorClass::InvalidParameter),
+    ];
+    for (code, subcode, class) in cases {
+        let w = World::new().await;
+        Mock::given(path("/me"))
+            .respond_with(graph_error(400, code, subcode, true))
+            .expect(1)
+            .mount(&w.server)
+            .await;
+        let error = w
+            .client(w.config(Platform::BasicDisplay))
+            .me()
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(error.class(), Some(class), "{code}");
+        assert_eq!((error.code(), error.subcode()), (Some(code), subcode));
+        assert_eq!(error.fbtrace_id(), Some("AaauHBIaCwjNFlnZ"));
+        assert_eq!(error.is_invalid_token(), class == ErrorClass::InvalidToken);
+        assert!(!error.is_retryable());
+        assert!(w.clock.sleeps().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn throttle_codes_are_rate_limits_never_retried_at_once() {
+    for (status, code) in [(400, 4), (403, 17), (400, 32), (400, 341), (403, 613)] {
+        let w = World::new().await;
+        Mock::given(path("/me"))
+            .respond_with(graph_error(status, code, None, true))
+            .expect(1)
+            .mount(&w.server)
+            .await;
+        let config = w
+            .config(Platform::InstagramLogin)
+            .rate_limit(RateLimitPolicy::default().fail_fast());
+        let client = w.client(config);
+        let error = client.me().send().await.unwrap_err();
+        assert!(error.is_rate_limited(), "{code}: {error:?}");
+        let Error::RateLimited { retry_after, .. } = &error else {
+            unreachable!()
+        };
+        assert_eq!(*retry_after, Some(Duration::from_secs(60)));
+        // The next call is refused locally while the block lasts: no request.
+        assert!(client.me().send().await.unwrap_err().is_rate_limited());
+        assert!(w.clock.sleeps().is_empty());
+    }
+    // When the policy waits, the call resumes after the pause, not before.
+    let w = World::new().await;
+    Mock::given(path("/me"))
+        .respond_with(Sequence::new(vec![
+            graph_error(400, 17, None, false),
+            ok(json!({"id": "1"})),
+        ]))
+        .expect(2)
+        .mount(&w.server)
+        .await;
+    assert!(
+        w.client(w.config(Platform::InstagramLogin))
+            .me()
+            .send()
+            .await
+            .is_ok()
+    );
+    assert_eq!(w.clock.sleeps(), [Duration::from_secs(60)]);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_and_clamped() {
+    let w = World::new().await;
+    Mock::given(path("/me"))
+        .respond_with(Sequence::new(vec![
+            ResponseTemplate::new(429).insert_header("retry-after", "2"),
+            ok(json!({"id": "1"})),
+        ]))
+        .expect(2)
+        .mount(&w.server)
+        .await;
+    assert!(
+        w.client(w.config(Platform::InstagramLogin))
+            .me()
+            .send()
+            .await
+            .is_ok()
+    );
+    assert_eq!(w.clock.sleeps(), [Duration::from_secs(2)]);
+
+    let w = World::new().await;
+    Mock::given(path("/me"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "999999"))
+        .expect(1)
+        .mount(&w.server)
+        .await;
+    let error = w
+        .client(w.config(Platform::InstagramLogin))
+        .me()
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(999_999))
+    );
+    assert!(w.clock.sleeps().is_empty(), "never sleeps past max_wait");
+}
+
+#[tokio::test]
+async fn a_stalled_server_times_out_without_retry_when_asked() {
+    let w = World::new().await;
+    Mock::given(path("/me"))
+        .respond_with(ok(json!({"id": "1"})).set_delay(Duration::from_secs(5)))
+        .expect(1)
+        .mount(&w.server)
+        .await;
+    let config = w
+        .config(Platform::InstagramLogin)
+        .request_timeout(Duration::from_millis(200))
+        .retry(RetryPolicy::none());
+    let error = w.client(config).me().send().await.unwrap_err();
+    let Error::Transport { source, attempts: 1 } = &error else {
+        panic!("{error:?}")
+    };
+    assert!(source.is_timeout());
+}
+
+/// A clock whose sleeps never end: a retry waits forever, until the caller gives up.
+#[derive(Debug)]
+struct Stuck(ManualClock);
+
+#[async_trait::async_trait]
+impl Clock for Stuck {
+    fn now(&self) -> std::time::SystemTime {
+        self.0.now()
+    }
+    async fn sleep(&self, _: Duration) {
+        std::future::pending::<()>().await;
+    }
+}
+
+#[tokio::test]
+async fn dropping_a_call_mid_retry_sends_nothing_more() {
+    let w = World::new().await;
+    Mock::given(path("/me"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&w.server)
+        .await;
+    let clock: SharedClock = Arc::new(Stuck(w.clock.clone()));
+    let client = GraphClient::with_clock(
+        Arc::new(w.capture.clone()),
+        Arc::new(igdisplay_graph::StaticToken::new(AccessToken::new(TOKEN))),
+        w.config(Platform::InstagramLogin),
+        clock,
+    );
+    let call = client.me().send();
+    let outcome = tokio::time::timeout(Duration::from_millis(300), call).await;
+    assert!(outcome.is_err(), "the call was waiting in its backoff");
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(w.server.received_requests().await.unwrap().len(), 1);
+}
+
+/// Answers `/me` with rising `X-App-Usage`.
+struct RisingUsage(std::sync::atomic::AtomicUsize);
+
+impl Respond for RisingUsage {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let steps = [50, 85, 90, 95];
+        let i = self
+            .0
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            .min(steps.len() - 1);
+        ok(json!({"id": "1"})).insert_header(
+            "x-app-usage",
+            format!(
+                r#"{{"call_count":{},"total_cputime":10,"total_time":10}}"#,
+                steps[i]
+            )
+            .as_str(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn rising_usage_spaces_requests_and_full_usage_pauses_or_fails_fast() {
+    let w = World::new().await;
+    Mock::given(path("/me"))
+        .respond_with(RisingUsage(Default::default()))
+        .mount(&w.server)
+        .await;
+    let client = w.client(w.config(Platform::InstagramLogin));
+    for _ in 0..5 {
+        client.me().send().await.unwrap();
+    }
+    // No pause below 80 %, then a gap that grows with the usage.
+    assert_eq!(
+        w.clock.sleeps(),
+        [
+            Duration::from_millis(500),
+            Duration::from_secs(1),
+            Duration::from_millis(1500)
+        ]
+    );
+    assert_eq!(client.usage().unwrap().max_percent(), Some(95));
+
+    let w = World::new().await;
+    let buc = r#"{"17841400000000001":[{"type":"instagram","call_count":100,"total_cputime":20,"total_time":30,"estimated_time_to_regain_access":3}]}"#;
+    Mock::given(path("/me"))
+        .respond_with(ok(json!({"id": "1"})).insert_header("x-business-use-case-usage", buc))
+        .mount(&w.server)
+        .await;
+    let waiting = w.client(w.config(Platform::InstagramLogin));
+    waiting.me().send().await.unwrap();
+    waiting.me().send().await.unwrap();
+    assert_eq!(
+        w.clock.sleeps(),
+        [Duration::from_secs(180)],
+        "waited for the announced regain time"
+    );
+
+    let fast = w.client(
+        w.config(Platform::InstagramLogin)
+            .rate_limit(RateLimitPolicy::default().fail_fast()),
+    );
+    fast.me().send().await.unwrap();
+    let sent = w.capture.count();
+    let error = fast.me().send().await.unwrap_err();
+    let Error::RateLimited {
+        usage: Some(usage),
+        retry_after,
+        error: None,
+    } = &error
+    else {
+        panic!("{error:?}")
+    };
+    assert_eq!(
+        (usage.max_percent(), *retry_after),
+        (Some(100), Some(Duration::from_secs(180)))
+    );
+    assert_eq!(w.capture.count(), sent, "failed fast, without a request");
+    // Garbage usage headers never fail a call.
+    let w = World::new().await;
+    Mock::given(path("/me"))
+        .respond_with(
+            ok(json!({"id": "1"}))
+                .insert_header("x-app-usage", "{not json")
+                .insert_header("x-business-use-case-usage", "-5"),
+        )
+        .mount(&w.server)
+        .await;
+    let client = w.client(w.config(Platform::InstagramLogin));
+    assert!(client.me().send().await.is_ok());
+    assert!(client.usage().is_none());
+}
+
+/// Pages of `/me/media` by cursor: `None` → first page.
+fn page(ids: &[&str], after: Option<&str>, next: bool) -> ResponseTemplate {
+    let data: Vec<_> = ids
+        .iter()
+        .map(|id| json!({"id": id, "media_type": "IMAGE"}))
+        .collect();
+    let mut paging = json!({"cursors": {"before": "B", "after": after.unwrap_or("END")}});
+    if next {
+        paging["next"] = json!(format!(
+            "https://graph.instagram.com/v1.0/1/media?access_token={TOKEN}&after={}",
+            after.unwrap_or("")
+        ));
+    }
+    ok(json!({"data": data, "paging": paging}))
+}
+
+#[tokio::test]
+async fn a_stream_walks_three_pages_by_cursor_and_ends() {
+    let w = World::new().await;
+    Mock::given(path("/me/media"))
+        .and(query_param("after", "C1"))
+        .respond_with(page(&["3", "4"], Some("C2"), true))
+        .expect(1)
+        .mount(&w.server)
+        .await;
+    Mock::given(path("/me/media"))
+        .and(query_param("after", "C2"))
+        .respond_with(page(&["5"], Some("C3"), false))
+        .expect(1)
+        .mount(&w.server)
+        .await;
+    Mock::given(path("/me/media"))
+        .respond_with(page(&["1", "2"], Some("C1"), true))
+        .with_priority(10)
+        .expect(1)
+        .mount(&w.server)
+        .await;
+    let client = w.client(w.config(Platform::BasicDisplay));
+    let ids: Vec<String> = client
+        .my_media()
+        .limit(2)
+        .into_stream()
+        .map_ok(|m| m.id.to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(ids, ["1", "2", "3", "4", "5"]);
+    let sent = w.sent();
+    assert_eq!(sent.len(), 3);
+    assert!(
+        sent[1].ends_with("&limit=2&after=C1&access_token=[redacted]"),
+        "{}",
+        sent[1]
+    );
+}
+
+#[tokio::test]
+async fn a_hostile_next_url_is_never_followed() {
+    let w = World::new().await;
+    let evil =
+        |next: &str| ok(json!({"data": [{"id": "1"}], "paging": {"cursors": {"after": "C1"}, "next": next}}));
+    for next in [
+        "https://evil.example/media?after=C1",
+        "http://graph.instagram.com/me/media",
+        "https://graph.instagram.com@evil.example/",
+    ] {
+        w.server.reset().await;
+        Mock::given(path("/me/media"))
+            .and(query_param("after", "C1"))
+            .respond_with(ok(json!({"data": [{"id": "2"}]})))
+            .mount(&w.server)
+            .await;
+        Mock::given(path("/me/media"))
+            .respond_with(evil(next))
+            .with_priority(10)
+            .mount(&w.server)
+            .await;
+        let items: Vec<_> = w
+            .client(w.config(Platform::InstagramLogin))
+            .my_media()
+            .into_stream()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(items.len(), 2);
+    }
+    // `sent()` asserts every request went to the configured base.
+    assert_eq!(w.sent().len(), 6);
+}
+
+#[tokio::test]
+async fn a_repeated_cursor_or_endless_empty_pages_stop_the_stream() {
+    let w = World::new().await;
+    Mock::given(path("/me/media"))
+        .respond_with(page(&["1"], Some("SAME"), true))
+        .mount(&w.server)
+        .await;
+    let results: Vec<_> = w
+        .client(w.config(Platform::InstagramLogin))
+        .my_media()
+        .into_stream()
+        .collect()
+        .await;
+    // The first page, then the error instead of the repeated page's (duplicate) items.
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert!(matches!(results[1], Err(Error::PaginationLoop)));
+    assert_eq!(w.capture.count(), 2);
+
+    let w = World::new().await;
+    let counter = std::sync::atomic::AtomicUsize::new(0);
+    struct Empty(std::sync::atomic::AtomicUsize);
+    impl Respond for Empty {
+        fn respond(&self, _: &Request) -> ResponseTemplate {
+            let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            page(&[], Some(&format!("E{n}")), true)
+        }
+    }
+    Mock::given(path("/me/media"))
+        .respond_with(Empty(counter))
+        .mount(&w.server)
+        .await;
+    let results: Vec<_> = w
+        .client(w.config(Platform::InstagramLogin))
+        .my_media()
+        .into_stream()
+        .collect()
+        .await;
+    assert!(
+        matches!(results.as_slice(), [Err(Error::TooManyEmptyPages(3))]),
+        "{results:?}"
+    );
+    assert_eq!(w.capture.count(), 3);
+}
+
+#[tokio::test]
+async fn a_library_with_albums_costs_one_request_per_page() {
+    let w = World::new().await;
+    let album = |id: &str| {
+        json!({"id": id, "media_type": "CAROUSEL_ALBUM", "children": {"data": [
+        {"id": format!("{id}1"), "media_type": "IMAGE", "media_url": "https://cdn.example/a.jpg"},
+        {"id": format!("{id}2"), "media_type": "VIDEO"}]}})
+    };
+    Mock::given(path("/me/media"))
+        .and(query_param("after", "P2"))
+        .respond_with(ok(
+            json!({"data": [album("30")], "paging": {"cursors": {"after": "P3"}}}),
+        ))
+        .mount(&w.server)
+        .await;
+    Mock::given(path("/me/media"))
+        .respond_with(ok(
+            json!({"data": [album("10"), {"id": "20", "media_type": "IMAGE"}],
+            "paging": {"cursors": {"after": "P2"}, "next": "https://graph.instagram.com/x"}}),
+        ))
+        .with_priority(10)
+        .mount(&w.server)
+        .await;
+    let media: Vec<_> = w
+        .client(w.config(Platform::InstagramLogin))
+        .my_media()
+        .with_children()
+        .into_stream()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(media.len(), 3);
+    let children: usize = media.iter().map(|m| m.children().len()).sum();
+    assert_eq!(children, 4);
+    // A child without media_url (copyright, some videos) is None, not an error.
+    assert_eq!(media[0].children()[1].media_url, None);
+    assert_eq!(w.capture.count(), 2);
+    assert!(w.sent()[0].contains("children%7Bid%2Cmedia_type"));
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_typed_decode_errors_naming_the_field() {
+    let w = World::new().await;
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let cases = [
+        (
+            "/1",
+            r#"{"id":"1","media_count":"many"}"#.to_owned(),
+            "media_count",
+        ),
+        ("/2", r#"{"id":"2","username":"trunc"#.to_owned(), ""),
+        ("/3", deep, ""),
+        ("/4", r#"{"username":"no id"}"#.to_owned(), ""),
+    ];
+    for (p, body, field) in &cases {
+        Mock::given(path(*p))
+            .respond_with(ResponseTemplate::new(200).set_body_string(body.clone()))
+            .mount(&w.server)
+            .await;
+        let error = w
+            .client(w.config(Platform::BasicDisplay))
+            .user(&UserId::new(&p[1..]))
+            .send()
+            .await
+            .unwrap_err();
+        let Error::Decode { path, reason } = &error else {
+            panic!("{p}: {error:?}")
+        };
+        assert!(path.contains(field), "{p}: {path} / {reason}");
+    }
+    Mock::given(path("/5"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("x".repeat(100_000)))
+        .mount(&w.server)
+        .await;
+    let error = w
+        .client(w.config(Platform::BasicDisplay).retry(RetryPolicy::none()))
+        .user(&UserId::new("5"))
+        .send()
+        .await
+        .unwrap_err();
+    let Error::Transport { source, .. } = &error else {
+        panic!("{error:?}")
+    };
+    assert!(source.is_body_too_large());
+}
+
+#[derive(Debug)]
+struct Failing;
+
+#[async_trait::async_trait]
+impl TokenSource for Failing {
+    async fn access_token(&self) -> Result<AccessToken, BoxError> {
+        Err("the token expired: the user must log in again".into())
+    }
+}
+
+#[tokio::test]
+async fn no_error_shows_the_token_or_the_url() {
+    let w = World::new().await;
+    Mock::given(path("/me"))
+        .respond_with(
+            ResponseTemplate::new(502).set_body_string(format!("<html>bad gateway for {TOKEN}</html>")),
+        )
+        .mount(&w.server)
+        .await;
+    let mut printed = Vec::new();
+    let error = w
+        .client(w.config(Platform::InstagramLogin))
+        .me()
+        .send()
+        .await
+        .unwrap_err();
+    printed.push(format!("{error} {error:?}"));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = GraphConfig::new(Platform::InstagramLogin)
+        .base_url(format!("http://{closed}"))
+        .jitter_seed(1);
+    let client = GraphClient::with_clock(
+        Arc::new(ReqwestBackend::new().unwrap()),
+        Arc::new(igdisplay_graph::StaticToken::new(AccessToken::new(TOKEN))),
+        config,
+        Arc::new(w.clock.clone()),
+    );
+    let error = client.my_media().into_stream().next().await.unwrap().unwrap_err();
+    let mut chain = format!("{error} {error:?}");
+    let mut source = std::error::Error::source(&error);
+    while let Some(s) = source {
+        chain.push_str(&format!(" {s} {s:?}"));
+        source = s.source();
+    }
+    printed.push(chain);
+    let token_error = GraphClient::new(
+        Arc::new(w.capture.clone()),
+        Arc::new(Failing),
+        w.config(Platform::BasicDisplay),
+    )
+    .me()
+    .send()
+    .await
+    .unwrap_err();
+    assert!(matches!(token_error, Error::Token(_)));
+    printed.push(format!("{token_error:?} {client:?}"));
+    for text in printed {
+        assert!(!text.contains("CANARY"), "{text}");
+        assert!(!text.contains("access_token="), "{text}");
+    }
+}
