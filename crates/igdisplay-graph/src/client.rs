@@ -42,6 +42,8 @@ struct Inner {
 struct Limiter {
     usage: Option<Usage>,
     blocked_until: Option<SystemTime>,
+    /// The quota's theoretical arrival time of the next request.
+    quota_tat: Option<SystemTime>,
 }
 
 impl GraphClient {
@@ -290,6 +292,7 @@ impl GraphClient {
                 (Duration::ZERO, false, None)
             }
         };
+        let pause = pause.max(self.quota_delay(now + pause));
         if pause.is_zero() {
             return Ok(());
         }
@@ -307,6 +310,25 @@ impl GraphClient {
         );
         self.inner.clock.sleep(pause).await;
         Ok(())
+    }
+}
+
+impl GraphClient {
+    /// The wait the client-side quota imposes on a request sent at `at`, which it books.
+    fn quota_delay(&self, at: SystemTime) -> Duration {
+        let Some(quota) = self.inner.config.rate_limit.quota else {
+            return Duration::ZERO;
+        };
+        let interval = Duration::from_secs(1) / quota.per_second;
+        let tolerance = interval * (quota.burst - 1);
+        let mut limiter = self.limiter();
+        let tat = limiter.quota_tat.map_or(at, |tat| tat.max(at));
+        let wait = tat
+            .duration_since(at)
+            .unwrap_or_default()
+            .saturating_sub(tolerance);
+        limiter.quota_tat = Some(tat + interval);
+        wait
     }
 }
 

@@ -66,6 +66,29 @@ pub struct RateLimitPolicy {
     pub default_wait: Duration,
     /// Never wait longer than this for one call; fail instead. Default 5 min.
     pub max_wait: Duration,
+    /// A client-side quota, on top of what Instagram reports: none by default.
+    pub quota: Option<Quota>,
+}
+
+/// A client-side request quota: `per_second` requests a second on average, up to `burst` at
+/// once (the generic cell rate algorithm, on the injected clock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Quota {
+    /// Sustained requests per second (at least 1).
+    pub per_second: u32,
+    /// Requests that may go at once (at least 1).
+    pub burst: u32,
+}
+
+impl Quota {
+    /// `per_second` requests a second with bursts of `burst`.
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        Self {
+            per_second: per_second.max(1),
+            burst: burst.max(1),
+        }
+    }
 }
 
 impl Default for RateLimitPolicy {
@@ -76,11 +99,19 @@ impl Default for RateLimitPolicy {
             wait_when_exhausted: true,
             default_wait: Duration::from_secs(60),
             max_wait: Duration::from_secs(300),
+            quota: None,
         }
     }
 }
 
 impl RateLimitPolicy {
+    /// Adds a client-side quota.
+    #[must_use]
+    pub fn quota(mut self, quota: Quota) -> Self {
+        self.quota = Some(quota);
+        self
+    }
+
     /// Fails fast instead of waiting at 100 %.
     #[must_use]
     pub fn fail_fast(mut self) -> Self {

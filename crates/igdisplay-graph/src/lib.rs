@@ -8,7 +8,7 @@ mod requests;
 mod token;
 
 pub use client::GraphClient;
-pub use config::{GraphConfig, RateLimitPolicy, RetryPolicy};
+pub use config::{GraphConfig, Quota, RateLimitPolicy, RetryPolicy};
 pub use error::Error;
 pub use fields::{FieldList, MediaField, UserField};
 pub use requests::{

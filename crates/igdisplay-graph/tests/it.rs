@@ -536,6 +536,29 @@ async fn rising_usage_spaces_requests_and_full_usage_pauses_or_fails_fast() {
     assert!(client.usage().is_none());
 }
 
+#[tokio::test]
+async fn a_client_side_quota_holds_over_time() {
+    let w = World::new().await;
+    Mock::given(path("/me"))
+        .respond_with(ok(json!({"id": "1"})))
+        .mount(&w.server)
+        .await;
+    let policy = RateLimitPolicy::default().quota(igdisplay_graph::Quota::new(5, 5));
+    let client = w.client(w.config(Platform::InstagramLogin).rate_limit(policy));
+    let start = w.clock.now();
+    let mut within_four_seconds = 0;
+    loop {
+        client.me().send().await.unwrap();
+        if w.clock.now().duration_since(start).unwrap() > Duration::from_secs(4) {
+            break;
+        }
+        within_four_seconds += 1;
+    }
+    // A burst of 5, then 5 a second for 4 seconds.
+    assert!((24..=26).contains(&within_four_seconds), "{within_four_seconds}");
+    assert!(w.clock.sleeps().iter().all(|d| *d <= Duration::from_millis(200)));
+}
+
 /// Pages of `/me/media` by cursor: `None` → first page.
 fn page(ids: &[&str], after: Option<&str>, next: bool) -> ResponseTemplate {
     let data: Vec<_> = ids
