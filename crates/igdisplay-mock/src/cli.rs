@@ -1,0 +1,102 @@
+//! The command line of the standalone mock, shared with `igdisplay mock serve`.
+
+use crate::{MockClock, MockError, MockPlatform, MockServer, Seed, TokenShape};
+use std::net::SocketAddr;
+
+/// Options of `igdisplay-mock` (and `igdisplay mock serve`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    pub addr: SocketAddr,
+    /// Platform to play: instagram-login or basic-display.
+    #[arg(long, default_value = "instagram-login", value_parser = parse_platform)]
+    pub platform: MockPlatform,
+    /// Seed data: `demo`, or a JSON seed file.
+    #[arg(long, default_value = "demo")]
+    pub seed: String,
+    /// Clock: `system`, `frozen`, or `frozen:<RFC 3339 UTC>`.
+    #[arg(long, default_value = "system", value_parser = parse_clock)]
+    pub clock: MockClock,
+    /// Graph calls per user per rolling hour (0: unlimited).
+    #[arg(long, default_value_t = 200)]
+    pub calls_per_hour: u32,
+    /// Instagram Login code-exchange shape: flat (observed) or wrapped (documented `data[]`).
+    #[arg(long, default_value = "flat", value_parser = parse_shape)]
+    pub token_shape: TokenShape,
+    /// Add a user `bulk` with this many generated media (every 10th an album).
+    #[arg(long)]
+    pub generate: Option<usize>,
+    /// Worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+}
+
+fn parse_platform(text: &str) -> Result<MockPlatform, String> {
+    MockPlatform::parse(text).ok_or_else(|| "expected instagram-login or basic-display".to_owned())
+}
+
+fn parse_clock(text: &str) -> Result<MockClock, String> {
+    MockClock::parse(text).ok_or_else(|| "expected system, frozen or frozen:2026-01-15T12:00:00Z".to_owned())
+}
+
+fn parse_shape(text: &str) -> Result<TokenShape, String> {
+    match text {
+        "flat" => Ok(TokenShape::Flat),
+        "wrapped" => Ok(TokenShape::Wrapped),
+        _ => Err("expected flat or wrapped".to_owned()),
+    }
+}
+
+/// Starts a mock from `args` and writes, first, `listening on http://HOST:PORT`, then the
+/// app's credentials and the seeded users, to `out`.
+///
+/// # Errors
+///
+/// [`MockError`] when the seed file is unreadable or the address cannot be bound.
+pub fn start(args: &ServeArgs, out: &mut impl std::io::Write) -> Result<MockServer, MockError> {
+    let mut seed = match args.seed.as_str() {
+        "demo" => Seed::demo(),
+        path => {
+            let text = std::fs::read_to_string(path).map_err(|e| MockError::Seed(format!("{path}: {e}")))?;
+            Seed::from_json(&text).map_err(|e| MockError::Seed(format!("{path}: {e}")))?
+        }
+    };
+    if let Some(count) = args.generate {
+        seed = seed.with_generated_user("bulk", count, 10);
+    }
+    let server = MockServer::builder()
+        .platform(args.platform)
+        .seed(seed)
+        .clock(args.clock)
+        .addr(args.addr)
+        .calls_per_hour((args.calls_per_hour > 0).then_some(args.calls_per_hour))
+        .token_shape(args.token_shape)
+        .workers(args.workers)
+        .start()?;
+    let app = server.app();
+    let mut lines = vec![
+        format!("listening on {}", server.base_url()),
+        format!("platform:      {}", args.platform.as_str()),
+        format!("app id:        {}", app.id),
+        format!("app secret:    {}", app.secret),
+        format!("redirect URIs: {}", app.redirect_uris.join(" ")),
+        "users:".to_owned(),
+    ];
+    for user in server.users() {
+        lines.push(format!(
+            "  @{:<14} id {}  {}{}  {} media",
+            user.username,
+            user.id,
+            user.account_type,
+            if user.tester { ", tester" } else { ", NOT a tester" },
+            user.media_count
+        ));
+    }
+    lines.push(format!("control API:   {}/_mock/state", server.base_url()));
+    for line in lines {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = out.flush();
+    Ok(server)
+}

@@ -1,0 +1,159 @@
+//! Faults and stubs: ways to make the mock misbehave on purpose, per route, for a number of
+//! requests or with a seeded probability; and canned answers that come before the fake's own
+//! logic.
+
+use serde::{Deserialize, Serialize};
+
+/// How a request goes wrong.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FaultKind {
+    /// Answer normally, after this many milliseconds.
+    Latency {
+        /// The delay.
+        ms: u64,
+    },
+    /// Answer with this status and a plain-text body instead.
+    Status {
+        /// The status, e.g. 503.
+        status: u16,
+    },
+    /// Answer 500 with a transient Graph error (code 2, `is_transient: true`).
+    GraphTransient,
+    /// Close the connection without answering (the request was processed).
+    DropConnection,
+    /// Send the headers and half the body, then reset the connection.
+    ResetMidBody,
+    /// Send only the first half of the JSON body (with a matching length): a truncated document.
+    TruncatedJson,
+    /// Send `200` with a body that is not JSON.
+    MalformedJson,
+    /// Send the normal body labelled `text/html`.
+    WrongContentType,
+    /// Send the body `chunk` bytes at a time, `delay_ms` apart.
+    SlowDrip {
+        /// Bytes per chunk.
+        chunk: usize,
+        /// Pause between chunks.
+        delay_ms: u64,
+    },
+}
+
+/// A fault on every path starting with `path_prefix`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    /// Which requests: a path prefix such as `/me/media` or `/oauth/access_token` (`/` for all).
+    pub path_prefix: String,
+    /// What goes wrong.
+    pub kind: FaultKind,
+    /// For this many matching requests, then the fault is spent (`None`: forever).
+    #[serde(default)]
+    pub times: Option<u32>,
+    /// The chance a matching request is hit, drawn from the seeded generator (`None`: always).
+    #[serde(default)]
+    pub probability: Option<f64>,
+}
+
+impl Fault {
+    /// `kind` on every path under `path_prefix`, forever.
+    pub fn new(path_prefix: impl Into<String>, kind: FaultKind) -> Self {
+        Self {
+            path_prefix: path_prefix.into(),
+            kind,
+            times: None,
+            probability: None,
+        }
+    }
+
+    /// Only for the next `n` matching requests.
+    #[must_use]
+    pub fn times(mut self, n: u32) -> Self {
+        self.times = Some(n);
+        self
+    }
+
+    /// Only with probability `p` (0 to 1).
+    #[must_use]
+    pub fn probability(mut self, p: f64) -> Self {
+        self.probability = Some(p.clamp(0.0, 1.0));
+        self
+    }
+}
+
+/// A canned answer for `method path`, before the fake's own logic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stub {
+    /// The method, e.g. `GET`.
+    pub method: String,
+    /// The exact path, e.g. `/me`.
+    pub path: String,
+    /// For this many requests (`None`: forever).
+    #[serde(default)]
+    pub times: Option<u32>,
+    /// The status.
+    pub status: u16,
+    /// The body.
+    #[serde(default)]
+    pub body: String,
+    /// The content type. Default `application/json; charset=UTF-8`.
+    #[serde(default = "json_type")]
+    pub content_type: String,
+    /// Extra headers.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+}
+
+fn json_type() -> String {
+    "application/json; charset=UTF-8".to_owned()
+}
+
+impl Stub {
+    /// Answers `method path` with `status` and the JSON `body`.
+    pub fn json(method: &str, path: &str, status: u16, body: serde_json::Value) -> Self {
+        Self {
+            method: method.to_ascii_uppercase(),
+            path: path.to_owned(),
+            times: None,
+            status,
+            body: body.to_string(),
+            content_type: json_type(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Only for the next `n` matching requests.
+    #[must_use]
+    pub fn times(mut self, n: u32) -> Self {
+        self.times = Some(n);
+        self
+    }
+
+    /// Adds a response header.
+    #[must_use]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// Takes one use of the first matching item whose budget is not spent.
+pub(crate) fn take<T>(
+    items: &mut Vec<T>,
+    matches: impl Fn(&T) -> bool,
+    times: impl Fn(&mut T) -> &mut Option<u32>,
+    mut roll: impl FnMut(&T) -> bool,
+) -> Option<T>
+where
+    T: Clone,
+{
+    let index = items.iter().position(|item| matches(item) && roll(item))?;
+    let item = items[index].clone();
+    if let Some(left) = times(&mut items[index]) {
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            items.remove(index);
+        }
+    }
+    Some(item)
+}

@@ -1,0 +1,175 @@
+//! The journal: a bounded ring buffer of the requests the mock answered, secrets masked, with
+//! an assertion helper that explains the closest miss. Memory stays flat however long the mock
+//! runs.
+
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::fmt;
+
+/// One answered request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// Its number since the start (or the last reset), from 1.
+    pub seq: u64,
+    /// The mock time it was answered, Unix seconds.
+    pub at: i64,
+    /// The method.
+    pub method: String,
+    /// The path.
+    pub path: String,
+    /// The query with `access_token`, `client_secret`, `code` and `state` masked.
+    pub query: String,
+    /// The status sent (0 when the connection was dropped on purpose).
+    pub status: u16,
+}
+
+#[derive(Debug)]
+pub(crate) struct Journal {
+    capacity: usize,
+    entries: VecDeque<JournalEntry>,
+    next_seq: u64,
+}
+
+impl Journal {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            entries: VecDeque::with_capacity(capacity.clamp(1, 4096)),
+            next_seq: 1,
+        }
+    }
+
+    pub(crate) fn record(&mut self, at: i64, method: &str, path: &str, query: String, status: u16) {
+        if self.entries.len() == self.capacity {
+            self.entries.pop_front();
+        }
+        self.entries.push_back(JournalEntry {
+            seq: self.next_seq,
+            at,
+            method: method.to_owned(),
+            path: path.to_owned(),
+            query,
+            status,
+        });
+        self.next_seq += 1;
+    }
+
+    pub(crate) fn entries(&self) -> Vec<JournalEntry> {
+        self.entries.iter().cloned().collect()
+    }
+
+    /// Requests answered since the start, including those the buffer no longer holds.
+    pub(crate) fn total(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
+
+/// A journal expectation that did not hold, with the closest request seen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalMismatch {
+    /// `METHOD /path`.
+    pub expected: String,
+    /// How many times it was expected.
+    pub expected_times: usize,
+    /// How many matching requests the journal holds.
+    pub found: usize,
+    /// The request most like the expected one, when it was not found at all.
+    pub closest: Option<Box<JournalEntry>>,
+}
+
+impl fmt::Display for JournalMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "expected {} request(s) `{}`, the journal holds {}",
+            self.expected_times, self.expected, self.found
+        )?;
+        match &self.closest {
+            Some(c) => write!(
+                f,
+                "; closest: `{} {}` ({}) answered {}",
+                c.method, c.path, c.query, c.status
+            ),
+            None if self.found == 0 => f.write_str("; no request at all"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for JournalMismatch {}
+
+/// Checks that `entries` hold exactly `times` requests `method path`.
+pub(crate) fn expect(
+    entries: &[JournalEntry],
+    method: &str,
+    path: &str,
+    times: usize,
+) -> Result<(), Box<JournalMismatch>> {
+    let found = entries
+        .iter()
+        .filter(|e| e.method.eq_ignore_ascii_case(method) && e.path == path)
+        .count();
+    if found == times {
+        return Ok(());
+    }
+    let wanted = format!("{} {path}", method.to_ascii_uppercase());
+    let closest = (found == 0)
+        .then(|| {
+            entries
+                .iter()
+                .max_by_key(|e| common_prefix(&format!("{} {}", e.method, e.path), &wanted))
+                .cloned()
+                .map(Box::new)
+        })
+        .flatten();
+    Err(Box::new(JournalMismatch {
+        expected: wanted,
+        expected_times: times,
+        found,
+        closest,
+    }))
+}
+
+fn common_prefix(a: &str, b: &str) -> usize {
+    a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ring_stays_bounded_and_counts_everything() {
+        let mut journal = Journal::new(3);
+        for i in 0..10 {
+            journal.record(i, "GET", &format!("/{i}"), String::new(), 200);
+        }
+        let entries = journal.entries();
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[0].seq, 8);
+        assert_eq!(journal.total(), 10);
+    }
+
+    #[test]
+    fn a_miss_names_the_closest_request() {
+        let mut journal = Journal::new(10);
+        journal.record(0, "GET", "/me/media", "fields=id".into(), 200);
+        journal.record(0, "POST", "/oauth/access_token", String::new(), 400);
+        let entries = journal.entries();
+        assert!(expect(&entries, "get", "/me/media", 1).is_ok());
+        let miss = expect(&entries, "GET", "/me/medias", 1).unwrap_err();
+        assert_eq!(
+            miss.to_string(),
+            "expected 1 request(s) `GET /me/medias`, the journal holds 0; closest: `GET /me/media` (fields=id) answered 200"
+        );
+        let twice = expect(&entries, "GET", "/me/media", 2).unwrap_err();
+        assert_eq!(
+            twice.to_string(),
+            "expected 2 request(s) `GET /me/media`, the journal holds 1"
+        );
+    }
+}

@@ -1,0 +1,210 @@
+//! `/_mock/*`: the test-control API. Health, state, reset, clock, journal, faults, stubs,
+//! redirect URIs, callback URLs, dashboard-style tokens and signed callbacks.
+
+use crate::clock::{MockClock, instagram_timestamp, parse_rfc3339};
+use crate::faults::{Fault, Stub};
+use crate::state::{TokenKind, World};
+use crate::wire::{Reply, Req};
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+/// What a control request asks the server to do.
+pub(crate) enum Control {
+    /// Answer now.
+    Reply(Reply),
+    /// POST `form` to `url` (a callback of the app), then answer with what it said.
+    Deliver { url: String, form: String },
+}
+
+fn bad_request(message: &str) -> Control {
+    Control::Reply(Reply::json(400, &json!({"error": message})))
+}
+
+fn ok(value: &Value) -> Control {
+    Control::Reply(Reply::json(200, value))
+}
+
+impl World {
+    pub(crate) fn control(&mut self, req: &Req, rest: &[&str], initial_clock: MockClock) -> Control {
+        let method = req.method.as_str();
+        match (method, rest) {
+            ("GET", ["health"]) => ok(
+                &json!({"status": "ok", "platform": self.options.platform.as_str(),
+                "requests": self.journal.total()}),
+            ),
+            ("GET", ["state"]) => ok(&self.state_json()),
+            ("POST", ["reset"]) => {
+                self.reset(initial_clock);
+                ok(&json!({"reset": true}))
+            }
+            ("GET", ["clock"]) => ok(&self.clock_json()),
+            ("POST", ["clock", "advance"]) => {
+                match req.param("seconds").and_then(|s| s.parse::<i64>().ok()) {
+                    Some(seconds) => {
+                        self.clock.advance(seconds);
+                        ok(&self.clock_json())
+                    }
+                    None => bad_request("give ?seconds=N"),
+                }
+            }
+            ("POST", ["clock", "set"]) => {
+                let unix = req
+                    .param("unix")
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .or_else(|| req.param("iso").and_then(parse_rfc3339));
+                match unix {
+                    Some(unix) => {
+                        self.clock.set(unix);
+                        ok(&self.clock_json())
+                    }
+                    None => bad_request("give ?unix=N or ?iso=2026-01-15T12:00:00Z"),
+                }
+            }
+            ("GET", ["journal"]) => {
+                ok(&json!({"total": self.journal.total(), "entries": self.journal.entries()}))
+            }
+            ("DELETE", ["journal"]) => {
+                self.journal.clear();
+                ok(&json!({"cleared": true}))
+            }
+            ("GET", ["faults"]) => ok(&json!(self.faults)),
+            ("POST", ["faults"]) => match serde_json::from_slice::<Fault>(&req.body) {
+                Ok(fault) => {
+                    self.faults.push(fault);
+                    ok(&json!({"faults": self.faults.len()}))
+                }
+                Err(e) => bad_request(&format!("not a fault: {e}")),
+            },
+            ("DELETE", ["faults"]) => {
+                self.faults.clear();
+                ok(&json!({"faults": 0}))
+            }
+            ("POST", ["stubs"]) => match serde_json::from_slice::<Stub>(&req.body) {
+                Ok(stub) => {
+                    self.stubs.push(stub);
+                    ok(&json!({"stubs": self.stubs.len()}))
+                }
+                Err(e) => bad_request(&format!("not a stub: {e}")),
+            },
+            ("DELETE", ["stubs"]) => {
+                self.stubs.clear();
+                ok(&json!({"stubs": 0}))
+            }
+            ("POST", ["redirect_uris"]) => match body_field(&req.body, "uri") {
+                Some(uri) => {
+                    self.add_redirect_uri(&uri);
+                    ok(&json!({"redirect_uris": self.app.redirect_uris}))
+                }
+                None => bad_request("give {\"uri\": \"...\"}"),
+            },
+            ("POST", ["callbacks"]) => {
+                self.app.deauthorize_callback = body_field(&req.body, "deauthorize");
+                self.app.data_deletion_callback = body_field(&req.body, "data_deletion");
+                ok(
+                    &json!({"deauthorize": self.app.deauthorize_callback, "data_deletion": self.app.data_deletion_callback}),
+                )
+            }
+            ("POST", ["tokens"]) => {
+                let username = body_field(&req.body, "username").unwrap_or_default();
+                let long = body_field(&req.body, "kind").is_none_or(|k| k != "short_lived");
+                match self.dashboard_token(&username, long) {
+                    Some(issued) => ok(&issued),
+                    None => bad_request("no such user"),
+                }
+            }
+            ("GET", ["signed_request"]) => match req.param("username").and_then(|u| self.signed_request(u)) {
+                Some(value) => ok(&json!({"signed_request": value})),
+                None => bad_request("give ?username= of a seeded user"),
+            },
+            ("POST", ["deauthorize" | "data_deletion"]) => {
+                let url = match rest {
+                    ["deauthorize"] => self.app.deauthorize_callback.clone(),
+                    _ => self.app.data_deletion_callback.clone(),
+                };
+                let Some(url) = url else {
+                    return bad_request("no callback URL registered: POST /_mock/callbacks first");
+                };
+                match req.param("username").and_then(|u| self.signed_request(u)) {
+                    Some(value) => Control::Deliver {
+                        url,
+                        form: format!("signed_request={}", crate::wire::encode(&value)),
+                    },
+                    None => bad_request("give ?username= of a seeded user"),
+                }
+            }
+            _ => Control::Reply(Reply::json(404, &json!({"error": "unknown control endpoint"}))),
+        }
+    }
+
+    pub(crate) fn state_json(&self) -> Value {
+        json!({
+            "platform": self.options.platform.as_str(),
+            "base_url": self.base,
+            "clock": self.clock_json(),
+            "app": {
+                "id": self.app.id, "secret": self.app.secret, "name": self.app.name,
+                "redirect_uris": self.app.redirect_uris, "live_mode": self.app.live_mode,
+                "deauthorize_callback": self.app.deauthorize_callback,
+                "data_deletion_callback": self.app.data_deletion_callback,
+            },
+            "users": self.users.iter().map(|u| json!({
+                "username": u.username, "id": u.id, "user_id": u.ig_id, "account_type": u.account_type,
+                "tester": u.tester, "media_count": u.media.len(),
+            })).collect::<Vec<_>>(),
+            "testers": self.users.iter().filter(|u| u.tester).map(|u| u.username.clone()).collect::<Vec<_>>(),
+            "codes": self.codes.len(),
+            "tokens": self.tokens.len(),
+        })
+    }
+
+    fn clock_json(&self) -> Value {
+        let now = self.now();
+        json!({"unix": now, "timestamp": instagram_timestamp(now)})
+    }
+
+    pub(crate) fn add_redirect_uri(&mut self, uri: &str) {
+        if !self.app.redirect_uris.iter().any(|u| u == uri) {
+            self.app.redirect_uris.push(uri.to_owned());
+        }
+    }
+
+    /// A token as the App Dashboard's "Generate token" gives it (long-lived by default).
+    pub(crate) fn dashboard_token(&mut self, username: &str, long_lived: bool) -> Option<Value> {
+        let user = self.user_by_name(username)?;
+        let kind = if long_lived {
+            TokenKind::LongLived
+        } else {
+            TokenKind::ShortLived
+        };
+        let scopes = self.all_scopes();
+        let token = self.issue_token(user, kind, scopes, None);
+        let expires_in = self.tokens.get(&token).map_or(0, |t| t.expires_at - t.issued_at);
+        Some(json!({"access_token": token, "user_id": self.users[user].id, "expires_in": expires_in}))
+    }
+
+    /// A `signed_request` for `username`, signed with the app secret as Meta does.
+    pub(crate) fn signed_request(&self, username: &str) -> Option<String> {
+        let user = self.user_by_name(username)?;
+        let payload =
+            json!({"user_id": self.users[user].id, "algorithm": "HMAC-SHA256", "issued_at": self.now()});
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let payload = engine.encode(payload.to_string());
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.app.secret.as_bytes()).ok()?;
+        mac.update(payload.as_bytes());
+        Some(format!(
+            "{}.{payload}",
+            engine.encode(mac.finalize().into_bytes())
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+struct Body(serde_json::Map<String, Value>);
+
+fn body_field(body: &[u8], name: &str) -> Option<String> {
+    let Body(map) = serde_json::from_slice(body).ok()?;
+    map.get(name).and_then(Value::as_str).map(str::to_owned)
+}

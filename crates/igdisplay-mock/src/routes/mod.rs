@@ -1,0 +1,78 @@
+//! Routing: which part of the fake answers which path.
+
+pub(crate) mod cdn;
+pub(crate) mod control;
+pub(crate) mod graph;
+pub(crate) mod oauth;
+
+use crate::state::World;
+use crate::wire::{GraphFailure, Reply, Req};
+
+/// Whether a path segment is an API version such as `v21.0`.
+fn is_version(segment: &str) -> bool {
+    let Some(rest) = segment.strip_prefix('v') else {
+        return false;
+    };
+    let mut parts = rest.split('.');
+    let major = parts
+        .next()
+        .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let minor = parts
+        .next()
+        .is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    major && minor && parts.next().is_none()
+}
+
+impl World {
+    /// Answers one request to the fake Instagram (everything but `/_mock`).
+    pub(crate) fn route(&mut self, req: &Req) -> Reply {
+        let path = req.path.clone();
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let graph = match segments.as_slice() {
+            ["oauth", "authorize"] if req.method == http::Method::GET => return self.authorize_page(req),
+            ["oauth", "authorize"] if req.method == http::Method::POST => {
+                return self.authorize_decision(req);
+            }
+            ["oauth", "access_token"] if req.method == http::Method::POST => return self.exchange_code(req),
+            ["oauth", "access_token"] => return Reply::oauth_error("Unsupported method: use POST"),
+            ["cdn", "v", file] => return self.cdn(req, file),
+            [] => {
+                return Reply::new(
+                    404,
+                    "text/plain; charset=utf-8",
+                    "igdisplay-mock: see /_mock/state",
+                );
+            }
+            [version, rest @ ..] if is_version(version) => rest,
+            all => all,
+        };
+        let outcome: Result<Reply, GraphFailure> = match graph {
+            ["access_token"] => self.exchange_long_lived(req),
+            ["refresh_access_token"] => self.refresh(req),
+            [] => Err(GraphFailure::new(
+                400,
+                "IGApiException",
+                2500,
+                "Unknown path components: /",
+            )),
+            segments => self.graph(req, segments),
+        };
+        outcome.unwrap_or_else(|failure| {
+            let trace = self.fbtrace_id();
+            failure.reply(trace)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn versions_are_recognized() {
+        for ok in ["v21.0", "v1.0", "v25"] {
+            assert!(super::is_version(ok), "{ok}");
+        }
+        for not in ["v", "v1.", "va.0", "me", "v1.0.1"] {
+            assert!(!super::is_version(not), "{not}");
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! The authorize window and the token endpoints, with every rule of the reference: exact
+//! redirect URIs, required scopes, testers in development mode, single-use codes bound to
+//! client and redirect URI, and the token lifetimes.
+
+use crate::clock::facebook_date;
+use crate::seed::MockPlatform;
+use crate::state::{Code, HOUR, LONG_LIVED_SECONDS, Token, TokenKind, TokenShape, World};
+use crate::wire::{GraphFailure, Reply, Req, encode, escape_html};
+use serde_json::{Value, json};
+
+/// The parameters of an authorize request, from the query (GET) or the form (POST).
+struct Authorize {
+    client_id: String,
+    redirect_uri: String,
+    scopes: Vec<String>,
+    response_type: String,
+    state: Option<String>,
+}
+
+impl Authorize {
+    fn from(pairs: &[(String, String)]) -> Self {
+        let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        Self {
+            client_id: get("client_id").or_else(|| get("app_id")).unwrap_or_default(),
+            redirect_uri: get("redirect_uri").unwrap_or_default(),
+            scopes: get("scope")
+                .unwrap_or_default()
+                .split([',', ' '])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            response_type: get("response_type").unwrap_or_default(),
+            state: get("state"),
+        }
+    }
+}
+
+const BASIC_DISPLAY_SCOPES: [&str; 2] = ["user_profile", "user_media"];
+const INSTAGRAM_LOGIN_SCOPES: [&str; 5] = [
+    "instagram_business_basic",
+    "instagram_business_content_publish",
+    "instagram_business_manage_comments",
+    "instagram_business_manage_messages",
+    "instagram_business_manage_insights",
+];
+
+impl World {
+    /// Validates an authorize request; the error is what the window shows.
+    fn check_authorize(&self, request: &Authorize) -> Result<(), Reply> {
+        if request.client_id != self.app.id {
+            return Err(Reply::oauth_error("Invalid platform app"));
+        }
+        if !self.app.redirect_uris.contains(&request.redirect_uri) {
+            return Err(Reply::oauth_error(
+                "Invalid redirect_uri: it must match one of the app's Valid OAuth Redirect URIs exactly",
+            ));
+        }
+        let (known, required): (&[&str], &str) = match self.options.platform {
+            MockPlatform::BasicDisplay => (&BASIC_DISPLAY_SCOPES, "user_profile"),
+            MockPlatform::InstagramLogin => (&INSTAGRAM_LOGIN_SCOPES, "instagram_business_basic"),
+        };
+        let unknown: Vec<&str> = request
+            .scopes
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !known.contains(s))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Reply::oauth_error(&format!(
+                "Invalid request: Request parameters are invalid: Invalid scope: {}",
+                unknown.join(",")
+            )));
+        }
+        if !request.scopes.iter().any(|s| s == required) {
+            return Err(Reply::oauth_error(&format!(
+                "Invalid scope: [{}]",
+                request.scopes.join(",")
+            )));
+        }
+        if request.response_type != "code" {
+            return Err(Reply::oauth_error(&format!(
+                "Invalid response type: {}",
+                request.response_type
+            )));
+        }
+        Ok(())
+    }
+
+    /// `GET /oauth/authorize`: the window, or (with `mock_approve_as` / `mock_deny`) its
+    /// answer straight away.
+    pub(crate) fn authorize_page(&mut self, req: &Req) -> Reply {
+        let request = Authorize::from(&req.query);
+        if let Err(reply) = self.check_authorize(&request) {
+            return reply;
+        }
+        if req.param("mock_deny").is_some() {
+            return denied(&request);
+        }
+        if let Some(username) = req.param("mock_approve_as") {
+            return self.approve(&request, username);
+        }
+        Reply::html(200, self.window(&request))
+    }
+
+    /// `POST /oauth/authorize`: the user's click in the window.
+    pub(crate) fn authorize_decision(&mut self, req: &Req) -> Reply {
+        let form = req.form();
+        let request = Authorize::from(&form);
+        if let Err(reply) = self.check_authorize(&request) {
+            return reply;
+        }
+        let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        match (field("cancel"), field("user")) {
+            (Some(_), _) => denied(&request),
+            (None, Some(username)) => {
+                let username = username.to_owned();
+                self.approve(&request, &username)
+            }
+            (None, None) => Reply::oauth_error("Missing user"),
+        }
+    }
+
+    fn approve(&mut self, request: &Authorize, username: &str) -> Reply {
+        let Some(user) = self.user_by_name(username) else {
+            return Reply::oauth_error("Invalid user");
+        };
+        if !self.app.live_mode && !self.users[user].tester {
+            return Reply::oauth_error("Insufficient developer role");
+        }
+        if self.options.platform == MockPlatform::InstagramLogin
+            && self.users[user].account_type == "PERSONAL"
+        {
+            return Reply::oauth_error(
+                "Instagram Login needs a professional account (Business or Creator); switch the account type in the Instagram app",
+            );
+        }
+        let code = format!("AQ{}", self.rng.token(190));
+        self.codes.insert(
+            code.clone(),
+            Code {
+                user,
+                redirect_uri: request.redirect_uri.clone(),
+                scopes: request.scopes.clone(),
+                issued_at: self.now(),
+                used: false,
+            },
+        );
+        let mut location = with_query(&request.redirect_uri, &format!("code={}", encode(&code)));
+        if let Some(state) = &request.state {
+            location.push_str(&format!("&state={}", encode(state)));
+        }
+        location.push_str("#_");
+        Reply::redirect(location)
+    }
+
+    fn window(&self, request: &Authorize) -> String {
+        let hidden = [
+            ("client_id", request.client_id.as_str()),
+            ("redirect_uri", request.redirect_uri.as_str()),
+            ("response_type", request.response_type.as_str()),
+            ("scope", &request.scopes.join(",")),
+            ("state", request.state.as_deref().unwrap_or_default()),
+        ]
+        .iter()
+        .filter(|(name, value)| *name != "state" || !value.is_empty())
+        .map(|(name, value)| {
+            format!(
+                r#"<input type="hidden" name="{name}" value="{}">"#,
+                escape_html(value)
+            )
+        })
+        .collect::<String>();
+        let scopes = request
+            .scopes
+            .iter()
+            .map(|s| format!("<li>{}</li>", escape_html(s)))
+            .collect::<String>();
+        let users = self
+            .users
+            .iter()
+            .map(|u| {
+                format!(
+                    r#"<button type="submit" name="user" value="{0}" class="continue">Continue as @{0}</button>"#,
+                    escape_html(&u.username)
+                )
+            })
+            .collect::<String>();
+        format!(
+            r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Authorize {app} · Instagram (mock)</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;color:#262626}}
+h1{{font-size:1.25rem}}button{{display:block;width:100%;margin:.5rem 0;padding:.7rem;font-size:1rem;border-radius:8px;border:1px solid #dbdbdb;background:#fff;cursor:pointer}}
+.continue{{background:#0095f6;color:#fff;border:0}}small{{color:#8e8e8e}}</style></head>
+<body><h1>{app} would like to access your Instagram account</h1>
+<p>It asks for these permissions:</p><ul id="permissions">{scopes}</ul>
+<form method="post" action="/oauth/authorize">{hidden}{users}
+<button type="submit" name="cancel" value="1" id="cancel">Cancel</button></form>
+<p><small>This is igdisplay-mock, a fake Instagram for tests ({platform}).</small></p></body></html>"#,
+            app = escape_html(&self.app.name),
+            platform = self.options.platform.as_str(),
+        )
+    }
+
+    /// `POST /oauth/access_token`: code → short-lived token.
+    pub(crate) fn exchange_code(&mut self, req: &Req) -> Reply {
+        let form = req.form();
+        let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        for name in ["client_id", "client_secret", "grant_type", "redirect_uri", "code"] {
+            if field(name).is_none_or(str::is_empty) {
+                return Reply::oauth_error(&format!("Missing required parameter: {name}"));
+            }
+        }
+        if field("client_id") != Some(self.app.id.as_str()) {
+            return Reply::oauth_error("Invalid platform app");
+        }
+        if field("client_secret") != Some(self.app.secret.as_str()) {
+            return Reply::oauth_error("Error validating client secret.");
+        }
+        if field("grant_type") != Some("authorization_code") {
+            return Reply::oauth_error("Unsupported grant_type: use authorization_code");
+        }
+        let code_text = field("code").unwrap_or_default().to_owned();
+        let redirect_uri = field("redirect_uri").unwrap_or_default().to_owned();
+        let now = self.now();
+        let reused = match self.options.platform {
+            MockPlatform::BasicDisplay => "This authorization code has been used",
+            MockPlatform::InstagramLogin => "Matching code was not found or was already used",
+        };
+        let Some(code) = self.codes.get_mut(&code_text) else {
+            return Reply::oauth_error(match self.options.platform {
+                MockPlatform::BasicDisplay => "Invalid authorization code",
+                MockPlatform::InstagramLogin => reused,
+            });
+        };
+        if code.used {
+            // A second use is an attack or a double callback: revoke what the first one gave.
+            for token in self.tokens.values_mut() {
+                if token.code.as_deref() == Some(code_text.as_str()) {
+                    token.revoked = true;
+                }
+            }
+            return Reply::oauth_error(reused);
+        }
+        if now >= code.issued_at + HOUR {
+            return Reply::oauth_error("This authorization code has expired");
+        }
+        if code.redirect_uri != redirect_uri {
+            return Reply::oauth_error(
+                "Error validating verification code. Please make sure your redirect_uri is identical to the one you used in the OAuth dialog request",
+            );
+        }
+        code.used = true;
+        let (user, scopes) = (code.user, code.scopes.clone());
+        let token = self.issue_token(user, TokenKind::ShortLived, scopes.clone(), Some(code_text));
+        let user_id: u64 = self.users[user].id.parse().unwrap_or_default();
+        let body = match (self.options.platform, self.options.token_shape) {
+            (MockPlatform::BasicDisplay, _) => json!({"access_token": token, "user_id": user_id}),
+            (MockPlatform::InstagramLogin, TokenShape::Flat) => {
+                json!({"access_token": token, "user_id": user_id, "permissions": scopes})
+            }
+            (MockPlatform::InstagramLogin, TokenShape::Wrapped) => json!({"data": [{
+                "access_token": token, "user_id": user_id.to_string(), "permissions": scopes.join(","),
+            }]}),
+        };
+        Reply::json(200, &body)
+    }
+
+    /// Looks up a token for a Graph call: unknown, revoked and expired tokens are 190s.
+    pub(crate) fn check_token(&self, token: &str) -> Result<(&Token, usize), GraphFailure> {
+        let Some(record) = self.tokens.get(token) else {
+            return Err(GraphFailure::new(
+                400,
+                "OAuthException",
+                190,
+                "Invalid OAuth access token.",
+            ));
+        };
+        if record.revoked {
+            return Err(GraphFailure::new(
+                400,
+                "OAuthException",
+                190,
+                "Error validating access token: The session has been invalidated because the user changed their \
+                 password or Facebook has changed the session for security reasons.",
+            )
+            .subcode(460));
+        }
+        let now = self.now();
+        if now >= record.expires_at {
+            return Err(GraphFailure::new(
+                400,
+                "OAuthException",
+                190,
+                format!(
+                    "Error validating access token: Session has expired on {}. The current time is {}.",
+                    facebook_date(record.expires_at),
+                    facebook_date(now)
+                ),
+            )
+            .subcode(463));
+        }
+        Ok((record, record.user))
+    }
+
+    /// `GET /access_token?grant_type=ig_exchange_token`: short-lived → long-lived.
+    pub(crate) fn exchange_long_lived(&mut self, req: &Req) -> Result<Reply, GraphFailure> {
+        if req.method != http::Method::GET {
+            return Err(unsupported_method(&req.method));
+        }
+        if req.param("grant_type") != Some("ig_exchange_token") {
+            return Err(GraphFailure::new(
+                400,
+                "OAuthException",
+                100,
+                "Unsupported grant_type: use ig_exchange_token",
+            ));
+        }
+        if req.param("client_secret") != Some(self.app.secret.as_str()) {
+            return Err(GraphFailure::new(
+                400,
+                "OAuthException",
+                101,
+                "Error validating client secret.",
+            ));
+        }
+        let token = req.param("access_token").unwrap_or_default();
+        let (record, user) = self.check_token(token)?;
+        if record.kind != TokenKind::ShortLived {
+            return Err(GraphFailure::new(
+                400,
+                "OAuthException",
+                100,
+                "The access token is already long-lived: refresh it instead",
+            ));
+        }
+        let (scopes, code) = (record.scopes.clone(), record.code.clone());
+        let long = self.issue_token(user, TokenKind::LongLived, scopes, code);
+        Ok(long_lived(&long))
+    }
+
+    /// `GET /refresh_access_token?grant_type=ig_refresh_token`: another 60 days.
+    pub(crate) fn refresh(&mut self, req: &Req) -> Result<Reply, GraphFailure> {
+        if req.method != http::Method::GET {
+            return Err(unsupported_method(&req.method));
+        }
+        if req.param("grant_type") != Some("ig_refresh_token") {
+            return Err(GraphFailure::new(
+                400,
+                "OAuthException",
+                100,
+                "Unsupported grant_type: use ig_refresh_token",
+            ));
+        }
+        let token = req.param("access_token").unwrap_or_default();
+        let (record, user) = self.check_token(token)?;
+        if record.kind != TokenKind::LongLived {
+            return Err(GraphFailure::new(
+                400,
+                "OAuthException",
+                100,
+                "Only long-lived access tokens can be refreshed: exchange this one first",
+            ));
+        }
+        if self.now() < record.issued_at + 24 * HOUR {
+            return Err(GraphFailure::new(
+                400,
+                "OAuthException",
+                100,
+                "The access token must be at least 24 hours old to be refreshed",
+            ));
+        }
+        if self.options.platform == MockPlatform::InstagramLogin
+            && !record.scopes.iter().any(|s| s == "instagram_business_basic")
+        {
+            return Err(GraphFailure::new(
+                400,
+                "IGApiException",
+                10,
+                "Application does not have permission for this action",
+            ));
+        }
+        let (scopes, code) = (record.scopes.clone(), record.code.clone());
+        let fresh = self.issue_token(user, TokenKind::LongLived, scopes, code);
+        Ok(long_lived(&fresh))
+    }
+}
+
+fn long_lived(token: &str) -> Reply {
+    let body: Value =
+        json!({"access_token": token, "token_type": "bearer", "expires_in": LONG_LIVED_SECONDS});
+    Reply::json(200, &body)
+}
+
+pub(crate) fn unsupported_method(method: &http::Method) -> GraphFailure {
+    GraphFailure::new(
+        400,
+        "IGApiException",
+        100,
+        format!(
+            "Unsupported request - method type: {}",
+            method.as_str().to_ascii_lowercase()
+        ),
+    )
+}
+
+fn denied(request: &Authorize) -> Reply {
+    let mut query =
+        "error=access_denied&error_reason=user_denied&error_description=The+user+denied+your+request"
+            .to_owned();
+    if let Some(state) = &request.state {
+        query.push_str(&format!("&state={}", encode(state)));
+    }
+    Reply::redirect(with_query(&request.redirect_uri, &query))
+}
+
+fn with_query(uri: &str, query: &str) -> String {
+    let separator = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{separator}{query}")
+}

@@ -1,0 +1,278 @@
+//! What the mock starts with: the app, the users and their media. A [`Seed`] is plain data,
+//! JSON-serializable (`--seed file.json`), with a [`Seed::demo`] set and a generator for large
+//! libraries.
+
+use serde::{Deserialize, Serialize};
+
+/// The platform the mock plays.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MockPlatform {
+    /// The Instagram API with Instagram Login.
+    #[default]
+    InstagramLogin,
+    /// The Instagram Basic Display API.
+    BasicDisplay,
+}
+
+impl MockPlatform {
+    /// Parses `instagram-login` or `basic-display`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "instagram-login" => Some(MockPlatform::InstagramLogin),
+            "basic-display" => Some(MockPlatform::BasicDisplay),
+            _ => None,
+        }
+    }
+
+    /// `instagram-login` or `basic-display`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MockPlatform::InstagramLogin => "instagram-login",
+            MockPlatform::BasicDisplay => "basic-display",
+        }
+    }
+}
+
+/// The registered app.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeedApp {
+    /// The Instagram App ID (numeric).
+    pub id: String,
+    /// The Instagram App Secret.
+    pub secret: String,
+    /// The name shown in the authorize window.
+    pub name: String,
+    /// Valid OAuth redirect URIs, matched byte for byte.
+    pub redirect_uris: Vec<String>,
+    /// Where the mock posts deauthorize callbacks.
+    #[serde(default)]
+    pub deauthorize_callback: Option<String>,
+    /// Where the mock posts data-deletion requests.
+    #[serde(default)]
+    pub data_deletion_callback: Option<String>,
+    /// In live mode anyone may authorize; in development mode only accepted testers.
+    #[serde(default)]
+    pub live_mode: bool,
+}
+
+/// A kind of media item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeedKind {
+    /// A photo.
+    Image,
+    /// A video with a thumbnail.
+    Video,
+    /// A reel (a video with a `/reel/` permalink, product type REELS).
+    Reel,
+    /// An album; its `children` give the items.
+    Album,
+}
+
+/// A media item of a seeded user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeedMedia {
+    /// Its kind.
+    pub kind: SeedKind,
+    /// The caption, if any.
+    #[serde(default)]
+    pub caption: Option<String>,
+    /// Album items (images and videos), 2 to 10.
+    #[serde(default)]
+    pub children: Vec<SeedKind>,
+    /// Likes.
+    #[serde(default)]
+    pub likes: u64,
+    /// Comments.
+    #[serde(default)]
+    pub comments: u64,
+    /// A copyright-flagged item has no `media_url` and no `permalink`.
+    #[serde(default)]
+    pub copyright_flagged: bool,
+}
+
+impl SeedMedia {
+    /// An item of `kind` with `caption`.
+    pub fn new(kind: SeedKind, caption: Option<&str>) -> Self {
+        Self {
+            kind,
+            caption: caption.map(str::to_owned),
+            children: Vec::new(),
+            likes: 0,
+            comments: 0,
+            copyright_flagged: false,
+        }
+    }
+
+    /// An album of `children`.
+    pub fn album(caption: Option<&str>, children: &[SeedKind]) -> Self {
+        Self {
+            children: children.to_vec(),
+            ..Self::new(SeedKind::Album, caption)
+        }
+    }
+}
+
+/// A seeded user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeedUser {
+    /// The handle.
+    pub username: String,
+    /// The display name.
+    pub name: String,
+    /// `BUSINESS`, `MEDIA_CREATOR` or `PERSONAL`.
+    pub account_type: String,
+    /// An accepted Instagram Tester of the app.
+    pub tester: bool,
+    /// Followers.
+    #[serde(default)]
+    pub followers: u64,
+    /// Accounts followed.
+    #[serde(default)]
+    pub follows: u64,
+    /// Media, newest first.
+    #[serde(default)]
+    pub media: Vec<SeedMedia>,
+    /// Additional generated media, after the listed ones: `count` items, every
+    /// `album_every`-th an album of 3 (0: no albums).
+    #[serde(default)]
+    pub generated: Option<Generated>,
+}
+
+/// A generated library.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generated {
+    /// How many items.
+    pub count: usize,
+    /// Every n-th item is an album (0: none).
+    pub album_every: usize,
+}
+
+/// Everything the mock starts with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seed {
+    /// Drives every id, token, code, cursor and trace id.
+    pub seed: u64,
+    /// The app.
+    pub app: SeedApp,
+    /// The users.
+    pub users: Vec<SeedUser>,
+}
+
+impl Seed {
+    /// The demo set: an app with loopback and example redirect URIs; `jayposiris` (creator,
+    /// tester, 40 media: images, videos, reels, albums of 2-10, emoji captions, no caption, an
+    /// HTML-looking caption), `cafe_nova` (business, tester), `sam_personal` (personal, tester:
+    /// Basic Display only) and `not_a_tester` (creator, not an accepted tester).
+    pub fn demo() -> Self {
+        use SeedKind::*;
+        let captions = [
+            Some("Sunset at the beach 🌅 #tbt"),
+            None,
+            Some("Morning coffee ☕️ and a good book 📚"),
+            Some("<script>alert('caption')</script> is just text"),
+            Some("Trip highlights — Lisbon 🇵🇹"),
+            Some("New menu 🍜 @cafe_nova"),
+            Some("Line one\nline two & \"quotes\""),
+            Some("🎉🎉🎉"),
+        ];
+        let mut media = Vec::new();
+        for i in 0..40usize {
+            let caption = captions[i % captions.len()];
+            let item = match i % 6 {
+                0 | 3 => SeedMedia::new(Image, caption),
+                1 => SeedMedia::new(Video, caption),
+                2 => SeedMedia::album(
+                    caption,
+                    &[
+                        Image, Video, Image, Image, Video, Image, Image, Image, Video, Image,
+                    ][..2 + (i / 6) % 9],
+                ),
+                4 => SeedMedia::new(Reel, caption),
+                _ => SeedMedia::new(Image, caption),
+            };
+            media.push(SeedMedia {
+                likes: (i as u64 * 37) % 500,
+                comments: (i as u64 * 7) % 40,
+                copyright_flagged: i == 17,
+                ..item
+            });
+        }
+        let user =
+            |username: &str, name: &str, account_type: &str, tester: bool, media: Vec<SeedMedia>| SeedUser {
+                username: username.to_owned(),
+                name: name.to_owned(),
+                account_type: account_type.to_owned(),
+                tester,
+                followers: 1520,
+                follows: 85,
+                media,
+                generated: None,
+            };
+        Seed {
+            seed: 1,
+            app: SeedApp {
+                id: "684477648739411".to_owned(),
+                secret: "mock-app-secret-6c8f2a91d4e7b350".to_owned(),
+                name: "igdisplay demo".to_owned(),
+                redirect_uris: vec![
+                    "http://127.0.0.1:8788/callback".to_owned(),
+                    "http://localhost:8788/callback".to_owned(),
+                    "https://app.example/auth/".to_owned(),
+                ],
+                deauthorize_callback: None,
+                data_deletion_callback: None,
+                live_mode: false,
+            },
+            users: vec![
+                user("jayposiris", "Jay Posiris", "MEDIA_CREATOR", true, media),
+                user(
+                    "cafe_nova",
+                    "Café Nova",
+                    "BUSINESS",
+                    true,
+                    vec![
+                        SeedMedia::new(Image, Some("Fresh bread every morning 🥖")),
+                        SeedMedia::album(Some("The new room"), &[Image, Image, Image]),
+                        SeedMedia::new(Video, None),
+                    ],
+                ),
+                user(
+                    "sam_personal",
+                    "Sam",
+                    "PERSONAL",
+                    true,
+                    vec![SeedMedia::new(Image, Some("hello"))],
+                ),
+                user("not_a_tester", "Not A Tester", "MEDIA_CREATOR", false, Vec::new()),
+            ],
+        }
+    }
+
+    /// Adds a user `username` with a generated library of `count` items, every
+    /// `album_every`-th an album (for benchmarks: 100,000 items is fine).
+    #[must_use]
+    pub fn with_generated_user(mut self, username: &str, count: usize, album_every: usize) -> Self {
+        self.users.push(SeedUser {
+            username: username.to_owned(),
+            name: username.to_owned(),
+            account_type: "BUSINESS".to_owned(),
+            tester: true,
+            followers: 0,
+            follows: 0,
+            media: Vec::new(),
+            generated: Some(Generated { count, album_every }),
+        });
+        self
+    }
+
+    /// Parses a seed file's JSON.
+    ///
+    /// # Errors
+    ///
+    /// When the JSON does not describe a seed.
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+}

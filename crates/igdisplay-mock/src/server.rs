@@ -1,0 +1,287 @@
+//! The HTTP server: a hyper accept loop on the mock's own runtime thread. Each request is
+//! answered under the world lock (never held across an await); delays, drops and slow bodies
+//! of faults happen after the lock is released.
+
+use crate::clock::MockClock;
+use crate::faults::{self, FaultKind};
+use crate::routes::control::Control;
+use crate::state::World;
+use crate::wire::{Reply, Req, masked_query, parse_query};
+use bytes::Bytes;
+use futures_util::stream;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// The largest request body the mock reads.
+const MAX_REQUEST_BODY: usize = 1024 * 1024;
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+/// What every connection shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) world: Mutex<World>,
+    pub(crate) initial_clock: MockClock,
+    pub(crate) client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Shared {
+    pub(crate) fn new(world: World, initial_clock: MockClock) -> Self {
+        Self {
+            world: Mutex::new(world),
+            initial_clock,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    pub(crate) fn world(&self) -> std::sync::MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// POSTs a form to an app callback; returns its status and body.
+    pub(crate) async fn deliver(&self, url: &str, form: String) -> Result<(u16, String), String> {
+        let request = http::Request::post(url)
+            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(form)))
+            .map_err(|e| format!("bad callback URL: {e}"))?;
+        let response = tokio::time::timeout(Duration::from_secs(10), self.client.request(request))
+            .await
+            .map_err(|_| "the callback timed out".to_owned())?
+            .map_err(|e| format!("the callback failed: {e}"))?;
+        let status = response.status().as_u16();
+        let body = Limited::new(response.into_body(), MAX_REQUEST_BODY)
+            .collect()
+            .await
+            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+}
+
+/// Serves connections from `listener` until `shutdown` fires.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| handle(shared.clone(), request));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        }
+    }
+}
+
+/// The answer decided under the lock, and how to deliver it.
+enum Outcome {
+    Send(Reply, Option<FaultKind>),
+    Deliver(String, String),
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    request: http::Request<Incoming>,
+) -> Result<http::Response<Body>, std::io::Error> {
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => return Ok(response(Reply::new(413, "text/plain", "request body too large"))),
+    };
+    let req = Req {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(parse_query).unwrap_or_default(),
+        headers: parts.headers,
+        body,
+    };
+    let outcome = decide(&shared, &req);
+    match outcome {
+        Outcome::Deliver(url, form) => {
+            let reply = match shared.deliver(&url, form).await {
+                Ok((status, body)) => Reply::json(200, &serde_json::json!({"status": status, "body": body})),
+                Err(error) => Reply::json(502, &serde_json::json!({"error": error})),
+            };
+            Ok(response(reply))
+        }
+        Outcome::Send(reply, None) => Ok(response(reply)),
+        Outcome::Send(reply, Some(fault)) => apply(reply, fault).await,
+    }
+}
+
+fn decide(shared: &Shared, req: &Req) -> Outcome {
+    let mut world = shared.world();
+    if let Some(rest) = req.path.strip_prefix("/_mock/") {
+        let rest: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+        return match world.control(req, &rest, shared.initial_clock) {
+            Control::Reply(reply) => Outcome::Send(reply, None),
+            Control::Deliver { url, form } => Outcome::Deliver(url, form),
+        };
+    }
+    let method = req.method.as_str().to_owned();
+    let stub = faults::take(
+        &mut world.stubs,
+        |s| s.method.eq_ignore_ascii_case(&method) && s.path == req.path,
+        |s| &mut s.times,
+        |_| true,
+    );
+    let reply = match stub {
+        Some(stub) => {
+            let mut reply = Reply::new(stub.status, &stub.content_type, stub.body);
+            for (name, value) in stub.headers {
+                if let Ok(name) = http::HeaderName::try_from(name) {
+                    reply.headers.push((name, value));
+                }
+            }
+            reply
+        }
+        None => world.route(req),
+    };
+    let path = req.path.clone();
+    let World { faults, rng, .. } = &mut *world;
+    let fault = faults::take(
+        faults,
+        |f| path.starts_with(&f.path_prefix),
+        |f| &mut f.times,
+        |f| f.probability.is_none_or(|p| rng.unit() < p),
+    )
+    .map(|f| f.kind);
+    let status = match &fault {
+        Some(FaultKind::DropConnection) => 0,
+        Some(FaultKind::Status { status }) => *status,
+        Some(FaultKind::GraphTransient) => 500,
+        _ => reply.status,
+    };
+    let now = world.now();
+    world
+        .journal
+        .record(now, &method, &req.path, masked_query(&req.query), status);
+    let fault = match fault {
+        Some(FaultKind::GraphTransient) => {
+            let trace = world.fbtrace_id();
+            let failure = crate::wire::GraphFailure::new(
+                500,
+                "OAuthException",
+                2,
+                "An unexpected error has occurred. Please retry your request later.",
+            )
+            .transient();
+            return Outcome::Send(failure.reply(trace), None);
+        }
+        other => other,
+    };
+    Outcome::Send(reply, fault)
+}
+
+fn response(reply: Reply) -> http::Response<Body> {
+    let body = Full::new(reply.body)
+        .map_err(|never: Infallible| match never {})
+        .boxed();
+    build(reply.status, reply.headers, body)
+}
+
+fn build(status: u16, headers: Vec<(http::HeaderName, String)>, body: Body) -> http::Response<Body> {
+    let mut response = http::Response::new(body);
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in headers {
+        if let Ok(value) = http::HeaderValue::try_from(value) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
+}
+
+async fn apply(mut reply: Reply, fault: FaultKind) -> Result<http::Response<Body>, std::io::Error> {
+    match fault {
+        FaultKind::Latency { ms } => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(response(reply))
+        }
+        FaultKind::Status { status } => Ok(response(Reply::new(
+            status,
+            "text/plain; charset=utf-8",
+            "Service Unavailable",
+        ))),
+        FaultKind::DropConnection => Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "dropped on purpose",
+        )),
+        FaultKind::TruncatedJson => {
+            reply.body = reply.body.slice(..reply.body.len() / 2);
+            Ok(response(reply))
+        }
+        FaultKind::MalformedJson => {
+            reply.status = 200;
+            reply.body = Bytes::from_static(b"{\"data\": [{\"id\": \"1\",, ]");
+            Ok(response(reply))
+        }
+        FaultKind::WrongContentType => {
+            reply
+                .headers
+                .retain(|(name, _)| *name != http::header::CONTENT_TYPE);
+            reply
+                .headers
+                .push((http::header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned()));
+            Ok(response(reply))
+        }
+        FaultKind::ResetMidBody => {
+            // The headers announce the whole body; half of it goes out, then the connection
+            // breaks. The pauses let hyper flush what it has before the break.
+            let half = reply.body.slice(..reply.body.len() / 2);
+            let mut headers = reply.headers;
+            headers.push((http::header::CONTENT_LENGTH, reply.body.len().to_string()));
+            let frames = stream::unfold(Some(half), |half| async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                match half {
+                    Some(half) => Some((Ok(Frame::data(half)), None)),
+                    None => {
+                        let reset =
+                            std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset on purpose");
+                        Some((Err(reset), None))
+                    }
+                }
+            });
+            Ok(build(
+                reply.status,
+                headers,
+                BodyExt::boxed(StreamBody::new(frames)),
+            ))
+        }
+        FaultKind::SlowDrip { chunk, delay_ms } => {
+            let chunk = chunk.max(1);
+            let chunks: Vec<Bytes> = (0..reply.body.len())
+                .step_by(chunk)
+                .map(|start| reply.body.slice(start..(start + chunk).min(reply.body.len())))
+                .collect();
+            let frames = stream::unfold(chunks.into_iter(), move |mut rest| async move {
+                let next = rest.next()?;
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                Some((Ok::<_, std::io::Error>(Frame::data(next)), rest))
+            });
+            Ok(build(
+                reply.status,
+                reply.headers,
+                BodyExt::boxed(StreamBody::new(frames)),
+            ))
+        }
+        FaultKind::GraphTransient => Ok(response(reply)),
+    }
+}

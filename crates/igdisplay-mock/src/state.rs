@@ -1,0 +1,338 @@
+//! The mock's world: the app, users, media, codes, tokens, the clock, rate windows, faults,
+//! stubs and the journal. Guarded by one mutex that is never held across an await.
+
+use crate::clock::MockClock;
+use crate::faults::{Fault, Stub};
+use crate::journal::Journal;
+use crate::rng::Rng;
+use crate::seed::{MockPlatform, Seed, SeedApp, SeedKind};
+use std::collections::{HashMap, VecDeque};
+
+/// One hour: authorization codes and short-lived tokens.
+pub(crate) const HOUR: i64 = 3600;
+/// Sixty days: long-lived tokens.
+pub(crate) const LONG_LIVED_SECONDS: i64 = 60 * 24 * HOUR;
+
+/// How the code-exchange response of Instagram Login is shaped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TokenShape {
+    /// Flat, numeric `user_id`, `permissions` array (what the API sends today).
+    #[default]
+    Flat,
+    /// Wrapped in `data[]`, string `user_id`, comma-separated `permissions` (what the docs show).
+    Wrapped,
+}
+
+/// Behaviour switches of a mock.
+#[derive(Clone, Debug)]
+pub struct MockOptions {
+    /// The platform played.
+    pub platform: MockPlatform,
+    /// Graph calls per user per rolling hour; `None` for no limit. Default 200.
+    pub calls_per_hour: Option<u32>,
+    /// From this percentage of the limit on, responses carry the usage header. Default 50.
+    pub usage_header_from: u8,
+    /// The Instagram Login code-exchange shape.
+    pub token_shape: TokenShape,
+    /// Requests remembered by the journal. Default 1,000.
+    pub journal_capacity: usize,
+    /// The version used in generated `paging` links. Default `v21.0`.
+    pub link_version: String,
+    /// How long CDN links stay valid. Default 3 days.
+    pub media_url_ttl: i64,
+}
+
+impl Default for MockOptions {
+    fn default() -> Self {
+        Self {
+            platform: MockPlatform::default(),
+            calls_per_hour: Some(200),
+            usage_header_from: 50,
+            token_shape: TokenShape::Flat,
+            journal_capacity: 1000,
+            link_version: "v21.0".to_owned(),
+            media_url_ttl: 3 * 24 * HOUR,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Image,
+    Video,
+    Reel,
+    Album,
+}
+
+impl Kind {
+    fn of(seed: SeedKind) -> Self {
+        match seed {
+            SeedKind::Image => Kind::Image,
+            SeedKind::Video => Kind::Video,
+            SeedKind::Reel => Kind::Reel,
+            SeedKind::Album => Kind::Album,
+        }
+    }
+
+    pub(crate) fn is_video(self) -> bool {
+        matches!(self, Kind::Video | Kind::Reel)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Child {
+    pub(crate) id: String,
+    pub(crate) kind: Kind,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Media {
+    pub(crate) id: String,
+    pub(crate) kind: Kind,
+    pub(crate) caption: Option<String>,
+    pub(crate) timestamp: i64,
+    pub(crate) shortcode: String,
+    pub(crate) likes: u64,
+    pub(crate) comments: u64,
+    pub(crate) copyright_flagged: bool,
+    pub(crate) children: Vec<Child>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct User {
+    pub(crate) id: String,
+    pub(crate) ig_id: String,
+    pub(crate) username: String,
+    pub(crate) name: String,
+    pub(crate) account_type: String,
+    pub(crate) tester: bool,
+    pub(crate) followers: u64,
+    pub(crate) follows: u64,
+    /// Newest first.
+    pub(crate) media: Vec<Media>,
+}
+
+/// Where a media id points.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum MediaRef {
+    Item { user: usize, index: usize },
+    Child { user: usize, index: usize, child: usize },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TokenKind {
+    ShortLived,
+    LongLived,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Token {
+    pub(crate) user: usize,
+    pub(crate) kind: TokenKind,
+    pub(crate) issued_at: i64,
+    pub(crate) expires_at: i64,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) revoked: bool,
+    /// The code this token descends from, so a reused code revokes the whole line.
+    pub(crate) code: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Code {
+    pub(crate) user: usize,
+    pub(crate) redirect_uri: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) issued_at: i64,
+    pub(crate) used: bool,
+}
+
+/// The whole mutable state.
+#[derive(Debug)]
+pub(crate) struct World {
+    pub(crate) options: MockOptions,
+    pub(crate) seed: Seed,
+    pub(crate) base: String,
+    pub(crate) app: SeedApp,
+    pub(crate) users: Vec<User>,
+    pub(crate) media_index: HashMap<String, MediaRef>,
+    pub(crate) codes: HashMap<String, Code>,
+    pub(crate) tokens: HashMap<String, Token>,
+    pub(crate) clock: MockClock,
+    pub(crate) rng: Rng,
+    pub(crate) cdn_key: String,
+    pub(crate) calls: HashMap<usize, VecDeque<i64>>,
+    pub(crate) journal: Journal,
+    pub(crate) faults: Vec<Fault>,
+    pub(crate) stubs: Vec<Stub>,
+}
+
+impl World {
+    pub(crate) fn new(seed: Seed, options: MockOptions, clock: MockClock, base: String) -> Self {
+        let mut rng = Rng::new(seed.seed);
+        let start = clock.now();
+        let mut users = Vec::with_capacity(seed.users.len());
+        let mut media_index = HashMap::new();
+        for (u, seeded) in seed.users.iter().enumerate() {
+            let id = (17_841_400_000_000_000 + rng.below(99_999_999_999)).to_string();
+            let ig_id = (17_841_450_000_000_000 + rng.below(99_999_999_999)).to_string();
+            let mut media = Vec::new();
+            let generated = seeded.generated.map_or(0, |g| g.count);
+            let total = seeded.media.len() + generated;
+            for index in 0..total {
+                let (kind, caption, children, likes, comments, flagged) = match seeded.media.get(index) {
+                    Some(m) => (
+                        Kind::of(m.kind),
+                        m.caption.clone(),
+                        m.children.iter().map(|k| Kind::of(*k)).collect::<Vec<_>>(),
+                        m.likes,
+                        m.comments,
+                        m.copyright_flagged,
+                    ),
+                    None => {
+                        let n = index - seeded.media.len();
+                        let every = seeded.generated.map_or(0, |g| g.album_every);
+                        if every > 0 && n % every == every - 1 {
+                            (
+                                Kind::Album,
+                                Some(format!("Album {n}")),
+                                vec![Kind::Image, Kind::Video, Kind::Image],
+                                0,
+                                0,
+                                false,
+                            )
+                        } else {
+                            let kind = if n % 7 == 3 { Kind::Video } else { Kind::Image };
+                            (kind, Some(format!("Post {n}")), Vec::new(), 0, 0, false)
+                        }
+                    }
+                };
+                let media_id = (17_900_000_000_000_000 + rng.below(999_999_999_999_999)).to_string();
+                let children = children
+                    .into_iter()
+                    .enumerate()
+                    .map(|(c, kind)| {
+                        let child_id = (18_000_000_000_000_000 + rng.below(999_999_999_999_999)).to_string();
+                        media_index.insert(
+                            child_id.clone(),
+                            MediaRef::Child {
+                                user: u,
+                                index,
+                                child: c,
+                            },
+                        );
+                        Child { id: child_id, kind }
+                    })
+                    .collect();
+                media_index.insert(media_id.clone(), MediaRef::Item { user: u, index });
+                media.push(Media {
+                    id: media_id,
+                    kind,
+                    caption,
+                    // Newest first: one post every 7 hours back from the start.
+                    timestamp: start - 3600 - 7 * 3600 * i64::try_from(index).unwrap_or(i64::MAX / 8),
+                    shortcode: rng.token(11),
+                    likes,
+                    comments,
+                    copyright_flagged: flagged,
+                    children,
+                });
+            }
+            users.push(User {
+                id,
+                ig_id,
+                username: seeded.username.clone(),
+                name: seeded.name.clone(),
+                account_type: seeded.account_type.clone(),
+                tester: seeded.tester,
+                followers: seeded.followers,
+                follows: seeded.follows,
+                media,
+            });
+        }
+        let cdn_key = rng.token(32);
+        let journal = Journal::new(options.journal_capacity);
+        World {
+            app: seed.app.clone(),
+            seed,
+            options,
+            base,
+            users,
+            media_index,
+            codes: HashMap::new(),
+            tokens: HashMap::new(),
+            clock,
+            rng,
+            cdn_key,
+            calls: HashMap::new(),
+            journal,
+            faults: Vec::new(),
+            stubs: Vec::new(),
+        }
+    }
+
+    /// Back to the seeded state: same ids, no codes or tokens, same clock start.
+    pub(crate) fn reset(&mut self, clock: MockClock) {
+        let fresh = World::new(self.seed.clone(), self.options.clone(), clock, self.base.clone());
+        *self = fresh;
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub(crate) fn user_by_name(&self, username: &str) -> Option<usize> {
+        self.users
+            .iter()
+            .position(|u| u.username.eq_ignore_ascii_case(username.trim_start_matches('@')))
+    }
+
+    pub(crate) fn fbtrace_id(&mut self) -> String {
+        format!("A{}", self.rng.token(22))
+    }
+
+    /// A fresh token string in the platform's style.
+    pub(crate) fn new_token(&mut self) -> String {
+        let prefix = match self.options.platform {
+            MockPlatform::BasicDisplay => "IGQVJ",
+            MockPlatform::InstagramLogin => "IGAA",
+        };
+        format!("{prefix}{}", self.rng.alphanumeric(140))
+    }
+
+    pub(crate) fn issue_token(
+        &mut self,
+        user: usize,
+        kind: TokenKind,
+        scopes: Vec<String>,
+        code: Option<String>,
+    ) -> String {
+        let token = self.new_token();
+        let now = self.now();
+        let lifetime = match kind {
+            TokenKind::ShortLived => HOUR,
+            TokenKind::LongLived => LONG_LIVED_SECONDS,
+        };
+        self.tokens.insert(
+            token.clone(),
+            Token {
+                user,
+                kind,
+                issued_at: now,
+                expires_at: now + lifetime,
+                scopes,
+                revoked: false,
+                code,
+            },
+        );
+        token
+    }
+
+    /// Every scope of the platform: what a dashboard-generated token carries.
+    pub(crate) fn all_scopes(&self) -> Vec<String> {
+        let scopes: &[&str] = match self.options.platform {
+            MockPlatform::BasicDisplay => &["user_profile", "user_media"],
+            MockPlatform::InstagramLogin => &["instagram_business_basic"],
+        };
+        scopes.iter().map(|s| (*s).to_owned()).collect()
+    }
+}

@@ -1,0 +1,270 @@
+//! Requests in, replies out: query and form parsing (urlencoded and multipart), JSON, HTML
+//! and the two Instagram error shapes.
+
+use bytes::Bytes;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use serde_json::{Value, json};
+
+/// Everything but the RFC 3986 unreserved characters is percent-encoded.
+pub(crate) const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes one query component.
+pub(crate) fn encode(value: &str) -> String {
+    utf8_percent_encode(value, COMPONENT).to_string()
+}
+
+/// A request as the routes see it.
+#[derive(Debug)]
+pub(crate) struct Req {
+    pub(crate) method: http::Method,
+    pub(crate) path: String,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl Req {
+    /// The first value of a query parameter.
+    pub(crate) fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The form fields of the body (urlencoded or multipart).
+    pub(crate) fn form(&self) -> Vec<(String, String)> {
+        let content_type = self
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if let Some(boundary) = content_type
+            .split(';')
+            .map(str::trim)
+            .find_map(|p| p.strip_prefix("boundary="))
+        {
+            return multipart(&self.body, boundary.trim_matches('"'));
+        }
+        parse_query(&String::from_utf8_lossy(&self.body))
+    }
+}
+
+/// `a=1&b=%2F` → pairs, `+` as space; undecodable components are kept as sent.
+pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(component: &str) -> String {
+    let spaced = component.replace('+', " ");
+    percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
+}
+
+/// The text fields of a `multipart/form-data` body (as `curl -F` sends).
+fn multipart(body: &[u8], boundary: &str) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(body);
+    let delimiter = format!("--{boundary}");
+    text.split(delimiter.as_str())
+        .filter_map(|part| {
+            let (head, value) = part.split_once("\r\n\r\n")?;
+            let name = head.split("name=\"").nth(1)?.split('"').next()?;
+            Some((
+                name.to_owned(),
+                value.strip_suffix("\r\n").unwrap_or(value).to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// A reply before it becomes an HTTP response.
+#[derive(Clone, Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(http::HeaderName, String)>,
+    pub(crate) body: Bytes,
+}
+
+impl Reply {
+    pub(crate) fn new(status: u16, content_type: &str, body: impl Into<Bytes>) -> Self {
+        Self {
+            status,
+            headers: vec![(http::header::CONTENT_TYPE, content_type.to_owned())],
+            body: body.into(),
+        }
+    }
+
+    /// JSON, with the headers Instagram sends on Graph responses.
+    pub(crate) fn json(status: u16, value: &Value) -> Self {
+        Self::new(status, "application/json; charset=UTF-8", value.to_string())
+            .header("cache-control", "private, no-cache, no-store, must-revalidate")
+    }
+
+    pub(crate) fn html(status: u16, page: String) -> Self {
+        Self::new(status, "text/html; charset=utf-8", page)
+            .header("cache-control", "no-store")
+            .header(
+                "content-security-policy",
+                "default-src 'none'; style-src 'unsafe-inline'; form-action *",
+            )
+    }
+
+    pub(crate) fn redirect(location: String) -> Self {
+        Self::new(302, "text/html; charset=utf-8", Bytes::new()).header("location", location)
+    }
+
+    pub(crate) fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers
+            .push((http::HeaderName::from_static(name), value.into()));
+        self
+    }
+
+    /// The flat OAuth error of `api.instagram.com/oauth/*` and the authorize window.
+    pub(crate) fn oauth_error(message: &str) -> Self {
+        Self::json(
+            400,
+            &json!({"error_type": "OAuthException", "code": 400, "error_message": message}),
+        )
+    }
+}
+
+/// A Graph error body: `{"error": {...}}`.
+#[derive(Debug)]
+pub(crate) struct GraphFailure {
+    pub(crate) status: u16,
+    pub(crate) kind: &'static str,
+    pub(crate) code: i64,
+    pub(crate) subcode: Option<i64>,
+    pub(crate) message: String,
+    pub(crate) transient: bool,
+    pub(crate) headers: Vec<(&'static str, String)>,
+}
+
+impl GraphFailure {
+    pub(crate) fn new(status: u16, kind: &'static str, code: i64, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            code,
+            subcode: None,
+            message: message.into(),
+            transient: false,
+            headers: Vec::new(),
+        }
+    }
+
+    pub(crate) fn with_header(mut self, header: (&'static str, String)) -> Self {
+        self.headers.push(header);
+        self
+    }
+
+    pub(crate) fn subcode(mut self, subcode: i64) -> Self {
+        self.subcode = Some(subcode);
+        self
+    }
+
+    pub(crate) fn transient(mut self) -> Self {
+        self.transient = true;
+        self
+    }
+
+    pub(crate) fn reply(self, fbtrace_id: String) -> Reply {
+        let mut error = json!({
+            "message": self.message, "type": self.kind, "code": self.code, "fbtrace_id": fbtrace_id,
+        });
+        if let Some(subcode) = self.subcode {
+            error["error_subcode"] = json!(subcode);
+        }
+        if self.transient {
+            error["is_transient"] = json!(true);
+        }
+        let mut reply = Reply::json(self.status, &json!({ "error": error }));
+        for (name, value) in self.headers {
+            reply = reply.header(name, value);
+        }
+        if self.code == 190 {
+            reply = reply.header(
+                "www-authenticate",
+                format!(
+                    "OAuth \"Facebook Platform\" \"invalid_token\" \"{}\"",
+                    self.message.replace('"', "'")
+                ),
+            );
+        }
+        reply
+    }
+}
+
+/// Escapes text for HTML.
+pub(crate) fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The query with secret values masked, for the journal.
+pub(crate) fn masked_query(query: &[(String, String)]) -> String {
+    const SECRET: [&str; 5] = ["access_token", "client_secret", "code", "state", "signed_request"];
+    query
+        .iter()
+        .map(|(k, v)| {
+            if SECRET.contains(&k.as_str()) {
+                format!("{k}=[redacted]")
+            } else {
+                format!("{k}={}", encode(v))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_parse_urlencoded_and_multipart() {
+        assert_eq!(
+            parse_query("a=1&b=%2F+x&c"),
+            [
+                ("a".into(), "1".into()),
+                ("b".into(), "/ x".into()),
+                ("c".into(), String::new())
+            ]
+        );
+        let body = "--XyZ\r\nContent-Disposition: form-data; name=\"client_id\"\r\n\r\n123\r\n--XyZ\r\n\
+                    Content-Disposition: form-data; name=\"code\"\r\n\r\nAQD\r\n--XyZ--\r\n";
+        assert_eq!(
+            multipart(body.as_bytes(), "XyZ"),
+            [("client_id".into(), "123".into()), ("code".into(), "AQD".into())]
+        );
+        assert_eq!(
+            escape_html("<a href='x'>&\"</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
+        );
+        let masked = masked_query(&[
+            ("access_token".into(), "T".into()),
+            ("fields".into(), "id,name".into()),
+        ]);
+        assert_eq!(masked, "access_token=[redacted]&fields=id%2Cname");
+    }
+}

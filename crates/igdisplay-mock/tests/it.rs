@@ -1,0 +1,1025 @@
+//! Black-box HTTP tests of every rule of the mock, written from the reference with plain
+//! reqwest and JSON values: no igdisplay client crate is involved.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use igdisplay_mock::{Fault, FaultKind, MockPlatform, MockServer, Seed, Stub, TokenShape};
+use serde_json::Value;
+use std::time::Duration;
+
+const REDIRECT: &str = "https://app.example/auth/";
+
+fn http() -> reqwest::Client {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn mock(platform: MockPlatform) -> MockServer {
+    MockServer::builder().platform(platform).start().unwrap()
+}
+
+fn enc(value: &str) -> String {
+    url_encode(value)
+}
+
+fn url_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn scope(platform: MockPlatform) -> &'static str {
+    match platform {
+        MockPlatform::BasicDisplay => "user_profile,user_media",
+        MockPlatform::InstagramLogin => "instagram_business_basic",
+    }
+}
+
+fn authorize_url(mock: &MockServer, redirect: &str, scope: &str, extra: &str) -> String {
+    format!(
+        "{}?client_id={}&redirect_uri={}&scope={}&response_type=code&state=S1{extra}",
+        mock.authorize_url(),
+        mock.app().id,
+        enc(redirect),
+        enc(scope)
+    )
+}
+
+/// The `code` of a redirect location, checking the `#_` and the state.
+fn code_of(location: &str) -> String {
+    assert!(location.starts_with(REDIRECT), "{location}");
+    assert!(location.ends_with("#_"), "{location}");
+    assert!(location.contains("&state=S1#_"), "{location}");
+    location
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn approve(mock: &MockServer, user: &str) -> String {
+    let platform = mock.platform();
+    let url = authorize_url(
+        mock,
+        REDIRECT,
+        scope(platform),
+        &format!("&mock_approve_as={user}"),
+    );
+    let response = http().get(url).send().await.unwrap();
+    assert_eq!(response.status(), 302);
+    code_of(response.headers()["location"].to_str().unwrap())
+}
+
+async fn exchange(mock: &MockServer, code: &str) -> (u16, String) {
+    let app = mock.app();
+    let response = http()
+        .post(format!("{}/oauth/access_token", mock.base_url()))
+        .form(&[
+            ("client_id", app.id.as_str()),
+            ("client_secret", app.secret.as_str()),
+            ("grant_type", "authorization_code"),
+            ("redirect_uri", REDIRECT),
+            ("code", code),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn get(url: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+    let response = http().get(url).send().await.unwrap();
+    let (status, headers) = (response.status().as_u16(), response.headers().clone());
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+async fn short_token(mock: &MockServer, user: &str) -> String {
+    let code = approve(mock, user).await;
+    let (status, body) = exchange(mock, &code).await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<Value>(&body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn long_token(mock: &MockServer, user: &str) -> String {
+    let short = short_token(mock, user).await;
+    let url = format!(
+        "{}/access_token?grant_type=ig_exchange_token&client_secret={}&access_token={short}",
+        mock.base_url(),
+        mock.app().secret
+    );
+    let (status, _, body) = get(&url).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "bearer");
+    assert_eq!(body["expires_in"], 5_184_000);
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+fn graph(mock: &MockServer, path_and_query: &str, token: &str) -> String {
+    let separator = if path_and_query.contains('?') { '&' } else { '?' };
+    format!(
+        "{}{path_and_query}{separator}access_token={token}",
+        mock.base_url()
+    )
+}
+
+#[tokio::test]
+async fn the_cli_prints_where_it_listens_first() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        serve: igdisplay_mock::cli::ServeArgs,
+    }
+    let args = Args::parse_from(["igdisplay-mock", "--addr", "127.0.0.1:0", "--clock", "frozen"]);
+    let mut out = Vec::new();
+    let server = igdisplay_mock::cli::start(&args.serve, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let first = text.lines().next().unwrap();
+    assert_eq!(first, format!("listening on {}", server.base_url()));
+    assert!(text.contains("app secret:    mock-app-secret-"), "{text}");
+    assert!(text.contains("@not_a_tester") && text.contains("NOT a tester"));
+    let (status, _, body) = get(&format!("{}/_mock/health", server.base_url())).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+}
+
+#[tokio::test]
+async fn the_authorize_window_validates_every_parameter() {
+    let mock = mock(MockPlatform::BasicDisplay);
+    let cases = [
+        (
+            authorize_url(&mock, REDIRECT, "user_profile", "").replace(&mock.app().id, "1"),
+            "Invalid platform app",
+        ),
+        (
+            authorize_url(&mock, "https://app.example/auth", "user_profile", ""),
+            "Invalid redirect_uri",
+        ),
+        (
+            authorize_url(&mock, "https://APP.example/auth/", "user_profile", ""),
+            "Invalid redirect_uri",
+        ),
+        (
+            authorize_url(&mock, "https://app.example/auth/?x=1", "user_profile", ""),
+            "Invalid redirect_uri",
+        ),
+        (
+            authorize_url(&mock, "http://app.example/auth/", "user_profile", ""),
+            "Invalid redirect_uri",
+        ),
+        (
+            authorize_url(&mock, REDIRECT, "user_media", ""),
+            "Invalid scope: [user_media]",
+        ),
+        (authorize_url(&mock, REDIRECT, "", ""), "Invalid scope: []"),
+        (
+            authorize_url(&mock, REDIRECT, "instagram_business_basic", ""),
+            "Invalid scope: instagram_business_basic",
+        ),
+        (
+            authorize_url(&mock, REDIRECT, "user_profile", "")
+                .replace("response_type=code", "response_type=token"),
+            "Invalid response type: token",
+        ),
+    ];
+    for (url, message) in cases {
+        let (status, _, body) = get(&url).await;
+        assert_eq!(status, 400, "{url}");
+        assert_eq!(body["error_type"], "OAuthException");
+        assert_eq!(body["code"], 400);
+        assert!(
+            body["error_message"].as_str().unwrap().contains(message),
+            "{url}: {body}"
+        );
+    }
+    let login = self::mock(MockPlatform::InstagramLogin);
+    let (_, _, body) = get(&authorize_url(&login, REDIRECT, "user_profile", "")).await;
+    assert!(
+        body["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid scope: user_profile")
+    );
+}
+
+#[tokio::test]
+async fn the_window_is_a_real_page_whose_buttons_approve_or_cancel() {
+    let mock = mock(MockPlatform::InstagramLogin);
+    let url = authorize_url(
+        &mock,
+        REDIRECT,
+        "instagram_business_basic,instagram_business_manage_comments",
+        "",
+    );
+    let response = http().get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("igdisplay demo would like to access your Instagram account"));
+    assert!(page.contains("<li>instagram_business_manage_comments</li>"));
+    for user in ["jayposiris", "cafe_nova", "not_a_tester"] {
+        assert!(page.contains(&format!("Continue as @{user}")), "{user}");
+    }
+    assert!(page.contains(r#"id="cancel""#) && !page.contains("<script"));
+    let form = |extra: (&'static str, &'static str)| {
+        let app = mock.app();
+        vec![
+            ("client_id", app.id),
+            ("redirect_uri", REDIRECT.to_owned()),
+            ("response_type", "code".to_owned()),
+            ("scope", "instagram_business_basic".to_owned()),
+            ("state", "S1".to_owned()),
+            (extra.0, extra.1.to_owned()),
+        ]
+    };
+    let post = |fields: Vec<(&'static str, String)>| http().post(mock.authorize_url()).form(&fields).send();
+    let approved = post(form(("user", "jayposiris"))).await.unwrap();
+    assert_eq!(approved.status(), 302);
+    code_of(approved.headers()["location"].to_str().unwrap());
+    let cancelled = post(form(("cancel", "1"))).await.unwrap();
+    assert_eq!(
+        cancelled.headers()["location"],
+        "https://app.example/auth/?error=access_denied&error_reason=user_denied&error_description=The+user+denied+your+request&state=S1"
+    );
+    let outsider = post(form(("user", "not_a_tester"))).await.unwrap();
+    assert_eq!(outsider.status(), 400);
+    assert_eq!(
+        outsider.json::<Value>().await.unwrap()["error_message"],
+        "Insufficient developer role"
+    );
+    let personal = post(form(("user", "sam_personal"))).await.unwrap();
+    assert!(personal.text().await.unwrap().contains("professional account"));
+}
+
+#[tokio::test]
+async fn codes_exchange_once_in_each_platform_shape() {
+    let basic = mock(MockPlatform::BasicDisplay);
+    let code = approve(&basic, "jayposiris").await;
+    let (status, body) = exchange(&basic, &code).await;
+    assert_eq!(status, 200);
+    let id = basic.users()[0].id.clone();
+    // A bare JSON number above 2^53, as Basic Display sends it.
+    assert!(body.contains(&format!("\"user_id\":{id}")), "{body}");
+    assert!(id.parse::<u64>().unwrap() > (1u64 << 53));
+
+    let login = mock(MockPlatform::InstagramLogin);
+    let code = approve(&login, "cafe_nova").await;
+    let body: Value = serde_json::from_str(&exchange(&login, &code).await.1).unwrap();
+    assert_eq!(
+        body["permissions"],
+        serde_json::json!(["instagram_business_basic"])
+    );
+    assert!(body["user_id"].is_u64());
+
+    let wrapped = MockServer::builder()
+        .token_shape(TokenShape::Wrapped)
+        .start()
+        .unwrap();
+    let code = approve(&wrapped, "cafe_nova").await;
+    let body: Value = serde_json::from_str(&exchange(&wrapped, &code).await.1).unwrap();
+    assert!(body["data"][0]["user_id"].is_string());
+    assert_eq!(body["data"][0]["permissions"], "instagram_business_basic");
+}
+
+#[tokio::test]
+async fn a_reused_code_fails_and_revokes_what_it_gave() {
+    for (platform, message) in [
+        (
+            MockPlatform::BasicDisplay,
+            "This authorization code has been used",
+        ),
+        (
+            MockPlatform::InstagramLogin,
+            "Matching code was not found or was already used",
+        ),
+    ] {
+        let mock = mock(platform);
+        let code = approve(&mock, "jayposiris").await;
+        let (_, first) = exchange(&mock, &code).await;
+        let token = serde_json::from_str::<Value>(&first).unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(get(&graph(&mock, "/me", &token)).await.0, 200);
+        let (status, second) = exchange(&mock, &code).await;
+        assert_eq!(status, 400);
+        assert_eq!(
+            serde_json::from_str::<Value>(&second).unwrap()["error_message"],
+            message
+        );
+        let (status, headers, body) = get(&graph(&mock, "/me", &token)).await;
+        assert_eq!(
+            (
+                status,
+                body["error"]["code"].as_i64(),
+                body["error"]["error_subcode"].as_i64()
+            ),
+            (400, Some(190), Some(460))
+        );
+        assert!(
+            headers["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("invalid_token")
+        );
+    }
+}
+
+#[tokio::test]
+async fn codes_are_bound_to_their_redirect_uri_client_and_hour() {
+    let mock = mock(MockPlatform::BasicDisplay);
+    let app = mock.app();
+    let code = approve(&mock, "jayposiris").await;
+    let send = |fields: Vec<(&'static str, String)>| {
+        http()
+            .post(format!("{}/oauth/access_token", mock.base_url()))
+            .form(&fields)
+            .send()
+    };
+    let base = |redirect: &str, secret: &str, code: &str| {
+        vec![
+            ("client_id", app.id.clone()),
+            ("client_secret", secret.to_owned()),
+            ("grant_type", "authorization_code".to_owned()),
+            ("redirect_uri", redirect.to_owned()),
+            ("code", code.to_owned()),
+        ]
+    };
+    let message = |r: reqwest::Response| async move {
+        r.json::<Value>().await.unwrap()["error_message"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let wrong_uri = send(base("https://app.example/auth", &app.secret, &code))
+        .await
+        .unwrap();
+    assert!(message(wrong_uri).await.contains("redirect_uri is identical"));
+    let wrong_secret = send(base(REDIRECT, "nope", &code)).await.unwrap();
+    assert_eq!(message(wrong_secret).await, "Error validating client secret.");
+    let unknown = send(base(REDIRECT, &app.secret, "AQnope")).await.unwrap();
+    assert_eq!(message(unknown).await, "Invalid authorization code");
+    mock.advance(Duration::from_secs(3600));
+    let late = send(base(REDIRECT, &app.secret, &code)).await.unwrap();
+    assert_eq!(message(late).await, "This authorization code has expired");
+
+    // curl -F sends multipart; that works too.
+    let code = approve(&mock, "jayposiris").await;
+    let form = reqwest::multipart::Form::new()
+        .text("client_id", app.id.clone())
+        .text("client_secret", app.secret.clone())
+        .text("grant_type", "authorization_code")
+        .text("redirect_uri", REDIRECT)
+        .text("code", code);
+    let response = http()
+        .post(format!("{}/oauth/access_token", mock.base_url()))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn token_lifetimes_follow_the_reference() {
+    let mock = mock(MockPlatform::InstagramLogin);
+    let secret = mock.app().secret;
+    let short = short_token(&mock, "jayposiris").await;
+    let exchange_url = |token: &str, secret: &str| {
+        format!(
+            "{}/access_token?grant_type=ig_exchange_token&client_secret={secret}&access_token={token}",
+            mock.base_url()
+        )
+    };
+    assert_eq!(
+        get(&exchange_url(&short, "wrong")).await.2["error"]["message"],
+        "Error validating client secret."
+    );
+    let long = long_token(&mock, "jayposiris").await;
+    assert_eq!(
+        get(&exchange_url(&long, &secret)).await.0,
+        400,
+        "a long-lived token is not exchanged again"
+    );
+    let refresh = |token: &str| {
+        format!(
+            "{}/refresh_access_token?grant_type=ig_refresh_token&access_token={token}",
+            mock.base_url()
+        )
+    };
+    let (status, _, body) = get(&refresh(&long)).await;
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"].as_str().unwrap().contains("24 hours"));
+    assert_eq!(
+        get(&refresh(&short)).await.0,
+        400,
+        "short-lived tokens are not refreshed"
+    );
+    let post = http().post(refresh(&long)).send().await.unwrap();
+    assert!(
+        post.text()
+            .await
+            .unwrap()
+            .contains("Unsupported request - method type: post")
+    );
+    mock.advance(Duration::from_secs(24 * 3600));
+    // The short-lived token expired after an hour: 190/463 with the mock's dates.
+    let (status, headers, body) = get(&exchange_url(&short, &secret)).await;
+    assert_eq!(
+        (
+            status,
+            body["error"]["code"].as_i64(),
+            body["error"]["error_subcode"].as_i64()
+        ),
+        (400, Some(190), Some(463))
+    );
+    assert_eq!(
+        body["error"]["message"],
+        "Error validating access token: Session has expired on Thursday, 15-Jan-26 13:00:00 UTC. The current time is Friday, 16-Jan-26 12:00:00 UTC."
+    );
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("OAuth \"Facebook Platform\" \"invalid_token\"")
+    );
+    let (status, _, body) = get(&refresh(&long)).await;
+    assert_eq!(status, 200);
+    let refreshed = body["access_token"].as_str().unwrap();
+    assert_ne!(refreshed, long);
+    mock.advance(Duration::from_secs(60 * 24 * 3600));
+    assert_eq!(get(&refresh(refreshed)).await.2["error"]["error_subcode"], 463);
+}
+
+#[tokio::test]
+async fn graph_fields_defaults_and_errors() {
+    let mock = mock(MockPlatform::BasicDisplay);
+    let token = short_token(&mock, "jayposiris").await;
+    let me = mock.users()[0].clone();
+    let (_, headers, body) = get(&graph(&mock, "/me", &token)).await;
+    assert_eq!(
+        body,
+        serde_json::json!({"id": me.id}),
+        "without fields, only the id"
+    );
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let (_, _, body) = get(&graph(
+        &mock,
+        "/v21.0/me?fields=id,username,account_type,media_count",
+        &token,
+    ))
+    .await;
+    assert_eq!(body["username"], "jayposiris");
+    assert_eq!(body["media_count"], 40);
+    let (_, _, body) = get(&graph(&mock, &format!("/{}?fields=username", me.id), &token)).await;
+    assert_eq!(body["username"], "jayposiris");
+    let (status, _, body) = get(&graph(&mock, "/me?fields=id,followers_count", &token)).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"]["message"],
+        "(#100) Tried accessing nonexisting field (followers_count) on node type (User)"
+    );
+    let other = mock.users()[1].id.clone();
+    let (_, _, body) = get(&graph(&mock, &format!("/{other}"), &token)).await;
+    assert_eq!(
+        (
+            body["error"]["code"].as_i64(),
+            body["error"]["error_subcode"].as_i64()
+        ),
+        (Some(100), Some(33))
+    );
+    let (_, _, body) = get(&graph(&mock, "/me/stories", &token)).await;
+    assert_eq!(body["error"]["code"], 2500);
+    let (_, _, body) = get(&format!("{}/me", mock.base_url())).await;
+    assert_eq!(body["error"]["code"], 104);
+    // Without user_media, media is refused.
+    let url = authorize_url(&mock, REDIRECT, "user_profile", "&mock_approve_as=jayposiris");
+    let location = http().get(url).send().await.unwrap().headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (_, body) = exchange(&mock, &code_of(&location)).await;
+    let profile_only = serde_json::from_str::<Value>(&body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        get(&graph(&mock, "/me/media", &profile_only)).await.2["error"]["code"],
+        10
+    );
+    assert_eq!(
+        get(&graph(&mock, "/me?fields=media_count", &profile_only))
+            .await
+            .2["error"]["code"],
+        10
+    );
+
+    let login = self::mock(MockPlatform::InstagramLogin);
+    let token = short_token(&login, "cafe_nova").await;
+    let all =
+        "id,user_id,username,name,account_type,profile_picture_url,followers_count,follows_count,media_count";
+    let (_, _, body) = get(&graph(&login, &format!("/me?fields={all}"), &token)).await;
+    assert_eq!(body["account_type"], "BUSINESS");
+    assert_eq!(body["name"], "Café Nova");
+    assert!(body["user_id"].as_str().unwrap().parse::<u64>().unwrap() > (1u64 << 53));
+    assert!(body["profile_picture_url"].as_str().unwrap().contains("/cdn/v/"));
+}
+
+#[tokio::test]
+async fn media_pages_by_cursor_with_absolute_links_newest_first() {
+    let mock = mock(MockPlatform::BasicDisplay);
+    let token = short_token(&mock, "jayposiris").await;
+    let (_, _, first) = get(&graph(&mock, "/me/media?fields=id,timestamp", &token)).await;
+    let items = first["data"].as_array().unwrap();
+    assert_eq!(items.len(), 25, "the default page size");
+    assert!(first["paging"]["previous"].is_null());
+    let next = first["paging"]["next"].as_str().unwrap();
+    let user_id = mock.users()[0].user_id.clone();
+    assert!(
+        next.starts_with(&format!(
+            "{}/v21.0/{user_id}/media?access_token={token}&fields=id%2Ctimestamp&limit=25&after=",
+            mock.base_url()
+        )),
+        "{next}"
+    );
+    let stamps: Vec<&str> = items.iter().map(|m| m["timestamp"].as_str().unwrap()).collect();
+    assert!(stamps.windows(2).all(|w| w[0] > w[1]), "newest first");
+    assert!(stamps[0].ends_with("+0000"));
+    let (_, _, second) = get(next).await;
+    assert_eq!(second["data"].as_array().unwrap().len(), 15);
+    assert!(second["paging"]["next"].is_null(), "absent on the last page");
+    assert!(second["paging"]["previous"].is_string());
+    let before = second["paging"]["cursors"]["before"].as_str().unwrap();
+    let (_, _, back) = get(&graph(
+        &mock,
+        &format!("/me/media?limit=5&before={before}"),
+        &token,
+    ))
+    .await;
+    assert_eq!(back["data"][4]["id"], items[24]["id"]);
+    let (_, _, capped) = get(&graph(&mock, "/me/media?limit=1000", &token)).await;
+    assert_eq!(capped["data"].as_array().unwrap().len(), 40);
+    let newest = items[0]["timestamp"].as_str().unwrap().to_owned();
+    let (_, _, since) = get(&graph(
+        &mock,
+        &format!("/me/media?since={}", mock.now() - 3600 - 7 * 3600),
+        &token,
+    ))
+    .await;
+    assert_eq!(since["data"].as_array().unwrap().len(), 2, "{newest}");
+    let (_, _, bad) = get(&graph(&mock, "/me/media?after=garbage", &token)).await;
+    assert_eq!(bad["error"]["code"], 100);
+    for item in items {
+        let id = item["id"].as_str().unwrap();
+        assert!(id.parse::<u64>().unwrap() > (1u64 << 53));
+    }
+}
+
+#[tokio::test]
+async fn albums_expand_their_children_and_only_albums_have_them() {
+    let mock = mock(MockPlatform::InstagramLogin);
+    let token = short_token(&mock, "jayposiris").await;
+    let fields = "id,caption,media_type,media_url,thumbnail_url,permalink,like_count,children{id,media_type,media_url,caption}";
+    let (_, _, page) = get(&graph(
+        &mock,
+        &format!("/me/media?limit=100&fields={}", enc(fields)),
+        &token,
+    ))
+    .await;
+    let media = page["data"].as_array().unwrap();
+    let albums: Vec<&Value> = media
+        .iter()
+        .filter(|m| m["media_type"] == "CAROUSEL_ALBUM")
+        .collect();
+    assert!(!albums.is_empty());
+    for album in &albums {
+        let children = album["children"]["data"].as_array().unwrap();
+        assert!((2..=10).contains(&children.len()));
+        assert!(
+            children.iter().all(|c| c.get("caption").is_none()),
+            "no caption on children"
+        );
+    }
+    assert!(
+        media
+            .iter()
+            .filter(|m| m["media_type"] != "CAROUSEL_ALBUM")
+            .all(|m| m.get("children").is_none())
+    );
+    let video = media.iter().find(|m| m["media_type"] == "VIDEO").unwrap();
+    assert!(video["thumbnail_url"].is_string());
+    assert!(
+        media.iter().any(|m| m.get("caption").is_none()),
+        "some posts have no caption"
+    );
+    assert!(
+        media
+            .iter()
+            .any(|m| m["caption"].as_str().is_some_and(|c| c.contains('🌅')))
+    );
+    assert!(
+        media.iter().any(|m| m.get("media_url").is_none()),
+        "the copyright-flagged item"
+    );
+    let album_id = albums[0]["id"].as_str().unwrap();
+    let (_, _, children) = get(&graph(
+        &mock,
+        &format!("/{album_id}/children?fields=id,media_type,timestamp"),
+        &token,
+    ))
+    .await;
+    assert_eq!(
+        children["data"].as_array().unwrap().len(),
+        albums[0]["children"]["data"].as_array().unwrap().len()
+    );
+    let child_id = children["data"][0]["id"].as_str().unwrap();
+    assert_eq!(
+        get(&graph(
+            &mock,
+            &format!("/{child_id}?fields=id,media_type"),
+            &token
+        ))
+        .await
+        .2["id"],
+        child_id
+    );
+    let image = media.iter().find(|m| m["media_type"] == "IMAGE").unwrap()["id"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        get(&graph(&mock, &format!("/{image}/children"), &token)).await.0,
+        400
+    );
+}
+
+#[tokio::test]
+async fn cdn_links_serve_real_bytes_until_they_expire() {
+    let mock = mock(MockPlatform::InstagramLogin);
+    let token = short_token(&mock, "jayposiris").await;
+    let (_, _, page) = get(&graph(
+        &mock,
+        "/me/media?limit=10&fields=media_type,media_url,thumbnail_url",
+        &token,
+    ))
+    .await;
+    let media = page["data"].as_array().unwrap();
+    let image = media.iter().find(|m| m["media_type"] == "IMAGE").unwrap()["media_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let video = media.iter().find(|m| m["media_type"] == "VIDEO").unwrap();
+    let bytes = http().get(&image).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(&bytes[..2], [0xFF, 0xD8], "a JPEG");
+    let clip = http()
+        .get(video["media_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(clip.headers()["content-type"], "video/mp4");
+    assert_eq!(&clip.bytes().await.unwrap()[4..8], b"ftyp");
+    let tampered = image.replace("_nc_sig=", "_nc_sig=0");
+    assert_eq!(
+        http().get(&tampered).send().await.unwrap().text().await.unwrap(),
+        "Bad URL hash"
+    );
+    mock.advance(Duration::from_secs(3 * 24 * 3600));
+    let expired = http().get(&image).send().await.unwrap();
+    assert_eq!(expired.status(), 403);
+    assert_eq!(expired.text().await.unwrap(), "URL signature expired");
+}
+
+#[tokio::test]
+async fn rate_limits_count_per_user_per_rolling_hour() {
+    let mock = MockServer::builder()
+        .platform(MockPlatform::BasicDisplay)
+        .calls_per_hour(Some(4))
+        .start()
+        .unwrap();
+    // Long-lived: a short-lived token would expire within the hour this test waits.
+    let token = long_token(&mock, "jayposiris").await;
+    let mut usage = Vec::new();
+    for _ in 0..4 {
+        let (status, headers, _) = get(&graph(&mock, "/me", &token)).await;
+        assert_eq!(status, 200);
+        usage.push(headers.get("x-app-usage").map(|v| v.to_str().unwrap().to_owned()));
+    }
+    assert_eq!(usage[0], None, "below the threshold, no header");
+    let last: Value = serde_json::from_str(usage[3].as_deref().unwrap()).unwrap();
+    assert_eq!(last["call_count"], 100);
+    let (status, headers, body) = get(&graph(&mock, "/me", &token)).await;
+    assert_eq!((status, body["error"]["code"].as_i64()), (400, Some(17)));
+    assert!(headers.contains_key("x-app-usage"));
+    mock.advance(Duration::from_secs(3600));
+    assert_eq!(
+        get(&graph(&mock, "/me", &token)).await.0,
+        200,
+        "recovered after the hour"
+    );
+
+    let login = MockServer::builder().calls_per_hour(Some(2)).start().unwrap();
+    let token = short_token(&login, "jayposiris").await;
+    get(&graph(&login, "/me", &token)).await;
+    get(&graph(&login, "/me", &token)).await;
+    let (_, headers, _) = get(&graph(&login, "/me", &token)).await;
+    let buc: Value = serde_json::from_str(headers["x-business-use-case-usage"].to_str().unwrap()).unwrap();
+    let entry = &buc[login.app().id][0];
+    assert_eq!(entry["call_count"], 100);
+    assert_eq!(entry["estimated_time_to_regain_access"], 60);
+}
+
+#[tokio::test]
+async fn faults_misbehave_on_purpose() {
+    let mock = mock(MockPlatform::InstagramLogin);
+    let token = short_token(&mock, "jayposiris").await;
+    let me = graph(&mock, "/me", &token);
+    mock.add_fault(Fault::new("/me", FaultKind::Status { status: 503 }).times(1));
+    assert_eq!(get(&me).await.0, 503);
+    assert_eq!(get(&me).await.0, 200, "the fault was spent");
+    mock.add_fault(Fault::new("/me", FaultKind::GraphTransient).times(1));
+    let (status, _, body) = get(&me).await;
+    assert_eq!(
+        (
+            status,
+            body["error"]["code"].as_i64(),
+            body["error"]["is_transient"].as_bool()
+        ),
+        (500, Some(2), Some(true))
+    );
+    mock.add_fault(Fault::new("/me", FaultKind::DropConnection).times(1));
+    assert!(http().get(&me).send().await.is_err());
+    mock.add_fault(Fault::new("/me/media", FaultKind::ResetMidBody).times(1));
+    let media = graph(&mock, "/me/media?fields=id,caption", &token);
+    let response = http().get(&media).send().await.unwrap();
+    assert!(response.bytes().await.is_err(), "the body was cut");
+    mock.add_fault(Fault::new("/me/media", FaultKind::TruncatedJson).times(1));
+    let text = http().get(&media).send().await.unwrap().text().await.unwrap();
+    assert!(serde_json::from_str::<Value>(&text).is_err() && text.starts_with("{\"data\""));
+    mock.add_fault(Fault::new("/me", FaultKind::MalformedJson).times(1));
+    assert!(
+        http()
+            .get(&me)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .is_err()
+    );
+    mock.add_fault(Fault::new("/me", FaultKind::WrongContentType).times(1));
+    let response = http().get(&me).send().await.unwrap();
+    assert_eq!(response.headers()["content-type"], "text/html; charset=utf-8");
+    mock.add_fault(
+        Fault::new(
+            "/me",
+            FaultKind::SlowDrip {
+                chunk: 3,
+                delay_ms: 1,
+            },
+        )
+        .times(1),
+    );
+    assert_eq!(get(&me).await.2["id"], mock.users()[0].id);
+    mock.add_fault(Fault::new("/me", FaultKind::Latency { ms: 5 }).times(1));
+    assert_eq!(get(&me).await.0, 200);
+    // A seeded probability hits the same requests for the same seed.
+    let hits = |mock: MockServer| async move {
+        let token = short_token(&mock, "jayposiris").await;
+        mock.add_fault(Fault::new("/me", FaultKind::Status { status: 502 }).probability(0.5));
+        let mut pattern = Vec::new();
+        for _ in 0..20 {
+            pattern.push(get(&graph(&mock, "/me", &token)).await.0 == 502);
+        }
+        pattern
+    };
+    let a = hits(self::mock(MockPlatform::InstagramLogin)).await;
+    let b = hits(self::mock(MockPlatform::InstagramLogin)).await;
+    assert_eq!(a, b);
+    assert!(a.iter().any(|h| *h) && a.iter().any(|h| !*h));
+}
+
+#[tokio::test]
+async fn stubs_answer_first_then_the_fake_takes_over() {
+    let mock = mock(MockPlatform::InstagramLogin);
+    let token = short_token(&mock, "jayposiris").await;
+    mock.stub(
+        Stub::json(
+            "GET",
+            "/me",
+            429,
+            serde_json::json!({"error": {"message": "slow down", "code": 4}}),
+        )
+        .times(2)
+        .header("retry-after", "7"),
+    );
+    let (status, headers, _) = get(&graph(&mock, "/me", &token)).await;
+    assert_eq!((status, headers["retry-after"].to_str().unwrap()), (429, "7"));
+    assert_eq!(get(&graph(&mock, "/me", &token)).await.0, 429);
+    assert_eq!(get(&graph(&mock, "/me", &token)).await.0, 200);
+}
+
+#[tokio::test]
+async fn the_journal_is_bounded_masked_and_explains_misses() {
+    let mock = MockServer::builder()
+        .journal_capacity(10)
+        .calls_per_hour(None)
+        .start()
+        .unwrap();
+    let token = short_token(&mock, "jayposiris").await;
+    for _ in 0..50 {
+        get(&graph(&mock, "/me?fields=id", &token)).await;
+    }
+    let journal = mock.journal();
+    assert_eq!(journal.len(), 10);
+    assert_eq!(mock.requests_total(), 52);
+    assert_eq!(journal[9].query, "fields=id&access_token=[redacted]");
+    mock.expect_requests("GET", "/me", 10).unwrap();
+    let miss = mock.expect_requests("GET", "/me/media", 1).unwrap_err();
+    assert!(miss.to_string().contains("closest: `GET /me`"), "{miss}");
+    let all = format!("{:?}", mock.journal());
+    assert!(!all.contains(&token));
+}
+
+#[tokio::test]
+async fn the_same_seed_and_calls_give_the_same_bytes() {
+    let run = || async {
+        let mock = mock(MockPlatform::InstagramLogin);
+        let code = approve(&mock, "jayposiris").await;
+        let (_, body) = exchange(&mock, &code).await;
+        let token = serde_json::from_str::<Value>(&body).unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (_, _, media) = get(&graph(&mock, "/me/media?fields=id,media_url&limit=3", &token)).await;
+        (code, body, media.to_string().replace(mock.base_url(), ""))
+    };
+    assert_eq!(run().await, run().await);
+    let other = MockServer::builder()
+        .seed(Seed {
+            seed: 2,
+            ..Seed::demo()
+        })
+        .start()
+        .unwrap();
+    assert_ne!(
+        other.users()[0].id,
+        mock(MockPlatform::InstagramLogin).users()[0].id
+    );
+}
+
+#[tokio::test]
+async fn the_control_api_drives_the_same_state() {
+    let mock = mock(MockPlatform::BasicDisplay);
+    let base = mock.base_url().to_owned();
+    let (_, _, state) = get(&format!("{base}/_mock/state")).await;
+    assert_eq!(state["platform"], "basic-display");
+    assert_eq!(
+        state["testers"],
+        serde_json::json!(["jayposiris", "cafe_nova", "sam_personal"])
+    );
+    let start = mock.now();
+    let advanced: Value = http()
+        .post(format!("{base}/_mock/clock/advance?seconds=90"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(advanced["unix"], start + 90);
+    let fault =
+        serde_json::json!({"path_prefix": "/me", "kind": {"type": "status", "status": 418}, "times": 1});
+    http()
+        .post(format!("{base}/_mock/faults"))
+        .json(&fault)
+        .send()
+        .await
+        .unwrap();
+    let token = short_token(&mock, "jayposiris").await;
+    assert_eq!(get(&graph(&mock, "/me", &token)).await.0, 418);
+    http()
+        .post(format!("{base}/_mock/redirect_uris"))
+        .json(&serde_json::json!({"uri": "http://127.0.0.1:9/cb"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        mock.app()
+            .redirect_uris
+            .contains(&"http://127.0.0.1:9/cb".to_owned())
+    );
+    let issued: Value = http()
+        .post(format!("{base}/_mock/tokens"))
+        .json(&serde_json::json!({"username": "cafe_nova"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(issued["expires_in"], 5_184_000);
+    let (_, _, journal) = get(&format!("{base}/_mock/journal")).await;
+    assert!(journal["total"].as_u64().unwrap() >= 3);
+    http().post(format!("{base}/_mock/reset")).send().await.unwrap();
+    assert_eq!(mock.now(), start);
+    assert_eq!(get(&graph(&mock, "/me", &token)).await.2["error"]["code"], 190);
+}
+
+#[tokio::test]
+async fn callbacks_are_posted_correctly_signed() {
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/deletion", listener.local_addr().unwrap());
+    let received = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 8192];
+        let mut text = String::new();
+        while !text.contains("signed_request=")
+            || !text.ends_with(|c: char| c.is_ascii_alphanumeric() || c == 'D')
+        {
+            let n = stream.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if text.contains("\r\n\r\nsigned_request=")
+                && text.split("\r\n\r\n").nth(1).is_some_and(|b| b.len() > 50)
+            {
+                break;
+            }
+        }
+        let reply = r#"{"url":"https://app.example/deletion?code=abc","confirmation_code":"abc"}"#;
+        let _ = stream
+            .write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: application/json\r\n\r\n{reply}",
+                    reply.len()
+                )
+                .as_bytes(),
+            )
+            .await;
+        text
+    });
+    let mock = mock(MockPlatform::InstagramLogin);
+    mock.set_callbacks(None, Some(&url));
+    let (status, body) = mock.send_callback("jayposiris", true).await.unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("confirmation_code"));
+    let request = received.await.unwrap();
+    let value = request.split("signed_request=").nth(1).unwrap().trim();
+    let value = value.replace("%2E", ".").replace("%2D", "-").replace("%5F", "_");
+    let (signature, payload) = value.split_once('.').unwrap();
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(mock.app().secret.as_bytes()).unwrap();
+    mac.update(payload.as_bytes());
+    mac.verify_slice(&engine.decode(signature).unwrap()).unwrap();
+    let payload: Value = serde_json::from_slice(&engine.decode(payload).unwrap()).unwrap();
+    assert_eq!(payload["user_id"], mock.users()[0].id);
+    assert_eq!(payload["algorithm"], "HMAC-SHA256");
+    assert_eq!(payload["issued_at"], mock.now());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_flows_get_unique_tokens_and_a_code_is_accepted_once() {
+    let mock = std::sync::Arc::new(mock(MockPlatform::InstagramLogin));
+    let flows = (0..200).map(|_| {
+        let mock = mock.clone();
+        tokio::spawn(async move { short_token(&mock, "jayposiris").await })
+    });
+    let mut tokens = std::collections::HashSet::new();
+    for flow in flows.collect::<Vec<_>>() {
+        assert!(tokens.insert(flow.await.unwrap()));
+    }
+    assert_eq!(tokens.len(), 200);
+    let code = approve(&mock, "cafe_nova").await;
+    let races = (0..20).map(|_| {
+        let (mock, code) = (mock.clone(), code.clone());
+        tokio::spawn(async move { exchange(&mock, &code).await.0 })
+    });
+    let mut accepted = 0;
+    for race in races.collect::<Vec<_>>() {
+        accepted += usize::from(race.await.unwrap() == 200);
+    }
+    assert_eq!(accepted, 1);
+}
