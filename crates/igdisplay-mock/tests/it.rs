@@ -1023,3 +1023,68 @@ async fn concurrent_flows_get_unique_tokens_and_a_code_is_accepted_once() {
     }
     assert_eq!(accepted, 1);
 }
+
+#[tokio::test]
+async fn seed_files_and_generated_libraries_drive_the_data() {
+    use igdisplay_mock::{SeedKind, SeedMedia};
+    let mut seed = Seed::demo();
+    seed.seed = 99;
+    seed.app.name = "From a file".to_owned();
+    seed.users.truncate(1);
+    seed.users[0].media = vec![SeedMedia::album(
+        Some("only one"),
+        &[SeedKind::Image, SeedKind::Video],
+    )];
+    let dir = std::env::temp_dir().join(format!("igdisplay-mock-seed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("seed.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&seed).unwrap()).unwrap();
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        serve: igdisplay_mock::cli::ServeArgs,
+    }
+    let args = Args::parse_from([
+        "m",
+        "--addr",
+        "127.0.0.1:0",
+        "--seed",
+        file.to_str().unwrap(),
+        "--generate",
+        "10000",
+    ]);
+    let server = igdisplay_mock::cli::start(&args.serve, &mut Vec::new()).unwrap();
+    assert_eq!(server.app().name, "From a file");
+    let users = server.users();
+    assert_eq!(
+        (users.len(), users[0].media_count, users[1].media_count),
+        (2, 1, 10_000)
+    );
+    let token = server.issue_token("bulk", true).unwrap().access_token;
+    let mut next = Some(graph(
+        &server,
+        "/me/media?limit=100&fields=id,media_type,children{id}",
+        &token,
+    ));
+    let (mut items, mut albums, mut pages) = (0, 0, 0);
+    while let Some(url) = next.take() {
+        let (status, _, page) = get(&url).await;
+        assert_eq!(status, 200, "{page}");
+        let data = page["data"].as_array().unwrap();
+        items += data.len();
+        albums += data
+            .iter()
+            .filter(|m| m["media_type"] == "CAROUSEL_ALBUM")
+            .count();
+        pages += 1;
+        next = page["paging"]["next"].as_str().map(str::to_owned);
+    }
+    assert_eq!((items, albums, pages), (10_000, 1_000, 100));
+    let broken = igdisplay_mock::cli::start(
+        &Args::parse_from(["m", "--addr", "127.0.0.1:0", "--seed", "/nonexistent.json"]).serve,
+        &mut Vec::new(),
+    );
+    assert!(matches!(broken, Err(igdisplay_mock::MockError::Seed(_))));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
