@@ -63,6 +63,13 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     println!("\n==> tidy");
     crate::tidy::run(root)?;
     println!("tidy: ok");
+    for example in examples(root) {
+        step(
+            &format!("example {example} against the mock"),
+            &["run", "--quiet", "--package", "igdisplay", "--features", "mock", "--example", &example],
+            &[],
+        )?;
+    }
     step(
         "doc tests",
         &["test", "--workspace", "--all-features", "--doc"],
@@ -96,6 +103,20 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         )?;
     }
     stale_snapshots(root)
+}
+
+/// The facade's examples (every `crates/igdisplay/examples/*.rs`), sorted.
+fn examples(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join("crates/igdisplay/examples"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.strip_suffix(".rs").map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 fn has_nextest(cargo: &str) -> bool {

@@ -203,6 +203,24 @@ pub struct IssuedToken {
     pub expires_in: i64,
 }
 
+/// A handle on a mock's clock that outlives borrows of the server: for clients that should
+/// follow the mock's time (see `igdisplay::follow_mock_clock`).
+#[derive(Clone, Debug)]
+pub struct MockTime(Arc<Shared>);
+
+impl MockTime {
+    /// The mock's current time, Unix seconds.
+    pub fn now(&self) -> i64 {
+        self.0.world().now()
+    }
+
+    /// Moves the mock's clock forward by whole seconds (a fraction is dropped).
+    pub fn advance(&self, by: Duration) {
+        let seconds = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
+        self.0.world().clock.advance(seconds);
+    }
+}
+
 /// A running fake Instagram. Stops when dropped.
 ///
 /// One origin serves the authorize window (`/oauth/authorize`), the `api.instagram.com` paths
@@ -295,8 +313,12 @@ impl MockServer {
 
     /// Moves the clock forward: codes, tokens, CDN links and rate windows age at once.
     pub fn advance(&self, by: Duration) {
-        let seconds = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
-        self.shared.world().clock.advance(seconds);
+        self.time().advance(by);
+    }
+
+    /// A handle on the clock, for clients that should follow the mock's time.
+    pub fn time(&self) -> MockTime {
+        MockTime(self.shared.clone())
     }
 
     /// Sets the clock to `unix` seconds.

@@ -1,0 +1,34 @@
+//! What every example needs: a mock Instagram, a client pointed at it, and a login that a
+//! browser would do by clicking "Continue" in the mock's window.
+
+use igdisplay::http::http;
+use igdisplay::mock::MockServer;
+use igdisplay::model::{AppSecret, Platform};
+use igdisplay::{Instagram, InstagramBuilder};
+
+/// The redirect URI the demo app has registered.
+pub(crate) const REDIRECT_URI: &str = "https://app.example/auth/";
+
+/// A builder for a client of the mock's demo app, on the mock's clock.
+pub(crate) fn client_for(mock: &MockServer, platform: Platform) -> InstagramBuilder {
+    let app = mock.app();
+    Instagram::builder(platform, app.id, AppSecret::new(app.secret), REDIRECT_URI)
+        .mock(mock.base_url())
+        .clock(igdisplay::follow_mock_clock(mock))
+}
+
+/// Follows an authorize URL as the mock approves it for `username`; returns the redirect
+/// (`https://app.example/auth/?code=...&state=...#_`).
+pub(crate) async fn approve(
+    instagram: &Instagram,
+    url: &str,
+    username: &str,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let request = http::Request::get(format!("{url}&mock_approve_as={username}")).body(Default::default())?;
+    let response = instagram.backend().send(request).await?;
+    let location = response
+        .headers()
+        .get(http::header::LOCATION)
+        .ok_or_else(|| format!("the mock refused: {}", String::from_utf8_lossy(response.body())))?;
+    Ok(location.to_str()?.to_owned())
+}
