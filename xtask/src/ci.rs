@@ -66,7 +66,16 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     for example in examples(root) {
         step(
             &format!("example {example} against the mock"),
-            &["run", "--quiet", "--package", "igdisplay", "--features", "mock", "--example", &example],
+            &[
+                "run",
+                "--quiet",
+                "--package",
+                "igdisplay",
+                "--features",
+                "mock",
+                "--example",
+                &example,
+            ],
             &[],
         )?;
     }

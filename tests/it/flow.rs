@@ -1,0 +1,104 @@
+//! The complete flow, for every backend and platform.
+
+use crate::{cases, login};
+use futures_util::TryStreamExt;
+use igdisplay::auth::TokenKind;
+use igdisplay::http::{HttpBackend, http};
+use igdisplay::model::{MediaType, Platform};
+use std::time::Duration;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+#[tokio::test]
+async fn login_profile_media_albums_and_automatic_refresh() {
+    for case in cases() {
+        let mock = case.mock();
+        let instagram = case.client(&mock);
+        let token = login(&instagram, "jayposiris").await;
+        assert_eq!(token.kind, TokenKind::LongLived, "{case:?}");
+        assert_eq!(token.user_id.as_str(), mock.users()[0].id);
+        assert_eq!(token.expires_at.unix(), mock.now() + 5_184_000);
+
+        let graph = instagram.graph(&token.user_id);
+        let me = graph.me().all_fields().send().await.unwrap();
+        assert_eq!(me.username.as_deref(), Some("jayposiris"), "{case:?}");
+        assert_eq!(me.media_count, Some(40));
+        if case.platform == Platform::InstagramLogin {
+            assert_eq!(
+                me.user_id.as_ref().map(|id| id.as_str().to_owned()),
+                Some(mock.users()[0].user_id.clone())
+            );
+        }
+
+        let media: Vec<_> = graph
+            .my_media()
+            .all_fields()
+            .with_children()
+            .into_stream()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(media.len(), 40, "{case:?}");
+        assert!(
+            media.windows(2).all(|w| w[0].timestamp > w[1].timestamp),
+            "newest first"
+        );
+        let album = media
+            .iter()
+            .find(|m| m.media_type == Some(MediaType::CarouselAlbum))
+            .unwrap();
+        assert!(album.children().len() >= 2);
+        let children = graph.children(&album.id).send().await.unwrap();
+        assert_eq!(children.items.len(), album.children().len());
+        let node = graph.media(&album.id).with_children().send().await.unwrap();
+        assert_eq!(node.children().len(), album.children().len());
+        mock.expect_requests("GET", "/me/media", 2).unwrap();
+
+        // The media URL is a real image, fetched without the token.
+        let image = media
+            .iter()
+            .find(|m| m.media_type == Some(MediaType::Image))
+            .unwrap();
+        let url = image.media_url.clone().unwrap();
+        assert!(!url.contains("access_token"));
+        let bytes = instagram
+            .backend()
+            .send(http::Request::get(url).body(Default::default()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(&bytes.body()[..2], [0xFF, 0xD8]);
+
+        // Fifty-one days on, the next call refreshes the token first, exactly once.
+        mock.advance(51 * DAY);
+        graph.me().send().await.unwrap();
+        graph.me().send().await.unwrap();
+        mock.expect_requests("GET", "/refresh_access_token", 1).unwrap();
+        let stored = instagram.tokens().record(&token.user_id).await.unwrap();
+        assert_eq!(stored.issued_at.unix(), mock.now());
+        assert_ne!(
+            stored.access_token.expose_secret(),
+            token.access_token.expose_secret()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_dashboard_token_can_be_imported_and_used() {
+    for case in cases() {
+        let mock = case.mock();
+        let instagram = case.client(&mock);
+        let issued = mock.issue_token("cafe_nova", true).unwrap();
+        let user = igdisplay::model::UserId::new(issued.user_id);
+        let record = igdisplay::auth::TokenRecord::new(
+            user.clone(),
+            igdisplay::model::AccessToken::new(issued.access_token),
+            TokenKind::LongLived,
+            case.platform,
+            instagram.clock().now(),
+            Duration::from_secs(u64::try_from(issued.expires_in).unwrap()),
+        );
+        instagram.tokens().import(record).await.unwrap();
+        let me = instagram.graph(&user).me().send().await.unwrap();
+        assert_eq!(me.username.as_deref(), Some("cafe_nova"), "{case:?}");
+    }
+}

@@ -1,0 +1,100 @@
+//! End to end: the complete flow and every documented failure, against igdisplay-mock, over
+//! each backend (reqwest, hyper) and each platform (Instagram Login, Basic Display).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod failures;
+mod flow;
+
+use igdisplay::Instagram;
+use igdisplay::http::{HttpBackend, HyperBackend, ReqwestBackend, SharedBackend, http};
+use igdisplay::mock::{MockPlatform, MockServer};
+use igdisplay::model::{AppSecret, Platform};
+use std::sync::Arc;
+
+pub(crate) const REDIRECT: &str = "https://app.example/auth/";
+
+/// One combination of backend and platform.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Case {
+    pub(crate) backend: &'static str,
+    pub(crate) platform: Platform,
+}
+
+/// Every combination.
+pub(crate) fn cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for backend in ["reqwest", "hyper"] {
+        for platform in Platform::ALL {
+            cases.push(Case { backend, platform });
+        }
+    }
+    cases
+}
+
+impl Case {
+    pub(crate) fn backend(self) -> SharedBackend {
+        match self.backend {
+            "reqwest" => Arc::new(ReqwestBackend::new().unwrap()),
+            _ => Arc::new(HyperBackend::new().unwrap()),
+        }
+    }
+
+    pub(crate) fn mock(self) -> MockServer {
+        self.mock_with(|builder| builder)
+    }
+
+    pub(crate) fn mock_with(
+        self,
+        configure: impl FnOnce(igdisplay::mock::MockBuilder) -> igdisplay::mock::MockBuilder,
+    ) -> MockServer {
+        let platform = match self.platform {
+            Platform::BasicDisplay => MockPlatform::BasicDisplay,
+            _ => MockPlatform::InstagramLogin,
+        };
+        configure(MockServer::builder().platform(platform))
+            .start()
+            .unwrap()
+    }
+
+    /// A client of the mock's app over this case's backend, on the mock's clock.
+    pub(crate) fn client(self, mock: &MockServer) -> Instagram {
+        self.builder(mock).build().unwrap()
+    }
+
+    pub(crate) fn builder(self, mock: &MockServer) -> igdisplay::InstagramBuilder {
+        let app = mock.app();
+        Instagram::builder(self.platform, app.id, AppSecret::new(app.secret), REDIRECT)
+            .mock(mock.base_url())
+            .backend(self.backend())
+            .clock(igdisplay::follow_mock_clock(mock))
+    }
+}
+
+/// Follows `url` with the mock's non-interactive approval (or denial) and returns where the
+/// browser would be sent.
+pub(crate) async fn browse(instagram: &Instagram, url: &str, extra: &str) -> String {
+    let request = http::Request::get(format!("{url}{extra}"))
+        .body(Default::default())
+        .unwrap();
+    let response = instagram.backend().send(request).await.unwrap();
+    match response.headers().get(http::header::LOCATION) {
+        Some(location) => location.to_str().unwrap().to_owned(),
+        None => panic!("no redirect: {}", String::from_utf8_lossy(response.body())),
+    }
+}
+
+/// A full login as `username`; returns the stored long-lived token record.
+pub(crate) async fn login(instagram: &Instagram, username: &str) -> igdisplay::auth::TokenRecord {
+    let authorization = instagram.authorize().build().unwrap();
+    let redirect = browse(
+        instagram,
+        &authorization.url,
+        &format!("&mock_approve_as={username}"),
+    )
+    .await;
+    instagram
+        .complete_login(authorization.pending, &redirect)
+        .await
+        .unwrap()
+}
