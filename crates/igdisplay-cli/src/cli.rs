@@ -1,0 +1,170 @@
+//! The command line: these names are the interface users script against.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Instagram from the command line: log in, show the profile, list and export all media.
+#[derive(Debug, Parser)]
+#[command(name = "igdisplay", version, about, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command understands (flags, or the environment).
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// Which API: instagram-login (the live one) or basic-display (shut down by Meta on 2024-12-04).
+    #[arg(
+        long,
+        global = true,
+        env = "IGDISPLAY_PLATFORM",
+        default_value = "instagram-login"
+    )]
+    pub(crate) platform: String,
+    /// The Instagram App ID (App Dashboard > Instagram > API setup).
+    #[arg(long, global = true, env = "IGDISPLAY_APP_ID")]
+    pub(crate) app_id: Option<String>,
+    /// A file holding the Instagram App Secret; otherwise it is read from IGDISPLAY_APP_SECRET.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) app_secret_file: Option<PathBuf>,
+    /// The redirect URI, exactly as registered in the App Dashboard.
+    #[arg(long, global = true, env = "IGDISPLAY_REDIRECT_URI")]
+    pub(crate) redirect_uri: Option<String>,
+    /// Point every base URL at a running igdisplay mock, e.g. http://127.0.0.1:8787.
+    #[arg(long, global = true, env = "IGDISPLAY_MOCK", value_name = "URL")]
+    pub(crate) mock: Option<String>,
+    /// The authorize window URL.
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) authorize_url: Option<String>,
+    /// The base of POST /oauth/access_token.
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) api_base: Option<String>,
+    /// The Graph base.
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) graph_base: Option<String>,
+    /// The token file (default: igdisplay/tokens.json in the OS config directory).
+    #[arg(long, global = true, env = "IGDISPLAY_TOKEN_FILE", value_name = "FILE")]
+    pub(crate) token_file: Option<PathBuf>,
+    /// Which stored user to act as, when several have logged in.
+    #[arg(long, global = true, value_name = "USER_ID")]
+    pub(crate) user: Option<String>,
+    /// Machine-readable JSON output (ids always as strings).
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// The whole flow on a built-in mock Instagram: no configuration, no network.
+    Demo {
+        /// Where to export the media.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// The two halves of a login, for scripts and servers.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// Log in: open the authorize window and take the redirect (a local listener for
+    /// http://localhost and http://127.0.0.1 redirect URIs, otherwise a pasted URL).
+    Login {
+        /// Print the URL instead of opening a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// Give up waiting for the redirect after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Inspect and manage the stored token.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// The profile of the logged-in user.
+    Me,
+    /// List media, show one item, or an album's items.
+    #[command(subcommand)]
+    Media(MediaCommand),
+    /// Download every media item (album items and video thumbnails included) to DIR, with an
+    /// index.json. A second run resumes.
+    Export {
+        /// The output directory.
+        dir: PathBuf,
+        /// Downloads at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
+    /// Check a deauthorize or data-deletion `signed_request` with the app secret.
+    #[command(subcommand, name = "signed-request")]
+    SignedRequest(SignedCommand),
+    /// Run the mock Instagram.
+    #[command(subcommand)]
+    Mock(MockCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuthCommand {
+    /// Print the authorize URL and keep the pending state for `auth callback`.
+    Url,
+    /// Verify the redirect URL, exchange the code, upgrade to a 60-day token and store it.
+    Callback {
+        /// The full URL Instagram redirected to (with its `#_`), or its query.
+        redirect_url: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Who, which kind, issued, expires, and whether a refresh is due.
+    Status,
+    /// Refresh the long-lived token now (it must be 24 hours old).
+    Refresh,
+    /// Store a long-lived token generated in the App Dashboard, read from standard input.
+    Import,
+    /// Forget the stored token.
+    Logout,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MediaCommand {
+    /// Newest first: one page, or everything with --all.
+    List {
+        /// Items per page.
+        #[arg(long, default_value_t = 25)]
+        limit: u32,
+        /// Every item, over all pages.
+        #[arg(long)]
+        all: bool,
+        /// Only media published at or after this time (Unix seconds or 2024-01-31T00:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only media published at or before this time.
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+    },
+    /// One media item.
+    Get {
+        /// The media id.
+        id: String,
+    },
+    /// The items of an album.
+    Children {
+        /// The album's id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SignedCommand {
+    /// Verify VALUE and print its payload.
+    Verify {
+        /// The `signed_request` form value.
+        value: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MockCommand {
+    /// Serve the mock until interrupted.
+    Serve(igdisplay::mock::cli::ServeArgs),
+}

@@ -1,0 +1,469 @@
+//! `igdisplay export DIR`: every media item, album items and video thumbnails included.
+//!
+//! Listing streams the library a page at a time (album items come with their album, one
+//! request per page). Downloads run `concurrency` at a time, each streamed to a temporary file
+//! that is flushed and renamed, so memory is bounded by the concurrency, not by file sizes,
+//! and no partial file ever carries a final name. File names come from the media id alone,
+//! so no id can escape DIR. `index.json` describes every item without tokens or signed URLs;
+//! a second run skips files whose size matches the index. A media URL that expired during a
+//! long export is fetched again from the Graph API.
+
+use crate::fail::Failure;
+use crate::files::write_private;
+use futures_util::{StreamExt, TryStreamExt};
+use igdisplay::graph::GraphClient;
+use igdisplay::model::{Media, MediaId, MediaType, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// The largest file downloaded.
+const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
+/// `index.json`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Index {
+    version: u32,
+    user_id: String,
+    username: Option<String>,
+    exported_at: String,
+    items: Vec<Item>,
+}
+
+/// One media item in the index.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Item {
+    id: String,
+    media_type: Option<String>,
+    caption: Option<String>,
+    timestamp: Option<String>,
+    permalink: Option<String>,
+    files: Vec<FileEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    children: Vec<Item>,
+}
+
+/// One downloaded file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct FileEntry {
+    name: String,
+    role: String,
+    bytes: u64,
+    content_type: String,
+}
+
+/// A file to fetch.
+#[derive(Clone, Debug)]
+struct Job {
+    /// Whose URL it is (an item or an album item).
+    media: MediaId,
+    /// The album, for items of one (to re-fetch an expired URL).
+    album: Option<MediaId>,
+    thumbnail: bool,
+    url: String,
+    stem: String,
+}
+
+/// What an export did.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct Summary {
+    pub(crate) items: usize,
+    pub(crate) downloaded: usize,
+    pub(crate) skipped: usize,
+    pub(crate) bytes: u64,
+    pub(crate) index: PathBuf,
+}
+
+/// Exports `user`'s media to `dir`.
+pub(crate) async fn export(graph: &GraphClient, dir: &Path, concurrency: usize) -> Result<Summary, Failure> {
+    tokio::fs::create_dir_all(dir).await?;
+    let index_path = dir.join("index.json");
+    let previous = previous_sizes(&index_path);
+    let me = graph.me().send().await?;
+    let mut items = Vec::new();
+    let mut jobs = Vec::new();
+    let mut stream = graph
+        .my_media()
+        .all_fields()
+        .with_children()
+        .limit(100)
+        .into_stream();
+    while let Some(media) = stream.try_next().await? {
+        let (item, item_jobs) = plan(&media);
+        items.push(item);
+        jobs.extend(item_jobs);
+    }
+    let progress = Progress::new(jobs.len());
+    let client = download_client()?;
+    let downloaded = AtomicUsize::new(0);
+    let skipped = AtomicUsize::new(0);
+    let bytes = AtomicU64::new(0);
+    let previous = Arc::new(previous);
+    let results: Vec<(String, FileEntry)> = futures_util::stream::iter(jobs)
+        .map(|job| {
+            let (client, previous, progress) = (&client, previous.clone(), &progress);
+            let (downloaded, skipped, bytes) = (&downloaded, &skipped, &bytes);
+            async move {
+                let result = fetch(client, graph, dir, &job, &previous).await;
+                match &result {
+                    Ok((entry, true)) => {
+                        downloaded.fetch_add(1, Ordering::Relaxed);
+                        bytes.fetch_add(entry.bytes, Ordering::Relaxed);
+                    }
+                    Ok((_, false)) => {
+                        skipped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {}
+                }
+                progress.step(&job.stem);
+                result.map(|(entry, _)| (job.stem, entry))
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    progress.finish();
+    let files: HashMap<String, Vec<FileEntry>> =
+        results
+            .into_iter()
+            .fold(HashMap::new(), |mut map, (stem, entry)| {
+                let owner = stem.trim_end_matches("_thumb").to_owned();
+                map.entry(owner).or_default().push(entry);
+                map
+            });
+    for item in &mut items {
+        attach(item, &files);
+    }
+    let summary = Summary {
+        items: items.len(),
+        downloaded: downloaded.load(Ordering::Relaxed),
+        skipped: skipped.load(Ordering::Relaxed),
+        bytes: bytes.load(Ordering::Relaxed),
+        index: index_path.clone(),
+    };
+    let index = Index {
+        version: 1,
+        user_id: me.id.to_string(),
+        username: me.username,
+        exported_at: Timestamp::from_system_time(std::time::SystemTime::now()).to_rfc3339(),
+        items,
+    };
+    let json = serde_json::to_vec_pretty(&index).map_err(|e| Failure::runtime(e.to_string()))?;
+    write_private(&index_path, &json)?;
+    Ok(summary)
+}
+
+fn attach(item: &mut Item, files: &HashMap<String, Vec<FileEntry>>) {
+    if let Some(entries) = files.get(&stem_of(&item.id)) {
+        item.files = entries.clone();
+        item.files.sort_by(|a, b| a.role.cmp(&b.role));
+    }
+    for child in &mut item.children {
+        attach(child, files);
+    }
+}
+
+/// The index entry and the downloads of one media item.
+fn plan(media: &Media) -> (Item, Vec<Job>) {
+    let mut jobs = Vec::new();
+    let mut children = Vec::new();
+    let job = |m: &Media, album: Option<&MediaId>, jobs: &mut Vec<Job>| {
+        if let Some(url) = &m.media_url {
+            jobs.push(Job {
+                media: m.id.clone(),
+                album: album.cloned(),
+                thumbnail: false,
+                url: url.clone(),
+                stem: stem_of(m.id.as_str()),
+            });
+        }
+        if let Some(url) = &m.thumbnail_url {
+            jobs.push(Job {
+                media: m.id.clone(),
+                album: album.cloned(),
+                thumbnail: true,
+                url: url.clone(),
+                stem: format!("{}_thumb", stem_of(m.id.as_str())),
+            });
+        }
+    };
+    if media.media_type == Some(MediaType::CarouselAlbum) && !media.children().is_empty() {
+        for child in media.children() {
+            job(child, Some(&media.id), &mut jobs);
+            children.push(entry(child));
+        }
+    } else {
+        job(media, None, &mut jobs);
+    }
+    let mut item = entry(media);
+    item.children = children;
+    (item, jobs)
+}
+
+fn entry(media: &Media) -> Item {
+    Item {
+        id: media.id.to_string(),
+        media_type: media.media_type.as_ref().map(ToString::to_string),
+        caption: media.caption.clone(),
+        timestamp: media.timestamp.map(Timestamp::to_rfc3339),
+        permalink: media.permalink.clone(),
+        files: Vec::new(),
+        children: Vec::new(),
+    }
+}
+
+/// A file-name stem from an id: only `[A-Za-z0-9_-]`, at most 64 characters, with a hash when
+/// anything had to go, so hostile ids (`../x`, NUL, `CON`, very long) cannot escape or collide.
+fn stem_of(id: &str) -> String {
+    let clean: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .take(64)
+        .collect();
+    if clean == id && !clean.is_empty() && clean.bytes().all(|b| b.is_ascii_digit()) {
+        return clean;
+    }
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("item-{}-{hash:016x}", clean.chars().take(32).collect::<String>())
+}
+
+/// File sizes recorded by a previous export, by file name.
+fn previous_sizes(index: &Path) -> HashMap<String, (u64, String, String)> {
+    let Ok(bytes) = std::fs::read(index) else {
+        return HashMap::new();
+    };
+    let Ok(index) = serde_json::from_slice::<Index>(&bytes) else {
+        return HashMap::new();
+    };
+    let mut sizes = HashMap::new();
+    let mut stack: Vec<Item> = index.items;
+    while let Some(item) = stack.pop() {
+        for file in item.files {
+            sizes.insert(file.name.clone(), (file.bytes, file.content_type, file.role));
+        }
+        stack.extend(item.children);
+    }
+    sizes
+}
+
+fn download_client() -> Result<reqwest::Client, Failure> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .connect_timeout(Duration::from_secs(15))
+        .read_timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| {
+            Failure::runtime(format!(
+                "cannot build the download client: {}",
+                crate::fail::chain(&e)
+            ))
+        })
+}
+
+/// Downloads one file (or finds it complete from a previous run). `true` when downloaded.
+async fn fetch(
+    client: &reqwest::Client,
+    graph: &GraphClient,
+    dir: &Path,
+    job: &Job,
+    previous: &HashMap<String, (u64, String, String)>,
+) -> Result<(FileEntry, bool), Failure> {
+    for (name, (bytes, content_type, role)) in previous {
+        if name.rsplit_once('.').map(|(stem, _)| stem) == Some(job.stem.as_str())
+            && tokio::fs::metadata(dir.join(name))
+                .await
+                .is_ok_and(|m| m.len() == *bytes)
+        {
+            let entry = FileEntry {
+                name: name.clone(),
+                role: role.clone(),
+                bytes: *bytes,
+                content_type: content_type.clone(),
+            };
+            return Ok((entry, false));
+        }
+    }
+    let mut response = client.get(&job.url).send().await.map_err(download_error)?;
+    if response.status() == reqwest::StatusCode::FORBIDDEN {
+        // The signed URL expired during the export: ask the Graph API for a fresh one.
+        let url = fresh_url(graph, job).await?;
+        response = client.get(url).send().await.map_err(download_error)?;
+    }
+    if !response.status().is_success() {
+        return Err(Failure::runtime(format!(
+            "downloading media {} failed with status {}",
+            job.media,
+            response.status()
+        )));
+    }
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let extension = match content_type.as_str() {
+        "image/jpeg" | "image/jpg" => "jpg",
+        "image/png" => "png",
+        "image/webp" => "webp",
+        "image/heic" => "heic",
+        "video/mp4" => "mp4",
+        "video/quicktime" => "mov",
+        other => {
+            return Err(Failure::runtime(format!(
+                "media {} is not an image or a video (content type `{other}`)",
+                job.media
+            )));
+        }
+    };
+    let name = format!("{}.{extension}", job.stem);
+    let temp = dir.join(format!(".{name}.part"));
+    let written = async {
+        let mut file = tokio::fs::File::create(&temp).await?;
+        let mut total = 0u64;
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| std::io::Error::other(crate::fail::chain(&e)))?;
+            total += chunk.len() as u64;
+            if total > MAX_FILE_BYTES {
+                return Err(std::io::Error::other("the file is larger than 4 GiB"));
+            }
+            file.write_all(&chunk).await?;
+        }
+        file.sync_all().await?;
+        tokio::fs::rename(&temp, dir.join(&name)).await?;
+        Ok::<u64, std::io::Error>(total)
+    }
+    .await;
+    let bytes = match written {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(Failure::runtime(format!(
+                "saving media {} failed: {e}",
+                job.media
+            )));
+        }
+    };
+    let role = if job.thumbnail { "thumbnail" } else { "media" };
+    Ok((
+        FileEntry {
+            name,
+            role: role.to_owned(),
+            bytes,
+            content_type,
+        },
+        true,
+    ))
+}
+
+fn download_error(error: reqwest::Error) -> Failure {
+    Failure::runtime(format!(
+        "a download failed: {}",
+        crate::fail::chain(&error.without_url())
+    ))
+}
+
+async fn fresh_url(graph: &GraphClient, job: &Job) -> Result<String, Failure> {
+    let owner = job.album.as_ref().unwrap_or(&job.media);
+    let media = graph.media(owner).with_children().send().await?;
+    let target = if job.album.is_some() {
+        media.children().iter().find(|c| c.id == job.media).cloned()
+    } else {
+        Some(media)
+    };
+    let url = target.and_then(|m| {
+        if job.thumbnail {
+            m.thumbnail_url
+        } else {
+            m.media_url
+        }
+    });
+    url.ok_or_else(|| Failure::runtime(format!("media {} no longer has a URL", job.media)))
+}
+
+/// A progress bar on a terminal, plain lines otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: usize,
+    done: AtomicUsize,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} files {msg}") {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Self {
+            bar,
+            total,
+            done: AtomicUsize::new(0),
+        }
+    }
+
+    fn step(&self, name: &str) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        match &self.bar {
+            Some(bar) => {
+                bar.set_message(name.to_owned());
+                bar.inc(1);
+            }
+            None if done == self.total || done.is_multiple_of(25) => {
+                eprintln!("exported {done}/{} files", self.total)
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_ids_never_escape_or_collide() {
+        assert_eq!(stem_of("17895695668004550"), "17895695668004550");
+        for hostile in [
+            "../../etc/passwd",
+            "a/b",
+            "CON",
+            "x\0y",
+            "",
+            &"9".repeat(500),
+            "..",
+            "C:\\x",
+        ] {
+            let stem = stem_of(hostile);
+            assert!(
+                stem.starts_with("item-") && stem.len() <= 90,
+                "{hostile:?} -> {stem}"
+            );
+            assert!(
+                stem.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            );
+        }
+        assert_ne!(stem_of("a/b"), stem_of("ab"));
+    }
+}

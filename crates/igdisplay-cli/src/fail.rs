@@ -1,0 +1,140 @@
+//! Failures as one clear sentence, the fix where one is known, and an exit code:
+//! 1 for API or runtime failures, 2 for usage or configuration errors.
+
+use igdisplay::auth::{CallbackError, LoginError, StoreError, TokenError};
+use std::fmt;
+
+/// A failed command.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) message: String,
+    pub(crate) hint: Option<String>,
+    pub(crate) code: u8,
+}
+
+impl Failure {
+    /// A configuration or usage error (exit code 2).
+    pub(crate) fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: Some(hint.into()),
+            code: 2,
+        }
+    }
+
+    /// A runtime failure (exit code 1).
+    pub(crate) fn runtime(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: None,
+            code: 1,
+        }
+    }
+
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// An error with its sources, `a: b: c`, each part once.
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+impl From<TokenError> for Failure {
+    fn from(error: TokenError) -> Self {
+        let failure = Failure::runtime(chain(&error));
+        match &error {
+            TokenError::NotATester { .. } => failure.hint(
+                "invite the account under App Dashboard > App roles > Roles > Instagram Testers, then accept the \
+                 invitation in Instagram under Settings > Apps and websites > Tester invites",
+            ),
+            TokenError::InvalidClient { .. } => failure.hint(
+                "use the Instagram App ID and Secret (Instagram > API setup), not the Facebook app's",
+            ),
+            TokenError::RedirectUriMismatch { .. } => failure.hint(
+                "--redirect-uri must equal the registered one byte for byte, trailing slash included",
+            ),
+            TokenError::CodeAlreadyUsed { .. } | TokenError::InvalidCode { .. } => {
+                failure.hint("a code works once and for one hour: run `igdisplay login` again")
+            }
+            e if e.requires_reauthorization() => failure.hint("run `igdisplay login` again"),
+            TokenError::TooEarly { .. } => failure.hint("Instagram refreshes a token only once it is 24 hours old"),
+            _ => failure,
+        }
+    }
+}
+
+impl From<CallbackError> for Failure {
+    fn from(error: CallbackError) -> Self {
+        let failure = Failure::runtime(chain(&error));
+        match error {
+            CallbackError::Denied { .. } => {
+                failure.hint("the login was cancelled in Instagram; run it again to retry")
+            }
+            CallbackError::StateMismatch
+            | CallbackError::StateAlreadyUsed
+            | CallbackError::AuthorizationExpired => {
+                failure.hint("start again with `igdisplay auth url` or `igdisplay login`")
+            }
+            _ => failure.hint("pass the whole URL the browser was sent to, in quotes"),
+        }
+    }
+}
+
+impl From<LoginError> for Failure {
+    fn from(error: LoginError) -> Self {
+        match error {
+            LoginError::Callback(e) => e.into(),
+            LoginError::Token(e) => e.into(),
+            other => Failure::runtime(chain(&other)),
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        Failure::runtime(chain(&error)).hint("check the token file's directory, or pass --token-file")
+    }
+}
+
+impl From<igdisplay::graph::Error> for Failure {
+    fn from(error: igdisplay::graph::Error) -> Self {
+        let failure = Failure::runtime(chain(&error));
+        if error.is_invalid_token() {
+            failure.hint("the token was revoked or expired: run `igdisplay login` again")
+        } else if error.is_rate_limited() {
+            failure.hint("Instagram is rate limiting this account; wait and try again")
+        } else if matches!(&error, igdisplay::graph::Error::Token(_)) {
+            failure.hint("run `igdisplay login` (or `igdisplay token import`)")
+        } else {
+            failure
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(error: std::io::Error) -> Self {
+        Failure::runtime(chain(&error))
+    }
+}

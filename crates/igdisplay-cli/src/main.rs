@@ -1,0 +1,95 @@
+//! `igdisplay`: Instagram from the command line. Exit codes: 0 success, 1 API or runtime
+//! failure, 2 usage or configuration error.
+
+// Printing is this program's job.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod auth;
+mod cli;
+mod demo;
+mod export;
+mod fail;
+mod files;
+mod out;
+mod read;
+mod settings;
+
+use clap::Parser;
+use cli::{AuthCommand, Cli, Command, MediaCommand, MockCommand, SignedCommand, TokenCommand};
+use fail::Failure;
+use settings::Settings;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // The downloads use reqwest directly; igdisplay-http builds reqwest without a default
+    // crypto provider, so the program installs one (a no-op if already installed).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("igdisplay: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("igdisplay: {failure}");
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let settings = Settings::resolve(&cli.global)?;
+    match cli.command {
+        Command::Demo { out } => demo::run(settings.platform, out, settings.json).await,
+        Command::Auth(AuthCommand::Url) => auth::url(&settings).await,
+        Command::Auth(AuthCommand::Callback { redirect_url }) => {
+            auth::callback(&settings, &redirect_url).await
+        }
+        Command::Login { no_browser, timeout } => auth::login(&settings, no_browser, timeout).await,
+        Command::Token(TokenCommand::Status) => read::status(&settings).await,
+        Command::Token(TokenCommand::Refresh) => read::refresh(&settings).await,
+        Command::Token(TokenCommand::Import) => read::import(&settings).await,
+        Command::Token(TokenCommand::Logout) => read::logout(&settings).await,
+        Command::Me => read::me(&settings).await,
+        Command::Media(MediaCommand::List {
+            limit,
+            all,
+            since,
+            until,
+        }) => read::list(&settings, limit, all, since.as_deref(), until.as_deref()).await,
+        Command::Media(MediaCommand::Get { id }) => read::get(&settings, &id).await,
+        Command::Media(MediaCommand::Children { id }) => read::children(&settings, &id).await,
+        Command::Export { dir, concurrency } => {
+            let instagram = settings.instagram(false).await?;
+            let user = settings.user(&instagram).await?;
+            let summary = export::export(&instagram.graph(&user), &dir, concurrency).await?;
+            if settings.json {
+                out::json(&summary);
+            } else {
+                println!(
+                    "Exported {} items: {} files downloaded ({} bytes), {} already complete. Index: {}",
+                    summary.items,
+                    summary.downloaded,
+                    summary.bytes,
+                    summary.skipped,
+                    summary.index.display()
+                );
+            }
+            Ok(())
+        }
+        Command::SignedRequest(SignedCommand::Verify { value }) => {
+            read::verify(&settings, &value, settings.app_secret())
+        }
+        Command::Mock(MockCommand::Serve(args)) => {
+            let _server = igdisplay::mock::cli::start(&args, &mut std::io::stdout()).map_err(|e| {
+                Failure::usage(fail::chain(&e), "pick another --addr, or check the --seed file")
+            })?;
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Turning flags and environment into a configured client: platform, app credentials,
+//! endpoints (real, a mock, or finer overrides), the token file and the clock.
+
+use crate::cli::Global;
+use crate::fail::Failure;
+use igdisplay::Instagram;
+use igdisplay::auth::{Endpoints, FileStore, TokenStore};
+use igdisplay::http::{Clock, HttpBackend, SharedClock, http};
+use igdisplay::model::{AppSecret, Platform, UserId};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The resolved settings of one invocation.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) platform: Platform,
+    pub(crate) json: bool,
+    pub(crate) token_file: PathBuf,
+    user: Option<String>,
+    app_id: Option<String>,
+    app_secret: Option<AppSecret>,
+    redirect_uri: Option<String>,
+    endpoints: Endpoints,
+    mock: Option<String>,
+}
+
+impl Settings {
+    pub(crate) fn resolve(global: &Global) -> Result<Self, Failure> {
+        let platform = Platform::parse(&global.platform).ok_or_else(|| {
+            Failure::usage(
+                format!("unknown platform `{}`", global.platform),
+                "use --platform instagram-login or --platform basic-display",
+            )
+        })?;
+        let app_secret = match &global.app_secret_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Failure::usage(
+                        format!("cannot read the app secret file {}: {e}", path.display()),
+                        "pass a readable file to --app-secret-file",
+                    )
+                })?;
+                Some(AppSecret::new(text.trim()))
+            }
+            None => std::env::var("IGDISPLAY_APP_SECRET")
+                .ok()
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| AppSecret::new(s.trim())),
+        };
+        let mut endpoints = match &global.mock {
+            Some(base) => Endpoints::single_origin(base),
+            None => Endpoints::production(platform),
+        };
+        if let Some(url) = &global.authorize_url {
+            endpoints.authorize_url.clone_from(url);
+        }
+        if let Some(url) = &global.api_base {
+            endpoints.api_base.clone_from(url);
+        }
+        if let Some(url) = &global.graph_base {
+            endpoints.graph_base.clone_from(url);
+        }
+        let token_file = match &global.token_file {
+            Some(path) => path.clone(),
+            None => default_token_file()?,
+        };
+        Ok(Self {
+            platform,
+            json: global.json,
+            token_file,
+            user: global.user.clone(),
+            app_id: global.app_id.clone(),
+            app_secret,
+            redirect_uri: global.redirect_uri.clone(),
+            endpoints,
+            mock: global.mock.clone(),
+        })
+    }
+
+    /// The app secret, when configured.
+    pub(crate) fn app_secret(&self) -> Option<AppSecret> {
+        self.app_secret.clone()
+    }
+
+    /// Where `auth url` keeps the pending authorization for `auth callback`.
+    pub(crate) fn pending_file(&self) -> PathBuf {
+        self.token_file.with_file_name("pending-authorization.json")
+    }
+
+    /// The redirect URI (required for logins).
+    pub(crate) fn redirect_uri(&self) -> Result<&str, Failure> {
+        self.redirect_uri.as_deref().ok_or_else(|| {
+            Failure::usage(
+                "no redirect URI is configured",
+                "pass --redirect-uri or set IGDISPLAY_REDIRECT_URI to the one registered for the app",
+            )
+        })
+    }
+
+    /// A client. With `need_app`, the app id, secret and redirect URI must be configured;
+    /// otherwise (reading with a stored token) they may be absent.
+    pub(crate) async fn instagram(&self, need_app: bool) -> Result<Instagram, Failure> {
+        let (app_id, secret, redirect) = if need_app {
+            let id = self.app_id.clone().ok_or_else(|| {
+                Failure::usage("no app id is configured", "pass --app-id or set IGDISPLAY_APP_ID")
+            })?;
+            let secret = self.app_secret.clone().ok_or_else(|| {
+                Failure::usage(
+                    "no app secret is configured",
+                    "set IGDISPLAY_APP_SECRET or pass --app-secret-file (never the secret itself on the command line)",
+                )
+            })?;
+            (id, secret, self.redirect_uri()?.to_owned())
+        } else {
+            // Reading and refreshing use only the stored token: these are never sent.
+            (
+                self.app_id.clone().unwrap_or_else(|| "0".to_owned()),
+                self.app_secret
+                    .clone()
+                    .unwrap_or_else(|| AppSecret::new("unused")),
+                self.redirect_uri
+                    .clone()
+                    .unwrap_or_else(|| "https://localhost/".to_owned()),
+            )
+        };
+        if self.platform == Platform::BasicDisplay && self.endpoints.is_production() {
+            eprintln!(
+                "note: Meta switched off the Instagram Basic Display API on 2024-12-04; its hosts answer every \
+                 request with an error. Use --platform instagram-login (or --mock to try the flow)."
+            );
+        }
+        let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(&self.token_file));
+        let mut builder = Instagram::builder(self.platform, app_id, secret, redirect)
+            .endpoints(self.endpoints.clone())
+            .store(store);
+        if let Some(mock) = &self.mock {
+            builder = builder.clock(mock_clock(mock).await);
+        }
+        builder.build().map_err(|e| {
+            Failure::usage(
+                crate::fail::chain(&e),
+                "check --app-id (digits only), --redirect-uri (absolute http(s)) and the base URLs",
+            )
+        })
+    }
+
+    /// The user to act as: `--user`, or the only one stored.
+    pub(crate) async fn user(&self, instagram: &Instagram) -> Result<UserId, Failure> {
+        if let Some(user) = &self.user {
+            return Ok(UserId::new(user.clone()));
+        }
+        let users = instagram.tokens().store().users().await?;
+        match users.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(Failure::runtime("no one is logged in")
+                .hint("run `igdisplay login` or `igdisplay token import`")),
+            _ => Err(Failure::usage(
+                format!("{} users are logged in", users.len()),
+                format!(
+                    "choose one with --user ({})",
+                    users.iter().map(UserId::as_str).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+    }
+}
+
+/// `igdisplay/tokens.json` in the OS configuration directory.
+fn default_token_file() -> Result<PathBuf, Failure> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let base = var("XDG_CONFIG_HOME")
+        .or_else(|| var("APPDATA"))
+        .or_else(|| var("HOME").map(|home| home.join(".config")))
+        .ok_or_else(|| Failure::usage("cannot find a configuration directory", "pass --token-file"))?;
+    Ok(base.join("igdisplay").join("tokens.json"))
+}
+
+/// Against a running mock, follow its clock (it may be frozen or moved), so token ages agree.
+async fn mock_clock(base: &str) -> SharedClock {
+    let offset = async {
+        let backend = igdisplay::http::default_backend(Default::default()).ok()?;
+        let request = http::Request::get(format!("{}/_mock/clock", base.trim_end_matches('/')))
+            .body(Default::default())
+            .ok()?;
+        let response = backend.send(request).await.ok()?;
+        let value: serde_json::Value = serde_json::from_slice(response.body()).ok()?;
+        Some(value["unix"].as_i64()? - unix_now())
+    }
+    .await
+    .unwrap_or(0);
+    Arc::new(OffsetClock(offset))
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+/// The system clock shifted by a fixed number of seconds.
+#[derive(Debug)]
+struct OffsetClock(i64);
+
+#[async_trait::async_trait]
+impl Clock for OffsetClock {
+    fn now(&self) -> SystemTime {
+        let now = SystemTime::now();
+        let shift = Duration::from_secs(self.0.unsigned_abs());
+        if self.0 >= 0 { now + shift } else { now - shift }
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
