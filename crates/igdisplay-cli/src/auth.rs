@@ -100,7 +100,10 @@ fn report(settings: &Settings, record: &TokenRecord) {
         println!(
             "Logged in as user {}; the token is stored in {} and valid until {} (refreshed automatically).",
             record.user_id,
-            settings.token_file.display(),
+            settings
+                .token_file()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             record.expires_at.to_rfc3339()
         );
     }
@@ -108,13 +111,13 @@ fn report(settings: &Settings, record: &TokenRecord) {
 
 fn save_pending(settings: &Settings, pending: &PendingAuthorization) -> Result<(), Failure> {
     let json = serde_json::to_vec(pending).map_err(|e| Failure::runtime(e.to_string()))?;
-    write_private(&settings.pending_file(), &json)?;
+    write_private(&settings.pending_file()?, &json)?;
     Ok(())
 }
 
 /// Reads and deletes the pending authorization: a state serves one callback.
 fn take_pending(settings: &Settings) -> Result<PendingAuthorization, Failure> {
-    let path = settings.pending_file();
+    let path = settings.pending_file()?;
     let bytes = std::fs::read(&path).map_err(|_| {
         Failure::usage(
             "no login is in progress",

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub(crate) struct Settings {
     pub(crate) platform: Platform,
     pub(crate) json: bool,
-    pub(crate) token_file: PathBuf,
+    token_file: Option<PathBuf>,
     user: Option<String>,
     app_id: Option<String>,
     app_secret: Option<AppSecret>,
@@ -61,10 +61,7 @@ impl Settings {
         if let Some(url) = &global.graph_base {
             endpoints.graph_base.clone_from(url);
         }
-        let token_file = match &global.token_file {
-            Some(path) => path.clone(),
-            None => default_token_file()?,
-        };
+        let token_file = global.token_file.clone().or_else(default_token_file);
         Ok(Self {
             platform,
             json: global.json,
@@ -83,9 +80,19 @@ impl Settings {
         self.app_secret.clone()
     }
 
+    /// The token file: `--token-file`, or `igdisplay/tokens.json` in the OS config directory.
+    pub(crate) fn token_file(&self) -> Result<PathBuf, Failure> {
+        self.token_file.clone().ok_or_else(|| {
+            Failure::usage(
+                "cannot find a configuration directory for the token file",
+                "pass --token-file",
+            )
+        })
+    }
+
     /// Where `auth url` keeps the pending authorization for `auth callback`.
-    pub(crate) fn pending_file(&self) -> PathBuf {
-        self.token_file.with_file_name("pending-authorization.json")
+    pub(crate) fn pending_file(&self) -> Result<PathBuf, Failure> {
+        Ok(self.token_file()?.with_file_name("pending-authorization.json"))
     }
 
     /// The redirect URI (required for logins).
@@ -130,7 +137,7 @@ impl Settings {
                  request with an error. Use --platform instagram-login (or --mock to try the flow)."
             );
         }
-        let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(&self.token_file));
+        let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(self.token_file()?));
         let mut builder = Instagram::builder(self.platform, app_id, secret, redirect)
             .endpoints(self.endpoints.clone())
             .store(store);
@@ -166,8 +173,8 @@ impl Settings {
     }
 }
 
-/// `igdisplay/tokens.json` in the OS configuration directory.
-fn default_token_file() -> Result<PathBuf, Failure> {
+/// `igdisplay/tokens.json` in the OS configuration directory, if there is one.
+fn default_token_file() -> Option<PathBuf> {
     let var = |name: &str| {
         std::env::var_os(name)
             .filter(|v| !v.is_empty())
@@ -175,9 +182,8 @@ fn default_token_file() -> Result<PathBuf, Failure> {
     };
     let base = var("XDG_CONFIG_HOME")
         .or_else(|| var("APPDATA"))
-        .or_else(|| var("HOME").map(|home| home.join(".config")))
-        .ok_or_else(|| Failure::usage("cannot find a configuration directory", "pass --token-file"))?;
-    Ok(base.join("igdisplay").join("tokens.json"))
+        .or_else(|| var("HOME").map(|home| home.join(".config")))?;
+    Some(base.join("igdisplay").join("tokens.json"))
 }
 
 /// Against a running mock, follow its clock (it may be frozen or moved), so token ages agree.
