@@ -85,6 +85,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             read::verify(&settings, &value, settings.app_secret())
         }
         Command::Mock(MockCommand::Serve(args)) => {
+            let args = igdisplay::mock::cli::ServeArgs {
+                addr: args.addr,
+                platform: igdisplay::mock::MockPlatform::parse(settings.platform.as_str())
+                    .unwrap_or_default(),
+                seed: args.seed,
+                clock: args.clock,
+                calls_per_hour: args.calls_per_hour,
+                token_shape: args.token_shape,
+                generate: args.generate,
+                workers: args.workers,
+            };
             let _server = igdisplay::mock::cli::start(&args, &mut std::io::stdout()).map_err(|e| {
                 Failure::usage(fail::chain(&e), "pick another --addr, or check the --seed file")
             })?;

@@ -409,3 +409,58 @@ fn basic_display_against_the_real_hosts_says_it_is_shut_down() {
         String::from_utf8_lossy(&output.stdout).starts_with("https://api.instagram.com/oauth/authorize?")
     );
 }
+
+#[test]
+fn an_expired_media_url_is_fetched_again_during_an_export() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    env.login("cafe_nova");
+    let items = env.json(&["media", "list", "--all"]);
+    let image = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["media_type"] == "IMAGE")
+        .unwrap();
+    let id = image["id"].as_str().unwrap();
+    // The CDN refuses the first fetch of this file as an expired link would.
+    env.mock.stub(
+        igdisplay_mock::Stub::json("GET", &format!("/cdn/v/{id}.jpg"), 403, serde_json::json!(null)).times(1),
+    );
+    let out = env.dir.path().join("export");
+    let summary = env.json(&["export", out.to_str().unwrap()]);
+    assert_eq!(summary["items"], 3);
+    env.mock.expect_requests("GET", &format!("/{id}"), 1).unwrap();
+    assert_eq!(
+        std::fs::read(out.join(format!("{id}.jpg"))).unwrap()[..2],
+        [0xFF, 0xD8]
+    );
+}
+
+#[test]
+fn mock_serve_prints_where_it_listens_first() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_igdisplay"))
+        .args([
+            "mock",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--platform",
+            "basic-display",
+        ])
+        .env_clear()
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = String::new();
+    let mut byte = [0u8; 1];
+    while !first.ends_with('\n') && stdout.read(&mut byte).unwrap() == 1 {
+        first.push(char::from(byte[0]));
+    }
+    let base = first.trim().strip_prefix("listening on ").unwrap().to_owned();
+    let (status, _, body) = get(&format!("{base}/_mock/health"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("basic-display"));
+}

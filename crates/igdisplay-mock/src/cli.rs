@@ -32,15 +32,18 @@ pub struct ServeArgs {
     pub workers: usize,
 }
 
-fn parse_platform(text: &str) -> Result<MockPlatform, String> {
+/// Parses `--platform`.
+pub fn parse_platform(text: &str) -> Result<MockPlatform, String> {
     MockPlatform::parse(text).ok_or_else(|| "expected instagram-login or basic-display".to_owned())
 }
 
-fn parse_clock(text: &str) -> Result<MockClock, String> {
+/// Parses `--clock`.
+pub fn parse_clock(text: &str) -> Result<MockClock, String> {
     MockClock::parse(text).ok_or_else(|| "expected system, frozen or frozen:2026-01-15T12:00:00Z".to_owned())
 }
 
-fn parse_shape(text: &str) -> Result<TokenShape, String> {
+/// Parses `--token-shape`.
+pub fn parse_shape(text: &str) -> Result<TokenShape, String> {
     match text {
         "flat" => Ok(TokenShape::Flat),
         "wrapped" => Ok(TokenShape::Wrapped),
