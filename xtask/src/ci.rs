@@ -84,6 +84,12 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         &["test", "--workspace", "--all-features", "--doc"],
         &tests,
     )?;
+    step(
+        "web example",
+        &["build", "--quiet", "--package", "web-gallery"],
+        &[],
+    )?;
+    browser_tests(root)?;
     if has_nextest(&cargo) {
         step(
             "tests (nextest)",
@@ -126,6 +132,37 @@ fn examples(root: &Path) -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     names
+}
+
+/// The web example in headless Chromium (`node --test`, playwright-core), against its own
+/// embedded mock. `.ci/run` installs Chromium and the npm package.
+fn browser_tests(root: &Path) -> Result<(), String> {
+    let e2e = root.join("examples/web-gallery/e2e");
+    println!("\n==> browser tests: node --test (in {})", e2e.display());
+    if !e2e.join("node_modules/playwright-core").exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&e2e)
+            .status()
+            .map_err(|e| format!("could not run npm (install Node.js): {e}"))?;
+        if !status.success() {
+            return Err("npm ci failed in examples/web-gallery/e2e".to_owned());
+        }
+    }
+    let binary = root.join("target/debug/web-gallery");
+    let screenshot = root.join("target/e2e/gallery.png");
+    let status = Command::new("node")
+        .args(["--test", "--test-reporter=spec"])
+        .env("WEB_GALLERY_BIN", binary)
+        .env("GALLERY_SCREENSHOT", screenshot)
+        .current_dir(&e2e)
+        .status()
+        .map_err(|e| format!("could not run node: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err("the browser tests failed (is Chromium installed? `bash .ci/run` installs it)".to_owned())
+    }
 }
 
 fn has_nextest(cargo: &str) -> bool {

@@ -1,0 +1,141 @@
+// The web gallery in a real browser (Debian's Chromium, driven by playwright-core), against the
+// example server running an embedded igdisplay mock. Everything stays on 127.0.0.1.
+//
+// Run by `cargo xtask ci` (which builds the server first) or by hand:
+//   cargo build -p web-gallery && (cd examples/web-gallery/e2e && npm ci && npm test)
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '../../..');
+const binary = process.env.WEB_GALLERY_BIN ?? join(root, 'target/debug/web-gallery');
+const screenshot = process.env.GALLERY_SCREENSHOT ?? join(root, 'target/e2e/gallery.png');
+
+let server;
+let app;
+let mock;
+let browser;
+
+before(async () => {
+  server = spawn(binary, ['--mock', '--addr', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: server.stdout });
+  for await (const line of lines) {
+    if (line.startsWith('web-gallery listening on ')) app = line.slice('web-gallery listening on '.length);
+    if (line.startsWith('mock Instagram at ')) mock = line.slice('mock Instagram at '.length);
+    if (app && mock) break;
+  }
+  assert.ok(app && mock, 'the server printed its addresses');
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--disable-quic'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill();
+});
+
+async function freshPage() {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('dialog', (d) => { errors.push(`dialog: ${d.message()}`); d.dismiss(); });
+  return { context, page, errors };
+}
+
+test('log in, browse the gallery and an album, load more, log out', async () => {
+  const { context, page, errors } = await freshPage();
+  await page.goto(app);
+  await page.click('#login');
+  // The mock's authorization window.
+  await page.waitForURL((url) => url.href.startsWith(`${mock}/oauth/authorize`));
+  assert.match(await page.textContent('h1'), /would like to access your Instagram account/);
+  await page.click('text=Continue as @jayposiris');
+  // Browsers keep Instagram's `#_` across the site's redirect; the URL is otherwise clean.
+  await page.waitForURL((url) => url.href.startsWith(`${app}/gallery`));
+  assert.doesNotMatch(page.url(), /code=|state=/);
+
+  assert.equal(await page.textContent('#username'), '@jayposiris');
+  assert.equal(await page.textContent('#media-count'), '40');
+  assert.equal(await page.locator('#grid > li').count(), 12);
+  assert.ok(await page.locator('#grid > li.video .play').count() > 0, 'videos carry a play marker');
+  // The caption that looks like HTML is shown as text, and nothing ran.
+  const caption = page.locator('.caption', { hasText: "<script>alert('caption')</script> is just text" });
+  assert.ok((await caption.count()) >= 1, 'the caption is shown as text');
+  assert.equal(await caption.first().textContent(), "<script>alert('caption')</script> is just text");
+  assert.equal(await page.locator('script').count(), 0);
+  assert.ok((await page.locator('.caption', { hasText: '🌅' }).count()) > 0, 'emoji intact');
+  // Images really load from the mock's CDN.
+  const loaded = await page.locator('#grid img').first().evaluate((img) => img.complete && img.naturalWidth > 0);
+  assert.ok(loaded, 'the first image loaded');
+
+  mkdirSync(dirname(screenshot), { recursive: true });
+  await page.screenshot({ path: screenshot });
+
+  // An album opens to its items.
+  const album = page.locator('#grid > li.album').first();
+  const expected = Number(await album.getAttribute('data-children'));
+  assert.ok(expected >= 2);
+  await album.locator('a.open').click();
+  await page.waitForURL(/\/album\//);
+  assert.equal(await page.locator('#album > li').count(), expected);
+  await page.click('#back');
+
+  await page.click('#load-more');
+  await page.waitForURL(/after=/);
+  assert.equal(await page.locator('#grid > li').count(), 12);
+  const firstOfSecondPage = await page.locator('#grid > li').first().getAttribute('data-id');
+  assert.ok(firstOfSecondPage);
+
+  await page.click('#logout');
+  await page.waitForURL((url) => url.pathname === '/' && url.origin === app);
+  assert.equal(await page.locator('#login').count(), 1);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('cancelling in the window shows a friendly message', async () => {
+  const { context, page, errors } = await freshPage();
+  await page.goto(app);
+  await page.click('#login');
+  await page.waitForURL((url) => url.href.startsWith(`${mock}/oauth/authorize`));
+  await page.click('#cancel');
+  await page.waitForURL((url) => url.pathname === '/' && url.origin === app);
+  assert.match(await page.textContent('#notice'), /You cancelled the login/);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('a signed data-deletion request is answered and its status page is shown', async () => {
+  // The mock signs a request with the app secret and posts it to the site, as Meta would.
+  const delivered = await fetch(`${mock}/_mock/data_deletion?username=jayposiris`, { method: 'POST' });
+  const { status, body } = await delivered.json();
+  assert.equal(status, 200);
+  const answer = JSON.parse(body);
+  assert.match(answer.confirmation_code, /^[A-Za-z0-9]+$/);
+  assert.ok(answer.url.startsWith(`${app}/deletion?code=`));
+
+  const { context, page } = await freshPage();
+  await page.goto(answer.url);
+  assert.equal(await page.textContent('#code'), answer.confirmation_code);
+  assert.match(await page.textContent('#status'), /Completed: .* we deleted everything we held/);
+  await context.close();
+
+  const forged = await fetch(`${app}/data-deletion`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'signed_request=abc.def',
+  });
+  assert.equal(forged.status, 400);
+});

@@ -1,0 +1,519 @@
+//! The web gallery's routes: home, login, the OAuth callback, the gallery and albums, logout,
+//! and Meta's deauthorize and data-deletion callbacks with their status page.
+//!
+//! Sessions live on the server, keyed by a random id in an `HttpOnly; SameSite=Lax` cookie (Lax,
+//! because the callback is a cross-site top-level GET). The OAuth state and the user's token
+//! never reach the browser. Every page carries a CSP without inline script, and templates
+//! escape every value (askama).
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use igdisplay::Instagram;
+use igdisplay::auth::{
+    CallbackError, DataDeletionResponse, LoginError, PendingAuthorization, verify_signed_request,
+};
+use igdisplay::model::{Media, MediaId, MediaType, User, UserId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+const COOKIE: &str = "igd_session";
+const PAGE_SIZE: u32 = 12;
+
+/// The application state.
+#[derive(Debug)]
+pub struct App {
+    instagram: Instagram,
+    public: String,
+    csp: String,
+    sessions: Mutex<HashMap<String, Session>>,
+    deletions: Mutex<HashMap<String, Deletion>>,
+}
+
+#[derive(Debug, Default)]
+struct Session {
+    pending: Option<PendingAuthorization>,
+    next: String,
+    user: Option<UserId>,
+    notice: Option<&'static str>,
+}
+
+#[derive(Clone, Debug)]
+struct Deletion {
+    user: String,
+    at: String,
+}
+
+impl App {
+    /// An app answering at `public` (its own origin), showing media from `media_origin`.
+    pub fn new(instagram: Instagram, public: String, media_origin: String) -> Self {
+        let media = if media_origin == "https:" {
+            "https://*.cdninstagram.com https://*.fbcdn.net".to_owned()
+        } else {
+            media_origin
+        };
+        let csp = format!(
+            "default-src 'none'; img-src 'self' {media}; media-src 'self' {media}; style-src 'self'; \
+             form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+        );
+        Self {
+            instagram,
+            public,
+            csp,
+            sessions: Mutex::default(),
+            deletions: Mutex::default(),
+        }
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The routes, with the security headers on every response.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login))
+        .route("/auth/callback", get(callback))
+        .route("/gallery", get(gallery))
+        .route("/album/{id}", get(album))
+        .route("/logout", post(logout))
+        .route("/deauthorize", post(deauthorize))
+        .route("/data-deletion", post(data_deletion))
+        .route("/deletion", get(deletion_status))
+        .route("/static/app.css", get(stylesheet))
+        .layer(middleware::from_fn_with_state(app.clone(), security_headers))
+        .with_state(app)
+}
+
+async fn security_headers(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    if let Ok(csp) = HeaderValue::from_str(&app.csp) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The session id of the request, or a new one (with the cookie that sets it).
+fn session_id(app: &App, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    let existing = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().strip_prefix(&format!("{COOKIE}=")))
+        .find(|id| app.sessions().contains_key(*id))
+        .map(str::to_owned);
+    if let Some(id) = existing {
+        return (id, None);
+    }
+    let mut bytes = [0u8; 32];
+    let _ = getrandom::fill(&mut bytes);
+    let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    app.sessions().insert(id.clone(), Session::default());
+    let secure = if app.public.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie =
+        HeaderValue::from_str(&format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax{secure}")).ok();
+    (id, cookie)
+}
+
+fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+fn page(template: &impl Template, status: StatusCode) -> Response {
+    match template.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the page could not be rendered",
+        )
+            .into_response(),
+    }
+}
+
+/// Accepts only local paths: `/x`, never `//host`, `/\host`, `https:` or `javascript:`.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(next)
+            if next.starts_with('/')
+                && !next.starts_with("//")
+                && !next.starts_with("/\\")
+                && !next.contains(['\\', '\r', '\n', '\t'])
+                && !next.contains("://") =>
+        {
+            next.to_owned()
+        }
+        _ => "/gallery".to_owned(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct Home {
+    notice: Option<&'static str>,
+}
+
+async fn home(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let (id, cookie) = session_id(&app, &headers);
+    let (logged_in, notice) = {
+        let mut sessions = app.sessions();
+        let session = sessions.entry(id).or_default();
+        (session.user.is_some(), session.notice.take())
+    };
+    if logged_in {
+        return with_cookie(Redirect::to("/gallery").into_response(), cookie);
+    }
+    with_cookie(page(&Home { notice }, StatusCode::OK), cookie)
+}
+
+async fn login(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let (id, cookie) = session_id(&app, &headers);
+    let authorization = match app.instagram.authorize().build() {
+        Ok(authorization) => authorization,
+        Err(_) => {
+            return message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Please try again.",
+            );
+        }
+    };
+    {
+        let mut sessions = app.sessions();
+        let session = sessions.entry(id).or_default();
+        session.pending = Some(authorization.pending);
+        session.next = safe_next(query.get("next").map(String::as_str));
+    }
+    with_cookie(Redirect::to(&authorization.url).into_response(), cookie)
+}
+
+async fn callback(State(app): State<Arc<App>>, headers: HeaderMap, request: Request) -> Response {
+    let (id, cookie) = session_id(&app, &headers);
+    let (pending, next) = {
+        let mut sessions = app.sessions();
+        let session = sessions.entry(id.clone()).or_default();
+        (session.pending.take(), std::mem::take(&mut session.next))
+    };
+    let Some(pending) = pending else {
+        return with_cookie(
+            message(
+                StatusCode::BAD_REQUEST,
+                "This login link has expired",
+                "Please log in again from the home page.",
+            ),
+            cookie,
+        );
+    };
+    let url = format!("{}{}", app.public, request.uri());
+    let outcome = app.instagram.complete_login(pending, &url).await;
+    let response = match outcome {
+        Ok(token) => {
+            app.sessions().entry(id).or_default().user = Some(token.user_id);
+            Redirect::to(if next.is_empty() { "/gallery" } else { &next }).into_response()
+        }
+        Err(LoginError::Callback(CallbackError::Denied { .. })) => {
+            app.sessions().entry(id).or_default().notice =
+                Some("You cancelled the login. Nothing was shared.");
+            Redirect::to("/").into_response()
+        }
+        Err(LoginError::Callback(_)) => message(
+            StatusCode::BAD_REQUEST,
+            "This login could not be verified",
+            "It may have been opened in another browser or taken too long. Please log in again.",
+        ),
+        Err(_) => message(
+            StatusCode::BAD_GATEWAY,
+            "Instagram did not complete the login",
+            "Please try again in a moment.",
+        ),
+    };
+    with_cookie(response, cookie)
+}
+
+/// One tile of the grid.
+struct Tile {
+    id: String,
+    kind: &'static str,
+    src: Option<String>,
+    caption: Option<String>,
+    children: usize,
+    permalink: Option<String>,
+}
+
+impl Tile {
+    fn of(media: &Media) -> Self {
+        let kind = match media.media_type {
+            Some(MediaType::CarouselAlbum) => "album",
+            Some(MediaType::Video) => "video",
+            _ => "image",
+        };
+        let src = match kind {
+            "video" => media.thumbnail_url.clone(),
+            "album" => media
+                .children()
+                .first()
+                .and_then(|c| c.thumbnail_url.clone().or_else(|| c.media_url.clone()))
+                .or_else(|| media.media_url.clone()),
+            _ => media.media_url.clone(),
+        };
+        Self {
+            id: media.id.to_string(),
+            kind,
+            src,
+            caption: media.caption.clone(),
+            children: media.children().len(),
+            permalink: media.permalink.clone(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "gallery.html")]
+struct Gallery {
+    user: User,
+    tiles: Vec<Tile>,
+    after: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "album.html")]
+struct Album {
+    id: String,
+    tiles: Vec<Tile>,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct Message<'a> {
+    title: &'a str,
+    text: &'a str,
+}
+
+fn message(status: StatusCode, title: &str, text: &str) -> Response {
+    page(&Message { title, text }, status)
+}
+
+/// The logged-in user, or a redirect to log in.
+fn current_user(app: &App, headers: &HeaderMap, next: &str) -> Result<UserId, Box<Response>> {
+    let (id, cookie) = session_id(app, headers);
+    let user = app.sessions().get(&id).and_then(|s| s.user.clone());
+    user.ok_or_else(|| {
+        Box::new(with_cookie(
+            Redirect::to(&format!("/login?next={next}")).into_response(),
+            cookie,
+        ))
+    })
+}
+
+/// Maps a Graph failure to a page; an expired or revoked token logs the session out.
+fn graph_failure(app: &App, headers: &HeaderMap, error: &igdisplay::graph::Error) -> Response {
+    let expired = error.is_invalid_token() || matches!(error, igdisplay::graph::Error::Token(_));
+    if expired {
+        let (id, _) = session_id(app, headers);
+        if let Some(session) = app.sessions().get_mut(&id) {
+            session.user = None;
+        }
+        return message(
+            StatusCode::UNAUTHORIZED,
+            "Your Instagram login has expired",
+            "Please log in again to see your gallery.",
+        );
+    }
+    message(
+        StatusCode::BAD_GATEWAY,
+        "Instagram did not answer",
+        "Please try again in a moment.",
+    )
+}
+
+async fn gallery(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let user = match current_user(&app, &headers, "/gallery") {
+        Ok(user) => user,
+        Err(redirect) => return *redirect,
+    };
+    let graph = app.instagram.graph(&user);
+    let profile = match graph.me().send().await {
+        Ok(profile) => profile,
+        Err(error) => return graph_failure(&app, &headers, &error),
+    };
+    let mut request = graph.my_media().with_children().limit(PAGE_SIZE);
+    if let Some(after) = query.get("after").filter(|a| !a.is_empty()) {
+        request = request.after(after.clone());
+    }
+    match request.send().await {
+        Ok(page_of_media) => page(
+            &Gallery {
+                user: profile,
+                tiles: page_of_media.items.iter().map(Tile::of).collect(),
+                after: page_of_media.after,
+            },
+            StatusCode::OK,
+        ),
+        Err(error) => graph_failure(&app, &headers, &error),
+    }
+}
+
+async fn album(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let user = match current_user(&app, &headers, "/gallery") {
+        Ok(user) => user,
+        Err(redirect) => return *redirect,
+    };
+    match app
+        .instagram
+        .graph(&user)
+        .children(&MediaId::new(id.clone()))
+        .send()
+        .await
+    {
+        Ok(children) => page(
+            &Album {
+                id,
+                tiles: children.items.iter().map(Tile::of).collect(),
+            },
+            StatusCode::OK,
+        ),
+        Err(error) => graph_failure(&app, &headers, &error),
+    }
+}
+
+async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let (id, _) = session_id(&app, &headers);
+    let user = app.sessions().get_mut(&id).and_then(|s| s.user.take());
+    if let Some(user) = user {
+        let _ = app.instagram.tokens().logout(&user).await;
+    }
+    Redirect::to("/").into_response()
+}
+
+/// Verifies Meta's `signed_request`, then forgets the user's token and sessions.
+async fn forget(app: &App, form: &HashMap<String, String>) -> Result<String, Response> {
+    let value = form.get("signed_request").map(String::as_str).unwrap_or_default();
+    let secret = &app.instagram.auth().config().app_secret;
+    let request = verify_signed_request(secret, value)
+        .map_err(|_| (StatusCode::BAD_REQUEST, "invalid signed_request").into_response())?;
+    let _ = app.instagram.tokens().logout(&request.user_id).await;
+    for session in app.sessions().values_mut() {
+        if session.user.as_ref() == Some(&request.user_id) {
+            session.user = None;
+        }
+    }
+    Ok(request.user_id.to_string())
+}
+
+async fn deauthorize(State(app): State<Arc<App>>, Form(form): Form<HashMap<String, String>>) -> Response {
+    match forget(&app, &form).await {
+        Ok(_) => (StatusCode::OK, "").into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn data_deletion(State(app): State<Arc<App>>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let user = match forget(&app, &form).await {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    let Ok(response) = DataDeletionResponse::new(&format!("{}/deletion", app.public)) else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "no randomness").into_response();
+    };
+    let at = igdisplay::model::Timestamp::from_system_time(app.instagram.clock().now()).to_rfc3339();
+    app.deletions
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(response.confirmation_code.clone(), Deletion { user, at });
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        response.to_json(),
+    )
+        .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "deletion.html")]
+struct DeletionStatus {
+    code: String,
+    deletion: Option<(String, String)>,
+}
+
+async fn deletion_status(
+    State(app): State<Arc<App>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let code = query.get("code").cloned().unwrap_or_default();
+    let deletion = app
+        .deletions
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&code)
+        .map(|d| (d.user.clone(), d.at.clone()));
+    let status = if deletion.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    page(&DeletionStatus { code, deletion }, status)
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("../static/app.css"),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_accepted_as_next() {
+        assert_eq!(safe_next(Some("/album/1?x=2")), "/album/1?x=2");
+        for hostile in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "/x\r\nSet-Cookie: a=b",
+            "evil",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(hostile)), "/gallery", "{hostile:?}");
+        }
+        assert_eq!(safe_next(None), "/gallery");
+    }
+}
