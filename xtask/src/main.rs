@@ -2,9 +2,11 @@
 //!
 //! - `cargo xtask ci`: everything CI checks, in order, stopping at the first failure.
 //! - `cargo xtask tidy`: the architecture invariants of `docs/architecture.md`.
+//! - `cargo xtask bench [--quick]`: the benchmarks, into `docs/benchmarks.md`.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod ci;
 mod tidy;
 
@@ -16,7 +18,9 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   ci      fmt check, clippy (warnings denied), docs (warnings denied), tidy, all tests,
           doc tests, and a check for stale insta snapshots
-  tidy    check the architecture invariants (crate edges, module docs, READMEs, lints)";
+  tidy    check the architecture invariants (crate edges, module docs, READMEs, lints)
+  bench   run every benchmark comparison in release and write docs/benchmarks.md
+          (--quick: a tiny debug round into target/bench-quick.md, to prove it runs)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -24,6 +28,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(&root),
         Some("tidy") => tidy::run(&root).map(|()| println!("tidy: ok")),
+        Some("bench") => bench::run(&root, args.iter().any(|a| a == "--quick")),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

@@ -1,0 +1,123 @@
+//! Child processes: the servers (started from this very binary) and their memory.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+/// A running server process; killed when dropped.
+pub(crate) struct Server {
+    child: Child,
+    pub(crate) base: String,
+    pub(crate) addr: SocketAddr,
+    /// `key value` lines it printed before `ready`.
+    pub(crate) info: Vec<(String, String)>,
+}
+
+impl Server {
+    /// Starts `igdisplay-bench <args>` and waits for it to print `ready`.
+    pub(crate) fn start(args: &[&str]) -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut child = Command::new(exe)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut base = None;
+        let mut info = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.map_err(|e| e.to_string())?;
+            if line == "ready" {
+                break;
+            }
+            if let Some(url) = line.strip_prefix("listening on ") {
+                base = Some(url.to_owned());
+            } else if let Some((key, value)) = line.split_once(' ') {
+                info.push((key.to_owned(), value.to_owned()));
+            }
+        }
+        let base = base.ok_or("the server did not say where it listens")?;
+        let addr = base
+            .trim_start_matches("http://")
+            .parse()
+            .map_err(|e| format!("{base}: {e}"))?;
+        Ok(Self {
+            child,
+            base,
+            addr,
+            info,
+        })
+    }
+
+    pub(crate) fn info(&self, key: &str) -> Result<String, String> {
+        self.info
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| format!("the server printed no {key}"))
+    }
+
+    /// Resident memory now, in KiB.
+    pub(crate) fn rss_kib(&self) -> u64 {
+        status_kib(self.child.id(), "VmRSS:")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `/proc/<pid>/status` field in KiB (0 when unreadable).
+pub(crate) fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// This process's CPU time (user + system), in seconds (Linux, 100 ticks a second).
+pub(crate) fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 of stat, counted after the command name (which ends the 2nd field).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Runs `command` to completion, sampling its peak resident memory; returns (seconds, KiB).
+pub(crate) fn run_measured(command: &mut Command) -> Result<(f64, u64), String> {
+    let started = std::time::Instant::now();
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let pid = child.id();
+    let mut peak = 0;
+    loop {
+        peak = peak.max(status_kib(pid, "VmHWM:"));
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            if !status.success() {
+                let mut err = String::new();
+                if let Some(mut stderr) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+                }
+                return Err(format!("{command:?} failed: {err}"));
+            }
+            return Ok((started.elapsed().as_secs_f64(), peak));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}

@@ -1,0 +1,105 @@
+//! docs/benchmarks.md: the machine, the command, and a table per comparison.
+
+/// Median, min and max of one measurement.
+pub(crate) struct Sample {
+    pub(crate) median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Sample {
+    pub(crate) fn of(values: &[f64]) -> Self {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let median = match sorted.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => sorted[n / 2],
+            n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        };
+        Self {
+            median,
+            min: sorted.first().copied().unwrap_or(0.0),
+            max: sorted.last().copied().unwrap_or(0.0),
+        }
+    }
+
+    /// `median (min–max)` with `digits` decimals.
+    pub(crate) fn show(&self, digits: usize) -> String {
+        format!(
+            "{:.digits$} ({:.digits$}–{:.digits$})",
+            self.median, self.min, self.max
+        )
+    }
+}
+
+/// KiB as MiB text.
+pub(crate) fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+pub(crate) struct Report {
+    header: String,
+    sections: Vec<String>,
+}
+
+impl Report {
+    pub(crate) fn new(command: &str, quick: bool) -> Self {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
+        let cores = std::thread::available_parallelism().map_or(0, usize::from);
+        let memory = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .next()
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+            .map_or_else(
+                || "unknown".to_owned(),
+                |kib| format!("{:.0} GiB", kib as f64 / 1_048_576.0),
+            );
+        let mode = if quick {
+            " (quick: tiny rounds that only prove the harness runs; not results)"
+        } else {
+            ""
+        };
+        let header = format!(
+            "# Benchmarks\n\nMeasured, not written: produced by `{command}`{mode}. Everything ran on one machine: \
+             {cores} cores ({cpu}), {memory} of memory, a shared and noisy machine, so each comparison alternates its \
+             sides in the same run and reports medians with min–max. Servers run as separate processes; all traffic is \
+             on 127.0.0.1. Release builds.\n"
+        );
+        Self {
+            header,
+            sections: Vec::new(),
+        }
+    }
+
+    pub(crate) fn section(&mut self, title: &str, text: &str, header: &[&str], rows: Vec<Vec<String>>) {
+        let mut out = format!(
+            "\n## {title}\n\n{text}\n\n| {} |\n|{}\n",
+            header.join(" | "),
+            " --- |".repeat(header.len())
+        );
+        for row in rows {
+            out.push_str(&format!("| {} |\n", row.join(" | ")));
+        }
+        eprintln!("{out}");
+        self.sections.push(out);
+    }
+
+    pub(crate) fn render(&self) -> String {
+        let mut text = self.header.clone();
+        for section in &self.sections {
+            text.push_str(section);
+        }
+        text
+    }
+}

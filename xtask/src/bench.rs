@@ -1,0 +1,60 @@
+//! `cargo xtask bench`: builds the bench driver and the `igdisplay` binary, then runs every
+//! comparison (see `bench/src/main.rs`) and writes `docs/benchmarks.md`.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Full runs are release builds into docs/benchmarks.md; `--quick` is a debug build and a tiny
+/// round into target/bench-quick.md, only to prove the harness still works.
+pub(crate) fn run(root: &Path, quick: bool) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut build = vec![
+        "build",
+        "--quiet",
+        "--package",
+        "igdisplay-bench",
+        "--package",
+        "igdisplay-cli",
+    ];
+    if !quick {
+        build.push("--release");
+    }
+    println!("\n==> bench: cargo {}", build.join(" "));
+    let status = Command::new(&cargo)
+        .args(&build)
+        .current_dir(root)
+        .status()
+        .map_err(|e| format!("could not run cargo: {e}"))?;
+    if !status.success() {
+        return Err("building the benchmarks failed".to_owned());
+    }
+    let profile = if quick { "debug" } else { "release" };
+    let out = if quick {
+        "target/bench-quick.md"
+    } else {
+        "docs/benchmarks.md"
+    };
+    let command = if quick {
+        "cargo xtask bench --quick"
+    } else {
+        "cargo xtask bench"
+    };
+    let mut args = vec!["run", "--out", out, "--cli"];
+    let cli = format!("target/{profile}/igdisplay");
+    args.push(&cli);
+    args.extend(["--command", command]);
+    if quick {
+        args.push("--quick");
+    }
+    let status = Command::new(root.join(format!("target/{profile}/igdisplay-bench")))
+        .args(&args)
+        .current_dir(root)
+        .status()
+        .map_err(|e| format!("could not run the bench driver: {e}"))?;
+    if status.success() {
+        println!("bench: wrote {out}");
+        Ok(())
+    } else {
+        Err("the benchmarks failed".to_owned())
+    }
+}
