@@ -39,6 +39,28 @@ pub enum CallbackOutcome {
     },
 }
 
+impl CallbackOutcome {
+    /// The code, or the denial as a [`CallbackError::Denied`].
+    ///
+    /// # Errors
+    ///
+    /// [`CallbackError::Denied`] when the user cancelled or Instagram refused.
+    pub fn into_code(self) -> Result<AuthorizationCode, CallbackError> {
+        match self {
+            CallbackOutcome::Code(code) => Ok(code),
+            CallbackOutcome::Denied {
+                error,
+                reason,
+                description,
+            } => Err(CallbackError::Denied {
+                error,
+                reason,
+                description,
+            }),
+        }
+    }
+}
+
 impl Callback {
     /// Parses a redirect URL or its query string.
     ///

@@ -258,25 +258,15 @@ impl PendingAuthorization {
 
     /// Expiry and outcome, once the state is known to match.
     fn accept(self, outcome: CallbackOutcome, now: SystemTime) -> Result<AuthorizationGrant, CallbackError> {
-        match outcome {
-            CallbackOutcome::Denied {
-                error,
-                reason,
-                description,
-            } => Err(CallbackError::Denied {
-                error,
-                reason,
-                description,
-            }),
-            CallbackOutcome::Code(_) if now >= self.expires_at.to_system_time() => {
-                Err(CallbackError::AuthorizationExpired)
-            }
-            CallbackOutcome::Code(code) => Ok(AuthorizationGrant {
-                code,
-                binding: self.binding,
-                scopes: self.scopes,
-            }),
+        let code = outcome.into_code()?;
+        if now >= self.expires_at.to_system_time() {
+            return Err(CallbackError::AuthorizationExpired);
         }
+        Ok(AuthorizationGrant {
+            code,
+            binding: self.binding,
+            scopes: self.scopes,
+        })
     }
 
     fn key(&self) -> StateKey {
@@ -395,18 +385,8 @@ impl PendingAuthorizations {
     /// [`CallbackError::Denied`] without consuming anything.
     pub fn complete(&self, callback: Callback, now: SystemTime) -> Result<AuthorizationGrant, CallbackError> {
         let Some(state) = &callback.state else {
-            return match callback.outcome {
-                CallbackOutcome::Denied {
-                    error,
-                    reason,
-                    description,
-                } => Err(CallbackError::Denied {
-                    error,
-                    reason,
-                    description,
-                }),
-                CallbackOutcome::Code(_) => Err(CallbackError::MissingState),
-            };
+            callback.outcome.into_code()?;
+            return Err(CallbackError::MissingState);
         };
         let key = StateKey::of(state);
         let mut table = self.table();
