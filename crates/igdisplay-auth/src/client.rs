@@ -275,6 +275,9 @@ fn build(method: http::Method, uri: String, form: Option<String>) -> Result<Http
 fn parse<T: DeserializeOwned>(response: &HttpResponse, secrets: &[&str]) -> Result<T, TokenError> {
     let status = response.status().as_u16();
     if response.status().is_success() {
+        if let Ok(value) = serde_json::from_slice(response.body()) {
+            return Ok(value);
+        }
         let mut deserializer = serde_json::Deserializer::from_slice(response.body());
         return serde_path_to_error::deserialize(&mut deserializer).map_err(|e| TokenError::Decode {
             path: e.path().to_string(),

@@ -234,23 +234,25 @@ fn stem_of(id: &str) -> String {
     format!("item-{}-{hash:016x}", clean.chars().take(32).collect::<String>())
 }
 
-/// File sizes recorded by a previous export, by file name.
-fn previous_sizes(index: &Path) -> HashMap<String, (u64, String, String)> {
+/// The files a previous export recorded, by file-name stem.
+fn previous_sizes(index: &Path) -> HashMap<String, FileEntry> {
     let Ok(bytes) = std::fs::read(index) else {
         return HashMap::new();
     };
     let Ok(index) = serde_json::from_slice::<Index>(&bytes) else {
         return HashMap::new();
     };
-    let mut sizes = HashMap::new();
+    let mut files = HashMap::new();
     let mut stack: Vec<Item> = index.items;
     while let Some(item) = stack.pop() {
         for file in item.files {
-            sizes.insert(file.name.clone(), (file.bytes, file.content_type, file.role));
+            if let Some((stem, _)) = file.name.rsplit_once('.') {
+                files.insert(stem.to_owned(), file.clone());
+            }
         }
         stack.extend(item.children);
     }
-    sizes
+    files
 }
 
 fn download_client() -> Result<reqwest::Client, Failure> {
@@ -273,22 +275,14 @@ async fn fetch(
     graph: &GraphClient,
     dir: &Path,
     job: &Job,
-    previous: &HashMap<String, (u64, String, String)>,
+    previous: &HashMap<String, FileEntry>,
 ) -> Result<(FileEntry, bool), Failure> {
-    for (name, (bytes, content_type, role)) in previous {
-        if name.rsplit_once('.').map(|(stem, _)| stem) == Some(job.stem.as_str())
-            && tokio::fs::metadata(dir.join(name))
-                .await
-                .is_ok_and(|m| m.len() == *bytes)
-        {
-            let entry = FileEntry {
-                name: name.clone(),
-                role: role.clone(),
-                bytes: *bytes,
-                content_type: content_type.clone(),
-            };
-            return Ok((entry, false));
-        }
+    if let Some(entry) = previous.get(&job.stem)
+        && tokio::fs::metadata(dir.join(&entry.name))
+            .await
+            .is_ok_and(|m| m.len() == entry.bytes)
+    {
+        return Ok((entry.clone(), false));
     }
     let mut response = client.get(&job.url).send().await.map_err(download_error)?;
     if response.status() == reqwest::StatusCode::FORBIDDEN {

@@ -138,11 +138,15 @@ impl Settings {
             );
         }
         let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(self.token_file()?));
+        // One backend (one TLS setup) for everything this invocation sends.
+        let backend = igdisplay::http::default_backend(Default::default())
+            .map_err(|e| Failure::runtime(crate::fail::chain(&e)))?;
         let mut builder = Instagram::builder(self.platform, app_id, secret, redirect)
             .endpoints(self.endpoints.clone())
+            .backend(backend.clone())
             .store(store);
         if let Some(mock) = &self.mock {
-            builder = builder.clock(mock_clock(mock).await);
+            builder = builder.clock(mock_clock(mock, &*backend).await);
         }
         builder.build().map_err(|e| {
             Failure::usage(
@@ -187,9 +191,8 @@ fn default_token_file() -> Option<PathBuf> {
 }
 
 /// Against a running mock, follow its clock (it may be frozen or moved), so token ages agree.
-async fn mock_clock(base: &str) -> SharedClock {
+async fn mock_clock(base: &str, backend: &dyn HttpBackend) -> SharedClock {
     let offset = async {
-        let backend = igdisplay::http::default_backend(Default::default()).ok()?;
         let request = http::Request::get(format!("{}/_mock/clock", base.trim_end_matches('/')))
             .body(Default::default())
             .ok()?;

@@ -348,11 +348,18 @@ fn retry_after(response: &HttpResponse) -> Option<Duration> {
 }
 
 fn decode<T: DeserializeOwned>(response: &HttpResponse, token: &AccessToken) -> Result<T, Error> {
+    // The fast path; only a failure is decoded again to find where it failed.
+    if let Ok(value) = serde_json::from_slice(response.body()) {
+        return Ok(value);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(response.body());
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| Error::Decode {
-        path: e.path().to_string(),
-        reason: mask(&e.inner().to_string(), token),
-    })
+    match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+        Ok(value) => Ok(value),
+        Err(e) => Err(Error::Decode {
+            path: e.path().to_string(),
+            reason: mask(&e.inner().to_string(), token),
+        }),
+    }
 }
 
 fn snippet(body: &[u8], token: &AccessToken) -> String {

@@ -23,6 +23,7 @@ pub struct JournalEntry {
     pub status: u16,
 }
 
+/// Entries keep the raw query; secrets are masked when the journal is read.
 #[derive(Debug)]
 pub(crate) struct Journal {
     capacity: usize,
@@ -55,7 +56,13 @@ impl Journal {
     }
 
     pub(crate) fn entries(&self) -> Vec<JournalEntry> {
-        self.entries.iter().cloned().collect()
+        self.entries
+            .iter()
+            .map(|e| JournalEntry {
+                query: crate::wire::masked_query(&e.query),
+                ..e.clone()
+            })
+            .collect()
     }
 
     /// Requests answered since the start, including those the buffer no longer holds.

@@ -6,7 +6,7 @@ use crate::clock::MockClock;
 use crate::faults::{self, FaultKind};
 use crate::routes::control::Control;
 use crate::state::World;
-use crate::wire::{Reply, Req, masked_query, parse_query};
+use crate::wire::{Reply, Req, parse_query};
 use bytes::Bytes;
 use futures_util::stream;
 use http_body_util::combinators::BoxBody;
@@ -105,6 +105,7 @@ async fn handle(
         Ok(body) => body.to_bytes(),
         Err(_) => return Ok(response(Reply::new(413, "text/plain", "request body too large"))),
     };
+    let raw_query = parts.uri.query().unwrap_or_default().to_owned();
     let req = Req {
         method: parts.method,
         path: parts.uri.path().to_owned(),
@@ -112,7 +113,7 @@ async fn handle(
         headers: parts.headers,
         body,
     };
-    let outcome = decide(&shared, &req);
+    let outcome = decide(&shared, &req, raw_query);
     match outcome {
         Outcome::Deliver(url, form) => {
             let reply = match shared.deliver(&url, form).await {
@@ -126,7 +127,7 @@ async fn handle(
     }
 }
 
-fn decide(shared: &Shared, req: &Req) -> Outcome {
+fn decide(shared: &Shared, req: &Req, raw_query: String) -> Outcome {
     let mut world = shared.world();
     if let Some(rest) = req.path.strip_prefix("/_mock/") {
         let rest: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
@@ -170,9 +171,7 @@ fn decide(shared: &Shared, req: &Req) -> Outcome {
         _ => reply.status,
     };
     let now = world.now();
-    world
-        .journal
-        .record(now, &method, &req.path, masked_query(&req.query), status);
+    world.journal.record(now, &method, &req.path, raw_query, status);
     let fault = match fault {
         Some(FaultKind::GraphTransient) => {
             let trace = world.fbtrace_id();

@@ -67,6 +67,10 @@ pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
 }
 
 fn decode(component: &str) -> String {
+    // Most components (tokens, ids, cursors) need no decoding: copy them once.
+    if !component.contains(['%', '+']) {
+        return component.to_owned();
+    }
     let spaced = component.replace('+', " ");
     percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
 }
@@ -221,17 +225,14 @@ pub(crate) fn escape_html(text: &str) -> String {
     out
 }
 
-/// The query with secret values masked, for the journal.
-pub(crate) fn masked_query(query: &[(String, String)]) -> String {
+/// A raw query with secret values masked, for reading the journal.
+pub(crate) fn masked_query(raw: &str) -> String {
     const SECRET: [&str; 5] = ["access_token", "client_secret", "code", "state", "signed_request"];
-    query
-        .iter()
-        .map(|(k, v)| {
-            if SECRET.contains(&k.as_str()) {
-                format!("{k}=[redacted]")
-            } else {
-                format!("{k}={}", encode(v))
-            }
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if SECRET.contains(&k) => format!("{k}=[redacted]"),
+            _ => pair.to_owned(),
         })
         .collect::<Vec<_>>()
         .join("&")
@@ -261,10 +262,9 @@ mod tests {
             escape_html("<a href='x'>&\"</a>"),
             "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
         );
-        let masked = masked_query(&[
-            ("access_token".into(), "T".into()),
-            ("fields".into(), "id,name".into()),
-        ]);
-        assert_eq!(masked, "access_token=[redacted]&fields=id%2Cname");
+        assert_eq!(
+            masked_query("access_token=T&fields=id%2Cname&&state"),
+            "access_token=[redacted]&fields=id%2Cname&state"
+        );
     }
 }
