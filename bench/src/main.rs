@@ -174,6 +174,15 @@ async fn throughput(plan: &Plan, report: &mut Report) -> Result<(), String> {
         }
     }
     let ceiling = Sample::of(&samples[3]).median;
+    let ratio = Sample::of(&samples[0]).median / ceiling;
+    report.verdict(
+        "1. igdisplay-mock ≥ 0.80 of bare hyper",
+        ratio >= 0.8,
+        format!(
+            "{ratio:.2} ({:.2}× wiremock)",
+            Sample::of(&samples[0]).median / Sample::of(&samples[1]).median
+        ),
+    );
     let rows = sides
         .iter()
         .zip(&samples)
@@ -210,6 +219,7 @@ async fn memory(plan: &Plan, report: &mut Report) -> Result<(), String> {
     let wiremock = Server::start(&["serve-wiremock", "--mounted", "1", "--body", &body])?;
     let mock_target = format!("/me?fields={ME_FIELDS}&access_token={token}");
     let mut rows = Vec::new();
+    let mut growths = Vec::new();
     for (name, server, target) in [
         ("igdisplay-mock", &mock, mock_target.as_str()),
         ("wiremock", &wiremock, "/me"),
@@ -219,6 +229,7 @@ async fn memory(plan: &Plan, report: &mut Report) -> Result<(), String> {
         let small = server.rss_kib();
         load::run(server.addr, target, 32, plan.memory_large - plan.memory_small).await?;
         let large = server.rss_kib();
+        growths.push((large as f64 - small as f64) / 1024.0);
         rows.push(vec![
             name.to_owned(),
             report::mib(start),
@@ -227,6 +238,11 @@ async fn memory(plan: &Plan, report: &mut Report) -> Result<(), String> {
             format!("{:+.1} MiB", (large as f64 - small as f64) / 1024.0),
         ]);
     }
+    report.verdict(
+        "2. igdisplay-mock memory flat (< 10 MB growth)",
+        growths[0] < 10.0,
+        format!("{:+.1} MiB (wiremock {:+.1} MiB)", growths[0], growths[1]),
+    );
     report.section(
         "2. Mock server memory under load",
         &format!(
@@ -276,6 +292,7 @@ async fn client_overhead(plan: &Plan, report: &mut Report) -> Result<(), String>
         .build_http::<http_body_util::Empty<bytes::Bytes>>();
     let requests = plan.requests / 4;
     let mut rows = Vec::new();
+    let mut ratios = Vec::new();
     for concurrency in [1usize, 32] {
         let per_task = requests.div_ceil(concurrency);
         // (rps samples, cpu µs samples) for: facade reqwest, hand reqwest, facade hyper, hand hyper.
@@ -344,6 +361,9 @@ async fn client_overhead(plan: &Plan, report: &mut Report) -> Result<(), String>
         {
             let pair = side - side % 2 + 1;
             let ratio = Sample::of(&rps[side]).median / Sample::of(&rps[pair]).median;
+            if side % 2 == 0 {
+                ratios.push(ratio);
+            }
             rows.push(vec![
                 format!("{concurrency}"),
                 (*name).to_owned(),
@@ -357,6 +377,16 @@ async fn client_overhead(plan: &Plan, report: &mut Report) -> Result<(), String>
             ]);
         }
     }
+    let worst = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    report.verdict(
+        "3. facade ≥ 0.95 of the hand-written loop, each backend",
+        worst >= 0.95,
+        ratios
+            .iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
     report.section(
         "3. Client overhead",
         &format!(
@@ -475,6 +505,23 @@ async fn sync(plan: &Plan, report: &mut Report) -> Result<(), String> {
         rss.push((count, peak));
     }
     let pages = items.div_ceil(100);
+    report.verdict(
+        "4. one request per page",
+        requests as usize == pages,
+        format!("{requests} requests for {pages} pages"),
+    );
+    let flat = rss[1].1 as f64 <= rss[0].1 as f64 * 1.25;
+    report.verdict(
+        "4. streaming memory flat",
+        flat,
+        format!(
+            "{} for {} vs {} for {} media",
+            report::mib(rss[0].1),
+            rss[0].0,
+            report::mib(rss[1].1),
+            rss[1].0
+        ),
+    );
     let rows = vec![
         vec!["items streamed".to_owned(), items.to_string()],
         vec!["pages (100 items each)".to_owned(), pages.to_string()],
@@ -651,6 +698,12 @@ async fn export(plan: &Plan, cli: &str, report: &mut Report) -> Result<(), Strin
         hand.push(hand_bytes as f64 / started.elapsed().as_secs_f64() / 1_048_576.0);
     }
     let _ = std::fs::remove_dir_all(&work);
+    let ratio = Sample::of(&ours).median / Sample::of(&hand).median;
+    report.verdict(
+        "5. export ≥ 0.90 of the hand-written loop",
+        ratio >= 0.9,
+        format!("{ratio:.2}"),
+    );
     report.section(
         "5. Export",
         &format!(
@@ -719,6 +772,28 @@ fn footprint(report: &mut Report) -> Result<(), String> {
     let (http, _) = count(&["-p", "igdisplay-http", "--no-default-features"])?;
     let (http_reqwest, _) = count(&["-p", "igdisplay-http"])?;
     let (facade, _) = count(&["-p", "igdisplay"])?;
+    let serde_only = model_crates.split(", ").all(|c| {
+        [
+            "serde",
+            "serde_core",
+            "serde_derive",
+            "serde_json",
+            "itoa",
+            "memchr",
+            "zmij",
+            "ryu",
+            "proc-macro2",
+            "quote",
+            "syn",
+            "unicode-ident",
+        ]
+        .contains(&c)
+    });
+    report.verdict(
+        "6. the model crate pulls in only serde and its JSON",
+        serde_only,
+        format!("{model} crates"),
+    );
     report.section(
         "6. Build footprint",
         "Crates in the normal dependency tree (`cargo tree -e normal`, each crate once, the crate itself included). \

@@ -40,6 +40,7 @@ pub(crate) fn mib(kib: u64) -> String {
 pub(crate) struct Report {
     header: String,
     sections: Vec<String>,
+    verdicts: Vec<(String, bool, String)>,
 }
 
 impl Report {
@@ -74,12 +75,18 @@ impl Report {
             "# Benchmarks\n\nMeasured, not written: produced by `{command}`{mode}. Everything ran on one machine: \
              {cores} cores ({cpu}), {memory} of memory, a shared and noisy machine, so each comparison alternates its \
              sides in the same run and reports medians with min–max. Servers run as separate processes; all traffic is \
-             on 127.0.0.1. Release builds.\n"
+             on 127.0.0.1. {build} builds.\n"
         );
         Self {
             header,
             sections: Vec::new(),
+            verdicts: Vec::new(),
         }
+    }
+
+    /// Records whether a goal was met, judged from the measured `detail`.
+    pub(crate) fn verdict(&mut self, goal: &str, met: bool, detail: String) {
+        self.verdicts.push((goal.to_owned(), met, detail));
     }
 
     pub(crate) fn section(&mut self, title: &str, text: &str, header: &[&str], rows: Vec<Vec<String>>) {
@@ -97,9 +104,16 @@ impl Report {
 
     pub(crate) fn render(&self) -> String {
         let mut text = self.header.clone();
+        text.push_str("\n## Goals\n\n| goal | verdict | measured |\n| --- | --- | --- |\n");
+        for (goal, met, detail) in &self.verdicts {
+            let verdict = if *met { "met" } else { "**missed**" };
+            text.push_str(&format!("| {goal} | {verdict} | {detail} |\n"));
+        }
         for section in &self.sections {
             text.push_str(section);
         }
+        text.push('\n');
+        text.push_str(include_str!("../analysis.md"));
         text
     }
 }
