@@ -71,6 +71,7 @@ impl Report {
         } else {
             ""
         };
+        let build = if quick { "Debug" } else { "Release" };
         let header = format!(
             "# Benchmarks\n\nMeasured, not written: produced by `{command}`{mode}. Everything ran on one machine: \
              {cores} cores ({cpu}), {memory} of memory, a shared and noisy machine, so each comparison alternates its \
