@@ -79,7 +79,9 @@ pub(crate) struct Summary {
     pub(crate) index: PathBuf,
 }
 
-/// Exports `user`'s media to `dir`.
+/// Exports the graph user's media to `dir`. When a download fails, the others still finish and
+/// `index.json` records every complete file, so the next run resumes; then the first failure is
+/// returned.
 pub(crate) async fn export(graph: &GraphClient, dir: &Path, concurrency: usize) -> Result<Summary, Failure> {
     tokio::fs::create_dir_all(dir).await?;
     let index_path = dir.join("index.json");
@@ -104,7 +106,7 @@ pub(crate) async fn export(graph: &GraphClient, dir: &Path, concurrency: usize) 
     let skipped = AtomicUsize::new(0);
     let bytes = AtomicU64::new(0);
     let previous = Arc::new(previous);
-    let results: Vec<(String, FileEntry)> = futures_util::stream::iter(jobs)
+    let results: Vec<Result<(String, FileEntry), Failure>> = futures_util::stream::iter(jobs)
         .map(|job| {
             let (client, previous, progress) = (&client, previous.clone(), &progress);
             let (downloaded, skipped, bytes) = (&downloaded, &skipped, &bytes);
@@ -125,17 +127,20 @@ pub(crate) async fn export(graph: &GraphClient, dir: &Path, concurrency: usize) 
             }
         })
         .buffer_unordered(concurrency.max(1))
-        .try_collect()
-        .await?;
+        .collect()
+        .await;
     progress.finish();
-    let files: HashMap<String, Vec<FileEntry>> =
-        results
-            .into_iter()
-            .fold(HashMap::new(), |mut map, (stem, entry)| {
-                let owner = stem.trim_end_matches("_thumb").to_owned();
-                map.entry(owner).or_default().push(entry);
-                map
-            });
+    let mut files: HashMap<String, Vec<FileEntry>> = HashMap::new();
+    let mut failures = Vec::new();
+    for result in results {
+        match result {
+            Ok((stem, entry)) => files
+                .entry(stem.trim_end_matches("_thumb").to_owned())
+                .or_default()
+                .push(entry),
+            Err(failure) => failures.push(failure),
+        }
+    }
     for item in &mut items {
         attach(item, &files);
     }
@@ -155,7 +160,10 @@ pub(crate) async fn export(graph: &GraphClient, dir: &Path, concurrency: usize) 
     };
     let json = serde_json::to_vec_pretty(&index).map_err(|e| Failure::runtime(e.to_string()))?;
     write_private(&index_path, &json)?;
-    Ok(summary)
+    match failures.into_iter().next() {
+        Some(first) => Err(first.hint("run the same export again: complete files are kept and skipped")),
+        None => Ok(summary),
+    }
 }
 
 fn attach(item: &mut Item, files: &HashMap<String, Vec<FileEntry>>) {

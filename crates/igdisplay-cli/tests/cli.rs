@@ -464,3 +464,31 @@ fn mock_serve_prints_where_it_listens_first() {
     assert_eq!(status, 200);
     assert!(body.contains("basic-display"));
 }
+
+#[test]
+fn a_failed_download_keeps_the_rest_and_the_next_run_resumes() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    env.login("cafe_nova");
+    let items = env.json(&["media", "list", "--all"]);
+    let image = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["media_type"] == "IMAGE")
+        .unwrap();
+    let id = image["id"].as_str().unwrap().to_owned();
+    // Refused twice: the first fetch, then the fetch of the re-fetched URL.
+    env.mock.stub(
+        igdisplay_mock::Stub::json("GET", &format!("/cdn/v/{id}.jpg"), 403, serde_json::json!(null)).times(2),
+    );
+    let out = env.dir.path().join("export");
+    let failed = env.run(&["export", out.to_str().unwrap()]);
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("run the same export again"));
+    assert!(!out.join(format!("{id}.jpg")).exists());
+    let index: Value = serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["items"].as_array().unwrap().len(), 3);
+    let resumed = env.json(&["export", out.to_str().unwrap()]);
+    assert_eq!(resumed["downloaded"], 1, "only the missing file: {resumed}");
+    assert!(out.join(format!("{id}.jpg")).exists());
+}
