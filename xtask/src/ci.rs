@@ -84,6 +84,8 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         &["test", "--workspace", "--all-features", "--doc"],
         &tests,
     )?;
+    // Benchmarks never run here; a tiny debug round proves the harness still works.
+    crate::bench::run(root, true)?;
     step(
         "web example",
         &["build", "--quiet", "--package", "web-gallery"],
