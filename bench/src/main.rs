@@ -420,10 +420,16 @@ fn stream_query(graph: &igdisplay::graph::GraphClient) -> String {
         .join("&")
 }
 
-async fn hand_written_sync(base: &str, token: &str, query: &str) -> Result<usize, String> {
-    let client = reqwest::Client::new();
+/// The hand-written page loop: GET each page of `/me/media` by its `after` cursor and hand it to
+/// `on_page`, until a page has no `next`.
+async fn hand_written_pages(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    query: &str,
+    mut on_page: impl FnMut(&serde_json::Value),
+) -> Result<(), String> {
     let mut after: Option<String> = None;
-    let mut items = 0;
     loop {
         let mut url = format!("{base}/me/media?{query}&access_token={token}");
         if let Some(cursor) = &after {
@@ -437,15 +443,24 @@ async fn hand_written_sync(base: &str, token: &str, query: &str) -> Result<usize
             .json()
             .await
             .map_err(|e| e.to_string())?;
-        items += page["data"].as_array().map_or(0, Vec::len);
+        on_page(&page);
         match (
             page["paging"]["next"].as_str(),
             page["paging"]["cursors"]["after"].as_str(),
         ) {
             (Some(_), Some(cursor)) => after = Some(cursor.to_owned()),
-            _ => return Ok(items),
+            _ => return Ok(()),
         }
     }
+}
+
+async fn hand_written_sync(base: &str, token: &str, query: &str) -> Result<usize, String> {
+    let mut items = 0;
+    hand_written_pages(&reqwest::Client::new(), base, token, query, |page| {
+        items += page["data"].as_array().map_or(0, Vec::len);
+    })
+    .await?;
+    Ok(items)
 }
 
 async fn requests_seen(server: &Server) -> Result<u64, String> {
@@ -584,22 +599,8 @@ async fn stream_child(base: &str, token: &str) -> Result<(), String> {
 async fn hand_written_export(base: &str, token: &str, dir: &std::path::Path) -> Result<u64, String> {
     let client = reqwest::Client::new();
     let mut urls = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut url = format!(
-            "{base}/me/media?fields=id%2Cmedia_type%2Cmedia_url%2Cthumbnail_url%2Cchildren%7Bid%2Cmedia_url%2Cthumbnail_url%7D&limit=100&access_token={token}"
-        );
-        if let Some(cursor) = &after {
-            url.push_str(&format!("&after={cursor}"));
-        }
-        let page: serde_json::Value = client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
+    let query = "fields=id%2Cmedia_type%2Cmedia_url%2Cthumbnail_url%2Cchildren%7Bid%2Cmedia_url%2Cthumbnail_url%7D&limit=100";
+    hand_written_pages(&client, base, token, query, |page| {
         for item in page["data"].as_array().into_iter().flatten() {
             let children = item["children"]["data"].as_array().cloned().unwrap_or_default();
             let sources = if children.is_empty() {
@@ -618,14 +619,8 @@ async fn hand_written_export(base: &str, token: &str, dir: &std::path::Path) -> 
                 }
             }
         }
-        match page["paging"]["cursors"]["after"]
-            .as_str()
-            .filter(|_| page["paging"]["next"].is_string())
-        {
-            Some(cursor) => after = Some(cursor.to_owned()),
-            None => break,
-        }
-    }
+    })
+    .await?;
     let total: u64 = futures_util::stream::iter(urls)
         .map(|(name, url)| {
             let client = client.clone();

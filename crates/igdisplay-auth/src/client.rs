@@ -225,7 +225,7 @@ impl AuthClient {
         let mut attempt = 1;
         loop {
             let sent_at = self.clock.now();
-            let outcome = self.backend.send(clone_request(&request)).await;
+            let outcome = self.backend.send(igdisplay_http::clone_request(&request)).await;
             let retry = match &outcome {
                 Ok(response) => idempotent && response.status().is_server_error(),
                 Err(error) => match error.kind() {
@@ -244,15 +244,6 @@ impl AuthClient {
             attempt += 1;
         }
     }
-}
-
-/// Requests are small and re-sent rarely; cloning keeps `HttpBackend::send` by value.
-fn clone_request(request: &HttpRequest) -> HttpRequest {
-    let mut copy = http::Request::new(request.body().clone());
-    *copy.method_mut() = request.method().clone();
-    *copy.uri_mut() = request.uri().clone();
-    *copy.headers_mut() = request.headers().clone();
-    copy
 }
 
 fn build(method: http::Method, uri: String, form: Option<String>) -> Result<HttpRequest, TokenError> {

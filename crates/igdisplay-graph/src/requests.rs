@@ -92,6 +92,14 @@ impl GraphClient {
     }
 }
 
+/// `id` and then `fields`, each once.
+fn with_id<'a>(fields: impl IntoIterator<Item = &'a str>) -> FieldList
+where
+    'a: 'static,
+{
+    FieldList::new(std::iter::once("id").chain(fields))
+}
+
 /// Refuses ids that could change the path (`/`, `?`, `..`): ids are digits, or `me`.
 fn path_segment(id: &str) -> Result<&str, Error> {
     let valid =
@@ -122,7 +130,7 @@ impl UserRequest {
 
     /// Requests exactly `fields` (`id` is always included).
     pub fn fields(mut self, fields: &[UserField]) -> Self {
-        self.fields = FieldList::new(std::iter::once("id").chain(fields.iter().map(|f| f.as_str())));
+        self.fields = with_id(fields.iter().map(|f| f.as_str()));
         self
     }
 
@@ -160,7 +168,7 @@ pub struct MediaRequest {
 impl MediaRequest {
     /// Requests exactly `fields` (`id` is always included).
     pub fn fields(mut self, fields: &[MediaField]) -> Self {
-        self.fields = FieldList::new(std::iter::once("id").chain(fields.iter().map(|f| f.as_str())));
+        self.fields = with_id(fields.iter().map(|f| f.as_str()));
         self
     }
 
@@ -205,7 +213,7 @@ pub struct ChildrenRequest {
 impl ChildrenRequest {
     /// Requests exactly `fields` (`id` is always included).
     pub fn fields(mut self, fields: &[MediaField]) -> Self {
-        self.fields = FieldList::new(std::iter::once("id").chain(fields.iter().map(|f| f.as_str())));
+        self.fields = with_id(fields.iter().map(|f| f.as_str()));
         self
     }
 
@@ -263,7 +271,7 @@ impl MediaListRequest {
     /// Requests exactly `fields` (`id` is always included).
     pub fn fields(mut self, fields: &[MediaField]) -> Self {
         let children = self.fields.has_children();
-        self.fields = FieldList::new(std::iter::once("id").chain(fields.iter().map(|f| f.as_str())));
+        self.fields = with_id(fields.iter().map(|f| f.as_str()));
         if children {
             self = self.with_children();
         }

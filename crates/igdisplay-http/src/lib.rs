@@ -40,6 +40,17 @@ pub type HttpResponse = http::Response<bytes::Bytes>;
 /// How clients hold a backend, so that they need no type parameter.
 pub type SharedBackend = Arc<dyn HttpBackend>;
 
+/// A copy of a request: method, URI, version, headers and body (extensions are not cloned),
+/// for sending the same request again.
+pub fn clone_request(request: &HttpRequest) -> HttpRequest {
+    let mut copy = http::Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    copy
+}
+
 /// Sends one HTTP request and returns the response.
 ///
 /// The one seam between igdisplay and the network: implement it to bring your own HTTP

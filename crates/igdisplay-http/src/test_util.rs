@@ -4,6 +4,7 @@
 //! - [`CapturingBackend`] records every request and forwards it to another backend.
 //! - [`ReplayBackend`] answers with canned responses in order and records the requests.
 
+pub use crate::clone_request;
 use crate::{HttpBackend, HttpRequest, HttpResponse, SharedBackend, TransportError, TransportErrorKind};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -21,16 +22,6 @@ pub fn json_response(status: u16, body: impl Into<Bytes>) -> HttpResponse {
         http::HeaderValue::from_static("application/json; charset=UTF-8"),
     );
     response
-}
-
-/// A copy of a request: method, URI, version, headers and body (extensions are not cloned).
-pub fn clone_request(request: &HttpRequest) -> HttpRequest {
-    let mut copy = http::Request::new(request.body().clone());
-    *copy.method_mut() = request.method().clone();
-    *copy.uri_mut() = request.uri().clone();
-    *copy.version_mut() = request.version();
-    *copy.headers_mut() = request.headers().clone();
-    copy
 }
 
 /// The requests a double has seen, in order.

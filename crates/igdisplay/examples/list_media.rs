@@ -15,9 +15,7 @@ use igdisplay::model::Platform;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mock = MockServer::start()?;
     let instagram = common::client_for(&mock, Platform::InstagramLogin).build()?;
-    let authorization = instagram.authorize().build()?;
-    let redirect = common::approve(&instagram, &authorization.url, "jayposiris").await?;
-    let token = instagram.complete_login(authorization.pending, &redirect).await?;
+    let token = common::login(&instagram, "jayposiris").await?;
 
     let graph = instagram.graph(&token.user_id);
     let mut stream = graph.my_media().with_children().limit(10).into_stream();

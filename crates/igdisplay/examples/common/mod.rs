@@ -32,3 +32,14 @@ pub(crate) async fn approve(
         .ok_or_else(|| format!("the mock refused: {}", String::from_utf8_lossy(response.body())))?;
     Ok(location.to_str()?.to_owned())
 }
+
+/// A full login as `username` through the mock's window; the stored token record.
+#[allow(dead_code, reason = "web_handler logs in through its own handlers")]
+pub(crate) async fn login(
+    instagram: &Instagram,
+    username: &str,
+) -> Result<igdisplay::auth::TokenRecord, Box<dyn std::error::Error>> {
+    let authorization = instagram.authorize().build()?;
+    let redirect = approve(instagram, &authorization.url, username).await?;
+    Ok(instagram.complete_login(authorization.pending, &redirect).await?)
+}
