@@ -93,6 +93,13 @@ fn main() -> std::process::ExitCode {
                 &arg("--token").unwrap_or_default(),
             ))
         }),
+        Some("client-loop") => runtime().and_then(|rt| {
+            rt.block_on(client_loop(
+                &arg("--base").unwrap_or_default(),
+                arg("--requests").and_then(|n| n.parse().ok()).unwrap_or(10_000),
+                arg("--backend").as_deref() == Some("hyper"),
+            ))
+        }),
         Some("run") => {
             let quick = args.iter().any(|a| a == "--quick");
             let out = arg("--out").unwrap_or_else(|| "docs/benchmarks.md".to_owned());
@@ -576,6 +583,20 @@ async fn sync(plan: &Plan, report: &mut Report) -> Result<(), String> {
         &["measure", "value"],
         rows,
     );
+    Ok(())
+}
+
+/// For profiling comparison 3: the facade's `me()` in a loop against `base`.
+async fn client_loop(base: &str, requests: usize, hyper: bool) -> Result<(), String> {
+    let backend: igdisplay::http::SharedBackend = if hyper {
+        Arc::new(HyperBackend::new().map_err(|e| e.to_string())?)
+    } else {
+        Arc::new(ReqwestBackend::new().map_err(|e| e.to_string())?)
+    };
+    let graph = instagram_for(base, backend)?.graph_with_token(AccessToken::new("token"));
+    for _ in 0..requests {
+        std::hint::black_box(graph.me().send().await.map_err(|e| e.to_string())?);
+    }
     Ok(())
 }
 

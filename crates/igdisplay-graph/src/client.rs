@@ -119,12 +119,13 @@ impl GraphClient {
                 duration_ms = tracing::field::Empty,
             );
             let timer = std::time::Instant::now();
-            let outcome = tokio::time::timeout(
-                self.inner.config.request_timeout,
-                self.inner.backend.send(request),
-            )
-            .await
-            .unwrap_or_else(|_| Err(TransportError::new(TransportErrorKind::Timeout)));
+            let send = self.inner.backend.send(request);
+            let outcome = match self.inner.config.request_timeout {
+                Some(limit) => tokio::time::timeout(limit, send)
+                    .await
+                    .unwrap_or_else(|_| Err(TransportError::new(TransportErrorKind::Timeout))),
+                None => send.await,
+            };
             span.record("duration_ms", timer.elapsed().as_millis() as u64);
             let failure = match outcome {
                 Ok(response) => {

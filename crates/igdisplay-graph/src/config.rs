@@ -130,8 +130,10 @@ pub struct GraphConfig {
     pub base_url: String,
     /// An API version segment such as `v21.0`; none by default (the app's dashboard version).
     pub version: Option<String>,
-    /// The timeout of each request. Default 30 s.
-    pub request_timeout: Duration,
+    /// The timeout of each request, enforced by the pipeline around the backend. Default 30 s.
+    /// `None` leaves timing out to the backend (igdisplay's own backends always time out, after
+    /// `BackendConfig::request_timeout`), which saves a timer per request.
+    pub request_timeout: Option<Duration>,
     /// Retries of transient failures.
     pub retry: RetryPolicy,
     /// Rate-limit behaviour.
@@ -147,7 +149,7 @@ impl GraphConfig {
             platform,
             base_url: "https://graph.instagram.com".to_owned(),
             version: None,
-            request_timeout: Duration::from_secs(30),
+            request_timeout: Some(Duration::from_secs(30)),
             retry: RetryPolicy::default(),
             rate_limit: RateLimitPolicy::default(),
             jitter_seed: None,
@@ -179,7 +181,14 @@ impl GraphConfig {
     /// Sets the per-request timeout.
     #[must_use]
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
+        self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Leaves timing out to the backend (use only with a backend that has its own timeout).
+    #[must_use]
+    pub fn backend_timeout_only(mut self) -> Self {
+        self.request_timeout = None;
         self
     }
 

@@ -406,6 +406,34 @@ async fn a_stalled_server_times_out_without_retry_when_asked() {
     assert!(source.is_timeout());
 }
 
+#[tokio::test]
+async fn without_the_pipeline_timer_the_backend_still_times_out() {
+    let w = World::new().await;
+    Mock::given(path("/me"))
+        .respond_with(ok(json!({"id": "1"})).set_delay(Duration::from_secs(5)))
+        .expect(1)
+        .mount(&w.server)
+        .await;
+    let backend =
+        ReqwestBackend::with_config(BackendConfig::default().request_timeout(Duration::from_millis(200)))
+            .unwrap();
+    let config = w
+        .config(Platform::InstagramLogin)
+        .backend_timeout_only()
+        .retry(RetryPolicy::none());
+    let client = GraphClient::with_clock(
+        Arc::new(backend),
+        Arc::new(igdisplay_graph::StaticToken::new(AccessToken::new(TOKEN))),
+        config,
+        Arc::new(w.clock.clone()),
+    );
+    let error = client.me().send().await.unwrap_err();
+    let Error::Transport { source, .. } = &error else {
+        panic!("{error:?}")
+    };
+    assert!(source.is_timeout());
+}
+
 /// A clock whose sleeps never end: a retry waits forever, until the caller gives up.
 #[derive(Debug)]
 struct Stuck(ManualClock);

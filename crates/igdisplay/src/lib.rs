@@ -115,14 +115,17 @@ impl InstagramBuilder {
             .unwrap_or_else(|| Endpoints::production(self.platform));
         let config = AppConfig::new(self.platform, self.app_id, self.app_secret, self.redirect_uri)?
             .with_endpoints(endpoints)?;
-        let backend = match self.backend {
-            Some(backend) => backend,
-            None => default_backend(self.backend_config)?,
+        // igdisplay's own backends time out by themselves; a custom one gets the pipeline's timer.
+        let (backend, timer) = match self.backend {
+            Some(backend) => (backend, true),
+            None => (default_backend(self.backend_config)?, false),
         };
-        let mut graph = self
-            .graph
-            .unwrap_or_else(|| GraphConfig::new(self.platform))
-            .base_url(config.endpoints.graph_base.clone());
+        let mut graph = match self.graph {
+            Some(graph) => graph,
+            None if timer => GraphConfig::new(self.platform),
+            None => GraphConfig::new(self.platform).backend_timeout_only(),
+        }
+        .base_url(config.endpoints.graph_base.clone());
         if let Some(version) = self.graph_version {
             graph = graph.version(version);
         }
