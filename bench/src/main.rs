@@ -264,6 +264,8 @@ async fn memory(plan: &Plan, report: &mut Report) -> Result<(), String> {
 }
 
 fn instagram_for(base: &str, backend: igdisplay::http::SharedBackend) -> Result<Instagram, String> {
+    // igdisplay's own backends time out by themselves: no second timer in the pipeline.
+    let graph = igdisplay::graph::GraphConfig::new(Platform::InstagramLogin).backend_timeout_only();
     Instagram::builder(
         Platform::InstagramLogin,
         "1",
@@ -272,6 +274,7 @@ fn instagram_for(base: &str, backend: igdisplay::http::SharedBackend) -> Result<
     )
     .endpoints(Endpoints::single_origin(base))
     .backend(backend)
+    .graph_config(graph)
     .build()
     .map_err(|e| e.to_string())
 }

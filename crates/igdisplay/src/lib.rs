@@ -50,7 +50,10 @@ pub struct InstagramBuilder {
 }
 
 impl InstagramBuilder {
-    /// Uses your own HTTP backend instead of the feature's default.
+    /// Uses your own HTTP backend instead of the feature's default. The Graph pipeline then
+    /// times requests out itself; when the backend already does (igdisplay's `ReqwestBackend`
+    /// and `HyperBackend` always do), pass `GraphConfig::backend_timeout_only()` through
+    /// [`graph_config`](Self::graph_config) to save a timer per request.
     pub fn backend(mut self, backend: SharedBackend) -> Self {
         self.backend = Some(backend);
         self
