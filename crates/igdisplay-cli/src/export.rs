@@ -17,7 +17,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -105,13 +104,12 @@ pub(crate) async fn export(graph: &GraphClient, dir: &Path, concurrency: usize) 
     let downloaded = AtomicUsize::new(0);
     let skipped = AtomicUsize::new(0);
     let bytes = AtomicU64::new(0);
-    let previous = Arc::new(previous);
     let results: Vec<Result<(String, FileEntry), Failure>> = futures_util::stream::iter(jobs)
         .map(|job| {
-            let (client, previous, progress) = (&client, previous.clone(), &progress);
+            let (client, previous, progress) = (&client, &previous, &progress);
             let (downloaded, skipped, bytes) = (&downloaded, &skipped, &bytes);
             async move {
-                let result = fetch(client, graph, dir, &job, &previous).await;
+                let result = fetch(client, graph, dir, &job, previous).await;
                 match &result {
                     Ok((entry, true)) => {
                         downloaded.fetch_add(1, Ordering::Relaxed);

@@ -223,6 +223,13 @@ impl FieldList {
         }
     }
 
+    /// Replaces the plain fields with `id` and then `fields` (each once), keeping any
+    /// `children{...}` expansion already asked for.
+    pub fn replace<I: IntoIterator<Item = &'static str>>(&mut self, fields: I) {
+        self.names.clear();
+        self.extend(std::iter::once("id").chain(fields));
+    }
+
     /// Adds `children{...}` with `fields` (deduplicated), so album items come in the same
     /// response: one request per page, not one per album.
     pub fn expand_children<I: IntoIterator<Item = &'static str>>(&mut self, fields: I) {
@@ -266,6 +273,11 @@ mod tests {
             "id,caption,media_url,timestamp,children{id,media_type,media_url,thumbnail_url,permalink,timestamp}"
         );
         assert!(list.has_children());
+        list.replace(["username", "id"]);
+        assert_eq!(
+            list.to_param(),
+            "id,username,children{id,media_type,media_url,thumbnail_url,permalink,timestamp}"
+        );
     }
 
     #[test]

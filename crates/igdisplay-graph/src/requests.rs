@@ -92,14 +92,6 @@ impl GraphClient {
     }
 }
 
-/// `id` and then `fields`, each once.
-fn with_id<'a>(fields: impl IntoIterator<Item = &'a str>) -> FieldList
-where
-    'a: 'static,
-{
-    FieldList::new(std::iter::once("id").chain(fields))
-}
-
 /// Refuses ids that could change the path (`/`, `?`, `..`): ids are digits, or `me`.
 fn path_segment(id: &str) -> Result<&str, Error> {
     let valid =
@@ -128,9 +120,9 @@ impl UserRequest {
         Self { client, id, fields }
     }
 
-    /// Requests exactly `fields` (`id` is always included).
+    /// Requests exactly `fields` (`id` is always included; a `children{...}` expansion is kept).
     pub fn fields(mut self, fields: &[UserField]) -> Self {
-        self.fields = with_id(fields.iter().map(|f| f.as_str()));
+        self.fields.replace(fields.iter().map(|f| f.as_str()));
         self
     }
 
@@ -166,9 +158,9 @@ pub struct MediaRequest {
 }
 
 impl MediaRequest {
-    /// Requests exactly `fields` (`id` is always included).
+    /// Requests exactly `fields` (`id` is always included; a `children{...}` expansion is kept).
     pub fn fields(mut self, fields: &[MediaField]) -> Self {
-        self.fields = with_id(fields.iter().map(|f| f.as_str()));
+        self.fields.replace(fields.iter().map(|f| f.as_str()));
         self
     }
 
@@ -211,9 +203,9 @@ pub struct ChildrenRequest {
 }
 
 impl ChildrenRequest {
-    /// Requests exactly `fields` (`id` is always included).
+    /// Requests exactly `fields` (`id` is always included; a `children{...}` expansion is kept).
     pub fn fields(mut self, fields: &[MediaField]) -> Self {
-        self.fields = with_id(fields.iter().map(|f| f.as_str()));
+        self.fields.replace(fields.iter().map(|f| f.as_str()));
         self
     }
 
@@ -268,13 +260,9 @@ impl MediaListRequest {
         }
     }
 
-    /// Requests exactly `fields` (`id` is always included).
+    /// Requests exactly `fields` (`id` is always included; a `children{...}` expansion is kept).
     pub fn fields(mut self, fields: &[MediaField]) -> Self {
-        let children = self.fields.has_children();
-        self.fields = with_id(fields.iter().map(|f| f.as_str()));
-        if children {
-            self = self.with_children();
-        }
+        self.fields.replace(fields.iter().map(|f| f.as_str()));
         self
     }
 

@@ -151,6 +151,14 @@ async fn every_query_sends_exactly_the_documented_request() {
     let album = basic
         .media(&MediaId::new("17895695668004550"))
         .with_children()
+        .fields(&[
+            MediaField::Caption,
+            MediaField::MediaType,
+            MediaField::MediaUrl,
+            MediaField::ThumbnailUrl,
+            MediaField::Permalink,
+            MediaField::Timestamp,
+        ])
         .send()
         .await
         .unwrap();
