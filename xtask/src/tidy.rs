@@ -37,8 +37,9 @@ const ALLOWED_WORKSPACE_EDGES: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// The only external crates the model may use: it is plain data.
-const MODEL_EXTERNAL_DEPS: &[&str] = &["serde", "serde_json"];
+/// The only external crates the model may use: it is plain data (serde_path_to_error only
+/// names where a body failed to decode).
+const MODEL_EXTERNAL_DEPS: &[&str] = &["serde", "serde_json", "serde_path_to_error"];
 
 /// Crates that are concrete HTTP stacks: only the transport crate and the top layers name them.
 const CONCRETE_BACKENDS: &[&str] = &["reqwest", "hyper", "hyper-util", "hyper-rustls"];

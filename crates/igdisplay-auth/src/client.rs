@@ -1,21 +1,17 @@
 //! [`AuthClient`]: the token requests, built as values and sent over any [`HttpBackend`].
 
-use crate::flow::{AuthorizeBuilder, Binding, encode_pairs};
+use crate::flow::{AuthorizeBuilder, Binding};
 use crate::token::{LONG_LIVED, SHORT_LIVED};
 use crate::{AppConfig, AuthorizationGrant, TokenError, TokenKind, TokenRecord};
 use bytes::Bytes;
 use igdisplay_http::{
-    HttpBackend, HttpRequest, HttpResponse, SharedBackend, SharedClock, SystemClock, TransportErrorKind,
+    HttpBackend, HttpRequest, HttpResponse, Jitter, RequestKind, Retry, RetryPolicy, SharedBackend,
+    SharedClock, SystemClock, encode_query,
 };
 use igdisplay_model::{AccessToken, CodeExchangeResponse, ErrorBody, LongLivedTokenResponse, OAuthErrorBody};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-/// How many times a request that never left (connect failure) is tried in all.
-const MAX_ATTEMPTS: u32 = 3;
-/// The first pause before a retry; doubled each time.
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
 /// Runs the token side of the flow for one app: authorize URLs, the code exchange, the
 /// long-lived exchange and refresh. Cheap to clone.
@@ -24,6 +20,8 @@ pub struct AuthClient {
     config: Arc<AppConfig>,
     backend: SharedBackend,
     clock: SharedClock,
+    retry: RetryPolicy,
+    jitter: Arc<Jitter>,
 }
 
 impl AuthClient {
@@ -33,6 +31,8 @@ impl AuthClient {
             config: Arc::new(config),
             backend,
             clock: Arc::new(SystemClock),
+            retry: RetryPolicy::default(),
+            jitter: Arc::new(Jitter::random()),
         }
     }
 
@@ -40,6 +40,21 @@ impl AuthClient {
     #[must_use]
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Replaces the retry policy (what may be retried is decided by
+    /// [`igdisplay_http::classify`]; this says how often and how long).
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Seeds the backoff jitter, for reproducible tests.
+    #[must_use]
+    pub fn with_jitter_seed(mut self, seed: u64) -> Self {
+        self.jitter = Arc::new(Jitter::seeded(seed));
         self
     }
 
@@ -69,11 +84,11 @@ impl AuthClient {
         if grant.binding != Binding::of(&self.config) {
             return Err(TokenError::ConfigMismatch);
         }
-        let body = encode_pairs(&[
-            ("client_id", &self.config.app_id),
+        let body = encode_query([
+            ("client_id", self.config.app_id.as_str()),
             ("client_secret", self.config.app_secret.expose_secret()),
             ("grant_type", "authorization_code"),
-            ("redirect_uri", &self.config.redirect_uri),
+            ("redirect_uri", self.config.redirect_uri.as_str()),
             ("code", grant.code.expose_secret()),
         ]);
         build(
@@ -89,7 +104,7 @@ impl AuthClient {
     ///
     /// Only when the configured base URL cannot form a request.
     pub fn long_lived_request(&self, short_lived: &AccessToken) -> Result<HttpRequest, TokenError> {
-        let query = encode_pairs(&[
+        let query = encode_query([
             ("grant_type", "ig_exchange_token"),
             ("client_secret", self.config.app_secret.expose_secret()),
             ("access_token", short_lived.expose_secret()),
@@ -107,7 +122,7 @@ impl AuthClient {
     ///
     /// Only when the configured base URL cannot form a request.
     pub fn refresh_request(&self, long_lived: &AccessToken) -> Result<HttpRequest, TokenError> {
-        let query = encode_pairs(&[
+        let query = encode_query([
             ("grant_type", "ig_refresh_token"),
             ("access_token", long_lived.expose_secret()),
         ]);
@@ -136,9 +151,9 @@ impl AuthClient {
     #[tracing::instrument(name = "igdisplay.exchange_code", skip_all, fields(platform = %self.config.platform))]
     pub async fn exchange_code(&self, grant: AuthorizationGrant) -> Result<TokenRecord, TokenError> {
         let request = self.code_exchange_request(&grant)?;
-        let (response, sent_at) = self.send(request, false).await?;
         let secrets = [grant.code.expose_secret(), self.config.app_secret.expose_secret()];
-        let body: CodeExchangeResponse = parse(&response, &secrets)?;
+        let (body, sent_at): (CodeExchangeResponse, _) =
+            self.call(request, RequestKind::SingleUse, &secrets).await?;
         let mut record = TokenRecord::new(
             body.user_id,
             body.access_token,
@@ -192,12 +207,12 @@ impl AuthClient {
         request: HttpRequest,
         from: &TokenRecord,
     ) -> Result<TokenRecord, TokenError> {
-        let (response, sent_at) = self.send(request, true).await?;
         let secrets = [
             from.access_token.expose_secret(),
             self.config.app_secret.expose_secret(),
         ];
-        let body: LongLivedTokenResponse = parse(&response, &secrets)?;
+        let (body, sent_at): (LongLivedTokenResponse, _) =
+            self.call(request, RequestKind::Idempotent, &secrets).await?;
         let lifetime = if body.expires_in == 0 {
             LONG_LIVED
         } else {
@@ -215,33 +230,41 @@ impl AuthClient {
         Ok(record)
     }
 
-    /// Sends `request`, retrying connect failures always and, when `idempotent`, server
-    /// errors and broken connections too. Returns the response and the time it was sent.
-    async fn send(
+    /// Sends `request` and reads the answer, retrying what [`TokenError::retry`] allows
+    /// within the retry policy: for a single-use request only a connect failure, for a read
+    /// also timeouts, broken connections and server errors. Returns the decoded body and the
+    /// time the successful request was sent.
+    async fn call<T: DeserializeOwned>(
         &self,
         request: HttpRequest,
-        idempotent: bool,
-    ) -> Result<(HttpResponse, SystemTime), TokenError> {
-        let mut attempt = 1;
+        kind: RequestKind,
+        secrets: &[&str],
+    ) -> Result<(T, SystemTime), TokenError> {
+        let started = self.clock.now();
+        let mut attempt = 0;
         loop {
+            attempt += 1;
             let sent_at = self.clock.now();
-            let outcome = self.backend.send(igdisplay_http::clone_request(&request)).await;
-            let retry = match &outcome {
-                Ok(response) => idempotent && response.status().is_server_error(),
-                Err(error) => match error.kind() {
-                    TransportErrorKind::Connect => true,
-                    TransportErrorKind::Timeout | TransportErrorKind::Io | TransportErrorKind::Body => {
-                        idempotent
-                    }
-                    _ => false,
+            let failure = match self.backend.send(igdisplay_http::clone_request(&request)).await {
+                Ok(response) => match parse(&response, secrets, kind) {
+                    Ok(body) => return Ok((body, sent_at)),
+                    Err(failure) => failure,
+                },
+                Err(source) => TokenError::Transport {
+                    source,
+                    request: kind,
                 },
             };
-            if !retry || attempt >= MAX_ATTEMPTS {
-                return outcome.map(|r| (r, sent_at)).map_err(TokenError::Transport);
+            let delay = match failure.retry() {
+                Retry::Backoff => self.retry.backoff(attempt, &self.jitter),
+                Retry::Stop | Retry::AfterPause => return Err(failure),
+            };
+            let elapsed = self.clock.now().duration_since(started).unwrap_or_default();
+            if !self.retry.allows(attempt, elapsed, delay) {
+                return Err(failure);
             }
             tracing::debug!(attempt, "retrying token request");
-            self.clock.sleep(FIRST_BACKOFF * 2u32.pow(attempt - 1)).await;
-            attempt += 1;
+            self.clock.sleep(delay).await;
         }
     }
 }
@@ -256,23 +279,20 @@ fn build(method: http::Method, uri: String, form: Option<String>) -> Result<Http
     }
     builder
         .body(form.map(Bytes::from).unwrap_or_default())
-        .map_err(|_| TokenError::UnexpectedResponse {
-            status: 0,
-            snippet: "the configured endpoint does not form a valid request URI".to_owned(),
-        })
+        .map_err(|_| TokenError::InvalidEndpoint)
 }
 
 /// Decodes a success body, or maps an error body to its typed error.
-fn parse<T: DeserializeOwned>(response: &HttpResponse, secrets: &[&str]) -> Result<T, TokenError> {
+fn parse<T: DeserializeOwned>(
+    response: &HttpResponse,
+    secrets: &[&str],
+    request: RequestKind,
+) -> Result<T, TokenError> {
     let status = response.status().as_u16();
     if response.status().is_success() {
-        if let Ok(value) = serde_json::from_slice(response.body()) {
-            return Ok(value);
-        }
-        let mut deserializer = serde_json::Deserializer::from_slice(response.body());
-        return serde_path_to_error::deserialize(&mut deserializer).map_err(|e| TokenError::Decode {
-            path: e.path().to_string(),
-            reason: mask(&e.inner().to_string(), secrets),
+        return igdisplay_model::decode(response.body(), secrets).map_err(|e| TokenError::Decode {
+            path: e.path,
+            reason: e.reason,
         });
     }
     Err(match ErrorBody::parse(response.body()) {
@@ -281,10 +301,12 @@ fn parse<T: DeserializeOwned>(response: &HttpResponse, secrets: &[&str]) -> Resu
             status,
             class: body.error.class(status),
             error: Box::new(body.error),
+            request,
         },
         _ => TokenError::UnexpectedResponse {
             status,
-            snippet: snippet(response.body(), secrets),
+            snippet: igdisplay_model::snippet(response.body(), secrets),
+            request,
         },
     })
 }
@@ -312,21 +334,6 @@ fn oauth_error(body: OAuthErrorBody) -> TokenError {
             message,
         }
     }
-}
-
-/// The first 160 characters of a body, as text, with the request's secrets masked.
-fn snippet(body: &[u8], secrets: &[&str]) -> String {
-    let text: String = String::from_utf8_lossy(body).chars().take(160).collect();
-    mask(&text, secrets)
-}
-
-fn mask(text: &str, secrets: &[&str]) -> String {
-    secrets
-        .iter()
-        .filter(|s| s.len() >= 4)
-        .fold(text.to_owned(), |text, secret| {
-            text.replace(secret, igdisplay_http::MASK)
-        })
 }
 
 #[cfg(test)]
@@ -364,18 +371,5 @@ mod tests {
             assert!(format!("{error:?}").starts_with(expected), "{message}: {error:?}");
             assert!(!error.is_retryable() && !error.requires_reauthorization());
         }
-    }
-
-    #[test]
-    fn snippets_mask_the_secrets_of_the_request() {
-        let shown = snippet(
-            b"<html>code ABCDEF rejected for secret XYZW1</html>",
-            &["ABCDEF", "XYZW1", "ab"],
-        );
-        assert_eq!(
-            shown,
-            "<html>code [redacted] rejected for secret [redacted]</html>"
-        );
-        assert_eq!(snippet(&[b'a'; 500], &[]).len(), 160);
     }
 }

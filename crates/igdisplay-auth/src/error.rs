@@ -1,6 +1,6 @@
 //! The errors of the flow. None of them ever holds a token, code, state, secret or URL.
 
-use igdisplay_http::TransportError;
+use igdisplay_http::{Outcome, RequestKind, Retry, ServerVerdict, TransportError, classify};
 use igdisplay_model::{ErrorClass, GraphError, Timestamp, UserId};
 
 /// Why a redirect back from the authorize window was rejected. No request was sent.
@@ -60,7 +60,13 @@ pub enum CallbackError {
 pub enum TokenError {
     /// No response: see the source for the kind.
     #[error("the token request failed")]
-    Transport(#[source] TransportError),
+    Transport {
+        /// What went wrong.
+        #[source]
+        source: TransportError,
+        /// Whether the request was a single-use exchange or a repeatable read.
+        request: RequestKind,
+    },
     /// Instagram does not recognize the code (`Invalid authorization code`).
     #[error("instagram rejected the authorization code: {message}")]
     InvalidCode {
@@ -111,6 +117,8 @@ pub enum TokenError {
         class: ErrorClass,
         /// The error as sent.
         error: Box<GraphError>,
+        /// Whether the request was a single-use exchange or a repeatable read.
+        request: RequestKind,
     },
     /// A success status with a body that does not decode.
     #[error("the token response could not be decoded at `{path}`: {reason}")]
@@ -127,7 +135,12 @@ pub enum TokenError {
         status: u16,
         /// The start of the body, secrets masked.
         snippet: String,
+        /// Whether the request was a single-use exchange or a repeatable read.
+        request: RequestKind,
     },
+    /// The configured endpoint does not form a request URI; nothing was sent.
+    #[error("the configured endpoint does not form a valid request URI")]
+    InvalidEndpoint,
     /// The authorization grant was made for another app, redirect URI or token endpoint.
     #[error("the authorization was started with another configuration (app, redirect URI or endpoint)")]
     ConfigMismatch,
@@ -167,14 +180,38 @@ impl TokenError {
         }
     }
 
-    /// Whether the same request may succeed if tried again later.
+    /// What the client's send loop does with this failure: the one classifier's answer
+    /// ([`igdisplay_http::classify`]) for the request that failed. A code exchange is single
+    /// use, so only a failure to connect is retried; a read is also retried after a timeout,
+    /// a broken connection or a server error. A store failure never reached the network and
+    /// may succeed later.
+    pub fn retry(&self) -> Retry {
+        let (request, outcome) = match self {
+            TokenError::Transport { source, request } => (*request, Outcome::Transport(source.kind())),
+            TokenError::Api { class, request, .. } => (*request, Outcome::Refused(verdict(*class))),
+            TokenError::UnexpectedResponse { status, request, .. } => (
+                *request,
+                Outcome::Refused(verdict(igdisplay_model::classify(0, None, false, *status))),
+            ),
+            TokenError::Store(_) => (RequestKind::Idempotent, Outcome::Unsent),
+            _ => return Retry::Stop,
+        };
+        classify(request, outcome)
+    }
+
+    /// Whether the same request may succeed if tried again later: exactly when the client's
+    /// send loop retries it (a rate limit counts: it may succeed after the pause).
     pub fn is_retryable(&self) -> bool {
-        match self {
-            TokenError::Transport(_) => true,
-            TokenError::Api { class, .. } => class.is_retryable() || *class == ErrorClass::RateLimited,
-            TokenError::UnexpectedResponse { status, .. } => *status >= 500,
-            _ => false,
-        }
+        self.retry().is_retry()
+    }
+}
+
+/// What an error class means for retrying.
+fn verdict(class: ErrorClass) -> ServerVerdict {
+    match class {
+        ErrorClass::Transient => ServerVerdict::Transient,
+        ErrorClass::RateLimited => ServerVerdict::RateLimited,
+        _ => ServerVerdict::Final,
     }
 }
 

@@ -11,7 +11,6 @@ use crate::callback::{Callback, CallbackOutcome};
 use crate::{AppConfig, CallbackError, Platform};
 use base64::Engine as _;
 use igdisplay_model::{AuthorizationCode, CsrfState, Timestamp};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -24,27 +23,6 @@ pub const DEFAULT_STATE_TTL: Duration = Duration::from_secs(10 * 60);
 
 /// Bytes of OS randomness in a state (256 bits; encoded as 43 base64url characters).
 pub const STATE_BYTES: usize = 32;
-
-/// Everything but the RFC 3986 unreserved characters is percent-encoded.
-pub(crate) const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// `name=value&...`, each name and value percent-encoded exactly once.
-pub(crate) fn encode_pairs(pairs: &[(&str, &str)]) -> String {
-    let mut out = String::new();
-    for (i, (name, value)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        out.extend(utf8_percent_encode(name, COMPONENT));
-        out.push('=');
-        out.extend(utf8_percent_encode(value, COMPONENT));
-    }
-    out
-}
 
 /// The OS random generator failed; no state could be made.
 #[derive(Debug, thiserror::Error)]
@@ -171,7 +149,7 @@ impl AuthorizeBuilder {
         let url = format!(
             "{}{separator}{}",
             config.endpoints.authorize_url,
-            encode_pairs(&pairs)
+            igdisplay_http::encode_query(pairs.iter().copied())
         );
         let pending = PendingAuthorization {
             state: CsrfState::new(state),

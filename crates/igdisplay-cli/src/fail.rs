@@ -121,12 +121,10 @@ impl From<StoreError> for Failure {
 impl From<igdisplay::graph::Error> for Failure {
     fn from(error: igdisplay::graph::Error) -> Self {
         let failure = Failure::runtime(chain(&error));
-        if error.is_invalid_token() {
-            failure.hint("the token was revoked or expired: run `igdisplay login` again")
+        if error.requires_login() {
+            failure.hint("run `igdisplay login` again (or `igdisplay token import`)")
         } else if error.is_rate_limited() {
             failure.hint("Instagram is rate limiting this account; wait and try again")
-        } else if matches!(&error, igdisplay::graph::Error::Token(_)) {
-            failure.hint("run `igdisplay login` (or `igdisplay token import`)")
         } else {
             failure
         }

@@ -1,6 +1,8 @@
 //! `igdisplay`: Instagram from the command line. Exit codes: 0 success, 1 API or runtime
 //! failure, 2 usage or configuration error.
-
+// A program at a terminal: the login listener waits for a person in real time, and the export
+// stamps its index with the wall clock. The library crates take time from the injected Clock.
+#![allow(clippy::disallowed_methods)]
 // Printing is this program's job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 

@@ -5,7 +5,7 @@ use crate::cli::Global;
 use crate::fail::Failure;
 use igdisplay::Instagram;
 use igdisplay::auth::{Endpoints, FileStore, TokenStore};
-use igdisplay::http::{Clock, HttpBackend, SharedClock, http};
+use igdisplay::http::{Clock, HttpBackend, SharedClock, SystemClock, http};
 use igdisplay::model::{AppSecret, Platform, UserId};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -198,7 +198,7 @@ async fn mock_clock(base: &str, backend: &dyn HttpBackend) -> SharedClock {
             .ok()?;
         let response = backend.send(request).await.ok()?;
         let value: serde_json::Value = serde_json::from_slice(response.body()).ok()?;
-        Some(value["unix"].as_i64()? - unix_now())
+        value["unix"].as_i64()?.checked_sub(unix_now())
     }
     .await
     .unwrap_or(0);
@@ -206,7 +206,8 @@ async fn mock_clock(base: &str, backend: &dyn HttpBackend) -> SharedClock {
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now()
+    SystemClock
+        .now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or_default()
@@ -219,12 +220,22 @@ struct OffsetClock(i64);
 #[async_trait::async_trait]
 impl Clock for OffsetClock {
     fn now(&self) -> SystemTime {
-        let now = SystemTime::now();
+        let now = SystemClock.now();
         let shift = Duration::from_secs(self.0.unsigned_abs());
-        if self.0 >= 0 { now + shift } else { now - shift }
+        let shifted = if self.0 >= 0 {
+            now.checked_add(shift)
+        } else {
+            now.checked_sub(shift)
+        };
+        // A hostile mock's clock beyond what the platform can hold leaves the system time.
+        shifted.unwrap_or(now)
     }
 
     async fn sleep(&self, duration: Duration) {
-        tokio::time::sleep(duration).await;
+        SystemClock.sleep(duration).await;
+    }
+
+    async fn timer(&self, duration: Duration) {
+        SystemClock.timer(duration).await;
     }
 }

@@ -1,27 +1,19 @@
-//! [`GraphClient`] and its request pipeline: one place for timeouts, retries with jitter,
-//! rate-limit pacing, error mapping, decoding and tracing.
+//! [`GraphClient`] and its request pipeline: the one place where pacing, the token, retries,
+//! the usage headers and tracing meet. Timeouts are the backend's
+//! ([`igdisplay_http::Timeout`] around a backend that has none).
 
-use crate::{Error, GraphConfig, StaticToken, TokenSource};
-use bytes::Bytes;
-use igdisplay_http::{HttpBackend, HttpResponse, SharedBackend, SharedClock, SystemClock, TransportError};
-use igdisplay_http::{TransportErrorKind, redact_uri};
-use igdisplay_model::{
-    APP_USAGE_HEADER, AccessToken, BUSINESS_USE_CASE_USAGE_HEADER, ErrorBody, ErrorClass, Usage,
-};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::de::DeserializeOwned;
-use std::sync::{Arc, Mutex, PoisonError};
+use crate::pacer::scope_of;
+use crate::request::{GraphRequest, Node};
+use crate::{Error, GraphEndpoint, GraphPolicy, Pacer, StaticToken, TokenSource};
+use igdisplay_http::{HttpResponse, Jitter, Retry, SharedBackend, SharedClock, SystemClock, redact_http_uri};
+use igdisplay_model::{APP_USAGE_HEADER, AccessToken, BUSINESS_USE_CASE_USAGE_HEADER, Usage, UserId};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// Everything but the RFC 3986 unreserved characters is percent-encoded in query values.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// Queries the Graph API for one user's token. Cheap to clone: clones share the rate-limit
-/// state, so every query of one user is paced together.
+/// Queries the Graph API with one user's token. Cheap to clone.
+///
+/// Build one with [`GraphClient::builder`] (or [`GraphClient::with_token`] for a fixed token);
+/// the facade's `Instagram::graph(&user)` builds them for you, all sharing one [`Pacer`].
 #[derive(Clone, Debug)]
 pub struct GraphClient {
     inner: Arc<Inner>,
@@ -32,150 +24,205 @@ struct Inner {
     backend: SharedBackend,
     token: Arc<dyn TokenSource>,
     clock: SharedClock,
-    config: GraphConfig,
-    limiter: Mutex<Limiter>,
-    jitter: Mutex<SplitMix64>,
+    endpoint: GraphEndpoint,
+    policy: GraphPolicy,
+    pacer: Arc<Pacer>,
+    jitter: Arc<Jitter>,
+    user: Option<UserId>,
 }
 
-/// What the usage headers said last, and until when calls are known to be refused.
-#[derive(Debug, Default)]
-struct Limiter {
-    usage: Option<Usage>,
-    blocked_until: Option<SystemTime>,
-    /// The quota's theoretical arrival time of the next request.
-    quota_tat: Option<SystemTime>,
+/// Configures a [`GraphClient`]; from [`GraphClient::builder`].
+#[derive(Debug)]
+#[must_use = "call .build() to get the client"]
+pub struct GraphClientBuilder {
+    backend: SharedBackend,
+    endpoint: GraphEndpoint,
+    token: Arc<dyn TokenSource>,
+    clock: Option<SharedClock>,
+    policy: GraphPolicy,
+    pacer: Option<Arc<Pacer>>,
+    jitter: Option<Arc<Jitter>>,
+    user: Option<UserId>,
 }
 
-impl GraphClient {
-    /// A client sending through `backend` with the token from `token`, on the system clock.
-    pub fn new(backend: SharedBackend, token: Arc<dyn TokenSource>, config: GraphConfig) -> Self {
-        Self::with_clock(backend, token, config, Arc::new(SystemClock))
+impl GraphClientBuilder {
+    /// The clock for backoff, pacing and `Retry-After` dates (the system clock by default;
+    /// a `ManualClock` in tests, so that waiting takes no time).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
     }
 
-    /// A client with a fixed access token.
-    pub fn with_token(backend: SharedBackend, token: AccessToken, config: GraphConfig) -> Self {
-        Self::new(backend, Arc::new(StaticToken::new(token)), config)
+    /// Retries, pacing and jitter.
+    pub fn policy(mut self, policy: GraphPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
-    /// A client on an injected clock (a `ManualClock` in tests: backoff and pacing then
-    /// take no real time).
-    pub fn with_clock(
-        backend: SharedBackend,
-        token: Arc<dyn TokenSource>,
-        config: GraphConfig,
-        clock: SharedClock,
-    ) -> Self {
-        let seed = config.jitter_seed.unwrap_or_else(random_seed);
-        Self {
+    /// Shares rate-limit state with other clients of the same app (by default the client has
+    /// a pacer of its own, following the policy's rate limits).
+    pub fn pacer(mut self, pacer: Arc<Pacer>) -> Self {
+        self.pacer = Some(pacer);
+        self
+    }
+
+    /// Shares one jitter source with other clients.
+    pub fn jitter(mut self, jitter: Arc<Jitter>) -> Self {
+        self.jitter = Some(jitter);
+        self
+    }
+
+    /// Whose budget the queries spend: a user-level throttle pauses only this user's
+    /// queries. Without it, every throttle counts as the app's.
+    pub fn user(mut self, user: UserId) -> Self {
+        self.user = Some(user);
+        self
+    }
+
+    /// Builds the client.
+    pub fn build(self) -> GraphClient {
+        let policy = self.policy;
+        GraphClient {
             inner: Arc::new(Inner {
-                backend,
-                token,
-                clock,
-                config,
-                limiter: Mutex::default(),
-                jitter: Mutex::new(SplitMix64(seed)),
+                backend: self.backend,
+                token: self.token,
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                endpoint: self.endpoint,
+                pacer: self
+                    .pacer
+                    .unwrap_or_else(|| Arc::new(Pacer::new(policy.rate_limit))),
+                jitter: self.jitter.unwrap_or_else(|| {
+                    Arc::new(policy.jitter_seed.map_or_else(Jitter::random, Jitter::seeded))
+                }),
+                policy,
+                user: self.user,
             }),
         }
     }
+}
 
-    /// The settings.
-    pub fn config(&self) -> &GraphConfig {
-        &self.inner.config
+impl GraphClient {
+    /// A builder for a client sending through `backend` to `endpoint`, with tokens from `token`.
+    pub fn builder(
+        backend: SharedBackend,
+        endpoint: GraphEndpoint,
+        token: Arc<dyn TokenSource>,
+    ) -> GraphClientBuilder {
+        GraphClientBuilder {
+            backend,
+            endpoint,
+            token,
+            clock: None,
+            policy: GraphPolicy::default(),
+            pacer: None,
+            jitter: None,
+            user: None,
+        }
     }
 
-    /// The usage Instagram reported on the last response that carried it.
+    /// A client with a fixed access token and the default policy.
+    pub fn with_token(backend: SharedBackend, endpoint: GraphEndpoint, token: AccessToken) -> Self {
+        Self::builder(backend, endpoint, Arc::new(StaticToken::new(token))).build()
+    }
+
+    /// Where requests go.
+    pub fn endpoint(&self) -> &GraphEndpoint {
+        &self.inner.endpoint
+    }
+
+    /// Retries, pacing and jitter.
+    pub fn policy(&self) -> &GraphPolicy {
+        &self.inner.policy
+    }
+
+    /// The rate-limit state this client shares.
+    pub fn pacer(&self) -> &Arc<Pacer> {
+        &self.inner.pacer
+    }
+
+    /// The usage Instagram last reported for the app and this client's user.
     pub fn usage(&self) -> Option<Usage> {
-        self.limiter().usage.clone()
+        self.inner.pacer.usage(self.inner.user.as_ref())
     }
 
-    fn limiter(&self) -> std::sync::MutexGuard<'_, Limiter> {
-        self.inner.limiter.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// `GET {base}[/{version}]/{path}?{query}&access_token=...`, decoded as `T`, through the
-    /// whole pipeline.
-    pub(crate) async fn get<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        query: &[(&str, String)],
-    ) -> Result<T, Error> {
-        let retry = self.inner.config.retry;
-        let started = self.inner.clock.now();
+    /// Sends `request` through the pipeline: pace, take a token, render, send, read the usage
+    /// headers, parse, and retry what [`Error::retry`] allows within the retry policy.
+    pub(crate) async fn execute<N: Node>(&self, request: &GraphRequest<N>) -> Result<N::Output, Error> {
+        let inner = &*self.inner;
+        let started = inner.clock.now();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            self.pace().await?;
-            let token = self.inner.token.access_token().await.map_err(Error::Token)?;
-            let uri = self.uri(path, query, &token);
-            let request = http::Request::get(&uri)
-                .header(http::header::ACCEPT, "application/json")
-                .body(Bytes::new())
-                .map_err(|_| Error::InvalidRequest("the base URL and path do not form a valid URI"))?;
-            let span = tracing::info_span!(
-                "igdisplay.graph.request",
-                url = %redact_uri(&uri),
-                attempt,
-                status = tracing::field::Empty,
-                duration_ms = tracing::field::Empty,
-            );
-            let timer = std::time::Instant::now();
-            let send = self.inner.backend.send(request);
-            let outcome = match self.inner.config.request_timeout {
-                Some(limit) => tokio::time::timeout(limit, send)
-                    .await
-                    .unwrap_or_else(|_| Err(TransportError::new(TransportErrorKind::Timeout))),
-                None => send.await,
+            let failure = match self.attempt(request, attempt).await {
+                Ok(output) => return Ok(output),
+                Err(failure) => failure,
             };
-            span.record("duration_ms", timer.elapsed().as_millis() as u64);
-            let failure = match outcome {
-                Ok(response) => {
-                    span.record("status", response.status().as_u16());
-                    self.observe(&response);
-                    if response.status().is_success() {
-                        return decode(&response, &token);
-                    }
-                    self.failure(response, &token, attempt)
+            let delay = match failure.retry() {
+                Retry::Stop => None,
+                Retry::Backoff => Some(inner.policy.retry.backoff(attempt, &inner.jitter)),
+                Retry::AfterPause => match &failure {
+                    Error::RateLimited {
+                        retry_after: Some(pause),
+                        ..
+                    } if inner.pacer.policy().waits_for(*pause) => Some(*pause),
+                    _ => None,
+                },
+            };
+            let elapsed = inner.clock.now().duration_since(started).unwrap_or_default();
+            match delay {
+                Some(delay) if inner.policy.retry.allows(attempt, elapsed, delay) => {
+                    tracing::debug!(attempt, delay_ms = delay.as_millis() as u64, "retrying");
+                    inner.clock.sleep(delay).await;
                 }
-                Err(source) => {
-                    tracing::debug!(parent: &span, kind = ?source.kind(), "transport failure");
-                    Error::Transport {
-                        source,
-                        attempts: attempt,
-                    }
-                }
-            };
-            let elapsed = self.inner.clock.now().duration_since(started).unwrap_or_default();
-            let Some(delay) = self.retry_delay(&failure, attempt) else {
-                return Err(failure);
-            };
-            tracing::debug!(parent: &span, delay_ms = delay.as_millis() as u64, "retrying");
-            if attempt >= retry.max_attempts || elapsed + delay > retry.max_elapsed {
-                return Err(failure);
+                _ => return Err(failure.after_attempts(attempt)),
             }
-            self.inner.clock.sleep(delay).await;
         }
     }
 
-    fn uri(&self, path: &str, query: &[(&str, String)], token: &AccessToken) -> String {
-        let config = &self.inner.config;
-        let mut uri = config.base_url.clone();
-        if let Some(version) = &config.version {
-            uri.push('/');
-            uri.push_str(version);
+    async fn attempt<N: Node>(&self, request: &GraphRequest<N>, attempt: u32) -> Result<N::Output, Error> {
+        let inner = &*self.inner;
+        self.pace().await?;
+        let token = inner.token.access_token().await?;
+        let http = request.to_http(&token)?;
+        let span = tracing::info_span!(
+            "igdisplay.graph.request",
+            url = %redact_http_uri(http.uri()),
+            attempt,
+            status = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        let sent_at = inner.clock.now();
+        let outcome = inner.backend.send(http).await;
+        let now = inner.clock.now();
+        span.record(
+            "duration_ms",
+            now.duration_since(sent_at).unwrap_or_default().as_millis() as u64,
+        );
+        let response = match outcome {
+            Ok(response) => response,
+            Err(source) => {
+                tracing::debug!(parent: &span, kind = ?source.kind(), "transport failure");
+                return Err(Error::Transport {
+                    source,
+                    attempts: attempt,
+                });
+            }
+        };
+        span.record("status", response.status().as_u16());
+        self.observe(&response);
+        match request.parse(&response, &token) {
+            Err(Error::RateLimited { error, .. }) => {
+                let user = inner.user.as_ref();
+                let pause = inner.pacer.announced_pause(user, retry_after(&response, now));
+                inner.pacer.block(scope_of(error.as_deref(), user), now, pause);
+                Err(Error::RateLimited {
+                    usage: self.usage().map(Box::new),
+                    retry_after: Some(pause),
+                    error,
+                })
+            }
+            parsed => parsed,
         }
-        uri.push('/');
-        uri.push_str(path);
-        let pairs = query
-            .iter()
-            .map(|(name, value)| (*name, value.as_str()))
-            .chain(std::iter::once(("access_token", token.expose_secret())));
-        for (i, (name, value)) in pairs.enumerate() {
-            uri.push(if i == 0 { '?' } else { '&' });
-            uri.push_str(name);
-            uri.push('=');
-            uri.extend(utf8_percent_encode(value, COMPONENT));
-        }
-        uri
     }
 
     /// Records the usage headers, ignoring anything unparsable.
@@ -183,158 +230,38 @@ impl GraphClient {
         let header = |name: &str| response.headers().get(name).map(|v| v.as_bytes());
         let usage = Usage::from_headers(header(APP_USAGE_HEADER), header(BUSINESS_USE_CASE_USAGE_HEADER));
         if !usage.is_empty() {
-            self.limiter().usage = Some(usage);
+            self.inner.pacer.observe(self.inner.user.as_ref(), usage);
         }
-    }
-
-    /// Maps an error response; a rate limit also blocks the next calls until access is back.
-    fn failure(&self, response: HttpResponse, token: &AccessToken, attempts: u32) -> Error {
-        let status = response.status().as_u16();
-        let body = ErrorBody::parse(response.body());
-        let graph = match body {
-            Some(ErrorBody::Graph(body)) => Some(body.error),
-            _ => None,
-        };
-        let class = graph
-            .as_ref()
-            .map(|e| e.class(status))
-            .unwrap_or_else(|| igdisplay_model::classify(0, None, false, status));
-        if class == ErrorClass::RateLimited {
-            let retry_after = retry_after(&response)
-                .or_else(|| self.limiter().usage.as_ref().and_then(Usage::regain_access_after))
-                .unwrap_or(self.inner.config.rate_limit.default_wait);
-            let mut limiter = self.limiter();
-            limiter.blocked_until = Some(self.inner.clock.now() + retry_after);
-            return Error::RateLimited {
-                usage: limiter.usage.clone().map(Box::new),
-                retry_after: Some(retry_after),
-                error: graph.map(Box::new),
-            };
-        }
-        match graph {
-            Some(error) => Error::Api {
-                status,
-                class,
-                error: Box::new(error),
-                attempts,
-            },
-            None => Error::UnexpectedResponse {
-                status,
-                snippet: snippet(response.body(), token),
-            },
-        }
-    }
-
-    /// How long to wait before retrying `failure`, or `None` if it is not retried.
-    fn retry_delay(&self, failure: &Error, attempt: u32) -> Option<Duration> {
-        let policy = &self.inner.config.rate_limit;
-        match failure {
-            // Never at once: after the announced pause, if the policy waits and it is short enough.
-            Error::RateLimited {
-                retry_after: Some(pause),
-                ..
-            } if policy.wait_when_exhausted && *pause <= policy.max_wait => Some(*pause),
-            Error::Transport { source, .. } => matches!(
-                source.kind(),
-                TransportErrorKind::Connect
-                    | TransportErrorKind::Timeout
-                    | TransportErrorKind::Io
-                    | TransportErrorKind::Body
-            )
-            .then(|| self.backoff(attempt)),
-            Error::Api { class, .. } if class.is_retryable() => Some(self.backoff(attempt)),
-            Error::UnexpectedResponse { status, .. } if *status >= 500 => Some(self.backoff(attempt)),
-            _ => None,
-        }
-    }
-
-    /// Full jitter: uniform in `[0, min(max_delay, base_delay * 2^(attempt-1)))`.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let retry = &self.inner.config.retry;
-        let ceiling = retry
-            .base_delay
-            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-            .min(retry.max_delay);
-        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-        let mut jitter = self.inner.jitter.lock().unwrap_or_else(PoisonError::into_inner);
-        Duration::from_nanos(jitter.below(nanos))
     }
 
     /// Before each request: wait out a known block, slow down above the threshold, and at
     /// 100 % wait (or fail fast) until access is likely back.
     async fn pace(&self) -> Result<(), Error> {
-        let policy = self.inner.config.rate_limit;
-        let now = self.inner.clock.now();
-        let (pause, exhausted, usage) = {
-            let mut limiter = self.limiter();
-            let blocked = limiter
-                .blocked_until
-                .and_then(|until| until.duration_since(now).ok())
-                .filter(|d| !d.is_zero());
-            let percent = limiter.usage.as_ref().and_then(Usage::max_percent).unwrap_or(0);
-            if let Some(pause) = blocked {
-                (pause, true, limiter.usage.clone())
-            } else if percent >= 100 {
-                let pause = limiter
-                    .usage
-                    .as_ref()
-                    .and_then(Usage::regain_access_after)
-                    .filter(|d| !d.is_zero())
-                    .unwrap_or(policy.default_wait);
-                limiter.blocked_until = Some(now + pause);
-                // The figure is spent: the next response says what the usage is then.
-                let usage = limiter.usage.take();
-                (pause, true, usage)
-            } else if percent > policy.slow_down_above {
-                let over = u32::from(percent - policy.slow_down_above);
-                let range = u32::from(100 - policy.slow_down_above).max(1);
-                (policy.max_spacing * over / range, false, None)
-            } else {
-                (Duration::ZERO, false, None)
-            }
-        };
-        let pause = pause.max(self.quota_delay(now + pause));
-        if pause.is_zero() {
+        let inner = &*self.inner;
+        let pause = inner.pacer.before_request(inner.user.as_ref(), inner.clock.now());
+        if pause.wait.is_zero() {
             return Ok(());
         }
-        if exhausted && (!policy.wait_when_exhausted || pause > policy.max_wait) {
+        if pause.exhausted && !inner.pacer.policy().waits_for(pause.wait) {
             return Err(Error::RateLimited {
-                usage: usage.map(Box::new),
-                retry_after: Some(pause),
+                usage: pause.usage.map(Box::new),
+                retry_after: Some(pause.wait),
                 error: None,
             });
         }
         tracing::debug!(
-            pause_ms = pause.as_millis() as u64,
-            exhausted,
+            pause_ms = pause.wait.as_millis() as u64,
+            exhausted = pause.exhausted,
             "pacing for the rate limit"
         );
-        self.inner.clock.sleep(pause).await;
+        inner.clock.sleep(pause.wait).await;
         Ok(())
     }
 }
 
-impl GraphClient {
-    /// The wait the client-side quota imposes on a request sent at `at`, which it books.
-    fn quota_delay(&self, at: SystemTime) -> Duration {
-        let Some(quota) = self.inner.config.rate_limit.quota else {
-            return Duration::ZERO;
-        };
-        let interval = Duration::from_secs(1) / quota.per_second;
-        let tolerance = interval * (quota.burst - 1);
-        let mut limiter = self.limiter();
-        let tat = limiter.quota_tat.map_or(at, |tat| tat.max(at));
-        let wait = tat
-            .duration_since(at)
-            .unwrap_or_default()
-            .saturating_sub(tolerance);
-        limiter.quota_tat = Some(tat + interval);
-        wait
-    }
-}
-
-/// `Retry-After` in seconds or as an HTTP date, if present.
-fn retry_after(response: &HttpResponse) -> Option<Duration> {
+/// `Retry-After` in seconds or as an HTTP date measured from `now` on the injected clock,
+/// if present and readable.
+fn retry_after(response: &HttpResponse, now: SystemTime) -> Option<Duration> {
     let value = response
         .headers()
         .get(http::header::RETRY_AFTER)?
@@ -345,93 +272,47 @@ fn retry_after(response: &HttpResponse) -> Option<Duration> {
         return Some(Duration::from_secs(seconds));
     }
     let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
-}
-
-fn decode<T: DeserializeOwned>(response: &HttpResponse, token: &AccessToken) -> Result<T, Error> {
-    // The fast path; only a failure is decoded again to find where it failed.
-    if let Ok(value) = serde_json::from_slice(response.body()) {
-        return Ok(value);
-    }
-    let mut deserializer = serde_json::Deserializer::from_slice(response.body());
-    match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
-        Ok(value) => Ok(value),
-        Err(e) => Err(Error::Decode {
-            path: e.path().to_string(),
-            reason: mask(&e.inner().to_string(), token),
-        }),
-    }
-}
-
-fn snippet(body: &[u8], token: &AccessToken) -> String {
-    let text: String = String::from_utf8_lossy(body).chars().take(160).collect();
-    mask(&text, token)
-}
-
-fn mask(text: &str, token: &AccessToken) -> String {
-    let secret = token.expose_secret();
-    if secret.len() < 4 {
-        return text.to_owned();
-    }
-    text.replace(secret, igdisplay_http::MASK)
-}
-
-/// A seed from the OS, or a fixed one if the OS cannot give randomness (jitter is not a secret).
-fn random_seed() -> u64 {
-    let mut bytes = [0u8; 8];
-    match getrandom::fill(&mut bytes) {
-        Ok(()) => u64::from_le_bytes(bytes),
-        Err(_) => 0x9E37_79B9_7F4A_7C15,
-    }
-}
-
-/// SplitMix64: a tiny, well-distributed generator for backoff jitter.
-#[derive(Debug)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, bound)` (0 when `bound` is 0).
-    fn below(&mut self, bound: u64) -> u64 {
-        if bound == 0 {
-            return 0;
-        }
-        ((u128::from(self.next()) * u128::from(bound)) >> 64) as u64
-    }
+    Some(at.duration_since(now).unwrap_or_default())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
+    use std::time::UNIX_EPOCH;
 
-    #[test]
-    fn jitter_stays_below_its_bound_and_spreads() {
-        let mut rng = SplitMix64(7);
-        let draws: Vec<u64> = (0..10_000).map(|_| rng.below(1000)).collect();
-        assert!(draws.iter().all(|d| *d < 1000));
-        let low = draws.iter().filter(|d| **d < 500).count();
-        assert!((4_500..5_500).contains(&low), "{low}");
-        assert_eq!(rng.below(0), 0);
+    fn with_retry_after(value: &str) -> HttpResponse {
+        http::Response::builder()
+            .header("retry-after", value)
+            .body(Bytes::new())
+            .unwrap()
     }
 
     #[test]
     fn retry_after_reads_seconds() {
-        let response = http::Response::builder()
-            .header("retry-after", "2")
-            .body(Bytes::new())
-            .unwrap();
-        assert_eq!(retry_after(&response), Some(Duration::from_secs(2)));
-        let past = http::Response::builder()
-            .header("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")
-            .body(Bytes::new())
-            .unwrap();
-        assert_eq!(retry_after(&past), Some(Duration::ZERO));
+        let now = UNIX_EPOCH;
+        assert_eq!(
+            retry_after(&with_retry_after("2"), now),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            retry_after(&with_retry_after("18446744073709551615"), now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(retry_after(&with_retry_after("soon"), now), None);
+    }
+
+    #[test]
+    fn retry_after_dates_are_measured_on_the_injected_clock() {
+        let date = with_retry_after("Wed, 21 Oct 2015 07:28:00 GMT");
+        let at = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        assert_eq!(
+            retry_after(&date, at - Duration::from_secs(90)),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            retry_after(&date, at + Duration::from_secs(5)),
+            Some(Duration::ZERO)
+        );
     }
 }

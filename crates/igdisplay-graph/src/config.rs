@@ -1,51 +1,102 @@
-//! How the Graph client behaves: where it sends requests, how it retries, and how it treats
-//! rate limits.
+//! How the Graph client behaves. Two halves: where requests go ([`GraphEndpoint`], which the
+//! facade sets from the platform and the endpoints) and how they are retried and paced
+//! ([`GraphPolicy`], what users tune).
 
+pub use igdisplay_http::RetryPolicy;
 use igdisplay_model::Platform;
 use std::time::Duration;
 
-/// Retries of transient failures, with capped exponential backoff and full jitter.
-///
-/// Only GETs are sent by this crate, and only transient failures are retried: HTTP 5xx,
-/// Graph codes 1 and 2, `is_transient: true`, connect failures, timeouts and broken
-/// connections. Attempt `n` waits a random time in `[0, min(max_delay, base_delay * 2^(n-1)))`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where Graph requests go: the platform (for its field sets), the base URL and an optional
+/// version segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct RetryPolicy {
-    /// Requests sent at most for one call, the first included. Default 3.
-    pub max_attempts: u32,
-    /// The backoff ceiling of the first retry. Default 500 ms.
-    pub base_delay: Duration,
-    /// The largest backoff ceiling. Default 30 s.
-    pub max_delay: Duration,
-    /// No retry starts once this much time has passed since the first attempt. Default 2 min.
-    pub max_elapsed: Duration,
+pub struct GraphEndpoint {
+    /// Which API, for the default field sets.
+    pub platform: Platform,
+    /// The Graph base URL, without a trailing `/`. Default `https://graph.instagram.com`.
+    pub base_url: String,
+    /// An API version segment such as `v21.0`; none by default (the app's dashboard version).
+    pub version: Option<String>,
 }
 
-impl Default for RetryPolicy {
-    fn default() -> Self {
+impl GraphEndpoint {
+    /// Instagram's production Graph host for `platform`.
+    pub fn new(platform: Platform) -> Self {
         Self {
-            max_attempts: 3,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-            max_elapsed: Duration::from_secs(120),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// No retries at all.
-    pub fn none() -> Self {
-        Self {
-            max_attempts: 1,
-            ..Self::default()
+            platform,
+            base_url: "https://graph.instagram.com".to_owned(),
+            version: None,
         }
     }
 
-    /// Sets the number of attempts (at least 1).
+    /// Sets the base URL (a mock's, say); a trailing `/` is ignored.
     #[must_use]
-    pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts.max(1);
+    pub fn base_url(mut self, base: impl Into<String>) -> Self {
+        self.base_url = base.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// Sets the version segment, with or without its `v` (`"21.0"` or `"v21.0"`).
+    #[must_use]
+    pub fn version(mut self, version: impl AsRef<str>) -> Self {
+        let version = version.as_ref().trim().trim_matches('/');
+        self.version = (!version.is_empty()).then(|| {
+            if version.starts_with('v') {
+                version.to_owned()
+            } else {
+                format!("v{version}")
+            }
+        });
+        self
+    }
+
+    /// `{base}[/{version}]/{path}`.
+    pub(crate) fn url(&self, path: &str) -> String {
+        let version = self.version.as_deref().map_or(0, |v| v.len() + 1);
+        let mut url = String::with_capacity(self.base_url.len() + version + path.len() + 1);
+        url.push_str(&self.base_url);
+        if let Some(version) = &self.version {
+            url.push('/');
+            url.push_str(version);
+        }
+        url.push('/');
+        url.push_str(path);
+        url
+    }
+}
+
+/// How queries are retried and paced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GraphPolicy {
+    /// Retries of transient failures (the decision itself is
+    /// [`igdisplay_http::classify`]'s).
+    pub retry: RetryPolicy,
+    /// Rate-limit behaviour.
+    pub rate_limit: RateLimitPolicy,
+    /// A seed for the backoff jitter, for reproducible tests; random by default.
+    pub jitter_seed: Option<u64>,
+}
+
+impl GraphPolicy {
+    /// Sets the retry policy.
+    #[must_use]
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets the rate-limit policy.
+    #[must_use]
+    pub fn rate_limit(mut self, rate_limit: RateLimitPolicy) -> Self {
+        self.rate_limit = rate_limit;
+        self
+    }
+
+    /// Seeds the backoff jitter.
+    #[must_use]
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.jitter_seed = Some(seed);
         self
     }
 }
@@ -59,15 +110,25 @@ pub struct RateLimitPolicy {
     /// The pause before each request at 99 %; it grows linearly from zero at
     /// `slow_down_above`. Default 2 s.
     pub max_spacing: Duration,
-    /// At 100 %, or after a rate-limit error, wait until access is likely back (`true`,
-    /// default) or fail at once with [`Error::RateLimited`](crate::Error::RateLimited).
-    pub wait_when_exhausted: bool,
+    /// At 100 %, or after a rate-limit error, wait until access is likely back (the default)
+    /// or fail at once with [`Error::RateLimited`](crate::Error::RateLimited).
+    pub when_exhausted: WhenExhausted,
     /// How long to wait when Instagram gives no estimate. Default 60 s.
     pub default_wait: Duration,
     /// Never wait longer than this for one call; fail instead. Default 5 min.
     pub max_wait: Duration,
-    /// A client-side quota, on top of what Instagram reports: none by default.
+    /// A client-side quota for the whole app, on top of what Instagram reports: none by
+    /// default.
     pub quota: Option<Quota>,
+}
+
+/// What a query does when the budget is spent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WhenExhausted {
+    /// Wait until access is likely back (up to [`RateLimitPolicy::max_wait`]), then go on.
+    Wait,
+    /// Fail at once with [`Error::RateLimited`](crate::Error::RateLimited).
+    FailFast,
 }
 
 /// A client-side request quota: `per_second` requests a second on average, up to `burst` at
@@ -96,7 +157,7 @@ impl Default for RateLimitPolicy {
         Self {
             slow_down_above: 80,
             max_spacing: Duration::from_secs(2),
-            wait_when_exhausted: true,
+            when_exhausted: WhenExhausted::Wait,
             default_wait: Duration::from_secs(60),
             max_wait: Duration::from_secs(300),
             quota: None,
@@ -115,101 +176,36 @@ impl RateLimitPolicy {
     /// Fails fast instead of waiting at 100 %.
     #[must_use]
     pub fn fail_fast(mut self) -> Self {
-        self.wait_when_exhausted = false;
+        self.when_exhausted = WhenExhausted::FailFast;
         self
+    }
+
+    /// Whether a pause of `pause` is one this policy waits out.
+    pub fn waits_for(&self, pause: Duration) -> bool {
+        self.when_exhausted == WhenExhausted::Wait && pause <= self.max_wait
     }
 }
 
-/// The Graph client's settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct GraphConfig {
-    /// Which API, for the default field sets.
-    pub platform: Platform,
-    /// The Graph base URL. Default `https://graph.instagram.com`.
-    pub base_url: String,
-    /// An API version segment such as `v21.0`; none by default (the app's dashboard version).
-    pub version: Option<String>,
-    /// The timeout of each request, enforced by the pipeline around the backend. Default 30 s.
-    /// `None` leaves timing out to the backend (igdisplay's own backends always time out, after
-    /// `BackendConfig::request_timeout`), which saves a timer per request.
-    pub request_timeout: Option<Duration>,
-    /// Retries of transient failures.
-    pub retry: RetryPolicy,
-    /// Rate-limit behaviour.
-    pub rate_limit: RateLimitPolicy,
-    /// A seed for the backoff jitter, for reproducible tests; random by default.
-    pub jitter_seed: Option<u64>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl GraphConfig {
-    /// The defaults for `platform`, on Instagram's production host.
-    pub fn new(platform: Platform) -> Self {
-        Self {
-            platform,
-            base_url: "https://graph.instagram.com".to_owned(),
-            version: None,
-            request_timeout: Some(Duration::from_secs(30)),
-            retry: RetryPolicy::default(),
-            rate_limit: RateLimitPolicy::default(),
-            jitter_seed: None,
-        }
+    #[test]
+    fn a_version_gets_its_v_once() {
+        let endpoint = GraphEndpoint::new(Platform::InstagramLogin);
+        assert_eq!(endpoint.clone().version("21.0").version.as_deref(), Some("v21.0"));
+        assert_eq!(
+            endpoint.clone().version("/v21.0/").version.as_deref(),
+            Some("v21.0")
+        );
+        assert_eq!(endpoint.version(" ").version, None);
     }
 
-    /// Sets the base URL (a mock's, say); a trailing `/` is ignored.
-    #[must_use]
-    pub fn base_url(mut self, base: impl Into<String>) -> Self {
-        self.base_url = base.into().trim_end_matches('/').to_owned();
-        self
-    }
-
-    /// Sets the version segment, with or without its `v` (`"21.0"` or `"v21.0"`).
-    #[must_use]
-    pub fn version(mut self, version: impl Into<String>) -> Self {
-        let version = version.into();
-        let version = version.trim().trim_matches('/');
-        self.version = (!version.is_empty()).then(|| {
-            if version.starts_with('v') {
-                version.to_owned()
-            } else {
-                format!("v{version}")
-            }
-        });
-        self
-    }
-
-    /// Sets the per-request timeout.
-    #[must_use]
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = Some(timeout);
-        self
-    }
-
-    /// Leaves timing out to the backend (use only with a backend that has its own timeout).
-    #[must_use]
-    pub fn backend_timeout_only(mut self) -> Self {
-        self.request_timeout = None;
-        self
-    }
-
-    /// Sets the retry policy.
-    #[must_use]
-    pub fn retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
-        self
-    }
-
-    /// Sets the rate-limit policy.
-    #[must_use]
-    pub fn rate_limit(mut self, rate_limit: RateLimitPolicy) -> Self {
-        self.rate_limit = rate_limit;
-        self
-    }
-
-    /// Seeds the backoff jitter.
-    #[must_use]
-    pub fn jitter_seed(mut self, seed: u64) -> Self {
-        self.jitter_seed = Some(seed);
-        self
+    #[test]
+    fn urls_join_base_version_and_path() {
+        let endpoint = GraphEndpoint::new(Platform::InstagramLogin)
+            .base_url("http://127.0.0.1:9/")
+            .version("21.0");
+        assert_eq!(endpoint.url("me/media"), "http://127.0.0.1:9/v21.0/me/media");
     }
 }

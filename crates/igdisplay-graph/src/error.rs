@@ -1,7 +1,8 @@
 //! [`Error`]: every way a Graph query can fail, typed. No token or URL appears in any message.
 
-use igdisplay_http::{BoxError, TransportError};
-use igdisplay_model::{ErrorClass, GraphError, Usage};
+use crate::{LoginRequired, TokenUnavailable};
+use igdisplay_http::{BoxError, Outcome, RequestKind, Retry, ServerVerdict, TransportError, classify};
+use igdisplay_model::{DecodeError, ErrorClass, GraphError, Usage};
 use std::time::Duration;
 
 /// A failed Graph query.
@@ -56,9 +57,12 @@ pub enum Error {
         /// The start of the body, without the token.
         snippet: String,
     },
-    /// The token source could not give a token (for example: expired, the user must log in).
-    #[error("no access token is available")]
-    Token(#[source] BoxError),
+    /// The user must log in again before any query can succeed; no request was sent.
+    #[error(transparent)]
+    LoginRequired(LoginRequired),
+    /// The token could not be read (its store failed); no request was sent. Retryable.
+    #[error("the access token could not be read; try again")]
+    TokenUnavailable(#[source] BoxError),
     /// Paging returned a cursor it had already returned: following it would loop forever.
     #[error("the media paging repeated a cursor; stopping to avoid a loop")]
     PaginationLoop,
@@ -68,6 +72,33 @@ pub enum Error {
     /// The request cannot be built (e.g. an invalid base URL or id).
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),
+}
+
+impl From<TokenUnavailable> for Error {
+    fn from(error: TokenUnavailable) -> Self {
+        match error {
+            TokenUnavailable::LoginRequired(reason) => Error::LoginRequired(reason),
+            TokenUnavailable::Failed(source) => Error::TokenUnavailable(source),
+        }
+    }
+}
+
+impl From<DecodeError> for Error {
+    fn from(error: DecodeError) -> Self {
+        Error::Decode {
+            path: error.path,
+            reason: error.reason,
+        }
+    }
+}
+
+/// What an error class means for retrying.
+pub(crate) fn verdict(class: ErrorClass) -> ServerVerdict {
+    match class {
+        ErrorClass::Transient => ServerVerdict::Transient,
+        ErrorClass::RateLimited => ServerVerdict::RateLimited,
+        _ => ServerVerdict::Final,
+    }
 }
 
 impl Error {
@@ -85,12 +116,24 @@ impl Error {
         match self {
             Error::Api { class, .. } => Some(*class),
             Error::RateLimited { .. } => Some(ErrorClass::RateLimited),
+            Error::LoginRequired(_) => Some(ErrorClass::InvalidToken),
             _ => None,
         }
     }
 
-    /// Whether the token is invalid, expired or revoked: log in again (or refresh).
-    pub fn is_invalid_token(&self) -> bool {
+    /// Whether the user must log in again: the token expired, was revoked, is missing, or
+    /// Instagram rejected it (190) — whichever side noticed first.
+    ///
+    /// ```
+    /// use igdisplay_graph::{Error, LoginRequired};
+    ///
+    /// let error = Error::LoginRequired(LoginRequired::Revoked);
+    /// if error.requires_login() {
+    ///     // forget the session and send the user to the authorize URL
+    /// }
+    /// # assert!(error.requires_login());
+    /// ```
+    pub fn requires_login(&self) -> bool {
         self.class() == Some(ErrorClass::InvalidToken)
     }
 
@@ -99,14 +142,25 @@ impl Error {
         matches!(self, Error::RateLimited { .. })
     }
 
-    /// Whether the same call may succeed later.
+    /// What the pipeline does with this failure: the one classifier's answer for a Graph
+    /// read ([`igdisplay_http::classify`]).
+    pub fn retry(&self) -> Retry {
+        let outcome = match self {
+            Error::Transport { source, .. } => Outcome::Transport(source.kind()),
+            Error::TokenUnavailable(_) => Outcome::Unsent,
+            Error::Api { class, .. } => Outcome::Refused(verdict(*class)),
+            Error::RateLimited { .. } => Outcome::Refused(ServerVerdict::RateLimited),
+            Error::UnexpectedResponse { status, .. } => {
+                Outcome::Refused(verdict(igdisplay_model::classify(0, None, false, *status)))
+            }
+            _ => return Retry::Stop,
+        };
+        classify(RequestKind::Idempotent, outcome)
+    }
+
+    /// Whether the same call may succeed later; exactly when the pipeline would retry it.
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::Transport { .. } | Error::RateLimited { .. } => true,
-            Error::Api { class, .. } => class.is_retryable(),
-            Error::UnexpectedResponse { status, .. } => *status >= 500,
-            _ => false,
-        }
+        self.retry().is_retry()
     }
 
     /// The Graph error code.
@@ -122,5 +176,13 @@ impl Error {
     /// Meta's support id of the failure.
     pub fn fbtrace_id(&self) -> Option<&str> {
         self.graph_error().and_then(|e| e.fbtrace_id.as_deref())
+    }
+
+    /// Sets how many requests were sent, where the error records it.
+    pub(crate) fn after_attempts(mut self, sent: u32) -> Self {
+        if let Error::Transport { attempts, .. } | Error::Api { attempts, .. } = &mut self {
+            *attempts = sent;
+        }
+        self
     }
 }

@@ -2,196 +2,159 @@
 //! and the `fields=` value, comma-joined without duplicates.
 
 use igdisplay_model::Platform;
+use std::fmt;
 
-/// A field of the User node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum UserField {
-    /// `id`, the app-scoped user id.
-    Id,
-    /// `user_id`, the professional account id (Instagram Login).
-    UserId,
-    /// `username`.
-    Username,
-    /// `name`, the display name (Instagram Login).
-    Name,
-    /// `account_type`.
-    AccountType,
-    /// `profile_picture_url` (Instagram Login).
-    ProfilePictureUrl,
-    /// `followers_count` (Instagram Login).
-    FollowersCount,
-    /// `follows_count` (Instagram Login).
-    FollowsCount,
-    /// `media_count`.
-    MediaCount,
-}
-
-impl UserField {
+/// A field of a node: its name on the wire and the sets each platform serves.
+pub trait Field: Copy + Eq + fmt::Debug + Send + Sync + 'static {
     /// The field's name on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UserField::Id => "id",
-            UserField::UserId => "user_id",
-            UserField::Username => "username",
-            UserField::Name => "name",
-            UserField::AccountType => "account_type",
-            UserField::ProfilePictureUrl => "profile_picture_url",
-            UserField::FollowersCount => "followers_count",
-            UserField::FollowsCount => "follows_count",
-            UserField::MediaCount => "media_count",
-        }
-    }
+    fn as_str(self) -> &'static str;
 
-    /// Every field `platform` serves.
-    pub fn all(platform: Platform) -> &'static [UserField] {
-        use UserField::*;
-        match platform {
-            Platform::BasicDisplay => &[Id, Username, AccountType, MediaCount],
-            _ => &[
-                Id,
-                UserId,
-                Username,
-                Name,
-                AccountType,
-                ProfilePictureUrl,
-                FollowersCount,
-                FollowsCount,
-                MediaCount,
-            ],
-        }
-    }
+    /// Every field `platform` serves on this node.
+    fn all(platform: Platform) -> &'static [Self];
 
-    /// What a profile page needs: the id, the handle, the account type and the media count
-    /// (plus the display name and picture on Instagram Login).
-    pub fn defaults(platform: Platform) -> &'static [UserField] {
-        use UserField::*;
-        match platform {
-            Platform::BasicDisplay => &[Id, Username, AccountType, MediaCount],
-            _ => &[
-                Id,
-                UserId,
-                Username,
-                Name,
-                AccountType,
-                ProfilePictureUrl,
-                MediaCount,
-            ],
-        }
-    }
+    /// The fields a request asks for unless told otherwise.
+    fn defaults(platform: Platform) -> &'static [Self];
 }
 
-/// A field of the Media node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum MediaField {
-    /// `id`.
-    Id,
-    /// `caption` (not on album children).
-    Caption,
-    /// `media_type`.
-    MediaType,
-    /// `media_product_type` (Instagram Login).
-    MediaProductType,
-    /// `media_url`.
-    MediaUrl,
-    /// `permalink`.
-    Permalink,
-    /// `thumbnail_url` (videos).
-    ThumbnailUrl,
-    /// `shortcode` (Instagram Login).
-    Shortcode,
-    /// `timestamp`.
-    Timestamp,
-    /// `username`.
-    Username,
-    /// `owner` (Instagram Login).
-    Owner,
-    /// `like_count` (Instagram Login).
-    LikeCount,
-    /// `comments_count` (Instagram Login).
-    CommentsCount,
-    /// `is_comment_enabled` (Instagram Login).
-    IsCommentEnabled,
-    /// `is_shared_to_feed` (reels).
-    IsSharedToFeed,
-    /// `alt_text` (Instagram Login, images).
-    AltText,
+/// A closed enum of wire names: the variants, `as_str`, `VARIANTS`, and [`Field`] from the
+/// per-platform sets given after the variants.
+macro_rules! field_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident { $( $(#[$vmeta:meta])* $variant:ident => $wire:literal ),+ $(,)? }
+        all: |$all_platform:ident| $all:expr;
+        defaults: |$def_platform:ident| $defaults:expr;
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            /// Every field, in declaration order.
+            pub const VARIANTS: &'static [$name] = &[$($name::$variant),+];
+
+            /// The field's name on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $wire, )+
+                }
+            }
+
+            /// Every field `platform` serves.
+            pub fn all(platform: Platform) -> &'static [$name] {
+                <$name as Field>::all(platform)
+            }
+
+            /// The fields requested unless told otherwise.
+            pub fn defaults(platform: Platform) -> &'static [$name] {
+                <$name as Field>::defaults(platform)
+            }
+        }
+
+        impl Field for $name {
+            fn as_str(self) -> &'static str {
+                $name::as_str(self)
+            }
+
+            #[allow(unused_imports)]
+            fn all($all_platform: Platform) -> &'static [$name] {
+                use $name::*;
+                $all
+            }
+
+            #[allow(unused_imports)]
+            fn defaults($def_platform: Platform) -> &'static [$name] {
+                use $name::*;
+                $defaults
+            }
+        }
+    };
+}
+
+field_enum! {
+    /// A field of the User node.
+    UserField {
+        /// `id`, the app-scoped user id.
+        Id => "id",
+        /// `user_id`, the professional account id (Instagram Login).
+        UserId => "user_id",
+        /// `username`.
+        Username => "username",
+        /// `name`, the display name (Instagram Login).
+        Name => "name",
+        /// `account_type`.
+        AccountType => "account_type",
+        /// `profile_picture_url` (Instagram Login).
+        ProfilePictureUrl => "profile_picture_url",
+        /// `followers_count` (Instagram Login).
+        FollowersCount => "followers_count",
+        /// `follows_count` (Instagram Login).
+        FollowsCount => "follows_count",
+        /// `media_count`.
+        MediaCount => "media_count",
+    }
+    all: |platform| match platform {
+        Platform::BasicDisplay => &[Id, Username, AccountType, MediaCount],
+        _ => UserField::VARIANTS,
+    };
+    // What a profile page needs: the id, the handle, the account type and the media count
+    // (plus the display name and picture on Instagram Login).
+    defaults: |platform| match platform {
+        Platform::BasicDisplay => &[Id, Username, AccountType, MediaCount],
+        _ => &[Id, UserId, Username, Name, AccountType, ProfilePictureUrl, MediaCount],
+    };
+}
+
+field_enum! {
+    /// A field of the Media node.
+    MediaField {
+        /// `id`.
+        Id => "id",
+        /// `caption` (not on album children).
+        Caption => "caption",
+        /// `media_type`.
+        MediaType => "media_type",
+        /// `media_product_type` (Instagram Login).
+        MediaProductType => "media_product_type",
+        /// `media_url`.
+        MediaUrl => "media_url",
+        /// `permalink`.
+        Permalink => "permalink",
+        /// `thumbnail_url` (videos).
+        ThumbnailUrl => "thumbnail_url",
+        /// `shortcode` (Instagram Login).
+        Shortcode => "shortcode",
+        /// `timestamp`.
+        Timestamp => "timestamp",
+        /// `username`.
+        Username => "username",
+        /// `owner` (Instagram Login).
+        Owner => "owner",
+        /// `like_count` (Instagram Login).
+        LikeCount => "like_count",
+        /// `comments_count` (Instagram Login).
+        CommentsCount => "comments_count",
+        /// `is_comment_enabled` (Instagram Login).
+        IsCommentEnabled => "is_comment_enabled",
+        /// `is_shared_to_feed` (reels).
+        IsSharedToFeed => "is_shared_to_feed",
+        /// `alt_text` (Instagram Login, images).
+        AltText => "alt_text",
+    }
+    all: |platform| match platform {
+        Platform::BasicDisplay => &[
+            Id, Caption, MediaType, MediaUrl, Permalink, ThumbnailUrl, Timestamp, Username, IsSharedToFeed,
+        ],
+        _ => MediaField::VARIANTS,
+    };
+    // What a gallery needs: id, caption, type, URLs, permalink and timestamp.
+    defaults: |_platform| &[Id, Caption, MediaType, MediaUrl, ThumbnailUrl, Permalink, Timestamp];
 }
 
 impl MediaField {
-    /// The field's name on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MediaField::Id => "id",
-            MediaField::Caption => "caption",
-            MediaField::MediaType => "media_type",
-            MediaField::MediaProductType => "media_product_type",
-            MediaField::MediaUrl => "media_url",
-            MediaField::Permalink => "permalink",
-            MediaField::ThumbnailUrl => "thumbnail_url",
-            MediaField::Shortcode => "shortcode",
-            MediaField::Timestamp => "timestamp",
-            MediaField::Username => "username",
-            MediaField::Owner => "owner",
-            MediaField::LikeCount => "like_count",
-            MediaField::CommentsCount => "comments_count",
-            MediaField::IsCommentEnabled => "is_comment_enabled",
-            MediaField::IsSharedToFeed => "is_shared_to_feed",
-            MediaField::AltText => "alt_text",
-        }
-    }
-
-    /// Every field `platform` serves on a media item.
-    pub fn all(platform: Platform) -> &'static [MediaField] {
-        use MediaField::*;
-        match platform {
-            Platform::BasicDisplay => &[
-                Id,
-                Caption,
-                MediaType,
-                MediaUrl,
-                Permalink,
-                ThumbnailUrl,
-                Timestamp,
-                Username,
-                IsSharedToFeed,
-            ],
-            _ => &[
-                Id,
-                Caption,
-                MediaType,
-                MediaProductType,
-                MediaUrl,
-                Permalink,
-                ThumbnailUrl,
-                Shortcode,
-                Timestamp,
-                Username,
-                Owner,
-                LikeCount,
-                CommentsCount,
-                IsCommentEnabled,
-                IsSharedToFeed,
-                AltText,
-            ],
-        }
-    }
-
-    /// What a gallery needs: id, caption, type, URLs, permalink and timestamp.
-    pub fn defaults(_platform: Platform) -> &'static [MediaField] {
-        use MediaField::*;
-        &[
-            Id,
-            Caption,
-            MediaType,
-            MediaUrl,
-            ThumbnailUrl,
-            Permalink,
-            Timestamp,
-        ]
-    }
-
     /// The fields album children can carry (no caption, no counts).
     pub fn child_fields() -> &'static [MediaField] {
         use MediaField::*;
@@ -199,7 +162,8 @@ impl MediaField {
     }
 }
 
-/// A `fields=` value under construction: names in first-seen order, no duplicates.
+/// A `fields=` value under construction: names in first-seen order, no duplicates, and an
+/// optional `children{...}` expansion.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FieldList {
     names: Vec<&'static str>,
@@ -212,6 +176,11 @@ impl FieldList {
         let mut list = Self::default();
         list.extend(fields);
         list
+    }
+
+    /// The names of typed `fields`, deduplicated.
+    pub fn of<F: Field>(fields: &[F]) -> Self {
+        Self::new(fields.iter().map(|f| f.as_str()))
     }
 
     /// Adds fields not yet present.
@@ -230,8 +199,8 @@ impl FieldList {
         self.extend(std::iter::once("id").chain(fields));
     }
 
-    /// Adds `children{...}` with `fields` (deduplicated), so album items come in the same
-    /// response: one request per page, not one per album.
+    /// Adds `children{...}` with `fields` (deduplicated, `id` always), so album items come in
+    /// the same response: one request per page, not one per album.
     pub fn expand_children<I: IntoIterator<Item = &'static str>>(&mut self, fields: I) {
         let mut children = FieldList::new(fields);
         children.extend(["id"]);
@@ -267,11 +236,12 @@ mod tests {
         let mut list = FieldList::new(["id", "caption", "id", "media_url"]);
         list.extend(["caption", "timestamp"]);
         assert_eq!(list.to_param(), "id,caption,media_url,timestamp");
+    }
+
+    #[test]
+    fn the_children_expansion_survives_a_field_replacement() {
+        let mut list = FieldList::new(["id", "caption"]);
         list.expand_children(MediaField::child_fields().iter().map(|f| f.as_str()));
-        assert_eq!(
-            list.to_param(),
-            "id,caption,media_url,timestamp,children{id,media_type,media_url,thumbnail_url,permalink,timestamp}"
-        );
         assert!(list.has_children());
         list.replace(["username", "id"]);
         assert_eq!(
@@ -281,7 +251,7 @@ mod tests {
     }
 
     #[test]
-    fn platform_sets_only_name_fields_the_platform_serves() {
+    fn basic_display_serves_only_its_four_user_fields() {
         let basic: Vec<_> = UserField::all(Platform::BasicDisplay)
             .iter()
             .map(|f| f.as_str())
@@ -289,6 +259,10 @@ mod tests {
         assert_eq!(basic, ["id", "username", "account_type", "media_count"]);
         assert!(UserField::all(Platform::InstagramLogin).contains(&UserField::FollowersCount));
         assert!(!MediaField::all(Platform::BasicDisplay).contains(&MediaField::LikeCount));
+    }
+
+    #[test]
+    fn defaults_are_served_by_their_platform() {
         for platform in Platform::ALL {
             for field in UserField::defaults(platform) {
                 assert!(UserField::all(platform).contains(field));
@@ -298,5 +272,13 @@ mod tests {
             }
         }
         assert!(!MediaField::child_fields().contains(&MediaField::Caption));
+    }
+
+    #[test]
+    fn wire_names_are_unique() {
+        let mut names: Vec<_> = MediaField::VARIANTS.iter().map(|f| f.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), MediaField::VARIANTS.len());
     }
 }

@@ -4,14 +4,17 @@ mod client;
 mod config;
 mod error;
 mod fields;
-mod requests;
+mod pacer;
+mod request;
 mod token;
 
-pub use client::GraphClient;
-pub use config::{GraphConfig, Quota, RateLimitPolicy, RetryPolicy};
+pub use client::{GraphClient, GraphClientBuilder};
+pub use config::{GraphEndpoint, GraphPolicy, Quota, RateLimitPolicy, RetryPolicy, WhenExhausted};
 pub use error::Error;
-pub use fields::{FieldList, MediaField, UserField};
-pub use requests::{
-    ChildrenRequest, MAX_EMPTY_PAGES, MediaListRequest, MediaRequest, MediaStream, Page, UserRequest,
+pub use fields::{Field, FieldList, MediaField, UserField};
+pub use pacer::{MAX_PAUSE, Pacer, Scope};
+pub use request::{
+    ChildrenEdge, ChildrenRequest, ExpandsChildren, GraphRequest, MAX_EMPTY_PAGES, MediaEdge,
+    MediaListRequest, MediaNode, MediaRequest, MediaStream, Node, Page, UserNode, UserRequest,
 };
-pub use token::{StaticToken, TokenSource};
+pub use token::{LoginRequired, StaticToken, TokenSource, TokenUnavailable};

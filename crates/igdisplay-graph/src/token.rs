@@ -2,7 +2,7 @@
 //! [`TokenSource`] (the facade plugs in the auth crate's token manager, which refreshes).
 
 use igdisplay_http::BoxError;
-use igdisplay_model::AccessToken;
+use igdisplay_model::{AccessToken, Timestamp};
 
 /// Supplies a valid access token for each request.
 #[async_trait::async_trait]
@@ -11,9 +11,41 @@ pub trait TokenSource: std::fmt::Debug + Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// Any failure to produce a token (expired, revoked, store failure); it becomes
-    /// [`Error::Token`](crate::Error::Token).
-    async fn access_token(&self) -> Result<AccessToken, BoxError>;
+    /// [`TokenUnavailable::LoginRequired`] when only a new login can help (the query fails
+    /// with [`Error::LoginRequired`](crate::Error::LoginRequired) and is not retried), or
+    /// [`TokenUnavailable::Failed`] when the token could not be read now (a store failure:
+    /// the query is retried like a connect failure).
+    async fn access_token(&self) -> Result<AccessToken, TokenUnavailable>;
+}
+
+/// Why a [`TokenSource`] has no token to give.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenUnavailable {
+    /// The user must log in again.
+    #[error(transparent)]
+    LoginRequired(#[from] LoginRequired),
+    /// The token could not be read at the moment (its store failed); trying later may work.
+    #[error("the access token could not be read")]
+    Failed(#[source] BoxError),
+}
+
+/// Why the user must go through the authorization window again.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoginRequired {
+    /// The token's 60 days (or 1 hour, for a short-lived one) ran out.
+    #[error("the stored token expired at {expired_at}: the user must log in again")]
+    Expired {
+        /// When it expired.
+        expired_at: Timestamp,
+    },
+    /// Instagram invalidated the token (password change, app removed, a refresh refused).
+    #[error("the token was revoked or invalidated: the user must log in again")]
+    Revoked,
+    /// No token is stored for the user.
+    #[error("no token is stored for this user: log in first")]
+    NoToken,
 }
 
 /// A fixed token.
@@ -29,7 +61,7 @@ impl StaticToken {
 
 #[async_trait::async_trait]
 impl TokenSource for StaticToken {
-    async fn access_token(&self) -> Result<AccessToken, BoxError> {
+    async fn access_token(&self) -> Result<AccessToken, TokenUnavailable> {
         Ok(self.0.clone())
     }
 }

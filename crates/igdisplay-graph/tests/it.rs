@@ -5,10 +5,11 @@
 
 use futures_util::{StreamExt, TryStreamExt};
 use igdisplay_graph::{
-    Error, GraphClient, GraphConfig, MediaField, RateLimitPolicy, RetryPolicy, TokenSource, UserField,
+    Error, GraphClient, GraphEndpoint, GraphPolicy, LoginRequired, MediaField, RateLimitPolicy, RetryPolicy,
+    TokenSource, TokenUnavailable, UserField,
 };
 use igdisplay_http::test_util::CapturingBackend;
-use igdisplay_http::{BackendConfig, BoxError, Clock, ManualClock, ReqwestBackend, SharedClock, redact_uri};
+use igdisplay_http::{BackendConfig, Clock, ManualClock, ReqwestBackend, SharedClock, Timeout, redact_uri};
 use igdisplay_model::{AccessToken, ErrorClass, MediaId, MediaType, Platform, Timestamp, UserId};
 use serde_json::json;
 use std::sync::Arc;
@@ -36,20 +37,30 @@ impl World {
         }
     }
 
-    fn config(&self, platform: Platform) -> GraphConfig {
-        GraphConfig::new(platform)
-            .base_url(self.server.uri())
-            .jitter_seed(42)
-            .request_timeout(Duration::from_secs(10))
+    fn config(&self, platform: Platform) -> Config {
+        Config {
+            endpoint: GraphEndpoint::new(platform).base_url(self.server.uri()),
+            policy: GraphPolicy::default().jitter_seed(42),
+        }
     }
 
-    fn client(&self, config: GraphConfig) -> GraphClient {
-        GraphClient::with_clock(
-            Arc::new(self.capture.clone()),
-            Arc::new(igdisplay_graph::StaticToken::new(AccessToken::new(TOKEN))),
+    fn client(&self, config: Config) -> GraphClient {
+        self.client_with(
             config,
-            Arc::new(self.clock.clone()),
+            Arc::new(igdisplay_graph::StaticToken::new(AccessToken::new(TOKEN))),
         )
+    }
+
+    fn client_with(&self, config: Config, token: Arc<dyn TokenSource>) -> GraphClient {
+        let backend = Timeout::new(
+            self.capture.clone(),
+            Duration::from_secs(10),
+            Arc::new(self.clock.clone()),
+        );
+        GraphClient::builder(Arc::new(backend), config.endpoint, token)
+            .policy(config.policy)
+            .clock(Arc::new(self.clock.clone()))
+            .build()
     }
 
     /// Every request sent, method and redacted URI, with the server's address shortened.
@@ -66,6 +77,30 @@ impl World {
                 format!("{} {}", r.method(), redact_uri(&uri)).replace(&self.server.uri(), "")
             })
             .collect()
+    }
+}
+
+/// Where requests go and how they are retried, adjusted per test.
+#[derive(Clone)]
+struct Config {
+    endpoint: GraphEndpoint,
+    policy: GraphPolicy,
+}
+
+impl Config {
+    fn version(mut self, version: &str) -> Self {
+        self.endpoint = self.endpoint.version(version);
+        self
+    }
+
+    fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.policy = self.policy.retry(retry);
+        self
+    }
+
+    fn rate_limit(mut self, rate_limit: RateLimitPolicy) -> Self {
+        self.policy = self.policy.rate_limit(rate_limit);
+        self
     }
 }
 
@@ -308,7 +343,7 @@ async fn permanent_errors_are_returned_at_once_and_typed() {
         assert_eq!(error.class(), Some(class), "{code}");
         assert_eq!((error.code(), error.subcode()), (Some(code), subcode));
         assert_eq!(error.fbtrace_id(), Some("AaauHBIaCwjNFlnZ"));
-        assert_eq!(error.is_invalid_token(), class == ErrorClass::InvalidToken);
+        assert_eq!(error.requires_login(), class == ErrorClass::InvalidToken);
         assert!(!error.is_retryable());
         assert!(w.clock.sleeps().is_empty());
     }
@@ -390,32 +425,36 @@ async fn retry_after_is_honoured_and_clamped() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, Error::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(999_999))
+        matches!(error, Error::RateLimited { retry_after: Some(d), .. } if d == igdisplay_graph::MAX_PAUSE),
+        "a pause is clamped to a day: {error:?}"
     );
     assert!(w.clock.sleeps().is_empty(), "never sleeps past max_wait");
 }
 
 #[tokio::test]
-async fn a_stalled_server_times_out_without_retry_when_asked() {
+async fn a_stalled_server_times_out_when_the_clock_passes_the_limit() {
     let w = World::new().await;
     Mock::given(path("/me"))
-        .respond_with(ok(json!({"id": "1"})).set_delay(Duration::from_secs(5)))
+        .respond_with(ok(json!({"id": "1"})).set_delay(Duration::from_secs(30)))
         .expect(1)
         .mount(&w.server)
         .await;
-    let config = w
-        .config(Platform::InstagramLogin)
-        .request_timeout(Duration::from_millis(200))
-        .retry(RetryPolicy::none());
-    let error = w.client(config).me().send().await.unwrap_err();
+    let client = w.client(w.config(Platform::InstagramLogin).retry(RetryPolicy::none()));
+    let call = tokio::spawn(async move { client.me().send().await });
+    while w.server.received_requests().await.unwrap().is_empty() {
+        tokio::task::yield_now().await;
+    }
+    w.clock.advance(Duration::from_secs(10));
+    let error = call.await.unwrap().unwrap_err();
     let Error::Transport { source, attempts: 1 } = &error else {
         panic!("{error:?}")
     };
     assert!(source.is_timeout());
+    assert!(!error.is_retryable() || RetryPolicy::none().max_attempts == 1);
 }
 
 #[tokio::test]
-async fn without_the_pipeline_timer_the_backend_still_times_out() {
+async fn the_backends_own_timeout_is_a_transport_timeout() {
     let w = World::new().await;
     Mock::given(path("/me"))
         .respond_with(ok(json!({"id": "1"})).set_delay(Duration::from_secs(5)))
@@ -425,16 +464,15 @@ async fn without_the_pipeline_timer_the_backend_still_times_out() {
     let backend =
         ReqwestBackend::with_config(BackendConfig::default().request_timeout(Duration::from_millis(200)))
             .unwrap();
-    let config = w
-        .config(Platform::InstagramLogin)
-        .backend_timeout_only()
-        .retry(RetryPolicy::none());
-    let client = GraphClient::with_clock(
+    let config = w.config(Platform::InstagramLogin).retry(RetryPolicy::none());
+    let client = GraphClient::builder(
         Arc::new(backend),
+        config.endpoint,
         Arc::new(igdisplay_graph::StaticToken::new(AccessToken::new(TOKEN))),
-        config,
-        Arc::new(w.clock.clone()),
-    );
+    )
+    .policy(config.policy)
+    .clock(Arc::new(w.clock.clone()))
+    .build();
     let error = client.me().send().await.unwrap_err();
     let Error::Transport { source, .. } = &error else {
         panic!("{error:?}")
@@ -442,16 +480,24 @@ async fn without_the_pipeline_timer_the_backend_still_times_out() {
     assert!(source.is_timeout());
 }
 
-/// A clock whose sleeps never end: a retry waits forever, until the caller gives up.
+/// A clock whose sleeps never end, and which says when a sleep began: a retry waits forever,
+/// until the caller gives up.
 #[derive(Debug)]
-struct Stuck(ManualClock);
+struct Stuck {
+    clock: ManualClock,
+    sleeping: Arc<tokio::sync::Notify>,
+}
 
 #[async_trait::async_trait]
 impl Clock for Stuck {
     fn now(&self) -> std::time::SystemTime {
-        self.0.now()
+        self.clock.now()
     }
     async fn sleep(&self, _: Duration) {
+        self.sleeping.notify_one();
+        std::future::pending::<()>().await;
+    }
+    async fn timer(&self, _: Duration) {
         std::future::pending::<()>().await;
     }
 }
@@ -463,16 +509,25 @@ async fn dropping_a_call_mid_retry_sends_nothing_more() {
         .respond_with(ResponseTemplate::new(503))
         .mount(&w.server)
         .await;
-    let clock: SharedClock = Arc::new(Stuck(w.clock.clone()));
-    let client = GraphClient::with_clock(
+    let sleeping = Arc::new(tokio::sync::Notify::new());
+    let clock: SharedClock = Arc::new(Stuck {
+        clock: w.clock.clone(),
+        sleeping: sleeping.clone(),
+    });
+    let client = GraphClient::builder(
         Arc::new(w.capture.clone()),
+        w.config(Platform::InstagramLogin).endpoint,
         Arc::new(igdisplay_graph::StaticToken::new(AccessToken::new(TOKEN))),
-        w.config(Platform::InstagramLogin),
-        clock,
+    )
+    .clock(clock)
+    .build();
+    let call = tokio::spawn(async move { client.me().send().await });
+    sleeping.notified().await;
+    call.abort();
+    assert!(
+        call.await.unwrap_err().is_cancelled(),
+        "the call was waiting in its backoff"
     );
-    let call = client.me().send();
-    let outcome = tokio::time::timeout(Duration::from_millis(300), call).await;
-    assert!(outcome.is_err(), "the call was waiting in its backoff");
     for _ in 0..10 {
         tokio::task::yield_now().await;
     }
@@ -815,14 +870,63 @@ async fn malformed_bodies_are_typed_decode_errors_naming_the_field() {
     assert!(source.is_body_too_large());
 }
 
+/// A token source whose store cannot be read.
 #[derive(Debug)]
-struct Failing;
+struct StoreDown;
 
 #[async_trait::async_trait]
-impl TokenSource for Failing {
-    async fn access_token(&self) -> Result<AccessToken, BoxError> {
-        Err("the token expired: the user must log in again".into())
+impl TokenSource for StoreDown {
+    async fn access_token(&self) -> Result<AccessToken, TokenUnavailable> {
+        Err(TokenUnavailable::Failed("disk I/O error".into()))
     }
+}
+
+/// A token source whose token expired.
+#[derive(Debug)]
+struct Expired;
+
+#[async_trait::async_trait]
+impl TokenSource for Expired {
+    async fn access_token(&self) -> Result<AccessToken, TokenUnavailable> {
+        Err(LoginRequired::Expired {
+            expired_at: Timestamp::parse("2026-01-01T00:00:00+0000").unwrap(),
+        }
+        .into())
+    }
+}
+
+#[tokio::test]
+async fn an_expired_token_requires_login_and_sends_nothing() {
+    let w = World::new().await;
+    let error = w
+        .client_with(w.config(Platform::InstagramLogin), Arc::new(Expired))
+        .me()
+        .send()
+        .await
+        .unwrap_err();
+    assert!(error.requires_login());
+    assert!(!error.is_retryable());
+    assert_eq!(
+        error.to_string(),
+        "the stored token expired at 2026-01-01T00:00:00+0000: the user must log in again"
+    );
+    assert!(w.capture.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_store_failure_is_retried_and_never_asks_for_a_login() {
+    let w = World::new().await;
+    let error = w
+        .client_with(w.config(Platform::InstagramLogin), Arc::new(StoreDown))
+        .me()
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::TokenUnavailable(_)), "{error:?}");
+    assert!(!error.requires_login());
+    assert!(error.is_retryable());
+    assert_eq!(w.clock.sleeps().len(), 2, "three attempts, two backoffs");
+    assert!(w.capture.requests().is_empty());
 }
 
 #[tokio::test]
@@ -846,15 +950,14 @@ async fn no_error_shows_the_token_or_the_url() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let config = GraphConfig::new(Platform::InstagramLogin)
-        .base_url(format!("http://{closed}"))
-        .jitter_seed(1);
-    let client = GraphClient::with_clock(
+    let client = GraphClient::builder(
         Arc::new(ReqwestBackend::new().unwrap()),
+        GraphEndpoint::new(Platform::InstagramLogin).base_url(format!("http://{closed}")),
         Arc::new(igdisplay_graph::StaticToken::new(AccessToken::new(TOKEN))),
-        config,
-        Arc::new(w.clock.clone()),
-    );
+    )
+    .policy(GraphPolicy::default().jitter_seed(1))
+    .clock(Arc::new(w.clock.clone()))
+    .build();
     let error = client.my_media().into_stream().next().await.unwrap().unwrap_err();
     let mut chain = format!("{error} {error:?}");
     let mut source = std::error::Error::source(&error);
@@ -863,16 +966,13 @@ async fn no_error_shows_the_token_or_the_url() {
         source = s.source();
     }
     printed.push(chain);
-    let token_error = GraphClient::new(
-        Arc::new(w.capture.clone()),
-        Arc::new(Failing),
-        w.config(Platform::BasicDisplay),
-    )
-    .me()
-    .send()
-    .await
-    .unwrap_err();
-    assert!(matches!(token_error, Error::Token(_)));
+    let token_error = w
+        .client_with(w.config(Platform::BasicDisplay), Arc::new(StoreDown))
+        .me()
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(token_error, Error::TokenUnavailable(_)));
     printed.push(format!("{token_error:?} {client:?}"));
     for text in printed {
         assert!(!text.contains("CANARY"), "{text}");

@@ -4,10 +4,16 @@
 //! [`SystemClock`] is the real one. [`ManualClock`] stands still until told to move, and its
 //! `sleep` moves it forward instead of waiting, so a test of a retry loop with a 30-second
 //! backoff finishes at once and can assert exactly how long the code *would* have slept.
+//!
+//! A clock has two ways to wait. [`Clock::sleep`] is the caller's own pause (backoff, pacing):
+//! a manual clock jumps over it. [`Clock::timer`] is a deadline that something else must reach
+//! (a timeout): a manual clock fires it only when the test moves the clock past it, so a test
+//! decides exactly when a request times out.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Notify;
 
 /// The time source and sleeper of a client.
 #[async_trait::async_trait]
@@ -15,8 +21,12 @@ pub trait Clock: fmt::Debug + Send + Sync + 'static {
     /// The current time.
     fn now(&self) -> SystemTime;
 
-    /// Waits for `duration`.
+    /// Waits for `duration`: the caller's own pause. A manual clock moves forward by it at once.
     async fn sleep(&self, duration: Duration);
+
+    /// Completes once the clock has moved `duration` past the moment of the call, without
+    /// moving it: the deadline of a timeout. A manual clock fires it only when advanced.
+    async fn timer(&self, duration: Duration);
 }
 
 /// How clients hold a clock.
@@ -26,6 +36,8 @@ pub type SharedClock = Arc<dyn Clock>;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
 
+// The one place the library reads the real time and arms real timers.
+#[allow(clippy::disallowed_methods)]
 #[async_trait::async_trait]
 impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
@@ -33,6 +45,10 @@ impl Clock for SystemClock {
     }
 
     async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+
+    async fn timer(&self, duration: Duration) {
         tokio::time::sleep(duration).await;
     }
 }
@@ -43,6 +59,7 @@ impl Clock for SystemClock {
 #[derive(Clone)]
 pub struct ManualClock {
     inner: Arc<Mutex<ManualState>>,
+    moved: Arc<Notify>,
 }
 
 struct ManualState {
@@ -58,6 +75,7 @@ impl ManualClock {
                 now: start,
                 sleeps: Vec::new(),
             })),
+            moved: Arc::new(Notify::new()),
         }
     }
 
@@ -70,15 +88,19 @@ impl ManualClock {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Moves the clock forward.
+    /// Moves the clock forward (saturating at the largest time the platform can hold).
     pub fn advance(&self, by: Duration) {
-        let mut state = self.state();
-        state.now += by;
+        {
+            let mut state = self.state();
+            state.now = state.now.checked_add(by).unwrap_or(state.now);
+        }
+        self.moved.notify_waiters();
     }
 
     /// Sets the clock, forward or back.
     pub fn set(&self, to: SystemTime) {
         self.state().now = to;
+        self.moved.notify_waiters();
     }
 
     /// Every duration slept so far, in order.
@@ -109,9 +131,28 @@ impl Clock for ManualClock {
     }
 
     async fn sleep(&self, duration: Duration) {
-        let mut state = self.state();
-        state.now += duration;
-        state.sleeps.push(duration);
+        {
+            let mut state = self.state();
+            state.now = state.now.checked_add(duration).unwrap_or(state.now);
+            state.sleeps.push(duration);
+        }
+        self.moved.notify_waiters();
+    }
+
+    async fn timer(&self, duration: Duration) {
+        let Some(deadline) = self.now().checked_add(duration) else {
+            return std::future::pending().await;
+        };
+        loop {
+            let moved = self.moved.notified();
+            let mut moved = std::pin::pin!(moved);
+            // Registered before the check, so a move between the check and the await wakes it.
+            moved.as_mut().enable();
+            if self.now() >= deadline {
+                return;
+            }
+            moved.await;
+        }
     }
 }
 
@@ -133,6 +174,31 @@ mod tests {
         assert_eq!(shared.now(), UNIX_EPOCH);
     }
 
+    #[tokio::test]
+    async fn a_manual_timer_fires_only_once_the_clock_is_moved_past_it() {
+        let clock = ManualClock::at_unix(0);
+        let timer = {
+            let clock = clock.clone();
+            tokio::spawn(async move { clock.timer(Duration::from_secs(30)).await })
+        };
+        tokio::task::yield_now().await;
+        clock.advance(Duration::from_secs(29));
+        tokio::task::yield_now().await;
+        assert!(!timer.is_finished());
+        clock.advance(Duration::from_secs(1));
+        timer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn advancing_past_the_end_of_time_saturates() {
+        let clock = ManualClock::at_unix(0);
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now(), UNIX_EPOCH);
+        clock.sleep(Duration::MAX).await;
+        assert_eq!(clock.now(), UNIX_EPOCH);
+    }
+
+    #[allow(clippy::disallowed_methods)]
     #[tokio::test(start_paused = true)]
     async fn system_clock_sleeps_on_tokio_time() {
         let before = tokio::time::Instant::now();

@@ -6,7 +6,10 @@ mod body;
 mod clock;
 mod config;
 mod error;
+mod query;
 mod redact;
+mod retry;
+mod timeout;
 
 #[cfg(feature = "hyper")]
 mod hyper_backend;
@@ -24,9 +27,12 @@ pub use config::{BackendConfig, DEFAULT_MAX_BODY_BYTES};
 pub use error::{BodyTooLarge, BoxError, TransportError, TransportErrorKind};
 #[cfg(feature = "hyper")]
 pub use hyper_backend::HyperBackend;
+pub use query::{append_query, encode_query};
 pub use redact::{MASK, Redacted, SENSITIVE_QUERY_PARAMS, redact_http_uri, redact_uri};
 #[cfg(feature = "reqwest")]
 pub use reqwest_backend::ReqwestBackend;
+pub use retry::{Jitter, Outcome, RequestKind, Retry, RetryPolicy, ServerVerdict, classify};
+pub use timeout::Timeout;
 
 /// Re-exported so callers build requests with the same `bytes` version.
 pub use bytes;

@@ -21,9 +21,7 @@ pub(crate) async fn with_timeout<T>(
     timeout: std::time::Duration,
     future: impl Future<Output = Result<T, TransportError>>,
 ) -> Result<T, TransportError> {
-    tokio::time::timeout(timeout, future)
-        .await
-        .unwrap_or_else(|_| Err(TransportError::new(TransportErrorKind::Timeout)))
+    crate::timeout::within(&crate::SystemClock, timeout, future).await
 }
 
 /// The kind of an I/O failure found in an error's source chain, if any.

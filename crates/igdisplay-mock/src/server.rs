@@ -45,7 +45,9 @@ impl Shared {
         self.world.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// POSTs a form to an app callback; returns its status and body.
+    /// POSTs a form to an app callback; returns its status and body. A real delivery to a
+    /// real server gives up after 10 s of real time.
+    #[allow(clippy::disallowed_methods)]
     pub(crate) async fn deliver(&self, url: &str, form: String) -> Result<(u16, String), String> {
         let request = http::Request::post(url)
             .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -208,6 +210,8 @@ fn build(status: u16, headers: Vec<(http::HeaderName, String)>, body: Body) -> h
     response
 }
 
+// Faults delay real bytes on a real socket: latency and drips are real time, not mock time.
+#[allow(clippy::disallowed_methods)]
 async fn apply(mut reply: Reply, fault: FaultKind) -> Result<http::Response<Body>, std::io::Error> {
     match fault {
         FaultKind::Latency { ms } => {

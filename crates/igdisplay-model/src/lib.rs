@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod decode;
 mod enums;
 mod error;
 mod id;
@@ -11,6 +12,7 @@ mod token;
 mod usage;
 mod user;
 
+pub use decode::{DecodeError, MASK, SNIPPET_CHARS, decode, mask, snippet};
 pub use enums::{AccountType, MediaProductType, MediaType, Platform};
 pub use error::{
     ErrorBody, ErrorClass, GraphError, GraphErrorBody, INVALID_TOKEN_SUBCODES, OAuthErrorBody, classify,

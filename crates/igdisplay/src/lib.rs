@@ -2,10 +2,14 @@
 
 use igdisplay_auth::{
     AppConfig, AuthClient, AuthorizeBuilder, ConfigError, Endpoints, LoginError, MemoryStore,
-    PendingAuthorization, RefreshPolicy, TokenManager, TokenRecord, TokenStore,
+    PendingAuthorization, RefreshPolicy, TokenError, TokenManager, TokenRecord, TokenStore,
 };
-use igdisplay_graph::{GraphClient, GraphConfig, TokenSource};
-use igdisplay_http::{BackendConfig, BoxError, SharedBackend, SharedClock, SystemClock, TransportError};
+use igdisplay_graph::{
+    GraphClient, GraphEndpoint, GraphPolicy, LoginRequired, Pacer, TokenSource, TokenUnavailable,
+};
+use igdisplay_http::{
+    BackendConfig, Jitter, SharedBackend, SharedClock, SystemClock, Timeout, TransportError,
+};
 use igdisplay_model::{AccessToken, AppSecret, Platform, UserId};
 use std::sync::Arc;
 
@@ -31,6 +35,13 @@ pub enum BuildError {
     NoBackend,
 }
 
+/// A backend the user brought, and whether it times out by itself.
+#[derive(Debug)]
+enum OwnBackend {
+    NeedsTimeout(SharedBackend),
+    TimesOut(SharedBackend),
+}
+
 /// Configures an [`Instagram`] client; from [`Instagram::builder`].
 #[derive(Debug)]
 #[must_use = "call .build() to get the client"]
@@ -39,27 +50,35 @@ pub struct InstagramBuilder {
     app_id: String,
     app_secret: AppSecret,
     redirect_uri: String,
-    backend: Option<SharedBackend>,
+    backend: Option<OwnBackend>,
     backend_config: BackendConfig,
     endpoints: Option<Endpoints>,
     graph_version: Option<String>,
     store: Option<Arc<dyn TokenStore>>,
     clock: SharedClock,
     policy: RefreshPolicy,
-    graph: Option<GraphConfig>,
+    graph: GraphPolicy,
 }
 
 impl InstagramBuilder {
-    /// Uses your own HTTP backend instead of the feature's default. The Graph pipeline then
-    /// times requests out itself; when the backend already does (igdisplay's `ReqwestBackend`
-    /// and `HyperBackend` always do), pass `GraphConfig::backend_timeout_only()` through
-    /// [`graph_config`](Self::graph_config) to save a timer per request.
+    /// Uses your own HTTP backend instead of the feature's default. It is wrapped in an
+    /// [`igdisplay_http::Timeout`] on the builder's clock, after
+    /// [`BackendConfig::request_timeout`] (set it with [`backend_config`](Self::backend_config));
+    /// igdisplay's own backends time out by themselves.
     pub fn backend(mut self, backend: SharedBackend) -> Self {
-        self.backend = Some(backend);
+        self.backend = Some(OwnBackend::NeedsTimeout(backend));
         self
     }
 
-    /// Timeouts and body cap of the default backend.
+    /// Uses your own HTTP backend as it is, with no timeout wrapper: for a backend that times
+    /// out by itself, as igdisplay's `ReqwestBackend` and `HyperBackend` do.
+    pub fn backend_with_own_timeout(mut self, backend: SharedBackend) -> Self {
+        self.backend = Some(OwnBackend::TimesOut(backend));
+        self
+    }
+
+    /// Timeouts and body cap of the default backend; for a backend of your own, its
+    /// `request_timeout` is the limit of the wrapper.
     pub fn backend_config(mut self, config: BackendConfig) -> Self {
         self.backend_config = config;
         self
@@ -100,10 +119,10 @@ impl InstagramBuilder {
         self
     }
 
-    /// Graph settings (retries, rate limits, timeouts). Its base URL and version are set from
+    /// How Graph queries are retried and paced. Where they go follows from the platform,
     /// the endpoints and [`graph_version`](Self::graph_version).
-    pub fn graph_config(mut self, config: GraphConfig) -> Self {
-        self.graph = Some(config);
+    pub fn graph_policy(mut self, policy: GraphPolicy) -> Self {
+        self.graph = policy;
         self
     }
 
@@ -118,27 +137,31 @@ impl InstagramBuilder {
             .unwrap_or_else(|| Endpoints::production(self.platform));
         let config = AppConfig::new(self.platform, self.app_id, self.app_secret, self.redirect_uri)?
             .with_endpoints(endpoints)?;
-        // igdisplay's own backends time out by themselves; a custom one gets the pipeline's timer.
-        let (backend, timer) = match self.backend {
-            Some(backend) => (backend, true),
-            None => (default_backend(self.backend_config)?, false),
+        // igdisplay's own backends time out by themselves; one of yours gets the wrapper.
+        let backend: SharedBackend = match self.backend {
+            Some(OwnBackend::NeedsTimeout(backend)) => Arc::new(Timeout::new(
+                backend,
+                self.backend_config.request_timeout,
+                self.clock.clone(),
+            )),
+            Some(OwnBackend::TimesOut(backend)) => backend,
+            None => default_backend(self.backend_config)?,
         };
-        let mut graph = match self.graph {
-            Some(graph) => graph,
-            None if timer => GraphConfig::new(self.platform),
-            None => GraphConfig::new(self.platform).backend_timeout_only(),
-        }
-        .base_url(config.endpoints.graph_base.clone());
+        let mut endpoint = GraphEndpoint::new(self.platform).base_url(config.endpoints.graph_base.clone());
         if let Some(version) = self.graph_version {
-            graph = graph.version(version);
+            endpoint = endpoint.version(version);
         }
+        let jitter = Arc::new(self.graph.jitter_seed.map_or_else(Jitter::random, Jitter::seeded));
         let auth = AuthClient::new(config, backend.clone()).with_clock(self.clock.clone());
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let tokens = TokenManager::with_policy(auth.clone(), store, self.policy);
         Ok(Instagram {
             auth,
             tokens,
-            graph,
+            endpoint,
+            pacer: Arc::new(Pacer::new(self.graph.rate_limit)),
+            jitter,
+            policy: self.graph,
             backend,
             clock: self.clock,
         })
@@ -161,7 +184,10 @@ fn default_backend(_config: BackendConfig) -> Result<SharedBackend, BuildError> 
 pub struct Instagram {
     auth: AuthClient,
     tokens: TokenManager,
-    graph: GraphConfig,
+    endpoint: GraphEndpoint,
+    policy: GraphPolicy,
+    pacer: Arc<Pacer>,
+    jitter: Arc<Jitter>,
     backend: SharedBackend,
     clock: SharedClock,
 }
@@ -187,7 +213,7 @@ impl Instagram {
             store: None,
             clock: Arc::new(SystemClock),
             policy: RefreshPolicy::default(),
-            graph: None,
+            graph: GraphPolicy::default(),
         }
     }
 
@@ -235,28 +261,34 @@ impl Instagram {
         self.tokens.complete_login(pending, redirect).await
     }
 
+    /// The rate-limit state every Graph client of this app shares: an app-level throttle
+    /// pauses every user's queries, a user-level one that user's.
+    pub fn pacer(&self) -> &Arc<Pacer> {
+        &self.pacer
+    }
+
     /// Graph queries as `user`, whose stored token is refreshed when due before each request.
+    /// Cheap: call it per request. Every client shares this app's [`pacer`](Self::pacer).
     pub fn graph(&self, user: &UserId) -> GraphClient {
         let source = ManagedToken {
             tokens: self.tokens.clone(),
             user: user.clone(),
         };
-        GraphClient::with_clock(
-            self.backend.clone(),
-            Arc::new(source),
-            self.graph.clone(),
-            self.clock.clone(),
-        )
+        self.graph_client(Arc::new(source)).user(user.clone()).build()
     }
 
-    /// Graph queries with a token you hold yourself.
+    /// Graph queries with a token you hold yourself. Its throttles count as the app's.
     pub fn graph_with_token(&self, token: AccessToken) -> GraphClient {
-        GraphClient::with_clock(
-            self.backend.clone(),
-            Arc::new(igdisplay_graph::StaticToken::new(token)),
-            self.graph.clone(),
-            self.clock.clone(),
-        )
+        self.graph_client(Arc::new(igdisplay_graph::StaticToken::new(token)))
+            .build()
+    }
+
+    fn graph_client(&self, token: Arc<dyn TokenSource>) -> igdisplay_graph::GraphClientBuilder {
+        GraphClient::builder(self.backend.clone(), self.endpoint.clone(), token)
+            .clock(self.clock.clone())
+            .policy(self.policy)
+            .pacer(self.pacer.clone())
+            .jitter(self.jitter.clone())
     }
 }
 
@@ -283,6 +315,11 @@ impl igdisplay_http::Clock for FollowMock {
     async fn sleep(&self, duration: std::time::Duration) {
         self.0.advance(duration);
     }
+
+    /// A stalled mock is stalled in real time: its own clock is frozen between steps.
+    async fn timer(&self, duration: std::time::Duration) {
+        igdisplay_http::SystemClock.timer(duration).await;
+    }
 }
 
 /// The token manager as the Graph client's token source.
@@ -294,7 +331,15 @@ struct ManagedToken {
 
 #[async_trait::async_trait]
 impl TokenSource for ManagedToken {
-    async fn access_token(&self) -> Result<AccessToken, BoxError> {
-        Ok(self.tokens.access_token(&self.user).await?)
+    async fn access_token(&self) -> Result<AccessToken, TokenUnavailable> {
+        self.tokens
+            .access_token(&self.user)
+            .await
+            .map_err(|error| match error {
+                TokenError::Expired { expired_at } => LoginRequired::Expired { expired_at }.into(),
+                TokenError::NoToken(_) => LoginRequired::NoToken.into(),
+                error if error.requires_reauthorization() => LoginRequired::Revoked.into(),
+                error => TokenUnavailable::Failed(Box::new(error)),
+            })
     }
 }

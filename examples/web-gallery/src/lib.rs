@@ -334,8 +334,7 @@ fn current_user(app: &App, headers: &HeaderMap, next: &str) -> Result<UserId, Bo
 
 /// Maps a Graph failure to a page; an expired or revoked token logs the session out.
 fn graph_failure(app: &App, headers: &HeaderMap, error: &igdisplay::graph::Error) -> Response {
-    let expired = error.is_invalid_token() || matches!(error, igdisplay::graph::Error::Token(_));
-    if expired {
+    if error.requires_login() {
         let (id, _) = session_id(app, headers);
         if let Some(session) = app.sessions().get_mut(&id) {
             session.user = None;

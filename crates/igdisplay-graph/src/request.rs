@@ -1,0 +1,488 @@
+//! The queries as complete request values: resource handle → [`GraphRequest`] → `.send()`.
+//!
+//! A request renders its whole [`HttpRequest`] for a token without I/O
+//! ([`to_http`](GraphRequest::to_http)) and reads a response without I/O
+//! ([`parse`](GraphRequest::parse)); [`send`](GraphRequest::send) is the pipeline between
+//! the two. One generic request serves every node: the node type says the path, the fields
+//! and what the body decodes to.
+
+use crate::fields::{Field, FieldList, MediaField, UserField};
+use crate::{Error, GraphClient};
+use bytes::Bytes;
+use futures_util::stream::{self, BoxStream, StreamExt};
+use igdisplay_http::{HttpRequest, HttpResponse, append_query};
+use igdisplay_model::{
+    AccessToken, ErrorBody, ErrorClass, ListResponse, Media, MediaId, Timestamp, User, UserId,
+};
+use std::collections::{HashSet, VecDeque};
+use std::marker::PhantomData;
+
+/// Empty pages tolerated in a row before a stream gives up.
+pub const MAX_EMPTY_PAGES: u32 = 3;
+
+/// A stream of media over every page.
+pub type MediaStream = BoxStream<'static, Result<Media, Error>>;
+
+/// `GET /me` or `GET /{user-id}`.
+pub type UserRequest = GraphRequest<UserNode>;
+/// `GET /{media-id}`.
+pub type MediaRequest = GraphRequest<MediaNode>;
+/// `GET /{media-id}/children`: an album's images and videos.
+pub type ChildrenRequest = GraphRequest<ChildrenEdge>;
+/// `GET /{user-id}/media`: one page with `send`, every item with `into_stream`.
+pub type MediaListRequest = GraphRequest<MediaEdge>;
+
+/// One page of an edge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Page<T> {
+    /// The items, newest first for the media edge.
+    pub items: Vec<T>,
+    /// The cursor of the page before this one.
+    pub before: Option<String>,
+    /// The cursor of the page after this one, when Instagram says there is one.
+    pub after: Option<String>,
+}
+
+impl<T> Page<T> {
+    fn from_list(list: ListResponse<T>) -> Self {
+        let after = list.next_cursor().map(str::to_owned);
+        let before = list
+            .paging
+            .as_ref()
+            .filter(|p| p.previous.is_some())
+            .and_then(|p| p.before())
+            .map(str::to_owned);
+        Self {
+            items: list.data,
+            before,
+            after,
+        }
+    }
+
+    /// Whether another page follows.
+    pub fn has_next(&self) -> bool {
+        self.after.is_some()
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A node or edge of the Graph API: where it lives, its fields and what its body decodes to.
+/// Implemented by [`UserNode`], [`MediaNode`], [`ChildrenEdge`] and [`MediaEdge`] only.
+pub trait Node: sealed::Sealed + Send + Sync + 'static {
+    /// The node's fields.
+    type Field: Field;
+    /// What a success body decodes to.
+    type Output: Send;
+
+    /// The path below the base URL for an id.
+    #[doc(hidden)]
+    fn path(id: &str) -> String;
+
+    /// Decodes a success body.
+    #[doc(hidden)]
+    fn decode(body: &[u8], secrets: &[&str]) -> Result<Self::Output, Error>;
+}
+
+/// The User node: `/me` or `/{user-id}`, decoded as [`User`].
+#[derive(Debug)]
+pub struct UserNode;
+/// The Media node: `/{media-id}`, decoded as [`Media`].
+#[derive(Debug)]
+pub struct MediaNode;
+/// An album's children: `/{media-id}/children`, one [`Page`] of [`Media`].
+#[derive(Debug)]
+pub struct ChildrenEdge;
+/// A user's media: `/{user-id}/media`, one [`Page`] of [`Media`] per request.
+#[derive(Debug)]
+pub struct MediaEdge;
+
+impl sealed::Sealed for UserNode {}
+impl sealed::Sealed for MediaNode {}
+impl sealed::Sealed for ChildrenEdge {}
+impl sealed::Sealed for MediaEdge {}
+
+impl Node for UserNode {
+    type Field = UserField;
+    type Output = User;
+    fn path(id: &str) -> String {
+        id.to_owned()
+    }
+    fn decode(body: &[u8], secrets: &[&str]) -> Result<User, Error> {
+        Ok(igdisplay_model::decode(body, secrets)?)
+    }
+}
+
+impl Node for MediaNode {
+    type Field = MediaField;
+    type Output = Media;
+    fn path(id: &str) -> String {
+        id.to_owned()
+    }
+    fn decode(body: &[u8], secrets: &[&str]) -> Result<Media, Error> {
+        Ok(igdisplay_model::decode(body, secrets)?)
+    }
+}
+
+impl Node for ChildrenEdge {
+    type Field = MediaField;
+    type Output = Page<Media>;
+    fn path(id: &str) -> String {
+        format!("{id}/children")
+    }
+    fn decode(body: &[u8], secrets: &[&str]) -> Result<Page<Media>, Error> {
+        Ok(Page::from_list(igdisplay_model::decode(body, secrets)?))
+    }
+}
+
+impl Node for MediaEdge {
+    type Field = MediaField;
+    type Output = Page<Media>;
+    fn path(id: &str) -> String {
+        format!("{id}/media")
+    }
+    fn decode(body: &[u8], secrets: &[&str]) -> Result<Page<Media>, Error> {
+        Ok(Page::from_list(igdisplay_model::decode(body, secrets)?))
+    }
+}
+
+/// Nodes whose requests can carry album children by field expansion.
+pub trait ExpandsChildren: Node<Field = MediaField> {}
+impl ExpandsChildren for MediaNode {}
+impl ExpandsChildren for MediaEdge {}
+
+impl GraphClient {
+    /// The token's own user (`/me`).
+    pub fn me(&self) -> UserRequest {
+        GraphRequest::new(self.clone(), "me")
+    }
+
+    /// A user by id (`/{user-id}`).
+    pub fn user(&self, id: &UserId) -> UserRequest {
+        GraphRequest::new(self.clone(), id.as_str())
+    }
+
+    /// The token user's media (`/me/media`).
+    pub fn my_media(&self) -> MediaListRequest {
+        GraphRequest::new(self.clone(), "me")
+    }
+
+    /// A user's media (`/{user-id}/media`).
+    pub fn user_media(&self, id: &UserId) -> MediaListRequest {
+        GraphRequest::new(self.clone(), id.as_str())
+    }
+
+    /// A media item (`/{media-id}`).
+    pub fn media(&self, id: &MediaId) -> MediaRequest {
+        GraphRequest::new(self.clone(), id.as_str())
+    }
+
+    /// An album's items (`/{media-id}/children`), with the fields children can carry.
+    pub fn children(&self, album: &MediaId) -> ChildrenRequest {
+        let mut request = GraphRequest::new(self.clone(), album.as_str());
+        request.fields = FieldList::of(MediaField::child_fields());
+        request
+    }
+}
+
+/// Refuses ids that could change the path (`/`, `?`, `..`): ids are digits, or `me`.
+fn path_segment(id: &str) -> Result<&str, &'static str> {
+    let valid =
+        !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    valid.then_some(id).ok_or("an id must be alphanumeric")
+}
+
+/// The paging parameters of the media edge.
+#[derive(Clone, Debug, Default)]
+struct PageParams {
+    limit: Option<u32>,
+    after: Option<String>,
+    before: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+}
+
+/// A Graph query of node `N` as a value: build it from a [`GraphClient`] handle
+/// ([`me`](GraphClient::me), [`my_media`](GraphClient::my_media), ...), adjust it, then
+/// [`send`](Self::send) it, or render it yourself with [`to_http`](Self::to_http).
+///
+/// ```
+/// use igdisplay_graph::{GraphClient, GraphEndpoint, UserField};
+/// use igdisplay_http::test_util::{FnBackend, json_response};
+/// use igdisplay_model::{AccessToken, Platform};
+/// use std::sync::Arc;
+///
+/// let backend = Arc::new(FnBackend::new(|_| Ok(json_response(200, "{}"))));
+/// let client = GraphClient::with_token(backend, GraphEndpoint::new(Platform::InstagramLogin), AccessToken::new("T0KEN"));
+/// let request = client.me().fields(&[UserField::Username]).to_http(&AccessToken::new("T0KEN"))?;
+/// assert_eq!(
+///     request.uri(),
+///     "https://graph.instagram.com/me?fields=id%2Cusername&access_token=T0KEN"
+/// );
+/// # Ok::<(), igdisplay_graph::Error>(())
+/// ```
+#[must_use = "a request does nothing until .send() is awaited"]
+pub struct GraphRequest<N: Node> {
+    client: GraphClient,
+    path: Result<String, &'static str>,
+    fields: FieldList,
+    paging: PageParams,
+    node: PhantomData<fn() -> N>,
+}
+
+impl<N: Node> Clone for GraphRequest<N> {
+    fn clone(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            path: self.path.clone(),
+            fields: self.fields.clone(),
+            paging: self.paging.clone(),
+            node: PhantomData,
+        }
+    }
+}
+
+impl<N: Node> std::fmt::Debug for GraphRequest<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphRequest")
+            .field("node", &std::any::type_name::<N>())
+            .field("path", &self.path)
+            .field("fields", &self.fields.to_param())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<N: Node> GraphRequest<N> {
+    /// The request for `id`, validated now, with the platform's default fields.
+    fn new(client: GraphClient, id: &str) -> Self {
+        let fields = FieldList::of(N::Field::defaults(client.endpoint().platform));
+        Self {
+            path: path_segment(id).map(N::path),
+            client,
+            fields,
+            paging: PageParams::default(),
+            node: PhantomData,
+        }
+    }
+
+    /// Requests exactly `fields` (`id` is always included; a `children{...}` expansion is kept).
+    pub fn fields(mut self, fields: &[N::Field]) -> Self {
+        self.fields.replace(fields.iter().map(|f| f.as_str()));
+        self
+    }
+
+    /// Requests every field the platform serves.
+    pub fn all_fields(self) -> Self {
+        let platform = self.client.endpoint().platform;
+        self.fields(N::Field::all(platform))
+    }
+
+    /// The `fields=` value as it will be sent.
+    pub fn field_param(&self) -> String {
+        self.fields.to_param()
+    }
+
+    /// The whole request for `token`, built without I/O: `GET
+    /// {base}[/{version}]/{path}?fields=...[&paging]&access_token=...`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRequest`] for an id that is not alphanumeric, or a base URL that does
+    /// not form a URI.
+    pub fn to_http(&self, token: &AccessToken) -> Result<HttpRequest, Error> {
+        let path = self
+            .path
+            .as_deref()
+            .map_err(|reason| Error::InvalidRequest(reason))?;
+        let mut uri = self.client.endpoint().url(path);
+        let fields = self.fields.to_param();
+        let paging = &self.paging;
+        let limit = paging.limit.map(|l| l.to_string());
+        let since = paging.since.map(|s| s.to_string());
+        let until = paging.until.map(|u| u.to_string());
+        let pairs = [
+            ("fields", Some(fields.as_str())),
+            ("limit", limit.as_deref()),
+            ("since", since.as_deref()),
+            ("until", until.as_deref()),
+            ("after", paging.after.as_deref()),
+            ("before", paging.before.as_deref()),
+            ("access_token", Some(token.expose_secret())),
+        ];
+        append_query(&mut uri, pairs.into_iter().filter_map(|(k, v)| Some((k, v?))));
+        http::Request::get(uri)
+            .header(http::header::ACCEPT, "application/json")
+            .body(Bytes::new())
+            .map_err(|_| Error::InvalidRequest("the base URL and path do not form a valid URI"))
+    }
+
+    /// Reads a response to this request, sent with `token`, without I/O: the decoded body,
+    /// or the typed error an error response means. A rate-limit error carries no pause here:
+    /// the pipeline adds the one it computes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`], [`Error::RateLimited`], [`Error::UnexpectedResponse`] for an error
+    /// status; [`Error::Decode`] for a success body of the wrong shape.
+    pub fn parse(&self, response: &HttpResponse, token: &AccessToken) -> Result<N::Output, Error> {
+        let secrets = [token.expose_secret()];
+        if response.status().is_success() {
+            return N::decode(response.body(), &secrets);
+        }
+        Err(error_response(response, &secrets))
+    }
+
+    /// Sends the request through the client's pipeline (pacing, token, retries).
+    ///
+    /// # Errors
+    ///
+    /// Every [`Error`]; [`Error::requires_login`] says when only a new login helps and
+    /// [`Error::is_retryable`] when a later try may succeed.
+    pub async fn send(self) -> Result<N::Output, Error> {
+        self.client.clone().execute(&self).await
+    }
+}
+
+/// The typed error an error response means.
+fn error_response(response: &HttpResponse, secrets: &[&str]) -> Error {
+    let status = response.status().as_u16();
+    let graph = match ErrorBody::parse(response.body()) {
+        Some(ErrorBody::Graph(body)) => Some(body.error),
+        _ => None,
+    };
+    let class = graph
+        .as_ref()
+        .map(|e| e.class(status))
+        .unwrap_or_else(|| igdisplay_model::classify(0, None, false, status));
+    match graph {
+        _ if class == ErrorClass::RateLimited => Error::RateLimited {
+            usage: None,
+            retry_after: None,
+            error: graph.map(Box::new),
+        },
+        Some(error) => Error::Api {
+            status,
+            class,
+            error: Box::new(error),
+            attempts: 1,
+        },
+        None => Error::UnexpectedResponse {
+            status,
+            snippet: igdisplay_model::snippet(response.body(), secrets),
+        },
+    }
+}
+
+impl<N: ExpandsChildren> GraphRequest<N> {
+    /// Fetches album items in the same request by field expansion (`children{...}`): a whole
+    /// library costs one request per page, not one per album.
+    pub fn with_children(mut self) -> Self {
+        self.fields
+            .expand_children(MediaField::child_fields().iter().map(|f| f.as_str()));
+        self
+    }
+}
+
+impl GraphRequest<MediaEdge> {
+    /// Items per page (Instagram's default is 25; about 100 is the useful maximum).
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.paging.limit = Some(limit.max(1));
+        self
+    }
+
+    /// Starts after this cursor.
+    pub fn after(mut self, cursor: impl Into<String>) -> Self {
+        self.paging.after = Some(cursor.into());
+        self
+    }
+
+    /// Ends before this cursor.
+    pub fn before(mut self, cursor: impl Into<String>) -> Self {
+        self.paging.before = Some(cursor.into());
+        self
+    }
+
+    /// Only media published at or after this instant.
+    pub fn since(mut self, instant: Timestamp) -> Self {
+        self.paging.since = Some(instant.unix());
+        self
+    }
+
+    /// Only media published at or before this instant.
+    pub fn until(mut self, instant: Timestamp) -> Self {
+        self.paging.until = Some(instant.unix());
+        self
+    }
+
+    /// Every item over every page, newest first, holding one page in memory.
+    ///
+    /// Each next request is rebuilt from the `after` cursor against the configured base URL;
+    /// `paging.next` is never followed, so the token never goes to a host it names. The stream
+    /// ends after the page without a next cursor, and fails with [`Error::PaginationLoop`] on a
+    /// repeated cursor or [`Error::TooManyEmptyPages`] after [`MAX_EMPTY_PAGES`] empty pages in
+    /// a row. After an error it ends.
+    pub fn into_stream(mut self) -> MediaStream {
+        self.paging.before = None;
+        let state = StreamState {
+            cursor: self.paging.after.take(),
+            template: self,
+            buffer: VecDeque::new(),
+            seen: HashSet::new(),
+            empty_run: 0,
+            finished: false,
+        };
+        stream::unfold(state, StreamState::next).boxed()
+    }
+}
+
+struct StreamState {
+    template: MediaListRequest,
+    cursor: Option<String>,
+    buffer: VecDeque<Media>,
+    seen: HashSet<String>,
+    empty_run: u32,
+    finished: bool,
+}
+
+impl StreamState {
+    async fn next(mut self) -> Option<(Result<Media, Error>, Self)> {
+        loop {
+            if let Some(item) = self.buffer.pop_front() {
+                return Some((Ok(item), self));
+            }
+            if self.finished {
+                return None;
+            }
+            let mut request = self.template.clone();
+            request.paging.after = self.cursor.take();
+            let page = match request.send().await {
+                Ok(page) => page,
+                Err(error) => return self.fail(error),
+            };
+            if page.items.is_empty() {
+                self.empty_run += 1;
+                if self.empty_run >= MAX_EMPTY_PAGES && page.after.is_some() {
+                    let run = self.empty_run;
+                    return self.fail(Error::TooManyEmptyPages(run));
+                }
+            } else {
+                self.empty_run = 0;
+            }
+            match page.after {
+                None => self.finished = true,
+                Some(cursor) if !self.seen.insert(cursor.clone()) => return self.fail(Error::PaginationLoop),
+                Some(cursor) => self.cursor = Some(cursor),
+            }
+            self.buffer = page.items.into();
+        }
+    }
+
+    fn fail(mut self, error: Error) -> Option<(Result<Media, Error>, Self)> {
+        self.finished = true;
+        self.buffer.clear();
+        Some((Err(error), self))
+    }
+}

@@ -1,0 +1,126 @@
+//! [`Timeout`]: the one timeout mechanism, a backend around a backend that gives up after a
+//! limit measured on the injected [`Clock`].
+
+use crate::{Clock, HttpBackend, HttpRequest, HttpResponse, SharedClock, TransportError, TransportErrorKind};
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+/// Wraps a backend so that every request fails with [`TransportErrorKind::Timeout`] once
+/// `limit` has passed on `clock` without a complete response.
+///
+/// igdisplay's own backends time out by themselves
+/// ([`BackendConfig::request_timeout`](crate::BackendConfig)); the facade wraps only a backend
+/// you bring. On a [`ManualClock`](crate::ManualClock) the limit passes only when the test
+/// moves the clock, so a timeout is tested without waiting.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use igdisplay_http::{HttpBackend, HttpRequest, HttpResponse, ManualClock, Timeout, TransportError};
+/// use std::{sync::Arc, time::Duration};
+///
+/// #[derive(Debug)]
+/// struct Answers;
+///
+/// #[async_trait::async_trait]
+/// impl HttpBackend for Answers {
+///     async fn send(&self, _: HttpRequest) -> Result<HttpResponse, TransportError> {
+///         Ok(HttpResponse::new("{}".into()))
+///     }
+/// }
+///
+/// let timed = Timeout::new(Answers, Duration::from_secs(30), Arc::new(ManualClock::at_unix(0)));
+/// let response = timed.send(HttpRequest::new(Default::default())).await.unwrap();
+/// assert_eq!(response.body().as_ref(), b"{}");
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Timeout<B> {
+    inner: B,
+    limit: Duration,
+    clock: SharedClock,
+}
+
+impl<B: HttpBackend> Timeout<B> {
+    /// `inner`, giving up after `limit` on `clock`.
+    pub fn new(inner: B, limit: Duration, clock: SharedClock) -> Self {
+        Self { inner, limit, clock }
+    }
+
+    /// The wrapped backend.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    /// The limit.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+}
+
+#[async_trait::async_trait]
+impl<B: HttpBackend> HttpBackend for Timeout<B> {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        within(&*self.clock, self.limit, self.inner.send(request)).await
+    }
+}
+
+/// Runs `future` until it completes or `limit` passes on `clock`, whichever is first; a
+/// response that is ready wins over a timer that fires in the same poll.
+pub(crate) async fn within<T>(
+    clock: &dyn Clock,
+    limit: Duration,
+    future: impl Future<Output = Result<T, TransportError>>,
+) -> Result<T, TransportError> {
+    let mut future = pin!(future);
+    let mut timer = pin!(clock.timer(limit));
+    poll_fn(|cx| {
+        if let Poll::Ready(outcome) = future.as_mut().poll(cx) {
+            return Poll::Ready(outcome);
+        }
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(TransportError::new(TransportErrorKind::Timeout))),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+    use std::sync::Arc;
+
+    #[derive(Debug)]
+    struct Stalls;
+
+    #[async_trait::async_trait]
+    impl HttpBackend for Stalls {
+        async fn send(&self, _: HttpRequest) -> Result<HttpResponse, TransportError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_request_times_out_when_the_clock_passes_the_limit() {
+        let clock = ManualClock::at_unix(0);
+        let timed = Arc::new(Timeout::new(
+            Stalls,
+            Duration::from_secs(30),
+            Arc::new(clock.clone()),
+        ));
+        let pending = {
+            let timed = timed.clone();
+            tokio::spawn(async move { timed.send(HttpRequest::new(bytes::Bytes::new())).await })
+        };
+        tokio::task::yield_now().await;
+        clock.advance(Duration::from_secs(29));
+        tokio::task::yield_now().await;
+        assert!(!pending.is_finished(), "timed out before the limit");
+        clock.advance(Duration::from_secs(1));
+        let error = pending.await.unwrap().unwrap_err();
+        assert!(error.is_timeout());
+    }
+}
