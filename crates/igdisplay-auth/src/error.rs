@@ -199,10 +199,11 @@ impl TokenError {
         classify(request, outcome)
     }
 
-    /// Whether the same request may succeed if tried again later: exactly when the client's
-    /// send loop retries it (a rate limit counts: it may succeed after the pause).
+    /// Whether the client's send loop retries this failure: exactly when [`retry`](Self::retry)
+    /// says [`Retry::Backoff`]. A rate limit ([`Retry::AfterPause`]) is not retried by the token
+    /// client, which has no pacing of its own: try again after the pause.
     pub fn is_retryable(&self) -> bool {
-        self.retry().is_retry()
+        self.retry() == Retry::Backoff
     }
 }
 

@@ -804,3 +804,68 @@ async fn backends_are_interchangeable() {
         .unwrap();
     assert_eq!(client.exchange_code(grant).await.unwrap().user_id.as_str(), "5");
 }
+
+/// What a backend answers in one scenario of the retry agreement test.
+#[derive(Clone, Copy, Debug)]
+enum Answer {
+    Transport(igdisplay_http::TransportErrorKind),
+    Status(u16, &'static str),
+}
+
+/// Every transport failure kind, the statuses, both error shapes and the Graph classes.
+fn token_answers() -> Vec<Answer> {
+    use igdisplay_http::TransportErrorKind as T;
+    let mut answers: Vec<Answer> = [T::Timeout, T::Connect, T::Io, T::Body, T::BodyTooLarge, T::InvalidRequest, T::Other]
+        .into_iter()
+        .map(Answer::Transport)
+        .collect();
+    let bodies: &[&'static str] = &[
+        "<html>not json</html>",
+        r#"{"error_type":"OAuthException","code":400,"error_message":"Invalid authorization code"}"#,
+        r#"{"error":{"message":"m","code":1}}"#,
+        r#"{"error":{"message":"m","code":4}}"#,
+        r#"{"error":{"message":"m","code":100}}"#,
+        r#"{"error":{"message":"m","code":190,"error_subcode":460}}"#,
+    ];
+    for status in [400, 429, 500, 503] {
+        answers.extend(bodies.iter().map(|body| Answer::Status(status, body)));
+    }
+    answers
+}
+
+fn answering(answer: Answer, sent: Arc<std::sync::atomic::AtomicU32>) -> AuthClient {
+    let backend = FnBackend::new(move |_| {
+        sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match answer {
+            Answer::Transport(kind) => Err(igdisplay_http::TransportError::new(kind)),
+            Answer::Status(status, body) => Ok(json_response(status, body)),
+        }
+    });
+    let config = AppConfig::new(Platform::InstagramLogin, APP_ID, AppSecret::new(SECRET), REDIRECT).unwrap();
+    AuthClient::new(config, Arc::new(backend))
+        .with_clock(Arc::new(ManualClock::at_unix(START)))
+        .with_retry(igdisplay_http::RetryPolicy::default().max_attempts(2))
+        .with_jitter_seed(1)
+}
+
+#[tokio::test]
+async fn is_retryable_answers_exactly_what_the_send_loop_does_for_both_request_kinds() {
+    for answer in token_answers() {
+        let sent = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let client = answering(answer, sent.clone());
+        let authorization = client.authorize().build().unwrap();
+        let redirect = format!("code=C&state={}", state_of(&authorization.url));
+        let grant = authorization
+            .pending
+            .verify(Callback::parse(&redirect).unwrap(), client.clock().now())
+            .unwrap();
+        let error = client.exchange_code(grant).await.unwrap_err();
+        let retried = sent.swap(0, std::sync::atomic::Ordering::SeqCst) == 2;
+        assert_eq!(error.is_retryable(), retried, "exchange, {answer:?}: {error:?}");
+
+        let old = long_record("1", "OLD-TOKEN", client.clock().now() - 2 * DAY);
+        let error = client.refresh(&old).await.unwrap_err();
+        let retried = sent.load(std::sync::atomic::Ordering::SeqCst) == 2;
+        assert_eq!(error.is_retryable(), retried, "refresh, {answer:?}: {error:?}");
+    }
+}

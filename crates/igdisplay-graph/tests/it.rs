@@ -979,3 +979,121 @@ async fn no_error_shows_the_token_or_the_url() {
         assert!(!text.contains("access_token="), "{text}");
     }
 }
+
+/// What a backend answers in one scenario of the retry agreement test.
+#[derive(Clone, Copy, Debug)]
+enum Answer {
+    Transport(igdisplay_http::TransportErrorKind),
+    Status(u16, &'static str),
+}
+
+/// Every transport failure kind, the statuses, and every Graph code of the reference.
+fn answers() -> Vec<Answer> {
+    use igdisplay_http::TransportErrorKind as T;
+    let mut answers: Vec<Answer> = [T::Timeout, T::Connect, T::Io, T::Body, T::BodyTooLarge, T::InvalidRequest, T::Other]
+        .into_iter()
+        .map(Answer::Transport)
+        .collect();
+    for status in [400, 403, 404, 429, 500, 502, 503] {
+        answers.push(Answer::Status(status, "<html>not json</html>"));
+    }
+    let graph: &[&'static str] = &[
+        r#"{"error":{"message":"m","code":1}}"#,
+        r#"{"error":{"message":"m","code":2,"is_transient":true}}"#,
+        r#"{"error":{"message":"m","code":4}}"#,
+        r#"{"error":{"message":"m","code":10}}"#,
+        r#"{"error":{"message":"m","code":17}}"#,
+        r#"{"error":{"message":"m","code":32}}"#,
+        r#"{"error":{"message":"m","code":100}}"#,
+        r#"{"error":{"message":"m","code":102}}"#,
+        r#"{"error":{"message":"m","code":190,"error_subcode":463}}"#,
+        r#"{"error":{"message":"m","code":200}}"#,
+        r#"{"error":{"message":"m","code":341}}"#,
+        r#"{"error":{"message":"m","code":368}}"#,
+        r#"{"error":{"message":"m","code":613}}"#,
+        r#"{"error":{"message":"m","code":2500}}"#,
+        r#"{"error":{"message":"m","code":80002}}"#,
+        r#"{"error":{"message":"m","code":12345,"is_transient":true}}"#,
+    ];
+    for body in graph {
+        answers.push(Answer::Status(400, body));
+        answers.push(Answer::Status(500, body));
+    }
+    answers
+}
+
+#[tokio::test]
+async fn is_retryable_answers_exactly_what_the_pipeline_does() {
+    for answer in answers() {
+        let sent = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = sent.clone();
+        let backend = igdisplay_http::test_util::FnBackend::new(move |_| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            match answer {
+                Answer::Transport(kind) => Err(igdisplay_http::TransportError::new(kind)),
+                Answer::Status(status, body) => Ok(igdisplay_http::test_util::json_response(status, body)),
+            }
+        });
+        let client = GraphClient::builder(
+            Arc::new(backend),
+            GraphEndpoint::new(Platform::InstagramLogin),
+            Arc::new(igdisplay_graph::StaticToken::new(AccessToken::new(TOKEN))),
+        )
+        .policy(
+            GraphPolicy::default()
+                .retry(RetryPolicy::default().max_attempts(2))
+                .jitter_seed(1),
+        )
+        .clock(Arc::new(ManualClock::at_unix(1_700_000_000)))
+        .build();
+        let error = client.me().send().await.unwrap_err();
+        let retried = sent.load(std::sync::atomic::Ordering::SeqCst) == 2;
+        assert_eq!(error.is_retryable(), retried, "{answer:?}: {error:?}");
+    }
+}
+
+/// Two users' clients sharing one fail-fast pacer: user 1 is throttled with `code`; then
+/// user 2 asks. Returns user 2's outcome and how many requests user 2 sent.
+async fn second_user_after_a_throttle(code: i64) -> (Result<igdisplay_model::User, Error>, usize) {
+    let clock = ManualClock::at_unix(1_700_000_000);
+    let capture = CapturingBackend::new(igdisplay_http::test_util::FnBackend::new(move |request| {
+        let throttled = request.uri().query().is_some_and(|q| q.ends_with("access_token=USER1"));
+        Ok(if throttled {
+            let body = format!(r#"{{"error":{{"message":"limit","code":{code}}}}}"#);
+            igdisplay_http::test_util::json_response(403, body)
+        } else {
+            igdisplay_http::test_util::json_response(200, r#"{"id":"2"}"#)
+        })
+    }));
+    let pacer = Arc::new(igdisplay_graph::Pacer::new(RateLimitPolicy::default().fail_fast()));
+    let client = |user: &str, token: &str| {
+        GraphClient::builder(
+            Arc::new(capture.clone()),
+            GraphEndpoint::new(Platform::InstagramLogin),
+            Arc::new(igdisplay_graph::StaticToken::new(AccessToken::new(token))),
+        )
+        .pacer(pacer.clone())
+        .user(UserId::new(user))
+        .clock(Arc::new(clock.clone()))
+        .build()
+    };
+    let error = client("1", "USER1").me().send().await.unwrap_err();
+    assert!(error.is_rate_limited(), "{error:?}");
+    let before = capture.count();
+    let second = client("2", "USER2").me().send().await;
+    (second, capture.count() - before)
+}
+
+#[tokio::test]
+async fn an_app_level_throttle_pauses_every_users_queries() {
+    let (second, sent) = second_user_after_a_throttle(4).await;
+    assert!(second.unwrap_err().is_rate_limited());
+    assert_eq!(sent, 0, "refused locally, without a request");
+}
+
+#[tokio::test]
+async fn a_user_level_throttle_pauses_only_that_users_queries() {
+    let (second, sent) = second_user_after_a_throttle(17).await;
+    assert_eq!(second.unwrap().id.as_str(), "2");
+    assert_eq!(sent, 1);
+}
