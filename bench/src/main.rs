@@ -16,7 +16,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use igdisplay::Instagram;
 use igdisplay::auth::Endpoints;
 use igdisplay::http::{HyperBackend, ReqwestBackend};
-use igdisplay::model::{AccessToken, AppSecret, Platform, User};
+use igdisplay::model::{AccessToken, Platform, User};
 use procs::Server;
 use report::{Report, Sample};
 use std::process::Command;
@@ -265,17 +265,13 @@ async fn memory(plan: &Plan, report: &mut Report) -> Result<(), String> {
 }
 
 fn instagram_for(base: &str, backend: igdisplay::http::SharedBackend) -> Result<Instagram, String> {
-    // igdisplay's own backends time out by themselves: no timeout wrapper around them.
-    Instagram::builder(
-        Platform::InstagramLogin,
-        "1",
-        AppSecret::new("unused"),
-        "https://example.com/",
-    )
-    .endpoints(Endpoints::single_origin(base))
-    .backend_with_own_timeout(backend)
-    .build()
-    .map_err(|e| e.to_string())
+    // Read-only: queries with a given token need no app credentials. igdisplay's own
+    // backends time out by themselves: no timeout wrapper around them.
+    Instagram::read_only(Platform::InstagramLogin)
+        .endpoints(Endpoints::single_origin(base))
+        .backend_with_own_timeout(backend)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// 3. `me()` through the facade vs a hand-written loop, per backend, against bare hyper.

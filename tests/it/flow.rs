@@ -2,6 +2,7 @@
 
 use crate::{cases, login};
 use futures_util::TryStreamExt;
+use igdisplay::Instagram;
 use igdisplay::auth::TokenKind;
 use igdisplay::http::{HttpBackend, http};
 use igdisplay::model::{MediaType, Platform};
@@ -83,10 +84,15 @@ async fn login_profile_media_albums_and_automatic_refresh() {
 }
 
 #[tokio::test]
-async fn a_dashboard_token_can_be_imported_and_used() {
+async fn a_read_only_client_serves_and_refreshes_a_dashboard_token() {
     for case in cases() {
         let mock = case.mock();
-        let instagram = case.client(&mock);
+        let instagram = Instagram::read_only(case.platform)
+            .mock(mock.base_url())
+            .backend(case.backend())
+            .clock(igdisplay::follow_mock_clock(&mock))
+            .build()
+            .unwrap();
         let issued = mock.issue_token("cafe_nova", true).unwrap();
         let user = igdisplay::model::UserId::new(issued.user_id);
         let record = igdisplay::auth::TokenRecord::new(
@@ -100,5 +106,19 @@ async fn a_dashboard_token_can_be_imported_and_used() {
         instagram.tokens().import(record).await.unwrap();
         let me = instagram.graph(&user).me().send().await.unwrap();
         assert_eq!(me.username.as_deref(), Some("cafe_nova"), "{case:?}");
+        // Refreshing needs only the token: at day 51 it is renewed on the next query.
+        mock.advance(Duration::from_secs(51 * 86_400));
+        instagram.graph(&user).me().send().await.unwrap();
+        mock.expect_requests("GET", "/refresh_access_token", 1).unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_read_only_client_refuses_to_log_in_with_a_typed_error() {
+    let instagram = Instagram::read_only(Platform::InstagramLogin).build().unwrap();
+    let error = instagram.authorize().build().unwrap_err();
+    assert!(
+        matches!(error, igdisplay::auth::AuthorizeError::NoAppCredentials),
+        "{error:?}"
+    );
 }

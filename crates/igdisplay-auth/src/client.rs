@@ -68,6 +68,14 @@ impl AuthClient {
         &self.clock
     }
 
+    /// The app secret to mask in anything shown, or nothing for a read-only client.
+    fn app_secret(&self) -> &str {
+        self.config
+            .app
+            .as_ref()
+            .map_or("", |app| app.app_secret.expose_secret())
+    }
+
     /// Starts an authorization: configure scopes and options, then `.build()` for the URL
     /// and the pending authorization to keep.
     pub fn authorize(&self) -> AuthorizeBuilder {
@@ -80,15 +88,17 @@ impl AuthClient {
     ///
     /// [`TokenError::ConfigMismatch`] when the grant was made for another app, redirect URI
     /// or token endpoint: the code is never sent anywhere else.
+    /// [`TokenError::NoAppCredentials`] for a read-only client.
     pub fn code_exchange_request(&self, grant: &AuthorizationGrant) -> Result<HttpRequest, TokenError> {
-        if grant.binding != Binding::of(&self.config) {
+        let app = self.config.credentials()?;
+        if grant.binding != Binding::of(self.config.platform, app, &self.config.endpoints) {
             return Err(TokenError::ConfigMismatch);
         }
         let body = encode_query([
-            ("client_id", self.config.app_id.as_str()),
-            ("client_secret", self.config.app_secret.expose_secret()),
+            ("client_id", app.app_id.as_str()),
+            ("client_secret", app.app_secret.expose_secret()),
             ("grant_type", "authorization_code"),
-            ("redirect_uri", self.config.redirect_uri.as_str()),
+            ("redirect_uri", app.redirect_uri.as_str()),
             ("code", grant.code.expose_secret()),
         ]);
         build(
@@ -102,11 +112,15 @@ impl AuthClient {
     ///
     /// # Errors
     ///
-    /// Only when the configured base URL cannot form a request.
+    /// [`TokenError::NoAppCredentials`] for a read-only client (the exchange needs the app
+    /// secret), or when the configured base URL cannot form a request.
     pub fn long_lived_request(&self, short_lived: &AccessToken) -> Result<HttpRequest, TokenError> {
         let query = encode_query([
             ("grant_type", "ig_exchange_token"),
-            ("client_secret", self.config.app_secret.expose_secret()),
+            (
+                "client_secret",
+                self.config.credentials()?.app_secret.expose_secret(),
+            ),
             ("access_token", short_lived.expose_secret()),
         ]);
         build(
@@ -151,7 +165,7 @@ impl AuthClient {
     #[tracing::instrument(name = "igdisplay.exchange_code", skip_all, fields(platform = %self.config.platform))]
     pub async fn exchange_code(&self, grant: AuthorizationGrant) -> Result<TokenRecord, TokenError> {
         let request = self.code_exchange_request(&grant)?;
-        let secrets = [grant.code.expose_secret(), self.config.app_secret.expose_secret()];
+        let secrets = [grant.code.expose_secret(), self.app_secret()];
         let (body, sent_at): (CodeExchangeResponse, _) =
             self.call(request, RequestKind::SingleUse, &secrets).await?;
         let mut record = TokenRecord::new(
@@ -207,10 +221,7 @@ impl AuthClient {
         request: HttpRequest,
         from: &TokenRecord,
     ) -> Result<TokenRecord, TokenError> {
-        let secrets = [
-            from.access_token.expose_secret(),
-            self.config.app_secret.expose_secret(),
-        ];
+        let secrets = [from.access_token.expose_secret(), self.app_secret()];
         let (body, sent_at): (LongLivedTokenResponse, _) =
             self.call(request, RequestKind::Idempotent, &secrets).await?;
         let lifetime = if body.expires_in == 0 {

@@ -120,11 +120,25 @@ pub enum ConfigError {
 }
 
 /// Everything the authorization flow needs to know about the app.
+///
+/// A configuration without [`AppCredentials`] ([`AppConfig::read_only`]) serves stored or
+/// dashboard tokens: it refreshes them, but logins and token exchanges need the credentials
+/// and fail with [`TokenError::NoAppCredentials`](crate::TokenError::NoAppCredentials).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct AppConfig {
     /// Which API.
     pub platform: Platform,
+    /// The app's credentials, when logins are to be made.
+    pub app: Option<AppCredentials>,
+    /// Where requests go.
+    pub endpoints: Endpoints,
+}
+
+/// What logging users in needs: the app's id and secret and its registered redirect URI.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct AppCredentials {
     /// The Instagram App ID (`client_id`).
     pub app_id: String,
     /// The Instagram App Secret (`client_secret`).
@@ -132,11 +146,30 @@ pub struct AppConfig {
     /// The redirect URI, byte for byte as registered in the App Dashboard (mind the
     /// trailing `/` the dashboard may add).
     pub redirect_uri: String,
-    /// Where requests go.
-    pub endpoints: Endpoints,
 }
 
 impl AppConfig {
+    /// A configuration for stored or dashboard tokens only, on Instagram's production hosts:
+    /// no app id, secret or redirect URI. Tokens are refreshed (that needs only the token);
+    /// logins and exchanges fail with a typed error.
+    pub fn read_only(platform: Platform) -> Self {
+        Self {
+            platform,
+            app: None,
+            endpoints: Endpoints::production(platform),
+        }
+    }
+
+    /// The app's credentials.
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError::NoAppCredentials`](crate::TokenError::NoAppCredentials) for a read-only
+    /// configuration.
+    pub fn credentials(&self) -> Result<&AppCredentials, crate::TokenError> {
+        self.app.as_ref().ok_or(crate::TokenError::NoAppCredentials)
+    }
+
     /// A configuration on Instagram's production hosts.
     ///
     /// # Errors
@@ -162,9 +195,11 @@ impl AppConfig {
         }
         Ok(Self {
             platform,
-            app_id,
-            app_secret,
-            redirect_uri,
+            app: Some(AppCredentials {
+                app_id,
+                app_secret,
+                redirect_uri,
+            }),
             endpoints: Endpoints::production(platform),
         })
     }

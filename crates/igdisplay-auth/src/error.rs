@@ -141,6 +141,13 @@ pub enum TokenError {
     /// The configured endpoint does not form a request URI; nothing was sent.
     #[error("the configured endpoint does not form a valid request URI")]
     InvalidEndpoint,
+    /// The client was built without app credentials (read-only, for stored or dashboard
+    /// tokens): logins and token exchanges need the app id, secret and redirect URI.
+    #[error(
+        "this client has no app credentials: logging in and exchanging tokens need the app id, \
+         app secret and redirect URI"
+    )]
+    NoAppCredentials,
     /// The authorization grant was made for another app, redirect URI or token endpoint.
     #[error("the authorization was started with another configuration (app, redirect URI or endpoint)")]
     ConfigMismatch,

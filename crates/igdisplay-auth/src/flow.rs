@@ -30,6 +30,18 @@ pub const STATE_BYTES: usize = 32;
 pub struct RandomnessError(#[source] getrandom::Error);
 
 /// `n` bytes from the OS CSPRNG, base64url without padding.
+/// Why no authorize URL could be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthorizeError {
+    /// The client has no app credentials (it was built read-only).
+    #[error("this client has no app credentials: an authorize URL needs the app id and redirect URI")]
+    NoAppCredentials,
+    /// The OS random generator failed; no state could be made.
+    #[error(transparent)]
+    Randomness(#[from] RandomnessError),
+}
+
 pub(crate) fn random_token(bytes: usize) -> Result<String, RandomnessError> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(RandomnessError)?;
@@ -112,8 +124,10 @@ impl AuthorizeBuilder {
     ///
     /// # Errors
     ///
-    /// [`RandomnessError`] when the OS random generator fails.
-    pub fn build(self) -> Result<Authorization, RandomnessError> {
+    /// [`AuthorizeError::NoAppCredentials`] for a read-only client, and
+    /// [`AuthorizeError::Randomness`] when the OS random generator fails.
+    pub fn build(self) -> Result<Authorization, AuthorizeError> {
+        let credentials = self.config.app.as_ref().ok_or(AuthorizeError::NoAppCredentials)?;
         let state = random_token(STATE_BYTES)?;
         let mut scopes: Vec<String> = Vec::with_capacity(self.scopes.len() + 1);
         let required = crate::scopes::required(self.config.platform);
@@ -126,8 +140,8 @@ impl AuthorizeBuilder {
         let scope = scopes.join(",");
         let config = &self.config;
         let mut pairs = vec![
-            ("client_id", config.app_id.as_str()),
-            ("redirect_uri", config.redirect_uri.as_str()),
+            ("client_id", credentials.app_id.as_str()),
+            ("redirect_uri", credentials.redirect_uri.as_str()),
             ("response_type", "code"),
             ("scope", scope.as_str()),
             ("state", state.as_str()),
@@ -155,7 +169,7 @@ impl AuthorizeBuilder {
             state: CsrfState::new(state),
             created_at: Timestamp::from_system_time(self.now),
             expires_at: Timestamp::from_system_time(self.now + self.ttl),
-            binding: Binding::of(config),
+            binding: Binding::of(config.platform, credentials, &config.endpoints),
             scopes,
         };
         Ok(Authorization { url, pending })
@@ -172,12 +186,12 @@ pub(crate) struct Binding {
 }
 
 impl Binding {
-    pub(crate) fn of(config: &AppConfig) -> Self {
+    pub(crate) fn of(platform: Platform, app: &crate::AppCredentials, endpoints: &crate::Endpoints) -> Self {
         Self {
-            platform: config.platform,
-            client_id: config.app_id.clone(),
-            redirect_uri: config.redirect_uri.clone(),
-            token_endpoint: config.endpoints.api_base.clone(),
+            platform,
+            client_id: app.app_id.clone(),
+            redirect_uri: app.redirect_uri.clone(),
+            token_endpoint: endpoints.api_base.clone(),
         }
     }
 }

@@ -12,11 +12,11 @@ mod token;
 
 pub use callback::{Callback, CallbackOutcome, MAX_CALLBACK_LEN};
 pub use client::AuthClient;
-pub use config::{AppConfig, ConfigError, Endpoints, Platform, scopes};
+pub use config::{AppConfig, AppCredentials, ConfigError, Endpoints, Platform, scopes};
 pub use error::{CallbackError, StoreError, TokenError};
 pub use flow::{
-    Authorization, AuthorizationGrant, AuthorizeBuilder, DEFAULT_STATE_TTL, PendingAuthorization,
-    PendingAuthorizations, RandomnessError, STATE_BYTES,
+    Authorization, AuthorizationGrant, AuthorizeBuilder, AuthorizeError, DEFAULT_STATE_TTL,
+    PendingAuthorization, PendingAuthorizations, RandomnessError, STATE_BYTES,
 };
 pub use manager::{LoginError, TokenManager};
 pub use signed_request::{

@@ -108,7 +108,7 @@ impl Settings {
     /// A client. With `need_app`, the app id, secret and redirect URI must be configured;
     /// otherwise (reading with a stored token) they may be absent.
     pub(crate) async fn instagram(&self, need_app: bool) -> Result<Instagram, Failure> {
-        let (app_id, secret, redirect) = if need_app {
+        let app = if need_app {
             let id = self.app_id.clone().ok_or_else(|| {
                 Failure::usage("no app id is configured", "pass --app-id or set IGDISPLAY_APP_ID")
             })?;
@@ -118,18 +118,10 @@ impl Settings {
                     "set IGDISPLAY_APP_SECRET or pass --app-secret-file (never the secret itself on the command line)",
                 )
             })?;
-            (id, secret, self.redirect_uri()?.to_owned())
+            Some((id, secret, self.redirect_uri()?.to_owned()))
         } else {
-            // Reading and refreshing use only the stored token: these are never sent.
-            (
-                self.app_id.clone().unwrap_or_else(|| "0".to_owned()),
-                self.app_secret
-                    .clone()
-                    .unwrap_or_else(|| AppSecret::new("unused")),
-                self.redirect_uri
-                    .clone()
-                    .unwrap_or_else(|| "https://localhost/".to_owned()),
-            )
+            // Reading and refreshing need only the stored token.
+            None
         };
         if self.platform == Platform::BasicDisplay && self.endpoints.is_production() {
             eprintln!(
@@ -141,9 +133,13 @@ impl Settings {
         // One backend (one TLS setup) for everything this invocation sends.
         let backend = igdisplay::http::default_backend(Default::default())
             .map_err(|e| Failure::runtime(crate::fail::chain(&e)))?;
-        let mut builder = Instagram::builder(self.platform, app_id, secret, redirect)
+        let builder = match app {
+            Some((id, secret, redirect)) => Instagram::builder(self.platform, id, secret, redirect),
+            None => Instagram::read_only(self.platform),
+        };
+        let mut builder = builder
             .endpoints(self.endpoints.clone())
-            .backend(backend.clone())
+            .backend_with_own_timeout(backend.clone())
             .store(store);
         if let Some(mock) = &self.mock {
             builder = builder.clock(mock_clock(mock, &*backend).await);

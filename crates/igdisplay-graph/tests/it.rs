@@ -990,10 +990,18 @@ enum Answer {
 /// Every transport failure kind, the statuses, and every Graph code of the reference.
 fn answers() -> Vec<Answer> {
     use igdisplay_http::TransportErrorKind as T;
-    let mut answers: Vec<Answer> = [T::Timeout, T::Connect, T::Io, T::Body, T::BodyTooLarge, T::InvalidRequest, T::Other]
-        .into_iter()
-        .map(Answer::Transport)
-        .collect();
+    let mut answers: Vec<Answer> = [
+        T::Timeout,
+        T::Connect,
+        T::Io,
+        T::Body,
+        T::BodyTooLarge,
+        T::InvalidRequest,
+        T::Other,
+    ]
+    .into_iter()
+    .map(Answer::Transport)
+    .collect();
     for status in [400, 403, 404, 429, 500, 502, 503] {
         answers.push(Answer::Status(status, "<html>not json</html>"));
     }
@@ -1057,7 +1065,10 @@ async fn is_retryable_answers_exactly_what_the_pipeline_does() {
 async fn second_user_after_a_throttle(code: i64) -> (Result<igdisplay_model::User, Error>, usize) {
     let clock = ManualClock::at_unix(1_700_000_000);
     let capture = CapturingBackend::new(igdisplay_http::test_util::FnBackend::new(move |request| {
-        let throttled = request.uri().query().is_some_and(|q| q.ends_with("access_token=USER1"));
+        let throttled = request
+            .uri()
+            .query()
+            .is_some_and(|q| q.ends_with("access_token=USER1"));
         Ok(if throttled {
             let body = format!(r#"{{"error":{{"message":"limit","code":{code}}}}}"#);
             igdisplay_http::test_util::json_response(403, body)
@@ -1065,7 +1076,9 @@ async fn second_user_after_a_throttle(code: i64) -> (Result<igdisplay_model::Use
             igdisplay_http::test_util::json_response(200, r#"{"id":"2"}"#)
         })
     }));
-    let pacer = Arc::new(igdisplay_graph::Pacer::new(RateLimitPolicy::default().fail_fast()));
+    let pacer = Arc::new(igdisplay_graph::Pacer::new(
+        RateLimitPolicy::default().fail_fast(),
+    ));
     let client = |user: &str, token: &str| {
         GraphClient::builder(
             Arc::new(capture.clone()),

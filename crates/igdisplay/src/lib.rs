@@ -47,9 +47,7 @@ enum OwnBackend {
 #[must_use = "call .build() to get the client"]
 pub struct InstagramBuilder {
     platform: Platform,
-    app_id: String,
-    app_secret: AppSecret,
-    redirect_uri: String,
+    app: Option<(String, AppSecret, String)>,
     backend: Option<OwnBackend>,
     backend_config: BackendConfig,
     endpoints: Option<Endpoints>,
@@ -135,8 +133,11 @@ impl InstagramBuilder {
         let endpoints = self
             .endpoints
             .unwrap_or_else(|| Endpoints::production(self.platform));
-        let config = AppConfig::new(self.platform, self.app_id, self.app_secret, self.redirect_uri)?
-            .with_endpoints(endpoints)?;
+        let config = match self.app {
+            Some((id, secret, redirect)) => AppConfig::new(self.platform, id, secret, redirect)?,
+            None => AppConfig::read_only(self.platform),
+        }
+        .with_endpoints(endpoints)?;
         // igdisplay's own backends time out by themselves; one of yours gets the wrapper.
         let backend: SharedBackend = match self.backend {
             Some(OwnBackend::NeedsTimeout(backend)) => Arc::new(Timeout::new(
@@ -194,18 +195,36 @@ pub struct Instagram {
 
 impl Instagram {
     /// A builder for an app of `platform` with its Instagram App ID and Secret and the exact
-    /// redirect URI registered for it.
+    /// redirect URI registered for it: everything, logins included.
     pub fn builder(
         platform: Platform,
         app_id: impl Into<String>,
         app_secret: AppSecret,
         redirect_uri: impl Into<String>,
     ) -> InstagramBuilder {
+        Self::builder_for(platform, Some((app_id.into(), app_secret, redirect_uri.into())))
+    }
+
+    /// A builder for stored or dashboard tokens only: no app id, secret or redirect URI.
+    /// Queries and token refresh work; [`authorize`](Self::authorize) and
+    /// [`complete_login`](Self::complete_login) fail with a typed error
+    /// (`AuthorizeError::NoAppCredentials`, `TokenError::NoAppCredentials`).
+    ///
+    /// ```
+    /// use igdisplay::{Instagram, model::Platform};
+    ///
+    /// let instagram = Instagram::read_only(Platform::InstagramLogin).build()?;
+    /// assert!(instagram.authorize().build().is_err());
+    /// # Ok::<(), igdisplay::BuildError>(())
+    /// ```
+    pub fn read_only(platform: Platform) -> InstagramBuilder {
+        Self::builder_for(platform, None)
+    }
+
+    fn builder_for(platform: Platform, app: Option<(String, AppSecret, String)>) -> InstagramBuilder {
         InstagramBuilder {
             platform,
-            app_id: app_id.into(),
-            app_secret,
-            redirect_uri: redirect_uri.into(),
+            app,
             backend: None,
             backend_config: BackendConfig::default(),
             endpoints: None,

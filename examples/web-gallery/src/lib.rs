@@ -418,8 +418,13 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
 /// Verifies Meta's `signed_request`, then forgets the user's token and sessions.
 async fn forget(app: &App, form: &HashMap<String, String>) -> Result<String, Response> {
     let value = form.get("signed_request").map(String::as_str).unwrap_or_default();
-    let secret = &app.instagram.auth().config().app_secret;
-    let request = verify_signed_request(secret, value)
+    let credentials = app
+        .instagram
+        .auth()
+        .config()
+        .credentials()
+        .map_err(|_| (StatusCode::SERVICE_UNAVAILABLE, "this site has no app secret").into_response())?;
+    let request = verify_signed_request(&credentials.app_secret, value)
         .map_err(|_| (StatusCode::BAD_REQUEST, "invalid signed_request").into_response())?;
     let _ = app.instagram.tokens().logout(&request.user_id).await;
     for session in app.sessions().values_mut() {
