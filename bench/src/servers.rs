@@ -19,11 +19,15 @@ pub(crate) fn mock(generate: Option<usize>) -> Result<(), String> {
         .workers(2)
         .start()
         .map_err(|e| e.to_string())?;
-    let token = server.issue_token("jayposiris", true).ok_or("no token")?;
+    let token = server
+        .issue_token("jayposiris", igdisplay::mock::TokenLifetime::LongLived)
+        .map_err(|e| e.to_string())?;
     println!("listening on {}", server.base_url());
     println!("token {}", token.access_token);
     if generate.is_some() {
-        let bulk = server.issue_token("bulk", true).ok_or("no token")?;
+        let bulk = server
+            .issue_token("bulk", igdisplay::mock::TokenLifetime::LongLived)
+            .map_err(|e| e.to_string())?;
         println!("bulk-token {}", bulk.access_token);
     }
     println!("ready");

@@ -1,11 +1,14 @@
 //! Every documented failure, end to end, for every backend and platform.
 
-use crate::{REDIRECT, browse, cases, login};
+use crate::{REDIRECT, cases, login};
 use igdisplay::auth::{CallbackError, LoginError, TokenError};
 use igdisplay::graph::Error;
 use igdisplay::mock::{Fault, FaultKind};
 use igdisplay::model::{AppSecret, ErrorClass};
 use std::time::Duration;
+
+/// The CSRF state of the first login where a test writes callbacks itself.
+const STATE: &str = "FIRST";
 
 #[tokio::test]
 async fn a_cancelled_login_is_a_typed_denial_and_sends_nothing() {
@@ -13,7 +16,7 @@ async fn a_cancelled_login_is_a_typed_denial_and_sends_nothing() {
         let mock = case.mock();
         let instagram = case.client(&mock);
         let authorization = instagram.authorize().build().unwrap();
-        let redirect = browse(&instagram, &authorization.url, "&mock_deny=1").await;
+        let redirect = mock.deny(&authorization.url).unwrap();
         let error = instagram
             .complete_login(authorization.pending, &redirect)
             .await
@@ -31,32 +34,15 @@ async fn a_reused_code_is_refused_and_revokes_the_first_token() {
     for case in cases() {
         let mock = case.mock();
         let instagram = case.client(&mock);
-        let authorization = instagram.authorize().build().unwrap();
-        let redirect = browse(&instagram, &authorization.url, "&mock_approve_as=jayposiris").await;
+        let authorization = instagram.authorize().fixed_state(STATE).build().unwrap();
+        let redirect = mock.approve(&authorization.url, "jayposiris").unwrap();
         let token = instagram
             .complete_login(authorization.pending, &redirect)
             .await
             .unwrap();
         // The same code again, under a fresh (valid) state, as a double-submitted callback would.
-        let again = instagram.authorize().build().unwrap();
-        let state = again
-            .url
-            .split("state=")
-            .nth(1)
-            .unwrap()
-            .split('&')
-            .next()
-            .unwrap()
-            .to_owned();
-        let code = redirect
-            .split("code=")
-            .nth(1)
-            .unwrap()
-            .split('&')
-            .next()
-            .unwrap()
-            .to_owned();
-        let replay = format!("{REDIRECT}?code={code}&state={state}#_");
+        let again = instagram.authorize().fixed_state("AGAIN").build().unwrap();
+        let replay = redirect.replace(&format!("&state={STATE}"), "&state=AGAIN");
         let error = instagram
             .complete_login(again.pending, &replay)
             .await
@@ -76,7 +62,7 @@ async fn an_expired_token_asks_for_a_new_login_without_a_request() {
     for case in cases() {
         let mock = case.mock();
         let instagram = case.client(&mock);
-        let token = login(&instagram, "jayposiris").await;
+        let token = login(&mock, &instagram, "jayposiris").await;
         mock.advance(Duration::from_secs(61 * 86_400));
         let before = mock.requests_total();
         let error = instagram.graph(&token.user_id).me().send().await.unwrap_err();
@@ -90,7 +76,7 @@ async fn an_expired_token_asks_for_a_new_login_without_a_request() {
 }
 
 #[tokio::test]
-async fn wrong_credentials_and_configurations_are_typed() {
+async fn a_wrong_app_secret_is_an_invalid_client_error() {
     for case in cases() {
         let mock = case.mock();
         let app = mock.app();
@@ -101,7 +87,7 @@ async fn wrong_credentials_and_configurations_are_typed() {
                 .build()
                 .unwrap();
         let authorization = wrong.authorize().build().unwrap();
-        let redirect = browse(&wrong, &authorization.url, "&mock_approve_as=jayposiris").await;
+        let redirect = mock.approve(&authorization.url, "jayposiris").unwrap();
         let error = wrong
             .complete_login(authorization.pending, &redirect)
             .await
@@ -110,11 +96,17 @@ async fn wrong_credentials_and_configurations_are_typed() {
             matches!(error, LoginError::Token(TokenError::InvalidClient { .. })),
             "{case:?}: {error:?}"
         );
+    }
+}
 
-        // A code obtained for one redirect URI is never sent by a client configured with another.
+#[tokio::test]
+async fn a_grant_is_never_sent_by_a_client_configured_with_another_redirect_uri() {
+    for case in cases() {
+        let mock = case.mock();
+        let app = mock.app();
         let right = case.client(&mock);
         let authorization = right.authorize().build().unwrap();
-        let redirect = browse(&right, &authorization.url, "&mock_approve_as=jayposiris").await;
+        let redirect = mock.approve(&authorization.url, "jayposiris").unwrap();
         let other = igdisplay::Instagram::builder(
             case.platform,
             app.id.clone(),
@@ -150,23 +142,31 @@ async fn wrong_credentials_and_configurations_are_typed() {
 }
 
 #[tokio::test]
-async fn transient_failures_are_retried_and_rate_limits_surface() {
+async fn transient_graph_errors_are_retried_until_success() {
     for case in cases() {
-        let mock = case.mock_with(|b| b.calls_per_hour(Some(3)));
+        let mock = case.mock();
         let instagram = case.client(&mock);
-        let token = login(&instagram, "jayposiris").await;
+        let token = login(&mock, &instagram, "jayposiris").await;
         let graph = instagram.graph(&token.user_id);
         mock.add_fault(Fault::new("/me", FaultKind::GraphTransient).times(2));
         graph.me().send().await.unwrap();
         mock.expect_requests("GET", "/me", 3).unwrap();
-        // The limit (3 an hour) is reached: the client waits what the policy allows (on the
-        // mock's clock), then reports the rate limit.
-        let error = graph
-            .my_media()
-            .send()
-            .await
-            .and(graph.my_media().send().await)
-            .unwrap_err();
+    }
+}
+
+#[tokio::test]
+async fn a_spent_hourly_budget_surfaces_as_a_rate_limit() {
+    for case in cases() {
+        let mock = case.mock_with(|b| b.calls_per_hour(Some(3)));
+        let instagram = case.client(&mock);
+        let token = login(&mock, &instagram, "jayposiris").await;
+        let graph = instagram.graph(&token.user_id);
+        // Three calls spend the limit (3 an hour); on the fourth the client waits what the
+        // policy allows (on the mock's clock), then reports the rate limit.
+        for _ in 0..3 {
+            graph.my_media().send().await.unwrap();
+        }
+        let error = graph.my_media().send().await.unwrap_err();
         assert!(error.is_rate_limited(), "{case:?}: {error:?}");
         assert_eq!(error.class(), Some(ErrorClass::RateLimited));
     }
@@ -177,13 +177,23 @@ async fn a_truncated_or_dropped_response_is_retried_for_reads() {
     for case in cases() {
         let mock = case.mock();
         let instagram = case.client(&mock);
-        let token = login(&instagram, "jayposiris").await;
+        let token = login(&mock, &instagram, "jayposiris").await;
         let graph = instagram.graph(&token.user_id);
         mock.add_fault(Fault::new("/me/media", FaultKind::DropConnection).times(1));
         mock.add_fault(Fault::new("/me/media", FaultKind::ResetMidBody).times(1));
         let page = graph.my_media().send().await.unwrap();
         assert_eq!(page.items.len(), 25, "{case:?}");
         mock.expect_requests("GET", "/me/media", 3).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_success_body_is_a_typed_decode_error() {
+    for case in cases() {
+        let mock = case.mock();
+        let instagram = case.client(&mock);
+        let token = login(&mock, &instagram, "jayposiris").await;
+        let graph = instagram.graph(&token.user_id);
         mock.add_fault(Fault::new("/me", FaultKind::MalformedJson).times(1));
         let error = graph.me().send().await.unwrap_err();
         assert!(matches!(error, Error::Decode { .. }), "{case:?}: {error:?}");

@@ -15,7 +15,7 @@ async fn login_profile_media_albums_and_automatic_refresh() {
     for case in cases() {
         let mock = case.mock();
         let instagram = case.client(&mock);
-        let token = login(&instagram, "jayposiris").await;
+        let token = login(&mock, &instagram, "jayposiris").await;
         assert_eq!(token.kind, TokenKind::LongLived, "{case:?}");
         assert_eq!(token.user_id.as_str(), mock.users()[0].id);
         assert_eq!(token.expires_at.unix(), mock.now() + 5_184_000);
@@ -93,7 +93,9 @@ async fn a_read_only_client_serves_and_refreshes_a_dashboard_token() {
             .clock(igdisplay::follow_mock_clock(&mock))
             .build()
             .unwrap();
-        let issued = mock.issue_token("cafe_nova", true).unwrap();
+        let issued = mock
+            .issue_token("cafe_nova", igdisplay::mock::TokenLifetime::LongLived)
+            .unwrap();
         let user = igdisplay::model::UserId::new(issued.user_id);
         let record = igdisplay::auth::TokenRecord::new(
             user.clone(),

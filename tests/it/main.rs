@@ -7,7 +7,7 @@ mod failures;
 mod flow;
 
 use igdisplay::Instagram;
-use igdisplay::http::{HttpBackend, HyperBackend, ReqwestBackend, SharedBackend, http};
+use igdisplay::http::{HyperBackend, ReqwestBackend, SharedBackend};
 use igdisplay::mock::{MockPlatform, MockServer};
 use igdisplay::model::{AppSecret, Platform};
 use std::sync::Arc;
@@ -71,28 +71,14 @@ impl Case {
     }
 }
 
-/// Follows `url` with the mock's non-interactive approval (or denial) and returns where the
-/// browser would be sent.
-pub(crate) async fn browse(instagram: &Instagram, url: &str, extra: &str) -> String {
-    let request = http::Request::get(format!("{url}{extra}"))
-        .body(Default::default())
-        .unwrap();
-    let response = instagram.backend().send(request).await.unwrap();
-    match response.headers().get(http::header::LOCATION) {
-        Some(location) => location.to_str().unwrap().to_owned(),
-        None => panic!("no redirect: {}", String::from_utf8_lossy(response.body())),
-    }
-}
-
-/// A full login as `username`; returns the stored long-lived token record.
-pub(crate) async fn login(instagram: &Instagram, username: &str) -> igdisplay::auth::TokenRecord {
+/// A full login as `username`, approved in the mock's window; the stored long-lived token record.
+pub(crate) async fn login(
+    mock: &MockServer,
+    instagram: &Instagram,
+    username: &str,
+) -> igdisplay::auth::TokenRecord {
     let authorization = instagram.authorize().build().unwrap();
-    let redirect = browse(
-        instagram,
-        &authorization.url,
-        &format!("&mock_approve_as={username}"),
-    )
-    .await;
+    let redirect = mock.approve(&authorization.url, username).unwrap();
     instagram
         .complete_login(authorization.pending, &redirect)
         .await

@@ -58,16 +58,26 @@ pub struct AuthorizeBuilder {
     ttl: Duration,
     enable_fb_login: Option<bool>,
     force_reauth: Option<bool>,
+    fixed_state: Option<String>,
 }
 
-/// The URL to send the user to, and what to keep until they come back.
-#[derive(Debug)]
+/// The URL to send the user to, and what to keep until they come back. Its `Debug` masks
+/// the state inside the URL.
 #[non_exhaustive]
 pub struct Authorization {
     /// The authorize window URL. It holds the state: do not log it.
     pub url: String,
     /// Keep this (in a server-side session, or a file for a CLI) until the callback.
     pub pending: PendingAuthorization,
+}
+
+impl std::fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorization")
+            .field("url", &igdisplay_http::redact_uri(&self.url))
+            .field("pending", &self.pending)
+            .finish()
+    }
 }
 
 impl AuthorizeBuilder {
@@ -83,7 +93,33 @@ impl AuthorizeBuilder {
             ttl: DEFAULT_STATE_TTL,
             enable_fb_login: None,
             force_reauth: None,
+            fixed_state: None,
         }
+    }
+
+    /// Uses `state` instead of a fresh 256-bit random one, so that a test can compare whole
+    /// authorize URLs and write the callback it expects. Only with the `test-util` feature:
+    /// in production the state is the login's CSRF protection and must be unguessable.
+    ///
+    /// ```
+    /// use igdisplay_auth::{AppConfig, AuthClient, Platform};
+    /// use igdisplay_model::AppSecret;
+    /// # use std::sync::Arc;
+    /// # let backend = Arc::new(igdisplay_http::test_util::FnBackend::new(|_| unreachable!()));
+    /// let config = AppConfig::new(Platform::InstagramLogin, "1", AppSecret::new("s"), "https://app.example/cb")?;
+    /// let client = AuthClient::new(config, backend);
+    /// let authorization = client.authorize().fixed_state("S").build()?;
+    /// assert_eq!(
+    ///     authorization.url,
+    ///     "https://www.instagram.com/oauth/authorize?client_id=1&redirect_uri=https%3A%2F%2Fapp.example%2Fcb\
+    ///      &response_type=code&scope=instagram_business_basic&state=S"
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn fixed_state(mut self, state: &str) -> Self {
+        self.fixed_state = Some(state.to_owned());
+        self
     }
 
     /// Replaces the scopes. The platform's required scope is added if missing.
@@ -128,7 +164,10 @@ impl AuthorizeBuilder {
     /// [`AuthorizeError::Randomness`] when the OS random generator fails.
     pub fn build(self) -> Result<Authorization, AuthorizeError> {
         let credentials = self.config.app.as_ref().ok_or(AuthorizeError::NoAppCredentials)?;
-        let state = random_token(STATE_BYTES)?;
+        let state = match self.fixed_state {
+            Some(state) => state,
+            None => random_token(STATE_BYTES)?,
+        };
         let mut scopes: Vec<String> = Vec::with_capacity(self.scopes.len() + 1);
         let required = crate::scopes::required(self.config.platform);
         for scope in std::iter::once(required.to_owned()).chain(self.scopes) {
@@ -422,33 +461,26 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(1_700_000_000)
     }
 
-    fn state_of(url: &str) -> String {
-        url.split("state=")
-            .nth(1)
-            .unwrap()
-            .split('&')
-            .next()
-            .unwrap()
-            .to_owned()
-    }
-
     #[test]
     fn the_url_has_exactly_the_documented_parameters_each_encoded_once() {
         let auth = AuthorizeBuilder::new(config(Platform::BasicDisplay), now())
+            .fixed_state("S")
             .build()
             .unwrap();
-        let state = state_of(&auth.url);
-        let shown = auth.url.replace(&state, "[state]");
-        insta::assert_snapshot!(shown, @"https://api.instagram.com/oauth/authorize?client_id=684477648739411&redirect_uri=https%3A%2F%2Fapp.example%2Fauth%2F%3Fa%3D1%26b%3D2&response_type=code&scope=user_profile%2Cuser_media&state=[state]");
+        insta::assert_snapshot!(auth.url, @"https://api.instagram.com/oauth/authorize?client_id=684477648739411&redirect_uri=https%3A%2F%2Fapp.example%2Fauth%2F%3Fa%3D1%26b%3D2&response_type=code&scope=user_profile%2Cuser_media&state=S");
+    }
+
+    #[test]
+    fn instagram_login_options_follow_the_documented_parameters() {
         let auth = AuthorizeBuilder::new(config(Platform::InstagramLogin), now())
             .scope("instagram_business_manage_comments")
             .scope("instagram_business_basic")
             .enable_fb_login(false)
             .force_reauth(true)
+            .fixed_state("S")
             .build()
             .unwrap();
-        let shown = auth.url.replace(&state_of(&auth.url), "[state]");
-        insta::assert_snapshot!(shown, @"https://www.instagram.com/oauth/authorize?client_id=684477648739411&redirect_uri=https%3A%2F%2Fapp.example%2Fauth%2F%3Fa%3D1%26b%3D2&response_type=code&scope=instagram_business_basic%2Cinstagram_business_manage_comments&state=[state]&enable_fb_login=false&force_reauth=true");
+        insta::assert_snapshot!(auth.url, @"https://www.instagram.com/oauth/authorize?client_id=684477648739411&redirect_uri=https%3A%2F%2Fapp.example%2Fauth%2F%3Fa%3D1%26b%3D2&response_type=code&scope=instagram_business_basic%2Cinstagram_business_manage_comments&state=S&enable_fb_login=false&force_reauth=true");
     }
 
     #[test]
@@ -470,51 +502,47 @@ mod tests {
         Callback::parse(query).unwrap()
     }
 
-    #[test]
-    fn a_pending_authorization_checks_state_expiry_and_denial() {
-        let make = || {
-            AuthorizeBuilder::new(config(Platform::InstagramLogin), now())
-                .build()
-                .unwrap()
-        };
-        let auth = make();
-        let state = auth.pending.state.expose_secret().to_owned();
-        let grant = auth
+    /// A pending authorization whose state is `S`.
+    fn pending() -> PendingAuthorization {
+        AuthorizeBuilder::new(config(Platform::InstagramLogin), now())
+            .fixed_state("S")
+            .build()
+            .unwrap()
             .pending
-            .verify(callback(&format!("code=C1&state={state}#_")), now())
-            .unwrap();
-        assert_eq!(grant.code.expose_secret(), "C1");
+    }
 
-        let auth = make();
-        assert_eq!(
-            auth.pending
-                .verify(callback("code=C1&state=forged"), now())
-                .unwrap_err(),
-            CallbackError::StateMismatch
-        );
-        let auth = make();
-        assert_eq!(
-            auth.pending.verify(callback("code=C1"), now()).unwrap_err(),
-            CallbackError::MissingState
-        );
-        let auth = make();
-        let state = auth.pending.state.expose_secret().to_owned();
-        let late = now() + DEFAULT_STATE_TTL;
-        assert_eq!(
-            auth.pending
-                .verify(callback(&format!("code=C1&state={state}")), late)
-                .unwrap_err(),
-            CallbackError::AuthorizationExpired
-        );
-        let auth = make();
-        let denied = auth
-            .pending
-            .verify(
-                callback("error=access_denied&error_reason=user_denied&error_description=No"),
-                now(),
-            )
+    #[test]
+    fn the_matching_state_yields_the_code_without_its_fragment() {
+        let grant = pending().verify(callback("code=C1&state=S#_"), now()).unwrap();
+        assert_eq!(grant.code.expose_secret(), "C1");
+    }
+
+    #[test]
+    fn a_forged_state_is_a_mismatch() {
+        let error = pending()
+            .verify(callback("code=C1&state=forged"), now())
             .unwrap_err();
-        assert!(matches!(denied, CallbackError::Denied { ref reason, .. } if reason == "user_denied"));
+        assert_eq!(error, CallbackError::StateMismatch);
+    }
+
+    #[test]
+    fn a_missing_state_is_refused() {
+        let error = pending().verify(callback("code=C1"), now()).unwrap_err();
+        assert_eq!(error, CallbackError::MissingState);
+    }
+
+    #[test]
+    fn a_callback_after_the_ttl_has_expired() {
+        let late = now() + DEFAULT_STATE_TTL;
+        let error = pending().verify(callback("code=C1&state=S"), late).unwrap_err();
+        assert_eq!(error, CallbackError::AuthorizationExpired);
+    }
+
+    #[test]
+    fn a_denial_is_typed_with_its_reason() {
+        let denial = callback("error=access_denied&error_reason=user_denied&error_description=No");
+        let error = pending().verify(denial, now()).unwrap_err();
+        assert!(matches!(error, CallbackError::Denied { ref reason, .. } if reason == "user_denied"));
     }
 
     #[test]

@@ -23,6 +23,8 @@ const APP_ID: &str = "684477648739411";
 const SECRET: &str = "CANARY-APP-SECRET";
 const REDIRECT: &str = "https://socialsizzle.herokuapp.com/auth/";
 const START: u64 = 1_700_000_000;
+/// The CSRF state of every authorization in these tests (`fixed_state`).
+const STATE: &str = "CANARY-STATE";
 const DAY: Duration = Duration::from_secs(86_400);
 
 struct World {
@@ -61,16 +63,6 @@ fn client_for(base: &str, platform: Platform, clock: &ManualClock, timeout: Dura
         .unwrap();
     let backend = ReqwestBackend::with_config(BackendConfig::default().request_timeout(timeout)).unwrap();
     AuthClient::new(config, Arc::new(backend)).with_clock(Arc::new(clock.clone()))
-}
-
-fn state_of(url: &str) -> String {
-    url.split("state=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_owned()
 }
 
 fn exchange_form(code: &str) -> String {
@@ -164,8 +156,8 @@ async fn the_whole_flow_on_both_platforms() {
         )
         .await;
 
-        let authorization = w.client.authorize().build().unwrap();
-        let state = state_of(&authorization.url);
+        let authorization = w.client.authorize().fixed_state(STATE).build().unwrap();
+        let state = STATE;
         let redirect = format!("{REDIRECT}?code=AQDp3TtBQQ&state={state}#_");
         let grant = authorization
             .pending
@@ -200,11 +192,8 @@ async fn the_whole_flow_on_both_platforms() {
 #[tokio::test]
 async fn rendered_requests_redact_every_secret() {
     let w = world(Platform::BasicDisplay).await;
-    let authorization = w.client.authorize().build().unwrap();
-    let redirect = format!(
-        "{REDIRECT}?code=CANARY-CODE&state={}",
-        state_of(&authorization.url)
-    );
+    let authorization = w.client.authorize().fixed_state(STATE).build().unwrap();
+    let redirect = format!("{REDIRECT}?code=CANARY-CODE&state={}", STATE);
     let grant = authorization
         .pending
         .verify(Callback::parse(&redirect).unwrap(), w.clock.now())
@@ -244,8 +233,8 @@ async fn rendered_requests_redact_every_secret() {
 async fn refused_callbacks_send_nothing() {
     let w = world(Platform::InstagramLogin).await;
     let table = PendingAuthorizations::new();
-    let authorization = w.client.authorize().build().unwrap();
-    let state = state_of(&authorization.url);
+    let authorization = w.client.authorize().fixed_state(STATE).build().unwrap();
+    let state = STATE;
     table.insert(authorization.pending, w.clock.now());
     let now = w.clock.now();
     let cases: Vec<(String, CallbackError)> = vec![
@@ -295,8 +284,8 @@ async fn refused_callbacks_send_nothing() {
 #[tokio::test]
 async fn an_expired_or_denied_authorization_sends_nothing() {
     let w = world(Platform::BasicDisplay).await;
-    let authorization = w.client.authorize().build().unwrap();
-    let state = state_of(&authorization.url);
+    let authorization = w.client.authorize().fixed_state(STATE).build().unwrap();
+    let state = STATE;
     w.clock.advance(Duration::from_secs(10 * 60));
     let error = authorization
         .pending
@@ -307,8 +296,8 @@ async fn an_expired_or_denied_authorization_sends_nothing() {
         .unwrap_err();
     assert_eq!(error, CallbackError::AuthorizationExpired);
 
-    let authorization = w.client.authorize().build().unwrap();
-    let state = state_of(&authorization.url);
+    let authorization = w.client.authorize().fixed_state(STATE).build().unwrap();
+    let state = STATE;
     let denial = format!(
         "{REDIRECT}?error=access_denied&error_reason=user_denied&error_description=The+user+denied+your+request&state={state}#_"
     );
@@ -327,8 +316,8 @@ async fn an_expired_or_denied_authorization_sends_nothing() {
 async fn a_grant_is_never_sent_to_another_configuration() {
     let w = world(Platform::InstagramLogin).await;
     let other = MockServer::start().await;
-    let authorization = w.client.authorize().build().unwrap();
-    let redirect = format!("code=ABC&state={}", state_of(&authorization.url));
+    let authorization = w.client.authorize().fixed_state(STATE).build().unwrap();
+    let redirect = format!("code=ABC&state={STATE}");
     let grant = authorization
         .pending
         .verify(Callback::parse(&redirect).unwrap(), w.clock.now())
@@ -374,8 +363,8 @@ async fn oauth_errors_are_typed_and_never_retried() {
     ];
     for (code, body, expected) in cases {
         expect_exchange(&w.server, code, 400, body, 1).await;
-        let authorization = w.client.authorize().build().unwrap();
-        let redirect = format!("code={code}&state={}", state_of(&authorization.url));
+        let authorization = w.client.authorize().fixed_state(STATE).build().unwrap();
+        let redirect = format!("code={code}&state={STATE}");
         let grant = authorization
             .pending
             .verify(Callback::parse(&redirect).unwrap(), w.clock.now())
@@ -392,10 +381,11 @@ async fn oauth_errors_are_typed_and_never_retried() {
             ResponseTemplate::new(403).set_body_string(format!("<html>denied {SECRET} HTML</html>")),
         )
         .expect(1)
+        .named("POST /oauth/access_token")
         .mount(&w.server)
         .await;
-    let authorization = w.client.authorize().build().unwrap();
-    let redirect = format!("code=HTML&state={}", state_of(&authorization.url));
+    let authorization = w.client.authorize().fixed_state(STATE).build().unwrap();
+    let redirect = format!("code=HTML&state={STATE}");
     let grant = authorization
         .pending
         .verify(Callback::parse(&redirect).unwrap(), w.clock.now())
@@ -414,10 +404,11 @@ async fn a_code_exchange_that_times_out_is_sent_exactly_once() {
         .and(path("/oauth/access_token"))
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
         .expect(1)
+        .named("POST /oauth/access_token")
         .mount(&w.server)
         .await;
-    let authorization = w.client.authorize().build().unwrap();
-    let redirect = format!("code=SLOW&state={}", state_of(&authorization.url));
+    let authorization = w.client.authorize().fixed_state(STATE).build().unwrap();
+    let redirect = format!("code=SLOW&state={STATE}");
     let grant = authorization
         .pending
         .verify(Callback::parse(&redirect).unwrap(), w.clock.now())
@@ -451,8 +442,8 @@ async fn a_refused_connection_is_retried_because_nothing_was_sent() {
     let client = AuthClient::new(config, Arc::new(capture.clone()))
         .with_clock(Arc::new(clock.clone()))
         .with_jitter_seed(42);
-    let authorization = client.authorize().build().unwrap();
-    let redirect = format!("code=C&state={}", state_of(&authorization.url));
+    let authorization = client.authorize().fixed_state(STATE).build().unwrap();
+    let redirect = format!("code=C&state={STATE}");
     let grant = authorization
         .pending
         .verify(Callback::parse(&redirect).unwrap(), clock.now())
@@ -549,6 +540,7 @@ async fn graph_errors_on_token_endpoints_are_classified() {
             "application/json",
         ))
         .expect(1)
+        .named("GET /refresh_access_token")
         .mount(&w.server)
         .await;
     let token = long_record("1", "CANARY-LONG", w.clock.now() - 2 * DAY);
@@ -684,6 +676,7 @@ async fn a_failed_refresh_keeps_the_valid_token_and_backs_off() {
             "application/json",
         ))
         .expect(1)
+        .named("GET /refresh_access_token")
         .mount(&m.w.server)
         .await;
     m.w.clock.advance(Duration::from_secs(6 * 60));
@@ -744,8 +737,8 @@ async fn complete_login_runs_every_step_and_stores_the_token() {
         &long_lived_body("CANARY-LONG", 5_184_000),
     )
     .await;
-    let authorization = m.w.client.authorize().build().unwrap();
-    let state = state_of(&authorization.url);
+    let authorization = m.w.client.authorize().fixed_state(STATE).build().unwrap();
+    let state = STATE;
     let pending_json = serde_json::to_string(&authorization.pending).unwrap();
     // As a CLI would: the pending authorization went to disk and came back.
     let pending = serde_json::from_str(&pending_json).unwrap();
@@ -759,16 +752,17 @@ async fn complete_login_runs_every_step_and_stores_the_token() {
     assert_eq!(stored.access_token.expose_secret(), "CANARY-LONG");
 
     // Every type and error of the flow, printed every way, shows no secret.
-    let authorization = m.w.client.authorize().build().unwrap();
+    let authorization = m.w.client.authorize().fixed_state(STATE).build().unwrap();
     let callback_error: LoginError = CallbackError::StateMismatch.into();
     assert_no_canary(&[
         format!("{:?}", m.w.client),
         format!("{:?}", m.manager),
         format!("{:?}", authorization.pending),
+        format!("{authorization:?}"),
         format!("{record:?}"),
         format!("{callback_error} {callback_error:?}"),
     ]);
-    assert!(!format!("{:?}", authorization.pending).contains(&state_of(&authorization.url)));
+    assert!(!format!("{:?}", authorization.pending).contains(STATE));
 }
 
 fn chain(error: &dyn std::error::Error) -> String {
@@ -796,8 +790,8 @@ async fn backends_are_interchangeable() {
     }));
     let config = AppConfig::new(Platform::BasicDisplay, APP_ID, AppSecret::new(SECRET), REDIRECT).unwrap();
     let client = AuthClient::new(config, backend.clone());
-    let authorization = client.authorize().build().unwrap();
-    let redirect = format!("code=C&state={}", state_of(&authorization.url));
+    let authorization = client.authorize().fixed_state(STATE).build().unwrap();
+    let redirect = format!("code=C&state={STATE}");
     let grant = authorization
         .pending
         .verify(Callback::parse(&redirect).unwrap(), client.clock().now())
@@ -861,8 +855,8 @@ async fn is_retryable_answers_exactly_what_the_send_loop_does_for_both_request_k
     for answer in token_answers() {
         let sent = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let client = answering(answer, sent.clone());
-        let authorization = client.authorize().build().unwrap();
-        let redirect = format!("code=C&state={}", state_of(&authorization.url));
+        let authorization = client.authorize().fixed_state(STATE).build().unwrap();
+        let redirect = format!("code=C&state={STATE}");
         let grant = authorization
             .pending
             .verify(Callback::parse(&redirect).unwrap(), client.clock().now())

@@ -68,7 +68,7 @@ impl Env {
     /// Logs in with `auth url` and `auth callback`, as the mock approves for `user`.
     fn login(&self, user: &str) -> Value {
         let url = self.json(&["auth", "url"])["url"].as_str().unwrap().to_owned();
-        let location = get(&format!("{url}&mock_approve_as={user}")).1.unwrap();
+        let location = self.mock.approve(&url, user).unwrap();
         self.json(&["auth", "callback", &location])
     }
 }
@@ -281,8 +281,7 @@ fn login_listens_on_a_loopback_redirect_uri() {
         }
         url.push(char::from(byte[0]));
     }
-    let (_, location, _) = get(&format!("{}&mock_approve_as=jayposiris", url.trim()));
-    let location = location.unwrap();
+    let location = env.mock.approve(url.trim(), "jayposiris").unwrap();
     assert!(location.starts_with(&redirect) && location.ends_with("#_"));
     // A stray request first (a favicon): it must not consume the login.
     assert_eq!(get(&format!("http://127.0.0.1:{port}/favicon.ico")).0, 404);
@@ -302,7 +301,10 @@ fn login_listens_on_a_loopback_redirect_uri() {
 #[test]
 fn a_dashboard_token_is_imported_from_stdin() {
     let env = Env::new(MockPlatform::InstagramLogin);
-    let issued = env.mock.issue_token("cafe_nova", true).unwrap();
+    let issued = env
+        .mock
+        .issue_token("cafe_nova", igdisplay_mock::TokenLifetime::LongLived)
+        .unwrap();
     let mut child = env
         .command(&["token", "import", "--json"])
         .stdin(Stdio::piped())
@@ -355,7 +357,7 @@ fn failures_are_one_sentence_with_a_fix_and_the_right_exit_code() {
     assert_eq!(again.status.code(), Some(2));
     // A cancelled login.
     let url = env.json(&["auth", "url"])["url"].as_str().unwrap().to_owned();
-    let location = get(&format!("{url}&mock_deny=1")).1.unwrap();
+    let location = env.mock.deny(&url).unwrap();
     let denied = env.run(&["auth", "callback", &location]);
     assert_eq!(denied.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&denied.stderr).contains("cancelled"));

@@ -144,11 +144,13 @@ async fn every_query_sends_exactly_the_documented_request() {
     Mock::given(method("GET"))
         .and(path("/me"))
         .respond_with(ok(json!({"id": "17841405793187218", "username": "jayposiris"})))
+        .named("GET /me")
         .mount(&w.server)
         .await;
     Mock::given(method("GET"))
         .and(path("/v21.0/17841400000000001"))
         .respond_with(ok(json!({"id": "17841400000000001", "followers_count": 10})))
+        .named("GET /v21.0/17841400000000001")
         .mount(&w.server)
         .await;
     Mock::given(method("GET"))
@@ -157,6 +159,7 @@ async fn every_query_sends_exactly_the_documented_request() {
             json!({"id": "17895695668004550", "media_type": "CAROUSEL_ALBUM",
             "children": {"data": [{"id": "1"}, {"id": "2"}]}}),
         ))
+        .named("GET /17895695668004550")
         .mount(&w.server)
         .await;
     Mock::given(method("GET"))
@@ -164,11 +167,13 @@ async fn every_query_sends_exactly_the_documented_request() {
         .respond_with(ok(
             json!({"data": [{"id": "1", "media_type": "IMAGE"}, {"id": "2", "media_type": "VIDEO"}]}),
         ))
+        .named("GET /17895695668004550/children")
         .mount(&w.server)
         .await;
     Mock::given(method("GET"))
         .and(path("/me/media"))
         .respond_with(ok(json!({"data": [{"id": "3"}]})))
+        .named("GET /me/media")
         .mount(&w.server)
         .await;
 
@@ -256,6 +261,7 @@ async fn transient_errors_are_retried_with_capped_jittered_backoff() {
             ok(json!({"id": "1"})),
         ]))
         .expect(3)
+        .named("/me")
         .mount(&w.server)
         .await;
     let client = w.client(w.config(Platform::InstagramLogin));
@@ -281,6 +287,7 @@ async fn a_permanent_server_error_stops_after_max_attempts() {
     Mock::given(path("/me"))
         .respond_with(ResponseTemplate::new(500))
         .expect(3)
+        .named("/me")
         .mount(&w.server)
         .await;
     let error = w
@@ -297,6 +304,7 @@ async fn a_permanent_server_error_stops_after_max_attempts() {
     Mock::given(path("/me/media"))
         .respond_with(graph_error(500, 1, None, false))
         .expect(4)
+        .named("/me/media")
         .mount(&w.server)
         .await;
     let config = w
@@ -332,6 +340,7 @@ async fn permanent_errors_are_returned_at_once_and_typed() {
         Mock::given(path("/me"))
             .respond_with(graph_error(400, code, subcode, true))
             .expect(1)
+            .named("/me")
             .mount(&w.server)
             .await;
         let error = w
@@ -356,6 +365,7 @@ async fn throttle_codes_are_rate_limits_never_retried_at_once() {
         Mock::given(path("/me"))
             .respond_with(graph_error(status, code, None, true))
             .expect(1)
+            .named("/me")
             .mount(&w.server)
             .await;
         let config = w
@@ -380,6 +390,7 @@ async fn throttle_codes_are_rate_limits_never_retried_at_once() {
             ok(json!({"id": "1"})),
         ]))
         .expect(2)
+        .named("/me")
         .mount(&w.server)
         .await;
     assert!(
@@ -401,6 +412,7 @@ async fn retry_after_is_honoured_and_clamped() {
             ok(json!({"id": "1"})),
         ]))
         .expect(2)
+        .named("/me")
         .mount(&w.server)
         .await;
     assert!(
@@ -416,6 +428,7 @@ async fn retry_after_is_honoured_and_clamped() {
     Mock::given(path("/me"))
         .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "999999"))
         .expect(1)
+        .named("/me")
         .mount(&w.server)
         .await;
     let error = w
@@ -437,6 +450,7 @@ async fn a_stalled_server_times_out_when_the_clock_passes_the_limit() {
     Mock::given(path("/me"))
         .respond_with(ok(json!({"id": "1"})).set_delay(Duration::from_secs(30)))
         .expect(1)
+        .named("/me")
         .mount(&w.server)
         .await;
     let client = w.client(w.config(Platform::InstagramLogin).retry(RetryPolicy::none()));
@@ -459,6 +473,7 @@ async fn the_backends_own_timeout_is_a_transport_timeout() {
     Mock::given(path("/me"))
         .respond_with(ok(json!({"id": "1"})).set_delay(Duration::from_secs(5)))
         .expect(1)
+        .named("/me")
         .mount(&w.server)
         .await;
     let backend =
@@ -507,6 +522,7 @@ async fn dropping_a_call_mid_retry_sends_nothing_more() {
     let w = World::new().await;
     Mock::given(path("/me"))
         .respond_with(ResponseTemplate::new(503))
+        .named("/me")
         .mount(&w.server)
         .await;
     let sleeping = Arc::new(tokio::sync::Notify::new());
@@ -560,6 +576,7 @@ async fn rising_usage_spaces_requests_and_full_usage_pauses_or_fails_fast() {
     let w = World::new().await;
     Mock::given(path("/me"))
         .respond_with(RisingUsage(Default::default()))
+        .named("/me")
         .mount(&w.server)
         .await;
     let client = w.client(w.config(Platform::InstagramLogin));
@@ -581,6 +598,7 @@ async fn rising_usage_spaces_requests_and_full_usage_pauses_or_fails_fast() {
     let buc = r#"{"17841400000000001":[{"type":"instagram","call_count":100,"total_cputime":20,"total_time":30,"estimated_time_to_regain_access":3}]}"#;
     Mock::given(path("/me"))
         .respond_with(ok(json!({"id": "1"})).insert_header("x-business-use-case-usage", buc))
+        .named("/me")
         .mount(&w.server)
         .await;
     let waiting = w.client(w.config(Platform::InstagramLogin));
@@ -620,6 +638,7 @@ async fn rising_usage_spaces_requests_and_full_usage_pauses_or_fails_fast() {
                 .insert_header("x-app-usage", "{not json")
                 .insert_header("x-business-use-case-usage", "-5"),
         )
+        .named("/me")
         .mount(&w.server)
         .await;
     let client = w.client(w.config(Platform::InstagramLogin));
@@ -632,6 +651,7 @@ async fn a_client_side_quota_holds_over_time() {
     let w = World::new().await;
     Mock::given(path("/me"))
         .respond_with(ok(json!({"id": "1"})))
+        .named("/me")
         .mount(&w.server)
         .await;
     let policy = RateLimitPolicy::default().quota(igdisplay_graph::Quota::new(5, 5));
@@ -673,18 +693,21 @@ async fn a_stream_walks_three_pages_by_cursor_and_ends() {
         .and(query_param("after", "C1"))
         .respond_with(page(&["3", "4"], Some("C2"), true))
         .expect(1)
+        .named("/me/media")
         .mount(&w.server)
         .await;
     Mock::given(path("/me/media"))
         .and(query_param("after", "C2"))
         .respond_with(page(&["5"], Some("C3"), false))
         .expect(1)
+        .named("/me/media")
         .mount(&w.server)
         .await;
     Mock::given(path("/me/media"))
         .respond_with(page(&["1", "2"], Some("C1"), true))
         .with_priority(10)
         .expect(1)
+        .named("/me/media")
         .mount(&w.server)
         .await;
     let client = w.client(w.config(Platform::BasicDisplay));
@@ -720,11 +743,13 @@ async fn a_hostile_next_url_is_never_followed() {
         Mock::given(path("/me/media"))
             .and(query_param("after", "C1"))
             .respond_with(ok(json!({"data": [{"id": "2"}]})))
+            .named("/me/media")
             .mount(&w.server)
             .await;
         Mock::given(path("/me/media"))
             .respond_with(evil(next))
             .with_priority(10)
+            .named("/me/media")
             .mount(&w.server)
             .await;
         let items: Vec<_> = w
@@ -745,6 +770,7 @@ async fn a_repeated_cursor_or_endless_empty_pages_stop_the_stream() {
     let w = World::new().await;
     Mock::given(path("/me/media"))
         .respond_with(page(&["1"], Some("SAME"), true))
+        .named("/me/media")
         .mount(&w.server)
         .await;
     let results: Vec<_> = w
@@ -769,6 +795,7 @@ async fn a_repeated_cursor_or_endless_empty_pages_stop_the_stream() {
     }
     Mock::given(path("/me/media"))
         .respond_with(Empty(counter))
+        .named("/me/media")
         .mount(&w.server)
         .await;
     let results: Vec<_> = w
@@ -797,6 +824,7 @@ async fn a_library_with_albums_costs_one_request_per_page() {
         .respond_with(ok(
             json!({"data": [album("30")], "paging": {"cursors": {"after": "P3"}}}),
         ))
+        .named("/me/media")
         .mount(&w.server)
         .await;
     Mock::given(path("/me/media"))
@@ -805,6 +833,7 @@ async fn a_library_with_albums_costs_one_request_per_page() {
             "paging": {"cursors": {"after": "P2"}, "next": "https://graph.instagram.com/x"}}),
         ))
         .with_priority(10)
+        .named("/me/media")
         .mount(&w.server)
         .await;
     let media: Vec<_> = w
@@ -841,6 +870,7 @@ async fn malformed_bodies_are_typed_decode_errors_naming_the_field() {
     for (p, body, field) in &cases {
         Mock::given(path(*p))
             .respond_with(ResponseTemplate::new(200).set_body_string(body.clone()))
+            .named("any request")
             .mount(&w.server)
             .await;
         let error = w
@@ -856,6 +886,7 @@ async fn malformed_bodies_are_typed_decode_errors_naming_the_field() {
     }
     Mock::given(path("/5"))
         .respond_with(ResponseTemplate::new(200).set_body_string("x".repeat(100_000)))
+        .named("/5")
         .mount(&w.server)
         .await;
     let error = w
@@ -936,6 +967,7 @@ async fn no_error_shows_the_token_or_the_url() {
         .respond_with(
             ResponseTemplate::new(502).set_body_string(format!("<html>bad gateway for {TOKEN}</html>")),
         )
+        .named("/me")
         .mount(&w.server)
         .await;
     let mut printed = Vec::new();

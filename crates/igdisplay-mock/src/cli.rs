@@ -61,8 +61,14 @@ pub fn start(args: &ServeArgs, out: &mut impl std::io::Write) -> Result<MockServ
     let mut seed = match args.seed.as_str() {
         "demo" => Seed::demo(),
         path => {
-            let text = std::fs::read_to_string(path).map_err(|e| MockError::Seed(format!("{path}: {e}")))?;
-            Seed::from_json(&text).map_err(|e| MockError::Seed(format!("{path}: {e}")))?
+            let text = std::fs::read_to_string(path).map_err(|source| MockError::SeedRead {
+                path: path.to_owned(),
+                source,
+            })?;
+            Seed::from_json(&text).map_err(|source| MockError::SeedParse {
+                path: path.to_owned(),
+                source,
+            })?
         }
     };
     if let Some(count) = args.generate {

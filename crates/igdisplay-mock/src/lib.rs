@@ -24,7 +24,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Starting the mock failed.
+/// What went wrong with the mock: starting it, loading a seed, a login it refused, or a
+/// callback it could not deliver.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MockError {
@@ -40,12 +41,73 @@ pub enum MockError {
     /// The mock's runtime could not start.
     #[error("could not start the mock's runtime")]
     Runtime(#[source] std::io::Error),
-    /// A seed file could not be read or parsed.
-    #[error("could not load the seed file: {0}")]
-    Seed(String),
-    /// Delivering a callback failed.
-    #[error("the callback could not be delivered: {0}")]
-    Callback(String),
+    /// A seed file could not be read.
+    #[error("could not read the seed file {path}")]
+    SeedRead {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A seed file is not seed JSON.
+    #[error("the seed file {path} is not valid seed JSON")]
+    SeedParse {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// [`MockServer::approve`] or [`MockServer::deny`] was given a URL with no query.
+    #[error("not an authorize URL: it has no query string")]
+    NotAnAuthorizeUrl,
+    /// The authorize window refused the request, as it would show a browser: a wrong client
+    /// id or redirect URI, a missing scope, an unknown user or one who is not a tester.
+    #[error("the authorize window refused: {message}")]
+    Refused {
+        /// The window's message, as Instagram words it.
+        message: String,
+    },
+    /// No user of that name is seeded.
+    #[error("no user named {0} is seeded")]
+    UnknownUser(String),
+    /// No callback URL of that kind is registered (see [`MockServer::set_callbacks`]).
+    #[error("no {0} callback URL is registered")]
+    NoCallbackUrl(CallbackKind),
+    /// The callback was registered but could not be delivered.
+    #[error("the callback could not be delivered: {reason}")]
+    Delivery {
+        /// Why (a bad URL, a timeout, a refused connection).
+        reason: String,
+    },
+}
+
+/// Which of Meta's callbacks to post.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CallbackKind {
+    /// The user removed the app: the deauthorize callback.
+    Deauthorize,
+    /// The user asked for their data to be deleted: the data-deletion callback.
+    DataDeletion,
+}
+
+impl std::fmt::Display for CallbackKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CallbackKind::Deauthorize => "deauthorize",
+            CallbackKind::DataDeletion => "data-deletion",
+        })
+    }
+}
+
+/// How long a token from [`MockServer::issue_token`] lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TokenLifetime {
+    /// One hour, as the code exchange gives.
+    ShortLived,
+    /// Sixty days, as the App Dashboard's "Generate token" gives.
+    LongLived,
 }
 
 /// Configures a mock before it starts; see [`MockServer::builder`].
@@ -394,14 +456,98 @@ impl MockServer {
         world.app.data_deletion_callback = data_deletion.map(str::to_owned);
     }
 
-    /// A token for `username` as the App Dashboard generates it: long-lived, or short-lived.
-    pub fn issue_token(&self, username: &str, long_lived: bool) -> Option<IssuedToken> {
-        let value = self.shared.world().dashboard_token(username, long_lived)?;
-        Some(IssuedToken {
-            access_token: value["access_token"].as_str()?.to_owned(),
-            user_id: value["user_id"].as_str()?.to_owned(),
-            expires_in: value["expires_in"].as_i64()?,
+    /// A token for `username` as the App Dashboard generates it.
+    ///
+    /// ```
+    /// use igdisplay_mock::{MockServer, TokenLifetime};
+    ///
+    /// let mock = MockServer::start()?;
+    /// let token = mock.issue_token("jayposiris", TokenLifetime::LongLived)?;
+    /// assert_eq!(token.expires_in, 60 * 24 * 3600);
+    /// assert!(mock.issue_token("nobody", TokenLifetime::ShortLived).is_err());
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`MockError::UnknownUser`] when no such user is seeded.
+    pub fn issue_token(&self, username: &str, lifetime: TokenLifetime) -> Result<IssuedToken, MockError> {
+        let long_lived = lifetime == TokenLifetime::LongLived;
+        let unknown = || MockError::UnknownUser(username.to_owned());
+        let value = self
+            .shared
+            .world()
+            .dashboard_token(username, long_lived)
+            .ok_or_else(unknown)?;
+        let field = |name: &str| value[name].as_str().map(str::to_owned).ok_or_else(unknown);
+        Ok(IssuedToken {
+            access_token: field("access_token")?,
+            user_id: field("user_id")?,
+            expires_in: value["expires_in"].as_i64().ok_or_else(unknown)?,
         })
+    }
+
+    /// Answers the authorize window of `authorize_url` as if `username` pressed "Continue":
+    /// the redirect URL the browser would be sent to (with the code, the state and Instagram's
+    /// trailing `#_`), or the window's refusal. No browser and no HTTP request is involved, so
+    /// it works from `#[test]` and `#[tokio::test]` alike and leaves the journal untouched.
+    ///
+    /// ```
+    /// use igdisplay_mock::{MockError, MockServer};
+    ///
+    /// let mock = MockServer::start()?;
+    /// let app = mock.app();
+    /// let url = format!(
+    ///     "{}?client_id={}&redirect_uri={}&scope=instagram_business_basic&response_type=code&state=S",
+    ///     mock.authorize_url(), app.id, "https%3A%2F%2Fapp.example%2Fauth%2F",
+    /// );
+    /// let redirect = mock.approve(&url, "jayposiris")?;
+    /// assert!(redirect.starts_with("https://app.example/auth/?code="));
+    /// assert!(redirect.ends_with("&state=S#_"));
+    /// // A personal account cannot use Instagram Login: the window says so.
+    /// assert!(matches!(mock.approve(&url, "sam_personal"), Err(MockError::Refused { .. })));
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`MockError::NotAnAuthorizeUrl`] for a URL without a query; [`MockError::Refused`] with
+    /// the window's message for a request Instagram would refuse.
+    pub fn approve(&self, authorize_url: &str, username: &str) -> Result<String, MockError> {
+        self.decide(authorize_url, routes::Choice::Approve(username))
+    }
+
+    /// Answers the authorize window of `authorize_url` as if the user pressed "Cancel": the
+    /// redirect URL with `error=access_denied`, or the window's refusal.
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::start()?;
+    /// let url = format!(
+    ///     "{}?client_id={}&redirect_uri=https%3A%2F%2Fapp.example%2Fauth%2F&scope=instagram_business_basic&response_type=code&state=S",
+    ///     mock.authorize_url(), mock.app().id,
+    /// );
+    /// let redirect = mock.deny(&url)?;
+    /// assert!(redirect.starts_with("https://app.example/auth/?error=access_denied&"));
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`approve`](Self::approve).
+    pub fn deny(&self, authorize_url: &str) -> Result<String, MockError> {
+        self.decide(authorize_url, routes::Choice::Deny)
+    }
+
+    fn decide(&self, authorize_url: &str, choice: routes::Choice<'_>) -> Result<String, MockError> {
+        let (_, query) = authorize_url
+            .split_once('?')
+            .ok_or(MockError::NotAnAuthorizeUrl)?;
+        let query = query.split_once('#').map_or(query, |(query, _)| query);
+        let pairs = wire::parse_query(query);
+        self.shared
+            .world()
+            .decide_window(&pairs, choice)
+            .map_err(|message| MockError::Refused { message })
     }
 
     /// A correctly signed `signed_request` for `username`, as Meta posts to callbacks.
@@ -409,30 +555,33 @@ impl MockServer {
         self.shared.world().signed_request(username)
     }
 
-    /// Posts a signed deauthorize (or, with `data_deletion`, data-deletion) request for
-    /// `username` to the registered callback, and returns its status and body.
+    /// Posts a signed `kind` request for `username` to the registered callback, as Meta
+    /// does, and returns the callback's status and body.
     ///
     /// # Errors
     ///
-    /// [`MockError::Callback`] when no URL is registered, the user is unknown or the request fails.
+    /// [`MockError::NoCallbackUrl`], [`MockError::UnknownUser`], or [`MockError::Delivery`]
+    /// when the request fails.
     pub async fn send_callback(
         &self,
         username: &str,
-        data_deletion: bool,
+        kind: CallbackKind,
     ) -> Result<(u16, String), MockError> {
         let (url, value) = {
             let world = self.shared.world();
-            let url = if data_deletion {
-                world.app.data_deletion_callback.clone()
-            } else {
-                world.app.deauthorize_callback.clone()
+            let url = match kind {
+                CallbackKind::DataDeletion => world.app.data_deletion_callback.clone(),
+                CallbackKind::Deauthorize => world.app.deauthorize_callback.clone(),
             };
             (url, world.signed_request(username))
         };
-        let url = url.ok_or_else(|| MockError::Callback("no callback URL is registered".to_owned()))?;
-        let value = value.ok_or_else(|| MockError::Callback(format!("no user named {username}")))?;
+        let url = url.ok_or(MockError::NoCallbackUrl(kind))?;
+        let value = value.ok_or_else(|| MockError::UnknownUser(username.to_owned()))?;
         let form = format!("signed_request={}", wire::encode(&value));
-        self.shared.deliver(&url, form).await.map_err(MockError::Callback)
+        self.shared
+            .deliver(&url, form)
+            .await
+            .map_err(|reason| MockError::Delivery { reason })
     }
 }
 

@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use igdisplay_mock::{Fault, FaultKind, MockPlatform, MockServer, Seed, Stub, TokenShape};
+use igdisplay_mock::{
+    CallbackKind, Fault, FaultKind, MockPlatform, MockServer, Seed, Stub, TokenLifetime, TokenShape,
+};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -983,7 +985,10 @@ async fn callbacks_are_posted_correctly_signed() {
     });
     let mock = mock(MockPlatform::InstagramLogin);
     mock.set_callbacks(None, Some(&url));
-    let (status, body) = mock.send_callback("jayposiris", true).await.unwrap();
+    let (status, body) = mock
+        .send_callback("jayposiris", CallbackKind::DataDeletion)
+        .await
+        .unwrap();
     assert_eq!(status, 200);
     assert!(body.contains("confirmation_code"));
     let request = received.await.unwrap();
@@ -1061,7 +1066,10 @@ async fn seed_files_and_generated_libraries_drive_the_data() {
         (users.len(), users[0].media_count, users[1].media_count),
         (2, 1, 10_000)
     );
-    let token = server.issue_token("bulk", true).unwrap().access_token;
+    let token = server
+        .issue_token("bulk", TokenLifetime::LongLived)
+        .unwrap()
+        .access_token;
     let mut next = Some(graph(
         &server,
         "/me/media?limit=100&fields=id,media_type,children{id}",
@@ -1085,6 +1093,6 @@ async fn seed_files_and_generated_libraries_drive_the_data() {
         &Args::parse_from(["m", "--addr", "127.0.0.1:0", "--seed", "/nonexistent.json"]).serve,
         &mut Vec::new(),
     );
-    assert!(matches!(broken, Err(igdisplay_mock::MockError::Seed(_))));
+    assert!(matches!(broken, Err(igdisplay_mock::MockError::SeedRead { .. })));
     std::fs::remove_dir_all(&dir).unwrap();
 }

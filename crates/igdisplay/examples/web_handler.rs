@@ -75,7 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sessions = Sessions::default();
 
     let to_instagram = login(&instagram, &sessions, "session-a")?;
-    let back = common::approve(&instagram, &to_instagram, "cafe_nova").await?;
+    let back = mock.approve(&to_instagram, "cafe_nova")?;
     let next = callback(&instagram, &sessions, "session-a", &back).await?;
     println!("logged in, redirecting to {next}");
 

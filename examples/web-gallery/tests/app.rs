@@ -66,13 +66,8 @@ async fn approved_callback(site: &Site, cookie: &str, next: &str) -> String {
     assert_eq!(login.status(), 303);
     let authorize = login.headers()["location"].to_str().unwrap().to_owned();
     assert!(authorize.starts_with(&site.mock.authorize_url()));
-    let approved = client()
-        .get(format!("{authorize}&mock_approve_as=jayposiris"))
-        .send()
-        .await
-        .unwrap();
-    approved.headers()["location"]
-        .to_str()
+    site.mock
+        .approve(&authorize, "jayposiris")
         .unwrap()
         .trim_end_matches("#_")
         .to_owned()

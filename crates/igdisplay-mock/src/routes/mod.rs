@@ -4,6 +4,7 @@ pub(crate) mod cdn;
 pub(crate) mod control;
 pub(crate) mod graph;
 pub(crate) mod oauth;
+pub(crate) use oauth::Choice;
 
 use crate::state::World;
 use crate::wire::{GraphFailure, Reply, Req};

@@ -45,16 +45,41 @@ const INSTAGRAM_LOGIN_SCOPES: [&str; 5] = [
     "instagram_business_manage_insights",
 ];
 
+/// What the user does in the window.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Choice<'a> {
+    /// "Continue as @username".
+    Approve(&'a str),
+    /// "Cancel".
+    Deny,
+}
+
 impl World {
+    /// The window's answer to `choice` on the authorize request `pairs`: where the browser is
+    /// sent, or the error message the window shows instead.
+    pub(crate) fn decide_window(
+        &mut self,
+        pairs: &[(String, String)],
+        choice: Choice<'_>,
+    ) -> Result<String, String> {
+        let request = Authorize::from(pairs);
+        self.check_authorize(&request)?;
+        match choice {
+            Choice::Approve(username) => self.approve(&request, username),
+            Choice::Deny => Ok(denied(&request)),
+        }
+    }
+
     /// Validates an authorize request; the error is what the window shows.
-    fn check_authorize(&self, request: &Authorize) -> Result<(), Reply> {
+    fn check_authorize(&self, request: &Authorize) -> Result<(), String> {
         if request.client_id != self.app.id {
-            return Err(Reply::oauth_error("Invalid platform app"));
+            return Err("Invalid platform app".to_owned());
         }
         if !self.app.redirect_uris.contains(&request.redirect_uri) {
-            return Err(Reply::oauth_error(
-                "Invalid redirect_uri: it must match one of the app's Valid OAuth Redirect URIs exactly",
-            ));
+            return Err(
+                "Invalid redirect_uri: it must match one of the app's Valid OAuth Redirect URIs exactly"
+                    .to_owned(),
+            );
         }
         let (known, required): (&[&str], &str) = match self.options.platform {
             MockPlatform::BasicDisplay => (&BASIC_DISPLAY_SCOPES, "user_profile"),
@@ -67,22 +92,16 @@ impl World {
             .filter(|s| !known.contains(s))
             .collect();
         if !unknown.is_empty() {
-            return Err(Reply::oauth_error(&format!(
+            return Err(format!(
                 "Invalid request: Request parameters are invalid: Invalid scope: {}",
                 unknown.join(",")
-            )));
+            ));
         }
         if !request.scopes.iter().any(|s| s == required) {
-            return Err(Reply::oauth_error(&format!(
-                "Invalid scope: [{}]",
-                request.scopes.join(",")
-            )));
+            return Err(format!("Invalid scope: [{}]", request.scopes.join(",")));
         }
         if request.response_type != "code" {
-            return Err(Reply::oauth_error(&format!(
-                "Invalid response type: {}",
-                request.response_type
-            )));
+            return Err(format!("Invalid response type: {}", request.response_type));
         }
         Ok(())
     }
@@ -90,49 +109,45 @@ impl World {
     /// `GET /oauth/authorize`: the window, or (with `mock_approve_as` / `mock_deny`) its
     /// answer straight away.
     pub(crate) fn authorize_page(&mut self, req: &Req) -> Reply {
-        let request = Authorize::from(&req.query);
-        if let Err(reply) = self.check_authorize(&request) {
-            return reply;
-        }
-        if req.param("mock_deny").is_some() {
-            return denied(&request);
-        }
-        if let Some(username) = req.param("mock_approve_as") {
-            return self.approve(&request, username);
-        }
-        Reply::html(200, self.window(&request))
+        let choice = match (req.param("mock_deny"), req.param("mock_approve_as")) {
+            (Some(_), _) => Choice::Deny,
+            (None, Some(username)) => Choice::Approve(username),
+            (None, None) => {
+                let request = Authorize::from(&req.query);
+                return match self.check_authorize(&request) {
+                    Ok(()) => Reply::html(200, self.window(&request)),
+                    Err(message) => Reply::oauth_error(&message),
+                };
+            }
+        };
+        window_reply(self.decide_window(&req.query, choice))
     }
 
     /// `POST /oauth/authorize`: the user's click in the window.
     pub(crate) fn authorize_decision(&mut self, req: &Req) -> Reply {
         let form = req.form();
-        let request = Authorize::from(&form);
-        if let Err(reply) = self.check_authorize(&request) {
-            return reply;
-        }
         let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-        match (field("cancel"), field("user")) {
-            (Some(_), _) => denied(&request),
-            (None, Some(username)) => {
-                let username = username.to_owned();
-                self.approve(&request, &username)
-            }
-            (None, None) => Reply::oauth_error("Missing user"),
-        }
+        let choice = match (field("cancel"), field("user")) {
+            (Some(_), _) => Choice::Deny,
+            (None, Some(username)) => Choice::Approve(username),
+            (None, None) => return Reply::oauth_error("Missing user"),
+        };
+        window_reply(self.decide_window(&form, choice))
     }
 
-    fn approve(&mut self, request: &Authorize, username: &str) -> Reply {
+    fn approve(&mut self, request: &Authorize, username: &str) -> Result<String, String> {
         let Some(user) = self.user_by_name(username) else {
-            return Reply::oauth_error("Invalid user");
+            return Err("Invalid user".to_owned());
         };
         if !self.app.live_mode && !self.users[user].tester {
-            return Reply::oauth_error("Insufficient developer role");
+            return Err("Insufficient developer role".to_owned());
         }
         if self.options.platform == MockPlatform::InstagramLogin
             && self.users[user].account_type == "PERSONAL"
         {
-            return Reply::oauth_error(
-                "Instagram Login needs a professional account (Business or Creator); switch the account type in the Instagram app",
+            return Err(
+                "Instagram Login needs a professional account (Business or Creator); switch the account type in the Instagram app"
+                    .to_owned(),
             );
         }
         let code = format!("AQ{}", self.rng.token(190));
@@ -151,7 +166,7 @@ impl World {
             location.push_str(&format!("&state={}", encode(state)));
         }
         location.push_str("#_");
-        Reply::redirect(location)
+        Ok(location)
     }
 
     fn window(&self, request: &Authorize) -> String {
@@ -405,14 +420,22 @@ pub(crate) fn unsupported_method(method: &http::Method) -> GraphFailure {
     )
 }
 
-fn denied(request: &Authorize) -> Reply {
+/// The window's decision as an HTTP answer: a redirect, or the flat OAuth error page.
+fn window_reply(decision: Result<String, String>) -> Reply {
+    match decision {
+        Ok(location) => Reply::redirect(location),
+        Err(message) => Reply::oauth_error(&message),
+    }
+}
+
+fn denied(request: &Authorize) -> String {
     let mut query =
         "error=access_denied&error_reason=user_denied&error_description=The+user+denied+your+request"
             .to_owned();
     if let Some(state) = &request.state {
         query.push_str(&format!("&state={}", encode(state)));
     }
-    Reply::redirect(with_query(&request.redirect_uri, &query))
+    with_query(&request.redirect_uri, &query)
 }
 
 fn with_query(uri: &str, query: &str) -> String {

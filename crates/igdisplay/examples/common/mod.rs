@@ -1,7 +1,6 @@
 //! What every example needs: a mock Instagram, a client pointed at it, and a login that a
-//! browser would do by clicking "Continue" in the mock's window.
+//! browser would do by clicking "Continue" in the mock's window (`MockServer::approve`).
 
-use igdisplay::http::http;
 use igdisplay::mock::MockServer;
 use igdisplay::model::{AppSecret, Platform};
 use igdisplay::{Instagram, InstagramBuilder};
@@ -17,29 +16,14 @@ pub(crate) fn client_for(mock: &MockServer, platform: Platform) -> InstagramBuil
         .clock(igdisplay::follow_mock_clock(mock))
 }
 
-/// Follows an authorize URL as the mock approves it for `username`; returns the redirect
-/// (`https://app.example/auth/?code=...&state=...#_`).
-pub(crate) async fn approve(
-    instagram: &Instagram,
-    url: &str,
-    username: &str,
-) -> Result<String, Box<dyn std::error::Error>> {
-    let request = http::Request::get(format!("{url}&mock_approve_as={username}")).body(Default::default())?;
-    let response = instagram.backend().send(request).await?;
-    let location = response
-        .headers()
-        .get(http::header::LOCATION)
-        .ok_or_else(|| format!("the mock refused: {}", String::from_utf8_lossy(response.body())))?;
-    Ok(location.to_str()?.to_owned())
-}
-
 /// A full login as `username` through the mock's window; the stored token record.
 #[allow(dead_code, reason = "web_handler logs in through its own handlers")]
 pub(crate) async fn login(
+    mock: &MockServer,
     instagram: &Instagram,
     username: &str,
 ) -> Result<igdisplay::auth::TokenRecord, Box<dyn std::error::Error>> {
     let authorization = instagram.authorize().build()?;
-    let redirect = approve(instagram, &authorization.url, username).await?;
+    let redirect = mock.approve(&authorization.url, username)?;
     Ok(instagram.complete_login(authorization.pending, &redirect).await?)
 }
