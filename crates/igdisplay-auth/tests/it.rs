@@ -9,7 +9,7 @@ use igdisplay_auth::{
     PendingAuthorizations, Platform, RefreshPolicy, StoreError, TokenError, TokenKind, TokenManager,
     TokenRecord, TokenStore,
 };
-use igdisplay_http::test_util::{CapturingBackend, FnBackend, json_response};
+use igdisplay_http::test_util::{Answer, CapturingBackend, FnBackend, json_response};
 use igdisplay_http::{
     BackendConfig, Clock, HttpRequest, ManualClock, ReqwestBackend, SharedBackend, redact_uri,
 };
@@ -790,20 +790,25 @@ async fn backends_are_interchangeable() {
     }));
     let config = AppConfig::new(Platform::BasicDisplay, APP_ID, AppSecret::new(SECRET), REDIRECT).unwrap();
     let client = AuthClient::new(config, backend.clone());
-    let authorization = client.authorize().fixed_state(STATE).build().unwrap();
-    let redirect = format!("code=C&state={STATE}");
-    let grant = authorization
-        .pending
-        .verify(Callback::parse(&redirect).unwrap(), client.clock().now())
-        .unwrap();
-    assert_eq!(client.exchange_code(grant).await.unwrap().user_id.as_str(), "5");
+    assert_eq!(
+        client
+            .exchange_code(grant_for(&client))
+            .await
+            .unwrap()
+            .user_id
+            .as_str(),
+        "5"
+    );
 }
 
-/// What a backend answers in one scenario of the retry agreement test.
-#[derive(Clone, Copy, Debug)]
-enum Answer {
-    Transport(igdisplay_http::TransportErrorKind),
-    Status(u16, &'static str),
+/// A verified grant for code `C`, as if the user approved and came back.
+fn grant_for(client: &AuthClient) -> igdisplay_auth::AuthorizationGrant {
+    let authorization = client.authorize().fixed_state(STATE).build().unwrap();
+    let redirect = format!("code=C&state={STATE}");
+    authorization
+        .pending
+        .verify(Callback::parse(&redirect).unwrap(), client.clock().now())
+        .unwrap()
 }
 
 /// Every transport failure kind, the statuses, both error shapes and the Graph classes.
@@ -835,16 +840,10 @@ fn token_answers() -> Vec<Answer> {
     answers
 }
 
-fn answering(answer: Answer, sent: Arc<std::sync::atomic::AtomicU32>) -> AuthClient {
-    let backend = FnBackend::new(move |_| {
-        sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        match answer {
-            Answer::Transport(kind) => Err(igdisplay_http::TransportError::new(kind)),
-            Answer::Status(status, body) => Ok(json_response(status, body)),
-        }
-    });
+/// A client whose every request gets `answer`, counted by `backend`.
+fn answering(backend: &CapturingBackend) -> AuthClient {
     let config = AppConfig::new(Platform::InstagramLogin, APP_ID, AppSecret::new(SECRET), REDIRECT).unwrap();
-    AuthClient::new(config, Arc::new(backend))
+    AuthClient::new(config, Arc::new(backend.clone()))
         .with_clock(Arc::new(ManualClock::at_unix(START)))
         .with_retry(igdisplay_http::RetryPolicy::default().max_attempts(2))
         .with_jitter_seed(1)
@@ -853,21 +852,16 @@ fn answering(answer: Answer, sent: Arc<std::sync::atomic::AtomicU32>) -> AuthCli
 #[tokio::test]
 async fn is_retryable_answers_exactly_what_the_send_loop_does_for_both_request_kinds() {
     for answer in token_answers() {
-        let sent = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let client = answering(answer, sent.clone());
-        let authorization = client.authorize().fixed_state(STATE).build().unwrap();
-        let redirect = format!("code=C&state={STATE}");
-        let grant = authorization
-            .pending
-            .verify(Callback::parse(&redirect).unwrap(), client.clock().now())
-            .unwrap();
-        let error = client.exchange_code(grant).await.unwrap_err();
-        let retried = sent.swap(0, std::sync::atomic::Ordering::SeqCst) == 2;
+        let backend = CapturingBackend::new(FnBackend::new(move |_| answer.respond()));
+        let client = answering(&backend);
+        let error = client.exchange_code(grant_for(&client)).await.unwrap_err();
+        let retried = backend.count() == 2;
         assert_eq!(error.is_retryable(), retried, "exchange, {answer:?}: {error:?}");
 
         let old = long_record("1", "OLD-TOKEN", client.clock().now() - 2 * DAY);
+        let before = backend.count();
         let error = client.refresh(&old).await.unwrap_err();
-        let retried = sent.load(std::sync::atomic::Ordering::SeqCst) == 2;
+        let retried = backend.count() - before == 2;
         assert_eq!(error.is_retryable(), retried, "refresh, {answer:?}: {error:?}");
     }
 }

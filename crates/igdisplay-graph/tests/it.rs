@@ -8,7 +8,7 @@ use igdisplay_graph::{
     Error, GraphClient, GraphEndpoint, GraphPolicy, LoginRequired, MediaField, RateLimitPolicy, RetryPolicy,
     TokenSource, TokenUnavailable, UserField,
 };
-use igdisplay_http::test_util::CapturingBackend;
+use igdisplay_http::test_util::{Answer, CapturingBackend};
 use igdisplay_http::{BackendConfig, Clock, ManualClock, ReqwestBackend, SharedClock, Timeout, redact_uri};
 use igdisplay_model::{AccessToken, ErrorClass, MediaId, MediaType, Platform, Timestamp, UserId};
 use serde_json::json;
@@ -1012,13 +1012,6 @@ async fn no_error_shows_the_token_or_the_url() {
     }
 }
 
-/// What a backend answers in one scenario of the retry agreement test.
-#[derive(Clone, Copy, Debug)]
-enum Answer {
-    Transport(igdisplay_http::TransportErrorKind),
-    Status(u16, &'static str),
-}
-
 /// Every transport failure kind, the statuses, and every Graph code of the reference.
 fn answers() -> Vec<Answer> {
     use igdisplay_http::TransportErrorKind as T;
@@ -1065,17 +1058,11 @@ fn answers() -> Vec<Answer> {
 #[tokio::test]
 async fn is_retryable_answers_exactly_what_the_pipeline_does() {
     for answer in answers() {
-        let sent = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let counter = sent.clone();
-        let backend = igdisplay_http::test_util::FnBackend::new(move |_| {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            match answer {
-                Answer::Transport(kind) => Err(igdisplay_http::TransportError::new(kind)),
-                Answer::Status(status, body) => Ok(igdisplay_http::test_util::json_response(status, body)),
-            }
-        });
+        let backend = CapturingBackend::new(igdisplay_http::test_util::FnBackend::new(move |_| {
+            answer.respond()
+        }));
         let client = GraphClient::builder(
-            Arc::new(backend),
+            Arc::new(backend.clone()),
             GraphEndpoint::new(Platform::InstagramLogin),
             Arc::new(igdisplay_graph::StaticToken::new(AccessToken::new(TOKEN))),
         )
@@ -1087,7 +1074,7 @@ async fn is_retryable_answers_exactly_what_the_pipeline_does() {
         .clock(Arc::new(ManualClock::at_unix(1_700_000_000)))
         .build();
         let error = client.me().send().await.unwrap_err();
-        let retried = sent.load(std::sync::atomic::Ordering::SeqCst) == 2;
+        let retried = backend.count() == 2;
         assert_eq!(error.is_retryable(), retried, "{answer:?}: {error:?}");
     }
 }

@@ -29,6 +29,17 @@ pub enum TransportErrorKind {
 }
 
 impl TransportErrorKind {
+    /// Every kind, for tests that enumerate them.
+    pub const ALL: &'static [TransportErrorKind] = &[
+        TransportErrorKind::Timeout,
+        TransportErrorKind::Connect,
+        TransportErrorKind::Io,
+        TransportErrorKind::Body,
+        TransportErrorKind::BodyTooLarge,
+        TransportErrorKind::InvalidRequest,
+        TransportErrorKind::Other,
+    ];
+
     fn describe(self) -> &'static str {
         match self {
             TransportErrorKind::Timeout => "the request timed out",

@@ -97,6 +97,44 @@ where
     }
 }
 
+/// One canned answer, to be given as often as asked: a transport failure of a kind, or a
+/// response with a status and a JSON (or any) body. With [`FnBackend`] and
+/// [`CapturingBackend`] it makes a backend that always answers the same and counts requests.
+///
+/// ```
+/// use igdisplay_http::test_util::{Answer, CapturingBackend, FnBackend};
+/// use igdisplay_http::{HttpBackend, TransportErrorKind};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let answer = Answer::Status(503, "<html>busy</html>");
+/// let backend = CapturingBackend::new(FnBackend::new(move |_| answer.respond()));
+/// let response = backend.send(http::Request::new(Default::default())).await.unwrap();
+/// assert_eq!((response.status().as_u16(), backend.count()), (503, 1));
+/// let failing = Answer::Transport(TransportErrorKind::Io).respond().unwrap_err();
+/// assert_eq!(failing.kind(), TransportErrorKind::Io);
+/// # });
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// No response: a transport failure of this kind.
+    Transport(TransportErrorKind),
+    /// A response with this status and body.
+    Status(u16, &'static str),
+}
+
+impl Answer {
+    /// The answer, freshly built.
+    ///
+    /// # Errors
+    ///
+    /// The transport failure, for [`Answer::Transport`].
+    pub fn respond(self) -> Result<HttpResponse, TransportError> {
+        match self {
+            Answer::Transport(kind) => Err(TransportError::new(kind)),
+            Answer::Status(status, body) => Ok(json_response(status, body)),
+        }
+    }
+}
+
 /// Records every request, then forwards it to an inner backend.
 #[derive(Clone)]
 pub struct CapturingBackend {
