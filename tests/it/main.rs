@@ -8,7 +8,7 @@ mod flow;
 
 use igdisplay::Instagram;
 use igdisplay::http::{HyperBackend, ReqwestBackend, SharedBackend};
-use igdisplay::mock::{MockPlatform, MockServer};
+use igdisplay::mock::MockServer;
 use igdisplay::model::{AppSecret, Platform};
 use std::sync::Arc;
 
@@ -48,11 +48,7 @@ impl Case {
         self,
         configure: impl FnOnce(igdisplay::mock::MockBuilder) -> igdisplay::mock::MockBuilder,
     ) -> MockServer {
-        let platform = match self.platform {
-            Platform::BasicDisplay => MockPlatform::BasicDisplay,
-            _ => MockPlatform::InstagramLogin,
-        };
-        configure(MockServer::builder().platform(platform))
+        configure(MockServer::builder().platform(igdisplay::mock_platform(self.platform)))
             .start()
             .unwrap()
     }

@@ -8,7 +8,7 @@ use futures_util::TryStreamExt;
 use igdisplay::Instagram;
 use igdisplay::auth::Callback;
 use igdisplay::http::{HttpBackend, http, redact_uri};
-use igdisplay::mock::{MockPlatform, MockServer};
+use igdisplay::mock::MockServer;
 use igdisplay::model::{AppSecret, MediaType, Platform, Timestamp};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,12 +26,8 @@ fn failure(error: impl std::fmt::Display) -> Failure {
 
 /// Runs the demo on `platform`, exporting to `out_dir` (default `./igdisplay-demo-export`).
 pub(crate) async fn run(platform: Platform, out_dir: Option<PathBuf>, json: bool) -> Result<(), Failure> {
-    let mock_platform = match platform {
-        Platform::BasicDisplay => MockPlatform::BasicDisplay,
-        _ => MockPlatform::InstagramLogin,
-    };
     let mock = MockServer::builder()
-        .platform(mock_platform)
+        .platform(igdisplay::mock_platform(platform))
         .start()
         .map_err(failure)?;
     let app = mock.app();

@@ -89,8 +89,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Mock(MockCommand::Serve(args)) => {
             let args = igdisplay::mock::cli::ServeArgs {
                 addr: args.addr,
-                platform: igdisplay::mock::MockPlatform::parse(settings.platform.as_str())
-                    .unwrap_or_default(),
+                platform: igdisplay::mock_platform(settings.platform),
                 seed: args.seed,
                 clock: args.clock,
                 calls_per_hour: args.calls_per_hour,

@@ -311,6 +311,25 @@ impl Instagram {
     }
 }
 
+/// The mock's name for `platform`, for `MockServer::builder().platform(..)`.
+///
+/// The mock shares no code with the client (it is the oracle of the tests), so it cannot
+/// implement `From<Platform>` itself; this is that conversion, in the one crate that knows both.
+///
+/// ```
+/// use igdisplay::{mock::MockPlatform, mock_platform, model::Platform};
+///
+/// assert_eq!(mock_platform(Platform::BasicDisplay), MockPlatform::BasicDisplay);
+/// assert_eq!(mock_platform(Platform::InstagramLogin), MockPlatform::InstagramLogin);
+/// ```
+#[cfg(feature = "mock")]
+pub fn mock_platform(platform: Platform) -> igdisplay_mock::MockPlatform {
+    match platform {
+        Platform::BasicDisplay => igdisplay_mock::MockPlatform::BasicDisplay,
+        _ => igdisplay_mock::MockPlatform::InstagramLogin,
+    }
+}
+
 /// A clock that follows `mock`'s time: `now()` is the mock's, and `sleep` advances the mock
 /// instead of waiting (backoff and rate-limit pauses take no real time, and the mock ages with
 /// them). Pass it to [`InstagramBuilder::clock`] so the client's expiry logic and the mock agree.

@@ -47,12 +47,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let public = format!("http://{}", listener.local_addr()?);
     let redirect = format!("{public}/auth/callback");
     let (instagram, mock, media_origin) = if args.mock {
-        let mock_platform = match platform {
-            Platform::BasicDisplay => igdisplay::mock::MockPlatform::BasicDisplay,
-            _ => igdisplay::mock::MockPlatform::InstagramLogin,
-        };
         let mock = MockServer::builder()
-            .platform(mock_platform)
+            .platform(igdisplay::mock_platform(platform))
             .calls_per_hour(None)
             .start()?;
         mock.add_redirect_uri(&redirect);
