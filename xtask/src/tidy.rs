@@ -60,6 +60,8 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     for package in &packages {
         check_package_files(root, package, &mut problems);
     }
+    check_one_place(root, &mut problems);
+    check_clock_rule(root, &mut problems);
     if problems.is_empty() {
         return Ok(());
     }
@@ -247,6 +249,73 @@ fn check_package_files(root: &Path, package: &Package, problems: &mut Vec<String
     }
 }
 
+/// Decisions that live in one place: a text that may appear in the library crates' sources
+/// only under the listed paths, and why.
+const ONE_PLACE: &[(&str, &[&str], &str)] = &[
+    (
+        "utf8_percent_encode",
+        &["crates/igdisplay-http/src/query.rs", "crates/igdisplay-mock/"],
+        "the client crates percent-encode only through igdisplay_http::encode_query (the mock keeps its own)",
+    ),
+    (
+        "TransportErrorKind::",
+        &["crates/igdisplay-http/", "crates/igdisplay-cli/"],
+        "retry decisions on transport failures belong to igdisplay_http::classify",
+    ),
+    (
+        "serde_path_to_error",
+        &["crates/igdisplay-model/src/decode.rs"],
+        "bodies are decoded only through igdisplay_model::decode",
+    ),
+    (
+        "fn backoff(",
+        &["crates/igdisplay-http/src/retry.rs"],
+        "the one backoff is igdisplay_http::RetryPolicy::backoff",
+    ),
+];
+
+/// Every `ONE_PLACE` text found outside its place, in the `src/` of the workspace crates.
+fn check_one_place(root: &Path, problems: &mut Vec<String>) {
+    let Ok(crates) = std::fs::read_dir(root.join("crates")) else {
+        return;
+    };
+    let mut sources = Vec::new();
+    for entry in crates.flatten() {
+        collect_rust_files(&entry.path().join("src"), &mut sources);
+    }
+    sources.sort();
+    for file in sources {
+        let shown = file
+            .strip_prefix(root)
+            .unwrap_or(&file)
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for (needle, allowed, why) in ONE_PLACE {
+            if text.contains(needle) && !allowed.iter().any(|place| shown.starts_with(place)) {
+                problems.push(format!("{shown}: uses `{needle}`: {why}"));
+            }
+        }
+    }
+}
+
+/// `clippy.toml` keeps the real clock out of the library crates.
+fn check_clock_rule(root: &Path, problems: &mut Vec<String>) {
+    let config = std::fs::read_to_string(root.join("clippy.toml")).unwrap_or_default();
+    for method in [
+        "std::time::SystemTime::now",
+        "std::time::Instant::now",
+        "tokio::time::sleep",
+        "tokio::time::timeout",
+    ] {
+        if !config.contains(&format!("\"{method}\"")) {
+            problems.push(format!(
+                "clippy.toml: `{method}` is not in disallowed-methods: time comes from the injected Clock"
+            ));
+        }
+    }
+}
+
 fn collect_rust_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -327,5 +396,28 @@ mod tests {
         ] {
             assert!(joined.contains(expected), "missing {expected:?} in\n{joined}");
         }
+    }
+}
+
+#[cfg(test)]
+mod one_place_tests {
+    use super::*;
+
+    #[test]
+    fn a_second_encoder_or_a_missing_clock_rule_is_reported() {
+        let root = std::env::temp_dir().join(format!("igdisplay-tidy-{}", std::process::id()));
+        let src = root.join("crates/igdisplay-graph/src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("lib.rs"), "//! x\nfn f() { utf8_percent_encode(); }\n").unwrap();
+        std::fs::write(root.join("clippy.toml"), "disallowed-methods = []\n").unwrap();
+        let mut problems = Vec::new();
+        check_one_place(&root, &mut problems);
+        check_clock_rule(&root, &mut problems);
+        std::fs::remove_dir_all(&root).unwrap();
+        assert!(
+            problems[0].starts_with("crates/igdisplay-graph/src/lib.rs: uses `utf8_percent_encode`"),
+            "{problems:?}"
+        );
+        assert_eq!(problems.len(), 5, "{problems:?}");
     }
 }
