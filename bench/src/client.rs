@@ -1,0 +1,216 @@
+//! Comparison 3: `me()` through the facade vs a hand-written loop on the same HTTP stack, for
+//! each backend; and the loop `client-loop` runs for profiling it.
+
+use crate::common::{instagram_for, me_body};
+use crate::procs::{self, Server};
+use crate::report::{Report, Sample};
+use crate::{Backend, Plan};
+use igdisplay::http::{HyperBackend, ReqwestBackend};
+use igdisplay::model::{AccessToken, User};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// 3. `me()` through the facade vs a hand-written loop, per backend, against bare hyper.
+pub(crate) async fn client_overhead(plan: &Plan, report: &mut Report) -> Result<(), String> {
+    let mock = Server::start(&["serve-mock"])?;
+    let token = mock.info("token")?;
+    let body = me_body(&mock, &token).await?;
+    drop(mock);
+    let bare = Server::start(&["serve-bare", "--body", &body])?;
+    let reqwest_graph = instagram_for(
+        &bare.base,
+        Arc::new(ReqwestBackend::new().map_err(|e| e.to_string())?),
+    )?
+    .graph_with_token(AccessToken::new("token"));
+    let hyper_graph = instagram_for(
+        &bare.base,
+        Arc::new(HyperBackend::new().map_err(|e| e.to_string())?),
+    )?
+    .graph_with_token(AccessToken::new("token"));
+    let url = format!("{}/me?fields=id%2Cusername&access_token=token", bare.base);
+    let reqwest_client = reqwest::Client::new();
+    let hyper_client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let clients = Clients {
+        reqwest_graph,
+        hyper_graph,
+        reqwest_client,
+        hyper_client,
+        url: Arc::from(url.as_str()),
+    };
+    let requests = plan.requests / 4;
+    let mut rows = Vec::new();
+    let mut ratios = Vec::new();
+    for concurrency in [1usize, 32] {
+        let per_task = requests.div_ceil(concurrency);
+        let mut rps: Vec<(Side, Vec<f64>)> = Side::ALL.iter().map(|side| (*side, Vec::new())).collect();
+        let mut cpu: Vec<(Side, Vec<f64>)> = rps.clone();
+        for _ in 0..plan.rounds {
+            for (side, samples) in &mut rps {
+                let started = Instant::now();
+                let cpu_start = procs::cpu_seconds();
+                let tasks: Vec<_> = (0..concurrency)
+                    .map(|_| {
+                        let (side, clients) = (*side, clients.clone());
+                        tokio::spawn(async move {
+                            for _ in 0..per_task {
+                                std::hint::black_box(clients.me(side).await?);
+                            }
+                            Ok::<(), String>(())
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.map_err(|e| e.to_string())??;
+                }
+                let done = (per_task * concurrency) as f64;
+                samples.push(done / started.elapsed().as_secs_f64());
+                let cpu_samples = cpu.iter_mut().find(|(s, _)| s == side).map(|(_, v)| v);
+                if let Some(cpu_samples) = cpu_samples {
+                    cpu_samples.push((procs::cpu_seconds() - cpu_start) * 1e6 / done);
+                }
+            }
+        }
+        let median = |table: &[(Side, Vec<f64>)], side: Side| {
+            table
+                .iter()
+                .find(|(s, _)| *s == side)
+                .map(|(_, values)| Sample::of(values))
+        };
+        for side in Side::ALL {
+            let (Some(ours), Some(baseline), Some(cpu)) = (
+                median(&rps, side),
+                median(&rps, side.baseline()),
+                median(&cpu, side),
+            ) else {
+                continue;
+            };
+            let ratio = ours.median / baseline.median;
+            if side.is_facade() {
+                ratios.push(ratio);
+            }
+            rows.push(vec![
+                format!("{concurrency}"),
+                side.name().to_owned(),
+                ours.show(0),
+                format!("{:.0}", cpu.median),
+                format!("{ratio:.2}"),
+            ]);
+        }
+    }
+    let worst = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    report.verdict(
+        "3. facade ≥ 0.95 of the hand-written loop, each backend",
+        worst >= 0.95,
+        ratios
+            .iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    report.section(
+        "3. Client overhead",
+        &format!(
+            "`me()` decoding the same `User` through the facade vs a hand-written loop on the same HTTP stack, against \
+             the bare hyper server; {requests} requests per round, {} rounds alternating; requests/s median (min–max), \
+             process CPU time per request (µs, client side; it includes the load of every connection), ratio to the \
+             hand-written loop. Goal: ≥ 0.95 for each backend.",
+            plan.rounds
+        ),
+        &["concurrency", "client", "requests/s", "CPU µs/request", "ratio"],
+        rows,
+    );
+    Ok(())
+}
+
+/// For profiling comparison 3: the facade's `me()` in a loop against `base`.
+pub(crate) async fn client_loop(base: &str, requests: usize, backend: Backend) -> Result<(), String> {
+    let backend: igdisplay::http::SharedBackend = match backend {
+        Backend::Hyper => Arc::new(HyperBackend::new().map_err(|e| e.to_string())?),
+        Backend::Reqwest => Arc::new(ReqwestBackend::new().map_err(|e| e.to_string())?),
+    };
+    let graph = instagram_for(base, backend)?.graph_with_token(AccessToken::new("token"));
+    for _ in 0..requests {
+        std::hint::black_box(graph.me().send().await.map_err(|e| e.to_string())?);
+    }
+    Ok(())
+}
+
+/// The four ways comparison 3 asks `/me`: the facade and a hand-written loop, on each stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    FacadeReqwest,
+    HandReqwest,
+    FacadeHyper,
+    HandHyper,
+}
+
+impl Side {
+    const ALL: [Side; 4] = [
+        Side::FacadeReqwest,
+        Side::HandReqwest,
+        Side::FacadeHyper,
+        Side::HandHyper,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Side::FacadeReqwest => "facade, reqwest backend",
+            Side::HandReqwest => "hand-written reqwest + serde_json",
+            Side::FacadeHyper => "facade, hyper backend",
+            Side::HandHyper => "hand-written hyper-util + serde_json",
+        }
+    }
+
+    /// The hand-written loop on the same HTTP stack: what the side is measured against.
+    fn baseline(self) -> Side {
+        match self {
+            Side::FacadeReqwest | Side::HandReqwest => Side::HandReqwest,
+            Side::FacadeHyper | Side::HandHyper => Side::HandHyper,
+        }
+    }
+
+    fn is_facade(self) -> bool {
+        matches!(self, Side::FacadeReqwest | Side::FacadeHyper)
+    }
+}
+
+type HyperClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Empty<bytes::Bytes>,
+>;
+
+/// Every side's client, cheap to clone into each task.
+#[derive(Clone)]
+struct Clients {
+    reqwest_graph: igdisplay::graph::GraphClient,
+    hyper_graph: igdisplay::graph::GraphClient,
+    reqwest_client: reqwest::Client,
+    hyper_client: HyperClient,
+    url: Arc<str>,
+}
+
+impl Clients {
+    /// One `/me`, decoded to a `User`, the way `side` does it.
+    async fn me(&self, side: Side) -> Result<User, String> {
+        match side {
+            Side::FacadeReqwest => self.reqwest_graph.me().send().await.map_err(|e| e.to_string()),
+            Side::FacadeHyper => self.hyper_graph.me().send().await.map_err(|e| e.to_string()),
+            Side::HandReqwest => {
+                let response = self.reqwest_client.get(&*self.url).send().await;
+                let bytes = response.map_err(|e| e.to_string())?.bytes().await;
+                serde_json::from_slice(&bytes.map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+            }
+            Side::HandHyper => {
+                use http_body_util::BodyExt;
+                let uri: http::Uri = self
+                    .url
+                    .parse()
+                    .map_err(|e: http::uri::InvalidUri| e.to_string())?;
+                let response = self.hyper_client.get(uri).await.map_err(|e| e.to_string())?;
+                let body = response.into_body().collect().await.map_err(|e| e.to_string())?;
+                serde_json::from_slice(&body.to_bytes()).map_err(|e| e.to_string())
+            }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Comparison 5: the `igdisplay export` binary against a hand-written reqwest export.
+
+use crate::Plan;
+use crate::common::hand_written_pages;
+use crate::procs::{self, Server};
+use crate::report::{self, Report, Sample};
+use futures_util::{StreamExt, TryStreamExt};
+use std::process::Command;
+use std::time::Instant;
+
+/// The hand-written export: list with expansion, download 8 at a time, stream to files.
+async fn hand_written_export(base: &str, token: &str, dir: &std::path::Path) -> Result<u64, String> {
+    let client = reqwest::Client::new();
+    let mut urls = Vec::new();
+    let query = "fields=id%2Cmedia_type%2Cmedia_url%2Cthumbnail_url%2Cchildren%7Bid%2Cmedia_url%2Cthumbnail_url%7D&limit=100";
+    hand_written_pages(&client, base, token, query, |page| {
+        for item in page["data"].as_array().into_iter().flatten() {
+            let children = item["children"]["data"].as_array().cloned().unwrap_or_default();
+            let sources = if children.is_empty() {
+                vec![item.clone()]
+            } else {
+                children
+            };
+            for source in sources {
+                for key in ["media_url", "thumbnail_url"] {
+                    if let Some(url) = source[key].as_str() {
+                        urls.push((
+                            format!("{}-{key}", source["id"].as_str().unwrap_or("x")),
+                            url.to_owned(),
+                        ));
+                    }
+                }
+            }
+        }
+    })
+    .await?;
+    let total: u64 = futures_util::stream::iter(urls)
+        .map(|(name, url)| {
+            let client = client.clone();
+            let path = dir.join(name);
+            async move {
+                use tokio::io::AsyncWriteExt;
+                let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+                let mut file = tokio::fs::File::create(&path).await.map_err(|e| e.to_string())?;
+                let mut body = response.bytes_stream();
+                let mut bytes = 0u64;
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk.map_err(|e| e.to_string())?;
+                    bytes += chunk.len() as u64;
+                    file.write_all(&chunk).await.map_err(|e| e.to_string())?;
+                }
+                file.sync_all().await.map_err(|e| e.to_string())?;
+                Ok::<u64, String>(bytes)
+            }
+        })
+        .buffer_unordered(8)
+        .try_fold(0u64, |sum, bytes| async move { Ok(sum + bytes) })
+        .await?;
+    Ok(total)
+}
+
+/// 5. `igdisplay export` vs a hand-written reqwest export, both at concurrency 8.
+pub(crate) async fn export(plan: &Plan, cli: &str, report: &mut Report) -> Result<(), String> {
+    let mock = Server::start(&["serve-mock", "--generate", &plan.export_items.to_string()])?;
+    let token = mock.info("bulk-token")?;
+    let work = std::env::temp_dir().join(format!("igdisplay-bench-{}", std::process::id()));
+    let token_file = work.join("tokens.json");
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let mut import = Command::new(cli)
+        .args(["token", "import", "--mock", &mock.base, "--token-file"])
+        .arg(&token_file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{cli}: {e}"))?;
+    if let Some(mut stdin) = import.stdin.take() {
+        std::io::Write::write_all(&mut stdin, token.as_bytes()).map_err(|e| e.to_string())?;
+    }
+    if !import.wait().map_err(|e| e.to_string())?.success() {
+        return Err("igdisplay token import failed".to_owned());
+    }
+    let (mut ours, mut hand, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
+    let mut bytes = 0u64;
+    for round in 0..plan.rounds {
+        let dir = work.join(format!("ours-{round}"));
+        let (seconds, peak) = procs::run_measured(
+            Command::new(cli)
+                .args([
+                    "export",
+                    "--concurrency",
+                    "8",
+                    "--mock",
+                    &mock.base,
+                    "--token-file",
+                ])
+                .arg(&token_file)
+                .arg(&dir),
+        )?;
+        bytes = dir_bytes(&dir);
+        ours.push(bytes as f64 / seconds / 1_048_576.0);
+        peaks.push(peak as f64);
+        let dir = work.join(format!("hand-{round}"));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        let hand_bytes = hand_written_export(&mock.base, &token, &dir).await?;
+        hand.push(hand_bytes as f64 / started.elapsed().as_secs_f64() / 1_048_576.0);
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    let ratio = Sample::of(&ours).median / Sample::of(&hand).median;
+    report.verdict(
+        "5. export ≥ 0.90 of the hand-written loop",
+        ratio >= 0.9,
+        format!("{ratio:.2}"),
+    );
+    report.section(
+        "5. Export",
+        &format!(
+            "Every file of a generated library ({} items, albums' items and video thumbnails included, {:.1} MiB) from \
+             igdisplay-mock: the `igdisplay export` binary at concurrency 8 (a new process each round, listing included) \
+             vs a hand-written reqwest export in the bench process, same concurrency, {} rounds alternating. \
+             Goal: ≥ 0.9 of the hand-written loop; memory bounded by concurrency.",
+            plan.export_items,
+            bytes as f64 / 1_048_576.0,
+            plan.rounds
+        ),
+        &["exporter", "MiB/s", "peak RSS"],
+        vec![
+            vec!["igdisplay export".to_owned(), Sample::of(&ours).show(2), report::mib(Sample::of(&peaks).median as u64)],
+            vec!["hand-written reqwest loop".to_owned(), Sample::of(&hand).show(2), "(in the bench process)".to_owned()],
+            vec!["ratio".to_owned(), format!("{:.2}", Sample::of(&ours).median / Sample::of(&hand).median), String::new()],
+        ],
+    );
+    Ok(())
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name() != "index.json")
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
