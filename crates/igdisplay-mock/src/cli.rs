@@ -54,6 +54,23 @@ pub fn parse_shape(text: &str) -> Result<TokenShape, String> {
 /// Starts a mock from `args` and writes, first, `listening on http://HOST:PORT`, then the
 /// app's credentials and the seeded users, to `out`.
 ///
+/// ```
+/// use clap::Parser;
+///
+/// #[derive(Parser)]
+/// struct Args {
+///     #[command(flatten)]
+///     serve: igdisplay_mock::cli::ServeArgs,
+/// }
+///
+/// let args = Args::parse_from(["igdisplay-mock", "--addr", "127.0.0.1:0", "--clock", "frozen"]);
+/// let mut out = Vec::new();
+/// let mock = igdisplay_mock::cli::start(&args.serve, &mut out)?;
+/// let banner = String::from_utf8_lossy(&out);
+/// assert!(banner.starts_with(&format!("listening on {}", mock.base_url())));
+/// # Ok::<(), igdisplay_mock::MockError>(())
+/// ```
+///
 /// # Errors
 ///
 /// [`MockError`] when the seed file is unreadable or the address cannot be bound.

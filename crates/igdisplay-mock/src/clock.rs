@@ -6,6 +6,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The default frozen instant: 2026-01-15T12:00:00Z.
 pub const DEFAULT_START: i64 = 1_768_478_400;
 
+/// The latest instant the clock reaches, 9999-12-31T23:59:59Z: whatever a test or a control
+/// request asks, the clock stays where every date can be written and every expiry added.
+pub const LATEST: i64 = 253_402_300_799;
+
+fn clamp(unix: i64) -> i64 {
+    unix.clamp(0, LATEST)
+}
+
 /// A clock in whole Unix seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MockClock {
@@ -28,28 +36,46 @@ impl MockClock {
     /// The current instant, in Unix seconds.
     pub fn now(&self) -> i64 {
         match self {
-            MockClock::Frozen(at) => *at,
-            MockClock::System { offset } => system_now() + offset,
+            MockClock::Frozen(at) => clamp(*at),
+            MockClock::System { offset } => clamp(system_now().saturating_add(*offset)),
         }
     }
 
-    /// Moves the clock forward (or back, with a negative value).
+    /// Moves the clock forward (or back, with a negative value), staying between the epoch
+    /// and [`LATEST`].
+    ///
+    /// ```
+    /// use igdisplay_mock::{DEFAULT_START, LATEST, MockClock};
+    ///
+    /// let mut clock = MockClock::default();
+    /// clock.advance(3600);
+    /// assert_eq!(clock.now(), DEFAULT_START + 3600);
+    /// clock.advance(i64::MAX);
+    /// assert_eq!(clock.now(), LATEST);
+    /// ```
     pub fn advance(&mut self, seconds: i64) {
-        match self {
-            MockClock::Frozen(at) => *at += seconds,
-            MockClock::System { offset } => *offset += seconds,
-        }
+        let target = clamp(self.now().saturating_add(seconds));
+        self.set(target);
     }
 
-    /// Sets the clock to `unix` seconds.
+    /// Sets the clock to `unix` seconds (kept between the epoch and [`LATEST`]).
     pub fn set(&mut self, unix: i64) {
+        let unix = clamp(unix);
         match self {
             MockClock::Frozen(at) => *at = unix,
-            MockClock::System { offset } => *offset = unix - system_now(),
+            MockClock::System { offset } => *offset = unix.saturating_sub(system_now()),
         }
     }
 
     /// Parses `system`, `frozen` (at the default instant) or `frozen:<RFC 3339 UTC>`.
+    ///
+    /// ```
+    /// use igdisplay_mock::{DEFAULT_START, MockClock};
+    ///
+    /// assert_eq!(MockClock::parse("frozen"), Some(MockClock::Frozen(DEFAULT_START)));
+    /// assert_eq!(MockClock::parse("frozen:2026-01-15T12:00:00Z"), Some(MockClock::Frozen(DEFAULT_START)));
+    /// assert_eq!(MockClock::parse("tomorrow"), None);
+    /// ```
     pub fn parse(text: &str) -> Option<Self> {
         match text.trim() {
             "system" => Some(MockClock::System { offset: 0 }),

@@ -56,7 +56,17 @@ pub struct Fault {
 }
 
 impl Fault {
-    /// `kind` on every path under `path_prefix`, forever.
+    /// `kind` on every path under `path_prefix`, forever (until [`times`](Self::times) or
+    /// [`probability`](Self::probability) say otherwise).
+    ///
+    /// ```
+    /// use igdisplay_mock::{Fault, FaultKind, MockServer};
+    ///
+    /// let mock = MockServer::start()?;
+    /// // Every code exchange answers 503 until the fault is cleared.
+    /// mock.add_fault(Fault::new("/oauth/access_token", FaultKind::Status { status: 503 }));
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn new(path_prefix: impl Into<String>, kind: FaultKind) -> Self {
         Self {
             path_prefix: path_prefix.into(),
@@ -67,13 +77,29 @@ impl Fault {
     }
 
     /// Only for the next `n` matching requests.
+    ///
+    /// ```
+    /// use igdisplay_mock::{Fault, FaultKind};
+    ///
+    /// let fault = Fault::new("/me", FaultKind::DropConnection).times(1);
+    /// assert_eq!(fault.times, Some(1));
+    /// ```
     #[must_use]
     pub fn times(mut self, n: u32) -> Self {
         self.times = Some(n);
         self
     }
 
-    /// Only with probability `p` (0 to 1).
+    /// Only with probability `p` (clamped to 0..=1), drawn from the mock's seeded generator:
+    /// the same seed and the same requests hit the same ones.
+    ///
+    /// ```
+    /// use igdisplay_mock::{Fault, FaultKind};
+    ///
+    /// let chaos = Fault::new("/", FaultKind::ResetMidBody).probability(0.1);
+    /// assert_eq!(chaos.probability, Some(0.1));
+    /// assert_eq!(Fault::new("/", FaultKind::MalformedJson).probability(7.0).probability, Some(1.0));
+    /// ```
     #[must_use]
     pub fn probability(mut self, p: f64) -> Self {
         self.probability = Some(p.clamp(0.0, 1.0));
@@ -110,6 +136,13 @@ fn json_type() -> String {
 
 impl Stub {
     /// Answers `method path` with `status` and the JSON `body`.
+    ///
+    /// ```
+    /// use igdisplay_mock::Stub;
+    ///
+    /// let stub = Stub::json("get", "/me", 200, serde_json::json!({"id": "1"}));
+    /// assert_eq!((stub.method.as_str(), stub.body.as_str()), ("GET", r#"{"id":"1"}"#));
+    /// ```
     pub fn json(method: &str, path: &str, status: u16, body: serde_json::Value) -> Self {
         Self {
             method: method.to_ascii_uppercase(),
@@ -130,6 +163,15 @@ impl Stub {
     }
 
     /// Adds a response header.
+    ///
+    /// ```
+    /// use igdisplay_mock::Stub;
+    ///
+    /// let throttled = Stub::json("GET", "/me", 429, serde_json::json!({}))
+    ///     .header("retry-after", "30")
+    ///     .times(1);
+    /// assert_eq!(throttled.headers, [("retry-after".to_owned(), "30".to_owned())]);
+    /// ```
     #[must_use]
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));

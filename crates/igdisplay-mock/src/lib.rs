@@ -12,7 +12,7 @@ mod wire;
 
 pub mod cli;
 
-pub use clock::{DEFAULT_START, MockClock};
+pub use clock::{DEFAULT_START, LATEST, MockClock};
 pub use faults::{Fault, FaultKind, Stub};
 pub use journal::{JournalEntry, JournalMismatch};
 pub use seed::{Generated, MockPlatform, Seed, SeedApp, SeedKind, SeedMedia, SeedUser};
@@ -122,55 +122,126 @@ pub struct MockBuilder {
 }
 
 impl MockBuilder {
-    /// The platform to play (Instagram Login by default).
+    /// The platform to play (Instagram Login by default): hosts, scopes, token shapes and
+    /// error texts follow it.
+    ///
+    /// ```
+    /// use igdisplay_mock::{MockPlatform, MockServer};
+    ///
+    /// let mock = MockServer::builder().platform(MockPlatform::BasicDisplay).start()?;
+    /// assert_eq!(mock.platform(), MockPlatform::BasicDisplay);
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn platform(mut self, platform: MockPlatform) -> Self {
         self.options.platform = platform;
         self
     }
 
     /// The seed data ([`Seed::demo`] by default).
+    ///
+    /// ```
+    /// use igdisplay_mock::{MockServer, Seed};
+    ///
+    /// let seed = Seed::demo().with_generated_user("bulk", 250, 10);
+    /// let mock = MockServer::builder().seed(seed).start()?;
+    /// let bulk = mock.users().into_iter().find(|u| u.username == "bulk").unwrap();
+    /// assert_eq!(bulk.media_count, 250);
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn seed(mut self, seed: Seed) -> Self {
         self.seed = seed;
         self
     }
 
     /// The clock (frozen at [`DEFAULT_START`] by default).
+    ///
+    /// ```
+    /// use igdisplay_mock::{MockClock, MockServer};
+    ///
+    /// let mock = MockServer::builder().clock(MockClock::Frozen(1_700_000_000)).start()?;
+    /// assert_eq!(mock.now(), 1_700_000_000);
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn clock(mut self, clock: MockClock) -> Self {
         self.clock = clock;
         self
     }
 
     /// The address (`127.0.0.1:0` by default: a free port).
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::builder().addr(([127, 0, 0, 1], 0).into()).start()?;
+    /// assert!(mock.addr().ip().is_loopback());
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn addr(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;
         self
     }
 
-    /// Graph calls per user per rolling hour (`None`: unlimited). Default 200.
+    /// Graph calls per user per rolling hour (`None`: unlimited). Default 200. From half the
+    /// budget on, responses carry the usage header; beyond it, Graph calls fail with code 17
+    /// until the clock moves on.
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::builder().calls_per_hour(None).start()?;
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn calls_per_hour(mut self, limit: Option<u32>) -> Self {
         self.options.calls_per_hour = limit;
         self
     }
 
-    /// The Instagram Login code-exchange response shape.
+    /// The Instagram Login code-exchange response shape: flat, as the API sends it today
+    /// (default), or wrapped in `data[]`, as the documentation shows it.
+    ///
+    /// ```
+    /// use igdisplay_mock::{MockServer, TokenShape};
+    ///
+    /// let mock = MockServer::builder().token_shape(TokenShape::Wrapped).start()?;
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn token_shape(mut self, shape: TokenShape) -> Self {
         self.options.token_shape = shape;
         self
     }
 
-    /// How many requests the journal keeps (default 1,000).
+    /// How many requests the journal keeps (default 1,000); older ones are dropped, and
+    /// [`MockServer::requests_total`] still counts them.
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::builder().journal_capacity(10).start()?;
+    /// assert!(mock.journal().is_empty());
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn journal_capacity(mut self, capacity: usize) -> Self {
         self.options.journal_capacity = capacity;
         self
     }
 
-    /// Worker threads of the mock's runtime (default 2).
+    /// Worker threads of the mock's runtime (default 2; at least 1).
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::builder().workers(1).start()?;
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers.max(1);
         self
     }
 
     /// Every option at once.
+    ///
+    /// ```
+    /// use igdisplay_mock::{MockOptions, MockPlatform, MockServer};
+    ///
+    /// let mut options = MockOptions::default();
+    /// options.platform = MockPlatform::BasicDisplay;
+    /// options.calls_per_hour = Some(10);
+    /// let mock = MockServer::builder().options(options).start()?;
+    /// assert_eq!(mock.platform(), MockPlatform::BasicDisplay);
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn options(mut self, options: MockOptions) -> Self {
         self.options = options;
         self
@@ -178,6 +249,14 @@ impl MockBuilder {
 
     /// Binds, starts the mock on its own runtime thread, and returns once it accepts
     /// connections. Works from plain `#[test]`s and from inside any async runtime.
+    ///
+    /// ```
+    /// // Inside a tokio test as well as in a plain #[test].
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), igdisplay_mock::MockError> {
+    /// let mock = igdisplay_mock::MockServer::builder().start()?;
+    /// assert!(mock.addr().port() > 0);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -301,6 +380,14 @@ pub struct MockServer {
 impl MockServer {
     /// A builder with the defaults: Instagram Login, the demo seed, a frozen clock, a free
     /// loopback port.
+    ///
+    /// ```
+    /// use igdisplay_mock::{MockPlatform, MockServer};
+    ///
+    /// let mock = MockServer::builder().platform(MockPlatform::BasicDisplay).calls_per_hour(None).start()?;
+    /// assert!(mock.base_url().starts_with("http://127.0.0.1:"));
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn builder() -> MockBuilder {
         MockBuilder {
             seed: Seed::demo(),
@@ -311,7 +398,13 @@ impl MockServer {
         }
     }
 
-    /// Starts a mock with the defaults.
+    /// Starts a mock with the defaults. It stops when dropped.
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::start()?;
+    /// assert_eq!(mock.users().len(), 4);
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -320,27 +413,61 @@ impl MockServer {
         Self::builder().start()
     }
 
-    /// `http://127.0.0.1:PORT`: every base URL of a client points here.
+    /// `http://127.0.0.1:PORT`: every base URL of a client points here (the authorize
+    /// window, the api and graph hosts, the CDN and `/_mock/`).
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::start()?;
+    /// assert_eq!(mock.base_url(), format!("http://{}", mock.addr()));
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn base_url(&self) -> &str {
         &self.base
     }
 
     /// The bound address.
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::start()?;
+    /// assert!(mock.addr().ip().is_loopback());
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// `{base}/oauth/authorize`.
+    /// `{base}/oauth/authorize`: where a client sends the user.
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::start()?;
+    /// assert_eq!(mock.authorize_url(), format!("{}/oauth/authorize", mock.base_url()));
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn authorize_url(&self) -> String {
         format!("{}/oauth/authorize", self.base)
     }
 
     /// The platform played.
+    ///
+    /// ```
+    /// use igdisplay_mock::{MockPlatform, MockServer};
+    ///
+    /// assert_eq!(MockServer::start()?.platform(), MockPlatform::InstagramLogin);
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn platform(&self) -> MockPlatform {
         self.shared.world().options.platform
     }
 
-    /// The seeded app.
+    /// The seeded app: what a client needs to log users in.
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::start()?;
+    /// let app = mock.app();
+    /// assert!(app.id.bytes().all(|b| b.is_ascii_digit()));
+    /// assert!(app.redirect_uris.contains(&"https://app.example/auth/".to_owned()));
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn app(&self) -> MockApp {
         let world = self.shared.world();
         MockApp {
@@ -352,6 +479,14 @@ impl MockServer {
     }
 
     /// The seeded users.
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::start()?;
+    /// let jay = mock.users().into_iter().find(|u| u.username == "jayposiris").unwrap();
+    /// assert!(jay.tester);
+    /// assert_eq!(jay.media_count, 40);
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn users(&self) -> Vec<MockUser> {
         self.shared
             .world()
@@ -374,28 +509,78 @@ impl MockServer {
     }
 
     /// Moves the clock forward: codes, tokens, CDN links and rate windows age at once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let mock = igdisplay_mock::MockServer::start()?;
+    /// let before = mock.now();
+    /// mock.advance(Duration::from_secs(61 * 24 * 3600)); // every long-lived token has expired
+    /// assert_eq!(mock.now(), before + 61 * 86_400);
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn advance(&self, by: Duration) {
         self.time().advance(by);
     }
 
-    /// A handle on the clock, for clients that should follow the mock's time.
+    /// A handle on the clock, for clients that should follow the mock's time; it outlives
+    /// borrows of the server (see `igdisplay::follow_mock_clock`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let mock = igdisplay_mock::MockServer::start()?;
+    /// let time = mock.time();
+    /// time.advance(Duration::from_secs(10));
+    /// assert_eq!(time.now(), mock.now());
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn time(&self) -> MockTime {
         MockTime(self.shared.clone())
     }
 
-    /// Sets the clock to `unix` seconds.
+    /// Sets the clock to `unix` seconds (kept between the epoch and [`LATEST`]).
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::start()?;
+    /// mock.set_time(1_800_000_000);
+    /// assert_eq!(mock.now(), 1_800_000_000);
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn set_time(&self, unix: i64) {
         self.shared.world().clock.set(unix);
     }
 
     /// Back to the seeded state: codes, tokens, faults, stubs and the journal are cleared and
     /// the clock returns to its start.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let mock = igdisplay_mock::MockServer::start()?;
+    /// let start = mock.now();
+    /// mock.advance(Duration::from_secs(3600));
+    /// mock.reset();
+    /// assert_eq!((mock.now(), mock.requests_total()), (start, 0));
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn reset(&self) {
         let initial = self.shared.initial_clock;
         self.shared.world().reset(initial);
     }
 
-    /// Adds a fault.
+    /// Adds a fault: the next matching requests misbehave as it says.
+    ///
+    /// ```
+    /// use igdisplay_mock::{Fault, FaultKind, MockServer};
+    ///
+    /// let mock = MockServer::start()?;
+    /// // The next two media pages fail with a transient Graph error (code 2): a client that
+    /// // retries sees the third attempt succeed.
+    /// mock.add_fault(Fault::new("/me/media", FaultKind::GraphTransient).times(2));
+    /// mock.clear_faults();
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn add_fault(&self, fault: Fault) {
         self.shared.world().faults.push(fault);
     }
@@ -406,6 +591,16 @@ impl MockServer {
     }
 
     /// Answers a route with a canned response, before the fake's own logic.
+    ///
+    /// ```
+    /// use igdisplay_mock::{MockServer, Stub};
+    ///
+    /// let mock = MockServer::start()?;
+    /// let maintenance = serde_json::json!({"error": {"message": "down", "code": 2, "is_transient": true}});
+    /// mock.stub(Stub::json("GET", "/me", 503, maintenance).times(1));
+    /// mock.clear_stubs();
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn stub(&self, stub: Stub) {
         self.shared.world().stubs.push(stub);
     }
@@ -415,12 +610,28 @@ impl MockServer {
         self.shared.world().stubs.clear();
     }
 
-    /// The requests the journal holds (the most recent ones, up to its capacity).
+    /// The requests the journal holds (the most recent ones, up to its capacity), with
+    /// tokens, secrets, codes and states masked.
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::start()?;
+    /// assert!(mock.journal().is_empty());
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn journal(&self) -> Vec<JournalEntry> {
         self.shared.world().journal.entries()
     }
 
-    /// Requests answered since the start or the last reset, beyond the journal's capacity too.
+    /// Requests answered since the start or the last reset, beyond the journal's capacity too:
+    /// a cheap way to assert that a step sent nothing.
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::start()?;
+    /// let before = mock.requests_total();
+    /// // ... something that must not touch the network ...
+    /// assert_eq!(mock.requests_total(), before);
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn requests_total(&self) -> u64 {
         self.shared.world().journal.total()
     }
@@ -431,6 +642,14 @@ impl MockServer {
     }
 
     /// Checks that the journal holds exactly `times` requests `method path`.
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::start()?;
+    /// mock.expect_requests("GET", "/me", 0)?;
+    /// let miss = mock.expect_requests("GET", "/me", 1).unwrap_err();
+    /// assert!(miss.to_string().contains("GET /me"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -444,12 +663,26 @@ impl MockServer {
         journal::expect(&self.journal(), method, path, times)
     }
 
-    /// Registers another valid redirect URI (matched byte for byte).
+    /// Registers another valid redirect URI (matched byte for byte, as Instagram does).
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::start()?;
+    /// mock.add_redirect_uri("http://127.0.0.1:9000/callback");
+    /// assert!(mock.app().redirect_uris.contains(&"http://127.0.0.1:9000/callback".to_owned()));
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn add_redirect_uri(&self, uri: &str) {
         self.shared.world().add_redirect_uri(uri);
     }
 
-    /// Sets the app's deauthorize and data-deletion callback URLs.
+    /// Sets the app's deauthorize and data-deletion callback URLs, where
+    /// [`send_callback`](Self::send_callback) posts.
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::start()?;
+    /// mock.set_callbacks(Some("http://127.0.0.1:9000/deauthorize"), None);
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn set_callbacks(&self, deauthorize: Option<&str>, data_deletion: Option<&str>) {
         let mut world = self.shared.world();
         world.app.deauthorize_callback = deauthorize.map(str::to_owned);
@@ -550,13 +783,33 @@ impl MockServer {
             .map_err(|message| MockError::Refused { message })
     }
 
-    /// A correctly signed `signed_request` for `username`, as Meta posts to callbacks.
+    /// A correctly signed `signed_request` for `username`, as Meta posts to callbacks: the
+    /// base64url signature, a dot, the base64url payload.
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::start()?;
+    /// let signed = mock.signed_request("jayposiris").unwrap();
+    /// assert_eq!(signed.split('.').count(), 2);
+    /// assert!(mock.signed_request("nobody").is_none());
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn signed_request(&self, username: &str) -> Option<String> {
         self.shared.world().signed_request(username)
     }
 
     /// Posts a signed `kind` request for `username` to the registered callback, as Meta
     /// does, and returns the callback's status and body.
+    ///
+    /// ```
+    /// use igdisplay_mock::{CallbackKind, MockError, MockServer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), MockError> {
+    /// let mock = MockServer::start()?;
+    /// // No callback URL is registered yet: set one with `set_callbacks` first.
+    /// let error = mock.send_callback("jayposiris", CallbackKind::DataDeletion).await.unwrap_err();
+    /// assert!(matches!(error, MockError::NoCallbackUrl(CallbackKind::DataDeletion)));
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///

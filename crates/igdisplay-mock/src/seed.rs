@@ -94,6 +94,13 @@ pub struct SeedMedia {
 
 impl SeedMedia {
     /// An item of `kind` with `caption`.
+    ///
+    /// ```
+    /// use igdisplay_mock::{SeedKind, SeedMedia};
+    ///
+    /// let video = SeedMedia::new(SeedKind::Video, Some("a clip"));
+    /// assert!(video.children.is_empty());
+    /// ```
     pub fn new(kind: SeedKind, caption: Option<&str>) -> Self {
         Self {
             kind,
@@ -106,6 +113,13 @@ impl SeedMedia {
     }
 
     /// An album of `children`.
+    ///
+    /// ```
+    /// use igdisplay_mock::{SeedKind, SeedMedia};
+    ///
+    /// let album = SeedMedia::album(None, &[SeedKind::Image, SeedKind::Video]);
+    /// assert_eq!(album.children.len(), 2);
+    /// ```
     pub fn album(caption: Option<&str>, children: &[SeedKind]) -> Self {
         Self {
             children: children.to_vec(),
@@ -251,7 +265,13 @@ impl Seed {
     }
 
     /// Adds a user `username` with a generated library of `count` items, every
-    /// `album_every`-th an album (for benchmarks: 100,000 items is fine).
+    /// `album_every`-th an album (for benchmarks: 100,000 items is fine; items are generated
+    /// when asked for, not stored).
+    ///
+    /// ```
+    /// let seed = igdisplay_mock::Seed::demo().with_generated_user("bulk", 10_000, 10);
+    /// assert_eq!(seed.users.last().map(|u| u.username.as_str()), Some("bulk"));
+    /// ```
     #[must_use]
     pub fn with_generated_user(mut self, username: &str, count: usize, album_every: usize) -> Self {
         self.users.push(SeedUser {
@@ -267,7 +287,15 @@ impl Seed {
         self
     }
 
-    /// Parses a seed file's JSON.
+    /// Parses a seed file's JSON: the shape of [`Seed`], as `serde` writes it.
+    ///
+    /// ```
+    /// let demo = igdisplay_mock::Seed::demo();
+    /// let json = serde_json::to_string(&demo)?;
+    /// let back = igdisplay_mock::Seed::from_json(&json)?;
+    /// assert_eq!(back.users.len(), demo.users.len());
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
     ///
     /// # Errors
     ///

@@ -33,6 +33,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The shared state of a server over `world`; `initial_clock` is where a reset returns.
     pub(crate) fn new(world: World, initial_clock: MockClock) -> Self {
         Self {
             world: Mutex::new(world),
@@ -41,6 +42,8 @@ impl Shared {
         }
     }
 
+    /// The world, locked. A panic while it was held does not make it unusable: the state is
+    /// plain data and every request leaves it consistent.
     pub(crate) fn world(&self) -> std::sync::MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -98,6 +101,8 @@ enum Outcome {
     Deliver(String, String),
 }
 
+/// One request: read it (bodies capped), decide under the lock, then deliver: a reply, a
+/// fault applied to it, or a callback posted to the app.
 async fn handle(
     shared: Arc<Shared>,
     request: http::Request<Incoming>,
@@ -129,6 +134,9 @@ async fn handle(
     }
 }
 
+/// Decides the answer to `req` under the lock: the control API, else a matching stub, else
+/// the fake's own route; then a matching fault, rolled on the seeded generator; then the
+/// journal entry (the raw query, masked when the journal is read).
 fn decide(shared: &Shared, req: &Req, raw_query: String) -> Outcome {
     let mut world = shared.world();
     if let Some(rest) = req.path.strip_prefix("/_mock/") {
@@ -191,6 +199,7 @@ fn decide(shared: &Shared, req: &Req, raw_query: String) -> Outcome {
     Outcome::Send(reply, fault)
 }
 
+/// A reply as a complete HTTP response.
 fn response(reply: Reply) -> http::Response<Body> {
     let body = Full::new(reply.body)
         .map_err(|never: Infallible| match never {})
@@ -198,6 +207,8 @@ fn response(reply: Reply) -> http::Response<Body> {
     build(reply.status, reply.headers, body)
 }
 
+/// A response of `status` with `headers` and `body`; a header value that is not valid HTTP
+/// is dropped rather than failing the response.
 fn build(status: u16, headers: Vec<(http::HeaderName, String)>, body: Body) -> http::Response<Body> {
     let mut response = http::Response::new(body);
     *response.status_mut() =

@@ -56,15 +56,21 @@ impl Default for MockOptions {
     }
 }
 
+/// What a media item is, as the fake renders it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
+    /// `IMAGE`, a `.jpg` on the CDN.
     Image,
+    /// `VIDEO` in the feed: an `.mp4` and a thumbnail.
     Video,
+    /// A reel: `media_type` `VIDEO`, `media_product_type` `REELS`, a `/reel/` permalink.
     Reel,
+    /// `CAROUSEL_ALBUM`: its children are the images and videos.
     Album,
 }
 
 impl Kind {
+    /// The kind of a seeded item.
     fn of(seed: SeedKind) -> Self {
         match seed {
             SeedKind::Image => Kind::Image,
@@ -74,39 +80,64 @@ impl Kind {
         }
     }
 
+    /// Whether the item is a video file (with a thumbnail).
     pub(crate) fn is_video(self) -> bool {
         matches!(self, Kind::Video | Kind::Reel)
     }
 }
 
+/// An item of an album: it has its own id and file, and borrows the album's permalink,
+/// timestamp and owner.
 #[derive(Clone, Debug)]
 pub(crate) struct Child {
+    /// The child's media id (above 2^53).
     pub(crate) id: String,
+    /// Image or video.
     pub(crate) kind: Kind,
 }
 
+/// One item of a user's library, fixed at start from the seed.
 #[derive(Clone, Debug)]
 pub(crate) struct Media {
+    /// The media id (above 2^53, drawn from the seed).
     pub(crate) id: String,
+    /// What it is.
     pub(crate) kind: Kind,
+    /// The caption, if the post has one (then the field is absent, not `null`).
     pub(crate) caption: Option<String>,
+    /// When it was published, Unix seconds: one post every 7 hours back from the start.
     pub(crate) timestamp: i64,
+    /// The 11-character code of its permalink.
     pub(crate) shortcode: String,
+    /// `like_count` (Instagram Login).
     pub(crate) likes: u64,
+    /// `comments_count` (Instagram Login).
     pub(crate) comments: u64,
+    /// Copyright-flagged: no `media_url`, no `permalink`, as Instagram serves such posts.
     pub(crate) copyright_flagged: bool,
+    /// An album's items, in order; empty for anything else.
     pub(crate) children: Vec<Child>,
 }
 
+/// A seeded Instagram account, with its two ids.
 #[derive(Clone, Debug)]
 pub(crate) struct User {
+    /// The app-scoped id: `id` of `/me`, `user_id` of the code exchange.
     pub(crate) id: String,
+    /// The professional account id: `user_id` of `/me` on Instagram Login, and the id in
+    /// `paging.next` links (reference A.15: the two differ).
     pub(crate) ig_id: String,
+    /// The handle.
     pub(crate) username: String,
+    /// The display name (Instagram Login's `name`).
     pub(crate) name: String,
+    /// `BUSINESS`, `MEDIA_CREATOR` or `PERSONAL`.
     pub(crate) account_type: String,
+    /// Whether the account accepted the app's tester invitation (needed in development mode).
     pub(crate) tester: bool,
+    /// `followers_count`.
     pub(crate) followers: u64,
+    /// `follows_count`.
     pub(crate) follows: u64,
     /// Newest first.
     pub(crate) media: Vec<Media>,
@@ -115,58 +146,106 @@ pub(crate) struct User {
 /// Where a media id points.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum MediaRef {
-    Item { user: usize, index: usize },
-    Child { user: usize, index: usize, child: usize },
+    /// Item `index` of user `user`'s library.
+    Item {
+        /// The owner's index in `World::users`.
+        user: usize,
+        /// The item's index in the owner's library.
+        index: usize,
+    },
+    /// Child `child` of album `index` of user `user`.
+    Child {
+        /// The owner's index in `World::users`.
+        user: usize,
+        /// The album's index in the owner's library.
+        index: usize,
+        /// The child's index in the album.
+        child: usize,
+    },
 }
 
+/// The two lifetimes of a user token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TokenKind {
+    /// One hour, from the code exchange; can only be exchanged for a long-lived one.
     ShortLived,
+    /// Sixty days; refreshable once a day old.
     LongLived,
 }
 
+/// An issued user token and everything the Graph side checks about it.
 #[derive(Clone, Debug)]
 pub(crate) struct Token {
+    /// Whose it is (index in `World::users`).
     pub(crate) user: usize,
+    /// Short- or long-lived.
     pub(crate) kind: TokenKind,
+    /// When it was issued, mock time (a refresh needs it 24 hours old).
     pub(crate) issued_at: i64,
+    /// When it stops working, mock time.
     pub(crate) expires_at: i64,
+    /// The scopes granted at authorization (they decide media access and refresh).
     pub(crate) scopes: Vec<String>,
+    /// Invalidated before its expiry (a replayed code revokes its whole line): 190/460.
     pub(crate) revoked: bool,
     /// The code this token descends from, so a reused code revokes the whole line.
     pub(crate) code: Option<String>,
 }
 
+/// An authorization code the window issued.
 #[derive(Clone, Debug)]
 pub(crate) struct Code {
+    /// Who approved.
     pub(crate) user: usize,
+    /// The redirect URI of the authorize request: the exchange must send the same.
     pub(crate) redirect_uri: String,
+    /// The scopes approved.
     pub(crate) scopes: Vec<String>,
+    /// When it was issued; it is good for one hour.
     pub(crate) issued_at: i64,
+    /// Spent: a second exchange is refused and revokes what the first gave.
     pub(crate) used: bool,
 }
 
-/// The whole mutable state.
+/// The whole mutable state, behind the server's one mutex: a request is decided under the
+/// lock, and nothing waits while holding it.
 #[derive(Debug)]
 pub(crate) struct World {
+    /// The behaviour switches.
     pub(crate) options: MockOptions,
+    /// The seed it was built from (kept for resets and cursors).
     pub(crate) seed: Seed,
+    /// `http://127.0.0.1:PORT`, for absolute links.
     pub(crate) base: String,
+    /// The app: id, secret, name, redirect URIs, callbacks, live mode.
     pub(crate) app: SeedApp,
+    /// The accounts, with their libraries.
     pub(crate) users: Vec<User>,
+    /// Every media id (items and album children) to where it lives.
     pub(crate) media_index: HashMap<String, MediaRef>,
+    /// Issued authorization codes.
     pub(crate) codes: HashMap<String, Code>,
+    /// Issued user tokens.
     pub(crate) tokens: HashMap<String, Token>,
+    /// The mock's time.
     pub(crate) clock: MockClock,
+    /// The seeded generator of ids, codes, tokens and fault rolls.
     pub(crate) rng: Rng,
+    /// The key that signs CDN links.
     pub(crate) cdn_key: String,
+    /// Each user's Graph calls in the rolling hour, oldest first.
     pub(crate) calls: HashMap<usize, VecDeque<i64>>,
+    /// The bounded record of answered requests.
     pub(crate) journal: Journal,
+    /// Active faults, first match wins.
     pub(crate) faults: Vec<Fault>,
+    /// Active stubs, first match wins.
     pub(crate) stubs: Vec<Stub>,
 }
 
 impl World {
+    /// Builds the world from `seed`: every id, shortcode and code drawn from the seed's
+    /// generator in a fixed order, so the same seed gives the same world.
     pub(crate) fn new(seed: Seed, options: MockOptions, clock: MockClock, base: String) -> Self {
         let mut rng = Rng::new(seed.seed);
         let start = clock.now();

@@ -6,6 +6,11 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_perc
 use serde_json::{Value, json};
 
 /// Everything but the RFC 3986 unreserved characters is percent-encoded.
+///
+/// The client crates encode through `igdisplay_http::encode_query`; the mock keeps its own set
+/// on purpose. It is the oracle of the client's tests and shares no code with it (an
+/// architecture invariant), so an encoding mistake in the client cannot pass because the mock
+/// makes the same one.
 pub(crate) const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
@@ -66,6 +71,8 @@ pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// One percent-decoded component (`+` as space); a component that does not decode to UTF-8
+/// is kept as sent, so a garbled parameter is refused by the route, not by the parser.
 fn decode(component: &str) -> String {
     // Most components (tokens, ids, cursors) need no decoding: copy them once.
     if !component.contains(['%', '+']) {
@@ -100,6 +107,7 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
+    /// A reply of `status` with `body` of `content_type`.
     pub(crate) fn new(status: u16, content_type: &str, body: impl Into<Bytes>) -> Self {
         Self {
             status,
@@ -114,6 +122,7 @@ impl Reply {
             .header("cache-control", "private, no-cache, no-store, must-revalidate")
     }
 
+    /// An HTML page (the authorize window), never cached.
     pub(crate) fn html(status: u16, page: String) -> Self {
         Self::new(status, "text/html; charset=utf-8", page)
             .header("cache-control", "no-store")
@@ -123,10 +132,12 @@ impl Reply {
             )
     }
 
+    /// A 302 to `location` (the window's answer).
     pub(crate) fn redirect(location: String) -> Self {
         Self::new(302, "text/html; charset=utf-8", Bytes::new()).header("location", location)
     }
 
+    /// Adds a header.
     pub(crate) fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers
             .push((http::HeaderName::from_static(name), value.into()));
@@ -155,6 +166,7 @@ pub(crate) struct GraphFailure {
 }
 
 impl GraphFailure {
+    /// A Graph error of HTTP `status`, `type` `kind`, `code` and `message`.
     pub(crate) fn new(status: u16, kind: &'static str, code: i64, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -167,21 +179,27 @@ impl GraphFailure {
         }
     }
 
+    /// Adds a header (a usage header on a rate-limit error).
     pub(crate) fn with_header(mut self, header: (&'static str, String)) -> Self {
         self.headers.push(header);
         self
     }
 
+    /// Sets `error_subcode` (463 expired, 460 invalidated, 33 unknown object).
     pub(crate) fn subcode(mut self, subcode: i64) -> Self {
         self.subcode = Some(subcode);
         self
     }
 
+    /// Marks the error `is_transient: true`, as Instagram does for codes 1, 2 and 17.
     pub(crate) fn transient(mut self) -> Self {
         self.transient = true;
         self
     }
 
+    /// The HTTP reply: `{"error": {message, type, code, error_subcode?, is_transient?,
+    /// fbtrace_id}}`, and on a 190 a `WWW-Authenticate: OAuth "Facebook Platform"
+    /// "invalid_token" "<message>"` header, as recorded responses carry.
     pub(crate) fn reply(self, fbtrace_id: String) -> Reply {
         let mut error = json!({
             "message": self.message, "type": self.kind, "code": self.code, "fbtrace_id": fbtrace_id,

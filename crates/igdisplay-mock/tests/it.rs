@@ -162,6 +162,44 @@ async fn the_cli_prints_where_it_listens_first() {
 }
 
 #[tokio::test]
+async fn the_control_api_lists_its_endpoints() {
+    let mock = mock(MockPlatform::InstagramLogin);
+    let (status, _, body) = get(&format!("{}/_mock/", mock.base_url())).await;
+    assert_eq!(status, 200);
+    let listed: Vec<String> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["method"].as_str().unwrap(),
+                e["path"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        listed.contains(&"POST /_mock/clock/advance".to_owned()),
+        "{listed:?}"
+    );
+    assert_eq!(listed.len(), 20);
+}
+
+#[tokio::test]
+async fn a_hostile_clock_request_is_clamped_and_the_mock_keeps_issuing_tokens() {
+    let mock = mock(MockPlatform::InstagramLogin);
+    let advance = format!(
+        "{}/_mock/clock/advance?seconds=9223372036854775807",
+        mock.base_url()
+    );
+    let answer = http().post(advance).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(mock.now(), igdisplay_mock::LATEST);
+    let token = mock.issue_token("jayposiris", TokenLifetime::LongLived).unwrap();
+    assert!(token.expires_in > 0);
+}
+
+#[tokio::test]
 async fn the_authorize_window_validates_every_parameter() {
     let mock = mock(MockPlatform::BasicDisplay);
     let cases = [

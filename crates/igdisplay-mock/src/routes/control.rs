@@ -11,6 +11,138 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+/// One endpoint of the control API: what `GET /_mock/` lists and the README documents.
+pub(crate) struct Endpoint {
+    pub(crate) method: &'static str,
+    pub(crate) path: &'static str,
+    pub(crate) input: &'static str,
+    pub(crate) answer: &'static str,
+}
+
+/// Every control endpoint, in the order the README documents them.
+pub(crate) const ENDPOINTS: &[Endpoint] = &[
+    Endpoint {
+        method: "GET",
+        path: "/_mock/",
+        input: "",
+        answer: "this list: [{method, path, input, answer}]",
+    },
+    Endpoint {
+        method: "GET",
+        path: "/_mock/health",
+        input: "",
+        answer: "{status: \"ok\", platform, requests}",
+    },
+    Endpoint {
+        method: "GET",
+        path: "/_mock/state",
+        input: "",
+        answer: "{platform, base_url, clock, app: {id, secret, name, redirect_uris, live_mode, deauthorize_callback, data_deletion_callback}, users: [{username, id, user_id, account_type, tester, media_count}], testers, codes, tokens}",
+    },
+    Endpoint {
+        method: "POST",
+        path: "/_mock/reset",
+        input: "",
+        answer: "{reset: true}",
+    },
+    Endpoint {
+        method: "GET",
+        path: "/_mock/clock",
+        input: "",
+        answer: "{unix, timestamp}",
+    },
+    Endpoint {
+        method: "POST",
+        path: "/_mock/clock/advance",
+        input: "?seconds=N (may be negative)",
+        answer: "{unix, timestamp}",
+    },
+    Endpoint {
+        method: "POST",
+        path: "/_mock/clock/set",
+        input: "?unix=N or ?iso=2026-01-15T12:00:00Z",
+        answer: "{unix, timestamp}",
+    },
+    Endpoint {
+        method: "GET",
+        path: "/_mock/journal",
+        input: "",
+        answer: "{total, entries: [{method, path, query, status, at}]} (secrets masked)",
+    },
+    Endpoint {
+        method: "DELETE",
+        path: "/_mock/journal",
+        input: "",
+        answer: "{cleared: true}",
+    },
+    Endpoint {
+        method: "GET",
+        path: "/_mock/faults",
+        input: "",
+        answer: "[fault]",
+    },
+    Endpoint {
+        method: "POST",
+        path: "/_mock/faults",
+        input: "{path_prefix, kind: {type, ...}, times?, probability?}",
+        answer: "{faults: count}",
+    },
+    Endpoint {
+        method: "DELETE",
+        path: "/_mock/faults",
+        input: "",
+        answer: "{faults: 0}",
+    },
+    Endpoint {
+        method: "POST",
+        path: "/_mock/stubs",
+        input: "{method, path, status, body, content_type?, headers?, times?}",
+        answer: "{stubs: count}",
+    },
+    Endpoint {
+        method: "DELETE",
+        path: "/_mock/stubs",
+        input: "",
+        answer: "{stubs: 0}",
+    },
+    Endpoint {
+        method: "POST",
+        path: "/_mock/redirect_uris",
+        input: "{uri}",
+        answer: "{redirect_uris: [...]}",
+    },
+    Endpoint {
+        method: "POST",
+        path: "/_mock/callbacks",
+        input: "{deauthorize?, data_deletion?}",
+        answer: "{deauthorize, data_deletion}",
+    },
+    Endpoint {
+        method: "POST",
+        path: "/_mock/tokens",
+        input: "{username, kind?: \"long_lived\" | \"short_lived\"}",
+        answer: "{access_token, user_id, expires_in}",
+    },
+    Endpoint {
+        method: "GET",
+        path: "/_mock/signed_request",
+        input: "?username=",
+        answer: "{signed_request}",
+    },
+    Endpoint {
+        method: "POST",
+        path: "/_mock/deauthorize",
+        input: "?username=",
+        answer: "{status, body} of the app's callback",
+    },
+    Endpoint {
+        method: "POST",
+        path: "/_mock/data_deletion",
+        input: "?username=",
+        answer: "{status, body} of the app's callback",
+    },
+];
+
 /// What a control request asks the server to do.
 pub(crate) enum Control {
     /// Answer now.
@@ -31,6 +163,14 @@ impl World {
     pub(crate) fn control(&mut self, req: &Req, rest: &[&str], initial_clock: MockClock) -> Control {
         let method = req.method.as_str();
         match (method, rest) {
+            ("GET", []) => ok(&Value::Array(
+                ENDPOINTS
+                    .iter()
+                    .map(
+                        |e| json!({"method": e.method, "path": e.path, "input": e.input, "answer": e.answer}),
+                    )
+                    .collect(),
+            )),
             ("GET", ["health"]) => ok(
                 &json!({"status": "ok", "platform": self.options.platform.as_str(),
                 "requests": self.journal.total()}),
@@ -207,4 +347,25 @@ struct Body(serde_json::Map<String, Value>);
 fn body_field(body: &[u8], name: &str) -> Option<String> {
     let Body(map) = serde_json::from_slice(body).ok()?;
     map.get(name).and_then(Value::as_str).map(str::to_owned)
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::ENDPOINTS;
+
+    #[test]
+    fn the_readme_documents_every_endpoint_and_no_other() {
+        let readme = include_str!("../../README.md");
+        let documented: Vec<&str> = readme
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|line| line.split_once('`').map(|(endpoint, _)| endpoint))
+            .filter(|endpoint| endpoint.contains(" /_mock/"))
+            .collect();
+        let listed: Vec<String> = ENDPOINTS
+            .iter()
+            .map(|e| format!("{} {}", e.method, e.path))
+            .collect();
+        assert_eq!(documented, listed);
+    }
 }

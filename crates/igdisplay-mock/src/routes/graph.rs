@@ -12,7 +12,11 @@ use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
+/// The fields of the User node on Basic Display (reference A.8): asking for any other one is
+/// `(#100) Tried accessing nonexisting field`.
 const USER_FIELDS_BASIC: &[&str] = &["id", "username", "account_type", "media_count"];
+/// The fields of the User node on Instagram Login (reference B.6): the professional account's
+/// id, name, picture and follower counts on top of Basic Display's four.
 const USER_FIELDS_LOGIN: &[&str] = &[
     "id",
     "user_id",
@@ -24,6 +28,8 @@ const USER_FIELDS_LOGIN: &[&str] = &[
     "follows_count",
     "media_count",
 ];
+/// The fields of the Media node on Basic Display (reference A.10); `children` is the album
+/// edge, valid only as an expansion.
 const MEDIA_FIELDS_BASIC: &[&str] = &[
     "id",
     "caption",
@@ -36,6 +42,8 @@ const MEDIA_FIELDS_BASIC: &[&str] = &[
     "is_shared_to_feed",
     "children",
 ];
+/// The fields of the Media node on Instagram Login (reference B.7): counts, shortcode, owner,
+/// product type and alt text on top of Basic Display's.
 const MEDIA_FIELDS_LOGIN: &[&str] = &[
     "id",
     "caption",
@@ -56,8 +64,9 @@ const MEDIA_FIELDS_LOGIN: &[&str] = &[
     "view_count",
     "children",
 ];
-/// Page size when no `limit` is given, and the most a page holds.
+/// Page size when no `limit` is given (reference A.9: 25).
 const DEFAULT_LIMIT: usize = 25;
+/// The most a page holds, whatever `limit` asks (larger values are clamped, as observed).
 const MAX_LIMIT: usize = 100;
 
 /// A parsed `fields` value: plain names, and the fields of a `children{...}` expansion.
@@ -67,6 +76,10 @@ struct Fields {
     children: Option<Vec<String>>,
 }
 
+/// Reads a `fields` value: comma-separated names, and at most one `children{...}` expansion
+/// whose inner names apply to album items. No value (or a blank one) means `id` alone, as
+/// Instagram answers a request without `fields`. Braces nest only one level deep, which is
+/// all the Graph API accepts here; deeper braces are folded into the expansion.
 fn parse_fields(text: Option<&str>) -> Fields {
     let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
         return Fields {
@@ -108,6 +121,8 @@ fn parse_fields(text: Option<&str>) -> Fields {
     fields
 }
 
+/// `(#100) Tried accessing nonexisting field (x) on node type (Media)`: code 100 with the field
+/// and node named, as Instagram words it (reference A.13, B.8).
 fn nonexisting(field: &str, node: &str) -> GraphFailure {
     GraphFailure::new(
         400,
@@ -117,6 +132,8 @@ fn nonexisting(field: &str, node: &str) -> GraphFailure {
     )
 }
 
+/// Code 10: a Basic Display token without the `user_media` scope asks for media (reference
+/// A.13, "Application does not have permission for this action").
 fn no_media_permission() -> GraphFailure {
     GraphFailure::new(
         400,
@@ -126,6 +143,8 @@ fn no_media_permission() -> GraphFailure {
     )
 }
 
+/// Code 100 subcode 33: an object that does not exist or is not the token user's. Instagram
+/// does not tell the two apart, so a client cannot probe for other users' media.
 fn unknown_object(id: &str) -> GraphFailure {
     GraphFailure::new(
         400,
@@ -141,6 +160,13 @@ fn unknown_object(id: &str) -> GraphFailure {
 
 impl World {
     /// Dispatches a Graph path (version prefix already removed).
+    ///
+    /// The order is Instagram's: only GET is served (anything else is code 100, "Unsupported
+    /// request - method type"); the token comes from `access_token` or an `Authorization:
+    /// Bearer`/`OAuth` header and must be live (190 otherwise, with the subcode of why); the
+    /// call is counted against the user's hour before anything is read (17 beyond it); then
+    /// the node: `me` or the user's own ids, a media id, `{user}/media` or `{album}/children`.
+    /// Anything else is code 2500, "Unknown path components".
     pub(crate) fn graph(&mut self, req: &Req, segments: &[&str]) -> Result<Reply, GraphFailure> {
         if req.method != http::Method::GET {
             return Err(super::oauth::unsupported_method(&req.method));
@@ -206,11 +232,19 @@ impl World {
         Ok(reply)
     }
 
+    /// Whether `node` names the token's own user: `me`, the app-scoped id, or (as `paging.next`
+    /// links do) the professional account id.
     fn is_self(&self, node: &str, user: usize) -> bool {
         node == "me" || node == self.users[user].id || node == self.users[user].ig_id
     }
 
     /// Counts a call against the user's rolling hour; refuses beyond the limit.
+    ///
+    /// The window is the last 3,600 seconds of mock time, so advancing the clock by an hour
+    /// restores the budget. From `usage_header_from` percent on, the answer carries the usage
+    /// header of the platform; at the limit the call fails with code 17 (transient, as
+    /// Instagram marks it) and a header at 100 % with the minutes until the oldest call leaves
+    /// the window.
     fn count_call(&mut self, user: usize) -> Result<Option<(&'static str, String)>, GraphFailure> {
         let Some(limit) = self.options.calls_per_hour else {
             return Ok(None);
@@ -239,6 +273,9 @@ impl World {
         Ok(Some(self.usage_header(percent.min(100), 0)))
     }
 
+    /// The usage header at `percent`: `X-App-Usage` on Basic Display (a JSON object of
+    /// percentages), `X-Business-Use-Case-Usage` on Instagram Login (keyed by the app id, with
+    /// `estimated_time_to_regain_access` in minutes), both as reference A.14 and B.8 show them.
     fn usage_header(&self, percent: u32, regain_minutes: i64) -> (&'static str, String) {
         match self.options.platform {
             MockPlatform::BasicDisplay => (
@@ -257,6 +294,9 @@ impl World {
         }
     }
 
+    /// The User node with exactly the asked `fields`: an unknown field fails the whole request
+    /// (code 100), `media_count` needs the media permission, and `children` is not a field of a
+    /// user.
     fn user_node(&self, user: usize, fields: &Fields, media_allowed: bool) -> Result<Value, GraphFailure> {
         let known = match self.options.platform {
             MockPlatform::BasicDisplay => USER_FIELDS_BASIC,
@@ -289,6 +329,8 @@ impl World {
         Ok(Value::Object(out))
     }
 
+    /// A media node by id: an item of the user's library, or an album's child (which answers
+    /// with the child's own, smaller set of fields).
     fn media_node(&self, found: MediaRef, fields: &Fields) -> Result<Map<String, Value>, GraphFailure> {
         match found {
             MediaRef::Item { user, index } => self.render_media(user, &self.users[user].media[index], fields),
@@ -299,6 +341,7 @@ impl World {
         }
     }
 
+    /// The Media fields of the platform played.
     fn media_fields(&self) -> &'static [&'static str] {
         match self.options.platform {
             MockPlatform::BasicDisplay => MEDIA_FIELDS_BASIC,
@@ -306,6 +349,14 @@ impl World {
         }
     }
 
+    /// One media item with exactly the asked `fields`.
+    ///
+    /// Fields that do not apply are left out rather than sent as `null`, as Instagram does: no
+    /// `caption` on an uncaptioned post, no `thumbnail_url` on an image, no `media_url` or
+    /// `permalink` on a copyright-flagged item, `alt_text` only on Instagram Login images,
+    /// `view_count` only on videos. Media URLs are signed CDN links that expire with the clock.
+    /// With `children{...}` an album carries its items inline (`children.data`), which is how a
+    /// client gets a whole library at one request per page.
     fn render_media(
         &self,
         user: usize,
@@ -368,7 +419,9 @@ impl World {
         Ok(out)
     }
 
-    /// Album items carry no caption and no counts.
+    /// Album items carry no caption and no counts: only their id, type, URLs, the album's
+    /// permalink and timestamp, the owner's name and id; a caption or a count asked of a child
+    /// is silently absent, and `children` of a child is an error.
     fn render_child(
         &self,
         user: usize,
@@ -401,6 +454,13 @@ impl World {
         Ok(out)
     }
 
+    /// `/{user}/media`: one page of the user's library, newest first.
+    ///
+    /// `limit` (default 25, at most 100), `since`/`until` (Unix seconds, inclusive) and one of
+    /// `after`/`before` (a cursor of this mock; a foreign or garbled one is code 100). The page
+    /// carries `paging.cursors` and, when there is more, absolute `next`/`previous` links that
+    /// repeat the token and name the professional account id (reference A.15: that id can
+    /// differ from `/me`'s), as recorded traffic shows.
     fn media_edge(
         &mut self,
         req: &Req,
@@ -491,6 +551,8 @@ impl World {
         Ok(body)
     }
 
+    /// `/{album}/children`: an album's items on one page, with cursors but never a `next` (an
+    /// album holds at most 20 items).
     fn children_edge(&self, found: MediaRef, fields: &Fields) -> Result<Value, GraphFailure> {
         let MediaRef::Item { user, index } = found else {
             return Ok(json!({"data": []}));
@@ -519,6 +581,7 @@ impl World {
         format!("QVFI{}", engine.encode(format!("{}:{media_id}", self.seed.seed)))
     }
 
+    /// The media id a cursor of this mock names, if it is one (cursors of another seed are not).
     fn decode_cursor(&self, cursor: &str) -> Option<String> {
         let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let raw = engine.decode(cursor.strip_prefix("QVFI")?).ok()?;
@@ -527,11 +590,14 @@ impl World {
         (seed == self.seed.seed.to_string()).then(|| id.to_owned())
     }
 
+    /// The signed CDN link of a media file: `.mp4` for videos, `.jpg` otherwise.
     fn asset_url(&self, id: &str, video: bool) -> String {
         self.cdn_url(&format!("{id}.{}", if video { "mp4" } else { "jpg" }))
     }
 
-    /// `{base}/cdn/v/{file}?oe={hex expiry}&_nc_sig={signature}`.
+    /// `{base}/cdn/v/{file}?oe={hex expiry}&_nc_sig={signature}`: the shape of Instagram's CDN
+    /// links (reference A.15), valid for `media_url_ttl` seconds of mock time; after that the
+    /// CDN answers 403 `URL signature expired`, and a tampered link 403 `Bad URL hash`.
     pub(crate) fn cdn_url(&self, file: &str) -> String {
         let expires = self.now() + self.options.media_url_ttl;
         let oe = format!("{expires:X}");
@@ -542,6 +608,8 @@ impl World {
         )
     }
 
+    /// The signature binding a file to its expiry: an HMAC of both under this mock's CDN key,
+    /// so an expiry cannot be extended by editing the link.
     pub(crate) fn cdn_signature(&self, file: &str, oe: &str) -> String {
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.cdn_key.as_bytes()) else {
             return String::new();
@@ -556,12 +624,14 @@ impl World {
     }
 }
 
+/// The user a media item or album child belongs to.
 fn owner(found: MediaRef) -> usize {
     match found {
         MediaRef::Item { user, .. } | MediaRef::Child { user, .. } => user,
     }
 }
 
+/// The `media_type` Instagram sends: reels are `VIDEO` (their product type says `REELS`).
 fn media_type(kind: Kind) -> &'static str {
     match kind {
         Kind::Image => "IMAGE",
@@ -570,11 +640,14 @@ fn media_type(kind: Kind) -> &'static str {
     }
 }
 
+/// `https://www.instagram.com/p/{shortcode}/`, or `/reel/` for a reel.
 fn permalink(media: &Media) -> String {
     let kind = if media.kind == Kind::Reel { "reel" } else { "p" };
     format!("https://www.instagram.com/{kind}/{}/", media.shortcode)
 }
 
+/// The token of an `Authorization: Bearer ...` (or `OAuth ...`) header, which the Graph API
+/// accepts as well as the `access_token` parameter.
 fn bearer(headers: &http::HeaderMap) -> Option<String> {
     let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;

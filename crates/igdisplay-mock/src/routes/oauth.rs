@@ -8,7 +8,9 @@ use crate::state::{Code, HOUR, LONG_LIVED_SECONDS, Token, TokenKind, TokenShape,
 use crate::wire::{GraphFailure, Reply, Req, encode, escape_html};
 use serde_json::{Value, json};
 
-/// The parameters of an authorize request, from the query (GET) or the form (POST).
+/// The parameters of an authorize request, from the query (GET) or the form (POST). Missing
+/// values read as empty and fail the checks below with Instagram's messages; `app_id` is
+/// accepted for `client_id`, as the older documentation spelled it.
 struct Authorize {
     client_id: String,
     redirect_uri: String,
@@ -36,7 +38,9 @@ impl Authorize {
     }
 }
 
+/// The scopes Basic Display knows (reference A.2); `user_profile` is required.
 const BASIC_DISPLAY_SCOPES: [&str; 2] = ["user_profile", "user_media"];
+/// The scopes Instagram Login knows (reference B.2); `instagram_business_basic` is required.
 const INSTAGRAM_LOGIN_SCOPES: [&str; 5] = [
     "instagram_business_basic",
     "instagram_business_content_publish",
@@ -71,6 +75,11 @@ impl World {
     }
 
     /// Validates an authorize request; the error is what the window shows.
+    ///
+    /// In Instagram's order: the client id must be the app's ("Invalid platform app"); the
+    /// redirect URI must equal a registered one byte for byte (a trailing slash, case, an extra
+    /// query or http for https all fail); every scope must be the platform's and the required
+    /// one present; `response_type` must be `code`.
     fn check_authorize(&self, request: &Authorize) -> Result<(), String> {
         if request.client_id != self.app.id {
             return Err("Invalid platform app".to_owned());
@@ -135,6 +144,11 @@ impl World {
         window_reply(self.decide_window(&form, choice))
     }
 
+    /// The user pressed "Continue as @username": the redirect with a fresh code, or the
+    /// window's refusal. In development mode only accepted testers may log in, and Instagram
+    /// Login refuses personal accounts. The code is single use, valid for an hour, and bound to
+    /// the redirect URI and scopes of this request; the redirect carries the state back and
+    /// ends in `#_`, as Instagram's does (reference A.4).
     fn approve(&mut self, request: &Authorize, username: &str) -> Result<String, String> {
         let Some(user) = self.user_by_name(username) else {
             return Err("Invalid user".to_owned());
@@ -169,6 +183,9 @@ impl World {
         Ok(location)
     }
 
+    /// The window's HTML: the app's name, the scopes asked, one "Continue as @user" button per
+    /// seeded user and Cancel, in one form that posts back to `/oauth/authorize`. No script,
+    /// so any browser (or a test with a plain HTTP client) can drive it.
     fn window(&self, request: &Authorize) -> String {
         let hidden = [
             ("client_id", request.client_id.as_str()),
@@ -218,7 +235,15 @@ h1{{font-size:1.25rem}}button{{display:block;width:100%;margin:.5rem 0;padding:.
         )
     }
 
-    /// `POST /oauth/access_token`: code → short-lived token.
+    /// `POST /oauth/access_token`: code → short-lived token (reference A.5, B.4).
+    ///
+    /// Every parameter is required; the client id and secret must be the app's; the code must
+    /// exist, be unused, younger than an hour, and come back with the same redirect URI. A
+    /// second use of a code is refused with the platform's message and revokes every token the
+    /// first use gave (the OAuth 2.0 rule for a replayed code). The answer's shape is the
+    /// platform's: Basic Display's `user_id` is a bare JSON number above 2^53; Instagram Login
+    /// answers flat with a permissions array, or (with [`TokenShape::Wrapped`]) in `data[]`
+    /// with a string id and comma-separated permissions, as its documentation shows.
     pub(crate) fn exchange_code(&mut self, req: &Req) -> Reply {
         let form = req.form();
         let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
@@ -283,6 +308,10 @@ h1{{font-size:1.25rem}}button{{display:block;width:100%;margin:.5rem 0;padding:.
     }
 
     /// Looks up a token for a Graph call: unknown, revoked and expired tokens are 190s.
+    ///
+    /// Unknown is plain 190; revoked (a replayed code, or a test's doing) is subcode 460 with
+    /// the password-change message; expired is subcode 463 with both dates in Facebook's
+    /// wording, read from the mock's clock.
     pub(crate) fn check_token(&self, token: &str) -> Result<(&Token, usize), GraphFailure> {
         let Some(record) = self.tokens.get(token) else {
             return Err(GraphFailure::new(
@@ -319,7 +348,10 @@ h1{{font-size:1.25rem}}button{{display:block;width:100%;margin:.5rem 0;padding:.
         Ok((record, record.user))
     }
 
-    /// `GET /access_token?grant_type=ig_exchange_token`: short-lived → long-lived.
+    /// `GET /access_token?grant_type=ig_exchange_token`: short-lived → long-lived (reference
+    /// A.6, B.5). GET only; the app secret must match (code 101 otherwise) and the token must be
+    /// a live short-lived one. The long-lived token descends from the same code, so a replay of
+    /// that code revokes it too.
     pub(crate) fn exchange_long_lived(&mut self, req: &Req) -> Result<Reply, GraphFailure> {
         if req.method != http::Method::GET {
             return Err(unsupported_method(&req.method));
@@ -355,7 +387,10 @@ h1{{font-size:1.25rem}}button{{display:block;width:100%;margin:.5rem 0;padding:.
         Ok(long_lived(&long))
     }
 
-    /// `GET /refresh_access_token?grant_type=ig_refresh_token`: another 60 days.
+    /// `GET /refresh_access_token?grant_type=ig_refresh_token`: another 60 days (reference
+    /// A.7, B.5). Only a live long-lived token at least 24 hours old is refreshed; on Instagram
+    /// Login it also needs `instagram_business_basic`. The old token stays valid until it
+    /// expires, as on Instagram.
     pub(crate) fn refresh(&mut self, req: &Req) -> Result<Reply, GraphFailure> {
         if req.method != http::Method::GET {
             return Err(unsupported_method(&req.method));
@@ -402,12 +437,14 @@ h1{{font-size:1.25rem}}button{{display:block;width:100%;margin:.5rem 0;padding:.
     }
 }
 
+/// The long-lived answer: the token, `token_type: bearer` and `expires_in` of 60 days.
 fn long_lived(token: &str) -> Reply {
     let body: Value =
         json!({"access_token": token, "token_type": "bearer", "expires_in": LONG_LIVED_SECONDS});
     Reply::json(200, &body)
 }
 
+/// Code 100 for a method the endpoint does not serve, worded as Instagram words it.
 pub(crate) fn unsupported_method(method: &http::Method) -> GraphFailure {
     GraphFailure::new(
         400,
@@ -420,7 +457,8 @@ pub(crate) fn unsupported_method(method: &http::Method) -> GraphFailure {
     )
 }
 
-/// The window's decision as an HTTP answer: a redirect, or the flat OAuth error page.
+/// The window's decision as an HTTP answer: a 302 redirect, or the flat OAuth error body that
+/// Instagram shows inside the window instead of redirecting.
 fn window_reply(decision: Result<String, String>) -> Reply {
     match decision {
         Ok(location) => Reply::redirect(location),
@@ -428,6 +466,8 @@ fn window_reply(decision: Result<String, String>) -> Reply {
     }
 }
 
+/// The redirect of a cancelled login: `error=access_denied&error_reason=user_denied` and the
+/// description Instagram sends, with the state (reference A.4).
 fn denied(request: &Authorize) -> String {
     let mut query =
         "error=access_denied&error_reason=user_denied&error_description=The+user+denied+your+request"
@@ -438,6 +478,7 @@ fn denied(request: &Authorize) -> String {
     with_query(&request.redirect_uri, &query)
 }
 
+/// `uri` with `query` appended after `?`, or after `&` when it already has a query.
 fn with_query(uri: &str, query: &str) -> String {
     let separator = if uri.contains('?') { '&' } else { '?' };
     format!("{uri}{separator}{query}")
