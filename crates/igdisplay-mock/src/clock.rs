@@ -10,6 +10,7 @@ pub const DEFAULT_START: i64 = 1_768_478_400;
 /// request asks, the clock stays where every date can be written and every expiry added.
 pub const LATEST: i64 = 253_402_300_799;
 
+/// `unix` kept between the epoch and [`LATEST`].
 fn clamp(unix: i64) -> i64 {
     unix.clamp(0, LATEST)
 }

@@ -1,6 +1,11 @@
 //! The journal: a bounded ring buffer of the requests the mock answered, secrets masked, with
 //! an assertion helper that explains the closest miss. Memory stays flat however long the mock
 //! runs.
+//!
+//! Entries keep the raw query, and the secrets in it (`access_token`, `client_secret`, `code`,
+//! `state`) are masked when the journal is read: the hot path pays no masking, and nothing a
+//! test prints or serializes from the journal shows a secret. The total count survives the
+//! ring's capacity, so `requests_total` can assert "nothing was sent" in long runs.
 
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -141,6 +146,7 @@ pub(crate) fn expect(
     }))
 }
 
+/// How many leading bytes `a` and `b` share: the closeness of a near miss.
 fn common_prefix(a: &str, b: &str) -> usize {
     a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count()
 }

@@ -2,15 +2,18 @@
 //! same ids, tokens, codes, cursors and trace ids. (Written here rather than shared: the mock
 //! shares no code with the client crates.)
 
-/// SplitMix64.
+/// SplitMix64: small, fast, and well distributed for ids and tokens (nothing here is a real
+/// secret: the mock's tokens only have to be unique and unguessable by accident).
 #[derive(Clone, Debug)]
 pub(crate) struct Rng(u64);
 
 impl Rng {
+    /// A generator for `seed` (mixed, so that seed 0 does not start at 0).
     pub(crate) fn new(seed: u64) -> Self {
         Self(seed ^ 0x5DEE_CE66_D1CE_4E5B)
     }
 
+    /// The next 64 random bits.
     pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;

@@ -1,6 +1,12 @@
 //! What the mock starts with: the app, the users and their media. A [`Seed`] is plain data,
 //! JSON-serializable (`--seed file.json`), with a [`Seed::demo`] set and a generator for large
 //! libraries.
+//!
+//! A seed says what exists, not what it is called on the wire: ids, shortcodes, tokens and
+//! cursors are drawn from the seed's number when the mock starts, so two mocks with the same
+//! seed agree to the byte and a test can compare whole responses. Generated libraries
+//! ([`Seed::with_generated_user`]) are rendered when asked for, so a 100,000-item account costs
+//! a few megabytes.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,6 +1,23 @@
 //! The HTTP server: a hyper accept loop on the mock's own runtime thread. Each request is
 //! answered under the world lock (never held across an await); delays, drops and slow bodies
 //! of faults happen after the lock is released.
+//!
+//! A request's life:
+//!
+//! 1. `serve` accepts a connection (HTTP/1.1, keep-alive) and hands each request to `handle`.
+//! 2. `handle` reads the body up to `MAX_REQUEST_BODY` (a larger one is refused, never
+//!    buffered) and builds a `Req`.
+//! 3. `decide` takes the world lock once: the control API (`/_mock/...`) answers at once; else
+//!    a stub that matches method and path answers; else the route of the fake
+//!    (`World::route`, in `routes/mod.rs`). A fault whose prefix matches may then be rolled, and the request is
+//!    journaled. The lock is released with the decision in hand.
+//! 4. The decision is delivered: a plain reply; a reply through a fault (`apply`: latency,
+//!    drops, resets, truncation, drips, all in real time on the real socket); or a callback the
+//!    control API asked for, posted to the app's URL and answered with what the app said.
+//!
+//! The runtime is the mock's own (`MockBuilder::workers` threads), on its own OS thread, so
+//! the mock works under any test harness and never competes with the test's runtime. Dropping
+//! the `MockServer` sends the shutdown signal and joins the thread.
 
 use crate::clock::MockClock;
 use crate::faults::{self, FaultKind};

@@ -1,5 +1,13 @@
 //! The mock's world: the app, users, media, codes, tokens, the clock, rate windows, faults,
 //! stubs and the journal. Guarded by one mutex that is never held across an await.
+//!
+//! The world is built once from the seed (`World::new`) and changed only by requests: codes
+//! and tokens are issued and spent, call windows fill and drain with the clock, faults and
+//! stubs are added and used up, the journal grows to its capacity. A reset rebuilds it from
+//! the same seed, so ids stay the same across resets while codes and tokens start over.
+//!
+//! Everything that expires compares against `World::now`, the mock's clock, never the system
+//! time: a test moves the clock and every code, token, CDN link and rate window ages with it.
 
 use crate::clock::MockClock;
 use crate::faults::{Fault, Stub};

@@ -151,15 +151,19 @@ pub(crate) enum Control {
     Deliver { url: String, form: String },
 }
 
+/// `400 {"error": message}`: the message says what to send instead.
 fn bad_request(message: &str) -> Control {
     Control::Reply(Reply::json(400, &json!({"error": message})))
 }
 
+/// `200` with `value`.
 fn ok(value: &Value) -> Control {
     Control::Reply(Reply::json(200, value))
 }
 
 impl World {
+    /// Answers `/_mock/{rest}`: one arm per entry of [`ENDPOINTS`], in the same order.
+    /// `initial_clock` is where a reset puts the clock back.
     pub(crate) fn control(&mut self, req: &Req, rest: &[&str], initial_clock: MockClock) -> Control {
         let method = req.method.as_str();
         match (method, rest) {
@@ -279,6 +283,8 @@ impl World {
         }
     }
 
+    /// `GET /_mock/state`: the app (its secret included: this is a test double), the users
+    /// with both ids, the testers, and how many codes and tokens are live.
     pub(crate) fn state_json(&self) -> Value {
         json!({
             "platform": self.options.platform.as_str(),
@@ -300,11 +306,13 @@ impl World {
         })
     }
 
+    /// The clock as `{unix, timestamp}`, the timestamp in Instagram's `+0000` form.
     fn clock_json(&self) -> Value {
         let now = self.now();
         json!({"unix": now, "timestamp": instagram_timestamp(now)})
     }
 
+    /// Registers `uri` as a valid redirect URI, once.
     pub(crate) fn add_redirect_uri(&mut self, uri: &str) {
         if !self.app.redirect_uris.iter().any(|u| u == uri) {
             self.app.redirect_uris.push(uri.to_owned());
@@ -344,6 +352,7 @@ impl World {
 #[derive(Deserialize)]
 struct Body(serde_json::Map<String, Value>);
 
+/// A string field of a JSON body, if the body is JSON and the field a string.
 fn body_field(body: &[u8], name: &str) -> Option<String> {
     let Body(map) = serde_json::from_slice(body).ok()?;
     map.get(name).and_then(Value::as_str).map(str::to_owned)
