@@ -15,7 +15,17 @@ fn clamp(unix: i64) -> i64 {
     unix.clamp(0, LATEST)
 }
 
-/// A clock in whole Unix seconds.
+/// A clock in whole Unix seconds: frozen (the default, for tests) or the system clock plus an
+/// offset (for a mock a person uses). Both move with `advance` and `set`.
+///
+/// ```
+/// use igdisplay_mock::{DEFAULT_START, MockClock};
+///
+/// let mut frozen = MockClock::default();
+/// assert_eq!(frozen.now(), DEFAULT_START);
+/// frozen.set(0);
+/// assert_eq!(frozen.now(), 0);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MockClock {
     /// Stands still at this instant until moved.

@@ -4,7 +4,28 @@
 
 use serde::{Deserialize, Serialize};
 
-/// How a request goes wrong.
+/// How a request goes wrong, and what a client sees:
+///
+/// | kind | the client sees |
+/// | --- | --- |
+/// | `Latency` | the normal answer, late (a client timeout shorter than it fires) |
+/// | `Status` | an error status with a plain-text body, not a Graph error |
+/// | `GraphTransient` | HTTP 500 with a Graph error, code 2, `is_transient: true` |
+/// | `DropConnection` | the connection closed with no answer, after the request was processed |
+/// | `ResetMidBody` | headers and half the body, then a reset: a broken body |
+/// | `TruncatedJson` | `200` with half the JSON and a matching length: a decode error |
+/// | `MalformedJson` | `200` with a body that is not JSON |
+/// | `WrongContentType` | the normal body labelled `text/html` |
+/// | `SlowDrip` | the normal body, a few bytes at a time |
+///
+/// In JSON (`POST /_mock/faults`) the kind is tagged by `type`: `{"type": "latency", "ms": 500}`.
+///
+/// ```
+/// use igdisplay_mock::FaultKind;
+///
+/// let kind: FaultKind = serde_json::from_str(r#"{"type": "slow_drip", "chunk": 16, "delay_ms": 50}"#).unwrap();
+/// assert_eq!(kind, FaultKind::SlowDrip { chunk: 16, delay_ms: 50 });
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -40,7 +61,17 @@ pub enum FaultKind {
     },
 }
 
-/// A fault on every path starting with `path_prefix`.
+/// A fault on every path starting with `path_prefix`: for a number of requests, with a
+/// seeded probability, or both. The first active fault that matches a request applies.
+///
+/// ```
+/// use igdisplay_mock::{Fault, FaultKind};
+///
+/// let fault: Fault = serde_json::from_str(
+///     r#"{"path_prefix": "/me/media", "kind": {"type": "graph_transient"}, "times": 2}"#,
+/// ).unwrap();
+/// assert_eq!(fault, Fault::new("/me/media", FaultKind::GraphTransient).times(2));
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Fault {
     /// Which requests: a path prefix such as `/me/media` or `/oauth/access_token` (`/` for all).
@@ -107,7 +138,17 @@ impl Fault {
     }
 }
 
-/// A canned answer for `method path`, before the fake's own logic.
+/// A canned answer for `method path`, before the fake's own logic: for an answer the fake
+/// would never give (a new error Instagram started sending, a field it added).
+///
+/// ```
+/// use igdisplay_mock::{MockServer, Stub};
+///
+/// let mock = MockServer::start()?;
+/// let new_field = serde_json::json!({"id": "1", "username": "jayposiris", "has_new_field": true});
+/// mock.stub(Stub::json("GET", "/me", 200, new_field).times(1));
+/// # Ok::<(), igdisplay_mock::MockError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stub {
     /// The method, e.g. `GET`.

@@ -11,7 +11,15 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::fmt;
 
-/// One answered request.
+/// One answered request, as [`MockServer::journal`](crate::MockServer::journal) gives it.
+///
+/// ```
+/// let mock = igdisplay_mock::MockServer::start()?;
+/// for entry in mock.journal() {
+///     assert!(!entry.query.contains("access_token=IG"), "secrets are masked");
+/// }
+/// # Ok::<(), igdisplay_mock::MockError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JournalEntry {
     /// Its number since the start (or the last reset), from 1.
@@ -80,7 +88,17 @@ impl Journal {
     }
 }
 
-/// A journal expectation that did not hold, with the closest request seen.
+/// A journal expectation that did not hold, with the closest request seen: its message says
+/// what was expected, what the journal holds, and the request most like the expected one (a
+/// wrong method, a version prefix, a typo in the path).
+///
+/// ```
+/// let mock = igdisplay_mock::MockServer::start()?;
+/// let miss = mock.expect_requests("GET", "/me/media", 2).unwrap_err();
+/// assert_eq!((miss.expected_times, miss.found), (2, 0));
+/// assert!(miss.to_string().starts_with("expected 2 request(s) `GET /me/media`"));
+/// # Ok::<(), igdisplay_mock::MockError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JournalMismatch {
     /// `METHOD /path`.

@@ -25,7 +25,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// What went wrong with the mock: starting it, loading a seed, a login it refused, or a
-/// callback it could not deliver.
+/// callback it could not deliver. Each variant is typed, so a test can assert the refusal it
+/// expects.
+///
+/// ```
+/// use igdisplay_mock::{MockError, MockServer};
+///
+/// let mock = MockServer::start()?;
+/// let url = format!(
+///     "{}?client_id=1&redirect_uri=https%3A%2F%2Fapp.example%2Fauth%2F&scope=instagram_business_basic&response_type=code",
+///     mock.authorize_url(),
+/// );
+/// match mock.approve(&url, "jayposiris") {
+///     Err(MockError::Refused { message }) => assert_eq!(message, "Invalid platform app"),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), MockError>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MockError {
@@ -83,7 +99,15 @@ pub enum MockError {
     },
 }
 
-/// Which of Meta's callbacks to post.
+/// Which of Meta's callbacks to post with [`MockServer::send_callback`]: both carry a
+/// `signed_request` for the user; the data-deletion one expects `{url, confirmation_code}`
+/// back.
+///
+/// ```
+/// use igdisplay_mock::CallbackKind;
+///
+/// assert_eq!(CallbackKind::DataDeletion.to_string(), "data-deletion");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CallbackKind {
     /// The user removed the app: the deauthorize callback.
@@ -102,6 +126,15 @@ impl std::fmt::Display for CallbackKind {
 }
 
 /// How long a token from [`MockServer::issue_token`] lives.
+///
+/// ```
+/// use igdisplay_mock::{MockServer, TokenLifetime};
+///
+/// let mock = MockServer::start()?;
+/// let short = mock.issue_token("cafe_nova", TokenLifetime::ShortLived)?;
+/// assert_eq!(short.expires_in, 3600);
+/// # Ok::<(), igdisplay_mock::MockError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TokenLifetime {
     /// One hour, as the code exchange gives.
@@ -300,7 +333,14 @@ impl MockBuilder {
     }
 }
 
-/// The seeded app, as a client needs it.
+/// The seeded app, as a client needs it: pass `id`, `secret` and one of `redirect_uris` to
+/// the client's configuration.
+///
+/// ```
+/// let app = igdisplay_mock::MockServer::start()?.app();
+/// assert!(app.secret.starts_with("mock-app-secret-"));
+/// # Ok::<(), igdisplay_mock::MockError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MockApp {
@@ -314,7 +354,16 @@ pub struct MockApp {
     pub redirect_uris: Vec<String>,
 }
 
-/// A seeded user.
+/// A seeded user, with both of Instagram's ids: `id` (app-scoped, what `/me` and the code
+/// exchange give) and `user_id` (the professional account id of Instagram Login).
+///
+/// ```
+/// let mock = igdisplay_mock::MockServer::start()?;
+/// let cafe = mock.users().into_iter().find(|u| u.username == "cafe_nova").unwrap();
+/// assert_eq!(cafe.account_type, "BUSINESS");
+/// assert_ne!(cafe.id, cafe.user_id);
+/// # Ok::<(), igdisplay_mock::MockError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MockUser {
@@ -332,7 +381,17 @@ pub struct MockUser {
     pub media_count: usize,
 }
 
-/// A token issued as the App Dashboard's "Generate token" would.
+/// A token issued as the App Dashboard's "Generate token" would: a client imports it rather
+/// than logging in.
+///
+/// ```
+/// use igdisplay_mock::{MockServer, TokenLifetime};
+///
+/// let mock = MockServer::start()?;
+/// let token = mock.issue_token("cafe_nova", TokenLifetime::LongLived)?;
+/// assert!(!token.access_token.is_empty());
+/// # Ok::<(), igdisplay_mock::MockError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct IssuedToken {
@@ -345,7 +404,18 @@ pub struct IssuedToken {
 }
 
 /// A handle on a mock's clock that outlives borrows of the server: for clients that should
-/// follow the mock's time (see `igdisplay::follow_mock_clock`).
+/// follow the mock's time (see `igdisplay::follow_mock_clock`). Clones share the clock.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let mock = igdisplay_mock::MockServer::start()?;
+/// let time = mock.time();
+/// let start = time.now();
+/// time.advance(Duration::from_millis(1_500)); // whole seconds: the fraction is dropped
+/// assert_eq!(mock.now(), start + 1);
+/// # Ok::<(), igdisplay_mock::MockError>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct MockTime(Arc<Shared>);
 
@@ -363,6 +433,14 @@ impl MockTime {
 }
 
 /// A running fake Instagram. Stops when dropped.
+///
+/// ```
+/// let mock = igdisplay_mock::MockServer::start()?;
+/// let url = mock.base_url().to_owned();
+/// drop(mock); // the server stops and its thread is joined
+/// # let _ = url;
+/// # Ok::<(), igdisplay_mock::MockError>(())
+/// ```
 ///
 /// One origin serves the authorize window (`/oauth/authorize`), the `api.instagram.com` paths
 /// (`/oauth/access_token`), the `graph.instagram.com` paths (`/access_token`,

@@ -7,10 +7,59 @@
 //! seed agree to the byte and a test can compare whole responses. Generated libraries
 //! ([`Seed::with_generated_user`]) are rendered when asked for, so a 100,000-item account costs
 //! a few megabytes.
+//!
+//! # A seed file
+//!
+//! `igdisplay-mock --seed shop.json` reads the JSON form of [`Seed`]. The fields named after the
+//! example may be left out:
+//!
+//! ```
+//! let seed = igdisplay_mock::Seed::from_json(r#"
+//! {
+//!   "seed": 7,
+//!   "app": {
+//!     "id": "684477648739411",
+//!     "secret": "a-secret-for-tests",
+//!     "name": "My Shop",
+//!     "redirect_uris": ["https://shop.example/auth/", "http://127.0.0.1:8788/callback"],
+//!     "live_mode": false
+//!   },
+//!   "users": [
+//!     {
+//!       "username": "shop_owner", "name": "The Shop", "account_type": "BUSINESS", "tester": true,
+//!       "followers": 120, "follows": 3,
+//!       "media": [
+//!         {"kind": "image", "caption": "Opening day"},
+//!         {"kind": "album", "caption": "The team", "children": ["image", "video"]},
+//!         {"kind": "reel", "likes": 40, "comments": 2},
+//!         {"kind": "image", "copyright_flagged": true}
+//!       ],
+//!       "generated": {"count": 500, "album_every": 10}
+//!     }
+//!   ]
+//! }
+//! "#)?;
+//! assert_eq!(seed.users[0].media.len(), 4);
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+//!
+//! Optional: the app's `deauthorize_callback`, `data_deletion_callback` and `live_mode`
+//! (false: only testers may log in); a user's `followers`, `follows`, `media` and
+//! `generated`; an item's `caption`, `children`, `likes`, `comments` and `copyright_flagged`.
+//! Media are listed newest first; generated items follow them, older still.
 
 use serde::{Deserialize, Serialize};
 
-/// The platform the mock plays.
+/// The platform the mock plays: which hosts' rules, scopes, field sets, token shapes and error
+/// texts it follows. One mock plays one platform; start two to test both.
+///
+/// ```
+/// use igdisplay_mock::MockPlatform;
+///
+/// assert_eq!(MockPlatform::parse("Basic_Display"), Some(MockPlatform::BasicDisplay));
+/// assert_eq!(MockPlatform::InstagramLogin.as_str(), "instagram-login");
+/// assert_eq!(MockPlatform::default(), MockPlatform::InstagramLogin);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MockPlatform {
@@ -22,7 +71,7 @@ pub enum MockPlatform {
 }
 
 impl MockPlatform {
-    /// Parses `instagram-login` or `basic-display`.
+    /// Parses `instagram-login` or `basic-display`, in any case, with `_` for `-`.
     pub fn parse(text: &str) -> Option<Self> {
         match text.trim().to_ascii_lowercase().replace('_', "-").as_str() {
             "instagram-login" => Some(MockPlatform::InstagramLogin),
@@ -40,7 +89,14 @@ impl MockPlatform {
     }
 }
 
-/// The registered app.
+/// The registered app: its credentials, its redirect URIs and callbacks, and whether it is
+/// live. The demo app's secret starts `mock-app-secret-`; nothing in it is a real credential.
+///
+/// ```
+/// let app = igdisplay_mock::Seed::demo().app;
+/// assert!(!app.live_mode, "the demo app is in development mode: only testers may log in");
+/// assert!(app.redirect_uris.iter().any(|uri| uri.starts_with("http://127.0.0.1")));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeedApp {
     /// The Instagram App ID (numeric).
@@ -62,7 +118,14 @@ pub struct SeedApp {
     pub live_mode: bool,
 }
 
-/// A kind of media item.
+/// A kind of media item, as a seed names it (`"image"`, `"video"`, `"reel"`, `"album"`).
+///
+/// ```
+/// use igdisplay_mock::SeedKind;
+///
+/// let kind: SeedKind = serde_json::from_str(r#""reel""#).unwrap();
+/// assert_eq!(kind, SeedKind::Reel);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SeedKind {
@@ -76,7 +139,17 @@ pub enum SeedKind {
     Album,
 }
 
-/// A media item of a seeded user.
+/// A media item of a seeded user. Its id, shortcode and timestamp are not seeded: the mock
+/// draws the ids from the seed and spaces the timestamps seven hours apart, newest first.
+///
+/// ```
+/// use igdisplay_mock::{SeedKind, SeedMedia};
+///
+/// let mut post = SeedMedia::new(SeedKind::Image, Some("Opening day"));
+/// post.likes = 40;
+/// post.copyright_flagged = true; // served without `media_url` and `permalink`
+/// assert_eq!(post.kind, SeedKind::Image);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeedMedia {
     /// Its kind.
@@ -134,7 +207,14 @@ impl SeedMedia {
     }
 }
 
-/// A seeded user.
+/// A seeded user: one Instagram account that can log in to the app.
+///
+/// ```
+/// let demo = igdisplay_mock::Seed::demo();
+/// let jay = demo.users.iter().find(|u| u.username == "jayposiris").unwrap();
+/// assert_eq!((jay.account_type.as_str(), jay.tester), ("MEDIA_CREATOR", true));
+/// assert_eq!(jay.media.len(), 40);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeedUser {
     /// The handle.
@@ -160,7 +240,14 @@ pub struct SeedUser {
     pub generated: Option<Generated>,
 }
 
-/// A generated library.
+/// A generated library: `count` items after the listed ones, photos with a video every
+/// seventh, and every `album_every`-th item an album of a photo, a video and a photo.
+///
+/// ```
+/// let seed = igdisplay_mock::Seed::demo().with_generated_user("bulk", 1_000, 10);
+/// let generated = seed.users.last().and_then(|u| u.generated).unwrap();
+/// assert_eq!((generated.count, generated.album_every), (1_000, 10));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Generated {
     /// How many items.
@@ -169,7 +256,18 @@ pub struct Generated {
     pub album_every: usize,
 }
 
-/// Everything the mock starts with.
+/// Everything the mock starts with: the seed number, the app and the users. See the module
+/// docs for the JSON form of a seed file.
+///
+/// ```
+/// use igdisplay_mock::{MockServer, Seed, SeedKind, SeedMedia};
+///
+/// let mut seed = Seed::demo();
+/// seed.users[0].media.insert(0, SeedMedia::new(SeedKind::Image, Some("the newest post")));
+/// let mock = MockServer::builder().seed(seed).start()?;
+/// assert_eq!(mock.users()[0].media_count, 41);
+/// # Ok::<(), igdisplay_mock::MockError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Seed {
     /// Drives every id, token, code, cursor and trace id.

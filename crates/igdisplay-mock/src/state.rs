@@ -21,7 +21,21 @@ pub(crate) const HOUR: i64 = 3600;
 /// Sixty days: long-lived tokens.
 pub(crate) const LONG_LIVED_SECONDS: i64 = 60 * 24 * HOUR;
 
-/// How the code-exchange response of Instagram Login is shaped.
+/// How the code-exchange response of Instagram Login is shaped. Instagram's documentation
+/// shows one shape and its API sends another; a client must read both, and the mock can send
+/// either.
+///
+/// ```json
+/// {"access_token": "IGAA...", "user_id": 17841400000000000, "permissions": ["instagram_business_basic"]}
+/// {"data": [{"access_token": "IGAA...", "user_id": "17841400000000000", "permissions": "instagram_business_basic"}]}
+/// ```
+///
+/// ```
+/// use igdisplay_mock::{MockServer, TokenShape};
+///
+/// let documented = MockServer::builder().token_shape(TokenShape::Wrapped).start()?;
+/// # Ok::<(), igdisplay_mock::MockError>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TokenShape {
     /// Flat, numeric `user_id`, `permissions` array (what the API sends today).
@@ -31,7 +45,17 @@ pub enum TokenShape {
     Wrapped,
 }
 
-/// Behaviour switches of a mock.
+/// Behaviour switches of a mock, for [`MockBuilder::options`](crate::MockBuilder::options).
+/// Each also has its own builder method.
+///
+/// ```
+/// use igdisplay_mock::MockOptions;
+///
+/// let options = MockOptions::default();
+/// assert_eq!(options.calls_per_hour, Some(200));
+/// assert_eq!(options.usage_header_from, 50);
+/// assert_eq!(options.media_url_ttl, 3 * 24 * 3600);
+/// ```
 #[derive(Clone, Debug)]
 pub struct MockOptions {
     /// The platform played.
