@@ -1,9 +1,30 @@
 //! The command line of the standalone mock, shared with `igdisplay mock serve`.
+//!
+//! The first line the binary prints is always `listening on http://HOST:PORT`, so a script
+//! that starts it with `--addr 127.0.0.1:0` can read the port from it. The lines after it
+//! give the app's id, secret and redirect URIs and each seeded user with their ids, account
+//! type and whether they are a tester: what a person needs to configure a client by hand.
 
 use crate::{MockClock, MockError, MockPlatform, MockServer, Seed, TokenShape};
 use std::net::SocketAddr;
 
-/// Options of `igdisplay-mock` (and `igdisplay mock serve`).
+/// Options of `igdisplay-mock` (and `igdisplay mock serve`): where to listen, what to play,
+/// what to start with and how time passes. Flatten it into a clap parser of your own to
+/// offer the same options.
+///
+/// ```
+/// use clap::Parser;
+///
+/// #[derive(Parser)]
+/// struct Args {
+///     #[command(flatten)]
+///     serve: igdisplay_mock::cli::ServeArgs,
+/// }
+///
+/// let args = Args::parse_from(["mock", "--platform", "basic-display", "--calls-per-hour", "0"]);
+/// assert_eq!(args.serve.platform, igdisplay_mock::MockPlatform::BasicDisplay);
+/// assert_eq!(args.serve.addr.port(), 8787);
+/// ```
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free one.
@@ -32,17 +53,29 @@ pub struct ServeArgs {
     pub workers: usize,
 }
 
-/// Parses `--platform`.
+/// Parses `--platform`: `instagram-login` or `basic-display`.
+///
+/// # Errors
+///
+/// A message naming the accepted values.
 pub fn parse_platform(text: &str) -> Result<MockPlatform, String> {
     MockPlatform::parse(text).ok_or_else(|| "expected instagram-login or basic-display".to_owned())
 }
 
-/// Parses `--clock`.
+/// Parses `--clock`: `system`, `frozen` or `frozen:<RFC 3339 UTC>`.
+///
+/// # Errors
+///
+/// A message naming the accepted forms.
 pub fn parse_clock(text: &str) -> Result<MockClock, String> {
     MockClock::parse(text).ok_or_else(|| "expected system, frozen or frozen:2026-01-15T12:00:00Z".to_owned())
 }
 
-/// Parses `--token-shape`.
+/// Parses `--token-shape`: `flat` (what the API sends) or `wrapped` (what the docs show).
+///
+/// # Errors
+///
+/// A message naming the accepted values.
 pub fn parse_shape(text: &str) -> Result<TokenShape, String> {
     match text {
         "flat" => Ok(TokenShape::Flat),

@@ -1,5 +1,14 @@
 //! The mock's clock: frozen (the default for tests) or following the system clock, and in both
 //! cases movable. Every expiry, window and date in a message reads it.
+//!
+//! Time is whole Unix seconds between the epoch and [`LATEST`] (the end of year 9999), so
+//! every date the mock writes has four digits and no addition to it overflows. Three forms
+//! are written: Instagram's timestamps (`2017-08-31T18:10:00+0000`), RFC 3339 in control
+//! answers and options (`2026-01-15T12:00:00Z`), and the dates of Graph's expiry messages
+//! (`Tuesday, 28-Sep-21 03:00:00 PDT` in Instagram's words; in UTC here). The civil-date
+//! arithmetic is written out (days from the epoch, Howard Hinnant's algorithm) rather than
+//! taken from a date crate: the mock shares no code with the client, whose model crate has its
+//! own copy, so the two check each other.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -221,6 +221,9 @@ impl Stub {
 }
 
 /// Takes one use of the first matching item whose budget is not spent.
+///
+/// Faults and stubs share it: an item whose `times` reaches zero is removed, one without a
+/// count stays; `roll` decides a probability (stubs always pass it).
 pub(crate) fn take<T>(
     items: &mut Vec<T>,
     matches: impl Fn(&T) -> bool,

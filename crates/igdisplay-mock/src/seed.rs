@@ -5,8 +5,8 @@
 //! A seed says what exists, not what it is called on the wire: ids, shortcodes, tokens and
 //! cursors are drawn from the seed's number when the mock starts, so two mocks with the same
 //! seed agree to the byte and a test can compare whole responses. Generated libraries
-//! ([`Seed::with_generated_user`]) are rendered when asked for, so a 100,000-item account costs
-//! a few megabytes.
+//! ([`Seed::with_generated_user`]) are built when the mock starts, a hundred-odd bytes an item,
+//! and rendered as JSON only when asked for.
 //!
 //! # A seed file
 //!
@@ -369,8 +369,8 @@ impl Seed {
     }
 
     /// Adds a user `username` with a generated library of `count` items, every
-    /// `album_every`-th an album (for benchmarks: 100,000 items is fine; items are generated
-    /// when asked for, not stored).
+    /// `album_every`-th an album (for benchmarks: 100,000 items is fine; they are built when the
+    /// mock starts and rendered only when asked for).
     ///
     /// ```
     /// let seed = igdisplay_mock::Seed::demo().with_generated_user("bulk", 10_000, 10);

@@ -87,7 +87,9 @@ impl Shared {
     }
 }
 
-/// Serves connections from `listener` until `shutdown` fires.
+/// Serves connections from `listener` until `shutdown` fires. Each connection gets its own
+/// task and keeps alive; a failed accept (the process ran out of file descriptors, say) is
+/// skipped rather than ending the server, and Nagle is off so small answers leave at once.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
@@ -114,7 +116,9 @@ pub(crate) async fn serve(
 
 /// The answer decided under the lock, and how to deliver it.
 enum Outcome {
+    /// Send this reply, through this fault if one was rolled.
     Send(Reply, Option<FaultKind>),
+    /// POST this form to this URL (an app callback) and answer with what it said.
     Deliver(String, String),
 }
 

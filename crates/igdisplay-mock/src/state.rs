@@ -387,16 +387,20 @@ impl World {
         *self = fresh;
     }
 
+    /// The mock's current time, Unix seconds: what every expiry compares against.
     pub(crate) fn now(&self) -> i64 {
         self.clock.now()
     }
 
+    /// The user named `username` (case-insensitive, with or without a leading `@`).
     pub(crate) fn user_by_name(&self, username: &str) -> Option<usize> {
         self.users
             .iter()
             .position(|u| u.username.eq_ignore_ascii_case(username.trim_start_matches('@')))
     }
 
+    /// A fresh `fbtrace_id` for an error body: `A` and 22 base64url characters, as Meta's look,
+    /// drawn from the seeded generator so error bodies repeat with the seed.
     pub(crate) fn fbtrace_id(&mut self) -> String {
         format!("A{}", self.rng.token(22))
     }
@@ -410,6 +414,9 @@ impl World {
         format!("{prefix}{}", self.rng.alphanumeric(140))
     }
 
+    /// Issues a token of `kind` for `user` with `scopes`, descending from `code` (so that a
+    /// replay of the code revokes it), valid from now for an hour or sixty days. Tokens are
+    /// never removed: an expired one answers 190/463 with its dates, as Instagram's do.
     pub(crate) fn issue_token(
         &mut self,
         user: usize,

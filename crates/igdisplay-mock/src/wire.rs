@@ -1,5 +1,19 @@
 //! Requests in, replies out: query and form parsing (urlencoded and multipart), JSON, HTML
 //! and the two Instagram error shapes.
+//!
+//! The two error shapes, as Instagram sends them:
+//!
+//! ```json
+//! {"error_type": "OAuthException", "code": 400, "error_message": "Invalid platform app"}
+//! {"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190,
+//!            "fbtrace_id": "AaauHBIaCwjNFlnZ"}}
+//! ```
+//!
+//! The first comes from the authorize window and `api.instagram.com` (the code exchange); the
+//! second from `graph.instagram.com`, with `error_subcode` and `is_transient` when they apply.
+//! Query strings are decoded leniently (a component that is not valid percent-encoding is kept
+//! as sent) so that a client's encoding mistake reaches a route and fails there, with the
+//! message Instagram would give, rather than in the parser.
 
 use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
@@ -22,7 +36,9 @@ pub(crate) fn encode(value: &str) -> String {
     utf8_percent_encode(value, COMPONENT).to_string()
 }
 
-/// A request as the routes see it.
+/// A request as the routes see it: the method, the path (without the query), the query as
+/// decoded pairs in order (repeated names kept), the headers, and the whole body (capped by
+/// the server before it gets here).
 #[derive(Debug)]
 pub(crate) struct Req {
     pub(crate) method: http::Method,
@@ -41,7 +57,8 @@ impl Req {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The form fields of the body (urlencoded or multipart).
+    /// The form fields of the body (urlencoded or multipart). The token endpoints accept both,
+    /// as Instagram does: the documentation's `curl -F` examples send multipart.
     pub(crate) fn form(&self) -> Vec<(String, String)> {
         let content_type = self
             .headers
@@ -116,13 +133,15 @@ impl Reply {
         }
     }
 
-    /// JSON, with the headers Instagram sends on Graph responses.
+    /// JSON, with the headers Instagram sends on Graph responses (`application/json;
+    /// charset=UTF-8` and no caching).
     pub(crate) fn json(status: u16, value: &Value) -> Self {
         Self::new(status, "application/json; charset=UTF-8", value.to_string())
             .header("cache-control", "private, no-cache, no-store, must-revalidate")
     }
 
-    /// An HTML page (the authorize window), never cached.
+    /// An HTML page (the authorize window), never cached, with a CSP that allows no script:
+    /// the window works with forms alone.
     pub(crate) fn html(status: u16, page: String) -> Self {
         Self::new(status, "text/html; charset=utf-8", page)
             .header("cache-control", "no-store")

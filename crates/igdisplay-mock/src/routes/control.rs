@@ -1,5 +1,14 @@
 //! `/_mock/*`: the test-control API. Health, state, reset, clock, journal, faults, stubs,
 //! redirect URIs, callback URLs, dashboard-style tokens and signed callbacks.
+//!
+//! [`ENDPOINTS`] is the one list of them: `GET /_mock/` serves it, `World::control` has one
+//! arm per entry in the same order, and a unit test checks that the crate README's table
+//! documents exactly these endpoints. Add an endpoint in all three places.
+//!
+//! The control API trusts its caller (it is a test double on loopback): it returns the app
+//! secret in `/_mock/state` and mints tokens on request. Every number it reads is checked
+//! (a clock moved past the year 9999 stops there), and a bad request is a 400 that says what
+//! to send.
 
 use crate::clock::{MockClock, instagram_timestamp, parse_rfc3339};
 use crate::faults::{Fault, Stub};

@@ -2,6 +2,19 @@
 //! `/{media-id}/children`, an optional `/vNN.N/` prefix, field selection with the real defaults
 //! and errors, `children{...}` expansion, cursor paging with absolute links, per-user rate
 //! limits with usage headers, and signed, expiring CDN links.
+//!
+//! Reads are strict where Instagram is strict and lenient where it is lenient:
+//!
+//! - an unknown field fails the whole request with code 100 (Instagram does not drop it);
+//! - a field that does not apply to an item (a caption on an album child, a thumbnail on an
+//!   image) is left out of that item, never sent as `null`;
+//! - `limit` above 100 is clamped, not refused; a garbled cursor or bound is code 100;
+//! - another user's object, or one that does not exist, is the same code 100/33;
+//! - a Basic Display token without `user_media` gets code 10 for anything about media.
+//!
+//! Rate limits count Graph calls per user over the last hour of mock time. Token requests are
+//! not counted, as on Instagram. Usage headers appear from half the budget on; at the budget,
+//! code 17 with `is_transient` and a usage header at 100 % saying when access comes back.
 
 use crate::clock::instagram_timestamp;
 use crate::seed::MockPlatform;

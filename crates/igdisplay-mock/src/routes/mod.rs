@@ -1,4 +1,19 @@
 //! Routing: which part of the fake answers which path.
+//!
+//! One origin plays every Instagram host, so a client points all its base URLs here:
+//!
+//! | path | host it plays | module |
+//! | --- | --- | --- |
+//! | `GET`/`POST /oauth/authorize` | `api.instagram.com` / `www.instagram.com` (the window) | `oauth` |
+//! | `POST /oauth/access_token` | `api.instagram.com` (code exchange) | `oauth` |
+//! | `GET /access_token`, `GET /refresh_access_token` | `graph.instagram.com` (token lifetimes) | `oauth` |
+//! | `GET /me`, `/{id}`, `/{id}/media`, `/{id}/children` | `graph.instagram.com` | `graph` |
+//! | `GET /cdn/v/{file}` | the CDN (`scontent.cdninstagram.com`) | `cdn` |
+//! | `/_mock/...` | none: the control API | `control` |
+//!
+//! Graph paths may start with a version (`/v21.0/me`), which is accepted and ignored, as
+//! Instagram serves every live version alike for these endpoints. A failed Graph call is
+//! answered with Instagram's error shape and a fresh `fbtrace_id` from the seeded generator.
 
 pub(crate) mod cdn;
 pub(crate) mod control;
@@ -25,7 +40,9 @@ fn is_version(segment: &str) -> bool {
 }
 
 impl World {
-    /// Answers one request to the fake Instagram (everything but `/_mock`).
+    /// Answers one request to the fake Instagram (everything but `/_mock`), by the table in
+    /// the module docs. The root answers 404 with a pointer to `/_mock/state`, and a GET of
+    /// the code-exchange path is refused as Instagram refuses it (the exchange is POST only).
     pub(crate) fn route(&mut self, req: &Req) -> Reply {
         let path = req.path.clone();
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();

@@ -1,6 +1,29 @@
 //! The authorize window and the token endpoints, with every rule of the reference: exact
 //! redirect URIs, required scopes, testers in development mode, single-use codes bound to
 //! client and redirect URI, and the token lifetimes.
+//!
+//! What the mock answers, and where the reference says Instagram does the same:
+//!
+//! | situation | answer | reference |
+//! | --- | --- | --- |
+//! | wrong `client_id` in the window | flat OAuth error `Invalid platform app` | A.3, B.3 |
+//! | redirect URI not registered byte for byte | `Invalid redirect_uri ...` | A.3 |
+//! | unknown scope, or the required one missing | `Invalid scope: [...]` / `Invalid request: ... Invalid scope` | A.2, B.2 |
+//! | not a tester, app in development mode | `Insufficient developer role` | A.3 |
+//! | personal account on Instagram Login | a refusal naming professional accounts | B.1 |
+//! | Cancel | redirect with `error=access_denied&error_reason=user_denied` | A.4 |
+//! | Continue | redirect with `code=...&state=...#_` | A.4 |
+//! | code exchange, wrong secret | `Error validating client secret.` | A.5 |
+//! | code reused | Basic Display: `This authorization code has been used`; Instagram Login: `Matching code was not found or was already used`; the first use's tokens revoked | A.5, B.4 |
+//! | code older than an hour | `This authorization code has expired` | A.5 |
+//! | redirect URI differs at exchange | `Error validating verification code. ... redirect_uri is identical ...` | A.5 |
+//! | long-lived exchange with a long-lived token | code 100 | A.6 |
+//! | refresh of a token younger than 24 h, or short-lived | code 100 | A.7 |
+//! | expired token anywhere | 190, subcode 463, both dates in the message | A.13 |
+//! | revoked token | 190, subcode 460 | A.13 |
+//!
+//! Flat OAuth errors are `{"error_type": "OAuthException", "code": 400, "error_message": ...}`
+//! (the window and `api.instagram.com`); Graph errors are `{"error": {...}}` (`graph.instagram.com`).
 
 use crate::clock::facebook_date;
 use crate::seed::MockPlatform;
