@@ -3,7 +3,19 @@
 //! The first line the binary prints is always `listening on http://HOST:PORT`, so a script
 //! that starts it with `--addr 127.0.0.1:0` can read the port from it. The lines after it
 //! give the app's id, secret and redirect URIs and each seeded user with their ids, account
-//! type and whether they are a tester: what a person needs to configure a client by hand.
+//! type and whether they are a tester: what a person needs to configure a client by hand. The
+//! last line points at `/_mock/state`, where the same facts are JSON.
+//!
+//! ```text
+//! listening on http://127.0.0.1:8787
+//! platform:      instagram-login
+//! app id:        684477648739411
+//! app secret:    mock-app-secret-...
+//! redirect URIs: https://app.example/auth/ http://127.0.0.1:8788/callback ...
+//! users:
+//!   @jayposiris     id 1784140...  MEDIA_CREATOR, tester  40 media
+//! control API:   http://127.0.0.1:8787/_mock/state
+//! ```
 
 use crate::{MockClock, MockError, MockPlatform, MockServer, Seed, TokenShape};
 use std::net::SocketAddr;
@@ -27,7 +39,8 @@ use std::net::SocketAddr;
 /// ```
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on; port 0 picks a free one.
+    /// Address to listen on; port 0 picks a free one (the first line printed names it). Keep
+    /// it on loopback: the mock has no authentication.
     #[arg(long, default_value = "127.0.0.1:8787")]
     pub addr: SocketAddr,
     /// Platform to play: instagram-login or basic-display.
@@ -36,7 +49,8 @@ pub struct ServeArgs {
     /// Seed data: `demo`, or a JSON seed file.
     #[arg(long, default_value = "demo")]
     pub seed: String,
-    /// Clock: `system`, `frozen`, or `frozen:<RFC 3339 UTC>`.
+    /// Clock: `system` (the default for a person using it), `frozen` or
+    /// `frozen:<RFC 3339 UTC>` (for scripts that move it through `/_mock/clock/advance`).
     #[arg(long, default_value = "system", value_parser = parse_clock)]
     pub clock: MockClock,
     /// Graph calls per user per rolling hour (0: unlimited).
@@ -45,7 +59,8 @@ pub struct ServeArgs {
     /// Instagram Login code-exchange shape: flat (observed) or wrapped (documented `data[]`).
     #[arg(long, default_value = "flat", value_parser = parse_shape)]
     pub token_shape: TokenShape,
-    /// Add a user `bulk` with this many generated media (every 10th an album).
+    /// Add a user `bulk` with this many generated media (every 10th an album), for load and
+    /// paging tests; mint a token for it with `POST /_mock/tokens {"username": "bulk"}`.
     #[arg(long)]
     pub generate: Option<usize>,
     /// Worker threads.

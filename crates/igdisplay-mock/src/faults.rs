@@ -30,29 +30,38 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum FaultKind {
-    /// Answer normally, after this many milliseconds.
+    /// Answer normally, after this many milliseconds of real time: a client's own timeout
+    /// shorter than it fires (reliability case 36).
     Latency {
         /// The delay.
         ms: u64,
     },
-    /// Answer with this status and a plain-text body instead.
+    /// Answer with this status and a plain-text body instead: an error that is not a Graph
+    /// error, as a load balancer in front of Instagram sends (a 5xx is retried, a 4xx is
+    /// `UnexpectedResponse`; reliability case 32).
     Status {
         /// The status, e.g. 503.
         status: u16,
     },
-    /// Answer 500 with a transient Graph error (code 2, `is_transient: true`).
+    /// Answer 500 with a transient Graph error (code 2, `is_transient: true`): the one a
+    /// client must retry with backoff (reliability case 31).
     GraphTransient,
-    /// Close the connection without answering (the request was processed).
+    /// Close the connection without answering, after the request was processed: a read may
+    /// be sent again, a code exchange must not (reliability cases 15 and 55).
     DropConnection,
-    /// Send the headers and half the body, then reset the connection.
+    /// Send the headers and half the body, then reset the connection: a broken body, never a
+    /// silently short one (reliability case 55).
     ResetMidBody,
-    /// Send only the first half of the JSON body (with a matching length): a truncated document.
+    /// Send only the first half of the JSON body (with a matching length): a complete HTTP
+    /// response holding a truncated document, which only the decoder can catch (case 48).
     TruncatedJson,
-    /// Send `200` with a body that is not JSON.
+    /// Send `200` with a body that is not JSON: a typed decode error, never a panic (case 48).
     MalformedJson,
-    /// Send the normal body labelled `text/html`.
+    /// Send the normal body labelled `text/html`, as an error page from a proxy would be: a
+    /// client that trusts the body and not the label still reads it.
     WrongContentType,
-    /// Send the body `chunk` bytes at a time, `delay_ms` apart.
+    /// Send the body `chunk` bytes at a time, `delay_ms` apart: a whole-request timeout must
+    /// fire even while bytes keep coming (reliability case 36).
     SlowDrip {
         /// Bytes per chunk.
         chunk: usize,

@@ -22,17 +22,21 @@ use std::fmt;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JournalEntry {
-    /// Its number since the start (or the last reset), from 1.
+    /// Its number since the start (or the last reset), from 1: gaps in a journal read after
+    /// the ring wrapped show how many were dropped.
     pub seq: u64,
-    /// The mock time it was answered, Unix seconds.
+    /// The mock time it was answered, Unix seconds (a frozen clock gives every entry the same
+    /// time until a test moves it).
     pub at: i64,
     /// The method.
     pub method: String,
     /// The path.
     pub path: String,
-    /// The query with `access_token`, `client_secret`, `code` and `state` masked.
+    /// The query with `access_token`, `client_secret`, `code` and `state` masked, so a test
+    /// may print or snapshot the journal.
     pub query: String,
-    /// The status sent (0 when the connection was dropped on purpose).
+    /// The status sent (0 when the connection was dropped on purpose by a fault). A request
+    /// whose body was cut by a fault still shows the status its headers carried.
     pub status: u16,
 }
 

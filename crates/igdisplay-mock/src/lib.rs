@@ -143,7 +143,22 @@ pub enum TokenLifetime {
     LongLived,
 }
 
-/// Configures a mock before it starts; see [`MockServer::builder`].
+/// Configures a mock before it starts; see [`MockServer::builder`]. Every setting has a
+/// default that suits a test: Instagram Login, the demo seed, a frozen clock, 200 calls per
+/// user per hour, a free loopback port, two worker threads.
+///
+/// ```
+/// use igdisplay_mock::{MockClock, MockPlatform, MockServer, Seed};
+///
+/// let mock = MockServer::builder()
+///     .platform(MockPlatform::BasicDisplay)
+///     .seed(Seed::demo().with_generated_user("bulk", 1_000, 10))
+///     .clock(MockClock::Frozen(1_700_000_000))
+///     .calls_per_hour(None)
+///     .start()?;
+/// assert_eq!(mock.now(), 1_700_000_000);
+/// # Ok::<(), igdisplay_mock::MockError>(())
+/// ```
 #[derive(Clone, Debug)]
 #[must_use = "call .start() to run the mock"]
 pub struct MockBuilder {
@@ -344,13 +359,15 @@ impl MockBuilder {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MockApp {
-    /// The Instagram App ID.
+    /// The Instagram App ID: the `client_id` of the authorize URL and the exchange.
     pub id: String,
-    /// The Instagram App Secret.
+    /// The Instagram App Secret: the `client_secret` of the exchanges, and the key of every
+    /// `signed_request` the mock posts.
     pub secret: String,
     /// The name shown in the authorize window.
     pub name: String,
-    /// The registered redirect URIs.
+    /// The registered redirect URIs; a client's must equal one of them byte for byte. Add one
+    /// with [`MockServer::add_redirect_uri`].
     pub redirect_uris: Vec<String>,
 }
 
@@ -395,11 +412,11 @@ pub struct MockUser {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct IssuedToken {
-    /// The token.
+    /// The token, in the platform's style (`IGAA...` or `IGQVJ...`).
     pub access_token: String,
-    /// The user's app-scoped id.
+    /// The user's app-scoped id, as a string (the id `/me` answers).
     pub user_id: String,
-    /// Seconds of validity.
+    /// Seconds of validity from now on the mock's clock: 3,600 or 5,184,000.
     pub expires_in: i64,
 }
 

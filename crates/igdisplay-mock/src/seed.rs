@@ -105,7 +105,8 @@ pub struct SeedApp {
     pub secret: String,
     /// The name shown in the authorize window.
     pub name: String,
-    /// Valid OAuth redirect URIs, matched byte for byte.
+    /// Valid OAuth redirect URIs, matched byte for byte: a trailing slash, a case change or
+    /// an extra query parameter makes another URI, as on Instagram.
     pub redirect_uris: Vec<String>,
     /// Where the mock posts deauthorize callbacks.
     #[serde(default)]
@@ -113,7 +114,8 @@ pub struct SeedApp {
     /// Where the mock posts data-deletion requests.
     #[serde(default)]
     pub data_deletion_callback: Option<String>,
-    /// In live mode anyone may authorize; in development mode only accepted testers.
+    /// In live mode anyone may authorize; in development mode (the default) only accepted
+    /// testers, and others are refused with `Insufficient developer role`.
     #[serde(default)]
     pub live_mode: bool,
 }
@@ -221,9 +223,11 @@ pub struct SeedUser {
     pub username: String,
     /// The display name.
     pub name: String,
-    /// `BUSINESS`, `MEDIA_CREATOR` or `PERSONAL`.
+    /// `BUSINESS`, `MEDIA_CREATOR` or `PERSONAL`. Instagram Login refuses personal accounts;
+    /// Basic Display serves all three.
     pub account_type: String,
-    /// An accepted Instagram Tester of the app.
+    /// An accepted Instagram Tester of the app: while the app is in development mode, only
+    /// testers get past the authorize window.
     pub tester: bool,
     /// Followers.
     #[serde(default)]
@@ -231,7 +235,8 @@ pub struct SeedUser {
     /// Accounts followed.
     #[serde(default)]
     pub follows: u64,
-    /// Media, newest first.
+    /// Media, newest first; each gets an id, a shortcode and a timestamp when the mock starts
+    /// (one post every seven hours, back from the clock's start).
     #[serde(default)]
     pub media: Vec<SeedMedia>,
     /// Additional generated media, after the listed ones: `count` items, every
@@ -250,9 +255,10 @@ pub struct SeedUser {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Generated {
-    /// How many items.
+    /// How many items (100,000 is fine; the media edge pages through them like any others).
     pub count: usize,
-    /// Every n-th item is an album (0: none).
+    /// Every n-th item is an album of three (0: none). Albums make a client's children
+    /// expansion visible: a page of 100 with ten albums is still one request.
     pub album_every: usize,
 }
 

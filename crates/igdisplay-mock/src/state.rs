@@ -58,19 +58,24 @@ pub enum TokenShape {
 /// ```
 #[derive(Clone, Debug)]
 pub struct MockOptions {
-    /// The platform played.
+    /// The platform played: its hosts' rules, scopes, field sets, shapes and messages.
     pub platform: MockPlatform,
-    /// Graph calls per user per rolling hour; `None` for no limit. Default 200.
+    /// Graph calls per user per rolling hour of mock time; `None` for no limit. Default 200,
+    /// the figure commonly cited for Instagram's per-user budget (reference A.14).
     pub calls_per_hour: Option<u32>,
-    /// From this percentage of the limit on, responses carry the usage header. Default 50.
+    /// From this percentage of the limit on, responses carry the usage header (Instagram
+    /// sends it "once enough calls have been made"). Default 50.
     pub usage_header_from: u8,
-    /// The Instagram Login code-exchange shape.
+    /// The Instagram Login code-exchange shape: the API's flat form by default.
     pub token_shape: TokenShape,
-    /// Requests remembered by the journal. Default 1,000.
+    /// Requests remembered by the journal; older ones are dropped (the total still counts
+    /// them). Default 1,000: memory stays flat however long the mock runs.
     pub journal_capacity: usize,
-    /// The version used in generated `paging` links. Default `v21.0`.
+    /// The version used in generated `paging` links and the `instagram-api-version` header.
+    /// Default `v21.0`.
     pub link_version: String,
-    /// How long CDN links stay valid. Default 3 days.
+    /// How long CDN links stay valid, in seconds of mock time. Default 3 days, about what
+    /// recorded links lasted; after that the CDN answers 403 `URL signature expired`.
     pub media_url_ttl: i64,
 }
 
