@@ -680,7 +680,16 @@ impl MockServer {
         self.shared.world().faults.push(fault);
     }
 
-    /// Removes every fault.
+    /// Removes every fault, spent or not: the mock answers normally from the next request on.
+    ///
+    /// ```
+    /// use igdisplay_mock::{Fault, FaultKind, MockServer};
+    ///
+    /// let mock = MockServer::start()?;
+    /// mock.add_fault(Fault::new("/", FaultKind::DropConnection));
+    /// mock.clear_faults();
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn clear_faults(&self) {
         self.shared.world().faults.clear();
     }

@@ -276,11 +276,13 @@ pub struct Generated {
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Seed {
-    /// Drives every id, token, code, cursor and trace id.
+    /// Drives every id, token, code, cursor and trace id: two mocks with the same seed, asked
+    /// the same things in the same order, answer byte for byte alike. Cursors carry it, so a
+    /// cursor from a mock with another seed is refused.
     pub seed: u64,
-    /// The app.
+    /// The one app that clients log in to.
     pub app: SeedApp,
-    /// The users.
+    /// The accounts that can log in, in the order `/_mock/state` and the banner list them.
     pub users: Vec<SeedUser>,
 }
 
