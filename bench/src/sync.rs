@@ -38,14 +38,7 @@ pub(crate) async fn sync(plan: &Plan, report: &mut Report) -> Result<(), String>
     for _ in 0..plan.rounds {
         let before = requests_seen(&mock).await?;
         let started = Instant::now();
-        items = graph
-            .my_media()
-            .with_children()
-            .limit(100)
-            .into_stream()
-            .try_fold(0usize, |n, _| async move { Ok(n + 1) })
-            .await
-            .map_err(|e| e.to_string())?;
+        items = count_library(&graph).await?;
         ours.push(started.elapsed().as_secs_f64() * 1000.0);
         requests = requests_seen(&mock).await? - before;
         let started = Instant::now();
@@ -129,14 +122,20 @@ pub(crate) async fn sync(plan: &Plan, report: &mut Report) -> Result<(), String>
 pub(crate) async fn stream_child(base: &str, token: &str) -> Result<(), String> {
     let graph = instagram_for(base, Arc::new(ReqwestBackend::new().map_err(|e| e.to_string())?))?
         .graph_with_token(AccessToken::new(token));
-    let count = graph
+    let count = count_library(&graph).await?;
+    println!("{count} {}", procs::status_kib(std::process::id(), "VmHWM:"));
+    Ok(())
+}
+
+/// Streams the whole library the way comparison 4 measures it (pages of 100, children by
+/// expansion) and counts the items.
+async fn count_library(graph: &igdisplay::graph::GraphClient) -> Result<usize, String> {
+    graph
         .my_media()
         .with_children()
         .limit(100)
         .into_stream()
         .try_fold(0usize, |n, _| async move { Ok(n + 1) })
         .await
-        .map_err(|e| e.to_string())?;
-    println!("{count} {}", procs::status_kib(std::process::id(), "VmHWM:"));
-    Ok(())
+        .map_err(|e| e.to_string())
 }

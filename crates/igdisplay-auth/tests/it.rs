@@ -813,19 +813,8 @@ fn grant_for(client: &AuthClient) -> igdisplay_auth::AuthorizationGrant {
 
 /// Every transport failure kind, the statuses, both error shapes and the Graph classes.
 fn token_answers() -> Vec<Answer> {
-    use igdisplay_http::TransportErrorKind as T;
-    let mut answers: Vec<Answer> = [
-        T::Timeout,
-        T::Connect,
-        T::Io,
-        T::Body,
-        T::BodyTooLarge,
-        T::InvalidRequest,
-        T::Other,
-    ]
-    .into_iter()
-    .map(Answer::Transport)
-    .collect();
+    let kinds = igdisplay_http::TransportErrorKind::ALL.iter();
+    let mut answers: Vec<Answer> = kinds.copied().map(Answer::Transport).collect();
     let bodies: &[&'static str] = &[
         "<html>not json</html>",
         r#"{"error_type":"OAuthException","code":400,"error_message":"Invalid authorization code"}"#,

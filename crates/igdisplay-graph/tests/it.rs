@@ -1014,19 +1014,8 @@ async fn no_error_shows_the_token_or_the_url() {
 
 /// Every transport failure kind, the statuses, and every Graph code of the reference.
 fn answers() -> Vec<Answer> {
-    use igdisplay_http::TransportErrorKind as T;
-    let mut answers: Vec<Answer> = [
-        T::Timeout,
-        T::Connect,
-        T::Io,
-        T::Body,
-        T::BodyTooLarge,
-        T::InvalidRequest,
-        T::Other,
-    ]
-    .into_iter()
-    .map(Answer::Transport)
-    .collect();
+    let kinds = igdisplay_http::TransportErrorKind::ALL.iter();
+    let mut answers: Vec<Answer> = kinds.copied().map(Answer::Transport).collect();
     for status in [400, 403, 404, 429, 500, 502, 503] {
         answers.push(Answer::Status(status, "<html>not json</html>"));
     }

@@ -267,16 +267,7 @@ mod tests {
 
     #[test]
     fn the_table_covers_every_transport_kind_for_both_request_kinds() {
-        let kinds = [
-            T::Timeout,
-            T::Connect,
-            T::Io,
-            T::Body,
-            T::BodyTooLarge,
-            T::InvalidRequest,
-            T::Other,
-        ];
-        for kind in kinds {
+        for &kind in TransportErrorKind::ALL {
             for request in [Idempotent, SingleUse] {
                 let outcome = Outcome::Transport(kind);
                 assert!(
