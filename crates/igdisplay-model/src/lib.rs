@@ -9,6 +9,7 @@ mod paging;
 mod secret;
 mod time;
 mod token;
+mod unknown;
 mod usage;
 mod user;
 
@@ -18,11 +19,12 @@ pub use error::{
     ErrorBody, ErrorClass, GraphError, GraphErrorBody, INVALID_TOKEN_SUBCODES, OAuthErrorBody, classify,
 };
 pub use id::{MediaId, UserId};
-pub use media::{Media, Owner};
+pub use media::{Media, MediaByIds, Owner};
 pub use paging::{Cursors, ListResponse, Paging};
 pub use secret::{AccessToken, AppSecret, AuthorizationCode, CsrfState};
 pub use time::{Timestamp, TimestampError};
 pub use token::{CodeExchangeResponse, LongLivedTokenResponse};
+pub use unknown::UnknownFields;
 pub use usage::{
     APP_USAGE_HEADER, AppUsage, BUSINESS_USE_CASE_USAGE_HEADER, BusinessUseCase, Usage,
     parse_business_use_case_usage,

@@ -1,13 +1,14 @@
 //! The Media node (`/{media-id}`) and album children, with the fields of both platforms.
 
-use crate::{ListResponse, MediaId, MediaProductType, MediaType, Timestamp, UserId};
+use crate::{ListResponse, MediaId, MediaProductType, MediaType, Timestamp, UnknownFields, UserId};
 use serde::{Deserialize, Serialize};
 
 /// An image, video, reel or album, or one item of an album.
 ///
 /// Every field but `id` is optional: Instagram returns only the requested fields, omits
 /// `caption` on album children, `media_url` on copyright-flagged items, `like_count` when likes
-/// are hidden, and `thumbnail_url` on anything but videos. Unknown fields are ignored.
+/// are hidden, and `thumbnail_url` on anything but videos. Fields this version does not know
+/// are kept in [`extra`](Self::extra) and written back when serialized.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Media {
@@ -64,6 +65,9 @@ pub struct Media {
     /// The album's items, when requested by field expansion (`children{...}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub children: Option<ListResponse<Media>>,
+    /// Every field this version does not model, as sent.
+    #[serde(flatten, default, skip_serializing_if = "UnknownFields::is_empty")]
+    pub extra: UnknownFields,
 }
 
 impl Media {
@@ -88,6 +92,7 @@ impl Media {
             alt_text: None,
             view_count: None,
             children: None,
+            extra: UnknownFields::default(),
         }
     }
 
@@ -101,6 +106,10 @@ impl Media {
         self.children.as_ref().map_or(&[], |list| &list.data)
     }
 }
+
+/// The answer of `GET /?ids=a,b&fields=...`: each requested media item keyed by its id (a
+/// batch read, one request for up to 50 items).
+pub type MediaByIds = std::collections::BTreeMap<MediaId, Media>;
 
 /// `owner` of a media item.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,6 @@
 //! The User node (`/me`, `/{user-id}`) of both platforms.
 
-use crate::{AccountType, UserId};
+use crate::{AccountType, ListResponse, Media, UnknownFields, UserId};
 use serde::{Deserialize, Serialize};
 
 /// An Instagram user as the User node returns it.
@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 /// Every field but `id` is optional: Instagram omits fields that were not requested, that the
 /// token's scopes do not cover, and (observed) everything but `id` for some private accounts.
 /// Decoding also accepts the `{"data":[{...}]}` wrapping shown in the Instagram Login docs;
-/// when that form carries only `user_id`, it becomes `id` as well.
+/// when that form carries only `user_id`, it becomes `id` as well (a flat body without `id` is
+/// an error: there `user_id` is another id). Fields this version does not know are kept in
+/// [`extra`](Self::extra).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RawUser")]
 #[non_exhaustive]
@@ -39,6 +41,13 @@ pub struct User {
     /// Number of media items (Basic Display needs the `user_media` scope for it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media_count: Option<u64>,
+    /// The first page of the user's media, when asked for by edge expansion
+    /// (`fields=id,media{id,caption}` or `media.limit(5){...}`), with its own paging.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<ListResponse<Media>>,
+    /// Every field this version does not model, as sent (the older `ig_id`, say).
+    #[serde(flatten, skip_serializing_if = "UnknownFields::is_empty")]
+    pub extra: UnknownFields,
 }
 
 impl User {
@@ -54,6 +63,8 @@ impl User {
             followers_count: None,
             follows_count: None,
             media_count: None,
+            media: None,
+            extra: UnknownFields::default(),
         }
     }
 }
@@ -69,7 +80,10 @@ struct RawUser {
     followers_count: Option<u64>,
     follows_count: Option<u64>,
     media_count: Option<u64>,
+    media: Option<ListResponse<Media>>,
     data: Option<Vec<RawUser>>,
+    #[serde(flatten)]
+    extra: UnknownFields,
 }
 
 impl TryFrom<RawUser> for User {
@@ -77,16 +91,22 @@ impl TryFrom<RawUser> for User {
 
     fn try_from(raw: RawUser) -> Result<Self, Self::Error> {
         if let Some(inner) = raw.data {
-            return inner
+            let inner = inner
                 .into_iter()
                 .next()
-                .ok_or("the `data` array of the user response is empty")
-                .and_then(User::try_from);
+                .ok_or("the `data` array of the user response is empty")?;
+            // The documented Instagram Login form: there `user_id` is the user's id.
+            let id = inner.id.clone().or_else(|| inner.user_id.clone());
+            return User::from_raw(inner, id);
         }
-        let id = raw
-            .id
-            .or_else(|| raw.user_id.clone())
-            .ok_or("missing field `id`")?;
+        let id = raw.id.clone();
+        User::from_raw(raw, id)
+    }
+}
+
+impl User {
+    fn from_raw(raw: RawUser, id: Option<UserId>) -> Result<Self, &'static str> {
+        let id = id.ok_or("missing field `id`")?;
         Ok(User {
             id,
             user_id: raw.user_id,
@@ -97,6 +117,8 @@ impl TryFrom<RawUser> for User {
             followers_count: raw.followers_count,
             follows_count: raw.follows_count,
             media_count: raw.media_count,
+            media: raw.media,
+            extra: raw.extra,
         })
     }
 }

@@ -8,7 +8,7 @@
 
 use igdisplay_model::{
     AccountType, CodeExchangeResponse, ErrorBody, ErrorClass, ListResponse, LongLivedTokenResponse, Media,
-    MediaType, Usage, User,
+    MediaByIds, MediaType, Usage, User,
 };
 use std::fmt::Debug;
 use std::path::Path;
@@ -37,6 +37,7 @@ fn decoded(path: &Path) -> Box<dyn Debug> {
         "user" => Box::new(decode::<User>(path)),
         "media" => Box::new(decode::<Media>(path)),
         "media_list" => Box::new(decode::<ListResponse<Media>>(path)),
+        "media_by_ids" => Box::new(decode::<MediaByIds>(path)),
         "usage" => {
             let header = std::fs::read(path).unwrap();
             let header = header.trim_ascii_end();
@@ -175,4 +176,50 @@ fn error_bodies_classify_as_the_reference_says() {
     };
     assert_eq!(oauth.extra["error_trace"], "abc");
     assert_eq!(oauth.extra.len(), 2);
+}
+
+#[test]
+fn a_user_with_its_media_by_edge_expansion_keeps_the_nested_page() {
+    let user: User = decode(&corpus("user/nested_media_page_by_expansion.json"));
+    let media = user.media.as_ref().unwrap();
+    assert_eq!(media.data.len(), 2);
+    assert_eq!(media.next_cursor(), Some("QVFIUjMz"));
+    assert!(!format!("{user:?}").contains("FAKETOKEN"));
+}
+
+#[test]
+fn unknown_user_and_media_fields_round_trip() {
+    let user: User = decode(&corpus("user/nested_media_page_by_expansion.json"));
+    assert_eq!(user.extra.get("ig_id"), Some(&serde_json::json!(1784140579u64)));
+    let back = serde_json::to_value(&user).unwrap();
+    assert_eq!(back["ig_id"], 1784140579u64);
+
+    let media: Media = decode(&corpus("media/unknown_fields_kept.json"));
+    assert_eq!(
+        media.extra.names().collect::<Vec<_>>(),
+        ["boost_ads_list", "copyright_check_information", "ig_id"]
+    );
+    let again: Media = serde_json::from_value(serde_json::to_value(&media).unwrap()).unwrap();
+    assert_eq!(again, media);
+    assert_eq!(
+        serde_json::to_value(&media).unwrap()["ig_id"],
+        serde_json::json!(2413572894651234567u64),
+        "large numbers keep every digit"
+    );
+}
+
+#[test]
+fn only_the_wrapped_form_takes_user_id_for_id() {
+    let wrapped: User = serde_json::from_str(r#"{"data": [{"user_id": "17841400000000001"}]}"#).unwrap();
+    assert_eq!(wrapped.id.as_str(), "17841400000000001");
+    let flat = serde_json::from_str::<User>(r#"{"user_id": "17841400000000001", "username": "x"}"#);
+    assert!(flat.unwrap_err().to_string().contains("missing field `id`"));
+}
+
+#[test]
+fn a_batch_read_is_keyed_by_media_id() {
+    let batch: MediaByIds = decode(&corpus("media_by_ids/two_media.json"));
+    let ids: Vec<&str> = batch.keys().map(|id| id.as_str()).collect();
+    assert_eq!(ids, ["17895695668004550", "17899305451014820"]);
+    assert_eq!(batch.values().next().unwrap().caption.as_deref(), Some("one"));
 }
