@@ -14,7 +14,8 @@ pub use error::Error;
 pub use fields::{Field, FieldList, MediaField, UserField};
 pub use pacer::{MAX_PAUSE, Pacer, Scope};
 pub use request::{
-    ChildrenEdge, ChildrenRequest, ExpandsChildren, GraphRequest, MAX_EMPTY_PAGES, MediaEdge,
-    MediaListRequest, MediaNode, MediaRequest, MediaStream, Node, Page, UserNode, UserRequest,
+    ChildrenEdge, ChildrenRequest, ExpandsChildren, GraphRequest, MAX_BATCH_IDS, MAX_EMPTY_PAGES, MediaBatch,
+    MediaBatchRequest, MediaEdge, MediaListRequest, MediaNode, MediaRequest, MediaStream, Node, Page,
+    UserNode, UserRequest,
 };
 pub use token::{LoginRequired, StaticToken, TokenSource, TokenUnavailable};

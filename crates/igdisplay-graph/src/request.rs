@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use igdisplay_http::{HttpRequest, HttpResponse, append_query};
 use igdisplay_model::{
-    AccessToken, ErrorBody, ErrorClass, ListResponse, Media, MediaId, Timestamp, User, UserId,
+    AccessToken, ErrorBody, ErrorClass, ListResponse, Media, MediaByIds, MediaId, Timestamp, User, UserId,
 };
 use std::collections::{HashSet, VecDeque};
 use std::marker::PhantomData;
@@ -31,6 +31,11 @@ pub type MediaRequest = GraphRequest<MediaNode>;
 pub type ChildrenRequest = GraphRequest<ChildrenEdge>;
 /// `GET /{user-id}/media`: one page with `send`, every item with `into_stream`.
 pub type MediaListRequest = GraphRequest<MediaEdge>;
+/// `GET /?ids=a,b`: several media items in one request.
+pub type MediaBatchRequest = GraphRequest<MediaBatch>;
+
+/// The most ids one batch read may name (the Graph API's limit).
+pub const MAX_BATCH_IDS: usize = 50;
 
 /// One page of an edge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,11 +104,15 @@ pub struct ChildrenEdge;
 /// A user's media: `/{user-id}/media`, one [`Page`] of [`Media`] per request.
 #[derive(Debug)]
 pub struct MediaEdge;
+/// A batch read: `/?ids=a,b`, each item keyed by its id ([`MediaByIds`]).
+#[derive(Debug)]
+pub struct MediaBatch;
 
 impl sealed::Sealed for UserNode {}
 impl sealed::Sealed for MediaNode {}
 impl sealed::Sealed for ChildrenEdge {}
 impl sealed::Sealed for MediaEdge {}
+impl sealed::Sealed for MediaBatch {}
 
 impl Node for UserNode {
     type Field = UserField;
@@ -149,10 +158,22 @@ impl Node for MediaEdge {
     }
 }
 
+impl Node for MediaBatch {
+    type Field = MediaField;
+    type Output = MediaByIds;
+    fn path(_: &str) -> String {
+        String::new()
+    }
+    fn decode(body: &[u8], secrets: &[&str]) -> Result<MediaByIds, Error> {
+        Ok(igdisplay_model::decode(body, secrets)?)
+    }
+}
+
 /// Nodes whose requests can carry album children by field expansion.
 pub trait ExpandsChildren: Node<Field = MediaField> {}
 impl ExpandsChildren for MediaNode {}
 impl ExpandsChildren for MediaEdge {}
+impl ExpandsChildren for MediaBatch {}
 
 impl GraphClient {
     /// The token's own user (`/me`).
@@ -180,6 +201,22 @@ impl GraphClient {
         GraphRequest::new(self.clone(), id.as_str())
     }
 
+    /// Several media items in one request (`/?ids=a,b`), keyed by id: a feed refreshing the
+    /// URLs of the posts it shows costs one request, not one per post. At most
+    /// [`MAX_BATCH_IDS`] ids; an id Instagram does not know fails the whole request.
+    pub fn media_by_ids(&self, ids: &[MediaId]) -> MediaBatchRequest {
+        let mut request: MediaBatchRequest = GraphRequest::new(self.clone(), "me");
+        request.path = if ids.is_empty() || ids.len() > MAX_BATCH_IDS {
+            Err("a batch read names 1 to 50 ids")
+        } else {
+            ids.iter()
+                .try_for_each(|id| path_segment(id.as_str()).map(drop))
+                .map(|()| String::new())
+        };
+        request.params.ids = Some(ids.iter().map(MediaId::as_str).collect::<Vec<_>>().join(","));
+        request
+    }
+
     /// An album's items (`/{media-id}/children`), with the fields children can carry.
     pub fn children(&self, album: &MediaId) -> ChildrenRequest {
         let mut request = GraphRequest::new(self.clone(), album.as_str());
@@ -195,9 +232,10 @@ fn path_segment(id: &str) -> Result<&str, &'static str> {
     valid.then_some(id).ok_or("an id must be alphanumeric")
 }
 
-/// The paging parameters of the media edge.
+/// The query parameters beyond `fields`: paging for the media edge, ids for a batch read.
 #[derive(Clone, Debug, Default)]
-struct PageParams {
+struct Params {
+    ids: Option<String>,
     limit: Option<u32>,
     after: Option<String>,
     before: Option<String>,
@@ -229,7 +267,7 @@ pub struct GraphRequest<N: Node> {
     client: GraphClient,
     path: Result<String, &'static str>,
     fields: FieldList,
-    paging: PageParams,
+    params: Params,
     node: PhantomData<fn() -> N>,
 }
 
@@ -239,7 +277,7 @@ impl<N: Node> Clone for GraphRequest<N> {
             client: self.client.clone(),
             path: self.path.clone(),
             fields: self.fields.clone(),
-            paging: self.paging.clone(),
+            params: self.params.clone(),
             node: PhantomData,
         }
     }
@@ -263,7 +301,7 @@ impl<N: Node> GraphRequest<N> {
             path: path_segment(id).map(N::path),
             client,
             fields,
-            paging: PageParams::default(),
+            params: Params::default(),
             node: PhantomData,
         }
     }
@@ -299,11 +337,12 @@ impl<N: Node> GraphRequest<N> {
             .map_err(|reason| Error::InvalidRequest(reason))?;
         let mut uri = self.client.endpoint().url(path);
         let fields = self.fields.to_param();
-        let paging = &self.paging;
+        let paging = &self.params;
         let limit = paging.limit.map(|l| l.to_string());
         let since = paging.since.map(|s| s.to_string());
         let until = paging.until.map(|u| u.to_string());
         let pairs = [
+            ("ids", paging.ids.as_deref()),
             ("fields", Some(fields.as_str())),
             ("limit", limit.as_deref()),
             ("since", since.as_deref()),
@@ -389,31 +428,31 @@ impl<N: ExpandsChildren> GraphRequest<N> {
 impl GraphRequest<MediaEdge> {
     /// Items per page (Instagram's default is 25; about 100 is the useful maximum).
     pub fn limit(mut self, limit: u32) -> Self {
-        self.paging.limit = Some(limit.max(1));
+        self.params.limit = Some(limit.max(1));
         self
     }
 
     /// Starts after this cursor.
     pub fn after(mut self, cursor: impl Into<String>) -> Self {
-        self.paging.after = Some(cursor.into());
+        self.params.after = Some(cursor.into());
         self
     }
 
     /// Ends before this cursor.
     pub fn before(mut self, cursor: impl Into<String>) -> Self {
-        self.paging.before = Some(cursor.into());
+        self.params.before = Some(cursor.into());
         self
     }
 
     /// Only media published at or after this instant.
     pub fn since(mut self, instant: Timestamp) -> Self {
-        self.paging.since = Some(instant.unix());
+        self.params.since = Some(instant.unix());
         self
     }
 
     /// Only media published at or before this instant.
     pub fn until(mut self, instant: Timestamp) -> Self {
-        self.paging.until = Some(instant.unix());
+        self.params.until = Some(instant.unix());
         self
     }
 
@@ -425,9 +464,9 @@ impl GraphRequest<MediaEdge> {
     /// repeated cursor or [`Error::TooManyEmptyPages`] after [`MAX_EMPTY_PAGES`] empty pages in
     /// a row. After an error it ends.
     pub fn into_stream(mut self) -> MediaStream {
-        self.paging.before = None;
+        self.params.before = None;
         let state = StreamState {
-            cursor: self.paging.after.take(),
+            cursor: self.params.after.take(),
             template: self,
             buffer: VecDeque::new(),
             seen: HashSet::new(),
@@ -457,7 +496,7 @@ impl StreamState {
                 return None;
             }
             let mut request = self.template.clone();
-            request.paging.after = self.cursor.take();
+            request.params.after = self.cursor.take();
             let page = match request.send().await {
                 Ok(page) => page,
                 Err(error) => return self.fail(error),

@@ -1118,3 +1118,42 @@ async fn a_user_level_throttle_pauses_only_that_users_queries() {
     assert_eq!(second.unwrap().id.as_str(), "2");
     assert_eq!(sent, 1);
 }
+
+fn offline_client(platform: Platform) -> GraphClient {
+    GraphClient::with_token(
+        Arc::new(igdisplay_http::test_util::FnBackend::new(|_| {
+            Ok(igdisplay_http::test_util::json_response(200, "{}"))
+        })),
+        GraphEndpoint::new(platform),
+        AccessToken::new(TOKEN),
+    )
+}
+
+#[test]
+fn a_batch_read_names_every_id_in_one_request() {
+    let client = offline_client(Platform::InstagramLogin);
+    let ids = [
+        MediaId::new("17895695668004550"),
+        MediaId::new("17899305451014820"),
+    ];
+    let request = client
+        .media_by_ids(&ids)
+        .fields(&[MediaField::MediaUrl])
+        .to_http(&AccessToken::new("T0KEN"))
+        .unwrap();
+    assert_eq!(
+        request.uri().to_string(),
+        "https://graph.instagram.com/?ids=17895695668004550%2C17899305451014820&fields=id%2Cmedia_url&access_token=T0KEN"
+    );
+}
+
+#[test]
+fn a_batch_read_of_no_ids_too_many_or_a_hostile_one_is_refused_before_sending() {
+    let client = offline_client(Platform::InstagramLogin);
+    let token = AccessToken::new("T");
+    let many: Vec<MediaId> = (0..51).map(|i| MediaId::new(i.to_string())).collect();
+    for ids in [Vec::new(), many, vec![MediaId::new("1"), MediaId::new("../me")]] {
+        let error = client.media_by_ids(&ids).to_http(&token).unwrap_err();
+        assert!(matches!(error, Error::InvalidRequest(_)), "{error:?}");
+    }
+}
