@@ -25,6 +25,56 @@ use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
+/// `(#100) Invalid parameter: {what}`: a limit, bound or cursor the API cannot read.
+fn invalid_parameter(what: &str) -> GraphFailure {
+    GraphFailure::new(
+        400,
+        "OAuthException",
+        100,
+        format!("(#100) Invalid parameter: {what}"),
+    )
+}
+
+/// Code 2500 for a path the Graph API does not have.
+fn unknown_path(segments: &[&str]) -> GraphFailure {
+    GraphFailure::new(
+        400,
+        "IGApiException",
+        2500,
+        format!("Unknown path components: /{}", segments.join("/")),
+    )
+}
+
+/// What selects one page of a user's media.
+struct PageQuery<'a> {
+    limit: usize,
+    since: Option<i64>,
+    until: Option<i64>,
+    after: Option<&'a str>,
+    before: Option<&'a str>,
+    /// The `fields` value as asked, repeated in the `next`/`previous` links.
+    fields_text: &'a str,
+}
+
+/// A time bound as Instagram reads `since`/`until` (strtotime): Unix seconds, a date
+/// (`2026-01-14`, midnight UTC), an RFC 3339 UTC time, or `now`, `today`, `yesterday`,
+/// `tomorrow` (midnights, UTC) measured from `now`.
+fn parse_time(text: &str, now: i64) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(unix) = text.parse::<i64>() {
+        return Some(unix);
+    }
+    let midnight = now - now.rem_euclid(86_400);
+    match text.to_ascii_lowercase().as_str() {
+        "now" => return Some(now),
+        "today" | "midnight" => return Some(midnight),
+        "yesterday" => return Some(midnight - 86_400),
+        "tomorrow" => return Some(midnight + 86_400),
+        _ => {}
+    }
+    crate::clock::parse_rfc3339(text).or_else(|| crate::clock::parse_rfc3339(&format!("{text}T00:00:00Z")))
+}
+
 /// The fields of the User node on Basic Display (reference A.8): asking for any other one is
 /// `(#100) Tried accessing nonexisting field`.
 const USER_FIELDS_BASIC: &[&str] = &["id", "username", "account_type", "media_count"];
@@ -82,54 +132,97 @@ const DEFAULT_LIMIT: usize = 25;
 /// The most a page holds, whatever `limit` asks (larger values are clamped, as observed).
 const MAX_LIMIT: usize = 100;
 
-/// A parsed `fields` value: plain names, and the fields of a `children{...}` expansion.
+/// A parsed `fields` value: plain names, and the edges expanded with their own fields.
 #[derive(Debug, Default)]
 struct Fields {
     names: Vec<String>,
+    /// `children{...}` or `children.fields(...)`: the fields of an album's items.
     children: Option<Vec<String>>,
+    /// `media{...}`, `media.fields(...)`, `media.limit(n)...`: a user's first page of media.
+    media: Option<Expansion>,
 }
 
-/// Reads a `fields` value: comma-separated names, and at most one `children{...}` expansion
-/// whose inner names apply to album items. No value (or a blank one) means `id` alone, as
-/// Instagram answers a request without `fields`. Braces nest only one level deep, which is
-/// all the Graph API accepts here; deeper braces are folded into the expansion.
+/// An edge asked for inside `fields`: its fields and an optional page size.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Expansion {
+    fields: Vec<String>,
+    limit: Option<usize>,
+}
+
+/// Splits `text` at the commas that are not inside braces or parentheses.
+fn split_top_level(text: &str) -> Vec<&str> {
+    let (mut parts, mut depth, mut start) = (Vec::new(), 0usize, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '{' | '(' => depth += 1,
+            '}' | ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+        .into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// One item of `fields`: `name`, `name{a,b}`, `name.fields(a,b)`, `name.limit(5)`, or a chain
+/// of them (`media.limit(5){id}`). Returns the name and, for an expansion, its parts.
+fn parse_item(item: &str) -> (String, Option<Expansion>) {
+    let (head, braces) = match item.split_once('{') {
+        Some((head, rest)) => (head, Some(rest.strip_suffix('}').unwrap_or(rest))),
+        None => (item, None),
+    };
+    let mut pieces = head.split('.');
+    let name = pieces.next().unwrap_or_default().trim().to_owned();
+    let mut expansion: Option<Expansion> = braces.map(|inner| Expansion {
+        fields: split_top_level(inner).into_iter().map(str::to_owned).collect(),
+        limit: None,
+    });
+    for modifier in pieces {
+        let (call, argument) = match modifier.split_once('(') {
+            Some((call, argument)) => (call.trim(), argument.strip_suffix(')').unwrap_or(argument)),
+            None => (modifier.trim(), ""),
+        };
+        let edge = expansion.get_or_insert_with(Expansion::default);
+        match call {
+            "fields" => edge.fields = split_top_level(argument).into_iter().map(str::to_owned).collect(),
+            "limit" => edge.limit = argument.trim().parse().ok(),
+            _ => {}
+        }
+    }
+    if let Some(edge) = &mut expansion
+        && edge.fields.is_empty()
+    {
+        edge.fields.push("id".to_owned());
+    }
+    (name, expansion)
+}
+
+/// Reads a `fields` value: comma-separated names, with edge expansions in either of the Graph
+/// API's syntaxes (`children{id,media_url}` or `children.fields(id,media_url)`, and on a user
+/// `media.limit(5){id,caption}`). No value (or a blank one) means `id` alone, as Instagram
+/// answers a request without `fields`.
 fn parse_fields(text: Option<&str>) -> Fields {
     let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
         return Fields {
             names: vec!["id".to_owned()],
-            children: None,
+            ..Fields::default()
         };
     };
     let mut fields = Fields::default();
-    let mut depth = 0usize;
-    let mut current = String::new();
-    let mut inner = String::new();
-    for c in text.chars() {
-        match (c, depth) {
-            ('{', _) => depth += 1,
-            ('}', _) => depth = depth.saturating_sub(1),
-            (',', 0) => fields.names.push(std::mem::take(&mut current)),
-            (c, 0) => current.push(c),
-            (c, _) => inner.push(c),
+    for item in split_top_level(text) {
+        match parse_item(item) {
+            (name, Some(edge)) if name == "children" => fields.children = Some(edge.fields),
+            (name, Some(edge)) if name == "media" => fields.media = Some(edge),
+            (name, None) if name == "children" => fields.children = Some(vec!["id".to_owned()]),
+            (name, _) => fields.names.push(name),
         }
-    }
-    fields.names.push(current);
-    fields.names.retain(|n| !n.trim().is_empty());
-    for name in &mut fields.names {
-        *name = name.trim().to_owned();
-    }
-    if let Some(index) = fields.names.iter().position(|n| n == "children") {
-        fields.names.remove(index);
-        let inner: Vec<String> = inner
-            .split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect();
-        fields.children = Some(if inner.is_empty() {
-            vec!["id".to_owned()]
-        } else {
-            inner
-        });
     }
     fields
 }
@@ -205,7 +298,11 @@ impl World {
             MockPlatform::InstagramLogin => true,
         };
         let body = match segments {
-            [node] if self.is_self(node, user) => self.user_node(user, &fields, media_allowed)?,
+            [] => match req.param("ids") {
+                Some(ids) => self.media_by_ids(ids, user, &fields, media_allowed)?,
+                None => return Err(unknown_path(segments)),
+            },
+            [node] if self.is_self(node, user) => self.user_node(user, &fields, media_allowed, &token)?,
             [node] => match self.media_index.get(*node).copied() {
                 Some(found) if owner(found) == user && media_allowed => {
                     Value::Object(self.media_node(found, &fields)?)
@@ -228,14 +325,7 @@ impl World {
                 }
                 _ => return Err(unknown_object(node)),
             },
-            _ => {
-                return Err(GraphFailure::new(
-                    400,
-                    "IGApiException",
-                    2500,
-                    format!("Unknown path components: /{}", segments.join("/")),
-                ));
-            }
+            _ => return Err(unknown_path(segments)),
         };
         let mut reply =
             Reply::json(200, &body).header("instagram-api-version", self.options.link_version.clone());
@@ -310,7 +400,13 @@ impl World {
     /// The User node with exactly the asked `fields`: an unknown field fails the whole request
     /// (code 100), `media_count` needs the media permission, and `children` is not a field of a
     /// user.
-    fn user_node(&self, user: usize, fields: &Fields, media_allowed: bool) -> Result<Value, GraphFailure> {
+    fn user_node(
+        &self,
+        user: usize,
+        fields: &Fields,
+        media_allowed: bool,
+        token: &str,
+    ) -> Result<Value, GraphFailure> {
         let known = match self.options.platform {
             MockPlatform::BasicDisplay => USER_FIELDS_BASIC,
             MockPlatform::InstagramLogin => USER_FIELDS_LOGIN,
@@ -338,6 +434,22 @@ impl World {
         }
         if fields.children.is_some() {
             return Err(nonexisting("children", "User"));
+        }
+        if let Some(edge) = &fields.media {
+            if !media_allowed {
+                return Err(no_media_permission());
+            }
+            let fields_text = edge.fields.join(",");
+            let query = PageQuery {
+                limit: edge.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT),
+                since: None,
+                until: None,
+                after: None,
+                before: None,
+                fields_text: &fields_text,
+            };
+            let inner = parse_fields(Some(&fields_text));
+            out.insert("media".to_owned(), self.media_page(user, &inner, &query, token)?);
         }
         Ok(Value::Object(out))
     }
@@ -469,11 +581,9 @@ impl World {
 
     /// `/{user}/media`: one page of the user's library, newest first.
     ///
-    /// `limit` (default 25, at most 100), `since`/`until` (Unix seconds, inclusive) and one of
-    /// `after`/`before` (a cursor of this mock; a foreign or garbled one is code 100). The page
-    /// carries `paging.cursors` and, when there is more, absolute `next`/`previous` links that
-    /// repeat the token and name the professional account id (reference A.15: that id can
-    /// differ from `/me`'s), as recorded traffic shows.
+    /// `limit` (default 25, at most 100), `since`/`until` (Unix seconds, a date, an RFC 3339
+    /// time, or `now`/`today`/`yesterday`/`tomorrow`, as strtotime reads them; inclusive) and
+    /// one of `after`/`before` (a cursor of this mock; a foreign or garbled one is code 100).
     fn media_edge(
         &mut self,
         req: &Req,
@@ -481,42 +591,60 @@ impl World {
         fields: &Fields,
         token: &str,
     ) -> Result<Value, GraphFailure> {
-        let invalid = |what: &str| {
-            GraphFailure::new(
-                400,
-                "OAuthException",
-                100,
-                format!("(#100) Invalid parameter: {what}"),
-            )
-        };
         let limit = match req.param("limit") {
             None => DEFAULT_LIMIT,
             Some(text) => text
                 .parse::<usize>()
-                .map_err(|_| invalid("limit"))?
+                .map_err(|_| invalid_parameter("limit"))?
                 .clamp(1, MAX_LIMIT),
         };
+        let now = self.now();
         let bound = |name: &str| -> Result<Option<i64>, GraphFailure> {
             req.param(name)
-                .map(|t| t.trim().parse::<i64>().map_err(|_| invalid(name)))
+                .map(|t| parse_time(t, now).ok_or_else(|| invalid_parameter(name)))
                 .transpose()
         };
-        let (since, until) = (bound("since")?, bound("until")?);
+        let query = PageQuery {
+            limit,
+            since: bound("since")?,
+            until: bound("until")?,
+            after: req.param("after"),
+            before: req.param("before"),
+            fields_text: req.param("fields").unwrap_or("id"),
+        };
+        self.media_page(user, fields, &query, token)
+    }
+
+    /// One page of `user`'s media for `query`: the items rendered with `fields`, and
+    /// `paging` with cursors and, when there is more, absolute `next`/`previous` links that
+    /// repeat the token and name the professional account id (reference A.15: that id can
+    /// differ from `/me`'s), as recorded traffic shows. The media edge and the `media{...}`
+    /// expansion of a user node both answer with it.
+    fn media_page(
+        &self,
+        user: usize,
+        fields: &Fields,
+        query: &PageQuery<'_>,
+        token: &str,
+    ) -> Result<Value, GraphFailure> {
         let media = &self.users[user].media;
         let visible: Vec<usize> = (0..media.len())
             .filter(|i| {
-                since.is_none_or(|s| media[*i].timestamp >= s)
-                    && until.is_none_or(|u| media[*i].timestamp <= u)
+                query.since.is_none_or(|s| media[*i].timestamp >= s)
+                    && query.until.is_none_or(|u| media[*i].timestamp <= u)
             })
             .collect();
         let position = |cursor: &str| -> Result<usize, GraphFailure> {
-            let id = self.decode_cursor(cursor).ok_or_else(|| invalid("cursor"))?;
+            let id = self
+                .decode_cursor(cursor)
+                .ok_or_else(|| invalid_parameter("cursor"))?;
             visible
                 .iter()
                 .position(|i| media[*i].id == id)
-                .ok_or_else(|| invalid("cursor"))
+                .ok_or_else(|| invalid_parameter("cursor"))
         };
-        let (start, end) = match (req.param("after"), req.param("before")) {
+        let limit = query.limit;
+        let (start, end) = match (query.after, query.before) {
             (Some(after), _) => {
                 let start = position(after)? + 1;
                 (start, (start + limit).min(visible.len()))
@@ -543,9 +671,9 @@ impl World {
                     self.options.link_version,
                     self.users[user].ig_id,
                     encode(token),
-                    encode(req.param("fields").unwrap_or("id")),
+                    encode(query.fields_text),
                 );
-                for (name, value) in [("since", since), ("until", until)] {
+                for (name, value) in [("since", query.since), ("until", query.until)] {
                     if let Some(value) = value {
                         url.push_str(&format!("&{name}={value}"));
                     }
@@ -562,6 +690,33 @@ impl World {
             body["paging"] = paging;
         }
         Ok(body)
+    }
+
+    /// `GET /?ids=a,b&fields=...`: several media items of the token's user, keyed by id. An id
+    /// that is not one of the user's fails the whole request, as on Instagram.
+    fn media_by_ids(
+        &self,
+        ids: &str,
+        user: usize,
+        fields: &Fields,
+        media_allowed: bool,
+    ) -> Result<Value, GraphFailure> {
+        if !media_allowed {
+            return Err(no_media_permission());
+        }
+        let mut out = Map::new();
+        for id in ids.split(',').map(str::trim).filter(|id| !id.is_empty()) {
+            let found = self
+                .media_index
+                .get(id)
+                .copied()
+                .filter(|found| owner(*found) == user);
+            let Some(found) = found else {
+                return Err(unknown_object(id));
+            };
+            out.insert(id.to_owned(), Value::Object(self.media_node(found, fields)?));
+        }
+        Ok(Value::Object(out))
     }
 
     /// `/{album}/children`: an album's items on one page, with cursors but never a `next` (an
@@ -679,5 +834,29 @@ mod tests {
         assert_eq!(fields.children.unwrap(), ["id", "media_url"]);
         assert_eq!(parse_fields(None).names, ["id"]);
         assert_eq!(parse_fields(Some("children")).children.unwrap(), ["id"]);
+    }
+
+    #[test]
+    fn both_expansion_syntaxes_parse_alike() {
+        let dotted = parse_fields(Some("id,children.fields(id,media_url)"));
+        assert_eq!(dotted.children.unwrap(), ["id", "media_url"]);
+        let media = parse_fields(Some("id,username,media.limit(5){id,caption,children{id}}"));
+        assert_eq!(media.names, ["id", "username"]);
+        let edge = media.media.unwrap();
+        assert_eq!(
+            (edge.fields.as_slice(), edge.limit),
+            (
+                &["id".to_owned(), "caption".to_owned(), "children{id}".to_owned()][..],
+                Some(5)
+            )
+        );
+        let chained = parse_fields(Some("media.fields(id).limit(2)")).media.unwrap();
+        assert_eq!(
+            chained,
+            Expansion {
+                fields: vec!["id".to_owned()],
+                limit: Some(2)
+            }
+        );
     }
 }

@@ -54,7 +54,7 @@ impl World {
             ["oauth", "access_token"] if req.method == http::Method::POST => return self.exchange_code(req),
             ["oauth", "access_token"] => return Reply::oauth_error("Unsupported method: use POST"),
             ["cdn", "v", file] => return self.cdn(req, file),
-            [] => {
+            [] if req.param("ids").is_none() => {
                 return Reply::new(
                     404,
                     "text/plain; charset=utf-8",
@@ -67,12 +67,6 @@ impl World {
         let outcome: Result<Reply, GraphFailure> = match graph {
             ["access_token"] => self.exchange_long_lived(req),
             ["refresh_access_token"] => self.refresh(req),
-            [] => Err(GraphFailure::new(
-                400,
-                "IGApiException",
-                2500,
-                "Unknown path components: /",
-            )),
             segments => self.graph(req, segments),
         };
         outcome.unwrap_or_else(|failure| {
