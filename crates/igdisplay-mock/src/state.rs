@@ -45,6 +45,28 @@ pub enum TokenShape {
     Wrapped,
 }
 
+/// How an expired token is reported. Where the recordings and the documentation disagree, the
+/// mock sends what was recorded by default and the documented form on request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExpiredTokenForm {
+    /// graph.instagram.com's form, as recorded three times (2021-2022): code 190 with the
+    /// expiry dates in the message and no `error_subcode`.
+    #[default]
+    Instagram,
+    /// graph.facebook.com's form, in the documentation: code 190 with `error_subcode` 463.
+    Facebook,
+}
+
+/// The keys of Basic Display's `X-App-Usage` header.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UsageKeys {
+    /// `{"call_volume":N,"cpu_time":N}`: the only form recorded from an Instagram host.
+    #[default]
+    Instagram,
+    /// `{"call_count":N,"total_cputime":N,"total_time":N}`: graph.facebook.com's documented form.
+    Facebook,
+}
+
 /// Behaviour switches of a mock, for [`MockBuilder::options`](crate::MockBuilder::options).
 /// Each also has its own builder method.
 ///
@@ -53,7 +75,7 @@ pub enum TokenShape {
 ///
 /// let options = MockOptions::default();
 /// assert_eq!(options.calls_per_hour, Some(200));
-/// assert_eq!(options.usage_header_from, 50);
+/// assert_eq!(options.usage_header_from, 0);
 /// assert_eq!(options.media_url_ttl, 3 * 24 * 3600);
 /// ```
 #[derive(Clone, Debug)]
@@ -63,8 +85,9 @@ pub struct MockOptions {
     /// Graph calls per user per rolling hour of mock time; `None` for no limit. Default 200,
     /// the figure commonly cited for Instagram's per-user budget (reference A.14).
     pub calls_per_hour: Option<u32>,
-    /// From this percentage of the limit on, responses carry the usage header (Instagram
-    /// sends it "once enough calls have been made"). Default 50.
+    /// From this percentage of the limit on, responses carry the usage header. Default 0: the
+    /// one recorded from an Instagram host came at 0 %, on an error; the documentation says
+    /// "once enough calls have been made", which a higher value plays.
     pub usage_header_from: u8,
     /// The Instagram Login code-exchange shape: the API's flat form by default.
     pub token_shape: TokenShape,
@@ -74,6 +97,10 @@ pub struct MockOptions {
     /// The version used in generated `paging` links and the `instagram-api-version` header.
     /// Default `v21.0`.
     pub link_version: String,
+    /// How an expired token is reported (Instagram's recorded form by default).
+    pub expired_token: ExpiredTokenForm,
+    /// The keys of Basic Display's usage header (the recorded ones by default).
+    pub usage_keys: UsageKeys,
     /// How long CDN links stay valid, in seconds of mock time. Default 3 days, about what
     /// recorded links lasted; after that the CDN answers 403 `URL signature expired`.
     pub media_url_ttl: i64,
@@ -84,11 +111,13 @@ impl Default for MockOptions {
         Self {
             platform: MockPlatform::default(),
             calls_per_hour: Some(200),
-            usage_header_from: 50,
+            usage_header_from: 0,
             token_shape: TokenShape::Flat,
             journal_capacity: 1000,
             link_version: "v21.0".to_owned(),
             media_url_ttl: 3 * 24 * HOUR,
+            expired_token: ExpiredTokenForm::default(),
+            usage_keys: UsageKeys::default(),
         }
     }
 }
@@ -123,14 +152,16 @@ impl Kind {
     }
 }
 
-/// An item of an album: it has its own id and file, and borrows the album's permalink,
-/// timestamp and owner.
+/// An item of an album: it has its own id, file and permalink (as recorded), and borrows the
+/// album's timestamp and owner.
 #[derive(Clone, Debug)]
 pub(crate) struct Child {
     /// The child's media id (above 2^53).
     pub(crate) id: String,
     /// Image or video.
     pub(crate) kind: Kind,
+    /// The shortcode of the child's own permalink.
+    pub(crate) shortcode: String,
 }
 
 /// One item of a user's library, fixed at start from the seed.
@@ -336,7 +367,11 @@ impl World {
                                 child: c,
                             },
                         );
-                        Child { id: child_id, kind }
+                        Child {
+                            id: child_id,
+                            kind,
+                            shortcode: rng.token(11),
+                        }
                     })
                     .collect();
                 media_index.insert(media_id.clone(), MediaRef::Item { user: u, index });

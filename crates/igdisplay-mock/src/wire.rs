@@ -156,6 +156,19 @@ impl Reply {
         Self::new(302, "text/html; charset=utf-8", Bytes::new()).header("location", location)
     }
 
+    /// Replaces every value of a header with `value`.
+    pub(crate) fn set_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        let name = http::HeaderName::from_static(name);
+        self.headers.retain(|(existing, _)| *existing != name);
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Whether the reply already has header `name`.
+    pub(crate) fn has_header(&self, name: &'static str) -> bool {
+        self.headers.iter().any(|(existing, _)| existing == name)
+    }
+
     /// Adds a header.
     pub(crate) fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers
@@ -181,6 +194,8 @@ pub(crate) struct GraphFailure {
     pub(crate) subcode: Option<i64>,
     pub(crate) message: String,
     pub(crate) transient: bool,
+    /// Whether the body carries `fbtrace_id` (Instagram Login's nonexisting-field error does not).
+    pub(crate) traced: bool,
     pub(crate) headers: Vec<(&'static str, String)>,
 }
 
@@ -194,8 +209,15 @@ impl GraphFailure {
             subcode: None,
             message: message.into(),
             transient: false,
+            traced: true,
             headers: Vec::new(),
         }
+    }
+
+    /// Leaves `fbtrace_id` out of the body, as Instagram Login's field errors do.
+    pub(crate) fn untraced(mut self) -> Self {
+        self.traced = false;
+        self
     }
 
     /// Adds a header (a usage header on a rate-limit error).
@@ -217,27 +239,38 @@ impl GraphFailure {
     }
 
     /// The HTTP reply: `{"error": {message, type, code, error_subcode?, is_transient?,
-    /// fbtrace_id}}`, and on a 190 a `WWW-Authenticate: OAuth "Facebook Platform"
-    /// "invalid_token" "<message>"` header, as recorded responses carry.
+    /// fbtrace_id?}}` with `Cache-Control: no-store`, `X-Fb-Request-Id` equal to the
+    /// `fbtrace_id`, and a `WWW-Authenticate: OAuth "Facebook Platform" "invalid_token"
+    /// "<message>"` header on a 190 (`"invalid_request"` on a permission error: 10, 200-299),
+    /// as recorded responses carry.
     pub(crate) fn reply(self, fbtrace_id: String) -> Reply {
-        let mut error = json!({
-            "message": self.message, "type": self.kind, "code": self.code, "fbtrace_id": fbtrace_id,
-        });
+        let mut error = json!({"message": self.message, "type": self.kind, "code": self.code});
+        if self.traced {
+            error["fbtrace_id"] = json!(fbtrace_id);
+        }
         if let Some(subcode) = self.subcode {
             error["error_subcode"] = json!(subcode);
         }
         if self.transient {
             error["is_transient"] = json!(true);
         }
-        let mut reply = Reply::json(self.status, &json!({ "error": error }));
+        let mut reply = Reply::json(self.status, &json!({ "error": error }))
+            .set_header("cache-control", "no-store")
+            .header("x-fb-request-id", fbtrace_id);
         for (name, value) in self.headers {
             reply = reply.header(name, value);
         }
-        if self.code == 190 {
+        // 190 is a bad token; 10 and 200-299 a missing permission (recorded as a 403 with code 10).
+        let challenge = match self.code {
+            190 => Some("invalid_token"),
+            10 | 200..=299 => Some("invalid_request"),
+            _ => None,
+        };
+        if let Some(kind) = challenge {
             reply = reply.header(
                 "www-authenticate",
                 format!(
-                    "OAuth \"Facebook Platform\" \"invalid_token\" \"{}\"",
+                    "OAuth \"Facebook Platform\" \"{kind}\" \"{}\"",
                     self.message.replace('"', "'")
                 ),
             );

@@ -9,6 +9,9 @@ use igdisplay_mock::{
 use serde_json::Value;
 use std::time::Duration;
 
+#[path = "it/recorded.rs"]
+mod recorded;
+
 const REDIRECT: &str = "https://app.example/auth/";
 
 fn http() -> reqwest::Client {
@@ -312,8 +315,10 @@ async fn codes_exchange_once_in_each_platform_shape() {
     let code = approve(&basic, "jayposiris").await;
     let (status, body) = exchange(&basic, &code).await;
     assert_eq!(status, 200);
-    let id = basic.users()[0].id.clone();
-    // A bare JSON number above 2^53, as Basic Display sends it.
+    // A bare JSON number above 2^53, as Basic Display sends it, naming the id that paging
+    // links carry, not the app-scoped id of `/me` (as recorded).
+    let id = basic.users()[0].user_id.clone();
+    assert_ne!(id, basic.users()[0].id);
     assert!(body.contains(&format!("\"user_id\":{id}")), "{body}");
     assert!(id.parse::<u64>().unwrap() > (1u64 << 53));
 
@@ -478,7 +483,8 @@ async fn token_lifetimes_follow_the_reference() {
             .contains("Unsupported request - method type: post")
     );
     mock.advance(Duration::from_secs(24 * 3600));
-    // The short-lived token expired after an hour: 190/463 with the mock's dates.
+    // The short-lived token expired after an hour: 190 with the mock's dates and, as
+    // graph.instagram.com sends it, no subcode.
     let (status, headers, body) = get(&exchange_url(&short, &secret)).await;
     assert_eq!(
         (
@@ -486,7 +492,7 @@ async fn token_lifetimes_follow_the_reference() {
             body["error"]["code"].as_i64(),
             body["error"]["error_subcode"].as_i64()
         ),
-        (400, Some(190), Some(463))
+        (400, Some(190), None)
     );
     assert_eq!(
         body["error"]["message"],
@@ -503,7 +509,23 @@ async fn token_lifetimes_follow_the_reference() {
     let refreshed = body["access_token"].as_str().unwrap();
     assert_ne!(refreshed, long);
     mock.advance(Duration::from_secs(60 * 24 * 3600));
-    assert_eq!(get(&refresh(refreshed)).await.2["error"]["error_subcode"], 463);
+    let expired = get(&refresh(refreshed)).await.2;
+    assert_eq!(expired["error"]["code"], 190);
+    assert!(expired["error"].get("error_subcode").is_none(), "{expired}");
+}
+
+#[tokio::test]
+async fn the_documented_expiry_subcode_is_available_on_request() {
+    let mut options = igdisplay_mock::MockOptions::default();
+    options.expired_token = igdisplay_mock::ExpiredTokenForm::Facebook;
+    let mock = MockServer::builder().options(options).start().unwrap();
+    let token = long_token(&mock, "jayposiris").await;
+    mock.advance(Duration::from_secs(61 * 24 * 3600));
+    let (status, _, body) = get(&graph(&mock, "/me", &token)).await;
+    assert_eq!(
+        (status, body["error"]["error_subcode"].as_i64()),
+        (400, Some(463))
+    );
 }
 
 #[tokio::test]
@@ -763,9 +785,14 @@ async fn rate_limits_count_per_user_per_rolling_hour() {
         assert_eq!(status, 200);
         usage.push(headers.get("x-app-usage").map(|v| v.to_str().unwrap().to_owned()));
     }
-    assert_eq!(usage[0], None, "below the threshold, no header");
+    let first: Value = serde_json::from_str(usage[0].as_deref().unwrap()).unwrap();
+    assert_eq!(
+        first,
+        serde_json::json!({"call_volume": 25, "cpu_time": 6}),
+        "the recorded keys, from 0 %"
+    );
     let last: Value = serde_json::from_str(usage[3].as_deref().unwrap()).unwrap();
-    assert_eq!(last["call_count"], 100);
+    assert_eq!(last["call_volume"], 100);
     let (status, headers, body) = get(&graph(&mock, "/me", &token)).await;
     assert_eq!((status, body["error"]["code"].as_i64()), (400, Some(17)));
     assert!(headers.contains_key("x-app-usage"));

@@ -227,22 +227,11 @@ fn parse_fields(text: Option<&str>) -> Fields {
     fields
 }
 
-/// `(#100) Tried accessing nonexisting field (x) on node type (Media)`: code 100 with the field
-/// and node named, as Instagram words it (reference A.13, B.8).
-fn nonexisting(field: &str, node: &str) -> GraphFailure {
-    GraphFailure::new(
-        400,
-        "OAuthException",
-        100,
-        format!("(#100) Tried accessing nonexisting field ({field}) on node type ({node})"),
-    )
-}
-
 /// Code 10: a Basic Display token without the `user_media` scope asks for media (reference
 /// A.13, "Application does not have permission for this action").
 fn no_media_permission() -> GraphFailure {
     GraphFailure::new(
-        400,
+        403,
         "IGApiException",
         10,
         "Application does not have permission for this action",
@@ -297,15 +286,40 @@ impl World {
             MockPlatform::BasicDisplay => scopes.iter().any(|s| s == "user_media"),
             MockPlatform::InstagramLogin => true,
         };
-        let body = match segments {
+        // The usage header rides on errors too (it was recorded on one at 0 %).
+        let answered = self.graph_body(req, segments, user, &fields, media_allowed, &token);
+        let body = match (answered, usage.clone()) {
+            (Ok(body), _) => body,
+            (Err(failure), Some(header)) => return Err(failure.with_header(header)),
+            (Err(failure), None) => return Err(failure),
+        };
+        let mut reply = Reply::json(200, &body);
+        if let Some((name, value)) = usage {
+            reply = reply.header(name, value);
+        }
+        Ok(reply)
+    }
+
+    /// The body of a Graph read, by path: a batch read, the user node, a media node, the
+    /// media edge or an album's children.
+    fn graph_body(
+        &self,
+        req: &Req,
+        segments: &[&str],
+        user: usize,
+        fields: &Fields,
+        media_allowed: bool,
+        token: &str,
+    ) -> Result<Value, GraphFailure> {
+        Ok(match segments {
             [] => match req.param("ids") {
-                Some(ids) => self.media_by_ids(ids, user, &fields, media_allowed)?,
+                Some(ids) => self.media_by_ids(ids, user, fields, media_allowed)?,
                 None => return Err(unknown_path(segments)),
             },
-            [node] if self.is_self(node, user) => self.user_node(user, &fields, media_allowed, &token)?,
+            [node] if self.is_self(node, user) => self.user_node(user, fields, media_allowed, token)?,
             [node] => match self.media_index.get(*node).copied() {
                 Some(found) if owner(found) == user && media_allowed => {
-                    Value::Object(self.media_node(found, &fields)?)
+                    Value::Object(self.media_node(found, fields)?)
                 }
                 Some(_) if !media_allowed => return Err(no_media_permission()),
                 _ => return Err(unknown_object(node)),
@@ -314,25 +328,41 @@ impl World {
                 if !media_allowed {
                     return Err(no_media_permission());
                 }
-                self.media_edge(req, user, &fields, &token)?
+                self.media_edge(req, user, fields, token)?
             }
             [node, "children"] => match self.media_index.get(*node).copied() {
                 Some(found @ MediaRef::Item { user: u, index }) if u == user && media_allowed => {
                     if self.users[u].media[index].kind != Kind::Album {
                         return Err(unknown_object(node));
                     }
-                    self.children_edge(found, &fields)?
+                    self.children_edge(found, fields)?
                 }
                 _ => return Err(unknown_object(node)),
             },
             _ => return Err(unknown_path(segments)),
-        };
-        let mut reply =
-            Reply::json(200, &body).header("instagram-api-version", self.options.link_version.clone());
-        if let Some((name, value)) = usage {
-            reply = reply.header(name, value);
+        })
+    }
+
+    /// An unknown field, as each platform words it (reference A.13, B.8): Basic Display
+    /// `(#100) Tried accessing nonexisting field (x) on node type (Media)`; Instagram Login
+    /// `Tried accessing nonexisting field (x)`, an `IGApiException` without `fbtrace_id`, as
+    /// recorded.
+    fn nonexisting(&self, field: &str, node: &str) -> GraphFailure {
+        match self.options.platform {
+            MockPlatform::BasicDisplay => GraphFailure::new(
+                400,
+                "OAuthException",
+                100,
+                format!("(#100) Tried accessing nonexisting field ({field}) on node type ({node})"),
+            ),
+            MockPlatform::InstagramLogin => GraphFailure::new(
+                400,
+                "IGApiException",
+                100,
+                format!("Tried accessing nonexisting field ({field})"),
+            )
+            .untraced(),
         }
-        Ok(reply)
     }
 
     /// Whether `node` names the token's own user: `me`, the app-scoped id, or (as `paging.next`
@@ -383,8 +413,13 @@ impl World {
         match self.options.platform {
             MockPlatform::BasicDisplay => (
                 "x-app-usage",
-                json!({"call_count": percent, "total_cputime": percent / 4, "total_time": percent / 3})
-                    .to_string(),
+                match self.options.usage_keys {
+                    crate::UsageKeys::Instagram => json!({"call_volume": percent, "cpu_time": percent / 4}),
+                    crate::UsageKeys::Facebook => {
+                        json!({"call_count": percent, "total_cputime": percent / 4, "total_time": percent / 3})
+                    }
+                }
+                .to_string(),
             ),
             MockPlatform::InstagramLogin => (
                 "x-business-use-case-usage",
@@ -415,7 +450,7 @@ impl World {
         let mut out = Map::new();
         for name in &fields.names {
             if !known.contains(&name.as_str()) {
-                return Err(nonexisting(name, "User"));
+                return Err(self.nonexisting(name, "User"));
             }
             let value = match name.as_str() {
                 "id" => json!(u.id),
@@ -433,7 +468,7 @@ impl World {
             out.insert(name.clone(), value);
         }
         if fields.children.is_some() {
-            return Err(nonexisting("children", "User"));
+            return Err(self.nonexisting("children", "User"));
         }
         if let Some(edge) = &fields.media {
             if !media_allowed {
@@ -494,7 +529,7 @@ impl World {
         let mut out = Map::new();
         for name in &fields.names {
             if !known.contains(&name.as_str()) {
-                return Err(nonexisting(name, "Media"));
+                return Err(self.nonexisting(name, "Media"));
             }
             let value = match name.as_str() {
                 "id" => json!(media.id),
@@ -505,8 +540,13 @@ impl World {
                 "media_type" => json!(media_type(media.kind)),
                 "media_product_type" => json!(if media.kind == Kind::Reel { "REELS" } else { "FEED" }),
                 "media_url" if media.copyright_flagged => continue,
+                // An album's media_url is its first item's; when that is a video, its cover image
+                // (as recorded), never the video file.
                 "media_url" => match (media.kind, media.children.first()) {
-                    (Kind::Album, Some(first)) => json!(self.asset_url(&first.id, first.kind.is_video())),
+                    (Kind::Album, Some(first)) if first.kind.is_video() => {
+                        json!(self.cdn_url(&format!("{}_thumb.jpg", first.id)))
+                    }
+                    (Kind::Album, Some(first)) => json!(self.asset_url(&first.id, false)),
                     _ => json!(self.asset_url(&media.id, media.kind.is_video())),
                 },
                 "permalink" if media.copyright_flagged => continue,
@@ -544,8 +584,8 @@ impl World {
         Ok(out)
     }
 
-    /// Album items carry no caption and no counts: only their id, type, URLs, the album's
-    /// permalink and timestamp, the owner's name and id; a caption or a count asked of a child
+    /// Album items carry no caption and no counts: only their id, type, URLs, their own
+    /// permalink (as recorded), the album's timestamp, the owner's name and id; a caption or a count asked of a child
     /// is silently absent, and `children` of a child is an error.
     fn render_child(
         &self,
@@ -558,13 +598,13 @@ impl World {
         let mut out = Map::new();
         for name in names {
             if !known.contains(&name.as_str()) || name == "children" {
-                return Err(nonexisting(name, "Media"));
+                return Err(self.nonexisting(name, "Media"));
             }
             let value = match name.as_str() {
                 "id" => json!(child.id),
                 "media_type" => json!(media_type(child.kind)),
                 "media_url" => json!(self.asset_url(&child.id, child.kind.is_video())),
-                "permalink" => json!(permalink(parent)),
+                "permalink" => json!(format!("https://www.instagram.com/p/{}/", child.shortcode)),
                 "thumbnail_url" if child.kind.is_video() => {
                     json!(self.cdn_url(&format!("{}_thumb.jpg", child.id)))
                 }
@@ -585,7 +625,7 @@ impl World {
     /// time, or `now`/`today`/`yesterday`/`tomorrow`, as strtotime reads them; inclusive) and
     /// one of `after`/`before` (a cursor of this mock; a foreign or garbled one is code 100).
     fn media_edge(
-        &mut self,
+        &self,
         req: &Req,
         user: usize,
         fields: &Fields,

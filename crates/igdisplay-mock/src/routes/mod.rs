@@ -61,6 +61,7 @@ impl World {
                     "igdisplay-mock: see /_mock/state",
                 );
             }
+            _ if req.method == http::Method::OPTIONS => return preflight(),
             [version, rest @ ..] if is_version(version) => rest,
             all => all,
         };
@@ -69,11 +70,44 @@ impl World {
             ["refresh_access_token"] => self.refresh(req),
             segments => self.graph(req, segments),
         };
-        outcome.unwrap_or_else(|failure| {
+        let failed = outcome.is_err();
+        let mut reply = outcome.unwrap_or_else(|failure| {
             let trace = self.fbtrace_id();
             failure.reply(trace)
-        })
+        });
+        self.graph_host_headers(&mut reply, failed);
+        reply
     }
+
+    /// What every answer of graph.instagram.com carries: `Access-Control-Allow-Origin: *`,
+    /// `X-Fb-Request-Id` (the error's `fbtrace_id` on an error) and `X-Fb-Trace-Id`, and
+    /// `Instagram-Api-Version` on successes, on the token endpoints, and on Instagram Login's
+    /// errors.
+    fn graph_host_headers(&mut self, reply: &mut Reply, failed: bool) {
+        let mut headers = vec![
+            ("access-control-allow-origin", "*".to_owned()),
+            ("x-fb-trace-id", self.rng.token(11)),
+        ];
+        if !reply.has_header("x-fb-request-id") {
+            headers.push(("x-fb-request-id", self.fbtrace_id()));
+        }
+        if !failed || self.options.platform == crate::MockPlatform::InstagramLogin {
+            headers.push(("instagram-api-version", self.options.link_version.clone()));
+        }
+        for (name, value) in headers {
+            *reply = std::mem::replace(reply, Reply::new(0, "", "")).header(name, value);
+        }
+    }
+}
+
+/// The answer to a browser's CORS preflight: any origin may read with GET and POST, sending
+/// an `Authorization` header, as graph.instagram.com allows.
+fn preflight() -> Reply {
+    Reply::new(204, "text/plain; charset=utf-8", "")
+        .header("access-control-allow-origin", "*")
+        .header("access-control-allow-methods", "GET, POST, OPTIONS")
+        .header("access-control-allow-headers", "authorization, content-type")
+        .header("access-control-max-age", "86400")
 }
 
 #[cfg(test)]

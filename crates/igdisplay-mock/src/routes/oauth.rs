@@ -19,7 +19,7 @@
 //! | redirect URI differs at exchange | `Error validating verification code. ... redirect_uri is identical ...` | A.5 |
 //! | long-lived exchange with a long-lived token | code 100 | A.6 |
 //! | refresh of a token younger than 24 h, or short-lived | code 100 | A.7 |
-//! | expired token anywhere | 190, subcode 463, both dates in the message | A.13 |
+//! | expired token anywhere | 190 with both dates in the message; no subcode (recorded), or 463 on request | A.13 |
 //! | revoked token | 190, subcode 460 | A.13 |
 //!
 //! Flat OAuth errors are `{"error_type": "OAuthException", "code": 400, "error_message": ...}`
@@ -317,7 +317,12 @@ h1{{font-size:1.25rem}}button{{display:block;width:100%;margin:.5rem 0;padding:.
         code.used = true;
         let (user, scopes) = (code.user, code.scopes.clone());
         let token = self.issue_token(user, TokenKind::ShortLived, scopes.clone(), Some(code_text));
-        let user_id: u64 = self.users[user].id.parse().unwrap_or_default();
+        // As recorded on Basic Display: the exchange names the id `paging.next` links carry,
+        // while `/me` answers the app-scoped one (reference A.15).
+        let user_id: u64 = match self.options.platform {
+            MockPlatform::BasicDisplay => self.users[user].ig_id.parse().unwrap_or_default(),
+            MockPlatform::InstagramLogin => self.users[user].id.parse().unwrap_or_default(),
+        };
         let body = match (self.options.platform, self.options.token_shape) {
             (MockPlatform::BasicDisplay, _) => json!({"access_token": token, "user_id": user_id}),
             (MockPlatform::InstagramLogin, TokenShape::Flat) => {
@@ -333,8 +338,9 @@ h1{{font-size:1.25rem}}button{{display:block;width:100%;margin:.5rem 0;padding:.
     /// Looks up a token for a Graph call: unknown, revoked and expired tokens are 190s.
     ///
     /// Unknown is plain 190; revoked (a replayed code, or a test's doing) is subcode 460 with
-    /// the password-change message; expired is subcode 463 with both dates in Facebook's
-    /// wording, read from the mock's clock.
+    /// the password-change message; expired is 190 with both dates in Facebook's wording, read
+    /// from the mock's clock, and no subcode (graph.instagram.com's recorded form) or subcode
+    /// 463 (graph.facebook.com's, with [`ExpiredTokenForm::Facebook`](crate::ExpiredTokenForm)).
     pub(crate) fn check_token(&self, token: &str) -> Result<(&Token, usize), GraphFailure> {
         let Some(record) = self.tokens.get(token) else {
             return Err(GraphFailure::new(
@@ -356,7 +362,7 @@ h1{{font-size:1.25rem}}button{{display:block;width:100%;margin:.5rem 0;padding:.
         }
         let now = self.now();
         if now >= record.expires_at {
-            return Err(GraphFailure::new(
+            let expired = GraphFailure::new(
                 400,
                 "OAuthException",
                 190,
@@ -365,8 +371,11 @@ h1{{font-size:1.25rem}}button{{display:block;width:100%;margin:.5rem 0;padding:.
                     facebook_date(record.expires_at),
                     facebook_date(now)
                 ),
-            )
-            .subcode(463));
+            );
+            return Err(match self.options.expired_token {
+                crate::ExpiredTokenForm::Instagram => expired,
+                crate::ExpiredTokenForm::Facebook => expired.subcode(463),
+            });
         }
         Ok((record, record.user))
     }
