@@ -130,3 +130,44 @@ async fn a_read_only_client_refuses_to_log_in_with_a_typed_error() {
         "{error:?}"
     );
 }
+
+#[tokio::test]
+async fn a_login_over_https_trusts_only_the_mocks_root() {
+    for case in cases() {
+        let mock = case.mock_with(|builder| builder.https());
+        let config = igdisplay::http::BackendConfig::default()
+            .trust_root_pem(mock.root_certificate_pem().unwrap().as_bytes().to_vec());
+        let backend: igdisplay::http::SharedBackend = match case.backend {
+            "reqwest" => std::sync::Arc::new(igdisplay::http::ReqwestBackend::with_config(config).unwrap()),
+            _ => std::sync::Arc::new(igdisplay::http::HyperBackend::with_config(config).unwrap()),
+        };
+        let app = mock.app();
+        let instagram = Instagram::builder(
+            case.platform,
+            app.id,
+            igdisplay::model::AppSecret::new(app.secret),
+            crate::REDIRECT,
+        )
+        .mock(mock.base_url())
+        .backend_with_own_timeout(backend)
+        .clock(igdisplay::follow_mock_clock(&mock))
+        .build()
+        .unwrap();
+        let token = login(&mock, &instagram, "jayposiris").await;
+        let me = instagram.graph(&token.user_id).me().send().await.unwrap();
+        assert_eq!(me.username.as_deref(), Some("jayposiris"), "{case:?}");
+
+        // Without the root, the same client cannot even connect.
+        let stranger = case.client(&mock);
+        let error = stranger
+            .graph_with_token(token.access_token.clone())
+            .me()
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, igdisplay::graph::Error::Transport { .. }),
+            "{case:?}: {error:?}"
+        );
+    }
+}

@@ -190,6 +190,9 @@ pub(crate) struct MockServe {
     /// Add a user `bulk` with this many generated media.
     #[arg(long)]
     pub(crate) generate: Option<usize>,
+    /// Serve HTTPS with a test root made at start (its PEM file's path is printed).
+    #[arg(long)]
+    pub(crate) https: bool,
     /// Worker threads.
     #[arg(long, default_value_t = 2)]
     pub(crate) workers: usize,

@@ -95,6 +95,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 calls_per_hour: args.calls_per_hour,
                 token_shape: args.token_shape,
                 generate: args.generate,
+                https: args.https,
                 workers: args.workers,
             };
             let _server = igdisplay::mock::cli::start(&args, &mut std::io::stdout()).map_err(|e| {

@@ -18,6 +18,9 @@ pub struct BackendConfig {
     pub max_body_bytes: usize,
     /// The `User-Agent` header sent when the request has none.
     pub user_agent: String,
+    /// Root certificates trusted besides the operating system's, in PEM: a test server's own
+    /// root (`igdisplay_mock::MockServer::root_certificate_pem`), or a corporate proxy's.
+    pub extra_roots_pem: Vec<Vec<u8>>,
 }
 
 impl Default for BackendConfig {
@@ -27,6 +30,7 @@ impl Default for BackendConfig {
             request_timeout: Duration::from_secs(30),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             user_agent: concat!("igdisplay/", env!("CARGO_PKG_VERSION")).to_owned(),
+            extra_roots_pem: Vec::new(),
         }
     }
 }
@@ -50,6 +54,20 @@ impl BackendConfig {
     #[must_use]
     pub fn max_body_bytes(mut self, limit: usize) -> Self {
         self.max_body_bytes = limit;
+        self
+    }
+
+    /// Trusts the root certificates in `pem` (one or more `BEGIN CERTIFICATE` blocks) besides
+    /// the operating system's. A backend built with a PEM holding no certificate fails with
+    /// [`TransportErrorKind::InvalidRequest`](crate::TransportErrorKind::InvalidRequest).
+    ///
+    /// ```
+    /// let config = igdisplay_http::BackendConfig::default().trust_root_pem("-----BEGIN CERTIFICATE-----...");
+    /// assert_eq!(config.extra_roots_pem.len(), 1);
+    /// ```
+    #[must_use]
+    pub fn trust_root_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.extra_roots_pem.push(pem.into());
         self
     }
 

@@ -44,7 +44,7 @@ impl HyperBackend {
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(client_config()?)
+            .with_tls_config(client_config(&config.extra_roots_pem)?)
             .https_or_http()
             .enable_http1()
             .enable_http2()

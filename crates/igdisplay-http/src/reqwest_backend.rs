@@ -31,7 +31,7 @@ impl ReqwestBackend {
     /// When the TLS configuration or the client cannot be built.
     pub fn with_config(config: BackendConfig) -> Result<Self, TransportError> {
         let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(client_config()?)
+            .tls_backend_preconfigured(client_config(&config.extra_roots_pem)?)
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
             .user_agent(config.user_agent.clone())

@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// paging tests; mint a token for it with `POST /_mock/tokens {"username": "bulk"}`.
     #[arg(long)]
     pub generate: Option<usize>,
+    /// Serve HTTPS with a test root made at start; its PEM is written to a file whose path is
+    /// printed, and served at `/_mock/ca.pem`.
+    #[arg(long)]
+    pub https: bool,
     /// Worker threads.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
@@ -139,7 +143,11 @@ pub fn start(args: &ServeArgs, out: &mut impl std::io::Write) -> Result<MockServ
     if let Some(count) = args.generate {
         seed = seed.with_generated_user("bulk", count, 10);
     }
-    let server = MockServer::builder()
+    let mut builder = MockServer::builder();
+    if args.https {
+        builder = builder.https();
+    }
+    let server = builder
         .platform(args.platform)
         .seed(seed)
         .clock(args.clock)
@@ -165,6 +173,17 @@ pub fn start(args: &ServeArgs, out: &mut impl std::io::Write) -> Result<MockServ
             user.account_type,
             if user.tester { ", tester" } else { ", NOT a tester" },
             user.media_count
+        ));
+    }
+    if let Some(pem) = server.root_certificate_pem() {
+        let path = std::env::temp_dir().join(format!("igdisplay-mock-{}-root.pem", server.addr().port()));
+        std::fs::write(&path, pem).map_err(|source| MockError::WriteRoot {
+            path: path.display().to_string(),
+            source,
+        })?;
+        lines.push(format!(
+            "root certificate: {} (trust it in the client)",
+            path.display()
         ));
     }
     lines.push(format!("control API:   {}/_mock/state", server.base_url()));

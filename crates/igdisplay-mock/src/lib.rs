@@ -8,6 +8,7 @@ mod routes;
 mod seed;
 mod server;
 mod state;
+mod tls;
 mod wire;
 
 pub mod cli;
@@ -91,6 +92,21 @@ pub enum MockError {
     /// No callback URL of that kind is registered (see [`MockServer::set_callbacks`]).
     #[error("no {0} callback URL is registered")]
     NoCallbackUrl(CallbackKind),
+    /// The binary could not write the HTTPS root's PEM file.
+    #[error("could not write the root certificate to {path}")]
+    WriteRoot {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTPS certificates could not be made.
+    #[error("could not set up the mock's HTTPS: {reason}")]
+    Tls {
+        /// What failed.
+        reason: String,
+    },
     /// The callback was registered but could not be delivered.
     #[error("the callback could not be delivered: {reason}")]
     Delivery {
@@ -167,9 +183,26 @@ pub struct MockBuilder {
     clock: MockClock,
     addr: SocketAddr,
     workers: usize,
+    https: bool,
 }
 
 impl MockBuilder {
+    /// Serves HTTPS instead of http, with a certificate for `127.0.0.1` and `localhost` made at
+    /// start and signed by a test root of its own; trust the root
+    /// ([`MockServer::root_certificate_pem`]) in the client under test. For clients that refuse
+    /// plain http for OAuth.
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::builder().https().start()?;
+    /// assert!(mock.base_url().starts_with("https://127.0.0.1:"));
+    /// assert!(mock.root_certificate_pem().unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
+    pub fn https(mut self) -> Self {
+        self.https = true;
+        self
+    }
+
     /// The platform to play (Instagram Login by default): hosts, scopes, token shapes and
     /// error texts follow it.
     ///
@@ -316,9 +349,19 @@ impl MockBuilder {
         })?;
         let addr = listener.local_addr().map_err(MockError::Runtime)?;
         listener.set_nonblocking(true).map_err(MockError::Runtime)?;
-        let base = format!("http://{addr}");
-        let world = World::new(self.seed, self.options, self.clock, base.clone());
+        let tls = self.https.then(tls::generate).transpose()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base = format!("{scheme}://{addr}");
+        let root_pem = tls.as_ref().map(|tls| tls.root_pem.clone());
+        let world = World::new(
+            self.seed,
+            self.options,
+            self.clock,
+            base.clone(),
+            root_pem.clone(),
+        );
         let shared = Arc::new(Shared::new(world, self.clock));
+        let acceptor = tls.map(|tls| tls.acceptor);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(self.workers)
             .thread_name("igdisplay-mock")
@@ -334,13 +377,14 @@ impl MockBuilder {
         let thread = std::thread::Builder::new()
             .name("igdisplay-mock".to_owned())
             .spawn(move || {
-                runtime.block_on(server::serve(listener, serving, stopped));
+                runtime.block_on(server::serve(listener, acceptor, serving, stopped));
                 runtime.shutdown_timeout(Duration::from_millis(200));
             })
             .map_err(MockError::Runtime)?;
         Ok(MockServer {
             base,
             addr,
+            root_pem,
             shared,
             stop: Some(stop),
             thread: Some(thread),
@@ -467,6 +511,7 @@ impl MockTime {
 pub struct MockServer {
     base: String,
     addr: SocketAddr,
+    root_pem: Option<String>,
     shared: Arc<Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -490,6 +535,7 @@ impl MockServer {
             clock: MockClock::default(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             workers: 2,
+            https: false,
         }
     }
 
@@ -518,6 +564,19 @@ impl MockServer {
     /// ```
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    /// The test root of an HTTPS mock ([`MockBuilder::https`]), PEM: trust it in the client
+    /// under test (`BackendConfig::trust_root_pem` for igdisplay, `REQUESTS_CA_BUNDLE` for
+    /// Python's requests, `NODE_EXTRA_CA_CERTS` for Node). `None` for an http mock.
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::start()?;
+    /// assert!(mock.root_certificate_pem().is_none());
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
+    pub fn root_certificate_pem(&self) -> Option<&str> {
+        self.root_pem.as_deref()
     }
 
     /// The bound address.

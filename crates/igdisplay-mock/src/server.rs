@@ -92,6 +92,7 @@ impl Shared {
 /// skipped rather than ending the server, and Nagle is off so small answers leave at once.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
     mut shutdown: tokio::sync::oneshot::Receiver<()>,
 ) {
@@ -101,17 +102,34 @@ pub(crate) async fn serve(
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
-                let shared = shared.clone();
+                let (shared, tls) = (shared.clone(), tls.clone());
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| handle(shared.clone(), request));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    match tls {
+                        // A failed handshake (a client that does not trust the root) ends the
+                        // connection, as any TLS server does.
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                connection(stream, shared).await;
+                            }
+                        }
+                        None => connection(stream, shared).await,
+                    }
                 });
             }
         }
     }
+}
+
+/// Serves the requests of one connection, plain or TLS, until it closes.
+async fn connection<S>(stream: S, shared: Arc<Shared>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| handle(shared.clone(), request));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 /// The answer decided under the lock, and how to deliver it.

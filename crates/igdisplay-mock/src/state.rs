@@ -309,12 +309,20 @@ pub(crate) struct World {
     pub(crate) faults: Vec<Fault>,
     /// Active stubs, first match wins.
     pub(crate) stubs: Vec<Stub>,
+    /// The test root of an HTTPS mock, PEM, for `GET /_mock/ca.pem`.
+    pub(crate) root_pem: Option<String>,
 }
 
 impl World {
     /// Builds the world from `seed`: every id, shortcode and code drawn from the seed's
     /// generator in a fixed order, so the same seed gives the same world.
-    pub(crate) fn new(seed: Seed, options: MockOptions, clock: MockClock, base: String) -> Self {
+    pub(crate) fn new(
+        seed: Seed,
+        options: MockOptions,
+        clock: MockClock,
+        base: String,
+        root_pem: Option<String>,
+    ) -> Self {
         let mut rng = Rng::new(seed.seed);
         let start = clock.now();
         let mut users = Vec::with_capacity(seed.users.len());
@@ -418,12 +426,19 @@ impl World {
             journal,
             faults: Vec::new(),
             stubs: Vec::new(),
+            root_pem,
         }
     }
 
     /// Back to the seeded state: same ids, no codes or tokens, same clock start.
     pub(crate) fn reset(&mut self, clock: MockClock) {
-        let fresh = World::new(self.seed.clone(), self.options.clone(), clock, self.base.clone());
+        let fresh = World::new(
+            self.seed.clone(),
+            self.options.clone(),
+            clock,
+            self.base.clone(),
+            self.root_pem.clone(),
+        );
         *self = fresh;
     }
 

@@ -185,7 +185,7 @@ async fn the_control_api_lists_its_endpoints() {
         listed.contains(&"POST /_mock/clock/advance".to_owned()),
         "{listed:?}"
     );
-    assert_eq!(listed.len(), 20);
+    assert_eq!(listed.len(), 21);
 }
 
 #[tokio::test]

@@ -56,6 +56,12 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         method: "GET",
+        path: "/_mock/ca.pem",
+        input: "",
+        answer: "the test root of an HTTPS mock, PEM (404 over http)",
+    },
+    Endpoint {
+        method: "GET",
         path: "/_mock/clock",
         input: "",
         answer: "{unix, timestamp}",
@@ -193,6 +199,13 @@ impl World {
                 self.reset(initial_clock);
                 ok(&json!({"reset": true}))
             }
+            ("GET", ["ca.pem"]) => match &self.root_pem {
+                Some(pem) => Control::Reply(Reply::new(200, "application/x-pem-file", pem.clone())),
+                None => Control::Reply(Reply::json(
+                    404,
+                    &json!({"error": "this mock serves http: start it with https"}),
+                )),
+            },
             ("GET", ["clock"]) => ok(&self.clock_json()),
             ("POST", ["clock", "advance"]) => {
                 match req.param("seconds").and_then(|s| s.parse::<i64>().ok()) {

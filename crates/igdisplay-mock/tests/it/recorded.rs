@@ -222,3 +222,37 @@ async fn the_usage_header_can_use_the_documented_keys() {
         "{usage}"
     );
 }
+
+#[tokio::test]
+async fn an_https_mock_is_reachable_by_a_client_that_trusts_its_root_only() {
+    let mock = MockServer::builder().https().start().unwrap();
+    let root = mock.root_certificate_pem().unwrap().to_owned();
+    let _ = http(); // installs the crypto provider
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let served = trusting
+        .get(format!("{}/_mock/ca.pem", mock.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.text().await.unwrap(), root);
+    let untrusting = reqwest::Client::builder().build().unwrap();
+    let refused = untrusting
+        .get(format!("{}/_mock/health", mock.base_url()))
+        .send()
+        .await;
+    assert!(
+        refused.is_err(),
+        "a client that does not trust the root must not connect"
+    );
+}
+
+#[tokio::test]
+async fn an_http_mock_has_no_root_to_serve() {
+    let mock = mock(MockPlatform::InstagramLogin);
+    let (status, _, _) = get(&format!("{}/_mock/ca.pem", mock.base_url())).await;
+    assert_eq!(status, 404);
+}
