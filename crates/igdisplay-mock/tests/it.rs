@@ -516,8 +516,10 @@ async fn token_lifetimes_follow_the_reference() {
 
 #[tokio::test]
 async fn the_documented_expiry_subcode_is_available_on_request() {
-    let mut options = igdisplay_mock::MockOptions::default();
-    options.expired_token = igdisplay_mock::ExpiredTokenForm::Facebook;
+    let options = igdisplay_mock::MockOptions {
+        expired_token: igdisplay_mock::ExpiredTokenForm::Facebook,
+        ..Default::default()
+    };
     let mock = MockServer::builder().options(options).start().unwrap();
     let token = long_token(&mock, "jayposiris").await;
     mock.advance(Duration::from_secs(61 * 24 * 3600));

@@ -210,9 +210,11 @@ async fn an_unknown_field_on_instagram_login_is_worded_as_recorded() {
 
 #[tokio::test]
 async fn the_usage_header_can_use_the_documented_keys() {
-    let mut options = igdisplay_mock::MockOptions::default();
-    options.platform = MockPlatform::BasicDisplay;
-    options.usage_keys = igdisplay_mock::UsageKeys::Facebook;
+    let options = igdisplay_mock::MockOptions {
+        platform: MockPlatform::BasicDisplay,
+        usage_keys: igdisplay_mock::UsageKeys::Facebook,
+        ..Default::default()
+    };
     let mock = MockServer::builder().options(options).start().unwrap();
     let token = long_token(&mock, "jayposiris").await;
     let (_, headers, _) = get(&graph(&mock, "/me", &token)).await;
