@@ -1,0 +1,61 @@
+//! A client that is not ours runs its documented flow against the mock over HTTPS, with only
+//! its base URLs changed: instagram-basic-display, a Python library from PyPI (`pip install
+//! instagram-basic-display==1.2.0`), through `requests` with the mock's root as its CA bundle.
+//!
+//! The test command installs it in a virtual environment and names its interpreter in
+//! `IGDISPLAY_FOREIGN_PYTHON`; without that variable (a plain `cargo test`) the test says so
+//! and passes without running.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+
+use igdisplay_mock::{MockPlatform, MockServer};
+use std::process::Command;
+
+#[test]
+fn a_python_client_from_pypi_logs_in_and_pages_through_the_media_over_https() {
+    let Some(python) = std::env::var_os("IGDISPLAY_FOREIGN_PYTHON") else {
+        eprintln!(
+            "skipped: set IGDISPLAY_FOREIGN_PYTHON to a Python with instagram-basic-display (bash .ci/run does)"
+        );
+        return;
+    };
+    let mock = MockServer::builder()
+        .platform(MockPlatform::BasicDisplay)
+        .https()
+        .calls_per_hour(None)
+        .start()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("igdisplay-foreign-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = dir.join("root.pem");
+    std::fs::write(&root, mock.root_certificate_pem().unwrap()).unwrap();
+    let app = mock.app();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/foreign/instagram_basic_display_flow.py"
+    );
+    let output = Command::new(python)
+        .arg(script)
+        .args([mock.base_url(), &app.id, &app.secret, "https://app.example/auth/"])
+        .env("REQUESTS_CA_BUNDLE", &root)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(result["username"], "jayposiris");
+    assert_eq!(result["media_count"], 40);
+    assert_eq!(result["items"], 40, "every page, by its paging.next links");
+    assert!(
+        result["album_children"].as_u64().unwrap() > 0,
+        "children by field expansion"
+    );
+    assert_eq!(result["expires_in"], 5_184_000);
+    assert_eq!(result["short_user_id"].to_string(), mock.users()[0].user_id);
+    mock.expect_requests("POST", "/oauth/access_token", 1).unwrap();
+}
