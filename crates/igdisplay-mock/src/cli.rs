@@ -64,7 +64,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub generate: Option<usize>,
     /// Serve HTTPS with a test root made at start; its PEM is written to a file whose path is
-    /// printed, and served at `/_mock/ca.pem`.
+    /// printed (in the system's temporary folder, named after the port), and served at
+    /// `/_mock/ca.pem`. Point the client's CA bundle at that file.
     #[arg(long)]
     pub https: bool,
     /// Worker threads.

@@ -657,7 +657,13 @@ impl MockServer {
             .collect()
     }
 
-    /// The mock's current time, Unix seconds.
+    /// The mock's current time, Unix seconds: where every code, token and link is measured.
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::start()?;
+    /// assert_eq!(mock.now(), igdisplay_mock::DEFAULT_START); // frozen until moved
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn now(&self) -> i64 {
         self.shared.world().now()
     }
@@ -768,7 +774,16 @@ impl MockServer {
         self.shared.world().stubs.push(stub);
     }
 
-    /// Removes every stub.
+    /// Removes every stub: the fake answers every route again.
+    ///
+    /// ```
+    /// use igdisplay_mock::{MockServer, Stub};
+    ///
+    /// let mock = MockServer::start()?;
+    /// mock.stub(Stub::json("GET", "/me", 500, serde_json::json!({})));
+    /// mock.clear_stubs();
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
     pub fn clear_stubs(&self) {
         self.shared.world().stubs.clear();
     }
@@ -799,7 +814,17 @@ impl MockServer {
         self.shared.world().journal.total()
     }
 
-    /// Empties the journal.
+    /// Empties the journal (the total count goes on): a test can ignore its arrangement's
+    /// requests and assert on what its act sent.
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::start()?;
+    /// // ... log in, which sends the exchanges ...
+    /// mock.clear_journal();
+    /// // ... act ...
+    /// mock.expect_requests("POST", "/oauth/access_token", 0)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clear_journal(&self) {
         self.shared.world().journal.clear();
     }

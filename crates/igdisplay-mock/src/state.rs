@@ -47,6 +47,20 @@ pub enum TokenShape {
 
 /// How an expired token is reported. Where the recordings and the documentation disagree, the
 /// mock sends what was recorded by default and the documented form on request.
+///
+/// A client should treat both as "log in again": igdisplay classifies any 190 as an invalid
+/// token, subcode or not.
+///
+/// ```
+/// use igdisplay_mock::{ExpiredTokenForm, MockOptions, MockServer};
+///
+/// // A client written against the documentation expects 463: test it against both forms.
+/// let options = MockOptions { expired_token: ExpiredTokenForm::Facebook, ..MockOptions::default() };
+/// let documented = MockServer::builder().options(options).start()?;
+/// let recorded = MockServer::start()?; // ExpiredTokenForm::Instagram
+/// # let _ = (documented, recorded);
+/// # Ok::<(), igdisplay_mock::MockError>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ExpiredTokenForm {
     /// graph.instagram.com's form, as recorded three times (2021-2022): code 190 with the
@@ -57,7 +71,21 @@ pub enum ExpiredTokenForm {
     Facebook,
 }
 
-/// The keys of Basic Display's `X-App-Usage` header.
+/// The keys of Basic Display's `X-App-Usage` header. Both forms carry percentages of the
+/// app's budget; a client must read either (igdisplay's `AppUsage` does).
+///
+/// ```
+/// use igdisplay_mock::{MockOptions, MockPlatform, MockServer, UsageKeys};
+///
+/// let options = MockOptions {
+///     platform: MockPlatform::BasicDisplay,
+///     usage_keys: UsageKeys::Facebook,
+///     ..MockOptions::default()
+/// };
+/// let mock = MockServer::builder().options(options).start()?;
+/// # let _ = mock;
+/// # Ok::<(), igdisplay_mock::MockError>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum UsageKeys {
     /// `{"call_volume":N,"cpu_time":N}`: the only form recorded from an Instagram host.

@@ -35,6 +35,12 @@ fn failed(error: impl std::fmt::Display) -> MockError {
 }
 
 /// Makes a root, a server certificate signed by it, and the acceptor serving them.
+///
+/// The root is a CA (basic constraints, key-cert-sign) and the server certificate a leaf for
+/// `localhost` and `127.0.0.1` with the server-auth usage, so strict verifiers (webpki,
+/// OpenSSL in strict mode) accept the chain as a real one. Keys are fresh ECDSA P-256 each
+/// start; nothing is kept after the mock stops. The server presents the leaf and the root, and
+/// speaks HTTP/1.1 only (ALPN), like the rest of the mock.
 pub(crate) fn generate() -> Result<Tls, MockError> {
     let root_key = KeyPair::generate().map_err(failed)?;
     let mut root = CertificateParams::new(Vec::<String>::new()).map_err(failed)?;

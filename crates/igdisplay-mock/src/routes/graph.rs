@@ -47,10 +47,15 @@ fn unknown_path(segments: &[&str]) -> GraphFailure {
 
 /// What selects one page of a user's media.
 struct PageQuery<'a> {
+    /// Items per page, already clamped to 1..=100.
     limit: usize,
+    /// Only items published at or after this time, Unix seconds.
     since: Option<i64>,
+    /// Only items published at or before this time, Unix seconds.
     until: Option<i64>,
+    /// Start after the item this cursor names.
     after: Option<&'a str>,
+    /// End before the item this cursor names.
     before: Option<&'a str>,
     /// The `fields` value as asked, repeated in the `next`/`previous` links.
     fields_text: &'a str,
@@ -135,6 +140,7 @@ const MAX_LIMIT: usize = 100;
 /// A parsed `fields` value: plain names, and the edges expanded with their own fields.
 #[derive(Debug, Default)]
 struct Fields {
+    /// The plain fields, in the order asked (the answer keeps it).
     names: Vec<String>,
     /// `children{...}` or `children.fields(...)`: the fields of an album's items.
     children: Option<Vec<String>>,
@@ -145,11 +151,14 @@ struct Fields {
 /// An edge asked for inside `fields`: its fields and an optional page size.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Expansion {
+    /// The edge's own fields (`id` when none were named).
     fields: Vec<String>,
+    /// The page size asked with `.limit(n)`, if any.
     limit: Option<usize>,
 }
 
-/// Splits `text` at the commas that are not inside braces or parentheses.
+/// Splits `text` at the commas that are not inside braces or parentheses, trimming each part
+/// and dropping empty ones: `id, children{id,media_url}, media.fields(a,b)` is three parts.
 fn split_top_level(text: &str) -> Vec<&str> {
     let (mut parts, mut depth, mut start) = (Vec::new(), 0usize, 0);
     for (i, c) in text.char_indices() {

@@ -101,7 +101,9 @@ impl World {
 }
 
 /// The answer to a browser's CORS preflight: any origin may read with GET and POST, sending
-/// an `Authorization` header, as graph.instagram.com allows.
+/// an `Authorization` header, as graph.instagram.com allows. A browser caches the answer for a
+/// day. Without it a browser client (a site's JavaScript reading a user's media with the
+/// token) could not be tested against the mock at all.
 fn preflight() -> Reply {
     Reply::new(204, "text/plain; charset=utf-8", "")
         .header("access-control-allow-origin", "*")
