@@ -1,7 +1,7 @@
 //! [`AuthClient`]: the token requests, built as values and sent over any [`HttpBackend`].
 
 use crate::flow::{AuthorizeBuilder, Binding};
-use crate::token::{LONG_LIVED, SHORT_LIVED};
+use crate::token::{LONG_LIVED, MAX_LIFETIME, SHORT_LIVED};
 use crate::{AppConfig, AuthorizationGrant, TokenError, TokenKind, TokenRecord};
 use bytes::Bytes;
 use igdisplay_http::{
@@ -224,10 +224,13 @@ impl AuthClient {
         let secrets = [from.access_token.expose_secret(), self.app_secret()];
         let (body, sent_at): (LongLivedTokenResponse, _) =
             self.call(request, RequestKind::Idempotent, &secrets).await?;
+        // `expires_in` comes from the network: zero means the documented 60 days, and no
+        // answer buys more than MAX_LIFETIME, so a hostile or broken server can neither make
+        // the arithmetic overflow nor stop the token from ever being refreshed.
         let lifetime = if body.expires_in == 0 {
             LONG_LIVED
         } else {
-            Duration::from_secs(body.expires_in)
+            Duration::from_secs(body.expires_in).min(MAX_LIFETIME)
         };
         let mut record = TokenRecord::new(
             from.user_id.clone(),

@@ -207,7 +207,10 @@ impl AuthorizeBuilder {
         let pending = PendingAuthorization {
             state: CsrfState::new(state),
             created_at: Timestamp::from_system_time(self.now),
-            expires_at: Timestamp::from_system_time(self.now + self.ttl),
+            expires_at: self
+                .now
+                .checked_add(self.ttl)
+                .map_or(Timestamp::from_unix(i64::MAX), Timestamp::from_system_time),
             binding: Binding::of(config.platform, credentials, &config.endpoints),
             scopes,
         };

@@ -24,4 +24,6 @@ pub use signed_request::{
     verify_fresh_signed_request, verify_signed_request,
 };
 pub use store::{FileStore, MemoryStore, TokenStore};
-pub use token::{LONG_LIVED, MIN_AGE_BEFORE_REFRESH, RefreshPolicy, SHORT_LIVED, TokenKind, TokenRecord};
+pub use token::{
+    LONG_LIVED, MAX_LIFETIME, MIN_AGE_BEFORE_REFRESH, RefreshPolicy, SHORT_LIVED, TokenKind, TokenRecord,
+};

@@ -203,9 +203,11 @@ impl TokenManager {
             return false;
         }
         let failures = self.inner.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        failures
-            .get(&record.user_id)
-            .is_none_or(|failed| now >= *failed + self.inner.policy.retry_after_failure)
+        failures.get(&record.user_id).is_none_or(|failed| {
+            failed
+                .checked_add(self.inner.policy.retry_after_failure)
+                .is_none_or(|again| now >= again)
+        })
     }
 
     async fn refresh_locked(&self, record: TokenRecord, strict: bool) -> Result<TokenRecord, TokenError> {

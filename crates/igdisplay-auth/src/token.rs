@@ -9,6 +9,9 @@ use std::time::{Duration, SystemTime};
 pub const SHORT_LIVED: Duration = Duration::from_secs(60 * 60);
 /// Sixty days: the life of a long-lived token, from issue or from its last refresh.
 pub const LONG_LIVED: Duration = Duration::from_secs(60 * 24 * 60 * 60);
+/// The longest life igdisplay believes a token answer gives (a year): a larger `expires_in`
+/// is taken as this, so a broken or hostile server cannot stop a token from being refreshed.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// A long-lived token must be this old before Instagram refreshes it.
 pub const MIN_AGE_BEFORE_REFRESH: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -63,7 +66,10 @@ impl TokenRecord {
             kind,
             platform,
             issued_at: Timestamp::from_system_time(issued_at),
-            expires_at: Timestamp::from_system_time(issued_at + lifetime),
+            // A lifetime past what the clock can hold is the latest instant a timestamp holds.
+            expires_at: issued_at
+                .checked_add(lifetime)
+                .map_or(Timestamp::from_unix(i64::MAX), Timestamp::from_system_time),
             permissions: None,
         }
     }
@@ -102,7 +108,8 @@ impl TokenRecord {
                 expired_at: self.expires_at,
             });
         }
-        let ready_at = self.issued_at.to_system_time() + MIN_AGE_BEFORE_REFRESH;
+        let issued = self.issued_at.to_system_time();
+        let ready_at = issued.checked_add(MIN_AGE_BEFORE_REFRESH).unwrap_or(issued);
         if now < ready_at {
             return Err(TokenError::TooEarly {
                 ready_at: Timestamp::from_system_time(ready_at),
@@ -156,7 +163,7 @@ impl RefreshPolicy {
 
     /// Whether `token` counts as expired at `now`, margin included.
     pub fn is_expired(&self, token: &TokenRecord, now: SystemTime) -> bool {
-        token.is_expired(now + self.expiry_margin)
+        token.is_expired(now.checked_add(self.expiry_margin).unwrap_or(now))
     }
 
     /// Whether `token` should be refreshed at `now`: long-lived, old enough, not expired,

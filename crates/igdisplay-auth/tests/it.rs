@@ -854,3 +854,36 @@ async fn is_retryable_answers_exactly_what_the_send_loop_does_for_both_request_k
         assert_eq!(error.is_retryable(), retried, "refresh, {answer:?}: {error:?}");
     }
 }
+
+#[tokio::test]
+async fn a_huge_expires_in_is_capped_instead_of_overflowing_the_clock() {
+    let backend = FnBackend::new(|_| {
+        Ok(json_response(
+            200,
+            r#"{"access_token":"IGQVJ-NEW-CANARY","token_type":"bearer","expires_in":18446744073709551615}"#,
+        ))
+    });
+    let config = AppConfig::new(Platform::InstagramLogin, APP_ID, AppSecret::new(SECRET), REDIRECT).unwrap();
+    let clock = ManualClock::at_unix(START);
+    let client = AuthClient::new(config, Arc::new(backend)).with_clock(Arc::new(clock.clone()));
+    let old = long_record("1", "OLD-TOKEN", clock.now() - 2 * DAY);
+    let fresh = client.refresh(&old).await.unwrap();
+    assert_eq!(
+        fresh.expires_at.unix(),
+        START as i64 + igdisplay_auth::MAX_LIFETIME.as_secs() as i64
+    );
+}
+
+#[test]
+fn a_record_whose_lifetime_overflows_the_clock_expires_at_the_latest_instant() {
+    let record = TokenRecord::new(
+        UserId::new("1"),
+        AccessToken::new("T"),
+        TokenKind::LongLived,
+        Platform::InstagramLogin,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(START),
+        Duration::MAX,
+    );
+    assert_eq!(record.expires_at.unix(), igdisplay_model::MAX_UNIX);
+    assert!(!record.is_expired(SystemTime::UNIX_EPOCH + Duration::from_secs(START)));
+}

@@ -22,7 +22,7 @@ pub use id::{MediaId, UserId};
 pub use media::{Media, MediaByIds, Owner};
 pub use paging::{Cursors, ListResponse, Paging};
 pub use secret::{AccessToken, AppSecret, AuthorizationCode, CsrfState};
-pub use time::{Timestamp, TimestampError};
+pub use time::{MAX_UNIX, MIN_UNIX, Timestamp, TimestampError};
 pub use token::{CodeExchangeResponse, LongLivedTokenResponse};
 pub use unknown::UnknownFields;
 pub use usage::{

@@ -8,7 +8,26 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// An instant with one-second precision, as Instagram reports it.
+/// The earliest instant a [`Timestamp`] holds: 0000-01-01T00:00:00Z.
+pub const MIN_UNIX: i64 = -62_167_219_200;
+/// The latest instant a [`Timestamp`] holds: 9999-12-31T23:59:59Z. Every timestamp is written
+/// with a four-digit year and parses back.
+pub const MAX_UNIX: i64 = 253_402_300_799;
+
+/// `unix` kept between [`MIN_UNIX`] and [`MAX_UNIX`].
+const fn clamped(unix: i64) -> i64 {
+    if unix < MIN_UNIX {
+        MIN_UNIX
+    } else if unix > MAX_UNIX {
+        MAX_UNIX
+    } else {
+        unix
+    }
+}
+
+/// An instant with one-second precision, as Instagram reports it, between the years 0 and
+/// 9999 (anything outside is clamped to the nearest end: a value from the network or a file
+/// never makes time arithmetic overflow).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp {
     unix: i64,
@@ -37,9 +56,9 @@ fn fail(reason: &'static str) -> TimestampError {
 }
 
 impl Timestamp {
-    /// The instant `unix` seconds after 1970-01-01T00:00:00Z.
+    /// The instant `unix` seconds after 1970-01-01T00:00:00Z (clamped to the years 0-9999).
     pub const fn from_unix(unix: i64) -> Self {
-        Self { unix }
+        Self { unix: clamped(unix) }
     }
 
     /// Seconds since the Unix epoch (negative before 1970).
@@ -50,11 +69,14 @@ impl Timestamp {
     /// The instant as a [`SystemTime`].
     pub fn to_system_time(self) -> SystemTime {
         let magnitude = Duration::from_secs(self.unix.unsigned_abs());
-        if self.unix >= 0 {
-            UNIX_EPOCH + magnitude
+        // In range on every common platform; a platform whose clock cannot hold the year 0
+        // or 9999 gets the nearest instant it can.
+        let moved = if self.unix >= 0 {
+            UNIX_EPOCH.checked_add(magnitude)
         } else {
-            UNIX_EPOCH - magnitude
-        }
+            UNIX_EPOCH.checked_sub(magnitude)
+        };
+        moved.unwrap_or(UNIX_EPOCH)
     }
 
     /// The instant of a [`SystemTime`], truncated to the second.
@@ -63,7 +85,7 @@ impl Timestamp {
             Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
             Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
         };
-        Self { unix }
+        Self::from_unix(unix)
     }
 
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HHMM|±HH:MM)`.
@@ -118,7 +140,7 @@ impl Timestamp {
         };
         let days = days_from_civil(i64::from(year), month, day);
         let local = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
-        Ok(Self { unix: local - offset })
+        Ok(Self::from_unix(local - offset))
     }
 
     /// The RFC 3339 form in UTC, `2017-08-31T18:10:00Z`.
@@ -289,5 +311,34 @@ mod tests {
             let back = days_from_civil(y, u32::try_from(m).unwrap(), u32::try_from(d).unwrap());
             assert_eq!(back, days);
         }
+    }
+}
+
+#[cfg(test)]
+mod bounds_tests {
+    use super::*;
+
+    #[test]
+    fn instants_past_the_year_9999_are_clamped_and_parse_back() {
+        let far = Timestamp::from_unix(i64::MAX);
+        assert_eq!(far.unix(), MAX_UNIX);
+        assert_eq!(Timestamp::parse(&far.to_string()).unwrap(), far);
+        let early = Timestamp::from_unix(i64::MIN);
+        assert_eq!(Timestamp::parse(&early.to_string()).unwrap(), early);
+    }
+
+    #[test]
+    fn a_local_time_that_crosses_into_the_year_10000_stays_writable() {
+        let edge = Timestamp::parse("9999-12-31T23:00:00-1400").unwrap();
+        assert_eq!(edge.unix(), MAX_UNIX);
+        assert_eq!(Timestamp::parse(&edge.to_string()).unwrap(), edge);
+    }
+
+    #[test]
+    fn a_clamped_instant_converts_to_system_time_without_panicking() {
+        let far = Timestamp::from_unix(i64::MAX).to_system_time();
+        assert!(far > SystemTime::UNIX_EPOCH);
+        let back = Timestamp::from_system_time(far);
+        assert_eq!(back.unix(), MAX_UNIX);
     }
 }
