@@ -133,57 +133,135 @@ impl FileStore {
 
     /// Read-modify-write under the lock; `change` returns what to report.
     fn update<T>(&self, change: impl FnOnce(&mut Document) -> T) -> Result<T, StoreError> {
-        let dir = self
-            .inner
-            .path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        create_private_dir(dir)?;
-        let lock = open_private(&lock_path(&self.inner.path), false).map_err(io("open the lock file"))?;
+        create_private_dir(parent_dir(&self.inner.path)).map_err(io("create the token directory"))?;
+        let lock = open_lock(&lock_path(&self.inner.path)).map_err(io("open the lock file"))?;
         lock.lock().map_err(io("lock the token file"))?;
         let mut document = self.read()?;
         let result = change(&mut document);
         document.version = FORMAT_VERSION;
-        self.write(dir, &document)?;
+        self.write(&document)?;
         drop(lock);
         Ok(result)
     }
 
-    fn write(&self, dir: &Path, document: &Document) -> Result<(), StoreError> {
+    fn write(&self, document: &Document) -> Result<(), StoreError> {
         let json = serde_json::to_vec_pretty(document).map_err(StoreError::Corrupt)?;
-        let name = self
-            .inner
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let written = (|| {
-            let mut file = open_private(&temp, true).map_err(io("create a temporary file"))?;
-            file.write_all(&json).map_err(io("write the temporary file"))?;
-            file.sync_all().map_err(io("flush the temporary file"))?;
+        let before_rename = || {
             #[cfg(test)]
             if self
                 .inner
                 .fail_before_rename
                 .load(std::sync::atomic::Ordering::SeqCst)
             {
-                return Err(io("replace the token file")(std::io::Error::other(
-                    "injected failure",
-                )));
-            }
-            fs::rename(&temp, &self.inner.path).map_err(io("replace the token file"))?;
-            if let Ok(dir) = File::open(dir) {
-                let _ = dir.sync_all();
+                return Err(std::io::Error::other("injected failure"));
             }
             Ok(())
-        })();
-        if written.is_err() {
-            let _ = fs::remove_file(&temp);
-        }
-        written
+        };
+        replace_private(&self.inner.path, &json, before_rename).map_err(io("replace the token file"))
     }
+}
+
+/// Writes `bytes` to `path` atomically, readable and writable only by its owner: a temporary
+/// file with a random name beside it, created exclusively (so a file or symbolic link planted
+/// in its place is never followed or reused), flushed, renamed over `path`, and the directory
+/// flushed. A missing directory is created `0700`. On failure the old file is untouched and
+/// the temporary one removed.
+///
+/// The token store writes through it, and so does anything else that holds a secret on disk
+/// (the CLI's pending login and export index).
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("igdisplay-doc-{}", std::process::id()));
+/// let path = dir.join("pending.json");
+/// igdisplay_auth::write_private(&path, b"{}")?;
+/// assert_eq!(std::fs::read(&path)?, b"{}");
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// Any I/O failure creating the directory, writing, flushing or renaming.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    replace_private(path, bytes, || Ok(()))
+}
+
+fn replace_private(
+    path: &Path,
+    bytes: &[u8],
+    before_rename: impl FnOnce() -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let dir = parent_dir(path);
+    create_private_dir(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (temp, mut file) = create_temp(dir, &name)?;
+    let written = (|| {
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        before_rename()?;
+        fs::rename(&temp, path)?;
+        if let Ok(dir) = File::open(dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    written
+}
+
+/// The directory a file lives in (`.` for a bare name).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// A new `0600` file `.{name}.{16 random hex}.tmp` in `dir`, created exclusively: it fails
+/// rather than open anything already there, a symbolic link included.
+fn create_temp(dir: &Path, name: &str) -> std::io::Result<(PathBuf, File)> {
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let temp = dir.join(format!(".{name}.{suffix}.tmp"));
+    let file = create_exclusive(&temp)?;
+    Ok((temp, file))
+}
+
+/// Creates `path` `0600`, failing if anything exists there (O_CREAT|O_EXCL, which never
+/// follows a symbolic link).
+fn create_exclusive(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// Opens the lock file, creating it `0600` if missing; refuses a symbolic link in its place.
+/// Read-only is enough to lock.
+fn open_lock(path: &Path) -> std::io::Result<File> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the lock file is a symbolic link; remove it",
+            ));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match create_exclusive(path) {
+            Ok(file) => return Ok(file),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        },
+        Err(e) => return Err(e),
+    }
+    OpenOptions::new().read(true).open(path)
 }
 
 fn read_document(path: &Path) -> Result<Document, StoreError> {
@@ -209,7 +287,8 @@ fn io(action: &'static str) -> impl Fn(std::io::Error) -> StoreError {
     move |source| StoreError::Io { action, source }
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+/// Creates `dir` (and its parents) `0700` if it is missing.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     if dir.exists() {
         return Ok(());
     }
@@ -217,16 +296,7 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(io("create the token directory"))
-}
-
-/// Opens (creating if needed) a file only its owner can read.
-fn open_private(path: &Path, truncate: bool) -> std::io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(truncate);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
+    builder.create(dir)
 }
 
 async fn blocking<T: Send + 'static>(
@@ -394,5 +464,66 @@ mod tests {
         assert!(store.load(&UserId::new("1")).await.unwrap().is_some());
         assert_eq!(store.users().await.unwrap().len(), 1);
         assert!(store.remove(&UserId::new("1")).await.unwrap());
+    }
+}
+
+#[cfg(all(test, unix))]
+mod planted_link_tests {
+    use super::*;
+
+    fn dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("igdisplay-links-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn an_exclusive_create_never_follows_a_planted_link() {
+        let dir = dir("exclusive");
+        let target = dir.join("attacker.txt");
+        let planted = dir.join(".tokens.json.0000000000000000.tmp");
+        std::os::unix::fs::symlink(&target, &planted).unwrap();
+        let error = create_exclusive(&planted).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::AlreadyExists);
+        assert!(!target.exists(), "nothing was written through the link");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_written_file_is_private_and_replaces_a_link_instead_of_writing_through_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = dir("replace");
+        let target = dir.join("attacker.txt");
+        fs::write(&target, "theirs").unwrap();
+        let path = dir.join("pending.json");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        write_private(&path, b"CANARY-SECRET").unwrap();
+        assert_eq!(fs::read_to_string(&target).unwrap(), "theirs");
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_file());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_lock_file_that_is_a_link_is_refused() {
+        let dir = dir("lock");
+        let target = dir.join("elsewhere");
+        std::os::unix::fs::symlink(&target, dir.join("tokens.json.lock")).unwrap();
+        let store = FileStore::new(dir.join("tokens.json"));
+        let error = store.update(|_| ()).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                StoreError::Io {
+                    action: "open the lock file",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(!target.exists());
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
