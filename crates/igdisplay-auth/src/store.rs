@@ -467,7 +467,8 @@ mod tests {
     }
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod planted_link_tests {
     use super::*;
 
