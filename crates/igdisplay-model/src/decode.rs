@@ -73,13 +73,36 @@ pub fn snippet(body: &[u8], secrets: &[&str]) -> String {
     mask(&text, secrets)
 }
 
-/// `text` with every occurrence of each of `secrets` replaced by [`MASK`]. Secrets shorter
-/// than four characters are left alone: masking them would mask ordinary words.
+/// `text` with every occurrence of each of `secrets` replaced by [`MASK`], as written and
+/// percent-encoded (upper- or lower-case hex): a body that echoes a request's query shows the
+/// encoded form. Secrets shorter than four characters are left alone: masking them would mask
+/// ordinary words.
 pub fn mask(text: &str, secrets: &[&str]) -> String {
     secrets
         .iter()
         .filter(|s| s.len() >= 4)
-        .fold(text.to_owned(), |text, secret| text.replace(secret, MASK))
+        .fold(text.to_owned(), |text, secret| {
+            let upper = percent_encoded(secret, false);
+            let lower = percent_encoded(secret, true);
+            text.replace(*secret, MASK)
+                .replace(&upper, MASK)
+                .replace(&lower, MASK)
+        })
+}
+
+/// `value` with everything but the RFC 3986 unreserved characters percent-encoded.
+fn percent_encoded(value: &str, lower_hex: bool) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else if lower_hex {
+            out.push_str(&format!("%{byte:02x}"));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -100,5 +123,18 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(error.path, "data[1].timestamp");
+    }
+}
+
+#[cfg(test)]
+mod encoded_secret_tests {
+    use super::*;
+
+    #[test]
+    fn a_percent_encoded_secret_is_masked_too() {
+        let secret = "AQD+code/with#_";
+        let body = "error for code=AQD%2Bcode%2Fwith%23_ and code=aqd? AQD%2bcode%2fwith%23_";
+        let shown = snippet(body.as_bytes(), &[secret]);
+        assert_eq!(shown, "error for code=[redacted] and code=aqd? [redacted]");
     }
 }

@@ -39,11 +39,20 @@ pub struct Paging {
     /// The `before`/`after` cursors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursors: Option<Cursors>,
-    /// Absolute URL of the next page; absent on the last page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Absolute URL of the next page; absent on the last page. It carries the access token:
+    /// serialized, its `access_token` value is written as `[redacted]`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "masked_link"
+    )]
     pub next: Option<String>,
-    /// Absolute URL of the previous page; absent on the first page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Absolute URL of the previous page; absent on the first page. Serialized like `next`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "masked_link"
+    )]
     pub previous: Option<String>,
 }
 
@@ -57,6 +66,41 @@ impl Paging {
     pub fn before(&self) -> Option<&str> {
         self.cursors.as_ref()?.before.as_deref().filter(|c| !c.is_empty())
     }
+}
+
+/// Writes a paging link with the value of its `access_token` (and any `client_secret`)
+/// replaced by [`MASK`](crate::MASK): a cached or exported page never holds a token.
+fn masked_link<S: serde::Serializer>(link: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    match link {
+        Some(link) => serializer.serialize_some(&mask_link_secrets(link)),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// `link` with the values of its `access_token` and `client_secret` parameters masked.
+fn mask_link_secrets(link: &str) -> String {
+    let Some((base, query)) = link.split_once('?') else {
+        return link.to_owned();
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((query, fragment)) => (query, Some(fragment)),
+        None => (query, None),
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if matches!(name, "access_token" | "client_secret") => {
+                format!("{name}={}", crate::MASK)
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    let mut out = format!("{base}?{}", pairs.join("&"));
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
 }
 
 impl fmt::Debug for Paging {
@@ -110,5 +154,31 @@ mod tests {
         .unwrap();
         assert_eq!(empty.next_cursor(), None);
         assert_eq!(ListResponse::new(vec![1u8]).next_cursor(), None);
+    }
+}
+
+#[cfg(test)]
+mod serialization_tests {
+    use super::*;
+
+    #[test]
+    fn a_serialized_page_never_holds_the_token_of_its_links() {
+        let page: ListResponse<serde_json::Value> = serde_json::from_str(
+            r#"{"data":[],"paging":{"cursors":{"after":"A"},
+                "next":"https://graph.instagram.com/v1.0/1/media?access_token=CANARY&limit=2&after=A"}}"#,
+        )
+        .unwrap();
+        let written = serde_json::to_string(&page).unwrap();
+        assert!(!written.contains("CANARY"), "{written}");
+        assert!(
+            written.contains("access_token=[redacted]&limit=2&after=A"),
+            "{written}"
+        );
+        let back: ListResponse<serde_json::Value> = serde_json::from_str(&written).unwrap();
+        assert_eq!(
+            back.next_cursor(),
+            Some("A"),
+            "the page still says another follows"
+        );
     }
 }
