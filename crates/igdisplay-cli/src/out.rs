@@ -27,9 +27,9 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
             .enumerate()
             .map(|(i, c)| {
                 if i == last {
-                    (*c).to_owned()
+                    plain(c)
                 } else {
-                    format!("{c:<width$}", width = widths[i])
+                    format!("{:<width$}", plain(c), width = widths[i])
                 }
             })
             .collect();
@@ -41,9 +41,18 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// `text` fit for a terminal: every control character (escape sequences that could retitle
+/// the terminal, move the cursor or clear the screen included) shown as `�`. Captions and
+/// names come from other people; JSON output escapes them already.
+pub(crate) fn plain(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
+}
+
 /// `text` on one line, cut to `max` characters with an ellipsis.
 pub(crate) fn short(text: &str, max: usize) -> String {
-    let flat = text.replace(['\n', '\r'], " ");
+    let flat = plain(&text.replace(['\n', '\r'], " "));
     if flat.chars().count() <= max {
         return flat;
     }

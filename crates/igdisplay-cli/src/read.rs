@@ -29,7 +29,7 @@ pub(crate) async fn me(settings: &Settings) -> Result<(), Failure> {
     ];
     for (name, value) in rows {
         if let Some(value) = value {
-            println!("{name:<13} {value}");
+            println!("{name:<13} {}", out::plain(&value));
         }
     }
     Ok(())
@@ -227,7 +227,7 @@ pub(crate) async fn import(settings: &Settings) -> Result<(), Failure> {
     } else {
         println!(
             "Stored the token of @{} (user {}); assumed valid until {}.",
-            me.username.as_deref().unwrap_or("?"),
+            out::plain(me.username.as_deref().unwrap_or("?")),
             me.id,
             expires.to_rfc3339()
         );

@@ -494,3 +494,17 @@ fn a_failed_download_keeps_the_rest_and_the_next_run_resumes() {
     assert_eq!(resumed["downloaded"], 1, "only the missing file: {resumed}");
     assert!(out.join(format!("{id}.jpg")).exists());
 }
+
+#[test]
+fn captions_cannot_drive_the_terminal() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    env.login("jayposiris");
+    let hostile = serde_json::json!({"data": [
+        {"id": "17900000000000001", "media_type": "IMAGE", "caption": "\u{1b}]0;pwned\u{7}\u{1b}[2Jhello"}
+    ]});
+    env.mock
+        .stub(igdisplay_mock::Stub::json("GET", "/me/media", 200, hostile).times(1));
+    let table = env.ok(&["media", "list", "--limit", "1"]);
+    assert!(!table.contains('\u{1b}') && !table.contains('\u{7}'), "{table:?}");
+    assert!(table.contains("hello"));
+}
