@@ -2,8 +2,10 @@
 //! and Meta's deauthorize and data-deletion callbacks with their status page.
 //!
 //! Sessions live on the server, keyed by a random id in an `HttpOnly; SameSite=Lax` cookie (Lax,
-//! because the callback is a cross-site top-level GET). The OAuth state and the user's token
-//! never reach the browser. Every page carries a CSP without inline script, and templates
+//! because the callback is a cross-site top-level GET). A session is made only when a login
+//! starts, expires after a day without use, gets a new id when the login completes (no
+//! fixation), and carries a CSRF token its logout form must send back. The OAuth state and the
+//! user's token never reach the browser. Every page carries a CSP without inline script, and templates
 //! escape every value (askama).
 
 use askama::Template;
@@ -15,14 +17,21 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use igdisplay::Instagram;
 use igdisplay::auth::{
-    CallbackError, DataDeletionResponse, LoginError, PendingAuthorization, verify_signed_request,
+    CallbackError, DataDeletionResponse, LoginError, PendingAuthorization, verify_fresh_signed_request,
 };
 use igdisplay::model::{Media, MediaId, MediaType, User, UserId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 const COOKIE: &str = "igd_session";
 const PAGE_SIZE: u32 = 12;
+/// A session unused this long is gone.
+const SESSION_IDLE: Duration = Duration::from_secs(24 * 3600);
+/// The most sessions kept; past it the least recently used go first.
+const MAX_SESSIONS: usize = 100_000;
+/// How old a data-deletion or deauthorize `signed_request` may be.
+const SIGNED_REQUEST_MAX_AGE: Duration = Duration::from_secs(3600);
 
 /// The application state.
 #[derive(Debug)]
@@ -32,14 +41,21 @@ pub struct App {
     csp: String,
     sessions: Mutex<HashMap<String, Session>>,
     deletions: Mutex<HashMap<String, Deletion>>,
+    /// The answer given to each data-deletion request (by its signature), so a replayed
+    /// request gets the same confirmation code rather than a new one.
+    answered: Mutex<HashMap<String, String>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Session {
     pending: Option<PendingAuthorization>,
     next: String,
     user: Option<UserId>,
     notice: Option<&'static str>,
+    /// What the logout form must send back.
+    csrf: String,
+    /// When the session was last used, on the app's clock.
+    seen: SystemTime,
 }
 
 #[derive(Clone, Debug)]
@@ -66,6 +82,7 @@ impl App {
             csp,
             sessions: Mutex::default(),
             deletions: Mutex::default(),
+            answered: Mutex::default(),
         }
     }
 
@@ -109,31 +126,91 @@ async fn security_headers(State(app): State<Arc<App>>, request: Request, next: N
     response
 }
 
-/// The session id of the request, or a new one (with the cookie that sets it).
-fn session_id(app: &App, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
-    let existing = headers
+/// 32 random bytes as hex, or `None` when the OS cannot give randomness (then no session or
+/// token is made: a predictable id would be worse than an error page).
+fn random_hex() -> Option<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The page for a failed random draw.
+fn no_randomness() -> Response {
+    message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Something went wrong",
+        "Please try again in a moment.",
+    )
+}
+
+/// The id of the request's live session, if it has one; using it counts as activity.
+fn existing_session(app: &App, headers: &HeaderMap) -> Option<String> {
+    let now = app.instagram.clock().now();
+    let mut sessions = app.sessions();
+    let id = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().strip_prefix(&format!("{COOKIE}=")))
-        .find(|id| app.sessions().contains_key(*id))
-        .map(str::to_owned);
-    if let Some(id) = existing {
-        return (id, None);
+        .find(|id| sessions.get(*id).is_some_and(|s| is_live(s, now)))?
+        .to_owned();
+    if let Some(session) = sessions.get_mut(&id) {
+        session.seen = now;
     }
-    let mut bytes = [0u8; 32];
-    let _ = getrandom::fill(&mut bytes);
-    let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    app.sessions().insert(id.clone(), Session::default());
+    Some(id)
+}
+
+fn is_live(session: &Session, now: SystemTime) -> bool {
+    now.duration_since(session.seen).unwrap_or_default() < SESSION_IDLE
+}
+
+/// A new session and the cookie that sets it; expired sessions are dropped first, and past
+/// [`MAX_SESSIONS`] the least recently used.
+fn new_session(app: &App) -> Result<(String, HeaderValue), Response> {
+    let (id, csrf) = match (random_hex(), random_hex()) {
+        (Some(id), Some(csrf)) => (id, csrf),
+        _ => return Err(no_randomness()),
+    };
+    let now = app.instagram.clock().now();
+    let mut sessions = app.sessions();
+    sessions.retain(|_, s| is_live(s, now));
+    while sessions.len() >= MAX_SESSIONS {
+        let Some(oldest) = sessions
+            .iter()
+            .min_by_key(|(_, s)| s.seen)
+            .map(|(id, _)| id.clone())
+        else {
+            break;
+        };
+        sessions.remove(&oldest);
+    }
+    let session = Session {
+        pending: None,
+        next: String::new(),
+        user: None,
+        notice: None,
+        csrf,
+        seen: now,
+    };
+    sessions.insert(id.clone(), session);
     let secure = if app.public.starts_with("https://") {
         "; Secure"
     } else {
         ""
     };
-    let cookie =
-        HeaderValue::from_str(&format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax{secure}")).ok();
-    (id, cookie)
+    let cookie = HeaderValue::from_str(&format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax{secure}"))
+        .map_err(|_| no_randomness())?;
+    Ok((id, cookie))
+}
+
+/// The request's session, or a new one (with the cookie that sets it).
+fn session_id(app: &App, headers: &HeaderMap) -> Result<(String, Option<HeaderValue>), Response> {
+    if let Some(id) = existing_session(app, headers) {
+        return Ok((id, None));
+    }
+    let (id, cookie) = new_session(app)?;
+    Ok((id, Some(cookie)))
 }
 
 fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
@@ -161,7 +238,8 @@ fn safe_next(next: Option<&str>) -> String {
             if next.starts_with('/')
                 && !next.starts_with("//")
                 && !next.starts_with("/\\")
-                && !next.contains(['\\', '\r', '\n', '\t'])
+                && !next.contains('\\')
+                && !next.chars().any(char::is_control)
                 && !next.contains("://") =>
         {
             next.to_owned()
@@ -177,16 +255,21 @@ struct Home {
 }
 
 async fn home(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let (id, cookie) = session_id(&app, &headers);
-    let (logged_in, notice) = {
-        let mut sessions = app.sessions();
-        let session = sessions.entry(id).or_default();
-        (session.user.is_some(), session.notice.take())
+    // A visitor who has not started a login gets no session.
+    let (logged_in, notice) = match existing_session(&app, &headers) {
+        Some(id) => {
+            let mut sessions = app.sessions();
+            match sessions.get_mut(&id) {
+                Some(session) => (session.user.is_some(), session.notice.take()),
+                None => (false, None),
+            }
+        }
+        None => (false, None),
     };
     if logged_in {
-        return with_cookie(Redirect::to("/gallery").into_response(), cookie);
+        return Redirect::to("/gallery").into_response();
     }
-    with_cookie(page(&Home { notice }, StatusCode::OK), cookie)
+    page(&Home { notice }, StatusCode::OK)
 }
 
 async fn login(
@@ -194,7 +277,10 @@ async fn login(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let (id, cookie) = session_id(&app, &headers);
+    let (id, cookie) = match session_id(&app, &headers) {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
     let authorization = match app.instagram.authorize().build() {
         Ok(authorization) => authorization,
         Err(_) => {
@@ -205,9 +291,7 @@ async fn login(
             );
         }
     };
-    {
-        let mut sessions = app.sessions();
-        let session = sessions.entry(id).or_default();
+    if let Some(session) = app.sessions().get_mut(&id) {
         session.pending = Some(authorization.pending);
         session.next = safe_next(query.get("next").map(String::as_str));
     }
@@ -215,32 +299,45 @@ async fn login(
 }
 
 async fn callback(State(app): State<Arc<App>>, headers: HeaderMap, request: Request) -> Response {
-    let (id, cookie) = session_id(&app, &headers);
-    let (pending, next) = {
-        let mut sessions = app.sessions();
-        let session = sessions.entry(id.clone()).or_default();
-        (session.pending.take(), std::mem::take(&mut session.next))
+    let expired = || {
+        message(
+            StatusCode::BAD_REQUEST,
+            "This login link has expired",
+            "Please log in again from the home page.",
+        )
+    };
+    let Some(id) = existing_session(&app, &headers) else {
+        return expired();
+    };
+    let (pending, next) = match app.sessions().get_mut(&id) {
+        Some(session) => (session.pending.take(), std::mem::take(&mut session.next)),
+        None => (None, String::new()),
     };
     let Some(pending) = pending else {
-        return with_cookie(
-            message(
-                StatusCode::BAD_REQUEST,
-                "This login link has expired",
-                "Please log in again from the home page.",
-            ),
-            cookie,
-        );
+        return expired();
     };
     let url = format!("{}{}", app.public, request.uri());
     let outcome = app.instagram.complete_login(pending, &url).await;
     let response = match outcome {
         Ok(token) => {
-            app.sessions().entry(id).or_default().user = Some(token.user_id);
-            Redirect::to(if next.is_empty() { "/gallery" } else { &next }).into_response()
+            // A new session id at login: one fixed before the login (fixation) is worthless.
+            let (fresh, cookie) = match new_session(&app) {
+                Ok(fresh) => fresh,
+                Err(response) => return response,
+            };
+            let mut sessions = app.sessions();
+            sessions.remove(&id);
+            if let Some(session) = sessions.get_mut(&fresh) {
+                session.user = Some(token.user_id);
+            }
+            drop(sessions);
+            let target = if next.is_empty() { "/gallery" } else { &next };
+            return with_cookie(Redirect::to(target).into_response(), Some(cookie));
         }
         Err(LoginError::Callback(CallbackError::Denied { .. })) => {
-            app.sessions().entry(id).or_default().notice =
-                Some("You cancelled the login. Nothing was shared.");
+            if let Some(session) = app.sessions().get_mut(&id) {
+                session.notice = Some("You cancelled the login. Nothing was shared.");
+            }
             Redirect::to("/").into_response()
         }
         Err(LoginError::Callback(_)) => message(
@@ -254,7 +351,7 @@ async fn callback(State(app): State<Arc<App>>, headers: HeaderMap, request: Requ
             "Please try again in a moment.",
         ),
     };
-    with_cookie(response, cookie)
+    response
 }
 
 /// One tile of the grid.
@@ -300,6 +397,7 @@ struct Gallery {
     user: User,
     tiles: Vec<Tile>,
     after: Option<String>,
+    csrf: String,
 }
 
 #[derive(Template)]
@@ -321,22 +419,21 @@ fn message(status: StatusCode, title: &str, text: &str) -> Response {
 }
 
 /// The logged-in user, or a redirect to log in.
-fn current_user(app: &App, headers: &HeaderMap, next: &str) -> Result<UserId, Box<Response>> {
-    let (id, cookie) = session_id(app, headers);
-    let user = app.sessions().get(&id).and_then(|s| s.user.clone());
-    user.ok_or_else(|| {
-        Box::new(with_cookie(
-            Redirect::to(&format!("/login?next={next}")).into_response(),
-            cookie,
-        ))
-    })
+fn current_user(app: &App, headers: &HeaderMap, next: &str) -> Result<(UserId, String), Box<Response>> {
+    let user = existing_session(app, headers).and_then(|id| {
+        let sessions = app.sessions();
+        let session = sessions.get(&id)?;
+        Some((session.user.clone()?, session.csrf.clone()))
+    });
+    user.ok_or_else(|| Box::new(Redirect::to(&format!("/login?next={next}")).into_response()))
 }
 
 /// Maps a Graph failure to a page; an expired or revoked token logs the session out.
 fn graph_failure(app: &App, headers: &HeaderMap, error: &igdisplay::graph::Error) -> Response {
     if error.requires_login() {
-        let (id, _) = session_id(app, headers);
-        if let Some(session) = app.sessions().get_mut(&id) {
+        if let Some(id) = existing_session(app, headers)
+            && let Some(session) = app.sessions().get_mut(&id)
+        {
             session.user = None;
         }
         return message(
@@ -357,7 +454,7 @@ async fn gallery(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let user = match current_user(&app, &headers, "/gallery") {
+    let (user, csrf) = match current_user(&app, &headers, "/gallery") {
         Ok(user) => user,
         Err(redirect) => return *redirect,
     };
@@ -376,6 +473,7 @@ async fn gallery(
                 user: profile,
                 tiles: page_of_media.items.iter().map(Tile::of).collect(),
                 after: page_of_media.after,
+                csrf,
             },
             StatusCode::OK,
         ),
@@ -384,7 +482,7 @@ async fn gallery(
 }
 
 async fn album(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let user = match current_user(&app, &headers, "/gallery") {
+    let (user, _) = match current_user(&app, &headers, "/gallery") {
         Ok(user) => user,
         Err(redirect) => return *redirect,
     };
@@ -406,16 +504,42 @@ async fn album(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<S
     }
 }
 
-async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let (id, _) = session_id(&app, &headers);
-    let user = app.sessions().get_mut(&id).and_then(|s| s.user.take());
-    if let Some(user) = user {
+/// Logs out, when the form carries the session's CSRF token: another site cannot log a
+/// visitor out by posting here.
+async fn logout(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let Some(id) = existing_session(&app, &headers) else {
+        return Redirect::to("/").into_response();
+    };
+    let sent = form.get("csrf").map(String::as_str).unwrap_or_default();
+    let session = app.sessions().remove(&id);
+    let Some(session) = session else {
+        return Redirect::to("/").into_response();
+    };
+    if !constant_time_eq(sent.as_bytes(), session.csrf.as_bytes()) {
+        app.sessions().insert(id, session);
+        return message(
+            StatusCode::FORBIDDEN,
+            "This logout did not come from this site",
+            "Use the Log out button on your gallery.",
+        );
+    }
+    if let Some(user) = session.user {
         let _ = app.instagram.tokens().logout(&user).await;
     }
     Redirect::to("/").into_response()
 }
 
-/// Verifies Meta's `signed_request`, then forgets the user's token and sessions.
+/// Compares two secrets without an early exit on the first difference.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Verifies Meta's `signed_request` (its signature, and that it was issued within the last
+/// hour: an old one replayed is refused), then forgets the user's token and sessions.
 async fn forget(app: &App, form: &HashMap<String, String>) -> Result<String, Response> {
     let value = form.get("signed_request").map(String::as_str).unwrap_or_default();
     let credentials = app
@@ -424,8 +548,9 @@ async fn forget(app: &App, form: &HashMap<String, String>) -> Result<String, Res
         .config()
         .credentials()
         .map_err(|_| (StatusCode::SERVICE_UNAVAILABLE, "this site has no app secret").into_response())?;
-    let request = verify_signed_request(&credentials.app_secret, value)
-        .map_err(|_| (StatusCode::BAD_REQUEST, "invalid signed_request").into_response())?;
+    let now = app.instagram.clock().now();
+    let request = verify_fresh_signed_request(&credentials.app_secret, value, now, SIGNED_REQUEST_MAX_AGE)
+        .map_err(|_| (StatusCode::BAD_REQUEST, "invalid or stale signed_request").into_response())?;
     let _ = app.instagram.tokens().logout(&request.user_id).await;
     for session in app.sessions().values_mut() {
         if session.user.as_ref() == Some(&request.user_id) {
@@ -447,9 +572,30 @@ async fn data_deletion(State(app): State<Arc<App>>, Form(form): Form<HashMap<Str
         Ok(user) => user,
         Err(response) => return response,
     };
+    // The same request again (a retry, or a replay within the hour) gets the same answer.
+    let signature = form.get("signed_request").map(String::as_str).unwrap_or_default();
+    let signature = signature.split('.').next().unwrap_or_default().to_owned();
+    let known = app
+        .answered
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&signature)
+        .cloned();
+    if let Some(answer) = known {
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            answer,
+        )
+            .into_response();
+    }
     let Ok(response) = DataDeletionResponse::new(&format!("{}/deletion", app.public)) else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "no randomness").into_response();
     };
+    app.answered
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(signature, response.to_json());
     let at = igdisplay::model::Timestamp::from_system_time(app.instagram.clock().now()).to_rfc3339();
     app.deletions
         .lock()
@@ -513,6 +659,8 @@ mod tests {
             "/\\evil.example",
             "javascript:alert(1)",
             "/x\r\nSet-Cookie: a=b",
+            "/x\u{1}y",
+            "/x\u{7f}",
             "evil",
             "",
         ] {

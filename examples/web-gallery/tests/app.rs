@@ -55,44 +55,61 @@ fn cookie_of(response: &reqwest::Response) -> String {
     set.split(';').next().unwrap().to_owned()
 }
 
-/// Starts a login in the session of `cookie` and returns where the mock sends the browser back.
-async fn approved_callback(site: &Site, cookie: &str, next: &str) -> String {
+/// Starts a login (which makes the session) and returns its cookie and where the mock sends the
+/// browser back.
+async fn start_login(site: &Site, next: &str) -> (String, String) {
     let login = client()
         .get(format!("{}/login?next={next}", site.base))
-        .header("cookie", cookie)
         .send()
         .await
         .unwrap();
     assert_eq!(login.status(), 303);
+    let cookie = cookie_of(&login);
     let authorize = login.headers()["location"].to_str().unwrap().to_owned();
     assert!(authorize.starts_with(&site.mock.authorize_url()));
-    site.mock
+    let callback = site
+        .mock
         .approve(&authorize, "jayposiris")
         .unwrap()
         .trim_end_matches("#_")
-        .to_owned()
+        .to_owned();
+    (cookie, callback)
+}
+
+/// A complete login; returns the session cookie the site set when it completed.
+async fn logged_in(site: &Site) -> String {
+    let (cookie, callback) = start_login(site, "/gallery").await;
+    let done = client()
+        .get(&callback)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 303);
+    cookie_of(&done)
+}
+
+async fn gallery_status(site: &Site, cookie: &str) -> u16 {
+    let gallery = client()
+        .get(format!("{}/gallery", site.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    gallery.status().as_u16()
 }
 
 #[tokio::test]
 async fn the_state_is_bound_to_the_session_and_redirects_stay_local() {
     let site = site().await;
     let home = client().get(&site.base).send().await.unwrap();
-    let cookie = cookie_of(&home);
     let csp = home.headers()["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"));
 
-    // The same callback from another browser (another cookie jar) is refused.
-    let callback = approved_callback(&site, &cookie, "https://evil.example").await;
+    // The same callback from another browser (without the session) is refused.
+    let (cookie, callback) = start_login(&site, "https://evil.example").await;
     let stranger = client().get(&callback).send().await.unwrap();
-    let stranger_cookie = cookie_of(&stranger);
     assert_eq!(stranger.status(), 400);
-    let stranger_gallery = client()
-        .get(format!("{}/gallery", site.base))
-        .header("cookie", &stranger_cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stranger_gallery.status(), 303, "still logged out");
     site.mock
         .expect_requests("POST", "/oauth/access_token", 0)
         .unwrap();
@@ -108,9 +125,10 @@ async fn the_state_is_bound_to_the_session_and_redirects_stay_local() {
     assert_eq!(done.headers()["location"], "/gallery");
     assert_eq!(done.headers()["cache-control"], "no-store");
     assert_eq!(done.headers()["referrer-policy"], "no-referrer");
+    let session = cookie_of(&done);
     let gallery = client()
         .get(format!("{}/gallery", site.base))
-        .header("cookie", &cookie)
+        .header("cookie", &session)
         .send()
         .await
         .unwrap();
@@ -126,7 +144,7 @@ async fn the_state_is_bound_to_the_session_and_redirects_stay_local() {
     // A second use of the same callback is refused: the state was single use.
     let replay = client()
         .get(&callback)
-        .header("cookie", &cookie)
+        .header("cookie", &session)
         .send()
         .await
         .unwrap();
@@ -134,20 +152,136 @@ async fn the_state_is_bound_to_the_session_and_redirects_stay_local() {
 }
 
 #[tokio::test]
-async fn an_expired_token_shows_a_friendly_page() {
+async fn a_visitor_who_starts_no_login_gets_no_session() {
     let site = site().await;
-    let cookie = cookie_of(&client().get(&site.base).send().await.unwrap());
-    let callback = approved_callback(&site, &cookie, "/gallery").await;
-    client()
+    for _ in 0..3 {
+        let home = client().get(&site.base).send().await.unwrap();
+        assert_eq!(home.status(), 200);
+        assert!(home.headers().get("set-cookie").is_none());
+    }
+}
+
+#[tokio::test]
+async fn the_session_id_changes_when_the_login_completes() {
+    let site = site().await;
+    let (before, callback) = start_login(&site, "/gallery").await;
+    let done = client()
+        .get(&callback)
+        .header("cookie", &before)
+        .send()
+        .await
+        .unwrap();
+    let after = cookie_of(&done);
+    assert_ne!(before, after);
+    assert_eq!(gallery_status(&site, &after).await, 200);
+    assert_eq!(
+        gallery_status(&site, &before).await,
+        303,
+        "the id fixed before login is worthless"
+    );
+}
+
+#[tokio::test]
+async fn a_logout_without_the_sessions_csrf_token_is_refused() {
+    let site = site().await;
+    let session = logged_in(&site).await;
+    let forged = client()
+        .post(format!("{}/logout", site.base))
+        .header("cookie", &session)
+        .form(&[("csrf", "guessed")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert_eq!(gallery_status(&site, &session).await, 200, "still logged in");
+
+    let html = client()
+        .get(format!("{}/gallery", site.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let logout = client()
+        .post(format!("{}/logout", site.base))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 303);
+    assert_eq!(gallery_status(&site, &session).await, 303, "logged out");
+}
+
+#[tokio::test]
+async fn a_replayed_data_deletion_request_gets_the_same_code_and_a_stale_one_none() {
+    let site = site().await;
+    let signed = site.mock.signed_request("jayposiris").unwrap();
+    let post = |value: String| {
+        let url = format!("{}/data-deletion", site.base);
+        async move {
+            client()
+                .post(url)
+                .form(&[("signed_request", value)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let first: serde_json::Value = post(signed.clone()).await.json().await.unwrap();
+    let again: serde_json::Value = post(signed.clone()).await.json().await.unwrap();
+    assert_eq!(first["confirmation_code"], again["confirmation_code"]);
+    site.mock.advance(std::time::Duration::from_secs(2 * 3600));
+    assert_eq!(post(signed).await.status(), 400, "two hours old: refused");
+}
+
+#[tokio::test]
+async fn a_revoked_token_shows_a_friendly_page() {
+    let site = site().await;
+    let (cookie, callback) = start_login(&site, "/gallery").await;
+    let done = client()
         .get(&callback)
         .header("cookie", &cookie)
         .send()
         .await
         .unwrap();
-    site.mock.advance(std::time::Duration::from_secs(61 * 86_400));
+    let session = cookie_of(&done);
+    // Replaying the authorization code makes Instagram revoke what it gave (the mock does too).
+    let code = callback
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    let app = site.mock.app();
+    let replay = client()
+        .post(format!("{}/oauth/access_token", site.mock.base_url()))
+        .form(&[
+            ("client_id", app.id.as_str()),
+            ("client_secret", app.secret.as_str()),
+            ("grant_type", "authorization_code"),
+            ("redirect_uri", &format!("{}/auth/callback", site.base)),
+            ("code", &code),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 400);
     let gallery = client()
         .get(format!("{}/gallery", site.base))
-        .header("cookie", &cookie)
+        .header("cookie", &session)
         .send()
         .await
         .unwrap();
