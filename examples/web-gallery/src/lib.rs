@@ -167,10 +167,10 @@ fn is_live(session: &Session, now: SystemTime) -> bool {
 
 /// A new session and the cookie that sets it; expired sessions are dropped first, and past
 /// [`MAX_SESSIONS`] the least recently used.
-fn new_session(app: &App) -> Result<(String, HeaderValue), Response> {
+fn new_session(app: &App) -> Result<(String, HeaderValue), Box<Response>> {
     let (id, csrf) = match (random_hex(), random_hex()) {
         (Some(id), Some(csrf)) => (id, csrf),
-        _ => return Err(no_randomness()),
+        _ => return Err(Box::new(no_randomness())),
     };
     let now = app.instagram.clock().now();
     let mut sessions = app.sessions();
@@ -200,12 +200,12 @@ fn new_session(app: &App) -> Result<(String, HeaderValue), Response> {
         ""
     };
     let cookie = HeaderValue::from_str(&format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax{secure}"))
-        .map_err(|_| no_randomness())?;
+        .map_err(|_| Box::new(no_randomness()))?;
     Ok((id, cookie))
 }
 
 /// The request's session, or a new one (with the cookie that sets it).
-fn session_id(app: &App, headers: &HeaderMap) -> Result<(String, Option<HeaderValue>), Response> {
+fn session_id(app: &App, headers: &HeaderMap) -> Result<(String, Option<HeaderValue>), Box<Response>> {
     if let Some(id) = existing_session(app, headers) {
         return Ok((id, None));
     }
@@ -279,7 +279,7 @@ async fn login(
 ) -> Response {
     let (id, cookie) = match session_id(&app, &headers) {
         Ok(session) => session,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let authorization = match app.instagram.authorize().build() {
         Ok(authorization) => authorization,
@@ -318,12 +318,12 @@ async fn callback(State(app): State<Arc<App>>, headers: HeaderMap, request: Requ
     };
     let url = format!("{}{}", app.public, request.uri());
     let outcome = app.instagram.complete_login(pending, &url).await;
-    let response = match outcome {
+    match outcome {
         Ok(token) => {
             // A new session id at login: one fixed before the login (fixation) is worthless.
             let (fresh, cookie) = match new_session(&app) {
                 Ok(fresh) => fresh,
-                Err(response) => return response,
+                Err(response) => return *response,
             };
             let mut sessions = app.sessions();
             sessions.remove(&id);
@@ -332,7 +332,7 @@ async fn callback(State(app): State<Arc<App>>, headers: HeaderMap, request: Requ
             }
             drop(sessions);
             let target = if next.is_empty() { "/gallery" } else { &next };
-            return with_cookie(Redirect::to(target).into_response(), Some(cookie));
+            with_cookie(Redirect::to(target).into_response(), Some(cookie))
         }
         Err(LoginError::Callback(CallbackError::Denied { .. })) => {
             if let Some(session) = app.sessions().get_mut(&id) {
@@ -350,8 +350,7 @@ async fn callback(State(app): State<Arc<App>>, headers: HeaderMap, request: Requ
             "Instagram did not complete the login",
             "Please try again in a moment.",
         ),
-    };
-    response
+    }
 }
 
 /// One tile of the grid.
