@@ -153,7 +153,11 @@ impl InstagramBuilder {
             endpoint = endpoint.version(version);
         }
         let jitter = Arc::new(self.graph.jitter_seed.map_or_else(Jitter::random, Jitter::seeded));
-        let auth = AuthClient::new(config, backend.clone()).with_clock(self.clock.clone());
+        let mut auth = AuthClient::new(config, backend.clone()).with_clock(self.clock.clone());
+        if let Some(seed) = self.graph.jitter_seed {
+            // One seed makes every backoff of the client reproducible, token requests included.
+            auth = auth.with_jitter_seed(seed);
+        }
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let tokens = TokenManager::with_policy(auth.clone(), store, self.policy);
         Ok(Instagram {
