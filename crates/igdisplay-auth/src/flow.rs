@@ -290,6 +290,17 @@ impl PendingAuthorization {
         self.accept(callback.outcome, now)
     }
 
+    /// Whether `callback` carries this authorization's state (compared in constant time),
+    /// without consuming anything: a listener answering many requests uses it to ignore
+    /// callbacks that are not for this login, a stateless denial included, and keep waiting
+    /// for the one that is.
+    pub fn is_for(&self, callback: &Callback) -> bool {
+        callback
+            .state
+            .as_ref()
+            .is_some_and(|state| states_equal(state, &self.state))
+    }
+
     /// Expiry and outcome, once the state is known to match.
     fn accept(self, outcome: CallbackOutcome, now: SystemTime) -> Result<AuthorizationGrant, CallbackError> {
         let code = outcome.into_code()?;

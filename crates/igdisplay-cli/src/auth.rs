@@ -32,10 +32,21 @@ pub(crate) async fn url(settings: &Settings) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `igdisplay auth callback URL`.
+/// `igdisplay auth callback URL`. A callback that is not for the pending login (another
+/// state, or none) leaves it in place, so the right callback still completes it.
 pub(crate) async fn callback(settings: &Settings, redirect: &str) -> Result<(), Failure> {
     let instagram = settings.instagram(true).await?;
-    let pending = take_pending(settings)?;
+    let pending = read_pending(settings)?;
+    let parsed = Callback::parse(redirect)
+        .map_err(|e| Failure::usage(e.to_string(), "paste the whole URL you were redirected to"))?;
+    if !pending.is_for(&parsed) {
+        return Err(Failure::usage(
+            "this redirect is not for the login in progress (its state differs)",
+            "paste the URL of the login started by `igdisplay auth url`",
+        ));
+    }
+    // The state serves one callback: the pending login is spent from here on.
+    let _ = std::fs::remove_file(settings.pending_file()?);
     let record = instagram.complete_login(pending, redirect).await?;
     report(settings, &record);
     Ok(())
@@ -58,13 +69,26 @@ pub(crate) async fn login(settings: &Settings, no_browser: bool, timeout: u64) -
             })?;
             eprintln!("Waiting for Instagram to redirect to {redirect_uri} (for {timeout} s)…");
             open_or_print(&authorization.url, no_browser);
-            let wait = listen(listener, &path, &redirect_uri);
-            tokio::time::timeout(Duration::from_secs(timeout), wait)
+            let wait = listen(listener, &path, &authorization.pending);
+            let mut arrived = tokio::time::timeout(Duration::from_secs(timeout), wait)
                 .await
                 .map_err(|_| {
                     Failure::runtime(format!("no redirect arrived within {timeout} s"))
                         .hint("run `igdisplay login` again, or pass --timeout")
-                })??
+                })??;
+            let base = redirect_uri.split('?').next().unwrap_or(&redirect_uri);
+            let redirect = format!("{base}?{}", arrived.query);
+            eprintln!("Received the redirect {}", redact_uri(&redirect));
+            // The page tells the truth: it is sent once the login has completed or failed.
+            let outcome = finish(&instagram, authorization.pending, &redirect).await;
+            let page = match &outcome {
+                Ok(_) => "You are logged in. You can close this tab and return to the terminal.",
+                Err(_) => "The login did not complete. Return to the terminal to see why.",
+            };
+            let _ = respond(&mut arrived.stream, 200, page).await;
+            let record = outcome?;
+            report(settings, &record);
+            return Ok(());
         }
         None => {
             open_or_print(&authorization.url, no_browser);
@@ -115,8 +139,8 @@ fn save_pending(settings: &Settings, pending: &PendingAuthorization) -> Result<(
     Ok(())
 }
 
-/// Reads and deletes the pending authorization: a state serves one callback.
-fn take_pending(settings: &Settings) -> Result<PendingAuthorization, Failure> {
+/// Reads the pending authorization (the caller deletes it once a callback matches).
+fn read_pending(settings: &Settings) -> Result<PendingAuthorization, Failure> {
     let path = settings.pending_file()?;
     let bytes = std::fs::read(&path).map_err(|_| {
         Failure::usage(
@@ -124,7 +148,6 @@ fn take_pending(settings: &Settings) -> Result<PendingAuthorization, Failure> {
             "run `igdisplay auth url` first (with the same --token-file)",
         )
     })?;
-    let _ = std::fs::remove_file(&path);
     serde_json::from_slice(&bytes).map_err(|_| {
         Failure::runtime("the pending login file is damaged").hint("run `igdisplay auth url` again")
     })
@@ -144,39 +167,59 @@ fn loopback_target(redirect_uri: &str) -> Option<(std::net::SocketAddr, String)>
     Some(((ip, uri.port_u16().unwrap_or(80)).into(), uri.path().to_owned()))
 }
 
-/// Answers requests on the loopback listener until one carries a callback for `path`;
-/// anything else (a favicon, a probe, a malformed request) gets a 404 or 400 and is ignored.
+/// A request that reached the listener, and the connection to answer it on.
+struct Arrived {
+    query: String,
+    stream: tokio::net::TcpStream,
+}
+
+/// Answers requests on the loopback listener until one carries the callback of `pending`
+/// (its state), and returns it unanswered: the caller answers once the login is done. Every
+/// connection is read in a task of its own (an idle one cannot hold the others up); anything
+/// else — a favicon, a probe, a malformed request, a callback with another state or none (a
+/// forged `?error=access_denied` from some web page) — gets a 404 or 400 and is ignored.
 async fn listen(
     listener: tokio::net::TcpListener,
     path: &str,
-    redirect_uri: &str,
-) -> Result<String, Failure> {
+    pending: &PendingAuthorization,
+) -> Result<Arrived, Failure> {
+    let (sender, mut arrivals) = tokio::sync::mpsc::channel::<Arrived>(16);
     loop {
-        let (mut stream, _) = listener.accept().await?;
-        let Ok(Ok(target)) = tokio::time::timeout(Duration::from_secs(10), read_target(&mut stream)).await
-        else {
-            let _ = respond(&mut stream, 400, "Bad request.").await;
-            continue;
+        let mut arrived = tokio::select! {
+            accepted = listener.accept() => {
+                let (mut stream, _) = accepted?;
+                let sender = sender.clone();
+                tokio::spawn(async move {
+                    let read = tokio::time::timeout(Duration::from_secs(10), read_target(&mut stream)).await;
+                    match read {
+                        Ok(Ok(target)) => {
+                            let _ = sender.send(Arrived { query: target, stream }).await;
+                        }
+                        _ => {
+                            let _ = respond(&mut stream, 400, "Bad request.").await;
+                        }
+                    }
+                });
+                continue;
+            }
+            Some(arrived) = arrivals.recv() => arrived,
         };
+        let target = std::mem::take(&mut arrived.query);
         let (request_path, query) = target.split_once('?').unwrap_or((&target, ""));
-        let is_callback = request_path == path && (query.contains("code=") || query.contains("error="));
-        if !is_callback {
-            let _ = respond(&mut stream, 404, "Not found.").await;
+        if request_path != path {
+            tokio::spawn(async move { respond(&mut arrived.stream, 404, "Not found.").await });
             continue;
         }
-        if Callback::parse(query).is_err() {
-            let _ = respond(&mut stream, 400, "This is not a valid Instagram redirect.").await;
-            continue;
+        match Callback::parse(query) {
+            Ok(callback) if pending.is_for(&callback) => {
+                arrived.query = query.to_owned();
+                return Ok(arrived);
+            }
+            _ => {
+                let page = "This is not the redirect of the login igdisplay is waiting for.";
+                tokio::spawn(async move { respond(&mut arrived.stream, 400, page).await });
+            }
         }
-        let message = if query.contains("error=") {
-            "The login was cancelled. You can close this tab."
-        } else {
-            "You are logged in. You can close this tab and return to the terminal."
-        };
-        let _ = respond(&mut stream, 200, message).await;
-        let base = redirect_uri.split('?').next().unwrap_or(redirect_uri);
-        eprintln!("Received the redirect {}", redact_uri(&format!("{base}?{query}")));
-        return Ok(format!("{base}?{query}"));
     }
 }
 

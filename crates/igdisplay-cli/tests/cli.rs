@@ -339,22 +339,16 @@ fn failures_are_one_sentence_with_a_fix_and_the_right_exit_code() {
         stderr.contains("no app id is configured") && stderr.contains("hint: pass --app-id"),
         "{stderr}"
     );
-    // A callback whose state does not match.
+    // A callback whose state does not match is refused, and the pending login stays.
     env.ok(&["auth", "url"]);
     let forged = env.run(&[
         "auth",
         "callback",
         "https://app.example/auth/?code=AQxyz&state=forged#_",
     ]);
-    assert_eq!(forged.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&forged.stderr).contains("state does not match"));
-    // No login in progress any more (the pending state was consumed).
-    let again = env.run(&[
-        "auth",
-        "callback",
-        "https://app.example/auth/?code=AQxyz&state=forged",
-    ]);
-    assert_eq!(again.status.code(), Some(2));
+    assert_eq!(forged.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&forged.stderr).contains("not for the login in progress"));
+    assert!(env.dir.path().join("pending-authorization.json").exists());
     // A cancelled login.
     let url = env.json(&["auth", "url"])["url"].as_str().unwrap().to_owned();
     let location = env.mock.deny(&url).unwrap();
@@ -507,4 +501,91 @@ fn captions_cannot_drive_the_terminal() {
     let table = env.ok(&["media", "list", "--limit", "1"]);
     assert!(!table.contains('\u{1b}') && !table.contains('\u{7}'), "{table:?}");
     assert!(table.contains("hello"));
+}
+
+/// `igdisplay login` waiting on a loopback redirect URI: the child, and the authorize URL it
+/// printed.
+fn listening_login(env: &Env) -> (std::process::Child, String, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redirect = format!("http://127.0.0.1:{port}/callback");
+    env.mock.add_redirect_uri(&redirect);
+    let mut child = env
+        .command(&["login", "--no-browser", "--timeout", "30"])
+        .env("IGDISPLAY_REDIRECT_URI", &redirect)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.as_mut().unwrap();
+    let mut url = String::new();
+    let mut byte = [0u8; 1];
+    while !url.ends_with('\n') {
+        if stdout.read(&mut byte).unwrap() == 0 {
+            break;
+        }
+        url.push(char::from(byte[0]));
+    }
+    (child, url.trim().to_owned(), port)
+}
+
+#[test]
+fn a_forged_or_stateless_callback_does_not_end_the_login() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let (child, url, port) = listening_login(&env);
+    let base = format!("http://127.0.0.1:{port}/callback");
+    // Any web page could send the browser here: neither ends the login.
+    assert_eq!(
+        get(&format!("{base}?error=access_denied&error_reason=user_denied")).0,
+        400
+    );
+    assert_eq!(get(&format!("{base}?code=FORGED&state=forged")).0, 400);
+    let location = env.mock.approve(&url, "jayposiris").unwrap();
+    let (status, _, page) = get(location.trim_end_matches("#_"));
+    assert_eq!(status, 200);
+    assert!(page.contains("You are logged in"), "{page}");
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    env.mock
+        .expect_requests("POST", "/oauth/access_token", 1)
+        .unwrap();
+}
+
+#[test]
+fn an_idle_connection_does_not_hold_up_the_login() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let (child, url, port) = listening_login(&env);
+    // A connection that never sends a request stays open while the real callback arrives.
+    let _idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let location = env.mock.approve(&url, "jayposiris").unwrap();
+    let (status, _, _) = get(location.trim_end_matches("#_"));
+    assert_eq!(status, 200);
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn a_callback_with_another_state_keeps_the_pending_login() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let url = env.json(&["auth", "url"])["url"].as_str().unwrap().to_owned();
+    let forged = env.run(&[
+        "auth",
+        "callback",
+        "https://app.example/auth/?code=AQxyz&state=forged",
+    ]);
+    assert_eq!(forged.status.code(), Some(2));
+    let location = env.mock.approve(&url, "jayposiris").unwrap();
+    let done = env.json(&["auth", "callback", &location]);
+    assert_eq!(done["kind"], "long_lived");
 }
