@@ -261,11 +261,15 @@ fn previous_sizes(index: &Path) -> HashMap<String, FileEntry> {
     files
 }
 
+/// How long one file's download may take in all (a large video over a slow line included).
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 fn download_client() -> Result<reqwest::Client, Failure> {
     reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::limited(5))
+        .redirect(download_redirects())
         .connect_timeout(Duration::from_secs(15))
         .read_timeout(Duration::from_secs(60))
+        .timeout(DOWNLOAD_TIMEOUT)
         .build()
         .map_err(|e| {
             Failure::runtime(format!(
@@ -273,6 +277,63 @@ fn download_client() -> Result<reqwest::Client, Failure> {
                 crate::fail::chain(&e)
             ))
         })
+}
+
+/// Where a media download may be redirected: at most 5 times, to https anywhere but a
+/// private, link-local or loopback address, and to plain http only from loopback to loopback
+/// (a mock). A CDN link cannot send the exporter to a cloud metadata service, an intranet host,
+/// or another scheme.
+fn download_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() >= 5 {
+            return attempt.error("too many redirects");
+        }
+        let from_loopback = attempt.previous().last().is_some_and(is_loopback);
+        let to = attempt.url();
+        let allowed = match to.scheme() {
+            "https" => from_loopback || !is_internal(to),
+            "http" => from_loopback && is_loopback(to),
+            _ => false,
+        };
+        if allowed {
+            attempt.follow()
+        } else {
+            attempt.error("a download was redirected to a scheme or address that is not allowed")
+        }
+    })
+}
+
+/// The address a URL names, when its host is an IP address.
+fn host_ip(url: &reqwest::Url) -> Option<std::net::IpAddr> {
+    url.host_str()?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match host_ip(url) {
+        Some(ip) => ip.is_loopback(),
+        None => url
+            .host_str()
+            .is_some_and(|name| name.eq_ignore_ascii_case("localhost")),
+    }
+}
+
+/// Whether `url` names a private, link-local, loopback or unspecified address.
+fn is_internal(url: &reqwest::Url) -> bool {
+    match host_ip(url) {
+        Some(std::net::IpAddr::V4(ip)) => {
+            ip.is_private() || ip.is_loopback() || ip.is_link_local() || ip.is_unspecified()
+        }
+        Some(std::net::IpAddr::V6(ip)) => {
+            ip.is_loopback() || ip.is_unspecified() || (ip.segments()[0] & 0xfe00) == 0xfc00
+        }
+        None => url
+            .host_str()
+            .is_none_or(|name| name.eq_ignore_ascii_case("localhost")),
+    }
 }
 
 /// Downloads one file (or finds it complete from a previous run). `true` when downloaded.
@@ -465,5 +526,31 @@ mod tests {
             );
         }
         assert_ne!(stem_of("a/b"), stem_of("ab"));
+    }
+}
+
+#[cfg(test)]
+mod redirect_tests {
+    use super::*;
+
+    fn url(text: &str) -> reqwest::Url {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn internal_addresses_are_recognized() {
+        for internal in [
+            "https://169.254.169.254/latest/meta-data",
+            "https://10.0.0.1/x",
+            "https://192.168.1.1/x",
+            "https://127.0.0.1/x",
+            "https://[::1]/x",
+            "https://[fd00::1]/x",
+            "https://localhost/x",
+        ] {
+            assert!(is_internal(&url(internal)), "{internal}");
+        }
+        assert!(!is_internal(&url("https://scontent.cdninstagram.com/v/x.jpg")));
+        assert!(!is_internal(&url("https://93.184.216.34/x")));
     }
 }

@@ -589,3 +589,33 @@ fn a_callback_with_another_state_keeps_the_pending_login() {
     let done = env.json(&["auth", "callback", &location]);
     assert_eq!(done["kind"], "long_lived");
 }
+
+#[test]
+fn a_download_redirected_to_another_scheme_is_refused_and_the_rest_exported() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    env.login("cafe_nova");
+    let items = env.json(&["media", "list", "--all"]);
+    let image = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["media_type"] == "IMAGE")
+        .unwrap();
+    let id = image["id"].as_str().unwrap().to_owned();
+    // Stays on loopback even if the policy were broken: ftp is simply not followed.
+    env.mock.stub(
+        igdisplay_mock::Stub::json("GET", &format!("/cdn/v/{id}.jpg"), 302, serde_json::json!(null))
+            .header("location", "ftp://127.0.0.1/elsewhere")
+            .times(2),
+    );
+    let out = env.dir.path().join("export");
+    let failed = env.run(&["export", out.to_str().unwrap()]);
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(!out.join(format!("{id}.jpg")).exists());
+    let index: Value = serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        index["items"].as_array().unwrap().len(),
+        3,
+        "the other items are kept"
+    );
+}
