@@ -78,58 +78,123 @@ pub(crate) struct Summary {
     pub(crate) index: PathBuf,
 }
 
-/// Exports the graph user's media to `dir`. When a download fails, the others still finish and
-/// `index.json` records every complete file, so the next run resumes; then the first failure is
-/// returned.
+/// Items listed and downloaded at a time: one page of the media edge.
+const CHUNK: usize = 100;
+
+/// Exports the graph user's media to `dir`, a page at a time: the items of a page are listed,
+/// their files downloaded `concurrency` at a time, and `index.json` rewritten, before the next
+/// page is read. Memory holds one page (and the small index), whatever the library's size, and
+/// an export stopped midway resumes from the last page written. An id seen twice (a page
+/// repeated by the API) is exported once. When a download fails, the others still finish and
+/// the index records every complete file; then the first failure is returned.
 pub(crate) async fn export(graph: &GraphClient, dir: &Path, concurrency: usize) -> Result<Summary, Failure> {
     tokio::fs::create_dir_all(dir).await?;
     let index_path = dir.join("index.json");
     let previous = previous_sizes(&index_path);
     let me = graph.me().send().await?;
-    let mut items = Vec::new();
-    let mut jobs = Vec::new();
+    let mut index = Index {
+        version: 1,
+        user_id: me.id.to_string(),
+        username: me.username,
+        exported_at: String::new(),
+        items: Vec::new(),
+    };
+    let client = download_client()?;
+    let progress = Progress::new();
+    let counts = Counts::default();
+    let mut seen = std::collections::HashSet::new();
+    let mut failures = Vec::new();
     let mut stream = graph
         .my_media()
         .all_fields()
         .with_children()
         .limit(100)
-        .into_stream();
-    while let Some(media) = stream.try_next().await? {
-        let (item, item_jobs) = plan(&media);
-        items.push(item);
-        jobs.extend(item_jobs);
+        .into_stream()
+        .try_chunks(CHUNK);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| e.1)?;
+        let mut items = Vec::new();
+        let mut jobs = Vec::new();
+        for media in chunk.iter().filter(|m| seen.insert(m.id.as_str().to_owned())) {
+            let (item, item_jobs) = plan(media);
+            items.push(item);
+            jobs.extend(item_jobs);
+        }
+        progress.planned(jobs.len());
+        let files = download(
+            &client,
+            graph,
+            dir,
+            jobs,
+            &previous,
+            concurrency,
+            &progress,
+            &counts,
+            &mut failures,
+        )
+        .await;
+        for item in &mut items {
+            attach(item, &files);
+        }
+        index.items.extend(items);
+        write_index(&index_path, &mut index)?;
     }
-    let progress = Progress::new(jobs.len());
-    let client = download_client()?;
-    let downloaded = AtomicUsize::new(0);
-    let skipped = AtomicUsize::new(0);
-    let bytes = AtomicU64::new(0);
+    progress.finish();
+    write_index(&index_path, &mut index)?;
+    let summary = Summary {
+        items: index.items.len(),
+        downloaded: counts.downloaded.load(Ordering::Relaxed),
+        skipped: counts.skipped.load(Ordering::Relaxed),
+        bytes: counts.bytes.load(Ordering::Relaxed),
+        index: index_path,
+    };
+    match failures.into_iter().next() {
+        Some(first) => Err(first.hint("run the same export again: complete files are kept and skipped")),
+        None => Ok(summary),
+    }
+}
+
+/// What the downloads did.
+#[derive(Debug, Default)]
+struct Counts {
+    downloaded: AtomicUsize,
+    skipped: AtomicUsize,
+    bytes: AtomicU64,
+}
+
+/// Downloads `jobs`, `concurrency` at a time; the files fetched by stem, failures appended.
+#[allow(clippy::too_many_arguments)]
+async fn download(
+    client: &reqwest::Client,
+    graph: &GraphClient,
+    dir: &Path,
+    jobs: Vec<Job>,
+    previous: &HashMap<String, FileEntry>,
+    concurrency: usize,
+    progress: &Progress,
+    counts: &Counts,
+    failures: &mut Vec<Failure>,
+) -> HashMap<String, Vec<FileEntry>> {
     let results: Vec<Result<(String, FileEntry), Failure>> = futures_util::stream::iter(jobs)
-        .map(|job| {
-            let (client, previous, progress) = (&client, &previous, &progress);
-            let (downloaded, skipped, bytes) = (&downloaded, &skipped, &bytes);
-            async move {
-                let result = fetch(client, graph, dir, &job, previous).await;
-                match &result {
-                    Ok((entry, true)) => {
-                        downloaded.fetch_add(1, Ordering::Relaxed);
-                        bytes.fetch_add(entry.bytes, Ordering::Relaxed);
-                    }
-                    Ok((_, false)) => {
-                        skipped.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(_) => {}
+        .map(|job| async move {
+            let result = fetch(client, graph, dir, &job, previous).await;
+            match &result {
+                Ok((entry, true)) => {
+                    counts.downloaded.fetch_add(1, Ordering::Relaxed);
+                    counts.bytes.fetch_add(entry.bytes, Ordering::Relaxed);
                 }
-                progress.step(&job.stem);
-                result.map(|(entry, _)| (job.stem, entry))
+                Ok((_, false)) => {
+                    counts.skipped.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => {}
             }
+            progress.step(&job.stem);
+            result.map(|(entry, _)| (job.stem, entry))
         })
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
-    progress.finish();
     let mut files: HashMap<String, Vec<FileEntry>> = HashMap::new();
-    let mut failures = Vec::new();
     for result in results {
         match result {
             Ok((stem, entry)) => files
@@ -139,29 +204,15 @@ pub(crate) async fn export(graph: &GraphClient, dir: &Path, concurrency: usize) 
             Err(failure) => failures.push(failure),
         }
     }
-    for item in &mut items {
-        attach(item, &files);
-    }
-    let summary = Summary {
-        items: items.len(),
-        downloaded: downloaded.load(Ordering::Relaxed),
-        skipped: skipped.load(Ordering::Relaxed),
-        bytes: bytes.load(Ordering::Relaxed),
-        index: index_path.clone(),
-    };
-    let index = Index {
-        version: 1,
-        user_id: me.id.to_string(),
-        username: me.username,
-        exported_at: Timestamp::from_system_time(std::time::SystemTime::now()).to_rfc3339(),
-        items,
-    };
-    let json = serde_json::to_vec_pretty(&index).map_err(|e| Failure::runtime(e.to_string()))?;
-    write_private(&index_path, &json)?;
-    match failures.into_iter().next() {
-        Some(first) => Err(first.hint("run the same export again: complete files are kept and skipped")),
-        None => Ok(summary),
-    }
+    files
+}
+
+/// Rewrites `index.json` with what is exported so far (no token, no signed URL in it).
+fn write_index(path: &Path, index: &mut Index) -> Result<(), Failure> {
+    index.exported_at = Timestamp::from_system_time(std::time::SystemTime::now()).to_rfc3339();
+    let json = serde_json::to_vec_pretty(index).map_err(|e| Failure::runtime(e.to_string()))?;
+    write_private(path, &json)?;
+    Ok(())
 }
 
 fn attach(item: &mut Item, files: &HashMap<String, Vec<FileEntry>>) {
@@ -454,17 +505,17 @@ async fn fresh_url(graph: &GraphClient, job: &Job) -> Result<String, Failure> {
     url.ok_or_else(|| Failure::runtime(format!("media {} no longer has a URL", job.media)))
 }
 
-/// A progress bar on a terminal, plain lines otherwise.
+/// A progress bar on a terminal, plain lines otherwise. The total grows as pages are listed.
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
-    total: usize,
+    total: AtomicUsize,
     done: AtomicUsize,
 }
 
 impl Progress {
-    fn new(total: usize) -> Self {
+    fn new() -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(total as u64);
+            let bar = indicatif::ProgressBar::new(0);
             if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} files {msg}") {
                 bar.set_style(style);
             }
@@ -472,8 +523,19 @@ impl Progress {
         });
         Self {
             bar,
-            total,
+            total: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
+        }
+    }
+
+    /// `files` more files are planned.
+    fn planned(&self, files: usize) {
+        let total = self
+            .total
+            .fetch_add(files, Ordering::Relaxed)
+            .saturating_add(files);
+        if let Some(bar) = &self.bar {
+            bar.set_length(total as u64);
         }
     }
 
@@ -484,16 +546,21 @@ impl Progress {
                 bar.set_message(name.to_owned());
                 bar.inc(1);
             }
-            None if done == self.total || done.is_multiple_of(25) => {
-                eprintln!("exported {done}/{} files", self.total)
+            None if done.is_multiple_of(25) => {
+                eprintln!("exported {done}/{} files", self.total.load(Ordering::Relaxed))
             }
             None => {}
         }
     }
 
     fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
+        match &self.bar {
+            Some(bar) => bar.finish_and_clear(),
+            None => eprintln!(
+                "exported {}/{} files",
+                self.done.load(Ordering::Relaxed),
+                self.total.load(Ordering::Relaxed)
+            ),
         }
     }
 }

@@ -12,6 +12,22 @@ pub(crate) fn json(value: &impl Serialize) {
 
 /// Prints rows under a header, each column as wide as its widest cell (the last unpadded).
 pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
+    print_table(header, rows, Header::Shown);
+}
+
+/// Prints more rows of a table whose header is already printed (columns sized as `table`).
+pub(crate) fn rows(header: &[&str], rows: &[Vec<String>]) {
+    print_table(header, rows, Header::Omitted);
+}
+
+/// Whether a table prints its header line.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Header {
+    Shown,
+    Omitted,
+}
+
+fn print_table(header: &[&str], rows: &[Vec<String>], shown: Header) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -35,7 +51,9 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
             .collect();
         println!("{}", text.join("  ").trim_end());
     };
-    line(header.to_vec());
+    if shown == Header::Shown {
+        line(header.to_vec());
+    }
     for row in rows {
         line(row.iter().map(String::as_str).collect());
     }

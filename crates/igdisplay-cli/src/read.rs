@@ -3,7 +3,7 @@
 use crate::fail::Failure;
 use crate::out;
 use crate::settings::Settings;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use igdisplay::auth::{LONG_LIVED, TokenKind, TokenRecord, verify_signed_request};
 use igdisplay::model::{AccessToken, AppSecret, Media, MediaId, Timestamp};
 use tokio::io::AsyncReadExt;
@@ -72,6 +72,38 @@ fn parse_time(text: &str) -> Result<Timestamp, Failure> {
         })
 }
 
+/// Every item, printed a page at a time as it arrives: memory holds one page whatever the
+/// size of the library (JSON output is one array, written incrementally).
+async fn list_all(settings: &Settings, request: igdisplay::graph::MediaListRequest) -> Result<(), Failure> {
+    let mut pages = request.into_stream().try_chunks(100);
+    let mut first = true;
+    if settings.json {
+        println!("[");
+    }
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| e.1)?;
+        if settings.json {
+            for item in &page {
+                let text = serde_json::to_string_pretty(item).map_err(|e| Failure::runtime(e.to_string()))?;
+                println!("{}{text}", if first { "" } else { "," });
+                first = false;
+            }
+        } else {
+            let header = ["ID", "TYPE", "PUBLISHED", "CAPTION"];
+            if first {
+                out::table(&header, &media_rows(&page));
+            } else {
+                out::rows(&header, &media_rows(&page));
+            }
+            first = false;
+        }
+    }
+    if settings.json {
+        println!("]");
+    }
+    Ok(())
+}
+
 /// `igdisplay media list`.
 pub(crate) async fn list(
     settings: &Settings,
@@ -89,9 +121,10 @@ pub(crate) async fn list(
     if let Some(until) = until {
         request = request.until(parse_time(until)?);
     }
-    let items = if all {
-        request.into_stream().try_collect::<Vec<_>>().await?
-    } else {
+    if all {
+        return list_all(settings, request).await;
+    }
+    let items = {
         let page = request.send().await?;
         if page.has_next() && !settings.json {
             eprintln!("(more media follow: add --all for everything)");

@@ -619,3 +619,30 @@ fn a_download_redirected_to_another_scheme_is_refused_and_the_rest_exported() {
         "the other items are kept"
     );
 }
+
+#[test]
+fn a_media_id_listed_twice_is_exported_once() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    env.login("cafe_nova");
+    let items = env.json(&["media", "list", "--all"]);
+    let image = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["media_type"] == "IMAGE")
+        .unwrap()
+        .clone();
+    // A page that repeats an item, as a misbehaving API might: one download, one entry.
+    let page = serde_json::json!({"data": [image.clone(), image.clone()]});
+    env.mock
+        .stub(igdisplay_mock::Stub::json("GET", "/me/media", 200, page).times(1));
+    let out = env.dir.path().join("export");
+    let summary = env.json(&["export", out.to_str().unwrap()]);
+    assert_eq!(
+        (summary["items"].as_u64(), summary["downloaded"].as_u64()),
+        (Some(1), Some(1)),
+        "{summary}"
+    );
+    let index: Value = serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["items"].as_array().unwrap().len(), 1);
+}
