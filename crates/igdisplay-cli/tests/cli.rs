@@ -258,30 +258,9 @@ fn check_export(out: &Path) {
 #[test]
 fn login_listens_on_a_loopback_redirect_uri() {
     let env = Env::new(MockPlatform::BasicDisplay);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (child, url, port) = listening_login(&env);
     let redirect = format!("http://127.0.0.1:{port}/callback");
-    env.mock.add_redirect_uri(&redirect);
-    let mut child = env
-        .command(&["login", "--no-browser", "--timeout", "30"])
-        .env("IGDISPLAY_REDIRECT_URI", &redirect)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut url = String::new();
-    let mut byte = [0u8; 1];
-    while !url.ends_with('\n') {
-        if stdout.read(&mut byte).unwrap() == 0 {
-            break;
-        }
-        url.push(char::from(byte[0]));
-    }
-    let location = env.mock.approve(url.trim(), "jayposiris").unwrap();
+    let location = env.mock.approve(&url, "jayposiris").unwrap();
     assert!(location.starts_with(&redirect) && location.ends_with("#_"));
     // A stray request first (a favicon): it must not consume the login.
     assert_eq!(get(&format!("http://127.0.0.1:{port}/favicon.ico")).0, 404);
@@ -291,8 +270,11 @@ fn login_listens_on_a_loopback_redirect_uri() {
     assert!(page.contains("cache-control: no-store") && page.contains("referrer-policy: no-referrer"));
     assert!(!page.contains("code=") && !page.contains("<script"));
     let output = child.wait_with_output().unwrap();
-    let mut all = String::from_utf8_lossy(&output.stderr).into_owned();
-    stdout.read_to_string(&mut all).unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
     assert!(output.status.success(), "{all}");
     assert!(all.contains("Logged in as user"), "{all}");
     assert!(env.dir.path().join("tokens.json").exists());
