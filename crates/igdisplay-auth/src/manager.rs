@@ -155,7 +155,8 @@ impl TokenManager {
         }
         let flight = self.flight(user);
         let _turn = flight.lock().await;
-        // Whoever held the turn before may have refreshed already.
+        let _across_processes = self.inner.store.refresh_lock(user).await?;
+        // Whoever held the turn before, here or in another process, may have refreshed already.
         let record = self.usable(user).await?;
         if !self.wants_refresh(&record) {
             return Ok(record);
@@ -170,10 +171,20 @@ impl TokenManager {
     /// [`TokenError::TooEarly`] or [`NotLongLived`](TokenError::NotLongLived) without a request,
     /// and every error of [`record`](Self::record) and of [`AuthClient::refresh`]; here a failed
     /// refresh is an error.
+    ///
+    /// When another caller (here, or another process sharing the store) replaced the token
+    /// while this one waited for its turn, that token is returned instead of refreshing twice.
     pub async fn refresh_now(&self, user: &UserId) -> Result<TokenRecord, TokenError> {
+        let before = self.usable(user).await?;
         let flight = self.flight(user);
         let _turn = flight.lock().await;
+        let _across_processes = self.inner.store.refresh_lock(user).await?;
         let record = self.usable(user).await?;
+        let replaced = record.issued_at != before.issued_at
+            || record.access_token.expose_secret() != before.access_token.expose_secret();
+        if replaced {
+            return Ok(record);
+        }
         self.refresh_locked(record, true).await
     }
 

@@ -5,6 +5,8 @@
 //! 0700 directory (on Unix), replaced atomically (temporary file, fsync, rename, fsync of the
 //! directory), and writers take an exclusive lock on a sidecar file, so two processes never
 //! lose each other's updates. A failed write leaves the previous file intact and readable.
+//! A second sidecar lock ([`TokenStore::refresh_lock`]) keeps two processes from refreshing
+//! the same token at once.
 
 use crate::{StoreError, TokenRecord};
 use igdisplay_model::UserId;
@@ -46,6 +48,49 @@ pub trait TokenStore: std::fmt::Debug + Send + Sync + 'static {
     ///
     /// [`StoreError`] when the store cannot be read.
     async fn users(&self) -> Result<Vec<UserId>, StoreError>;
+
+    /// Holds the store's refresh lock for `user` until the returned guard drops, so that
+    /// [`TokenManager`](crate::TokenManager)s in other processes sharing this store do not
+    /// refresh the same token at once: the manager takes it after its in-process single
+    /// flight and reads the record again under it.
+    ///
+    /// The default takes no lock, which is right for a store that one process uses.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the lock cannot be taken.
+    async fn refresh_lock(&self, user: &UserId) -> Result<RefreshLock, StoreError> {
+        let _ = user;
+        Ok(RefreshLock::none())
+    }
+}
+
+/// A held cross-process refresh lock ([`TokenStore::refresh_lock`]); released on drop.
+#[must_use = "the lock is released when this is dropped"]
+pub struct RefreshLock {
+    _held: Option<Box<dyn Send + Sync>>,
+}
+
+impl RefreshLock {
+    /// No lock: for stores used by one process.
+    pub fn none() -> Self {
+        Self { _held: None }
+    }
+
+    /// A lock held as long as `guard` lives (a locked file, a database lease, ...).
+    pub fn holding(guard: impl Send + Sync + 'static) -> Self {
+        Self {
+            _held: Some(Box::new(guard)),
+        }
+    }
+}
+
+impl std::fmt::Debug for RefreshLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshLock")
+            .field("held", &self._held.is_some())
+            .finish()
+    }
 }
 
 /// Tokens in memory, for tests and for servers that persist elsewhere.
@@ -134,7 +179,7 @@ impl FileStore {
     /// Read-modify-write under the lock; `change` returns what to report.
     fn update<T>(&self, change: impl FnOnce(&mut Document) -> T) -> Result<T, StoreError> {
         create_private_dir(parent_dir(&self.inner.path)).map_err(io("create the token directory"))?;
-        let lock = open_lock(&lock_path(&self.inner.path)).map_err(io("open the lock file"))?;
+        let lock = open_lock(&sidecar(&self.inner.path, ".lock")).map_err(io("open the lock file"))?;
         lock.lock().map_err(io("lock the token file"))?;
         let mut document = self.read()?;
         let result = change(&mut document);
@@ -277,9 +322,10 @@ fn read_document(path: &Path) -> Result<Document, StoreError> {
     Ok(document)
 }
 
-fn lock_path(path: &Path) -> PathBuf {
+/// `path` with `suffix` appended to its file name.
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".lock");
+    name.push(suffix);
     path.with_file_name(name)
 }
 
@@ -335,6 +381,20 @@ impl TokenStore for FileStore {
     async fn users(&self) -> Result<Vec<UserId>, StoreError> {
         let store = self.clone();
         blocking(move || Ok(store.read()?.tokens.into_keys().map(UserId::new).collect())).await
+    }
+
+    /// An exclusive lock on a second sidecar file (`<name>.refresh.lock`), for every user of
+    /// the file: other processes' refreshes wait for it; the operating system releases it if
+    /// the process dies.
+    async fn refresh_lock(&self, _user: &UserId) -> Result<RefreshLock, StoreError> {
+        let path = sidecar(&self.inner.path, ".refresh.lock");
+        blocking(move || {
+            create_private_dir(parent_dir(&path)).map_err(io("create the token directory"))?;
+            let lock = open_lock(&path).map_err(io("open the refresh lock file"))?;
+            lock.lock().map_err(io("lock the refresh lock file"))?;
+            Ok(RefreshLock::holding(lock))
+        })
+        .await
     }
 }
 

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use igdisplay_auth::{
-    AppConfig, AuthClient, Callback, CallbackError, Endpoints, LoginError, MemoryStore,
+    AppConfig, AuthClient, Callback, CallbackError, Endpoints, FileStore, LoginError, MemoryStore,
     PendingAuthorizations, Platform, RefreshPolicy, StoreError, TokenError, TokenKind, TokenManager,
     TokenRecord, TokenStore,
 };
@@ -610,6 +610,58 @@ async fn fifty_concurrent_callers_cause_exactly_one_refresh() {
     }
     let stored = m.store.load(&user).await.unwrap().unwrap();
     assert_eq!(stored.access_token.expose_secret(), "CANARY-NEW");
+}
+
+/// Two managers on one token file, as two `igdisplay` processes would be, with a token due for
+/// refresh and a slow refresh endpoint.
+async fn two_processes_on_one_file(w: &World, dir: &std::path::Path) -> (TokenManager, TokenManager) {
+    let file = dir.join("tokens.json");
+    let user = UserId::new("17841405793187218");
+    FileStore::new(&file)
+        .save(&long_record(
+            user.as_str(),
+            "CANARY-OLD",
+            w.clock.now() - 55 * DAY,
+        ))
+        .await
+        .unwrap();
+    Mock::given(method("GET"))
+        .and(path("/refresh_access_token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(long_lived_body("CANARY-NEW", 5_184_000), "application/json")
+                .set_delay(Duration::from_millis(200)),
+        )
+        .expect(1)
+        .named("the single refresh across processes")
+        .mount(&w.server)
+        .await;
+    let manager = || TokenManager::new(w.client.clone(), Arc::new(FileStore::new(&file)));
+    (manager(), manager())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_due_for_a_refresh_refresh_once() {
+    let w = world(Platform::InstagramLogin).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = two_processes_on_one_file(&w, dir.path()).await;
+    let user = UserId::new("17841405793187218");
+    let (a, b) = tokio::join!(first.access_token(&user), second.access_token(&user));
+    assert_eq!(a.unwrap().expose_secret(), "CANARY-NEW");
+    assert_eq!(b.unwrap().expose_secret(), "CANARY-NEW");
+    w.server.verify().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_asked_to_refresh_now_refresh_once() {
+    let w = world(Platform::InstagramLogin).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = two_processes_on_one_file(&w, dir.path()).await;
+    let user = UserId::new("17841405793187218");
+    let (a, b) = tokio::join!(first.refresh_now(&user), second.refresh_now(&user));
+    assert_eq!(a.unwrap().access_token.expose_secret(), "CANARY-NEW");
+    assert_eq!(b.unwrap().access_token.expose_secret(), "CANARY-NEW");
+    w.server.verify().await;
 }
 
 #[tokio::test]
