@@ -13,7 +13,8 @@ use base64::Engine as _;
 use igdisplay_model::{AuthorizationCode, CsrfState, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasher as _;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 use subtle::ConstantTimeEq;
@@ -355,32 +356,138 @@ impl StateKey {
 /// Many pending authorizations at once, for a server: callbacks are matched by state, each
 /// state works once, and a second use is reported as a replay rather than a mismatch.
 ///
-/// Bounded: expired entries are dropped as new ones arrive, and at most
-/// [`PendingAuthorizations::CAPACITY`] wait at a time (the oldest go first).
+/// Bounded, and fair under a flood: expired entries are dropped as new ones arrive, each
+/// client (an address, a session: whatever [`insert_for`](Self::insert_for) is given) keeps at
+/// most [`PER_CLIENT`](Self::PER_CLIENT) waiting (its own oldest go first), and when
+/// [`CAPACITY`](Self::CAPACITY) are waiting, the client with the most gives one up. A flood of
+/// logins from one client therefore never evicts another client's login. Every operation
+/// takes logarithmic time.
 #[derive(Debug, Default)]
 pub struct PendingAuthorizations {
     table: Mutex<Table>,
 }
 
+/// Whose authorization it is: a keyed hash of what the caller named, so the table holds no
+/// addresses and a client cannot choose collisions.
+type ClientKey = u64;
+
+/// A place in the expiry order: when, then the insertion number (unique).
+type Slot = (Timestamp, u64);
+
+struct Waiting {
+    pending: PendingAuthorization,
+    client: ClientKey,
+    slot: Slot,
+}
+
 #[derive(Default)]
 struct Table {
-    pending: HashMap<StateKey, PendingAuthorization>,
+    pending: HashMap<StateKey, Waiting>,
+    /// Every waiting authorization by expiry.
+    by_expiry: BTreeMap<Slot, StateKey>,
+    /// Each client's waiting authorizations by expiry.
+    by_client: HashMap<ClientKey, BTreeMap<Slot, StateKey>>,
+    /// Clients by how many they have waiting, for eviction from the largest.
+    load: BTreeSet<(usize, ClientKey)>,
     /// Used states, until the time their authorization would have expired.
     used: HashMap<StateKey, SystemTime>,
+    used_by_expiry: BTreeMap<(SystemTime, u64), StateKey>,
+    inserted: u64,
+    hasher: std::hash::RandomState,
 }
 
 impl std::fmt::Debug for Table {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Table")
             .field("pending", &self.pending.len())
+            .field("clients", &self.by_client.len())
             .field("used", &self.used.len())
             .finish()
+    }
+}
+
+impl Table {
+    fn client_load(&self, client: ClientKey) -> usize {
+        self.by_client.get(&client).map_or(0, BTreeMap::len)
+    }
+
+    fn add(&mut self, key: StateKey, pending: PendingAuthorization, client: ClientKey) {
+        self.inserted = self.inserted.wrapping_add(1);
+        let slot = (pending.expires_at, self.inserted);
+        let before = self.client_load(client);
+        self.load.remove(&(before, client));
+        self.load.insert((before + 1, client));
+        self.by_client.entry(client).or_default().insert(slot, key);
+        self.by_expiry.insert(slot, key);
+        self.pending.insert(
+            key,
+            Waiting {
+                pending,
+                client,
+                slot,
+            },
+        );
+    }
+
+    fn take(&mut self, key: &StateKey) -> Option<PendingAuthorization> {
+        let waiting = self.pending.remove(key)?;
+        self.by_expiry.remove(&waiting.slot);
+        let before = self.client_load(waiting.client);
+        self.load.remove(&(before, waiting.client));
+        if let Some(slots) = self.by_client.get_mut(&waiting.client) {
+            slots.remove(&waiting.slot);
+            if slots.is_empty() {
+                self.by_client.remove(&waiting.client);
+            } else {
+                self.load.insert((slots.len(), waiting.client));
+            }
+        }
+        Some(waiting.pending)
+    }
+
+    /// Drops the client's authorization that expires first.
+    fn evict_oldest_of(&mut self, client: ClientKey) {
+        let first = self
+            .by_client
+            .get(&client)
+            .and_then(|slots| slots.first_key_value())
+            .map(|(_, key)| *key);
+        if let Some(key) = first {
+            self.take(&key);
+        }
+    }
+
+    fn expire(&mut self, now: SystemTime) {
+        while let Some((&(expires_at, _), &key)) = self.by_expiry.first_key_value() {
+            if expires_at.to_system_time() > now {
+                break;
+            }
+            self.take(&key);
+        }
+        while let Some((&(until, _), &key)) = self.used_by_expiry.first_key_value() {
+            if until > now {
+                break;
+            }
+            self.used_by_expiry.pop_first();
+            self.used.remove(&key);
+        }
+    }
+
+    fn mark_used(&mut self, key: StateKey, until: SystemTime) {
+        self.inserted = self.inserted.wrapping_add(1);
+        if self.used.insert(key, until).is_none() {
+            self.used_by_expiry.insert((until, self.inserted), key);
+        }
     }
 }
 
 impl PendingAuthorizations {
     /// The most authorizations that wait at once.
     pub const CAPACITY: usize = 10_000;
+
+    /// The most authorizations one client keeps waiting (a user who opened the login in a few
+    /// tabs needs a handful).
+    pub const PER_CLIENT: usize = 32;
 
     /// An empty table.
     pub fn new() -> Self {
@@ -391,23 +498,61 @@ impl PendingAuthorizations {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Keeps `pending` until its callback, dropping expired entries first.
+    /// Keeps `pending` until its callback, for a caller that does not tell clients apart: all
+    /// its authorizations share one client's quota of [`CAPACITY`](Self::CAPACITY). A server
+    /// should prefer [`insert_for`](Self::insert_for).
     pub fn insert(&self, pending: PendingAuthorization, now: SystemTime) {
+        self.insert_keyed(None, pending, now);
+    }
+
+    /// Keeps `pending` until its callback, on behalf of `client` (the peer address, or a
+    /// session id): expired entries go first; then, if `client` already has
+    /// [`PER_CLIENT`](Self::PER_CLIENT) waiting, its oldest goes; if the table is full, the
+    /// oldest of the client with the most goes.
+    ///
+    /// ```
+    /// # use igdisplay_auth::{AppConfig, AuthClient, PendingAuthorizations, Platform};
+    /// # use igdisplay_model::AppSecret;
+    /// # use std::{sync::Arc, time::SystemTime};
+    /// # let config = AppConfig::new(Platform::InstagramLogin, "684477648739411",
+    /// #     AppSecret::new("app-secret"), "https://app.example/auth/").unwrap();
+    /// # let client = AuthClient::new(config, Arc::new(igdisplay_http::ReqwestBackend::new().unwrap()));
+    /// let table = PendingAuthorizations::new();
+    /// let now = SystemTime::now();
+    /// let login = client.authorize().build()?;
+    /// table.insert_for("203.0.113.7", login.pending, now);
+    /// // A flood from another address cannot push it out.
+    /// for _ in 0..20_000 {
+    ///     table.insert_for("198.51.100.9", client.authorize().build()?.pending, now);
+    /// }
+    /// assert!(table.len() <= PendingAuthorizations::PER_CLIENT + 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn insert_for(&self, client: &str, pending: PendingAuthorization, now: SystemTime) {
+        self.insert_keyed(Some(client), pending, now);
+    }
+
+    fn insert_keyed(&self, client: Option<&str>, pending: PendingAuthorization, now: SystemTime) {
         let mut table = self.table();
-        table.pending.retain(|_, p| p.expires_at.to_system_time() > now);
-        table.used.retain(|_, until| *until > now);
-        while table.pending.len() >= Self::CAPACITY {
-            let oldest = table
-                .pending
-                .iter()
-                .min_by_key(|(_, p)| p.created_at)
-                .map(|(key, _)| *key);
-            match oldest {
-                Some(key) => table.pending.remove(&key),
-                None => break,
-            };
+        table.expire(now);
+        let (client, quota) = match client {
+            // Named clients get odd keys, so none shares the anonymous quota.
+            None => (0, Self::CAPACITY),
+            Some(name) => (table.hasher.hash_one(name) | 1, Self::PER_CLIENT),
+        };
+        let key = pending.key();
+        // The same state inserted twice replaces itself.
+        table.take(&key);
+        while table.client_load(client) >= quota {
+            table.evict_oldest_of(client);
         }
-        table.pending.insert(pending.key(), pending);
+        while table.pending.len() >= Self::CAPACITY {
+            match table.load.last().map(|&(_, heaviest)| heaviest) {
+                Some(heaviest) => table.evict_oldest_of(heaviest),
+                None => break,
+            }
+        }
+        table.add(key, pending, client);
     }
 
     /// How many authorizations are waiting.
@@ -435,16 +580,14 @@ impl PendingAuthorizations {
         };
         let key = StateKey::of(state);
         let mut table = self.table();
-        let Some(pending) = table.pending.remove(&key) else {
+        let Some(pending) = table.take(&key) else {
             return Err(if table.used.contains_key(&key) {
                 CallbackError::StateAlreadyUsed
             } else {
                 CallbackError::StateMismatch
             });
         };
-        table
-            .used
-            .insert(key, pending.expires_at.to_system_time().max(now));
+        table.mark_used(key, pending.expires_at.to_system_time().max(now));
         drop(table);
         pending.accept(callback.outcome, now)
     }
@@ -602,6 +745,86 @@ mod tests {
         let later = AuthorizeBuilder::new(config, now()).build().unwrap();
         table.insert(later.pending, now() + DEFAULT_STATE_TTL);
         assert_eq!(table.len(), 1);
+    }
+
+    /// An authorization for `table`, and the callback that completes it.
+    fn login(config: &Arc<AppConfig>) -> (PendingAuthorization, Callback) {
+        let auth = AuthorizeBuilder::new(config.clone(), now()).build().unwrap();
+        let done = callback(&format!("code=C&state={}", auth.pending.state.expose_secret()));
+        (auth.pending, done)
+    }
+
+    #[test]
+    fn a_flood_from_one_client_never_evicts_another_clients_login() {
+        let table = PendingAuthorizations::new();
+        let config = config(Platform::InstagramLogin);
+        let (pending, done) = login(&config);
+        table.insert_for("203.0.113.7", pending, now());
+        for _ in 0..2 * PendingAuthorizations::CAPACITY {
+            table.insert_for("198.51.100.9", login(&config).0, now());
+        }
+        assert_eq!(table.len(), PendingAuthorizations::PER_CLIENT + 1);
+        assert!(table.complete(done, now()).is_ok());
+    }
+
+    #[test]
+    fn a_client_over_its_quota_loses_its_own_oldest_login() {
+        let table = PendingAuthorizations::new();
+        let config = config(Platform::InstagramLogin);
+        let logins: Vec<_> = (0..=PendingAuthorizations::PER_CLIENT)
+            .map(|_| login(&config))
+            .collect();
+        let mut callbacks = Vec::new();
+        for (pending, done) in logins {
+            table.insert_for("tabs", pending, now());
+            callbacks.push(done);
+        }
+        let newest = callbacks.pop().unwrap();
+        let oldest = callbacks.remove(0);
+        assert_eq!(
+            table.complete(oldest, now()).unwrap_err(),
+            CallbackError::StateMismatch
+        );
+        assert!(table.complete(newest, now()).is_ok());
+        assert!(table.complete(callbacks.remove(0), now()).is_ok());
+    }
+
+    #[test]
+    fn a_full_table_takes_room_from_the_client_with_the_most() {
+        let table = PendingAuthorizations::new();
+        let config = config(Platform::InstagramLogin);
+        let (pending, done) = login(&config);
+        table.insert_for("victim", pending, now());
+        // Many addresses, each at its quota: more than the table holds.
+        let clients = PendingAuthorizations::CAPACITY / PendingAuthorizations::PER_CLIENT + 10;
+        for client in 0..clients {
+            for _ in 0..PendingAuthorizations::PER_CLIENT {
+                table.insert_for(&format!("10.0.{client}"), login(&config).0, now());
+            }
+        }
+        assert_eq!(table.len(), PendingAuthorizations::CAPACITY);
+        assert!(table.complete(done, now()).is_ok());
+    }
+
+    #[test]
+    fn used_states_are_forgotten_once_their_authorization_would_have_expired() {
+        let table = PendingAuthorizations::new();
+        let config = config(Platform::InstagramLogin);
+        let (pending, done) = login(&config);
+        let replay = done.clone();
+        table.insert(pending, now());
+        table.complete(done, now()).unwrap();
+        assert_eq!(
+            table.complete(replay.clone(), now()).unwrap_err(),
+            CallbackError::StateAlreadyUsed
+        );
+        // Any later insertion sweeps what has expired, the record of used states included.
+        table.insert(login(&config).0, now() + DEFAULT_STATE_TTL);
+        assert_eq!(
+            table.complete(replay, now() + DEFAULT_STATE_TTL).unwrap_err(),
+            CallbackError::StateMismatch
+        );
+        assert_eq!(format!("{table:?}").matches("used: 0").count(), 1, "{table:?}");
     }
 
     #[test]
