@@ -5,6 +5,7 @@
 
 mod failures;
 mod flow;
+mod logs;
 
 use igdisplay::Instagram;
 use igdisplay::http::{HyperBackend, ReqwestBackend, SharedBackend};

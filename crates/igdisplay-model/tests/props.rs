@@ -108,3 +108,18 @@ proptest! {
         prop_assert_eq!(paging.after(), Some(cursor.as_str()));
     }
 }
+
+/// Case 48: a body nested deeper than serde_json's recursion limit (128) inside a field that
+/// takes any JSON is a typed decode error naming where, not a stack overflow.
+#[test]
+fn a_body_nested_ten_thousand_deep_stops_at_the_recursion_limit() {
+    let depth = 10_000;
+    let body = format!(
+        r#"{{"id":"17841405793187218","username":"jayposiris","extra":{}{}}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    let error = igdisplay_model::decode::<igdisplay_model::User>(body.as_bytes(), &[]).unwrap_err();
+    assert!(error.reason.contains("recursion limit exceeded"), "{error}");
+    assert!(error.path.starts_with("extra"), "{error}");
+}
