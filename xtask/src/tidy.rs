@@ -62,6 +62,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     }
     check_one_place(root, &mut problems);
     check_clock_rule(root, &mut problems);
+    check_snapshot_secrets(root, &mut problems);
     if problems.is_empty() {
         return Ok(());
     }
@@ -316,6 +317,91 @@ fn check_clock_rule(root: &Path, problems: &mut Vec<String>) {
     }
 }
 
+/// Case 26: no snapshot holds a secret. The secrets are the word `CANARY` the tests put in
+/// theirs, and every `access_token` of the sample bodies in `testdata/`; besides, a secret
+/// wrapper or a sensitive query parameter in a snapshot must show the mask.
+fn check_snapshot_secrets(root: &Path, problems: &mut Vec<String>) {
+    let mut files = Vec::new();
+    collect_files(root, &mut files);
+    let mut secrets = vec!["CANARY".to_owned()];
+    for file in files
+        .iter()
+        .filter(|f| f.components().any(|c| c.as_os_str() == "testdata"))
+    {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for value in text.split("\"access_token\"").skip(1).filter_map(|rest| {
+            let rest = rest
+                .trim_start()
+                .strip_prefix(':')?
+                .trim_start()
+                .strip_prefix('"')?;
+            rest.split('"').next()
+        }) {
+            if value.len() >= 8 {
+                secrets.push(value.to_owned());
+            }
+        }
+    }
+    let snapshots = files
+        .iter()
+        .filter(|f| f.to_string_lossy().ends_with(".snap") || f.to_string_lossy().ends_with(".snap.new"));
+    for file in snapshots {
+        let shown = file
+            .strip_prefix(root)
+            .unwrap_or(file)
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if secrets.iter().any(|secret| text.contains(secret.as_str())) {
+            problems.push(format!("{shown}: holds a secret of the tests or of testdata/"));
+        }
+        for wrapper in ["AccessToken(", "AppSecret(", "AuthorizationCode(", "CsrfState("] {
+            if text
+                .split(wrapper)
+                .skip(1)
+                .any(|rest| !rest.starts_with("[redacted]"))
+            {
+                problems.push(format!("{shown}: `{wrapper}` without its mask"));
+            }
+        }
+        for name in [
+            "access_token=",
+            "client_secret=",
+            "code=",
+            "state=",
+            "fb_exchange_token=",
+        ] {
+            let leaked = text
+                .split(name)
+                .skip(1)
+                .any(|rest| !rest.starts_with("[redacted]") && !rest.starts_with(['&', '"', ' ', '\n']));
+            if leaked {
+                problems.push(format!("{shown}: `{name}` without its mask"));
+            }
+        }
+    }
+}
+
+/// Every file under `dir`, skipping build output, Git and npm folders.
+fn collect_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if !matches!(
+                entry.file_name().to_str(),
+                Some("target" | ".git" | "node_modules")
+            ) {
+                collect_files(&path, found);
+            }
+        } else {
+            found.push(path);
+        }
+    }
+}
+
 fn collect_rust_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -402,6 +488,40 @@ mod tests {
 #[cfg(test)]
 mod one_place_tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_with_a_secret_is_reported() {
+        let root = std::env::temp_dir().join(format!("igdisplay-tidy-snap-{}", std::process::id()));
+        let data = root.join("crates/igdisplay-model/testdata");
+        let snaps = root.join("crates/igdisplay-model/tests/snapshots");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::create_dir_all(&snaps).unwrap();
+        std::fs::write(
+            data.join("token.json"),
+            r#"{"access_token": "IGQVJSAMPLE1", "user_id": 1}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            snaps.join("clean.snap"),
+            "access_token: AccessToken([redacted]),\nuri: /me?access_token=[redacted]&fields=id\n",
+        )
+        .unwrap();
+        std::fs::write(
+            snaps.join("leak.snap"),
+            "body: IGQVJSAMPLE1\nAppSecret(s3cr3t)\nuri: /x?code=AQD1\n",
+        )
+        .unwrap();
+        let mut problems = Vec::new();
+        check_snapshot_secrets(&root, &mut problems);
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .all(|p| p.starts_with("crates/igdisplay-model/tests/snapshots/leak.snap")),
+            "{problems:?}"
+        );
+    }
 
     #[test]
     fn a_second_encoder_or_a_missing_clock_rule_is_reported() {
