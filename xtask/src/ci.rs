@@ -63,6 +63,12 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     println!("\n==> tidy");
     crate::tidy::run(root)?;
     println!("tidy: ok");
+    // deny.toml says why advisories are not part of it.
+    step(
+        "licences, bans and sources",
+        &["deny", "check", "-D", "warnings", "bans", "licenses", "sources"],
+        &[],
+    )?;
     for example in examples(root) {
         step(
             &format!("example {example} against the mock"),
