@@ -384,39 +384,32 @@ fn check_snapshot_secrets(root: &Path, problems: &mut Vec<String>) {
 
 /// Every file under `dir`, skipping build output, Git and npm folders.
 fn collect_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            if !matches!(
-                entry.file_name().to_str(),
-                Some("target" | ".git" | "node_modules")
-            ) {
-                collect_files(&path, found);
-            }
-        } else {
-            found.push(path);
-        }
-    }
+    walk(dir, &["target", ".git", "node_modules"], &|_| true, found);
 }
 
+/// The Rust sources under `dir`: insta keeps snapshots in `snapshots/`, and test data folders
+/// hold no modules.
 fn collect_rust_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
+    let is_rust = |path: &Path| path.extension().is_some_and(|ext| ext == "rs");
+    walk(dir, &["snapshots", "testdata", "fixtures"], &is_rust, found);
+}
+
+/// The files under `dir` that `keep` accepts, not entering folders named in `skip`.
+fn walk(dir: &Path, skip: &[&str], keep: &dyn Fn(&Path) -> bool, found: &mut Vec<std::path::PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            // insta keeps snapshots here; test data folders hold no modules.
-            if !matches!(
-                entry.file_name().to_str(),
-                Some("snapshots" | "testdata" | "fixtures")
-            ) {
-                collect_rust_files(&path, found);
+            if !entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| skip.contains(&name))
+            {
+                walk(&path, skip, keep, found);
             }
-        } else if path.extension().is_some_and(|ext| ext == "rs") {
+        } else if keep(&path) {
             found.push(path);
         }
     }
