@@ -426,6 +426,71 @@ async fn a_code_exchange_that_times_out_is_sent_exactly_once() {
     assert!(w.clock.sleeps().is_empty(), "no retry was even scheduled");
 }
 
+/// A server that answers every connection with headers and half a body, then hangs up;
+/// its port and how many connections it accepted.
+fn hanging_up_mid_body() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // Read the whole request: the headers, then `Content-Length` bytes of form.
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = stream.read(&mut buf) {
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                    continue;
+                };
+                let length = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .and_then(|value| value.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    break;
+                }
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 120\r\n\r\n{\"access_token\":\"CANARY-HALF",
+            );
+            // Dropped here: the connection closes 90 bytes short of the declared body.
+        }
+    });
+    (port, accepted)
+}
+
+#[tokio::test]
+async fn a_code_exchange_cut_off_mid_body_is_sent_exactly_once() {
+    let clock = ManualClock::at_unix(START);
+    let (port, accepted) = hanging_up_mid_body();
+    let config = AppConfig::new(Platform::InstagramLogin, APP_ID, AppSecret::new(SECRET), REDIRECT)
+        .unwrap()
+        .with_endpoints(Endpoints::single_origin(&format!("http://127.0.0.1:{port}")))
+        .unwrap();
+    let client =
+        AuthClient::new(config, Arc::new(ReqwestBackend::new().unwrap())).with_clock(Arc::new(clock.clone()));
+    let authorization = client.authorize().fixed_state(STATE).build().unwrap();
+    let grant = authorization
+        .pending
+        .verify(
+            Callback::parse(&format!("code=C&state={STATE}")).unwrap(),
+            clock.now(),
+        )
+        .unwrap();
+    let error = client.exchange_code(grant).await.unwrap_err();
+    assert!(matches!(error, TokenError::Transport { .. }), "{error:?}");
+    assert!(!error.is_retryable(), "the code was sent: it is never sent again");
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(clock.sleeps().is_empty(), "no retry was even scheduled");
+    assert_no_canary(&[format!("{error}"), format!("{error:?}"), chain(&error)]);
+}
+
 #[tokio::test]
 async fn a_refused_connection_is_retried_because_nothing_was_sent() {
     let clock = ManualClock::at_unix(START);
