@@ -729,6 +729,50 @@ async fn two_processes_asked_to_refresh_now_refresh_once() {
     w.server.verify().await;
 }
 
+/// Case 27: the transport panics in the middle of a refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_inside_a_refresh_leaves_the_store_whole_and_nothing_locked() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens.json");
+    let clock = ManualClock::at_unix(START);
+    let user = UserId::new("17841405793187218");
+    FileStore::new(&file)
+        .save(&long_record(user.as_str(), "CANARY-OLD", clock.now() - 55 * DAY))
+        .await
+        .unwrap();
+    let panicked = Arc::new(AtomicBool::new(false));
+    let first_call = panicked.clone();
+    let backend = FnBackend::new(move |_| {
+        assert!(
+            first_call.swap(true, Ordering::SeqCst),
+            "injected panic in the transport"
+        );
+        Ok(json_response(200, long_lived_body("CANARY-NEW", 5_184_000)))
+    });
+    let config = AppConfig::new(Platform::InstagramLogin, APP_ID, AppSecret::new(SECRET), REDIRECT)
+        .unwrap()
+        .with_endpoints(Endpoints::single_origin("http://127.0.0.1:9"))
+        .unwrap();
+    let client = AuthClient::new(config, Arc::new(backend)).with_clock(Arc::new(clock.clone()));
+    let manager = TokenManager::new(client, Arc::new(FileStore::new(&file)));
+    let task = {
+        let (manager, user) = (manager.clone(), user.clone());
+        tokio::spawn(async move { manager.access_token(&user).await })
+    };
+    let panic = task.await.unwrap_err();
+    assert!(panic.is_panic() && panicked.load(Ordering::SeqCst));
+    assert_no_canary(&[format!("{panic}"), format!("{panic:?}")]);
+    // The file still holds the old token, readable.
+    let stored = FileStore::new(&file).load(&user).await.unwrap().unwrap();
+    assert_eq!(stored.access_token.expose_secret(), "CANARY-OLD");
+    // Neither the single flight nor the file's refresh lock stayed held: the next call refreshes.
+    assert_eq!(
+        manager.access_token(&user).await.unwrap().expose_secret(),
+        "CANARY-NEW"
+    );
+}
+
 #[tokio::test]
 async fn the_manager_refreshes_in_the_window_and_refuses_expired_tokens() {
     let m = managed(RefreshPolicy::default()).await;
