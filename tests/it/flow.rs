@@ -6,6 +6,7 @@ use igdisplay::Instagram;
 use igdisplay::auth::TokenKind;
 use igdisplay::http::{HttpBackend, http};
 use igdisplay::model::{MediaType, Platform};
+use std::sync::Arc;
 use std::time::Duration;
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -169,5 +170,59 @@ async fn a_login_over_https_trusts_only_the_mocks_root() {
             matches!(error, igdisplay::graph::Error::Transport { .. }),
             "{case:?}: {error:?}"
         );
+    }
+}
+
+/// Whether the mock (Instagram's view) still accepts `token`.
+async fn accepted(instagram: &Instagram, mock: &igdisplay::mock::MockServer, token: &str) -> bool {
+    let url = format!("{}/me?fields=id&access_token={token}", mock.base_url());
+    let response = instagram
+        .backend()
+        .send(http::Request::get(url).body(Default::default()).unwrap())
+        .await
+        .unwrap();
+    response.status() == 200
+}
+
+/// Case 60: a local clock 10 minutes ahead of Instagram's or behind it. Expiry is counted
+/// from the local send time, so the skew cancels: the client stops using a token at most
+/// `expiry_margin` (60 s) before Instagram does, and never after.
+#[tokio::test]
+async fn a_clock_ten_minutes_off_still_judges_expiry_within_the_margin() {
+    use igdisplay::auth::RefreshPolicy;
+    use igdisplay::http::{Clock, ManualClock};
+    let case = cases()[0];
+    let policy = RefreshPolicy::default();
+    for skew in [-600_i64, 600] {
+        let mock = case.mock();
+        let local = ManualClock::at_unix(u64::try_from(mock.now() + skew).unwrap());
+        let instagram = case
+            .builder(&mock)
+            .clock(Arc::new(local.clone()))
+            .build()
+            .unwrap();
+        let token = login(&mock, &instagram, "jayposiris").await;
+        assert_eq!(
+            token.expires_at.unix(),
+            mock.now() + skew + 5_184_000,
+            "skew {skew}"
+        );
+        let secret = token.access_token.expose_secret();
+        let both = |by: Duration| {
+            mock.advance(by);
+            local.advance(by);
+        };
+        // Two minutes before Instagram's expiry: valid for both.
+        both(60 * DAY - Duration::from_secs(120));
+        assert!(!policy.is_expired(&token, local.now()), "skew {skew}");
+        assert!(accepted(&instagram, &mock, secret).await, "skew {skew}");
+        // Thirty seconds before: the client has stopped, Instagram would still accept.
+        both(Duration::from_secs(90));
+        assert!(policy.is_expired(&token, local.now()), "skew {skew}");
+        assert!(accepted(&instagram, &mock, secret).await, "skew {skew}");
+        // After: both refuse.
+        both(Duration::from_secs(31));
+        assert!(token.is_expired(local.now()), "skew {skew}");
+        assert!(!accepted(&instagram, &mock, secret).await, "skew {skew}");
     }
 }
