@@ -64,21 +64,7 @@ pub(crate) async fn export(plan: &Plan, cli: &str, report: &mut Report) -> Resul
     let mock = Server::start(&["serve-mock", "--generate", &plan.export_items.to_string()])?;
     let token = mock.info("bulk-token")?;
     let work = std::env::temp_dir().join(format!("igdisplay-bench-{}", std::process::id()));
-    let token_file = work.join("tokens.json");
-    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
-    let mut import = Command::new(cli)
-        .args(["token", "import", "--mock", &mock.base, "--token-file"])
-        .arg(&token_file)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| format!("{cli}: {e}"))?;
-    if let Some(mut stdin) = import.stdin.take() {
-        std::io::Write::write_all(&mut stdin, token.as_bytes()).map_err(|e| e.to_string())?;
-    }
-    if !import.wait().map_err(|e| e.to_string())?.success() {
-        return Err("igdisplay token import failed".to_owned());
-    }
+    let token_file = import_token(cli, &mock, &token, &work)?;
     let (mut ours, mut hand, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
     let mut bytes = 0u64;
     for round in 0..plan.rounds {
@@ -129,6 +115,92 @@ pub(crate) async fn export(plan: &Plan, cli: &str, report: &mut Report) -> Resul
             vec!["hand-written reqwest loop".to_owned(), Sample::of(&hand).show(2), "(in the bench process)".to_owned()],
             vec!["ratio".to_owned(), format!("{:.2}", Sample::of(&ours).median / Sample::of(&hand).median), String::new()],
         ],
+    );
+    Ok(())
+}
+
+/// Imports the mock's bulk token into a token file under `work` with `igdisplay token import`.
+fn import_token(
+    cli: &str,
+    mock: &Server,
+    token: &str,
+    work: &std::path::Path,
+) -> Result<std::path::PathBuf, String> {
+    let token_file = work.join("tokens.json");
+    std::fs::create_dir_all(work).map_err(|e| e.to_string())?;
+    let mut import = Command::new(cli)
+        .args(["token", "import", "--mock", &mock.base, "--token-file"])
+        .arg(&token_file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{cli}: {e}"))?;
+    if let Some(mut stdin) = import.stdin.take() {
+        std::io::Write::write_all(&mut stdin, token.as_bytes()).map_err(|e| e.to_string())?;
+    }
+    if !import.wait().map_err(|e| e.to_string())?.success() {
+        return Err("igdisplay token import failed".to_owned());
+    }
+    Ok(token_file)
+}
+
+/// 5b. The peak RSS of `igdisplay export` for a small and a large library: the export holds a
+/// page at a time, so the two should match.
+pub(crate) fn export_memory(plan: &Plan, cli: &str, report: &mut Report) -> Result<(), String> {
+    let (small, large) = plan.export_pages;
+    let mut rows = Vec::new();
+    let mut peaks = Vec::new();
+    for pages in [small, large] {
+        let items = pages * 100;
+        let mock = Server::start(&["serve-mock", "--generate", &items.to_string()])?;
+        let token = mock.info("bulk-token")?;
+        let work = std::env::temp_dir().join(format!("igdisplay-bench-rss-{}-{pages}", std::process::id()));
+        let token_file = import_token(cli, &mock, &token, &work)?;
+        let dir = work.join("export");
+        let (seconds, peak) = procs::run_measured(
+            Command::new(cli)
+                .args([
+                    "export",
+                    "--concurrency",
+                    "8",
+                    "--mock",
+                    &mock.base,
+                    "--token-file",
+                ])
+                .arg(&token_file)
+                .arg(&dir),
+        )?;
+        let files = std::fs::read_dir(&dir).map(Iterator::count).unwrap_or(0);
+        let _ = std::fs::remove_dir_all(&work);
+        peaks.push(peak as f64);
+        rows.push(vec![
+            format!("{pages} pages ({items} items)"),
+            files.to_string(),
+            format!("{seconds:.1}"),
+            report::mib(peak),
+        ]);
+    }
+    let ratio = peaks[1] / peaks[0];
+    report.verdict(
+        "5b. export peak RSS at the large library ≤ 1.25 × the small one",
+        ratio <= 1.25,
+        format!("{ratio:.2}"),
+    );
+    rows.push(vec![
+        "ratio large / small".to_owned(),
+        String::new(),
+        String::new(),
+        format!("{ratio:.2}"),
+    ]);
+    report.section(
+        "5b. Export memory by library size",
+        &format!(
+            "`igdisplay export` at concurrency 8 of a generated library of {small} and of {large} pages of 100 items, \
+             one run each, a new mock each; peak RSS of the export process. Goal: the same peak for both (the export \
+             lists, downloads and indexes a page at a time)."
+        ),
+        &["library", "files written", "seconds", "peak RSS"],
+        rows,
     );
     Ok(())
 }

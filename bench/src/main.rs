@@ -112,6 +112,8 @@ pub(crate) struct Plan {
     pub(crate) rss_small: usize,
     pub(crate) rss_large: usize,
     pub(crate) export_items: usize,
+    /// The two library sizes, in pages of 100, whose export peak RSS is compared.
+    pub(crate) export_pages: (usize, usize),
 }
 
 impl Plan {
@@ -127,6 +129,7 @@ impl Plan {
                 rss_small: 200,
                 rss_large: 2_000,
                 export_items: 30,
+                export_pages: (1, 3),
             }
         } else {
             Self {
@@ -139,6 +142,7 @@ impl Plan {
                 rss_small: 1_000,
                 rss_large: 100_000,
                 export_items: 1_000,
+                export_pages: (10, 150),
             }
         }
     }
@@ -186,17 +190,19 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 async fn run(plan: Plan, cli: &str, out: &str, command: &str) -> Result<(), String> {
     let mut report = Report::new(command, plan.quick);
-    eprintln!("1/6 mock server throughput");
+    eprintln!("1/7 mock server throughput");
     throughput::throughput(&plan, &mut report).await?;
-    eprintln!("2/6 mock server memory");
+    eprintln!("2/7 mock server memory");
     memory::memory(&plan, &mut report).await?;
-    eprintln!("3/6 client overhead");
+    eprintln!("3/7 client overhead");
     client::client_overhead(&plan, &mut report).await?;
-    eprintln!("4/6 whole-library sync");
+    eprintln!("4/7 whole-library sync");
     sync::sync(&plan, &mut report).await?;
-    eprintln!("5/6 export");
+    eprintln!("5/7 export");
     export::export(&plan, cli, &mut report).await?;
-    eprintln!("6/6 build footprint");
+    eprintln!("6/7 export memory by library size");
+    export::export_memory(&plan, cli, &mut report)?;
+    eprintln!("7/7 build footprint");
     footprint::footprint(&mut report)?;
     std::fs::write(out, report.render()).map_err(|e| format!("{out}: {e}"))?;
     eprintln!("wrote {out}");
