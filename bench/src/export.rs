@@ -69,19 +69,7 @@ pub(crate) async fn export(plan: &Plan, cli: &str, report: &mut Report) -> Resul
     let mut bytes = 0u64;
     for round in 0..plan.rounds {
         let dir = work.join(format!("ours-{round}"));
-        let (seconds, peak) = procs::run_measured(
-            Command::new(cli)
-                .args([
-                    "export",
-                    "--concurrency",
-                    "8",
-                    "--mock",
-                    &mock.base,
-                    "--token-file",
-                ])
-                .arg(&token_file)
-                .arg(&dir),
-        )?;
+        let (seconds, peak) = procs::run_measured(&mut export_command(cli, &mock, &token_file, &dir))?;
         bytes = dir_bytes(&dir);
         ours.push(bytes as f64 / seconds / 1_048_576.0);
         peaks.push(peak as f64);
@@ -117,6 +105,23 @@ pub(crate) async fn export(plan: &Plan, cli: &str, report: &mut Report) -> Resul
         ],
     );
     Ok(())
+}
+
+/// `igdisplay export` of the mock's library into `dir` at concurrency 8.
+fn export_command(cli: &str, mock: &Server, token_file: &std::path::Path, dir: &std::path::Path) -> Command {
+    let mut command = Command::new(cli);
+    command
+        .args([
+            "export",
+            "--concurrency",
+            "8",
+            "--mock",
+            &mock.base,
+            "--token-file",
+        ])
+        .arg(token_file)
+        .arg(dir);
+    command
 }
 
 /// Imports the mock's bulk token into a token file under `work` with `igdisplay token import`.
@@ -157,19 +162,7 @@ pub(crate) fn export_memory(plan: &Plan, cli: &str, report: &mut Report) -> Resu
         let work = std::env::temp_dir().join(format!("igdisplay-bench-rss-{}-{pages}", std::process::id()));
         let token_file = import_token(cli, &mock, &token, &work)?;
         let dir = work.join("export");
-        let (seconds, peak) = procs::run_measured(
-            Command::new(cli)
-                .args([
-                    "export",
-                    "--concurrency",
-                    "8",
-                    "--mock",
-                    &mock.base,
-                    "--token-file",
-                ])
-                .arg(&token_file)
-                .arg(&dir),
-        )?;
+        let (seconds, peak) = procs::run_measured(&mut export_command(cli, &mock, &token_file, &dir))?;
         let files = std::fs::read_dir(&dir).map(Iterator::count).unwrap_or(0);
         let _ = std::fs::remove_dir_all(&work);
         peaks.push(peak as f64);
