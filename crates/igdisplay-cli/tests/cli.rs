@@ -71,6 +71,24 @@ impl Env {
         let location = self.mock.approve(&url, user).unwrap();
         self.json(&["auth", "callback", &location])
     }
+
+    /// Logs `cafe_nova` in and returns the first image of her library, as `media list` prints it.
+    fn first_image(&self) -> Value {
+        self.login("cafe_nova");
+        let items = self.json(&["media", "list", "--all"]);
+        items
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["media_type"] == "IMAGE")
+            .unwrap()
+            .clone()
+    }
+}
+
+/// The `index.json` of an export into `out`.
+fn read_index(out: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap()
 }
 
 /// A GET over a plain socket: the status and the Location header.
@@ -227,7 +245,7 @@ fn login_read_and_export_against_a_running_mock() {
 }
 
 fn check_export(out: &Path) {
-    let index: Value = serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    let index = read_index(out);
     let text = index.to_string();
     assert!(!text.contains("access_token") && !text.contains("_nc_sig") && !text.contains("IGAA"));
     let items = index["items"].as_array().unwrap();
@@ -446,15 +464,7 @@ fn mock_serve_prints_where_it_listens_first() {
 #[test]
 fn a_failed_download_keeps_the_rest_and_the_next_run_resumes() {
     let env = Env::new(MockPlatform::InstagramLogin);
-    env.login("cafe_nova");
-    let items = env.json(&["media", "list", "--all"]);
-    let image = items
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["media_type"] == "IMAGE")
-        .unwrap();
-    let id = image["id"].as_str().unwrap().to_owned();
+    let id = env.first_image()["id"].as_str().unwrap().to_owned();
     // Refused twice: the first fetch, then the fetch of the re-fetched URL.
     env.mock.stub(
         igdisplay_mock::Stub::json("GET", &format!("/cdn/v/{id}.jpg"), 403, serde_json::json!(null)).times(2),
@@ -464,7 +474,7 @@ fn a_failed_download_keeps_the_rest_and_the_next_run_resumes() {
     assert_eq!(failed.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&failed.stderr).contains("run the same export again"));
     assert!(!out.join(format!("{id}.jpg")).exists());
-    let index: Value = serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    let index = read_index(&out);
     assert_eq!(index["items"].as_array().unwrap().len(), 3);
     let resumed = env.json(&["export", out.to_str().unwrap()]);
     assert_eq!(resumed["downloaded"], 1, "only the missing file: {resumed}");
@@ -575,15 +585,7 @@ fn a_callback_with_another_state_keeps_the_pending_login() {
 #[test]
 fn a_download_redirected_to_another_scheme_is_refused_and_the_rest_exported() {
     let env = Env::new(MockPlatform::InstagramLogin);
-    env.login("cafe_nova");
-    let items = env.json(&["media", "list", "--all"]);
-    let image = items
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["media_type"] == "IMAGE")
-        .unwrap();
-    let id = image["id"].as_str().unwrap().to_owned();
+    let id = env.first_image()["id"].as_str().unwrap().to_owned();
     // Stays on loopback even if the policy were broken: ftp is simply not followed.
     env.mock.stub(
         igdisplay_mock::Stub::json("GET", &format!("/cdn/v/{id}.jpg"), 302, serde_json::json!(null))
@@ -594,7 +596,7 @@ fn a_download_redirected_to_another_scheme_is_refused_and_the_rest_exported() {
     let failed = env.run(&["export", out.to_str().unwrap()]);
     assert_eq!(failed.status.code(), Some(1));
     assert!(!out.join(format!("{id}.jpg")).exists());
-    let index: Value = serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    let index = read_index(&out);
     assert_eq!(
         index["items"].as_array().unwrap().len(),
         3,
@@ -605,15 +607,7 @@ fn a_download_redirected_to_another_scheme_is_refused_and_the_rest_exported() {
 #[test]
 fn a_media_id_listed_twice_is_exported_once() {
     let env = Env::new(MockPlatform::InstagramLogin);
-    env.login("cafe_nova");
-    let items = env.json(&["media", "list", "--all"]);
-    let image = items
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["media_type"] == "IMAGE")
-        .unwrap()
-        .clone();
+    let image = env.first_image();
     // A page that repeats an item, as a misbehaving API might: one download, one entry.
     let page = serde_json::json!({"data": [image.clone(), image.clone()]});
     env.mock
@@ -625,6 +619,6 @@ fn a_media_id_listed_twice_is_exported_once() {
         (Some(1), Some(1)),
         "{summary}"
     );
-    let index: Value = serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    let index = read_index(&out);
     assert_eq!(index["items"].as_array().unwrap().len(), 1);
 }
