@@ -122,6 +122,20 @@ async fn short_token(mock: &MockServer, user: &str) -> String {
         .to_owned()
 }
 
+/// A Basic Display token of `jayposiris` granted `user_profile` only, approved through the window.
+async fn profile_only_token(mock: &MockServer) -> String {
+    let url = authorize_url(mock, REDIRECT, "user_profile", "&mock_approve_as=jayposiris");
+    let location = http().get(url).send().await.unwrap().headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (_, body) = exchange(mock, &code_of(&location)).await;
+    serde_json::from_str::<Value>(&body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 async fn long_token(mock: &MockServer, user: &str) -> String {
     let short = short_token(mock, user).await;
     let url = format!(
@@ -577,16 +591,7 @@ async fn graph_fields_defaults_and_errors() {
     let (_, _, body) = get(&format!("{}/me", mock.base_url())).await;
     assert_eq!(body["error"]["code"], 104);
     // Without user_media, media is refused.
-    let url = authorize_url(&mock, REDIRECT, "user_profile", "&mock_approve_as=jayposiris");
-    let location = http().get(url).send().await.unwrap().headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let (_, body) = exchange(&mock, &code_of(&location)).await;
-    let profile_only = serde_json::from_str::<Value>(&body).unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let profile_only = profile_only_token(&mock).await;
     assert_eq!(
         get(&graph(&mock, "/me/media", &profile_only)).await.2["error"]["code"],
         10

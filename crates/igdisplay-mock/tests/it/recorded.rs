@@ -174,16 +174,7 @@ async fn errors_are_not_cached_and_their_request_id_is_the_trace_id() {
 async fn a_permission_error_is_a_403_with_an_oauth_challenge() {
     let mock = mock(MockPlatform::BasicDisplay);
     // A token with user_profile only: media is a permission error (code 10).
-    let url = authorize_url(&mock, REDIRECT, "user_profile", "&mock_approve_as=jayposiris");
-    let location = http().get(url).send().await.unwrap().headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let (_, body) = exchange(&mock, &code_of(&location)).await;
-    let token = serde_json::from_str::<Value>(&body).unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = profile_only_token(&mock).await;
     let (status, headers, body) = get(&graph(&mock, "/me/media", &token)).await;
     assert_eq!((status, body["error"]["code"].as_i64()), (403, Some(10)));
     let challenge = headers["www-authenticate"].to_str().unwrap();
