@@ -66,6 +66,20 @@ pub trait TokenStore: std::fmt::Debug + Send + Sync + 'static {
 }
 
 /// A held cross-process refresh lock ([`TokenStore::refresh_lock`]); released on drop.
+///
+/// A store whose lock is something to hold (a locked file, a database lease, a mutex guard)
+/// wraps it in [`RefreshLock::holding`]:
+///
+/// ```
+/// use igdisplay_auth::RefreshLock;
+/// use std::sync::Arc;
+///
+/// let shared = Arc::new(tokio::sync::Mutex::new(()));
+/// let held = RefreshLock::holding(shared.clone().try_lock_owned().unwrap());
+/// assert!(shared.try_lock().is_err(), "held while the RefreshLock lives");
+/// drop(held);
+/// assert!(shared.try_lock().is_ok());
+/// ```
 #[must_use = "the lock is released when this is dropped"]
 pub struct RefreshLock {
     _held: Option<Box<dyn Send + Sync>>,
