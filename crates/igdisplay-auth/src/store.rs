@@ -250,28 +250,105 @@ fn replace_private(
     bytes: &[u8],
     before_rename: impl FnOnce() -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    let dir = parent_dir(path);
-    create_private_dir(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let (temp, mut file) = create_temp(dir, &name)?;
-    let written = (|| {
-        file.write_all(bytes)?;
+    let mut file = PrivateFile::create(path)?;
+    file.write_all(bytes)?;
+    file.commit_with(before_rename)
+}
+
+/// A private file written a piece at a time, then put in place at once: what
+/// [`write_private`] does for bytes already in memory, for a document too large to hold (the
+/// CLI's export index streams one item at a time through it).
+///
+/// The content goes to a temporary file beside `path`, with a random name, created
+/// exclusively and `0600`; [`commit`](Self::commit) flushes it, renames it over `path` and
+/// flushes the directory. Until then `path` keeps its previous content, and a `PrivateFile`
+/// dropped without a commit removes its temporary file.
+///
+/// ```
+/// use std::io::Write as _;
+/// let dir = std::env::temp_dir().join(format!("igdisplay-doc-stream-{}", std::process::id()));
+/// let path = dir.join("index.json");
+/// let mut file = igdisplay_auth::PrivateFile::create(&path)?;
+/// for line in ["[", "1,", "2", "]"] {
+///     file.write_all(line.as_bytes())?;
+/// }
+/// assert!(!path.exists(), "nothing is in place before the commit");
+/// file.commit()?;
+/// assert_eq!(std::fs::read(&path)?, b"[1,2]");
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct PrivateFile {
+    path: PathBuf,
+    temp: PathBuf,
+    file: Option<std::io::BufWriter<File>>,
+}
+
+impl PrivateFile {
+    /// Starts writing `path`, creating its directory (`0700`) when missing.
+    ///
+    /// # Errors
+    ///
+    /// Any I/O failure creating the directory or the temporary file.
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        let dir = parent_dir(path);
+        create_private_dir(dir)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (temp, file) = create_temp(dir, &name)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            temp,
+            file: Some(std::io::BufWriter::new(file)),
+        })
+    }
+
+    /// Flushes what was written and puts it in place of `path`.
+    ///
+    /// # Errors
+    ///
+    /// Any I/O failure flushing or renaming; `path` then keeps its previous content and the
+    /// temporary file is removed.
+    pub fn commit(self) -> std::io::Result<()> {
+        self.commit_with(|| Ok(()))
+    }
+
+    fn commit_with(mut self, before_rename: impl FnOnce() -> std::io::Result<()>) -> std::io::Result<()> {
+        let file = self.file.take().ok_or_else(closed)?;
+        let file = file.into_inner().map_err(std::io::IntoInnerError::into_error)?;
         file.sync_all()?;
         drop(file);
         before_rename()?;
-        fs::rename(&temp, path)?;
-        if let Ok(dir) = File::open(dir) {
+        fs::rename(&self.temp, &self.path)?;
+        if let Ok(dir) = File::open(parent_dir(&self.path)) {
             let _ = dir.sync_all();
         }
         Ok(())
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&temp);
     }
-    written
+}
+
+fn closed() -> std::io::Error {
+    std::io::Error::other("the private file was already committed")
+}
+
+impl std::io::Write for PrivateFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.as_mut().ok_or_else(closed)?.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().ok_or_else(closed)?.flush()
+    }
+}
+
+impl Drop for PrivateFile {
+    /// Removes the temporary file unless it was committed (a failed commit included).
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.temp);
+    }
 }
 
 /// The directory a file lives in (`.` for a bare name).
@@ -578,6 +655,24 @@ mod planted_link_tests {
         let meta = fs::symlink_metadata(&path).unwrap();
         assert!(meta.file_type().is_file());
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_private_file_dropped_before_its_commit_leaves_the_old_file_and_no_temporary() {
+        use std::io::Write as _;
+        let dir = dir("dropped");
+        let path = dir.join("index.json");
+        fs::write(&path, "old").unwrap();
+        let mut file = PrivateFile::create(&path).unwrap();
+        file.write_all(b"half a docu").unwrap();
+        drop(file);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "old");
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["index.json"]);
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -5,17 +5,20 @@
 //! that is flushed and renamed, so memory is bounded by the concurrency, not by file sizes,
 //! and no partial file ever carries a final name. File names come from the media id alone,
 //! so no id can escape DIR. `index.json` describes every item without tokens or signed URLs;
-//! a second run skips files whose size matches the index. A media URL that expired during a
-//! long export is fetched again from the Graph API.
+//! it is streamed to a private temporary file an item at a time and put in place at the end,
+//! so memory does not grow with the library. A file with its final name is complete (it was
+//! renamed only after a flush), so a second run, or a run after a Ctrl-C, skips it without
+//! reading any index. A media URL that expired during a long export is fetched again from the
+//! Graph API.
 
 use crate::fail::Failure;
-use crate::files::write_private;
 use futures_util::{StreamExt, TryStreamExt};
+use igdisplay::auth::PrivateFile;
 use igdisplay::graph::GraphClient;
 use igdisplay::model::{Media, MediaId, MediaType, Timestamp};
-use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::io::IsTerminal as _;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -24,18 +27,77 @@ use tokio::io::AsyncWriteExt;
 /// The largest file downloaded.
 const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
-/// `index.json`.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Index {
+/// The media types exported, with the extension their files get.
+const FILE_TYPES: [(&str, &str); 6] = [
+    ("image/jpeg", "jpg"),
+    ("image/png", "png"),
+    ("image/webp", "webp"),
+    ("image/heic", "heic"),
+    ("video/mp4", "mp4"),
+    ("video/quicktime", "mov"),
+];
+
+/// The head of `index.json`, written before its items.
+#[derive(Debug, Serialize)]
+struct Header {
     version: u32,
     user_id: String,
     username: Option<String>,
     exported_at: String,
-    items: Vec<Item>,
+}
+
+/// `index.json`, written an item at a time: `{header fields, "items": [` then one item per
+/// line, then `]}`. Nothing is in place until [`IndexWriter::finish`].
+struct IndexWriter {
+    file: PrivateFile,
+    items: usize,
+}
+
+impl IndexWriter {
+    fn create(path: &Path, header: &Header) -> Result<Self, Failure> {
+        let head = serde_json::to_string(header).map_err(|e| Failure::runtime(e.to_string()))?;
+        // `{"version":1,…}` without its closing brace, continued by the items array.
+        let head = head.strip_suffix('}').unwrap_or(&head);
+        let mut file = PrivateFile::create(path)?;
+        write!(file, "{head},\"items\":[")?;
+        Ok(Self { file, items: 0 })
+    }
+
+    fn push(&mut self, item: &Item) -> Result<(), Failure> {
+        let separator = if self.items == 0 { "\n" } else { ",\n" };
+        self.file.write_all(separator.as_bytes())?;
+        serde_json::to_writer(&mut self.file, item).map_err(|e| Failure::runtime(e.to_string()))?;
+        self.items += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<usize, Failure> {
+        self.file.write_all(b"\n]}\n")?;
+        self.file.commit()?;
+        Ok(self.items)
+    }
+}
+
+/// The ids already exported in this run, for dropping an item a page repeats: numeric ids
+/// (all of Instagram's) as a number, 8 bytes each, so the set stays small for any library.
+#[derive(Debug, Default)]
+struct Seen {
+    numeric: HashSet<u64>,
+    other: HashSet<Box<str>>,
+}
+
+impl Seen {
+    /// `true` the first time `id` is seen.
+    fn insert(&mut self, id: &str) -> bool {
+        match id.parse::<u64>() {
+            Ok(n) if n.to_string() == id => self.numeric.insert(n),
+            _ => self.other.insert(id.into()),
+        }
+    }
 }
 
 /// One media item in the index.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
 struct Item {
     id: String,
     media_type: Option<String>,
@@ -48,7 +110,7 @@ struct Item {
 }
 
 /// One downloaded file.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
 struct FileEntry {
     name: String,
     role: String,
@@ -82,28 +144,31 @@ pub(crate) struct Summary {
 const CHUNK: usize = 100;
 
 /// Exports the graph user's media to `dir`, a page at a time: the items of a page are listed,
-/// their files downloaded `concurrency` at a time, and `index.json` rewritten, before the next
-/// page is read. Memory holds one page (and the small index), whatever the library's size, and
-/// an export stopped midway resumes from the last page written. An id seen twice (a page
-/// repeated by the API) is exported once. When a download fails, the others still finish and
-/// the index records every complete file; then the first failure is returned.
+/// their files downloaded `concurrency` at a time, and their entries appended to the index,
+/// before the next page is read. Memory holds one page and a set of ids, whatever the
+/// library's size; an export stopped midway resumes with the files it completed. An id seen
+/// twice (a page repeated by the API) is exported once. When a download or a page fails, the
+/// rest still finishes and the index records every complete file; then the first failure is
+/// returned.
 pub(crate) async fn export(graph: &GraphClient, dir: &Path, concurrency: usize) -> Result<Summary, Failure> {
     tokio::fs::create_dir_all(dir).await?;
+    remove_leftovers(dir).await;
     let index_path = dir.join("index.json");
-    let previous = previous_sizes(&index_path);
     let me = graph.me().send().await?;
-    let mut index = Index {
-        version: 1,
-        user_id: me.id.to_string(),
-        username: me.username,
-        exported_at: String::new(),
-        items: Vec::new(),
-    };
+    let mut index = IndexWriter::create(
+        &index_path,
+        &Header {
+            version: 1,
+            user_id: me.id.to_string(),
+            username: me.username,
+            exported_at: Timestamp::from_system_time(std::time::SystemTime::now()).to_rfc3339(),
+        },
+    )?;
     let client = download_client()?;
     let progress = Progress::new();
     let counts = Counts::default();
-    let mut seen = std::collections::HashSet::new();
-    let mut failures = Vec::new();
+    let mut seen = Seen::default();
+    let mut failure = None;
     let mut stream = graph
         .my_media()
         .all_fields()
@@ -112,10 +177,16 @@ pub(crate) async fn export(graph: &GraphClient, dir: &Path, concurrency: usize) 
         .into_stream()
         .try_chunks(CHUNK);
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| e.1)?;
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                failure.get_or_insert(e.1.into());
+                break;
+            }
+        };
         let mut items = Vec::new();
         let mut jobs = Vec::new();
-        for media in chunk.iter().filter(|m| seen.insert(m.id.as_str().to_owned())) {
+        for media in chunk.iter().filter(|m| seen.insert(m.id.as_str())) {
             let (item, item_jobs) = plan(media);
             items.push(item);
             jobs.extend(item_jobs);
@@ -126,29 +197,27 @@ pub(crate) async fn export(graph: &GraphClient, dir: &Path, concurrency: usize) 
             graph,
             dir,
             jobs,
-            &previous,
             concurrency,
             &progress,
             &counts,
-            &mut failures,
+            &mut failure,
         )
         .await;
         for item in &mut items {
             attach(item, &files);
+            index.push(item)?;
         }
-        index.items.extend(items);
-        write_index(&index_path, &mut index)?;
     }
     progress.finish();
-    write_index(&index_path, &mut index)?;
+    let items = index.finish()?;
     let summary = Summary {
-        items: index.items.len(),
+        items,
         downloaded: counts.downloaded.load(Ordering::Relaxed),
         skipped: counts.skipped.load(Ordering::Relaxed),
         bytes: counts.bytes.load(Ordering::Relaxed),
         index: index_path,
     };
-    match failures.into_iter().next() {
+    match failure {
         Some(first) => Err(first.hint("run the same export again: complete files are kept and skipped")),
         None => Ok(summary),
     }
@@ -162,22 +231,22 @@ struct Counts {
     bytes: AtomicU64,
 }
 
-/// Downloads `jobs`, `concurrency` at a time; the files fetched by stem, failures appended.
+/// Downloads `jobs`, `concurrency` at a time; the files fetched by stem. The first failure
+/// (of the whole export) is kept in `failure`.
 #[allow(clippy::too_many_arguments)]
 async fn download(
     client: &reqwest::Client,
     graph: &GraphClient,
     dir: &Path,
     jobs: Vec<Job>,
-    previous: &HashMap<String, FileEntry>,
     concurrency: usize,
     progress: &Progress,
     counts: &Counts,
-    failures: &mut Vec<Failure>,
+    failure: &mut Option<Failure>,
 ) -> HashMap<String, Vec<FileEntry>> {
     let results: Vec<Result<(String, FileEntry), Failure>> = futures_util::stream::iter(jobs)
         .map(|job| async move {
-            let result = fetch(client, graph, dir, &job, previous).await;
+            let result = fetch(client, graph, dir, &job).await;
             match &result {
                 Ok((entry, true)) => {
                     counts.downloaded.fetch_add(1, Ordering::Relaxed);
@@ -201,18 +270,29 @@ async fn download(
                 .entry(stem.trim_end_matches("_thumb").to_owned())
                 .or_default()
                 .push(entry),
-            Err(failure) => failures.push(failure),
+            Err(error) => {
+                failure.get_or_insert(error);
+            }
         }
     }
     files
 }
 
-/// Rewrites `index.json` with what is exported so far (no token, no signed URL in it).
-fn write_index(path: &Path, index: &mut Index) -> Result<(), Failure> {
-    index.exported_at = Timestamp::from_system_time(std::time::SystemTime::now()).to_rfc3339();
-    let json = serde_json::to_vec_pretty(index).map_err(|e| Failure::runtime(e.to_string()))?;
-    write_private(path, &json)?;
-    Ok(())
+/// Removes what an interrupted run left behind: partial downloads (`.{name}.part`) and
+/// unfinished indexes (`.index.json.{random}.tmp`). Nothing else in `dir` is touched.
+async fn remove_leftovers(dir: &Path) {
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let ours = name.starts_with('.')
+            && (name.ends_with(".part") || (name.starts_with(".index.json.") && name.ends_with(".tmp")));
+        if ours {
+            let _ = tokio::fs::remove_file(entry.path()).await;
+        }
+    }
 }
 
 fn attach(item: &mut Item, files: &HashMap<String, Vec<FileEntry>>) {
@@ -291,25 +371,27 @@ fn stem_of(id: &str) -> String {
     format!("item-{}-{hash:016x}", clean.chars().take(32).collect::<String>())
 }
 
-/// The files a previous export recorded, by file-name stem.
-fn previous_sizes(index: &Path) -> HashMap<String, FileEntry> {
-    let Ok(bytes) = std::fs::read(index) else {
-        return HashMap::new();
-    };
-    let Ok(index) = serde_json::from_slice::<Index>(&bytes) else {
-        return HashMap::new();
-    };
-    let mut files = HashMap::new();
-    let mut stack: Vec<Item> = index.items;
-    while let Some(item) = stack.pop() {
-        for file in item.files {
-            if let Some((stem, _)) = file.name.rsplit_once('.') {
-                files.insert(stem.to_owned(), file.clone());
-            }
+/// The complete file a previous run saved for `job`, if any: a file carries its final name
+/// only once it is whole.
+async fn existing(dir: &Path, job: &Job) -> Option<FileEntry> {
+    for (content_type, extension) in FILE_TYPES {
+        let name = format!("{}.{extension}", job.stem);
+        if let Ok(meta) = tokio::fs::symlink_metadata(dir.join(&name)).await
+            && meta.is_file()
+        {
+            return Some(FileEntry {
+                name,
+                role: role(job).to_owned(),
+                bytes: meta.len(),
+                content_type: content_type.to_owned(),
+            });
         }
-        stack.extend(item.children);
     }
-    files
+    None
+}
+
+fn role(job: &Job) -> &'static str {
+    if job.thumbnail { "thumbnail" } else { "media" }
 }
 
 /// How long one file's download may take in all (a large video over a slow line included).
@@ -393,14 +475,9 @@ async fn fetch(
     graph: &GraphClient,
     dir: &Path,
     job: &Job,
-    previous: &HashMap<String, FileEntry>,
 ) -> Result<(FileEntry, bool), Failure> {
-    if let Some(entry) = previous.get(&job.stem)
-        && tokio::fs::metadata(dir.join(&entry.name))
-            .await
-            .is_ok_and(|m| m.len() == entry.bytes)
-    {
-        return Ok((entry.clone(), false));
+    if let Some(entry) = existing(dir, job).await {
+        return Ok((entry, false));
     }
     let mut response = client.get(&job.url).send().await.map_err(download_error)?;
     if response.status() == reqwest::StatusCode::FORBIDDEN {
@@ -425,24 +502,27 @@ async fn fetch(
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    let extension = match content_type.as_str() {
-        "image/jpeg" | "image/jpg" => "jpg",
-        "image/png" => "png",
-        "image/webp" => "webp",
-        "image/heic" => "heic",
-        "video/mp4" => "mp4",
-        "video/quicktime" => "mov",
-        other => {
-            return Err(Failure::runtime(format!(
-                "media {} is not an image or a video (content type `{other}`)",
-                job.media
-            )));
-        }
+    let content_type = if content_type == "image/jpg" {
+        "image/jpeg".to_owned()
+    } else {
+        content_type
+    };
+    let Some((_, extension)) = FILE_TYPES.iter().find(|(known, _)| *known == content_type) else {
+        return Err(Failure::runtime(format!(
+            "media {} is not an image or a video (content type `{content_type}`)",
+            job.media
+        )));
     };
     let name = format!("{}.{extension}", job.stem);
     let temp = dir.join(format!(".{name}.part"));
     let written = async {
-        let mut file = tokio::fs::File::create(&temp).await?;
+        // A leftover (or a link planted under this name) is removed, never written through.
+        let _ = tokio::fs::remove_file(&temp).await;
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .await?;
         let mut total = 0u64;
         let mut body = response.bytes_stream();
         while let Some(chunk) = body.next().await {
@@ -468,11 +548,10 @@ async fn fetch(
             )));
         }
     };
-    let role = if job.thumbnail { "thumbnail" } else { "media" };
     Ok((
         FileEntry {
             name,
-            role: role.to_owned(),
+            role: role(job).to_owned(),
             bytes,
             content_type,
         },

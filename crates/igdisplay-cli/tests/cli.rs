@@ -482,6 +482,33 @@ fn a_failed_download_keeps_the_rest_and_the_next_run_resumes() {
 }
 
 #[test]
+fn an_interrupted_export_resumes_with_its_complete_files_and_clears_its_leftovers() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let id = env.first_image()["id"].as_str().unwrap().to_owned();
+    let out = env.dir.path().join("export");
+    let first = env.json(&["export", out.to_str().unwrap()]);
+    // What a kill mid-run leaves: no index, one file not yet renamed, an unfinished index.
+    std::fs::remove_file(out.join("index.json")).unwrap();
+    std::fs::rename(out.join(format!("{id}.jpg")), out.join(format!(".{id}.jpg.part"))).unwrap();
+    std::fs::write(
+        out.join(".index.json.0123456789abcdef.tmp"),
+        "{\"version\":1,\"items\":[",
+    )
+    .unwrap();
+    let resumed = env.json(&["export", out.to_str().unwrap()]);
+    assert_eq!(resumed["downloaded"], 1, "only the unfinished file: {resumed}");
+    assert_eq!(resumed["skipped"], first["downloaded"].as_u64().unwrap() - 1);
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    names.sort();
+    assert_eq!(names, Vec::<String>::new(), "no leftover remains");
+    assert_eq!(read_index(&out)["items"].as_array().unwrap().len(), 3);
+}
+
+#[test]
 fn captions_cannot_drive_the_terminal() {
     let env = Env::new(MockPlatform::InstagramLogin);
     env.login("jayposiris");
