@@ -125,6 +125,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
             &tests,
         )?;
     }
+    crate::fuzz::smoke(root)?;
     stale_snapshots(root)
 }
 

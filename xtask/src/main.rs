@@ -3,11 +3,13 @@
 //! - `cargo xtask ci`: everything CI checks, in order, stopping at the first failure.
 //! - `cargo xtask tidy`: the architecture invariants of `docs/architecture.md`.
 //! - `cargo xtask bench [--quick]`: the benchmarks, into `docs/benchmarks.md`.
+//! - `cargo xtask fuzz [--seconds N] [TARGET…]`: the cargo-fuzz targets of `fuzz/`.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
 mod ci;
+mod fuzz;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -20,7 +22,9 @@ commands:
           doc tests, and a check for stale insta snapshots
   tidy    check the architecture invariants (crate edges, module docs, READMEs, lints)
   bench   run every benchmark comparison in release and write docs/benchmarks.md
-          (--quick: a tiny debug round into target/bench-quick.md, to prove it runs)";
+          (--quick: a tiny debug round into target/bench-quick.md, to prove it runs)
+  fuzz    run every cargo-fuzz target of fuzz/ for --seconds N each (default 60), or only
+          the TARGETs named; needs a nightly toolchain and cargo-fuzz";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,6 +33,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::run(&root),
         Some("tidy") => tidy::run(&root).map(|()| println!("tidy: ok")),
         Some("bench") => bench::run(&root, args.iter().any(|a| a == "--quick")),
+        Some("fuzz") => fuzz::command(&root, &args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
