@@ -20,10 +20,37 @@ struct Env {
 
 impl Env {
     fn new(platform: MockPlatform) -> Self {
+        Self::with_mock(MockServer::builder().platform(platform).start().unwrap())
+    }
+
+    fn with_mock(mock: MockServer) -> Self {
         Self {
-            mock: MockServer::builder().platform(platform).start().unwrap(),
+            mock,
             dir: tempfile::tempdir().unwrap(),
         }
+    }
+
+    /// Imports a dashboard token of `user` with `token import`.
+    fn import(&self, user: &str) -> Value {
+        let issued = self
+            .mock
+            .issue_token(user, igdisplay_mock::TokenLifetime::LongLived)
+            .unwrap();
+        let mut child = self
+            .command(&["token", "import", "--json"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{}\n", issued.access_token).as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success());
+        serde_json::from_slice(&output.stdout).unwrap()
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -301,25 +328,7 @@ fn login_listens_on_a_loopback_redirect_uri() {
 #[test]
 fn a_dashboard_token_is_imported_from_stdin() {
     let env = Env::new(MockPlatform::InstagramLogin);
-    let issued = env
-        .mock
-        .issue_token("cafe_nova", igdisplay_mock::TokenLifetime::LongLived)
-        .unwrap();
-    let mut child = env
-        .command(&["token", "import", "--json"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{}\n", issued.access_token).as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
-    let imported: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let imported = env.import("cafe_nova");
     assert_eq!(imported["username"], "cafe_nova");
     assert_eq!(env.json(&["me"])["username"], "cafe_nova");
 }
@@ -506,6 +515,96 @@ fn an_interrupted_export_resumes_with_its_complete_files_and_clears_its_leftover
     names.sort();
     assert_eq!(names, Vec::<String>::new(), "no leftover remains");
     assert_eq!(read_index(&out)["items"].as_array().unwrap().len(), 3);
+}
+
+/// Every file of an export (the index aside), by name, with its bytes.
+fn exported_files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name() != "index.json")
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Reliability case 59: an export under seeded random faults (drops, resets mid-body, 5xx,
+/// transient Graph errors, truncated and malformed JSON, slow drips, expired CDN links), run
+/// again until it succeeds, loses nothing and ends with the same files and index as a clean
+/// export.
+#[test]
+fn an_export_under_random_faults_converges_to_the_clean_export() {
+    use igdisplay_mock::{Fault, FaultKind, Seed};
+    let mock = MockServer::builder()
+        .calls_per_hour(None)
+        .seed(Seed::demo().with_generated_user("bulk", 250, 10))
+        .start()
+        .unwrap();
+    let env = Env::with_mock(mock);
+    env.import("bulk");
+    let clean = env.dir.path().join("clean");
+    env.json(&["export", clean.to_str().unwrap(), "--concurrency", "4"]);
+    let faults = [
+        ("/", FaultKind::DropConnection, 0.03),
+        ("/", FaultKind::ResetMidBody, 0.03),
+        ("/", FaultKind::Status { status: 503 }, 0.03),
+        ("/me", FaultKind::GraphTransient, 0.05),
+        ("/me", FaultKind::TruncatedJson, 0.05),
+        ("/me", FaultKind::MalformedJson, 0.03),
+        (
+            "/cdn/",
+            FaultKind::SlowDrip {
+                chunk: 4096,
+                delay_ms: 1,
+            },
+            0.05,
+        ),
+        ("/cdn/", FaultKind::Status { status: 403 }, 0.05),
+    ];
+    for (prefix, kind, probability) in faults {
+        env.mock
+            .add_fault(Fault::new(prefix, kind).probability(probability));
+    }
+    let chaos = env.dir.path().join("chaos");
+    let mut failed_runs = 0;
+    loop {
+        let output = env.run(&["export", chaos.to_str().unwrap(), "--concurrency", "4"]);
+        if output.status.success() {
+            break;
+        }
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "a fault is a runtime failure: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        failed_runs += 1;
+        assert!(failed_runs < 40, "the export did not converge");
+    }
+    assert!(failed_runs > 0, "the faults made some runs fail");
+    let faults_hit = env
+        .mock
+        .journal()
+        .iter()
+        .filter(|e| e.status >= 400 || e.status == 0)
+        .count();
+    assert!(faults_hit > 10, "the faults were rolled: {faults_hit}");
+    let expected = exported_files(&clean);
+    assert!(
+        expected.len() >= 250,
+        "a file per item at least: {}",
+        expected.len()
+    );
+    assert!(
+        exported_files(&chaos) == expected,
+        "the same files with the same bytes"
+    );
+    let items = |dir: &Path| read_index(dir)["items"].clone();
+    assert_eq!(items(&chaos), items(&clean));
 }
 
 #[test]
