@@ -523,16 +523,7 @@ async fn fetch(
             .create_new(true)
             .open(&temp)
             .await?;
-        let mut total = 0u64;
-        let mut body = response.bytes_stream();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| std::io::Error::other(crate::fail::chain(&e)))?;
-            total += chunk.len() as u64;
-            if total > MAX_FILE_BYTES {
-                return Err(std::io::Error::other("the file is larger than 4 GiB"));
-            }
-            file.write_all(&chunk).await?;
-        }
+        let total = copy_capped(response.bytes_stream(), &mut file, MAX_FILE_BYTES).await?;
         file.sync_all().await?;
         tokio::fs::rename(&temp, dir.join(&name)).await?;
         Ok::<u64, std::io::Error>(total)
@@ -557,6 +548,29 @@ async fn fetch(
         },
         true,
     ))
+}
+
+/// Writes `body` to `file`; fails once more than `cap` bytes have come (a server that never
+/// stops sending cannot fill the disk). The byte count of what was written.
+async fn copy_capped<E: std::error::Error + 'static>(
+    body: impl futures_util::Stream<Item = Result<bytes::Bytes, E>>,
+    file: &mut (impl tokio::io::AsyncWrite + Unpin),
+    cap: u64,
+) -> std::io::Result<u64> {
+    let mut body = std::pin::pin!(body);
+    let mut total = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| std::io::Error::other(crate::fail::chain(&e)))?;
+        total = total.saturating_add(chunk.len() as u64);
+        if total > cap {
+            return Err(std::io::Error::other(format!(
+                "the file is larger than {} MiB",
+                cap / (1024 * 1024)
+            )));
+        }
+        file.write_all(&chunk).await?;
+    }
+    Ok(total)
 }
 
 fn download_error(error: reqwest::Error) -> Failure {
@@ -647,6 +661,22 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_past_the_cap_is_refused_before_it_is_written_whole() {
+        let chunks = (0..4).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![7u8; 1024 * 1024])));
+        let mut written = Vec::new();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let error = runtime
+            .block_on(copy_capped(
+                futures_util::stream::iter(chunks),
+                &mut written,
+                3 * 1024 * 1024,
+            ))
+            .unwrap_err();
+        assert_eq!(error.to_string(), "the file is larger than 3 MiB");
+        assert_eq!(written.len(), 3 * 1024 * 1024, "the fourth chunk was not written");
+    }
 
     #[test]
     fn hostile_ids_never_escape_or_collide() {

@@ -607,6 +607,103 @@ fn an_export_under_random_faults_converges_to_the_clean_export() {
     assert_eq!(items(&chaos), items(&clean));
 }
 
+/// The subcommand paths under `path` (`["auth", "url"]`, …), read from each `--help`.
+fn subcommands(env: &Env, path: &[String]) -> Vec<Vec<String>> {
+    let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+    args.push("--help");
+    let help = env.ok(&args);
+    let mut found = Vec::new();
+    let section = help.split("Commands:").nth(1).unwrap_or_default();
+    for line in section.lines().skip(1) {
+        if !line.starts_with("  ") || line.trim().is_empty() {
+            break;
+        }
+        let name = line.split_whitespace().next().unwrap_or_default().to_owned();
+        if name != "help" {
+            let mut child = path.to_vec();
+            child.push(name);
+            found.extend(subcommands(env, &child));
+            found.push(child);
+        }
+    }
+    found
+}
+
+/// Reliability case 29: no `--help` of any command shows a secret from the environment or
+/// the configuration (clap prints `[env: NAME=value]` for options read from the environment).
+#[test]
+fn no_help_page_shows_a_secret() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    env.login("cafe_nova");
+    let token_file = std::fs::read_to_string(env.dir.path().join("tokens.json")).unwrap();
+    let token: Value = serde_json::from_str(&token_file).unwrap();
+    let token = token.to_string();
+    let secret = env.mock.app().secret;
+    let commands = subcommands(&env, &[]);
+    assert!(commands.len() >= 10, "{commands:?}");
+    for command in commands.iter().chain([&Vec::new()]) {
+        let mut args: Vec<&str> = command.iter().map(String::as_str).collect();
+        args.push("--help");
+        let help = env.ok(&args);
+        assert!(!help.contains(&secret), "{args:?} shows the app secret");
+        for word in token.split('"').filter(|w| w.starts_with("IG")) {
+            assert!(!help.contains(word), "{args:?} shows a token");
+        }
+    }
+}
+
+/// Reliability case 67: with its output piped (no terminal), no command writes an ANSI escape
+/// sequence: no colour, no progress bar, no cursor movement.
+#[test]
+fn piped_output_carries_no_escape_sequence() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    env.login("cafe_nova");
+    let out = env.dir.path().join("export");
+    let runs = [
+        vec!["me"],
+        vec!["media", "list", "--all"],
+        vec!["token", "status"],
+        vec!["export", out.to_str().unwrap()],
+        vec!["media", "get", "no-such-id"],
+        vec!["no-such-command"],
+    ];
+    for args in runs {
+        let output = env.run(&args);
+        for (stream, bytes) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+            assert!(
+                !bytes.contains(&0x1b),
+                "{args:?} wrote an escape to {stream}: {}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+}
+
+/// Reliability case 66: a "media" file that is not an image or a video (an error page, a
+/// login page) is refused and never saved under a media name; the rest is exported.
+#[test]
+fn a_download_that_is_not_media_is_refused() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let id = env.first_image()["id"].as_str().unwrap().to_owned();
+    env.mock.stub(igdisplay_mock::Stub::json(
+        "GET",
+        &format!("/cdn/v/{id}.jpg"),
+        200,
+        serde_json::json!({"login": "required"}),
+    ));
+    let out = env.dir.path().join("export");
+    let failed = env.run(&["export", out.to_str().unwrap()]);
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("is not an image or a video (content type `application/json`)"),
+        "{stderr}"
+    );
+    let names: Vec<String> = exported_files(&out).into_keys().collect();
+    assert!(!names.iter().any(|n| n.starts_with(&id)), "{names:?}");
+    assert!(names.len() >= 3, "the other files are kept: {names:?}");
+}
+
 #[test]
 fn captions_cannot_drive_the_terminal() {
     let env = Env::new(MockPlatform::InstagramLogin);
