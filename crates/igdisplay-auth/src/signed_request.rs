@@ -7,7 +7,7 @@
 
 use crate::flow::random_token;
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use igdisplay_model::{AppSecret, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

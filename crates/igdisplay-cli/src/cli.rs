@@ -1,6 +1,6 @@
 //! The command line: these names are the interface users script against.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// Instagram from the command line: log in, show the profile, list and export all media.
@@ -48,12 +48,31 @@ pub(crate) struct Global {
     /// The token file (default: igdisplay/tokens.json in the OS config directory).
     #[arg(long, global = true, env = "IGDISPLAY_TOKEN_FILE", value_name = "FILE")]
     pub(crate) token_file: Option<PathBuf>,
+    /// Where tokens are kept: the token file, or the system keyring (Secret Service, Keychain,
+    /// Credential Manager; the token file, with a warning, where there is none).
+    #[arg(
+        long,
+        global = true,
+        env = "IGDISPLAY_TOKEN_STORE",
+        value_enum,
+        default_value = "file"
+    )]
+    pub(crate) token_store: TokenStoreKind,
     /// Which stored user to act as, when several have logged in.
     #[arg(long, global = true, value_name = "USER_ID")]
     pub(crate) user: Option<String>,
     /// Machine-readable JSON output (ids always as strings).
     #[arg(long, global = true)]
     pub(crate) json: bool,
+}
+
+/// Where tokens are kept (`--token-store`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TokenStoreKind {
+    /// The token file (`--token-file`), `0600` in a `0700` directory.
+    File,
+    /// The operating system's credential store.
+    Keyring,
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,6 +12,7 @@ mod demo;
 mod export;
 mod fail;
 mod files;
+mod keyring;
 mod out;
 mod read;
 mod settings;

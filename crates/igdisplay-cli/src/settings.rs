@@ -1,7 +1,7 @@
 //! Turning flags and environment into a configured client: platform, app credentials,
 //! endpoints (real, a mock, or finer overrides), the token file and the clock.
 
-use crate::cli::Global;
+use crate::cli::{Global, TokenStoreKind};
 use crate::fail::Failure;
 use igdisplay::Instagram;
 use igdisplay::auth::{Endpoints, FileStore, TokenStore};
@@ -17,6 +17,7 @@ pub(crate) struct Settings {
     pub(crate) platform: Platform,
     pub(crate) json: bool,
     token_file: Option<PathBuf>,
+    token_store: TokenStoreKind,
     user: Option<String>,
     app_id: Option<String>,
     app_secret: Option<AppSecret>,
@@ -66,6 +67,7 @@ impl Settings {
             platform,
             json: global.json,
             token_file,
+            token_store: global.token_store,
             user: global.user.clone(),
             app_id: global.app_id.clone(),
             app_secret,
@@ -129,7 +131,7 @@ impl Settings {
                  request with an error. Use --platform instagram-login (or --mock to try the flow)."
             );
         }
-        let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(self.token_file()?));
+        let store = self.token_store()?;
         // One backend (one TLS setup) for everything this invocation sends.
         let backend = igdisplay::http::default_backend(Default::default())
             .map_err(|e| Failure::runtime(crate::fail::chain(&e)))?;
@@ -150,6 +152,21 @@ impl Settings {
                 "check --app-id (digits only), --redirect-uri (absolute http(s)) and the base URLs",
             )
         })
+    }
+
+    /// The store `--token-store` names; the token file where the keyring was asked for and
+    /// this machine has none (a server, a container, a session without D-Bus), with a warning.
+    fn token_store(&self) -> Result<Arc<dyn TokenStore>, Failure> {
+        if self.token_store == TokenStoreKind::Keyring {
+            match crate::keyring::KeyringStore::system() {
+                Ok(store) => return Ok(Arc::new(store)),
+                Err(why) => eprintln!(
+                    "warning: there is no system keyring here ({why}); tokens are kept in {} instead",
+                    self.token_file()?.display()
+                ),
+            }
+        }
+        Ok(Arc::new(FileStore::new(self.token_file()?)))
     }
 
     /// The user to act as: `--user`, or the only one stored.

@@ -704,6 +704,52 @@ fn a_download_that_is_not_media_is_refused() {
     assert!(names.len() >= 3, "the other files are kept: {names:?}");
 }
 
+/// Reliability case 63: `--token-store keyring` on a machine without a Secret Service (here:
+/// a D-Bus address where nothing listens) warns once per run and keeps the tokens in the token
+/// file, so a headless server still works.
+#[test]
+fn the_keyring_falls_back_to_the_token_file_with_a_warning_where_there_is_none() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let issued = env
+        .mock
+        .issue_token("cafe_nova", igdisplay_mock::TokenLifetime::LongLived)
+        .unwrap();
+    let keyring = |args: &[&str]| {
+        let mut command = env.command(args);
+        command.env("IGDISPLAY_TOKEN_STORE", "keyring").env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            "unix:path=/nonexistent/igdisplay-test-bus",
+        );
+        command
+    };
+    let mut child = keyring(&["token", "import"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(issued.access_token.as_bytes())
+        .unwrap();
+    let imported = child.wait_with_output().unwrap();
+    assert!(imported.status.success());
+    let stderr = String::from_utf8_lossy(&imported.stderr);
+    assert!(
+        stderr.starts_with("warning: there is no system keyring here ("),
+        "{stderr}"
+    );
+    assert!(stderr.contains("tokens are kept in"), "{stderr}");
+    assert!(!stderr.contains(&issued.access_token));
+    assert!(env.dir.path().join("tokens.json").exists());
+    let me = keyring(&["me", "--json"]).output().unwrap();
+    assert!(me.status.success());
+    let me: Value = serde_json::from_slice(&me.stdout).unwrap();
+    assert_eq!(me["username"], "cafe_nova");
+}
+
 #[test]
 fn captions_cannot_drive_the_terminal() {
     let env = Env::new(MockPlatform::InstagramLogin);

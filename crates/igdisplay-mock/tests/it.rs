@@ -1021,7 +1021,7 @@ async fn the_control_api_drives_the_same_state() {
 #[tokio::test]
 async fn callbacks_are_posted_correctly_signed() {
     use base64::Engine as _;
-    use hmac::{Hmac, Mac};
+    use hmac::{Hmac, KeyInit, Mac};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/deletion", listener.local_addr().unwrap());
     let received = tokio::spawn(async move {

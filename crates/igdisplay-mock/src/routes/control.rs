@@ -15,7 +15,7 @@ use crate::faults::{Fault, Stub};
 use crate::state::{TokenKind, World};
 use crate::wire::{Reply, Req};
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;

@@ -21,7 +21,7 @@ use crate::seed::MockPlatform;
 use crate::state::{Child, Kind, Media, MediaRef, World};
 use crate::wire::{GraphFailure, Reply, Req, encode};
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
