@@ -24,9 +24,19 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     let tests = [("INSTA_UPDATE", "no"), ("CI", "true")];
 
     step("format", &["fmt", "--all", "--", "--check"], &[])?;
+    // --locked: the lock file is the one that was tested (case 75); the toolchain is the
+    // declared rust-version, 1.95.
     step(
         "clippy, default features",
-        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--locked",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
         &[],
     )?;
     step(
@@ -55,6 +65,23 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         ],
         &[],
     )?;
+    for features in ["", "reqwest", "hyper"] {
+        step(
+            &format!("the facade with only `{features}`"),
+            &[
+                "clippy",
+                "--package",
+                "igdisplay",
+                "--no-default-features",
+                "--features",
+                features,
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        )?;
+    }
     step(
         "docs",
         &["doc", "--workspace", "--no-deps", "--all-features"],
