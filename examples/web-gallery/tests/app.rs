@@ -294,3 +294,78 @@ async fn a_revoked_token_shows_a_friendly_page() {
             .contains("Your Instagram login has expired")
     );
 }
+
+/// Reliability case 70: the tile of a media whose caption is a `<script>` renders it as text;
+/// the whole tile is a snapshot (the mock's port replaced by `MOCK`).
+#[tokio::test]
+async fn a_script_caption_renders_as_text() {
+    let site = site().await;
+    let session = logged_in(&site).await;
+    let html = client()
+        .get(format!("{}/gallery", site.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = html.find("is just text").unwrap();
+    let start = html[..at].rfind("<li").unwrap();
+    let end = at + html[at..].find("</li>").unwrap() + "</li>".len();
+    let tile = html[start..end].replace(site.mock.base_url(), "MOCK");
+    insta::assert_snapshot!(tile);
+}
+
+/// Reliability case 8: a denial whose `error_description` carries markup ends the pending
+/// login, sends the visitor home with the site's own notice, and no page echoes the markup.
+#[tokio::test]
+async fn a_denial_with_markup_in_its_description_is_never_echoed() {
+    let site = site().await;
+    let login = client().get(format!("{}/login", site.base)).send().await.unwrap();
+    let cookie = cookie_of(&login);
+    let authorize = login.headers()["location"].to_str().unwrap().to_owned();
+    let denied = site.mock.deny(&authorize).unwrap();
+    let (path, query) = denied.trim_end_matches("#_").split_once('?').unwrap();
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some(("error_description", _)) => {
+                "error_description=%3Cscript%3Ealert(1)%3C%2Fscript%3E".to_owned()
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    let hostile = format!("{path}?{}", query.join("&"));
+    assert!(hostile.contains("error_description=%3Cscript"), "{hostile}");
+    let answer = client()
+        .get(&hostile)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+    assert_eq!(answer.headers()["location"], "/");
+    let home = client()
+        .get(&site.base)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        home.contains("You cancelled the login. Nothing was shared."),
+        "{home}"
+    );
+    assert!(!home.contains("alert(1)") && !home.contains("<script"), "{home}");
+    // The state was consumed: the same redirect again is a stale link.
+    let again = client()
+        .get(&hostile)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 400);
+}
