@@ -1,17 +1,4 @@
-//! What the fuzz targets share: the text form of a fuzzed response and of a fuzzed request,
-//! and the code each target runs, so `cargo xtask fuzz` and the seeds exercise one thing.
-//!
-//! A fuzzed response is HTTP-like text, easy to write as a seed and to grow with a dictionary:
-//!
-//! ```text
-//! me 429
-//! retry-after: 18446744073709551615
-//!
-//! {"error":{"code":4}}
-//! ```
-//!
-//! The first line names the client call (`me`, `media`, `list`, `exchange`, `long`, `refresh`,
-//! `manager`) and the status; header lines follow; the body comes after the first empty line.
+#![doc = include_str!("../README.md")]
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
