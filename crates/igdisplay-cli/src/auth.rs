@@ -264,18 +264,29 @@ async fn respond(stream: &mut tokio::net::TcpStream, status: u16, message: &str)
 }
 
 /// Opens the URL in a browser, or prints it (when asked, or when no browser can be started).
+/// The opener's own output is discarded: without a display, `xdg-open` explains at length why
+/// it could not, before our one line that matters.
 fn open_or_print(url: &str, no_browser: bool) {
     let opened = !no_browser && {
-        let command = if cfg!(target_os = "macos") {
-            std::process::Command::new("open").arg(url).status()
+        let mut command = if cfg!(target_os = "macos") {
+            let mut command = std::process::Command::new("open");
+            command.arg(url);
+            command
         } else if cfg!(windows) {
-            std::process::Command::new("cmd")
-                .args(["/C", "start", "", url])
-                .status()
+            let mut command = std::process::Command::new("cmd");
+            command.args(["/C", "start", "", url]);
+            command
         } else {
-            std::process::Command::new("xdg-open").arg(url).status()
+            let mut command = std::process::Command::new("xdg-open");
+            command.arg(url);
+            command
         };
-        command.is_ok_and(|s| s.success())
+        command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     };
     if !opened {
         eprintln!("Open this URL in a browser:");

@@ -767,6 +767,11 @@ fn captions_cannot_drive_the_terminal() {
 /// `igdisplay login` waiting on a loopback redirect URI: the child, and the authorize URL it
 /// printed.
 fn listening_login(env: &Env) -> (std::process::Child, String, u16) {
+    listening_login_with(env, &["login", "--no-browser", "--timeout", "30"], None)
+}
+
+/// `listening_login` with other arguments and, when given, another `PATH`.
+fn listening_login_with(env: &Env, args: &[&str], path: Option<&Path>) -> (std::process::Child, String, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -774,8 +779,11 @@ fn listening_login(env: &Env) -> (std::process::Child, String, u16) {
         .port();
     let redirect = format!("http://127.0.0.1:{port}/callback");
     env.mock.add_redirect_uri(&redirect);
-    let mut child = env
-        .command(&["login", "--no-browser", "--timeout", "30"])
+    let mut command = env.command(args);
+    if let Some(path) = path {
+        command.env("PATH", path);
+    }
+    let mut child = command
         .env("IGDISPLAY_REDIRECT_URI", &redirect)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -890,4 +898,55 @@ fn a_media_id_listed_twice_is_exported_once() {
     );
     let index = read_index(&out);
     assert_eq!(index["items"].as_array().unwrap().len(), 1);
+}
+
+/// Reliability case 62: a browser that cannot be opened (an `xdg-open` that fails noisily, as
+/// it does without a display) leaves one line and the URL, and the login goes on waiting and
+/// completes; then the listener is gone (case 61: one callback, then it stops).
+#[cfg(unix)]
+#[test]
+fn a_browser_that_cannot_open_leaves_the_url_and_the_login_goes_on() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let bin = env.dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let opener = bin.join("xdg-open");
+    std::fs::write(
+        &opener,
+        "#!/bin/sh\necho 'xdg-open: no method available for opening' >&2\nexit 3\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (child, url, port) = listening_login_with(&env, &["login", "--timeout", "30"], Some(&bin));
+    assert!(url.starts_with(&env.mock.authorize_url()), "{url}");
+    let location = env.mock.approve(&url, "jayposiris").unwrap();
+    assert_eq!(get(location.trim_end_matches("#_")).0, 200);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("Open this URL in a browser:"), "{stderr}");
+    assert!(
+        !stderr.contains("no method available"),
+        "the opener's noise is not shown: {stderr}"
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the listener stopped after the login"
+    );
+}
+
+/// Reliability case 61: with no redirect before `--timeout`, the login ends with a clear
+/// message and a hint, exit 1.
+#[test]
+fn a_login_that_gets_no_redirect_times_out_with_a_hint() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let (child, _, _) = listening_login_with(&env, &["login", "--no-browser", "--timeout", "1"], None);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no redirect arrived within 1 s"), "{stderr}");
+    assert!(
+        stderr.contains("hint: run `igdisplay login` again, or pass --timeout"),
+        "{stderr}"
+    );
 }
