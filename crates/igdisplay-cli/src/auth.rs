@@ -69,8 +69,8 @@ pub(crate) async fn login(settings: &Settings, no_browser: bool, timeout: u64) -
             })?;
             eprintln!("Waiting for Instagram to redirect to {redirect_uri} (for {timeout} s)…");
             open_or_print(&authorization.url, no_browser);
-            let wait = listen(listener, &path, &authorization.pending);
-            let mut arrived = tokio::time::timeout(Duration::from_secs(timeout), wait)
+            let wait = listen(&listener, &path, &authorization.pending);
+            let arrived = tokio::time::timeout(Duration::from_secs(timeout), wait)
                 .await
                 .map_err(|_| {
                     Failure::runtime(format!("no redirect arrived within {timeout} s"))
@@ -85,9 +85,11 @@ pub(crate) async fn login(settings: &Settings, no_browser: bool, timeout: u64) -
                 Ok(_) => "You are logged in. You can close this tab and return to the terminal.",
                 Err(_) => "The login did not complete. Return to the terminal to see why.",
             };
-            let _ = respond(&mut arrived.stream, 200, page).await;
-            let record = outcome?;
-            report(settings, &record);
+            if let Ok(record) = &outcome {
+                report(settings, record);
+            }
+            show_outcome(&listener, arrived, &path, page).await;
+            outcome?;
             return Ok(());
         }
         None => {
@@ -179,7 +181,7 @@ struct Arrived {
 /// else — a favicon, a probe, a malformed request, a callback with another state or none (a
 /// forged `?error=access_denied` from some web page) — gets a 404 or 400 and is ignored.
 async fn listen(
-    listener: tokio::net::TcpListener,
+    listener: &tokio::net::TcpListener,
     path: &str,
     pending: &PendingAuthorization,
 ) -> Result<Arrived, Failure> {
@@ -223,6 +225,38 @@ async fn listen(
     }
 }
 
+/// Answers the callback with a 303 to `{path}?done`, so the code and state leave the
+/// browser's address bar and history, then shows `page` there to the browser that follows,
+/// waiting at most 5 s for it (a browser follows at once; `curl` does not, and loses nothing).
+async fn show_outcome(listener: &tokio::net::TcpListener, mut arrived: Arrived, path: &str, page: &str) {
+    let location = format!("{path}?done");
+    if respond_with(
+        &mut arrived.stream,
+        303,
+        &[("location", &location)],
+        "See the result.",
+    )
+    .await
+    .is_err()
+    {
+        return;
+    }
+    let serve = async {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let read = tokio::time::timeout(Duration::from_secs(5), read_target(&mut stream)).await;
+            if matches!(&read, Ok(Ok(target)) if *target == location) {
+                let _ = respond(&mut stream, 200, page).await;
+                return;
+            }
+            let _ = respond(&mut stream, 404, "Not found.").await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), serve).await;
+}
+
 /// The request target of one HTTP/1 request (head capped at 16 KiB).
 async fn read_target(stream: &mut tokio::net::TcpStream) -> std::io::Result<String> {
     let mut head = Vec::new();
@@ -244,19 +278,34 @@ async fn read_target(stream: &mut tokio::net::TcpStream) -> std::io::Result<Stri
 
 /// A plain page that keeps nothing: no caching, no referrer, no scripts or external resources.
 async fn respond(stream: &mut tokio::net::TcpStream, status: u16, message: &str) -> std::io::Result<()> {
+    respond_with(stream, status, &[], message).await
+}
+
+/// [`respond`] with more headers (a redirect's `location`).
+async fn respond_with(
+    stream: &mut tokio::net::TcpStream,
+    status: u16,
+    headers: &[(&str, &str)],
+    message: &str,
+) -> std::io::Result<()> {
     let body = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>igdisplay</title></head>\
          <body><p>{message}</p></body></html>"
     );
     let reason = match status {
         200 => "OK",
+        303 => "See Other",
         400 => "Bad Request",
         _ => "Not Found",
     };
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let response = format!(
         "HTTP/1.1 {status} {reason}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\n\
          cache-control: no-store\r\nreferrer-policy: no-referrer\r\ncontent-security-policy: default-src 'none'\r\n\
-         connection: close\r\n\r\n{body}",
+         {extra}connection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(response.as_bytes()).await?;

@@ -118,6 +118,22 @@ fn read_index(out: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap()
 }
 
+/// What a browser does with the login listener's answer to the redirect `location`: a 303
+/// to a URL without the code or the state, then the page there. The final status and page.
+fn follow_callback(location: &str) -> (u16, String) {
+    let callback = location.trim_end_matches("#_");
+    let (status, target, _) = get(callback);
+    assert_eq!(status, 303, "the callback is answered with a redirect");
+    let target = target.unwrap();
+    assert!(
+        !target.contains("code=") && !target.contains("state="),
+        "{target}"
+    );
+    let origin: String = callback.split('/').take(3).collect::<Vec<_>>().join("/");
+    let (status, _, page) = get(&format!("{origin}{target}"));
+    (status, page)
+}
+
 /// A GET over a plain socket: the status and the Location header.
 fn get(url: &str) -> (u16, Option<String>, String) {
     let rest = url.strip_prefix("http://").unwrap();
@@ -309,7 +325,7 @@ fn login_listens_on_a_loopback_redirect_uri() {
     assert!(location.starts_with(&redirect) && location.ends_with("#_"));
     // A stray request first (a favicon): it must not consume the login.
     assert_eq!(get(&format!("http://127.0.0.1:{port}/favicon.ico")).0, 404);
-    let (status, _, page) = get(location.trim_end_matches("#_"));
+    let (status, page) = follow_callback(&location);
     assert_eq!(status, 200);
     let page = page.to_ascii_lowercase();
     assert!(page.contains("cache-control: no-store") && page.contains("referrer-policy: no-referrer"));
@@ -813,7 +829,7 @@ fn a_forged_or_stateless_callback_does_not_end_the_login() {
     );
     assert_eq!(get(&format!("{base}?code=FORGED&state=forged")).0, 400);
     let location = env.mock.approve(&url, "jayposiris").unwrap();
-    let (status, _, page) = get(location.trim_end_matches("#_"));
+    let (status, page) = follow_callback(&location);
     assert_eq!(status, 200);
     assert!(page.contains("You are logged in"), "{page}");
     let output = child.wait_with_output().unwrap();
@@ -834,7 +850,7 @@ fn an_idle_connection_does_not_hold_up_the_login() {
     // A connection that never sends a request stays open while the real callback arrives.
     let _idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let location = env.mock.approve(&url, "jayposiris").unwrap();
-    let (status, _, _) = get(location.trim_end_matches("#_"));
+    let (status, _) = follow_callback(&location);
     assert_eq!(status, 200);
     let output = child.wait_with_output().unwrap();
     assert!(
@@ -920,7 +936,7 @@ fn a_browser_that_cannot_open_leaves_the_url_and_the_login_goes_on() {
     let (child, url, port) = listening_login_with(&env, &["login", "--timeout", "30"], Some(&bin));
     assert!(url.starts_with(&env.mock.authorize_url()), "{url}");
     let location = env.mock.approve(&url, "jayposiris").unwrap();
-    assert_eq!(get(location.trim_end_matches("#_")).0, 200);
+    assert_eq!(follow_callback(&location).0, 200);
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
