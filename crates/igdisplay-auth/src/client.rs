@@ -5,8 +5,8 @@ use crate::token::{LONG_LIVED, MAX_LIFETIME, SHORT_LIVED};
 use crate::{AppConfig, AuthorizationGrant, TokenError, TokenKind, TokenRecord};
 use bytes::Bytes;
 use igdisplay_http::{
-    HttpBackend, HttpRequest, HttpResponse, Jitter, RequestKind, Retry, RetryPolicy, SharedBackend,
-    SharedClock, SystemClock, encode_query,
+    HttpBackend, HttpRequest, HttpResponse, Jitter, RequestKind, Retry, RetryBudget, RetryPolicy,
+    SharedBackend, SharedClock, SystemClock, encode_query,
 };
 use igdisplay_model::{AccessToken, CodeExchangeResponse, ErrorBody, LongLivedTokenResponse, OAuthErrorBody};
 use serde::de::DeserializeOwned;
@@ -22,6 +22,7 @@ pub struct AuthClient {
     clock: SharedClock,
     retry: RetryPolicy,
     jitter: Arc<Jitter>,
+    retry_budget: Arc<RetryBudget>,
 }
 
 impl AuthClient {
@@ -33,6 +34,7 @@ impl AuthClient {
             clock: Arc::new(SystemClock),
             retry: RetryPolicy::default(),
             jitter: Arc::new(Jitter::random()),
+            retry_budget: Arc::default(),
         }
     }
 
@@ -48,6 +50,14 @@ impl AuthClient {
     #[must_use]
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Shares a retry budget with the app's other clients (by default the client has a
+    /// [`RetryBudget::default`] of its own).
+    #[must_use]
+    pub fn with_retry_budget(mut self, budget: Arc<RetryBudget>) -> Self {
+        self.retry_budget = budget;
         self
     }
 
@@ -261,7 +271,10 @@ impl AuthClient {
             let sent_at = self.clock.now();
             let failure = match self.backend.send(igdisplay_http::clone_request(&request)).await {
                 Ok(response) => match parse(&response, secrets, kind) {
-                    Ok(body) => return Ok((body, sent_at)),
+                    Ok(body) => {
+                        self.retry_budget.earn();
+                        return Ok((body, sent_at));
+                    }
                     Err(failure) => failure,
                 },
                 Err(source) => TokenError::Transport {
@@ -275,6 +288,10 @@ impl AuthClient {
             };
             let elapsed = self.clock.now().duration_since(started).unwrap_or_default();
             if !self.retry.allows(attempt, elapsed, delay) {
+                return Err(failure);
+            }
+            if !self.retry_budget.try_spend() {
+                tracing::debug!(attempt, "the retry budget is spent: failing fast");
                 return Err(failure);
             }
             tracing::debug!(attempt, "retrying token request");

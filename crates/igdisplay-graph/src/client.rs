@@ -5,7 +5,9 @@
 use crate::pacer::scope_of;
 use crate::request::{GraphRequest, Node};
 use crate::{Error, GraphEndpoint, GraphPolicy, Pacer, StaticToken, TokenSource};
-use igdisplay_http::{HttpResponse, Jitter, Retry, SharedBackend, SharedClock, SystemClock, redact_http_uri};
+use igdisplay_http::{
+    HttpResponse, Jitter, Retry, RetryBudget, SharedBackend, SharedClock, SystemClock, redact_http_uri,
+};
 use igdisplay_model::{APP_USAGE_HEADER, AccessToken, BUSINESS_USE_CASE_USAGE_HEADER, Usage, UserId};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -28,6 +30,7 @@ struct Inner {
     policy: GraphPolicy,
     pacer: Arc<Pacer>,
     jitter: Arc<Jitter>,
+    retry_budget: Arc<RetryBudget>,
     user: Option<UserId>,
 }
 
@@ -42,6 +45,7 @@ pub struct GraphClientBuilder {
     policy: GraphPolicy,
     pacer: Option<Arc<Pacer>>,
     jitter: Option<Arc<Jitter>>,
+    retry_budget: Option<Arc<RetryBudget>>,
     user: Option<UserId>,
 }
 
@@ -72,6 +76,13 @@ impl GraphClientBuilder {
         self
     }
 
+    /// Shares one retry budget with other clients of the same app (by default the client has
+    /// a [`RetryBudget::default`] of its own).
+    pub fn retry_budget(mut self, budget: Arc<RetryBudget>) -> Self {
+        self.retry_budget = Some(budget);
+        self
+    }
+
     /// Whose budget the queries spend: a user-level throttle pauses only this user's
     /// queries. Without it, every throttle counts as the app's.
     pub fn user(mut self, user: UserId) -> Self {
@@ -94,6 +105,7 @@ impl GraphClientBuilder {
                 jitter: self.jitter.unwrap_or_else(|| {
                     Arc::new(policy.jitter_seed.map_or_else(Jitter::random, Jitter::seeded))
                 }),
+                retry_budget: self.retry_budget.unwrap_or_default(),
                 policy,
                 user: self.user,
             }),
@@ -116,6 +128,7 @@ impl GraphClient {
             policy: GraphPolicy::default(),
             pacer: None,
             jitter: None,
+            retry_budget: None,
             user: None,
         }
     }
@@ -154,7 +167,10 @@ impl GraphClient {
         loop {
             attempt += 1;
             let failure = match self.attempt(request, attempt).await {
-                Ok(output) => return Ok(output),
+                Ok(output) => {
+                    inner.retry_budget.earn();
+                    return Ok(output);
+                }
                 Err(failure) => failure,
             };
             let delay = match failure.retry() {
@@ -171,6 +187,10 @@ impl GraphClient {
             let elapsed = inner.clock.now().duration_since(started).unwrap_or_default();
             match delay {
                 Some(delay) if inner.policy.retry.allows(attempt, elapsed, delay) => {
+                    if !inner.retry_budget.try_spend() {
+                        tracing::debug!(attempt, "the retry budget is spent: failing fast");
+                        return Err(failure.after_attempts(attempt));
+                    }
                     tracing::debug!(attempt, delay_ms = delay.as_millis() as u64, "retrying");
                     inner.clock.sleep(delay).await;
                 }

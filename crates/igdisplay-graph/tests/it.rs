@@ -281,6 +281,57 @@ async fn transient_errors_are_retried_with_capped_jittered_backoff() {
     ");
 }
 
+/// Reliability case 32: clients sharing a spent retry budget fail fast, and successes earn
+/// retries back.
+#[tokio::test]
+async fn a_spent_retry_budget_fails_fast_until_calls_succeed_again() {
+    let w = World::new().await;
+    let budget = Arc::new(igdisplay_http::RetryBudget::new(4));
+    let client = |w: &World| {
+        let backend = Timeout::new(
+            w.capture.clone(),
+            Duration::from_secs(10),
+            Arc::new(w.clock.clone()),
+        );
+        GraphClient::builder(
+            Arc::new(backend),
+            w.config(Platform::InstagramLogin).endpoint,
+            Arc::new(igdisplay_graph::StaticToken::new(AccessToken::new(TOKEN))),
+        )
+        .policy(GraphPolicy::default().jitter_seed(42))
+        .clock(Arc::new(w.clock.clone()))
+        .retry_budget(budget.clone())
+        .build()
+    };
+    let down = Mock::given(path("/me"))
+        .respond_with(ResponseTemplate::new(500))
+        .named("/me down")
+        .mount_as_scoped(&w.server)
+        .await;
+    // Two retries fit in a bucket of four (down to half): the first call makes 3 attempts.
+    client(&w).me().send().await.unwrap_err();
+    assert_eq!(w.capture.count(), 3);
+    // The budget is spent: another client of the same app fails at once.
+    let error = client(&w).me().send().await.unwrap_err();
+    assert!(
+        matches!(error, Error::UnexpectedResponse { status: 500, .. }),
+        "{error:?}"
+    );
+    assert_eq!(w.capture.count(), 4);
+    drop(down);
+    Mock::given(path("/me"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"id": "1"})))
+        .mount(&w.server)
+        .await;
+    for _ in 0..10 {
+        client(&w).me().send().await.unwrap();
+    }
+    assert!(
+        (budget.tokens() - 3.0).abs() < 1e-9,
+        "ten successes earned one token back"
+    );
+}
+
 #[tokio::test]
 async fn a_permanent_server_error_stops_after_max_attempts() {
     let w = World::new().await;

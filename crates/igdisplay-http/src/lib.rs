@@ -31,7 +31,7 @@ pub use query::{append_query, encode_query};
 pub use redact::{MASK, Redacted, SENSITIVE_QUERY_PARAMS, redact_http_uri, redact_uri};
 #[cfg(feature = "reqwest")]
 pub use reqwest_backend::ReqwestBackend;
-pub use retry::{Jitter, Outcome, RequestKind, Retry, RetryPolicy, ServerVerdict, classify};
+pub use retry::{Jitter, Outcome, RequestKind, Retry, RetryBudget, RetryPolicy, ServerVerdict, classify};
 pub use timeout::Timeout;
 
 /// Re-exported so callers build requests with the same `bytes` version.

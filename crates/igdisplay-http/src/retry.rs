@@ -1,5 +1,6 @@
 //! The one retry decision of every igdisplay request: [`classify`] says whether a failed
-//! attempt may be tried again, and [`RetryPolicy`] says when and how often.
+//! attempt may be tried again, [`RetryPolicy`] says when and how often, and a client-wide
+//! [`RetryBudget`] says whether retries are still worth it at all.
 //!
 //! Both are pure: `classify` is a function of what was sent ([`RequestKind`]) and what came
 //! back ([`Outcome`]); the policy turns its answer into a delay from the attempt number and a
@@ -7,6 +8,7 @@
 //! `classify`, so they cannot disagree.
 
 use crate::TransportErrorKind;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -218,6 +220,78 @@ impl Jitter {
     }
 }
 
+/// A client-wide allowance of retries: the token bucket of gRPC's retry throttling. Each
+/// retry spends a token, each successful call earns back a tenth of one, and no retry starts
+/// while half the bucket or less is left. When most calls fail (Instagram is down, the network
+/// is gone), the clients stop tripling the load and fail fast; as calls succeed again, retries
+/// come back. The clients of one app share one budget.
+///
+/// ```
+/// use igdisplay_http::RetryBudget;
+///
+/// let budget = RetryBudget::new(4);
+/// assert!(budget.try_spend() && budget.try_spend(), "two retries: 4 -> 3 -> 2");
+/// assert!(!budget.try_spend(), "half the bucket is left: fail fast");
+/// for _ in 0..10 {
+///     budget.earn();
+/// }
+/// assert!(budget.try_spend(), "ten successes earned one retry back");
+/// ```
+#[derive(Debug)]
+pub struct RetryBudget {
+    /// Thousandths of a token.
+    milli: AtomicU32,
+    max_milli: u32,
+}
+
+/// A token, in the budget's thousandths.
+const TOKEN: u32 = 1000;
+/// What a success earns back: a tenth of a token.
+const REFUND: u32 = TOKEN / 10;
+
+impl RetryBudget {
+    /// A full bucket of `tokens` (at most 1,000,000); a retry is allowed while more than half
+    /// is left, so a full bucket allows `tokens / 2` retries in a row.
+    pub fn new(tokens: u32) -> Self {
+        let max_milli = tokens.min(1_000_000).saturating_mul(TOKEN);
+        Self {
+            milli: AtomicU32::new(max_milli),
+            max_milli,
+        }
+    }
+
+    /// Takes a token for one retry; `false` (and nothing taken) when the budget is spent.
+    pub fn try_spend(&self) -> bool {
+        let threshold = self.max_milli / 2;
+        self.milli
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |milli| {
+                (milli > threshold).then(|| milli.saturating_sub(TOKEN))
+            })
+            .is_ok()
+    }
+
+    /// Records a successful call: a tenth of a token back, up to the full bucket.
+    pub fn earn(&self) {
+        let _ = self
+            .milli
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |milli| {
+                Some(milli.saturating_add(REFUND).min(self.max_milli))
+            });
+    }
+
+    /// The tokens left.
+    pub fn tokens(&self) -> f64 {
+        f64::from(self.milli.load(Ordering::Acquire)) / f64::from(TOKEN)
+    }
+}
+
+impl Default for RetryBudget {
+    /// Ten tokens: five retries in a row from a full bucket, as gRPC's default.
+    fn default() -> Self {
+        Self::new(10)
+    }
+}
+
 fn os_seed() -> u64 {
     // The std hasher's keys come from the OS once per thread and change with every `new`.
     use std::hash::{BuildHasher, Hasher};
@@ -311,5 +385,22 @@ mod tests {
         assert!(!policy.allows(2, Duration::ZERO, Duration::ZERO));
         assert!(!policy.allows(1, Duration::from_secs(119), Duration::from_secs(2)));
         assert!(!policy.allows(1, Duration::MAX, Duration::MAX));
+    }
+
+    #[test]
+    fn the_budget_throttles_at_half_and_refills_with_successes() {
+        let budget = RetryBudget::default();
+        let spent = (0..20).take_while(|_| budget.try_spend()).count();
+        assert_eq!(spent, 5, "five retries from a full bucket of ten");
+        assert!((budget.tokens() - 5.0).abs() < f64::EPSILON);
+        for _ in 0..1000 {
+            budget.earn();
+        }
+        assert!(
+            (budget.tokens() - 10.0).abs() < f64::EPSILON,
+            "never above the bucket"
+        );
+        let empty = RetryBudget::new(0);
+        assert!(!empty.try_spend(), "no bucket, no retry");
     }
 }

@@ -8,7 +8,7 @@ use igdisplay_graph::{
     GraphClient, GraphEndpoint, GraphPolicy, LoginRequired, Pacer, TokenSource, TokenUnavailable,
 };
 use igdisplay_http::{
-    BackendConfig, Jitter, SharedBackend, SharedClock, SystemClock, Timeout, TransportError,
+    BackendConfig, Jitter, RetryBudget, SharedBackend, SharedClock, SystemClock, Timeout, TransportError,
 };
 use igdisplay_model::{AccessToken, AppSecret, Platform, UserId};
 use std::sync::Arc;
@@ -153,7 +153,11 @@ impl InstagramBuilder {
             endpoint = endpoint.version(version);
         }
         let jitter = Arc::new(self.graph.jitter_seed.map_or_else(Jitter::random, Jitter::seeded));
-        let mut auth = AuthClient::new(config, backend.clone()).with_clock(self.clock.clone());
+        // One retry budget for the app: its token requests and every user's queries.
+        let retry_budget = Arc::new(RetryBudget::default());
+        let mut auth = AuthClient::new(config, backend.clone())
+            .with_clock(self.clock.clone())
+            .with_retry_budget(retry_budget.clone());
         if let Some(seed) = self.graph.jitter_seed {
             // One seed makes every backoff of the client reproducible, token requests included.
             auth = auth.with_jitter_seed(seed);
@@ -166,6 +170,7 @@ impl InstagramBuilder {
             endpoint,
             pacer: Arc::new(Pacer::new(self.graph.rate_limit)),
             jitter,
+            retry_budget,
             policy: self.graph,
             backend,
             clock: self.clock,
@@ -193,6 +198,7 @@ pub struct Instagram {
     policy: GraphPolicy,
     pacer: Arc<Pacer>,
     jitter: Arc<Jitter>,
+    retry_budget: Arc<RetryBudget>,
     backend: SharedBackend,
     clock: SharedClock,
 }
@@ -312,6 +318,7 @@ impl Instagram {
             .policy(self.policy)
             .pacer(self.pacer.clone())
             .jitter(self.jitter.clone())
+            .retry_budget(self.retry_budget.clone())
     }
 }
 
