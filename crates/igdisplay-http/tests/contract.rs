@@ -287,6 +287,54 @@ async fn closed_port_is_a_connect_error(backend: SharedBackend) {
     assert_no_secret(&error);
 }
 
+/// A loopback address that never completes a TCP handshake, a blackhole: a listener with a
+/// backlog of one that never accepts, its queue filled first (the kernel then drops SYNs).
+/// The listener and the filling connections must live as long as the address is used.
+async fn blackhole() -> (SocketAddr, tokio::net::TcpListener, Vec<std::net::TcpStream>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut filling = Vec::new();
+    for _ in 0..16 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(stream) => filling.push(stream),
+            Err(_) => return (addr, listener, filling),
+        }
+    }
+    panic!("the listener's queue never filled");
+}
+
+/// Reliability case 36: a connect to a blackhole ends with the connect timeout, as an unsent
+/// request (safe to retry), and leaves no task behind.
+async fn blackhole_connect_times_out(make: fn(BackendConfig) -> SharedBackend) {
+    let (addr, _listener, _filling) = blackhole().await;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let backend = make(config(Duration::from_secs(30)).connect_timeout(Duration::from_millis(300)));
+    let error = backend
+        .send(get(addr, "/me?access_token=CANARYTOKEN"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error.kind(),
+            TransportErrorKind::Connect | TransportErrorKind::Timeout
+        ),
+        "{error:?}"
+    );
+    assert!(error.is_unsent(), "nothing reached a server: {error:?}");
+    assert_no_secret(&error);
+    drop(backend);
+    tokio::task::yield_now().await;
+    assert!(
+        metrics.num_alive_tasks() <= before,
+        "tasks alive: {} before, {} after",
+        before,
+        metrics.num_alive_tasks()
+    );
+}
+
 async fn oversized_bodies_are_refused(backend: SharedBackend) {
     let addr = serve().await;
     for path in [
@@ -360,6 +408,11 @@ macro_rules! contract {
             #[tokio::test]
             async fn closed_port() {
                 closed_port_is_a_connect_error(normal()).await;
+            }
+
+            #[tokio::test]
+            async fn blackhole_connect() {
+                blackhole_connect_times_out($make).await;
             }
 
             #[tokio::test]
