@@ -155,7 +155,8 @@ struct Document {
 const FORMAT_VERSION: u64 = 1;
 
 /// Tokens in one JSON file, 0600, replaced atomically under an exclusive lock; a failed
-/// write leaves the previous file intact. Cheap to clone: clones
+/// write leaves the previous file intact. A missing directory is created 0700; an existing
+/// one is left as it is (it may be yours), so keep the file in a directory of its own. Cheap to clone: clones
 /// share the file.
 #[derive(Clone, Debug)]
 pub struct FileStore {

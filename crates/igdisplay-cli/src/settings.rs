@@ -62,7 +62,13 @@ impl Settings {
         if let Some(url) = &global.graph_base {
             endpoints.graph_base.clone_from(url);
         }
-        let token_file = global.token_file.clone().or_else(default_token_file);
+        let token_file = global.token_file.clone().or_else(|| {
+            let default = default_token_file()?;
+            if let Some(dir) = default.parent() {
+                crate::files::tighten_own_dir(dir);
+            }
+            Some(default)
+        });
         Ok(Self {
             platform,
             json: global.json,

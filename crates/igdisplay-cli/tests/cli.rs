@@ -966,3 +966,25 @@ fn a_login_that_gets_no_redirect_times_out_with_a_hint() {
         "{stderr}"
     );
 }
+
+/// Issue 13, defect 2: igdisplay's own configuration directory, found open (`0755`, as an
+/// older version left it), is made private when the default token file is used.
+#[cfg(unix)]
+#[test]
+fn the_default_token_directory_is_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let config = env.dir.path().join("config");
+    let own = config.join("igdisplay");
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = env
+        .command(&["token", "status"])
+        .env_remove("IGDISPLAY_TOKEN_FILE")
+        .env("XDG_CONFIG_HOME", &config)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no one is logged in"));
+    let mode = std::fs::metadata(&own).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+}
