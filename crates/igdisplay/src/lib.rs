@@ -13,12 +13,46 @@ use igdisplay_http::{
 use igdisplay_model::{AccessToken, AppSecret, Platform, UserId};
 use std::sync::Arc;
 
-pub use igdisplay_auth as auth;
-pub use igdisplay_graph as graph;
-pub use igdisplay_http as http;
-#[cfg(feature = "mock")]
-pub use igdisplay_mock as mock;
-pub use igdisplay_model as model;
+pub mod model {
+    //! Wire models: users, media, paging, ids, enums, error bodies, usage headers and the
+    //! secret newtypes. The crate [`igdisplay-model`](https://docs.rs/igdisplay-model),
+    //! re-exported whole.
+    #[doc(inline)]
+    pub use igdisplay_model::*;
+}
+
+pub mod http {
+    //! The transport seam: the [`HttpBackend`] trait, the reqwest and hyper backends, the
+    //! [`Clock`], the one retry classifier and policy, timeouts and redaction. The crate
+    //! [`igdisplay-http`](https://docs.rs/igdisplay-http), re-exported whole.
+    #[doc(inline)]
+    pub use igdisplay_http::*;
+}
+
+pub mod auth {
+    //! The login: authorize URL and state, the callback, the code and token exchanges, the
+    //! [`TokenManager`] and its stores, `signed_request`. The crate
+    //! [`igdisplay-auth`](https://docs.rs/igdisplay-auth), re-exported whole.
+    #[doc(inline)]
+    pub use igdisplay_auth::*;
+}
+
+pub mod graph {
+    //! The Graph queries: the user, media, album children, paging streams, retries and rate
+    //! limits, and their typed [`Error`]. The crate
+    //! [`igdisplay-graph`](https://docs.rs/igdisplay-graph), re-exported whole.
+    #[doc(inline)]
+    pub use igdisplay_graph::*;
+}
+
+pub mod mock {
+    //! The bundled, stateful fake Instagram for tests and demos: `MockServer`, its seeds,
+    //! faults and stubs. The crate [`igdisplay-mock`](https://docs.rs/igdisplay-mock),
+    //! re-exported whole when the `mock` feature is on (this module is empty without it).
+    #[cfg(feature = "mock")]
+    #[doc(inline)]
+    pub use igdisplay_mock::*;
+}
 
 /// Building an [`Instagram`] client failed.
 #[derive(Debug, thiserror::Error)]
