@@ -13,8 +13,10 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
-/// Options every command understands (flags, or the environment).
+/// Options every command understands (flags, or the environment), listed apart from each
+/// command's own under "Global options".
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub(crate) struct Global {
     /// Which API: instagram-login (the live one) or basic-display (shut down by Meta on 2024-12-04).
     #[arg(
@@ -101,7 +103,7 @@ pub(crate) enum Command {
     Token(TokenCommand),
     /// The profile of the logged-in user.
     Me,
-    /// List media, show one item, or an album's items.
+    /// List media (`media list`), show one item (`media get`), or an album's items.
     #[command(subcommand)]
     Media(MediaCommand),
     /// Download every media item (album items and video thumbnails included) to DIR, with an
@@ -148,8 +150,8 @@ pub(crate) enum TokenCommand {
 pub(crate) enum MediaCommand {
     /// Newest first: one page, or everything with --all.
     List {
-        /// Items per page.
-        #[arg(long, default_value_t = 25)]
+        /// Items per page (at least 1).
+        #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..))]
         limit: u32,
         /// Every item, over all pages.
         #[arg(long)]
@@ -162,6 +164,7 @@ pub(crate) enum MediaCommand {
         until: Option<String>,
     },
     /// One media item.
+    #[command(visible_alias = "show")]
     Get {
         /// The media id.
         id: String,

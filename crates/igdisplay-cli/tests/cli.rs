@@ -988,3 +988,32 @@ fn the_default_token_directory_is_made_private() {
     let mode = std::fs::metadata(&own).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
 }
+
+/// Issue 15: a command's help shows its own options first and the global ones apart, under
+/// "Global options" (the summary form, `-h`, as a user first sees it).
+#[test]
+fn help_shows_a_commands_own_options_before_the_global_ones() {
+    let help = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_igdisplay"))
+            .args(args)
+            .env_clear()
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap()
+    };
+    insta::assert_snapshot!("mock_serve_help", help(&["mock", "serve", "-h"]));
+    insta::assert_snapshot!("media_list_help", help(&["media", "list", "-h"]));
+}
+
+/// Issue 15: `media list --limit 0` is refused instead of silently showing one item, and
+/// `media show` is `media get`.
+#[test]
+fn a_zero_limit_is_refused_and_show_is_get() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let zero = env.run(&["media", "list", "--limit", "0"]);
+    assert_eq!(zero.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("0 is not in 1.."));
+    let id = env.first_image()["id"].as_str().unwrap().to_owned();
+    assert_eq!(env.json(&["media", "show", &id])["id"], id.as_str());
+}
