@@ -10,6 +10,18 @@ pub(crate) struct Failure {
     pub(crate) message: String,
     pub(crate) hint: Option<String>,
     pub(crate) code: u8,
+    /// No answer came from this side of Instagram (a connect failure, a timeout, a reset):
+    /// [`Failure::with_host`] names the host and says what to check.
+    pub(crate) unreachable: Option<Side>,
+}
+
+/// Which of Instagram's hosts a request went to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// The Graph API (profile, media).
+    Graph,
+    /// The OAuth token endpoints (login, refresh).
+    Api,
 }
 
 impl Failure {
@@ -19,6 +31,7 @@ impl Failure {
             message: message.into(),
             hint: Some(hint.into()),
             code: 2,
+            unreachable: None,
         }
     }
 
@@ -28,12 +41,40 @@ impl Failure {
             message: message.into(),
             hint: None,
             code: 1,
+            unreachable: None,
         }
     }
 
     pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
+    }
+
+    fn unreachable(mut self, side: Side) -> Self {
+        self.unreachable = Some(side);
+        self
+    }
+
+    /// For a failure that got no answer: names the host it tried (`host`, given the side) and
+    /// what to check, a mock that is not running when `mock` is set.
+    pub(crate) fn with_host(self, host: impl Fn(Side) -> String, mock: Option<&str>) -> Self {
+        let Some(side) = self.unreachable else {
+            return self;
+        };
+        let message = format!("could not reach {}: {}", host(side), self.message);
+        let hint = match mock {
+            Some(base) => format!(
+                "is the mock running at {base}? Start one with `igdisplay mock serve`, or correct --mock (IGDISPLAY_MOCK)"
+            ),
+            None => "check the network connection; to try igdisplay without Instagram, start `igdisplay mock serve` \
+                     and pass --mock http://127.0.0.1:8787"
+                .to_owned(),
+        };
+        Self {
+            message,
+            hint: Some(hint),
+            ..self
+        }
     }
 }
 
@@ -80,6 +121,7 @@ impl From<TokenError> for Failure {
             }
             e if e.requires_reauthorization() => failure.hint("run `igdisplay login` again"),
             TokenError::TooEarly { .. } => failure.hint("Instagram refreshes a token only once it is 24 hours old"),
+            TokenError::Transport { .. } => failure.unreachable(Side::Api),
             _ => failure,
         }
     }
@@ -121,12 +163,20 @@ impl From<StoreError> for Failure {
 impl From<igdisplay::graph::Error> for Failure {
     fn from(error: igdisplay::graph::Error) -> Self {
         let failure = Failure::runtime(chain(&error));
-        if error.requires_login() {
-            failure.hint("run `igdisplay login` again (or `igdisplay token import`)")
-        } else if error.is_rate_limited() {
-            failure.hint("Instagram is rate limiting this account; wait and try again")
-        } else {
-            failure
+        match &error {
+            e if e.requires_login() => {
+                failure.hint("run `igdisplay login` again (or `igdisplay token import`)")
+            }
+            e if e.is_rate_limited() => {
+                failure.hint("Instagram is rate limiting this account; wait and try again")
+            }
+            igdisplay::graph::Error::Transport { .. } => failure.unreachable(Side::Graph),
+            igdisplay::graph::Error::UnexpectedResponse { status, attempts, .. } if *status >= 500 => failure
+                .hint(format!(
+                    "the server answered {status} to all {attempts} attempt(s): Instagram is having trouble; \
+                     try again in a few minutes"
+                )),
+            _ => failure,
         }
     }
 }

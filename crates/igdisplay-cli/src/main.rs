@@ -46,26 +46,32 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let settings = Settings::resolve(&cli.global)?;
-    match cli.command {
+    dispatch(cli.command, &settings)
+        .await
+        .map_err(|failure| failure.with_host(|side| settings.host(side), settings.mock()))
+}
+
+async fn dispatch(command: Command, settings: &Settings) -> Result<(), Failure> {
+    match command {
         Command::Demo { out } => demo::run(settings.platform, out, settings.json).await,
-        Command::Auth(AuthCommand::Url) => auth::url(&settings).await,
+        Command::Auth(AuthCommand::Url) => auth::url(settings).await,
         Command::Auth(AuthCommand::Callback { redirect_url }) => {
-            auth::callback(&settings, &redirect_url).await
+            auth::callback(settings, &redirect_url).await
         }
-        Command::Login { no_browser, timeout } => auth::login(&settings, no_browser, timeout).await,
-        Command::Token(TokenCommand::Status) => read::status(&settings).await,
-        Command::Token(TokenCommand::Refresh) => read::refresh(&settings).await,
-        Command::Token(TokenCommand::Import) => read::import(&settings).await,
-        Command::Token(TokenCommand::Logout) => read::logout(&settings).await,
-        Command::Me => read::me(&settings).await,
+        Command::Login { no_browser, timeout } => auth::login(settings, no_browser, timeout).await,
+        Command::Token(TokenCommand::Status) => read::status(settings).await,
+        Command::Token(TokenCommand::Refresh) => read::refresh(settings).await,
+        Command::Token(TokenCommand::Import) => read::import(settings).await,
+        Command::Token(TokenCommand::Logout) => read::logout(settings).await,
+        Command::Me => read::me(settings).await,
         Command::Media(MediaCommand::List {
             limit,
             all,
             since,
             until,
-        }) => read::list(&settings, limit, all, since.as_deref(), until.as_deref()).await,
-        Command::Media(MediaCommand::Get { id }) => read::get(&settings, &id).await,
-        Command::Media(MediaCommand::Children { id }) => read::children(&settings, &id).await,
+        }) => read::list(settings, limit, all, since.as_deref(), until.as_deref()).await,
+        Command::Media(MediaCommand::Get { id }) => read::get(settings, &id).await,
+        Command::Media(MediaCommand::Children { id }) => read::children(settings, &id).await,
         Command::Export { dir, concurrency } => {
             let instagram = settings.instagram(false).await?;
             let user = settings.user(&instagram).await?;
@@ -85,7 +91,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::SignedRequest(SignedCommand::Verify { value }) => {
-            read::verify(&settings, &value, settings.app_secret())
+            read::verify(settings, &value, settings.app_secret())
         }
         Command::Mock(MockCommand::Serve(args)) => {
             let args = igdisplay::mock::cli::ServeArgs {

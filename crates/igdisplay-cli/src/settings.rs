@@ -84,6 +84,23 @@ impl Settings {
     }
 
     /// The app secret, when configured.
+    /// The host (and port) requests of `side` go to: the mock's, or Instagram's.
+    pub(crate) fn host(&self, side: crate::fail::Side) -> String {
+        let base = match side {
+            crate::fail::Side::Graph => &self.endpoints.graph_base,
+            crate::fail::Side::Api => &self.endpoints.api_base,
+        };
+        base.parse::<http::Uri>()
+            .ok()
+            .and_then(|uri| uri.authority().map(ToString::to_string))
+            .unwrap_or_else(|| base.clone())
+    }
+
+    /// The running mock's base URL, with `--mock`.
+    pub(crate) fn mock(&self) -> Option<&str> {
+        self.mock.as_deref()
+    }
+
     pub(crate) fn app_secret(&self) -> Option<AppSecret> {
         self.app_secret.clone()
     }

@@ -1017,3 +1017,58 @@ fn a_zero_limit_is_refused_and_show_is_get() {
     let id = env.first_image()["id"].as_str().unwrap().to_owned();
     assert_eq!(env.json(&["media", "show", &id])["id"], id.as_str());
 }
+
+/// Issue 15: a network failure names the host it could not reach and, with `--mock`, asks
+/// whether the mock is running.
+#[test]
+fn an_unreachable_mock_is_named_with_a_hint() {
+    let mock = MockServer::builder()
+        .clock(igdisplay_mock::MockClock::System { offset: 0 })
+        .start()
+        .unwrap();
+    let env = Env::with_mock(mock);
+    env.import("cafe_nova");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let output = env
+        .command(&["me"])
+        .env("IGDISPLAY_MOCK", format!("http://{closed}"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with(&format!("igdisplay: could not reach {closed}: ")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "hint: is the mock running at http://{closed}? Start one with `igdisplay mock serve`"
+        )),
+        "{stderr}"
+    );
+}
+
+/// Issue 15: a 5xx that outlasts the retries says how many attempts were made and what to do.
+#[test]
+fn a_server_error_says_how_often_it_was_tried() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    env.login("cafe_nova");
+    env.mock.add_fault(igdisplay_mock::Fault::new(
+        "/me",
+        igdisplay_mock::FaultKind::Status { status: 503 },
+    ));
+    let output = env.run(&["me"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unexpected response with status 503 after 3 attempt(s)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: the server answered 503 to all 3 attempt(s): Instagram is having trouble"),
+        "{stderr}"
+    );
+}

@@ -49,13 +49,16 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
-    /// An error status whose body is not a Graph error.
-    #[error("unexpected response with status {status}: {snippet}")]
+    /// An error status whose body is not a Graph error (a proxy's or load balancer's page),
+    /// after `attempts` tries.
+    #[error("unexpected response with status {status} after {attempts} attempt(s): {snippet}")]
     UnexpectedResponse {
         /// The HTTP status.
         status: u16,
         /// The start of the body, without the token.
         snippet: String,
+        /// How many requests were sent.
+        attempts: u32,
     },
     /// The user must log in again before any query can succeed; no request was sent.
     #[error(transparent)]
@@ -180,7 +183,10 @@ impl Error {
 
     /// Sets how many requests were sent, where the error records it.
     pub(crate) fn after_attempts(mut self, sent: u32) -> Self {
-        if let Error::Transport { attempts, .. } | Error::Api { attempts, .. } = &mut self {
+        if let Error::Transport { attempts, .. }
+        | Error::Api { attempts, .. }
+        | Error::UnexpectedResponse { attempts, .. } = &mut self
+        {
             *attempts = sent;
         }
         self

@@ -411,6 +411,7 @@ fn error_response(response: &HttpResponse, secrets: &[&str]) -> Error {
         None => Error::UnexpectedResponse {
             status,
             snippet: igdisplay_model::snippet(response.body(), secrets),
+            attempts: 1,
         },
     }
 }
