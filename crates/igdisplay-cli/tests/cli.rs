@@ -634,6 +634,9 @@ fn subcommands(env: &Env, path: &[String]) -> Vec<Vec<String>> {
         if !line.starts_with("  ") || line.trim().is_empty() {
             break;
         }
+        if line.starts_with("   ") {
+            continue; // a wrapped description
+        }
         let name = line.split_whitespace().next().unwrap_or_default().to_owned();
         if name != "help" {
             let mut child = path.to_vec();
