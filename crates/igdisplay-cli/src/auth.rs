@@ -48,7 +48,7 @@ pub(crate) async fn callback(settings: &Settings, redirect: &str) -> Result<(), 
     // The state serves one callback: the pending login is spent from here on.
     let _ = std::fs::remove_file(settings.pending_file()?);
     let record = instagram.complete_login(pending, redirect).await?;
-    report(settings, &record);
+    report(settings, &instagram, &record).await;
     Ok(())
 }
 
@@ -86,7 +86,7 @@ pub(crate) async fn login(settings: &Settings, no_browser: bool, timeout: u64) -
                 Err(_) => "The login did not complete. Return to the terminal to see why.",
             };
             if let Ok(record) = &outcome {
-                report(settings, record);
+                report(settings, &instagram, record).await;
             }
             show_outcome(&listener, arrived, &path, page).await;
             outcome?;
@@ -95,16 +95,39 @@ pub(crate) async fn login(settings: &Settings, no_browser: bool, timeout: u64) -
         None => {
             open_or_print(&authorization.url, no_browser);
             eprintln!("After approving, paste the whole URL your browser was sent to, then press Enter:");
-            let mut line = String::new();
-            tokio::io::BufReader::new(tokio::io::stdin())
-                .read_line(&mut line)
-                .await?;
-            line
+            read_redirect(&authorization.pending).await?
         }
     };
     let record = finish(&instagram, authorization.pending, &redirect).await?;
-    report(settings, &record);
+    report(settings, &instagram, &record).await;
     Ok(())
+}
+
+/// Reads pasted redirect URLs until one is the callback of `pending`: a bad paste (a cut
+/// URL, another login's) asks again instead of ending the login. End of input ends it.
+async fn read_redirect(pending: &PendingAuthorization) -> Result<String, Failure> {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        let Some(line) = lines.next_line().await? else {
+            return Err(Failure::usage(
+                "no redirect URL was pasted",
+                "run `igdisplay login` again and paste the URL of the page Instagram sent you to",
+            ));
+        };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        match Callback::parse(line) {
+            Ok(callback) if pending.is_for(&callback) => return Ok(line.to_owned()),
+            Ok(_) => {
+                eprintln!("That URL is from another login (its state differs). Paste the URL of this one:")
+            }
+            Err(e) => {
+                eprintln!("That is not a redirect URL ({e}). Paste the whole URL, from https:// to the end:")
+            }
+        }
+    }
 }
 
 async fn finish(
@@ -115,21 +138,30 @@ async fn finish(
     Ok(instagram.complete_login(pending, redirect).await?)
 }
 
-fn report(settings: &Settings, record: &TokenRecord) {
+/// Says who logged in: by username (one `/me` call with the new token) where Instagram
+/// answers, by id otherwise.
+async fn report(settings: &Settings, instagram: &Instagram, record: &TokenRecord) {
+    let username = instagram
+        .graph_with_token(record.access_token.clone())
+        .me()
+        .send()
+        .await
+        .ok()
+        .and_then(|me| me.username);
     if settings.json {
         out::json(&serde_json::json!({
             "user_id": record.user_id.as_str(),
+            "username": username,
             "kind": "long_lived",
             "expires_at": record.expires_at.to_rfc3339(),
         }));
     } else {
+        let who = match &username {
+            Some(name) => format!("@{} ({})", out::plain(name), record.user_id),
+            None => format!("user {}", record.user_id),
+        };
         println!(
-            "Logged in as user {}; the token is stored in {} and valid until {} (refreshed automatically).",
-            record.user_id,
-            settings
-                .token_file()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
+            "Logged in as {who}; the token is stored and valid until {} (refreshed automatically).",
             record.expires_at.to_rfc3339()
         );
     }

@@ -181,18 +181,41 @@ pub(crate) async fn status(settings: &Settings) -> Result<(), Failure> {
     let expired = record.is_expired(now);
     let due = policy.is_due(&record, now);
     let days = record.remaining(now).as_secs() / 86_400;
+    // Like `gh auth status`: ask Instagram whether it still takes the token (without
+    // refreshing it), unless it has expired already.
+    let check = if expired {
+        None
+    } else {
+        Some(
+            instagram
+                .graph_with_token(record.access_token.clone())
+                .me()
+                .send()
+                .await,
+        )
+    };
+    let username = match &check {
+        Some(Ok(me)) => me.username.clone(),
+        _ => None,
+    };
+    let who = match &username {
+        Some(name) => format!("@{} ({})", out::plain(name), record.user_id),
+        None => record.user_id.to_string(),
+    };
     if settings.json {
         out::json(&serde_json::json!({
             "user_id": record.user_id.as_str(),
+            "username": username,
             "kind": kind.replace('-', "_"),
             "platform": record.platform.as_str(),
             "issued_at": record.issued_at.to_rfc3339(),
             "expires_at": record.expires_at.to_rfc3339(),
             "expired": expired,
             "refresh_due": due,
+            "accepted": matches!(check, Some(Ok(_))),
         }));
     } else {
-        println!("user          {}", record.user_id);
+        println!("user          {who}");
         println!("kind          {kind} ({})", record.platform);
         println!("issued        {}", record.issued_at.to_rfc3339());
         println!(
@@ -207,8 +230,24 @@ pub(crate) async fn status(settings: &Settings) -> Result<(), Failure> {
             "not due yet"
         };
         println!("refresh       {state}");
+        let accepted = match &check {
+            None => "no (expired)",
+            Some(Ok(_)) => "yes",
+            Some(Err(e)) if e.requires_login() => "no (revoked or invalid)",
+            Some(Err(_)) => "unknown (Instagram could not be asked)",
+        };
+        println!("accepted      {accepted}");
     }
-    Ok(())
+    // The exit code says whether the token works, as `gh auth status` does.
+    match check {
+        None => Err(Failure::runtime(format!(
+            "the token of {who} expired at {}",
+            record.expires_at.to_rfc3339()
+        ))
+        .hint("run `igdisplay login` again (or `igdisplay token import`)")),
+        Some(Err(error)) => Err(error.into()),
+        Some(Ok(_)) => Ok(()),
+    }
 }
 
 /// `igdisplay token refresh`.

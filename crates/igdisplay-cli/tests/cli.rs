@@ -337,7 +337,7 @@ fn login_listens_on_a_loopback_redirect_uri() {
         String::from_utf8_lossy(&output.stdout)
     );
     assert!(output.status.success(), "{all}");
-    assert!(all.contains("Logged in as user"), "{all}");
+    assert!(all.contains("Logged in as @jayposiris ("), "{all}");
     assert!(env.dir.path().join("tokens.json").exists());
 }
 
@@ -1074,4 +1074,69 @@ fn a_server_error_says_how_often_it_was_tried() {
         stderr.contains("hint: the server answered 503 to all 3 attempt(s): Instagram is having trouble"),
         "{stderr}"
     );
+}
+
+/// Issue 15: `token status` names the user by username and, like `gh auth status`, exits 1
+/// when the token no longer works: expired, or revoked by Instagram.
+#[test]
+fn token_status_exits_1_for_an_expired_or_revoked_token() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    env.login("jayposiris");
+    let good = env.run(&["token", "status"]);
+    assert!(good.status.success());
+    let stdout = String::from_utf8_lossy(&good.stdout);
+    assert!(stdout.contains("user          @jayposiris ("), "{stdout}");
+    assert!(stdout.contains("accepted      yes"), "{stdout}");
+
+    // Revoked: the user removed the app (the mock's deauthorize revokes the user's tokens).
+    assert!(env.mock.revoke_tokens("jayposiris").unwrap() >= 1);
+    let status = env.run(&["token", "status"]);
+    assert_eq!(status.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("accepted      no (revoked or invalid)"));
+    assert!(String::from_utf8_lossy(&status.stderr).contains("hint: run `igdisplay login` again"));
+
+    // Expired: sixty days later.
+    env.login("cafe_nova");
+    env.mock.advance(Duration::from_secs(61 * 86_400));
+    let nova = env
+        .mock
+        .users()
+        .into_iter()
+        .find(|u| u.username == "cafe_nova")
+        .unwrap();
+    let expired = env.run(&["token", "status", "--user", &nova.id]);
+    assert_eq!(expired.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&expired.stderr).contains("expired at"));
+}
+
+/// Issue 15: in the pasted-URL login, a bad paste (not a URL, another login's) asks again;
+/// the right URL then completes the login.
+#[test]
+fn a_bad_paste_asks_again() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let mut child = env
+        .command(&["login", "--no-browser"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.as_mut().unwrap();
+    let mut url = String::new();
+    let mut byte = [0u8; 1];
+    while !url.ends_with('\n') && stdout.read(&mut byte).unwrap() == 1 {
+        url.push(char::from(byte[0]));
+    }
+    let location = env.mock.approve(url.trim(), "jayposiris").unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "not a url at all").unwrap();
+    writeln!(stdin, "https://app.example/auth/?code=AQx&state=another-login#_").unwrap();
+    writeln!(stdin, "{location}").unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("That is not a redirect URL"), "{stderr}");
+    assert!(stderr.contains("That URL is from another login"), "{stderr}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("Logged in as @jayposiris"));
 }

@@ -908,6 +908,30 @@ impl MockServer {
         })
     }
 
+    /// Revokes every token of `username`, as a password change or removing the app in
+    /// Instagram does: the next use of any of them is error 190, subcode 460. Returns how many
+    /// were still valid.
+    ///
+    /// ```
+    /// use igdisplay_mock::{MockServer, TokenLifetime};
+    ///
+    /// let mock = MockServer::start()?;
+    /// mock.issue_token("jayposiris", TokenLifetime::LongLived)?;
+    /// assert_eq!(mock.revoke_tokens("jayposiris")?, 1);
+    /// assert_eq!(mock.revoke_tokens("jayposiris")?, 0);
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`MockError::UnknownUser`] when no such user is seeded.
+    pub fn revoke_tokens(&self, username: &str) -> Result<usize, MockError> {
+        self.shared
+            .world()
+            .revoke_tokens(username)
+            .ok_or_else(|| MockError::UnknownUser(username.to_owned()))
+    }
+
     /// Answers the authorize window of `authorize_url` as if `username` pressed "Continue":
     /// the redirect URL the browser would be sent to (with the code, the state and Instagram's
     /// trailing `#_`), or the window's refusal. No browser and no HTTP request is involved, so

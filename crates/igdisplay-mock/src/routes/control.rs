@@ -342,6 +342,18 @@ impl World {
     }
 
     /// A token as the App Dashboard's "Generate token" gives it (long-lived by default).
+    /// Revokes every token of `username` (a password change, or the user removing the app in
+    /// Instagram): their next use is a 190 with subcode 460. How many were live.
+    pub(crate) fn revoke_tokens(&mut self, username: &str) -> Option<usize> {
+        let user = self.user_by_name(username)?;
+        let mut revoked = 0;
+        for token in self.tokens.values_mut().filter(|t| t.user == user && !t.revoked) {
+            token.revoked = true;
+            revoked += 1;
+        }
+        Some(revoked)
+    }
+
     pub(crate) fn dashboard_token(&mut self, username: &str, long_lived: bool) -> Option<Value> {
         let user = self.user_by_name(username)?;
         let kind = if long_lived {
