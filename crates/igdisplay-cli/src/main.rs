@@ -45,7 +45,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
-    let settings = Settings::resolve(&cli.global)?;
+    let settings = Settings::resolve(&cli.global).await?;
     dispatch(cli.command, &settings)
         .await
         .map_err(|failure| failure.with_host(|side| settings.host(side), settings.mock()))

@@ -27,7 +27,15 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    pub(crate) fn resolve(global: &Global) -> Result<Self, Failure> {
+    /// Reads flags and environment. With `--mock`, what is not configured of the app (its id,
+    /// secret and redirect URI) is taken from the running mock, which knows all three.
+    pub(crate) async fn resolve(global: &Global) -> Result<Self, Failure> {
+        let mut settings = Self::from_flags(global)?;
+        settings.fill_from_mock().await;
+        Ok(settings)
+    }
+
+    fn from_flags(global: &Global) -> Result<Self, Failure> {
         let platform = Platform::parse(&global.platform).ok_or_else(|| {
             Failure::usage(
                 format!("unknown platform `{}`", global.platform),
@@ -84,6 +92,46 @@ impl Settings {
     }
 
     /// The app secret, when configured.
+    /// Takes the app's id, secret and redirect URI from the mock's state where none is
+    /// configured, and says so on stderr. A mock that cannot be asked changes nothing.
+    async fn fill_from_mock(&mut self) {
+        let Some(base) = &self.mock else {
+            return;
+        };
+        if self.app_id.is_some() && self.app_secret.is_some() && self.redirect_uri.is_some() {
+            return;
+        }
+        let Ok(backend) = igdisplay::http::default_backend(Default::default()) else {
+            return;
+        };
+        let Some(state) = mock_get(base, "/_mock/state", &*backend).await else {
+            return;
+        };
+        let app = &state["app"];
+        let mut taken = Vec::new();
+        if self.app_id.is_none()
+            && let Some(id) = app["id"].as_str()
+        {
+            self.app_id = Some(id.to_owned());
+            taken.push("app id");
+        }
+        if self.app_secret.is_none()
+            && let Some(secret) = app["secret"].as_str()
+        {
+            self.app_secret = Some(AppSecret::new(secret));
+            taken.push("app secret");
+        }
+        if self.redirect_uri.is_none()
+            && let Some(uri) = app["redirect_uris"][0].as_str()
+        {
+            self.redirect_uri = Some(uri.to_owned());
+            taken.push("redirect URI");
+        }
+        if !taken.is_empty() {
+            eprintln!("note: using the mock's {} ({base})", taken.join(", "));
+        }
+    }
+
     /// The host (and port) requests of `side` go to: the mock's, or Instagram's.
     pub(crate) fn host(&self, side: crate::fail::Side) -> String {
         let base = match side {
@@ -134,16 +182,32 @@ impl Settings {
     /// otherwise (reading with a stored token) they may be absent.
     pub(crate) async fn instagram(&self, need_app: bool) -> Result<Instagram, Failure> {
         let app = if need_app {
-            let id = self.app_id.clone().ok_or_else(|| {
-                Failure::usage("no app id is configured", "pass --app-id or set IGDISPLAY_APP_ID")
-            })?;
-            let secret = self.app_secret.clone().ok_or_else(|| {
-                Failure::usage(
-                    "no app secret is configured",
-                    "set IGDISPLAY_APP_SECRET or pass --app-secret-file (never the secret itself on the command line)",
-                )
-            })?;
-            Some((id, secret, self.redirect_uri()?.to_owned()))
+            let missing: Vec<&str> = [
+                (self.app_id.is_none(), "the app id (--app-id or IGDISPLAY_APP_ID)"),
+                (
+                    self.app_secret.is_none(),
+                    "the app secret (IGDISPLAY_APP_SECRET or --app-secret-file; never on the command line)",
+                ),
+                (
+                    self.redirect_uri.is_none(),
+                    "the redirect URI (--redirect-uri or IGDISPLAY_REDIRECT_URI, exactly as registered)",
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(absent, what)| absent.then_some(what))
+            .collect();
+            match (&self.app_id, &self.app_secret, &self.redirect_uri) {
+                (Some(id), Some(secret), Some(redirect)) => {
+                    Some((id.clone(), secret.clone(), redirect.clone()))
+                }
+                _ => {
+                    return Err(Failure::usage(
+                        format!("a login needs settings that are missing: {}", missing.join("; ")),
+                        "set them (the App Dashboard > Instagram > API setup shows all three), or pass --mock URL \
+                         of a running `igdisplay mock serve` to take them from the mock",
+                    ));
+                }
+            }
         } else {
             // Reading and refreshing need only the stored token.
             None
@@ -226,14 +290,19 @@ fn default_token_file() -> Option<PathBuf> {
     Some(base.join("igdisplay").join("tokens.json"))
 }
 
+/// A JSON document of a running mock's control API, if it answers one.
+async fn mock_get(base: &str, path: &str, backend: &dyn HttpBackend) -> Option<serde_json::Value> {
+    let request = http::Request::get(format!("{}{path}", base.trim_end_matches('/')))
+        .body(Default::default())
+        .ok()?;
+    let response = backend.send(request).await.ok()?;
+    serde_json::from_slice(response.body()).ok()
+}
+
 /// Against a running mock, follow its clock (it may be frozen or moved), so token ages agree.
 async fn mock_clock(base: &str, backend: &dyn HttpBackend) -> SharedClock {
     let offset = async {
-        let request = http::Request::get(format!("{}/_mock/clock", base.trim_end_matches('/')))
-            .body(Default::default())
-            .ok()?;
-        let response = backend.send(request).await.ok()?;
-        let value: serde_json::Value = serde_json::from_slice(response.body()).ok()?;
+        let value = mock_get(base, "/_mock/clock", backend).await?;
         value["unix"].as_i64()?.checked_sub(unix_now())
     }
     .await

@@ -352,16 +352,23 @@ fn a_dashboard_token_is_imported_from_stdin() {
 #[test]
 fn failures_are_one_sentence_with_a_fix_and_the_right_exit_code() {
     let env = Env::new(MockPlatform::InstagramLogin);
-    // A usage error: no app id.
+    // A usage error: no app id, no secret, no redirect URI, and no mock to take them from:
+    // every missing setting in one message.
     let output = env
         .command(&["auth", "url"])
         .env_remove("IGDISPLAY_APP_ID")
+        .env_remove("IGDISPLAY_APP_SECRET")
+        .env_remove("IGDISPLAY_REDIRECT_URI")
+        .env_remove("IGDISPLAY_MOCK")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("no app id is configured") && stderr.contains("hint: pass --app-id"),
+        stderr.contains(
+            "a login needs settings that are missing: the app id (--app-id or IGDISPLAY_APP_ID); the app secret"
+        ) && stderr.contains("; the redirect URI (--redirect-uri or IGDISPLAY_REDIRECT_URI")
+            && stderr.contains("hint: set them"),
         "{stderr}"
     );
     // A callback whose state does not match is refused, and the pending login stays.
@@ -1139,4 +1146,31 @@ fn a_bad_paste_asks_again() {
     assert!(stderr.contains("That is not a redirect URL"), "{stderr}");
     assert!(stderr.contains("That URL is from another login"), "{stderr}");
     assert!(String::from_utf8_lossy(&output.stdout).contains("Logged in as @jayposiris"));
+}
+
+/// Issue 15: with `--mock`, a login takes the app id, secret and redirect URI the mock knows
+/// when none is configured, and says so.
+#[test]
+fn with_a_mock_the_app_settings_come_from_the_mock() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let output = env
+        .command(&["auth", "url", "--json"])
+        .env_remove("IGDISPLAY_APP_ID")
+        .env_remove("IGDISPLAY_APP_SECRET")
+        .env_remove("IGDISPLAY_REDIRECT_URI")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("note: using the mock's app id, app secret, redirect URI"),
+        "{stderr}"
+    );
+    let url: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let url = url["url"].as_str().unwrap();
+    assert!(url.contains(&format!("client_id={}", env.mock.app().id)), "{url}");
+    assert!(
+        !stderr.contains(&env.mock.app().secret),
+        "the note never shows the secret"
+    );
 }
