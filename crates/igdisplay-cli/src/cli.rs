@@ -218,6 +218,9 @@ pub(crate) struct MockServe {
     /// Worker threads.
     #[arg(long, default_value_t = 2)]
     pub(crate) workers: usize,
+    /// No request log (by default each request is one line on stderr, secrets masked).
+    #[arg(long)]
+    pub(crate) quiet: bool,
 }
 
 #[cfg(test)]

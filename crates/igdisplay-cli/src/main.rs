@@ -104,6 +104,7 @@ async fn dispatch(command: Command, settings: &Settings) -> Result<(), Failure> 
                 generate: args.generate,
                 https: args.https,
                 workers: args.workers,
+                quiet: args.quiet,
             };
             let _server = igdisplay::mock::cli::start(&args, &mut std::io::stdout()).map_err(|e| {
                 Failure::usage(fail::chain(&e), "pick another --addr, or check the --seed file")

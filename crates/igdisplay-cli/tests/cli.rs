@@ -477,6 +477,7 @@ fn mock_serve_prints_where_it_listens_first() {
         ])
         .env_clear()
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stdout = child.stdout.take().unwrap();
@@ -487,10 +488,17 @@ fn mock_serve_prints_where_it_listens_first() {
     }
     let base = first.trim().strip_prefix("listening on ").unwrap().to_owned();
     let (status, _, body) = get(&format!("{base}/_mock/health"));
-    child.kill().unwrap();
-    child.wait().unwrap();
     assert_eq!(status, 200);
     assert!(body.contains("basic-display"));
+    // Each request is one line on stderr, its secrets masked (issue 15).
+    assert_eq!(
+        get(&format!("{base}/me?fields=id&access_token=IGQVJSECRETCANARY")).0,
+        400
+    );
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(log.trim(), "GET /me fields=id&access_token=[redacted] 400");
 }
 
 #[test]

@@ -71,6 +71,9 @@ pub struct ServeArgs {
     /// Worker threads.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// No request log (by default each request is one line on stderr, secrets masked).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Parses `--platform`: `instagram-login` or `basic-display`.
@@ -147,6 +150,9 @@ pub fn start(args: &ServeArgs, out: &mut impl std::io::Write) -> Result<MockServ
     let mut builder = MockServer::builder();
     if args.https {
         builder = builder.https();
+    }
+    if !args.quiet {
+        builder = builder.on_request(|entry| eprintln!("{entry}"));
     }
     let server = builder
         .platform(args.platform)

@@ -40,6 +40,15 @@ pub struct JournalEntry {
     pub status: u16,
 }
 
+impl fmt::Display for JournalEntry {
+    /// `GET /me fields=id&access_token=[redacted] 200`: a request log line (the query as
+    /// masked in the entry; `-` for none).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let query = if self.query.is_empty() { "-" } else { &self.query };
+        write!(f, "{} {} {} {}", self.method, self.path, query, self.status)
+    }
+}
+
 /// Entries keep the raw query; secrets are masked when the journal is read.
 #[derive(Debug)]
 pub(crate) struct Journal {

@@ -184,6 +184,24 @@ pub struct MockBuilder {
     addr: SocketAddr,
     workers: usize,
     https: bool,
+    on_request: Option<RequestLog>,
+}
+
+/// What [`MockBuilder::on_request`] keeps: a function given every request's entry.
+#[derive(Clone)]
+pub struct RequestLog(Arc<dyn Fn(&JournalEntry) + Send + Sync>);
+
+impl RequestLog {
+    /// Gives `entry` to the function.
+    pub fn log(&self, entry: &JournalEntry) {
+        (self.0)(entry);
+    }
+}
+
+impl std::fmt::Debug for RequestLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequestLog")
+    }
 }
 
 impl MockBuilder {
@@ -200,6 +218,31 @@ impl MockBuilder {
     /// ```
     pub fn https(mut self) -> Self {
         self.https = true;
+        self
+    }
+
+    /// Calls `log` with every request's journal entry once it is answered (its query's
+    /// secrets masked, as [`MockServer::journal`] shows them), outside the mock's lock: a
+    /// server's request log. `igdisplay mock serve` prints one line per request with it.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = seen.clone();
+    /// let mock = igdisplay_mock::MockServer::builder()
+    ///     .on_request(move |entry| log.lock().unwrap().push(entry.to_string()))
+    ///     .start()?;
+    /// // Any client's request; here a bare one with a token the mock never issued.
+    /// let mut stream = std::net::TcpStream::connect(mock.addr())?;
+    /// write!(stream, "GET /me?access_token=SECRET HTTP/1.1\r\nhost: mock\r\nconnection: close\r\n\r\n")?;
+    /// stream.read_to_end(&mut Vec::new())?;
+    /// assert_eq!(seen.lock().unwrap().as_slice(), ["GET /me access_token=[redacted] 400"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn on_request(mut self, log: impl Fn(&JournalEntry) + Send + Sync + 'static) -> Self {
+        self.on_request = Some(RequestLog(Arc::new(log)));
         self
     }
 
@@ -360,7 +403,7 @@ impl MockBuilder {
             base.clone(),
             root_pem.clone(),
         );
-        let shared = Arc::new(Shared::new(world, self.clock));
+        let shared = Arc::new(Shared::new(world, self.clock, self.on_request));
         let acceptor = tls.map(|tls| tls.acceptor);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(self.workers)
@@ -536,6 +579,7 @@ impl MockServer {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             workers: 2,
             https: false,
+            on_request: None,
         }
     }
 

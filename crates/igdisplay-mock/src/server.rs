@@ -19,6 +19,7 @@
 //! the mock works under any test harness and never competes with the test's runtime. Dropping
 //! the `MockServer` sends the shutdown signal and joins the thread.
 
+use crate::JournalEntry;
 use crate::clock::MockClock;
 use crate::faults::{self, FaultKind};
 use crate::routes::control::Control;
@@ -47,15 +48,18 @@ pub(crate) struct Shared {
     pub(crate) world: Mutex<World>,
     pub(crate) initial_clock: MockClock,
     pub(crate) client: Client<HttpConnector, Full<Bytes>>,
+    /// Called with every request's masked journal entry, outside the lock.
+    pub(crate) on_request: Option<crate::RequestLog>,
 }
 
 impl Shared {
     /// The shared state of a server over `world`; `initial_clock` is where a reset returns.
-    pub(crate) fn new(world: World, initial_clock: MockClock) -> Self {
+    pub(crate) fn new(world: World, initial_clock: MockClock, on_request: Option<crate::RequestLog>) -> Self {
         Self {
             world: Mutex::new(world),
             initial_clock,
             client: Client::builder(TokioExecutor::new()).build_http(),
+            on_request,
         }
     }
 
@@ -159,7 +163,10 @@ async fn handle(
         headers: parts.headers,
         body,
     };
-    let outcome = decide(&shared, &req, raw_query);
+    let (outcome, logged) = decide(&shared, &req, raw_query);
+    if let (Some(log), Some(entry)) = (&shared.on_request, logged) {
+        log.log(&entry);
+    }
     match outcome {
         Outcome::Deliver(url, form) => {
             let reply = match shared.deliver(&url, form).await {
@@ -176,14 +183,15 @@ async fn handle(
 /// Decides the answer to `req` under the lock: the control API, else a matching stub, else
 /// the fake's own route; then a matching fault, rolled on the seeded generator; then the
 /// journal entry (the raw query, masked when the journal is read).
-fn decide(shared: &Shared, req: &Req, raw_query: String) -> Outcome {
+fn decide(shared: &Shared, req: &Req, raw_query: String) -> (Outcome, Option<JournalEntry>) {
     let mut world = shared.world();
     if let Some(rest) = req.path.strip_prefix("/_mock/") {
         let rest: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-        return match world.control(req, &rest, shared.initial_clock) {
+        let outcome = match world.control(req, &rest, shared.initial_clock) {
             Control::Reply(reply) => Outcome::Send(reply, None),
             Control::Deliver { url, form } => Outcome::Deliver(url, form),
         };
+        return (outcome, None);
     }
     let method = req.method.as_str().to_owned();
     let stub = faults::take(
@@ -220,6 +228,14 @@ fn decide(shared: &Shared, req: &Req, raw_query: String) -> Outcome {
         _ => reply.status,
     };
     let now = world.now();
+    let logged = shared.on_request.as_ref().map(|_| JournalEntry {
+        seq: world.journal.total() + 1,
+        at: now,
+        method: method.clone(),
+        path: req.path.clone(),
+        query: crate::wire::masked_query(&raw_query),
+        status,
+    });
     world.journal.record(now, &method, &req.path, raw_query, status);
     let fault = match fault {
         Some(FaultKind::GraphTransient) => {
@@ -231,11 +247,11 @@ fn decide(shared: &Shared, req: &Req, raw_query: String) -> Outcome {
                 "An unexpected error has occurred. Please retry your request later.",
             )
             .transient();
-            return Outcome::Send(failure.reply(trace), None);
+            return (Outcome::Send(failure.reply(trace), None), logged);
         }
         other => other,
     };
-    Outcome::Send(reply, fault)
+    (Outcome::Send(reply, fault), logged)
 }
 
 /// A reply as a complete HTTP response.
