@@ -152,7 +152,9 @@ pub fn start(args: &ServeArgs, out: &mut impl std::io::Write) -> Result<MockServ
         builder = builder.https();
     }
     if !args.quiet {
-        builder = builder.on_request(|entry| eprintln!("{entry}"));
+        builder = builder.on_request(|entry| {
+            let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("{entry}\n"));
+        });
     }
     let server = builder
         .platform(args.platform)
