@@ -13,6 +13,7 @@ mod export;
 mod fail;
 mod files;
 mod keyring;
+mod notice;
 mod out;
 mod read;
 mod settings;
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
     // crypto provider, so the program installs one (a no-op if already installed).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    notice::install();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -1182,3 +1182,23 @@ fn with_a_mock_the_app_settings_come_from_the_mock() {
         "the note never shows the secret"
     );
 }
+
+/// Issue 15: a rate-limit pause is announced on stderr instead of a silent wait.
+#[test]
+fn a_rate_limit_pause_is_announced() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    env.login("cafe_nova");
+    let limited = serde_json::json!({"error": {"message": "Application request limit reached", "type": "OAuthException", "code": 4}});
+    env.mock.stub(
+        igdisplay_mock::Stub::json("GET", "/me", 429, limited)
+            .header("retry-after", "1")
+            .times(1),
+    );
+    let output = env.run(&["me"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Instagram asks us to wait 1 s (rate limit); Ctrl-C to stop"),
+        "{stderr}"
+    );
+}

@@ -187,6 +187,9 @@ impl GraphClient {
             let elapsed = inner.clock.now().duration_since(started).unwrap_or_default();
             match delay {
                 Some(delay) if inner.policy.retry.allows(attempt, elapsed, delay) => {
+                    if failure.is_rate_limited() {
+                        announce_wait(delay);
+                    }
                     if !inner.retry_budget.try_spend() {
                         tracing::debug!(attempt, "the retry budget is spent: failing fast");
                         return Err(failure.after_attempts(attempt));
@@ -269,14 +272,27 @@ impl GraphClient {
                 error: None,
             });
         }
-        tracing::debug!(
-            pause_ms = pause.wait.as_millis() as u64,
-            exhausted = pause.exhausted,
-            "pacing for the rate limit"
-        );
+        if pause.exhausted {
+            announce_wait(pause.wait);
+        } else {
+            tracing::debug!(
+                pause_ms = pause.wait.as_millis() as u64,
+                "pacing for the rate limit"
+            );
+        }
         inner.clock.sleep(pause.wait).await;
         Ok(())
     }
+}
+
+/// The `tracing` target of the event sent when a query waits for Instagram's rate limit
+/// (a `Retry-After`, or a spent budget), with the wait in `wait_ms`: an application can show
+/// it ("Instagram asks us to wait 40 s"), as the CLI does, instead of looking stuck.
+pub const RATE_LIMIT_WAIT: &str = "igdisplay::rate_limit";
+
+fn announce_wait(wait: Duration) {
+    let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+    tracing::info!(target: RATE_LIMIT_WAIT, wait_ms, "waiting for the rate limit");
 }
 
 /// `Retry-After` in seconds or as an HTTP date measured from `now` on the injected clock,

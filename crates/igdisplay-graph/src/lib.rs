@@ -8,7 +8,7 @@ mod pacer;
 mod request;
 mod token;
 
-pub use client::{GraphClient, GraphClientBuilder};
+pub use client::{GraphClient, GraphClientBuilder, RATE_LIMIT_WAIT};
 pub use config::{GraphEndpoint, GraphPolicy, Quota, RateLimitPolicy, RetryPolicy, WhenExhausted};
 pub use error::Error;
 pub use fields::{Field, FieldList, MediaField, UserField};
