@@ -189,6 +189,7 @@ impl AuthClient {
         record.permissions = body
             .permissions
             .or_else(|| Some(grant.requested_scopes().to_vec()));
+        record.issued_by = Some(self.config.endpoints.issuer());
         Ok(record)
     }
 
@@ -251,6 +252,7 @@ impl AuthClient {
             lifetime,
         );
         record.permissions.clone_from(&from.permissions);
+        record.issued_by = Some(self.config.endpoints.issuer());
         Ok(record)
     }
 

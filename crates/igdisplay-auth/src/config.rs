@@ -78,16 +78,30 @@ impl Endpoints {
         }
     }
 
+    /// Who issues tokens here, as a [`TokenRecord::issued_by`](crate::TokenRecord::issued_by)
+    /// holds it: the origin of `api_base` (`https://api.instagram.com` for Instagram).
+    pub fn issuer(&self) -> String {
+        origin(&self.api_base)
+    }
+
+    /// Whether a token whose record says it was issued by `issued_by` may be sent to the
+    /// Graph base here: Instagram's tokens to Instagram's hosts only, a stand-in's (a mock's)
+    /// to that stand-in only. A record that does not say (stored by hand, or before igdisplay
+    /// kept this) is sent anywhere.
+    pub fn accepts_tokens_of(&self, issued_by: Option<&str>) -> bool {
+        match issued_by {
+            None => true,
+            Some(issuer) if INSTAGRAM_ORIGINS.contains(&issuer) => self.is_production(),
+            Some(issuer) => origin(&self.graph_base) == issuer,
+        }
+    }
+
     /// Whether every endpoint is one of Instagram's production hosts.
     pub fn is_production(&self) -> bool {
         let real = |url: &str| {
-            [
-                "https://api.instagram.com",
-                "https://www.instagram.com",
-                "https://graph.instagram.com",
-            ]
-            .iter()
-            .any(|host| url == *host || url.starts_with(&format!("{host}/")))
+            INSTAGRAM_ORIGINS
+                .iter()
+                .any(|host| url == *host || url.starts_with(&format!("{host}/")))
         };
         real(&self.authorize_url) && real(&self.api_base) && real(&self.graph_base)
     }
@@ -232,8 +246,43 @@ fn is_absolute_http(url: &str) -> bool {
     matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some_and(|h| !h.is_empty())
 }
 
+/// Instagram's own hosts.
+const INSTAGRAM_ORIGINS: [&str; 3] = [
+    "https://api.instagram.com",
+    "https://www.instagram.com",
+    "https://graph.instagram.com",
+];
+
+/// `scheme://host[:port]` of `url`, lower-cased; the URL itself when it has no such form.
+fn origin(url: &str) -> String {
+    let lower = url.to_ascii_lowercase();
+    let Some((scheme, rest)) = lower.split_once("://") else {
+        return lower;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    format!("{scheme}://{authority}")
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn tokens_go_back_only_to_whoever_issued_them() {
+        let instagram = Endpoints::production(Platform::InstagramLogin);
+        let mock = Endpoints::single_origin("http://127.0.0.1:8787/");
+        assert_eq!(instagram.issuer(), "https://api.instagram.com");
+        assert_eq!(mock.issuer(), "http://127.0.0.1:8787");
+        assert!(instagram.accepts_tokens_of(Some("https://api.instagram.com")));
+        assert!(!instagram.accepts_tokens_of(Some("http://127.0.0.1:8787")));
+        assert!(mock.accepts_tokens_of(Some("http://127.0.0.1:8787")));
+        assert!(!mock.accepts_tokens_of(Some("https://api.instagram.com")));
+        assert!(!mock.accepts_tokens_of(Some("http://127.0.0.1:9999")));
+        assert!(
+            mock.accepts_tokens_of(None) && instagram.accepts_tokens_of(None),
+            "unknown: as before"
+        );
+    }
+
     use super::*;
 
     fn config() -> AppConfig {

@@ -172,6 +172,16 @@ pub enum TokenError {
     /// No token is stored for this user.
     #[error("no token is stored for user {0}: log in first")]
     NoToken(UserId),
+    /// The stored token was issued by another server than the one this client sends to (a
+    /// mock's token, and a client configured for Instagram, or the other way round): it is
+    /// not sent. Log in again against these endpoints, or point the client back.
+    #[error("the stored token was issued by {issued_by}; it is not sent to {target}")]
+    IssuedElsewhere {
+        /// Who issued it: an origin, or `Instagram`.
+        issued_by: String,
+        /// Where this client would have sent it: an origin, or `Instagram`.
+        target: String,
+    },
     /// The token store failed.
     #[error("the token store failed")]
     Store(#[from] StoreError),

@@ -115,11 +115,15 @@ impl TokenManager {
     /// # Errors
     ///
     /// [`TokenError::Expired`] for an expired token, or [`TokenError::Store`].
-    pub async fn import(&self, record: TokenRecord) -> Result<(), TokenError> {
+    pub async fn import(&self, mut record: TokenRecord) -> Result<(), TokenError> {
         if record.is_expired(self.inner.client.clock().now()) {
             return Err(TokenError::Expired {
                 expired_at: record.expires_at,
             });
+        }
+        // A token imported here was issued for these endpoints, unless the record says whose.
+        if record.issued_by.is_none() {
+            record.issued_by = Some(self.inner.client.config().endpoints.issuer());
         }
         Ok(self.inner.store.save(&record).await?)
     }
@@ -196,6 +200,15 @@ impl TokenManager {
             .load(user)
             .await?
             .ok_or_else(|| TokenError::NoToken(user.clone()))?;
+        let endpoints = &self.inner.client.config().endpoints;
+        if let Some(issued_by) = &record.issued_by
+            && !endpoints.accepts_tokens_of(Some(issued_by))
+        {
+            return Err(TokenError::IssuedElsewhere {
+                issued_by: issued_by.clone(),
+                target: endpoints.graph_base.clone(),
+            });
+        }
         if self
             .inner
             .policy

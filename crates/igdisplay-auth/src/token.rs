@@ -47,6 +47,14 @@ pub struct TokenRecord {
     /// The scopes Instagram reported, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<String>>,
+    /// Where the token comes from when it is not Instagram: the origin
+    /// (`scheme://host:port`) of the server that issued it, a mock or a stand-in. `None` for
+    /// Instagram's own hosts (and for records stored before this was kept). A
+    /// [`TokenManager`](crate::TokenManager) never hands such a token to a client configured
+    /// for another origin, so a mock's token never travels to Instagram, nor Instagram's to
+    /// a mock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_by: Option<String>,
 }
 
 impl TokenRecord {
@@ -71,7 +79,16 @@ impl TokenRecord {
                 .checked_add(lifetime)
                 .map_or(Timestamp::from_unix(i64::MAX), Timestamp::from_system_time),
             permissions: None,
+            issued_by: None,
         }
+    }
+
+    /// The record with [`issued_by`](Self::issued_by) set: for a token imported from a mock or
+    /// another stand-in, its origin.
+    #[must_use]
+    pub fn issued_by(mut self, origin: Option<String>) -> Self {
+        self.issued_by = origin;
+        self
     }
 
     /// Whether the token has expired at `now`.

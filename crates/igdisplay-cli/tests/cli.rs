@@ -1046,27 +1046,53 @@ fn an_unreachable_mock_is_named_with_a_hint() {
         .unwrap();
     let env = Env::with_mock(mock);
     env.import("cafe_nova");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let output = env
-        .command(&["me"])
-        .env("IGDISPLAY_MOCK", format!("http://{closed}"))
-        .output()
-        .unwrap();
+    let mut me = env.command(&["me"]);
+    let Env { mock, dir: _dir } = env;
+    let gone = mock.addr();
+    drop(mock); // the mock stops: its port refuses connections
+    let output = me.output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.starts_with(&format!("igdisplay: could not reach {closed}: ")),
+        stderr.starts_with(&format!("igdisplay: could not reach {gone}: ")),
         "{stderr}"
     );
     assert!(
         stderr.contains(&format!(
-            "hint: is the mock running at http://{closed}? Start one with `igdisplay mock serve`"
+            "hint: is the mock running at http://{gone}? Start one with `igdisplay mock serve`"
         )),
         "{stderr}"
     );
+}
+
+/// Issue 15: a token from a mock is never sent to Instagram (nor to another mock): the
+/// record keeps where it came from, and the command says so instead of sending it.
+#[test]
+fn a_mock_token_is_never_sent_elsewhere() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    env.login("jayposiris");
+    let other = MockServer::start().unwrap();
+    for (target, named) in [
+        (Some(other.base_url().to_owned()), other.base_url().to_owned()),
+        (None, "https://graph.instagram.com".to_owned()),
+    ] {
+        let mut command = env.command(&["me"]);
+        match &target {
+            Some(base) => command.env("IGDISPLAY_MOCK", base),
+            None => command.env_remove("IGDISPLAY_MOCK"),
+        };
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "the stored token was issued by {}; it is not sent to {named}",
+                env.mock.base_url()
+            )),
+            "{stderr}"
+        );
+    }
+    assert_eq!(other.requests_total(), 0, "nothing reached the other mock");
 }
 
 /// Issue 15: a 5xx that outlasts the retries says how many attempts were made and what to do.

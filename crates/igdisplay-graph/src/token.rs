@@ -46,6 +46,15 @@ pub enum LoginRequired {
     /// No token is stored for the user.
     #[error("no token is stored for this user: log in first")]
     NoToken,
+    /// The stored token comes from another server (a mock's token, and a client configured
+    /// for Instagram, or the other way round); it was not sent.
+    #[error("the stored token was issued by {issued_by}; it is not sent to {target}: log in again here")]
+    IssuedElsewhere {
+        /// Who issued it (an origin).
+        issued_by: String,
+        /// Where it would have gone (a base URL).
+        target: String,
+    },
 }
 
 /// A fixed token.

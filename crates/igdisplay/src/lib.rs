@@ -421,6 +421,9 @@ impl TokenSource for ManagedToken {
             .map_err(|error| match error {
                 TokenError::Expired { expired_at } => LoginRequired::Expired { expired_at }.into(),
                 TokenError::NoToken(_) => LoginRequired::NoToken.into(),
+                TokenError::IssuedElsewhere { issued_by, target } => {
+                    LoginRequired::IssuedElsewhere { issued_by, target }.into()
+                }
                 error if error.requires_reauthorization() => LoginRequired::Revoked.into(),
                 error => TokenUnavailable::Failed(Box::new(error)),
             })
