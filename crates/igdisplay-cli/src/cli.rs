@@ -121,6 +121,17 @@ pub(crate) enum Command {
     /// Run the mock Instagram.
     #[command(subcommand)]
     Mock(MockCommand),
+    /// Check the setup, one line per check, with the fix for each failure (exit 1 if any
+    /// fails): configuration, redirect URI, token, account type, scopes, clock, rate limit,
+    /// callbacks.
+    Doctor {
+        /// The app's deauthorize callback URL, to check that it answers.
+        #[arg(long, env = "IGDISPLAY_DEAUTHORIZE_URL", value_name = "URL")]
+        deauthorize_url: Option<String>,
+        /// The app's data-deletion callback URL, to check that it answers.
+        #[arg(long, env = "IGDISPLAY_DATA_DELETION_URL", value_name = "URL")]
+        data_deletion_url: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

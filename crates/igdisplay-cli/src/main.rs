@@ -9,6 +9,7 @@
 mod auth;
 mod cli;
 mod demo;
+mod doctor;
 mod export;
 mod fail;
 mod files;
@@ -94,6 +95,16 @@ async fn dispatch(command: Command, settings: &Settings) -> Result<(), Failure> 
         }
         Command::SignedRequest(SignedCommand::Verify { value }) => {
             read::verify(settings, &value, settings.app_secret())
+        }
+        Command::Doctor {
+            deauthorize_url,
+            data_deletion_url,
+        } => {
+            let callbacks = doctor::Callbacks {
+                deauthorize: deauthorize_url,
+                data_deletion: data_deletion_url,
+            };
+            doctor::run(settings, &callbacks).await
         }
         Command::Mock(MockCommand::Serve(args)) => {
             let args = igdisplay::mock::cli::ServeArgs {

@@ -149,6 +149,16 @@ impl Settings {
         self.mock.as_deref()
     }
 
+    /// The app id, if configured.
+    pub(crate) fn app_id(&self) -> Option<&str> {
+        self.app_id.as_deref()
+    }
+
+    /// The redirect URI, if configured.
+    pub(crate) fn configured_redirect_uri(&self) -> Option<&str> {
+        self.redirect_uri.as_deref()
+    }
+
     pub(crate) fn app_secret(&self) -> Option<AppSecret> {
         self.app_secret.clone()
     }

@@ -1228,3 +1228,202 @@ fn a_rate_limit_pause_is_announced() {
         "{stderr}"
     );
 }
+
+/// `igdisplay doctor` with `args`: its exit code and its report.
+fn doctor(command: &mut Command) -> (Option<i32>, String) {
+    let output = command.output().unwrap();
+    (output.status.code(), String::from_utf8(output.stdout).unwrap())
+}
+
+/// The report line of `check`.
+fn doctor_line<'a>(report: &'a str, check: &str) -> &'a str {
+    report
+        .lines()
+        .find(|l| {
+            l.get(6..)
+                .is_some_and(|rest| rest.starts_with(&format!("{check}:")))
+        })
+        .unwrap_or_else(|| panic!("no `{check}` line in:\n{report}"))
+}
+
+#[test]
+fn doctor_passes_a_working_setup() {
+    // A mock on this machine's time, as `igdisplay mock serve` runs by default.
+    let mock = MockServer::builder()
+        .clock(igdisplay_mock::MockClock::System { offset: 0 })
+        .start()
+        .unwrap();
+    let env = Env::with_mock(mock);
+    env.login("cafe_nova");
+    let callback = format!("{}/_mock/health", env.mock.base_url());
+    let (code, report) = doctor(&mut env.command(&["doctor", "--deauthorize-url", &callback]));
+    assert_eq!(code, Some(0), "{report}");
+    for check in [
+        "configuration",
+        "redirect URI",
+        "token",
+        "scopes",
+        "account",
+        "clock",
+        "rate limit",
+        "deauthorize callback",
+    ] {
+        assert!(doctor_line(&report, check).starts_with("ok "), "{report}");
+    }
+    assert!(
+        doctor_line(&report, "account").contains("@cafe_nova, BUSINESS"),
+        "{report}"
+    );
+    assert!(
+        doctor_line(&report, "data-deletion callback").starts_with("skip"),
+        "{report}"
+    );
+}
+
+#[test]
+fn doctor_fails_a_missing_configuration() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let (code, report) = doctor(
+        env.command(&["doctor"])
+            .env_remove("IGDISPLAY_MOCK")
+            .env_remove("IGDISPLAY_APP_ID")
+            .env("IGDISPLAY_REDIRECT_URI", "app.example/auth"),
+    );
+    assert_eq!(code, Some(1));
+    let line = doctor_line(&report, "configuration");
+    assert!(
+        line.starts_with("FAIL")
+            && line.contains("no app id")
+            && line.contains("not an absolute http(s) URL"),
+        "{report}"
+    );
+    assert!(
+        doctor_line(&report, "redirect URI").starts_with("skip"),
+        "{report}"
+    );
+}
+
+#[test]
+fn doctor_fails_an_unregistered_redirect_uri() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    env.login("cafe_nova");
+    let (code, report) = doctor(
+        env.command(&["doctor"])
+            .env("IGDISPLAY_REDIRECT_URI", "https://elsewhere.example/cb"),
+    );
+    assert_eq!(code, Some(1));
+    let line = doctor_line(&report, "redirect URI");
+    assert!(
+        line.starts_with("FAIL") && line.contains("the authorize window refuses it"),
+        "{report}"
+    );
+    assert!(line.contains("fix: add it, byte for byte"), "{report}");
+}
+
+#[test]
+fn doctor_fails_an_expired_token() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    env.login("cafe_nova");
+    env.mock.advance(Duration::from_secs(61 * 86_400));
+    let (code, report) = doctor(&mut env.command(&["doctor"]));
+    assert_eq!(code, Some(1));
+    assert!(
+        doctor_line(&report, "token").starts_with("FAIL  token: expired at"),
+        "{report}"
+    );
+    assert!(doctor_line(&report, "account").starts_with("skip"), "{report}");
+}
+
+#[test]
+fn doctor_fails_a_personal_account() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    env.import("sam_personal");
+    let (code, report) = doctor(&mut env.command(&["doctor"]));
+    assert_eq!(code, Some(1));
+    let line = doctor_line(&report, "account");
+    assert!(
+        line.starts_with("FAIL") && line.contains("@sam_personal is a personal account"),
+        "{report}"
+    );
+}
+
+#[test]
+fn doctor_fails_missing_scopes() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    env.login("cafe_nova");
+    // A token from a login that approved less (as an older app's did).
+    let path = env.dir.path().join("tokens.json");
+    let mut file: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for record in file["tokens"].as_object_mut().unwrap().values_mut() {
+        record["permissions"] = serde_json::json!(["instagram_business_content_publish"]);
+    }
+    std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
+    let (code, report) = doctor(&mut env.command(&["doctor"]));
+    assert_eq!(code, Some(1));
+    assert!(
+        doctor_line(&report, "scopes").starts_with("FAIL  scopes: not granted: instagram_business_basic"),
+        "{report}"
+    );
+}
+
+#[test]
+fn doctor_fails_a_clock_an_hour_off() {
+    let mock = MockServer::builder()
+        .clock(igdisplay_mock::MockClock::System { offset: 3600 })
+        .start()
+        .unwrap();
+    let env = Env::with_mock(mock);
+    env.login("cafe_nova");
+    let (code, report) = doctor(&mut env.command(&["doctor"]));
+    assert_eq!(code, Some(1));
+    let line = doctor_line(&report, "clock");
+    assert!(
+        line.starts_with("FAIL  clock: this machine is 3") && line.contains("s behind the server"),
+        "{report}"
+    );
+}
+
+#[test]
+fn doctor_fails_a_nearly_spent_rate_budget() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    env.login("cafe_nova");
+    env.mock.stub(
+        igdisplay_mock::Stub::json(
+            "GET",
+            "/me",
+            200,
+            serde_json::json!({"id": "1", "username": "cafe_nova"}),
+        )
+        .header(
+            "x-app-usage",
+            r#"{"call_count":95,"total_time":10,"total_cputime":10}"#,
+        ),
+    );
+    let (code, report) = doctor(&mut env.command(&["doctor"]));
+    assert_eq!(code, Some(1));
+    assert!(
+        doctor_line(&report, "rate limit").starts_with("FAIL  rate limit: 95 % of the budget used"),
+        "{report}"
+    );
+}
+
+#[test]
+fn doctor_fails_an_unreachable_callback() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    env.login("cafe_nova");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (code, report) = doctor(&mut env.command(&[
+        "doctor",
+        "--data-deletion-url",
+        &format!("http://{closed}/deletion"),
+    ]));
+    assert_eq!(code, Some(1));
+    assert!(
+        doctor_line(&report, "data-deletion callback")
+            .starts_with("FAIL  data-deletion callback: unreachable"),
+        "{report}"
+    );
+}

@@ -87,6 +87,8 @@ impl World {
         let mut headers = vec![
             ("access-control-allow-origin", "*".to_owned()),
             ("x-fb-trace-id", self.rng.token(11)),
+            // The mock's time, not the machine's: a client comparing clocks sees the mock's.
+            ("date", http_date(self.now())),
         ];
         if !reply.has_header("x-fb-request-id") {
             headers.push(("x-fb-request-id", self.fbtrace_id()));
@@ -98,6 +100,12 @@ impl World {
             *reply = std::mem::replace(reply, Reply::new(0, "", "")).header(name, value);
         }
     }
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` for Unix seconds `unix` (clamped to the years 1970–9999).
+fn http_date(unix: i64) -> String {
+    let seconds = u64::try_from(unix.clamp(0, 253_402_300_799)).unwrap_or_default();
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds))
 }
 
 /// The answer to a browser's CORS preflight: any origin may read with GET and POST, sending
