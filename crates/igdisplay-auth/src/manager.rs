@@ -34,6 +34,37 @@ pub enum LoginError {
 ///   [`RefreshPolicy::retry_after_failure`].
 ///
 /// Cheap to clone; clones share the single-flight state.
+///
+/// ```
+/// use igdisplay_auth::{AppConfig, AuthClient, MemoryStore, Platform, TokenKind, TokenManager, TokenRecord, TokenStore};
+/// use igdisplay_http::{Clock, ManualClock};
+/// use igdisplay_http::test_util::{ReplayBackend, json_response};
+/// use igdisplay_model::{AccessToken, UserId};
+/// use std::{sync::Arc, time::Duration};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// // Instagram's answer to the refresh, canned here; use a real backend or the mock.
+/// let backend = ReplayBackend::new([Ok(json_response(200,
+///     r#"{"access_token":"IGAAnew","token_type":"bearer","expires_in":5184000}"#))]);
+/// let clock = ManualClock::at_unix(1_700_000_000);
+/// let client = AuthClient::new(AppConfig::read_only(Platform::InstagramLogin), Arc::new(backend.clone()))
+///     .with_clock(Arc::new(clock.clone()));
+/// let store = Arc::new(MemoryStore::new());
+/// let tokens = TokenManager::new(client, store.clone());
+///
+/// // A 60-day token generated 55 days ago in the App Dashboard: within 10 days of expiry.
+/// let user = UserId::new("17841405793187218");
+/// let issued = clock.now() - Duration::from_secs(55 * 24 * 3600);
+/// tokens.import(TokenRecord::new(user.clone(), AccessToken::new("IGAAold"), TokenKind::LongLived,
+///     Platform::InstagramLogin, issued, Duration::from_secs(60 * 24 * 3600))).await?;
+///
+/// // Asking for it refreshes it first (one request), stores the new one, and hands it out.
+/// assert_eq!(tokens.access_token(&user).await?.expose_secret(), "IGAAnew");
+/// assert_eq!(backend.count(), 1);
+/// assert_eq!(store.load(&user).await?.unwrap().access_token.expose_secret(), "IGAAnew");
+/// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct TokenManager {
     inner: Arc<Inner>,

@@ -177,6 +177,22 @@ impl ExpandsChildren for MediaBatch {}
 
 impl GraphClient {
     /// The token's own user (`/me`).
+    ///
+    /// ```
+    /// # use igdisplay_graph::{GraphClient, GraphEndpoint};
+    /// # use igdisplay_http::test_util::{ReplayBackend, json_response};
+    /// # use igdisplay_model::{AccessToken, Platform};
+    /// # use std::sync::Arc;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// # let backend = ReplayBackend::new([Ok(json_response(200, r#"{"id":"17841405793187218","username":"jayposiris","account_type":"BUSINESS"}"#))]);
+    /// # let graph = GraphClient::with_token(Arc::new(backend), GraphEndpoint::new(Platform::InstagramLogin), AccessToken::new("IGAAfake"));
+    /// use igdisplay_graph::UserField;
+    ///
+    /// let me = graph.me().fields(&[UserField::Id, UserField::Username, UserField::AccountType]).send().await?;
+    /// assert_eq!(me.username.as_deref(), Some("jayposiris"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn me(&self) -> UserRequest {
         GraphRequest::new(self.clone(), "me")
     }
@@ -186,7 +202,25 @@ impl GraphClient {
         GraphRequest::new(self.clone(), id.as_str())
     }
 
-    /// The token user's media (`/me/media`).
+    /// The token user's media (`/me/media`): one page with `.send()`, every page as a stream
+    /// with `.into_stream()`.
+    ///
+    /// ```
+    /// # use igdisplay_graph::{GraphClient, GraphEndpoint};
+    /// # use igdisplay_http::test_util::{ReplayBackend, json_response};
+    /// # use igdisplay_model::{AccessToken, Platform};
+    /// # use std::sync::Arc;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// # let backend = ReplayBackend::new([Ok(json_response(200, r#"{"data":[{"id":"1","media_type":"IMAGE"},{"id":"2","media_type":"CAROUSEL_ALBUM","children":{"data":[{"id":"3"}]}}]}"#))]);
+    /// # let graph = GraphClient::with_token(Arc::new(backend), GraphEndpoint::new(Platform::InstagramLogin), AccessToken::new("IGAAfake"));
+    /// use futures_util::TryStreamExt;
+    ///
+    /// let all: Vec<_> = graph.my_media().with_children().into_stream().try_collect().await?;
+    /// assert_eq!(all.len(), 2);
+    /// assert_eq!(all[1].children().len(), 1, "album items came with their album");
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn my_media(&self) -> MediaListRequest {
         GraphRequest::new(self.clone(), "me")
     }
@@ -197,6 +231,22 @@ impl GraphClient {
     }
 
     /// A media item (`/{media-id}`).
+    ///
+    /// ```
+    /// # use igdisplay_graph::{GraphClient, GraphEndpoint};
+    /// # use igdisplay_http::test_util::{ReplayBackend, json_response};
+    /// # use igdisplay_model::{AccessToken, Platform};
+    /// # use std::sync::Arc;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// # let backend = ReplayBackend::new([Ok(json_response(200, r#"{"id":"17895695668004550","media_type":"VIDEO","thumbnail_url":"https://cdn.example/t.jpg"}"#))]);
+    /// # let graph = GraphClient::with_token(Arc::new(backend), GraphEndpoint::new(Platform::InstagramLogin), AccessToken::new("IGAAfake"));
+    /// use igdisplay_model::{MediaId, MediaType};
+    ///
+    /// let media = graph.media(&MediaId::new("17895695668004550")).send().await?;
+    /// assert_eq!(media.media_type, Some(MediaType::Video));
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn media(&self, id: &MediaId) -> MediaRequest {
         GraphRequest::new(self.clone(), id.as_str())
     }
@@ -217,7 +267,24 @@ impl GraphClient {
         request
     }
 
-    /// An album's items (`/{media-id}/children`), with the fields children can carry.
+    /// An album's items (`/{media-id}/children`), with the fields children can carry. (A
+    /// listing `.with_children()` brings them along without this extra request.)
+    ///
+    /// ```
+    /// # use igdisplay_graph::{GraphClient, GraphEndpoint};
+    /// # use igdisplay_http::test_util::{ReplayBackend, json_response};
+    /// # use igdisplay_model::{AccessToken, Platform};
+    /// # use std::sync::Arc;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// # let backend = ReplayBackend::new([Ok(json_response(200, r#"{"data":[{"id":"18001"},{"id":"18002"}]}"#))]);
+    /// # let graph = GraphClient::with_token(Arc::new(backend), GraphEndpoint::new(Platform::InstagramLogin), AccessToken::new("IGAAfake"));
+    /// use igdisplay_model::MediaId;
+    ///
+    /// let items = graph.children(&MediaId::new("17920000000000001")).send().await?;
+    /// assert_eq!(items.items.len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn children(&self, album: &MediaId) -> ChildrenRequest {
         let mut request = GraphRequest::new(self.clone(), album.as_str());
         request.fields = FieldList::of(MediaField::child_fields());
