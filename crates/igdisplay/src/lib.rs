@@ -240,6 +240,24 @@ pub struct Instagram {
 impl Instagram {
     /// A builder for an app of `platform` with its Instagram App ID and Secret and the exact
     /// redirect URI registered for it: everything, logins included.
+    ///
+    /// ```
+    /// use igdisplay::{Instagram, model::{AppSecret, Platform}};
+    ///
+    /// // The secret from the environment or a secret store, never from source code.
+    /// let secret = std::env::var("IGDISPLAY_APP_SECRET").unwrap_or_else(|_| "example-secret".into());
+    /// let instagram = Instagram::builder(
+    ///     Platform::InstagramLogin,
+    ///     "684477648739411",
+    ///     AppSecret::new(secret),
+    ///     "https://app.example/auth/",
+    /// )
+    /// .build()?;
+    /// let authorization = instagram.authorize().build()?;
+    /// assert!(authorization.url.starts_with("https://www.instagram.com/oauth/authorize?"));
+    /// // Keep `authorization.pending` in the user's session; send them to `authorization.url`.
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder(
         platform: Platform,
         app_id: impl Into<String>,
@@ -311,7 +329,9 @@ impl Instagram {
     }
 
     /// Verifies the redirect against `pending`, exchanges the code, upgrades the token to
-    /// long-lived and stores it.
+    /// long-lived and stores it. `redirect` is the full URL Instagram sent the browser to (its
+    /// trailing `#_` and surrounding whitespace are fine). The crate's front page shows it in a
+    /// server, with the mock standing in for Instagram.
     ///
     /// # Errors
     ///
@@ -332,6 +352,27 @@ impl Instagram {
 
     /// Graph queries as `user`, whose stored token is refreshed when due before each request.
     /// Cheap: call it per request. Every client shares this app's [`pacer`](Self::pacer).
+    ///
+    /// ```
+    /// # #[cfg(feature = "mock")] {
+    /// # use igdisplay::{Instagram, mock::{MockServer, TokenLifetime}, auth::TokenKind, model::{AccessToken, Platform, UserId}};
+    /// # use std::time::Duration;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// # let mock = MockServer::start()?;
+    /// # let issued = mock.issue_token("jayposiris", TokenLifetime::LongLived)?;
+    /// let instagram = Instagram::read_only(Platform::InstagramLogin)
+    /// #   .mock(mock.base_url()).clock(igdisplay::follow_mock_clock(&mock))
+    ///     .build()?;
+    /// # let record = igdisplay::auth::TokenRecord::new(UserId::new(issued.user_id.clone()), AccessToken::new(issued.access_token),
+    /// #     TokenKind::LongLived, Platform::InstagramLogin, instagram.clock().now(), Duration::from_secs(60 * 86_400));
+    /// # instagram.tokens().import(record).await?;
+    /// let user = UserId::new(issued.user_id); // whoever logged in
+    /// let me = instagram.graph(&user).me().send().await?;
+    /// assert_eq!(me.username.as_deref(), Some("jayposiris"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn graph(&self, user: &UserId) -> GraphClient {
         let source = ManagedToken {
             tokens: self.tokens.clone(),
