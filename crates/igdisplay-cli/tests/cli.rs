@@ -1040,11 +1040,7 @@ fn a_zero_limit_is_refused_and_show_is_get() {
 /// whether the mock is running.
 #[test]
 fn an_unreachable_mock_is_named_with_a_hint() {
-    let mock = MockServer::builder()
-        .clock(igdisplay_mock::MockClock::System { offset: 0 })
-        .start()
-        .unwrap();
-    let env = Env::with_mock(mock);
+    let env = Env::with_mock(mock_on_system_clock(0));
     env.import("cafe_nova");
     let mut me = env.command(&["me"]);
     let Env { mock, dir: _dir } = env;
@@ -1235,6 +1231,21 @@ fn doctor(command: &mut Command) -> (Option<i32>, String) {
     (output.status.code(), String::from_utf8(output.stdout).unwrap())
 }
 
+/// Runs `doctor` expecting a failure; the line of `check`.
+fn doctor_failure(command: &mut Command, check: &str) -> String {
+    let (code, report) = doctor(command);
+    assert_eq!(code, Some(1), "{report}");
+    doctor_line(&report, check).to_owned()
+}
+
+/// A mock on this machine's clock shifted by `offset` seconds.
+fn mock_on_system_clock(offset: i64) -> MockServer {
+    MockServer::builder()
+        .clock(igdisplay_mock::MockClock::System { offset })
+        .start()
+        .unwrap()
+}
+
 /// The report line of `check`.
 fn doctor_line<'a>(report: &'a str, check: &str) -> &'a str {
     report
@@ -1249,11 +1260,7 @@ fn doctor_line<'a>(report: &'a str, check: &str) -> &'a str {
 #[test]
 fn doctor_passes_a_working_setup() {
     // A mock on this machine's time, as `igdisplay mock serve` runs by default.
-    let mock = MockServer::builder()
-        .clock(igdisplay_mock::MockClock::System { offset: 0 })
-        .start()
-        .unwrap();
-    let env = Env::with_mock(mock);
+    let env = Env::with_mock(mock_on_system_clock(0));
     env.login("cafe_nova");
     let callback = format!("{}/_mock/health", env.mock.base_url());
     let (code, report) = doctor(&mut env.command(&["doctor", "--deauthorize-url", &callback]));
@@ -1283,23 +1290,15 @@ fn doctor_passes_a_working_setup() {
 #[test]
 fn doctor_fails_a_missing_configuration() {
     let env = Env::new(MockPlatform::InstagramLogin);
-    let (code, report) = doctor(
-        env.command(&["doctor"])
-            .env_remove("IGDISPLAY_MOCK")
-            .env_remove("IGDISPLAY_APP_ID")
-            .env("IGDISPLAY_REDIRECT_URI", "app.example/auth"),
-    );
-    assert_eq!(code, Some(1));
-    let line = doctor_line(&report, "configuration");
+    let mut command = env.command(&["doctor"]);
+    command
+        .env_remove("IGDISPLAY_MOCK")
+        .env_remove("IGDISPLAY_APP_ID")
+        .env("IGDISPLAY_REDIRECT_URI", "app.example/auth");
+    let line = doctor_failure(&mut command, "configuration");
     assert!(
-        line.starts_with("FAIL")
-            && line.contains("no app id")
-            && line.contains("not an absolute http(s) URL"),
-        "{report}"
-    );
-    assert!(
-        doctor_line(&report, "redirect URI").starts_with("skip"),
-        "{report}"
+        line.starts_with("FAIL  configuration: no app id") && line.contains("not an absolute http(s) URL"),
+        "{line}"
     );
 }
 
@@ -1307,17 +1306,14 @@ fn doctor_fails_a_missing_configuration() {
 fn doctor_fails_an_unregistered_redirect_uri() {
     let env = Env::new(MockPlatform::InstagramLogin);
     env.login("cafe_nova");
-    let (code, report) = doctor(
-        env.command(&["doctor"])
-            .env("IGDISPLAY_REDIRECT_URI", "https://elsewhere.example/cb"),
-    );
-    assert_eq!(code, Some(1));
-    let line = doctor_line(&report, "redirect URI");
+    let mut command = env.command(&["doctor"]);
+    command.env("IGDISPLAY_REDIRECT_URI", "https://elsewhere.example/cb");
+    let line = doctor_failure(&mut command, "redirect URI");
     assert!(
-        line.starts_with("FAIL") && line.contains("the authorize window refuses it"),
-        "{report}"
+        line.starts_with("FAIL  redirect URI: the authorize window refuses it"),
+        "{line}"
     );
-    assert!(line.contains("fix: add it, byte for byte"), "{report}");
+    assert!(line.contains("fix: add it, byte for byte"), "{line}");
 }
 
 #[test]
@@ -1325,25 +1321,18 @@ fn doctor_fails_an_expired_token() {
     let env = Env::new(MockPlatform::InstagramLogin);
     env.login("cafe_nova");
     env.mock.advance(Duration::from_secs(61 * 86_400));
-    let (code, report) = doctor(&mut env.command(&["doctor"]));
-    assert_eq!(code, Some(1));
-    assert!(
-        doctor_line(&report, "token").starts_with("FAIL  token: expired at"),
-        "{report}"
-    );
-    assert!(doctor_line(&report, "account").starts_with("skip"), "{report}");
+    let line = doctor_failure(&mut env.command(&["doctor"]), "token");
+    assert!(line.starts_with("FAIL  token: expired at"), "{line}");
 }
 
 #[test]
 fn doctor_fails_a_personal_account() {
     let env = Env::new(MockPlatform::InstagramLogin);
     env.import("sam_personal");
-    let (code, report) = doctor(&mut env.command(&["doctor"]));
-    assert_eq!(code, Some(1));
-    let line = doctor_line(&report, "account");
+    let line = doctor_failure(&mut env.command(&["doctor"]), "account");
     assert!(
-        line.starts_with("FAIL") && line.contains("@sam_personal is a personal account"),
-        "{report}"
+        line.starts_with("FAIL  account: @sam_personal is a personal account"),
+        "{line}"
     );
 }
 
@@ -1358,28 +1347,21 @@ fn doctor_fails_missing_scopes() {
         record["permissions"] = serde_json::json!(["instagram_business_content_publish"]);
     }
     std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
-    let (code, report) = doctor(&mut env.command(&["doctor"]));
-    assert_eq!(code, Some(1));
+    let line = doctor_failure(&mut env.command(&["doctor"]), "scopes");
     assert!(
-        doctor_line(&report, "scopes").starts_with("FAIL  scopes: not granted: instagram_business_basic"),
-        "{report}"
+        line.starts_with("FAIL  scopes: not granted: instagram_business_basic"),
+        "{line}"
     );
 }
 
 #[test]
 fn doctor_fails_a_clock_an_hour_off() {
-    let mock = MockServer::builder()
-        .clock(igdisplay_mock::MockClock::System { offset: 3600 })
-        .start()
-        .unwrap();
-    let env = Env::with_mock(mock);
+    let env = Env::with_mock(mock_on_system_clock(3600));
     env.login("cafe_nova");
-    let (code, report) = doctor(&mut env.command(&["doctor"]));
-    assert_eq!(code, Some(1));
-    let line = doctor_line(&report, "clock");
+    let line = doctor_failure(&mut env.command(&["doctor"]), "clock");
     assert!(
         line.starts_with("FAIL  clock: this machine is 3") && line.contains("s behind the server"),
-        "{report}"
+        "{line}"
     );
 }
 
@@ -1387,23 +1369,14 @@ fn doctor_fails_a_clock_an_hour_off() {
 fn doctor_fails_a_nearly_spent_rate_budget() {
     let env = Env::new(MockPlatform::InstagramLogin);
     env.login("cafe_nova");
-    env.mock.stub(
-        igdisplay_mock::Stub::json(
-            "GET",
-            "/me",
-            200,
-            serde_json::json!({"id": "1", "username": "cafe_nova"}),
-        )
-        .header(
-            "x-app-usage",
-            r#"{"call_count":95,"total_time":10,"total_cputime":10}"#,
-        ),
-    );
-    let (code, report) = doctor(&mut env.command(&["doctor"]));
-    assert_eq!(code, Some(1));
+    let me = serde_json::json!({"id": "1", "username": "cafe_nova"});
+    let usage = r#"{"call_count":95,"total_time":10,"total_cputime":10}"#;
+    env.mock
+        .stub(igdisplay_mock::Stub::json("GET", "/me", 200, me).header("x-app-usage", usage));
+    let line = doctor_failure(&mut env.command(&["doctor"]), "rate limit");
     assert!(
-        doctor_line(&report, "rate limit").starts_with("FAIL  rate limit: 95 % of the budget used"),
-        "{report}"
+        line.starts_with("FAIL  rate limit: 95 % of the budget used"),
+        "{line}"
     );
 }
 
@@ -1415,15 +1388,13 @@ fn doctor_fails_an_unreachable_callback() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let (code, report) = doctor(&mut env.command(&[
-        "doctor",
-        "--data-deletion-url",
-        &format!("http://{closed}/deletion"),
-    ]));
-    assert_eq!(code, Some(1));
+    let url = format!("http://{closed}/deletion");
+    let line = doctor_failure(
+        &mut env.command(&["doctor", "--data-deletion-url", &url]),
+        "data-deletion callback",
+    );
     assert!(
-        doctor_line(&report, "data-deletion callback")
-            .starts_with("FAIL  data-deletion callback: unreachable"),
-        "{report}"
+        line.starts_with("FAIL  data-deletion callback: unreachable"),
+        "{line}"
     );
 }

@@ -89,6 +89,19 @@ async fn logged_in(site: &Site) -> String {
     cookie_of(&done)
 }
 
+/// The gallery page as `cookie`'s session sees it.
+async fn gallery_html(site: &Site, cookie: &str) -> String {
+    client()
+        .get(format!("{}/gallery", site.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn gallery_status(site: &Site, cookie: &str) -> u16 {
     let gallery = client()
         .get(format!("{}/gallery", site.base))
@@ -195,15 +208,7 @@ async fn a_logout_without_the_sessions_csrf_token_is_refused() {
     assert_eq!(forged.status(), 403);
     assert_eq!(gallery_status(&site, &session).await, 200, "still logged in");
 
-    let html = client()
-        .get(format!("{}/gallery", site.base))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = gallery_html(&site, &session).await;
     let csrf = html
         .split("name=\"csrf\" value=\"")
         .nth(1)
@@ -301,15 +306,7 @@ async fn a_revoked_token_shows_a_friendly_page() {
 async fn a_script_caption_renders_as_text() {
     let site = site().await;
     let session = logged_in(&site).await;
-    let html = client()
-        .get(format!("{}/gallery", site.base))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = gallery_html(&site, &session).await;
     let at = html.find("is just text").unwrap();
     let start = html[..at].rfind("<li").unwrap();
     let end = at + html[at..].find("</li>").unwrap() + "</li>".len();
