@@ -198,6 +198,22 @@ impl GraphClient {
     }
 
     /// A user by id (`/{user-id}`).
+    ///
+    /// ```
+    /// # use igdisplay_graph::{GraphClient, GraphEndpoint};
+    /// # use igdisplay_http::test_util::{ReplayBackend, json_response};
+    /// # use igdisplay_model::{AccessToken, Platform};
+    /// # use std::sync::Arc;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// # let backend = ReplayBackend::new([Ok(json_response(200, r#"{"id":"17841405793187218","username":"jayposiris"}"#))]);
+    /// # let graph = GraphClient::with_token(Arc::new(backend), GraphEndpoint::new(Platform::InstagramLogin), AccessToken::new("IGAAfake"));
+    /// use igdisplay_model::UserId;
+    ///
+    /// let user = graph.user(&UserId::new("17841405793187218")).send().await?;
+    /// assert_eq!(user.username.as_deref(), Some("jayposiris"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn user(&self, id: &UserId) -> UserRequest {
         GraphRequest::new(self.clone(), id.as_str())
     }
@@ -226,6 +242,22 @@ impl GraphClient {
     }
 
     /// A user's media (`/{user-id}/media`).
+    ///
+    /// ```
+    /// # use igdisplay_graph::{GraphClient, GraphEndpoint};
+    /// # use igdisplay_http::test_util::{ReplayBackend, json_response};
+    /// # use igdisplay_model::{AccessToken, Platform};
+    /// # use std::sync::Arc;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// # let backend = ReplayBackend::new([Ok(json_response(200, r#"{"data":[{"id":"1"},{"id":"2"}],"paging":{"cursors":{"after":"QVFI"}}}"#))]);
+    /// # let graph = GraphClient::with_token(Arc::new(backend), GraphEndpoint::new(Platform::InstagramLogin), AccessToken::new("IGAAfake"));
+    /// use igdisplay_model::UserId;
+    ///
+    /// let page = graph.user_media(&UserId::new("17841405793187218")).limit(2).send().await?;
+    /// assert_eq!(page.items.len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn user_media(&self, id: &UserId) -> MediaListRequest {
         GraphRequest::new(self.clone(), id.as_str())
     }
@@ -254,6 +286,22 @@ impl GraphClient {
     /// Several media items in one request (`/?ids=a,b`), keyed by id: a feed refreshing the
     /// URLs of the posts it shows costs one request, not one per post. At most
     /// [`MAX_BATCH_IDS`] ids; an id Instagram does not know fails the whole request.
+    ///
+    /// ```
+    /// # use igdisplay_graph::{GraphClient, GraphEndpoint};
+    /// # use igdisplay_http::test_util::{ReplayBackend, json_response};
+    /// # use igdisplay_model::{AccessToken, Platform};
+    /// # use std::sync::Arc;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// # let backend = ReplayBackend::new([Ok(json_response(200, r#"{"1":{"id":"1","media_url":"https://cdn.example/1.jpg"},"2":{"id":"2","media_url":"https://cdn.example/2.jpg"}}"#))]);
+    /// # let graph = GraphClient::with_token(Arc::new(backend), GraphEndpoint::new(Platform::InstagramLogin), AccessToken::new("IGAAfake"));
+    /// use igdisplay_model::MediaId;
+    ///
+    /// let fresh = graph.media_by_ids(&[MediaId::new("1"), MediaId::new("2")]).send().await?;
+    /// assert_eq!(fresh[&MediaId::new("2")].media_url.as_deref(), Some("https://cdn.example/2.jpg"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn media_by_ids(&self, ids: &[MediaId]) -> MediaBatchRequest {
         let mut request: MediaBatchRequest = GraphRequest::new(self.clone(), "me");
         request.path = if ids.is_empty() || ids.len() > MAX_BATCH_IDS {
