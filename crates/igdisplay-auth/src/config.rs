@@ -265,6 +265,7 @@ fn origin(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn tokens_go_back_only_to_whoever_issued_them() {
@@ -282,8 +283,6 @@ mod tests {
             "unknown: as before"
         );
     }
-
-    use super::*;
 
     fn config() -> AppConfig {
         AppConfig::new(

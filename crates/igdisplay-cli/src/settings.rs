@@ -91,7 +91,6 @@ impl Settings {
         })
     }
 
-    /// The app secret, when configured.
     /// Takes the app's id, secret and redirect URI from the mock's state where none is
     /// configured, and says so on stderr. A mock that cannot be asked changes nothing.
     async fn fill_from_mock(&mut self) {
@@ -159,6 +158,7 @@ impl Settings {
         self.redirect_uri.as_deref()
     }
 
+    /// The app secret, when configured.
     pub(crate) fn app_secret(&self) -> Option<AppSecret> {
         self.app_secret.clone()
     }
