@@ -14,6 +14,8 @@ const ALLOWED_WORKSPACE_EDGES: &[(&str, &[&str])] = &[
     ("igdisplay-auth", &["igdisplay-model", "igdisplay-http"]),
     ("igdisplay-graph", &["igdisplay-model", "igdisplay-http"]),
     ("igdisplay-mock", &[]),
+    // Above auth: the SQL stores. Auth and graph never gain a database dependency.
+    ("igdisplay-store", &["igdisplay-model", "igdisplay-auth"]),
     (
         "igdisplay",
         &[

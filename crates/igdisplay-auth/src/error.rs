@@ -252,4 +252,14 @@ pub enum StoreError {
     /// The store's file has a newer format than this version understands.
     #[error("the token file has format version {0}, newer than this igdisplay understands")]
     UnsupportedVersion(u64),
+    /// A store of another kind (a database, a key ring) failed; its own typed error is the
+    /// source, for callers that want to tell its cases apart by downcasting.
+    #[error("the token store failed while trying to {action}")]
+    Backend {
+        /// What it was doing.
+        action: &'static str,
+        /// The store's own error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }

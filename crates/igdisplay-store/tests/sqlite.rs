@@ -1,0 +1,248 @@
+//! The SQLite store against a real file: round trips, compare-and-swap, a stale refresh that
+//! loses to a newer login, keys (rotation, wrong and missing ones), and no token in the clear
+//! anywhere in the database files.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use igdisplay_auth::{Platform, StoreError, TokenKind, TokenRecord, TokenStore};
+use igdisplay_model::{AccessToken, UserId};
+use igdisplay_store::{Error, Key, KeyError, KeyRing, SqliteStore};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const CANARY: &str = "IGAA-STORE-CANARY-7f3c9d";
+
+fn record(user: &str, token: &str, issued_unix: u64) -> TokenRecord {
+    TokenRecord::new(
+        UserId::new(user),
+        AccessToken::new(token),
+        TokenKind::LongLived,
+        Platform::InstagramLogin,
+        UNIX_EPOCH + Duration::from_secs(issued_unix),
+        Duration::from_secs(60 * 86_400),
+    )
+}
+
+fn ring(id: &str, byte: u8) -> KeyRing {
+    KeyRing::new(Key::new(id, &[byte; 32]).unwrap())
+}
+
+async fn open(path: &Path, keys: KeyRing) -> SqliteStore {
+    SqliteStore::open(path, keys).await.unwrap()
+}
+
+/// The store's own error under a trait call's `StoreError::Backend`.
+fn inner(error: &StoreError) -> &Error {
+    match error {
+        StoreError::Backend { source, .. } => source.downcast_ref::<Error>().unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn records_round_trip_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("accounts.db");
+    let store = open(&path, ring("k1", 1)).await;
+    let mut saved = record("17841400000000001", CANARY, 1_700_000_000);
+    saved.permissions = Some(vec!["instagram_business_basic".into()]);
+    saved.issued_by = Some("http://127.0.0.1:8787".into());
+    store.save(&saved).await.unwrap();
+    store
+        .save(&record("17841400000000002", "IGAAother", 1_700_000_000))
+        .await
+        .unwrap();
+    drop(store);
+    let store = open(&path, ring("k1", 1)).await;
+    let loaded = store.load(&saved.user_id).await.unwrap().unwrap();
+    assert_eq!(loaded.access_token.expose_secret(), CANARY);
+    assert_eq!(
+        (loaded.expires_at, loaded.permissions, loaded.issued_by),
+        (saved.expires_at, saved.permissions, saved.issued_by)
+    );
+    assert_eq!(store.users().await.unwrap().len(), 2);
+    assert!(store.remove(&saved.user_id).await.unwrap());
+    assert!(!store.remove(&saved.user_id).await.unwrap());
+    assert!(store.load(&saved.user_id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn no_token_is_in_the_database_files_in_the_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("accounts.db"), ring("k1", 1)).await;
+    for n in 0..50 {
+        store
+            .save(&record(
+                &format!("178414000000{n:05}"),
+                &format!("{CANARY}-{n}"),
+                1_700_000_000,
+            ))
+            .await
+            .unwrap();
+    }
+    drop(store);
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(
+            !bytes.windows(CANARY.len()).any(|w| w == CANARY.as_bytes()),
+            "a token in the clear"
+        );
+    }
+}
+
+#[tokio::test]
+async fn compare_and_swap_writes_only_over_the_version_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("accounts.db"), ring("k1", 1)).await;
+    let user = UserId::new("17841400000000001");
+    let first = store
+        .save_if_version(&record(user.as_str(), "IGAAone", 1_700_000_000), None)
+        .await
+        .unwrap();
+    assert_eq!(first, 1);
+    let read = store.account(&user).await.unwrap().unwrap();
+    // Someone else writes in between.
+    store
+        .save_if_version(
+            &record(user.as_str(), "IGAAtwo", 1_700_000_100),
+            Some(read.version),
+        )
+        .await
+        .unwrap();
+    let late = store
+        .save_if_version(
+            &record(user.as_str(), "IGAAthree", 1_700_000_200),
+            Some(read.version),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(late, Error::Conflict { .. }), "{late:?}");
+    let again = store
+        .save_if_version(&record(user.as_str(), "IGAAagain", 1_700_000_200), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, Error::Conflict { .. }),
+        "an insert over a row conflicts"
+    );
+    let now = store.account(&user).await.unwrap().unwrap();
+    assert_eq!(
+        (now.record.access_token.expose_secret(), now.version),
+        ("IGAAtwo", 2)
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_that_raced_a_new_login_loses() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("accounts.db"), ring("k1", 1)).await;
+    let user = "17841400000000001";
+    store.save(&record(user, "IGAAold", 1_700_000_000)).await.unwrap();
+    // The login completes at t+200; a refresh sent at t+100 answers after it.
+    store
+        .save(&record(user, "IGAAlogin", 1_700_000_200))
+        .await
+        .unwrap();
+    let stale = store
+        .save(&record(user, "IGAArefresh", 1_700_000_100))
+        .await
+        .unwrap_err();
+    assert!(matches!(inner(&stale), Error::Conflict { .. }), "{stale:?}");
+    let kept = store.load(&UserId::new(user)).await.unwrap().unwrap();
+    assert_eq!(kept.access_token.expose_secret(), "IGAAlogin");
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_key_is_a_typed_error_and_rotation_keeps_old_rows_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("accounts.db");
+    let user = UserId::new("17841400000000001");
+    open(&path, ring("k1", 1))
+        .await
+        .save(&record(user.as_str(), CANARY, 1_700_000_000))
+        .await
+        .unwrap();
+
+    let wrong = open(&path, ring("k1", 2)).await.load(&user).await.unwrap_err();
+    assert!(
+        matches!(inner(&wrong), Error::Key(KeyError::Open { .. })),
+        "{wrong:?}"
+    );
+    let missing = open(&path, ring("k2", 1)).await.load(&user).await.unwrap_err();
+    assert!(
+        matches!(inner(&missing), Error::Key(KeyError::MissingKey { .. })),
+        "{missing:?}"
+    );
+    for error in [&wrong, &missing] {
+        let shown = format!("{error} {error:?} {}", inner(error));
+        assert!(!shown.contains(CANARY), "{shown}");
+    }
+
+    // A new current key with the old one kept: old rows open, new writes use the new key.
+    let rotated =
+        KeyRing::new(Key::new("k2", &[2u8; 32]).unwrap()).with_previous(Key::new("k1", &[1u8; 32]).unwrap());
+    let store = open(&path, rotated).await;
+    let account = store.account(&user).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            account.record.access_token.expose_secret(),
+            account.key_id.as_str()
+        ),
+        (CANARY, "k1")
+    );
+    store
+        .save(&record(user.as_str(), CANARY, 1_700_000_100))
+        .await
+        .unwrap();
+    assert_eq!(store.account(&user).await.unwrap().unwrap().key_id, "k2");
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("accounts.db");
+    drop(open(&path, ring("k1", 1)).await);
+    {
+        use sqlx::Connection as _;
+        let mut connection = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO igdisplay_schema (version) VALUES (99)")
+            .execute(&mut connection)
+            .await
+            .unwrap();
+    }
+    let error = SqliteStore::open(&path, ring("k1", 1)).await.unwrap_err();
+    assert!(
+        matches!(error, Error::SchemaTooNew { found: 99, .. }),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_token_manager_works_over_the_store() {
+    use igdisplay_auth::{AppConfig, AuthClient, TokenManager};
+    use igdisplay_http::test_util::ReplayBackend;
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(open(&dir.path().join("accounts.db"), ring("k1", 1)).await);
+    let client = AuthClient::new(
+        AppConfig::read_only(Platform::InstagramLogin),
+        std::sync::Arc::new(ReplayBackend::default()),
+    );
+    let tokens = TokenManager::new(client, store);
+    #[allow(clippy::disallowed_methods)]
+    let now = SystemTime::now();
+    let fresh = TokenRecord::new(
+        UserId::new("17841400000000001"),
+        AccessToken::new(CANARY),
+        TokenKind::LongLived,
+        Platform::InstagramLogin,
+        now,
+        Duration::from_secs(60 * 86_400),
+    );
+    tokens.import(fresh.clone()).await.unwrap();
+    assert_eq!(
+        tokens.access_token(&fresh.user_id).await.unwrap().expose_secret(),
+        CANARY
+    );
+}
