@@ -125,7 +125,19 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         &[],
     )?;
     browser_tests(root)?;
-    if has_nextest(&cargo) {
+    // The SQL store's tests run against a PostgreSQL cluster of their own, stopped after.
+    println!("\n==> PostgreSQL: initdb and a server on loopback for the tests");
+    let cluster = crate::postgres::Cluster::start(root)?;
+    println!("postgres: {}", cluster.url);
+    let bin_dir = cluster.bin_dir.to_string_lossy().into_owned();
+    let with_postgres = [
+        tests[0],
+        tests[1],
+        ("IGDISPLAY_TEST_POSTGRES", cluster.url.as_str()),
+        ("IGDISPLAY_TEST_PG_BIN", bin_dir.as_str()),
+        ("IGDISPLAY_REQUIRE_POSTGRES", "1"),
+    ];
+    let result = if has_nextest(&cargo) {
         step(
             "tests (nextest)",
             &[
@@ -135,8 +147,8 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
                 "--all-features",
                 "--no-fail-fast",
             ],
-            &tests,
-        )?;
+            &with_postgres,
+        )
     } else {
         step(
             "tests (cargo test)",
@@ -149,9 +161,11 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
                 "--tests",
                 "--no-fail-fast",
             ],
-            &tests,
-        )?;
-    }
+            &with_postgres,
+        )
+    };
+    drop(cluster);
+    result?;
     crate::fuzz::smoke(root)?;
     stale_snapshots(root)
 }

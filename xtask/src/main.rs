@@ -10,6 +10,7 @@
 mod bench;
 mod ci;
 mod fuzz;
+mod postgres;
 mod tidy;
 
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 
 mod keys;
 mod schema;
-mod sqlite;
+mod sql;
 
 pub use keys::{Key, KeyError, KeyRing};
-pub use sqlite::{Account, Error, SqliteStore};
+pub use sql::{Account, Error, SqlStore};

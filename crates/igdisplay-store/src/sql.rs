@@ -1,14 +1,17 @@
-//! [`SqliteStore`]: accounts in one SQLite file (WAL), tokens sealed by a [`KeyRing`].
+//! [`SqlStore`]: accounts in SQLite (one file, WAL) or PostgreSQL (many instances), tokens
+//! sealed by a [`KeyRing`]. One implementation over sqlx's `Any` driver: the statements use
+//! `$N` placeholders and `ON CONFLICT … RETURNING`, which both databases speak; only the
+//! migrations are per database.
 
 use crate::keys::{KeyError, KeyRing};
-use crate::schema;
+use crate::schema::{self, Dialect};
 use igdisplay_auth::{StoreError, TokenRecord, TokenStore};
 use igdisplay_model::UserId;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row as _, SqlitePool};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Row as _};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What a store operation can fail with. Never holds a token or key material.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +39,12 @@ pub enum Error {
     Conflict {
         /// Whose row.
         user_id: String,
+    },
+    /// The URL names no database this store speaks (`sqlite:` or `postgres:`).
+    #[error("`{scheme}` is not a database this store speaks: use sqlite:PATH or postgres://…")]
+    UnsupportedUrl {
+        /// The URL's scheme.
+        scheme: String,
     },
     /// The database has a newer schema than this version knows.
     #[error("the database schema is at version {found}, newer than the {known} this igdisplay knows")]
@@ -70,17 +79,18 @@ impl Error {
 pub struct Account {
     /// The token record, token opened.
     pub record: TokenRecord,
-    /// Grows by one with every write; [`SqliteStore::save_if_version`] writes only over the
+    /// Grows by one with every write; [`SqlStore::save_if_version`] writes only over the
     /// version it read.
     pub version: i64,
     /// The id of the key the token is sealed with.
     pub key_id: String,
 }
 
-/// Token records of many accounts in one SQLite file: the embedded default for a server.
-/// The file is in WAL mode, so readers never wait for the writer; the schema is created and
-/// migrated on open. Tokens are sealed with the ring's current key and the account id as
-/// associated data: neither the file nor a backup of it holds a token in the clear.
+/// Token records of many accounts in SQL: SQLite (one file in WAL mode, so readers never wait
+/// for the writer: the embedded default for a server) or PostgreSQL (one database for many
+/// instances). The schema is created and migrated on connect. Tokens are sealed with the
+/// ring's current key and the account id as associated data: neither the database nor a
+/// backup of it holds a token in the clear.
 ///
 /// Every write is guarded: a token is never replaced by one issued earlier (a refresh that
 /// raced a new login loses, with [`Error::Conflict`]), and
@@ -89,13 +99,13 @@ pub struct Account {
 /// ```
 /// use igdisplay_auth::{Platform, TokenKind, TokenRecord, TokenStore};
 /// use igdisplay_model::{AccessToken, UserId};
-/// use igdisplay_store::{Key, KeyRing, SqliteStore};
+/// use igdisplay_store::{Key, KeyRing, SqlStore};
 /// use std::time::{Duration, SystemTime};
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
 /// let dir = tempfile::tempdir()?;
 /// let keys = KeyRing::new(Key::generate("2026-12")?); // keep the key in a secret manager
-/// let store = SqliteStore::open(&dir.path().join("accounts.db"), keys).await?;
+/// let store = SqlStore::sqlite(&dir.path().join("accounts.db"), keys).await?;
 /// let record = TokenRecord::new(UserId::new("17841405793187218"), AccessToken::new("IGAAsecret"),
 ///     TokenKind::LongLived, Platform::InstagramLogin, SystemTime::now(), Duration::from_secs(60 * 86_400));
 /// store.save(&record).await?;
@@ -105,41 +115,64 @@ pub struct Account {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
+pub struct SqlStore {
+    pool: AnyPool,
+    dialect: Dialect,
     keys: Arc<KeyRing>,
 }
 
-impl std::fmt::Debug for SqliteStore {
+impl std::fmt::Debug for SqlStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore")
+        f.debug_struct("SqlStore")
+            .field("dialect", &self.dialect)
             .field("keys", &self.keys.ids())
             .finish_non_exhaustive()
     }
 }
 
-impl SqliteStore {
-    /// Opens (creating it if needed) the database at `path`, in WAL mode, and brings its
-    /// schema up to date.
+impl SqlStore {
+    /// Opens (creating it if needed) the SQLite database at `path`, in WAL mode, and brings
+    /// its schema up to date.
     ///
     /// # Errors
     ///
-    /// [`Error::Database`] when the file cannot be opened or migrated;
-    /// [`Error::SchemaTooNew`] when a newer igdisplay wrote it.
-    pub async fn open(path: &Path, keys: KeyRing) -> Result<Self, Error> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
+    /// As [`connect`](Self::connect).
+    pub async fn sqlite(path: &Path, keys: KeyRing) -> Result<Self, Error> {
+        Self::connect(&format!("sqlite://{}?mode=rwc", path.display()), keys).await
+    }
+
+    /// Connects to `url` (`sqlite://PATH?mode=rwc`, `postgres://user@host:port/db`) and brings
+    /// the schema up to date.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnsupportedUrl`]; [`Error::Database`] when the database cannot be reached or
+    /// migrated; [`Error::SchemaTooNew`] when a newer igdisplay wrote it.
+    pub async fn connect(url: &str, keys: KeyRing) -> Result<Self, Error> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        let dialect = match scheme {
+            "sqlite" => Dialect::Sqlite,
+            "postgres" | "postgresql" => Dialect::Postgres,
+            _ => {
+                return Err(Error::UnsupportedUrl {
+                    scheme: scheme.to_owned(),
+                });
+            }
+        };
+        sqlx::any::install_default_drivers();
+        // SQLite serializes writers anyway; a few connections serve the readers.
+        let connections = match dialect {
+            Dialect::Sqlite => 4,
+            Dialect::Postgres => 8,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(connections)
+            .connect(url)
             .await?;
-        schema::migrate(&pool).await?;
+        schema::migrate(&pool, dialect).await?;
         Ok(Self {
             pool,
+            dialect,
             keys: Arc::new(keys),
         })
     }
@@ -150,7 +183,7 @@ impl SqliteStore {
     ///
     /// [`Error::Database`], [`Error::Key`] (a wrong or missing key) or [`Error::Corrupt`].
     pub async fn account(&self, user: &UserId) -> Result<Option<Account>, Error> {
-        let row = sqlx::query("SELECT record, token, key_id, version FROM accounts WHERE user_id = ?")
+        let row = sqlx::query("SELECT record, token, key_id, version FROM accounts WHERE user_id = $1")
             .bind(user.as_str())
             .fetch_optional(&self.pool)
             .await?;
@@ -185,11 +218,11 @@ impl SqliteStore {
     /// [`Error::Database`] or [`Error::Key`].
     pub async fn save_if_version(&self, record: &TokenRecord, expected: Option<i64>) -> Result<i64, Error> {
         let row = self.row_of(record)?;
-        let written =
-            match expected {
-                None => sqlx::query(
+        let written = match expected {
+            None => {
+                sqlx::query(
                     "INSERT INTO accounts (user_id, record, token, key_id, issued_at, expires_at, updated_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO NOTHING RETURNING version",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id) DO NOTHING RETURNING version",
                 )
                 .bind(&row.user_id)
                 .bind(&row.record)
@@ -199,23 +232,24 @@ impl SqliteStore {
                 .bind(row.expires_at)
                 .bind(now_unix())
                 .fetch_optional(&self.pool)
-                .await?,
-                Some(version) => sqlx::query(
-                    "UPDATE accounts SET record = ?, token = ?, key_id = ?, issued_at = ?, expires_at = ?,
-                         version = version + 1, updated_at = ?
-                     WHERE user_id = ? AND version = ? RETURNING version",
-                )
-                .bind(&row.record)
-                .bind(&row.token)
-                .bind(self.keys.current_id())
-                .bind(row.issued_at)
-                .bind(row.expires_at)
-                .bind(now_unix())
-                .bind(&row.user_id)
-                .bind(version)
-                .fetch_optional(&self.pool)
-                .await?,
-            };
+                .await?
+            }
+            Some(version) => sqlx::query(
+                "UPDATE accounts SET record = $1, token = $2, key_id = $3, issued_at = $4, expires_at = $5,
+                         version = version + 1, updated_at = $6
+                     WHERE user_id = $7 AND version = $8 RETURNING version",
+            )
+            .bind(&row.record)
+            .bind(&row.token)
+            .bind(self.keys.current_id())
+            .bind(row.issued_at)
+            .bind(row.expires_at)
+            .bind(now_unix())
+            .bind(&row.user_id)
+            .bind(version)
+            .fetch_optional(&self.pool)
+            .await?,
+        };
         match written {
             Some(row) => Ok(row.try_get("version")?),
             None => Err(Error::Conflict {
@@ -230,7 +264,7 @@ impl SqliteStore {
         let row = self.row_of(record)?;
         let written = sqlx::query(
             "INSERT INTO accounts (user_id, record, token, key_id, issued_at, expires_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (user_id) DO UPDATE SET record = excluded.record, token = excluded.token,
                  key_id = excluded.key_id, issued_at = excluded.issued_at, expires_at = excluded.expires_at,
                  version = accounts.version + 1, state = 'active', failures = 0, updated_at = excluded.updated_at
@@ -299,7 +333,7 @@ fn now_unix() -> i64 {
 }
 
 #[async_trait::async_trait]
-impl TokenStore for SqliteStore {
+impl TokenStore for SqlStore {
     async fn load(&self, user: &UserId) -> Result<Option<TokenRecord>, StoreError> {
         self.account(user)
             .await
@@ -315,7 +349,7 @@ impl TokenStore for SqliteStore {
     }
 
     async fn remove(&self, user: &UserId) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM accounts WHERE user_id = ?")
+        let done = sqlx::query("DELETE FROM accounts WHERE user_id = $1")
             .bind(user.as_str())
             .execute(&self.pool)
             .await

@@ -1,13 +1,14 @@
-//! The SQLite store against a real file: round trips, compare-and-swap, a stale refresh that
-//! loses to a newer login, keys (rotation, wrong and missing ones), and no token in the clear
-//! anywhere in the database files.
+//! The SQL store against real databases, each scenario on SQLite (a file) and on PostgreSQL
+//! (a database of its own on the cluster `cargo xtask ci` starts, `IGDISPLAY_TEST_POSTGRES`):
+//! round trips, compare-and-swap, a stale refresh that loses to a newer login, keys (rotation,
+//! wrong and missing ones), a too-new schema, and no token in the clear anywhere in the
+//! database files or a dump.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
 
 use igdisplay_auth::{Platform, StoreError, TokenKind, TokenRecord, TokenStore};
 use igdisplay_model::{AccessToken, UserId};
-use igdisplay_store::{Error, Key, KeyError, KeyRing, SqliteStore};
-use std::path::Path;
+use igdisplay_store::{Error, Key, KeyError, KeyRing, SqlStore};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const CANARY: &str = "IGAA-STORE-CANARY-7f3c9d";
@@ -27,8 +28,80 @@ fn ring(id: &str, byte: u8) -> KeyRing {
     KeyRing::new(Key::new(id, &[byte; 32]).unwrap())
 }
 
-async fn open(path: &Path, keys: KeyRing) -> SqliteStore {
-    SqliteStore::open(path, keys).await.unwrap()
+/// A database of one test: a SQLite file in a temporary folder, or a PostgreSQL database
+/// made for it on the test cluster.
+enum Db {
+    Sqlite(tempfile::TempDir),
+    Postgres { url: String },
+}
+
+impl Db {
+    fn sqlite() -> Self {
+        Db::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    /// A fresh database on the test cluster; `None` (the scenario is skipped, and says so)
+    /// when no cluster is configured, unless `IGDISPLAY_REQUIRE_POSTGRES` says one must be.
+    async fn postgres() -> Option<Self> {
+        let Ok(admin) = std::env::var("IGDISPLAY_TEST_POSTGRES") else {
+            assert!(
+                std::env::var_os("IGDISPLAY_REQUIRE_POSTGRES").is_none(),
+                "IGDISPLAY_REQUIRE_POSTGRES is set but IGDISPLAY_TEST_POSTGRES is not"
+            );
+            eprintln!("skipped: no PostgreSQL (set IGDISPLAY_TEST_POSTGRES, as `cargo xtask ci` does)");
+            return None;
+        };
+        use sqlx::Connection as _;
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).unwrap();
+        let name: String = std::iter::once("igd_".to_owned())
+            .chain(random.iter().map(|b| format!("{b:02x}")))
+            .collect();
+        let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').unwrap().0;
+        Some(Db::Postgres {
+            url: format!("{base}/{name}"),
+        })
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Db::Sqlite(dir) => format!("sqlite://{}?mode=rwc", dir.path().join("accounts.db").display()),
+            Db::Postgres { url } => url.clone(),
+        }
+    }
+
+    async fn open(&self, keys: KeyRing) -> SqlStore {
+        SqlStore::connect(&self.url(), keys).await.unwrap()
+    }
+
+    /// Every byte the database keeps: the SQLite files, or a dump of the PostgreSQL one.
+    fn contents(&self) -> Vec<u8> {
+        match self {
+            Db::Sqlite(dir) => std::fs::read_dir(dir.path())
+                .unwrap()
+                .flat_map(|e| std::fs::read(e.unwrap().path()).unwrap())
+                .collect(),
+            Db::Postgres { url } => {
+                let bin = std::env::var("IGDISPLAY_TEST_PG_BIN").unwrap_or_default();
+                let output = std::process::Command::new(std::path::Path::new(&bin).join("pg_dump"))
+                    .arg(url)
+                    .output()
+                    .unwrap();
+                assert!(
+                    output.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                assert!(!output.stdout.is_empty());
+                output.stdout
+            }
+        }
+    }
 }
 
 /// The store's own error under a trait call's `StoreError::Backend`.
@@ -39,11 +112,42 @@ fn inner(error: &StoreError) -> &Error {
     }
 }
 
-#[tokio::test]
-async fn records_round_trip_and_survive_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("accounts.db");
-    let store = open(&path, ring("k1", 1)).await;
+/// Each scenario twice: `sqlite::name` and `postgres::name`.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Db::sqlite()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(db) = super::Db::postgres().await {
+                        super::$name(db).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both!(
+    records_round_trip_and_survive_a_reopen,
+    no_token_is_in_the_database_in_the_clear,
+    compare_and_swap_writes_only_over_the_version_read,
+    a_refresh_that_raced_a_new_login_loses,
+    a_wrong_or_missing_key_is_a_typed_error_and_rotation_keeps_old_rows_readable,
+    a_database_from_a_newer_version_is_refused,
+    the_token_manager_works_over_the_store,
+);
+
+async fn records_round_trip_and_survive_a_reopen(db: Db) {
+    let store = db.open(ring("k1", 1)).await;
     let mut saved = record("17841400000000001", CANARY, 1_700_000_000);
     saved.permissions = Some(vec!["instagram_business_basic".into()]);
     saved.issued_by = Some("http://127.0.0.1:8787".into());
@@ -53,7 +157,7 @@ async fn records_round_trip_and_survive_a_reopen() {
         .await
         .unwrap();
     drop(store);
-    let store = open(&path, ring("k1", 1)).await;
+    let store = db.open(ring("k1", 1)).await;
     let loaded = store.load(&saved.user_id).await.unwrap().unwrap();
     assert_eq!(loaded.access_token.expose_secret(), CANARY);
     assert_eq!(
@@ -66,10 +170,8 @@ async fn records_round_trip_and_survive_a_reopen() {
     assert!(store.load(&saved.user_id).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn no_token_is_in_the_database_files_in_the_clear() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir.path().join("accounts.db"), ring("k1", 1)).await;
+async fn no_token_is_in_the_database_in_the_clear(db: Db) {
+    let store = db.open(ring("k1", 1)).await;
     for n in 0..50 {
         store
             .save(&record(
@@ -81,19 +183,15 @@ async fn no_token_is_in_the_database_files_in_the_clear() {
             .unwrap();
     }
     drop(store);
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        assert!(
-            !bytes.windows(CANARY.len()).any(|w| w == CANARY.as_bytes()),
-            "a token in the clear"
-        );
-    }
+    let bytes = db.contents();
+    assert!(
+        !bytes.windows(CANARY.len()).any(|w| w == CANARY.as_bytes()),
+        "a token in the clear"
+    );
 }
 
-#[tokio::test]
-async fn compare_and_swap_writes_only_over_the_version_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir.path().join("accounts.db"), ring("k1", 1)).await;
+async fn compare_and_swap_writes_only_over_the_version_read(db: Db) {
+    let store = db.open(ring("k1", 1)).await;
     let user = UserId::new("17841400000000001");
     let first = store
         .save_if_version(&record(user.as_str(), "IGAAone", 1_700_000_000), None)
@@ -132,10 +230,8 @@ async fn compare_and_swap_writes_only_over_the_version_read() {
     );
 }
 
-#[tokio::test]
-async fn a_refresh_that_raced_a_new_login_loses() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir.path().join("accounts.db"), ring("k1", 1)).await;
+async fn a_refresh_that_raced_a_new_login_loses(db: Db) {
+    let store = db.open(ring("k1", 1)).await;
     let user = "17841400000000001";
     store.save(&record(user, "IGAAold", 1_700_000_000)).await.unwrap();
     // The login completes at t+200; a refresh sent at t+100 answers after it.
@@ -152,23 +248,20 @@ async fn a_refresh_that_raced_a_new_login_loses() {
     assert_eq!(kept.access_token.expose_secret(), "IGAAlogin");
 }
 
-#[tokio::test]
-async fn a_wrong_or_missing_key_is_a_typed_error_and_rotation_keeps_old_rows_readable() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("accounts.db");
+async fn a_wrong_or_missing_key_is_a_typed_error_and_rotation_keeps_old_rows_readable(db: Db) {
     let user = UserId::new("17841400000000001");
-    open(&path, ring("k1", 1))
+    db.open(ring("k1", 1))
         .await
         .save(&record(user.as_str(), CANARY, 1_700_000_000))
         .await
         .unwrap();
 
-    let wrong = open(&path, ring("k1", 2)).await.load(&user).await.unwrap_err();
+    let wrong = db.open(ring("k1", 2)).await.load(&user).await.unwrap_err();
     assert!(
         matches!(inner(&wrong), Error::Key(KeyError::Open { .. })),
         "{wrong:?}"
     );
-    let missing = open(&path, ring("k2", 1)).await.load(&user).await.unwrap_err();
+    let missing = db.open(ring("k2", 1)).await.load(&user).await.unwrap_err();
     assert!(
         matches!(inner(&missing), Error::Key(KeyError::MissingKey { .. })),
         "{missing:?}"
@@ -181,7 +274,7 @@ async fn a_wrong_or_missing_key_is_a_typed_error_and_rotation_keeps_old_rows_rea
     // A new current key with the old one kept: old rows open, new writes use the new key.
     let rotated =
         KeyRing::new(Key::new("k2", &[2u8; 32]).unwrap()).with_previous(Key::new("k1", &[1u8; 32]).unwrap());
-    let store = open(&path, rotated).await;
+    let store = db.open(rotated).await;
     let account = store.account(&user).await.unwrap().unwrap();
     assert_eq!(
         (
@@ -197,34 +290,26 @@ async fn a_wrong_or_missing_key_is_a_typed_error_and_rotation_keeps_old_rows_rea
     assert_eq!(store.account(&user).await.unwrap().unwrap().key_id, "k2");
 }
 
-#[tokio::test]
-async fn a_database_from_a_newer_version_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("accounts.db");
-    drop(open(&path, ring("k1", 1)).await);
-    {
-        use sqlx::Connection as _;
-        let mut connection = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
-        sqlx::query("INSERT INTO igdisplay_schema (version) VALUES (99)")
-            .execute(&mut connection)
-            .await
-            .unwrap();
-    }
-    let error = SqliteStore::open(&path, ring("k1", 1)).await.unwrap_err();
+async fn a_database_from_a_newer_version_is_refused(db: Db) {
+    drop(db.open(ring("k1", 1)).await);
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db.url()).await.unwrap();
+    sqlx::query("INSERT INTO igdisplay_schema (version) VALUES (99)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let error = SqlStore::connect(&db.url(), ring("k1", 1)).await.unwrap_err();
     assert!(
         matches!(error, Error::SchemaTooNew { found: 99, .. }),
         "{error:?}"
     );
 }
 
-#[tokio::test]
-async fn the_token_manager_works_over_the_store() {
+async fn the_token_manager_works_over_the_store(db: Db) {
     use igdisplay_auth::{AppConfig, AuthClient, TokenManager};
     use igdisplay_http::test_util::ReplayBackend;
-    let dir = tempfile::tempdir().unwrap();
-    let store = std::sync::Arc::new(open(&dir.path().join("accounts.db"), ring("k1", 1)).await);
+    let store = std::sync::Arc::new(db.open(ring("k1", 1)).await);
     let client = AuthClient::new(
         AppConfig::read_only(Platform::InstagramLogin),
         std::sync::Arc::new(ReplayBackend::default()),
