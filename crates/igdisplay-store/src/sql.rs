@@ -219,25 +219,11 @@ impl SqlStore {
     pub async fn save_if_version(&self, record: &TokenRecord, expected: Option<i64>) -> Result<i64, Error> {
         let row = self.row_of(record)?;
         let written = match expected {
-            None => {
-                sqlx::query(
-                    "INSERT INTO accounts (user_id, record, token, key_id, issued_at, expires_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id) DO NOTHING RETURNING version",
-                )
-                .bind(&row.user_id)
-                .bind(&row.record)
-                .bind(&row.token)
-                .bind(self.keys.current_id())
-                .bind(row.issued_at)
-                .bind(row.expires_at)
-                .bind(now_unix())
-                .fetch_optional(&self.pool)
-                .await?
-            }
+            None => self.insert(INSERT_NEW, &row).await?,
             Some(version) => sqlx::query(
                 "UPDATE accounts SET record = $1, token = $2, key_id = $3, issued_at = $4, expires_at = $5,
-                         version = version + 1, updated_at = $6
-                     WHERE user_id = $7 AND version = $8 RETURNING version",
+                     version = version + 1, updated_at = $6
+                 WHERE user_id = $7 AND version = $8 RETURNING version",
             )
             .bind(&row.record)
             .bind(&row.token)
@@ -248,44 +234,36 @@ impl SqlStore {
             .bind(&row.user_id)
             .bind(version)
             .fetch_optional(&self.pool)
-            .await?,
+            .await?
+            .map(|written| written.try_get("version"))
+            .transpose()?,
         };
-        match written {
-            Some(row) => Ok(row.try_get("version")?),
-            None => Err(Error::Conflict {
-                user_id: record.user_id.as_str().to_owned(),
-            }),
-        }
+        written.ok_or_else(|| conflict(record))
     }
 
     /// Writes `record` unless the row holds a token issued later (then [`Error::Conflict`]
     /// and the newer row stays). Returns the new version.
     async fn save_newer(&self, record: &TokenRecord) -> Result<i64, Error> {
         let row = self.row_of(record)?;
-        let written = sqlx::query(
-            "INSERT INTO accounts (user_id, record, token, key_id, issued_at, expires_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (user_id) DO UPDATE SET record = excluded.record, token = excluded.token,
-                 key_id = excluded.key_id, issued_at = excluded.issued_at, expires_at = excluded.expires_at,
-                 version = accounts.version + 1, state = 'active', failures = 0, updated_at = excluded.updated_at
-             WHERE excluded.issued_at >= accounts.issued_at
-             RETURNING version",
-        )
-        .bind(&row.user_id)
-        .bind(&row.record)
-        .bind(&row.token)
-        .bind(self.keys.current_id())
-        .bind(row.issued_at)
-        .bind(row.expires_at)
-        .bind(now_unix())
-        .fetch_optional(&self.pool)
-        .await?;
-        match written {
-            Some(row) => Ok(row.try_get("version")?),
-            None => Err(Error::Conflict {
-                user_id: record.user_id.as_str().to_owned(),
-            }),
-        }
+        self.insert(UPSERT_NEWER, &row)
+            .await?
+            .ok_or_else(|| conflict(record))
+    }
+
+    /// Runs one of the `INSERT … RETURNING version` statements with `row`'s seven values: the
+    /// new version, or `None` when its conflict clause wrote nothing.
+    async fn insert(&self, sql: &'static str, row: &NewRow) -> Result<Option<i64>, Error> {
+        let written = sqlx::query(sql)
+            .bind(&row.user_id)
+            .bind(&row.record)
+            .bind(&row.token)
+            .bind(self.keys.current_id())
+            .bind(row.issued_at)
+            .bind(row.expires_at)
+            .bind(now_unix())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(written.map(|written| written.try_get("version")).transpose()?)
     }
 
     /// The columns of `record`: the token sealed, the rest as JSON without it.
@@ -310,6 +288,27 @@ impl SqlStore {
             expires_at: record.expires_at.unix(),
             user_id,
         })
+    }
+}
+
+/// A new row, or nothing when there is one already.
+const INSERT_NEW: &str =
+    "INSERT INTO accounts (user_id, record, token, key_id, issued_at, expires_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id) DO NOTHING RETURNING version";
+
+/// A new row, or a new token over an older one; nothing over a token issued later.
+const UPSERT_NEWER: &str =
+    "INSERT INTO accounts (user_id, record, token, key_id, issued_at, expires_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (user_id) DO UPDATE SET record = excluded.record, token = excluded.token,
+         key_id = excluded.key_id, issued_at = excluded.issued_at, expires_at = excluded.expires_at,
+         version = accounts.version + 1, state = 'active', failures = 0, updated_at = excluded.updated_at
+     WHERE excluded.issued_at >= accounts.issued_at
+     RETURNING version";
+
+fn conflict(record: &TokenRecord) -> Error {
+    Error::Conflict {
+        user_id: record.user_id.as_str().to_owned(),
     }
 }
 
