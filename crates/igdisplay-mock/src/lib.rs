@@ -952,6 +952,48 @@ impl MockServer {
         })
     }
 
+    /// A dashboard token for every user whose name starts with `prefix` (a fleet from
+    /// [`Seed::with_fleet`]), in seed order, minted in one pass; `POST /_mock/tokens/bulk`
+    /// `{"prefix": …, "kind": "long_lived"}` does the same over HTTP.
+    ///
+    /// ```
+    /// use igdisplay_mock::{MockServer, Seed, TokenLifetime};
+    ///
+    /// let mock = MockServer::builder().seed(Seed::demo().with_fleet("fleet-", 500, 1)).start()?;
+    /// let tokens = mock.issue_tokens("fleet-", TokenLifetime::LongLived)?;
+    /// assert_eq!(tokens.len(), 500);
+    /// assert!(mock.refresh_counts().is_empty(), "nothing refreshed yet");
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`MockError::UnknownUser`] when no user's name starts with `prefix`.
+    pub fn issue_tokens(&self, prefix: &str, lifetime: TokenLifetime) -> Result<Vec<IssuedToken>, MockError> {
+        let values = self
+            .shared
+            .world()
+            .dashboard_tokens(prefix, lifetime == TokenLifetime::LongLived);
+        if values.is_empty() {
+            return Err(MockError::UnknownUser(format!("{prefix}*")));
+        }
+        Ok(values
+            .into_iter()
+            .map(|value| IssuedToken {
+                access_token: value["access_token"].as_str().unwrap_or_default().to_owned(),
+                user_id: value["user_id"].as_str().unwrap_or_default().to_owned(),
+                expires_in: value["expires_in"].as_i64().unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// How many times each user's token was refreshed (successfully), by the user's
+    /// app-scoped id, since the start or the last reset: a keeper's tests check every due
+    /// account was refreshed exactly once. `GET /_mock/refreshes` gives the same.
+    pub fn refresh_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        self.shared.world().refresh_counts()
+    }
+
     /// Revokes every token of `username`, as a password change or removing the app in
     /// Instagram does: the next use of any of them is error 190, subcode 460. Returns how many
     /// were still valid.

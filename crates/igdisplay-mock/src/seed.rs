@@ -399,6 +399,24 @@ impl Seed {
         self
     }
 
+    /// Adds a fleet: `count` business accounts, all testers, named `{prefix}000001` and up, each
+    /// with `media_each` generated items: many connected accounts at once, for a keeper's
+    /// tests and benchmarks. Mint their tokens in one call with
+    /// [`MockServer::issue_tokens`](crate::MockServer::issue_tokens).
+    ///
+    /// ```
+    /// let seed = igdisplay_mock::Seed::demo().with_fleet("fleet-", 1_000, 2);
+    /// assert_eq!(seed.users.last().map(|u| u.username.as_str()), Some("fleet-001000"));
+    /// ```
+    #[must_use]
+    pub fn with_fleet(mut self, prefix: &str, count: usize, media_each: usize) -> Self {
+        for n in 1..=count {
+            let username = format!("{prefix}{n:06}");
+            self = self.with_generated_user(&username, media_each, 0);
+        }
+        self
+    }
+
     /// Parses a seed file's JSON: the shape of [`Seed`], as `serde` writes it.
     ///
     /// ```

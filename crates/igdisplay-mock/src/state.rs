@@ -337,6 +337,9 @@ pub(crate) struct World {
     pub(crate) faults: Vec<Fault>,
     /// Active stubs, first match wins.
     pub(crate) stubs: Vec<Stub>,
+    /// Successful refreshes by user (index in `users`): a fleet test checks each account was
+    /// refreshed exactly once.
+    pub(crate) refreshes: HashMap<usize, u64>,
     /// The test root of an HTTPS mock, PEM, for `GET /_mock/ca.pem`.
     pub(crate) root_pem: Option<String>,
 }
@@ -454,6 +457,7 @@ impl World {
             journal,
             faults: Vec::new(),
             stubs: Vec::new(),
+            refreshes: HashMap::new(),
             root_pem,
         }
     }

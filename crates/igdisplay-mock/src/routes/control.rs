@@ -139,6 +139,18 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         answer: "{access_token, user_id, expires_in}",
     },
     Endpoint {
+        method: "POST",
+        path: "/_mock/tokens/bulk",
+        input: "{prefix, kind?: \"long_lived\" | \"short_lived\"}",
+        answer: "{tokens: [{access_token, user_id, expires_in}, ...]}",
+    },
+    Endpoint {
+        method: "GET",
+        path: "/_mock/refreshes",
+        input: "",
+        answer: "{user_id: successful refreshes, ...}",
+    },
+    Endpoint {
         method: "GET",
         path: "/_mock/signed_request",
         input: "?username=",
@@ -281,6 +293,12 @@ impl World {
                     None => bad_request("no such user"),
                 }
             }
+            ("POST", ["tokens", "bulk"]) => {
+                let prefix = body_field(&req.body, "prefix").unwrap_or_default();
+                let long = body_field(&req.body, "kind").is_none_or(|k| k != "short_lived");
+                ok(&json!({"tokens": self.dashboard_tokens(&prefix, long)}))
+            }
+            ("GET", ["refreshes"]) => ok(&json!(self.refresh_counts())),
             ("GET", ["signed_request"]) => match req.param("username").and_then(|u| self.signed_request(u)) {
                 Some(value) => ok(&json!({"signed_request": value})),
                 None => bad_request("give ?username= of a seeded user"),
@@ -356,6 +374,22 @@ impl World {
 
     pub(crate) fn dashboard_token(&mut self, username: &str, long_lived: bool) -> Option<Value> {
         let user = self.user_by_name(username)?;
+        Some(self.dashboard_token_of(user, long_lived))
+    }
+
+    /// A dashboard token for every user whose name starts with `prefix` (a fleet), in seed
+    /// order, in one pass.
+    pub(crate) fn dashboard_tokens(&mut self, prefix: &str, long_lived: bool) -> Vec<Value> {
+        let users: Vec<usize> = (0..self.users.len())
+            .filter(|&u| self.users[u].username.starts_with(prefix))
+            .collect();
+        users
+            .into_iter()
+            .map(|user| self.dashboard_token_of(user, long_lived))
+            .collect()
+    }
+
+    fn dashboard_token_of(&mut self, user: usize, long_lived: bool) -> Value {
         let kind = if long_lived {
             TokenKind::LongLived
         } else {
@@ -364,7 +398,15 @@ impl World {
         let scopes = self.all_scopes();
         let token = self.issue_token(user, kind, scopes, None);
         let expires_in = self.tokens.get(&token).map_or(0, |t| t.expires_at - t.issued_at);
-        Some(json!({"access_token": token, "user_id": self.users[user].id, "expires_in": expires_in}))
+        json!({"access_token": token, "user_id": self.users[user].id, "expires_in": expires_in})
+    }
+
+    /// Successful refreshes by user id (the app-scoped id), since the start or the last reset.
+    pub(crate) fn refresh_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        self.refreshes
+            .iter()
+            .map(|(&user, &count)| (self.users[user].id.clone(), count))
+            .collect()
     }
 
     /// A `signed_request` for `username`, signed with the app secret as Meta does.

@@ -465,6 +465,7 @@ h1{{font-size:1.25rem}}button{{display:block;width:100%;margin:.5rem 0;padding:.
         }
         let (scopes, code) = (record.scopes.clone(), record.code.clone());
         let fresh = self.issue_token(user, TokenKind::LongLived, scopes, code);
+        *self.refreshes.entry(user).or_default() += 1;
         Ok(long_lived(&fresh))
     }
 }
