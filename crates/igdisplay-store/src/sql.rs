@@ -197,10 +197,12 @@ impl SqlStore {
             user_id: user.as_str().to_owned(),
             source,
         };
-        let mut value: serde_json::Value = serde_json::from_str(&record).map_err(corrupt)?;
+        let mut fields: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&record).map_err(corrupt)?;
         let token = String::from_utf8(token).map_err(|_| Error::Key(KeyError::Malformed))?;
-        value["access_token"] = serde_json::Value::String(token);
-        let record: TokenRecord = serde_json::from_value(value).map_err(corrupt)?;
+        fields.insert("access_token".to_owned(), serde_json::Value::String(token));
+        let record: TokenRecord =
+            serde_json::from_value(serde_json::Value::Object(fields)).map_err(corrupt)?;
         Ok(Some(Account {
             record,
             version: row.try_get("version")?,

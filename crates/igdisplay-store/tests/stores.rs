@@ -144,6 +144,7 @@ on_both!(
     a_wrong_or_missing_key_is_a_typed_error_and_rotation_keeps_old_rows_readable,
     a_database_from_a_newer_version_is_refused,
     the_token_manager_works_over_the_store,
+    a_row_that_is_not_a_record_is_reported_corrupt,
 );
 
 async fn records_round_trip_and_survive_a_reopen(db: Db) {
@@ -330,4 +331,28 @@ async fn the_token_manager_works_over_the_store(db: Db) {
         tokens.access_token(&fresh.user_id).await.unwrap().expose_secret(),
         CANARY
     );
+}
+
+async fn a_row_that_is_not_a_record_is_reported_corrupt(db: Db) {
+    let store = db.open(ring("k1", 1)).await;
+    let user = UserId::new("17841400000000001");
+    store
+        .save(&record(user.as_str(), CANARY, 1_700_000_000))
+        .await
+        .unwrap();
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db.url()).await.unwrap();
+    for broken in ["[1, 2]", "\"text\"", "{\"user_id\": 5}", "not json"] {
+        sqlx::query("UPDATE accounts SET record = $1")
+            .bind(broken)
+            .execute(&pool)
+            .await
+            .unwrap();
+        let error = store.load(&user).await.unwrap_err();
+        assert!(
+            matches!(inner(&error), Error::Corrupt { .. }),
+            "{broken}: {error:?}"
+        );
+        assert!(!format!("{error:?} {}", inner(&error)).contains(CANARY));
+    }
 }
