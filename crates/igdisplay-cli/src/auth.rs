@@ -157,7 +157,7 @@ async fn report(settings: &Settings, instagram: &Instagram, record: &TokenRecord
         }));
     } else {
         let who = match &username {
-            Some(name) => format!("@{} ({})", out::plain(name), record.user_id),
+            Some(name) => out::handle(name, &record.user_id),
             None => format!("user {}", record.user_id),
         };
         println!(

@@ -59,6 +59,11 @@ fn print_table(header: &[&str], rows: &[Vec<String>], shown: Header) {
     }
 }
 
+/// `@username (id)`, the username made plain: how a user is named wherever the CLI knows both.
+pub(crate) fn handle(username: &str, id: &igdisplay::model::UserId) -> String {
+    format!("@{} ({id})", plain(username))
+}
+
 /// `text` fit for a terminal: every control character (escape sequences that could retitle
 /// the terminal, move the cursor or clear the screen included) shown as `�`. Captions and
 /// names come from other people; JSON output escapes them already.

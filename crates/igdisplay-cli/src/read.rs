@@ -199,7 +199,7 @@ pub(crate) async fn status(settings: &Settings) -> Result<(), Failure> {
         _ => None,
     };
     let who = match &username {
-        Some(name) => format!("@{} ({})", out::plain(name), record.user_id),
+        Some(name) => out::handle(name, &record.user_id),
         None => record.user_id.to_string(),
     };
     if settings.json {
