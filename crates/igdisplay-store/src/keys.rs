@@ -45,6 +45,9 @@ pub enum KeyError {
     /// Not a sealed token at all.
     #[error("the stored token is not in the sealed format")]
     Malformed,
+    /// The token is too long for the cipher to seal (gigabytes; no token is).
+    #[error("the token is too long to seal")]
+    TooLong,
     /// The operating system gave no random bytes for a nonce or a key.
     #[error("no random bytes could be drawn for encryption")]
     Random,
