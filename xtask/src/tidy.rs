@@ -15,7 +15,15 @@ const ALLOWED_WORKSPACE_EDGES: &[(&str, &[&str])] = &[
     ("igdisplay-graph", &["igdisplay-model", "igdisplay-http"]),
     ("igdisplay-mock", &[]),
     // Above auth: the SQL stores. Auth and graph never gain a database dependency.
-    ("igdisplay-store", &["igdisplay-model", "igdisplay-auth"]),
+    (
+        "igdisplay-store",
+        &[
+            "igdisplay-model",
+            "igdisplay-http",
+            "igdisplay-auth",
+            "igdisplay-graph",
+        ],
+    ),
     (
         "igdisplay",
         &[

@@ -115,8 +115,10 @@ impl Pacer {
     }
 
     /// Records the usage headers of a response to `user`'s request: the app's part for the
-    /// app, the business use cases for the user (for the app when there is no user).
-    pub(crate) fn observe(&self, user: Option<&UserId>, usage: Usage) {
+    /// app, the business use cases for the user (for the app when there is no user). The
+    /// Graph clients call it for every response; a client of its own (a token keeper) calls it
+    /// to share the app's budget.
+    pub fn observe(&self, user: Option<&UserId>, usage: Usage) {
         let mut state = self.state();
         let Some(user) = user else {
             // Without a user every budget is the app's.
@@ -137,7 +139,7 @@ impl Pacer {
     }
 
     /// Blocks `scope` for `pause` from `now` (a rate-limit error was answered).
-    pub(crate) fn block(&self, scope: Scope, now: SystemTime, pause: Duration) {
+    pub fn block(&self, scope: Scope, now: SystemTime, pause: Duration) {
         let until = now
             .checked_add(pause.min(MAX_PAUSE))
             .or_else(|| now.checked_add(Duration::from_secs(1)));
@@ -151,11 +153,30 @@ impl Pacer {
 
     /// The pause a rate-limit error with `retry_after` (if the server said) announces, by the
     /// usage's estimate or the policy's default otherwise.
-    pub(crate) fn announced_pause(&self, user: Option<&UserId>, retry_after: Option<Duration>) -> Duration {
+    pub fn announced_pause(&self, user: Option<&UserId>, retry_after: Option<Duration>) -> Duration {
         retry_after
             .or_else(|| self.usage(user).as_ref().and_then(Usage::regain_access_after))
             .unwrap_or(self.policy.default_wait)
             .min(MAX_PAUSE)
+    }
+
+    /// How long `user`'s next request must wait at `now`, for a client of its own that shares
+    /// the app's budget (a token keeper): a known block, spacing above the slow-down
+    /// threshold, the regain time at 100 %. Books the request's slot of the quota.
+    ///
+    /// ```
+    /// use igdisplay_graph::{Pacer, RateLimitPolicy};
+    /// use igdisplay_model::Usage;
+    /// use std::time::{Duration, UNIX_EPOCH};
+    ///
+    /// let pacer = Pacer::new(RateLimitPolicy::default());
+    /// let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    /// assert_eq!(pacer.reserve(None, now), Duration::ZERO);
+    /// pacer.observe(None, Usage::from_headers(Some(br#"{"call_count":100}"#), None));
+    /// assert_eq!(pacer.reserve(None, now), pacer.policy().default_wait, "spent: wait for it to come back");
+    /// ```
+    pub fn reserve(&self, user: Option<&UserId>, now: SystemTime) -> Duration {
+        self.before_request(user, now).wait
     }
 
     /// What `user`'s next request must wait at `now`. At 100 % the spent budget is blocked for

@@ -1,8 +1,16 @@
 #![doc = include_str!("../README.md")]
 
+mod accounts;
+mod events;
+mod keeper;
 mod keys;
+mod schedule;
 mod schema;
 mod sql;
 
+pub use accounts::{AccountSummary, Rotation};
+pub use events::{Event, Events};
+pub use keeper::{Keeper, KeeperBuilder, KeeperSettings, Tally};
 pub use keys::{Key, KeyError, KeyRing};
-pub use sql::{Account, Error, SqlStore};
+pub use schedule::{AccountState, RefreshSchedule};
+pub use sql::{Account, Error, ON_DEMAND_WAIT, SqlStore};

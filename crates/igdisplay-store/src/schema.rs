@@ -15,8 +15,14 @@ pub(crate) enum Dialect {
 }
 
 /// The migrations of each database, by version.
-const SQLITE: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_accounts.sql"))];
-const POSTGRES: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_accounts.sql"))];
+const SQLITE: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_accounts.sql")),
+    (2, include_str!("../migrations/sqlite/0002_keeper.sql")),
+];
+const POSTGRES: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_accounts.sql")),
+    (2, include_str!("../migrations/postgres/0002_keeper.sql")),
+];
 
 /// Brings `pool`'s database to the newest schema.
 pub(crate) async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), Error> {
@@ -49,4 +55,34 @@ pub(crate) async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), Erro
         transaction.commit().await?;
     }
     Ok(())
+}
+
+/// The claim statement of each database, from one text: `$1` owner, `$2` lease end, `$3` now,
+/// `$4` batch size. Due, unexpired accounts whose lease is free or ran out get this
+/// instance's lease, oldest due first. PostgreSQL locks the rows it picks and skips those
+/// another instance is claiming (`FOR UPDATE SKIP LOCKED`): instances never wait for each
+/// other nor claim the same row. SQLite has one writer at a time, which makes the same
+/// statement atomic.
+macro_rules! claim {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE accounts SET lease_owner = $1, lease_until = $2
+             WHERE user_id IN (
+                 SELECT user_id FROM accounts
+                 WHERE state IN ('active', 'failing') AND next_refresh_at <= $3 AND expires_at > $3
+                   AND (lease_until IS NULL OR lease_until <= $3)
+                 ORDER BY next_refresh_at LIMIT $4",
+            $lock,
+            ")
+             RETURNING user_id, record, token, version, failures, expires_at"
+        )
+    };
+}
+
+/// The claim statement for `dialect`.
+pub(crate) fn claim_sql(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => claim!(""),
+        Dialect::Postgres => claim!(" FOR UPDATE SKIP LOCKED"),
+    }
 }

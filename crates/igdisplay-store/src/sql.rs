@@ -4,14 +4,17 @@
 //! migrations are per database.
 
 use crate::keys::{KeyError, KeyRing};
+use crate::schedule::RefreshSchedule;
 use crate::schema::{self, Dialect};
-use igdisplay_auth::{StoreError, TokenRecord, TokenStore};
-use igdisplay_model::UserId;
+use igdisplay_auth::{RefreshLock, StoreError, TokenRecord, TokenStore};
+use igdisplay_http::{SharedClock, SystemClock};
+use igdisplay_model::{Timestamp, UserId};
 use sqlx::any::AnyPoolOptions;
+use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row as _};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// What a store operation can fail with. Never holds a token or key material.
 #[derive(Debug, thiserror::Error)]
@@ -116,9 +119,11 @@ pub struct Account {
 /// ```
 #[derive(Clone)]
 pub struct SqlStore {
-    pool: AnyPool,
-    dialect: Dialect,
-    keys: Arc<KeyRing>,
+    pub(crate) pool: AnyPool,
+    pub(crate) dialect: Dialect,
+    pub(crate) keys: Arc<KeyRing>,
+    pub(crate) schedule: RefreshSchedule,
+    pub(crate) clock: SharedClock,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -126,6 +131,7 @@ impl std::fmt::Debug for SqlStore {
         f.debug_struct("SqlStore")
             .field("dialect", &self.dialect)
             .field("keys", &self.keys.ids())
+            .field("schedule", &self.schedule)
             .finish_non_exhaustive()
     }
 }
@@ -174,7 +180,51 @@ impl SqlStore {
             pool,
             dialect,
             keys: Arc::new(keys),
+            schedule: RefreshSchedule::default(),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Reads the time from `clock` (default: the system's): schedules, leases and the
+    /// keeper's decisions follow it. Inject a manual clock in tests.
+    #[must_use]
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// The store's time in Unix seconds.
+    pub(crate) fn now_unix(&self) -> i64 {
+        Timestamp::from_system_time(self.clock.now()).unix()
+    }
+
+    /// Schedules the refresh of every token written from now on by `schedule` (default: day
+    /// 20 of a 60-day token).
+    #[must_use]
+    pub fn with_schedule(mut self, schedule: RefreshSchedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+
+    /// The refresh schedule.
+    pub fn schedule(&self) -> RefreshSchedule {
+        self.schedule
+    }
+
+    /// The connection pool, for an application's own tables in the same database (the
+    /// `accounts` table and `igdisplay_schema` are the store's).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The key ring the tokens are sealed with.
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
     }
 
     /// The stored account of `user`, token opened, with its row version.
@@ -183,31 +233,36 @@ impl SqlStore {
     ///
     /// [`Error::Database`], [`Error::Key`] (a wrong or missing key) or [`Error::Corrupt`].
     pub async fn account(&self, user: &UserId) -> Result<Option<Account>, Error> {
-        let row = sqlx::query("SELECT record, token, key_id, version FROM accounts WHERE user_id = $1")
-            .bind(user.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT record, token, key_id, version FROM accounts WHERE user_id = $1 AND state <> 'deauthorized'",
+        )
+        .bind(user.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(row) = row else {
             return Ok(None);
         };
+        Ok(Some(Account {
+            record: self.open_row(user.as_str(), &row)?,
+            version: row.try_get("version")?,
+            key_id: row.try_get("key_id")?,
+        }))
+    }
+
+    /// The token record of a row with `record` and `token` columns, token opened.
+    pub(crate) fn open_row(&self, user_id: &str, row: &AnyRow) -> Result<TokenRecord, Error> {
         let record: String = row.try_get("record")?;
         let sealed: Vec<u8> = row.try_get("token")?;
-        let token = self.keys.open(user.as_str(), &sealed)?;
+        let token = self.keys.open(user_id, &sealed)?;
         let corrupt = |source| Error::Corrupt {
-            user_id: user.as_str().to_owned(),
+            user_id: user_id.to_owned(),
             source,
         };
         let mut fields: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(&record).map_err(corrupt)?;
         let token = String::from_utf8(token).map_err(|_| Error::Key(KeyError::Malformed))?;
         fields.insert("access_token".to_owned(), serde_json::Value::String(token));
-        let record: TokenRecord =
-            serde_json::from_value(serde_json::Value::Object(fields)).map_err(corrupt)?;
-        Ok(Some(Account {
-            record,
-            version: row.try_get("version")?,
-            key_id: row.try_get("key_id")?,
-        }))
+        serde_json::from_value(serde_json::Value::Object(fields)).map_err(corrupt)
     }
 
     /// Writes `record` only if the row is still at `expected` (the version an earlier
@@ -222,23 +277,7 @@ impl SqlStore {
         let row = self.row_of(record)?;
         let written = match expected {
             None => self.insert(INSERT_NEW, &row).await?,
-            Some(version) => sqlx::query(
-                "UPDATE accounts SET record = $1, token = $2, key_id = $3, issued_at = $4, expires_at = $5,
-                     version = version + 1, updated_at = $6
-                 WHERE user_id = $7 AND version = $8 RETURNING version",
-            )
-            .bind(&row.record)
-            .bind(&row.token)
-            .bind(self.keys.current_id())
-            .bind(row.issued_at)
-            .bind(row.expires_at)
-            .bind(now_unix())
-            .bind(&row.user_id)
-            .bind(version)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|written| written.try_get("version"))
-            .transpose()?,
+            Some(version) => self.update_if_version(&row, version).await?,
         };
         written.ok_or_else(|| conflict(record))
     }
@@ -252,7 +291,7 @@ impl SqlStore {
             .ok_or_else(|| conflict(record))
     }
 
-    /// Runs one of the `INSERT … RETURNING version` statements with `row`'s seven values: the
+    /// Runs one of the `INSERT … RETURNING version` statements with `row`'s eight values: the
     /// new version, or `None` when its conflict clause wrote nothing.
     async fn insert(&self, sql: &'static str, row: &NewRow) -> Result<Option<i64>, Error> {
         let written = sqlx::query(sql)
@@ -262,14 +301,34 @@ impl SqlStore {
             .bind(self.keys.current_id())
             .bind(row.issued_at)
             .bind(row.expires_at)
-            .bind(now_unix())
+            .bind(self.now_unix())
+            .bind(row.next_refresh_at)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(written.map(|written| written.try_get("version")).transpose()?)
+    }
+
+    /// Writes `row` over the row at `version` (a new token: the account is active again, its
+    /// failures forgotten, its lease released). The new version, or `None` when the row moved
+    /// on.
+    pub(crate) async fn update_if_version(&self, row: &NewRow, version: i64) -> Result<Option<i64>, Error> {
+        let written = sqlx::query(UPDATE_IF_VERSION)
+            .bind(&row.record)
+            .bind(&row.token)
+            .bind(self.keys.current_id())
+            .bind(row.issued_at)
+            .bind(row.expires_at)
+            .bind(self.now_unix())
+            .bind(row.next_refresh_at)
+            .bind(&row.user_id)
+            .bind(version)
             .fetch_optional(&self.pool)
             .await?;
         Ok(written.map(|written| written.try_get("version")).transpose()?)
     }
 
     /// The columns of `record`: the token sealed, the rest as JSON without it.
-    fn row_of(&self, record: &TokenRecord) -> Result<NewRow, Error> {
+    pub(crate) fn row_of(&self, record: &TokenRecord) -> Result<NewRow, Error> {
         let user_id = record.user_id.as_str().to_owned();
         let corrupt = |source| Error::Corrupt {
             user_id: user_id.clone(),
@@ -288,25 +347,34 @@ impl SqlStore {
             token,
             issued_at: record.issued_at.unix(),
             expires_at: record.expires_at.unix(),
+            next_refresh_at: self.schedule.next_refresh(record),
             user_id,
         })
     }
 }
 
 /// A new row, or nothing when there is one already.
-const INSERT_NEW: &str =
-    "INSERT INTO accounts (user_id, record, token, key_id, issued_at, expires_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id) DO NOTHING RETURNING version";
+const INSERT_NEW: &str = "INSERT INTO accounts
+         (user_id, record, token, key_id, issued_at, expires_at, updated_at, next_refresh_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (user_id) DO NOTHING RETURNING version";
 
-/// A new row, or a new token over an older one; nothing over a token issued later.
-const UPSERT_NEWER: &str =
-    "INSERT INTO accounts (user_id, record, token, key_id, issued_at, expires_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)
+/// A new row, or a new token over an older one; nothing over a token issued later. A new
+/// token makes the account active again and forgets its failures.
+const UPSERT_NEWER: &str = "INSERT INTO accounts
+         (user_id, record, token, key_id, issued_at, expires_at, updated_at, next_refresh_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
      ON CONFLICT (user_id) DO UPDATE SET record = excluded.record, token = excluded.token,
          key_id = excluded.key_id, issued_at = excluded.issued_at, expires_at = excluded.expires_at,
-         version = accounts.version + 1, state = 'active', failures = 0, updated_at = excluded.updated_at
+         version = accounts.version + 1, state = 'active', failures = 0, last_error = NULL,
+         next_refresh_at = excluded.next_refresh_at, updated_at = excluded.updated_at
      WHERE excluded.issued_at >= accounts.issued_at
      RETURNING version";
+
+/// A new token over the row at a known version (compare-and-swap); its lease is released.
+const UPDATE_IF_VERSION: &str = "UPDATE accounts SET record = $1, token = $2, key_id = $3,
+         issued_at = $4, expires_at = $5, version = version + 1, state = 'active', failures = 0,
+         last_error = NULL, updated_at = $6, next_refresh_at = $7, lease_owner = NULL, lease_until = NULL
+     WHERE user_id = $8 AND version = $9 RETURNING version";
 
 fn conflict(record: &TokenRecord) -> Error {
     Error::Conflict {
@@ -315,22 +383,92 @@ fn conflict(record: &TokenRecord) -> Error {
 }
 
 /// A row to write.
-struct NewRow {
-    user_id: String,
+pub(crate) struct NewRow {
+    pub(crate) user_id: String,
     record: String,
     token: Vec<u8>,
     issued_at: i64,
     expires_at: i64,
+    next_refresh_at: Option<i64>,
 }
 
-/// The system time as Unix seconds, for `updated_at` (bookkeeping only: no decision of the
-/// store depends on it).
-#[allow(clippy::disallowed_methods)]
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
+/// How long an on-demand refresh holds an account's lease, at most.
+const ON_DEMAND_LEASE: Duration = Duration::from_secs(60);
+/// How long an on-demand refresh waits for a keeper's lease before going on without it.
+pub const ON_DEMAND_WAIT: Duration = Duration::from_secs(10);
+/// How often it looks again meanwhile.
+const ON_DEMAND_POLL: Duration = Duration::from_millis(100);
+
+impl SqlStore {
+    /// Takes `user`'s lease under a one-off owner name, waiting for a holder to let go.
+    async fn lease_for_refresh(&self, user: &UserId) -> Result<RefreshLock, Error> {
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).map_err(|_| Error::Key(KeyError::Random))?;
+        let owner = format!("on-demand-{:016x}", u64::from_le_bytes(random));
+        let mut waited = Duration::ZERO;
+        loop {
+            let now = self.now_unix();
+            let until = now.saturating_add(i64::try_from(ON_DEMAND_LEASE.as_secs()).unwrap_or(i64::MAX));
+            let taken = sqlx::query(
+                "UPDATE accounts SET lease_owner = $1, lease_until = $2
+                 WHERE user_id = $3 AND (lease_until IS NULL OR lease_until <= $4)",
+            )
+            .bind(&owner)
+            .bind(until)
+            .bind(user.as_str())
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+            if taken.rows_affected() > 0 {
+                return Ok(RefreshLock::holding(Lease {
+                    pool: self.pool.clone(),
+                    user_id: user.as_str().to_owned(),
+                    owner,
+                }));
+            }
+            let exists = sqlx::query("SELECT 1 AS one FROM accounts WHERE user_id = $1")
+                .bind(user.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some();
+            if !exists || waited >= ON_DEMAND_WAIT {
+                tracing::debug!(%user, "refreshing without the account's lease");
+                return Ok(RefreshLock::none());
+            }
+            self.clock.sleep(ON_DEMAND_POLL).await;
+            waited = waited.saturating_add(ON_DEMAND_POLL);
+        }
+    }
+}
+
+/// A held on-demand lease; released when dropped (or when it runs out, if the release cannot
+/// be sent: no runtime, the database gone).
+struct Lease {
+    pool: AnyPool,
+    user_id: String,
+    owner: String,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (pool, user_id, owner) = (
+            self.pool.clone(),
+            std::mem::take(&mut self.user_id),
+            std::mem::take(&mut self.owner),
+        );
+        runtime.spawn(async move {
+            let _ = sqlx::query(
+                "UPDATE accounts SET lease_owner = NULL, lease_until = NULL WHERE user_id = $1 AND lease_owner = $2",
+            )
+            .bind(user_id)
+            .bind(owner)
+            .execute(&pool)
+            .await;
+        });
+    }
 }
 
 #[async_trait::async_trait]
@@ -356,6 +494,17 @@ impl TokenStore for SqlStore {
             .await
             .map_err(|e| Error::from(e).into_store_error("remove an account"))?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// Takes the account's lease for an on-demand refresh ([`TokenManager`](igdisplay_auth::TokenManager)),
+    /// the same lease a keeper claims: one refresh at a time per account across every
+    /// instance. While a keeper holds it, this waits (on the store's clock) for up to
+    /// [`ON_DEMAND_WAIT`], then goes on without it; the write that follows is still guarded
+    /// (a token never replaces a newer one).
+    async fn refresh_lock(&self, user: &UserId) -> Result<RefreshLock, StoreError> {
+        self.lease_for_refresh(user)
+            .await
+            .map_err(|e| e.into_store_error("lease an account for a refresh"))
     }
 
     async fn users(&self) -> Result<Vec<UserId>, StoreError> {
