@@ -32,6 +32,7 @@ const ALLOWED_WORKSPACE_EDGES: &[(&str, &[&str])] = &[
             "igdisplay-auth",
             "igdisplay-graph",
             "igdisplay-mock",
+            "igdisplay-store",
         ],
     ),
     (
@@ -43,6 +44,7 @@ const ALLOWED_WORKSPACE_EDGES: &[(&str, &[&str])] = &[
             "igdisplay-auth",
             "igdisplay-graph",
             "igdisplay-mock",
+            "igdisplay-store",
         ],
     ),
 ];

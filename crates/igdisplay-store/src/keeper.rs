@@ -154,7 +154,7 @@ impl Tally {
 ///
 /// ```
 /// use igdisplay_auth::{AppConfig, Platform, TokenKind, TokenRecord, TokenStore};
-/// use igdisplay_http::ManualClock;
+/// use igdisplay_http::{Clock as _, ManualClock};
 /// use igdisplay_http::test_util::{ReplayBackend, json_response};
 /// use igdisplay_model::{AccessToken, UserId};
 /// use igdisplay_store::{Event, Keeper, Key, KeyRing, SqlStore};

@@ -51,6 +51,13 @@ pub enum KeyError {
     /// The operating system gave no random bytes for a nonce or a key.
     #[error("no random bytes could be drawn for encryption")]
     Random,
+    /// A key list ([`KeyRing::parse`]) is not `ID:BASE64` entries separated by commas. Says
+    /// which entry, never what it holds.
+    #[error("key {entry} of the list is not ID:BASE64 (a key id, a colon and 32 bytes in base64)")]
+    InvalidSpec {
+        /// Which entry, from 1.
+        entry: usize,
+    },
 }
 
 /// One 256-bit key and its id. `Debug` shows the id only.
@@ -139,6 +146,68 @@ impl KeyRing {
             self.keys.insert(key.id.clone(), key);
         }
         self
+    }
+
+    /// Reads a key list: `ID:BASE64` entries separated by commas (standard or URL-safe
+    /// base64, padded or not), the first the current key, the others previous ones: the form
+    /// of `IGDISPLAY_STORE_KEYS`. [`KeyRing::generate_spec`] makes an entry.
+    ///
+    /// ```
+    /// use igdisplay_store::{KeyError, KeyRing};
+    ///
+    /// let new = KeyRing::generate_spec("2026-12")?;
+    /// let ring = KeyRing::parse(&format!("{new},2026-06:{}", "A".repeat(43)))?;
+    /// assert_eq!(ring.current_id(), "2026-12");
+    /// assert_eq!(ring.ids(), ["2026-06", "2026-12"]);
+    /// assert_eq!(KeyRing::parse("2026-12:c2hvcnQ").unwrap_err(), KeyError::InvalidSpec { entry: 1 });
+    /// # Ok::<(), KeyError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::InvalidSpec`] (naming the entry, never its bytes), or
+    /// [`KeyError::InvalidId`] for an id that is not one.
+    pub fn parse(spec: &str) -> Result<Self, KeyError> {
+        use base64::Engine as _;
+        let mut keys = spec
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .enumerate()
+            .map(|(index, entry)| {
+                let invalid = KeyError::InvalidSpec { entry: index + 1 };
+                let (id, encoded) = entry.split_once(':').ok_or_else(|| invalid.clone())?;
+                let encoded = encoded.trim_end_matches('=');
+                let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+                    .decode(encoded)
+                    .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded))
+                    .map_err(|_| invalid.clone())?;
+                if bytes.len() != 32 {
+                    return Err(invalid);
+                }
+                Key::new(id, &bytes)
+            });
+        let current = keys.next().ok_or(KeyError::InvalidSpec { entry: 1 })??;
+        keys.try_fold(Self::new(current), |ring, key| Ok(ring.with_previous(key?)))
+    }
+
+    /// A new random key under `id`, as a key list entry (`ID:BASE64`) for
+    /// [`parse`](Self::parse): put it first in the list to make it current. The entry is the
+    /// key itself: keep it in a secret manager.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::InvalidId`] or [`KeyError::Random`].
+    pub fn generate_spec(id: &str) -> Result<String, KeyError> {
+        use base64::Engine as _;
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|_| KeyError::Random)?;
+        let key = Key::new(id, &bytes)?;
+        Ok(format!(
+            "{}:{}",
+            key.id,
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
+        ))
     }
 
     /// The id of the key that seals.

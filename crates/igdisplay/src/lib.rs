@@ -54,6 +54,16 @@ pub mod mock {
     pub use igdisplay_mock::*;
 }
 
+pub mod store {
+    //! Tokens that stay alive for a fleet: the SQL stores (SQLite, PostgreSQL) with tokens
+    //! sealed at rest, the [`Keeper`] shared by many instances, account states and lifecycle
+    //! events. The crate [`igdisplay-store`](https://docs.rs/igdisplay-store), re-exported
+    //! whole when the `store` feature is on (this module is empty without it).
+    #[cfg(feature = "store")]
+    #[doc(inline)]
+    pub use igdisplay_store::*;
+}
+
 /// Building an [`Instagram`] client failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
