@@ -60,6 +60,15 @@ pub(crate) struct Global {
         default_value = "file"
     )]
     pub(crate) token_store: TokenStoreKind,
+    /// Keep the tokens of many accounts in a database instead: sqlite:PATH (one file) or
+    /// postgres://USER@HOST/DB (shared by many instances). The keys that seal the tokens come
+    /// from IGDISPLAY_STORE_KEYS or --store-keys-file (`igdisplay store generate-key` makes one).
+    #[arg(long, global = true, env = "IGDISPLAY_STORE", value_name = "URL")]
+    pub(crate) store: Option<String>,
+    /// A file holding the store's key list (ID:BASE64, the current key first); otherwise it is
+    /// read from IGDISPLAY_STORE_KEYS.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) store_keys_file: Option<PathBuf>,
     /// Which stored user to act as, when several have logged in.
     #[arg(long, global = true, value_name = "USER_ID")]
     pub(crate) user: Option<String>,
@@ -121,6 +130,15 @@ pub(crate) enum Command {
     /// Run the mock Instagram.
     #[command(subcommand)]
     Mock(MockCommand),
+    /// Keep every account's token in the --store alive: refresh each on day 20 of 60, retry
+    /// failures with backoff, mark revoked and expired ones. Run it on as many machines as
+    /// you like; they share the work. Stops cleanly on Ctrl-C.
+    Keeper(KeeperArgs),
+    /// Every account in the --store: state, expiry, next refresh, failures.
+    Accounts,
+    /// The --store's keys.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Check the setup, one line per check, with the fix for each failure (exit 1 if any
     /// fails): configuration, redirect URI, token, account type, scopes, clock, rate limit,
     /// callbacks.
@@ -194,6 +212,48 @@ pub(crate) enum SignedCommand {
         /// The `signed_request` form value.
         value: String,
     },
+}
+
+/// `igdisplay keeper`'s options.
+#[derive(Debug, Args)]
+pub(crate) struct KeeperArgs {
+    /// Stop once no account is due (those leased by a stopped instance are waited out and
+    /// taken over), instead of running until interrupted.
+    #[arg(long)]
+    pub(crate) until_idle: bool,
+    /// The name this instance holds its leases under (default: keeper-PID-RANDOM); unique
+    /// per running instance.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) owner: Option<String>,
+    /// Refreshes in flight at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub(crate) concurrency: u32,
+    /// Accounts claimed at once.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub(crate) batch: u32,
+    /// Seconds a claim holds an account; a stopped instance's accounts are taken over after this.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub(crate) lease: u64,
+    /// Seconds to wait when nothing is due before looking again.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub(crate) idle: u64,
+    /// Seconds between progress lines on stderr (0: none).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) progress_every: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum StoreCommand {
+    /// Print a new random key as a key list entry (ID:BASE64). Put it first in
+    /// IGDISPLAY_STORE_KEYS, keep the old ones after it, then run `store rotate-key`.
+    GenerateKey {
+        /// The key's id (default: today's date).
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Seal every token again under the current key (the first of the list), in batches,
+    /// while keepers run. Resumable; when it reports 0 left, the old keys can go.
+    RotateKey,
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,6 +13,7 @@ mod doctor;
 mod export;
 mod fail;
 mod files;
+mod fleet;
 mod keyring;
 mod notice;
 mod out;
@@ -20,7 +21,7 @@ mod read;
 mod settings;
 
 use clap::Parser;
-use cli::{AuthCommand, Cli, Command, MediaCommand, MockCommand, SignedCommand, TokenCommand};
+use cli::{AuthCommand, Cli, Command, MediaCommand, MockCommand, SignedCommand, StoreCommand, TokenCommand};
 use fail::Failure;
 use settings::Settings;
 use std::process::ExitCode;
@@ -106,6 +107,10 @@ async fn dispatch(command: Command, settings: &Settings) -> Result<(), Failure> 
             };
             doctor::run(settings, &callbacks).await
         }
+        Command::Keeper(args) => fleet::keeper(settings, &args).await,
+        Command::Accounts => fleet::accounts(settings).await,
+        Command::Store(StoreCommand::GenerateKey { id }) => fleet::generate_key(id.as_deref()),
+        Command::Store(StoreCommand::RotateKey) => fleet::rotate_key(settings).await,
         Command::Mock(MockCommand::Serve(args)) => {
             let args = igdisplay::mock::cli::ServeArgs {
                 addr: args.addr,

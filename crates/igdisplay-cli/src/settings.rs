@@ -24,6 +24,8 @@ pub(crate) struct Settings {
     redirect_uri: Option<String>,
     endpoints: Endpoints,
     mock: Option<String>,
+    store: Option<String>,
+    store_keys_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -88,6 +90,8 @@ impl Settings {
             redirect_uri: global.redirect_uri.clone(),
             endpoints,
             mock: global.mock.clone(),
+            store: global.store.clone().filter(|url| !url.trim().is_empty()),
+            store_keys_file: global.store_keys_file.clone(),
         })
     }
 
@@ -228,7 +232,7 @@ impl Settings {
                  request with an error. Use --platform instagram-login (or --mock to try the flow)."
             );
         }
-        let store = self.token_store()?;
+        let store = self.token_store().await?;
         // One backend (one TLS setup) for everything this invocation sends.
         let backend = igdisplay::http::default_backend(Default::default())
             .map_err(|e| Failure::runtime(crate::fail::chain(&e)))?;
@@ -251,9 +255,13 @@ impl Settings {
         })
     }
 
-    /// The store `--token-store` names; the token file where the keyring was asked for and
-    /// this machine has none (a server, a container, a session without D-Bus), with a warning.
-    fn token_store(&self) -> Result<Arc<dyn TokenStore>, Failure> {
+    /// The store `--store` or `--token-store` names; the token file where the keyring was
+    /// asked for and this machine has none (a server, a container, a session without D-Bus),
+    /// with a warning.
+    async fn token_store(&self) -> Result<Arc<dyn TokenStore>, Failure> {
+        if self.store.is_some() {
+            return Ok(Arc::new(self.sql_store().await?));
+        }
         if self.token_store == TokenStoreKind::Keyring {
             match crate::keyring::KeyringStore::system() {
                 Ok(store) => return Ok(Arc::new(store)),
@@ -264,6 +272,52 @@ impl Settings {
             }
         }
         Ok(Arc::new(FileStore::new(self.token_file()?)))
+    }
+
+    /// The database `--store` names, with its keys; on the mock's clock with `--mock`.
+    pub(crate) async fn sql_store(&self) -> Result<igdisplay::store::SqlStore, Failure> {
+        let Some(url) = &self.store else {
+            return Err(Failure::usage(
+                "this command needs a database of accounts",
+                "pass --store sqlite:PATH or --store postgres://USER@HOST/DB (or set IGDISPLAY_STORE)",
+            ));
+        };
+        crate::fleet::open(url, &self.store_keys()?, self.clock().await).await
+    }
+
+    /// The store's key list: `--store-keys-file`, or IGDISPLAY_STORE_KEYS.
+    fn store_keys(&self) -> Result<igdisplay::store::KeyRing, Failure> {
+        let hint = "make a key with `igdisplay store generate-key` and put it in IGDISPLAY_STORE_KEYS \
+                    (or a file given to --store-keys-file)";
+        let spec = match &self.store_keys_file {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| {
+                Failure::usage(format!("cannot read the key file {}: {e}", path.display()), hint)
+            })?,
+            None => std::env::var("IGDISPLAY_STORE_KEYS")
+                .map_err(|_| Failure::usage("the store's keys are not configured", hint))?,
+        };
+        igdisplay::store::KeyRing::parse(&spec).map_err(|e| Failure::usage(e.to_string(), hint))
+    }
+
+    /// The clock: the mock's with `--mock`, the system's otherwise.
+    pub(crate) async fn clock(&self) -> SharedClock {
+        match &self.mock {
+            Some(mock) => match igdisplay::http::default_backend(Default::default()) {
+                Ok(backend) => mock_clock(mock, &*backend).await,
+                Err(_) => Arc::new(SystemClock),
+            },
+            None => Arc::new(SystemClock),
+        }
+    }
+
+    /// The `--store` URL, if any.
+    pub(crate) fn store_url(&self) -> Option<&str> {
+        self.store.as_deref()
+    }
+
+    /// The endpoints requests go to.
+    pub(crate) fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
     }
 
     /// The user to act as: `--user`, or the only one stored.

@@ -144,7 +144,7 @@ impl SqlStore {
     ///
     /// As [`connect`](Self::connect).
     pub async fn sqlite(path: &Path, keys: KeyRing) -> Result<Self, Error> {
-        Self::connect(&format!("sqlite://{}?mode=rwc", path.display()), keys).await
+        Self::connect(&sqlite_url(path), keys).await
     }
 
     /// Connects to `url` (`sqlite://PATH?mode=rwc`, `postgres://user@host:port/db`) and brings
@@ -351,6 +351,24 @@ impl SqlStore {
             user_id,
         })
     }
+}
+
+/// The URL of the SQLite file at `path`, created if missing: `%`, `?` and `#` are
+/// percent-encoded (sqlx decodes them), so any file name works.
+fn sqlite_url(path: &Path) -> String {
+    let path = path.to_string_lossy();
+    let mut url = String::with_capacity(path.len() + 20);
+    url.push_str("sqlite://");
+    for c in path.chars() {
+        match c {
+            '%' => url.push_str("%25"),
+            '?' => url.push_str("%3F"),
+            '#' => url.push_str("%23"),
+            c => url.push(c),
+        }
+    }
+    url.push_str("?mode=rwc");
+    url
 }
 
 /// A new row, or nothing when there is one already.
