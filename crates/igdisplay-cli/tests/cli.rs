@@ -1398,3 +1398,84 @@ fn doctor_fails_an_unreachable_callback() {
         "{line}"
     );
 }
+
+/// `command` with its tokens in a SQLite store under the test's folder, sealed with `keys`.
+fn with_store<'a>(env: &Env, command: &'a mut Command, keys: &str) -> &'a mut Command {
+    command
+        .env(
+            "IGDISPLAY_STORE",
+            format!("sqlite:{}", env.dir.path().join("fleet?#.db").display()),
+        )
+        .env("IGDISPLAY_STORE_KEYS", keys)
+}
+
+fn store_ok(env: &Env, args: &[&str], keys: &str) -> String {
+    let output = with_store(env, &mut env.command(args), keys).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn a_store_keeps_accounts_sealed_lists_them_and_rotates_its_key() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let first = env.ok(&["store", "generate-key", "--id", "k1"]).trim().to_owned();
+    assert!(first.starts_with("k1:"), "{first}");
+    let login = with_store(&env, &mut env.command(&["auth", "url", "--json"]), &first)
+        .output()
+        .unwrap();
+    let url: Value = serde_json::from_slice(&login.stdout).unwrap();
+    let location = env.mock.approve(url["url"].as_str().unwrap(), "cafe_nova").unwrap();
+    store_ok(&env, &["auth", "callback", &location], &first);
+    assert!(
+        !env.dir.path().join("tokens.json").exists(),
+        "the token went to the store, not the token file"
+    );
+    let me: Value = serde_json::from_str(&store_ok(&env, &["me", "--json"], &first)).unwrap();
+    assert_eq!(me["username"], "cafe_nova");
+
+    let accounts: Value = serde_json::from_str(&store_ok(&env, &["accounts", "--json"], &first)).unwrap();
+    let accounts = accounts.as_array().unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0]["state"], "active");
+    assert_eq!(accounts[0]["key_id"], "k1");
+    let table = store_ok(&env, &["accounts"], &first);
+    assert!(table.starts_with("USER ID") && table.contains("active"), "{table}");
+
+    let second = env.ok(&["store", "generate-key", "--id", "k2"]).trim().to_owned();
+    let both = format!("{second},{first}");
+    let rotated = store_ok(&env, &["store", "rotate-key"], &both);
+    assert!(rotated.contains("1 tokens sealed again under key k2"), "{rotated}");
+    let accounts: Value = serde_json::from_str(&store_ok(&env, &["accounts", "--json"], &second)).unwrap();
+    assert_eq!(accounts[0]["key_id"], "k2", "the old key is no longer needed");
+
+    // A fresh token is not due: the keeper finds nothing to do and stops.
+    let totals: Value =
+        serde_json::from_str(&store_ok(&env, &["keeper", "--until-idle", "--json"], &second)).unwrap();
+    assert_eq!(totals["refreshed"], 0);
+}
+
+#[test]
+fn a_store_without_its_keys_is_a_usage_error_that_shows_no_key() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let output = env
+        .command(&["accounts"])
+        .env("IGDISPLAY_STORE", "sqlite::memory:")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("store generate-key"), "{stderr}");
+
+    let wrong = "k1:c2VjcmV0LWJ1dC10b28tc2hvcnQ";
+    let output = with_store(&env, &mut env.command(&["accounts"]), wrong)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("key 1 of the list"), "{stderr}");
+    assert!(!stderr.contains("c2VjcmV0"), "the key is never shown: {stderr}");
+}
