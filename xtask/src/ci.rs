@@ -124,11 +124,13 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         &["build", "--quiet", "--package", "web-gallery"],
         &[],
     )?;
-    browser_tests(root)?;
-    // The SQL store's tests run against a PostgreSQL cluster of their own, stopped after.
+    // The SQL store's tests and the web example's two instances run against a PostgreSQL
+    // cluster of their own, stopped after.
     println!("\n==> PostgreSQL: initdb and a server on loopback for the tests");
-    let cluster = crate::postgres::Cluster::start(root)?;
+    let mut cluster = crate::postgres::Cluster::start(root)?;
     println!("postgres: {}", cluster.url);
+    let gallery_database = cluster.create_database("igd_browser")?;
+    browser_tests(root, &gallery_database)?;
     let bin_dir = cluster.bin_dir.to_string_lossy().into_owned();
     let with_postgres = [
         tests[0],
@@ -185,8 +187,9 @@ fn examples(root: &Path) -> Vec<String> {
 }
 
 /// The web example in headless Chromium (`node --test`, playwright-core), against its own
-/// embedded mock. `.ci/run` installs Chromium and the npm package.
-fn browser_tests(root: &Path) -> Result<(), String> {
+/// embedded mock; two instances of it share `database`. `.ci/run` installs Chromium and the
+/// npm package.
+fn browser_tests(root: &Path, database: &str) -> Result<(), String> {
     let e2e = root.join("examples/web-gallery/e2e");
     println!("\n==> browser tests: node --test (in {})", e2e.display());
     if !e2e.join("node_modules/playwright-core").exists() {
@@ -205,6 +208,8 @@ fn browser_tests(root: &Path) -> Result<(), String> {
         .args(["--test", "--test-reporter=spec"])
         .env("WEB_GALLERY_BIN", binary)
         .env("GALLERY_SCREENSHOT", screenshot)
+        .env("GALLERY_DATABASE_URL", database)
+        .env("IGDISPLAY_REQUIRE_POSTGRES", "1")
         .current_dir(&e2e)
         .status()
         .map_err(|e| format!("could not run node: {e}"))?;

@@ -16,6 +16,7 @@ pub(crate) struct Cluster {
     pub(crate) url: String,
     /// The folder of `pg_dump` and the rest.
     pub(crate) bin_dir: PathBuf,
+    port: u16,
 }
 
 /// The newest `/usr/lib/postgresql/N/bin` that has `initdb`.
@@ -76,6 +77,7 @@ impl Cluster {
             bin,
             data,
             owner,
+            port,
         };
         let data = cluster.data.to_string_lossy().into_owned();
         cluster.run(
@@ -91,13 +93,24 @@ impl Cluster {
                 "UTF8",
             ],
         )?;
-        let options = format!("-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off");
+        let options =
+            format!("-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300");
         let log = format!("{data}/server.log");
         cluster.run(
             "pg_ctl",
             &["-D", &data, "-l", &log, "-o", &options, "-w", "start"],
         )?;
         Ok(cluster)
+    }
+
+    /// Creates the database `name` and returns its URL.
+    pub(crate) fn create_database(&mut self, name: &str) -> Result<String, String> {
+        let port = self.port.to_string();
+        self.run(
+            "createdb",
+            &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", name],
+        )?;
+        Ok(format!("postgres://postgres@127.0.0.1:{port}/{name}"))
     }
 
     /// Runs a server binary, as the cluster's owner.

@@ -1428,7 +1428,10 @@ fn a_store_keeps_accounts_sealed_lists_them_and_rotates_its_key() {
         .output()
         .unwrap();
     let url: Value = serde_json::from_slice(&login.stdout).unwrap();
-    let location = env.mock.approve(url["url"].as_str().unwrap(), "cafe_nova").unwrap();
+    let location = env
+        .mock
+        .approve(url["url"].as_str().unwrap(), "cafe_nova")
+        .unwrap();
     store_ok(&env, &["auth", "callback", &location], &first);
     assert!(
         !env.dir.path().join("tokens.json").exists(),
@@ -1443,12 +1446,18 @@ fn a_store_keeps_accounts_sealed_lists_them_and_rotates_its_key() {
     assert_eq!(accounts[0]["state"], "active");
     assert_eq!(accounts[0]["key_id"], "k1");
     let table = store_ok(&env, &["accounts"], &first);
-    assert!(table.starts_with("USER ID") && table.contains("active"), "{table}");
+    assert!(
+        table.starts_with("USER ID") && table.contains("active"),
+        "{table}"
+    );
 
     let second = env.ok(&["store", "generate-key", "--id", "k2"]).trim().to_owned();
     let both = format!("{second},{first}");
     let rotated = store_ok(&env, &["store", "rotate-key"], &both);
-    assert!(rotated.contains("1 tokens sealed again under key k2"), "{rotated}");
+    assert!(
+        rotated.contains("1 tokens sealed again under key k2"),
+        "{rotated}"
+    );
     let accounts: Value = serde_json::from_str(&store_ok(&env, &["accounts", "--json"], &second)).unwrap();
     assert_eq!(accounts[0]["key_id"], "k2", "the old key is no longer needed");
 

@@ -1,8 +1,10 @@
 //! What a fleet needs beyond [`TokenStore`](igdisplay_auth::TokenStore): the accounts with
 //! their state, the callbacks' state changes, and re-sealing under a new key.
 
+use crate::events::Event;
 use crate::schedule::AccountState;
 use crate::sql::{Error, SqlStore};
+use igdisplay_auth::SignedRequest;
 use igdisplay_model::{Timestamp, UserId};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
@@ -30,6 +32,19 @@ pub struct AccountSummary {
     pub key_id: String,
     /// The keeper instance holding its lease, while one does.
     pub leased_by: Option<String>,
+}
+
+/// Which of Meta's callbacks a verified `signed_request` came with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MetaCallback {
+    /// The user removed the app: the token is erased, the account kept as deauthorized.
+    Deauthorize,
+    /// The user asked for their data to be deleted: the account is deleted.
+    DataDeletion {
+        /// The confirmation code answered to Meta (for the status page).
+        confirmation_code: String,
+    },
 }
 
 /// What one pass of [`SqlStore::rotate_keys`] did.
@@ -118,6 +133,62 @@ impl SqlStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// Applies Meta's deauthorize or data-deletion callback, whose `signed_request` the
+    /// caller verified ([`verify_fresh_signed_request`](igdisplay_auth::verify_fresh_signed_request)),
+    /// and returns the event to send ([`Events::send`](crate::Events::send)). Applying the
+    /// same callback twice is harmless.
+    ///
+    /// ```
+    /// use igdisplay_auth::{Platform, SignedRequest, TokenKind, TokenRecord, TokenStore, sign_signed_request,
+    ///     verify_signed_request};
+    /// use igdisplay_model::{AccessToken, AppSecret, UserId};
+    /// use igdisplay_store::{AccountState, Event, Key, KeyRing, MetaCallback, SqlStore};
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let dir = tempfile::tempdir()?;
+    /// let store = SqlStore::sqlite(&dir.path().join("accounts.db"), KeyRing::new(Key::generate("k1")?)).await?;
+    /// store.save(&TokenRecord::new(UserId::new("1784"), AccessToken::new("IGAAsecret"), TokenKind::LongLived,
+    ///     Platform::InstagramLogin, SystemTime::now(), Duration::from_secs(60 * 86_400))).await?;
+    ///
+    /// // What Meta posts to the deauthorize callback, verified with the app secret.
+    /// let secret = AppSecret::new("app-secret");
+    /// let posted = sign_signed_request(&secret, r#"{"user_id":"1784","algorithm":"HMAC-SHA256"}"#);
+    /// let request = verify_signed_request(&secret, &posted)?;
+    /// let event = store.apply_callback(&request, MetaCallback::Deauthorize).await?;
+    /// assert!(matches!(event, Event::Deauthorized { .. }));
+    /// assert!(store.load(&UserId::new("1784")).await?.is_none(), "the token is erased");
+    /// assert_eq!(store.counts().await?[&AccountState::Deauthorized], 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn apply_callback(
+        &self,
+        request: &SignedRequest,
+        callback: MetaCallback,
+    ) -> Result<Event, Error> {
+        let user_id = request.user_id.clone();
+        let at = Timestamp::from_unix(self.now_unix());
+        Ok(match callback {
+            MetaCallback::Deauthorize => {
+                self.deauthorize(&user_id).await?;
+                Event::Deauthorized { user_id, at }
+            }
+            MetaCallback::DataDeletion { confirmation_code } => {
+                self.delete_account(&user_id).await?;
+                Event::DeletionRequested {
+                    user_id,
+                    at,
+                    confirmation_code,
+                }
+            }
+        })
     }
 
     /// Seals again, under the ring's current key, up to `batch` tokens sealed under an older

@@ -8,7 +8,7 @@ mod schedule;
 mod schema;
 mod sql;
 
-pub use accounts::{AccountSummary, Rotation};
+pub use accounts::{AccountSummary, MetaCallback, Rotation};
 pub use events::{Event, Events};
 pub use keeper::{Keeper, KeeperBuilder, KeeperSettings, Tally};
 pub use keys::{Key, KeyError, KeyRing};

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -18,19 +19,32 @@ const root = resolve(here, '../../..');
 const binary = process.env.WEB_GALLERY_BIN ?? join(root, 'target/debug/web-gallery');
 const screenshot = process.env.GALLERY_SCREENSHOT ?? join(root, 'target/e2e/gallery.png');
 
-let server;
 let app;
 let mock;
 let browser;
 
-before(async () => {
-  server = spawn(binary, ['--mock', '--addr', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: server.stdout });
+const servers = [];
+
+// Starts the example with `args` and waits for the addresses it prints: its own, and its
+// embedded mock's when it runs one.
+async function startServer(args, env = process.env) {
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'inherit'], env });
+  servers.push(child);
+  const lines = createInterface({ input: child.stdout });
+  const embedsMock = args.includes('--mock');
+  let site;
+  let itsMock;
   for await (const line of lines) {
-    if (line.startsWith('web-gallery listening on ')) app = line.slice('web-gallery listening on '.length);
-    if (line.startsWith('mock Instagram at ')) mock = line.slice('mock Instagram at '.length);
-    if (app && mock) break;
+    if (line.startsWith('web-gallery listening on ')) site = line.slice('web-gallery listening on '.length);
+    if (line.startsWith('mock Instagram at ')) itsMock = line.slice('mock Instagram at '.length);
+    if (site && (itsMock || !embedsMock)) break;
   }
+  assert.ok(site, `the server (${args.join(' ')}) printed its address`);
+  return { site, mock: itsMock };
+}
+
+before(async () => {
+  ({ site: app, mock } = await startServer(['--mock', '--addr', '127.0.0.1:0']));
   assert.ok(app && mock, 'the server printed its addresses');
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -42,7 +56,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  server?.kill();
+  for (const child of servers) child.kill();
 });
 
 async function freshPage() {
@@ -138,4 +152,42 @@ test('a signed data-deletion request is answered and its status page is shown', 
     body: 'signed_request=abc.def',
   });
   assert.equal(forged.status, 400);
+});
+
+// Two instances on one PostgreSQL database (`cargo xtask ci` makes it): tokens and sessions
+// live there, so a login on one instance is served by the other.
+const database = process.env.GALLERY_DATABASE_URL;
+const noDatabase = !database && !process.env.IGDISPLAY_REQUIRE_POSTGRES && 'no GALLERY_DATABASE_URL';
+test('two instances on one PostgreSQL: a login on one is served by the other', { skip: noDatabase }, async () => {
+  assert.ok(database, 'IGDISPLAY_REQUIRE_POSTGRES is set but GALLERY_DATABASE_URL is not');
+  const env = {
+    ...process.env,
+    DATABASE_URL: database,
+    IGDISPLAY_STORE_KEYS: `browser:${randomBytes(32).toString('base64')}`,
+  };
+  const first = await startServer(['--mock', '--addr', '127.0.0.1:0'], env);
+  const second = await startServer(['--mock-url', first.mock, '--addr', '127.0.0.1:0'], env);
+  assert.notEqual(first.site, second.site);
+
+  const { context, page, errors } = await freshPage();
+  await page.goto(first.site);
+  await page.click('#login');
+  await page.waitForURL((url) => url.href.startsWith(`${first.mock}/oauth/authorize`));
+  await page.click('text=Continue as @jayposiris');
+  await page.waitForURL((url) => url.href.startsWith(`${first.site}/gallery`));
+  assert.equal(await page.textContent('#username'), '@jayposiris');
+
+  // The other instance knows the session and holds the token: it serves the gallery.
+  await page.goto(`${second.site}/gallery`);
+  assert.equal(new URL(page.url()).origin, second.site);
+  assert.equal(await page.textContent('#username'), '@jayposiris');
+  assert.equal(await page.locator('#grid > li').count(), 12);
+
+  // Logging out on the second instance logs out of the first one too.
+  await page.click('#logout');
+  await page.waitForURL((url) => url.pathname === '/' && url.origin === second.site);
+  await page.goto(`${first.site}/gallery`);
+  await page.waitForURL((url) => url.pathname === '/login' || url.href.startsWith(`${first.mock}/oauth/authorize`));
+  assert.deepEqual(errors, []);
+  await context.close();
 });

@@ -17,19 +17,20 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use igdisplay::Instagram;
 use igdisplay::auth::{
-    CallbackError, DataDeletionResponse, LoginError, PendingAuthorization, verify_fresh_signed_request,
+    CallbackError, DataDeletionResponse, LoginError, SignedRequest, verify_fresh_signed_request,
 };
 use igdisplay::model::{Media, MediaId, MediaType, User, UserId};
+use igdisplay::store::{Events, MetaCallback, SqlStore};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+mod sessions;
+
+use sessions::{Session, Sessions};
 
 const COOKIE: &str = "igd_session";
 const PAGE_SIZE: u32 = 12;
-/// A session unused this long is gone.
-const SESSION_IDLE: Duration = Duration::from_secs(24 * 3600);
-/// The most sessions kept; past it the least recently used go first.
-const MAX_SESSIONS: usize = 100_000;
 /// How old a data-deletion or deauthorize `signed_request` may be.
 const SIGNED_REQUEST_MAX_AGE: Duration = Duration::from_secs(3600);
 
@@ -39,23 +40,22 @@ pub struct App {
     instagram: Instagram,
     public: String,
     csp: String,
-    sessions: Mutex<HashMap<String, Session>>,
+    sessions: Sessions,
+    fleet: Option<Fleet>,
     deletions: Mutex<HashMap<String, Deletion>>,
     /// The answer given to each data-deletion request (by its signature), so a replayed
     /// request gets the same confirmation code rather than a new one.
     answered: Mutex<HashMap<String, String>>,
 }
 
-#[derive(Debug)]
-struct Session {
-    pending: Option<PendingAuthorization>,
-    next: String,
-    user: Option<UserId>,
-    notice: Option<&'static str>,
-    /// What the logout form must send back.
-    csrf: String,
-    /// When the session was last used, on the app's clock.
-    seen: SystemTime,
+/// The accounts database of a site run as several instances: the tokens (and the
+/// sessions) live there, and Meta's callbacks update it.
+#[derive(Clone, Debug)]
+pub struct Fleet {
+    /// The accounts.
+    pub store: SqlStore,
+    /// Where the callbacks' events go (the keeper's too, when it shares them).
+    pub events: Events,
 }
 
 #[derive(Clone, Debug)]
@@ -65,8 +65,48 @@ struct Deletion {
 }
 
 impl App {
-    /// An app answering at `public` (its own origin), showing media from `media_origin`.
+    /// An app answering at `public` (its own origin), showing media from `media_origin`,
+    /// with its sessions in memory: one instance.
     pub fn new(instagram: Instagram, public: String, media_origin: String) -> Self {
+        Self::with_sessions(
+            instagram,
+            public,
+            media_origin,
+            Sessions::Memory(Mutex::default()),
+            None,
+        )
+    }
+
+    /// An app whose tokens (in `fleet.store`, which `instagram` must use as its token store)
+    /// and sessions live in one database: run as many instances as needed behind a load
+    /// balancer; any of them serves any visitor.
+    ///
+    /// # Errors
+    ///
+    /// When the sessions table cannot be made.
+    pub async fn with_fleet(
+        instagram: Instagram,
+        public: String,
+        media_origin: String,
+        fleet: Fleet,
+    ) -> Result<Self, sqlx::Error> {
+        let sessions = Sessions::database(fleet.store.pool().clone()).await?;
+        Ok(Self::with_sessions(
+            instagram,
+            public,
+            media_origin,
+            sessions,
+            Some(fleet),
+        ))
+    }
+
+    fn with_sessions(
+        instagram: Instagram,
+        public: String,
+        media_origin: String,
+        sessions: Sessions,
+        fleet: Option<Fleet>,
+    ) -> Self {
         let media = if media_origin == "https:" {
             "https://*.cdninstagram.com https://*.fbcdn.net".to_owned()
         } else {
@@ -80,14 +120,15 @@ impl App {
             instagram,
             public,
             csp,
-            sessions: Mutex::default(),
+            sessions,
+            fleet,
             deletions: Mutex::default(),
             answered: Mutex::default(),
         }
     }
 
-    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    fn now(&self) -> i64 {
+        igdisplay::model::Timestamp::from_system_time(self.instagram.clock().now()).unix()
     }
 }
 
@@ -143,57 +184,61 @@ fn no_randomness() -> Response {
     )
 }
 
-/// The id of the request's live session, if it has one; using it counts as activity.
-fn existing_session(app: &App, headers: &HeaderMap) -> Option<String> {
-    let now = app.instagram.clock().now();
-    let mut sessions = app.sessions();
-    let id = headers
+/// The page for a session store that failed (the database is down).
+fn unavailable() -> Response {
+    message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Something went wrong",
+        "Please try again in a moment.",
+    )
+}
+
+/// The request's live session and its id, if it has one; using it counts as activity.
+async fn existing_session(
+    app: &App,
+    headers: &HeaderMap,
+) -> Result<Option<(String, Session)>, Box<Response>> {
+    let now = app.now();
+    let candidates = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().strip_prefix(&format!("{COOKIE}=")))
-        .find(|id| sessions.get(*id).is_some_and(|s| is_live(s, now)))?
-        .to_owned();
-    if let Some(session) = sessions.get_mut(&id) {
-        session.seen = now;
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    for id in candidates {
+        let loaded = app
+            .sessions
+            .load(&id, now)
+            .await
+            .map_err(|_| Box::new(unavailable()))?;
+        if let Some(session) = loaded {
+            return Ok(Some((id, session)));
+        }
     }
-    Some(id)
+    Ok(None)
 }
 
-fn is_live(session: &Session, now: SystemTime) -> bool {
-    now.duration_since(session.seen).unwrap_or_default() < SESSION_IDLE
+/// Writes a session back.
+async fn save(app: &App, id: &str, session: &Session) -> Result<(), Box<Response>> {
+    app.sessions
+        .save(id, session)
+        .await
+        .map_err(|_| Box::new(unavailable()))
 }
 
-/// A new session and the cookie that sets it; expired sessions are dropped first, and past
-/// [`MAX_SESSIONS`] the least recently used.
-fn new_session(app: &App) -> Result<(String, HeaderValue), Box<Response>> {
+/// A new session and the cookie that sets it.
+async fn new_session(app: &App) -> Result<(String, Session, HeaderValue), Box<Response>> {
     let (id, csrf) = match (random_hex(), random_hex()) {
         (Some(id), Some(csrf)) => (id, csrf),
         _ => return Err(Box::new(no_randomness())),
     };
-    let now = app.instagram.clock().now();
-    let mut sessions = app.sessions();
-    sessions.retain(|_, s| is_live(s, now));
-    while sessions.len() >= MAX_SESSIONS {
-        let Some(oldest) = sessions
-            .iter()
-            .min_by_key(|(_, s)| s.seen)
-            .map(|(id, _)| id.clone())
-        else {
-            break;
-        };
-        sessions.remove(&oldest);
-    }
-    let session = Session {
-        pending: None,
-        next: String::new(),
-        user: None,
-        notice: None,
-        csrf,
-        seen: now,
-    };
-    sessions.insert(id.clone(), session);
+    let session = Session::new(csrf, app.now());
+    app.sessions
+        .create(&id, &session)
+        .await
+        .map_err(|_| Box::new(unavailable()))?;
     let secure = if app.public.starts_with("https://") {
         "; Secure"
     } else {
@@ -201,16 +246,19 @@ fn new_session(app: &App) -> Result<(String, HeaderValue), Box<Response>> {
     };
     let cookie = HeaderValue::from_str(&format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax{secure}"))
         .map_err(|_| Box::new(no_randomness()))?;
-    Ok((id, cookie))
+    Ok((id, session, cookie))
 }
 
 /// The request's session, or a new one (with the cookie that sets it).
-fn session_id(app: &App, headers: &HeaderMap) -> Result<(String, Option<HeaderValue>), Box<Response>> {
-    if let Some(id) = existing_session(app, headers) {
-        return Ok((id, None));
+async fn session(
+    app: &App,
+    headers: &HeaderMap,
+) -> Result<(String, Session, Option<HeaderValue>), Box<Response>> {
+    if let Some((id, session)) = existing_session(app, headers).await? {
+        return Ok((id, session, None));
     }
-    let (id, cookie) = new_session(app)?;
-    Ok((id, Some(cookie)))
+    let (id, session, cookie) = new_session(app).await?;
+    Ok((id, session, Some(cookie)))
 }
 
 fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
@@ -251,20 +299,23 @@ fn safe_next(next: Option<&str>) -> String {
 #[derive(Template)]
 #[template(path = "home.html")]
 struct Home {
-    notice: Option<&'static str>,
+    notice: Option<String>,
 }
 
 async fn home(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     // A visitor who has not started a login gets no session.
-    let (logged_in, notice) = match existing_session(&app, &headers) {
-        Some(id) => {
-            let mut sessions = app.sessions();
-            match sessions.get_mut(&id) {
-                Some(session) => (session.user.is_some(), session.notice.take()),
-                None => (false, None),
+    let (logged_in, notice) = match existing_session(&app, &headers).await {
+        Ok(Some((id, mut session))) => {
+            let notice = session.notice.take();
+            if notice.is_some()
+                && let Err(response) = save(&app, &id, &session).await
+            {
+                return *response;
             }
+            (session.user.is_some(), notice)
         }
-        None => (false, None),
+        Ok(None) => (false, None),
+        Err(response) => return *response,
     };
     if logged_in {
         return Redirect::to("/gallery").into_response();
@@ -277,7 +328,7 @@ async fn login(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let (id, cookie) = match session_id(&app, &headers) {
+    let (id, mut session, cookie) = match session(&app, &headers).await {
         Ok(session) => session,
         Err(response) => return *response,
     };
@@ -291,9 +342,10 @@ async fn login(
             );
         }
     };
-    if let Some(session) = app.sessions().get_mut(&id) {
-        session.pending = Some(authorization.pending);
-        session.next = safe_next(query.get("next").map(String::as_str));
+    session.pending = Some(authorization.pending);
+    session.next = safe_next(query.get("next").map(String::as_str));
+    if let Err(response) = save(&app, &id, &session).await {
+        return *response;
     }
     with_cookie(Redirect::to(&authorization.url).into_response(), cookie)
 }
@@ -306,13 +358,16 @@ async fn callback(State(app): State<Arc<App>>, headers: HeaderMap, request: Requ
             "Please log in again from the home page.",
         )
     };
-    let Some(id) = existing_session(&app, &headers) else {
-        return expired();
+    let (id, mut session) = match existing_session(&app, &headers).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return expired(),
+        Err(response) => return *response,
     };
-    let (pending, next) = match app.sessions().get_mut(&id) {
-        Some(session) => (session.pending.take(), std::mem::take(&mut session.next)),
-        None => (None, String::new()),
-    };
+    // The pending authorization is used once, whatever the outcome.
+    let (pending, next) = (session.pending.take(), std::mem::take(&mut session.next));
+    if let Err(response) = save(&app, &id, &session).await {
+        return *response;
+    }
     let Some(pending) = pending else {
         return expired();
     };
@@ -321,22 +376,24 @@ async fn callback(State(app): State<Arc<App>>, headers: HeaderMap, request: Requ
     match outcome {
         Ok(token) => {
             // A new session id at login: one fixed before the login (fixation) is worthless.
-            let (fresh, cookie) = match new_session(&app) {
+            let (fresh, mut logged_in, cookie) = match new_session(&app).await {
                 Ok(fresh) => fresh,
                 Err(response) => return *response,
             };
-            let mut sessions = app.sessions();
-            sessions.remove(&id);
-            if let Some(session) = sessions.get_mut(&fresh) {
-                session.user = Some(token.user_id);
+            if app.sessions.remove(&id, app.now()).await.is_err() {
+                return unavailable();
             }
-            drop(sessions);
+            logged_in.user = Some(token.user_id);
+            if let Err(response) = save(&app, &fresh, &logged_in).await {
+                return *response;
+            }
             let target = if next.is_empty() { "/gallery" } else { &next };
             with_cookie(Redirect::to(target).into_response(), Some(cookie))
         }
         Err(LoginError::Callback(CallbackError::Denied { .. })) => {
-            if let Some(session) = app.sessions().get_mut(&id) {
-                session.notice = Some("You cancelled the login. Nothing was shared.");
+            session.notice = Some("You cancelled the login. Nothing was shared.".to_owned());
+            if let Err(response) = save(&app, &id, &session).await {
+                return *response;
             }
             Redirect::to("/").into_response()
         }
@@ -417,23 +474,20 @@ fn message(status: StatusCode, title: &str, text: &str) -> Response {
     page(&Message { title, text }, status)
 }
 
-/// The logged-in user, or a redirect to log in.
-fn current_user(app: &App, headers: &HeaderMap, next: &str) -> Result<(UserId, String), Box<Response>> {
-    let user = existing_session(app, headers).and_then(|id| {
-        let sessions = app.sessions();
-        let session = sessions.get(&id)?;
-        Some((session.user.clone()?, session.csrf.clone()))
-    });
+/// The logged-in user and the session's CSRF token, or a redirect to log in.
+async fn current_user(app: &App, headers: &HeaderMap, next: &str) -> Result<(UserId, String), Box<Response>> {
+    let user = existing_session(app, headers)
+        .await?
+        .and_then(|(_, session)| Some((session.user?, session.csrf)));
     user.ok_or_else(|| Box::new(Redirect::to(&format!("/login?next={next}")).into_response()))
 }
 
 /// Maps a Graph failure to a page; an expired or revoked token logs the session out.
-fn graph_failure(app: &App, headers: &HeaderMap, error: &igdisplay::graph::Error) -> Response {
+async fn graph_failure(app: &App, headers: &HeaderMap, error: &igdisplay::graph::Error) -> Response {
     if error.requires_login() {
-        if let Some(id) = existing_session(app, headers)
-            && let Some(session) = app.sessions().get_mut(&id)
-        {
+        if let Ok(Some((id, mut session))) = existing_session(app, headers).await {
             session.user = None;
+            let _ = save(app, &id, &session).await;
         }
         return message(
             StatusCode::UNAUTHORIZED,
@@ -453,14 +507,14 @@ async fn gallery(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let (user, csrf) = match current_user(&app, &headers, "/gallery") {
+    let (user, csrf) = match current_user(&app, &headers, "/gallery").await {
         Ok(user) => user,
         Err(redirect) => return *redirect,
     };
     let graph = app.instagram.graph(&user);
     let profile = match graph.me().send().await {
         Ok(profile) => profile,
-        Err(error) => return graph_failure(&app, &headers, &error),
+        Err(error) => return graph_failure(&app, &headers, &error).await,
     };
     let mut request = graph.my_media().with_children().limit(PAGE_SIZE);
     if let Some(after) = query.get("after").filter(|a| !a.is_empty()) {
@@ -476,12 +530,12 @@ async fn gallery(
             },
             StatusCode::OK,
         ),
-        Err(error) => graph_failure(&app, &headers, &error),
+        Err(error) => graph_failure(&app, &headers, &error).await,
     }
 }
 
 async fn album(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let (user, _) = match current_user(&app, &headers, "/gallery") {
+    let (user, _) = match current_user(&app, &headers, "/gallery").await {
         Ok(user) => user,
         Err(redirect) => return *redirect,
     };
@@ -499,7 +553,7 @@ async fn album(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<S
             },
             StatusCode::OK,
         ),
-        Err(error) => graph_failure(&app, &headers, &error),
+        Err(error) => graph_failure(&app, &headers, &error).await,
     }
 }
 
@@ -510,21 +564,21 @@ async fn logout(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let Some(id) = existing_session(&app, &headers) else {
-        return Redirect::to("/").into_response();
+    let (id, session) = match existing_session(&app, &headers).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return Redirect::to("/").into_response(),
+        Err(response) => return *response,
     };
     let sent = form.get("csrf").map(String::as_str).unwrap_or_default();
-    let session = app.sessions().remove(&id);
-    let Some(session) = session else {
-        return Redirect::to("/").into_response();
-    };
     if !constant_time_eq(sent.as_bytes(), session.csrf.as_bytes()) {
-        app.sessions().insert(id, session);
         return message(
             StatusCode::FORBIDDEN,
             "This logout did not come from this site",
             "Use the Log out button on your gallery.",
         );
+    }
+    if app.sessions.remove(&id, app.now()).await.is_err() {
+        return unavailable();
     }
     if let Some(user) = session.user {
         let _ = app.instagram.tokens().logout(&user).await;
@@ -538,38 +592,55 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Verifies Meta's `signed_request` (its signature, and that it was issued within the last
-/// hour: an old one replayed is refused), then forgets the user's token and sessions.
-async fn forget(app: &App, form: &HashMap<String, String>) -> Result<String, Response> {
+/// hour: an old one replayed is refused).
+fn verify(app: &App, form: &HashMap<String, String>) -> Result<SignedRequest, Box<Response>> {
     let value = form.get("signed_request").map(String::as_str).unwrap_or_default();
-    let credentials = app
-        .instagram
-        .auth()
-        .config()
-        .credentials()
-        .map_err(|_| (StatusCode::SERVICE_UNAVAILABLE, "this site has no app secret").into_response())?;
+    let credentials = app.instagram.auth().config().credentials().map_err(|_| {
+        Box::new((StatusCode::SERVICE_UNAVAILABLE, "this site has no app secret").into_response())
+    })?;
     let now = app.instagram.clock().now();
-    let request = verify_fresh_signed_request(&credentials.app_secret, value, now, SIGNED_REQUEST_MAX_AGE)
-        .map_err(|_| (StatusCode::BAD_REQUEST, "invalid or stale signed_request").into_response())?;
-    let _ = app.instagram.tokens().logout(&request.user_id).await;
-    for session in app.sessions().values_mut() {
-        if session.user.as_ref() == Some(&request.user_id) {
-            session.user = None;
+    verify_fresh_signed_request(&credentials.app_secret, value, now, SIGNED_REQUEST_MAX_AGE)
+        .map_err(|_| Box::new((StatusCode::BAD_REQUEST, "invalid or stale signed_request").into_response()))
+}
+
+/// Forgets the user's token (in a fleet's store: marks the account deauthorized, or deletes
+/// it, and sends the event) and logs them out of every session.
+async fn forget(app: &App, request: &SignedRequest, callback: MetaCallback) -> Result<(), Response> {
+    let failed = || (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response();
+    match &app.fleet {
+        Some(fleet) => {
+            let event = fleet
+                .store
+                .apply_callback(request, callback)
+                .await
+                .map_err(|_| failed())?;
+            fleet.events.send(event);
+        }
+        None => {
+            let _ = app.instagram.tokens().logout(&request.user_id).await;
         }
     }
-    Ok(request.user_id.to_string())
+    app.sessions
+        .forget_user(&request.user_id)
+        .await
+        .map_err(|_| failed())
 }
 
 async fn deauthorize(State(app): State<Arc<App>>, Form(form): Form<HashMap<String, String>>) -> Response {
-    match forget(&app, &form).await {
-        Ok(_) => (StatusCode::OK, "").into_response(),
+    let request = match verify(&app, &form) {
+        Ok(request) => request,
+        Err(response) => return *response,
+    };
+    match forget(&app, &request, MetaCallback::Deauthorize).await {
+        Ok(()) => (StatusCode::OK, "").into_response(),
         Err(response) => response,
     }
 }
 
 async fn data_deletion(State(app): State<Arc<App>>, Form(form): Form<HashMap<String, String>>) -> Response {
-    let user = match forget(&app, &form).await {
-        Ok(user) => user,
-        Err(response) => return response,
+    let request = match verify(&app, &form) {
+        Ok(request) => request,
+        Err(response) => return *response,
     };
     // The same request again (a retry, or a replay within the hour) gets the same answer.
     let signature = form.get("signed_request").map(String::as_str).unwrap_or_default();
@@ -591,6 +662,13 @@ async fn data_deletion(State(app): State<Arc<App>>, Form(form): Form<HashMap<Str
     let Ok(response) = DataDeletionResponse::new(&format!("{}/deletion", app.public)) else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "no randomness").into_response();
     };
+    let callback = MetaCallback::DataDeletion {
+        confirmation_code: response.confirmation_code.clone(),
+    };
+    if let Err(failed) = forget(&app, &request, callback).await {
+        return failed;
+    }
+    let user = request.user_id.to_string();
     app.answered
         .lock()
         .unwrap_or_else(PoisonError::into_inner)

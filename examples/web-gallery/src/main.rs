@@ -3,16 +3,25 @@
 //! `cargo run -p web-gallery -- --mock` runs it against an embedded igdisplay mock; with
 //! `IGDISPLAY_APP_ID`, `IGDISPLAY_APP_SECRET`, `IGDISPLAY_REDIRECT_URI` and `PUBLIC_URL` set it runs
 //! against Instagram (Instagram Login by default).
+//!
+//! With `--database-url` (sqlite:PATH or postgres://…, the keys in `IGDISPLAY_STORE_KEYS`) the
+//! tokens and sessions live in that database, and a keeper keeps every account's token alive:
+//! run as many instances as needed on one PostgreSQL. `--mock-url` points an instance at
+//! another one's mock.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use clap::Parser;
 use igdisplay::Instagram;
+use igdisplay::http::{Clock, SharedClock, SystemClock};
 use igdisplay::mock::MockServer;
 use igdisplay::model::{AppSecret, Platform};
+use igdisplay::store::{Events, Keeper, KeyRing, SqlStore};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use web_gallery::Fleet;
 
 /// Show your Instagram on your site.
 #[derive(Debug, Parser)]
@@ -24,13 +33,22 @@ struct Args {
     /// Where to listen (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:8788")]
     addr: SocketAddr,
+    /// Run against a mock already running at this URL (another instance's, or
+    /// `igdisplay mock serve`), taking the app's settings from it.
+    #[arg(long, value_name = "URL", conflicts_with = "mock")]
+    mock_url: Option<String>,
     /// instagram-login or basic-display.
     #[arg(long, env = "IGDISPLAY_PLATFORM", default_value = "instagram-login")]
     platform: String,
+    /// Keep tokens and sessions in this database (sqlite:PATH or postgres://USER@HOST/DB),
+    /// sealed with the keys of IGDISPLAY_STORE_KEYS, and keep every account's token alive.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
+    database_url: Option<String>,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -46,7 +64,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let public = format!("http://{}", listener.local_addr()?);
     let redirect = format!("{public}/auth/callback");
-    let (instagram, mock, media_origin) = if args.mock {
+    // The mock, embedded or running elsewhere; its base URL; the app's settings.
+    let mut embedded = None;
+    let (builder, media_origin, clock): (_, String, SharedClock) = if args.mock {
         let mock = MockServer::builder()
             .platform(igdisplay::mock_platform(platform))
             .calls_per_hour(None)
@@ -57,31 +77,150 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             Some(&format!("{public}/data-deletion")),
         );
         let app = mock.app();
-        let instagram = Instagram::builder(platform, app.id, AppSecret::new(app.secret), &redirect)
+        let clock = Arc::new(RealTimeAt::mock(mock.now()));
+        let builder = Instagram::builder(platform, app.id, AppSecret::new(app.secret), &redirect)
             .mock(mock.base_url())
-            .clock(igdisplay::follow_mock_clock(&mock))
-            .build()?;
+            .clock(igdisplay::follow_mock_clock(&mock));
         let origin = mock.base_url().to_owned();
-        (instagram, Some(mock), origin)
+        embedded = Some(mock);
+        (builder, origin, clock)
+    } else if let Some(url) = &args.mock_url {
+        let (builder, clock) = remote_mock(platform, url, &redirect).await?;
+        (builder, url.clone(), clock)
     } else {
         let var = |name: &str| std::env::var(name).map_err(|_| format!("set {name} (or pass --mock)"));
         let redirect = var("IGDISPLAY_REDIRECT_URI")?;
-        let instagram = Instagram::builder(
+        let builder = Instagram::builder(
             platform,
             var("IGDISPLAY_APP_ID")?,
             AppSecret::new(var("IGDISPLAY_APP_SECRET")?),
             redirect,
-        )
-        .build()?;
-        (instagram, None, "https:".to_owned())
+        );
+        (builder, "https:".to_owned(), Arc::new(SystemClock))
     };
     let public = std::env::var("PUBLIC_URL").unwrap_or(public);
+    let (app, keeper) = match &args.database_url {
+        Some(url) => {
+            let keys = std::env::var("IGDISPLAY_STORE_KEYS").map_err(
+                |_| "--database-url needs the keys in IGDISPLAY_STORE_KEYS (`igdisplay store generate-key`)",
+            )?;
+            let keys = KeyRing::parse(&keys)?;
+            let store = match url.strip_prefix("sqlite:") {
+                Some(path) if !path.starts_with("//") => {
+                    SqlStore::sqlite(std::path::Path::new(path), keys).await?
+                }
+                _ => SqlStore::connect(url, keys).await?,
+            }
+            .with_clock(clock);
+            let instagram = builder.store(Arc::new(store.clone())).build()?;
+            let events = Events::default();
+            let keeper = Keeper::builder(
+                store.clone(),
+                instagram.auth().config().clone(),
+                igdisplay::http::default_backend(Default::default())?,
+            )
+            .events(events.clone())
+            .build();
+            let fleet = Fleet { store, events };
+            let app = web_gallery::App::with_fleet(instagram, public.clone(), media_origin, fleet).await?;
+            (app, Some(keeper))
+        }
+        None => (
+            web_gallery::App::new(builder.build()?, public.clone(), media_origin),
+            None,
+        ),
+    };
     println!("web-gallery listening on {public}");
-    if let Some(mock) = &mock {
+    if let Some(mock) = &embedded {
         println!("mock Instagram at {}", mock.base_url());
     }
-    let state = Arc::new(web_gallery::App::new(instagram, public, media_origin));
-    axum::serve(listener, web_gallery::router(state)).await?;
-    drop(mock);
+    if let Some(keeper) = keeper {
+        let mut events = keeper.events().subscribe();
+        tokio::spawn(async move {
+            while let Ok(event) = events.recv().await {
+                eprintln!("account {}: {}", event.user_id(), event.kind());
+            }
+        });
+        tokio::spawn(async move {
+            if let Err(error) = keeper.run(std::future::pending()).await {
+                eprintln!("web-gallery: the keeper stopped: {error}");
+            }
+        });
+    }
+    axum::serve(listener, web_gallery::router(Arc::new(app))).await?;
+    drop(embedded);
     Ok(())
+}
+
+/// A client of the mock running at `url`: the app's id and secret from its state, this
+/// instance's redirect URI registered with it, and a clock at the mock's time.
+async fn remote_mock(
+    platform: Platform,
+    url: &str,
+    redirect: &str,
+) -> Result<(igdisplay::InstagramBuilder, SharedClock), Box<dyn std::error::Error>> {
+    let client = reqwest::Client::new();
+    let state: serde_json::Value = client
+        .get(format!("{url}/_mock/state"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    client
+        .post(format!("{url}/_mock/redirect_uris"))
+        .json(&serde_json::json!({"uri": redirect}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let app = &state["app"];
+    let (Some(id), Some(secret), Some(now)) = (
+        app["id"].as_str(),
+        app["secret"].as_str(),
+        state["clock"]["unix"].as_i64(),
+    ) else {
+        return Err(format!("{url} is not an igdisplay mock").into());
+    };
+    let clock: SharedClock = Arc::new(RealTimeAt::mock(now));
+    let builder = Instagram::builder(platform, id, AppSecret::new(secret), redirect)
+        .mock(url)
+        .clock(clock.clone());
+    Ok((builder, clock))
+}
+
+/// The system clock moved to another instant (the mock's), running and sleeping in real
+/// time: what the keeper and the store read, so a keeper's idle wait is a real wait.
+#[derive(Debug)]
+struct RealTimeAt {
+    offset: i64,
+}
+
+impl RealTimeAt {
+    fn mock(mock_now: i64) -> Self {
+        let system = igdisplay::model::Timestamp::from_system_time(SystemClock.now()).unix();
+        Self {
+            offset: mock_now.saturating_sub(system),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Clock for RealTimeAt {
+    fn now(&self) -> SystemTime {
+        let now = SystemClock.now();
+        let shift = Duration::from_secs(self.offset.unsigned_abs());
+        let moved = if self.offset >= 0 {
+            now.checked_add(shift)
+        } else {
+            now.checked_sub(shift)
+        };
+        moved.unwrap_or(now)
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        SystemClock.sleep(duration).await;
+    }
+
+    async fn timer(&self, duration: Duration) {
+        SystemClock.timer(duration).await;
+    }
 }

@@ -6,6 +6,7 @@
 use igdisplay::Instagram;
 use igdisplay::mock::MockServer;
 use igdisplay::model::{AppSecret, Platform};
+use igdisplay::store::{AccountState, Events, Key, KeyRing, SqlStore};
 use std::sync::Arc;
 
 struct Site {
@@ -365,4 +366,92 @@ async fn a_denial_with_markup_in_its_description_is_never_echoed() {
         .await
         .unwrap();
     assert_eq!(again.status(), 400);
+}
+
+/// An instance of the site whose tokens and sessions live in the SQLite file `db`, against
+/// `mock`, with its callbacks registered when `callbacks` says so. Its base URL and store.
+async fn fleet_site(mock: &MockServer, db: &std::path::Path, callbacks: bool) -> (String, SqlStore) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    mock.add_redirect_uri(&format!("{base}/auth/callback"));
+    if callbacks {
+        mock.set_callbacks(
+            Some(&format!("{base}/deauthorize")),
+            Some(&format!("{base}/data-deletion")),
+        );
+    }
+    let keys = KeyRing::new(Key::new("k1", &[9; 32]).unwrap());
+    let store = SqlStore::sqlite(db, keys).await.unwrap();
+    let app = mock.app();
+    let instagram = Instagram::builder(
+        Platform::InstagramLogin,
+        app.id,
+        AppSecret::new(app.secret),
+        format!("{base}/auth/callback"),
+    )
+    .mock(mock.base_url())
+    .clock(igdisplay::follow_mock_clock(mock))
+    .store(Arc::new(store.clone()))
+    .build()
+    .unwrap();
+    let fleet = web_gallery::Fleet {
+        store: store.clone(),
+        events: Events::default(),
+    };
+    let state = Arc::new(
+        web_gallery::App::with_fleet(instagram, base.clone(), mock.base_url().to_owned(), fleet)
+            .await
+            .unwrap(),
+    );
+    tokio::spawn(async move { axum::serve(listener, web_gallery::router(state)).await });
+    (base, store)
+}
+
+#[tokio::test]
+async fn two_instances_on_one_database_serve_each_others_logins_and_callbacks_update_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("site.db");
+    let mock = MockServer::start().unwrap();
+    let (first, store) = fleet_site(&mock, &db, true).await;
+    let (second, _) = fleet_site(&mock, &db, false).await;
+
+    let site = Site {
+        mock,
+        base: first.clone(),
+    };
+    let cookie = logged_in(&site).await;
+    let other = Site {
+        mock: MockServer::start().unwrap(),
+        base: second.clone(),
+    };
+    assert!(
+        gallery_html(&other, &cookie).await.contains("@jayposiris"),
+        "served by the other"
+    );
+    let sessions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM web_sessions")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(sessions, 1, "the login's session, and not the one it replaced");
+    let raw_id = cookie.split('=').nth(1).unwrap();
+    let file = std::fs::read(&db).unwrap();
+    assert!(
+        !file.windows(raw_id.len()).any(|w| w == raw_id.as_bytes()),
+        "the database keeps only the hash of a session id"
+    );
+
+    // Meta's deauthorize callback: the token is erased, the account marked, the session ends.
+    let (status, _) = site
+        .mock
+        .send_callback("jayposiris", igdisplay::mock::CallbackKind::Deauthorize)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(store.counts().await.unwrap()[&AccountState::Deauthorized], 1);
+    assert_eq!(
+        gallery_status(&other, &cookie).await,
+        303,
+        "logged out everywhere"
+    );
 }
