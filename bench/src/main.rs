@@ -11,6 +11,7 @@
 mod client;
 mod common;
 mod export;
+mod fleet;
 mod footprint;
 mod load;
 mod memory;
@@ -47,6 +48,10 @@ enum Command {
         /// The command the report names as the one that produced it.
         #[arg(long, default_value = "cargo xtask bench")]
         command: String,
+        /// A PostgreSQL cluster's `postgres` database, for the fleet comparison (skipped
+        /// without one).
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
     },
     /// A child: igdisplay-mock, optionally with a generated library of N items.
     ServeMock {
@@ -114,6 +119,10 @@ pub(crate) struct Plan {
     pub(crate) export_items: usize,
     /// The two library sizes, in pages of 100, whose export peak RSS is compared.
     pub(crate) export_pages: (usize, usize),
+    /// Accounts due in each round of the fleet comparison.
+    pub(crate) fleet_due: usize,
+    /// Accounts in the fleet comparison's table.
+    pub(crate) fleet_rows: usize,
 }
 
 impl Plan {
@@ -130,6 +139,8 @@ impl Plan {
                 rss_large: 2_000,
                 export_items: 30,
                 export_pages: (1, 3),
+                fleet_due: 100,
+                fleet_rows: 2_000,
             }
         } else {
             Self {
@@ -143,6 +154,8 @@ impl Plan {
                 rss_large: 100_000,
                 export_items: 1_000,
                 export_pages: (10, 150),
+                fleet_due: 10_000,
+                fleet_rows: 1_000_000,
             }
         }
     }
@@ -169,7 +182,9 @@ fn main() -> std::process::ExitCode {
             out,
             cli,
             command,
-        } => runtime().and_then(|rt| rt.block_on(run(Plan::new(quick), &cli, &out, &command))),
+            postgres,
+        } => runtime()
+            .and_then(|rt| rt.block_on(run(Plan::new(quick), &cli, &out, &command, postgres.as_deref()))),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -188,22 +203,29 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| e.to_string())
 }
 
-async fn run(plan: Plan, cli: &str, out: &str, command: &str) -> Result<(), String> {
+async fn run(plan: Plan, cli: &str, out: &str, command: &str, postgres: Option<&str>) -> Result<(), String> {
     let mut report = Report::new(command, plan.quick);
-    eprintln!("1/7 mock server throughput");
+    eprintln!("1/8 mock server throughput");
     throughput::throughput(&plan, &mut report).await?;
-    eprintln!("2/7 mock server memory");
+    eprintln!("2/8 mock server memory");
     memory::memory(&plan, &mut report).await?;
-    eprintln!("3/7 client overhead");
+    eprintln!("3/8 client overhead");
     client::client_overhead(&plan, &mut report).await?;
-    eprintln!("4/7 whole-library sync");
+    eprintln!("4/8 whole-library sync");
     sync::sync(&plan, &mut report).await?;
-    eprintln!("5/7 export");
+    eprintln!("5/8 export");
     export::export(&plan, cli, &mut report).await?;
-    eprintln!("6/7 export memory by library size");
+    eprintln!("6/8 export memory by library size");
     export::export_memory(&plan, cli, &mut report)?;
-    eprintln!("7/7 build footprint");
+    eprintln!("7/8 build footprint");
     footprint::footprint(&mut report)?;
+    match postgres {
+        Some(postgres) => {
+            eprintln!("8/8 keeping a fleet alive");
+            fleet::fleet(&plan, cli, postgres, &mut report).await?;
+        }
+        None => eprintln!("8/8 keeping a fleet alive: skipped (no --postgres)"),
+    }
     std::fs::write(out, report.render()).map_err(|e| format!("{out}: {e}"))?;
     eprintln!("wrote {out}");
     Ok(())

@@ -39,10 +39,13 @@ pub(crate) fn run(root: &Path, quick: bool) -> Result<(), String> {
     } else {
         "cargo xtask bench"
     };
+    // The fleet comparison's PostgreSQL: a cluster of its own, stopped after.
+    println!("\n==> bench: PostgreSQL for the fleet comparison");
+    let cluster = crate::postgres::Cluster::start(root)?;
     let mut args = vec!["run", "--out", out, "--cli"];
     let cli = format!("target/{profile}/igdisplay");
     args.push(&cli);
-    args.extend(["--command", command]);
+    args.extend(["--command", command, "--postgres", &cluster.url]);
     if quick {
         args.push("--quick");
     }
@@ -51,6 +54,7 @@ pub(crate) fn run(root: &Path, quick: bool) -> Result<(), String> {
         .current_dir(root)
         .status()
         .map_err(|e| format!("could not run the bench driver: {e}"))?;
+    drop(cluster);
     if status.success() {
         println!("bench: wrote {out}");
         Ok(())

@@ -1,0 +1,307 @@
+//! Comparison 8: keeping a fleet's tokens alive. A table of a million accounts in PostgreSQL
+//! (`--postgres`, the cluster `cargo xtask bench` starts), of which a set is due; the keeper
+//! (two `igdisplay keeper` processes sharing the work) against the naive design (one leader
+//! selects the due rows, then loads, refreshes and saves them one at a time), alternating
+//! rounds, each on a fresh due set, both against the same mock. Measured: accounts refreshed
+//! per second, database statements per refresh (transactions committed, from
+//! `pg_stat_database`, every statement being its own), and the keeper's peak RSS with a small
+//! table and with the full one.
+
+use crate::Plan;
+use crate::procs;
+use crate::report::{self, Report, Sample};
+use futures_util::StreamExt as _;
+use igdisplay::auth::{AppConfig, AuthClient, Endpoints, Platform, TokenKind, TokenRecord, TokenStore};
+use igdisplay::mock::{MockClock, MockServer, Seed, TokenLifetime};
+use igdisplay::model::{AccessToken, UserId};
+use igdisplay::store::{KeyRing, SqlStore};
+use sqlx::Row as _;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const DAY: i64 = 86_400;
+const KEEPERS: usize = 2;
+
+fn unix_now() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    )
+    .unwrap_or(i64::MAX)
+}
+
+/// A fresh database on the cluster at `admin` (its `postgres` database URL).
+async fn fresh_database(admin: &str, name: &str) -> Result<String, String> {
+    use sqlx::Connection as _;
+    let mut connection = sqlx::PgConnection::connect(admin)
+        .await
+        .map_err(|e| e.to_string())?;
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut connection)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let base = admin.rsplit_once('/').ok_or("no database in the URL")?.0;
+    Ok(format!("{base}/{name}"))
+}
+
+/// Transactions committed in `database` so far (a fresh connection, so a fresh snapshot).
+async fn commits(url: &str, database: &str) -> Result<i64, String> {
+    use sqlx::Connection as _;
+    let mut connection = sqlx::PgConnection::connect(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let n: i64 = sqlx::query("SELECT xact_commit FROM pg_stat_database WHERE datname = $1")
+        .bind(database)
+        .fetch_one(&mut connection)
+        .await
+        .map_err(|e| e.to_string())?
+        .try_get("xact_commit")
+        .map_err(|e| e.to_string())?;
+    let _ = connection.close().await;
+    Ok(n)
+}
+
+/// Makes the accounts of `users` due now (ids are digits: checked, then inlined).
+async fn make_due(store: &SqlStore, users: &[String]) -> Result<(), String> {
+    for chunk in users.chunks(1000) {
+        if chunk.iter().any(|u| !u.bytes().all(|b| b.is_ascii_digit())) {
+            return Err("a mock user id is not digits".to_owned());
+        }
+        let list = chunk
+            .iter()
+            .map(|u| format!("'{u}'"))
+            .collect::<Vec<_>>()
+            .join(",");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "UPDATE accounts SET next_refresh_at = {} WHERE user_id IN ({list})",
+            unix_now() - 1
+        )))
+        .execute(store.pool())
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Runs the keeper processes to completion: (seconds, the largest peak RSS in KiB).
+fn keepers(cli: &str, url: &str, keys: &str, mock: &str, count: usize) -> Result<(f64, u64), String> {
+    let started = Instant::now();
+    let runs: Vec<_> = (0..count)
+        .map(|n| {
+            let mut command = Command::new(cli);
+            command
+                .args(["keeper", "--until-idle", "--owner", &format!("bench-{n}")])
+                .args(["--lease", "120", "--idle", "1", "--progress-every", "0"])
+                .args(["--store", url, "--mock", mock])
+                .args(["--app-id", "1", "--redirect-uri", "https://example.com/cb"])
+                .env("IGDISPLAY_APP_SECRET", "unused")
+                .env("IGDISPLAY_STORE_KEYS", keys);
+            std::thread::spawn(move || procs::run_measured(&mut command))
+        })
+        .collect();
+    let mut peak = 0;
+    for run in runs {
+        let (_, kib) = run.join().map_err(|_| "a keeper thread panicked")??;
+        peak = peak.max(kib);
+    }
+    Ok((started.elapsed().as_secs_f64(), peak))
+}
+
+/// The naive design: one leader selects the due rows, then loads, refreshes and saves each in
+/// turn. Returns how many it refreshed.
+async fn naive(url: &str, keys: &KeyRing, mock: &str) -> Result<usize, String> {
+    let store = SqlStore::connect(url, keys.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let app = AppConfig::read_only(Platform::InstagramLogin)
+        .with_endpoints(Endpoints::single_origin(mock))
+        .map_err(|e| e.to_string())?;
+    let backend = igdisplay::http::default_backend(Default::default()).map_err(|e| e.to_string())?;
+    let client = AuthClient::new(app, backend);
+    let due = sqlx::query("SELECT user_id FROM accounts WHERE state = 'active' AND next_refresh_at <= $1")
+        .bind(unix_now())
+        .fetch_all(store.pool())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut refreshed = 0;
+    for row in &due {
+        let user = UserId::new(row.try_get::<String, _>("user_id").map_err(|e| e.to_string())?);
+        let Some(record) = store.load(&user).await.map_err(|e| e.to_string())? else {
+            continue;
+        };
+        let fresh = client.refresh(&record).await.map_err(|e| e.to_string())?;
+        store.save(&fresh).await.map_err(|e| e.to_string())?;
+        refreshed += 1;
+    }
+    store.pool().close().await;
+    Ok(refreshed)
+}
+
+/// 8. The keeper against the naive leader.
+pub(crate) async fn fleet(plan: &Plan, cli: &str, postgres: &str, report: &mut Report) -> Result<(), String> {
+    let (due, rows, rounds) = (plan.fleet_due, plan.fleet_rows, plan.rounds.min(3));
+    let name = "igd_bench_fleet";
+    let url = fresh_database(postgres, name).await?;
+    // One due set for the small-table round, then one per side per round.
+    let sets = 1 + 2 * rounds;
+    let mock = MockServer::builder()
+        .calls_per_hour(None)
+        .workers(4)
+        .clock(MockClock::System { offset: -25 * DAY })
+        .seed(Seed::demo().with_fleet("acct", due * sets, 0))
+        .start()
+        .map_err(|e| e.to_string())?;
+    let minted = mock
+        .issue_tokens("acct", TokenLifetime::LongLived)
+        .map_err(|e| e.to_string())?;
+    mock.advance(Duration::from_secs(25 * 86_400));
+    let keys = KeyRing::generate_spec("bench").map_err(|e| e.to_string())?;
+    let ring = KeyRing::parse(&keys).map_err(|e| e.to_string())?;
+    let store = Arc::new(
+        SqlStore::connect(&url, ring.clone())
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let issued = UNIX_EPOCH + Duration::from_secs(u64::try_from(unix_now() - 25 * DAY).unwrap_or(0));
+    eprintln!("  storing {} accounts with tokens", minted.len());
+    let saved: Vec<Result<(), String>> = futures_util::stream::iter(minted.iter())
+        .map(|token| {
+            let store = store.clone();
+            async move {
+                let record = TokenRecord::new(
+                    UserId::new(&token.user_id),
+                    AccessToken::new(&token.access_token),
+                    TokenKind::LongLived,
+                    Platform::InstagramLogin,
+                    issued,
+                    Duration::from_secs(60 * 86_400),
+                );
+                store.save(&record).await.map_err(|e| e.to_string())
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    saved.into_iter().collect::<Result<Vec<()>, String>>()?;
+    sqlx::query("UPDATE accounts SET next_refresh_at = $1")
+        .bind(unix_now() + 30 * DAY)
+        .execute(store.pool())
+        .await
+        .map_err(|e| e.to_string())?;
+    let users: Vec<String> = minted.iter().map(|t| t.user_id.clone()).collect();
+    let set = |n: usize| &users[n * due..(n + 1) * due];
+
+    // The keeper with a small table.
+    make_due(&store, set(0)).await?;
+    let (_, small_peak) = keepers(cli, &url, &keys, mock.base_url(), KEEPERS)?;
+    let small_rows = minted.len();
+
+    // A million accounts: the rest are not due (their tokens are never opened).
+    eprintln!("  adding {} accounts", rows.saturating_sub(small_rows));
+    let sealed: Vec<u8> = sqlx::query("SELECT token FROM accounts LIMIT 1")
+        .fetch_one(store.pool())
+        .await
+        .and_then(|row| row.try_get("token"))
+        .map_err(|e| e.to_string())?;
+    sqlx::query(
+        "INSERT INTO accounts (user_id, record, token, key_id, issued_at, expires_at, updated_at, next_refresh_at)
+         SELECT 'filler-' || g, '{}', $1, 'bench', $2, $3, $2, $4 FROM generate_series(1, $5) AS g",
+    )
+    .bind(sealed)
+    .bind(unix_now())
+    .bind(unix_now() + 60 * DAY)
+    .bind(unix_now() + 20 * DAY)
+    .bind(i64::try_from(rows.saturating_sub(small_rows)).unwrap_or(0))
+    .execute(store.pool())
+    .await
+    .map_err(|e| e.to_string())?;
+    sqlx::raw_sql("ANALYZE accounts")
+        .execute(store.pool())
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let (mut kept, mut naive_rates, mut kept_statements, mut naive_statements, mut large_peaks) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        eprintln!("  round {}/{rounds}", round + 1);
+        make_due(&store, set(1 + 2 * round)).await?;
+        let before = commits(&url, name).await?;
+        let (seconds, peak) = keepers(cli, &url, &keys, mock.base_url(), KEEPERS)?;
+        let after = commits(&url, name).await?;
+        kept.push(due as f64 / seconds);
+        kept_statements.push((after - before - 1) as f64 / due as f64);
+        large_peaks.push(peak as f64);
+
+        make_due(&store, set(2 + 2 * round)).await?;
+        let before = commits(&url, name).await?;
+        let started = Instant::now();
+        let refreshed = naive(&url, &ring, mock.base_url()).await?;
+        let seconds = started.elapsed().as_secs_f64();
+        let after = commits(&url, name).await?;
+        if refreshed != due {
+            return Err(format!("the naive leader refreshed {refreshed} of {due}"));
+        }
+        naive_rates.push(due as f64 / seconds);
+        naive_statements.push((after - before - 1) as f64 / due as f64);
+    }
+    let counts = mock.refresh_counts();
+    let twice = counts.values().filter(|n| **n > 1).count();
+    if twice > 0 {
+        return Err(format!("{twice} accounts were refreshed more than once"));
+    }
+    let (kept, naive_rates) = (Sample::of(&kept), Sample::of(&naive_rates));
+    let ratio = kept.median / naive_rates.median.max(f64::MIN_POSITIVE);
+    let large_peak = Sample::of(&large_peaks).median as u64;
+    let flat = large_peak as f64 <= small_peak as f64 * 1.25;
+    report.verdict(
+        "8. the keeper refreshes a fleet faster than the naive leader",
+        ratio > 1.0,
+        format!(
+            "{:.0} vs {:.0} refreshes/s ({ratio:.1}×) with {} of {rows} accounts due",
+            kept.median, naive_rates.median, due
+        ),
+    );
+    report.verdict(
+        "8b. the keeper's memory is flat in the number of accounts",
+        flat,
+        format!(
+            "peak RSS {} with {small_rows} accounts, {} with {rows}",
+            report::mib(small_peak),
+            report::mib(large_peak)
+        ),
+    );
+    report.section(
+        "8. Keeping a fleet alive",
+        &format!(
+            "{rows} accounts in PostgreSQL, {due} of them due per round; {KEEPERS} `igdisplay keeper` processes \
+             (claims under leases, 16 refreshes in flight each) against one leader that selects the due rows and \
+             loads, refreshes and saves each in turn, both against the same mock, alternating, {rounds} rounds. \
+             Statements are the transactions the database committed during the run, per refreshed account \
+             (the keeper's include its claims, its expiry pass and its idle checks). Every account was refreshed \
+             exactly once."
+        ),
+        &["design", "refreshes/s", "statements per refresh", "peak RSS"],
+        vec![
+            vec![
+                format!("keeper ×{KEEPERS}"),
+                kept.show(0),
+                Sample::of(&kept_statements).show(2),
+                report::mib(large_peak),
+            ],
+            vec![
+                "naive leader".to_owned(),
+                naive_rates.show(0),
+                Sample::of(&naive_statements).show(2),
+                "-".to_owned(),
+            ],
+        ],
+    );
+    Ok(())
+}
