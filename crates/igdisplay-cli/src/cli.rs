@@ -240,6 +240,11 @@ pub(crate) struct KeeperArgs {
     /// Seconds between progress lines on stderr (0: none).
     #[arg(long, default_value_t = 10)]
     pub(crate) progress_every: u64,
+    /// Post every event (refreshed, expiring soon, revoked, expired…) to this URL, signed with
+    /// HMAC-SHA256 under the secrets of IGDISPLAY_WEBHOOK_SECRETS (comma-separated: the
+    /// current one first, the previous one during a rotation).
+    #[arg(long, env = "IGDISPLAY_WEBHOOK_URL", value_name = "URL")]
+    pub(crate) webhook: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,7 +6,7 @@ use crate::settings::Settings;
 use igdisplay::auth::AppConfig;
 use igdisplay::http::SharedClock;
 use igdisplay::model::UserId;
-use igdisplay::store::{Error, Keeper, KeeperSettings, KeyRing, SqlStore, Tally};
+use igdisplay::store::{Error, Keeper, KeeperSettings, KeyRing, SqlStore, Tally, WebhookSender};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,10 @@ pub(crate) async fn keeper(settings: &Settings, args: &KeeperArgs) -> Result<(),
         builder = builder.owner(owner.clone());
     }
     let keeper = builder.build();
+    let webhook = match &args.webhook {
+        Some(url) => Some(webhook(url, backend_for_webhook()?)?.spawn(keeper.events())),
+        None => None,
+    };
     eprintln!("keeper {}: started", keeper.owner());
     let progress = (args.progress_every > 0).then(|| {
         let keeper = keeper.clone();
@@ -91,13 +95,37 @@ pub(crate) async fn keeper(settings: &Settings, args: &KeeperArgs) -> Result<(),
     if let Some(progress) = progress {
         progress.abort();
     }
-    result.map_err(|e| store_failure(&e, settings_store_url(settings)))?;
     let totals = keeper.totals();
-    eprintln!("{} (stopped)", progress_line(&keeper, &totals, started.elapsed()));
+    let line = progress_line(&keeper, &totals, started.elapsed());
+    // The last clone of the keeper (and of its events' sender) goes: the webhook sender
+    // delivers what is left, then stops (given at most half a minute).
+    drop(keeper);
+    if let Some(webhook) = webhook {
+        let _ = tokio::time::timeout(Duration::from_secs(30), webhook).await;
+    }
+    result.map_err(|e| store_failure(&e, settings_store_url(settings)))?;
+    eprintln!("{line} (stopped)");
     if settings.json {
         crate::out::json(&totals);
     }
     Ok(())
+}
+
+/// The webhook sender to `url`, its secrets from IGDISPLAY_WEBHOOK_SECRETS.
+fn webhook(url: &str, backend: igdisplay::http::SharedBackend) -> Result<WebhookSender, Failure> {
+    let hint = "set IGDISPLAY_WEBHOOK_SECRETS to the secret(s) the endpoint checks, comma-separated";
+    let secrets = std::env::var("IGDISPLAY_WEBHOOK_SECRETS")
+        .map_err(|_| Failure::usage("--webhook needs its signing secrets", hint))?;
+    let secrets: Vec<&str> = secrets
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    WebhookSender::new(url, secrets, backend).map_err(|e| Failure::usage(e.to_string(), hint))
+}
+
+fn backend_for_webhook() -> Result<igdisplay::http::SharedBackend, Failure> {
+    igdisplay::http::default_backend(Default::default()).map_err(|e| Failure::runtime(chain(&e)))
 }
 
 fn settings_store_url(settings: &Settings) -> &str {

@@ -1488,3 +1488,104 @@ fn a_store_without_its_keys_is_a_usage_error_that_shows_no_key() {
     assert!(stderr.contains("key 1 of the list"), "{stderr}");
     assert!(!stderr.contains("c2VjcmV0"), "the key is never shown: {stderr}");
 }
+
+/// Accepts one HTTP request on a loopback port, answers 200, and hands over its head and body.
+fn one_request() -> (String, std::thread::JoinHandle<(String, Vec<u8>)>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks/igdisplay", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buffer).unwrap();
+            received.extend_from_slice(&buffer[..n]);
+            let text = String::from_utf8_lossy(&received).into_owned();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if received.len() >= end + 4 + length {
+                    stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .unwrap();
+                    return (
+                        text[..end].to_owned(),
+                        received[end + 4..end + 4 + length].to_vec(),
+                    );
+                }
+            }
+            assert!(n > 0, "the connection closed early");
+        }
+    });
+    (url, handle)
+}
+
+/// A webhook is signed at the real time (its receiver checks it against its own clock), even
+/// when the keeper follows the mock's.
+#[allow(clippy::disallowed_methods, reason = "the signature's timestamp is wall-clock time")]
+fn wall_clock() -> std::time::SystemTime {
+    std::time::SystemTime::now()
+}
+
+#[test]
+fn the_keeper_refreshes_a_due_account_and_posts_a_signed_event() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let keys = env.ok(&["store", "generate-key", "--id", "k1"]).trim().to_owned();
+    let login = with_store(&env, &mut env.command(&["auth", "url", "--json"]), &keys)
+        .output()
+        .unwrap();
+    let url: Value = serde_json::from_slice(&login.stdout).unwrap();
+    let location = env
+        .mock
+        .approve(url["url"].as_str().unwrap(), "cafe_nova")
+        .unwrap();
+    store_ok(&env, &["auth", "callback", &location], &keys);
+    // Day 21 of the token's 60: due.
+    env.mock.advance(Duration::from_secs(21 * 86_400));
+
+    let (hook, received) = one_request();
+    let output = with_store(
+        &env,
+        &mut env.command(&["keeper", "--until-idle", "--json", "--webhook", &hook]),
+        &keys,
+    )
+    .env("IGDISPLAY_WEBHOOK_SECRETS", "whsec-1")
+    .output()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let totals: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(totals["refreshed"], 1);
+    let (head, body) = received.join().unwrap();
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("post /hooks/igdisplay "), "{head}");
+    assert!(head.contains("igdisplay-event: refreshed"), "{head}");
+    let signature = head
+        .lines()
+        .find_map(|l| l.strip_prefix("igdisplay-signature: "))
+        .unwrap()
+        .to_owned();
+    let event: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(event["type"], "refreshed");
+    assert!(
+        !String::from_utf8_lossy(&body).contains("IGAA"),
+        "no token in an event"
+    );
+    igdisplay::store::verify_webhook(
+        &["whsec-1"],
+        &signature,
+        &body,
+        wall_clock(),
+        Duration::from_secs(300),
+    )
+    .unwrap();
+}

@@ -7,6 +7,7 @@ mod keys;
 mod schedule;
 mod schema;
 mod sql;
+mod webhook;
 
 pub use accounts::{AccountSummary, MetaCallback, Rotation};
 pub use events::{Event, Events};
@@ -14,3 +15,6 @@ pub use keeper::{Keeper, KeeperBuilder, KeeperSettings, Tally};
 pub use keys::{Key, KeyError, KeyRing};
 pub use schedule::{AccountState, RefreshSchedule};
 pub use sql::{Account, Error, ON_DEMAND_WAIT, SqlStore};
+pub use webhook::{
+    DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, WebhookError, WebhookSender, verify_webhook,
+};
