@@ -68,6 +68,7 @@ pub(crate) async fn keeper(settings: &Settings, args: &KeeperArgs) -> Result<(),
         builder = builder.owner(owner.clone());
     }
     let keeper = builder.build();
+    let shutdown = shutdown_signal();
     let webhook = match &args.webhook {
         Some(url) => Some(webhook(url, backend_for_webhook()?)?.spawn(keeper.events())),
         None => None,
@@ -88,9 +89,17 @@ pub(crate) async fn keeper(settings: &Settings, args: &KeeperArgs) -> Result<(),
     });
     let started = Instant::now();
     let result = if args.until_idle {
-        keeper.run_until_idle().await
+        let work = keeper.run_until_idle();
+        tokio::pin!(work);
+        tokio::select! {
+            done = &mut work => done,
+            () = shutdown => {
+                keeper.stop();
+                work.await
+            }
+        }
     } else {
-        keeper.run(shutdown_signal()).await
+        keeper.run(shutdown).await
     };
     if let Some(progress) = progress {
         progress.abort();
@@ -147,27 +156,34 @@ fn progress_line(keeper: &Keeper, totals: &Tally, elapsed: Duration) -> String {
     )
 }
 
-/// Completes on Ctrl-C, or on SIGTERM where there is one (a service manager's stop).
-async fn shutdown_signal() {
+/// A future completing on Ctrl-C, or on SIGTERM where there is one (a service manager's
+/// stop). The handlers are installed before this returns, so a signal sent as soon as the
+/// keeper says it started is caught.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
+    let handlers = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    };
+    async move {
+        #[cfg(unix)]
+        match handlers {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
             }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        eprintln!("stopping: finishing the refreshes in flight…");
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    eprintln!("stopping: finishing the refreshes in flight…");
 }
 
 /// `igdisplay accounts`: every account, a page at a time (constant memory for any fleet).

@@ -1589,3 +1589,30 @@ fn the_keeper_refreshes_a_due_account_and_posts_a_signed_event() {
     )
     .unwrap();
 }
+
+#[cfg(unix)]
+#[test]
+fn the_keeper_stops_cleanly_on_ctrl_c() {
+    use std::io::BufRead as _;
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let keys = env.ok(&["store", "generate-key", "--id", "k1"]).trim().to_owned();
+    let mut child = with_store(&env, &mut env.command(&["keeper", "--idle", "3600"]), &keys)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("started"), "{line}");
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(status.success(), "{rest}");
+    assert!(rest.contains("stopping") && rest.contains("(stopped)"), "{rest}");
+}

@@ -144,6 +144,8 @@ on_both!(
     a_spent_app_budget_pauses_the_refreshes,
     a_deauthorized_account_is_erased_and_never_refreshed,
     an_on_demand_refresh_takes_the_same_lease,
+    a_token_failing_until_its_expiry_ends_expired,
+    a_new_login_revives_a_revoked_or_deauthorized_account,
 );
 
 async fn due_tokens_are_refreshed_once_and_next_due_on_day_twenty(db: Db) {
@@ -446,4 +448,50 @@ async fn an_on_demand_refresh_takes_the_same_lease(db: Db) {
     fleet.advance(2 * DAY);
     tokens.refresh_now(&user).await.unwrap();
     assert_eq!(fleet.mock.refresh_counts().get(user.as_str()), Some(&2));
+}
+
+async fn a_token_failing_until_its_expiry_ends_expired(db: Db) {
+    // Issued 59 days and 22 hours ago: two hours left, and Instagram keeps failing.
+    let fleet = Fleet::new(&db, ring("k1", 1), 1, 59 * DAY + Duration::from_secs(22 * 3600)).await;
+    let user = fleet.users[0].clone();
+    fleet
+        .mock
+        .add_fault(Fault::new(REFRESH, FaultKind::Status { status: 503 }));
+    let keeper = fleet.keeper();
+    let mut events = keeper.events().subscribe();
+    assert_eq!(keeper.run_once().await.unwrap().failed, 1);
+    assert_eq!(fleet.state(&user).await, AccountState::Failing);
+    let retry_at = fleet.column(&user, "next_refresh_at").await.unwrap();
+    let expires = i64::try_from(T0 + 60 * DAY.as_secs()).unwrap();
+    assert!(retry_at < expires, "the retry comes before the expiry");
+    fleet.advance(Duration::from_secs(3 * 3600));
+    let cycle = keeper.run_once().await.unwrap();
+    assert_eq!((cycle.expired, cycle.claimed), (1, 0));
+    assert_eq!(fleet.state(&user).await, AccountState::Expired);
+    let kinds: Vec<&str> = drain(&mut events).iter().map(Event::kind).collect();
+    assert_eq!(kinds, ["expiring_soon", "expired"]);
+}
+
+async fn a_new_login_revives_a_revoked_or_deauthorized_account(db: Db) {
+    let fleet = Fleet::new(&db, ring("k1", 1), 2, 21 * DAY).await;
+    fleet.mock.revoke_tokens("acct000001").unwrap();
+    let (revoked, gone) = (fleet.users[0].clone(), fleet.users[1].clone());
+    fleet.store.deauthorize(&gone).await.unwrap();
+    assert_eq!(fleet.keeper().run_once().await.unwrap().revoked, 1);
+    for (user, username) in [(&revoked, "acct000001"), (&gone, "acct000002")] {
+        let token = fleet.mock.issue_token(username, TokenLifetime::LongLived).unwrap();
+        let login = TokenRecord::new(
+            user.clone(),
+            AccessToken::new(token.access_token),
+            TokenKind::LongLived,
+            Platform::InstagramLogin,
+            UNIX_EPOCH + Duration::from_secs(T0 + 21 * DAY.as_secs()),
+            60 * DAY,
+        );
+        fleet.store.save(&login).await.unwrap();
+        assert_eq!(fleet.state(user).await, AccountState::Active);
+        assert_eq!(fleet.column(user, "failures").await, Some(0));
+    }
+    fleet.advance(21 * DAY);
+    assert_eq!(fleet.keeper().run_once().await.unwrap().refreshed, 2, "kept again");
 }
