@@ -284,7 +284,7 @@ pub(crate) async fn fleet(plan: &Plan, cli: &str, postgres: &str, report: &mut R
              (claims under leases, 16 refreshes in flight each) against one leader that selects the due rows and \
              loads, refreshes and saves each in turn, both against the same mock, alternating, {rounds} rounds. \
              Statements are the transactions the database committed during the run, per refreshed account \
-             (the keeper's include its claims, its expiry pass and its idle checks). Every account was refreshed \
+             (the keeper's include its claims, its expiry pass and its idle checks; the server flushes these counters up to a second late, so a figure may read a little under 1). Every account was refreshed \
              exactly once."
         ),
         &["design", "refreshes/s", "statements per refresh", "peak RSS"],

@@ -1419,20 +1419,19 @@ fn store_ok(env: &Env, args: &[&str], keys: &str) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// Logs `user` in with `auth url` and `auth callback`, the token going to the store.
+fn store_login(env: &Env, keys: &str, user: &str) {
+    let url: Value = serde_json::from_str(&store_ok(env, &["auth", "url", "--json"], keys)).unwrap();
+    let location = env.mock.approve(url["url"].as_str().unwrap(), user).unwrap();
+    store_ok(env, &["auth", "callback", &location], keys);
+}
+
 #[test]
 fn a_store_keeps_accounts_sealed_lists_them_and_rotates_its_key() {
     let env = Env::new(MockPlatform::InstagramLogin);
     let first = env.ok(&["store", "generate-key", "--id", "k1"]).trim().to_owned();
     assert!(first.starts_with("k1:"), "{first}");
-    let login = with_store(&env, &mut env.command(&["auth", "url", "--json"]), &first)
-        .output()
-        .unwrap();
-    let url: Value = serde_json::from_slice(&login.stdout).unwrap();
-    let location = env
-        .mock
-        .approve(url["url"].as_str().unwrap(), "cafe_nova")
-        .unwrap();
-    store_ok(&env, &["auth", "callback", &location], &first);
+    store_login(&env, &first, "cafe_nova");
     assert!(
         !env.dir.path().join("tokens.json").exists(),
         "the token went to the store, not the token file"
@@ -1528,7 +1527,10 @@ fn one_request() -> (String, std::thread::JoinHandle<(String, Vec<u8>)>) {
 
 /// A webhook is signed at the real time (its receiver checks it against its own clock), even
 /// when the keeper follows the mock's.
-#[allow(clippy::disallowed_methods, reason = "the signature's timestamp is wall-clock time")]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the signature's timestamp is wall-clock time"
+)]
 fn wall_clock() -> std::time::SystemTime {
     std::time::SystemTime::now()
 }
@@ -1537,15 +1539,7 @@ fn wall_clock() -> std::time::SystemTime {
 fn the_keeper_refreshes_a_due_account_and_posts_a_signed_event() {
     let env = Env::new(MockPlatform::InstagramLogin);
     let keys = env.ok(&["store", "generate-key", "--id", "k1"]).trim().to_owned();
-    let login = with_store(&env, &mut env.command(&["auth", "url", "--json"]), &keys)
-        .output()
-        .unwrap();
-    let url: Value = serde_json::from_slice(&login.stdout).unwrap();
-    let location = env
-        .mock
-        .approve(url["url"].as_str().unwrap(), "cafe_nova")
-        .unwrap();
-    store_ok(&env, &["auth", "callback", &location], &keys);
+    store_login(&env, &keys, "cafe_nova");
     // Day 21 of the token's 60: due.
     env.mock.advance(Duration::from_secs(21 * 86_400));
 

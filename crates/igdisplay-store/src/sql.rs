@@ -294,36 +294,37 @@ impl SqlStore {
     /// Runs one of the `INSERT … RETURNING version` statements with `row`'s eight values: the
     /// new version, or `None` when its conflict clause wrote nothing.
     async fn insert(&self, sql: &'static str, row: &NewRow) -> Result<Option<i64>, Error> {
-        let written = sqlx::query(sql)
-            .bind(&row.user_id)
-            .bind(&row.record)
-            .bind(&row.token)
-            .bind(self.keys.current_id())
-            .bind(row.issued_at)
-            .bind(row.expires_at)
-            .bind(self.now_unix())
-            .bind(row.next_refresh_at)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(written.map(|written| written.try_get("version")).transpose()?)
+        self.write(sql, row, None).await
     }
 
     /// Writes `row` over the row at `version` (a new token: the account is active again, its
     /// failures forgotten, its lease released). The new version, or `None` when the row moved
     /// on.
     pub(crate) async fn update_if_version(&self, row: &NewRow, version: i64) -> Result<Option<i64>, Error> {
-        let written = sqlx::query(UPDATE_IF_VERSION)
+        self.write(UPDATE_IF_VERSION, row, Some(version)).await
+    }
+
+    /// Runs a row-writing statement: `$1`–`$8` are the row's values in one order (user, record,
+    /// token, key id, issued, expires, now, next refresh), `$9` the expected version if any.
+    async fn write(
+        &self,
+        sql: &'static str,
+        row: &NewRow,
+        version: Option<i64>,
+    ) -> Result<Option<i64>, Error> {
+        let mut query = sqlx::query(sql)
+            .bind(&row.user_id)
             .bind(&row.record)
             .bind(&row.token)
             .bind(self.keys.current_id())
             .bind(row.issued_at)
             .bind(row.expires_at)
             .bind(self.now_unix())
-            .bind(row.next_refresh_at)
-            .bind(&row.user_id)
-            .bind(version)
-            .fetch_optional(&self.pool)
-            .await?;
+            .bind(row.next_refresh_at);
+        if let Some(version) = version {
+            query = query.bind(version);
+        }
+        let written = query.fetch_optional(&self.pool).await?;
         Ok(written.map(|written| written.try_get("version")).transpose()?)
     }
 
@@ -389,10 +390,10 @@ const UPSERT_NEWER: &str = "INSERT INTO accounts
      RETURNING version";
 
 /// A new token over the row at a known version (compare-and-swap); its lease is released.
-const UPDATE_IF_VERSION: &str = "UPDATE accounts SET record = $1, token = $2, key_id = $3,
-         issued_at = $4, expires_at = $5, version = version + 1, state = 'active', failures = 0,
-         last_error = NULL, updated_at = $6, next_refresh_at = $7, lease_owner = NULL, lease_until = NULL
-     WHERE user_id = $8 AND version = $9 RETURNING version";
+const UPDATE_IF_VERSION: &str = "UPDATE accounts SET record = $2, token = $3, key_id = $4,
+         issued_at = $5, expires_at = $6, version = version + 1, state = 'active', failures = 0,
+         last_error = NULL, updated_at = $7, next_refresh_at = $8, lease_owner = NULL, lease_until = NULL
+     WHERE user_id = $1 AND version = $9 RETURNING version";
 
 fn conflict(record: &TokenRecord) -> Error {
     Error::Conflict {

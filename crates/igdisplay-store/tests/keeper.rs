@@ -479,7 +479,10 @@ async fn a_new_login_revives_a_revoked_or_deauthorized_account(db: Db) {
     fleet.store.deauthorize(&gone).await.unwrap();
     assert_eq!(fleet.keeper().run_once().await.unwrap().revoked, 1);
     for (user, username) in [(&revoked, "acct000001"), (&gone, "acct000002")] {
-        let token = fleet.mock.issue_token(username, TokenLifetime::LongLived).unwrap();
+        let token = fleet
+            .mock
+            .issue_token(username, TokenLifetime::LongLived)
+            .unwrap();
         let login = TokenRecord::new(
             user.clone(),
             AccessToken::new(token.access_token),
@@ -493,5 +496,9 @@ async fn a_new_login_revives_a_revoked_or_deauthorized_account(db: Db) {
         assert_eq!(fleet.column(user, "failures").await, Some(0));
     }
     fleet.advance(21 * DAY);
-    assert_eq!(fleet.keeper().run_once().await.unwrap().refreshed, 2, "kept again");
+    assert_eq!(
+        fleet.keeper().run_once().await.unwrap().refreshed,
+        2,
+        "kept again"
+    );
 }

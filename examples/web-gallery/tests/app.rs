@@ -14,23 +14,29 @@ struct Site {
     base: String,
 }
 
-async fn site() -> Site {
+/// A listener for a site, its base URL, and a client builder for it against `mock` (its
+/// redirect URI registered there).
+async fn listen(mock: &MockServer) -> (tokio::net::TcpListener, String, igdisplay::InstagramBuilder) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let mock = MockServer::start().unwrap();
     mock.add_redirect_uri(&format!("{base}/auth/callback"));
     let app = mock.app();
-    let instagram = Instagram::builder(
+    let builder = Instagram::builder(
         Platform::InstagramLogin,
         app.id,
         AppSecret::new(app.secret),
         format!("{base}/auth/callback"),
     )
     .mock(mock.base_url())
-    .clock(igdisplay::follow_mock_clock(&mock))
-    .build()
-    .unwrap();
+    .clock(igdisplay::follow_mock_clock(mock));
+    (listener, base, builder)
+}
+
+async fn site() -> Site {
+    let mock = MockServer::start().unwrap();
+    let (listener, base, builder) = listen(&mock).await;
+    let instagram = builder.build().unwrap();
     let state = Arc::new(web_gallery::App::new(
         instagram,
         base.clone(),
@@ -371,10 +377,7 @@ async fn a_denial_with_markup_in_its_description_is_never_echoed() {
 /// An instance of the site whose tokens and sessions live in the SQLite file `db`, against
 /// `mock`, with its callbacks registered when `callbacks` says so. Its base URL and store.
 async fn fleet_site(mock: &MockServer, db: &std::path::Path, callbacks: bool) -> (String, SqlStore) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    mock.add_redirect_uri(&format!("{base}/auth/callback"));
+    let (listener, base, builder) = listen(mock).await;
     if callbacks {
         mock.set_callbacks(
             Some(&format!("{base}/deauthorize")),
@@ -383,18 +386,7 @@ async fn fleet_site(mock: &MockServer, db: &std::path::Path, callbacks: bool) ->
     }
     let keys = KeyRing::new(Key::new("k1", &[9; 32]).unwrap());
     let store = SqlStore::sqlite(db, keys).await.unwrap();
-    let app = mock.app();
-    let instagram = Instagram::builder(
-        Platform::InstagramLogin,
-        app.id,
-        AppSecret::new(app.secret),
-        format!("{base}/auth/callback"),
-    )
-    .mock(mock.base_url())
-    .clock(igdisplay::follow_mock_clock(mock))
-    .store(Arc::new(store.clone()))
-    .build()
-    .unwrap();
+    let instagram = builder.store(Arc::new(store.clone())).build().unwrap();
     let fleet = web_gallery::Fleet {
         store: store.clone(),
         events: Events::default(),
