@@ -65,7 +65,7 @@ fn unix_now() -> i64 {
 fn keeper(url: &str, keys: &str, mock: &str, owner: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_igdisplay"))
         .args(["keeper", "--until-idle", "--owner", owner])
-        .args(["--lease", "3", "--idle", "1", "--progress-every", "0"])
+        .args(["--lease", "10", "--idle", "1", "--progress-every", "0"])
         .args(["--concurrency", "8", "--batch", "64"])
         .args(["--store", url, "--mock", mock])
         // The keeper needs no app secret; these keep it from asking the mock for its app.

@@ -89,6 +89,9 @@ pub enum MockError {
     /// No user of that name is seeded.
     #[error("no user named {0} is seeded")]
     UnknownUser(String),
+    /// No post has this id (album items are not posts of their own).
+    #[error("no post has the id {0}")]
+    UnknownMedia(String),
     /// No callback URL of that kind is registered (see [`MockServer::set_callbacks`]).
     #[error("no {0} callback URL is registered")]
     NoCallbackUrl(CallbackKind),
@@ -985,6 +988,59 @@ impl MockServer {
                 expires_in: value["expires_in"].as_i64().unwrap_or_default(),
             })
             .collect())
+    }
+
+    /// Publishes `post` as `username`'s newest item, dated now (mock time), as posting in the
+    /// app does: the next listing shows it first. Returns its id. `POST /_mock/media` does the
+    /// same.
+    ///
+    /// ```
+    /// use igdisplay_mock::{MockServer, SeedKind, SeedMedia};
+    ///
+    /// let mock = MockServer::start()?;
+    /// let id = mock.publish("jayposiris", &SeedMedia::new(SeedKind::Image, Some("Fresh")))?;
+    /// mock.edit_caption(&id, Some("Fresher"))?;
+    /// mock.delete_media(&id)?;
+    /// assert!(mock.delete_media(&id).is_err(), "gone");
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`MockError::UnknownUser`].
+    pub fn publish(&self, username: &str, post: &SeedMedia) -> Result<String, MockError> {
+        self.shared
+            .world()
+            .publish(username, post)
+            .ok_or_else(|| MockError::UnknownUser(username.to_owned()))
+    }
+
+    /// Deletes the post `id` (an album with its items): listings no longer show it and its
+    /// node answers as an unknown object. `DELETE /_mock/media/{id}` does the same.
+    ///
+    /// # Errors
+    ///
+    /// [`MockError::UnknownMedia`] when no post has that id.
+    pub fn delete_media(&self, id: &str) -> Result<(), MockError> {
+        if self.shared.world().delete_media(id) {
+            Ok(())
+        } else {
+            Err(MockError::UnknownMedia(id.to_owned()))
+        }
+    }
+
+    /// Edits the caption of the post `id` (`None` removes it). `POST /_mock/media/{id}/caption`
+    /// does the same.
+    ///
+    /// # Errors
+    ///
+    /// [`MockError::UnknownMedia`] when no post has that id.
+    pub fn edit_caption(&self, id: &str, caption: Option<&str>) -> Result<(), MockError> {
+        if self.shared.world().set_caption(id, caption.map(str::to_owned)) {
+            Ok(())
+        } else {
+            Err(MockError::UnknownMedia(id.to_owned()))
+        }
     }
 
     /// How many times each user's token was refreshed (successfully), by the user's

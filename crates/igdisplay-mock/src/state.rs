@@ -13,7 +13,7 @@ use crate::clock::MockClock;
 use crate::faults::{Fault, Stub};
 use crate::journal::Journal;
 use crate::rng::Rng;
-use crate::seed::{MockPlatform, Seed, SeedApp, SeedKind};
+use crate::seed::{MockPlatform, Seed, SeedApp, SeedKind, SeedMedia};
 use std::collections::{HashMap, VecDeque};
 
 /// One hour: authorization codes and short-lived tokens.
@@ -459,6 +459,70 @@ impl World {
             stubs: Vec::new(),
             refreshes: HashMap::new(),
             root_pem,
+        }
+    }
+
+    /// Publishes `post` as `username`'s newest item, at the mock's now. Returns its id, or
+    /// `None` for an unknown user.
+    pub(crate) fn publish(&mut self, username: &str, post: &SeedMedia) -> Option<String> {
+        let user = self.user_by_name(username)?;
+        let media_id = (17_900_000_000_000_000 + self.rng.below(999_999_999_999_999)).to_string();
+        let children = post
+            .children
+            .iter()
+            .map(|kind| Child {
+                id: (18_000_000_000_000_000 + self.rng.below(999_999_999_999_999)).to_string(),
+                kind: Kind::of(*kind),
+                shortcode: self.rng.token(11),
+            })
+            .collect();
+        let media = Media {
+            id: media_id.clone(),
+            kind: Kind::of(post.kind),
+            caption: post.caption.clone(),
+            timestamp: self.now(),
+            shortcode: self.rng.token(11),
+            likes: post.likes,
+            comments: post.comments,
+            copyright_flagged: post.copyright_flagged,
+            children,
+        };
+        self.users[user].media.insert(0, media);
+        self.reindex(user);
+        Some(media_id)
+    }
+
+    /// Deletes the post `id` (an album goes with its items). Returns whether there was one.
+    pub(crate) fn delete_media(&mut self, id: &str) -> bool {
+        let Some(MediaRef::Item { user, index }) = self.media_index.get(id).copied() else {
+            return false;
+        };
+        self.users[user].media.remove(index);
+        self.reindex(user);
+        true
+    }
+
+    /// Sets the caption of the post `id` (`None`: removes it). Returns whether there was one.
+    pub(crate) fn set_caption(&mut self, id: &str, caption: Option<String>) -> bool {
+        let Some(MediaRef::Item { user, index }) = self.media_index.get(id).copied() else {
+            return false;
+        };
+        self.users[user].media[index].caption = caption;
+        true
+    }
+
+    /// Rebuilds the index entries of `user`'s library after it changed.
+    fn reindex(&mut self, user: usize) {
+        self.media_index.retain(|_, place| match place {
+            MediaRef::Item { user: u, .. } | MediaRef::Child { user: u, .. } => *u != user,
+        });
+        for (index, media) in self.users[user].media.iter().enumerate() {
+            self.media_index
+                .insert(media.id.clone(), MediaRef::Item { user, index });
+            for (child, item) in media.children.iter().enumerate() {
+                self.media_index
+                    .insert(item.id.clone(), MediaRef::Child { user, index, child });
+            }
         }
     }
 

@@ -199,7 +199,7 @@ async fn the_control_api_lists_its_endpoints() {
         listed.contains(&"POST /_mock/clock/advance".to_owned()),
         "{listed:?}"
     );
-    assert_eq!(listed.len(), 23);
+    assert_eq!(listed.len(), 26);
 }
 
 #[tokio::test]
@@ -1167,4 +1167,48 @@ async fn seed_files_and_generated_libraries_drive_the_data() {
     );
     assert!(matches!(broken, Err(igdisplay_mock::MockError::SeedRead { .. })));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn published_deleted_and_edited_posts_show_in_the_next_listing() {
+    let mock = mock(MockPlatform::InstagramLogin);
+    let token = long_token(&mock, "jayposiris").await;
+    let first_id = |listing: &Value| listing["data"][0]["id"].as_str().unwrap().to_owned();
+    let listing = |mock: &MockServer, token: &str| {
+        let url = graph(mock, "/me/media?fields=id,caption&limit=5", token);
+        async move { get(&url).await.2 }
+    };
+    let before = first_id(&listing(&mock, &token).await);
+
+    let created = http()
+        .post(format!("{}/_mock/media", mock.base_url()))
+        .body(r#"{"username": "jayposiris", "kind": "IMAGE", "caption": "Brand new"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let id = created.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let after = listing(&mock, &token).await;
+    assert_eq!(first_id(&after), id, "the new post comes first");
+    assert_eq!(after["data"][0]["caption"], "Brand new");
+
+    mock.edit_caption(&id, Some("Edited")).unwrap();
+    assert_eq!(listing(&mock, &token).await["data"][0]["caption"], "Edited");
+
+    let deleted = http()
+        .delete(format!("{}/_mock/media/{id}", mock.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(first_id(&listing(&mock, &token).await), before, "gone again");
+    let (status, _, _) = get(&graph(&mock, &format!("/{id}?fields=id"), &token)).await;
+    assert_eq!(status, 400, "its node is gone too");
+    assert!(matches!(
+        mock.delete_media(&id),
+        Err(igdisplay_mock::MockError::UnknownMedia(_))
+    ));
 }

@@ -424,7 +424,8 @@ impl Keeper {
         self.work(true).await
     }
 
-    /// Asks a running keeper to stop after the batch in flight.
+    /// Asks a running keeper to stop after the batch in flight. A stopped keeper stays
+    /// stopped: build another to start again.
     pub fn stop(&self) {
         self.inner.stopping.store(true, Ordering::Relaxed);
         self.inner.stop.notify_waiters();

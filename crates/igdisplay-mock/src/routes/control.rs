@@ -12,6 +12,7 @@
 
 use crate::clock::{MockClock, instagram_timestamp, parse_rfc3339};
 use crate::faults::{Fault, Stub};
+use crate::seed::{SeedKind, SeedMedia};
 use crate::state::{TokenKind, World};
 use crate::wire::{Reply, Req};
 use base64::Engine as _;
@@ -143,6 +144,24 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         path: "/_mock/tokens/bulk",
         input: "{prefix, kind?: \"long_lived\" | \"short_lived\"}",
         answer: "{tokens: [{access_token, user_id, expires_in}, ...]}",
+    },
+    Endpoint {
+        method: "POST",
+        path: "/_mock/media",
+        input: "{username, kind?: \"IMAGE\" | \"VIDEO\" | \"CAROUSEL_ALBUM\", caption?}",
+        answer: "{id}",
+    },
+    Endpoint {
+        method: "DELETE",
+        path: "/_mock/media/{id}",
+        input: "",
+        answer: "{deleted: id}",
+    },
+    Endpoint {
+        method: "POST",
+        path: "/_mock/media/{id}/caption",
+        input: "{caption?}",
+        answer: "{id, caption}",
     },
     Endpoint {
         method: "GET",
@@ -291,6 +310,39 @@ impl World {
                 match self.dashboard_token(&username, long) {
                     Some(issued) => ok(&issued),
                     None => bad_request("no such user"),
+                }
+            }
+            ("POST", ["media"]) => {
+                let username = body_field(&req.body, "username").unwrap_or_default();
+                let kind = match body_field(&req.body, "kind").as_deref() {
+                    None | Some("IMAGE") => SeedKind::Image,
+                    Some("VIDEO") => SeedKind::Video,
+                    Some("CAROUSEL_ALBUM") => SeedKind::Album,
+                    Some(_) => return bad_request("kind is IMAGE, VIDEO or CAROUSEL_ALBUM"),
+                };
+                let caption = body_field(&req.body, "caption");
+                let mut post = SeedMedia::new(kind, caption.as_deref());
+                if kind == SeedKind::Album {
+                    post.children = vec![SeedKind::Image, SeedKind::Image];
+                }
+                match self.publish(&username, &post) {
+                    Some(id) => ok(&json!({"id": id})),
+                    None => bad_request("no such user"),
+                }
+            }
+            ("DELETE", ["media", id]) => {
+                if self.delete_media(id) {
+                    ok(&json!({"deleted": id}))
+                } else {
+                    bad_request("no post has this id")
+                }
+            }
+            ("POST", ["media", id, "caption"]) => {
+                let caption = body_field(&req.body, "caption");
+                if self.set_caption(id, caption.clone()) {
+                    ok(&json!({"id": id, "caption": caption}))
+                } else {
+                    bad_request("no post has this id")
                 }
             }
             ("POST", ["tokens", "bulk"]) => {
