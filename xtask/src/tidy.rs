@@ -24,6 +24,11 @@ const ALLOWED_WORKSPACE_EDGES: &[(&str, &[&str])] = &[
             "igdisplay-graph",
         ],
     ),
+    // Above graph: the media mirror. Only it takes an image dependency.
+    (
+        "igdisplay-mirror",
+        &["igdisplay-model", "igdisplay-http", "igdisplay-graph"],
+    ),
     (
         "igdisplay",
         &[

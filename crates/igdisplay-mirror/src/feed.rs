@@ -1,0 +1,132 @@
+//! [`Feed`]: what the mirror serves for one account, as JSON for a headless site.
+
+use igdisplay_model::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// One account's mirrored feed: its items newest first, each with local image variants.
+/// Written whole and atomically after every sync; when a sync fails, the last good items stay
+/// and [`FeedStatus::Stale`] says since when and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Feed {
+    /// Whose feed (the app-scoped user id).
+    pub user_id: String,
+    /// When the items were last listed successfully.
+    pub synced_at: Option<Timestamp>,
+    /// Whether the items are current.
+    pub status: FeedStatus,
+    /// When the next poll is due (adapted to how often the account posts).
+    pub next_poll_at: Timestamp,
+    /// The items, newest first.
+    pub items: Vec<FeedItem>,
+}
+
+/// Whether a feed is current.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FeedStatus {
+    /// The last sync listed everything.
+    Fresh,
+    /// The last syncs failed since `since`; the items are the last good ones.
+    Stale {
+        /// The first failed sync.
+        since: Timestamp,
+        /// What failed, in a sentence (never a token or URL).
+        reason: String,
+        /// Whether the account must log in again (a revoked or expired token): polling
+        /// stops until it does.
+        needs_login: bool,
+    },
+}
+
+/// One post, or one item of an album.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct FeedItem {
+    /// The media id.
+    pub id: String,
+    /// `IMAGE`, `VIDEO` or `CAROUSEL_ALBUM`.
+    pub media_type: String,
+    /// The caption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    /// Text for the image's `alt`: Instagram's `alt_text`, else the caption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alt: Option<String>,
+    /// The post on instagram.com.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permalink: Option<String>,
+    /// When it was published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
+    /// The local copies of its image (a video's thumbnail); `None` when it could not be
+    /// mirrored (no URL, a file that does not decode): a site leaves the item out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<MirroredImage>,
+    /// An album's items.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<FeedItem>,
+}
+
+impl FeedItem {
+    /// Whether a site can show it: it has an image, or (an album) an item that has one.
+    pub fn is_available(&self) -> bool {
+        self.image.is_some() || self.children.iter().any(|c| c.image.is_some())
+    }
+
+    /// The image a grid shows for it: its own, or its first item's.
+    pub fn cover(&self) -> Option<&MirroredImage> {
+        self.image
+            .as_ref()
+            .or_else(|| self.children.iter().find_map(|c| c.image.as_ref()))
+    }
+}
+
+/// An image mirrored into the blob store: the downloaded original and resized variants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct MirroredImage {
+    /// The blob key of the file as downloaded.
+    pub original: String,
+    /// The original's width in pixels.
+    pub width: u32,
+    /// The original's height in pixels.
+    pub height: u32,
+    /// The average colour, `#rrggbb`: a placeholder while the image loads.
+    pub color: String,
+    /// JPEG copies no wider than each configured width, smallest first (a width the original
+    /// does not reach is left out; the original stands in).
+    pub variants: Vec<Variant>,
+}
+
+impl MirroredImage {
+    /// The smallest variant at least `width` wide, else the largest; the original when there
+    /// is none.
+    pub fn best_for(&self, width: u32) -> (&str, u32, u32) {
+        self.variants
+            .iter()
+            .find(|v| v.width >= width)
+            .or_else(|| self.variants.last())
+            .map_or((&self.original, self.width, self.height), |v| {
+                (&v.key, v.width, v.height)
+            })
+    }
+
+    /// Every blob key it uses.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.original.as_str()).chain(self.variants.iter().map(|v| v.key.as_str()))
+    }
+}
+
+/// One resized copy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Variant {
+    /// Its blob key.
+    pub key: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}

@@ -1,0 +1,109 @@
+//! Decoding a downloaded image and making its resized JPEG variants and average colour. Runs
+//! on a blocking thread: it is CPU work.
+
+use image::imageops::FilterType;
+use image::{DynamicImage, GenericImageView as _, ImageReader};
+use std::io::Cursor;
+
+/// The largest image decoded, in pixels a side: a hostile file claiming more is refused
+/// before any memory is taken for it.
+pub(crate) const MAX_SIDE: u32 = 8192;
+
+/// A decoded image's size, colour and variants (`(width, bytes, height)` per width).
+pub(crate) struct Processed {
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) color: String,
+    pub(crate) variants: Vec<(u32, u32, Vec<u8>)>,
+}
+
+/// Why an image was not processed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ImageError {
+    #[error("the file is not an image this mirror decodes")]
+    Decode(#[from] image::ImageError),
+    #[error("the file could not be read")]
+    Read(#[from] std::io::Error),
+    #[error("the image claims {0}×{1} pixels, more than the mirror decodes")]
+    TooLarge(u32, u32),
+    #[error("the image has no pixels")]
+    Empty,
+}
+
+/// Decodes `bytes` and makes a JPEG copy for each of `widths` the image is wider than.
+pub(crate) fn process(bytes: &[u8], widths: &[u32]) -> Result<Processed, ImageError> {
+    let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format()?;
+    let (width, height) = reader.into_dimensions()?;
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(ImageError::TooLarge(width, height));
+    }
+    if width == 0 || height == 0 {
+        return Err(ImageError::Empty);
+    }
+    let image = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()?
+        .decode()?;
+    let color = average_color(&image);
+    let mut variants = Vec::new();
+    for &target in widths {
+        if target == 0 || target >= width {
+            continue;
+        }
+        let scaled_height = u32::try_from(u64::from(height) * u64::from(target) / u64::from(width))
+            .unwrap_or(1)
+            .max(1);
+        let resized = image.resize_exact(target, scaled_height, FilterType::Triangle);
+        let mut out = Vec::new();
+        resized
+            .to_rgb8()
+            .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg)?;
+        variants.push((target, scaled_height, out));
+    }
+    Ok(Processed {
+        width,
+        height,
+        color,
+        variants,
+    })
+}
+
+/// The mean colour, as `#rrggbb`.
+fn average_color(image: &DynamicImage) -> String {
+    let pixel = image.resize_exact(1, 1, FilterType::Triangle).get_pixel(0, 0);
+    format!("#{:02x}{:02x}{:02x}", pixel[0], pixel[1], pixel[2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
+        let image = image::RgbImage::from_pixel(width, height, image::Rgb(rgb));
+        let mut out = Vec::new();
+        image
+            .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn variants_are_made_only_below_the_original_width_with_the_aspect_kept() {
+        let processed = process(&png(800, 400, [200, 10, 10]), &[320, 640, 1080]).unwrap();
+        assert_eq!((processed.width, processed.height), (800, 400));
+        let sizes: Vec<(u32, u32)> = processed.variants.iter().map(|(w, h, _)| (*w, *h)).collect();
+        assert_eq!(sizes, [(320, 160), (640, 320)]);
+        assert_eq!(processed.color, "#c80a0a");
+        for (_, _, jpeg) in &processed.variants {
+            assert_eq!(&jpeg[..2], &[0xFF, 0xD8], "a JPEG");
+        }
+    }
+
+    #[test]
+    fn junk_and_empty_files_are_typed_errors() {
+        assert!(matches!(
+            process(b"not an image", &[320]),
+            Err(ImageError::Decode(_))
+        ));
+        assert!(process(&[], &[320]).is_err());
+    }
+}

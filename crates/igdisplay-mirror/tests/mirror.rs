@@ -1,0 +1,295 @@
+//! The mirror against the mock with a moving clock: a first sync in one call per page, new,
+//! deleted and edited posts, links that expired (before and during a sync), Instagram down, a
+//! revoked token, and hostile ids.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use igdisplay_graph::{GraphClient, GraphEndpoint};
+use igdisplay_http::{HttpBackend, HttpRequest, HttpResponse, HyperBackend, SharedBackend, TransportError};
+use igdisplay_mirror::{BlobStore, FeedStatus, FsBlobStore, Mirror, SyncError};
+use igdisplay_mock::{
+    Fault, FaultKind, MockClock, MockServer, Seed, SeedKind, SeedMedia, Stub, TokenLifetime,
+};
+use igdisplay_model::{AccessToken, Platform, UserId};
+use std::sync::Arc;
+use std::time::Duration;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// A mock with `bulk`, an account of `count` posts (every 5th an album of 3), a client acting
+/// as it, and a mirror into a temporary folder.
+struct Site {
+    mock: MockServer,
+    graph: GraphClient,
+    user: UserId,
+    blobs: Arc<FsBlobStore>,
+    mirror: Mirror,
+    _dir: tempfile::TempDir,
+}
+
+fn site_with(count: usize, backend: impl Fn(SharedBackend, &MockServer) -> SharedBackend) -> Site {
+    let mock = MockServer::builder()
+        .calls_per_hour(None)
+        .clock(MockClock::Frozen(1_800_000_000))
+        .seed(Seed::demo().with_generated_user("bulk", count, 5))
+        .start()
+        .unwrap();
+    let token = mock.issue_token("bulk", TokenLifetime::LongLived).unwrap();
+    let http: SharedBackend = Arc::new(HyperBackend::new().unwrap());
+    let backend = backend(http, &mock);
+    let graph = GraphClient::with_token(
+        backend.clone(),
+        GraphEndpoint::new(Platform::InstagramLogin).base_url(mock.base_url()),
+        AccessToken::new(token.access_token),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = Arc::new(FsBlobStore::new(dir.path()));
+    let mirror = Mirror::new(blobs.clone(), backend);
+    Site {
+        user: UserId::new(token.user_id),
+        mock,
+        graph,
+        blobs,
+        mirror,
+        _dir: dir,
+    }
+}
+
+fn site(count: usize) -> Site {
+    site_with(count, |backend, _| backend)
+}
+
+impl Site {
+    fn listings(&self) -> usize {
+        self.mock
+            .journal()
+            .iter()
+            .filter(|e| e.path.ends_with("/media") && e.method == "GET")
+            .count()
+    }
+
+    async fn every_file_exists(&self) -> usize {
+        let feed = self.mirror.feed(&self.user).await.unwrap().unwrap();
+        let mut files = 0;
+        for item in feed
+            .items
+            .iter()
+            .flat_map(|i| std::iter::once(i).chain(&i.children))
+        {
+            if let Some(image) = &item.image {
+                for key in image.keys() {
+                    assert!(self.blobs.exists(key).await.unwrap(), "{key}");
+                    files += 1;
+                }
+            }
+        }
+        files
+    }
+}
+
+#[tokio::test]
+async fn a_first_sync_mirrors_every_item_with_variants_in_one_request_per_page() {
+    let site = site(250);
+    let report = site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    assert_eq!(report.items, 250);
+    assert_eq!(report.graph_calls, 3, "250 posts: 3 pages of 100");
+    assert_eq!(site.listings(), 3, "album items came with their page");
+    assert_eq!(report.unavailable, 0);
+    let feed = site.mirror.feed(&site.user).await.unwrap().unwrap();
+    assert_eq!(feed.status, FeedStatus::Fresh);
+    assert!(feed.items.iter().all(|item| item.is_available()));
+    let album = feed
+        .items
+        .iter()
+        .find(|i| i.media_type == "CAROUSEL_ALBUM")
+        .unwrap();
+    assert_eq!(album.children.len(), 3);
+    let image = album.cover().unwrap();
+    assert!(image.color.starts_with('#') && image.color.len() == 7);
+    for variant in &image.variants {
+        assert!(variant.width < image.width && variant.height > 0);
+    }
+    assert!(site.every_file_exists().await >= 250);
+}
+
+#[tokio::test]
+async fn new_deleted_and_edited_posts_show_after_the_next_sync_and_nothing_is_downloaded_twice() {
+    let site = site(12);
+    let first = site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    let before = site.mirror.feed(&site.user).await.unwrap().unwrap();
+    let gone = before.items[3].clone();
+    let edited = before.items[5].id.clone();
+
+    let new = site
+        .mock
+        .publish("bulk", &SeedMedia::new(SeedKind::Image, Some("Just posted")))
+        .unwrap();
+    site.mock.delete_media(&gone.id).unwrap();
+    site.mock.edit_caption(&edited, Some("Edited caption")).unwrap();
+
+    let second = site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    assert_eq!((second.items, second.removed), (12, 1));
+    assert_eq!(
+        second.downloaded, 1,
+        "only the new post: {second:?} after {first:?}"
+    );
+    let feed = site.mirror.feed(&site.user).await.unwrap().unwrap();
+    assert_eq!(feed.items[0].id, new);
+    assert_eq!(feed.items[0].caption.as_deref(), Some("Just posted"));
+    assert!(feed.items.iter().all(|i| i.id != gone.id));
+    let caption = feed
+        .items
+        .iter()
+        .find(|i| i.id == edited)
+        .unwrap()
+        .caption
+        .clone();
+    assert_eq!(caption.as_deref(), Some("Edited caption"));
+    for key in gone.image.as_ref().unwrap().keys() {
+        assert!(
+            !site.blobs.exists(key).await.unwrap(),
+            "the deleted post's {key} is gone"
+        );
+    }
+    site.every_file_exists().await;
+}
+
+#[tokio::test]
+async fn thirty_days_later_every_link_has_expired_and_every_image_is_still_mirrored() {
+    let site = site(30);
+    site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    site.mock.advance(30 * DAY);
+    let later = site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    assert_eq!((later.downloaded, later.unavailable), (0, 0));
+    assert_eq!(
+        later.reused,
+        later.items + 6 * 3 - 6,
+        "every post and album item reused"
+    );
+    site.every_file_exists().await;
+}
+
+/// Moves the mock's clock 30 days ahead just before the first CDN download: every link the
+/// listing just gave has expired by the time it is fetched.
+#[derive(Debug)]
+struct ExpireBeforeFirstDownload {
+    inner: SharedBackend,
+    mock_time: igdisplay_mock::MockTime,
+    done: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl HttpBackend for ExpireBeforeFirstDownload {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        if request.uri().path().starts_with("/cdn/")
+            && !self.done.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.mock_time.advance(30 * DAY);
+        }
+        self.inner.send(request).await
+    }
+}
+
+#[tokio::test]
+async fn links_that_expire_during_a_sync_are_repaired_by_listing_the_page_again() {
+    let site = site_with(8, |inner, mock| {
+        Arc::new(ExpireBeforeFirstDownload {
+            inner,
+            mock_time: mock.time(),
+            done: std::sync::atomic::AtomicBool::new(false),
+        })
+    });
+    let report = site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    assert_eq!(report.repaired, 1);
+    assert_eq!(
+        report.graph_calls, 2,
+        "the one page, listed once more: never one call per item"
+    );
+    assert_eq!(report.unavailable, 0);
+    site.every_file_exists().await;
+}
+
+#[tokio::test]
+async fn instagram_down_keeps_the_last_good_feed_and_says_why_until_it_is_back() {
+    let site = site(10);
+    site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    site.mock
+        .add_fault(Fault::new("/me/media", FaultKind::Status { status: 500 }));
+    let error = site.mirror.sync(&site.user, &site.graph).await.unwrap_err();
+    assert!(matches!(error, SyncError::Listing { kept: 10, .. }), "{error:?}");
+    let feed = site.mirror.feed(&site.user).await.unwrap().unwrap();
+    assert_eq!(feed.items.len(), 10, "never an empty feed");
+    let FeedStatus::Stale {
+        needs_login, reason, ..
+    } = &feed.status
+    else {
+        panic!("{:?}", feed.status);
+    };
+    assert!(!needs_login && !reason.is_empty());
+    site.every_file_exists().await;
+
+    site.mock.clear_faults();
+    site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    let feed = site.mirror.feed(&site.user).await.unwrap().unwrap();
+    assert_eq!(feed.status, FeedStatus::Fresh);
+}
+
+#[tokio::test]
+async fn a_revoked_token_keeps_the_last_good_feed_and_stops_the_polling() {
+    let site = site(10);
+    site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    site.mock.revoke_tokens("bulk").unwrap();
+    let error = site.mirror.sync(&site.user, &site.graph).await.unwrap_err();
+    let SyncError::Listing { kept, source } = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(*kept, 10);
+    assert!(source.requires_login());
+    let feed = site.mirror.feed(&site.user).await.unwrap().unwrap();
+    let FeedStatus::Stale {
+        needs_login: true,
+        since,
+        ..
+    } = feed.status
+    else {
+        panic!("{:?}", feed.status);
+    };
+    assert!(
+        feed.next_poll_at.unix() >= since.unix() + 86_400,
+        "polled again after a day at the soonest"
+    );
+}
+
+#[tokio::test]
+async fn a_first_sync_that_fails_writes_an_empty_feed_that_says_so() {
+    let site = site(3);
+    site.mock
+        .add_fault(Fault::new("/me/media", FaultKind::Status { status: 503 }));
+    site.mirror.sync(&site.user, &site.graph).await.unwrap_err();
+    let feed = site.mirror.feed(&site.user).await.unwrap().unwrap();
+    assert!(feed.items.is_empty());
+    assert!(
+        matches!(feed.status, FeedStatus::Stale { .. }),
+        "not silently empty"
+    );
+}
+
+#[tokio::test]
+async fn hostile_ids_and_links_never_escape_the_store() {
+    let site = site(1);
+    site.mock.stub(Stub::json(
+        "GET",
+        "/me/media",
+        200,
+        serde_json::json!({"data": [
+            {"id": "../../escape", "media_type": "IMAGE", "media_url": format!("{}/cdn/v/x.jpg", site.mock.base_url())},
+            {"id": "1790000000000000001", "media_type": "IMAGE", "media_url": "not a url"},
+            {"id": "1790000000000000002", "media_type": "IMAGE"},
+        ]}),
+    ));
+    let report = site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    assert_eq!((report.items, report.unavailable, report.downloaded), (3, 3, 0));
+    let feed = site.mirror.feed(&site.user).await.unwrap().unwrap();
+    assert!(feed.items.iter().all(|i| !i.is_available()));
+    assert!(!site.blobs.root().parent().unwrap().join("escape").exists());
+}
