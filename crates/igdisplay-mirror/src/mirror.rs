@@ -226,29 +226,11 @@ impl Mirror {
         };
         self.write(user, &feed).await?;
         // Only now that the new feed is written: the files of posts that are gone.
-        let kept: HashSet<&str> = feed
-            .items
-            .iter()
-            .flat_map(|item| std::iter::once(item).chain(&item.children))
-            .filter_map(|item| item.image.as_ref())
-            .flat_map(MirroredImage::keys)
-            .collect();
         if let Some(previous) = &previous {
-            let live: HashSet<&str> = feed.items.iter().map(|i| i.id.as_str()).collect();
-            report.removed = previous
-                .items
-                .iter()
-                .filter(|i| !live.contains(i.id.as_str()))
-                .count();
-            for image in previous
-                .items
-                .iter()
-                .flat_map(|item| std::iter::once(item).chain(&item.children))
-                .filter_map(|item| item.image.as_ref())
-            {
-                for key in image.keys().filter(|key| !kept.contains(key)) {
-                    self.blobs.delete(key).await?;
-                }
+            let (removed, gone) = gone_files(previous, &feed);
+            report.removed = removed;
+            for key in gone {
+                self.blobs.delete(&key).await?;
             }
         }
         Ok(report)
@@ -428,6 +410,34 @@ impl Mirror {
             Ok(_) | Err(_) => Download::Failed,
         }
     }
+}
+
+/// The posts of `previous` missing from `current`, and the files only they used.
+fn gone_files(previous: &Feed, current: &Feed) -> (usize, Vec<String>) {
+    let all = |feed: &Feed| -> Vec<FeedItem> {
+        feed.items
+            .iter()
+            .flat_map(|item| std::iter::once(item.clone()).chain(item.children.iter().cloned()))
+            .collect()
+    };
+    let kept: HashSet<String> = all(current)
+        .iter()
+        .filter_map(|item| item.image.as_ref())
+        .flat_map(|image| image.keys().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    let live: HashSet<&str> = current.items.iter().map(|i| i.id.as_str()).collect();
+    let removed = previous
+        .items
+        .iter()
+        .filter(|i| !live.contains(i.id.as_str()))
+        .count();
+    let gone = all(previous)
+        .iter()
+        .filter_map(|item| item.image.as_ref())
+        .flat_map(|image| image.keys().map(str::to_owned).collect::<Vec<_>>())
+        .filter(|key| !kept.contains(key))
+        .collect();
+    (removed, gone)
 }
 
 enum Download {

@@ -26,8 +26,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 mod sessions;
+mod showcase;
 
 use sessions::{Session, Sessions};
+pub use showcase::{Showcase, spawn_sync_loop, sync_owner};
 
 const COOKIE: &str = "igd_session";
 const PAGE_SIZE: u32 = 12;
@@ -42,6 +44,8 @@ pub struct App {
     csp: String,
     sessions: Sessions,
     fleet: Option<Fleet>,
+    /// Owner mode: the site's own account, shown to every visitor from the mirror.
+    showcase: Option<Showcase>,
     deletions: Mutex<HashMap<String, Deletion>>,
     /// The answer given to each data-deletion request (by its signature), so a replayed
     /// request gets the same confirmation code rather than a new one.
@@ -122,9 +126,32 @@ impl App {
             csp,
             sessions,
             fleet,
+            showcase: None,
             deletions: Mutex::default(),
             answered: Mutex::default(),
         }
+    }
+
+    /// Owner mode: the site shows `showcase`'s account to every visitor, from its mirror, and
+    /// every image from the site's own origin (the CSP allows no other).
+    #[must_use]
+    pub fn with_showcase(mut self, showcase: Showcase) -> Self {
+        self.csp =
+            "default-src 'none'; img-src 'self'; script-src 'self'; connect-src 'self'; style-src 'self'; \
+                    form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+                .to_owned();
+        self.showcase = Some(showcase);
+        self
+    }
+
+    /// The client.
+    pub fn instagram(&self) -> &Instagram {
+        &self.instagram
+    }
+
+    /// The owner mode's mirror, if the site runs in owner mode.
+    pub fn showcase(&self) -> Option<&Showcase> {
+        self.showcase.as_ref()
     }
 
     fn now(&self) -> i64 {
@@ -134,12 +161,25 @@ impl App {
 
 /// The routes, with the security headers on every response.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/", get(home))
+    let routes = if app.showcase.is_some() {
+        Router::new()
+            .route("/", get(showcase::home))
+            .route("/tiles", get(showcase::tiles))
+            .route("/album/{id}", get(showcase::album))
+            .route("/media/{id}/{file}", get(showcase::media))
+            .route("/feed.json", get(showcase::feed_json))
+            .route("/owner", get(showcase::owner))
+            .route("/static/more.js", get(showcase::script))
+            .route("/gallery", get(|| async { Redirect::to("/") }))
+    } else {
+        Router::new()
+            .route("/", get(home))
+            .route("/gallery", get(gallery))
+            .route("/album/{id}", get(album))
+    };
+    routes
         .route("/login", get(login))
         .route("/auth/callback", get(callback))
-        .route("/gallery", get(gallery))
-        .route("/album/{id}", get(album))
         .route("/logout", post(logout))
         .route("/deauthorize", post(deauthorize))
         .route("/data-deletion", post(data_deletion))
@@ -268,7 +308,7 @@ fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response 
     response
 }
 
-fn page(template: &impl Template, status: StatusCode) -> Response {
+pub(crate) fn page(template: &impl Template, status: StatusCode) -> Response {
     match template.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(_) => (
@@ -375,6 +415,25 @@ async fn callback(State(app): State<Arc<App>>, headers: HeaderMap, request: Requ
     let outcome = app.instagram.complete_login(pending, &url).await;
     match outcome {
         Ok(token) => {
+            if let Some(showcase) = &app.showcase {
+                // Owner mode: the first login connects the site's account; another account
+                // cannot take it over (its token is not kept).
+                match showcase.owner() {
+                    Some(owner) if owner != token.user_id => {
+                        let _ = app.instagram.tokens().logout(&token.user_id).await;
+                        return message(
+                            StatusCode::FORBIDDEN,
+                            "This site shows another Instagram account",
+                            "Only the account the site was connected with can log in here.",
+                        );
+                    }
+                    _ => showcase.set_owner(token.user_id.clone()),
+                }
+                // The feed is there when the owner comes back to it.
+                if let Err(error) = sync_owner(&app).await {
+                    tracing::warn!(%error, "the first sync of the owner's feed failed");
+                }
+            }
             // A new session id at login: one fixed before the login (fixation) is worthless.
             let (fresh, mut logged_in, cookie) = match new_session(&app).await {
                 Ok(fresh) => fresh,

@@ -40,6 +40,13 @@ struct Args {
     /// instagram-login or basic-display.
     #[arg(long, env = "IGDISPLAY_PLATFORM", default_value = "instagram-login")]
     platform: String,
+    /// Owner mode: the site's own account, connected once at /owner, shown to every visitor
+    /// from a mirror in --mirror-dir (images from this site, never from Instagram's CDN).
+    #[arg(long)]
+    owner: bool,
+    /// Where owner mode mirrors the media.
+    #[arg(long, value_name = "DIR", default_value = "web-gallery-mirror")]
+    mirror_dir: std::path::PathBuf,
     /// Keep tokens and sessions in this database (sqlite:PATH or postgres://USER@HOST/DB),
     /// sealed with the keys of IGDISPLAY_STORE_KEYS, and keep every account's token alive.
     #[arg(long, env = "DATABASE_URL", value_name = "URL")]
@@ -49,6 +56,11 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Warnings (a failed sync, a keeper's failure) on stderr.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .try_init();
     let args = Args::parse();
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -130,6 +142,21 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             None,
         ),
     };
+    let app = if args.owner {
+        let showcase = web_gallery::Showcase::new(
+            args.mirror_dir.clone(),
+            igdisplay::http::default_backend(Default::default())?,
+            app.instagram().clock().clone(),
+        );
+        // The account connected before a restart is shown again.
+        if let Some(owner) = app.instagram().tokens().store().users().await?.into_iter().next() {
+            showcase.set_owner(owner);
+        }
+        app.with_showcase(showcase)
+    } else {
+        app
+    };
+    let app = Arc::new(app);
     println!("web-gallery listening on {public}");
     if let Some(mock) = &embedded {
         println!("mock Instagram at {}", mock.base_url());
@@ -147,7 +174,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             }
         });
     }
-    axum::serve(listener, web_gallery::router(Arc::new(app))).await?;
+    if app.showcase().is_some() {
+        web_gallery::spawn_sync_loop(app.clone());
+    }
+    axum::serve(listener, web_gallery::router(app)).await?;
     drop(embedded);
     Ok(())
 }

@@ -447,3 +447,127 @@ async fn two_instances_on_one_database_serve_each_others_logins_and_callbacks_up
         "logged out everywhere"
     );
 }
+
+/// The site in owner mode against a mock, its mirror in a temporary folder.
+async fn owner_site() -> (Site, Arc<web_gallery::App>, tempfile::TempDir) {
+    let mock = MockServer::start().unwrap();
+    let (listener, base, builder) = listen(&mock).await;
+    let instagram = builder.build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let showcase = web_gallery::Showcase::new(
+        dir.path().to_owned(),
+        igdisplay::http::default_backend(Default::default()).unwrap(),
+        instagram.clock().clone(),
+    );
+    let app = Arc::new(
+        web_gallery::App::new(instagram, base.clone(), mock.base_url().to_owned()).with_showcase(showcase),
+    );
+    let router = web_gallery::router(app.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (Site { mock, base }, app, dir)
+}
+
+async fn text(site: &Site, path: &str) -> (u16, String) {
+    let response = client().get(format!("{}{path}", site.base)).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// The `src` of every image of a page.
+fn sources(html: &str) -> Vec<String> {
+    html.split("<img src=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn owner_mode_shows_the_owners_feed_to_anonymous_visitors_from_the_sites_own_files() {
+    let (site, app, _dir) = owner_site().await;
+    let (_, before) = text(&site, "/").await;
+    assert!(before.contains("id=\"empty\""), "no owner yet: says so");
+
+    logged_in(&site).await; // the owner connects the site once
+    let (status, html) = text(&site, "/").await;
+    assert_eq!(status, 200);
+    let images = sources(&html);
+    assert_eq!(images.len(), 12);
+    assert!(images.iter().all(|src| src.starts_with("/media/")), "{images:?}");
+    assert!(
+        !html.contains(site.mock.base_url()),
+        "nothing from Instagram's hosts"
+    );
+    let image = client()
+        .get(format!("{}{}", site.base, images[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(image.status(), 200);
+    assert_eq!(image.headers()["content-type"], "image/jpeg");
+    assert!(html.contains("alt=\""));
+
+    // "Load more": the next tiles as JSON, and the same page without JavaScript.
+    let (_, more) = text(&site, "/tiles?page=2").await;
+    let more: serde_json::Value = serde_json::from_str(&more).unwrap();
+    assert_eq!(sources(more["html"].as_str().unwrap()).len(), 12);
+    let (_, page_two) = text(&site, "/?page=2").await;
+    assert_eq!(sources(&page_two), sources(more["html"].as_str().unwrap()));
+
+    // An album opens to its items, with its caption and link.
+    let feed = app.showcase().unwrap().feed().await.unwrap();
+    let album = feed
+        .items
+        .iter()
+        .find(|i| i.media_type == "CAROUSEL_ALBUM")
+        .unwrap();
+    let (_, album_page) = text(&site, &format!("/album/{}", album.id)).await;
+    assert_eq!(sources(&album_page).len(), album.children.len());
+    assert!(album_page.contains("album-link"));
+
+    // Thirty days on, every Instagram link has expired: the site still shows every image.
+    site.mock.advance(std::time::Duration::from_secs(30 * 86_400));
+    web_gallery::sync_owner(&app).await.unwrap();
+    let (_, later) = text(&site, "/").await;
+    assert_eq!(sources(&later), images);
+    for src in &images {
+        let file = client().get(format!("{}{src}", site.base)).send().await.unwrap();
+        assert_eq!(file.status(), 200, "{src}");
+    }
+
+    // The token revoked: the last good feed stays, and says how old it is.
+    site.mock.revoke_tokens("jayposiris").unwrap();
+    assert!(web_gallery::sync_owner(&app).await.is_err());
+    let (_, revoked) = text(&site, "/").await;
+    assert_eq!(sources(&revoked), images);
+    assert!(revoked.contains("id=\"stale\""));
+    let (_, owner) = text(&site, "/owner").await;
+    assert!(owner.contains("log in again"), "{owner}");
+}
+
+#[tokio::test]
+async fn owner_mode_refuses_another_account_and_keeps_no_token_of_it() {
+    let (site, app, _dir) = owner_site().await;
+    logged_in(&site).await;
+    let owner = app.showcase().unwrap().owner().unwrap();
+    let login = client()
+        .get(format!("{}/login?next=/owner", site.base))
+        .send()
+        .await
+        .unwrap();
+    let cookie = cookie_of(&login);
+    let authorize = login.headers()["location"].to_str().unwrap().to_owned();
+    let callback = site
+        .mock
+        .approve(&authorize, "cafe_nova")
+        .unwrap()
+        .trim_end_matches("#_")
+        .to_owned();
+    let refused = client()
+        .get(&callback)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(app.showcase().unwrap().owner(), Some(owner.clone()));
+    assert_eq!(app.instagram().tokens().store().users().await.unwrap(), [owner]);
+}

@@ -1,0 +1,359 @@
+//! Owner mode: the site's own account, logged in once, shown to every visitor from the
+//! mirror. Images come from the site's origin (never from Instagram's CDN), the feed survives
+//! expired links, Instagram outages and a revoked token (the last good one is shown), and a
+//! background task keeps it in sync at the pace the account posts.
+
+use crate::{App, page};
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use igdisplay::http::{Clock as _, SharedBackend, SharedClock, SystemClock};
+use igdisplay::model::UserId;
+use igdisplay_mirror::{BlobStore, Feed, FeedItem, FeedStatus, FsBlobStore, Mirror, SyncError, SyncReport};
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+/// Tiles per page.
+const PAGE: usize = 12;
+/// The variant width a tile asks for.
+const TILE_WIDTH: u32 = 640;
+
+/// The mirror of the site owner's account.
+#[derive(Debug)]
+pub struct Showcase {
+    mirror: Mirror,
+    blobs: Arc<FsBlobStore>,
+    owner: RwLock<Option<UserId>>,
+    wake: tokio::sync::Notify,
+}
+
+impl Showcase {
+    /// A showcase mirroring into `dir`, downloading through `backend`, on `clock` (the
+    /// client's: schedules are in Instagram's time).
+    pub fn new(dir: std::path::PathBuf, backend: SharedBackend, clock: SharedClock) -> Self {
+        let blobs = Arc::new(FsBlobStore::new(dir));
+        Self {
+            mirror: Mirror::new(blobs.clone(), backend).with_clock(clock),
+            blobs,
+            owner: RwLock::new(None),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The account shown.
+    pub fn owner(&self) -> Option<UserId> {
+        self.owner.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Shows `user`'s account from now on.
+    pub fn set_owner(&self, user: UserId) {
+        *self.owner.write().unwrap_or_else(PoisonError::into_inner) = Some(user);
+        self.wake.notify_one();
+    }
+
+    /// The owner's feed, if one was ever written.
+    pub async fn feed(&self) -> Option<Feed> {
+        let owner = self.owner()?;
+        self.mirror.feed(&owner).await.ok().flatten()
+    }
+}
+
+/// Syncs the owner's account now.
+///
+/// # Errors
+///
+/// [`SyncError`]: the last good feed is kept.
+pub async fn sync_owner(app: &App) -> Result<Option<SyncReport>, SyncError> {
+    let Some(showcase) = &app.showcase else {
+        return Ok(None);
+    };
+    let Some(owner) = showcase.owner() else {
+        return Ok(None);
+    };
+    let graph = app.instagram.graph(&owner);
+    showcase.mirror.sync(&owner, &graph).await.map(Some)
+}
+
+/// Keeps the owner's feed in sync: after each sync, waits until the feed's next poll (at
+/// least 10 seconds, at most an hour) or a new owner login, in real time.
+pub fn spawn_sync_loop(app: Arc<App>) {
+    let _task = tokio::spawn(async move {
+        loop {
+            if let Err(error) = sync_owner(&app).await {
+                tracing::warn!(%error, "the feed was not synced; the last good one is shown");
+            }
+            let Some(showcase) = &app.showcase else {
+                return;
+            };
+            let wait = match showcase.feed().await {
+                Some(feed) => {
+                    let now = igdisplay::model::Timestamp::from_system_time(app.instagram.clock().now());
+                    Duration::from_secs(
+                        feed.next_poll_at
+                            .unix()
+                            .saturating_sub(now.unix())
+                            .max(0)
+                            .unsigned_abs(),
+                    )
+                }
+                None => Duration::from_secs(60),
+            }
+            .clamp(Duration::from_secs(10), Duration::from_secs(3600));
+            tokio::select! {
+                () = SystemClock.sleep(wait) => {}
+                () = showcase.wake.notified() => {}
+            }
+        }
+    });
+}
+
+/// One tile of the public grid.
+struct Tile {
+    id: String,
+    kind: &'static str,
+    src: String,
+    width: u32,
+    height: u32,
+    color: String,
+    alt: String,
+    caption: Option<String>,
+    children: usize,
+    permalink: Option<String>,
+}
+
+impl Tile {
+    /// The tile of `item`, or `None` when nothing of it was mirrored (it is left out).
+    fn of(item: &FeedItem) -> Option<Self> {
+        let image = item.cover()?;
+        let (key, width, height) = image.best_for(TILE_WIDTH);
+        let kind = match item.media_type.as_str() {
+            "CAROUSEL_ALBUM" => "album",
+            "VIDEO" => "video",
+            _ => "image",
+        };
+        Some(Self {
+            id: item.id.clone(),
+            kind,
+            src: format!("/{key}"),
+            width,
+            height,
+            color: image.color.clone(),
+            alt: item.alt.clone().unwrap_or_default(),
+            caption: item.caption.clone(),
+            children: item.children.iter().filter(|c| c.image.is_some()).count(),
+            permalink: item.permalink.clone(),
+        })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "showcase.html")]
+struct ShowcasePage {
+    tiles: Vec<Tile>,
+    next: Option<usize>,
+    stale: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "tiles.html")]
+struct Tiles {
+    tiles: Vec<Tile>,
+}
+
+#[derive(Template)]
+#[template(path = "showcase_album.html")]
+struct AlbumPage {
+    id: String,
+    caption: Option<String>,
+    permalink: Option<String>,
+    tiles: Vec<Tile>,
+}
+
+#[derive(Template)]
+#[template(path = "owner.html")]
+struct OwnerPage {
+    owner: Option<String>,
+    status: String,
+}
+
+/// Page `page` (from 1) of the available items: the tiles and the next page, if any.
+fn page_of(feed: Option<&Feed>, page: usize) -> (Vec<Tile>, Option<usize>) {
+    let tiles: Vec<Tile> = feed
+        .map(|feed| feed.items.iter().filter_map(Tile::of).collect())
+        .unwrap_or_default();
+    let start = page.saturating_sub(1).saturating_mul(PAGE);
+    let next = (tiles.len() > start.saturating_add(PAGE)).then_some(page.saturating_add(1));
+    (tiles.into_iter().skip(start).take(PAGE).collect(), next)
+}
+
+fn page_number(query: &HashMap<String, String>) -> usize {
+    query
+        .get("page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .filter(|p| (1..=100_000).contains(p))
+        .unwrap_or(1)
+}
+
+/// `GET /`: the public gallery.
+pub(crate) async fn home(
+    State(app): State<Arc<App>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(showcase) = &app.showcase else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let feed = showcase.feed().await;
+    let (tiles, next) = page_of(feed.as_ref(), page_number(&query));
+    let stale = feed.as_ref().and_then(|feed| match &feed.status {
+        FeedStatus::Stale { .. } => Some(match feed.synced_at {
+            Some(at) => format!("Showing the posts as of {}.", at.to_rfc3339()),
+            None => "The posts could not be loaded yet.".to_owned(),
+        }),
+        FeedStatus::Fresh => None,
+        _ => None,
+    });
+    page(&ShowcasePage { tiles, next, stale }, StatusCode::OK)
+}
+
+/// `GET /tiles?page=N`: the next page's tiles, for "Load more".
+pub(crate) async fn tiles(
+    State(app): State<Arc<App>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(showcase) = &app.showcase else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let feed = showcase.feed().await;
+    let (tiles, next) = page_of(feed.as_ref(), page_number(&query));
+    match (Tiles { tiles }).render() {
+        Ok(html) => json(&serde_json::json!({"html": html, "next": next})),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// `GET /album/{id}`: an album's items, with its caption and link.
+pub(crate) async fn album(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+    let Some(showcase) = &app.showcase else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let feed = showcase.feed().await;
+    let Some(item) = feed
+        .as_ref()
+        .and_then(|feed| feed.items.iter().find(|i| i.id == id))
+    else {
+        return Redirect::to("/").into_response();
+    };
+    let tiles = item.children.iter().filter_map(Tile::of).collect();
+    page(
+        &AlbumPage {
+            id: item.id.clone(),
+            caption: item.caption.clone(),
+            permalink: item.permalink.clone(),
+            tiles,
+        },
+        StatusCode::OK,
+    )
+}
+
+/// `GET /media/{id}/{file}`: a mirrored file, from the site's own origin.
+pub(crate) async fn media(State(app): State<Arc<App>>, Path((id, file)): Path<(String, String)>) -> Response {
+    let Some(showcase) = &app.showcase else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let key = format!("media/{id}/{file}");
+    match showcase.blobs.get(&key).await {
+        Ok(Some(bytes)) => {
+            let content_type = if bytes.starts_with(&[0xFF, 0xD8]) {
+                "image/jpeg"
+            } else if bytes.starts_with(b"\x89PNG") {
+                "image/png"
+            } else {
+                "application/octet-stream"
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, content_type),
+                    // A file never changes under its key.
+                    (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        Ok(None) | Err(igdisplay_mirror::BlobError::InvalidKey(_)) => StatusCode::NOT_FOUND.into_response(),
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+/// `GET /feed.json`: the feed for a headless site (file keys are paths under this origin).
+pub(crate) async fn feed_json(State(app): State<Arc<App>>) -> Response {
+    let Some(showcase) = &app.showcase else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    match showcase.feed().await {
+        Some(feed) => json(&feed),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// `GET /owner`: who is shown, and the login that connects (or changes) the account.
+pub(crate) async fn owner(State(app): State<Arc<App>>) -> Response {
+    let Some(showcase) = &app.showcase else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let feed = showcase.feed().await;
+    let status = match feed.as_ref().map(|f| &f.status) {
+        Some(FeedStatus::Fresh) => format!("{} posts mirrored.", feed.as_ref().map_or(0, |f| f.items.len())),
+        Some(FeedStatus::Stale {
+            reason, needs_login, ..
+        }) if *needs_login => {
+            format!("Instagram refused the token ({reason}): log in again.")
+        }
+        Some(FeedStatus::Stale { reason, .. }) => {
+            format!("The last sync failed ({reason}); the last good feed is shown.")
+        }
+        Some(_) | None => "Not synced yet.".to_owned(),
+    };
+    page(
+        &OwnerPage {
+            owner: showcase.owner().map(|u| u.to_string()),
+            status,
+        },
+        StatusCode::OK,
+    )
+}
+
+fn json(value: &impl serde::Serialize) -> Response {
+    match serde_json::to_string(value) {
+        Ok(text) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// The "Load more" script: a static file, so the CSP stays `script-src 'self'`.
+pub(crate) async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("../static/more.js"),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_numbers_are_clamped() {
+        let query = |v: &str| HashMap::from([("page".to_owned(), v.to_owned())]);
+        assert_eq!(page_number(&query("3")), 3);
+        for hostile in ["0", "-1", "x", "99999999999999999999", "100001"] {
+            assert_eq!(page_number(&query(hostile)), 1, "{hostile}");
+        }
+    }
+}
