@@ -191,3 +191,72 @@ test('two instances on one PostgreSQL: a login on one is served by the other', {
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+// Owner mode: the owner connects the site once; anonymous visitors see the feed from the
+// site's own mirror, and the browser talks to no host but the site, even after Instagram's
+// links expire and after the token is revoked.
+test('owner mode: anonymous visitors, load more, an album, expired links and a revoked token', async () => {
+  const mirror = join(root, 'target/e2e', `mirror-${process.pid}`);
+  const site = await startServer(['--mock', '--owner', '--mirror-dir', mirror, '--addr', '127.0.0.1:0']);
+
+  // The owner connects the account (a login syncs the feed at once).
+  const owner = await freshPage();
+  const ownerLogsIn = async () => {
+    await owner.page.goto(`${site.site}/owner`);
+    await owner.page.click('#login');
+    await owner.page.waitForURL((url) => url.href.startsWith(`${site.mock}/oauth/authorize`));
+    await owner.page.click('text=Continue as @jayposiris');
+    await owner.page.waitForURL((url) => url.href.startsWith(`${site.site}/owner`));
+  };
+  await ownerLogsIn();
+  assert.match(await owner.page.textContent('#status'), /posts mirrored/);
+
+  // An anonymous visitor, every request of whose browser is recorded.
+  const visitor = await freshPage();
+  const hosts = new Set();
+  visitor.page.on('request', (request) => hosts.add(new URL(request.url()).origin));
+  const expectImagesLoaded = async (count) => {
+    await visitor.page.waitForFunction((n) => {
+      const images = [...document.querySelectorAll('#grid img')];
+      return images.length === n && images.every((img) => img.complete && img.naturalWidth > 0);
+    }, count);
+  };
+  await visitor.page.goto(site.site);
+  await expectImagesLoaded(12);
+  assert.ok((await visitor.page.getAttribute('#grid img >> nth=0', 'alt')) !== null, 'images carry alt text');
+
+  // Load more appends, in place.
+  await visitor.page.click('#load-more');
+  await expectImagesLoaded(24);
+  assert.equal(new URL(visitor.page.url()).pathname, '/');
+
+  // An album opens to its items, with its link.
+  const album = visitor.page.locator('#grid > li.album').first();
+  await album.locator('a.open').click();
+  await visitor.page.waitForURL(/\/album\//);
+  assert.ok((await visitor.page.locator('#album > li').count()) >= 2);
+  await visitor.page.click('#back');
+
+  // Thirty days later every Instagram link has expired (and the example's sessions, which
+  // follow the mock's clock): the owner logs in again, which syncs; all images still load.
+  await fetch(`${site.mock}/_mock/clock/advance?seconds=${30 * 86400}`, { method: 'POST' });
+  await ownerLogsIn();
+  assert.match(await owner.page.textContent('#status'), /posts mirrored/);
+  await visitor.page.goto(site.site);
+  await expectImagesLoaded(12);
+
+  // The token revoked: the last good feed is still shown, marked as such.
+  await fetch(`${site.mock}/_mock/tokens/revoke`, { method: 'POST', body: JSON.stringify({ username: 'jayposiris' }) });
+  await owner.page.click('#sync-now');
+  await owner.page.waitForURL((url) => url.pathname === '/owner');
+  assert.match(await owner.page.textContent('#status'), /log in again/);
+  await visitor.page.goto(site.site);
+  await expectImagesLoaded(12);
+  assert.equal(await visitor.page.locator('#stale').count(), 1);
+
+  assert.deepEqual([...hosts], [site.site], 'the visitor\'s browser asked no host but the site');
+  assert.deepEqual(visitor.errors, []);
+  assert.deepEqual(owner.errors, []);
+  await visitor.context.close();
+  await owner.context.close();
+});

@@ -169,6 +169,7 @@ pub fn router(app: Arc<App>) -> Router {
             .route("/media/{id}/{file}", get(showcase::media))
             .route("/feed.json", get(showcase::feed_json))
             .route("/owner", get(showcase::owner))
+            .route("/owner/sync", post(showcase::sync_now))
             .route("/static/more.js", get(showcase::script))
             .route("/gallery", get(|| async { Redirect::to("/") }))
     } else {
@@ -646,7 +647,7 @@ async fn logout(
 }
 
 /// Compares two secrets without an early exit on the first difference.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

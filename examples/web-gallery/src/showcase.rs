@@ -5,8 +5,8 @@
 
 use crate::{App, page};
 use askama::Template;
-use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use igdisplay::http::{Clock as _, SharedBackend, SharedClock, SystemClock};
 use igdisplay::model::UserId;
@@ -176,6 +176,8 @@ struct AlbumPage {
 struct OwnerPage {
     owner: Option<String>,
     status: String,
+    /// The owner's session CSRF token, when the owner is the one looking: "Sync now".
+    csrf: Option<String>,
 }
 
 /// Page `page` (from 1) of the available items: the tiles and the next page, if any.
@@ -298,11 +300,38 @@ pub(crate) async fn feed_json(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-/// `GET /owner`: who is shown, and the login that connects (or changes) the account.
-pub(crate) async fn owner(State(app): State<Arc<App>>) -> Response {
+/// The owner's session CSRF token, when the request comes from the owner's session.
+async fn owner_csrf(app: &App, showcase: &Showcase, headers: &HeaderMap) -> Option<String> {
+    let (_, session) = crate::existing_session(app, headers).await.ok()??;
+    (session.user.is_some() && session.user == showcase.owner()).then_some(session.csrf)
+}
+
+/// `POST /owner/sync`: the owner asks for a sync now (their session and its CSRF token).
+pub(crate) async fn sync_now(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     let Some(showcase) = &app.showcase else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    let sent = form.get("csrf").map(String::as_str).unwrap_or_default();
+    match owner_csrf(&app, showcase, &headers).await {
+        Some(csrf) if crate::constant_time_eq(sent.as_bytes(), csrf.as_bytes()) => {
+            // A failure is on the owner page (the feed's status); the last good feed stays.
+            let _ = sync_owner(&app).await;
+            Redirect::to("/owner").into_response()
+        }
+        _ => StatusCode::FORBIDDEN.into_response(),
+    }
+}
+
+/// `GET /owner`: who is shown, and the login that connects (or changes) the account.
+pub(crate) async fn owner(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let Some(showcase) = &app.showcase else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let csrf = owner_csrf(&app, showcase, &headers).await;
     let feed = showcase.feed().await;
     let status = match feed.as_ref().map(|f| &f.status) {
         Some(FeedStatus::Fresh) => format!("{} posts mirrored.", feed.as_ref().map_or(0, |f| f.items.len())),
@@ -320,6 +349,7 @@ pub(crate) async fn owner(State(app): State<Arc<App>>) -> Response {
         &OwnerPage {
             owner: showcase.owner().map(|u| u.to_string()),
             status,
+            csrf,
         },
         StatusCode::OK,
     )

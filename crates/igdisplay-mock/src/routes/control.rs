@@ -147,6 +147,12 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         method: "POST",
+        path: "/_mock/tokens/revoke",
+        input: "{username}",
+        answer: "{revoked: n}",
+    },
+    Endpoint {
+        method: "POST",
         path: "/_mock/media",
         input: "{username, kind?: \"IMAGE\" | \"VIDEO\" | \"CAROUSEL_ALBUM\", caption?}",
         answer: "{id}",
@@ -309,6 +315,13 @@ impl World {
                 let long = body_field(&req.body, "kind").is_none_or(|k| k != "short_lived");
                 match self.dashboard_token(&username, long) {
                     Some(issued) => ok(&issued),
+                    None => bad_request("no such user"),
+                }
+            }
+            ("POST", ["tokens", "revoke"]) => {
+                let username = body_field(&req.body, "username").unwrap_or_default();
+                match self.revoke_tokens(&username) {
+                    Some(revoked) => ok(&json!({"revoked": revoked})),
                     None => bad_request("no such user"),
                 }
             }
