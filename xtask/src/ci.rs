@@ -132,12 +132,17 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     let gallery_database = cluster.create_database("igd_browser")?;
     browser_tests(root, &gallery_database)?;
     let bin_dir = cluster.bin_dir.to_string_lossy().into_owned();
+    println!("\n==> an S3-compatible server on loopback for the mirror's object-storage tests");
+    let s3 = crate::s3::S3Server::start()?;
+    println!("s3: {}", s3.url);
     let with_postgres = [
         tests[0],
         tests[1],
         ("IGDISPLAY_TEST_POSTGRES", cluster.url.as_str()),
         ("IGDISPLAY_TEST_PG_BIN", bin_dir.as_str()),
         ("IGDISPLAY_REQUIRE_POSTGRES", "1"),
+        ("IGDISPLAY_TEST_S3", s3.url.as_str()),
+        ("IGDISPLAY_REQUIRE_S3", "1"),
     ];
     let result = if has_nextest(&cargo) {
         step(
@@ -166,6 +171,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
             &with_postgres,
         )
     };
+    drop(s3);
     drop(cluster);
     result?;
     crate::fuzz::smoke(root)?;

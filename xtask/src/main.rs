@@ -11,6 +11,7 @@ mod bench;
 mod ci;
 mod fuzz;
 mod postgres;
+mod s3;
 mod tidy;
 
 use std::path::{Path, PathBuf};

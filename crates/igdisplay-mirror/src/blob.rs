@@ -11,6 +11,20 @@ pub enum BlobError {
     /// A key must be `/`-separated segments of `A-Z a-z 0-9 . _ -`, none empty, `.` or `..`.
     #[error("`{0}` is not a valid blob key")]
     InvalidKey(String),
+    /// The object store answered with an error (or could not be reached).
+    #[error("the object store failed to {action} `{key}`")]
+    Remote {
+        /// What it was doing.
+        action: &'static str,
+        /// Which blob.
+        key: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The object store is not configured right (a bucket name, an endpoint).
+    #[error("the object store is not configured right: {0}")]
+    Config(String),
     /// Reading or writing failed.
     #[error("the blob store failed to {action} `{key}`")]
     Io {

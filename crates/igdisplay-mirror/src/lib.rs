@@ -4,7 +4,11 @@ mod blob;
 mod feed;
 mod images;
 mod mirror;
+#[cfg(feature = "s3")]
+mod s3;
 
 pub use blob::{BlobError, BlobStore, FsBlobStore, check_key};
 pub use feed::{Feed, FeedItem, FeedStatus, MirroredImage, Variant};
 pub use mirror::{Mirror, SyncError, SyncReport};
+#[cfg(feature = "s3")]
+pub use s3::{ObjectBlobStore, S3Config};
