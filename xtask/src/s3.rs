@@ -14,7 +14,10 @@ pub(crate) struct S3Server {
 impl S3Server {
     /// Starts the server `IGDISPLAY_S3_SERVER` names and waits (up to a minute) until it
     /// accepts connections.
-    #[allow(clippy::disallowed_methods, reason = "xtask waits for a real process in real time")]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "xtask waits for a real process in real time"
+    )]
     pub(crate) fn start() -> Result<Self, String> {
         let program = std::env::var("IGDISPLAY_S3_SERVER").map_err(
             |_| "IGDISPLAY_S3_SERVER is not set (`bash .ci/run` installs moto's server and sets it)",

@@ -44,6 +44,7 @@ const ALLOWED_WORKSPACE_EDGES: &[(&str, &[&str])] = &[
         "igdisplay-cli",
         &[
             "igdisplay",
+            "igdisplay-mirror",
             "igdisplay-model",
             "igdisplay-http",
             "igdisplay-auth",

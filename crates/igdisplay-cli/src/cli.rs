@@ -139,6 +139,23 @@ pub(crate) enum Command {
     /// The --store's keys.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Mirror every stored account's media into DIR: each image and video thumbnail once,
+    /// with resized copies, and a feed per account (feeds/USER_ID.json). Incremental: a second
+    /// run downloads only what is new; when Instagram fails, the last good feed stays.
+    Sync {
+        /// The mirror's folder.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Serve a mirror over HTTP: GET /feeds/USER_ID.json and the files under /media/.
+    Serve {
+        /// The mirror's folder (what `igdisplay sync --out` wrote).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8790")]
+        addr: std::net::SocketAddr,
+    },
     /// Check the setup, one line per check, with the fix for each failure (exit 1 if any
     /// fails): configuration, redirect URI, token, account type, scopes, clock, rate limit,
     /// callbacks.

@@ -15,6 +15,7 @@ mod fail;
 mod files;
 mod fleet;
 mod keyring;
+mod mirror;
 mod notice;
 mod out;
 mod read;
@@ -109,6 +110,8 @@ async fn dispatch(command: Command, settings: &Settings) -> Result<(), Failure> 
         }
         Command::Keeper(args) => fleet::keeper(settings, &args).await,
         Command::Accounts => fleet::accounts(settings).await,
+        Command::Sync { out } => mirror::sync(settings, &out).await,
+        Command::Serve { dir, addr } => mirror::serve(&dir, addr).await,
         Command::Store(StoreCommand::GenerateKey { id }) => fleet::generate_key(id.as_deref()),
         Command::Store(StoreCommand::RotateKey) => fleet::rotate_key(settings).await,
         Command::Mock(MockCommand::Serve(args)) => {

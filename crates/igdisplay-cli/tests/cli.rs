@@ -1610,3 +1610,82 @@ fn the_keeper_stops_cleanly_on_ctrl_c() {
     assert!(status.success(), "{rest}");
     assert!(rest.contains("stopping") && rest.contains("(stopped)"), "{rest}");
 }
+
+/// A child process killed when dropped, so a failed assertion never leaves it running.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `GET url` (plain http): the status, the head in lower case, and the body's bytes.
+fn get_bytes(url: &str) -> (u16, String, Vec<u8>) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = TcpStream::connect(host).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let end = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&response[..end]).to_ascii_lowercase();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head, response[end + 4..].to_vec())
+}
+
+#[test]
+fn sync_mirrors_the_stored_account_incrementally_and_serve_serves_it() {
+    use std::io::BufRead as _;
+    let env = Env::new(MockPlatform::InstagramLogin);
+    env.login("cafe_nova");
+    let out = env.dir.path().join("mirror");
+    let out_arg = out.to_str().unwrap();
+    let first: Value = serde_json::from_str(&env.ok(&["sync", "--out", out_arg, "--json"])).unwrap();
+    let report = &first[0]["report"];
+    let user = first[0]["user_id"].as_str().unwrap().to_owned();
+    assert!(report["items"].as_u64().unwrap() > 0);
+    assert_eq!(report["graph_calls"], 1, "one page, albums expanded");
+    let second: Value = serde_json::from_str(&env.ok(&["sync", "--out", out_arg, "--json"])).unwrap();
+    assert_eq!(second[0]["report"]["downloaded"], 0, "nothing downloaded twice");
+
+    let mut child = KillOnDrop(
+        env.command(&["serve", "--dir", out_arg, "--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line.trim().rsplit(' ').next().unwrap().to_owned();
+    let (status, _, body) = get_bytes(&format!("{base}/feeds/{user}.json"));
+    assert_eq!(status, 200);
+    let feed: Value = serde_json::from_slice(&body).unwrap();
+    let key = feed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|item| item["image"]["original"].as_str())
+        .unwrap()
+        .to_owned();
+    let (status, head, image) = get_bytes(&format!("{base}/{key}"));
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: image/jpeg"), "{head}");
+    assert_eq!(&image[..2], &[0xFF, 0xD8]);
+    for outside in [
+        "/feeds/../../tokens.json",
+        "/tokens.json",
+        "/media/..%2F..%2Ftokens.json",
+    ] {
+        assert_eq!(get_bytes(&format!("{base}{outside}")).0, 404, "{outside}");
+    }
+}

@@ -1,0 +1,135 @@
+//! `igdisplay sync` and `igdisplay serve`: a mirror of every stored account in a folder, and
+//! that folder over HTTP.
+
+use crate::fail::{Failure, chain};
+use crate::settings::Settings;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode};
+use igdisplay_mirror::{BlobStore, FsBlobStore, Mirror, SyncError};
+use std::path::Path;
+use std::sync::Arc;
+
+/// `igdisplay sync --out DIR`.
+pub(crate) async fn sync(settings: &Settings, out: &Path) -> Result<(), Failure> {
+    let instagram = settings.instagram(false).await?;
+    let users = instagram.tokens().store().users().await?;
+    if users.is_empty() {
+        return Err(Failure::runtime("no account is stored")
+            .hint("log in first (`igdisplay login`), or point --store at the accounts"));
+    }
+    let backend =
+        igdisplay::http::default_backend(Default::default()).map_err(|e| Failure::runtime(chain(&e)))?;
+    let mirror = Mirror::new(Arc::new(FsBlobStore::new(out)), backend).with_clock(instagram.clock().clone());
+    let mut reports = Vec::new();
+    let mut failed = 0usize;
+    for user in &users {
+        match mirror.sync(user, &instagram.graph(user)).await {
+            Ok(report) => {
+                if !settings.json {
+                    eprintln!(
+                        "{user}: {} posts, {} requests, {} files downloaded, {} kept, {} removed, {} unavailable",
+                        report.items,
+                        report.graph_calls,
+                        report.downloaded,
+                        report.reused,
+                        report.removed,
+                        report.unavailable
+                    );
+                }
+                reports.push(serde_json::json!({"user_id": user, "report": report}));
+            }
+            Err(SyncError::Listing { kept, source }) => {
+                failed += 1;
+                eprintln!(
+                    "{user}: not synced ({}); the last good feed ({kept} posts) is kept",
+                    chain(&source)
+                );
+                reports.push(serde_json::json!({"user_id": user, "error": chain(&source), "kept": kept}));
+            }
+            Err(error) => {
+                return Err(Failure::runtime(chain(&error)).hint("check that the folder is writable"));
+            }
+        }
+    }
+    if settings.json {
+        crate::out::json(&reports);
+    } else {
+        println!(
+            "Mirrored {} of {} accounts into {}",
+            users.len() - failed,
+            users.len(),
+            out.display()
+        );
+    }
+    if failed > 0 {
+        return Err(Failure::runtime(format!("{failed} accounts were not synced")));
+    }
+    Ok(())
+}
+
+/// `igdisplay serve --dir DIR`: `GET /feeds/{user}.json` and `GET /media/{id}/{file}`, read
+/// only, from the folder; anything else is 404.
+pub(crate) async fn serve(dir: &Path, addr: std::net::SocketAddr) -> Result<(), Failure> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Failure::usage(format!("cannot listen on {addr}: {e}"), "pick another --addr"))?;
+    let local = listener.local_addr().map_err(Failure::from)?;
+    println!("serving {} on http://{local}", dir.display());
+    let blobs = Arc::new(FsBlobStore::new(dir));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let blobs = blobs.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| answer(blobs.clone(), request));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn answer(
+    blobs: Arc<FsBlobStore>,
+    request: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let path = request.uri().path().trim_start_matches('/').to_owned();
+    let servable = request.method() == hyper::Method::GET
+        && (path.starts_with("media/") || (path.starts_with("feeds/") && path.ends_with(".json")));
+    let found = if servable {
+        blobs.get(&path).await.ok().flatten()
+    } else {
+        None
+    };
+    let response = match found {
+        Some(bytes) => {
+            let content_type = if path.ends_with(".json") {
+                "application/json"
+            } else if bytes.starts_with(&[0xFF, 0xD8]) {
+                "image/jpeg"
+            } else if bytes.starts_with(b"\x89PNG") {
+                "image/png"
+            } else {
+                "application/octet-stream"
+            };
+            let cache = if path.starts_with("media/") {
+                "public, max-age=31536000, immutable"
+            } else {
+                "no-cache"
+            };
+            Response::builder()
+                .header("content-type", content_type)
+                .header("cache-control", cache)
+                .header("x-content-type-options", "nosniff")
+                .header("access-control-allow-origin", "*")
+                .body(Full::new(bytes))
+        }
+        None => Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(Full::new(Bytes::from_static(b"Not Found"))),
+    };
+    Ok(response.unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
+}
