@@ -125,7 +125,7 @@ fn export_command(cli: &str, mock: &Server, token_file: &std::path::Path, dir: &
 }
 
 /// Imports the mock's bulk token into a token file under `work` with `igdisplay token import`.
-fn import_token(
+pub(crate) fn import_token(
     cli: &str,
     mock: &Server,
     token: &str,

@@ -15,6 +15,7 @@ mod fleet;
 mod footprint;
 mod load;
 mod memory;
+mod mirror;
 mod procs;
 mod report;
 mod servers;
@@ -123,6 +124,8 @@ pub(crate) struct Plan {
     pub(crate) fleet_due: usize,
     /// Accounts in the fleet comparison's table.
     pub(crate) fleet_rows: usize,
+    /// The two library sizes the mirror's sync is measured at.
+    pub(crate) mirror_items: (usize, usize),
 }
 
 impl Plan {
@@ -141,6 +144,7 @@ impl Plan {
                 export_pages: (1, 3),
                 fleet_due: 100,
                 fleet_rows: 2_000,
+                mirror_items: (30, 120),
             }
         } else {
             Self {
@@ -156,6 +160,7 @@ impl Plan {
                 export_pages: (10, 150),
                 fleet_due: 10_000,
                 fleet_rows: 1_000_000,
+                mirror_items: (1_000, 10_000),
             }
         }
     }
@@ -205,27 +210,29 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 async fn run(plan: Plan, cli: &str, out: &str, command: &str, postgres: Option<&str>) -> Result<(), String> {
     let mut report = Report::new(command, plan.quick);
-    eprintln!("1/8 mock server throughput");
+    eprintln!("1/9 mock server throughput");
     throughput::throughput(&plan, &mut report).await?;
-    eprintln!("2/8 mock server memory");
+    eprintln!("2/9 mock server memory");
     memory::memory(&plan, &mut report).await?;
-    eprintln!("3/8 client overhead");
+    eprintln!("3/9 client overhead");
     client::client_overhead(&plan, &mut report).await?;
-    eprintln!("4/8 whole-library sync");
+    eprintln!("4/9 whole-library sync");
     sync::sync(&plan, &mut report).await?;
-    eprintln!("5/8 export");
+    eprintln!("5/9 export");
     export::export(&plan, cli, &mut report).await?;
-    eprintln!("6/8 export memory by library size");
+    eprintln!("6/9 export memory by library size");
     export::export_memory(&plan, cli, &mut report)?;
-    eprintln!("7/8 build footprint");
+    eprintln!("7/9 build footprint");
     footprint::footprint(&mut report)?;
     match postgres {
         Some(postgres) => {
-            eprintln!("8/8 keeping a fleet alive");
+            eprintln!("8/9 keeping a fleet alive");
             fleet::fleet(&plan, cli, postgres, &mut report).await?;
         }
-        None => eprintln!("8/8 keeping a fleet alive: skipped (no --postgres)"),
+        None => eprintln!("8/9 keeping a fleet alive: skipped (no --postgres)"),
     }
+    eprintln!("9/9 media mirror");
+    mirror::mirror(&plan, cli, &mut report).await?;
     std::fs::write(out, report.render()).map_err(|e| format!("{out}: {e}"))?;
     eprintln!("wrote {out}");
     Ok(())

@@ -98,9 +98,13 @@ pub(crate) fn cpu_seconds() -> f64 {
 
 /// Runs `command` to completion, sampling its peak resident memory; returns (seconds, KiB).
 pub(crate) fn run_measured(command: &mut Command) -> Result<(f64, u64), String> {
+    run_measured_keeping_stdout(command.stdout(Stdio::null()))
+}
+
+/// As [`run_measured`], leaving the command's standard output as the caller set it.
+pub(crate) fn run_measured_keeping_stdout(command: &mut Command) -> Result<(f64, u64), String> {
     let started = std::time::Instant::now();
     let mut child = command
-        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| e.to_string())?;
