@@ -76,11 +76,9 @@ pub(crate) async fn mirror(plan: &Plan, cli: &str, report: &mut Report) -> Resul
     );
     report.section(
         "9. Media mirror: sync",
-        &format!(
-            "`igdisplay sync` of a generated library (every 10th post an album of 3) from igdisplay-mock, into a folder, \
-             a new process and a new mock each; requests are the listing requests the sync reports. The sync holds the \
-             feed it writes (a few hundred bytes a post) and one image at a time."
-        ),
+        "`igdisplay sync` of a generated library (every 10th post an album of 3) from igdisplay-mock, into a folder, \
+         a new process and a new mock each; requests are the listing requests the sync reports. The sync holds the \
+         feed it writes (a few hundred bytes a post) and one image at a time.",
         &["library", "listing requests", "files downloaded", "seconds", "peak RSS"],
         rows,
     );
