@@ -191,6 +191,31 @@ impl SqlStore {
         })
     }
 
+    /// Marks `user`'s account revoked because Instagram refused its token outside a refresh
+    /// (a Graph call or a media sync answered error 190): it is never refreshed again until a
+    /// new login. Returns the event to send, or `None` when the account was not active or
+    /// failing (unknown, or already marked).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn mark_revoked(&self, user: &UserId, reason: &str) -> Result<Option<Event>, Error> {
+        let now = self.now_unix();
+        let done = sqlx::query(
+            "UPDATE accounts SET state = 'revoked', next_refresh_at = NULL, last_error = $1, updated_at = $2
+             WHERE user_id = $3 AND state IN ('active', 'failing')",
+        )
+        .bind(reason.chars().take(500).collect::<String>())
+        .bind(now)
+        .bind(user.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok((done.rows_affected() > 0).then(|| Event::Revoked {
+            user_id: user.clone(),
+            at: Timestamp::from_unix(now),
+        }))
+    }
+
     /// Seals again, under the ring's current key, up to `batch` tokens sealed under an older
     /// one. Safe while keepers and logins write: a row is re-sealed only if its token is
     /// still the one read (a row written meanwhile is sealed under the current key anyway),

@@ -146,6 +146,7 @@ on_both!(
     an_on_demand_refresh_takes_the_same_lease,
     a_token_failing_until_its_expiry_ends_expired,
     a_new_login_revives_a_revoked_or_deauthorized_account,
+    a_token_refused_outside_a_refresh_is_marked_revoked_once,
 );
 
 async fn due_tokens_are_refreshed_once_and_next_due_on_day_twenty(db: Db) {
@@ -500,5 +501,24 @@ async fn a_new_login_revives_a_revoked_or_deauthorized_account(db: Db) {
         fleet.keeper().run_once().await.unwrap().refreshed,
         2,
         "kept again"
+    );
+}
+
+async fn a_token_refused_outside_a_refresh_is_marked_revoked_once(db: Db) {
+    let fleet = Fleet::new(&db, ring("k1", 1), 1, DAY).await;
+    let user = fleet.users[0].clone();
+    let event = fleet.store.mark_revoked(&user, "error 190").await.unwrap();
+    assert!(matches!(event, Some(Event::Revoked { .. })));
+    assert_eq!(fleet.state(&user).await, AccountState::Revoked);
+    assert_eq!(
+        fleet.store.mark_revoked(&user, "again").await.unwrap(),
+        None,
+        "once"
+    );
+    fleet.advance(30 * DAY);
+    assert_eq!(
+        fleet.keeper().run_once().await.unwrap().claimed,
+        0,
+        "never refreshed"
     );
 }

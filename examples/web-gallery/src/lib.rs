@@ -773,12 +773,17 @@ async fn deletion_status(
 }
 
 async fn stylesheet() -> Response {
+    static_file("text/css; charset=utf-8", include_str!("../static/app.css"))
+}
+
+/// A file of the site's own, cacheable for an hour.
+pub(crate) fn static_file(content_type: &'static str, body: &'static str) -> Response {
     (
         [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "max-age=3600"),
         ],
-        include_str!("../static/app.css"),
+        body,
     )
         .into_response()
 }

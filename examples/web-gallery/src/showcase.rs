@@ -73,7 +73,15 @@ pub async fn sync_owner(app: &App) -> Result<Option<SyncReport>, SyncError> {
         return Ok(None);
     };
     let graph = app.instagram.graph(&owner);
-    showcase.mirror.sync(&owner, &graph).await.map(Some)
+    let synced = showcase.mirror.sync(&owner, &graph).await;
+    // Instagram refused the token: the fleet's store marks the account and says so.
+    if let (Err(SyncError::Listing { source, .. }), Some(fleet)) = (&synced, &app.fleet)
+        && source.requires_login()
+        && let Ok(Some(event)) = fleet.store.mark_revoked(&owner, &source.to_string()).await
+    {
+        fleet.events.send(event);
+    }
+    synced.map(Some)
 }
 
 /// Keeps the owner's feed in sync: after each sync, waits until the feed's next poll (at
@@ -198,16 +206,24 @@ fn page_number(query: &HashMap<String, String>) -> usize {
         .unwrap_or(1)
 }
 
+/// The owner's feed and the asked page of its tiles; `None` outside owner mode.
+async fn asked_page(
+    app: &App,
+    query: &HashMap<String, String>,
+) -> Option<(Option<Feed>, Vec<Tile>, Option<usize>)> {
+    let feed = app.showcase.as_ref()?.feed().await;
+    let (tiles, next) = page_of(feed.as_ref(), page_number(query));
+    Some((feed, tiles, next))
+}
+
 /// `GET /`: the public gallery.
 pub(crate) async fn home(
     State(app): State<Arc<App>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(showcase) = &app.showcase else {
+    let Some((feed, tiles, next)) = asked_page(&app, &query).await else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let feed = showcase.feed().await;
-    let (tiles, next) = page_of(feed.as_ref(), page_number(&query));
     let stale = feed.as_ref().and_then(|feed| match &feed.status {
         FeedStatus::Stale { .. } => Some(match feed.synced_at {
             Some(at) => format!("Showing the posts as of {}.", at.to_rfc3339()),
@@ -224,11 +240,9 @@ pub(crate) async fn tiles(
     State(app): State<Arc<App>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(showcase) = &app.showcase else {
+    let Some((_, tiles, next)) = asked_page(&app, &query).await else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let feed = showcase.feed().await;
-    let (tiles, next) = page_of(feed.as_ref(), page_number(&query));
     match (Tiles { tiles }).render() {
         Ok(html) => json(&serde_json::json!({"html": html, "next": next})),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -364,14 +378,10 @@ fn json(value: &impl serde::Serialize) -> Response {
 
 /// The "Load more" script: a static file, so the CSP stays `script-src 'self'`.
 pub(crate) async fn script() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "max-age=3600"),
-        ],
+    crate::static_file(
+        "text/javascript; charset=utf-8",
         include_str!("../static/more.js"),
     )
-        .into_response()
 }
 
 #[cfg(test)]

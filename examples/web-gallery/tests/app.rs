@@ -571,3 +571,46 @@ async fn owner_mode_refuses_another_account_and_keeps_no_token_of_it() {
     assert_eq!(app.showcase().unwrap().owner(), Some(owner.clone()));
     assert_eq!(app.instagram().tokens().store().users().await.unwrap(), [owner]);
 }
+
+#[tokio::test]
+async fn owner_mode_marks_a_revoked_owner_in_the_store_and_sends_the_event() {
+    let mock = MockServer::start().unwrap();
+    let (listener, base, builder) = listen(&mock).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::sqlite(
+        &dir.path().join("site.db"),
+        KeyRing::new(Key::new("k1", &[7; 32]).unwrap()),
+    )
+    .await
+    .unwrap();
+    let instagram = builder.store(Arc::new(store.clone())).build().unwrap();
+    let showcase = web_gallery::Showcase::new(
+        dir.path().join("mirror"),
+        igdisplay::http::default_backend(Default::default()).unwrap(),
+        instagram.clock().clone(),
+    );
+    let events = Events::default();
+    let mut received = events.subscribe();
+    let fleet = web_gallery::Fleet {
+        store: store.clone(),
+        events,
+    };
+    let app = Arc::new(
+        web_gallery::App::with_fleet(instagram, base.clone(), mock.base_url().to_owned(), fleet)
+            .await
+            .unwrap()
+            .with_showcase(showcase),
+    );
+    let router = web_gallery::router(app.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let site = Site { mock, base };
+    logged_in(&site).await;
+
+    site.mock.revoke_tokens("jayposiris").unwrap();
+    assert!(web_gallery::sync_owner(&app).await.is_err());
+    assert_eq!(store.counts().await.unwrap()[&AccountState::Revoked], 1);
+    assert!(matches!(
+        received.try_recv().unwrap(),
+        igdisplay::store::Event::Revoked { .. }
+    ));
+}
