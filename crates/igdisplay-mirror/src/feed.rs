@@ -113,9 +113,17 @@ impl MirroredImage {
             })
     }
 
-    /// Every blob key it uses.
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.original.as_str()).chain(self.variants.iter().map(|v| v.key.as_str()))
+    /// Every blob key it uses: the original, the variants, and the record beside them
+    /// (`image.json`, which lets a sync that was cut short be resumed without downloading
+    /// again).
+    pub fn keys(&self) -> impl Iterator<Item = String> + '_ {
+        let record = self
+            .original
+            .rsplit_once('/')
+            .map(|(folder, _)| format!("{folder}/image.json"));
+        std::iter::once(self.original.clone())
+            .chain(self.variants.iter().map(|v| v.key.clone()))
+            .chain(record)
     }
 }
 

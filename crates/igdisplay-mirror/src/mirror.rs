@@ -357,6 +357,16 @@ impl Mirror {
             report.reused += 1;
             return Ok(Fetched::Image(image.clone()));
         }
+        // Mirrored by a sync that stopped before it wrote its feed (a crash, a full disk): its
+        // record is written after its files, so a record means the files are whole.
+        let record = format!("media/{id}/image.json");
+        if check_key(&record).is_ok()
+            && let Some(bytes) = self.blobs.get(&record).await?
+            && let Ok(image) = serde_json::from_slice::<MirroredImage>(&bytes)
+        {
+            report.reused += 1;
+            return Ok(Fetched::Image(image));
+        }
         let source = match media.media_type {
             Some(MediaType::Video) => media.thumbnail_url.as_deref(),
             _ => media.media_url.as_deref(),
@@ -385,13 +395,19 @@ impl Mirror {
             self.blobs.put(&key, Bytes::from(jpeg)).await?;
             variants.push(Variant { key, width, height });
         }
-        Ok(Fetched::Image(MirroredImage {
+        let image = MirroredImage {
             original,
             width: processed.width,
             height: processed.height,
             color: processed.color,
             variants,
-        }))
+        };
+        let json = serde_json::to_vec(&image).map_err(|source| SyncError::CorruptFeed {
+            user: id.clone(),
+            source,
+        })?;
+        self.blobs.put(&record, Bytes::from(json)).await?;
+        Ok(Fetched::Image(image))
     }
 
     /// GETs a CDN link.
@@ -423,7 +439,7 @@ fn gone_files(previous: &Feed, current: &Feed) -> (usize, Vec<String>) {
     let kept: HashSet<String> = all(current)
         .iter()
         .filter_map(|item| item.image.as_ref())
-        .flat_map(|image| image.keys().map(str::to_owned).collect::<Vec<_>>())
+        .flat_map(|image| image.keys().collect::<Vec<_>>())
         .collect();
     let live: HashSet<&str> = current.items.iter().map(|i| i.id.as_str()).collect();
     let removed = previous
@@ -434,7 +450,7 @@ fn gone_files(previous: &Feed, current: &Feed) -> (usize, Vec<String>) {
     let gone = all(previous)
         .iter()
         .filter_map(|item| item.image.as_ref())
-        .flat_map(|image| image.keys().map(str::to_owned).collect::<Vec<_>>())
+        .flat_map(|image| image.keys().collect::<Vec<_>>())
         .filter(|key| !kept.contains(key))
         .collect();
     (removed, gone)

@@ -78,7 +78,7 @@ impl Site {
         {
             if let Some(image) = &item.image {
                 for key in image.keys() {
-                    assert!(self.blobs.exists(key).await.unwrap(), "{key}");
+                    assert!(self.blobs.exists(&key).await.unwrap(), "{key}");
                     files += 1;
                 }
             }
@@ -147,7 +147,7 @@ async fn new_deleted_and_edited_posts_show_after_the_next_sync_and_nothing_is_do
     assert_eq!(caption.as_deref(), Some("Edited caption"));
     for key in gone.image.as_ref().unwrap().keys() {
         assert!(
-            !site.blobs.exists(key).await.unwrap(),
+            !site.blobs.exists(&key).await.unwrap(),
             "the deleted post's {key} is gone"
         );
     }
@@ -292,4 +292,48 @@ async fn hostile_ids_and_links_never_escape_the_store() {
     let feed = site.mirror.feed(&site.user).await.unwrap().unwrap();
     assert!(feed.items.iter().all(|i| !i.is_available()));
     assert!(!site.blobs.root().parent().unwrap().join("escape").exists());
+}
+
+/// A blob store whose writes of feeds fail, as a crash or a full disk at the end of a sync.
+#[derive(Debug)]
+struct FeedWritesFail(Arc<FsBlobStore>);
+
+#[async_trait::async_trait]
+impl BlobStore for FeedWritesFail {
+    async fn put(&self, key: &str, bytes: bytes::Bytes) -> Result<(), igdisplay_mirror::BlobError> {
+        if key.starts_with("feeds/") {
+            return Err(igdisplay_mirror::BlobError::InvalidKey(
+                "the disk is full".to_owned(),
+            ));
+        }
+        self.0.put(key, bytes).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<bytes::Bytes>, igdisplay_mirror::BlobError> {
+        self.0.get(key).await
+    }
+    async fn exists(&self, key: &str) -> Result<bool, igdisplay_mirror::BlobError> {
+        self.0.exists(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), igdisplay_mirror::BlobError> {
+        self.0.delete(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_sync_cut_short_before_its_feed_is_resumed_without_downloading_again() {
+    let site = site(20);
+    let backend: SharedBackend = Arc::new(HyperBackend::new().unwrap());
+    let failing = Mirror::new(Arc::new(FeedWritesFail(site.blobs.clone())), backend);
+    assert!(matches!(
+        failing.sync(&site.user, &site.graph).await,
+        Err(SyncError::Blob(_))
+    ));
+    assert!(
+        site.mirror.feed(&site.user).await.unwrap().is_none(),
+        "no half feed"
+    );
+    let resumed = site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    assert_eq!(resumed.downloaded, 0, "every file was already there: {resumed:?}");
+    assert_eq!(resumed.unavailable, 0);
+    site.every_file_exists().await;
 }

@@ -71,7 +71,7 @@ async fn a_mirror_in_object_storage_writes_every_file_and_drops_the_deleted_ones
     assert_eq!(feed.status, FeedStatus::Fresh);
     for image in feed.items.iter().filter_map(|i| i.cover()) {
         for key in image.keys() {
-            assert!(blobs.exists(key).await.unwrap(), "{key}");
+            assert!(blobs.exists(&key).await.unwrap(), "{key}");
         }
     }
 
@@ -80,7 +80,7 @@ async fn a_mirror_in_object_storage_writes_every_file_and_drops_the_deleted_ones
     let second = mirror.sync(&user, &graph).await.unwrap();
     assert_eq!((second.removed, second.downloaded), (1, 0));
     for key in gone.image.as_ref().unwrap().keys() {
-        assert!(!blobs.exists(key).await.unwrap(), "{key} deleted");
+        assert!(!blobs.exists(&key).await.unwrap(), "{key} deleted");
     }
 
     // Another instance over the same bucket serves the same feed.
