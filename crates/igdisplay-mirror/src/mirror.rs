@@ -33,6 +33,8 @@ const POLL_MAX: Duration = Duration::from_secs(6 * 3600);
 /// After a failed listing, the next try; after a revoked token, a day (a new login syncs at once).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(15 * 60);
 const AFTER_REVOCATION: Duration = Duration::from_secs(24 * 3600);
+/// Instagram's usage is over a rolling hour: a sync put off for the budget waits that long.
+const BUDGET_WINDOW: Duration = Duration::from_secs(3600);
 
 /// A sync failed: listing, or writing the mirror. The last good feed is kept either way.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +82,9 @@ pub struct SyncReport {
     pub removed: usize,
     /// Posts or album items without a mirrored image (no URL, not decodable).
     pub unavailable: usize,
+    /// The sync was put off: the usage Instagram reported is at or above the mirror's share
+    /// of the budget ([`Mirror::with_budget_share`]); the feed is kept as it was.
+    pub deferred: bool,
 }
 
 /// Keeps accounts' media mirrored in a [`BlobStore`]. Cheap to clone. The crate's
@@ -90,6 +95,7 @@ pub struct Mirror {
     backend: SharedBackend,
     clock: SharedClock,
     widths: Vec<u32>,
+    budget_share: u8,
 }
 
 /// Where one image comes from, and whether its link had expired.
@@ -108,7 +114,17 @@ impl Mirror {
             backend,
             clock: Arc::new(SystemClock),
             widths: vec![320, 640, 1080],
+            budget_share: 50,
         }
+    }
+
+    /// The share of the rate budget (percent, as the usage headers report it) the mirror may
+    /// use: a sync that finds the usage at or above it is put off for an hour and the feed
+    /// kept, so the site's other calls keep their room. Default 50; a first sync always runs.
+    #[must_use]
+    pub fn with_budget_share(mut self, percent: u8) -> Self {
+        self.budget_share = percent.min(100);
+        self
     }
 
     /// Reads the time from `clock` (stamps and poll schedules).
@@ -170,6 +186,19 @@ impl Mirror {
     /// the previous feed is untouched.
     pub async fn sync(&self, user: &UserId, graph: &GraphClient) -> Result<SyncReport, SyncError> {
         let previous = self.feed(user).await?;
+        let spent = graph.usage().and_then(|usage| usage.max_percent());
+        if let (Some(percent), Some(mut feed)) = (spent, previous.clone())
+            && percent >= self.budget_share
+        {
+            tracing::debug!(%user, percent, "the rate budget's share is spent; the sync is put off");
+            feed.next_poll_at = later(self.now(), BUDGET_WINDOW);
+            self.write(user, &feed).await?;
+            return Ok(SyncReport {
+                items: feed.items.len(),
+                deferred: true,
+                ..SyncReport::default()
+            });
+        }
         let known: HashMap<String, MirroredImage> = previous
             .iter()
             .flat_map(|feed| &feed.items)

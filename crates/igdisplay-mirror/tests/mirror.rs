@@ -337,3 +337,42 @@ async fn a_sync_cut_short_before_its_feed_is_resumed_without_downloading_again()
     assert_eq!(resumed.unavailable, 0);
     site.every_file_exists().await;
 }
+
+#[tokio::test]
+async fn a_sync_stays_inside_its_share_of_the_rate_budget() {
+    let mock = MockServer::builder()
+        .calls_per_hour(Some(4))
+        .clock(MockClock::Frozen(1_800_000_000))
+        .seed(Seed::demo().with_generated_user("bulk", 10, 5))
+        .start()
+        .unwrap();
+    let token = mock.issue_token("bulk", TokenLifetime::LongLived).unwrap();
+    let backend: SharedBackend = Arc::new(HyperBackend::new().unwrap());
+    let graph = GraphClient::with_token(
+        backend.clone(),
+        GraphEndpoint::new(Platform::InstagramLogin).base_url(mock.base_url()),
+        AccessToken::new(token.access_token),
+    );
+    let user = UserId::new(token.user_id);
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = Mirror::new(Arc::new(FsBlobStore::new(dir.path())), backend).with_budget_share(40);
+    // Each sync is one listing: 1 of 4 calls (25 %), then 2 of 4 (50 %).
+    assert!(!mirror.sync(&user, &graph).await.unwrap().deferred);
+    assert!(!mirror.sync(&user, &graph).await.unwrap().deferred);
+    let listings = |mock: &MockServer| {
+        mock.journal()
+            .iter()
+            .filter(|e| e.path.ends_with("/media"))
+            .count()
+    };
+    assert_eq!(listings(&mock), 2);
+    let third = mirror.sync(&user, &graph).await.unwrap();
+    assert!(third.deferred, "50 % reported, 40 % allowed");
+    assert_eq!((third.items, third.graph_calls), (10, 0));
+    assert_eq!(listings(&mock), 2, "no request");
+    assert_eq!(
+        mirror.feed(&user).await.unwrap().unwrap().items.len(),
+        10,
+        "the feed is kept"
+    );
+}
