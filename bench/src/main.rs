@@ -84,6 +84,19 @@ enum Command {
         #[arg(long)]
         token: String,
     },
+    /// A child of comparison 5: the hand-written exporter, as its own process like
+    /// `igdisplay export` (a runtime of its own, listing included).
+    HandExport {
+        /// The mock's base URL.
+        #[arg(long)]
+        base: String,
+        /// The token.
+        #[arg(long)]
+        token: String,
+        /// The output folder.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+    },
     /// For profiling comparison 3: the facade's `me()` in a loop.
     ClientLoop {
         /// The server's base URL.
@@ -174,6 +187,12 @@ fn main() -> std::process::ExitCode {
             runtime().and_then(|rt| rt.block_on(servers::wiremock(mounted, body)))
         }
         Command::ServeBare { body } => runtime().and_then(|rt| rt.block_on(servers::bare(body))),
+        Command::HandExport { base, token, dir } => runtime().and_then(|rt| {
+            rt.block_on(async {
+                std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+                export::hand_written_export(&base, &token, &dir).await.map(drop)
+            })
+        }),
         Command::Stream { base, token } => {
             runtime().and_then(|rt| rt.block_on(sync::stream_child(&base, &token)))
         }
