@@ -33,6 +33,8 @@ pub use showcase::{Showcase, spawn_sync_loop, sync_owner};
 
 const COOKIE: &str = "igd_session";
 const PAGE_SIZE: u32 = 12;
+/// How long an owner's login waits for the first sync of the feed.
+const FIRST_SYNC_WAIT: Duration = Duration::from_secs(5);
 /// How old a data-deletion or deauthorize `signed_request` may be.
 const SIGNED_REQUEST_MAX_AGE: Duration = Duration::from_secs(3600);
 
@@ -430,9 +432,19 @@ async fn callback(State(app): State<Arc<App>>, headers: HeaderMap, request: Requ
                     }
                     _ => showcase.set_owner(token.user_id.clone()),
                 }
-                // The feed is there when the owner comes back to it.
-                if let Err(error) = sync_owner(&app).await {
-                    tracing::warn!(%error, "the first sync of the owner's feed failed");
+                // The first sync starts now; the answer waits for it up to 5 seconds (a small
+                // library is there when the owner comes back; a large one goes on meanwhile).
+                let syncing = tokio::spawn({
+                    let app = app.clone();
+                    async move {
+                        if let Err(error) = sync_owner(&app).await {
+                            tracing::warn!(%error, "the first sync of the owner's feed failed");
+                        }
+                    }
+                });
+                tokio::select! {
+                    _ = syncing => {}
+                    () = igdisplay::http::Clock::timer(&igdisplay::http::SystemClock, FIRST_SYNC_WAIT) => {}
                 }
             }
             // A new session id at login: one fixed before the login (fixation) is worthless.
