@@ -351,7 +351,7 @@ impl Keeper {
     }
 
     fn now_unix(&self) -> i64 {
-        Timestamp::from_system_time(self.now()).unix()
+        self.inner.store.now_unix()
     }
 
     /// One cycle: expires what expired, claims and refreshes batches until nothing due is
@@ -497,7 +497,7 @@ impl Keeper {
 
     /// Claims up to a batch of due accounts under this instance's lease.
     async fn claim(&self) -> Result<Vec<Turn>, Error> {
-        let now = Timestamp::from_system_time(self.now()).unix();
+        let now = self.now_unix();
         let lease = i64::try_from(self.inner.settings.lease.as_secs()).unwrap_or(i64::MAX);
         let rows = sqlx::query(claim_sql(self.inner.store.dialect))
             .bind(&self.inner.owner)
