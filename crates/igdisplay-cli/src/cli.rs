@@ -139,13 +139,22 @@ pub(crate) enum Command {
     /// The --store's keys.
     #[command(subcommand)]
     Store(StoreCommand),
-    /// Mirror every stored account's media into DIR: each image and video thumbnail once,
-    /// with resized copies, and a feed per account (feeds/USER_ID.json). Incremental: a second
-    /// run downloads only what is new; when Instagram fails, the last good feed stays.
+    /// Mirror every stored account's media into a folder (--out) or a bucket (--bucket): each
+    /// image and video thumbnail once, with resized copies, and a feed per account
+    /// (feeds/USER_ID.json). Incremental: a second run downloads only what is new; when
+    /// Instagram fails, the last good feed stays.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["out", "bucket"])))]
     Sync {
         /// The mirror's folder.
         #[arg(long, value_name = "DIR")]
-        out: PathBuf,
+        out: Option<PathBuf>,
+        /// Or an S3-compatible bucket (credentials from AWS_ACCESS_KEY_ID and
+        /// AWS_SECRET_ACCESS_KEY, region from AWS_REGION, default us-east-1).
+        #[arg(long, env = "IGDISPLAY_S3_BUCKET", value_name = "NAME")]
+        bucket: Option<String>,
+        /// The S3-compatible server's endpoint (default: AWS).
+        #[arg(long, env = "IGDISPLAY_S3_ENDPOINT", value_name = "URL", requires = "bucket")]
+        s3_endpoint: Option<String>,
     },
     /// Serve a mirror over HTTP: GET /feeds/USER_ID.json and the files under /media/.
     Serve {

@@ -110,7 +110,11 @@ async fn dispatch(command: Command, settings: &Settings) -> Result<(), Failure> 
         }
         Command::Keeper(args) => fleet::keeper(settings, &args).await,
         Command::Accounts => fleet::accounts(settings).await,
-        Command::Sync { out } => mirror::sync(settings, &out).await,
+        Command::Sync {
+            out,
+            bucket,
+            s3_endpoint,
+        } => mirror::sync(settings, mirror::target(out, bucket, s3_endpoint)?).await,
         Command::Serve { dir, addr } => mirror::serve(&dir, addr).await,
         Command::Store(StoreCommand::GenerateKey { id }) => fleet::generate_key(id.as_deref()),
         Command::Store(StoreCommand::RotateKey) => fleet::rotate_key(settings).await,

@@ -10,8 +10,57 @@ use igdisplay_mirror::{BlobStore, FsBlobStore, Mirror, SyncError};
 use std::path::Path;
 use std::sync::Arc;
 
-/// `igdisplay sync --out DIR`.
-pub(crate) async fn sync(settings: &Settings, out: &Path) -> Result<(), Failure> {
+/// Where `igdisplay sync` writes.
+pub(crate) enum Target {
+    Folder(std::path::PathBuf),
+    Bucket(igdisplay_mirror::S3Config),
+}
+
+impl Target {
+    fn describe(&self) -> String {
+        match self {
+            Target::Folder(dir) => dir.display().to_string(),
+            Target::Bucket(config) => format!("bucket {}", config.bucket),
+        }
+    }
+
+    fn blobs(&self) -> Result<Arc<dyn BlobStore>, Failure> {
+        Ok(match self {
+            Target::Folder(dir) => Arc::new(FsBlobStore::new(dir)),
+            Target::Bucket(config) => {
+                Arc::new(igdisplay_mirror::ObjectBlobStore::s3(config).map_err(|e| {
+                    Failure::usage(chain(&e), "check --bucket, --s3-endpoint and the AWS_* variables")
+                })?)
+            }
+        })
+    }
+}
+
+/// The target of `--out DIR` or `--bucket NAME [--s3-endpoint URL]`.
+pub(crate) fn target(
+    out: Option<std::path::PathBuf>,
+    bucket: Option<String>,
+    endpoint: Option<String>,
+) -> Result<Target, Failure> {
+    if let Some(dir) = out {
+        return Ok(Target::Folder(dir));
+    }
+    let bucket = bucket.ok_or_else(|| Failure::usage("sync needs --out DIR or --bucket NAME", "pass one"))?;
+    let hint = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for the bucket";
+    let key = std::env::var("AWS_ACCESS_KEY_ID")
+        .map_err(|_| Failure::usage("no access key for the bucket", hint))?;
+    let secret = std::env::var("AWS_SECRET_ACCESS_KEY")
+        .map_err(|_| Failure::usage("no secret key for the bucket", hint))?;
+    let plain = endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
+    let mut config = igdisplay_mirror::S3Config::new(bucket, endpoint, key, secret).allow_http(plain);
+    if let Ok(region) = std::env::var("AWS_REGION") {
+        config.region = region;
+    }
+    Ok(Target::Bucket(config))
+}
+
+/// `igdisplay sync`.
+pub(crate) async fn sync(settings: &Settings, target: Target) -> Result<(), Failure> {
     let instagram = settings.instagram(false).await?;
     let users = instagram.tokens().store().users().await?;
     if users.is_empty() {
@@ -20,7 +69,7 @@ pub(crate) async fn sync(settings: &Settings, out: &Path) -> Result<(), Failure>
     }
     let backend =
         igdisplay::http::default_backend(Default::default()).map_err(|e| Failure::runtime(chain(&e)))?;
-    let mirror = Mirror::new(Arc::new(FsBlobStore::new(out)), backend).with_clock(instagram.clock().clone());
+    let mirror = Mirror::new(target.blobs()?, backend).with_clock(instagram.clock().clone());
     let mut reports = Vec::new();
     let mut failed = 0usize;
     for user in &users {
@@ -59,7 +108,7 @@ pub(crate) async fn sync(settings: &Settings, out: &Path) -> Result<(), Failure>
             "Mirrored {} of {} accounts into {}",
             users.len() - failed,
             users.len(),
-            out.display()
+            target.describe()
         );
     }
     if failed > 0 {

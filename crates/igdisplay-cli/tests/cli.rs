@@ -1689,3 +1689,61 @@ fn sync_mirrors_the_stored_account_incrementally_and_serve_serves_it() {
         assert_eq!(get_bytes(&format!("{base}{outside}")).0, 404, "{outside}");
     }
 }
+
+#[test]
+fn sync_writes_the_mirror_into_an_s3_compatible_bucket() {
+    let Ok(server) = std::env::var("IGDISPLAY_TEST_S3") else {
+        assert!(
+            std::env::var_os("IGDISPLAY_REQUIRE_S3").is_none(),
+            "IGDISPLAY_REQUIRE_S3 is set but IGDISPLAY_TEST_S3 is not"
+        );
+        return;
+    };
+    let env = Env::new(MockPlatform::InstagramLogin);
+    env.login("cafe_nova");
+    let bucket = format!("cli-sync-{}", std::process::id());
+    let host = server.strip_prefix("http://").unwrap();
+    let mut stream = TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "PUT /{bucket} HTTP/1.1\r\nhost: {host}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut created = String::new();
+    stream.read_to_string(&mut created).unwrap();
+    assert!(created.starts_with("HTTP/1.1 200"), "{created}");
+
+    let output = env
+        .command(&["sync", "--bucket", &bucket, "--s3-endpoint", &server, "--json"])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing-secret")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let reports: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let user = reports[0]["user_id"].as_str().unwrap();
+    // Read back through the library, signed like any client of the bucket.
+    let config =
+        igdisplay_mirror::S3Config::new(bucket, Some(server), "testing", "testing-secret").allow_http(true);
+    let store = igdisplay_mirror::ObjectBlobStore::s3(&config).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let feed = runtime
+        .block_on(igdisplay_mirror::BlobStore::get(
+            &store,
+            &format!("feeds/{user}.json"),
+        ))
+        .unwrap()
+        .expect("the feed is an object of the bucket");
+    let feed: Value = serde_json::from_slice(&feed).unwrap();
+    assert_eq!(
+        feed["items"].as_array().unwrap().len() as u64,
+        reports[0]["report"]["items"]
+    );
+}
