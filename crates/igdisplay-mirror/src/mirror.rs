@@ -10,7 +10,7 @@ use bytes::Bytes;
 use igdisplay_graph::{GraphClient, MediaField};
 use igdisplay_http::http::{self, Method, StatusCode};
 use igdisplay_http::{SharedBackend, SharedClock, SystemClock};
-use igdisplay_model::{Media, MediaType, Timestamp, UserId};
+use igdisplay_model::{Media, MediaType, Platform, Timestamp, UserId};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -272,7 +272,12 @@ impl Mirror {
         cursor: Option<&str>,
         report: &mut SyncReport,
     ) -> Result<igdisplay_graph::Page<Media>, igdisplay_graph::Error> {
-        let mut request = graph.my_media().fields(FIELDS).with_children().limit(PAGE);
+        // `alt_text` exists on Instagram Login only (Basic Display refuses the field).
+        let mut fields = FIELDS.to_vec();
+        if graph.endpoint().platform == Platform::InstagramLogin {
+            fields.push(MediaField::AltText);
+        }
+        let mut request = graph.my_media().fields(&fields).with_children().limit(PAGE);
         if let Some(cursor) = cursor {
             request = request.after(cursor.to_owned());
         }

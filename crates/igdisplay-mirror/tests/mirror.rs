@@ -98,6 +98,12 @@ async fn a_first_sync_mirrors_every_item_with_variants_in_one_request_per_page()
     let feed = site.mirror.feed(&site.user).await.unwrap().unwrap();
     assert_eq!(feed.status, FeedStatus::Fresh);
     assert!(feed.items.iter().all(|item| item.is_available()));
+    let photo = feed.items.iter().find(|i| i.media_type == "IMAGE").unwrap();
+    assert_eq!(
+        photo.alt.as_deref(),
+        Some("Photo by @bulk"),
+        "Instagram's alt_text first"
+    );
     let album = feed
         .items
         .iter()
