@@ -7,16 +7,13 @@ use igdisplay::auth::AppConfig;
 use igdisplay::http::SharedClock;
 use igdisplay::model::UserId;
 use igdisplay::store::{Error, Keeper, KeeperSettings, KeyRing, SqlStore, Tally, WebhookSender};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Opens the store at `url` (`sqlite:PATH`, `sqlite://PATH`, `postgres://…`) on `clock`.
 pub(crate) async fn open(url: &str, keys: &KeyRing, clock: SharedClock) -> Result<SqlStore, Failure> {
-    let opened = match url.strip_prefix("sqlite:") {
-        Some(path) if !path.starts_with("//") => SqlStore::sqlite(Path::new(path), keys.clone()).await,
-        _ => SqlStore::connect(url, keys.clone()).await,
-    };
-    let store = opened.map_err(|e| store_failure(&e, url))?;
+    let store = SqlStore::connect(url, keys.clone())
+        .await
+        .map_err(|e| store_failure(&e, url))?;
     Ok(store.with_clock(clock))
 }
 

@@ -156,12 +156,8 @@ async fn answer(
         Some(bytes) => {
             let content_type = if path.ends_with(".json") {
                 "application/json"
-            } else if bytes.starts_with(&[0xFF, 0xD8]) {
-                "image/jpeg"
-            } else if bytes.starts_with(b"\x89PNG") {
-                "image/png"
             } else {
-                "application/octet-stream"
+                igdisplay_mirror::content_type(&bytes)
             };
             let cache = if path.starts_with("media/") {
                 "public, max-age=31536000, immutable"

@@ -70,6 +70,23 @@ pub trait BlobStore: std::fmt::Debug + Send + Sync + 'static {
     async fn delete(&self, key: &str) -> Result<(), BlobError>;
 }
 
+/// The content type of a mirrored file, from its first bytes: `image/jpeg`, `image/png`, or
+/// `application/octet-stream` for anything else (a site serves it with `nosniff`).
+///
+/// ```
+/// assert_eq!(igdisplay_mirror::content_type(&[0xFF, 0xD8, 0xFF]), "image/jpeg");
+/// assert_eq!(igdisplay_mirror::content_type(b"<html>"), "application/octet-stream");
+/// ```
+pub fn content_type(bytes: &[u8]) -> &'static str {
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        "image/jpeg"
+    } else if bytes.starts_with(b"\x89PNG") {
+        "image/png"
+    } else {
+        "application/octet-stream"
+    }
+}
+
 /// Checks `key`: `/`-separated segments of `A-Z a-z 0-9 . _ -`, none empty, `.` or `..`, at
 /// most 512 bytes. Media ids come from the network: this is what keeps them inside the store.
 ///

@@ -7,7 +7,7 @@ mod mirror;
 #[cfg(feature = "s3")]
 mod s3;
 
-pub use blob::{BlobError, BlobStore, FsBlobStore, check_key};
+pub use blob::{BlobError, BlobStore, FsBlobStore, check_key, content_type};
 pub use feed::{Feed, FeedItem, FeedStatus, MirroredImage, Variant};
 pub use mirror::{Mirror, SyncError, SyncReport};
 #[cfg(feature = "s3")]

@@ -147,14 +147,23 @@ impl SqlStore {
         Self::connect(&sqlite_url(path), keys).await
     }
 
-    /// Connects to `url` (`sqlite://PATH?mode=rwc`, `postgres://user@host:port/db`) and brings
-    /// the schema up to date.
+    /// Connects to `url` (`sqlite:PATH` for a file, made if missing; `sqlite://PATH?mode=rwc`;
+    /// `postgres://user@host:port/db`) and brings the schema up to date.
     ///
     /// # Errors
     ///
     /// [`Error::UnsupportedUrl`]; [`Error::Database`] when the database cannot be reached or
     /// migrated; [`Error::SchemaTooNew`] when a newer igdisplay wrote it.
     pub async fn connect(url: &str, keys: KeyRing) -> Result<Self, Error> {
+        // `sqlite:PATH` (no `//`): a file path, as the CLI and the example take it.
+        let file_url;
+        let url = match url.strip_prefix("sqlite:") {
+            Some(path) if !path.starts_with("//") => {
+                file_url = sqlite_url(Path::new(path));
+                file_url.as_str()
+            }
+            _ => url,
+        };
         let scheme = url.split(':').next().unwrap_or_default();
         let dialect = match scheme {
             "sqlite" => Dialect::Sqlite,

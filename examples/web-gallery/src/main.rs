@@ -117,13 +117,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 |_| "--database-url needs the keys in IGDISPLAY_STORE_KEYS (`igdisplay store generate-key`)",
             )?;
             let keys = KeyRing::parse(&keys)?;
-            let store = match url.strip_prefix("sqlite:") {
-                Some(path) if !path.starts_with("//") => {
-                    SqlStore::sqlite(std::path::Path::new(path), keys).await?
-                }
-                _ => SqlStore::connect(url, keys).await?,
-            }
-            .with_clock(clock);
+            let store = SqlStore::connect(url, keys).await?.with_clock(clock);
             let instagram = builder.store(Arc::new(store.clone())).build()?;
             let events = Events::default();
             let keeper = Keeper::builder(

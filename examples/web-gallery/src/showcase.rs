@@ -281,13 +281,7 @@ pub(crate) async fn media(State(app): State<Arc<App>>, Path((id, file)): Path<(S
     let key = format!("media/{id}/{file}");
     match showcase.blobs.get(&key).await {
         Ok(Some(bytes)) => {
-            let content_type = if bytes.starts_with(&[0xFF, 0xD8]) {
-                "image/jpeg"
-            } else if bytes.starts_with(b"\x89PNG") {
-                "image/png"
-            } else {
-                "application/octet-stream"
-            };
+            let content_type = igdisplay_mirror::content_type(&bytes);
             (
                 [
                     (header::CONTENT_TYPE, content_type),
