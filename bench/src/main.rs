@@ -53,6 +53,9 @@ enum Command {
         /// without one).
         #[arg(long, value_name = "URL")]
         postgres: Option<String>,
+        /// Only these comparisons (their numbers, 1 to 9); all without it.
+        #[arg(long, value_name = "N")]
+        only: Vec<u8>,
     },
     /// A child: igdisplay-mock, optionally with a generated library of N items.
     ServeMock {
@@ -207,8 +210,17 @@ fn main() -> std::process::ExitCode {
             cli,
             command,
             postgres,
-        } => runtime()
-            .and_then(|rt| rt.block_on(run(Plan::new(quick), &cli, &out, &command, postgres.as_deref()))),
+            only,
+        } => runtime().and_then(|rt| {
+            rt.block_on(run(
+                Plan::new(quick),
+                &only,
+                &cli,
+                &out,
+                &command,
+                postgres.as_deref(),
+            ))
+        }),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -227,31 +239,50 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| e.to_string())
 }
 
-async fn run(plan: Plan, cli: &str, out: &str, command: &str, postgres: Option<&str>) -> Result<(), String> {
+async fn run(
+    plan: Plan,
+    only: &[u8],
+    cli: &str,
+    out: &str,
+    command: &str,
+    postgres: Option<&str>,
+) -> Result<(), String> {
     let mut report = Report::new(command, plan.quick);
-    eprintln!("1/9 mock server throughput");
-    throughput::throughput(&plan, &mut report).await?;
-    eprintln!("2/9 mock server memory");
-    memory::memory(&plan, &mut report).await?;
-    eprintln!("3/9 client overhead");
-    client::client_overhead(&plan, &mut report).await?;
-    eprintln!("4/9 whole-library sync");
-    sync::sync(&plan, &mut report).await?;
-    eprintln!("5/9 export");
-    export::export(&plan, cli, &mut report).await?;
-    eprintln!("6/9 export memory by library size");
-    export::export_memory(&plan, cli, &mut report)?;
-    eprintln!("7/9 build footprint");
-    footprint::footprint(&mut report)?;
-    match postgres {
-        Some(postgres) => {
-            eprintln!("8/9 keeping a fleet alive");
-            fleet::fleet(&plan, cli, postgres, &mut report).await?;
-        }
-        None => eprintln!("8/9 keeping a fleet alive: skipped (no --postgres)"),
+    let wanted = |n: u8, name: &str| {
+        let run = only.is_empty() || only.contains(&n);
+        eprintln!("{n}/9 {name}{}", if run { "" } else { ": skipped (--only)" });
+        run
+    };
+    if wanted(1, "mock server throughput") {
+        throughput::throughput(&plan, &mut report).await?;
     }
-    eprintln!("9/9 media mirror");
-    mirror::mirror(&plan, cli, &mut report).await?;
+    if wanted(2, "mock server memory") {
+        memory::memory(&plan, &mut report).await?;
+    }
+    if wanted(3, "client overhead") {
+        client::client_overhead(&plan, &mut report).await?;
+    }
+    if wanted(4, "whole-library sync") {
+        sync::sync(&plan, &mut report).await?;
+    }
+    if wanted(5, "export") {
+        export::export(&plan, cli, &mut report).await?;
+    }
+    if wanted(6, "export memory by library size") {
+        export::export_memory(&plan, cli, &mut report)?;
+    }
+    if wanted(7, "build footprint") {
+        footprint::footprint(&mut report)?;
+    }
+    if wanted(8, "keeping a fleet alive") {
+        match postgres {
+            Some(postgres) => fleet::fleet(&plan, cli, postgres, &mut report).await?,
+            None => eprintln!("8/9: skipped (no --postgres)"),
+        }
+    }
+    if wanted(9, "media mirror") {
+        mirror::mirror(&plan, cli, &mut report).await?;
+    }
     std::fs::write(out, report.render()).map_err(|e| format!("{out}: {e}"))?;
     eprintln!("wrote {out}");
     Ok(())

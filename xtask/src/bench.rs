@@ -5,8 +5,9 @@ use std::path::Path;
 use std::process::Command;
 
 /// Full runs are release builds into docs/benchmarks.md; `--quick` is a debug build and a tiny
-/// round into target/bench-quick.md, only to prove the harness still works.
-pub(crate) fn run(root: &Path, quick: bool) -> Result<(), String> {
+/// round into target/bench-quick.md, only to prove the harness still works; `only` (numbers
+/// of comparisons) runs those alone into target/bench-only.md, while working on one.
+pub(crate) fn run(root: &Path, quick: bool, only: &[String]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut build = vec![
         "build",
@@ -31,6 +32,8 @@ pub(crate) fn run(root: &Path, quick: bool) -> Result<(), String> {
     let profile = if quick { "debug" } else { "release" };
     let out = if quick {
         "target/bench-quick.md"
+    } else if !only.is_empty() {
+        "target/bench-only.md"
     } else {
         "docs/benchmarks.md"
     };
@@ -40,14 +43,24 @@ pub(crate) fn run(root: &Path, quick: bool) -> Result<(), String> {
         "cargo xtask bench"
     };
     // The fleet comparison's PostgreSQL: a cluster of its own, stopped after.
-    println!("\n==> bench: PostgreSQL for the fleet comparison");
-    let cluster = crate::postgres::Cluster::start(root)?;
+    let cluster = if only.is_empty() || only.iter().any(|n| n == "8") {
+        println!("\n==> bench: PostgreSQL for the fleet comparison");
+        Some(crate::postgres::Cluster::start(root)?)
+    } else {
+        None
+    };
     let mut args = vec!["run", "--out", out, "--cli"];
     let cli = format!("target/{profile}/igdisplay");
     args.push(&cli);
-    args.extend(["--command", command, "--postgres", &cluster.url]);
+    args.extend(["--command", command]);
+    if let Some(cluster) = &cluster {
+        args.extend(["--postgres", &cluster.url]);
+    }
     if quick {
         args.push("--quick");
+    }
+    for n in only {
+        args.extend(["--only", n.as_str()]);
     }
     let status = Command::new(root.join(format!("target/{profile}/igdisplay-bench")))
         .args(&args)

@@ -118,7 +118,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         &tests,
     )?;
     // Benchmarks never run here; a tiny debug round proves the harness still works.
-    crate::bench::run(root, true)?;
+    crate::bench::run(root, true, &[])?;
     step(
         "web example",
         &["build", "--quiet", "--package", "web-gallery"],

@@ -24,7 +24,8 @@ commands:
           doc tests, and a check for stale insta snapshots
   tidy    check the architecture invariants (crate edges, module docs, READMEs, lints)
   bench   run every benchmark comparison in release and write docs/benchmarks.md
-          (--quick: a tiny debug round into target/bench-quick.md, to prove it runs)
+          (--quick: a tiny debug round into target/bench-quick.md, to prove it runs;
+          --only N [--only M]: those comparisons alone, into target/bench-only.md)
   fuzz    run every cargo-fuzz target of fuzz/ for --seconds N each (default 60), or only
           the TARGETs named; needs a nightly toolchain and cargo-fuzz";
 
@@ -34,7 +35,14 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(&root),
         Some("tidy") => tidy::run(&root).map(|()| println!("tidy: ok")),
-        Some("bench") => bench::run(&root, args.iter().any(|a| a == "--quick")),
+        Some("bench") => {
+            let only: Vec<String> = args
+                .windows(2)
+                .filter(|pair| pair[0] == "--only")
+                .map(|pair| pair[1].clone())
+                .collect();
+            bench::run(&root, args.iter().any(|a| a == "--quick"), &only)
+        }
         Some("fuzz") => fuzz::command(&root, &args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");

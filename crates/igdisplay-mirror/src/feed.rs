@@ -1,11 +1,14 @@
-//! [`Feed`]: what the mirror serves for one account, as JSON for a headless site.
+//! [`Feed`]: what the mirror serves for one account, as JSON for a headless site; stored as
+//! a small [`FeedIndex`] and pages of at most 100 items, so neither a sync nor a page view
+//! holds the whole library.
 
 use igdisplay_model::Timestamp;
 use serde::{Deserialize, Serialize};
 
-/// One account's mirrored feed: its items newest first, each with local image variants.
-/// Written whole and atomically after every sync; when a sync fails, the last good items stay
-/// and [`FeedStatus::Stale`] says since when and why.
+/// One account's mirrored feed, whole: its items newest first, each with local image
+/// variants. [`Mirror::feed`](crate::Mirror::feed) assembles it from the stored index and
+/// pages; a site that shows a page at a time reads [`Mirror::index`](crate::Mirror::index)
+/// and [`Mirror::available`](crate::Mirror::available) instead.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Feed {
@@ -19,6 +22,46 @@ pub struct Feed {
     pub next_poll_at: Timestamp,
     /// The items, newest first.
     pub items: Vec<FeedItem>,
+}
+
+/// What a feed is made of, as stored at `feeds/{user}.json`: its status and the keys of its
+/// pages (written before the index, under a key of their own per sync, so that writing the
+/// index is the one atomic step that replaces a feed: a sync cut short leaves the previous
+/// feed whole). When a sync fails, only the status and the next poll change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct FeedIndex {
+    /// Whose feed (the app-scoped user id).
+    pub user_id: String,
+    /// When the items were last listed successfully.
+    pub synced_at: Option<Timestamp>,
+    /// Whether the items are current.
+    pub status: FeedStatus,
+    /// When the next poll is due (adapted to how often the account posts).
+    pub next_poll_at: Timestamp,
+    /// Posts in the feed.
+    pub items: usize,
+    /// Posts a site can show ([`FeedItem::is_available`]).
+    pub available: usize,
+    /// The pages, newest posts first.
+    pub pages: Vec<PageRef>,
+    /// The keys of the previous feed's pages: deleted by the next sync, so a reader that read
+    /// the previous index just before this one was written still finds its pages.
+    #[serde(default)]
+    pub retired: Vec<String>,
+}
+
+/// One stored page of a feed: a JSON array of at most 100 [`FeedItem`]s. A page's key is
+/// never reused, so a page can be cached for good.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PageRef {
+    /// Its blob key (`feeds/{user}/{sync}/{n}.json`).
+    pub key: String,
+    /// Posts on it.
+    pub items: usize,
+    /// Posts on it a site can show.
+    pub available: usize,
 }
 
 /// Whether a feed is current.

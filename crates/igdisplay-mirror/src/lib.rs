@@ -8,7 +8,7 @@ mod mirror;
 mod s3;
 
 pub use blob::{BlobError, BlobStore, FsBlobStore, check_key, content_type};
-pub use feed::{Feed, FeedItem, FeedStatus, MirroredImage, Variant};
+pub use feed::{Feed, FeedIndex, FeedItem, FeedStatus, MirroredImage, PageRef, Variant};
 pub use mirror::{Mirror, SyncError, SyncReport};
 #[cfg(feature = "s3")]
 pub use s3::{ObjectBlobStore, S3Config};

@@ -4,7 +4,7 @@
 //! feed stays and says why.
 
 use crate::blob::{BlobError, BlobStore, check_key};
-use crate::feed::{Feed, FeedItem, FeedStatus, MirroredImage, Variant};
+use crate::feed::{Feed, FeedIndex, FeedItem, FeedStatus, MirroredImage, PageRef, Variant};
 use crate::images;
 use bytes::Bytes;
 use igdisplay_graph::{GraphClient, MediaField};
@@ -53,11 +53,11 @@ pub enum SyncError {
     /// The blob store failed.
     #[error(transparent)]
     Blob(#[from] BlobError),
-    /// A stored feed does not read.
-    #[error("the stored feed of {user} is not valid")]
+    /// A stored feed file (an index, a page, an image record) is missing or does not read.
+    #[error("the stored feed file {key} is missing or not valid")]
     CorruptFeed {
-        /// Whose.
-        user: String,
+        /// Its key (or, for an index, whose).
+        key: String,
         /// Why.
         #[source]
         source: serde_json::Error,
@@ -149,35 +149,114 @@ impl Mirror {
         &self.blobs
     }
 
-    /// The blob key of `user`'s feed.
+    /// The blob key of `user`'s feed index.
     pub fn feed_key(user: &UserId) -> Result<String, BlobError> {
         let key = format!("feeds/{}.json", user.as_str());
         check_key(&key)?;
         Ok(key)
     }
 
-    /// `user`'s last written feed, if any.
+    /// `user`'s feed index (status, counts, page keys), if a sync ever wrote one.
     ///
     /// # Errors
     ///
     /// [`SyncError::Blob`] or [`SyncError::CorruptFeed`].
-    pub async fn feed(&self, user: &UserId) -> Result<Option<Feed>, SyncError> {
+    pub async fn index(&self, user: &UserId) -> Result<Option<FeedIndex>, SyncError> {
         let Some(bytes) = self.blobs.get(&Self::feed_key(user)?).await? else {
             return Ok(None);
         };
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|source| SyncError::CorruptFeed {
-                user: user.to_string(),
-                source,
-            })
+            .map_err(|source| corrupt(user.as_str(), source))
+    }
+
+    /// The items on one page of a feed.
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError::Blob`], or [`SyncError::CorruptFeed`] when the page is missing or does
+    /// not read (pages are kept until the sync after the one that replaced them, so a reader
+    /// holding an index for less than a poll interval always finds them).
+    pub async fn page(&self, page: &PageRef) -> Result<Vec<FeedItem>, SyncError> {
+        let bytes = self.blobs.get(&page.key).await?.unwrap_or_default();
+        serde_json::from_slice(&bytes).map_err(|source| corrupt(&page.key, source))
+    }
+
+    /// `user`'s whole feed, every page read: for a small site or a JSON export. A site that
+    /// shows a page at a time reads [`Mirror::index`] and [`Mirror::available`] instead.
+    ///
+    /// # Errors
+    ///
+    /// As [`Mirror::index`] and [`Mirror::page`].
+    pub async fn feed(&self, user: &UserId) -> Result<Option<Feed>, SyncError> {
+        let Some(index) = self.index(user).await? else {
+            return Ok(None);
+        };
+        let mut items = Vec::new();
+        for page in &index.pages {
+            items.extend(self.page(page).await?);
+        }
+        Ok(Some(Feed {
+            user_id: index.user_id,
+            synced_at: index.synced_at,
+            status: index.status,
+            next_poll_at: index.next_poll_at,
+            items,
+        }))
+    }
+
+    /// At most `limit` of the items a site can show ([`FeedItem::is_available`]), skipping
+    /// the first `offset` of them: reads only the pages they are on (the index counts each
+    /// page's available items).
+    ///
+    /// # Errors
+    ///
+    /// As [`Mirror::page`].
+    pub async fn available(
+        &self,
+        index: &FeedIndex,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<FeedItem>, SyncError> {
+        let mut skip = offset;
+        let mut items = Vec::new();
+        for page in &index.pages {
+            if items.len() >= limit {
+                break;
+            }
+            if skip >= page.available {
+                skip -= page.available;
+                continue;
+            }
+            let shown = self.page(page).await?.into_iter().filter(FeedItem::is_available);
+            items.extend(shown.skip(skip).take(limit - items.len()));
+            skip = 0;
+        }
+        Ok(items)
+    }
+
+    /// The post `id` (not an album's item), read page by page.
+    ///
+    /// # Errors
+    ///
+    /// As [`Mirror::page`].
+    pub async fn find(&self, index: &FeedIndex, id: &str) -> Result<Option<FeedItem>, SyncError> {
+        for page in &index.pages {
+            if let Some(item) = self.page(page).await?.into_iter().find(|i| i.id == id) {
+                return Ok(Some(item));
+            }
+        }
+        Ok(None)
     }
 
     fn now(&self) -> Timestamp {
         Timestamp::from_system_time(self.clock.now())
     }
 
-    /// Syncs `user`'s media through `graph` (a client acting as `user`).
+    /// Syncs `user`'s media through `graph` (a client acting as `user`). Each listed page is
+    /// mirrored and written as it comes, beside the previous feed's page around the same
+    /// date (both are newest first), so a sync holds two pages whatever the library's size;
+    /// the new index is written last.
     ///
     /// # Errors
     ///
@@ -185,41 +264,46 @@ impl Mirror {
     /// good items, marked [`FeedStatus::Stale`]. [`SyncError::Blob`] when the store failed:
     /// the previous feed is untouched.
     pub async fn sync(&self, user: &UserId, graph: &GraphClient) -> Result<SyncReport, SyncError> {
-        let previous = self.feed(user).await?;
+        let previous = match self.index(user).await {
+            Ok(previous) => previous,
+            // Unreadable: start afresh (the files it named are not deleted, nothing is lost).
+            Err(SyncError::CorruptFeed { source, .. }) => {
+                tracing::warn!(%user, %source, "the stored feed index does not read; syncing afresh");
+                None
+            }
+            Err(error) => return Err(error),
+        };
         let spent = graph.usage().and_then(|usage| usage.max_percent());
-        if let (Some(percent), Some(mut feed)) = (spent, previous.clone())
+        if let (Some(percent), Some(mut index)) = (spent, previous.clone())
             && percent >= self.budget_share
         {
             tracing::debug!(%user, percent, "the rate budget's share is spent; the sync is put off");
-            feed.next_poll_at = later(self.now(), BUDGET_WINDOW);
-            self.write(user, &feed).await?;
+            index.next_poll_at = later(self.now(), BUDGET_WINDOW);
+            self.write_index(user, &index).await?;
             return Ok(SyncReport {
-                items: feed.items.len(),
+                items: index.items,
                 deferred: true,
                 ..SyncReport::default()
             });
         }
-        let known: HashMap<String, MirroredImage> = previous
-            .iter()
-            .flat_map(|feed| &feed.items)
-            .flat_map(|item| std::iter::once(item).chain(&item.children))
-            .filter_map(|item| Some((item.id.clone(), item.image.clone()?)))
-            .collect();
+        let folder = format!("feeds/{}/{}", user.as_str(), sync_id(self.now()));
+        let mut old = Previous::new(previous.as_ref().map_or(&[], |p| p.pages.as_slice()));
         let mut report = SyncReport::default();
-        let mut items = Vec::new();
+        let mut pages = Vec::new();
+        let mut newest = Vec::new();
+        let mut rescued = HashSet::new();
         let mut cursor: Option<String> = None;
         loop {
             let page = match self.list(graph, cursor.as_deref(), &mut report).await {
                 Ok(page) => page,
                 Err(error) => return Err(self.keep_last_good(user, previous, error).await?),
             };
-            let mut mirrored = Vec::with_capacity(page.items.len());
-            let mut expired = false;
-            for media in &page.items {
-                let (item, link_expired) = self.mirror_item(media, &known, &mut report).await?;
-                expired |= link_expired;
-                mirrored.push(item);
-            }
+            let mut known = HashMap::new();
+            let mut matched = Vec::new();
+            old.take(self, &page.items, &mut known, &mut matched).await;
+            let (mut mirrored, expired) = self
+                .mirror_page(&page.items, &known, &mut rescued, &mut report)
+                .await?;
             if expired {
                 // Links expire while a long sync runs: list the page again for fresh ones
                 // (one request for up to 100 posts), never one call per item.
@@ -228,41 +312,88 @@ impl Mirror {
                     Ok(fresh) => fresh,
                     Err(error) => return Err(self.keep_last_good(user, previous, error).await?),
                 };
-                mirrored.clear();
-                for media in &fresh.items {
-                    mirrored.push(self.mirror_item(media, &known, &mut report).await?.0);
-                }
+                old.take(self, &fresh.items, &mut known, &mut matched).await;
+                mirrored = self
+                    .mirror_page(&fresh.items, &known, &mut rescued, &mut report)
+                    .await?
+                    .0;
             }
             report.unavailable += mirrored
                 .iter()
                 .flat_map(|item| std::iter::once(item).chain(&item.children))
                 .filter(|item| item.image.is_none() && item.media_type != MediaType::CarouselAlbum.as_str())
                 .count();
-            items.extend(mirrored);
+            // Files a post listed again no longer uses (an item taken out of an album).
+            let used: HashSet<String> = mirrored.iter().flat_map(file_keys).collect();
+            old.gone.extend(
+                matched
+                    .iter()
+                    .flat_map(file_keys)
+                    .filter(|key| !used.contains(key)),
+            );
+            newest.extend(
+                mirrored
+                    .iter()
+                    .filter_map(|i| i.timestamp)
+                    .take(10usize.saturating_sub(newest.len())),
+            );
+            let key = format!("{folder}/{}.json", pages.len());
+            let json = serde_json::to_vec(&mirrored).map_err(|source| corrupt(&key, source))?;
+            self.blobs.put(&key, Bytes::from(json)).await?;
+            report.items += mirrored.len();
+            pages.push(PageRef {
+                key,
+                items: mirrored.len(),
+                available: mirrored.iter().filter(|i| i.is_available()).count(),
+            });
             match page.after {
                 Some(next) => cursor = Some(next),
                 None => break,
             }
         }
-        report.items = items.len();
+        let (removed, gone) = old.finish(self).await;
+        report.removed = removed;
         let now = self.now();
-        let feed = Feed {
+        let index = FeedIndex {
             user_id: user.to_string(),
             synced_at: Some(now),
             status: FeedStatus::Fresh,
-            next_poll_at: next_poll(&items, now),
-            items,
+            next_poll_at: next_poll(&newest, now),
+            items: report.items,
+            available: pages.iter().map(|p| p.available).sum(),
+            retired: previous
+                .as_ref()
+                .map(|p| p.pages.iter().map(|p| p.key.clone()).collect())
+                .unwrap_or_default(),
+            pages,
         };
-        self.write(user, &feed).await?;
-        // Only now that the new feed is written: the files of posts that are gone.
-        if let Some(previous) = &previous {
-            let (removed, gone) = gone_files(previous, &feed);
-            report.removed = removed;
-            for key in gone {
-                self.blobs.delete(&key).await?;
-            }
+        self.write_index(user, &index).await?;
+        // Only now that the new feed is written: the files of posts that are gone, and the
+        // pages retired by the sync before (the last ones stay for readers that hold the
+        // previous index).
+        let retired = previous.map(|p| p.retired).unwrap_or_default();
+        for key in gone.iter().filter(|key| !rescued.contains(*key)).chain(&retired) {
+            self.blobs.delete(key).await?;
         }
         Ok(report)
+    }
+
+    /// Mirrors a listed page; and whether a link had expired.
+    async fn mirror_page(
+        &self,
+        listed: &[Media],
+        known: &HashMap<String, MirroredImage>,
+        rescued: &mut HashSet<String>,
+        report: &mut SyncReport,
+    ) -> Result<(Vec<FeedItem>, bool), SyncError> {
+        let mut mirrored = Vec::with_capacity(listed.len());
+        let mut expired = false;
+        for media in listed {
+            let (item, link_expired) = self.mirror_item(media, known, rescued, report).await?;
+            expired |= link_expired;
+            mirrored.push(item);
+        }
+        Ok((mirrored, expired))
     }
 
     /// One listing request.
@@ -290,23 +421,26 @@ impl Mirror {
     async fn keep_last_good(
         &self,
         user: &UserId,
-        previous: Option<Feed>,
+        previous: Option<FeedIndex>,
         error: igdisplay_graph::Error,
     ) -> Result<SyncError, SyncError> {
         let now = self.now();
         let needs_login = error.requires_login();
-        let mut feed = previous.unwrap_or_else(|| Feed {
+        let mut index = previous.unwrap_or_else(|| FeedIndex {
             user_id: user.to_string(),
             synced_at: None,
             status: FeedStatus::Fresh,
             next_poll_at: now,
-            items: Vec::new(),
+            items: 0,
+            available: 0,
+            pages: Vec::new(),
+            retired: Vec::new(),
         });
-        let since = match &feed.status {
+        let since = match &index.status {
             FeedStatus::Stale { since, .. } => *since,
             FeedStatus::Fresh => now,
         };
-        feed.status = FeedStatus::Stale {
+        index.status = FeedStatus::Stale {
             since,
             reason: error.to_string(),
             needs_login,
@@ -316,20 +450,17 @@ impl Mirror {
         } else {
             RETRY_AFTER_FAILURE
         };
-        feed.next_poll_at = later(now, wait);
-        self.write(user, &feed).await?;
-        tracing::warn!(%user, %error, kept = feed.items.len(), "the media could not be listed; serving the last good feed");
+        index.next_poll_at = later(now, wait);
+        self.write_index(user, &index).await?;
+        tracing::warn!(%user, %error, kept = index.items, "the media could not be listed; serving the last good feed");
         Ok(SyncError::Listing {
-            kept: feed.items.len(),
+            kept: index.items,
             source: error,
         })
     }
 
-    async fn write(&self, user: &UserId, feed: &Feed) -> Result<(), SyncError> {
-        let json = serde_json::to_vec(feed).map_err(|source| SyncError::CorruptFeed {
-            user: user.to_string(),
-            source,
-        })?;
+    async fn write_index(&self, user: &UserId, index: &FeedIndex) -> Result<(), SyncError> {
+        let json = serde_json::to_vec(index).map_err(|source| corrupt(user.as_str(), source))?;
         Ok(self.blobs.put(&Self::feed_key(user)?, Bytes::from(json)).await?)
     }
 
@@ -339,12 +470,13 @@ impl Mirror {
         &self,
         media: &Media,
         known: &HashMap<String, MirroredImage>,
+        rescued: &mut HashSet<String>,
         report: &mut SyncReport,
     ) -> Result<(FeedItem, bool), SyncError> {
         let mut expired = false;
         let mut children = Vec::with_capacity(media.children().len());
         for child in media.children() {
-            let (item, child_expired) = Box::pin(self.mirror_item(child, known, report)).await?;
+            let (item, child_expired) = Box::pin(self.mirror_item(child, known, rescued, report)).await?;
             expired |= child_expired;
             children.push(item);
         }
@@ -352,7 +484,7 @@ impl Mirror {
         let image = if is_album {
             None
         } else {
-            match self.image_of(media, known, report).await? {
+            match self.image_of(media, known, rescued, report).await? {
                 Fetched::Image(image) => Some(image),
                 Fetched::Expired => {
                     expired = true;
@@ -384,6 +516,7 @@ impl Mirror {
         &self,
         media: &Media,
         known: &HashMap<String, MirroredImage>,
+        rescued: &mut HashSet<String>,
         report: &mut SyncReport,
     ) -> Result<Fetched, SyncError> {
         let id = media.id.to_string();
@@ -391,14 +524,16 @@ impl Mirror {
             report.reused += 1;
             return Ok(Fetched::Image(image.clone()));
         }
-        // Mirrored by a sync that stopped before it wrote its feed (a crash, a full disk): its
-        // record is written after its files, so a record means the files are whole.
+        // Mirrored by a sync that stopped before it wrote its feed (a crash, a full disk), or
+        // a post listed out of date order (passed over as gone, found again): its record is
+        // written after its files, so a record means the files are whole; they are kept.
         let record = format!("media/{id}/image.json");
         if check_key(&record).is_ok()
             && let Some(bytes) = self.blobs.get(&record).await?
             && let Ok(image) = serde_json::from_slice::<MirroredImage>(&bytes)
         {
             report.reused += 1;
+            rescued.extend(image.keys());
             return Ok(Fetched::Image(image));
         }
         let source = match media.media_type {
@@ -436,10 +571,7 @@ impl Mirror {
             color: processed.color,
             variants,
         };
-        let json = serde_json::to_vec(&image).map_err(|source| SyncError::CorruptFeed {
-            user: id.clone(),
-            source,
-        })?;
+        let json = serde_json::to_vec(&image).map_err(|source| corrupt(&record, source))?;
         self.blobs.put(&record, Bytes::from(json)).await?;
         Ok(Fetched::Image(image))
     }
@@ -462,32 +594,145 @@ impl Mirror {
     }
 }
 
-/// The posts of `previous` missing from `current`, and the files only they used.
-fn gone_files(previous: &Feed, current: &Feed) -> (usize, Vec<String>) {
-    let all = |feed: &Feed| -> Vec<FeedItem> {
-        feed.items
-            .iter()
-            .flat_map(|item| std::iter::once(item.clone()).chain(item.children.iter().cloned()))
-            .collect()
-    };
-    let kept: HashSet<String> = all(current)
-        .iter()
-        .filter_map(|item| item.image.as_ref())
-        .flat_map(|image| image.keys().collect::<Vec<_>>())
-        .collect();
-    let live: HashSet<&str> = current.items.iter().map(|i| i.id.as_str()).collect();
-    let removed = previous
-        .items
-        .iter()
-        .filter(|i| !live.contains(i.id.as_str()))
-        .count();
-    let gone = all(previous)
-        .iter()
-        .filter_map(|item| item.image.as_ref())
-        .flat_map(|image| image.keys().collect::<Vec<_>>())
-        .filter(|key| !kept.contains(key))
-        .collect();
-    (removed, gone)
+/// The previous feed, read a page at a time while the listing goes (both are newest first):
+/// a post listed now is looked up among the previous posts of about the same date, so a sync
+/// holds a page or two of them, not the library.
+struct Previous<'a> {
+    pages: std::slice::Iter<'a, PageRef>,
+    /// Posts read and not listed (yet).
+    window: HashMap<String, FeedItem>,
+    /// The date of the last post read (the oldest so far).
+    oldest: Option<i64>,
+    /// The files of posts passed over: gone, unless found again (`rescued`).
+    gone: Vec<String>,
+    removed: usize,
+}
+
+impl<'a> Previous<'a> {
+    fn new(pages: &'a [PageRef]) -> Self {
+        Self {
+            pages: pages.iter(),
+            window: HashMap::new(),
+            oldest: None,
+            gone: Vec::new(),
+            removed: 0,
+        }
+    }
+
+    /// Takes the previous versions of `listed` posts out of the previous feed: their images
+    /// into `known` (by media id, album items too), the posts into `matched`.
+    async fn take(
+        &mut self,
+        mirror: &Mirror,
+        listed: &[Media],
+        known: &mut HashMap<String, MirroredImage>,
+        matched: &mut Vec<FeedItem>,
+    ) {
+        for media in listed {
+            if matched.iter().any(|item| item.id == media.id.as_str()) {
+                continue; // listed again to repair its links
+            }
+            let at = media.timestamp.map(Timestamp::unix);
+            let found = loop {
+                if let Some(item) = self.window.remove(media.id.as_str()) {
+                    break Some(item);
+                }
+                // Read on while the previous feed may still reach this post's date.
+                let further = match (at, self.oldest) {
+                    (Some(at), Some(oldest)) => oldest >= at,
+                    _ => true,
+                };
+                let Some(page) = self.pages.next().filter(|_| further) else {
+                    break None;
+                };
+                self.read(mirror, page).await;
+            };
+            // Previous posts newer than this one and not listed: gone (or listed out of order).
+            if let Some(at) = at {
+                let passed: Vec<String> = self
+                    .window
+                    .iter()
+                    .filter(|(_, item)| item.timestamp.is_some_and(|t| t.unix() > at))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in passed {
+                    if let Some(item) = self.window.remove(&id) {
+                        self.pass(&item);
+                    }
+                }
+            }
+            if let Some(item) = found {
+                for one in std::iter::once(&item).chain(&item.children) {
+                    if let Some(image) = &one.image {
+                        known.insert(one.id.clone(), image.clone());
+                    }
+                }
+                matched.push(item);
+            }
+        }
+    }
+
+    /// Reads a previous page into the window. One that does not read is skipped (its posts'
+    /// files are then kept, never deleted by mistake).
+    async fn read(&mut self, mirror: &Mirror, page: &PageRef) {
+        match mirror.page(page).await {
+            Ok(items) => {
+                for item in items {
+                    self.oldest = item.timestamp.map(Timestamp::unix);
+                    self.window.insert(item.id.clone(), item);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(key = %page.key, %error, "a page of the previous feed does not read")
+            }
+        }
+    }
+
+    fn pass(&mut self, item: &FeedItem) {
+        self.removed += 1;
+        self.gone.extend(file_keys(item));
+    }
+
+    /// The posts gone, and their files: the ones read and not listed, and the ones never
+    /// reached.
+    async fn finish(mut self, mirror: &Mirror) -> (usize, Vec<String>) {
+        let left: Vec<FeedItem> = self.window.drain().map(|(_, item)| item).collect();
+        for item in &left {
+            self.pass(item);
+        }
+        while let Some(page) = self.pages.next() {
+            self.read(mirror, page).await;
+            let left: Vec<FeedItem> = self.window.drain().map(|(_, item)| item).collect();
+            for item in &left {
+                self.pass(item);
+            }
+        }
+        (self.removed, self.gone)
+    }
+}
+
+/// Every file a post uses (its album items' too).
+fn file_keys(item: &FeedItem) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(item)
+        .chain(&item.children)
+        .filter_map(|one| one.image.as_ref())
+        .flat_map(MirroredImage::keys)
+}
+
+fn corrupt(key: &str, source: serde_json::Error) -> SyncError {
+    SyncError::CorruptFeed {
+        key: key.to_owned(),
+        source,
+    }
+}
+
+/// A folder no other sync uses for its pages: the time, and 64 random bits in hex.
+fn sync_id(now: Timestamp) -> String {
+    let mut bytes = [0u8; 8];
+    // Without the OS's randomness (never on a supported system) the time alone names it.
+    let _ = getrandom::fill(&mut bytes);
+    let random: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{random}", now.unix())
 }
 
 enum Download {
@@ -506,13 +751,8 @@ fn later(now: Timestamp, wait: Duration) -> Timestamp {
 /// When to poll next: a quarter of the median gap between the ten newest posts, between 15
 /// minutes and 6 hours (an account that posts hourly is polled every 15 minutes; one that
 /// posts weekly, every 6 hours).
-fn next_poll(items: &[FeedItem], now: Timestamp) -> Timestamp {
-    let mut stamps: Vec<i64> = items
-        .iter()
-        .filter_map(|i| i.timestamp)
-        .map(Timestamp::unix)
-        .take(10)
-        .collect();
+fn next_poll(newest: &[Timestamp], now: Timestamp) -> Timestamp {
+    let mut stamps: Vec<i64> = newest.iter().map(|t| t.unix()).take(10).collect();
     stamps.sort_unstable_by(|a, b| b.cmp(a));
     let mut gaps: Vec<u64> = stamps.windows(2).map(|w| w[0].abs_diff(w[1])).collect();
     gaps.sort_unstable();

@@ -24,7 +24,7 @@ struct Site {
     user: UserId,
     blobs: Arc<FsBlobStore>,
     mirror: Mirror,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 fn site_with(count: usize, backend: impl Fn(SharedBackend, &MockServer) -> SharedBackend) -> Site {
@@ -51,7 +51,7 @@ fn site_with(count: usize, backend: impl Fn(SharedBackend, &MockServer) -> Share
         graph,
         blobs,
         mirror,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -158,6 +158,100 @@ async fn new_deleted_and_edited_posts_show_after_the_next_sync_and_nothing_is_do
         );
     }
     site.every_file_exists().await;
+}
+
+#[tokio::test]
+async fn a_library_is_stored_in_pages_of_100_and_read_a_page_at_a_time() {
+    let site = site(250);
+    site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    let index = site.mirror.index(&site.user).await.unwrap().unwrap();
+    let sizes: Vec<usize> = index.pages.iter().map(|p| p.items).collect();
+    assert_eq!(sizes, [100, 100, 50]);
+    assert_eq!((index.items, index.available), (250, 250));
+    let feed = site.mirror.feed(&site.user).await.unwrap().unwrap();
+
+    let window = site.mirror.available(&index, 95, 10).await.unwrap();
+    let ids: Vec<&str> = window.iter().map(|i| i.id.as_str()).collect();
+    let expected: Vec<&str> = feed.items[95..105].iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, expected, "across the first two pages");
+    assert!(site.mirror.available(&index, 250, 10).await.unwrap().is_empty());
+    let last = &feed.items[240];
+    assert_eq!(
+        site.mirror.find(&index, &last.id).await.unwrap().as_ref(),
+        Some(last)
+    );
+    assert_eq!(site.mirror.find(&index, "404").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_post_deleted_deep_in_the_library_goes_and_nothing_else_is_downloaded() {
+    let site = site(250);
+    site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    let before = site.mirror.feed(&site.user).await.unwrap().unwrap();
+    let gone = before.items[230].clone();
+    site.mock.delete_media(&gone.id).unwrap();
+    site.mock
+        .publish("bulk", &SeedMedia::new(SeedKind::Image, Some("New")))
+        .unwrap();
+
+    let report = site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    assert_eq!(
+        (report.items, report.removed, report.downloaded),
+        (250, 1, 1),
+        "{report:?}"
+    );
+    let feed = site.mirror.feed(&site.user).await.unwrap().unwrap();
+    assert!(feed.items.iter().all(|i| i.id != gone.id));
+    for key in gone.image.as_ref().unwrap().keys() {
+        assert!(!site.blobs.exists(&key).await.unwrap(), "{key}");
+    }
+    let used = site.every_file_exists().await;
+    assert_eq!(
+        files_under(&site.dir.path().join("media")),
+        used,
+        "no file left behind"
+    );
+}
+
+/// The files under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .map(|path| if path.is_dir() { files_under(&path) } else { 1 })
+        .sum()
+}
+
+#[tokio::test]
+async fn a_replaced_feeds_pages_stay_for_one_more_sync_then_go() {
+    let site = site(150);
+    site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    let first = site.mirror.index(&site.user).await.unwrap().unwrap();
+    site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    let second = site.mirror.index(&site.user).await.unwrap().unwrap();
+    assert_ne!(first.pages, second.pages, "a sync writes pages of its own");
+    for page in &first.pages {
+        assert!(
+            site.blobs.exists(&page.key).await.unwrap(),
+            "a reader holding the first index still finds {}",
+            page.key
+        );
+    }
+    site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    for page in &first.pages {
+        assert!(
+            !site.blobs.exists(&page.key).await.unwrap(),
+            "{} is deleted",
+            page.key
+        );
+    }
+    for page in &second.pages {
+        assert!(
+            site.blobs.exists(&page.key).await.unwrap(),
+            "{} stays a sync more",
+            page.key
+        );
+    }
 }
 
 #[tokio::test]

@@ -10,7 +10,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use igdisplay::http::{Clock as _, SharedBackend, SharedClock, SystemClock};
 use igdisplay::model::UserId;
-use igdisplay_mirror::{BlobStore, Feed, FeedItem, FeedStatus, FsBlobStore, Mirror, SyncError, SyncReport};
+use igdisplay_mirror::{
+    BlobStore, Feed, FeedIndex, FeedItem, FeedStatus, FsBlobStore, Mirror, SyncError, SyncReport,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -53,7 +55,13 @@ impl Showcase {
         self.wake.notify_one();
     }
 
-    /// The owner's feed, if one was ever written.
+    /// The owner's feed index, if one was ever written.
+    pub async fn index(&self) -> Option<FeedIndex> {
+        let owner = self.owner()?;
+        self.mirror.index(&owner).await.ok().flatten()
+    }
+
+    /// The owner's whole feed, if one was ever written.
     pub async fn feed(&self) -> Option<Feed> {
         let owner = self.owner()?;
         self.mirror.feed(&owner).await.ok().flatten()
@@ -95,7 +103,7 @@ pub fn spawn_sync_loop(app: Arc<App>) {
             let Some(showcase) = &app.showcase else {
                 return;
             };
-            let wait = match showcase.feed().await {
+            let wait = match showcase.index().await {
                 Some(feed) => {
                     let now = igdisplay::model::Timestamp::from_system_time(app.instagram.clock().now());
                     Duration::from_secs(
@@ -188,14 +196,20 @@ struct OwnerPage {
     csrf: Option<String>,
 }
 
-/// Page `page` (from 1) of the available items: the tiles and the next page, if any.
-fn page_of(feed: Option<&Feed>, page: usize) -> (Vec<Tile>, Option<usize>) {
-    let tiles: Vec<Tile> = feed
-        .map(|feed| feed.items.iter().filter_map(Tile::of).collect())
-        .unwrap_or_default();
+/// Page `page` (from 1) of the available items: the tiles and the next page, if any (only
+/// the stored pages they are on are read).
+async fn page_of(showcase: &Showcase, index: Option<&FeedIndex>, page: usize) -> (Vec<Tile>, Option<usize>) {
+    let Some(index) = index else {
+        return (Vec::new(), None);
+    };
     let start = page.saturating_sub(1).saturating_mul(PAGE);
-    let next = (tiles.len() > start.saturating_add(PAGE)).then_some(page.saturating_add(1));
-    (tiles.into_iter().skip(start).take(PAGE).collect(), next)
+    let items = showcase
+        .mirror
+        .available(index, start, PAGE)
+        .await
+        .unwrap_or_default();
+    let next = (index.available > start.saturating_add(PAGE)).then_some(page.saturating_add(1));
+    (items.iter().filter_map(Tile::of).collect(), next)
 }
 
 fn page_number(query: &HashMap<String, String>) -> usize {
@@ -206,14 +220,15 @@ fn page_number(query: &HashMap<String, String>) -> usize {
         .unwrap_or(1)
 }
 
-/// The owner's feed and the asked page of its tiles; `None` outside owner mode.
+/// The owner's feed index and the asked page of its tiles; `None` outside owner mode.
 async fn asked_page(
     app: &App,
     query: &HashMap<String, String>,
-) -> Option<(Option<Feed>, Vec<Tile>, Option<usize>)> {
-    let feed = app.showcase.as_ref()?.feed().await;
-    let (tiles, next) = page_of(feed.as_ref(), page_number(query));
-    Some((feed, tiles, next))
+) -> Option<(Option<FeedIndex>, Vec<Tile>, Option<usize>)> {
+    let showcase = app.showcase.as_ref()?;
+    let index = showcase.index().await;
+    let (tiles, next) = page_of(showcase, index.as_ref(), page_number(query)).await;
+    Some((index, tiles, next))
 }
 
 /// `GET /`: the public gallery.
@@ -254,11 +269,11 @@ pub(crate) async fn album(State(app): State<Arc<App>>, Path(id): Path<String>) -
     let Some(showcase) = &app.showcase else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let feed = showcase.feed().await;
-    let Some(item) = feed
-        .as_ref()
-        .and_then(|feed| feed.items.iter().find(|i| i.id == id))
-    else {
+    let found = match showcase.index().await {
+        Some(index) => showcase.mirror.find(&index, &id).await.ok().flatten(),
+        None => None,
+    };
+    let Some(item) = found else {
         return Redirect::to("/").into_response();
     };
     let tiles = item.children.iter().filter_map(Tile::of).collect();
@@ -340,9 +355,9 @@ pub(crate) async fn owner(State(app): State<Arc<App>>, headers: HeaderMap) -> Re
         return StatusCode::NOT_FOUND.into_response();
     };
     let csrf = owner_csrf(&app, showcase, &headers).await;
-    let feed = showcase.feed().await;
-    let status = match feed.as_ref().map(|f| &f.status) {
-        Some(FeedStatus::Fresh) => format!("{} posts mirrored.", feed.as_ref().map_or(0, |f| f.items.len())),
+    let index = showcase.index().await;
+    let status = match index.as_ref().map(|f| &f.status) {
+        Some(FeedStatus::Fresh) => format!("{} posts mirrored.", index.as_ref().map_or(0, |f| f.items)),
         Some(FeedStatus::Stale {
             reason, needs_login, ..
         }) if *needs_login => {
