@@ -17,27 +17,7 @@ pub(crate) async fn client_overhead(plan: &Plan, report: &mut Report) -> Result<
     let body = me_body(&mock, &token).await?;
     drop(mock);
     let bare = Server::start(&["serve-bare", "--body", &body])?;
-    let reqwest_graph = instagram_for(
-        &bare.base,
-        Arc::new(ReqwestBackend::new().map_err(|e| e.to_string())?),
-    )?
-    .graph_with_token(AccessToken::new("token"));
-    let hyper_graph = instagram_for(
-        &bare.base,
-        Arc::new(HyperBackend::new().map_err(|e| e.to_string())?),
-    )?
-    .graph_with_token(AccessToken::new("token"));
-    let url = format!("{}/me?fields=id%2Cusername&access_token=token", bare.base);
-    let reqwest_client = reqwest::Client::new();
-    let hyper_client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<bytes::Bytes>>();
-    let clients = Clients {
-        reqwest_graph,
-        hyper_graph,
-        reqwest_client,
-        hyper_client,
-        url: Arc::from(url.as_str()),
-    };
+    let clients = Clients::new(&bare.base)?;
     let requests = plan.requests / 4;
     let mut rows = Vec::new();
     let mut ratios = Vec::new();
@@ -123,15 +103,23 @@ pub(crate) async fn client_overhead(plan: &Plan, report: &mut Report) -> Result<
     Ok(())
 }
 
-/// For profiling comparison 3: the facade's `me()` in a loop against `base`.
-pub(crate) async fn client_loop(base: &str, requests: usize, backend: Backend) -> Result<(), String> {
-    let backend: igdisplay::http::SharedBackend = match backend {
-        Backend::Hyper => Arc::new(HyperBackend::new().map_err(|e| e.to_string())?),
-        Backend::Reqwest => Arc::new(ReqwestBackend::new().map_err(|e| e.to_string())?),
+/// For profiling comparison 3 and counting its instructions (comparison 10): `me()` in a loop
+/// against `base`, through the facade or (`hand`) the hand-written loop on the same stack.
+pub(crate) async fn client_loop(
+    base: &str,
+    requests: usize,
+    backend: Backend,
+    hand: bool,
+) -> Result<(), String> {
+    let clients = Clients::new(base)?;
+    let side = match (backend, hand) {
+        (Backend::Hyper, false) => Side::FacadeHyper,
+        (Backend::Hyper, true) => Side::HandHyper,
+        (Backend::Reqwest, false) => Side::FacadeReqwest,
+        (Backend::Reqwest, true) => Side::HandReqwest,
     };
-    let graph = instagram_for(base, backend)?.graph_with_token(AccessToken::new("token"));
     for _ in 0..requests {
-        std::hint::black_box(graph.me().send().await.map_err(|e| e.to_string())?);
+        std::hint::black_box(clients.me(side).await?);
     }
     Ok(())
 }
@@ -191,6 +179,21 @@ struct Clients {
 }
 
 impl Clients {
+    /// Every side's client, against the server at `base`.
+    fn new(base: &str) -> Result<Self, String> {
+        let graph = |backend: igdisplay::http::SharedBackend| {
+            instagram_for(base, backend).map(|app| app.graph_with_token(AccessToken::new("token")))
+        };
+        Ok(Self {
+            reqwest_graph: graph(Arc::new(ReqwestBackend::new().map_err(|e| e.to_string())?))?,
+            hyper_graph: graph(Arc::new(HyperBackend::new().map_err(|e| e.to_string())?))?,
+            reqwest_client: reqwest::Client::new(),
+            hyper_client: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Empty<bytes::Bytes>>(),
+            url: Arc::from(format!("{base}/me?fields=id%2Cusername&access_token=token").as_str()),
+        })
+    }
+
     /// One `/me`, decoded to a `User`, the way `side` does it.
     async fn me(&self, side: Side) -> Result<User, String> {
         match side {

@@ -8,6 +8,7 @@
 #![allow(clippy::disallowed_methods)]
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod callgrind;
 mod client;
 mod common;
 mod export;
@@ -53,7 +54,7 @@ enum Command {
         /// without one).
         #[arg(long, value_name = "URL")]
         postgres: Option<String>,
-        /// Only these comparisons (their numbers, 1 to 9); all without it.
+        /// Only these comparisons (their numbers, 1 to 10); all without it.
         #[arg(long, value_name = "N")]
         only: Vec<u8>,
     },
@@ -111,6 +112,9 @@ enum Command {
         /// Which backend.
         #[arg(long, value_enum, default_value_t = Backend::Reqwest)]
         backend: Backend,
+        /// The hand-written loop on that backend's HTTP stack instead of the facade.
+        #[arg(long)]
+        hand: bool,
     },
 }
 
@@ -142,6 +146,8 @@ pub(crate) struct Plan {
     pub(crate) fleet_rows: usize,
     /// The two library sizes the mirror's sync is measured at.
     pub(crate) mirror_items: (usize, usize),
+    /// The two runs, in requests, whose instruction counts are subtracted.
+    pub(crate) callgrind_requests: (usize, usize),
 }
 
 impl Plan {
@@ -161,6 +167,7 @@ impl Plan {
                 fleet_due: 100,
                 fleet_rows: 2_000,
                 mirror_items: (30, 120),
+                callgrind_requests: (3, 12),
             }
         } else {
             Self {
@@ -177,6 +184,7 @@ impl Plan {
                 fleet_due: 10_000,
                 fleet_rows: 1_000_000,
                 mirror_items: (1_000, 10_000),
+                callgrind_requests: (200, 2_200),
             }
         }
     }
@@ -203,7 +211,8 @@ fn main() -> std::process::ExitCode {
             base,
             requests,
             backend,
-        } => runtime().and_then(|rt| rt.block_on(client::client_loop(&base, requests, backend))),
+            hand,
+        } => runtime().and_then(|rt| rt.block_on(client::client_loop(&base, requests, backend, hand))),
         Command::Run {
             quick,
             out,
@@ -250,7 +259,7 @@ async fn run(
     let mut report = Report::new(command, plan.quick);
     let wanted = |n: u8, name: &str| {
         let run = only.is_empty() || only.contains(&n);
-        eprintln!("{n}/9 {name}{}", if run { "" } else { ": skipped (--only)" });
+        eprintln!("{n}/10 {name}{}", if run { "" } else { ": skipped (--only)" });
         run
     };
     if wanted(1, "mock server throughput") {
@@ -277,11 +286,14 @@ async fn run(
     if wanted(8, "keeping a fleet alive") {
         match postgres {
             Some(postgres) => fleet::fleet(&plan, cli, postgres, &mut report).await?,
-            None => eprintln!("8/9: skipped (no --postgres)"),
+            None => eprintln!("8/10: skipped (no --postgres)"),
         }
     }
     if wanted(9, "media mirror") {
         mirror::mirror(&plan, cli, &mut report).await?;
+    }
+    if wanted(10, "instructions per request") {
+        callgrind::instructions(&plan, &mut report).await?;
     }
     std::fs::write(out, report.render()).map_err(|e| format!("{out}: {e}"))?;
     eprintln!("wrote {out}");

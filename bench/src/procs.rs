@@ -16,8 +16,20 @@ pub(crate) struct Server {
 impl Server {
     /// Starts `igdisplay-bench <args>` and waits for it to print `ready`.
     pub(crate) fn start(args: &[&str]) -> Result<Self, String> {
+        Self::start_under(&[], args)
+    }
+
+    /// As [`Server::start`], run by `valgrind <tool>` when `tool` is not empty.
+    pub(crate) fn start_under(tool: &[String], args: &[&str]) -> Result<Self, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let mut child = Command::new(exe)
+        let mut command = if tool.is_empty() {
+            Command::new(exe)
+        } else {
+            let mut command = Command::new("valgrind");
+            command.args(tool).arg(exe);
+            command
+        };
+        let mut child = command
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -56,6 +68,16 @@ impl Server {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
             .ok_or_else(|| format!("the server printed no {key}"))
+    }
+
+    /// Ends the server with SIGTERM (so that a tool running it writes its results) and waits.
+    pub(crate) fn terminate(mut self) -> Result<(), String> {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .map_err(|e| e.to_string())?;
+        self.child.wait().map_err(|e| e.to_string())?;
+        Ok(())
     }
 
     /// Resident memory now, in KiB.
