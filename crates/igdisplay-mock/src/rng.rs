@@ -38,16 +38,24 @@ impl Rng {
     /// `len` characters from the base64url alphabet.
     pub(crate) fn token(&mut self, len: usize) -> String {
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        (0..len)
-            .map(|_| char::from(ALPHABET[usize::try_from(self.below(64)).unwrap_or_default()]))
-            .collect()
+        let mut out = String::with_capacity(len);
+        for _ in 0..len {
+            out.push(char::from(
+                ALPHABET[usize::try_from(self.below(64)).unwrap_or_default()],
+            ));
+        }
+        out
     }
 
     /// `len` alphanumeric characters.
     pub(crate) fn alphanumeric(&mut self, len: usize) -> String {
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        (0..len)
-            .map(|_| char::from(ALPHABET[usize::try_from(self.below(62)).unwrap_or_default()]))
-            .collect()
+        let mut out = String::with_capacity(len);
+        for _ in 0..len {
+            out.push(char::from(
+                ALPHABET[usize::try_from(self.below(62)).unwrap_or_default()],
+            ));
+        }
+        out
     }
 }

@@ -266,6 +266,7 @@ fn response(reply: Reply) -> http::Response<Body> {
 /// is dropped rather than failing the response.
 fn build(status: u16, headers: Vec<(http::HeaderName, String)>, body: Body) -> http::Response<Body> {
     let mut response = http::Response::new(body);
+    response.headers_mut().reserve(headers.len());
     *response.status_mut() =
         http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in headers {

@@ -92,7 +92,8 @@ pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
 /// is kept as sent, so a garbled parameter is refused by the route, not by the parser.
 fn decode(component: &str) -> String {
     // Most components (tokens, ids, cursors) need no decoding: copy them once.
-    if !component.contains(['%', '+']) {
+    let bytes = component.as_bytes();
+    if !bytes.contains(&b'%') && !bytes.contains(&b'+') {
         return component.to_owned();
     }
     let spaced = component.replace('+', " ");
@@ -136,7 +137,9 @@ impl Reply {
     /// JSON, with the headers Instagram sends on Graph responses (`application/json;
     /// charset=UTF-8` and no caching).
     pub(crate) fn json(status: u16, value: &Value) -> Self {
-        Self::new(status, "application/json; charset=UTF-8", value.to_string())
+        // Straight into bytes: `to_string` would go through `Display` and a formatter.
+        let body = serde_json::to_vec(value).unwrap_or_default();
+        Self::new(status, "application/json; charset=UTF-8", body)
             .header("cache-control", "private, no-cache, no-store, must-revalidate")
     }
 
@@ -171,9 +174,14 @@ impl Reply {
 
     /// Adds a header.
     pub(crate) fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.push_header(name, value);
+        self
+    }
+
+    /// Adds a header in place.
+    pub(crate) fn push_header(&mut self, name: &'static str, value: impl Into<String>) {
         self.headers
             .push((http::HeaderName::from_static(name), value.into()));
-        self
     }
 
     /// The flat OAuth error of `api.instagram.com/oauth/*` and the authorize window.

@@ -3,22 +3,23 @@
 //! Each type prints `[redacted]` under `Debug`, has no `Display`, no derived `PartialEq`
 //! (comparing secrets is done in constant time by the crates that need it) and gives its
 //! value only through [`expose_secret`](AccessToken::expose_secret). They serialize as a
-//! plain string so that token stores can persist them.
+//! plain string so that token stores can persist them. The value is shared, not copied:
+//! cloning one (a token for each request) counts a reference.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
+use std::sync::Arc;
 
 macro_rules! secret_type {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
-        #[derive(Clone, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        #[derive(Clone)]
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Wraps a secret value.
             pub fn new(value: impl Into<String>) -> Self {
-                Self(value.into())
+                Self(Arc::from(value.into()))
             }
 
             /// The secret itself. Call it only where the value leaves the process on purpose:
@@ -36,6 +37,18 @@ macro_rules! secret_type {
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(concat!(stringify!($name), "([redacted])"))
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                String::deserialize(deserializer).map(Self::new)
             }
         }
     };

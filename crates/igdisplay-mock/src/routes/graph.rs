@@ -161,11 +161,12 @@ struct Expansion {
 /// and dropping empty ones: `id, children{id,media_url}, media.fields(a,b)` is three parts.
 fn split_top_level(text: &str) -> Vec<&str> {
     let (mut parts, mut depth, mut start) = (Vec::new(), 0usize, 0);
-    for (i, c) in text.char_indices() {
+    // The delimiters are ASCII, so byte offsets fall on character boundaries.
+    for (i, c) in text.bytes().enumerate() {
         match c {
-            '{' | '(' => depth += 1,
-            '}' | ')' => depth = depth.saturating_sub(1),
-            ',' if depth == 0 => {
+            b'{' | b'(' => depth += 1,
+            b'}' | b')' => depth = depth.saturating_sub(1),
+            b',' if depth == 0 => {
                 parts.push(&text[start..i]);
                 start = i + 1;
             }
@@ -183,6 +184,10 @@ fn split_top_level(text: &str) -> Vec<&str> {
 /// One item of `fields`: `name`, `name{a,b}`, `name.fields(a,b)`, `name.limit(5)`, or a chain
 /// of them (`media.limit(5){id}`). Returns the name and, for an expansion, its parts.
 fn parse_item(item: &str) -> (String, Option<Expansion>) {
+    // Most items are plain names.
+    if !item.bytes().any(|b| matches!(b, b'{' | b'.' | b'(')) {
+        return (item.to_owned(), None);
+    }
     let (head, braces) = match item.split_once('{') {
         Some((head, rest)) => (head, Some(rest.strip_suffix('}').unwrap_or(rest))),
         None => (item, None),

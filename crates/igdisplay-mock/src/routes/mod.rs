@@ -97,7 +97,7 @@ impl World {
             headers.push(("instagram-api-version", self.options.link_version.clone()));
         }
         for (name, value) in headers {
-            *reply = std::mem::replace(reply, Reply::new(0, "", "")).header(name, value);
+            reply.push_header(name, value);
         }
     }
 }
