@@ -51,9 +51,10 @@ impl GraphEndpoint {
     }
 
     /// `{base}[/{version}]/{path}`.
-    pub(crate) fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str, room: usize) -> String {
         let version = self.version.as_deref().map_or(0, |v| v.len() + 1);
-        let mut url = String::with_capacity(self.base_url.len() + version + path.len() + 1);
+        let mut url =
+            String::with_capacity((self.base_url.len() + version + path.len() + 1).saturating_add(room));
         url.push_str(&self.base_url);
         if let Some(version) = &self.version {
             url.push('/');
@@ -206,6 +207,6 @@ mod tests {
         let endpoint = GraphEndpoint::new(Platform::InstagramLogin)
             .base_url("http://127.0.0.1:9/")
             .version("21.0");
-        assert_eq!(endpoint.url("me/media"), "http://127.0.0.1:9/v21.0/me/media");
+        assert_eq!(endpoint.url("me/media", 0), "http://127.0.0.1:9/v21.0/me/media");
     }
 }

@@ -450,7 +450,6 @@ impl<N: Node> GraphRequest<N> {
             .path
             .as_deref()
             .map_err(|reason| Error::InvalidRequest(reason))?;
-        let mut uri = self.client.endpoint().url(path);
         let fields = self.fields.to_param();
         let paging = &self.params;
         let limit = paging.limit.map(|l| l.to_string());
@@ -466,6 +465,12 @@ impl<N: Node> GraphRequest<N> {
             ("before", paging.before.as_deref()),
             ("access_token", Some(token.expose_secret())),
         ];
+        // Room for the whole query, escapes at their widest: one allocation.
+        let room = pairs
+            .iter()
+            .filter_map(|(k, v)| Some(k.len() + (*v)?.len().saturating_mul(3) + 2))
+            .fold(0usize, usize::saturating_add);
+        let mut uri = self.client.endpoint().url(path, room);
         append_query(&mut uri, pairs.into_iter().filter_map(|(k, v)| Some((k, v?))));
         http::Request::get(uri)
             .header(http::header::ACCEPT, "application/json")

@@ -28,7 +28,7 @@ pub use error::{BodyTooLarge, BoxError, TransportError, TransportErrorKind};
 #[cfg(feature = "hyper")]
 pub use hyper_backend::HyperBackend;
 pub use query::{append_query, encode_query};
-pub use redact::{MASK, Redacted, SENSITIVE_QUERY_PARAMS, redact_http_uri, redact_uri};
+pub use redact::{MASK, Redacted, RedactedHttpUri, SENSITIVE_QUERY_PARAMS, redact_http_uri, redact_uri};
 #[cfg(feature = "reqwest")]
 pub use reqwest_backend::ReqwestBackend;
 pub use retry::{Jitter, Outcome, RequestKind, Retry, RetryBudget, RetryPolicy, ServerVerdict, classify};

@@ -1,14 +1,29 @@
 //! The one percent-encoding of the client crates: query strings and form bodies, every name
 //! and value encoded exactly once, everything but RFC 3986's unreserved characters escaped.
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+/// Whether `byte` is sent as it is: RFC 3986's unreserved characters `A-Z a-z 0-9 - . _ ~`.
+/// Every other byte (UTF-8 bytes too) is percent-encoded.
+fn is_unreserved(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
+}
 
-/// Everything but the unreserved characters `A-Z a-z 0-9 - . _ ~` is percent-encoded.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+/// Appends `text` percent-encoded: runs of unreserved bytes copied whole, the rest `%XX`.
+fn push_encoded(out: &mut String, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut run = 0;
+    for (i, byte) in text.bytes().enumerate() {
+        if is_unreserved(byte) {
+            continue;
+        }
+        // A run of unreserved bytes is ASCII, so it starts and ends on character boundaries.
+        out.push_str(text.get(run..i).unwrap_or_default());
+        out.push('%');
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        run = i + 1;
+    }
+    out.push_str(text.get(run..).unwrap_or_default());
+}
 
 /// `name=value&...`, each name and value percent-encoded: a query string without its `?`, or
 /// an `application/x-www-form-urlencoded` body.
@@ -39,9 +54,9 @@ pub fn append_query<'a>(uri: &mut String, pairs: impl IntoIterator<Item = (&'a s
             uri.push(separator);
         }
         separator = '&';
-        uri.extend(utf8_percent_encode(name, COMPONENT));
+        push_encoded(uri, name);
         uri.push('=');
-        uri.extend(utf8_percent_encode(value, COMPONENT));
+        push_encoded(uri, value);
     }
 }
 
@@ -60,6 +75,21 @@ mod tests {
         let mut uri = "https://x.example/p?a=1".to_owned();
         append_query(&mut uri, [("b", "2")]);
         assert_eq!(uri, "https://x.example/p?a=1&b=2");
+    }
+
+    #[test]
+    fn multibyte_text_and_every_reserved_byte_are_escaped_whole() {
+        assert_eq!(encode_query([("ü", "日本 x")]), "%C3%BC=%E6%97%A5%E6%9C%AC%20x");
+        let all: String = (0u8..128).map(char::from).collect();
+        let encoded = encode_query([("a", all.as_str())]);
+        let kept: String = encoded[2..]
+            .split('%')
+            .map(|part| part.get(2..).unwrap_or(part))
+            .collect();
+        assert_eq!(
+            kept,
+            "-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~"
+        );
     }
 
     #[test]

@@ -40,9 +40,27 @@ pub fn redact_uri(uri: &(impl AsRef<str> + ?Sized)) -> Redacted<'_> {
     Redacted(uri.as_ref())
 }
 
-/// Like [`redact_uri`] for an [`http::Uri`].
-pub fn redact_http_uri(uri: &http::Uri) -> String {
-    redact_uri(&uri.to_string()).to_string()
+/// Like [`redact_uri`] for an [`http::Uri`]. Nothing is formatted until the view is
+/// displayed, so a trace field that no subscriber records costs nothing.
+pub fn redact_http_uri(uri: &http::Uri) -> RedactedHttpUri<'_> {
+    RedactedHttpUri(uri)
+}
+
+/// A [`Display`](fmt::Display) view of an [`http::Uri`] with secrets masked; see
+/// [`redact_http_uri`].
+#[derive(Clone, Copy)]
+pub struct RedactedHttpUri<'a>(&'a http::Uri);
+
+impl fmt::Display for RedactedHttpUri<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&redact_uri(&self.0.to_string()), f)
+    }
+}
+
+impl fmt::Debug for RedactedHttpUri<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
 }
 
 impl fmt::Display for Redacted<'_> {
@@ -122,8 +140,12 @@ mod tests {
         assert_eq!(redact_uri("not a uri").to_string(), "not a uri");
         let uri: http::Uri = "http://127.0.0.1:1/me?access_token=CANARY".parse().unwrap();
         assert_eq!(
-            redact_http_uri(&uri),
+            redact_http_uri(&uri).to_string(),
             "http://127.0.0.1:1/me?access_token=[redacted]"
+        );
+        assert_eq!(
+            format!("{:?}", redact_http_uri(&uri)),
+            "\"http://127.0.0.1:1/me?access_token=[redacted]\""
         );
         assert_eq!(format!("{:?}", redact_uri("/a?code=1")), "\"/a?code=[redacted]\"");
     }
