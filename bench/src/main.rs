@@ -63,6 +63,9 @@ enum Command {
         /// Items of the generated `bulk` user.
         #[arg(long)]
         generate: Option<usize>,
+        /// Large CDN files: 1 MiB photos and 10 MiB clips.
+        #[arg(long)]
+        large: bool,
     },
     /// A child: wiremock with N mounted mocks answering `body`.
     ServeWiremock {
@@ -162,7 +165,7 @@ impl Plan {
                 sync_items: 500,
                 rss_small: 200,
                 rss_large: 2_000,
-                export_items: 30,
+                export_items: 6,
                 export_pages: (1, 3),
                 fleet_due: 100,
                 fleet_rows: 2_000,
@@ -179,7 +182,7 @@ impl Plan {
                 sync_items: 10_000,
                 rss_small: 1_000,
                 rss_large: 100_000,
-                export_items: 1_000,
+                export_items: 100,
                 export_pages: (10, 150),
                 fleet_due: 10_000,
                 fleet_rows: 1_000_000,
@@ -193,7 +196,7 @@ impl Plan {
 fn main() -> std::process::ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let result = match Cli::parse().command {
-        Command::ServeMock { generate } => servers::mock(generate),
+        Command::ServeMock { generate, large } => servers::mock(generate, large),
         Command::ServeWiremock { mounted, body } => {
             runtime().and_then(|rt| rt.block_on(servers::wiremock(mounted, body)))
         }

@@ -8,7 +8,7 @@ use std::convert::Infallible;
 
 /// The demo mock (no rate limit, default journal), plus a generated user when asked; prints
 /// its address and a long-lived token of `jayposiris` (and of `bulk`, if generated).
-pub(crate) fn mock(generate: Option<usize>) -> Result<(), String> {
+pub(crate) fn mock(generate: Option<usize>, large: bool) -> Result<(), String> {
     let mut seed = igdisplay::mock::Seed::demo();
     if let Some(count) = generate {
         seed = seed.with_generated_user("bulk", count, 10);
@@ -16,6 +16,14 @@ pub(crate) fn mock(generate: Option<usize>) -> Result<(), String> {
     let server = igdisplay::mock::MockServer::builder()
         .seed(seed)
         .calls_per_hour(None)
+        .asset_sizes(if large {
+            igdisplay::mock::AssetSizes {
+                image: 1 << 20,
+                video: 10 << 20,
+            }
+        } else {
+            igdisplay::mock::AssetSizes::default()
+        })
         .workers(2)
         .start()
         .map_err(|e| e.to_string())?;

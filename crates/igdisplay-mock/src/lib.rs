@@ -17,7 +17,7 @@ pub use clock::{DEFAULT_START, LATEST, MockClock};
 pub use faults::{Fault, FaultKind, Stub};
 pub use journal::{JournalEntry, JournalMismatch};
 pub use seed::{Generated, MockPlatform, Seed, SeedApp, SeedKind, SeedMedia, SeedUser};
-pub use state::{ExpiredTokenForm, MockOptions, TokenShape, UsageKeys};
+pub use state::{AssetSizes, ExpiredTokenForm, MockOptions, TokenShape, UsageKeys};
 
 use server::Shared;
 use state::World;
@@ -354,6 +354,12 @@ impl MockBuilder {
     /// ```
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers.max(1);
+        self
+    }
+
+    /// The sizes of the CDN's files (see [`AssetSizes`]): large downloads from a mock.
+    pub fn asset_sizes(mut self, sizes: AssetSizes) -> Self {
+        self.options.asset_sizes = sizes;
         self
     }
 

@@ -132,6 +132,32 @@ pub struct MockOptions {
     /// How long CDN links stay valid, in seconds of mock time. Default 3 days, about what
     /// recorded links lasted; after that the CDN answers 403 `URL signature expired`.
     pub media_url_ttl: i64,
+    /// The sizes of the files the CDN serves (default: the real files, a few kilobytes).
+    pub asset_sizes: AssetSizes,
+}
+
+/// The sizes of the CDN's files, for measuring large downloads: each photo and the clip are
+/// padded to at least these many bytes with deterministic filler that keeps them valid (after
+/// the JPEG's end marker; in an MP4 `free` box). 0, or a size below a file's own, leaves it as
+/// it is; sizes above [`AssetSizes::MAX`] are clamped to it.
+///
+/// ```
+/// let mock = igdisplay_mock::MockServer::builder()
+///     .asset_sizes(igdisplay_mock::AssetSizes { image: 1 << 20, video: 10 << 20 })
+///     .start()?;
+/// # Ok::<(), igdisplay_mock::MockError>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AssetSizes {
+    /// Bytes of each `.jpg`.
+    pub image: usize,
+    /// Bytes of each `.mp4`.
+    pub video: usize,
+}
+
+impl AssetSizes {
+    /// The largest padded size: 64 MiB.
+    pub const MAX: usize = 64 << 20;
 }
 
 impl Default for MockOptions {
@@ -146,6 +172,7 @@ impl Default for MockOptions {
             media_url_ttl: 3 * 24 * HOUR,
             expired_token: ExpiredTokenForm::default(),
             usage_keys: UsageKeys::default(),
+            asset_sizes: AssetSizes::default(),
         }
     }
 }
@@ -342,6 +369,8 @@ pub(crate) struct World {
     pub(crate) refreshes: HashMap<usize, u64>,
     /// The test root of an HTTPS mock, PEM, for `GET /_mock/ca.pem`.
     pub(crate) root_pem: Option<String>,
+    /// The files the CDN serves, at the sizes the options ask.
+    pub(crate) assets: crate::routes::cdn::Assets,
 }
 
 impl World {
@@ -441,6 +470,7 @@ impl World {
         }
         let cdn_key = rng.token(32);
         let journal = Journal::new(options.journal_capacity);
+        let assets = crate::routes::cdn::Assets::new(options.asset_sizes);
         World {
             app: seed.app.clone(),
             seed,
@@ -459,6 +489,7 @@ impl World {
             stubs: Vec::new(),
             refreshes: HashMap::new(),
             root_pem,
+            assets,
         }
     }
 
