@@ -371,6 +371,8 @@ pub(crate) struct World {
     pub(crate) root_pem: Option<String>,
     /// The files the CDN serves, at the sizes the options ask.
     pub(crate) assets: crate::routes::cdn::Assets,
+    /// `fields` values already parsed.
+    pub(crate) fields_cache: crate::routes::graph::FieldsCache,
 }
 
 impl World {
@@ -490,6 +492,7 @@ impl World {
             refreshes: HashMap::new(),
             root_pem,
             assets,
+            fields_cache: crate::routes::graph::FieldsCache::default(),
         }
     }
 

@@ -138,7 +138,11 @@ impl Reply {
     /// charset=UTF-8` and no caching).
     pub(crate) fn json(status: u16, value: &Value) -> Self {
         // Straight into bytes: `to_string` would go through `Display` and a formatter.
-        let body = serde_json::to_vec(value).unwrap_or_default();
+        Self::json_bytes(status, serde_json::to_vec(value).unwrap_or_default())
+    }
+
+    /// As [`Reply::json`], for a body already rendered.
+    pub(crate) fn json_bytes(status: u16, body: Vec<u8>) -> Self {
         Self::new(status, "application/json; charset=UTF-8", body)
             .header("cache-control", "private, no-cache, no-store, must-revalidate")
     }

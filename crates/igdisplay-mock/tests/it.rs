@@ -1212,3 +1212,22 @@ async fn published_deleted_and_edited_posts_show_in_the_next_listing() {
         Err(igdisplay_mock::MockError::UnknownMedia(_))
     ));
 }
+
+#[tokio::test]
+async fn the_user_node_is_one_object_keys_sorted_and_each_once() {
+    let mock = mock(MockPlatform::InstagramLogin);
+    let token = mock.issue_token("jayposiris", TokenLifetime::LongLived).unwrap();
+    let url = graph(
+        &mock,
+        "/me?fields=username,id,media_count,id,followers_count",
+        &token.access_token,
+    );
+    let body = http().get(url).send().await.unwrap().text().await.unwrap();
+    let value: Value = serde_json::from_str(&body).unwrap();
+    let expected = format!(
+        r#"{{"followers_count":{},"id":"{}","media_count":{},"username":"jayposiris"}}"#,
+        value["followers_count"], token.user_id, value["media_count"]
+    );
+    assert_eq!(body, expected, "the bytes a serde_json::Map renders");
+    assert!(value["media_count"].as_u64().unwrap() > 0);
+}

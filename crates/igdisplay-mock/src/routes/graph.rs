@@ -218,6 +218,34 @@ fn parse_item(item: &str) -> (String, Option<Expansion>) {
     (name, expansion)
 }
 
+/// Parsed `fields` values by their text: clients send the same few again and again, so a
+/// request reads its parse instead of parsing (and allocating) anew. Bounded: values longer
+/// than 1 KiB are parsed and not kept, and the cache is emptied when it holds 256.
+#[derive(Debug, Default)]
+pub(crate) struct FieldsCache(std::collections::HashMap<String, std::sync::Arc<Fields>>);
+
+impl FieldsCache {
+    const CAPACITY: usize = 256;
+    const LONGEST: usize = 1024;
+
+    /// The parse of `text`, from the cache or parsed now.
+    fn get(&mut self, text: Option<&str>) -> std::sync::Arc<Fields> {
+        let key = text.unwrap_or_default();
+        if let Some(fields) = self.0.get(key) {
+            return fields.clone();
+        }
+        let fields = std::sync::Arc::new(parse_fields(text));
+        if key.len() > Self::LONGEST {
+            return fields;
+        }
+        if self.0.len() >= Self::CAPACITY {
+            self.0.clear();
+        }
+        self.0.insert(key.to_owned(), fields.clone());
+        fields
+    }
+}
+
 /// Reads a `fields` value: comma-separated names, with edge expansions in either of the Graph
 /// API's syntaxes (`children{id,media_url}` or `children.fields(id,media_url)`, and on a user
 /// `media.limit(5){id,caption}`). No value (or a blank one) means `id` alone, as Instagram
@@ -295,7 +323,7 @@ impl World {
         let (record, user) = self.check_token(&token)?;
         let scopes = record.scopes.clone();
         let usage = self.count_call(user)?;
-        let fields = parse_fields(req.param("fields"));
+        let fields = self.fields_cache.get(req.param("fields"));
         let media_allowed = match self.options.platform {
             MockPlatform::BasicDisplay => scopes.iter().any(|s| s == "user_media"),
             MockPlatform::InstagramLogin => true,
@@ -307,7 +335,7 @@ impl World {
             (Err(failure), Some(header)) => return Err(failure.with_header(header)),
             (Err(failure), None) => return Err(failure),
         };
-        let mut reply = Reply::json(200, &body);
+        let mut reply = Reply::json_bytes(200, body);
         if let Some((name, value)) = usage {
             reply = reply.header(name, value);
         }
@@ -324,13 +352,18 @@ impl World {
         fields: &Fields,
         media_allowed: bool,
         token: &str,
-    ) -> Result<Value, GraphFailure> {
-        Ok(match segments {
+    ) -> Result<Vec<u8>, GraphFailure> {
+        // The user node renders itself (read on every `/me`: no intermediate tree).
+        if let [node] = segments
+            && self.is_self(node, user)
+        {
+            return self.user_node(user, fields, media_allowed, token);
+        }
+        let value = match segments {
             [] => match req.param("ids") {
                 Some(ids) => self.media_by_ids(ids, user, fields, media_allowed)?,
                 None => return Err(unknown_path(segments)),
             },
-            [node] if self.is_self(node, user) => self.user_node(user, fields, media_allowed, token)?,
             [node] => match self.media_index.get(*node).copied() {
                 Some(found) if owner(found) == user && media_allowed => {
                     Value::Object(self.media_node(found, fields)?)
@@ -354,7 +387,8 @@ impl World {
                 _ => return Err(unknown_object(node)),
             },
             _ => return Err(unknown_path(segments)),
-        })
+        };
+        Ok(serde_json::to_vec(&value).unwrap_or_default())
     }
 
     /// An unknown field, as each platform words it (reference A.13, B.8): Basic Display
@@ -455,31 +489,31 @@ impl World {
         fields: &Fields,
         media_allowed: bool,
         token: &str,
-    ) -> Result<Value, GraphFailure> {
+    ) -> Result<Vec<u8>, GraphFailure> {
         let known = match self.options.platform {
             MockPlatform::BasicDisplay => USER_FIELDS_BASIC,
             MockPlatform::InstagramLogin => USER_FIELDS_LOGIN,
         };
         let u = &self.users[user];
-        let mut out = Map::new();
+        let mut out: Vec<(&str, Field<'_>)> = Vec::with_capacity(fields.names.len() + 1);
         for name in &fields.names {
             if !known.contains(&name.as_str()) {
                 return Err(self.nonexisting(name, "User"));
             }
             let value = match name.as_str() {
-                "id" => json!(u.id),
-                "user_id" => json!(u.ig_id),
-                "username" => json!(u.username),
-                "name" => json!(u.name),
-                "account_type" => json!(u.account_type),
-                "profile_picture_url" => json!(self.cdn_url(&format!("{}_profile.jpg", u.id))),
-                "followers_count" => json!(u.followers),
-                "follows_count" => json!(u.follows),
+                "id" => Field::Text(&u.id),
+                "user_id" => Field::Text(&u.ig_id),
+                "username" => Field::Text(&u.username),
+                "name" => Field::Text(&u.name),
+                "account_type" => Field::Text(&u.account_type),
+                "profile_picture_url" => Field::Owned(self.cdn_url(&format!("{}_profile.jpg", u.id))),
+                "followers_count" => Field::Number(u.followers),
+                "follows_count" => Field::Number(u.follows),
                 "media_count" if !media_allowed => return Err(no_media_permission()),
-                "media_count" => json!(u.media.len()),
+                "media_count" => Field::Number(u64::try_from(u.media.len()).unwrap_or(u64::MAX)),
                 _ => continue,
             };
-            out.insert(name.clone(), value);
+            out.push((name.as_str(), value));
         }
         if fields.children.is_some() {
             return Err(self.nonexisting("children", "User"));
@@ -498,9 +532,17 @@ impl World {
                 fields_text: &fields_text,
             };
             let inner = parse_fields(Some(&fields_text));
-            out.insert("media".to_owned(), self.media_page(user, &inner, &query, token)?);
+            out.push((
+                "media",
+                Field::Tree(self.media_page(user, &inner, &query, token)?),
+            ));
         }
-        Ok(Value::Object(out))
+        // As a JSON object of the world's values, keys sorted and each once (the order and
+        // the deduplication a `serde_json::Map` gives the other nodes).
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        out.dedup_by(|a, b| a.0 == b.0);
+        let object = Object(&out);
+        Ok(serde_json::to_vec(&object).unwrap_or_default())
     }
 
     /// A media node by id: an item of the user's library, or an album's child (which answers
@@ -847,6 +889,35 @@ impl World {
 }
 
 /// The user a media item or album child belongs to.
+/// A value of a node rendered straight from the world: borrowed text, made text, a count,
+/// or a tree (an expanded edge).
+enum Field<'a> {
+    Text(&'a str),
+    Owned(String),
+    Number(u64),
+    Tree(Value),
+}
+
+impl serde::Serialize for Field<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Field::Text(text) => serializer.serialize_str(text),
+            Field::Owned(text) => serializer.serialize_str(text),
+            Field::Number(n) => serializer.serialize_u64(*n),
+            Field::Tree(value) => value.serialize(serializer),
+        }
+    }
+}
+
+/// Named fields as a JSON object, in their order.
+struct Object<'a>(&'a [(&'a str, Field<'a>)]);
+
+impl serde::Serialize for Object<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(name, value)| (*name, value)))
+    }
+}
+
 fn owner(found: MediaRef) -> usize {
     match found {
         MediaRef::Item { user, .. } | MediaRef::Child { user, .. } => user,
@@ -887,6 +958,22 @@ mod tests {
         assert_eq!(fields.names, ["id", "caption", "timestamp"]);
         assert_eq!(fields.children.unwrap(), ["id", "media_url"]);
         assert_eq!(parse_fields(None).names, ["id"]);
+        let mut cache = FieldsCache::default();
+        let first = cache.get(Some("id,caption"));
+        assert!(
+            std::sync::Arc::ptr_eq(&first, &cache.get(Some("id,caption"))),
+            "parsed once"
+        );
+        assert_eq!(cache.get(None).names, ["id"]);
+        for n in 0..300 {
+            cache.get(Some(&format!("id,f{n}")));
+        }
+        assert!(cache.0.len() <= FieldsCache::CAPACITY, "bounded");
+        cache.get(Some(&"x,".repeat(1000)));
+        assert!(
+            cache.0.keys().all(|k| k.len() <= FieldsCache::LONGEST),
+            "long values not kept"
+        );
         assert_eq!(parse_fields(Some("children")).children.unwrap(), ["id"]);
     }
 
