@@ -185,6 +185,8 @@ impl FieldList {
 
     /// Adds fields not yet present.
     pub fn extend<I: IntoIterator<Item = &'static str>>(&mut self, fields: I) {
+        let fields = fields.into_iter();
+        self.names.reserve(fields.size_hint().0);
         for name in fields {
             if !self.names.contains(&name) {
                 self.names.push(name);
