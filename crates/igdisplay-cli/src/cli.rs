@@ -140,9 +140,10 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Store(StoreCommand),
     /// Mirror every stored account's media into a folder (--out) or a bucket (--bucket): each
-    /// image and video thumbnail once, with resized copies, and a feed per account
-    /// (feeds/USER_ID.json). Incremental: a second run downloads only what is new; when
-    /// Instagram fails, the last good feed stays.
+    /// image and video thumbnail once, with resized copies, and a feed per account (an index,
+    /// feeds/USER_ID.json, naming pages of 100 posts). Incremental: a second run downloads only
+    /// what is new; when Instagram fails, the last good feed stays; with --store, an account
+    /// whose token Instagram refuses is marked revoked there.
     #[command(group(clap::ArgGroup::new("target").required(true).args(["out", "bucket"])))]
     Sync {
         /// The mirror's folder.
@@ -156,7 +157,8 @@ pub(crate) enum Command {
         #[arg(long, env = "IGDISPLAY_S3_ENDPOINT", value_name = "URL", requires = "bucket")]
         s3_endpoint: Option<String>,
     },
-    /// Serve a mirror over HTTP: GET /feeds/USER_ID.json and the files under /media/.
+    /// Serve a mirror over HTTP: GET /feeds/USER_ID.json (the index), its pages under /feeds/,
+    /// and the files under /media/.
     Serve {
         /// The mirror's folder (what `igdisplay sync --out` wrote).
         #[arg(long, value_name = "DIR")]

@@ -70,6 +70,13 @@ pub(crate) async fn sync(settings: &Settings, target: Target) -> Result<(), Fail
     let backend =
         igdisplay::http::default_backend(Default::default()).map_err(|e| Failure::runtime(chain(&e)))?;
     let mirror = Mirror::new(target.blobs()?, backend).with_clock(instagram.clock().clone());
+    // With a database of accounts, an account whose token Instagram refuses is marked there:
+    // the keeper stops refreshing it and `igdisplay accounts` shows it, until a new login.
+    let accounts = if settings.has_store() {
+        Some(settings.sql_store().await?)
+    } else {
+        None
+    };
     let mut reports = Vec::new();
     let mut failed = 0usize;
     for user in &users {
@@ -94,7 +101,19 @@ pub(crate) async fn sync(settings: &Settings, target: Target) -> Result<(), Fail
                     "{user}: not synced ({}); the last good feed ({kept} posts) is kept",
                     chain(&source)
                 );
-                reports.push(serde_json::json!({"user_id": user, "error": chain(&source), "kept": kept}));
+                let mut event = None;
+                if let (true, Some(accounts)) = (source.requires_login(), &accounts) {
+                    event = accounts
+                        .mark_revoked(user, &chain(&source))
+                        .await
+                        .map_err(|e| Failure::runtime(chain(&e)))?;
+                    if event.is_some() {
+                        eprintln!("{user}: marked revoked in the store: it needs a new login");
+                    }
+                }
+                reports.push(serde_json::json!({
+                    "user_id": user, "error": chain(&source), "kept": kept, "event": event,
+                }));
             }
             Err(error) => {
                 return Err(Failure::runtime(chain(&error)).hint("check that the folder is writable"));
@@ -117,7 +136,8 @@ pub(crate) async fn sync(settings: &Settings, target: Target) -> Result<(), Fail
     Ok(())
 }
 
-/// `igdisplay serve --dir DIR`: `GET /feeds/{user}.json` and `GET /media/{id}/{file}`, read
+/// `igdisplay serve --dir DIR`: `GET /feeds/{user}.json` (an index), its pages
+/// `GET /feeds/{user}/{sync}/{n}.json` and `GET /media/{id}/{file}`, read
 /// only, from the folder; anything else is 404.
 pub(crate) async fn serve(dir: &Path, addr: std::net::SocketAddr) -> Result<(), Failure> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -159,7 +179,9 @@ async fn answer(
             } else {
                 igdisplay_mirror::content_type(&bytes)
             };
-            let cache = if path.starts_with("media/") {
+            // Files and feed pages never change under their keys; an index does.
+            let page = path.starts_with("feeds/") && path.matches('/').count() == 3;
+            let cache = if path.starts_with("media/") || page {
                 "public, max-age=31536000, immutable"
             } else {
                 "no-cache"

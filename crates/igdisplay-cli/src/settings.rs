@@ -274,6 +274,11 @@ impl Settings {
         Ok(Arc::new(FileStore::new(self.token_file()?)))
     }
 
+    /// Whether `--store` names a database of accounts.
+    pub(crate) fn has_store(&self) -> bool {
+        self.store.is_some()
+    }
+
     /// The database `--store` names, with its keys; on the mock's clock with `--mock`.
     pub(crate) async fn sql_store(&self) -> Result<igdisplay::store::SqlStore, Failure> {
         let Some(url) = &self.store else {

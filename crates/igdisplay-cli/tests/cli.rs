@@ -1669,8 +1669,17 @@ fn sync_mirrors_the_stored_account_incrementally_and_serve_serves_it() {
     let base = line.trim().rsplit(' ').next().unwrap().to_owned();
     let (status, _, body) = get_bytes(&format!("{base}/feeds/{user}.json"));
     assert_eq!(status, 200);
-    let feed: Value = serde_json::from_slice(&body).unwrap();
-    let key = feed["items"]
+    let index: Value = serde_json::from_slice(&body).unwrap();
+    let page = index["pages"][0]["key"].as_str().unwrap();
+    let (status, head, body) = get_bytes(&format!("{base}/{page}"));
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: application/json"), "{head}");
+    assert!(
+        head.contains("immutable"),
+        "a page never changes under its key: {head}"
+    );
+    let key = serde_json::from_slice::<Value>(&body)
+        .unwrap()
         .as_array()
         .unwrap()
         .iter()
@@ -1688,6 +1697,34 @@ fn sync_mirrors_the_stored_account_incrementally_and_serve_serves_it() {
     ] {
         assert_eq!(get_bytes(&format!("{base}{outside}")).0, 404, "{outside}");
     }
+}
+
+#[test]
+fn sync_marks_an_account_whose_token_instagram_refuses_revoked_in_the_store() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let keys = env.ok(&["store", "generate-key", "--id", "k1"]).trim().to_owned();
+    store_login(&env, &keys, "cafe_nova");
+    let out = env.dir.path().join("mirror");
+    let out_arg = out.to_str().unwrap();
+    store_ok(&env, &["sync", "--out", out_arg, "--json"], &keys);
+
+    assert!(env.mock.revoke_tokens("cafe_nova").unwrap() >= 1);
+    let output = with_store(
+        &env,
+        &mut env.command(&["sync", "--out", out_arg, "--json"]),
+        &keys,
+    )
+    .output()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(1), "an account was not synced");
+    let reports: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(reports[0]["event"]["type"], "revoked", "{reports}");
+    assert!(
+        reports[0]["kept"].as_u64().unwrap() > 0,
+        "the last good feed is kept"
+    );
+    let accounts: Value = serde_json::from_str(&store_ok(&env, &["accounts", "--json"], &keys)).unwrap();
+    assert_eq!(accounts[0]["state"], "revoked", "{accounts}");
 }
 
 #[test]

@@ -195,13 +195,20 @@ impl BlobStore for FsBlobStore {
         tokio::fs::try_exists(&path).await.map_err(io("look for", key))
     }
 
+    /// Deletes the file, then its folder if that is left empty (a past sync's pages, a gone
+    /// post's files), so folders do not pile up over months of syncs.
     async fn delete(&self, key: &str) -> Result<(), BlobError> {
         let path = self.path_of(key)?;
         match tokio::fs::remove_file(&path).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io("delete", key)(e)),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("delete", key)(e)),
         }
+        if let Some(folder) = path.parent().filter(|folder| *folder != self.root) {
+            // Fails, as it should, while the folder holds anything.
+            let _ = tokio::fs::remove_dir(folder).await;
+        }
+        Ok(())
     }
 }
 
@@ -221,7 +228,14 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let temporary = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
     let written = (|| {
-        let mut file = std::fs::File::create(&temporary)?;
+        let mut file = match std::fs::File::create(&temporary) {
+            // The folder was deleted as it emptied, between making it and now: make it again.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir)?;
+                std::fs::File::create(&temporary)?
+            }
+            file => file?,
+        };
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&temporary, path)

@@ -296,7 +296,10 @@ impl Mirror {
         loop {
             let page = match self.list(graph, cursor.as_deref(), &mut report).await {
                 Ok(page) => page,
-                Err(error) => return Err(self.keep_last_good(user, previous, error).await?),
+                Err(error) => {
+                    self.discard(&pages).await;
+                    return Err(self.keep_last_good(user, previous, error).await?);
+                }
             };
             let mut known = HashMap::new();
             let mut matched = Vec::new();
@@ -310,7 +313,10 @@ impl Mirror {
                 report.repaired += 1;
                 let fresh = match self.list(graph, cursor.as_deref(), &mut report).await {
                     Ok(fresh) => fresh,
-                    Err(error) => return Err(self.keep_last_good(user, previous, error).await?),
+                    Err(error) => {
+                        self.discard(&pages).await;
+                        return Err(self.keep_last_good(user, previous, error).await?);
+                    }
                 };
                 old.take(self, &fresh.items, &mut known, &mut matched).await;
                 mirrored = self
@@ -376,6 +382,16 @@ impl Mirror {
             self.blobs.delete(key).await?;
         }
         Ok(report)
+    }
+
+    /// Deletes the pages a sync wrote before its listing failed: no index names them. (Their
+    /// images stay: each has its record, and the next sync reuses them.)
+    async fn discard(&self, pages: &[PageRef]) {
+        for page in pages {
+            if let Err(error) = self.blobs.delete(&page.key).await {
+                tracing::warn!(key = %page.key, %error, "a page of a failed sync was not deleted");
+            }
+        }
     }
 
     /// Mirrors a listed page; and whether a link had expired.

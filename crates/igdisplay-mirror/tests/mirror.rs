@@ -252,6 +252,13 @@ async fn a_replaced_feeds_pages_stay_for_one_more_sync_then_go() {
             page.key
         );
     }
+    let folders = std::fs::read_dir(site.dir.path().join("feeds").join(site.user.as_str()))
+        .unwrap()
+        .count();
+    assert_eq!(
+        folders, 2,
+        "the emptied folder of the first sync's pages is gone too"
+    );
 }
 
 #[tokio::test]
@@ -267,6 +274,64 @@ async fn thirty_days_later_every_link_has_expired_and_every_image_is_still_mirro
         "every post and album item reused"
     );
     site.every_file_exists().await;
+}
+
+/// Refuses every listing after the first page (a request with a cursor) with a Graph error
+/// that is not retried.
+#[derive(Debug)]
+struct FailAfterFirstPage {
+    inner: SharedBackend,
+}
+
+#[async_trait::async_trait]
+impl HttpBackend for FailAfterFirstPage {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        if request.uri().query().is_some_and(|q| q.contains("after=")) {
+            let body =
+                r#"{"error":{"message":"(#100) Invalid parameter","type":"OAuthException","code":100}}"#;
+            return Ok(igdisplay_http::http::Response::builder()
+                .status(400)
+                .body(bytes::Bytes::from_static(body.as_bytes()))
+                .unwrap());
+        }
+        self.inner.send(request).await
+    }
+}
+
+#[tokio::test]
+async fn a_listing_that_fails_on_a_later_page_keeps_the_last_feed_and_leaves_no_page_behind() {
+    let site = site(150);
+    site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    let before = site.mirror.index(&site.user).await.unwrap().unwrap();
+    let failing = Mirror::new(
+        site.blobs.clone(),
+        Arc::new(FailAfterFirstPage {
+            inner: Arc::new(HyperBackend::new().unwrap()),
+        }),
+    );
+    let graph = GraphClient::with_token(
+        Arc::new(FailAfterFirstPage {
+            inner: Arc::new(HyperBackend::new().unwrap()),
+        }),
+        site.graph.endpoint().clone(),
+        AccessToken::new(
+            site.mock
+                .issue_token("bulk", TokenLifetime::LongLived)
+                .unwrap()
+                .access_token,
+        ),
+    );
+    let error = failing.sync(&site.user, &graph).await.unwrap_err();
+    assert!(matches!(error, SyncError::Listing { kept: 150, .. }), "{error:?}");
+    let after = site.mirror.index(&site.user).await.unwrap().unwrap();
+    assert_eq!(after.pages, before.pages, "the last good pages");
+    assert!(matches!(after.status, FeedStatus::Stale { .. }));
+    let pages = files_under(&site.dir.path().join("feeds").join(site.user.as_str()));
+    assert_eq!(
+        pages,
+        before.pages.len(),
+        "the failed sync's first page is deleted"
+    );
 }
 
 /// Moves the mock's clock 30 days ahead just before the first CDN download: every link the
