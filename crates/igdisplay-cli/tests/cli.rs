@@ -1778,9 +1778,18 @@ fn sync_writes_the_mirror_into_an_s3_compatible_bucket() {
         ))
         .unwrap()
         .expect("the feed is an object of the bucket");
-    let feed: Value = serde_json::from_slice(&feed).unwrap();
+    let index: Value = serde_json::from_slice(&feed).unwrap();
+    assert_eq!(index["items"], reports[0]["report"]["items"]);
+    let page = runtime
+        .block_on(igdisplay_mirror::BlobStore::get(
+            &store,
+            index["pages"][0]["key"].as_str().unwrap(),
+        ))
+        .unwrap()
+        .expect("its first page is an object of the bucket");
+    let items: Value = serde_json::from_slice(&page).unwrap();
     assert_eq!(
-        feed["items"].as_array().unwrap().len() as u64,
-        reports[0]["report"]["items"]
+        items.as_array().unwrap().len() as u64,
+        index["pages"][0]["items"].as_u64().unwrap()
     );
 }
