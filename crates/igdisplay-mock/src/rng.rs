@@ -37,24 +37,27 @@ impl Rng {
 
     /// `len` characters from the base64url alphabet.
     pub(crate) fn token(&mut self, len: usize) -> String {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut out = String::with_capacity(len);
-        for _ in 0..len {
-            out.push(char::from(
-                ALPHABET[usize::try_from(self.below(64)).unwrap_or_default()],
-            ));
-        }
-        out
+        self.text(
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+            len,
+        )
     }
 
     /// `len` alphanumeric characters.
     pub(crate) fn alphanumeric(&mut self, len: usize) -> String {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        self.text(
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+            len,
+        )
+    }
+
+    /// `len` characters drawn uniformly from `alphabet` (ASCII).
+    fn text(&mut self, alphabet: &[u8], len: usize) -> String {
+        let bound = u64::try_from(alphabet.len()).unwrap_or(u64::MAX);
         let mut out = String::with_capacity(len);
         for _ in 0..len {
-            out.push(char::from(
-                ALPHABET[usize::try_from(self.below(62)).unwrap_or_default()],
-            ));
+            let pick = usize::try_from(self.below(bound)).unwrap_or_default();
+            out.push(char::from(alphabet.get(pick).copied().unwrap_or(b'A')));
         }
         out
     }
