@@ -653,29 +653,20 @@ impl<'a> Previous<'a> {
                 if let Some(item) = self.window.remove(media.id.as_str()) {
                     break Some(item);
                 }
-                // Read on while the previous feed may still reach this post's date.
+                // Read on while the previous feed may still reach this post's date (a page
+                // not read now stays for the next post, or for `finish`).
                 let further = match (at, self.oldest) {
                     (Some(at), Some(oldest)) => oldest >= at,
                     _ => true,
                 };
-                let Some(page) = self.pages.next().filter(|_| further) else {
+                let Some(page) = further.then(|| self.pages.next()).flatten() else {
                     break None;
                 };
                 self.read(mirror, page).await;
             };
             // Previous posts newer than this one and not listed: gone (or listed out of order).
             if let Some(at) = at {
-                let passed: Vec<String> = self
-                    .window
-                    .iter()
-                    .filter(|(_, item)| item.timestamp.is_some_and(|t| t.unix() > at))
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                for id in passed {
-                    if let Some(item) = self.window.remove(&id) {
-                        self.pass(&item);
-                    }
-                }
+                self.pass_over(|item| item.timestamp.is_some_and(|t| t.unix() > at));
             }
             if let Some(item) = found {
                 for one in std::iter::once(&item).chain(&item.children) {
@@ -704,26 +695,28 @@ impl<'a> Previous<'a> {
         }
     }
 
-    fn pass(&mut self, item: &FeedItem) {
-        self.removed += 1;
-        self.gone.extend(file_keys(item));
+    /// Passes over the posts of the window that `gone` picks: counted removed, their files
+    /// gone unless found again (`rescued`).
+    fn pass_over(&mut self, mut gone: impl FnMut(&FeedItem) -> bool) {
+        let passed: Vec<FeedItem> = self
+            .window
+            .extract_if(|_, item| gone(item))
+            .map(|(_, item)| item)
+            .collect();
+        self.removed += passed.len();
+        self.gone.extend(passed.iter().flat_map(file_keys));
     }
 
     /// The posts gone, and their files: the ones read and not listed, and the ones never
     /// reached.
     async fn finish(mut self, mirror: &Mirror) -> (usize, Vec<String>) {
-        let left: Vec<FeedItem> = self.window.drain().map(|(_, item)| item).collect();
-        for item in &left {
-            self.pass(item);
-        }
-        while let Some(page) = self.pages.next() {
+        loop {
+            self.pass_over(|_| true);
+            let Some(page) = self.pages.next() else {
+                return (self.removed, self.gone);
+            };
             self.read(mirror, page).await;
-            let left: Vec<FeedItem> = self.window.drain().map(|(_, item)| item).collect();
-            for item in &left {
-                self.pass(item);
-            }
         }
-        (self.removed, self.gone)
     }
 }
 

@@ -213,6 +213,30 @@ async fn a_post_deleted_deep_in_the_library_goes_and_nothing_else_is_downloaded(
     );
 }
 
+#[tokio::test]
+async fn with_a_new_post_on_top_a_post_deleted_on_the_second_page_still_goes() {
+    let site = site(250);
+    site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    let before = site.mirror.feed(&site.user).await.unwrap().unwrap();
+    let gone = before.items[150].clone();
+    site.mock.delete_media(&gone.id).unwrap();
+    site.mock
+        .publish("bulk", &SeedMedia::new(SeedKind::Image, Some("New")))
+        .unwrap();
+
+    let report = site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    assert_eq!((report.removed, report.downloaded), (1, 1), "{report:?}");
+    for key in gone.image.as_ref().unwrap().keys() {
+        assert!(!site.blobs.exists(&key).await.unwrap(), "{key}");
+    }
+    let used = site.every_file_exists().await;
+    assert_eq!(
+        files_under(&site.dir.path().join("media")),
+        used,
+        "no file left behind"
+    );
+}
+
 /// The files under `dir`, recursively.
 fn files_under(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir)
