@@ -888,7 +888,6 @@ impl World {
     }
 }
 
-/// The user a media item or album child belongs to.
 /// A value of a node rendered straight from the world: borrowed text, made text, a count,
 /// or a tree (an expanded edge).
 enum Field<'a> {
@@ -918,6 +917,7 @@ impl serde::Serialize for Object<'_> {
     }
 }
 
+/// The user a media item or album child belongs to.
 fn owner(found: MediaRef) -> usize {
     match found {
         MediaRef::Item { user, .. } | MediaRef::Child { user, .. } => user,
