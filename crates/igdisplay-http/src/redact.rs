@@ -42,6 +42,15 @@ pub fn redact_uri(uri: &(impl AsRef<str> + ?Sized)) -> Redacted<'_> {
 
 /// Like [`redact_uri`] for an [`http::Uri`]. Nothing is formatted until the view is
 /// displayed, so a trace field that no subscriber records costs nothing.
+///
+/// ```
+/// let uri: igdisplay_http::http::Uri = "https://graph.instagram.com/me?access_token=IGQVJ123".parse()?;
+/// assert_eq!(
+///     igdisplay_http::redact_http_uri(&uri).to_string(),
+///     "https://graph.instagram.com/me?access_token=[redacted]"
+/// );
+/// # Ok::<(), igdisplay_http::http::uri::InvalidUri>(())
+/// ```
 pub fn redact_http_uri(uri: &http::Uri) -> RedactedHttpUri<'_> {
     RedactedHttpUri(uri)
 }
