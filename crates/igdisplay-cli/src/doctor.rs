@@ -15,7 +15,7 @@ use igdisplay::Instagram;
 use igdisplay::auth::{TokenKind, TokenRecord};
 use igdisplay::graph::UserField;
 use igdisplay::http::{Clock as _, HttpResponse, SystemClock, http};
-use igdisplay::model::{AccountType, Platform, Usage};
+use igdisplay::model::{AccountType, Platform};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -351,11 +351,7 @@ fn clock(response: &HttpResponse) -> Check {
 /// The rate-limit usage the response reported.
 fn usage(response: &HttpResponse) -> Check {
     const NAME: &str = "rate limit";
-    let header = |name: &str| response.headers().get(name).map(http::HeaderValue::as_bytes);
-    let usage = Usage::from_headers(
-        header(igdisplay::model::APP_USAGE_HEADER),
-        header(igdisplay::model::BUSINESS_USE_CASE_USAGE_HEADER),
-    );
+    let usage = igdisplay::graph::reported_usage(response.headers());
     match usage.max_percent() {
         None => Check::new(NAME, Status::Ok, "no usage reported"),
         Some(percent) if percent >= 90 => {

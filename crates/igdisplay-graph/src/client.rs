@@ -8,7 +8,7 @@ use crate::{Error, GraphEndpoint, GraphPolicy, Pacer, StaticToken, TokenSource};
 use igdisplay_http::{
     HttpResponse, Jitter, Retry, RetryBudget, SharedBackend, SharedClock, SystemClock, redact_http_uri,
 };
-use igdisplay_model::{APP_USAGE_HEADER, AccessToken, BUSINESS_USE_CASE_USAGE_HEADER, Usage, UserId};
+use igdisplay_model::{AccessToken, Usage, UserId};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -217,10 +217,14 @@ impl GraphClient {
         let sent_at = inner.clock.now();
         let outcome = inner.backend.send(http).await;
         let now = inner.clock.now();
-        span.record(
-            "duration_ms",
-            now.duration_since(sent_at).unwrap_or_default().as_millis() as u64,
-        );
+        // Recording into a span nobody listens to still walks its fields.
+        let traced = !span.is_disabled();
+        if traced {
+            span.record(
+                "duration_ms",
+                now.duration_since(sent_at).unwrap_or_default().as_millis() as u64,
+            );
+        }
         let response = match outcome {
             Ok(response) => response,
             Err(source) => {
@@ -231,7 +235,9 @@ impl GraphClient {
                 });
             }
         };
-        span.record("status", response.status().as_u16());
+        if traced {
+            span.record("status", response.status().as_u16());
+        }
         self.observe(&response);
         match request.parse(&response, &token) {
             Err(Error::RateLimited { error, .. }) => {
@@ -250,8 +256,7 @@ impl GraphClient {
 
     /// Records the usage headers, ignoring anything unparsable.
     fn observe(&self, response: &HttpResponse) {
-        let header = |name: &str| response.headers().get(name).map(|v| v.as_bytes());
-        let usage = Usage::from_headers(header(APP_USAGE_HEADER), header(BUSINESS_USE_CASE_USAGE_HEADER));
+        let usage = crate::reported_usage(response.headers());
         if !usage.is_empty() {
             self.inner.pacer.observe(self.inner.user.as_ref(), usage);
         }

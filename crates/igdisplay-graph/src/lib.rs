@@ -12,7 +12,7 @@ pub use client::{GraphClient, GraphClientBuilder, RATE_LIMIT_WAIT};
 pub use config::{GraphEndpoint, GraphPolicy, Quota, RateLimitPolicy, RetryPolicy, WhenExhausted};
 pub use error::Error;
 pub use fields::{Field, FieldList, MediaField, UserField};
-pub use pacer::{MAX_PAUSE, Pacer, Scope};
+pub use pacer::{MAX_PAUSE, Pacer, Scope, reported_usage};
 pub use request::{
     ChildrenEdge, ChildrenRequest, ExpandsChildren, GraphRequest, MAX_BATCH_IDS, MAX_EMPTY_PAGES, MediaBatch,
     MediaBatchRequest, MediaEdge, MediaListRequest, MediaNode, MediaRequest, MediaStream, Node, Page,

@@ -16,6 +16,25 @@ use std::time::{Duration, SystemTime};
 /// gets a day, and the policy's `max_wait` decides whether to wait that long.
 pub const MAX_PAUSE: Duration = Duration::from_secs(24 * 3600);
 
+/// The usage `headers` report (`X-App-Usage`, `X-Business-Use-Case-Usage`); empty when they
+/// are absent or unreadable.
+///
+/// ```
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("x-app-usage", r#"{"call_count":12,"total_cputime":3,"total_time":5}"#.parse()?);
+/// let usage = igdisplay_graph::reported_usage(&headers);
+/// assert_eq!(usage.max_percent(), Some(12));
+/// # Ok::<(), http::header::InvalidHeaderValue>(())
+/// ```
+pub fn reported_usage(headers: &http::HeaderMap) -> Usage {
+    // Looked up by `HeaderName`: a `&str` name is parsed and checked on every lookup.
+    const APP: http::HeaderName = http::HeaderName::from_static(igdisplay_model::APP_USAGE_HEADER);
+    const BUSINESS: http::HeaderName =
+        http::HeaderName::from_static(igdisplay_model::BUSINESS_USE_CASE_USAGE_HEADER);
+    let header = |name: &http::HeaderName| headers.get(name).map(http::HeaderValue::as_bytes);
+    Usage::from_headers(header(&APP), header(&BUSINESS))
+}
+
 /// How many idle user scopes are kept before the idle ones are dropped.
 const PRUNE_ABOVE: usize = 10_000;
 

@@ -472,10 +472,16 @@ impl<N: Node> GraphRequest<N> {
             .fold(0usize, usize::saturating_add);
         let mut uri = self.client.endpoint().url(path, room);
         append_query(&mut uri, pairs.into_iter().filter_map(|(k, v)| Some((k, v?))));
-        http::Request::get(uri)
-            .header(http::header::ACCEPT, "application/json")
-            .body(Bytes::new())
-            .map_err(|_| Error::InvalidRequest("the base URL and path do not form a valid URI"))
+        let uri = http::Uri::try_from(uri)
+            .map_err(|_| Error::InvalidRequest("the base URL and path do not form a valid URI"))?;
+        // Built in place: `http::Request::builder` moves its parts through a `Result` per step.
+        let mut request = HttpRequest::new(Bytes::new());
+        *request.uri_mut() = uri;
+        request.headers_mut().insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static("application/json"),
+        );
+        Ok(request)
     }
 
     /// Reads a response to this request, sent with `token`, without I/O: the decoded body,

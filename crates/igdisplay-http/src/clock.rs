@@ -49,7 +49,15 @@ impl Clock for SystemClock {
     }
 
     async fn timer(&self, duration: Duration) {
-        tokio::time::sleep(duration).await;
+        SystemClock::deadline(duration).await;
+    }
+}
+
+impl SystemClock {
+    /// [`Clock::timer`] without the box: what the crate's own backends time out with.
+    #[allow(clippy::disallowed_methods)]
+    pub(crate) fn deadline(duration: Duration) -> tokio::time::Sleep {
+        tokio::time::sleep(duration)
     }
 }
 

@@ -67,14 +67,14 @@ impl HyperBackend {
 #[async_trait]
 impl HttpBackend for HyperBackend {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let (mut parts, body) = request.into_parts();
-        if !matches!(parts.uri.scheme_str(), Some("http" | "https")) || parts.uri.authority().is_none() {
+        let uri = request.uri();
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
             return Err(TransportError::new(TransportErrorKind::InvalidRequest));
         }
+        let mut request = request.map(Full::new);
         if let Some(agent) = &self.user_agent {
-            parts.headers.entry(USER_AGENT).or_insert_with(|| agent.clone());
+            request.headers_mut().entry(USER_AGENT).or_insert_with(|| agent.clone());
         }
-        let request = http::Request::from_parts(parts, Full::new(body));
         with_timeout(self.config.request_timeout, async {
             let response = self.client.request(request).await.map_err(map_client_error)?;
             let (parts, mut incoming) = response.into_parts();

@@ -1,26 +1,36 @@
 //! The one percent-encoding of the client crates: query strings and form bodies, every name
 //! and value encoded exactly once, everything but RFC 3986's unreserved characters escaped.
 
-/// Whether `byte` is sent as it is: RFC 3986's unreserved characters `A-Z a-z 0-9 - . _ ~`.
+/// Whether each byte is sent as it is: RFC 3986's unreserved characters `A-Z a-z 0-9 - . _ ~`.
 /// Every other byte (UTF-8 bytes too) is percent-encoded.
-fn is_unreserved(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
-}
+const UNRESERVED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+        byte += 1;
+    }
+    table
+};
 
 /// Appends `text` percent-encoded: runs of unreserved bytes copied whole, the rest `%XX`.
 fn push_encoded(out: &mut String, text: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let bytes = text.as_bytes();
     let mut run = 0;
-    for (i, byte) in text.bytes().enumerate() {
-        if is_unreserved(byte) {
-            continue;
-        }
+    while let Some(offset) = bytes
+        .get(run..)
+        .and_then(|rest| rest.iter().position(|&b| !UNRESERVED[usize::from(b)]))
+    {
+        let at = run + offset;
         // A run of unreserved bytes is ASCII, so it starts and ends on character boundaries.
-        out.push_str(text.get(run..i).unwrap_or_default());
-        out.push('%');
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-        run = i + 1;
+        out.push_str(text.get(run..at).unwrap_or_default());
+        let byte = bytes[at];
+        let escape = [b'%', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0x0f)]];
+        // The escape is ASCII.
+        out.push_str(std::str::from_utf8(&escape).unwrap_or_default());
+        run = at + 1;
     }
     out.push_str(text.get(run..).unwrap_or_default());
 }

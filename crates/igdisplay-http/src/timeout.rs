@@ -1,7 +1,7 @@
 //! [`Timeout`]: the one timeout mechanism, a backend around a backend that gives up after a
 //! limit measured on the injected [`Clock`].
 
-use crate::{Clock, HttpBackend, HttpRequest, HttpResponse, SharedClock, TransportError, TransportErrorKind};
+use crate::{HttpBackend, HttpRequest, HttpResponse, SharedClock, TransportError, TransportErrorKind};
 use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::task::Poll;
@@ -62,19 +62,18 @@ impl<B: HttpBackend> Timeout<B> {
 #[async_trait::async_trait]
 impl<B: HttpBackend> HttpBackend for Timeout<B> {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        within(&*self.clock, self.limit, self.inner.send(request)).await
+        within(self.clock.timer(self.limit), self.inner.send(request)).await
     }
 }
 
-/// Runs `future` until it completes or `limit` passes on `clock`, whichever is first; a
-/// response that is ready wins over a timer that fires in the same poll.
+/// Runs `future` until it completes or `timer` fires, whichever is first; a response that
+/// is ready wins over a timer that fires in the same poll.
 pub(crate) async fn within<T>(
-    clock: &dyn Clock,
-    limit: Duration,
+    timer: impl Future<Output = ()>,
     future: impl Future<Output = Result<T, TransportError>>,
 ) -> Result<T, TransportError> {
     let mut future = pin!(future);
-    let mut timer = pin!(clock.timer(limit));
+    let mut timer = pin!(timer);
     poll_fn(|cx| {
         if let Poll::Ready(outcome) = future.as_mut().poll(cx) {
             return Poll::Ready(outcome);

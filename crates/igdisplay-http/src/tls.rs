@@ -50,7 +50,7 @@ pub(crate) async fn with_timeout<T>(
     timeout: std::time::Duration,
     future: impl Future<Output = Result<T, TransportError>>,
 ) -> Result<T, TransportError> {
-    crate::timeout::within(&crate::SystemClock, timeout, future).await
+    crate::timeout::within(crate::SystemClock::deadline(timeout), future).await
 }
 
 /// The kind of an I/O failure found in an error's source chain, if any.

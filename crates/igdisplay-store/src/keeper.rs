@@ -30,7 +30,7 @@ use igdisplay_http::{
     HttpBackend, HttpRequest, HttpResponse, Jitter, Retry, RetryPolicy, SharedBackend, SharedClock,
     TransportError,
 };
-use igdisplay_model::{APP_USAGE_HEADER, BUSINESS_USE_CASE_USAGE_HEADER, Timestamp, Usage, UserId};
+use igdisplay_model::{Timestamp, UserId};
 use sqlx::Row as _;
 use std::future::Future;
 use std::sync::Arc;
@@ -775,8 +775,7 @@ struct Watched {
 impl HttpBackend for Watched {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         let response = self.inner.send(request).await?;
-        let header = |name: &str| response.headers().get(name).map(|v| v.as_bytes());
-        let usage = Usage::from_headers(header(APP_USAGE_HEADER), header(BUSINESS_USE_CASE_USAGE_HEADER));
+        let usage = igdisplay_graph::reported_usage(response.headers());
         if !usage.is_empty() {
             self.pacer.observe(None, usage);
         }
