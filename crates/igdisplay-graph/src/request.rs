@@ -507,7 +507,7 @@ impl<N: Node> GraphRequest<N> {
     /// Every [`Error`]; [`Error::requires_login`] says when only a new login helps and
     /// [`Error::is_retryable`] when a later try may succeed.
     pub async fn send(self) -> Result<N::Output, Error> {
-        self.client.clone().execute(&self).await
+        self.client.execute(&self).await
     }
 }
 

@@ -73,7 +73,10 @@ impl HttpBackend for HyperBackend {
         }
         let mut request = request.map(Full::new);
         if let Some(agent) = &self.user_agent {
-            request.headers_mut().entry(USER_AGENT).or_insert_with(|| agent.clone());
+            request
+                .headers_mut()
+                .entry(USER_AGENT)
+                .or_insert_with(|| agent.clone());
         }
         with_timeout(self.config.request_timeout, async {
             let response = self.client.request(request).await.map_err(map_client_error)?;

@@ -272,6 +272,11 @@ impl RetryBudget {
 
     /// Records a successful call: a tenth of a token back, up to the full bucket.
     pub fn earn(&self) {
+        // A full bucket (the usual case) is only read: every client of the app shares it, and
+        // a write per call would bounce its cache line between the cores.
+        if self.milli.load(Ordering::Acquire) >= self.max_milli {
+            return;
+        }
         let _ = self
             .milli
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |milli| {
