@@ -91,7 +91,12 @@ async fn measure(few: usize, many: usize, work: &Path) -> Result<Figures, String
     let mut servers = Vec::new();
     for (name, args, target) in [
         ("igdisplay-mock", vec!["serve-mock"], mock_target.as_str()),
-        ("bare hyper", vec!["serve-bare", "--body", &body], "/me"),
+        // The same request line to both: the server parses what the client sends.
+        (
+            "bare hyper",
+            vec!["serve-bare", "--body", &body],
+            mock_target.as_str(),
+        ),
     ] {
         let count = |n: usize| {
             let out = work.join(format!("server-{}-{n}.out", name.replace(' ', "-")));

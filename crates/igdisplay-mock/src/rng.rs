@@ -51,14 +51,27 @@ impl Rng {
         )
     }
 
-    /// `len` characters drawn uniformly from `alphabet` (ASCII).
+    /// `len` characters drawn uniformly from `alphabet` (ASCII). A 64-letter alphabet takes
+    /// ten letters from each draw, six bits apiece (the trace ids of every answer use it).
     fn text(&mut self, alphabet: &[u8], len: usize) -> String {
-        let bound = u64::try_from(alphabet.len()).unwrap_or(u64::MAX);
-        let mut out = String::with_capacity(len);
-        for _ in 0..len {
-            let pick = usize::try_from(self.below(bound)).unwrap_or_default();
-            out.push(char::from(alphabet.get(pick).copied().unwrap_or(b'A')));
+        let letter = |pick: u64| alphabet.get(pick as usize).copied().unwrap_or(b'A');
+        let mut out = Vec::with_capacity(len);
+        if alphabet.len() == 64 {
+            let mut bits = 0u64;
+            for i in 0..len {
+                if i % 10 == 0 {
+                    bits = self.next_u64();
+                }
+                out.push(letter(bits & 63));
+                bits >>= 6;
+            }
+        } else {
+            let bound = u64::try_from(alphabet.len()).unwrap_or(u64::MAX);
+            for _ in 0..len {
+                out.push(letter(self.below(bound)));
+            }
         }
-        out
+        // The alphabets are ASCII; a caller's non-ASCII alphabet would come out lossy, not wrong.
+        String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 }

@@ -193,10 +193,10 @@ fn decide(shared: &Shared, req: &Req, raw_query: String) -> (Outcome, Option<Jou
         };
         return (outcome, None);
     }
-    let method = req.method.as_str().to_owned();
+    let method = req.method.as_str();
     let stub = faults::take(
         &mut world.stubs,
-        |s| s.method.eq_ignore_ascii_case(&method) && s.path == req.path,
+        |s| s.method.eq_ignore_ascii_case(method) && s.path == req.path,
         |s| &mut s.times,
         |_| true,
     );
@@ -204,19 +204,21 @@ fn decide(shared: &Shared, req: &Req, raw_query: String) -> (Outcome, Option<Jou
         Some(stub) => {
             let mut reply = Reply::new(stub.status, &stub.content_type, stub.body);
             for (name, value) in stub.headers {
-                if let Ok(name) = http::HeaderName::try_from(name) {
-                    reply.headers.push((name, value));
+                if let (Ok(name), Ok(value)) = (
+                    http::HeaderName::try_from(name),
+                    http::HeaderValue::try_from(value),
+                ) {
+                    reply.headers.append(name, value);
                 }
             }
             reply
         }
         None => world.route(req),
     };
-    let path = req.path.clone();
     let World { faults, rng, .. } = &mut *world;
     let fault = faults::take(
         faults,
-        |f| path.starts_with(&f.path_prefix),
+        |f| req.path.starts_with(&f.path_prefix),
         |f| &mut f.times,
         |f| f.probability.is_none_or(|p| rng.unit() < p),
     )
@@ -231,12 +233,12 @@ fn decide(shared: &Shared, req: &Req, raw_query: String) -> (Outcome, Option<Jou
     let logged = shared.on_request.as_ref().map(|_| JournalEntry {
         seq: world.journal.total() + 1,
         at: now,
-        method: method.clone(),
+        method: method.to_owned(),
         path: req.path.clone(),
         query: crate::wire::masked_query(&raw_query),
         status,
     });
-    world.journal.record(now, &method, &req.path, raw_query, status);
+    world.journal.record(now, method, &req.path, raw_query, status);
     let fault = match fault {
         Some(FaultKind::GraphTransient) => {
             let trace = world.fbtrace_id();
@@ -262,18 +264,12 @@ fn response(reply: Reply) -> http::Response<Body> {
     build(reply.status, reply.headers, body)
 }
 
-/// A response of `status` with `headers` and `body`; a header value that is not valid HTTP
-/// is dropped rather than failing the response.
-fn build(status: u16, headers: Vec<(http::HeaderName, String)>, body: Body) -> http::Response<Body> {
+/// A response of `status` with `headers` and `body`.
+fn build(status: u16, headers: http::HeaderMap, body: Body) -> http::Response<Body> {
     let mut response = http::Response::new(body);
-    response.headers_mut().reserve(headers.len());
+    *response.headers_mut() = headers;
     *response.status_mut() =
         http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    for (name, value) in headers {
-        if let Ok(value) = http::HeaderValue::try_from(value) {
-            response.headers_mut().append(name, value);
-        }
-    }
     response
 }
 
@@ -304,12 +300,10 @@ async fn apply(mut reply: Reply, fault: FaultKind) -> Result<http::Response<Body
             Ok(response(reply))
         }
         FaultKind::WrongContentType => {
-            reply
-                .headers
-                .retain(|(name, _)| *name != http::header::CONTENT_TYPE);
-            reply
-                .headers
-                .push((http::header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned()));
+            reply.headers.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/html; charset=utf-8"),
+            );
             Ok(response(reply))
         }
         FaultKind::ResetMidBody => {
@@ -317,7 +311,10 @@ async fn apply(mut reply: Reply, fault: FaultKind) -> Result<http::Response<Body
             // breaks. The pauses let hyper flush what it has before the break.
             let half = reply.body.slice(..reply.body.len() / 2);
             let mut headers = reply.headers;
-            headers.push((http::header::CONTENT_LENGTH, reply.body.len().to_string()));
+            headers.insert(
+                http::header::CONTENT_LENGTH,
+                http::HeaderValue::from(reply.body.len()),
+            );
             let frames = stream::unfold(Some(half), |half| async move {
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 match half {

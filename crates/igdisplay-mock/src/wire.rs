@@ -116,20 +116,35 @@ fn multipart(body: &[u8], boundary: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A reply before it becomes an HTTP response.
+/// A reply before it becomes an HTTP response. The headers are the response's own map: a
+/// reply becomes a response without copying them.
 #[derive(Clone, Debug)]
 pub(crate) struct Reply {
     pub(crate) status: u16,
-    pub(crate) headers: Vec<(http::HeaderName, String)>,
+    pub(crate) headers: http::HeaderMap,
     pub(crate) body: Bytes,
 }
+
+/// `Content-Type` of the Graph answers.
+const JSON: http::HeaderValue = http::HeaderValue::from_static("application/json; charset=UTF-8");
+/// `Cache-Control` of the Graph answers.
+const NO_CACHE: http::HeaderValue =
+    http::HeaderValue::from_static("private, no-cache, no-store, must-revalidate");
 
 impl Reply {
     /// A reply of `status` with `body` of `content_type`.
     pub(crate) fn new(status: u16, content_type: &str, body: impl Into<Bytes>) -> Self {
+        let mut reply = Self::empty(status, body);
+        reply.push_header("content-type", content_type);
+        reply
+    }
+
+    /// A reply without headers.
+    fn empty(status: u16, body: impl Into<Bytes>) -> Self {
         Self {
             status,
-            headers: vec![(http::header::CONTENT_TYPE, content_type.to_owned())],
+            // Room for what a Graph answer carries: no growing on the way.
+            headers: http::HeaderMap::with_capacity(12),
             body: body.into(),
         }
     }
@@ -143,8 +158,10 @@ impl Reply {
 
     /// As [`Reply::json`], for a body already rendered.
     pub(crate) fn json_bytes(status: u16, body: Vec<u8>) -> Self {
-        Self::new(status, "application/json; charset=UTF-8", body)
-            .header("cache-control", "private, no-cache, no-store, must-revalidate")
+        let mut reply = Self::empty(status, body);
+        reply.headers.append(http::header::CONTENT_TYPE, JSON);
+        reply.headers.append(http::header::CACHE_CONTROL, NO_CACHE);
+        reply
     }
 
     /// An HTML page (the authorize window), never cached, with a CSP that allows no script:
@@ -163,17 +180,14 @@ impl Reply {
         Self::new(302, "text/html; charset=utf-8", Bytes::new()).header("location", location)
     }
 
-    /// Replaces every value of a header with `value`.
+    /// Replaces every value of a header with `value` (dropped if it is not a valid value).
     pub(crate) fn set_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         let name = http::HeaderName::from_static(name);
-        self.headers.retain(|(existing, _)| *existing != name);
-        self.headers.push((name, value.into()));
+        self.headers.remove(&name);
+        if let Ok(value) = http::HeaderValue::try_from(value.into()) {
+            self.headers.append(name, value);
+        }
         self
-    }
-
-    /// Whether the reply already has header `name`.
-    pub(crate) fn has_header(&self, name: &'static str) -> bool {
-        self.headers.iter().any(|(existing, _)| existing == name)
     }
 
     /// Adds a header.
@@ -182,10 +196,12 @@ impl Reply {
         self
     }
 
-    /// Adds a header in place.
+    /// Adds a header in place; a value that is not valid HTTP is dropped rather than failing
+    /// the reply.
     pub(crate) fn push_header(&mut self, name: &'static str, value: impl Into<String>) {
-        self.headers
-            .push((http::HeaderName::from_static(name), value.into()));
+        if let Ok(value) = http::HeaderValue::try_from(value.into()) {
+            self.headers.append(http::HeaderName::from_static(name), value);
+        }
     }
 
     /// The flat OAuth error of `api.instagram.com/oauth/*` and the authorize window.

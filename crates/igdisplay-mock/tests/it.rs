@@ -1231,3 +1231,21 @@ async fn the_user_node_is_one_object_keys_sorted_and_each_once() {
     assert_eq!(body, expected, "the bytes a serde_json::Map renders");
     assert!(value["media_count"].as_u64().unwrap() > 0);
 }
+
+#[tokio::test]
+async fn a_refused_user_field_is_the_first_refused_in_the_order_asked() {
+    let mock = mock(MockPlatform::BasicDisplay);
+    let token = mock.issue_token("jayposiris", TokenLifetime::LongLived).unwrap();
+    // Sorted, `followers_count` would come first; asked, `zodiac` does.
+    let url = graph(
+        &mock,
+        "/me?fields=username,zodiac,followers_count",
+        &token.access_token,
+    );
+    let (status, _, body) = get(&url).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"]["message"],
+        "(#100) Tried accessing nonexisting field (zodiac) on node type (User)"
+    );
+}

@@ -18,7 +18,7 @@
 
 use crate::clock::instagram_timestamp;
 use crate::seed::MockPlatform;
-use crate::state::{Child, Kind, Media, MediaRef, World};
+use crate::state::{Child, Kind, Media, MediaRef, User, World};
 use crate::wire::{GraphFailure, Reply, Req, encode};
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
@@ -80,22 +80,6 @@ fn parse_time(text: &str, now: i64) -> Option<i64> {
     crate::clock::parse_rfc3339(text).or_else(|| crate::clock::parse_rfc3339(&format!("{text}T00:00:00Z")))
 }
 
-/// The fields of the User node on Basic Display (reference A.8): asking for any other one is
-/// `(#100) Tried accessing nonexisting field`.
-const USER_FIELDS_BASIC: &[&str] = &["id", "username", "account_type", "media_count"];
-/// The fields of the User node on Instagram Login (reference B.6): the professional account's
-/// id, name, picture and follower counts on top of Basic Display's four.
-const USER_FIELDS_LOGIN: &[&str] = &[
-    "id",
-    "user_id",
-    "username",
-    "name",
-    "account_type",
-    "profile_picture_url",
-    "followers_count",
-    "follows_count",
-    "media_count",
-];
 /// The fields of the Media node on Basic Display (reference A.10); `children` is the album
 /// edge, valid only as an expansion.
 const MEDIA_FIELDS_BASIC: &[&str] = &[
@@ -142,6 +126,9 @@ const MAX_LIMIT: usize = 100;
 struct Fields {
     /// The plain fields, in the order asked (the answer keeps it).
     names: Vec<String>,
+    /// Indices into `names`, sorted by name and each name once: the key order of an answer
+    /// rendered straight to bytes (a `serde_json::Map` sorts the same way).
+    by_name: Vec<usize>,
     /// `children{...}` or `children.fields(...)`: the fields of an album's items.
     children: Option<Vec<String>>,
     /// `media{...}`, `media.fields(...)`, `media.limit(n)...`: a user's first page of media.
@@ -222,7 +209,7 @@ fn parse_item(item: &str) -> (String, Option<Expansion>) {
 /// request reads its parse instead of parsing (and allocating) anew. Bounded: values longer
 /// than 1 KiB are parsed and not kept, and the cache is emptied when it holds 256.
 #[derive(Debug, Default)]
-pub(crate) struct FieldsCache(std::collections::HashMap<String, std::sync::Arc<Fields>>);
+pub(crate) struct FieldsCache(crate::state::FastMap<String, std::sync::Arc<Fields>>);
 
 impl FieldsCache {
     const CAPACITY: usize = 256;
@@ -251,21 +238,25 @@ impl FieldsCache {
 /// `media.limit(5){id,caption}`). No value (or a blank one) means `id` alone, as Instagram
 /// answers a request without `fields`.
 fn parse_fields(text: Option<&str>) -> Fields {
-    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
-        return Fields {
-            names: vec!["id".to_owned()],
-            ..Fields::default()
-        };
-    };
     let mut fields = Fields::default();
-    for item in split_top_level(text) {
-        match parse_item(item) {
-            (name, Some(edge)) if name == "children" => fields.children = Some(edge.fields),
-            (name, Some(edge)) if name == "media" => fields.media = Some(edge),
-            (name, None) if name == "children" => fields.children = Some(vec!["id".to_owned()]),
-            (name, _) => fields.names.push(name),
+    match text.filter(|t| !t.trim().is_empty()) {
+        None => fields.names.push("id".to_owned()),
+        Some(text) => {
+            for item in split_top_level(text) {
+                match parse_item(item) {
+                    (name, Some(edge)) if name == "children" => fields.children = Some(edge.fields),
+                    (name, Some(edge)) if name == "media" => fields.media = Some(edge),
+                    (name, None) if name == "children" => fields.children = Some(vec!["id".to_owned()]),
+                    (name, _) => fields.names.push(name),
+                }
+            }
         }
     }
+    let names = &fields.names;
+    let mut by_name: Vec<usize> = (0..names.len()).collect();
+    by_name.sort_by(|a, b| names[*a].cmp(&names[*b]));
+    by_name.dedup_by(|a, b| names[*a] == names[*b]);
+    fields.by_name = by_name;
     fields
 }
 
@@ -310,8 +301,8 @@ impl World {
         }
         let token = req
             .param("access_token")
-            .map(str::to_owned)
-            .or_else(|| bearer(&req.headers))
+            .map(std::borrow::Cow::Borrowed)
+            .or_else(|| bearer(&req.headers).map(std::borrow::Cow::Owned))
             .ok_or_else(|| {
                 GraphFailure::new(
                     400,
@@ -321,19 +312,16 @@ impl World {
                 )
             })?;
         let (record, user) = self.check_token(&token)?;
-        let scopes = record.scopes.clone();
-        let usage = self.count_call(user)?;
-        let fields = self.fields_cache.get(req.param("fields"));
         let media_allowed = match self.options.platform {
-            MockPlatform::BasicDisplay => scopes.iter().any(|s| s == "user_media"),
+            MockPlatform::BasicDisplay => record.scopes.iter().any(|s| s == "user_media"),
             MockPlatform::InstagramLogin => true,
         };
+        let usage = self.count_call(user)?;
+        let fields = self.fields_cache.get(req.param("fields"));
         // The usage header rides on errors too (it was recorded on one at 0 %).
-        let answered = self.graph_body(req, segments, user, &fields, media_allowed, &token);
-        let body = match (answered, usage.clone()) {
-            (Ok(body), _) => body,
-            (Err(failure), Some(header)) => return Err(failure.with_header(header)),
-            (Err(failure), None) => return Err(failure),
+        let body = match self.graph_body(req, segments, user, &fields, media_allowed, &token) {
+            Ok(body) => body,
+            Err(failure) => return Err(usage.into_iter().fold(failure, GraphFailure::with_header)),
         };
         let mut reply = Reply::json_bytes(200, body);
         if let Some((name, value)) = usage {
@@ -490,30 +478,16 @@ impl World {
         media_allowed: bool,
         token: &str,
     ) -> Result<Vec<u8>, GraphFailure> {
-        let known = match self.options.platform {
-            MockPlatform::BasicDisplay => USER_FIELDS_BASIC,
-            MockPlatform::InstagramLogin => USER_FIELDS_LOGIN,
-        };
         let u = &self.users[user];
-        let mut out: Vec<(&str, Field<'_>)> = Vec::with_capacity(fields.names.len() + 1);
-        for name in &fields.names {
-            if !known.contains(&name.as_str()) {
-                return Err(self.nonexisting(name, "User"));
+        let login = self.options.platform == MockPlatform::InstagramLogin;
+        let mut out: Vec<(&str, Field<'_>)> = Vec::with_capacity(fields.by_name.len() + 1);
+        for &i in &fields.by_name {
+            let name = fields.names[i].as_str();
+            match self.user_field(u, name, login, media_allowed) {
+                Some(Ok(value)) => out.push((name, value)),
+                // A refusal names the first refused field in the order asked, as Instagram does.
+                _ => return Err(self.user_fields_refused(u, fields, login, media_allowed)),
             }
-            let value = match name.as_str() {
-                "id" => Field::Text(&u.id),
-                "user_id" => Field::Text(&u.ig_id),
-                "username" => Field::Text(&u.username),
-                "name" => Field::Text(&u.name),
-                "account_type" => Field::Text(&u.account_type),
-                "profile_picture_url" => Field::Owned(self.cdn_url(&format!("{}_profile.jpg", u.id))),
-                "followers_count" => Field::Number(u.followers),
-                "follows_count" => Field::Number(u.follows),
-                "media_count" if !media_allowed => return Err(no_media_permission()),
-                "media_count" => Field::Number(u64::try_from(u.media.len()).unwrap_or(u64::MAX)),
-                _ => continue,
-            };
-            out.push((name.as_str(), value));
         }
         if fields.children.is_some() {
             return Err(self.nonexisting("children", "User"));
@@ -532,17 +506,58 @@ impl World {
                 fields_text: &fields_text,
             };
             let inner = parse_fields(Some(&fields_text));
-            out.push((
-                "media",
-                Field::Tree(self.media_page(user, &inner, &query, token)?),
-            ));
+            let page = Field::Tree(self.media_page(user, &inner, &query, token)?);
+            let at = out.partition_point(|(name, _)| *name < "media");
+            out.insert(at, ("media", page));
         }
-        // As a JSON object of the world's values, keys sorted and each once (the order and
-        // the deduplication a `serde_json::Map` gives the other nodes).
-        out.sort_by(|a, b| a.0.cmp(b.0));
-        out.dedup_by(|a, b| a.0 == b.0);
-        let object = Object(&out);
-        Ok(serde_json::to_vec(&object).unwrap_or_default())
+        Ok(object_bytes(&out))
+    }
+
+    /// The value of User field `name`: `None` for a field the platform does not serve (an
+    /// `(#100) Tried accessing nonexisting field`), `Some(Err)` for `media_count` without the
+    /// media permission. Basic Display serves four fields (reference A.8); Instagram Login adds
+    /// the professional account's id, name, picture and follower counts (reference B.6).
+    fn user_field<'a>(
+        &self,
+        u: &'a User,
+        name: &str,
+        login: bool,
+        media_allowed: bool,
+    ) -> Option<Result<Field<'a>, GraphFailure>> {
+        let value = match name {
+            "id" => Field::Text(&u.id),
+            "username" => Field::Text(&u.username),
+            "account_type" => Field::Text(&u.account_type),
+            "media_count" if !media_allowed => return Some(Err(no_media_permission())),
+            "media_count" => Field::Number(u64::try_from(u.media.len()).unwrap_or(u64::MAX)),
+            _ if !login => return None,
+            "user_id" => Field::Text(&u.ig_id),
+            "name" => Field::Text(&u.name),
+            "profile_picture_url" => Field::Owned(self.cdn_url(&format!("{}_profile.jpg", u.id))),
+            "followers_count" => Field::Number(u.followers),
+            "follows_count" => Field::Number(u.follows),
+            _ => return None,
+        };
+        Some(Ok(value))
+    }
+
+    /// The failure of a User read that asked for a field refused: the first, in the order
+    /// asked.
+    fn user_fields_refused(
+        &self,
+        u: &User,
+        fields: &Fields,
+        login: bool,
+        media_allowed: bool,
+    ) -> GraphFailure {
+        for name in &fields.names {
+            match self.user_field(u, name, login, media_allowed) {
+                Some(Ok(_)) => {}
+                Some(Err(failure)) => return failure,
+                None => return self.nonexisting(name, "User"),
+            }
+        }
+        self.nonexisting("", "User")
     }
 
     /// A media node by id: an item of the user's library, or an album's child (which answers
@@ -908,13 +923,23 @@ impl serde::Serialize for Field<'_> {
     }
 }
 
-/// Named fields as a JSON object, in their order.
-struct Object<'a>(&'a [(&'a str, Field<'a>)]);
-
-impl serde::Serialize for Object<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.0.iter().map(|(name, value)| (*name, value)))
+/// Named fields as a JSON object, in their order, straight to bytes. The names are
+/// Instagram's field names (checked against the node's before they get here), sent as they are.
+fn object_bytes(fields: &[(&str, Field<'_>)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + 48 * fields.len());
+    out.push(b'{');
+    for (i, (name, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        // A field name: letters and underscores, nothing to escape.
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        let _ = serde_json::to_writer(&mut out, value);
     }
+    out.push(b'}');
+    out
 }
 
 /// The user a media item or album child belongs to.

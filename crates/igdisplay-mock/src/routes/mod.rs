@@ -44,8 +44,7 @@ impl World {
     /// the module docs. The root answers 404 with a pointer to `/_mock/state`, and a GET of
     /// the code-exchange path is refused as Instagram refuses it (the exchange is POST only).
     pub(crate) fn route(&mut self, req: &Req) -> Reply {
-        let path = req.path.clone();
-        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let segments: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
         let graph = match segments.as_slice() {
             ["oauth", "authorize"] if req.method == http::Method::GET => return self.authorize_page(req),
             ["oauth", "authorize"] if req.method == http::Method::POST => {
@@ -84,20 +83,42 @@ impl World {
     /// `Instagram-Api-Version` on successes, on the token endpoints, and on Instagram Login's
     /// errors.
     fn graph_host_headers(&mut self, reply: &mut Reply, failed: bool) {
-        let mut headers = vec![
-            ("access-control-allow-origin", "*".to_owned()),
-            ("x-fb-trace-id", self.rng.token(11)),
-            // The mock's time, not the machine's: a client comparing clocks sees the mock's.
-            ("date", http_date(self.now())),
-        ];
-        if !reply.has_header("x-fb-request-id") {
-            headers.push(("x-fb-request-id", self.fbtrace_id()));
+        use http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, DATE, HeaderName, HeaderValue};
+        const TRACE_ID: HeaderName = HeaderName::from_static("x-fb-trace-id");
+        const REQUEST_ID: HeaderName = HeaderName::from_static("x-fb-request-id");
+        const API_VERSION: HeaderName = HeaderName::from_static("instagram-api-version");
+        let headers = &mut reply.headers;
+        headers.append(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        let trace = self.rng.token(11);
+        if let Ok(trace) = HeaderValue::try_from(trace) {
+            headers.append(TRACE_ID, trace);
+        }
+        // The mock's time, not the machine's: a client comparing clocks sees the mock's.
+        headers.append(DATE, self.date_header());
+        if !headers.contains_key(&REQUEST_ID) {
+            let id = self.fbtrace_id();
+            if let Ok(id) = HeaderValue::try_from(id) {
+                reply.headers.append(REQUEST_ID, id);
+            }
         }
         if !failed || self.options.platform == crate::MockPlatform::InstagramLogin {
-            headers.push(("instagram-api-version", self.options.link_version.clone()));
+            if let Ok(version) = HeaderValue::try_from(self.options.link_version.as_str()) {
+                reply.headers.append(API_VERSION, version);
+            }
         }
-        for (name, value) in headers {
-            reply.push_header(name, value);
+    }
+
+    /// The `Date` of an answer now, formatted once per second of mock time.
+    fn date_header(&mut self) -> http::HeaderValue {
+        let now = self.now();
+        match &self.date_cache {
+            Some((at, value)) if *at == now => value.clone(),
+            _ => {
+                let value = http::HeaderValue::try_from(http_date(now))
+                    .unwrap_or_else(|_| http::HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+                self.date_cache = Some((now, value.clone()));
+                value
+            }
         }
     }
 }
