@@ -108,8 +108,7 @@ pub(crate) async fn client_overhead(plan: &Plan, report: &mut Report) -> Result<
     Ok(())
 }
 
-/// The median over rounds of `side`'s requests/s divided by its baseline's in the same
-/// round: the two ran back to back, so a slow spell of the machine weighs on both.
+/// `side`'s requests/s over its baseline's, round by round ([`Sample::paired_ratio`]).
 fn paired_ratio(table: &[(Side, Vec<f64>)], side: Side) -> f64 {
     let samples = |wanted: Side| {
         table
@@ -117,11 +116,10 @@ fn paired_ratio(table: &[(Side, Vec<f64>)], side: Side) -> f64 {
             .find(|(s, _)| *s == wanted)
             .map(|(_, v)| v.as_slice())
     };
-    let (Some(ours), Some(baseline)) = (samples(side), samples(side.baseline())) else {
-        return 0.0;
-    };
-    let ratios: Vec<f64> = ours.iter().zip(baseline).map(|(o, b)| o / b).collect();
-    Sample::of(&ratios).median
+    match (samples(side), samples(side.baseline())) {
+        (Some(ours), Some(baseline)) => Sample::paired_ratio(ours, baseline),
+        _ => 0.0,
+    }
 }
 
 /// For profiling comparison 3 and counting its instructions (comparison 10): `me()` in a loop

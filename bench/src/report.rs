@@ -23,6 +23,13 @@ impl Sample {
         }
     }
 
+    /// The median over rounds of `ours[i] / baseline[i]`: each round against the baseline's
+    /// round beside it, so a slow spell of the shared machine weighs on both sides of a ratio.
+    pub(crate) fn paired_ratio(ours: &[f64], baseline: &[f64]) -> f64 {
+        let ratios: Vec<f64> = ours.iter().zip(baseline).map(|(o, b)| o / b).collect();
+        Self::of(&ratios).median
+    }
+
     /// `median (min–max)` with `digits` decimals.
     pub(crate) fn show(&self, digits: usize) -> String {
         format!(
