@@ -101,10 +101,10 @@ impl World {
                 reply.headers.append(REQUEST_ID, id);
             }
         }
-        if !failed || self.options.platform == crate::MockPlatform::InstagramLogin {
-            if let Ok(version) = HeaderValue::try_from(self.options.link_version.as_str()) {
-                reply.headers.append(API_VERSION, version);
-            }
+        if (!failed || self.options.platform == crate::MockPlatform::InstagramLogin)
+            && let Ok(version) = HeaderValue::try_from(self.options.link_version.as_str())
+        {
+            reply.headers.append(API_VERSION, version);
         }
     }
 
