@@ -129,6 +129,7 @@ pub(crate) async fn client_loop(
     requests: usize,
     backend: Backend,
     hand: bool,
+    concurrency: usize,
 ) -> Result<(), String> {
     let clients = Clients::new(base)?;
     let side = match (backend, hand) {
@@ -137,8 +138,20 @@ pub(crate) async fn client_loop(
         (Backend::Reqwest, false) => Side::FacadeReqwest,
         (Backend::Reqwest, true) => Side::HandReqwest,
     };
-    for _ in 0..requests {
-        std::hint::black_box(clients.me(side).await?);
+    let per_task = requests.div_ceil(concurrency.max(1));
+    let tasks: Vec<_> = (0..concurrency.max(1))
+        .map(|_| {
+            let clients = clients.clone();
+            tokio::spawn(async move {
+                for _ in 0..per_task {
+                    std::hint::black_box(clients.me(side).await?);
+                }
+                Ok::<(), String>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())??;
     }
     Ok(())
 }

@@ -118,6 +118,9 @@ enum Command {
         /// The hand-written loop on that backend's HTTP stack instead of the facade.
         #[arg(long)]
         hand: bool,
+        /// How many loops run at once, each on its own connection.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
     },
 }
 
@@ -215,7 +218,9 @@ fn main() -> std::process::ExitCode {
             requests,
             backend,
             hand,
-        } => runtime().and_then(|rt| rt.block_on(client::client_loop(&base, requests, backend, hand))),
+            concurrency,
+        } => runtime()
+            .and_then(|rt| rt.block_on(client::client_loop(&base, requests, backend, hand, concurrency))),
         Command::Run {
             quick,
             out,
