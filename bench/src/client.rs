@@ -31,24 +31,11 @@ pub(crate) async fn client_overhead(plan: &Plan, report: &mut Report) -> Result<
         let per_task = requests.div_ceil(concurrency);
         let mut rps: Vec<(Side, Vec<f64>)> = Side::ALL.iter().map(|side| (*side, Vec::new())).collect();
         let mut cpu: Vec<(Side, Vec<f64>)> = rps.clone();
-        for _ in 0..plan.rounds {
+        for _ in 0..plan.ratio_rounds {
             for (side, samples) in &mut rps {
                 let started = Instant::now();
                 let cpu_start = procs::cpu_seconds();
-                let tasks: Vec<_> = (0..concurrency)
-                    .map(|_| {
-                        let (side, clients) = (*side, clients.clone());
-                        tokio::spawn(async move {
-                            for _ in 0..per_task {
-                                std::hint::black_box(clients.me(side).await?);
-                            }
-                            Ok::<(), String>(())
-                        })
-                    })
-                    .collect();
-                for task in tasks {
-                    task.await.map_err(|e| e.to_string())??;
-                }
+                clients.load(*side, concurrency, per_task).await?;
                 let done = (per_task * concurrency) as f64;
                 samples.push(done / started.elapsed().as_secs_f64());
                 let cpu_samples = cpu.iter_mut().find(|(s, _)| s == side).map(|(_, v)| v);
@@ -100,7 +87,7 @@ pub(crate) async fn client_overhead(plan: &Plan, report: &mut Report) -> Result<
              the baseline's round beside it). Goal: ≥ 0.95 for each backend.",
             plan.requests / 4,
             plan.requests,
-            plan.rounds
+            plan.ratio_rounds
         ),
         &["concurrency", "client", "requests/s", "CPU µs/request", "ratio"],
         rows,
@@ -138,22 +125,10 @@ pub(crate) async fn client_loop(
         (Backend::Reqwest, false) => Side::FacadeReqwest,
         (Backend::Reqwest, true) => Side::HandReqwest,
     };
-    let per_task = requests.div_ceil(concurrency.max(1));
-    let tasks: Vec<_> = (0..concurrency.max(1))
-        .map(|_| {
-            let clients = clients.clone();
-            tokio::spawn(async move {
-                for _ in 0..per_task {
-                    std::hint::black_box(clients.me(side).await?);
-                }
-                Ok::<(), String>(())
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.map_err(|e| e.to_string())??;
-    }
-    Ok(())
+    let concurrency = concurrency.max(1);
+    clients
+        .load(side, concurrency, requests.div_ceil(concurrency))
+        .await
 }
 
 /// The four ways comparison 3 asks `/me`: the facade and a hand-written loop, on each stack.
@@ -224,6 +199,25 @@ impl Clients {
                 .build_http::<http_body_util::Empty<bytes::Bytes>>(),
             url: Arc::from(format!("{base}/me?fields=id%2Cusername&access_token=token").as_str()),
         })
+    }
+
+    /// `concurrency` tasks asking `/me` `per_task` times each, the way `side` does.
+    async fn load(&self, side: Side, concurrency: usize, per_task: usize) -> Result<(), String> {
+        let tasks: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let clients = self.clone();
+                tokio::spawn(async move {
+                    for _ in 0..per_task {
+                        std::hint::black_box(clients.me(side).await?);
+                    }
+                    Ok::<(), String>(())
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.map_err(|e| e.to_string())??;
+        }
+        Ok(())
     }
 
     /// One `/me`, decoded to a `User`, the way `side` does it.

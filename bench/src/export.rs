@@ -76,7 +76,7 @@ pub(crate) async fn export(plan: &Plan, cli: &str, report: &mut Report) -> Resul
     let (mut ours, mut hand, mut peaks, mut hand_peaks) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut bytes = 0u64;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    for round in 0..plan.rounds {
+    for round in 0..plan.ratio_rounds {
         // Who goes first alternates: the second of a pair starts on a disk still writing back
         // the first one's files.
         for hand_side in [round % 2 == 1, round % 2 == 0] {
@@ -119,7 +119,7 @@ pub(crate) async fn export(plan: &Plan, cli: &str, report: &mut Report) -> Resul
              to its file: far below the 10 MiB of one clip).",
             plan.export_items,
             bytes as f64 / 1_048_576.0,
-            plan.rounds
+            plan.ratio_rounds
         ),
         &["exporter", "MiB/s", "peak RSS"],
         vec![

@@ -137,6 +137,9 @@ pub(crate) enum Backend {
 pub(crate) struct Plan {
     pub(crate) quick: bool,
     pub(crate) rounds: usize,
+    /// Rounds of the comparisons whose goal is a ratio of two close figures on a noisy machine
+    /// (3 and 5): the median of more round-by-round ratios moves less.
+    pub(crate) ratio_rounds: usize,
     pub(crate) requests: usize,
     pub(crate) memory_small: usize,
     pub(crate) memory_large: usize,
@@ -162,6 +165,7 @@ impl Plan {
             Self {
                 quick,
                 rounds: 1,
+                ratio_rounds: 1,
                 requests: 400,
                 memory_small: 200,
                 memory_large: 2_000,
@@ -179,6 +183,7 @@ impl Plan {
             Self {
                 quick,
                 rounds: 5,
+                ratio_rounds: 9,
                 requests: 20_000,
                 memory_small: 10_000,
                 memory_large: 1_000_000,

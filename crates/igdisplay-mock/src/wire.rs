@@ -125,6 +125,9 @@ pub(crate) struct Reply {
     pub(crate) body: Bytes,
 }
 
+/// `X-Fb-Request-Id`: on every Graph answer, the error's `fbtrace_id` on an error.
+pub(crate) const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-fb-request-id");
+
 /// `Content-Type` of the Graph answers.
 const JSON: http::HeaderValue = http::HeaderValue::from_static("application/json; charset=UTF-8");
 /// `Cache-Control` of the Graph answers.
@@ -282,9 +285,11 @@ impl GraphFailure {
         if self.transient {
             error["is_transient"] = json!(true);
         }
-        let mut reply = Reply::json(self.status, &json!({ "error": error }))
-            .set_header("cache-control", "no-store")
-            .header("x-fb-request-id", fbtrace_id);
+        let mut reply =
+            Reply::json(self.status, &json!({ "error": error })).set_header("cache-control", "no-store");
+        if let Ok(id) = http::HeaderValue::try_from(fbtrace_id) {
+            reply.headers.append(REQUEST_ID, id);
+        }
         for (name, value) in self.headers {
             reply = reply.header(name, value);
         }

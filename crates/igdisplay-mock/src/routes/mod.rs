@@ -85,7 +85,6 @@ impl World {
     fn graph_host_headers(&mut self, reply: &mut Reply, failed: bool) {
         use http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, DATE, HeaderName, HeaderValue};
         const TRACE_ID: HeaderName = HeaderName::from_static("x-fb-trace-id");
-        const REQUEST_ID: HeaderName = HeaderName::from_static("x-fb-request-id");
         const API_VERSION: HeaderName = HeaderName::from_static("instagram-api-version");
         let headers = &mut reply.headers;
         headers.append(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
@@ -95,10 +94,10 @@ impl World {
         }
         // The mock's time, not the machine's: a client comparing clocks sees the mock's.
         headers.append(DATE, self.date_header());
-        if !headers.contains_key(&REQUEST_ID) {
+        if !headers.contains_key(&crate::wire::REQUEST_ID) {
             let id = self.fbtrace_id();
             if let Ok(id) = HeaderValue::try_from(id) {
-                reply.headers.append(REQUEST_ID, id);
+                reply.headers.append(crate::wire::REQUEST_ID, id);
             }
         }
         if (!failed || self.options.platform == crate::MockPlatform::InstagramLogin)
