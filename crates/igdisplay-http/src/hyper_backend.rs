@@ -1,8 +1,11 @@
 //! [`HyperBackend`]: hyper-util's pooled client with hyper-rustls.
 
 use crate::body::{CappedBody, declared_length};
-use crate::tls::{client_config, io_kind_in_chain, with_timeout};
-use crate::{BackendConfig, HttpBackend, HttpRequest, HttpResponse, TransportError, TransportErrorKind};
+use crate::timeout::within;
+use crate::tls::{client_config, io_kind_in_chain};
+use crate::{
+    BackendConfig, HttpBackend, HttpRequest, HttpResponse, SystemClock, TransportError, TransportErrorKind,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::{HeaderValue, USER_AGENT};
@@ -10,6 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use std::pin::pin;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -78,8 +82,11 @@ impl HttpBackend for HyperBackend {
                 .entry(USER_AGENT)
                 .or_insert_with(|| agent.clone());
         }
-        with_timeout(self.config.request_timeout, async {
-            let response = self.client.request(request).await.map_err(map_client_error)?;
+        // The request goes into the client's own future here, so the exchange below does not
+        // hold a copy of it: this whole future is boxed on every request.
+        let responding = self.client.request(request);
+        let exchange = pin!(async {
+            let response = responding.await.map_err(map_client_error)?;
             let (parts, mut incoming) = response.into_parts();
             let mut body = CappedBody::new(self.config.max_body_bytes, declared_length(&parts.headers))?;
             while let Some(frame) = incoming.frame().await {
@@ -89,8 +96,8 @@ impl HttpBackend for HyperBackend {
                 }
             }
             Ok(http::Response::from_parts(parts, body.finish()))
-        })
-        .await
+        });
+        within(pin!(SystemClock::deadline(self.config.request_timeout)), exchange).await
     }
 }
 

@@ -18,6 +18,11 @@ const UNRESERVED: [bool; 256] = {
 fn push_encoded(out: &mut String, text: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let bytes = text.as_bytes();
+    // Names, tokens and ids are usually all unreserved: one check, one copy.
+    if bytes.iter().all(|&b| UNRESERVED[usize::from(b)]) {
+        out.push_str(text);
+        return;
+    }
     let mut run = 0;
     while let Some(offset) = bytes
         .get(run..)

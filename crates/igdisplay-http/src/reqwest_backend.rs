@@ -1,9 +1,13 @@
 //! [`ReqwestBackend`]: the default backend, on reqwest with rustls.
 
 use crate::body::{CappedBody, declared_length};
-use crate::tls::{client_config, io_kind_in_chain, with_timeout};
-use crate::{BackendConfig, HttpBackend, HttpRequest, HttpResponse, TransportError, TransportErrorKind};
+use crate::timeout::within;
+use crate::tls::{client_config, io_kind_in_chain};
+use crate::{
+    BackendConfig, HttpBackend, HttpRequest, HttpResponse, SystemClock, TransportError, TransportErrorKind,
+};
 use async_trait::async_trait;
+use std::pin::pin;
 
 /// An [`HttpBackend`] on a [`reqwest::Client`]: rustls (ring, OS trust store), HTTP/1.1 and
 /// HTTP/2, redirects off (a redirect is returned as a response, never followed with the
@@ -57,8 +61,11 @@ impl ReqwestBackend {
 impl HttpBackend for ReqwestBackend {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         let request = reqwest::Request::try_from(request).map_err(map_error)?;
-        with_timeout(self.config.request_timeout, async {
-            let mut response = self.client.execute(request).await.map_err(map_error)?;
+        // The request goes into the client's own future here, so the exchange below does not
+        // hold a copy of it: this whole future is boxed on every request.
+        let responding = self.client.execute(request);
+        let exchange = pin!(async {
+            let mut response = responding.await.map_err(map_error)?;
             let mut body = CappedBody::new(self.config.max_body_bytes, declared_length(response.headers()))?;
             let mut out = http::Response::new(bytes::Bytes::new());
             *out.status_mut() = response.status();
@@ -69,8 +76,8 @@ impl HttpBackend for ReqwestBackend {
             }
             *out.body_mut() = body.finish();
             Ok(out)
-        })
-        .await
+        });
+        within(pin!(SystemClock::deadline(self.config.request_timeout)), exchange).await
     }
 }
 

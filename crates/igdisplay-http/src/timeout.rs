@@ -3,7 +3,7 @@
 
 use crate::{HttpBackend, HttpRequest, HttpResponse, SharedClock, TransportError, TransportErrorKind};
 use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -62,18 +62,22 @@ impl<B: HttpBackend> Timeout<B> {
 #[async_trait::async_trait]
 impl<B: HttpBackend> HttpBackend for Timeout<B> {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        within(self.clock.timer(self.limit), self.inner.send(request)).await
+        let mut timer = self.clock.timer(self.limit);
+        let mut sending = self.inner.send(request);
+        within(timer.as_mut(), sending.as_mut()).await
     }
 }
 
 /// Runs `future` until it completes or `timer` fires, whichever is first; a response that
 /// is ready wins over a timer that fires in the same poll.
+///
+/// Both come pinned where the caller made them: an `async fn` that took them by value would
+/// hold each twice (as its argument and as the pinned copy), and a backend's request future,
+/// boxed on every request, would grow past what the allocator serves from its fast caches.
 pub(crate) async fn within<T>(
-    timer: impl Future<Output = ()>,
-    future: impl Future<Output = Result<T, TransportError>>,
+    mut timer: Pin<&mut (impl Future<Output = ()> + ?Sized)>,
+    mut future: Pin<&mut (impl Future<Output = Result<T, TransportError>> + ?Sized)>,
 ) -> Result<T, TransportError> {
-    let mut future = pin!(future);
-    let mut timer = pin!(timer);
     poll_fn(|cx| {
         if let Poll::Ready(outcome) = future.as_mut().poll(cx) {
             return Poll::Ready(outcome);

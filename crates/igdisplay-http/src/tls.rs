@@ -45,14 +45,6 @@ pub(crate) fn client_config(extra_roots_pem: &[Vec<u8>]) -> Result<rustls::Clien
         .with_no_client_auth())
 }
 
-/// Runs `future` under the request timeout, mapping expiry to [`TransportErrorKind::Timeout`].
-pub(crate) async fn with_timeout<T>(
-    timeout: std::time::Duration,
-    future: impl Future<Output = Result<T, TransportError>>,
-) -> Result<T, TransportError> {
-    crate::timeout::within(crate::SystemClock::deadline(timeout), future).await
-}
-
 /// The kind of an I/O failure found in an error's source chain, if any.
 pub(crate) fn io_kind_in_chain(error: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
     let mut current = Some(error);
