@@ -53,8 +53,21 @@ impl fmt::Display for JournalEntry {
 #[derive(Debug)]
 pub(crate) struct Journal {
     capacity: usize,
-    entries: VecDeque<JournalEntry>,
+    entries: VecDeque<Recorded>,
     next_seq: u64,
+}
+
+/// An entry as recorded on the hot path: the method as it came (a standard one is no
+/// allocation) and the path and raw query in one string.
+#[derive(Debug)]
+struct Recorded {
+    seq: u64,
+    at: i64,
+    method: http::Method,
+    /// The path, then the raw query.
+    target: String,
+    path_len: usize,
+    status: u16,
 }
 
 impl Journal {
@@ -66,16 +79,21 @@ impl Journal {
         }
     }
 
-    pub(crate) fn record(&mut self, at: i64, method: &str, path: &str, query: String, status: u16) {
-        if self.entries.len() == self.capacity {
-            self.entries.pop_front();
-        }
-        self.entries.push_back(JournalEntry {
+    pub(crate) fn record(&mut self, at: i64, method: &http::Method, path: &str, query: &str, status: u16) {
+        // A full ring gives its oldest entry's string back for this one.
+        let mut target = match self.entries.len() == self.capacity {
+            true => self.entries.pop_front().map(|e| e.target).unwrap_or_default(),
+            false => String::new(),
+        };
+        target.clear();
+        target.push_str(path);
+        target.push_str(query);
+        self.entries.push_back(Recorded {
             seq: self.next_seq,
             at,
-            method: method.to_owned(),
-            path: path.to_owned(),
-            query,
+            method: method.clone(),
+            target,
+            path_len: path.len(),
             status,
         });
         self.next_seq += 1;
@@ -84,9 +102,16 @@ impl Journal {
     pub(crate) fn entries(&self) -> Vec<JournalEntry> {
         self.entries
             .iter()
-            .map(|e| JournalEntry {
-                query: crate::wire::masked_query(&e.query),
-                ..e.clone()
+            .map(|e| {
+                let (path, query) = e.target.split_at_checked(e.path_len).unwrap_or((&e.target, ""));
+                JournalEntry {
+                    seq: e.seq,
+                    at: e.at,
+                    method: e.method.as_str().to_owned(),
+                    path: path.to_owned(),
+                    query: crate::wire::masked_query(query),
+                    status: e.status,
+                }
             })
             .collect()
     }
@@ -190,7 +215,7 @@ mod tests {
     fn the_ring_stays_bounded_and_counts_everything() {
         let mut journal = Journal::new(3);
         for i in 0..10 {
-            journal.record(i, "GET", &format!("/{i}"), String::new(), 200);
+            journal.record(i, &http::Method::GET, &format!("/{i}"), "", 200);
         }
         let entries = journal.entries();
         assert_eq!(entries.len(), 3);
@@ -201,8 +226,8 @@ mod tests {
     #[test]
     fn a_miss_names_the_closest_request() {
         let mut journal = Journal::new(10);
-        journal.record(0, "GET", "/me/media", "fields=id".into(), 200);
-        journal.record(0, "POST", "/oauth/access_token", String::new(), 400);
+        journal.record(0, &http::Method::GET, "/me/media", "fields=id", 200);
+        journal.record(0, &http::Method::POST, "/oauth/access_token", "", 400);
         let entries = journal.entries();
         assert!(expect(&entries, "get", "/me/media", 1).is_ok());
         let miss = expect(&entries, "GET", "/me/medias", 1).unwrap_err();

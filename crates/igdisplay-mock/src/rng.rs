@@ -37,25 +37,28 @@ impl Rng {
 
     /// `len` characters from the base64url alphabet.
     pub(crate) fn token(&mut self, len: usize) -> String {
-        self.text(
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
-            len,
-        )
+        let mut out = Vec::with_capacity(len);
+        self.push_token(&mut out, len);
+        ascii(out)
+    }
+
+    /// Appends `len` characters from the base64url alphabet.
+    pub(crate) fn push_token(&mut self, out: &mut Vec<u8>, len: usize) {
+        self.push_text(out, BASE64URL, len);
     }
 
     /// `len` alphanumeric characters.
     pub(crate) fn alphanumeric(&mut self, len: usize) -> String {
-        self.text(
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
-            len,
-        )
+        let mut out = Vec::with_capacity(len);
+        self.push_text(&mut out, &BASE64URL[..62], len);
+        ascii(out)
     }
 
-    /// `len` characters drawn uniformly from `alphabet` (ASCII). A 64-letter alphabet takes
-    /// ten letters from each draw, six bits apiece (the trace ids of every answer use it).
-    fn text(&mut self, alphabet: &[u8], len: usize) -> String {
+    /// Appends `len` characters drawn uniformly from `alphabet` (ASCII). A 64-letter alphabet
+    /// takes ten letters from each draw, six bits apiece (the trace ids of every answer use it).
+    fn push_text(&mut self, out: &mut Vec<u8>, alphabet: &[u8], len: usize) {
         let letter = |pick: u64| alphabet.get(pick as usize).copied().unwrap_or(b'A');
-        let mut out = Vec::with_capacity(len);
+        out.reserve(len);
         if alphabet.len() == 64 {
             let mut bits = 0u64;
             for i in 0..len {
@@ -71,7 +74,13 @@ impl Rng {
                 out.push(letter(self.below(bound)));
             }
         }
-        // The alphabets are ASCII; a caller's non-ASCII alphabet would come out lossy, not wrong.
-        String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
+}
+
+/// The base64url alphabet; its first 62 letters are the alphanumeric ones.
+const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Text drawn from an ASCII alphabet (anything else would come out lossy, not wrong).
+pub(crate) fn ascii(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }

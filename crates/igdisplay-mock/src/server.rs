@@ -24,7 +24,7 @@ use crate::clock::MockClock;
 use crate::faults::{self, FaultKind};
 use crate::routes::control::Control;
 use crate::state::World;
-use crate::wire::{Reply, Req, parse_query};
+use crate::wire::{Reply, Req};
 use bytes::Bytes;
 use futures_util::stream;
 use http_body_util::combinators::BoxBody;
@@ -155,15 +155,8 @@ async fn handle(
         Ok(body) => body.to_bytes(),
         Err(_) => return Ok(response(Reply::new(413, "text/plain", "request body too large"))),
     };
-    let raw_query = parts.uri.query().unwrap_or_default().to_owned();
-    let req = Req {
-        method: parts.method,
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().map(parse_query).unwrap_or_default(),
-        headers: parts.headers,
-        body,
-    };
-    let (outcome, logged) = decide(&shared, &req, raw_query);
+    let req = Req::new(parts.method, parts.uri, parts.headers, body);
+    let (outcome, logged) = decide(&shared, &req);
     if let (Some(log), Some(entry)) = (&shared.on_request, logged) {
         log.log(&entry);
     }
@@ -183,9 +176,9 @@ async fn handle(
 /// Decides the answer to `req` under the lock: the control API, else a matching stub, else
 /// the fake's own route; then a matching fault, rolled on the seeded generator; then the
 /// journal entry (the raw query, masked when the journal is read).
-fn decide(shared: &Shared, req: &Req, raw_query: String) -> (Outcome, Option<JournalEntry>) {
+fn decide(shared: &Shared, req: &Req) -> (Outcome, Option<JournalEntry>) {
     let mut world = shared.world();
-    if let Some(rest) = req.path.strip_prefix("/_mock/") {
+    if let Some(rest) = req.path().strip_prefix("/_mock/") {
         let rest: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
         let outcome = match world.control(req, &rest, shared.initial_clock) {
             Control::Reply(reply) => Outcome::Send(reply, None),
@@ -196,7 +189,7 @@ fn decide(shared: &Shared, req: &Req, raw_query: String) -> (Outcome, Option<Jou
     let method = req.method.as_str();
     let stub = faults::take(
         &mut world.stubs,
-        |s| s.method.eq_ignore_ascii_case(method) && s.path == req.path,
+        |s| s.method.eq_ignore_ascii_case(method) && s.path == req.path(),
         |s| &mut s.times,
         |_| true,
     );
@@ -218,7 +211,7 @@ fn decide(shared: &Shared, req: &Req, raw_query: String) -> (Outcome, Option<Jou
     let World { faults, rng, .. } = &mut *world;
     let fault = faults::take(
         faults,
-        |f| req.path.starts_with(&f.path_prefix),
+        |f| req.path().starts_with(&f.path_prefix),
         |f| &mut f.times,
         |f| f.probability.is_none_or(|p| rng.unit() < p),
     )
@@ -230,15 +223,18 @@ fn decide(shared: &Shared, req: &Req, raw_query: String) -> (Outcome, Option<Jou
         _ => reply.status,
     };
     let now = world.now();
+    let raw_query = req.uri.query().unwrap_or_default();
     let logged = shared.on_request.as_ref().map(|_| JournalEntry {
         seq: world.journal.total() + 1,
         at: now,
         method: method.to_owned(),
-        path: req.path.clone(),
-        query: crate::wire::masked_query(&raw_query),
+        path: req.path().to_owned(),
+        query: crate::wire::masked_query(raw_query),
         status,
     });
-    world.journal.record(now, method, &req.path, raw_query, status);
+    world
+        .journal
+        .record(now, &req.method, req.path(), raw_query, status);
     let fault = match fault {
         Some(FaultKind::GraphTransient) => {
             let trace = world.fbtrace_id();

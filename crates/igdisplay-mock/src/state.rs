@@ -380,6 +380,8 @@ pub(crate) struct World {
     pub(crate) fields_cache: crate::routes::graph::FieldsCache,
     /// The last `Date` header and the second it names.
     pub(crate) date_cache: Option<(i64, http::HeaderValue)>,
+    /// The `Instagram-Api-Version` header and the link version it was made from.
+    pub(crate) version_cache: Option<(String, Option<http::HeaderValue>)>,
 }
 
 impl World {
@@ -501,6 +503,7 @@ impl World {
             assets,
             fields_cache: crate::routes::graph::FieldsCache::default(),
             date_cache: None,
+            version_cache: None,
         }
     }
 
@@ -595,10 +598,15 @@ impl World {
     /// A fresh `fbtrace_id` for an error body: `A` and 22 base64url characters, as Meta's look,
     /// drawn from the seeded generator so error bodies repeat with the seed.
     pub(crate) fn fbtrace_id(&mut self) -> String {
-        let mut id = String::with_capacity(23);
-        id.push('A');
-        id.push_str(&self.rng.token(22));
-        id
+        let mut id = Vec::with_capacity(23);
+        self.push_fbtrace_id(&mut id);
+        crate::rng::ascii(id)
+    }
+
+    /// Appends a fresh `fbtrace_id` (see [`World::fbtrace_id`]).
+    pub(crate) fn push_fbtrace_id(&mut self, out: &mut Vec<u8>) {
+        out.push(b'A');
+        self.rng.push_token(out, 22);
     }
 
     /// A fresh token string in the platform's style.

@@ -36,25 +36,38 @@ pub(crate) fn encode(value: &str) -> String {
     utf8_percent_encode(value, COMPONENT).to_string()
 }
 
-/// A request as the routes see it: the method, the path (without the query), the query as
-/// decoded pairs in order (repeated names kept), the headers, and the whole body (capped by
-/// the server before it gets here).
+/// A request as the routes see it: the method, the URI (its path is the route), the query
+/// decoded once, the headers, and the whole body (capped by the server before it gets here).
 #[derive(Debug)]
 pub(crate) struct Req {
     pub(crate) method: http::Method,
-    pub(crate) path: String,
-    pub(crate) query: Vec<(String, String)>,
+    pub(crate) uri: http::Uri,
+    pub(crate) query: Query,
     pub(crate) headers: http::HeaderMap,
     pub(crate) body: Bytes,
 }
 
 impl Req {
+    /// A request of `method` to `uri`; the query is decoded here.
+    pub(crate) fn new(method: http::Method, uri: http::Uri, headers: http::HeaderMap, body: Bytes) -> Self {
+        let query = Query::parse(uri.query().unwrap_or_default());
+        Self {
+            method,
+            uri,
+            query,
+            headers,
+            body,
+        }
+    }
+
+    /// The path, without the query.
+    pub(crate) fn path(&self) -> &str {
+        self.uri.path()
+    }
+
     /// The first value of a query parameter.
     pub(crate) fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.query.get(name)
     }
 
     /// The form fields of the body (urlencoded or multipart). The token endpoints accept both,
@@ -78,26 +91,77 @@ impl Req {
 
 /// `a=1&b=%2F` → pairs, `+` as space; undecodable components are kept as sent.
 pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
+    Query::parse(query).to_pairs()
 }
 
-/// One percent-decoded component (`+` as space); a component that does not decode to UTF-8
-/// is kept as sent, so a garbled parameter is refused by the route, not by the parser.
-fn decode(component: &str) -> String {
-    // Most components (tokens, ids, cursors) need no decoding: copy them once.
-    let bytes = component.as_bytes();
-    if !bytes.contains(&b'%') && !bytes.contains(&b'+') {
-        return component.to_owned();
+/// A decoded query: every name and value in one string, found by their ends (a request's
+/// query costs two allocations, however many parameters it has).
+#[derive(Debug, Default)]
+pub(crate) struct Query {
+    text: String,
+    /// For each pair, where its name ends and where its value ends in `text`.
+    ends: Vec<(usize, usize)>,
+}
+
+impl Query {
+    /// `a=1&b=%2F+x` decoded: `+` as space, a malformed escape kept as sent and bytes that are
+    /// not UTF-8 replaced (so a garbled parameter is refused by the route, not the parser).
+    pub(crate) fn parse(query: &str) -> Self {
+        let mut parsed = Self {
+            text: String::with_capacity(query.len()),
+            ends: Vec::with_capacity(query.len() / 16 + 1),
+        };
+        let mut scratch = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            parsed.push_decoded(name, &mut scratch);
+            let name_end = parsed.text.len();
+            parsed.push_decoded(value, &mut scratch);
+            parsed.ends.push((name_end, parsed.text.len()));
+        }
+        parsed
     }
-    let spaced = component.replace('+', " ");
-    percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
+
+    /// Appends one decoded component.
+    fn push_decoded(&mut self, component: &str, scratch: &mut Vec<u8>) {
+        // Most components (tokens, ids, cursors) need no decoding: copied once.
+        if memchr::memchr2(b'%', b'+', component.as_bytes()).is_none() {
+            self.text.push_str(component);
+            return;
+        }
+        scratch.clear();
+        for (i, piece) in component.split('+').enumerate() {
+            if i > 0 {
+                scratch.push(b' ');
+            }
+            scratch.extend(percent_decode_str(piece));
+        }
+        match std::str::from_utf8(scratch) {
+            Ok(text) => self.text.push_str(text),
+            Err(_) => self.text.push_str(&String::from_utf8_lossy(scratch)),
+        }
+    }
+
+    /// The pairs in order, repeated names kept.
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut start = 0;
+        self.ends.iter().map(move |&(name_end, value_end)| {
+            let name = self.text.get(start..name_end).unwrap_or_default();
+            let value = self.text.get(name_end..value_end).unwrap_or_default();
+            start = value_end;
+            (name, value)
+        })
+    }
+
+    /// The pairs as owned strings (the authorize window keeps them).
+    pub(crate) fn to_pairs(&self) -> Vec<(String, String)> {
+        self.pairs().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+    }
+
+    /// The first value of `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.pairs().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
 }
 
 /// The text fields of a `multipart/form-data` body (as `curl -F` sends).
@@ -344,6 +408,25 @@ pub(crate) fn masked_query(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_query_is_decoded_once_into_pairs_in_order() {
+        let query = Query::parse("fields=id%2Cusername&x=%zz&x=2&&bad=%FF+end&empty");
+        let pairs: Vec<_> = query.pairs().collect();
+        assert_eq!(
+            pairs,
+            [
+                ("fields", "id,username"),
+                ("x", "%zz"),
+                ("x", "2"),
+                ("bad", "\u{FFFD} end"),
+                ("empty", "")
+            ]
+        );
+        assert_eq!(query.get("x"), Some("%zz"), "the first of a repeated name");
+        assert_eq!(query.get("missing"), None);
+        assert_eq!(Query::parse("").pairs().count(), 0);
+    }
 
     #[test]
     fn forms_parse_urlencoded_and_multipart() {

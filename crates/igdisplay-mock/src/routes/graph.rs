@@ -912,17 +912,6 @@ enum Field<'a> {
     Tree(Value),
 }
 
-impl serde::Serialize for Field<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Field::Text(text) => serializer.serialize_str(text),
-            Field::Owned(text) => serializer.serialize_str(text),
-            Field::Number(n) => serializer.serialize_u64(*n),
-            Field::Tree(value) => value.serialize(serializer),
-        }
-    }
-}
-
 /// Named fields as a JSON object, in their order, straight to bytes. The names are
 /// Instagram's field names (checked against the node's before they get here), sent as they are.
 fn object_bytes(fields: &[(&str, Field<'_>)]) -> Vec<u8> {
@@ -936,10 +925,31 @@ fn object_bytes(fields: &[(&str, Field<'_>)]) -> Vec<u8> {
         out.push(b'"');
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b"\":");
-        let _ = serde_json::to_writer(&mut out, value);
+        match value {
+            Field::Text(text) => push_json_str(&mut out, text),
+            Field::Owned(text) => push_json_str(&mut out, text),
+            Field::Number(n) => {
+                let _ = serde_json::to_writer(&mut out, n);
+            }
+            Field::Tree(tree) => {
+                let _ = serde_json::to_writer(&mut out, tree);
+            }
+        }
     }
     out.push(b'}');
     out
+}
+
+/// `text` as a JSON string: as it is between quotes when nothing in it needs escaping (the
+/// usual ids, names and URLs), through serde_json otherwise; the bytes are the same.
+fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(out, text);
+    }
 }
 
 /// The user a media item or album child belongs to.
@@ -976,6 +986,22 @@ fn bearer(headers: &http::HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_strings_are_written_as_serde_json_writes_them() {
+        for text in [
+            "jayposiris",
+            "Jay \"J\" Posiris",
+            "back\\slash",
+            "tab\there",
+            "é日本\u{7f}",
+            "",
+        ] {
+            let mut out = Vec::new();
+            super::push_json_str(&mut out, text);
+            assert_eq!(out, serde_json::to_vec(text).unwrap(), "{text:?}");
+        }
+    }
 
     #[test]
     fn fields_parse_with_children_expansion() {

@@ -44,8 +44,23 @@ impl World {
     /// the module docs. The root answers 404 with a pointer to `/_mock/state`, and a GET of
     /// the code-exchange path is refused as Instagram refuses it (the exchange is POST only).
     pub(crate) fn route(&mut self, req: &Req) -> Reply {
-        let segments: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
-        let graph = match segments.as_slice() {
+        // The segments, without an allocation for the paths the fake serves (a few segments).
+        let mut parts = req.path().split('/').filter(|s| !s.is_empty());
+        let mut few = [""; 8];
+        let mut count = 0;
+        for (slot, segment) in few.iter_mut().zip(parts.by_ref()) {
+            *slot = segment;
+            count += 1;
+        }
+        let many: Vec<&str>;
+        let segments: &[&str] = match parts.next() {
+            None => few.get(..count).unwrap_or_default(),
+            Some(ninth) => {
+                many = few.iter().copied().chain([ninth]).chain(parts).collect();
+                &many
+            }
+        };
+        let graph = match segments {
             ["oauth", "authorize"] if req.method == http::Method::GET => return self.authorize_page(req),
             ["oauth", "authorize"] if req.method == http::Method::POST => {
                 return self.authorize_decision(req);
@@ -88,22 +103,43 @@ impl World {
         const API_VERSION: HeaderName = HeaderName::from_static("instagram-api-version");
         let headers = &mut reply.headers;
         headers.append(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-        let trace = self.rng.token(11);
-        if let Ok(trace) = HeaderValue::try_from(trace) {
-            headers.append(TRACE_ID, trace);
+        // Both ids in one buffer, each header a slice of it.
+        let mut ids = Vec::with_capacity(11 + 23);
+        self.rng.push_token(&mut ids, 11);
+        let trace_end = ids.len();
+        // A failure's reply carries the id of its error already.
+        let request_id = !failed || !headers.contains_key(&crate::wire::REQUEST_ID);
+        if request_id {
+            self.push_fbtrace_id(&mut ids);
+        }
+        let ids = bytes::Bytes::from(ids);
+        if let Ok(trace) = HeaderValue::from_maybe_shared(ids.slice(..trace_end)) {
+            reply.headers.append(TRACE_ID, trace);
+        }
+        if request_id && let Ok(id) = HeaderValue::from_maybe_shared(ids.slice(trace_end..)) {
+            reply.headers.append(crate::wire::REQUEST_ID, id);
         }
         // The mock's time, not the machine's: a client comparing clocks sees the mock's.
-        headers.append(DATE, self.date_header());
-        if !headers.contains_key(&crate::wire::REQUEST_ID) {
-            let id = self.fbtrace_id();
-            if let Ok(id) = HeaderValue::try_from(id) {
-                reply.headers.append(crate::wire::REQUEST_ID, id);
-            }
-        }
+        let date = self.date_header();
+        reply.headers.append(DATE, date);
         if (!failed || self.options.platform == crate::MockPlatform::InstagramLogin)
-            && let Ok(version) = HeaderValue::try_from(self.options.link_version.as_str())
+            && let Some(version) = self.api_version_header()
         {
             reply.headers.append(API_VERSION, version);
+        }
+    }
+
+    /// `Instagram-Api-Version`: the options' link version (none if it cannot be a header),
+    /// kept as a header value until the options change.
+    fn api_version_header(&mut self) -> Option<http::HeaderValue> {
+        let version = &self.options.link_version;
+        match &self.version_cache {
+            Some((text, value)) if text == version => value.clone(),
+            _ => {
+                let value = http::HeaderValue::try_from(version.as_str()).ok();
+                self.version_cache = Some((version.clone(), value.clone()));
+                value
+            }
         }
     }
 

@@ -145,14 +145,14 @@ impl World {
             (Some(_), _) => Choice::Deny,
             (None, Some(username)) => Choice::Approve(username),
             (None, None) => {
-                let request = Authorize::from(&req.query);
+                let request = Authorize::from(&req.query.to_pairs());
                 return match self.check_authorize(&request) {
                     Ok(()) => Reply::html(200, self.window(&request)),
                     Err(message) => Reply::oauth_error(&message),
                 };
             }
         };
-        window_reply(self.decide_window(&req.query, choice))
+        window_reply(self.decide_window(&req.query.to_pairs(), choice))
     }
 
     /// `POST /oauth/authorize`: the user's click in the window.
