@@ -28,19 +28,19 @@ use crate::wire::{Reply, Req};
 use bytes::Bytes;
 use futures_util::stream;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use http_body_util::{BodyExt, Either, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// The largest request body the mock reads.
 const MAX_REQUEST_BODY: usize = 1024 * 1024;
 
-type Body = BoxBody<Bytes, std::io::Error>;
+/// A reply's body: whole (no box for the usual answer), or a stream a fault shapes.
+type Body = Either<Full<Bytes>, BoxBody<Bytes, std::io::Error>>;
 
 /// What every connection shares.
 #[derive(Debug)]
@@ -151,9 +151,14 @@ async fn handle(
     request: http::Request<Incoming>,
 ) -> Result<http::Response<Body>, std::io::Error> {
     let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => return Ok(response(Reply::new(413, "text/plain", "request body too large"))),
+    // A GET has no body: nothing to collect.
+    let body = if hyper::body::Body::is_end_stream(&body) {
+        Bytes::new()
+    } else {
+        match Limited::new(body, MAX_REQUEST_BODY).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(_) => return Ok(response(Reply::new(413, "text/plain", "request body too large"))),
+        }
     };
     let req = Req::new(parts.method, parts.uri, parts.headers, body);
     let (outcome, logged) = decide(&shared, &req);
@@ -254,10 +259,7 @@ fn decide(shared: &Shared, req: &Req) -> (Outcome, Option<JournalEntry>) {
 
 /// A reply as a complete HTTP response.
 fn response(reply: Reply) -> http::Response<Body> {
-    let body = Full::new(reply.body)
-        .map_err(|never: Infallible| match never {})
-        .boxed();
-    build(reply.status, reply.headers, body)
+    build(reply.status, reply.headers, Either::Left(Full::new(reply.body)))
 }
 
 /// A response of `status` with `headers` and `body`.
@@ -325,7 +327,7 @@ async fn apply(mut reply: Reply, fault: FaultKind) -> Result<http::Response<Body
             Ok(build(
                 reply.status,
                 headers,
-                BodyExt::boxed(StreamBody::new(frames)),
+                Either::Right(BodyExt::boxed(StreamBody::new(frames))),
             ))
         }
         FaultKind::SlowDrip { chunk, delay_ms } => {
@@ -342,7 +344,7 @@ async fn apply(mut reply: Reply, fault: FaultKind) -> Result<http::Response<Body
             Ok(build(
                 reply.status,
                 reply.headers,
-                BodyExt::boxed(StreamBody::new(frames)),
+                Either::Right(BodyExt::boxed(StreamBody::new(frames))),
             ))
         }
         FaultKind::GraphTransient => Ok(response(reply)),

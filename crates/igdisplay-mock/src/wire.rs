@@ -112,7 +112,16 @@ impl Query {
             ends: Vec::with_capacity(query.len() / 16 + 1),
         };
         let mut scratch = Vec::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let mut start = 0;
+        let ends = memchr::memchr_iter(b'&', query.as_bytes()).chain([query.len()]);
+        for pair in ends.map(|end| {
+            let pair = query.get(start..end).unwrap_or_default();
+            start = end + 1;
+            pair
+        }) {
+            if pair.is_empty() {
+                continue;
+            }
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             parsed.push_decoded(name, &mut scratch);
             let name_end = parsed.text.len();
