@@ -205,7 +205,10 @@ impl GraphClient {
     async fn attempt<N: Node>(&self, request: &GraphRequest<N>, attempt: u32) -> Result<N::Output, Error> {
         let inner = &*self.inner;
         self.pace().await?;
-        let token = inner.token.access_token().await?;
+        let token = match inner.token.fixed() {
+            Some(token) => token.clone(),
+            None => inner.token.access_token().await?,
+        };
         let http = request.to_http(&token)?;
         let span = tracing::info_span!(
             "igdisplay.graph.request",

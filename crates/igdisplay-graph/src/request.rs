@@ -335,7 +335,7 @@ impl GraphClient {
     /// ```
     pub fn children(&self, album: &MediaId) -> ChildrenRequest {
         let mut request = GraphRequest::new(self.clone(), album.as_str());
-        request.fields = FieldList::of(MediaField::child_fields());
+        request.fields = Some(FieldList::of(MediaField::child_fields()));
         request
     }
 }
@@ -381,7 +381,8 @@ struct Params {
 pub struct GraphRequest<N: Node> {
     client: GraphClient,
     path: Result<String, &'static str>,
-    fields: FieldList,
+    /// `None`: the platform's default fields (built only when they are sent or changed).
+    fields: Option<FieldList>,
     params: Params,
     node: PhantomData<fn() -> N>,
 }
@@ -403,7 +404,7 @@ impl<N: Node> std::fmt::Debug for GraphRequest<N> {
         f.debug_struct("GraphRequest")
             .field("node", &std::any::type_name::<N>())
             .field("path", &self.path)
-            .field("fields", &self.fields.to_param())
+            .field("fields", &self.field_param())
             .finish_non_exhaustive()
     }
 }
@@ -411,11 +412,10 @@ impl<N: Node> std::fmt::Debug for GraphRequest<N> {
 impl<N: Node> GraphRequest<N> {
     /// The request for `id`, validated now, with the platform's default fields.
     fn new(client: GraphClient, id: &str) -> Self {
-        let fields = FieldList::of(N::Field::defaults(client.endpoint().platform));
         Self {
             path: path_segment(id).map(N::path),
             client,
-            fields,
+            fields: None,
             params: Params::default(),
             node: PhantomData,
         }
@@ -423,7 +423,12 @@ impl<N: Node> GraphRequest<N> {
 
     /// Requests exactly `fields` (`id` is always included; a `children{...}` expansion is kept).
     pub fn fields(mut self, fields: &[N::Field]) -> Self {
-        self.fields.replace(fields.iter().map(|f| f.as_str()));
+        let names = fields.iter().map(|f| f.as_str());
+        match &mut self.fields {
+            Some(list) => list.replace(names),
+            // The defaults have no `children{...}` to keep.
+            None => self.fields = Some(FieldList::new(std::iter::once("id").chain(names))),
+        }
         self
     }
 
@@ -435,7 +440,23 @@ impl<N: Node> GraphRequest<N> {
 
     /// The `fields=` value as it will be sent.
     pub fn field_param(&self) -> String {
-        self.fields.to_param()
+        match &self.fields {
+            Some(list) => list.to_param(),
+            None => self.default_fields().to_param(),
+        }
+    }
+
+    /// The platform's default fields for this node.
+    fn default_fields(&self) -> FieldList {
+        FieldList::of(N::Field::defaults(self.client.endpoint().platform))
+    }
+
+    /// The fields, the defaults made explicit, for a change.
+    fn fields_mut(&mut self) -> &mut FieldList {
+        if self.fields.is_none() {
+            self.fields = Some(self.default_fields());
+        }
+        self.fields.get_or_insert_default()
     }
 
     /// The whole request for `token`, built without I/O: `GET
@@ -450,7 +471,7 @@ impl<N: Node> GraphRequest<N> {
             .path
             .as_deref()
             .map_err(|reason| Error::InvalidRequest(reason))?;
-        let fields = self.fields.to_param();
+        let fields = self.field_param();
         let paging = &self.params;
         let limit = paging.limit.map(|l| l.to_string());
         let since = paging.since.map(|s| s.to_string());
@@ -546,7 +567,7 @@ impl<N: ExpandsChildren> GraphRequest<N> {
     /// Fetches album items in the same request by field expansion (`children{...}`): a whole
     /// library costs one request per page, not one per album.
     pub fn with_children(mut self) -> Self {
-        self.fields
+        self.fields_mut()
             .expand_children(MediaField::child_fields().iter().map(|f| f.as_str()));
         self
     }
@@ -650,5 +671,43 @@ impl StreamState {
         self.finished = true;
         self.buffer.clear();
         Some((Err(error), self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{GraphClient, GraphEndpoint, MediaField, UserField};
+    use igdisplay_http::test_util::{FnBackend, json_response};
+    use igdisplay_model::{AccessToken, Platform};
+    use std::sync::Arc;
+
+    fn client() -> GraphClient {
+        let backend = Arc::new(FnBackend::new(|_| Ok(json_response(200, "{}"))));
+        GraphClient::with_token(
+            backend,
+            GraphEndpoint::new(Platform::InstagramLogin),
+            AccessToken::new("T"),
+        )
+    }
+
+    #[test]
+    fn the_default_fields_are_sent_unless_changed_and_changes_start_from_them() {
+        let graph = client();
+        assert_eq!(
+            graph.me().field_param(),
+            "id,user_id,username,name,account_type,profile_picture_url,media_count"
+        );
+        assert_eq!(graph.me().fields(&[UserField::Name]).field_param(), "id,name");
+        let media = graph.my_media().with_children();
+        assert_eq!(
+            media.field_param(),
+            "id,caption,media_type,media_url,thumbnail_url,permalink,timestamp,\
+             children{id,media_type,media_url,thumbnail_url,permalink,timestamp}"
+        );
+        assert_eq!(
+            media.fields(&[MediaField::Caption]).field_param(),
+            "id,caption,children{id,media_type,media_url,thumbnail_url,permalink,timestamp}",
+            "the expansion survives a field change"
+        );
     }
 }

@@ -16,6 +16,13 @@ pub trait TokenSource: std::fmt::Debug + Send + Sync + 'static {
     /// [`TokenUnavailable::Failed`] when the token could not be read now (a store failure:
     /// the query is retried like a connect failure).
     async fn access_token(&self) -> Result<AccessToken, TokenUnavailable>;
+
+    /// The token, when it never changes ([`StaticToken`]): the client then takes it without
+    /// calling (and boxing) [`access_token`](Self::access_token) for every request. `None`, the
+    /// default, for a source that may refresh.
+    fn fixed(&self) -> Option<&AccessToken> {
+        None
+    }
 }
 
 /// Why a [`TokenSource`] has no token to give.
@@ -72,5 +79,9 @@ impl StaticToken {
 impl TokenSource for StaticToken {
     async fn access_token(&self) -> Result<AccessToken, TokenUnavailable> {
         Ok(self.0.clone())
+    }
+
+    fn fixed(&self) -> Option<&AccessToken> {
+        Some(&self.0)
     }
 }
