@@ -152,7 +152,8 @@ const CHUNK: usize = 100;
 /// returned.
 pub(crate) async fn export(graph: &GraphClient, dir: &Path, concurrency: usize) -> Result<Summary, Failure> {
     tokio::fs::create_dir_all(dir).await?;
-    remove_leftovers(dir).await;
+    // Into an empty folder nothing can be resumed: no file is looked for before its download.
+    let resumable = remove_leftovers(dir).await;
     let index_path = dir.join("index.json");
     let me = graph.me().send().await?;
     let mut index = IndexWriter::create(
@@ -195,7 +196,7 @@ pub(crate) async fn export(graph: &GraphClient, dir: &Path, concurrency: usize) 
         let files = download(
             &client,
             graph,
-            dir,
+            Target { dir, resumable },
             jobs,
             concurrency,
             &progress,
@@ -231,13 +232,21 @@ struct Counts {
     bytes: AtomicU64,
 }
 
+/// Where files go: the folder, and whether it held files before this run (complete files
+/// of an earlier run are skipped; an empty folder needs no look before each download).
+#[derive(Clone, Copy, Debug)]
+struct Target<'a> {
+    dir: &'a Path,
+    resumable: bool,
+}
+
 /// Downloads `jobs`, `concurrency` at a time; the files fetched by stem. The first failure
 /// (of the whole export) is kept in `failure`.
 #[allow(clippy::too_many_arguments)]
 async fn download(
     client: &reqwest::Client,
     graph: &GraphClient,
-    dir: &Path,
+    target: Target<'_>,
     jobs: Vec<Job>,
     concurrency: usize,
     progress: &Progress,
@@ -246,7 +255,7 @@ async fn download(
 ) -> HashMap<String, Vec<FileEntry>> {
     let results: Vec<Result<(String, FileEntry), Failure>> = futures_util::stream::iter(jobs)
         .map(|job| async move {
-            let result = fetch(client, graph, dir, &job).await;
+            let result = fetch(client, graph, target, &job).await;
             match &result {
                 Ok((entry, true)) => {
                     counts.downloaded.fetch_add(1, Ordering::Relaxed);
@@ -279,18 +288,27 @@ async fn download(
 }
 
 /// Removes what an interrupted run left behind: partial downloads (`.{name}.part`) and
-/// unfinished indexes (`.index.json.{random}.tmp`). Nothing else in `dir` is touched.
-async fn remove_leftovers(dir: &Path) {
+/// unfinished indexes (`.index.json.{random}.tmp`). Nothing else in `dir` is touched. Whether
+/// anything else is there (a folder that cannot be read counts as holding files).
+async fn remove_leftovers(dir: &Path) -> bool {
     let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
-        return;
+        return true;
     };
-    while let Ok(Some(entry)) = entries.next_entry().await {
+    let mut others = false;
+    loop {
+        let entry = match entries.next_entry().await {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return others,
+            Err(_) => return true,
+        };
         let name = entry.file_name();
         let name = name.to_string_lossy();
         let ours = name.starts_with('.')
             && (name.ends_with(".part") || (name.starts_with(".index.json.") && name.ends_with(".tmp")));
         if ours {
             let _ = tokio::fs::remove_file(entry.path()).await;
+        } else {
+            others = true;
         }
     }
 }
@@ -473,10 +491,13 @@ fn is_internal(url: &reqwest::Url) -> bool {
 async fn fetch(
     client: &reqwest::Client,
     graph: &GraphClient,
-    dir: &Path,
+    target: Target<'_>,
     job: &Job,
 ) -> Result<(FileEntry, bool), Failure> {
-    if let Some(entry) = existing(dir, job).await {
+    let dir = target.dir;
+    if target.resumable
+        && let Some(entry) = existing(dir, job).await
+    {
         return Ok((entry, false));
     }
     let mut response = client.get(&job.url).send().await.map_err(download_error)?;
@@ -517,12 +538,15 @@ async fn fetch(
     let temp = dir.join(format!(".{name}.part"));
     let written = async {
         // A leftover (or a link planted under this name) is removed, never written through.
-        let _ = tokio::fs::remove_file(&temp).await;
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .await?;
+        let mut options = tokio::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        let mut file = match options.open(&temp).await {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                tokio::fs::remove_file(&temp).await?;
+                options.open(&temp).await?
+            }
+            opened => opened?,
+        };
         let total = copy_capped(response.bytes_stream(), &mut file, MAX_FILE_BYTES).await?;
         file.sync_all().await?;
         tokio::fs::rename(&temp, dir.join(&name)).await?;

@@ -35,44 +35,38 @@ impl Rng {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// `len` characters from the base64url alphabet.
+    /// `len` characters from the base64url alphabet, one draw each: the world's values
+    /// (shortcodes, codes, keys) are drawn as every earlier version drew them, so a seed still
+    /// gives the same world.
     pub(crate) fn token(&mut self, len: usize) -> String {
-        let mut out = Vec::with_capacity(len);
-        self.push_token(&mut out, len);
-        ascii(out)
+        self.text(BASE64URL, len)
     }
 
-    /// Appends `len` characters from the base64url alphabet.
-    pub(crate) fn push_token(&mut self, out: &mut Vec<u8>, len: usize) {
-        self.push_text(out, BASE64URL, len);
-    }
-
-    /// `len` alphanumeric characters.
+    /// `len` alphanumeric characters, one draw each.
     pub(crate) fn alphanumeric(&mut self, len: usize) -> String {
-        let mut out = Vec::with_capacity(len);
-        self.push_text(&mut out, &BASE64URL[..62], len);
+        self.text(&BASE64URL[..62], len)
+    }
+
+    /// `len` characters drawn uniformly from `alphabet` (ASCII), one draw each.
+    fn text(&mut self, alphabet: &[u8], len: usize) -> String {
+        let bound = u64::try_from(alphabet.len()).unwrap_or(u64::MAX);
+        let out = (0..len)
+            .map(|_| alphabet.get(self.below(bound) as usize).copied().unwrap_or(b'A'))
+            .collect();
         ascii(out)
     }
 
-    /// Appends `len` characters drawn uniformly from `alphabet` (ASCII). A 64-letter alphabet
-    /// takes ten letters from each draw, six bits apiece (the trace ids of every answer use it).
-    fn push_text(&mut self, out: &mut Vec<u8>, alphabet: &[u8], len: usize) {
-        let letter = |pick: u64| alphabet.get(pick as usize).copied().unwrap_or(b'A');
+    /// Appends `len` base64url characters, ten from each draw (six bits apiece): the ids every
+    /// answer carries (trace and request ids), drawn on the hot path.
+    pub(crate) fn push_token(&mut self, out: &mut Vec<u8>, len: usize) {
         out.reserve(len);
-        if alphabet.len() == 64 {
-            let mut bits = 0u64;
-            for i in 0..len {
-                if i % 10 == 0 {
-                    bits = self.next_u64();
-                }
-                out.push(letter(bits & 63));
-                bits >>= 6;
+        let mut bits = 0u64;
+        for i in 0..len {
+            if i % 10 == 0 {
+                bits = self.next_u64();
             }
-        } else {
-            let bound = u64::try_from(alphabet.len()).unwrap_or(u64::MAX);
-            for _ in 0..len {
-                out.push(letter(self.below(bound)));
-            }
+            out.push(BASE64URL[(bits & 63) as usize]);
+            bits >>= 6;
         }
     }
 }
