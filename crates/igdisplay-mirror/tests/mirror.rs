@@ -6,7 +6,7 @@
 
 use igdisplay_graph::{GraphClient, GraphEndpoint};
 use igdisplay_http::{HttpBackend, HttpRequest, HttpResponse, HyperBackend, SharedBackend, TransportError};
-use igdisplay_mirror::{BlobStore, FeedStatus, FsBlobStore, Mirror, SyncError};
+use igdisplay_mirror::{BlobStore, FeedItem, FeedStatus, FsBlobStore, Mirror, SyncError, SyncReport};
 use igdisplay_mock::{
     Fault, FaultKind, MockClock, MockServer, Seed, SeedKind, SeedMedia, Stub, TokenLifetime,
 };
@@ -66,6 +66,33 @@ impl Site {
             .iter()
             .filter(|e| e.path.ends_with("/media") && e.method == "GET")
             .count()
+    }
+
+    /// A first sync; then the post at `index` of its feed deleted and a new post published
+    /// on top, and a second sync: the deleted post and that sync's report.
+    async fn delete_under_a_new_post(&self, index: usize) -> (FeedItem, SyncReport) {
+        self.mirror.sync(&self.user, &self.graph).await.unwrap();
+        let before = self.mirror.feed(&self.user).await.unwrap().unwrap();
+        let gone = before.items[index].clone();
+        self.mock.delete_media(&gone.id).unwrap();
+        self.mock
+            .publish("bulk", &SeedMedia::new(SeedKind::Image, Some("New")))
+            .unwrap();
+        let report = self.mirror.sync(&self.user, &self.graph).await.unwrap();
+        (gone, report)
+    }
+
+    /// `gone`'s files are deleted, and every file left under `media/` is one the feed uses.
+    async fn assert_gone_and_nothing_left(&self, gone: &FeedItem) {
+        for key in gone.image.as_ref().unwrap().keys() {
+            assert!(!self.blobs.exists(&key).await.unwrap(), "{key}");
+        }
+        let used = self.every_file_exists().await;
+        assert_eq!(
+            files_under(&self.dir.path().join("media")),
+            used,
+            "no file left behind"
+        );
     }
 
     async fn every_file_exists(&self) -> usize {
@@ -186,15 +213,7 @@ async fn a_library_is_stored_in_pages_of_100_and_read_a_page_at_a_time() {
 #[tokio::test]
 async fn a_post_deleted_deep_in_the_library_goes_and_nothing_else_is_downloaded() {
     let site = site(250);
-    site.mirror.sync(&site.user, &site.graph).await.unwrap();
-    let before = site.mirror.feed(&site.user).await.unwrap().unwrap();
-    let gone = before.items[230].clone();
-    site.mock.delete_media(&gone.id).unwrap();
-    site.mock
-        .publish("bulk", &SeedMedia::new(SeedKind::Image, Some("New")))
-        .unwrap();
-
-    let report = site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    let (gone, report) = site.delete_under_a_new_post(230).await;
     assert_eq!(
         (report.items, report.removed, report.downloaded),
         (250, 1, 1),
@@ -202,39 +221,15 @@ async fn a_post_deleted_deep_in_the_library_goes_and_nothing_else_is_downloaded(
     );
     let feed = site.mirror.feed(&site.user).await.unwrap().unwrap();
     assert!(feed.items.iter().all(|i| i.id != gone.id));
-    for key in gone.image.as_ref().unwrap().keys() {
-        assert!(!site.blobs.exists(&key).await.unwrap(), "{key}");
-    }
-    let used = site.every_file_exists().await;
-    assert_eq!(
-        files_under(&site.dir.path().join("media")),
-        used,
-        "no file left behind"
-    );
+    site.assert_gone_and_nothing_left(&gone).await;
 }
 
 #[tokio::test]
 async fn with_a_new_post_on_top_a_post_deleted_on_the_second_page_still_goes() {
     let site = site(250);
-    site.mirror.sync(&site.user, &site.graph).await.unwrap();
-    let before = site.mirror.feed(&site.user).await.unwrap().unwrap();
-    let gone = before.items[150].clone();
-    site.mock.delete_media(&gone.id).unwrap();
-    site.mock
-        .publish("bulk", &SeedMedia::new(SeedKind::Image, Some("New")))
-        .unwrap();
-
-    let report = site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    let (gone, report) = site.delete_under_a_new_post(150).await;
     assert_eq!((report.removed, report.downloaded), (1, 1), "{report:?}");
-    for key in gone.image.as_ref().unwrap().keys() {
-        assert!(!site.blobs.exists(&key).await.unwrap(), "{key}");
-    }
-    let used = site.every_file_exists().await;
-    assert_eq!(
-        files_under(&site.dir.path().join("media")),
-        used,
-        "no file left behind"
-    );
+    site.assert_gone_and_nothing_left(&gone).await;
 }
 
 /// The files under `dir`, recursively.
