@@ -179,9 +179,7 @@ async fn answer(
             } else {
                 igdisplay_mirror::content_type(&bytes)
             };
-            // Files and feed pages never change under their keys; an index does.
-            let page = path.starts_with("feeds/") && path.matches('/').count() == 3;
-            let cache = if path.starts_with("media/") || page {
+            let cache = if Mirror::is_immutable(&path) {
                 "public, max-age=31536000, immutable"
             } else {
                 "no-cache"

@@ -156,6 +156,22 @@ impl Mirror {
         Ok(key)
     }
 
+    /// Whether the blob at `key` never changes once written, so a server may let browsers
+    /// cache it for good: mirrored files (`media/...`) and feed pages
+    /// (`feeds/{user}/{sync}/{n}.json`, a new sync writes new ones). A feed index
+    /// (`feeds/{user}.json`) is rewritten by every sync.
+    ///
+    /// ```
+    /// use igdisplay_mirror::Mirror;
+    ///
+    /// assert!(Mirror::is_immutable("media/17895/640.jpg"));
+    /// assert!(Mirror::is_immutable("feeds/1784/1800000000-a1b2/0.json"));
+    /// assert!(!Mirror::is_immutable("feeds/1784.json"));
+    /// ```
+    pub fn is_immutable(key: &str) -> bool {
+        key.starts_with("media/") || (key.starts_with("feeds/") && key.matches('/').count() == 3)
+    }
+
     /// `user`'s feed index (status, counts, page keys), if a sync ever wrote one.
     ///
     /// # Errors
