@@ -49,17 +49,6 @@ impl CappedBody {
     }
 }
 
-/// The `Content-Length` a response declares, if any and valid.
-pub(crate) fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,6 +46,11 @@ pub type HttpResponse = http::Response<bytes::Bytes>;
 /// How clients hold a backend, so that they need no type parameter.
 pub type SharedBackend = Arc<dyn HttpBackend>;
 
+/// The future [`HttpBackend::send`] returns, for the crate's backends that write the method
+/// out instead of using `async fn`.
+type SendFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<HttpResponse, TransportError>> + Send + 'a>>;
+
 /// A copy of a request: method, URI, version, headers and body (extensions are not cloned),
 /// for sending the same request again.
 pub fn clone_request(request: &HttpRequest) -> HttpRequest {

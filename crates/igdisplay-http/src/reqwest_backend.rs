@@ -1,12 +1,11 @@
 //! [`ReqwestBackend`]: the default backend, on reqwest with rustls.
 
-use crate::body::{CappedBody, declared_length};
+use crate::body::CappedBody;
 use crate::timeout::within;
 use crate::tls::{client_config, io_kind_in_chain};
 use crate::{
-    BackendConfig, HttpBackend, HttpRequest, HttpResponse, SystemClock, TransportError, TransportErrorKind,
+    BackendConfig, HttpBackend, HttpRequest, SendFuture, SystemClock, TransportError, TransportErrorKind,
 };
-use async_trait::async_trait;
 use std::pin::pin;
 
 /// An [`HttpBackend`] on a [`reqwest::Client`]: rustls (ring, OS trust store), HTTP/1.1 and
@@ -57,27 +56,36 @@ impl ReqwestBackend {
     }
 }
 
-#[async_trait]
+// Written out instead of `async fn`, like the hyper backend's: the request goes to reqwest
+// before the future is made, so the boxed future does not hold it.
 impl HttpBackend for ReqwestBackend {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let request = reqwest::Request::try_from(request).map_err(map_error)?;
-        // The request goes into the client's own future here, so the exchange below does not
-        // hold a copy of it: this whole future is boxed on every request.
-        let responding = self.client.execute(request);
-        let exchange = pin!(async {
-            let mut response = responding.await.map_err(map_error)?;
-            let mut body = CappedBody::new(self.config.max_body_bytes, declared_length(response.headers()))?;
-            let mut out = http::Response::new(bytes::Bytes::new());
-            *out.status_mut() = response.status();
-            *out.version_mut() = response.version();
-            *out.headers_mut() = std::mem::take(response.headers_mut());
-            while let Some(chunk) = response.chunk().await.map_err(map_error)? {
-                body.push(chunk)?;
-            }
-            *out.body_mut() = body.finish();
-            Ok(out)
-        });
-        within(pin!(SystemClock::deadline(self.config.request_timeout)), exchange).await
+    fn send<'s, 'f>(&'s self, request: HttpRequest) -> SendFuture<'f>
+    where
+        's: 'f,
+        Self: 'f,
+    {
+        let responding = match reqwest::Request::try_from(request) {
+            Ok(request) => self.client.execute(request),
+            Err(error) => return Box::pin(std::future::ready(Err(map_error(error)))),
+        };
+        let (limit, timeout) = (self.config.max_body_bytes, self.config.request_timeout);
+        Box::pin(async move {
+            let exchange = pin!(async move {
+                let mut response = responding.await.map_err(map_error)?;
+                // reqwest reads the declared `Content-Length` as the body's exact size.
+                let mut body = CappedBody::new(limit, response.content_length())?;
+                let mut out = http::Response::new(bytes::Bytes::new());
+                *out.status_mut() = response.status();
+                *out.version_mut() = response.version();
+                *out.headers_mut() = std::mem::take(response.headers_mut());
+                while let Some(chunk) = response.chunk().await.map_err(map_error)? {
+                    body.push(chunk)?;
+                }
+                *out.body_mut() = body.finish();
+                Ok(out)
+            });
+            within(pin!(SystemClock::deadline(timeout)), exchange).await
+        })
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`Timeout`]: the one timeout mechanism, a backend around a backend that gives up after a
 //! limit measured on the injected [`Clock`].
 
-use crate::{HttpBackend, HttpRequest, HttpResponse, SharedClock, TransportError, TransportErrorKind};
+use crate::{HttpBackend, HttpRequest, SendFuture, SharedClock, TransportError, TransportErrorKind};
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::task::Poll;
@@ -59,12 +59,17 @@ impl<B: HttpBackend> Timeout<B> {
     }
 }
 
-#[async_trait::async_trait]
+// Written out instead of `async fn`: the request goes to the inner backend before the future
+// is made, so the future does not hold it.
 impl<B: HttpBackend> HttpBackend for Timeout<B> {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let mut timer = self.clock.timer(self.limit);
+    fn send<'s, 'f>(&'s self, request: HttpRequest) -> SendFuture<'f>
+    where
+        's: 'f,
+        Self: 'f,
+    {
         let mut sending = self.inner.send(request);
-        within(timer.as_mut(), sending.as_mut()).await
+        let mut timer = self.clock.timer(self.limit);
+        Box::pin(async move { within(timer.as_mut(), sending.as_mut()).await })
     }
 }
 
@@ -93,7 +98,7 @@ pub(crate) async fn within<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ManualClock;
+    use crate::{HttpResponse, ManualClock};
     use std::sync::Arc;
 
     #[derive(Debug)]
