@@ -9,6 +9,7 @@ use igdisplay_http::{
     HttpResponse, Jitter, Retry, RetryBudget, SharedBackend, SharedClock, SystemClock, redact_http_uri,
 };
 use igdisplay_model::{AccessToken, Usage, UserId};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -163,10 +164,12 @@ impl GraphClient {
     pub(crate) async fn execute<N: Node>(&self, request: &GraphRequest<N>) -> Result<N::Output, Error> {
         let inner = &*self.inner;
         let started = inner.clock.now();
+        // When the attempt starts: the clock is read once per attempt on the way out.
+        let mut at = started;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let failure = match self.attempt(request, attempt).await {
+            let failure = match self.attempt(request, attempt, at).await {
                 Ok(output) => {
                     inner.retry_budget.earn();
                     return Ok(output);
@@ -196,37 +199,45 @@ impl GraphClient {
                     }
                     tracing::debug!(attempt, delay_ms = delay.as_millis() as u64, "retrying");
                     inner.clock.sleep(delay).await;
+                    at = inner.clock.now();
                 }
                 _ => return Err(failure.after_attempts(attempt)),
             }
         }
     }
 
-    async fn attempt<N: Node>(&self, request: &GraphRequest<N>, attempt: u32) -> Result<N::Output, Error> {
+    /// One try, starting at `at` on the client's clock.
+    async fn attempt<N: Node>(
+        &self,
+        request: &GraphRequest<N>,
+        attempt: u32,
+        at: SystemTime,
+    ) -> Result<N::Output, Error> {
         let inner = &*self.inner;
-        self.pace().await?;
+        let sent_at = self.pace(at).await?;
+        // A fixed token is borrowed, not cloned, for every request.
         let token = match inner.token.fixed() {
-            Some(token) => token.clone(),
-            None => inner.token.access_token().await?,
+            Some(token) => Cow::Borrowed(token),
+            None => Cow::Owned(inner.token.access_token().await?),
         };
-        let http = request.to_http(&token)?;
-        let span = tracing::info_span!(
-            "igdisplay.graph.request",
-            url = %redact_http_uri(http.uri()),
-            attempt,
-            status = tracing::field::Empty,
-            duration_ms = tracing::field::Empty,
-        );
-        let sent_at = inner.clock.now();
-        let outcome = inner.backend.send(http).await;
-        let now = inner.clock.now();
+        // In a block, so that the request is not held (twice) while its response is awaited.
+        let (sending, span) = {
+            let http = request.to_http(&token)?;
+            let span = tracing::info_span!(
+                "igdisplay.graph.request",
+                url = %redact_http_uri(http.uri()),
+                attempt,
+                status = tracing::field::Empty,
+                duration_ms = tracing::field::Empty,
+            );
+            (inner.backend.send(http), span)
+        };
+        let outcome = sending.await;
         // Recording into a span nobody listens to still walks its fields.
         let traced = !span.is_disabled();
         if traced {
-            span.record(
-                "duration_ms",
-                now.duration_since(sent_at).unwrap_or_default().as_millis() as u64,
-            );
+            let took = inner.clock.now().duration_since(sent_at).unwrap_or_default();
+            span.record("duration_ms", took.as_millis() as u64);
         }
         let response = match outcome {
             Ok(response) => response,
@@ -244,6 +255,7 @@ impl GraphClient {
         self.observe(&response);
         match request.parse(&response, &token) {
             Err(Error::RateLimited { error, .. }) => {
+                let now = inner.clock.now();
                 let user = inner.user.as_ref();
                 let pause = inner.pacer.announced_pause(user, retry_after(&response, now));
                 inner.pacer.block(scope_of(error.as_deref(), user), now, pause);
@@ -265,13 +277,14 @@ impl GraphClient {
         }
     }
 
-    /// Before each request: wait out a known block, slow down above the threshold, and at
-    /// 100 % wait (or fail fast) until access is likely back.
-    async fn pace(&self) -> Result<(), Error> {
+    /// Before each request (about to go at `now`): wait out a known block, slow down above the
+    /// threshold, and at 100 % wait (or fail fast) until access is likely back. Returns when the
+    /// request goes: `now`, or the clock's time after a wait.
+    async fn pace(&self, now: SystemTime) -> Result<SystemTime, Error> {
         let inner = &*self.inner;
-        let pause = inner.pacer.before_request(inner.user.as_ref(), inner.clock.now());
+        let pause = inner.pacer.before_request(inner.user.as_ref(), now);
         if pause.wait.is_zero() {
-            return Ok(());
+            return Ok(now);
         }
         if pause.exhausted && !inner.pacer.policy().waits_for(pause.wait) {
             return Err(Error::RateLimited {
@@ -289,7 +302,7 @@ impl GraphClient {
             );
         }
         inner.clock.sleep(pause.wait).await;
-        Ok(())
+        Ok(inner.clock.now())
     }
 }
 

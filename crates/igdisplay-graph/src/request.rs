@@ -527,8 +527,10 @@ impl<N: Node> GraphRequest<N> {
     ///
     /// Every [`Error`]; [`Error::requires_login`] says when only a new login helps and
     /// [`Error::is_retryable`] when a later try may succeed.
-    pub async fn send(self) -> Result<N::Output, Error> {
-        self.client.execute(&self).await
+    // Not `async fn`: that would hold the request twice, as its argument and as a local.
+    #[allow(clippy::manual_async_fn)]
+    pub fn send(self) -> impl Future<Output = Result<N::Output, Error>> + Send + 'static {
+        async move { self.client.execute(&self).await }
     }
 }
 
