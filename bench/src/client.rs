@@ -170,10 +170,33 @@ impl Side {
     }
 }
 
+/// The hand-written hyper loop's client: hyper-util over hyper-rustls's connector, the stack
+/// of the hyper backend (an Instagram client needs HTTPS), asking plain `http://` here.
 type HyperClient = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     http_body_util::Empty<bytes::Bytes>,
 >;
+
+/// hyper-util's pooled client with hyper-rustls, as a hand-written loop would build it.
+fn hand_hyper_client() -> Result<HyperClient, String> {
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https))
+}
 
 /// Every side's client, cheap to clone into each task.
 #[derive(Clone)]
@@ -195,8 +218,7 @@ impl Clients {
             reqwest_graph: graph(Arc::new(ReqwestBackend::new().map_err(|e| e.to_string())?))?,
             hyper_graph: graph(Arc::new(HyperBackend::new().map_err(|e| e.to_string())?))?,
             reqwest_client: reqwest::Client::new(),
-            hyper_client: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<http_body_util::Empty<bytes::Bytes>>(),
+            hyper_client: hand_hyper_client()?,
             url: Arc::from(format!("{base}/me?fields=id%2Cusername&access_token=token").as_str()),
         })
     }
