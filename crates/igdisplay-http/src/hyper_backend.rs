@@ -2,7 +2,7 @@
 
 use crate::body::CappedBody;
 use crate::timeout::within;
-use crate::tls::{client_config, io_kind_in_chain};
+use crate::tls::{io_kind_in_chain, rustls_client_config};
 use crate::{
     BackendConfig, HttpBackend, HttpRequest, SendFuture, SystemClock, TransportError, TransportErrorKind,
 };
@@ -48,7 +48,7 @@ impl HyperBackend {
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(client_config(&config.extra_roots_pem)?)
+            .with_tls_config(rustls_client_config(&config.extra_roots_pem)?)
             .https_or_http()
             .enable_http1()
             .enable_http2()

@@ -33,11 +33,17 @@ pub use redact::{MASK, Redacted, RedactedHttpUri, SENSITIVE_QUERY_PARAMS, redact
 pub use reqwest_backend::ReqwestBackend;
 pub use retry::{Jitter, Outcome, RequestKind, Retry, RetryBudget, RetryPolicy, ServerVerdict, classify};
 pub use timeout::Timeout;
+#[cfg(any(feature = "reqwest", feature = "hyper"))]
+pub use tls::rustls_client_config;
 
 /// Re-exported so callers build requests with the same `bytes` version.
 pub use bytes;
 /// Re-exported so callers build requests with the same `http` version.
 pub use http;
+/// Re-exported so callers configure TLS with the same `rustls` version
+/// ([`rustls_client_config`]).
+#[cfg(any(feature = "reqwest", feature = "hyper"))]
+pub use rustls;
 
 /// A request: method, URI, headers and a fully buffered body.
 pub type HttpRequest = http::Request<bytes::Bytes>;

@@ -2,7 +2,7 @@
 
 use crate::body::CappedBody;
 use crate::timeout::within;
-use crate::tls::{client_config, io_kind_in_chain};
+use crate::tls::{io_kind_in_chain, rustls_client_config};
 use crate::{
     BackendConfig, HttpBackend, HttpRequest, SendFuture, SystemClock, TransportError, TransportErrorKind,
 };
@@ -34,7 +34,7 @@ impl ReqwestBackend {
     /// When the TLS configuration or the client cannot be built.
     pub fn with_config(config: BackendConfig) -> Result<Self, TransportError> {
         let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(client_config(&config.extra_roots_pem)?)
+            .tls_backend_preconfigured(rustls_client_config(&config.extra_roots_pem)?)
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
             .user_agent(config.user_agent.clone())

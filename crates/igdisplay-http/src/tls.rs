@@ -6,11 +6,45 @@ use crate::{TransportError, TransportErrorKind};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls_platform_verifier::BuilderVerifierExt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-/// A TLS 1.2/1.3 client configuration, without client authentication, trusting the operating
-/// system's roots and `extra_roots_pem`.
-pub(crate) fn client_config(extra_roots_pem: &[Vec<u8>]) -> Result<rustls::ClientConfig, TransportError> {
+/// The rustls client configuration igdisplay's backends use: TLS 1.2 and 1.3 with the ring
+/// provider, no client authentication, trusting the operating system's roots (through
+/// rustls-platform-verifier) and the certificates in `extra_roots_pem`. Build your own clients
+/// with it to trust exactly what igdisplay trusts.
+///
+/// Reading the system's trust store costs tens of milliseconds, so the configuration without
+/// extra roots is built once per process and cloned (a clone shares its verifier): a root the
+/// system gains later is trusted by the next process.
+///
+/// ```
+/// let config = igdisplay_http::rustls_client_config(&[])?;
+/// # #[cfg(feature = "reqwest")] {
+/// let client = reqwest::Client::builder().tls_backend_preconfigured(config).build()?;
+/// # drop(client);
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// [`TransportErrorKind::InvalidRequest`] for an extra root that is not a PEM certificate;
+/// [`TransportErrorKind::Other`] when the trust store cannot be set up.
+pub fn rustls_client_config(extra_roots_pem: &[Vec<u8>]) -> Result<rustls::ClientConfig, TransportError> {
+    static SYSTEM_ROOTS: OnceLock<rustls::ClientConfig> = OnceLock::new();
+    if !extra_roots_pem.is_empty() {
+        return build_config(extra_roots_pem);
+    }
+    if let Some(config) = SYSTEM_ROOTS.get() {
+        return Ok(config.clone());
+    }
+    let config = build_config(&[])?;
+    // Two threads may both build it the first time; either copy is the same.
+    Ok(SYSTEM_ROOTS.get_or_init(|| config).clone())
+}
+
+/// [`rustls_client_config`], built afresh.
+fn build_config(extra_roots_pem: &[Vec<u8>]) -> Result<rustls::ClientConfig, TransportError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
