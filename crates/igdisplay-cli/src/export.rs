@@ -22,7 +22,6 @@ use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 
 /// The largest file downloaded.
 const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024 * 1024;
@@ -416,7 +415,15 @@ fn role(job: &Job) -> &'static str {
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 fn download_client() -> Result<reqwest::Client, Failure> {
+    // The backends' TLS configuration: the system's trust store is read once per process.
+    let tls = igdisplay::http::rustls_client_config(&[]).map_err(|e| {
+        Failure::runtime(format!(
+            "cannot set up TLS for downloads: {}",
+            crate::fail::chain(&e)
+        ))
+    })?;
     reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
         .redirect(download_redirects())
         .connect_timeout(Duration::from_secs(15))
         .read_timeout(Duration::from_secs(60))
@@ -540,15 +547,18 @@ async fn fetch(
         // A leftover (or a link planted under this name) is removed, never written through.
         let mut options = tokio::fs::OpenOptions::new();
         options.write(true).create_new(true);
-        let mut file = match options.open(&temp).await {
+        let file = match options.open(&temp).await {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 tokio::fs::remove_file(&temp).await?;
                 options.open(&temp).await?
             }
             opened => opened?,
         };
-        let total = copy_capped(response.bytes_stream(), &mut file, MAX_FILE_BYTES).await?;
-        file.sync_all().await?;
+        let (file, total) =
+            copy_capped(response.bytes_stream(), file.into_std().await, MAX_FILE_BYTES).await?;
+        tokio::task::spawn_blocking(move || file.sync_all())
+            .await
+            .map_err(std::io::Error::other)??;
         tokio::fs::rename(&temp, dir.join(&name)).await?;
         Ok::<u64, std::io::Error>(total)
     }
@@ -574,27 +584,89 @@ async fn fetch(
     ))
 }
 
-/// Writes `body` to `file`; fails once more than `cap` bytes have come (a server that never
-/// stops sending cannot fill the disk). The byte count of what was written.
-async fn copy_capped<E: std::error::Error + 'static>(
+/// Bytes gathered before they go to the disk in one blocking write: few hand-offs to the
+/// blocking pool, and memory bounded by the concurrency (per download, a batch being written
+/// and one being gathered).
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// Writes `body` to `sink` on the blocking pool, the chunks as they came (never copied into a
+/// buffer, as `tokio::fs::File` would), one batch written while the next is read. Fails once
+/// more than `cap` bytes have come (a server that never stops sending cannot fill the disk),
+/// after the write under way has ended. The sink back, and the byte count.
+async fn copy_capped<W, E>(
     body: impl futures_util::Stream<Item = Result<bytes::Bytes, E>>,
-    file: &mut (impl tokio::io::AsyncWrite + Unpin),
+    sink: W,
     cap: u64,
-) -> std::io::Result<u64> {
-    let mut body = std::pin::pin!(body);
-    let mut total = 0u64;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| std::io::Error::other(crate::fail::chain(&e)))?;
-        total = total.saturating_add(chunk.len() as u64);
-        if total > cap {
-            return Err(std::io::Error::other(format!(
-                "the file is larger than {} MiB",
-                cap / (1024 * 1024)
-            )));
+) -> std::io::Result<(W, u64)>
+where
+    W: std::io::Write + Send + 'static,
+    E: std::error::Error + 'static,
+{
+    let mut writer = BlockingWriter {
+        idle: Some(sink),
+        busy: None,
+    };
+    let copied = async {
+        let mut body = std::pin::pin!(body);
+        let (mut total, mut batch, mut batched) = (0u64, Vec::new(), 0usize);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| std::io::Error::other(crate::fail::chain(&e)))?;
+            total = total.saturating_add(chunk.len() as u64);
+            if total > cap {
+                return Err(std::io::Error::other(format!(
+                    "the file is larger than {} MiB",
+                    cap / (1024 * 1024)
+                )));
+            }
+            batched = batched.saturating_add(chunk.len());
+            batch.push(chunk);
+            if batched >= WRITE_BATCH {
+                writer.write(std::mem::take(&mut batch)).await?;
+                batched = 0;
+            }
         }
-        file.write_all(&chunk).await?;
+        writer.write(batch).await?;
+        Ok(total)
     }
-    Ok(total)
+    .await;
+    // The last write ends before anything else happens to the file, failure or not.
+    let sink = writer.ready().await;
+    let total = copied?;
+    Ok((sink?, total))
+}
+
+/// A sink written on the blocking pool, one batch at a time.
+struct BlockingWriter<W> {
+    idle: Option<W>,
+    busy: Option<tokio::task::JoinHandle<std::io::Result<W>>>,
+}
+
+impl<W: std::io::Write + Send + 'static> BlockingWriter<W> {
+    /// The sink, once the write under way (if any) has ended.
+    async fn ready(&mut self) -> std::io::Result<W> {
+        if let Some(sink) = self.idle.take() {
+            return Ok(sink);
+        }
+        match self.busy.take() {
+            Some(job) => job.await.map_err(std::io::Error::other)?,
+            None => Err(std::io::Error::other("an earlier write failed")),
+        }
+    }
+
+    /// Starts writing `chunks` once the previous batch is written.
+    async fn write(&mut self, chunks: Vec<bytes::Bytes>) -> std::io::Result<()> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let mut sink = self.ready().await?;
+        self.busy = Some(tokio::task::spawn_blocking(move || {
+            for chunk in &chunks {
+                sink.write_all(chunk)?;
+            }
+            Ok(sink)
+        }));
+        Ok(())
+    }
 }
 
 fn download_error(error: reqwest::Error) -> Failure {
@@ -686,20 +758,46 @@ impl Progress {
 mod tests {
     use super::*;
 
+    /// A sink whose bytes the test still sees after the copy took it.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Shared {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn copy(chunks: Vec<Vec<u8>>, cap: u64) -> (Shared, std::io::Result<u64>) {
+        let chunks = chunks
+            .into_iter()
+            .map(|c| Ok::<_, std::io::Error>(bytes::Bytes::from(c)));
+        let sink = Shared::default();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let copied = runtime.block_on(copy_capped(futures_util::stream::iter(chunks), sink.clone(), cap));
+        (sink, copied.map(|(_, total)| total))
+    }
+
     #[test]
     fn a_body_past_the_cap_is_refused_before_it_is_written_whole() {
-        let chunks = (0..4).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![7u8; 1024 * 1024])));
-        let mut written = Vec::new();
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let error = runtime
-            .block_on(copy_capped(
-                futures_util::stream::iter(chunks),
-                &mut written,
-                3 * 1024 * 1024,
-            ))
-            .unwrap_err();
-        assert_eq!(error.to_string(), "the file is larger than 3 MiB");
-        assert_eq!(written.len(), 3 * 1024 * 1024, "the fourth chunk was not written");
+        let (written, copied) = copy(vec![vec![7u8; 1024 * 1024]; 4], 3 * 1024 * 1024);
+        assert_eq!(copied.unwrap_err().to_string(), "the file is larger than 3 MiB");
+        let written = written.0.lock().unwrap().len();
+        assert_eq!(written, 3 * 1024 * 1024, "the fourth chunk was not written");
+    }
+
+    #[test]
+    fn small_chunks_are_written_in_order_and_whole() {
+        let chunks: Vec<Vec<u8>> = (0..2000u32).map(|i| i.to_be_bytes().repeat(50)).collect();
+        let expected: Vec<u8> = chunks.concat();
+        let (written, copied) = copy(chunks, u64::MAX);
+        assert_eq!(copied.unwrap(), expected.len() as u64);
+        assert!(*written.0.lock().unwrap() == expected, "the bytes differ");
     }
 
     #[test]
