@@ -64,9 +64,9 @@ impl HttpBackend for ReqwestBackend {
         's: 'f,
         Self: 'f,
     {
-        let responding = match reqwest::Request::try_from(request) {
+        let responding = match to_reqwest(request) {
             Ok(request) => self.client.execute(request),
-            Err(error) => return Box::pin(std::future::ready(Err(map_error(error)))),
+            Err(error) => return Box::pin(std::future::ready(Err(error))),
         };
         let (limit, timeout) = (self.config.max_body_bytes, self.config.request_timeout);
         Box::pin(async move {
@@ -87,6 +87,28 @@ impl HttpBackend for ReqwestBackend {
             within(pin!(SystemClock::deadline(timeout)), exchange).await
         })
     }
+}
+
+/// `request` for reqwest, as `reqwest::Request::try_from` makes it (extensions aside: igdisplay
+/// sets none) but with the URL written into a string sized once: `Uri`'s `to_string` grows its
+/// string a piece at a time, four reallocations per request.
+fn to_reqwest(request: HttpRequest) -> Result<reqwest::Request, TransportError> {
+    let (parts, body) = request.into_parts();
+    let (Some(scheme), Some(authority)) = (parts.uri.scheme_str(), parts.uri.authority()) else {
+        return Err(TransportError::new(TransportErrorKind::InvalidRequest));
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut url = String::with_capacity(scheme.len() + 3 + authority.as_str().len() + path.len());
+    for piece in [scheme, "://", authority.as_str(), path] {
+        url.push_str(piece);
+    }
+    let url =
+        reqwest::Url::parse(&url).map_err(|_| TransportError::new(TransportErrorKind::InvalidRequest))?;
+    let mut out = reqwest::Request::new(parts.method, url);
+    *out.headers_mut() = parts.headers;
+    *out.version_mut() = parts.version;
+    *out.body_mut() = Some(body.into());
+    Ok(out)
 }
 
 /// Classifies a reqwest error after stripping its URL.

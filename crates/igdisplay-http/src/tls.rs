@@ -90,3 +90,21 @@ pub(crate) fn io_kind_in_chain(error: &(dyn std::error::Error + 'static)) -> Opt
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_system_roots_configuration_is_built_once_and_shared() {
+        let first = rustls_client_config(&[]).unwrap();
+        let second = rustls_client_config(&[]).unwrap();
+        assert!(Arc::ptr_eq(first.crypto_provider(), second.crypto_provider()));
+    }
+
+    #[test]
+    fn extra_roots_are_read_for_each_configuration_and_checked() {
+        let error = rustls_client_config(&[b"not a certificate".to_vec()]).unwrap_err();
+        assert_eq!(error.kind(), TransportErrorKind::InvalidRequest);
+    }
+}
