@@ -21,6 +21,7 @@ pub(crate) async fn client_overhead(plan: &Plan, report: &mut Report) -> Result<
     let clients = Clients::new(&bare.base)?;
     let mut rows = Vec::new();
     let mut ratios = Vec::new();
+    let mut cpu_ratios = Vec::new();
     for concurrency in [1usize, 32] {
         // Rounds of comparable length: 32 connections get through four times as many.
         let requests = if concurrency == 1 {
@@ -51,51 +52,65 @@ pub(crate) async fn client_overhead(plan: &Plan, report: &mut Report) -> Result<
                 .map(|(_, values)| Sample::of(values))
         };
         for side in Side::ALL {
-            let (Some(ours), Some(cpu)) = (median(&rps, side), median(&cpu, side)) else {
+            let (Some(ours), Some(cpu_us)) = (median(&rps, side), median(&cpu, side)) else {
                 continue;
             };
             let ratio = paired_ratio(&rps, side);
+            // CPU is better lower: the baseline's over ours, so that 0.95 reads the same way.
+            let cpu_ratio = paired_ratio(&cpu, side).recip();
             if side.is_facade() {
                 ratios.push(ratio);
+                cpu_ratios.push(cpu_ratio);
             }
             rows.push(vec![
                 format!("{concurrency}"),
                 side.name().to_owned(),
                 ours.show(0),
-                format!("{:.0}", cpu.median),
                 format!("{ratio:.2}"),
+                format!("{:.1}", cpu_us.median),
+                format!("{cpu_ratio:.2}"),
             ]);
         }
     }
-    let worst = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-    report.verdict(
-        "3. facade ≥ 0.95 of the hand-written loop, each backend",
-        worst >= 0.95,
-        ratios
+    let list = |values: &[f64]| {
+        values
             .iter()
             .map(|r| format!("{r:.2}"))
             .collect::<Vec<_>>()
-            .join(", "),
+            .join(", ")
+    };
+    let worst = |values: &[f64]| values.iter().copied().fold(f64::INFINITY, f64::min);
+    report.verdict(
+        "3. facade ≥ 0.95 of the hand-written loop's requests/s, each backend",
+        worst(&ratios) >= 0.95,
+        list(&ratios),
+    );
+    report.verdict(
+        "3b. facade CPU per request ≤ 1/0.95 of the hand-written loop's, each backend",
+        worst(&cpu_ratios) >= 0.95,
+        list(&cpu_ratios),
     );
     report.section(
         "3. Client overhead",
         &format!(
             "`me()` decoding the same `User` through the facade vs a hand-written loop on the same HTTP stack, against \
              the bare hyper server; {} requests per round with 1 connection and {} with 32, {} rounds alternating; \
-             requests/s median (min–max), process CPU time per request (µs, client side; it includes the load of \
-             every connection), ratio to the hand-written loop (the median of the rounds' ratios, each round against \
-             the baseline's round beside it). Goal: ≥ 0.95 for each backend.",
+             requests/s median (min–max) and its ratio to the hand-written loop's; process CPU time per request (µs, \
+             client side, the load of every connection included) and the hand-written loop's CPU per request over \
+             it. Ratios are medians of the rounds' ratios, each round against the baseline's round beside it; the \
+             table's order gives the verdicts' (reqwest 1, hyper 1, reqwest 32, hyper 32). Goal: ≥ 0.95 for each \
+             backend, both ratios.",
             plan.requests / 4,
             plan.requests,
             plan.ratio_rounds
         ),
-        &["concurrency", "client", "requests/s", "CPU µs/request", "ratio"],
+        &["concurrency", "client", "requests/s", "ratio", "CPU µs/request", "CPU ratio"],
         rows,
     );
     Ok(())
 }
 
-/// `side`'s requests/s over its baseline's, round by round ([`Sample::paired_ratio`]).
+/// `side`'s figure over its baseline's, round by round ([`Sample::paired_ratio`]).
 fn paired_ratio(table: &[(Side, Vec<f64>)], side: Side) -> f64 {
     let samples = |wanted: Side| {
         table

@@ -106,16 +106,11 @@ pub(crate) fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// This process's CPU time (user + system), in seconds (Linux, 100 ticks a second).
+/// This process's CPU time (user + system, every thread), in seconds, to the nanosecond.
 pub(crate) fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // Fields 14 and 15 of stat, counted after the command name (which ends the 2nd field).
-    (ticks(11) + ticks(12)) / 100.0
+    // `/proc/self/stat` counts in 10 ms ticks: a round's CPU would be off by several percent.
+    let time = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    time.tv_sec as f64 + time.tv_nsec as f64 / 1e9
 }
 
 /// Runs `command` to completion, sampling its peak resident memory; returns (seconds, KiB).
