@@ -192,15 +192,10 @@ type HyperClient = hyper_util::client::legacy::Client<
     http_body_util::Empty<bytes::Bytes>,
 >;
 
-/// hyper-util's pooled client with hyper-rustls, as a hand-written loop would build it.
+/// hyper-util's pooled client with hyper-rustls, as a hand-written loop would build it, on the
+/// hyper backend's TLS configuration.
 fn hand_hyper_client() -> Result<HyperClient, String> {
-    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(rustls::RootCertStore::empty())
-    .with_no_client_auth();
+    let tls = igdisplay::http::rustls_client_config(&[]).map_err(|e| e.to_string())?;
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
