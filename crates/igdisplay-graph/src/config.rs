@@ -50,18 +50,24 @@ impl GraphEndpoint {
         self
     }
 
-    /// `{base}[/{version}]/{path}`.
-    pub(crate) fn url(&self, path: &str, room: usize) -> String {
+    /// `{base}[/{version}]/{path}`, the path given in parts (an id and its suffix).
+    pub(crate) fn url(&self, path: &[&str], room: usize) -> String {
         let version = self.version.as_deref().map_or(0, |v| v.len() + 1);
-        let mut url =
-            String::with_capacity((self.base_url.len() + version + path.len() + 1).saturating_add(room));
+        let path_len = path.iter().map(|p| p.len()).fold(0usize, usize::saturating_add);
+        let mut url = String::with_capacity(
+            (self.base_url.len() + version + 1)
+                .saturating_add(path_len)
+                .saturating_add(room),
+        );
         url.push_str(&self.base_url);
         if let Some(version) = &self.version {
             url.push('/');
             url.push_str(version);
         }
         url.push('/');
-        url.push_str(path);
+        for part in path {
+            url.push_str(part);
+        }
         url
     }
 }
@@ -207,6 +213,9 @@ mod tests {
         let endpoint = GraphEndpoint::new(Platform::InstagramLogin)
             .base_url("http://127.0.0.1:9/")
             .version("21.0");
-        assert_eq!(endpoint.url("me/media", 0), "http://127.0.0.1:9/v21.0/me/media");
+        assert_eq!(
+            endpoint.url(&["me", "/media"], 0),
+            "http://127.0.0.1:9/v21.0/me/media"
+        );
     }
 }

@@ -216,16 +216,27 @@ impl FieldList {
 
     /// The wire value, e.g. `id,caption,children{id,media_url}`.
     pub fn to_param(&self) -> String {
-        let mut out = self.names.join(",");
-        if let Some(children) = &self.children {
-            if !out.is_empty() {
-                out.push(',');
-            }
-            out.push_str("children{");
-            out.push_str(&children.join(","));
-            out.push('}');
+        self.param_parts().collect()
+    }
+
+    /// The wire value in parts (names and separators), for writing it without assembling it
+    /// first.
+    pub(crate) fn param_parts(&self) -> impl Iterator<Item = &'static str> + '_ {
+        fn joined<'a>(names: &'a [&'static str]) -> impl Iterator<Item = &'static str> + 'a {
+            names
+                .iter()
+                .enumerate()
+                .flat_map(|(i, name)| [if i == 0 { "" } else { "," }, name])
         }
-        out
+        let children = self.children.as_deref().into_iter().flat_map(|children| {
+            let open = if self.names.is_empty() {
+                "children{"
+            } else {
+                ",children{"
+            };
+            std::iter::once(open).chain(joined(children)).chain(["}"])
+        });
+        joined(&self.names).chain(children)
     }
 }
 

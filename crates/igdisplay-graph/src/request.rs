@@ -10,10 +10,11 @@ use crate::fields::{Field, FieldList, MediaField, UserField};
 use crate::{Error, GraphClient};
 use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt};
-use igdisplay_http::{HttpRequest, HttpResponse, append_query};
+use igdisplay_http::{HttpRequest, HttpResponse, QueryWriter};
 use igdisplay_model::{
     AccessToken, ErrorBody, ErrorClass, ListResponse, Media, MediaByIds, MediaId, Timestamp, User, UserId,
 };
+use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 use std::marker::PhantomData;
 
@@ -83,9 +84,9 @@ pub trait Node: sealed::Sealed + Send + Sync + 'static {
     /// What a success body decodes to.
     type Output: Send;
 
-    /// The path below the base URL for an id.
+    /// What follows the id in the path: `""` for a node, `"/media"` for an edge.
     #[doc(hidden)]
-    fn path(id: &str) -> String;
+    const SUFFIX: &'static str;
 
     /// Decodes a success body.
     #[doc(hidden)]
@@ -117,9 +118,7 @@ impl sealed::Sealed for MediaBatch {}
 impl Node for UserNode {
     type Field = UserField;
     type Output = User;
-    fn path(id: &str) -> String {
-        id.to_owned()
-    }
+    const SUFFIX: &'static str = "";
     fn decode(body: &[u8], secrets: &[&str]) -> Result<User, Error> {
         Ok(igdisplay_model::decode(body, secrets)?)
     }
@@ -128,9 +127,7 @@ impl Node for UserNode {
 impl Node for MediaNode {
     type Field = MediaField;
     type Output = Media;
-    fn path(id: &str) -> String {
-        id.to_owned()
-    }
+    const SUFFIX: &'static str = "";
     fn decode(body: &[u8], secrets: &[&str]) -> Result<Media, Error> {
         Ok(igdisplay_model::decode(body, secrets)?)
     }
@@ -139,9 +136,7 @@ impl Node for MediaNode {
 impl Node for ChildrenEdge {
     type Field = MediaField;
     type Output = Page<Media>;
-    fn path(id: &str) -> String {
-        format!("{id}/children")
-    }
+    const SUFFIX: &'static str = "/children";
     fn decode(body: &[u8], secrets: &[&str]) -> Result<Page<Media>, Error> {
         Ok(Page::from_list(igdisplay_model::decode(body, secrets)?))
     }
@@ -150,9 +145,7 @@ impl Node for ChildrenEdge {
 impl Node for MediaEdge {
     type Field = MediaField;
     type Output = Page<Media>;
-    fn path(id: &str) -> String {
-        format!("{id}/media")
-    }
+    const SUFFIX: &'static str = "/media";
     fn decode(body: &[u8], secrets: &[&str]) -> Result<Page<Media>, Error> {
         Ok(Page::from_list(igdisplay_model::decode(body, secrets)?))
     }
@@ -161,9 +154,8 @@ impl Node for MediaEdge {
 impl Node for MediaBatch {
     type Field = MediaField;
     type Output = MediaByIds;
-    fn path(_: &str) -> String {
-        String::new()
-    }
+    // Its path is the root: the ids go in the query.
+    const SUFFIX: &'static str = "";
     fn decode(body: &[u8], secrets: &[&str]) -> Result<MediaByIds, Error> {
         Ok(igdisplay_model::decode(body, secrets)?)
     }
@@ -194,7 +186,7 @@ impl GraphClient {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn me(&self) -> UserRequest {
-        GraphRequest::new(self.clone(), "me")
+        GraphRequest::new(self.clone(), Cow::Borrowed("me"))
     }
 
     /// A user by id (`/{user-id}`).
@@ -215,7 +207,7 @@ impl GraphClient {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn user(&self, id: &UserId) -> UserRequest {
-        GraphRequest::new(self.clone(), id.as_str())
+        GraphRequest::new(self.clone(), Cow::Owned(id.as_str().to_owned()))
     }
 
     /// The token user's media (`/me/media`): one page with `.send()`, every page as a stream
@@ -238,7 +230,7 @@ impl GraphClient {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn my_media(&self) -> MediaListRequest {
-        GraphRequest::new(self.clone(), "me")
+        GraphRequest::new(self.clone(), Cow::Borrowed("me"))
     }
 
     /// A user's media (`/{user-id}/media`).
@@ -259,7 +251,7 @@ impl GraphClient {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn user_media(&self, id: &UserId) -> MediaListRequest {
-        GraphRequest::new(self.clone(), id.as_str())
+        GraphRequest::new(self.clone(), Cow::Owned(id.as_str().to_owned()))
     }
 
     /// A media item (`/{media-id}`).
@@ -280,7 +272,7 @@ impl GraphClient {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn media(&self, id: &MediaId) -> MediaRequest {
-        GraphRequest::new(self.clone(), id.as_str())
+        GraphRequest::new(self.clone(), Cow::Owned(id.as_str().to_owned()))
     }
 
     /// Several media items in one request (`/?ids=a,b`), keyed by id: a feed refreshing the
@@ -303,13 +295,13 @@ impl GraphClient {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn media_by_ids(&self, ids: &[MediaId]) -> MediaBatchRequest {
-        let mut request: MediaBatchRequest = GraphRequest::new(self.clone(), "me");
-        request.path = if ids.is_empty() || ids.len() > MAX_BATCH_IDS {
+        let mut request: MediaBatchRequest = GraphRequest::new(self.clone(), Cow::Borrowed("me"));
+        request.id = if ids.is_empty() || ids.len() > MAX_BATCH_IDS {
             Err("a batch read names 1 to 50 ids")
         } else {
             ids.iter()
-                .try_for_each(|id| path_segment(id.as_str()).map(drop))
-                .map(|()| String::new())
+                .try_for_each(|id| check_id(id.as_str()))
+                .map(|()| Cow::Borrowed(""))
         };
         request.params.ids = Some(ids.iter().map(MediaId::as_str).collect::<Vec<_>>().join(","));
         request
@@ -334,17 +326,17 @@ impl GraphClient {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn children(&self, album: &MediaId) -> ChildrenRequest {
-        let mut request = GraphRequest::new(self.clone(), album.as_str());
+        let mut request = GraphRequest::new(self.clone(), Cow::Owned(album.as_str().to_owned()));
         request.fields = Some(FieldList::of(MediaField::child_fields()));
         request
     }
 }
 
 /// Refuses ids that could change the path (`/`, `?`, `..`): ids are digits, or `me`.
-fn path_segment(id: &str) -> Result<&str, &'static str> {
+fn check_id(id: &str) -> Result<(), &'static str> {
     let valid =
         !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    valid.then_some(id).ok_or("an id must be alphanumeric")
+    valid.then_some(()).ok_or("an id must be alphanumeric")
 }
 
 /// The query parameters beyond `fields`: paging for the media edge, ids for a batch read.
@@ -380,7 +372,8 @@ struct Params {
 #[must_use = "a request does nothing until .send() is awaited"]
 pub struct GraphRequest<N: Node> {
     client: GraphClient,
-    path: Result<String, &'static str>,
+    /// The id the path starts with (the node's suffix follows it), or why it cannot be used.
+    id: Result<Cow<'static, str>, &'static str>,
     /// `None`: the platform's default fields (built only when they are sent or changed).
     fields: Option<FieldList>,
     params: Params,
@@ -391,7 +384,7 @@ impl<N: Node> Clone for GraphRequest<N> {
     fn clone(&self) -> Self {
         Self {
             client: self.client.clone(),
-            path: self.path.clone(),
+            id: self.id.clone(),
             fields: self.fields.clone(),
             params: self.params.clone(),
             node: PhantomData,
@@ -403,7 +396,7 @@ impl<N: Node> std::fmt::Debug for GraphRequest<N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GraphRequest")
             .field("node", &std::any::type_name::<N>())
-            .field("path", &self.path)
+            .field("id", &self.id)
             .field("fields", &self.field_param())
             .finish_non_exhaustive()
     }
@@ -411,9 +404,9 @@ impl<N: Node> std::fmt::Debug for GraphRequest<N> {
 
 impl<N: Node> GraphRequest<N> {
     /// The request for `id`, validated now, with the platform's default fields.
-    fn new(client: GraphClient, id: &str) -> Self {
+    fn new(client: GraphClient, id: Cow<'static, str>) -> Self {
         Self {
-            path: path_segment(id).map(N::path),
+            id: check_id(&id).map(|()| id),
             client,
             fields: None,
             params: Params::default(),
@@ -467,18 +460,23 @@ impl<N: Node> GraphRequest<N> {
     /// [`Error::InvalidRequest`] for an id that is not alphanumeric, or a base URL that does
     /// not form a URI.
     pub fn to_http(&self, token: &AccessToken) -> Result<HttpRequest, Error> {
-        let path = self
-            .path
+        let id = self
+            .id
             .as_deref()
             .map_err(|reason| Error::InvalidRequest(reason))?;
-        let fields = self.field_param();
+        let defaults;
+        let fields = match &self.fields {
+            Some(list) => list,
+            None => {
+                defaults = self.default_fields();
+                &defaults
+            }
+        };
         let paging = &self.params;
         let limit = paging.limit.map(|l| l.to_string());
         let since = paging.since.map(|s| s.to_string());
         let until = paging.until.map(|u| u.to_string());
         let pairs = [
-            ("ids", paging.ids.as_deref()),
-            ("fields", Some(fields.as_str())),
             ("limit", limit.as_deref()),
             ("since", since.as_deref()),
             ("until", until.as_deref()),
@@ -487,12 +485,30 @@ impl<N: Node> GraphRequest<N> {
             ("access_token", Some(token.expose_secret())),
         ];
         // Room for the whole query, escapes at their widest: one allocation.
+        let field_chars = fields
+            .param_parts()
+            .map(str::len)
+            .fold(0usize, usize::saturating_add);
         let room = pairs
             .iter()
+            .chain([&("ids", paging.ids.as_deref())])
             .filter_map(|(k, v)| Some(k.len() + (*v)?.len().saturating_mul(3) + 2))
-            .fold(0usize, usize::saturating_add);
-        let mut uri = self.client.endpoint().url(path, room);
-        append_query(&mut uri, pairs.into_iter().filter_map(|(k, v)| Some((k, v?))));
+            .fold(
+                field_chars.saturating_mul(3).saturating_add(8),
+                usize::saturating_add,
+            );
+        let mut uri = self.client.endpoint().url(&[id, N::SUFFIX], room);
+        let mut query = QueryWriter::new(&mut uri);
+        if let Some(ids) = &paging.ids {
+            query.pair("ids", ids);
+        }
+        // Written from its parts: the value is never assembled into a string of its own.
+        query.pair_parts("fields", fields.param_parts());
+        for (name, value) in pairs {
+            if let Some(value) = value {
+                query.pair(name, value);
+            }
+        }
         let uri = http::Uri::try_from(uri)
             .map_err(|_| Error::InvalidRequest("the base URL and path do not form a valid URI"))?;
         // Built in place: `http::Request::builder` moves its parts through a `Result` per step.

@@ -62,16 +62,64 @@ pub fn encode_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> 
 /// assert_eq!(uri, "https://graph.instagram.com/me?fields=id&limit=5");
 /// ```
 pub fn append_query<'a>(uri: &mut String, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) {
-    let mut separator = if uri.contains('?') { '&' } else { '?' };
-    let standalone = uri.is_empty();
-    for (i, (name, value)) in pairs.into_iter().enumerate() {
-        if !(standalone && i == 0) {
-            uri.push(separator);
+    let mut query = QueryWriter::new(uri);
+    for (name, value) in pairs {
+        query.pair(name, value);
+    }
+}
+
+/// Writes `name=value` pairs onto a URI or form body being built, with the rules of
+/// [`append_query`], for values that come in parts: a value written from its parts is
+/// encoded as it is written, never assembled into a string of its own first.
+///
+/// ```
+/// use igdisplay_http::QueryWriter;
+///
+/// let mut uri = "https://graph.instagram.com/me".to_owned();
+/// let mut query = QueryWriter::new(&mut uri);
+/// query.pair_parts("fields", ["id", ",", "username"]);
+/// query.pair("access_token", "T0KEN");
+/// assert_eq!(uri, "https://graph.instagram.com/me?fields=id%2Cusername&access_token=T0KEN");
+/// ```
+#[derive(Debug)]
+pub struct QueryWriter<'a> {
+    out: &'a mut String,
+    /// What goes before the next pair: `None` at the start of a standalone query.
+    separator: Option<char>,
+}
+
+impl<'a> QueryWriter<'a> {
+    /// Continues `out`: an empty `out` is a standalone query (a form body) whose first pair
+    /// has no separator; otherwise the first pair follows a `?`, or a `&` when `out` already
+    /// has a query.
+    pub fn new(out: &'a mut String) -> Self {
+        let separator = if out.is_empty() {
+            None
+        } else if out.contains('?') {
+            Some('&')
+        } else {
+            Some('?')
+        };
+        Self { out, separator }
+    }
+
+    /// Appends `name=value`.
+    pub fn pair(&mut self, name: &str, value: &str) -> &mut Self {
+        self.pair_parts(name, [value])
+    }
+
+    /// Appends `name=` and the concatenation of `parts`, each part encoded as it is written.
+    pub fn pair_parts<'p>(&mut self, name: &str, parts: impl IntoIterator<Item = &'p str>) -> &mut Self {
+        if let Some(separator) = self.separator {
+            self.out.push(separator);
         }
-        separator = '&';
-        push_encoded(uri, name);
-        uri.push('=');
-        push_encoded(uri, value);
+        self.separator = Some('&');
+        push_encoded(self.out, name);
+        self.out.push('=');
+        for part in parts {
+            push_encoded(self.out, part);
+        }
+        self
     }
 }
 
@@ -105,6 +153,13 @@ mod tests {
             kept,
             "-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~"
         );
+    }
+
+    #[test]
+    fn a_value_written_in_parts_is_the_value_written_whole() {
+        let mut parts = String::new();
+        QueryWriter::new(&mut parts).pair_parts("f", ["id", ",", "children{", "a b", "}"]);
+        assert_eq!(parts, encode_query([("f", "id,children{a b}")]));
     }
 
     #[test]
