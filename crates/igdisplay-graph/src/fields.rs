@@ -216,27 +216,32 @@ impl FieldList {
 
     /// The wire value, e.g. `id,caption,children{id,media_url}`.
     pub fn to_param(&self) -> String {
-        self.param_parts().collect()
+        let mut param = String::new();
+        self.write_param(|part| param.push_str(part));
+        param
     }
 
-    /// The wire value in parts (names and separators), for writing it without assembling it
-    /// first.
-    pub(crate) fn param_parts(&self) -> impl Iterator<Item = &'static str> + '_ {
-        fn joined<'a>(names: &'a [&'static str]) -> impl Iterator<Item = &'static str> + 'a {
-            names
-                .iter()
-                .enumerate()
-                .flat_map(|(i, name)| [if i == 0 { "" } else { "," }, name])
+    /// Gives the wire value to `push` in parts (names and separators), for writing it without
+    /// assembling it first.
+    pub(crate) fn write_param(&self, mut push: impl FnMut(&'static str)) {
+        fn joined(names: &[&'static str], push: &mut impl FnMut(&'static str)) {
+            for (i, name) in names.iter().enumerate() {
+                if i > 0 {
+                    push(",");
+                }
+                push(name);
+            }
         }
-        let children = self.children.as_deref().into_iter().flat_map(|children| {
-            let open = if self.names.is_empty() {
+        joined(&self.names, &mut push);
+        if let Some(children) = &self.children {
+            push(if self.names.is_empty() {
                 "children{"
             } else {
                 ",children{"
-            };
-            std::iter::once(open).chain(joined(children)).chain(["}"])
-        });
-        joined(&self.names).chain(children)
+            });
+            joined(children, &mut push);
+            push("}");
+        }
     }
 }
 

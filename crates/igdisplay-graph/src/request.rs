@@ -485,10 +485,8 @@ impl<N: Node> GraphRequest<N> {
             ("access_token", Some(token.expose_secret())),
         ];
         // Room for the whole query, escapes at their widest: one allocation.
-        let field_chars = fields
-            .param_parts()
-            .map(str::len)
-            .fold(0usize, usize::saturating_add);
+        let mut field_chars = 0usize;
+        fields.write_param(|part| field_chars = field_chars.saturating_add(part.len()));
         let room = pairs
             .iter()
             .chain([&("ids", paging.ids.as_deref())])
@@ -503,7 +501,11 @@ impl<N: Node> GraphRequest<N> {
             query.pair("ids", ids);
         }
         // Written from its parts: the value is never assembled into a string of its own.
-        query.pair_parts("fields", fields.param_parts());
+        query.pair_with("fields", |value| {
+            fields.write_param(|part| {
+                value.push(part);
+            });
+        });
         for (name, value) in pairs {
             if let Some(value) = value {
                 query.pair(name, value);

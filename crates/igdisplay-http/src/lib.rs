@@ -27,7 +27,7 @@ pub use config::{BackendConfig, DEFAULT_MAX_BODY_BYTES};
 pub use error::{BodyTooLarge, BoxError, TransportError, TransportErrorKind};
 #[cfg(feature = "hyper")]
 pub use hyper_backend::HyperBackend;
-pub use query::{QueryWriter, append_query, encode_query};
+pub use query::{QueryValue, QueryWriter, append_query, encode_query};
 pub use redact::{MASK, Redacted, RedactedHttpUri, SENSITIVE_QUERY_PARAMS, redact_http_uri, redact_uri};
 #[cfg(feature = "reqwest")]
 pub use reqwest_backend::ReqwestBackend;

@@ -32,9 +32,9 @@ fn push_encoded(out: &mut String, text: &str) {
         // A run of unreserved bytes is ASCII, so it starts and ends on character boundaries.
         out.push_str(text.get(run..at).unwrap_or_default());
         let byte = bytes[at];
-        let escape = [b'%', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0x0f)]];
-        // The escape is ASCII.
-        out.push_str(std::str::from_utf8(&escape).unwrap_or_default());
+        out.push('%');
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
         run = at + 1;
     }
     out.push_str(text.get(run..).unwrap_or_default());
@@ -77,7 +77,11 @@ pub fn append_query<'a>(uri: &mut String, pairs: impl IntoIterator<Item = (&'a s
 ///
 /// let mut uri = "https://graph.instagram.com/me".to_owned();
 /// let mut query = QueryWriter::new(&mut uri);
-/// query.pair_parts("fields", ["id", ",", "username"]);
+/// query.pair_with("fields", |value| {
+///     for (i, name) in ["id", "username"].into_iter().enumerate() {
+///         value.push(if i == 0 { "" } else { "," }).push(name);
+///     }
+/// });
 /// query.pair("access_token", "T0KEN");
 /// assert_eq!(uri, "https://graph.instagram.com/me?fields=id%2Cusername&access_token=T0KEN");
 /// ```
@@ -105,20 +109,35 @@ impl<'a> QueryWriter<'a> {
 
     /// Appends `name=value`.
     pub fn pair(&mut self, name: &str, value: &str) -> &mut Self {
-        self.pair_parts(name, [value])
+        self.pair_with(name, |v| {
+            v.push(value);
+        })
     }
 
-    /// Appends `name=` and the concatenation of `parts`, each part encoded as it is written.
-    pub fn pair_parts<'p>(&mut self, name: &str, parts: impl IntoIterator<Item = &'p str>) -> &mut Self {
+    /// Appends `name=` and the value `write` pushes, part by part, each part encoded as it
+    /// is pushed.
+    pub fn pair_with(&mut self, name: &str, write: impl FnOnce(&mut QueryValue<'_>)) -> &mut Self {
         if let Some(separator) = self.separator {
             self.out.push(separator);
         }
         self.separator = Some('&');
         push_encoded(self.out, name);
         self.out.push('=');
-        for part in parts {
-            push_encoded(self.out, part);
-        }
+        write(&mut QueryValue { out: self.out });
+        self
+    }
+}
+
+/// The value of the pair [`QueryWriter::pair_with`] is writing.
+#[derive(Debug)]
+pub struct QueryValue<'a> {
+    out: &'a mut String,
+}
+
+impl QueryValue<'_> {
+    /// Appends `part` to the value, percent-encoded.
+    pub fn push(&mut self, part: &str) -> &mut Self {
+        push_encoded(self.out, part);
         self
     }
 }
@@ -158,7 +177,11 @@ mod tests {
     #[test]
     fn a_value_written_in_parts_is_the_value_written_whole() {
         let mut parts = String::new();
-        QueryWriter::new(&mut parts).pair_parts("f", ["id", ",", "children{", "a b", "}"]);
+        QueryWriter::new(&mut parts).pair_with("f", |value| {
+            for part in ["id", ",", "children{", "a b", "}"] {
+                value.push(part);
+            }
+        });
         assert_eq!(parts, encode_query([("f", "id,children{a b}")]));
     }
 
