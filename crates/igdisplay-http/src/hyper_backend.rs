@@ -1,7 +1,7 @@
 //! [`HyperBackend`]: hyper-util's pooled client with hyper-rustls.
 
 use crate::body::CappedBody;
-use crate::timeout::within;
+use crate::timeout::Within;
 use crate::tls::{io_kind_in_chain, rustls_client_config};
 use crate::{
     BackendConfig, HttpBackend, HttpRequest, SendFuture, SystemClock, TransportError, TransportErrorKind,
@@ -13,7 +13,6 @@ use hyper::body::Body;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use std::pin::pin;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -92,24 +91,20 @@ impl HttpBackend for HyperBackend {
         }
         let responding = self.client.request(request);
         let (limit, timeout) = (self.config.max_body_bytes, self.config.request_timeout);
-        Box::pin(async move {
-            // Both made in place: a named local pinned later would be held twice.
-            let exchange = pin!(async move {
-                let response = responding.await.map_err(map_client_error)?;
-                let (parts, mut incoming) = response.into_parts();
-                // hyper knows the declared `Content-Length` as the body's exact size.
-                let mut body = CappedBody::new(limit, incoming.size_hint().exact())?;
-                while let Some(frame) = incoming.frame().await {
-                    let frame =
-                        frame.map_err(|e| TransportError::with_source(TransportErrorKind::Body, e))?;
-                    if let Ok(data) = frame.into_data() {
-                        body.push(data)?;
-                    }
+        let exchange = async move {
+            let response = responding.await.map_err(map_client_error)?;
+            let (parts, mut incoming) = response.into_parts();
+            // hyper knows the declared `Content-Length` as the body's exact size.
+            let mut body = CappedBody::new(limit, incoming.size_hint().exact())?;
+            while let Some(frame) = incoming.frame().await {
+                let frame = frame.map_err(|e| TransportError::with_source(TransportErrorKind::Body, e))?;
+                if let Ok(data) = frame.into_data() {
+                    body.push(data)?;
                 }
-                Ok(http::Response::from_parts(parts, body.finish()))
-            });
-            within(pin!(SystemClock::deadline(timeout)), exchange).await
-        })
+            }
+            Ok(http::Response::from_parts(parts, body.finish()))
+        };
+        Box::pin(Within::new(SystemClock::deadline(timeout), exchange))
     }
 }
 

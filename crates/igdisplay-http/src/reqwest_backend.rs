@@ -1,12 +1,11 @@
 //! [`ReqwestBackend`]: the default backend, on reqwest with rustls.
 
 use crate::body::CappedBody;
-use crate::timeout::within;
+use crate::timeout::Within;
 use crate::tls::{io_kind_in_chain, rustls_client_config};
 use crate::{
     BackendConfig, HttpBackend, HttpRequest, SendFuture, SystemClock, TransportError, TransportErrorKind,
 };
-use std::pin::pin;
 
 /// An [`HttpBackend`] on a [`reqwest::Client`]: rustls (ring, OS trust store), HTTP/1.1 and
 /// HTTP/2, redirects off (a redirect is returned as a response, never followed with the
@@ -69,23 +68,21 @@ impl HttpBackend for ReqwestBackend {
             Err(error) => return Box::pin(std::future::ready(Err(error))),
         };
         let (limit, timeout) = (self.config.max_body_bytes, self.config.request_timeout);
-        Box::pin(async move {
-            let exchange = pin!(async move {
-                let mut response = responding.await.map_err(map_error)?;
-                // reqwest reads the declared `Content-Length` as the body's exact size.
-                let mut body = CappedBody::new(limit, response.content_length())?;
-                let mut out = http::Response::new(bytes::Bytes::new());
-                *out.status_mut() = response.status();
-                *out.version_mut() = response.version();
-                *out.headers_mut() = std::mem::take(response.headers_mut());
-                while let Some(chunk) = response.chunk().await.map_err(map_error)? {
-                    body.push(chunk)?;
-                }
-                *out.body_mut() = body.finish();
-                Ok(out)
-            });
-            within(pin!(SystemClock::deadline(timeout)), exchange).await
-        })
+        let exchange = async move {
+            let mut response = responding.await.map_err(map_error)?;
+            // reqwest reads the declared `Content-Length` as the body's exact size.
+            let mut body = CappedBody::new(limit, response.content_length())?;
+            let mut out = http::Response::new(bytes::Bytes::new());
+            *out.status_mut() = response.status();
+            *out.version_mut() = response.version();
+            *out.headers_mut() = std::mem::take(response.headers_mut());
+            while let Some(chunk) = response.chunk().await.map_err(map_error)? {
+                body.push(chunk)?;
+            }
+            *out.body_mut() = body.finish();
+            Ok(out)
+        };
+        Box::pin(Within::new(SystemClock::deadline(timeout), exchange))
     }
 }
 

@@ -2,9 +2,9 @@
 //! limit measured on the injected [`Clock`].
 
 use crate::{HttpBackend, HttpRequest, SendFuture, SharedClock, TransportError, TransportErrorKind};
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::pin::Pin;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// Wraps a backend so that every request fails with [`TransportErrorKind::Timeout`] once
@@ -67,32 +67,51 @@ impl<B: HttpBackend> HttpBackend for Timeout<B> {
         's: 'f,
         Self: 'f,
     {
-        let mut sending = self.inner.send(request);
-        let mut timer = self.clock.timer(self.limit);
-        Box::pin(async move { within(timer.as_mut(), sending.as_mut()).await })
+        Box::pin(Within::new(
+            self.clock.timer(self.limit),
+            self.inner.send(request),
+        ))
     }
 }
 
-/// Runs `future` until it completes or `timer` fires, whichever is first; a response that
-/// is ready wins over a timer that fires in the same poll.
-///
-/// Both come pinned where the caller made them: an `async fn` that took them by value would
-/// hold each twice (as its argument and as the pinned copy), and a backend's request future,
-/// boxed on every request, would grow past what the allocator serves from its fast caches.
-pub(crate) async fn within<T>(
-    mut timer: Pin<&mut (impl Future<Output = ()> + ?Sized)>,
-    mut future: Pin<&mut (impl Future<Output = Result<T, TransportError>> + ?Sized)>,
-) -> Result<T, TransportError> {
-    poll_fn(|cx| {
-        if let Poll::Ready(outcome) = future.as_mut().poll(cx) {
+pin_project_lite::pin_project! {
+    /// The one timeout mechanism: `future` until it completes or `timer` fires, whichever
+    /// is first; a response that is ready wins over a timer that fires in the same poll.
+    ///
+    /// It owns both and is boxed once by the backend that makes it: no `async` wrapper
+    /// around it holds a second copy of either.
+    pub(crate) struct Within<T, F> {
+        #[pin]
+        timer: T,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<T, F> Within<T, F> {
+    /// `future`, given up on when `timer` fires.
+    pub(crate) fn new(timer: T, future: F) -> Self {
+        Self { timer, future }
+    }
+}
+
+impl<T, F, R> Future for Within<T, F>
+where
+    T: Future<Output = ()>,
+    F: Future<Output = Result<R, TransportError>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(outcome) = this.future.poll(cx) {
             return Poll::Ready(outcome);
         }
-        match timer.as_mut().poll(cx) {
+        match this.timer.poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(TransportError::new(TransportErrorKind::Timeout))),
             Poll::Pending => Poll::Pending,
         }
-    })
-    .await
+    }
 }
 
 #[cfg(test)]
@@ -109,6 +128,23 @@ mod tests {
         async fn send(&self, _: HttpRequest) -> Result<HttpResponse, TransportError> {
             std::future::pending().await
         }
+    }
+
+    #[tokio::test]
+    async fn a_ready_response_wins_over_a_timer_that_fires_in_the_same_poll() {
+        let outcome = Within::new(
+            std::future::ready(()),
+            std::future::ready(Ok::<_, TransportError>(7)),
+        )
+        .await;
+        assert_eq!(outcome.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn a_fired_timer_ends_a_pending_exchange_with_a_timeout() {
+        let pending = std::future::pending::<Result<(), TransportError>>();
+        let error = Within::new(std::future::ready(()), pending).await.unwrap_err();
+        assert_eq!(error.kind(), TransportErrorKind::Timeout);
     }
 
     #[tokio::test]
