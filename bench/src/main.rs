@@ -191,7 +191,7 @@ impl Plan {
                 rss_small: 1_000,
                 rss_large: 100_000,
                 export_items: 100,
-                export_pages: (10, 150),
+                export_pages: (10, 1_000),
                 fleet_due: 10_000,
                 fleet_rows: 1_000_000,
                 mirror_items: (1_000, 10_000),

@@ -119,22 +119,28 @@ pub(crate) fn run_measured(command: &mut Command) -> Result<(f64, u64), String> 
 }
 
 /// As [`run_measured`], leaving the command's standard output as the caller set it.
+///
+/// Standard error is drained while the child runs (a command that reports progress would
+/// otherwise block once the pipe's 64 KiB fill up), keeping only its tail for the error message.
 pub(crate) fn run_measured_keeping_stdout(command: &mut Command) -> Result<(f64, u64), String> {
     let started = std::time::Instant::now();
     let mut child = command
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| e.to_string())?;
+    let stderr_tail = child
+        .stderr
+        .take()
+        .map(|stderr| std::thread::spawn(move || tail(stderr)));
     let pid = child.id();
     let mut peak = 0;
     loop {
         peak = peak.max(status_kib(pid, "VmHWM:"));
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            let err = stderr_tail
+                .and_then(|reader| reader.join().ok())
+                .unwrap_or_default();
             if !status.success() {
-                let mut err = String::new();
-                if let Some(mut stderr) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
-                }
                 return Err(format!("{command:?} failed: {err}"));
             }
             return Ok((started.elapsed().as_secs_f64(), peak));
@@ -142,3 +148,18 @@ pub(crate) fn run_measured_keeping_stdout(command: &mut Command) -> Result<(f64,
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
+
+/// Reads `from` to its end, returning the last [`TAIL_BYTES`] of it as text.
+fn tail(mut from: impl std::io::Read) -> String {
+    let mut kept = std::collections::VecDeque::with_capacity(TAIL_BYTES);
+    let mut buf = [0u8; 8192];
+    while let Ok(n @ 1..) = from.read(&mut buf) {
+        kept.extend(&buf[..n]);
+        let excess = kept.len().saturating_sub(TAIL_BYTES);
+        kept.drain(..excess);
+    }
+    String::from_utf8_lossy(kept.make_contiguous()).into_owned()
+}
+
+/// How much of a measured command's standard error an error message keeps.
+const TAIL_BYTES: usize = 8 * 1024;
