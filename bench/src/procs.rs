@@ -153,7 +153,14 @@ pub(crate) fn run_measured_keeping_stdout(command: &mut Command) -> Result<(f64,
 fn tail(mut from: impl std::io::Read) -> String {
     let mut kept = std::collections::VecDeque::with_capacity(TAIL_BYTES);
     let mut buf = [0u8; 8192];
-    while let Ok(n @ 1..) = from.read(&mut buf) {
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            // A signal is no reason to stop draining: the child would block on a full pipe.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
         kept.extend(&buf[..n]);
         let excess = kept.len().saturating_sub(TAIL_BYTES);
         kept.drain(..excess);
