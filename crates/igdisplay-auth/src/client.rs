@@ -23,6 +23,25 @@ pub struct AuthClient {
     retry: RetryPolicy,
     jitter: Arc<Jitter>,
     retry_budget: Arc<RetryBudget>,
+    observer: Option<ResponseObserver>,
+}
+
+/// Sees the headers of every response a client receives: how the app's rate-limit state
+/// (the usage headers) reaches the pacer that the app's Graph clients share.
+#[derive(Clone)]
+pub struct ResponseObserver(Arc<dyn Fn(&http::HeaderMap) + Send + Sync>);
+
+impl ResponseObserver {
+    /// An observer calling `observe` with each response's headers.
+    pub fn new(observe: impl Fn(&http::HeaderMap) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(observe))
+    }
+}
+
+impl std::fmt::Debug for ResponseObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResponseObserver")
+    }
 }
 
 impl AuthClient {
@@ -35,6 +54,7 @@ impl AuthClient {
             retry: RetryPolicy::default(),
             jitter: Arc::new(Jitter::random()),
             retry_budget: Arc::default(),
+            observer: None,
         }
     }
 
@@ -58,6 +78,14 @@ impl AuthClient {
     #[must_use]
     pub fn with_retry_budget(mut self, budget: Arc<RetryBudget>) -> Self {
         self.retry_budget = budget;
+        self
+    }
+
+    /// Shows the headers of every response to `observer` (the facade hands the usage headers
+    /// of token requests to the app's pacer this way).
+    #[must_use]
+    pub fn with_response_observer(mut self, observer: ResponseObserver) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -272,13 +300,18 @@ impl AuthClient {
             attempt += 1;
             let sent_at = self.clock.now();
             let failure = match self.backend.send(igdisplay_http::clone_request(&request)).await {
-                Ok(response) => match parse(&response, secrets, kind) {
-                    Ok(body) => {
-                        self.retry_budget.earn();
-                        return Ok((body, sent_at));
+                Ok(response) => {
+                    if let Some(observer) = &self.observer {
+                        (observer.0)(response.headers());
                     }
-                    Err(failure) => failure,
-                },
+                    match parse(&response, secrets, kind) {
+                        Ok(body) => {
+                            self.retry_budget.earn();
+                            return Ok((body, sent_at));
+                        }
+                        Err(failure) => failure,
+                    }
+                }
                 Err(source) => TokenError::Transport {
                     source,
                     request: kind,

@@ -192,6 +192,7 @@ impl TokenError {
     pub fn requires_reauthorization(&self) -> bool {
         match self {
             TokenError::Expired { .. } | TokenError::Revoked(_) | TokenError::NoToken(_) => true,
+            TokenError::Store(StoreError::LoginRequired { .. }) => true,
             TokenError::Api { class, .. } => *class == ErrorClass::InvalidToken,
             _ => false,
         }
@@ -252,6 +253,18 @@ pub enum StoreError {
     /// The store's file has a newer format than this version understands.
     #[error("the token file has format version {0}, newer than this igdisplay understands")]
     UnsupportedVersion(u64),
+    /// A refreshed token was not stored: the account was removed (a logout, a
+    /// deauthorization, a data deletion) or its token replaced (a new login, another
+    /// process's refresh) while the refresh was in flight.
+    #[error("the account was removed or its token replaced during the refresh; the refreshed token was not stored")]
+    Superseded,
+    /// The account cannot be used until its user logs in again: Instagram refused its token,
+    /// the token expired, or the user removed the app. Nothing is sent with it.
+    #[error("the account is {state}: its user must log in again")]
+    LoginRequired {
+        /// Where the account stands (`revoked`, `expired`, `deauthorized`).
+        state: &'static str,
+    },
     /// A store of another kind (a database, a key ring) failed; its own typed error is the
     /// source, for callers that want to tell its cases apart by downcasting.
     #[error("the token store failed while trying to {action}")]

@@ -11,7 +11,7 @@ mod store;
 mod token;
 
 pub use callback::{Callback, CallbackOutcome, MAX_CALLBACK_LEN};
-pub use client::AuthClient;
+pub use client::{AuthClient, ResponseObserver};
 pub use config::{AppConfig, AppCredentials, ConfigError, Endpoints, Platform, scopes};
 pub use error::{CallbackError, StoreError, TokenError};
 pub use flow::{
@@ -25,5 +25,5 @@ pub use signed_request::{
 };
 pub use store::{FileStore, MemoryStore, PrivateFile, RefreshLock, TokenStore, write_private};
 pub use token::{
-    LONG_LIVED, MAX_LIFETIME, MIN_AGE_BEFORE_REFRESH, RefreshPolicy, SHORT_LIVED, TokenKind, TokenRecord,
+    LONG_LIVED, MAX_LIFETIME, MIN_AGE_BEFORE_REFRESH, RefreshSchedule, SHORT_LIVED, TokenKind, TokenRecord,
 };

@@ -1,13 +1,13 @@
 //! [`TokenManager`]: hands out a valid token per user and keeps it alive.
 
 use crate::{
-    AuthClient, AuthorizationGrant, Callback, CallbackError, PendingAuthorization, RefreshPolicy, TokenError,
-    TokenRecord, TokenStore,
+    AuthClient, AuthorizationGrant, Callback, CallbackError, PendingAuthorization, RefreshSchedule, StoreError,
+    TokenError, TokenRecord, TokenStore,
 };
-use igdisplay_model::{AccessToken, UserId};
+use igdisplay_http::Jitter;
+use igdisplay_model::{AccessToken, Timestamp, UserId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
 
 /// A failed login: the callback was refused, or a token request failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,15 +23,20 @@ pub enum LoginError {
 
 /// Hands out a valid token for a user, refreshing it when due and storing it before use.
 ///
-/// - A long-lived token is refreshed when the [`RefreshPolicy`] says so (default: older than
-///   24 hours and within 10 days of expiry). The new token is saved before it is handed out.
+/// - A long-lived token is refreshed when the [`RefreshSchedule`] says so (default: on day 20
+///   of its 60), the same rule the fleet's keeper follows. The new token is saved before it is
+///   handed out, and only over the token it replaces
+///   ([`TokenStore::save_refreshed`]): a refresh never brings back an account deleted or
+///   logged out meanwhile.
 /// - However many callers ask at once, at most one refresh per user is in flight; the others
-///   wait for it and get its result.
+///   wait for it and get its result. A store shared by processes (the SQL stores) extends this
+///   across them ([`TokenStore::refresh_lock`]).
 /// - An expired token is [`TokenError::Expired`] and a revoked one [`TokenError::Revoked`]:
-///   no request is made with it, and the user must log in again.
+///   no request is made with it, and the user must log in again. A store that keeps account
+///   states remembers the revocation, so the next use fails at once too.
 /// - When a refresh fails for another reason (network, Instagram down), the current token is
-///   still valid and is handed out; the refresh is tried again after
-///   [`RefreshPolicy::retry_after_failure`].
+///   still valid and is handed out; the refresh is tried again after the schedule's failure
+///   backoff.
 ///
 /// Cheap to clone; clones share the single-flight state.
 ///
@@ -52,7 +57,7 @@ pub enum LoginError {
 /// let store = Arc::new(MemoryStore::new());
 /// let tokens = TokenManager::new(client, store.clone());
 ///
-/// // A 60-day token generated 55 days ago in the App Dashboard: within 10 days of expiry.
+/// // A 60-day token generated 55 days ago in the App Dashboard: past day 20, due.
 /// let user = UserId::new("17841405793187218");
 /// let issued = clock.now() - Duration::from_secs(55 * 24 * 3600);
 /// tokens.import(TokenRecord::new(user.clone(), AccessToken::new("IGAAold"), TokenKind::LongLived,
@@ -74,24 +79,27 @@ pub struct TokenManager {
 struct Inner {
     client: AuthClient,
     store: Arc<dyn TokenStore>,
-    policy: RefreshPolicy,
+    schedule: RefreshSchedule,
+    jitter: Jitter,
     flights: Mutex<HashMap<UserId, Arc<tokio::sync::Mutex<()>>>>,
-    failures: Mutex<HashMap<UserId, SystemTime>>,
+    /// Refreshes failed in a row per user, and when to try again (Unix seconds).
+    failures: Mutex<HashMap<UserId, (u32, i64)>>,
 }
 
 impl TokenManager {
-    /// A manager with the default policy.
+    /// A manager with the default schedule.
     pub fn new(client: AuthClient, store: Arc<dyn TokenStore>) -> Self {
-        Self::with_policy(client, store, RefreshPolicy::default())
+        Self::with_schedule(client, store, RefreshSchedule::default())
     }
 
-    /// A manager with `policy`.
-    pub fn with_policy(client: AuthClient, store: Arc<dyn TokenStore>, policy: RefreshPolicy) -> Self {
+    /// A manager refreshing by `schedule`.
+    pub fn with_schedule(client: AuthClient, store: Arc<dyn TokenStore>, schedule: RefreshSchedule) -> Self {
         Self {
             inner: Arc::new(Inner {
                 client,
                 store,
-                policy,
+                schedule,
+                jitter: Jitter::random(),
                 flights: Mutex::default(),
                 failures: Mutex::default(),
             }),
@@ -108,9 +116,9 @@ impl TokenManager {
         &self.inner.store
     }
 
-    /// The refresh policy.
-    pub fn policy(&self) -> &RefreshPolicy {
-        &self.inner.policy
+    /// The refresh schedule.
+    pub fn schedule(&self) -> &RefreshSchedule {
+        &self.inner.schedule
     }
 
     /// Completes a login from the redirect URL: verifies it against `pending`, exchanges the
@@ -190,10 +198,10 @@ impl TokenManager {
         }
         let flight = self.flight(user);
         let _turn = flight.lock().await;
-        let _across_processes = self.inner.store.refresh_lock(user).await?;
+        let across_processes = self.inner.store.refresh_lock(user).await?;
         // Whoever held the turn before, here or in another process, may have refreshed already.
         let record = self.usable(user).await?;
-        if !self.wants_refresh(&record) {
+        if !self.wants_refresh(&record) || across_processes.is_held_elsewhere() {
             return Ok(record);
         }
         self.refresh_locked(record, false).await
@@ -213,11 +221,9 @@ impl TokenManager {
         let before = self.usable(user).await?;
         let flight = self.flight(user);
         let _turn = flight.lock().await;
-        let _across_processes = self.inner.store.refresh_lock(user).await?;
+        let across_processes = self.inner.store.refresh_lock(user).await?;
         let record = self.usable(user).await?;
-        let replaced = record.issued_at != before.issued_at
-            || record.access_token.expose_secret() != before.access_token.expose_secret();
-        if replaced {
+        if !record.same_token(&before) || across_processes.is_held_elsewhere() {
             return Ok(record);
         }
         self.refresh_locked(record, true).await
@@ -242,7 +248,7 @@ impl TokenManager {
         }
         if self
             .inner
-            .policy
+            .schedule
             .is_expired(&record, self.inner.client.clock().now())
         {
             return Err(TokenError::Expired {
@@ -254,40 +260,52 @@ impl TokenManager {
 
     fn wants_refresh(&self, record: &TokenRecord) -> bool {
         let now = self.inner.client.clock().now();
-        if !self.inner.policy.is_due(record, now) {
+        if !self.inner.schedule.is_due(record, now) {
             return false;
         }
         let failures = self.inner.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        failures.get(&record.user_id).is_none_or(|failed| {
-            failed
-                .checked_add(self.inner.policy.retry_after_failure)
-                .is_none_or(|again| now >= again)
-        })
+        failures
+            .get(&record.user_id)
+            .is_none_or(|(_, again)| Timestamp::from_system_time(now).unix() >= *again)
     }
 
     async fn refresh_locked(&self, record: TokenRecord, strict: bool) -> Result<TokenRecord, TokenError> {
+        let store = &self.inner.store;
         match self.inner.client.refresh(&record).await {
             Ok(fresh) => {
-                self.inner.store.save(&fresh).await?;
-                self.inner
-                    .failures
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&record.user_id);
-                Ok(fresh)
+                self.failures().remove(&record.user_id);
+                match store.save_refreshed(&record, &fresh).await {
+                    Ok(()) => Ok(fresh),
+                    // Deleted, logged out or logged in again meanwhile: what is stored now
+                    // stands (a new login's token), or there is nothing to hand out.
+                    Err(StoreError::Superseded) => self.usable(&record.user_id).await,
+                    Err(error) => Err(error.into()),
+                }
             }
-            Err(error) if error.requires_reauthorization() => Err(TokenError::Revoked(Box::new(error))),
+            Err(error) if error.requires_reauthorization() => {
+                store.revoked(&record, &error.to_string()).await?;
+                Err(TokenError::Revoked(Box::new(error)))
+            }
             Err(error) if strict => Err(error),
             Err(error) => {
                 tracing::warn!(user = %record.user_id, %error, "token refresh failed; the current token is still valid");
-                self.inner
-                    .failures
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(record.user_id.clone(), self.inner.client.clock().now());
+                let now = Timestamp::from_system_time(self.inner.client.clock().now()).unix();
+                let mut failures = self.failures();
+                let entry = failures.entry(record.user_id.clone()).or_insert((0, now));
+                entry.0 = entry.0.saturating_add(1);
+                entry.1 = self.inner.schedule.retry_after_failure(
+                    entry.0,
+                    record.expires_at.unix(),
+                    now,
+                    &self.inner.jitter,
+                );
                 Ok(record)
             }
         }
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, (u32, i64)>> {
+        self.inner.failures.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn flight(&self, user: &UserId) -> Arc<tokio::sync::Mutex<()>> {

@@ -35,6 +35,39 @@ pub trait TokenStore: std::fmt::Debug + Send + Sync + 'static {
     /// [`StoreError`]; the previous record is then still there.
     async fn save(&self, record: &TokenRecord) -> Result<(), StoreError>;
 
+    /// Writes `fresh`, the refresh of `previous`, only while `previous` is still the stored
+    /// token: a refresh never brings back an account removed meanwhile (a logout, a
+    /// deauthorization, a data deletion) and never replaces a token stored meanwhile (a new
+    /// login, another process's refresh). Saving a new login's token is
+    /// [`save`](Self::save); only that revives an account.
+    ///
+    /// The default reads and then writes, which is right for a store that one process uses;
+    /// the stores of this crate and the SQL stores check and write in one step.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Superseded`] when `previous` is no longer the stored token (nothing is
+    /// written); any other [`StoreError`] of the store.
+    async fn save_refreshed(&self, previous: &TokenRecord, fresh: &TokenRecord) -> Result<(), StoreError> {
+        match self.load(&previous.user_id).await? {
+            Some(current) if current.same_token(previous) => self.save(fresh).await,
+            _ => Err(StoreError::Superseded),
+        }
+    }
+
+    /// Instagram refused `record`'s token for good (error 190 on a refresh): a store that
+    /// keeps account states marks the account so that it is never sent again until its user
+    /// logs in again ([`load`](Self::load) then answers [`StoreError::LoginRequired`]). The
+    /// default keeps nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be written.
+    async fn revoked(&self, record: &TokenRecord, reason: &str) -> Result<(), StoreError> {
+        let _ = (record, reason);
+        Ok(())
+    }
+
     /// Forgets `user`'s record (logout, deauthorization, data deletion).
     ///
     /// # Errors
@@ -83,19 +116,39 @@ pub trait TokenStore: std::fmt::Debug + Send + Sync + 'static {
 #[must_use = "the lock is released when this is dropped"]
 pub struct RefreshLock {
     _held: Option<Box<dyn Send + Sync>>,
+    elsewhere: bool,
 }
 
 impl RefreshLock {
     /// No lock: for stores used by one process.
     pub fn none() -> Self {
-        Self { _held: None }
+        Self {
+            _held: None,
+            elsewhere: false,
+        }
     }
 
     /// A lock held as long as `guard` lives (a locked file, a database lease, ...).
     pub fn holding(guard: impl Send + Sync + 'static) -> Self {
         Self {
             _held: Some(Box::new(guard)),
+            elsewhere: false,
         }
+    }
+
+    /// Another process holds the lock and is refreshing this token; it was not released
+    /// within the store's wait. The [`TokenManager`](crate::TokenManager) then refreshes
+    /// nothing and hands out the stored token, which is still valid.
+    pub fn elsewhere() -> Self {
+        Self {
+            _held: None,
+            elsewhere: true,
+        }
+    }
+
+    /// Whether another process holds the lock ([`elsewhere`](Self::elsewhere)).
+    pub fn is_held_elsewhere(&self) -> bool {
+        self.elsewhere
     }
 }
 
@@ -103,6 +156,7 @@ impl std::fmt::Debug for RefreshLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RefreshLock")
             .field("held", &self._held.is_some())
+            .field("elsewhere", &self.elsewhere)
             .finish()
     }
 }
@@ -133,6 +187,17 @@ impl TokenStore for MemoryStore {
     async fn save(&self, record: &TokenRecord) -> Result<(), StoreError> {
         self.records().insert(record.user_id.clone(), record.clone());
         Ok(())
+    }
+
+    async fn save_refreshed(&self, previous: &TokenRecord, fresh: &TokenRecord) -> Result<(), StoreError> {
+        let mut records = self.records();
+        match records.get_mut(&previous.user_id) {
+            Some(current) if current.same_token(previous) => {
+                *current = fresh.clone();
+                Ok(())
+            }
+            _ => Err(StoreError::Superseded),
+        }
     }
 
     async fn remove(&self, user: &UserId) -> Result<bool, StoreError> {
@@ -193,11 +258,19 @@ impl FileStore {
 
     /// Read-modify-write under the lock; `change` returns what to report.
     fn update<T>(&self, change: impl FnOnce(&mut Document) -> T) -> Result<T, StoreError> {
+        self.update_if(|document| Ok(change(document)))
+    }
+
+    /// Read-modify-write under the lock; nothing is written when `change` refuses.
+    fn update_if<T>(
+        &self,
+        change: impl FnOnce(&mut Document) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         create_private_dir(parent_dir(&self.inner.path)).map_err(io("create the token directory"))?;
         let lock = open_lock(&sidecar(&self.inner.path, ".lock")).map_err(io("open the lock file"))?;
         lock.lock().map_err(io("lock the token file"))?;
         let mut document = self.read()?;
-        let result = change(&mut document);
+        let result = change(&mut document)?;
         document.version = FORMAT_VERSION;
         self.write(&document)?;
         drop(lock);
@@ -459,6 +532,23 @@ impl TokenStore for FileStore {
         blocking(move || {
             store.update(|doc| {
                 doc.tokens.insert(record.user_id.as_str().to_owned(), record);
+            })
+        })
+        .await
+    }
+
+    /// Checked and written under the file's lock: another process's logout or login in
+    /// between is seen.
+    async fn save_refreshed(&self, previous: &TokenRecord, fresh: &TokenRecord) -> Result<(), StoreError> {
+        let store = self.clone();
+        let (previous, fresh) = (previous.clone(), fresh.clone());
+        blocking(move || {
+            store.update_if(|doc| match doc.tokens.get_mut(previous.user_id.as_str()) {
+                Some(current) if current.same_token(&previous) => {
+                    *current = fresh;
+                    Ok(())
+                }
+                _ => Err(StoreError::Superseded),
             })
         })
         .await

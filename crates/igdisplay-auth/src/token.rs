@@ -1,6 +1,7 @@
 //! Tokens with absolute lifetimes, and the rules for refreshing them.
 
 use crate::{Platform, TokenError};
+use igdisplay_http::{Jitter, RetryPolicy};
 use igdisplay_model::{AccessToken, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime};
@@ -91,6 +92,14 @@ impl TokenRecord {
         self
     }
 
+    /// Whether `other` holds the same token, issued at the same time: the compare of a
+    /// compare-and-swap (a refresh writes only over the token it refreshed).
+    pub fn same_token(&self, other: &TokenRecord) -> bool {
+        self.user_id == other.user_id
+            && self.issued_at == other.issued_at
+            && self.access_token.expose_secret() == other.access_token.expose_secret()
+    }
+
     /// Whether the token has expired at `now`.
     pub fn is_expired(&self, now: SystemTime) -> bool {
         now >= self.expires_at.to_system_time()
@@ -136,38 +145,74 @@ impl TokenRecord {
     }
 }
 
-/// When the token manager refreshes a long-lived token on its own.
+/// When a long-lived token is refreshed: the one rule of igdisplay, asked by the
+/// [`TokenManager`](crate::TokenManager) for one user and by the fleet's keeper for a million.
+///
+/// - **Day 20 of 60.** A token is due `refresh_after` its issue (default 20 days), so a
+///   60-day token has 40 days of retries left if Instagram is down or the refresh keeps
+///   failing; never before Instagram allows it (24 hours old).
+/// - **Failure backoff.** A refresh that failed for a passing reason is tried again after a
+///   capped exponential backoff with jitter, counted in failures in a row (default: from 5
+///   minutes up to 6 hours), never less than a tenth of its ceiling, so a burst of failures
+///   spreads out.
+/// - **Last chance.** Neither the schedule nor a backoff ever puts a refresh later than
+///   `last_chance` before the expiry (default one hour), and a token within `expiry_margin` of
+///   its expiry (default 60 seconds, for clock skew and the request's own time) counts as
+///   expired: it is never sent.
+///
+/// ```
+/// use igdisplay_auth::{LONG_LIVED, Platform, RefreshSchedule, TokenKind, TokenRecord};
+/// use igdisplay_model::{AccessToken, UserId};
+/// use std::time::{Duration, UNIX_EPOCH};
+///
+/// const DAY: Duration = Duration::from_secs(86_400);
+/// let issued = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+/// let token = TokenRecord::new(UserId::new("1784"), AccessToken::new("IGAA…"), TokenKind::LongLived,
+///     Platform::InstagramLogin, issued, LONG_LIVED);
+/// let schedule = RefreshSchedule::default();
+/// assert!(!schedule.is_due(&token, issued + 19 * DAY));
+/// assert!(schedule.is_due(&token, issued + 20 * DAY));
+/// assert_eq!(schedule.next_refresh(&token).map(|t| t.unix()), Some(1_800_000_000 + 20 * 86_400));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct RefreshPolicy {
-    /// Refresh once the token has less than this left. Default 10 days.
-    pub refresh_within: Duration,
-    /// Never refresh a younger token (Instagram refuses under 24 hours). Default 24 hours.
-    pub min_age: Duration,
-    /// Treat a token as expired this long before its expiry, to absorb clock skew and the
-    /// time a request takes. Default 60 seconds.
+pub struct RefreshSchedule {
+    /// How long after its issue a token is refreshed. Default 20 days.
+    pub refresh_after: Duration,
+    /// The backoff of failed refreshes, counted in failures in a row. Default: from 5 minutes
+    /// up to 6 hours.
+    pub failure_backoff: RetryPolicy,
+    /// The latest a refresh is ever put, before the expiry. Default one hour.
+    pub last_chance: Duration,
+    /// A token this close to its expiry counts as expired. Default 60 seconds.
     pub expiry_margin: Duration,
-    /// After a failed refresh, wait this long before trying again (the old token is still
-    /// handed out meanwhile). Default 5 minutes.
-    pub retry_after_failure: Duration,
 }
 
-impl Default for RefreshPolicy {
+impl Default for RefreshSchedule {
     fn default() -> Self {
         Self {
-            refresh_within: Duration::from_secs(10 * 24 * 60 * 60),
-            min_age: MIN_AGE_BEFORE_REFRESH,
+            refresh_after: Duration::from_secs(20 * 24 * 60 * 60),
+            failure_backoff: RetryPolicy::default()
+                .base_delay(Duration::from_secs(5 * 60))
+                .max_delay(Duration::from_secs(6 * 60 * 60)),
+            last_chance: Duration::from_secs(60 * 60),
             expiry_margin: Duration::from_secs(60),
-            retry_after_failure: Duration::from_secs(5 * 60),
         }
     }
 }
 
-impl RefreshPolicy {
-    /// Sets how long before expiry a refresh happens.
+impl RefreshSchedule {
+    /// Sets how long after its issue a token is refreshed.
     #[must_use]
-    pub fn refresh_within(mut self, window: Duration) -> Self {
-        self.refresh_within = window;
+    pub fn refresh_after(mut self, after: Duration) -> Self {
+        self.refresh_after = after;
+        self
+    }
+
+    /// Sets the backoff of failed refreshes.
+    #[must_use]
+    pub fn failure_backoff(mut self, backoff: RetryPolicy) -> Self {
+        self.failure_backoff = backoff;
         self
     }
 
@@ -178,19 +223,56 @@ impl RefreshPolicy {
         self
     }
 
+    /// When `token` is due for a refresh; `None` for a token that cannot be refreshed (a
+    /// short-lived one). Between a day after its issue and `last_chance` before its expiry.
+    pub fn next_refresh(&self, token: &TokenRecord) -> Option<Timestamp> {
+        if token.kind != TokenKind::LongLived {
+            return None;
+        }
+        let issued = token.issued_at.unix();
+        let earliest = issued.saturating_add(seconds(MIN_AGE_BEFORE_REFRESH));
+        let latest = token
+            .expires_at
+            .unix()
+            .saturating_sub(seconds(self.last_chance))
+            .max(earliest);
+        Some(Timestamp::from_unix(
+            issued
+                .saturating_add(seconds(self.refresh_after))
+                .clamp(earliest, latest),
+        ))
+    }
+
     /// Whether `token` counts as expired at `now`, margin included.
     pub fn is_expired(&self, token: &TokenRecord, now: SystemTime) -> bool {
         token.is_expired(now.checked_add(self.expiry_margin).unwrap_or(now))
     }
 
-    /// Whether `token` should be refreshed at `now`: long-lived, old enough, not expired,
-    /// and within the refresh window.
+    /// Whether `token` should be refreshed at `now`: refreshable, unexpired and past its
+    /// [`next_refresh`](Self::next_refresh).
     pub fn is_due(&self, token: &TokenRecord, now: SystemTime) -> bool {
-        token.kind == TokenKind::LongLived
-            && !self.is_expired(token, now)
-            && token.age(now) >= self.min_age.max(MIN_AGE_BEFORE_REFRESH)
-            && token.remaining(now) <= self.refresh_within
+        !self.is_expired(token, now)
+            && self
+                .next_refresh(token)
+                .is_some_and(|due| Timestamp::from_system_time(now).unix() >= due.unix())
     }
+
+    /// When to try again after the `failures`-th refresh in a row failed at `now` (Unix
+    /// seconds) for a token expiring at `expires_at`: the backoff with jitter, never later
+    /// than the last chance and never sooner than a minute.
+    pub fn retry_after_failure(&self, failures: u32, expires_at: i64, now: i64, jitter: &Jitter) -> i64 {
+        let backoff = &self.failure_backoff;
+        let wait = (backoff.ceiling(failures) / 10).saturating_add(backoff.backoff(failures, jitter));
+        let last_chance = expires_at
+            .saturating_sub(seconds(self.last_chance))
+            .max(now.saturating_add(60));
+        now.saturating_add(seconds(wait)).min(last_chance)
+    }
+}
+
+/// Whole seconds of `duration`, saturating.
+fn seconds(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -234,19 +316,50 @@ mod tests {
     }
 
     #[test]
-    fn the_default_policy_refreshes_in_the_last_ten_days_only() {
+    fn a_sixty_day_token_is_due_on_day_twenty_and_never_after_its_expiry() {
         let issued = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let token = long_lived(issued);
-        let policy = RefreshPolicy::default();
-        assert!(!policy.is_due(&token, issued + 49 * DAY));
-        assert!(policy.is_due(&token, issued + 50 * DAY));
-        assert!(policy.is_due(&token, issued + LONG_LIVED - Duration::from_secs(61)));
-        assert!(!policy.is_due(&token, issued + LONG_LIVED - Duration::from_secs(59)));
-        assert!(policy.is_expired(&token, issued + LONG_LIVED - Duration::from_secs(59)));
-        // Even a window of 60 days never refreshes a token younger than a day.
-        let eager = policy.refresh_within(LONG_LIVED);
-        assert!(!eager.is_due(&token, issued + Duration::from_secs(3600)));
-        assert!(eager.is_due(&token, issued + DAY));
+        let schedule = RefreshSchedule::default();
+        assert!(!schedule.is_due(&token, issued + 20 * DAY - Duration::from_secs(1)));
+        assert!(schedule.is_due(&token, issued + 20 * DAY));
+        assert!(schedule.is_due(&token, issued + LONG_LIVED - Duration::from_secs(61)));
+        assert!(!schedule.is_due(&token, issued + LONG_LIVED - Duration::from_secs(59)));
+        assert!(schedule.is_expired(&token, issued + LONG_LIVED - Duration::from_secs(59)));
+    }
+
+    #[test]
+    fn the_schedule_stays_between_a_day_after_issue_and_the_last_chance() {
+        let issued = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let token = long_lived(issued);
+        let late = RefreshSchedule::default().refresh_after(90 * DAY);
+        let early = RefreshSchedule::default().refresh_after(Duration::ZERO);
+        assert_eq!(late.next_refresh(&token).map(Timestamp::unix), Some(1_000_000 + 60 * 86_400 - 3600));
+        assert_eq!(early.next_refresh(&token).map(Timestamp::unix), Some(1_000_000 + 86_400));
+        assert!(!early.is_due(&token, issued + Duration::from_secs(3600)), "never under a day old");
+    }
+
+    #[test]
+    fn a_short_lived_token_is_never_scheduled() {
+        let mut token = long_lived(UNIX_EPOCH + Duration::from_secs(1_000_000));
+        token.kind = TokenKind::ShortLived;
+        assert_eq!(RefreshSchedule::default().next_refresh(&token), None);
+        assert!(!RefreshSchedule::default().is_due(&token, UNIX_EPOCH + Duration::from_secs(9_000_000)));
+    }
+
+    #[test]
+    fn a_failure_is_retried_with_growing_backoff_but_never_past_the_last_chance() {
+        let schedule = RefreshSchedule::default();
+        let jitter = Jitter::seeded(3);
+        let now = 1_000_000;
+        let far = now + 50 * 86_400;
+        let first = schedule.retry_after_failure(1, far, now, &jitter) - now;
+        assert!((30..=330).contains(&first), "{first}");
+        let tenth = schedule.retry_after_failure(10, far, now, &jitter) - now;
+        assert!((2160..=6 * 3600 + 2160).contains(&tenth), "{tenth}");
+        // Two hours left: the retry is at the last chance, an hour before the expiry.
+        assert_eq!(schedule.retry_after_failure(10, now + 7200, now, &jitter), now + 3600);
+        // Less than the last chance left: a minute from now, not in the past.
+        assert_eq!(schedule.retry_after_failure(10, now + 600, now, &jitter), now + 60);
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! What a fleet needs beyond [`TokenStore`](igdisplay_auth::TokenStore): the accounts with
-//! their state, the callbacks' state changes, and re-sealing under a new key.
+//! their state, the callbacks' state changes, re-sealing under a new key, the outbox's
+//! events, and the figures an operator watches. No SQL here: the statements are the
+//! repository's ([`crate::repo`]).
 
-use crate::events::Event;
+use crate::error::Error;
+use crate::events::{Event, EventState, OutboxEvent};
+use crate::repo::SummaryRow;
 use crate::schedule::AccountState;
-use crate::sql::{Error, SqlStore};
+use crate::store::SqlStore;
 use igdisplay_auth::SignedRequest;
 use igdisplay_model::{Timestamp, UserId};
-use sqlx::Row as _;
-use sqlx::any::AnyRow;
 use std::collections::BTreeMap;
 
 /// An account as listed: its state and schedule, never its token.
@@ -67,17 +69,8 @@ impl SqlStore {
     ///
     /// [`Error::Database`], or [`Error::Corrupt`] for a row this version cannot read.
     pub async fn list(&self, after: Option<&UserId>, limit: u32) -> Result<Vec<AccountSummary>, Error> {
-        let rows = sqlx::query(
-            "SELECT user_id, state, issued_at, expires_at, next_refresh_at, failures, last_error, key_id,
-                    lease_owner, lease_until
-             FROM accounts WHERE user_id > $1 ORDER BY user_id LIMIT $2",
-        )
-        .bind(after.map_or("", UserId::as_str))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        let now = self.now_unix();
-        rows.iter().map(|row| summary(row, now)).collect()
+        let rows = self.accounts.list(after.map_or("", UserId::as_str), limit).await?;
+        rows.into_iter().map(summary).collect()
     }
 
     /// How many accounts are in each state (every state is listed, zeros included).
@@ -86,59 +79,46 @@ impl SqlStore {
     ///
     /// [`Error::Database`].
     pub async fn counts(&self) -> Result<BTreeMap<AccountState, u64>, Error> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM accounts GROUP BY state")
-            .fetch_all(&self.pool)
-            .await?;
-        let mut counts: BTreeMap<AccountState, u64> = AccountState::ALL.into_iter().map(|s| (s, 0)).collect();
-        for row in &rows {
-            let state: String = row.try_get("state")?;
-            let n: i64 = row.try_get("n")?;
-            if let Some(state) = AccountState::parse(&state) {
-                counts.insert(state, u64::try_from(n).unwrap_or_default());
-            }
-        }
-        Ok(counts)
+        Ok(counts(self.accounts.counts().await?))
     }
 
     /// The user removed the app (a verified deauthorize `signed_request`): the token is
-    /// erased, the account is [`AccountState::Deauthorized`] and is never refreshed again; a
-    /// new login makes it active. Returns whether the account was known.
+    /// erased, the account is [`AccountState::Deauthorized`] and is never refreshed again
+    /// (only a new login makes it active), and [`Event::Deauthorized`] is written to the
+    /// outbox in the same transaction. Returns the event, or `None` for an account that was
+    /// unknown or deauthorized already (nothing is written).
     ///
     /// # Errors
     ///
     /// [`Error::Database`].
-    pub async fn deauthorize(&self, user: &UserId) -> Result<bool, Error> {
-        let done = sqlx::query(
-            "UPDATE accounts SET state = 'deauthorized', token = $1, next_refresh_at = NULL, lease_owner = NULL,
-                 lease_until = NULL, version = version + 1, updated_at = $2
-             WHERE user_id = $3",
-        )
-        .bind(Vec::<u8>::new())
-        .bind(self.now_unix())
-        .bind(user.as_str())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+    pub async fn deauthorize(&self, user: &UserId) -> Result<Option<Event>, Error> {
+        let event = self.accounts.deauthorize(user).await?;
+        if event.is_some() {
+            self.wrote_event();
+        }
+        Ok(event)
     }
 
     /// The user asked for their data to be deleted (a verified data-deletion
-    /// `signed_request`): the account's row is deleted. Returns whether there was one.
+    /// `signed_request`): the account's row is deleted, a tombstone (its id and the time,
+    /// nothing else) keeps any write racing the deletion (a refresh, a login begun before it)
+    /// from bringing it back, and [`Event::DeletionRequested`] is written to the outbox, all in
+    /// one transaction. Returns the event.
     ///
     /// # Errors
     ///
     /// [`Error::Database`].
-    pub async fn delete_account(&self, user: &UserId) -> Result<bool, Error> {
-        let done = sqlx::query("DELETE FROM accounts WHERE user_id = $1")
-            .bind(user.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+    pub async fn delete_account(&self, user: &UserId, confirmation_code: &str) -> Result<Event, Error> {
+        let event = self.accounts.delete(user, confirmation_code).await?;
+        self.wrote_event();
+        Ok(event)
     }
 
     /// Applies Meta's deauthorize or data-deletion callback, whose `signed_request` the
     /// caller verified ([`verify_fresh_signed_request`](igdisplay_auth::verify_fresh_signed_request)),
-    /// and returns the event to send ([`Events::send`](crate::Events::send)). Applying the
-    /// same callback twice is harmless.
+    /// and writes its event to the outbox in the same transaction. Applying the same
+    /// callback twice is harmless. Returns the event written (`None`: a deauthorize for an
+    /// account unknown or deauthorized already).
     ///
     /// ```
     /// use igdisplay_auth::{Platform, SignedRequest, TokenKind, TokenRecord, TokenStore, sign_signed_request,
@@ -158,8 +138,8 @@ impl SqlStore {
     /// let posted = sign_signed_request(&secret, r#"{"user_id":"1784","algorithm":"HMAC-SHA256"}"#);
     /// let request = verify_signed_request(&secret, &posted)?;
     /// let event = store.apply_callback(&request, MetaCallback::Deauthorize).await?;
-    /// assert!(matches!(event, Event::Deauthorized { .. }));
-    /// assert!(store.load(&UserId::new("1784")).await?.is_none(), "the token is erased");
+    /// assert!(matches!(event, Some(Event::Deauthorized { .. })));
+    /// assert!(store.load(&UserId::new("1784")).await.is_err(), "its user must log in again");
     /// assert_eq!(store.counts().await?[&AccountState::Deauthorized], 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -172,48 +152,30 @@ impl SqlStore {
         &self,
         request: &SignedRequest,
         callback: MetaCallback,
-    ) -> Result<Event, Error> {
-        let user_id = request.user_id.clone();
-        let at = Timestamp::from_unix(self.now_unix());
-        Ok(match callback {
-            MetaCallback::Deauthorize => {
-                self.deauthorize(&user_id).await?;
-                Event::Deauthorized { user_id, at }
-            }
-            MetaCallback::DataDeletion { confirmation_code } => {
-                self.delete_account(&user_id).await?;
-                Event::DeletionRequested {
-                    user_id,
-                    at,
-                    confirmation_code,
-                }
-            }
-        })
+    ) -> Result<Option<Event>, Error> {
+        match callback {
+            MetaCallback::Deauthorize => self.deauthorize(&request.user_id).await,
+            MetaCallback::DataDeletion { confirmation_code } => self
+                .delete_account(&request.user_id, &confirmation_code)
+                .await
+                .map(Some),
+        }
     }
 
     /// Marks `user`'s account revoked because Instagram refused its token outside a refresh
     /// (a Graph call or a media sync answered error 190): it is never refreshed again until a
-    /// new login. Returns the event to send, or `None` when the account was not active or
-    /// failing (unknown, or already marked).
+    /// new login, and [`Event::Revoked`] is written to the outbox. Returns the event, or
+    /// `None` when the account was not active or failing (unknown, or already marked).
     ///
     /// # Errors
     ///
     /// [`Error::Database`].
     pub async fn mark_revoked(&self, user: &UserId, reason: &str) -> Result<Option<Event>, Error> {
-        let now = self.now_unix();
-        let done = sqlx::query(
-            "UPDATE accounts SET state = 'revoked', next_refresh_at = NULL, last_error = $1, updated_at = $2
-             WHERE user_id = $3 AND state IN ('active', 'failing')",
-        )
-        .bind(reason.chars().take(500).collect::<String>())
-        .bind(now)
-        .bind(user.as_str())
-        .execute(&self.pool)
-        .await?;
-        Ok((done.rows_affected() > 0).then(|| Event::Revoked {
-            user_id: user.clone(),
-            at: Timestamp::from_unix(now),
-        }))
+        let event = self.accounts.mark_revoked(user, reason).await?;
+        if event.is_some() {
+            self.wrote_event();
+        }
+        Ok(event)
     }
 
     /// Seals again, under the ring's current key, up to `batch` tokens sealed under an older
@@ -251,68 +213,136 @@ impl SqlStore {
     /// [`Error::Key`] when a token's key is not in the ring ([`KeyError::MissingKey`](crate::KeyError::MissingKey))
     /// or it does not open; [`Error::Database`].
     pub async fn rotate_keys(&self, batch: u32) -> Result<Rotation, Error> {
-        let current = self.keys.current_id();
-        // `key_id <> $1` written as two ranges, so the key index finds the few rows under an
-        // old key without scanning a million under the current one.
-        let rows = sqlx::query(
-            "SELECT user_id, token, key_id FROM accounts
-             WHERE (key_id < $1 OR key_id > $1) AND state <> 'deauthorized' LIMIT $2",
-        )
-        .bind(current)
-        .bind(i64::from(batch))
-        .fetch_all(&self.pool)
-        .await?;
+        let current = self.keys.current_id().to_owned();
+        let rows = self.accounts.sealed_under_other_keys(&current, batch).await?;
         let mut pass = Rotation::default();
-        for row in &rows {
-            let user_id: String = row.try_get("user_id")?;
-            let sealed: Vec<u8> = row.try_get("token")?;
-            let token = self.keys.open(&user_id, &sealed)?;
-            let resealed = self.keys.seal(&user_id, &token)?;
-            let done =
-                sqlx::query("UPDATE accounts SET token = $1, key_id = $2 WHERE user_id = $3 AND token = $4")
-                    .bind(resealed)
-                    .bind(current)
-                    .bind(&user_id)
-                    .bind(&sealed)
-                    .execute(&self.pool)
-                    .await?;
-            pass.resealed = pass.resealed.saturating_add(done.rows_affected());
+        for (user_id, sealed) in &rows {
+            let token = self.keys.open(user_id, sealed)?;
+            let resealed = self.keys.seal(user_id, &token)?;
+            let done = self.accounts.reseal(user_id, sealed, resealed, &current).await?;
+            pass.resealed = pass.resealed.saturating_add(done);
         }
-        let remaining: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM accounts WHERE key_id <> $1 AND state <> 'deauthorized'")
-                .bind(current)
-                .fetch_one(&self.pool)
-                .await?
-                .try_get("n")?;
+        let remaining = self.accounts.count_under_other_keys(&current).await?;
         pass.remaining = u64::try_from(remaining).unwrap_or_default();
         Ok(pass)
     }
+
+    /// Up to `limit` events of the outbox after `after` (an event id; 0 for the first), of
+    /// `state` if given, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] or [`Error::Corrupt`].
+    pub async fn list_events(
+        &self,
+        state: Option<EventState>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxEvent>, Error> {
+        let rows = self
+            .accounts
+            .events(state.map(EventState::as_str), after, limit)
+            .await?;
+        rows.into_iter().map(OutboxEvent::from_row).collect()
+    }
+
+    /// Makes event `id` pending again, due now, its attempts forgotten: a dead event is sent
+    /// again by the next delivery pass of any instance. Returns whether the event exists.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn resend_event(&self, id: i64) -> Result<bool, Error> {
+        self.accounts.resend(id).await
+    }
+
+    /// The figures an operator watches, read from the database now: accounts by state, those
+    /// due, the outbox's backlog, the age of its oldest pending event, dead events, and the
+    /// share of the app's budget Instagram last reported.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn stats(&self) -> Result<FleetStats, Error> {
+        let row = self.accounts.stats().await?;
+        let count = |n: i64| u64::try_from(n).unwrap_or_default();
+        Ok(FleetStats {
+            states: counts(row.states),
+            due: count(row.due),
+            pending_events: count(row.pending),
+            oldest_pending_age: row
+                .oldest_pending
+                .map(|created| std::time::Duration::from_secs(count(row.now.saturating_sub(created)))),
+            dead_events: count(row.dead),
+            budget_used_percent: row.usage_percent.map(|p| u8::try_from(p.clamp(0, 100)).unwrap_or(100)),
+        })
+    }
+
+    /// Whether the database answers and its schema is the one this build knows: what a
+    /// readiness check asks.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] (unreachable), or [`Error::SchemaTooNew`] / a lower version as
+    /// [`Error::SchemaTooNew`]'s opposite: `Ok(false)`.
+    pub async fn is_ready(&self) -> Result<bool, Error> {
+        let found = self.accounts.schema_version().await?;
+        let known = crate::schema::known(self.accounts.dialect());
+        if found > known {
+            return Err(Error::SchemaTooNew { found, known });
+        }
+        Ok(found == known)
+    }
+}
+
+/// Counts by state name as counts by state: every state listed, zeros included; a state this
+/// version does not know is left out.
+fn counts(rows: Vec<(String, i64)>) -> BTreeMap<AccountState, u64> {
+    let mut counts: BTreeMap<AccountState, u64> = AccountState::ALL.into_iter().map(|s| (s, 0)).collect();
+    for (state, n) in rows {
+        if let Some(state) = AccountState::parse(&state) {
+            counts.insert(state, u64::try_from(n).unwrap_or_default());
+        }
+    }
+    counts
+}
+
+/// What [`SqlStore::stats`] read.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct FleetStats {
+    /// Accounts in each state.
+    pub states: BTreeMap<AccountState, u64>,
+    /// Accounts due for a refresh now, leased or not.
+    pub due: u64,
+    /// Events not delivered yet.
+    pub pending_events: u64,
+    /// How long the oldest of them has waited.
+    pub oldest_pending_age: Option<std::time::Duration>,
+    /// Events whose delivery was given up.
+    pub dead_events: u64,
+    /// The share of the app's budget Instagram last reported, if it did.
+    pub budget_used_percent: Option<u8>,
 }
 
 /// A listed row. Unknown states (a newer igdisplay's) and out-of-range numbers are
 /// [`Error::Corrupt`], not a panic.
-fn summary(row: &AnyRow, now: i64) -> Result<AccountSummary, Error> {
-    let user_id: String = row.try_get("user_id")?;
-    let state: String = row.try_get("state")?;
+fn summary(row: SummaryRow) -> Result<AccountSummary, Error> {
     let corrupt = |what: &str| Error::Corrupt {
-        user_id: user_id.clone(),
+        user_id: row.user_id.clone(),
         source: serde::de::Error::custom(what),
     };
-    let state = AccountState::parse(&state).ok_or_else(|| corrupt("unknown state"))?;
-    let failures: i64 = row.try_get("failures")?;
-    let lease_until: Option<i64> = row.try_get("lease_until")?;
-    let lease_owner: Option<String> = row.try_get("lease_owner")?;
+    let state = AccountState::parse(&row.state).ok_or_else(|| corrupt("unknown state"))?;
+    let failures = u32::try_from(row.failures).map_err(|_| corrupt("failure count out of range"))?;
     Ok(AccountSummary {
         state,
-        issued_at: Timestamp::from_unix(row.try_get("issued_at")?),
-        expires_at: Timestamp::from_unix(row.try_get("expires_at")?),
-        next_refresh_at: row
-            .try_get::<Option<i64>, _>("next_refresh_at")?
-            .map(Timestamp::from_unix),
-        failures: u32::try_from(failures).map_err(|_| corrupt("failure count out of range"))?,
-        last_error: row.try_get("last_error")?,
-        key_id: row.try_get("key_id")?,
-        leased_by: lease_owner.filter(|_| lease_until.is_some_and(|until| until > now)),
-        user_id: UserId::new(user_id),
+        issued_at: Timestamp::from_unix(row.issued_at),
+        expires_at: Timestamp::from_unix(row.expires_at),
+        next_refresh_at: row.next_refresh_at.map(Timestamp::from_unix),
+        failures,
+        last_error: row.last_error,
+        key_id: row.key_id,
+        leased_by: row.leased_by,
+        user_id: UserId::new(row.user_id),
     })
 }

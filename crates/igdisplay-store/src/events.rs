@@ -1,7 +1,15 @@
-//! [`Event`]: what happened to an account, for the application to act on.
+//! [`Event`]: what happened to an account, for the application to act on, and the outbox
+//! they are kept in until delivered ([`Events`], [`OutboxEvent`]).
 
+use crate::error::Error;
+use crate::repo::{Accounts, EventRow};
 use crate::schedule::AccountState;
+use igdisplay_http::SharedClock;
 use igdisplay_model::{Timestamp, UserId};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
 
 /// What happened to an account. Serialized (for a webhook or a log) as JSON with a `type`
 /// field: `{"type":"revoked","user_id":"1784…","at":"2026-12-02T08:00:00+0000"}`. Never holds a
@@ -119,37 +127,218 @@ impl Event {
     }
 }
 
-/// Where events go: a broadcast channel any number of receivers subscribe to. A receiver
-/// that falls more than `capacity` events behind skips the oldest (and is told how many, by
-/// `RecvError::Lagged`); events are never buffered without bound.
-#[derive(Clone, Debug)]
-pub struct Events {
-    sender: tokio::sync::broadcast::Sender<Event>,
+/// Where an outbox event stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventState {
+    /// Not delivered to the webhook yet (or no webhook is configured).
+    Pending,
+    /// Delivered to the webhook.
+    Delivered,
+    /// Delivery was given up after its window (default 3 days); kept, and sent again by
+    /// [`SqlStore::resend_event`](crate::SqlStore::resend_event) (`igdisplay events resend ID`).
+    Dead,
 }
 
-impl Default for Events {
-    fn default() -> Self {
-        Self::with_capacity(4096)
-    }
-}
-
-impl Events {
-    /// A channel keeping up to `capacity` (at least 1) events per slow receiver.
-    pub fn with_capacity(capacity: usize) -> Self {
-        Self {
-            sender: tokio::sync::broadcast::channel(capacity.max(1)).0,
+impl EventState {
+    /// The name stored in the database and shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventState::Pending => "pending",
+            EventState::Delivered => "delivered",
+            EventState::Dead => "dead",
         }
     }
 
-    /// A new receiver of every event sent from now on.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
-        self.sender.subscribe()
+    /// The state named `name`, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        [EventState::Pending, EventState::Delivered, EventState::Dead]
+            .into_iter()
+            .find(|state| state.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for EventState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event as the outbox keeps it: its id (unique in the store, growing with each event:
+/// what a webhook receiver deduplicates on), the event, and its delivery.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct OutboxEvent {
+    /// The event's id in the outbox.
+    pub id: i64,
+    /// What happened.
+    pub event: Event,
+    /// Where its delivery stands.
+    pub state: EventState,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// When it was written (the database's time).
+    pub created_at: Timestamp,
+    /// Why the last delivery failed, if it did.
+    pub last_error: Option<String>,
+}
+
+impl OutboxEvent {
+    /// An outbox row; a row this version cannot read is [`Error::Corrupt`].
+    pub(crate) fn from_row(row: EventRow) -> Result<Self, Error> {
+        let corrupt = |source| Error::Corrupt {
+            user_id: row.user_id.clone(),
+            source,
+        };
+        let event: Event = serde_json::from_str(&row.body).map_err(corrupt)?;
+        let state = EventState::parse(&row.state)
+            .ok_or_else(|| corrupt(serde::de::Error::custom("unknown event state")))?;
+        Ok(Self {
+            id: row.id,
+            event,
+            state,
+            attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+            created_at: Timestamp::from_unix(row.created_at),
+            last_error: row.last_error,
+        })
+    }
+}
+
+/// The events of a store, read from its outbox: every state change is written there in its
+/// own transaction, by whichever instance made it. Cheap to clone; from
+/// [`SqlStore::events`](crate::SqlStore::events).
+#[derive(Clone, Debug)]
+pub struct Events {
+    accounts: Accounts,
+    clock: SharedClock,
+    written: Arc<Notify>,
+    poll: Duration,
+}
+
+impl Events {
+    pub(crate) fn new(accounts: Accounts, clock: SharedClock, written: Arc<Notify>) -> Self {
+        Self {
+            accounts,
+            clock,
+            written,
+            poll: Duration::from_secs(1),
+        }
     }
 
-    /// Sends `event` to every receiver (nobody listening is fine).
-    pub fn send(&self, event: Event) {
-        tracing::debug!(user = %event.user_id(), kind = event.kind(), "account event");
-        let _ = self.sender.send(event);
+    /// Looks for other instances' events this often while waiting (default every second);
+    /// this process's own are seen at once.
+    #[must_use]
+    pub fn poll_every(mut self, poll: Duration) -> Self {
+        self.poll = poll.max(Duration::from_millis(10));
+        self
+    }
+
+    /// A subscription to every event written after this call, from any instance. It reads
+    /// the outbox from its last id, so a subscriber that falls behind loses nothing (as long
+    /// as it comes back within the outbox's retention, default 7 days).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn subscribe(&self) -> Result<Subscription, Error> {
+        let (last, _) = self.accounts.last_event().await?;
+        Ok(self.subscribe_after(last))
+    }
+
+    /// A subscription to every event after `id` (a subscriber that stored the last id it
+    /// handled resumes from it).
+    pub fn subscribe_after(&self, id: i64) -> Subscription {
+        Subscription {
+            events: self.clone(),
+            last: id,
+            gaps: BTreeMap::new(),
+            buffered: std::collections::VecDeque::new(),
+        }
+    }
+}
+
+/// How long a gap in the outbox's ids is watched for an event committed late.
+const GAP_WATCH: i64 = 60;
+/// How many gaps are watched at once.
+const MAX_GAPS: usize = 10_000;
+
+/// A reader of the outbox from its last id ([`Events::subscribe`]).
+///
+/// PostgreSQL hands out ids when a transaction inserts, not when it commits, so a transaction
+/// that commits late can show an id lower than one already read: the subscription remembers
+/// such gaps for a minute and reads them again, so that event is not skipped.
+#[derive(Debug)]
+pub struct Subscription {
+    events: Events,
+    last: i64,
+    /// Ids skipped over, with the (instance's) time they were first seen missing.
+    gaps: BTreeMap<i64, i64>,
+    buffered: std::collections::VecDeque<OutboxEvent>,
+}
+
+impl Subscription {
+    /// The next event, waiting for one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] or [`Error::Corrupt`]; the subscription stays usable.
+    pub async fn next(&mut self) -> Result<OutboxEvent, Error> {
+        let written_by_us = self.events.written.clone();
+        loop {
+            let written = written_by_us.notified();
+            tokio::pin!(written);
+            written.as_mut().enable();
+            if let Some(event) = self.try_next().await? {
+                return Ok(event);
+            }
+            let (clock, poll) = (self.events.clock.clone(), self.events.poll);
+            tokio::select! {
+                () = written => {}
+                () = clock.sleep(poll) => {}
+            }
+        }
+    }
+
+    /// The next event if one is there, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`next`](Self::next).
+    pub async fn try_next(&mut self) -> Result<Option<OutboxEvent>, Error> {
+        if self.buffered.is_empty() {
+            self.fill().await?;
+        }
+        Ok(self.buffered.pop_front())
+    }
+
+    /// The id of the last event read.
+    pub fn last_id(&self) -> i64 {
+        self.last
+    }
+
+    async fn fill(&mut self) -> Result<(), Error> {
+        let accounts = &self.events.accounts;
+        let now = Timestamp::from_system_time(self.events.clock.now()).unix();
+        if !self.gaps.is_empty() {
+            let watched: Vec<i64> = self.gaps.keys().copied().collect();
+            for row in accounts.events_by_id(&watched).await? {
+                self.gaps.remove(&row.id);
+                self.buffered.push_back(OutboxEvent::from_row(row)?);
+            }
+            self.gaps.retain(|_, seen| now.saturating_sub(*seen) < GAP_WATCH);
+        }
+        let rows = accounts.events(None, self.last, 500).await?;
+        for row in rows {
+            let mut missing = self.last.saturating_add(1);
+            while missing < row.id && self.gaps.len() < MAX_GAPS {
+                self.gaps.insert(missing, now);
+                missing = missing.saturating_add(1);
+            }
+            self.last = row.id;
+            self.buffered.push_back(OutboxEvent::from_row(row)?);
+        }
+        Ok(())
     }
 }
 

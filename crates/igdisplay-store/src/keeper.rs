@@ -3,62 +3,102 @@
 //!
 //! One cycle:
 //! 1. **Expire**: accounts whose token expired before a refresh succeeded become
-//!    [`AccountState::Expired`] ([`Event::Expired`]).
+//!    [`AccountState::Expired`], each with its [`Event::Expired`] in the same transaction.
 //! 2. **Claim** a batch of due accounts under a lease, in one statement: on PostgreSQL
 //!    `FOR UPDATE SKIP LOCKED`, so instances never wait for each other nor claim the same
 //!    row; on SQLite the single writer makes the same statement atomic. A lease held by a
-//!    dead instance runs out and the account is claimed again.
-//! 3. **Refresh** the batch with bounded concurrency, paced by the app's budget (the
-//!    [`Pacer`] reads the usage headers; a rate-limit answer pauses every refresh of this
-//!    instance), each account on its own: one bad token never fails the others.
-//! 4. **Write back** each outcome in one statement, guarded by the row's version: a refresh
-//!    that raced a new login loses and the newer token stays. A refreshed token is next due on
-//!    day 20 ([`RefreshSchedule`](crate::RefreshSchedule)); a failure is retried with backoff
-//!    and jitter, well before expiry; a revoked token (error 190) is marked and never retried.
-//! 5. **Rotate**: tokens sealed under an older key are re-sealed, a batch per cycle.
+//!    dead instance runs out and the account is claimed again. A batch is sized to what
+//!    the instance can refresh within its lease.
+//! 3. **Refresh** the batch with bounded concurrency, each account on its own: one bad token
+//!    never fails the others. Before each refresh the keeper waits out the app's budget
+//!    (shared by every instance in the database: a rate-limit pause one instance was told of,
+//!    and the optional refresh quota), then **re-takes the account's lease** in a
+//!    compare-and-swap on its owner and version: a refresh is sent only while its lease is
+//!    held, so a claim that outlived its lease, taken over by another instance, sends nothing.
+//! 4. **Write back** each outcome with its event and the lease's release in one transaction,
+//!    guarded by the row's version and the lease: a refresh that raced a new login, a
+//!    deletion or a takeover loses and writes nothing. A refreshed token is next due on day
+//!    20 ([`RefreshSchedule`](igdisplay_auth::RefreshSchedule)); a failure is retried with
+//!    the schedule's backoff, well before expiry; a revoked token (error 190) is marked and
+//!    never retried.
+//! 5. **Deliver** the outbox's events to the webhook, when one is configured
+//!    ([`WebhookSender`]), and prune what is past its retention.
+//! 6. **Rotate**: tokens sealed under an older key are re-sealed, a batch per cycle.
 //!
-//! Statements per refreshed account: one write-back, plus one claim per batch.
+//! Every time in these statements is the database's: instances whose clocks differ agree on
+//! every lease, due time and expiry.
 
-use crate::events::{Event, Events};
+use crate::error::Error;
+use crate::events::Event;
+use crate::repo::{Accounts, ClaimedRow};
 use crate::schedule::AccountState;
-use crate::schema::claim_sql;
-use crate::sql::{Error, SqlStore};
+use crate::store::{SqlStore, random_u64};
+use crate::webhook::{DeliveryTally, WebhookSender};
 use futures_util::StreamExt as _;
-use igdisplay_auth::{AppConfig, AuthClient, TokenError, TokenRecord};
-use igdisplay_graph::{Pacer, RateLimitPolicy, Scope};
-use igdisplay_http::{
-    HttpBackend, HttpRequest, HttpResponse, Jitter, Retry, RetryPolicy, SharedBackend, SharedClock,
-    TransportError,
-};
+use igdisplay_auth::{AuthClient, RefreshSchedule, TokenError, TokenRecord};
+use igdisplay_graph::Pacer;
+use igdisplay_http::{Jitter, Retry, SharedClock};
 use igdisplay_model::{Timestamp, UserId};
-use sqlx::Row as _;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A quota on the app's refreshes, shared by every instance through the database: at most
+/// `refreshes` per `per`, spread evenly (the generic cell rate algorithm on the database's
+/// clock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RefreshQuota {
+    /// Refreshes allowed per period (at least 1).
+    pub refreshes: u32,
+    /// The period.
+    pub per: Duration,
+}
+
+impl RefreshQuota {
+    /// At most `refreshes` per `per`.
+    pub fn new(refreshes: u32, per: Duration) -> Self {
+        Self {
+            refreshes: refreshes.max(1),
+            per,
+        }
+    }
+
+    /// The spacing between two refreshes, in milliseconds (at least 1).
+    fn interval_ms(&self) -> i64 {
+        let per = i64::try_from(self.per.as_millis()).unwrap_or(i64::MAX);
+        (per / i64::from(self.refreshes)).max(1)
+    }
+}
 
 /// How a [`Keeper`] works. The defaults suit a fleet of any size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct KeeperSettings {
-    /// Accounts claimed per statement. Default 256.
+    /// The most accounts claimed per statement. Default 256. A claim is also kept to what the
+    /// instance can refresh within its lease at its concurrency.
     pub batch: u32,
     /// Refreshes in flight at once, per instance. Default 16.
     pub concurrency: usize,
-    /// How long a claim holds an account; an instance that dies holding it lets it go after
-    /// this long. Longer than a batch takes. Default 5 minutes.
+    /// How long a claim holds an account, and how long a refresh holds it from the moment it
+    /// is sent: an instance that dies holding it lets it go after this long. Longer than a
+    /// refresh takes, retries included. Default 5 minutes.
     pub lease: Duration,
     /// How long to wait when nothing is due before looking again. Default 30 seconds.
     pub idle: Duration,
-    /// The backoff of failed refreshes (capped exponential with full jitter, counted in
-    /// failures in a row). Default: from 5 minutes up to 6 hours.
-    pub failure_backoff: RetryPolicy,
     /// A failed refresh of a token with less than this left sends [`Event::ExpiringSoon`].
     /// Default 7 days.
     pub warn_within: Duration,
     /// Tokens re-sealed under the current key per cycle while a rotation is under way.
     /// Default 500.
     pub rotate_batch: u32,
+    /// A quota on the app's refreshes, shared by every instance. Default none (the usage
+    /// Instagram reports still paces them).
+    pub quota: Option<RefreshQuota>,
+    /// How long delivered events stay in the outbox (and undelivered ones when no webhook is
+    /// configured); tombstones of deleted accounts as long. Default 7 days.
+    pub retention: Duration,
 }
 
 impl Default for KeeperSettings {
@@ -68,17 +108,16 @@ impl Default for KeeperSettings {
             concurrency: 16,
             lease: Duration::from_secs(5 * 60),
             idle: Duration::from_secs(30),
-            failure_backoff: RetryPolicy::default()
-                .base_delay(Duration::from_secs(5 * 60))
-                .max_delay(Duration::from_secs(6 * 3600)),
             warn_within: Duration::from_secs(7 * 86_400),
             rotate_batch: 500,
+            quota: None,
+            retention: Duration::from_secs(7 * 86_400),
         }
     }
 }
 
 impl KeeperSettings {
-    /// Sets the claim batch (at least 1).
+    /// Sets the most accounts claimed at once (at least 1).
     #[must_use]
     pub fn batch(mut self, batch: u32) -> Self {
         self.batch = batch.max(1);
@@ -106,10 +145,17 @@ impl KeeperSettings {
         self
     }
 
-    /// Sets the failure backoff.
+    /// Sets the app's refresh quota.
     #[must_use]
-    pub fn failure_backoff(mut self, backoff: RetryPolicy) -> Self {
-        self.failure_backoff = backoff;
+    pub fn quota(mut self, quota: RefreshQuota) -> Self {
+        self.quota = Some(quota);
+        self
+    }
+
+    /// Sets the outbox's retention.
+    #[must_use]
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
         self
     }
 }
@@ -128,12 +174,23 @@ pub struct Tally {
     pub revoked: u64,
     /// Tokens found expired.
     pub expired: u64,
-    /// Refreshes whose write lost to a newer token (a login, another writer): the newer kept.
+    /// Refreshes whose write lost to a newer token, a deletion or a takeover: nothing written.
     pub lost_races: u64,
+    /// Claimed accounts whose lease was gone before their refresh was sent (taken over after
+    /// it ran out, or the row written meanwhile): nothing sent.
+    pub leases_lost: u64,
+    /// Leases of a dead or stalled instance taken over.
+    pub takeovers: u64,
     /// Refreshes put off: too young, or the app's budget spent.
     pub deferred: u64,
     /// Tokens re-sealed under the current key.
     pub resealed: u64,
+    /// Events delivered to the webhook.
+    pub delivered: u64,
+    /// Deliveries that failed and will be tried again.
+    pub delivery_failures: u64,
+    /// Events whose delivery was given up.
+    pub dead: u64,
 }
 
 impl Tally {
@@ -144,16 +201,31 @@ impl Tally {
         self.revoked += other.revoked;
         self.expired += other.expired;
         self.lost_races += other.lost_races;
+        self.leases_lost += other.leases_lost;
+        self.takeovers += other.takeovers;
         self.deferred += other.deferred;
         self.resealed += other.resealed;
+        self.delivered += other.delivered;
+        self.delivery_failures += other.delivery_failures;
+        self.dead += other.dead;
+    }
+
+    fn deliveries(&mut self, pass: DeliveryTally) {
+        self.delivered += pass.delivered;
+        self.delivery_failures += pass.failed;
+        self.dead += pass.dead;
     }
 }
 
 /// Keeps the tokens of every account in a [`SqlStore`] alive. Run one per instance (or
 /// several): they share the work through the database. Cheap to clone.
 ///
+/// Build it with the facade's `Instagram::fleet`, which shares the app's token client, rate
+/// limit state, retry budget, clock and HTTP backend with everything else of the app; or,
+/// without the facade, from an [`AuthClient`]:
+///
 /// ```
-/// use igdisplay_auth::{AppConfig, Platform, TokenKind, TokenRecord, TokenStore};
+/// use igdisplay_auth::{AppConfig, AuthClient, Platform, TokenKind, TokenRecord, TokenStore};
 /// use igdisplay_http::{Clock as _, ManualClock};
 /// use igdisplay_http::test_util::{ReplayBackend, json_response};
 /// use igdisplay_model::{AccessToken, UserId};
@@ -162,9 +234,10 @@ impl Tally {
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
 /// let dir = tempfile::tempdir()?;
+/// // A test moves time by days: the store's statements take their time from this clock.
 /// let clock = ManualClock::at_unix(1_800_000_000);
 /// let store = SqlStore::sqlite(&dir.path().join("accounts.db"), KeyRing::new(Key::generate("k1")?)).await?
-///     .with_clock(Arc::new(clock.clone()));
+///     .with_pinned_time(Arc::new(clock.clone()));
 /// // A token issued 21 days ago: past day 20, due.
 /// let user = UserId::new("1784");
 /// store.save(&TokenRecord::new(user.clone(), AccessToken::new("IGAAold"), TokenKind::LongLived,
@@ -174,13 +247,14 @@ impl Tally {
 /// // Instagram's answer, canned here; use a real backend or the mock.
 /// let backend = ReplayBackend::new([Ok(json_response(200,
 ///     r#"{"access_token":"IGAAnew","token_type":"bearer","expires_in":5184000}"#))]);
-/// let keeper = Keeper::builder(store.clone(), AppConfig::read_only(Platform::InstagramLogin), Arc::new(backend))
-///     .build();
-/// let mut events = keeper.events().subscribe();
+/// let auth = AuthClient::new(AppConfig::read_only(Platform::InstagramLogin), Arc::new(backend))
+///     .with_clock(Arc::new(clock.clone()));
+/// let keeper = Keeper::builder(store.clone(), auth).build();
+/// let mut events = store.events().subscribe().await?;
 /// let cycle = keeper.run_once().await?;
 /// assert_eq!(cycle.refreshed, 1);
 /// assert_eq!(store.load(&user).await?.unwrap().access_token.expose_secret(), "IGAAnew");
-/// assert!(matches!(events.try_recv()?, Event::Refreshed { .. }));
+/// assert!(matches!(events.try_next().await?.unwrap().event, Event::Refreshed { .. }));
 /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -192,14 +266,17 @@ pub struct Keeper {
 #[derive(Debug)]
 struct Inner {
     store: SqlStore,
+    accounts: Accounts,
     client: AuthClient,
     clock: SharedClock,
-    pacer: Arc<Pacer>,
+    pacer: Option<Arc<Pacer>>,
     settings: KeeperSettings,
     owner: String,
-    events: Events,
+    webhook: Option<WebhookSender>,
     jitter: Jitter,
     totals: std::sync::Mutex<Tally>,
+    /// An estimate of one refresh's time, in milliseconds, to size claims by.
+    refresh_ms: AtomicU64,
     stopping: AtomicBool,
     stop: tokio::sync::Notify,
 }
@@ -209,20 +286,29 @@ struct Inner {
 #[must_use]
 pub struct KeeperBuilder {
     store: SqlStore,
-    app: AppConfig,
-    backend: SharedBackend,
+    client: AuthClient,
     pacer: Option<Arc<Pacer>>,
+    clock: Option<SharedClock>,
     settings: KeeperSettings,
     owner: Option<String>,
-    events: Events,
+    webhook: Option<WebhookSender>,
     jitter: Option<u64>,
 }
 
 impl KeeperBuilder {
-    /// Shares the app's rate-limit state with its Graph clients (default: a pacer of the
-    /// keeper's own with the default policy).
+    /// Follows the app's rate-limit state as its Graph clients see it (the facade passes the
+    /// one pacer of the app; give the same to the [`AuthClient`] as its response observer, so
+    /// the refreshes' usage headers reach it too). Without one, the keeper follows the state
+    /// shared in the database only.
     pub fn pacer(mut self, pacer: Arc<Pacer>) -> Self {
         self.pacer = Some(pacer);
+        self
+    }
+
+    /// The clock this instance waits on (its pauses, its idle waits; default: the store's).
+    /// It decides nothing: leases, due times and expiry are the database's time.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
         self
     }
 
@@ -239,9 +325,10 @@ impl KeeperBuilder {
         self
     }
 
-    /// Where events go (default: a channel of its own; pass the web app's to share one).
-    pub fn events(mut self, events: Events) -> Self {
-        self.events = events;
+    /// Delivers the outbox's events to a webhook from this instance (any number of instances
+    /// may: a delivery lease keeps each event to one at a time).
+    pub fn webhook(mut self, webhook: WebhookSender) -> Self {
+        self.webhook = Some(webhook);
         self
     }
 
@@ -253,31 +340,23 @@ impl KeeperBuilder {
 
     /// The keeper.
     pub fn build(self) -> Keeper {
-        let pacer = self
-            .pacer
-            .unwrap_or_else(|| Arc::new(Pacer::new(RateLimitPolicy::default())));
-        let watched: SharedBackend = Arc::new(Watched {
-            inner: self.backend,
-            pacer: pacer.clone(),
-        });
-        let clock = self.store.clock().clone();
-        let client = AuthClient::new(self.app, watched).with_clock(clock.clone());
         let owner = self.owner.unwrap_or_else(|| {
-            let mut random = [0u8; 4];
-            let _ = getrandom::fill(&mut random);
-            format!("keeper-{}-{:08x}", std::process::id(), u32::from_le_bytes(random))
+            let random = random_u64().unwrap_or_default();
+            format!("keeper-{}-{:08x}", std::process::id(), random & 0xffff_ffff)
         });
         Keeper {
             inner: Arc::new(Inner {
+                accounts: self.store.accounts.clone(),
+                clock: self.clock.unwrap_or_else(|| self.store.clock().clone()),
                 store: self.store,
-                client,
-                clock,
-                pacer,
+                client: self.client,
+                pacer: self.pacer,
                 settings: self.settings,
                 owner,
-                events: self.events,
+                webhook: self.webhook,
                 jitter: self.jitter.map_or_else(Jitter::random, Jitter::seeded),
                 totals: std::sync::Mutex::default(),
+                refresh_ms: AtomicU64::new(1000),
                 stopping: AtomicBool::new(false),
                 stop: tokio::sync::Notify::new(),
             }),
@@ -293,9 +372,6 @@ struct Claimed {
     expires_at: i64,
 }
 
-/// A claimed account and its token record (an error when it does not open).
-type Turn = (Claimed, Result<TokenRecord, Error>);
-
 /// How one account's turn ended.
 enum Outcome {
     Refreshed,
@@ -303,28 +379,24 @@ enum Outcome {
     Revoked,
     Expired,
     Lost,
+    LeaseLost,
     Deferred,
 }
 
 impl Keeper {
-    /// A builder: the store, the app (a read-only [`AppConfig`] is enough: a refresh needs no
-    /// secret) and the HTTP backend the refreshes go through.
-    pub fn builder(store: SqlStore, app: AppConfig, backend: SharedBackend) -> KeeperBuilder {
+    /// A builder: the store, and the token client the refreshes go through (a read-only
+    /// [`AppConfig`](igdisplay_auth::AppConfig) is enough: a refresh needs no secret).
+    pub fn builder(store: SqlStore, client: AuthClient) -> KeeperBuilder {
         KeeperBuilder {
             store,
-            app,
-            backend,
+            client,
             pacer: None,
+            clock: None,
             settings: KeeperSettings::default(),
             owner: None,
-            events: Events::default(),
+            webhook: None,
             jitter: None,
         }
-    }
-
-    /// The events of this keeper (subscribe before running to miss none).
-    pub fn events(&self) -> &Events {
-        &self.inner.events
     }
 
     /// The name this instance holds its leases under.
@@ -337,6 +409,11 @@ impl Keeper {
         &self.inner.store
     }
 
+    /// The settings.
+    pub fn settings(&self) -> &KeeperSettings {
+        &self.inner.settings
+    }
+
     /// What this keeper has done since it was built.
     pub fn totals(&self) -> Tally {
         *self
@@ -346,41 +423,49 @@ impl Keeper {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn now(&self) -> SystemTime {
-        self.inner.clock.now()
+    fn schedule(&self) -> RefreshSchedule {
+        self.inner.store.schedule()
     }
 
-    fn now_unix(&self) -> i64 {
-        self.inner.store.now_unix()
+    fn stopping(&self) -> bool {
+        self.inner.stopping.load(Ordering::Relaxed)
     }
 
     /// One cycle: expires what expired, claims and refreshes batches until nothing due is
-    /// left unclaimed (or [`stop`](Self::stop) was asked), and re-seals a batch of tokens
-    /// under the current key.
+    /// left unclaimed (or [`stop`](Self::stop) was asked), delivers the outbox's events when
+    /// a webhook is configured, prunes, and re-seals a batch of tokens under the current key.
     ///
     /// # Errors
     ///
     /// [`Error::Database`] when the database fails; a failure of one account is never an
     /// error of the cycle (it is written to the account).
     pub async fn run_once(&self) -> Result<Tally, Error> {
-        let mut cycle = Tally {
-            expired: self.expire().await?,
-            ..Tally::default()
-        };
-        while !self.inner.stopping.load(Ordering::Relaxed) {
+        let mut cycle = Tally::default();
+        let expired = self.inner.accounts.expire(1000).await?;
+        if !expired.is_empty() {
+            self.inner.store.wrote_event();
+        }
+        cycle.expired = count(expired.len());
+        while !self.stopping() && self.budget_blocked().await?.is_none() {
             let batch = self.claim().await?;
             if batch.is_empty() {
                 break;
             }
-            cycle.add(&self.keep_batch(batch).await);
+            let tally = self.keep_batch(batch).await;
+            cycle.add(&tally);
         }
-        if !self.inner.stopping.load(Ordering::Relaxed) {
-            let rotation = self
+        if let Some(webhook) = &self.inner.webhook {
+            cycle.deliveries(webhook.deliver_from(&self.inner.accounts, &self.inner.owner).await?);
+        }
+        let retention = seconds(self.inner.settings.retention);
+        self.inner.accounts.prune(retention, 5000).await?;
+        if !self.stopping() {
+            match self
                 .inner
                 .store
                 .rotate_keys(self.inner.settings.rotate_batch)
-                .await;
-            match rotation {
+                .await
+            {
                 Ok(rotation) => cycle.resealed = rotation.resealed,
                 // A token whose key is not in this instance's ring: the rotation waits for an
                 // instance that has it, and the keeper goes on refreshing.
@@ -415,7 +500,8 @@ impl Keeper {
     }
 
     /// Runs cycles until no account is due, including those leased by other instances (a
-    /// dead instance's leases are waited out and taken over): for batch jobs and tests.
+    /// dead instance's leases are waited out and taken over), and, with a webhook, until no
+    /// event waits for delivery: for batch jobs and tests.
     ///
     /// # Errors
     ///
@@ -432,10 +518,10 @@ impl Keeper {
     }
 
     async fn work(&self, until_idle: bool) -> Result<(), Error> {
-        while !self.inner.stopping.load(Ordering::Relaxed) {
+        while !self.stopping() {
             match self.run_once().await {
-                Ok(cycle) if cycle.claimed > 0 => continue,
-                Ok(_) if until_idle && self.due().await? == 0 => return Ok(()),
+                Ok(cycle) if cycle.claimed > 0 || cycle.delivered > 0 => continue,
+                Ok(_) if until_idle && self.is_idle().await? => return Ok(()),
                 Ok(_) => {}
                 Err(error) if until_idle => return Err(error),
                 Err(error) => tracing::warn!(%error, "the keeper's cycle failed; trying again"),
@@ -443,15 +529,30 @@ impl Keeper {
             let stop = self.inner.stop.notified();
             tokio::pin!(stop);
             stop.as_mut().enable();
-            if self.inner.stopping.load(Ordering::Relaxed) {
+            if self.stopping() {
                 break;
             }
+            let idle = match self.budget_blocked().await {
+                Ok(Some(blocked)) => blocked.min(self.inner.settings.idle.max(Duration::from_secs(1))),
+                _ => self.inner.settings.idle,
+            };
             tokio::select! {
-                () = self.inner.clock.sleep(self.inner.settings.idle) => {}
+                () = self.inner.clock.sleep(idle) => {}
                 () = stop => {}
             }
         }
         Ok(())
+    }
+
+    /// Nothing due, and (with a webhook) nothing waiting for delivery.
+    async fn is_idle(&self) -> Result<bool, Error> {
+        if self.due().await? > 0 {
+            return Ok(false);
+        }
+        if self.inner.webhook.is_none() {
+            return Ok(true);
+        }
+        Ok(self.inner.store.stats().await?.pending_events == 0)
     }
 
     /// How many accounts are due now, leased or not.
@@ -460,88 +561,69 @@ impl Keeper {
     ///
     /// [`Error::Database`].
     pub async fn due(&self) -> Result<u64, Error> {
-        let n: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM accounts
-             WHERE state IN ('active', 'failing') AND next_refresh_at <= $1 AND expires_at > $1",
-        )
-        .bind(self.now_unix())
-        .fetch_one(&self.inner.store.pool)
-        .await?
-        .try_get("n")?;
-        Ok(u64::try_from(n).unwrap_or_default())
+        Ok(u64::try_from(self.inner.accounts.due().await?).unwrap_or_default())
     }
 
-    /// Marks the accounts whose token expired before a refresh succeeded.
-    async fn expire(&self) -> Result<u64, Error> {
-        let now = self.now_unix();
-        let rows = sqlx::query(
-            "UPDATE accounts SET state = 'expired', next_refresh_at = NULL, lease_owner = NULL,
-                 lease_until = NULL, updated_at = $2
-             WHERE state IN ('active', 'failing') AND expires_at <= $1
-               AND (lease_until IS NULL OR lease_until <= $1)
-             RETURNING user_id, expires_at",
-        )
-        .bind(now)
-        .bind(now)
-        .fetch_all(&self.inner.store.pool)
-        .await?;
-        for row in &rows {
-            self.inner.events.send(Event::Expired {
-                user_id: UserId::new(row.try_get::<String, _>("user_id")?),
-                at: Timestamp::from_unix(now),
-                expired_at: Timestamp::from_unix(row.try_get("expires_at")?),
-            });
-        }
-        Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX))
+    /// How many accounts to claim: the configured batch, but no more than this instance can
+    /// refresh within a lease at its concurrency and pace.
+    fn claim_size(&self) -> u32 {
+        let settings = &self.inner.settings;
+        let per_refresh = self.inner.refresh_ms.load(Ordering::Relaxed).max(1);
+        let lease_ms = u64::try_from(settings.lease.as_millis()).unwrap_or(u64::MAX);
+        let rounds = (lease_ms / 2 / per_refresh).max(1);
+        let fits = rounds.saturating_mul(u64::try_from(settings.concurrency).unwrap_or(u64::MAX));
+        u32::try_from(fits).unwrap_or(u32::MAX).clamp(1, settings.batch)
     }
 
-    /// Claims up to a batch of due accounts under this instance's lease.
-    async fn claim(&self) -> Result<Vec<Turn>, Error> {
-        let now = self.now_unix();
-        let lease = i64::try_from(self.inner.settings.lease.as_secs()).unwrap_or(i64::MAX);
-        let rows = sqlx::query(claim_sql(self.inner.store.dialect))
-            .bind(&self.inner.owner)
-            .bind(now.saturating_add(lease))
-            .bind(now)
-            .bind(i64::from(self.inner.settings.batch))
-            .fetch_all(&self.inner.store.pool)
+    /// Claims a batch of due accounts under this instance's lease.
+    async fn claim(&self) -> Result<Vec<(Claimed, Result<TokenRecord, Error>)>, Error> {
+        let lease = seconds(self.inner.settings.lease);
+        let rows = self
+            .inner
+            .accounts
+            .claim(&self.inner.owner, lease, self.claim_size())
             .await?;
-        rows.iter()
-            .map(|row| {
-                let user_id: String = row.try_get("user_id")?;
-                let failures: i64 = row.try_get("failures")?;
-                let record = self.inner.store.open_row(&user_id, row);
-                let claimed = Claimed {
-                    version: row.try_get("version")?,
-                    failures: u32::try_from(failures).unwrap_or(u32::MAX),
-                    expires_at: row.try_get("expires_at")?,
-                    user_id,
-                };
-                Ok((claimed, record))
-            })
-            .collect()
+        Ok(rows.into_iter().map(|row| self.claimed(row)).collect())
+    }
+
+    fn claimed(&self, row: ClaimedRow) -> (Claimed, Result<TokenRecord, Error>) {
+        if let Some(previous) = &row.previous_owner {
+            tracing::info!(user = %row.user_id, %previous, "took over an account whose lease ran out");
+            metrics::counter!("igdisplay_keeper_lease_takeovers_total").increment(1);
+        }
+        let record = self.inner.store.open(&row.user_id, &row.record, &row.token);
+        let claimed = Claimed {
+            version: row.version,
+            failures: u32::try_from(row.failures).unwrap_or(u32::MAX),
+            expires_at: row.expires_at,
+            user_id: row.user_id,
+        };
+        (claimed, record)
     }
 
     /// Refreshes a claimed batch, `concurrency` at a time; every account settles on its own.
-    async fn keep_batch(&self, batch: Vec<Turn>) -> Tally {
+    async fn keep_batch(&self, batch: Vec<(Claimed, Result<TokenRecord, Error>)>) -> Tally {
         let mut tally = Tally {
-            claimed: u64::try_from(batch.len()).unwrap_or(u64::MAX),
+            claimed: count(batch.len()),
             ..Tally::default()
         };
         let mut outcomes = futures_util::stream::iter(batch)
             .map(|(claimed, record)| self.keep(claimed, record))
             .buffer_unordered(self.inner.settings.concurrency);
         while let Some(outcome) = outcomes.next().await {
-            let count = match outcome {
-                Outcome::Refreshed => &mut tally.refreshed,
-                Outcome::Failed => &mut tally.failed,
-                Outcome::Revoked => &mut tally.revoked,
-                Outcome::Expired => &mut tally.expired,
-                Outcome::Lost => &mut tally.lost_races,
-                Outcome::Deferred => &mut tally.deferred,
+            let (counter, name) = match outcome {
+                Outcome::Refreshed => (&mut tally.refreshed, "refreshed"),
+                Outcome::Failed => (&mut tally.failed, "failed"),
+                Outcome::Revoked => (&mut tally.revoked, "revoked"),
+                Outcome::Expired => (&mut tally.expired, "expired"),
+                Outcome::Lost => (&mut tally.lost_races, "lost_race"),
+                Outcome::LeaseLost => (&mut tally.leases_lost, "lease_lost"),
+                Outcome::Deferred => (&mut tally.deferred, "deferred"),
             };
-            *count += 1;
+            *counter += 1;
+            metrics::counter!("igdisplay_keeper_refreshes_total", "outcome" => name).increment(1);
         }
+        drop(outcomes);
         tally
     }
 
@@ -558,35 +640,54 @@ impl Keeper {
         }
     }
 
-    async fn try_keep(
-        &self,
-        claimed: &Claimed,
-        record: Result<TokenRecord, Error>,
-    ) -> Result<Outcome, Error> {
+    async fn try_keep(&self, claimed: &Claimed, record: Result<TokenRecord, Error>) -> Result<Outcome, Error> {
         let record = match record {
             Ok(record) => record,
             // A token this instance cannot open (a key missing from its ring, an altered
             // row): retried with backoff, perhaps by an instance with the key.
-            Err(error) => return self.failed(claimed, error.to_string()).await,
+            Err(error) => {
+                let Some(now) = self.renew(claimed).await? else {
+                    return Ok(Outcome::LeaseLost);
+                };
+                return self.failed(claimed, now, &error.to_string()).await;
+            }
         };
-        let wait = self.inner.pacer.reserve(None, self.now());
+        let wait = self.budget_wait().await?;
         if !wait.is_zero() {
+            if wait >= self.inner.settings.lease / 2 {
+                // A pause longer than the claim: let the account go; it is claimed again
+                // once the budget is back.
+                self.inner.accounts.release(&claimed.user_id, &self.inner.owner).await?;
+                return Ok(Outcome::Deferred);
+            }
             self.inner.clock.sleep(wait).await;
         }
-        let error = match self.inner.client.refresh(&record).await {
+        // The lease, re-taken right before the refresh is sent: from here it is held for a
+        // whole lease, longer than the refresh takes.
+        let Some(now) = self.renew(claimed).await? else {
+            return Ok(Outcome::LeaseLost);
+        };
+        let sent = self.inner.clock.now();
+        let result = self.inner.client.refresh(&record).await;
+        self.took(sent);
+        self.share_usage(now).await;
+        let error = match result {
             Ok(fresh) => return self.refreshed(claimed, &fresh).await,
             Err(error) => error,
         };
-        let now = self.now_unix();
+        let user_id = UserId::new(&claimed.user_id);
+        let expires_at = claimed.expires_at;
         match error {
             TokenError::Expired { .. } => {
-                self.settle(claimed, AccountState::Expired, claimed.failures, None, None)
+                let event = |now| {
+                    Some(Event::Expired {
+                        user_id,
+                        at: Timestamp::from_unix(now),
+                        expired_at: Timestamp::from_unix(expires_at),
+                    })
+                };
+                self.settle(claimed, AccountState::Expired, claimed.failures, None, None, event)
                     .await?;
-                self.inner.events.send(Event::Expired {
-                    user_id: UserId::new(&claimed.user_id),
-                    at: Timestamp::from_unix(now),
-                    expired_at: Timestamp::from_unix(claimed.expires_at),
-                });
                 Ok(Outcome::Expired)
             }
             TokenError::TooEarly { ready_at } => {
@@ -597,137 +698,224 @@ impl Keeper {
                     claimed.failures,
                     Some(ready_at.unix()),
                     None,
+                    |_| None,
                 )
                 .await?;
                 Ok(Outcome::Deferred)
             }
             error if error.requires_reauthorization() => {
-                let reason = error.to_string();
-                if self
-                    .settle(
-                        claimed,
-                        AccountState::Revoked,
-                        claimed.failures,
-                        None,
-                        Some(&reason),
-                    )
-                    .await?
-                {
-                    self.inner.events.send(Event::Revoked {
-                        user_id: UserId::new(&claimed.user_id),
+                let event = |now| {
+                    Some(Event::Revoked {
+                        user_id,
                         at: Timestamp::from_unix(now),
-                    });
-                }
+                    })
+                };
+                let reason = error.to_string();
+                self.settle(claimed, AccountState::Revoked, claimed.failures, None, Some(&reason), event)
+                    .await?;
                 Ok(Outcome::Revoked)
             }
             error if error.retry() == Retry::AfterPause => {
-                // The app's budget is spent: every refresh of this instance waits, and this
-                // account is tried again once access is likely back. Not the account's fault.
-                let pause = self.inner.pacer.announced_pause(None, None);
-                self.inner.pacer.block(Scope::App, self.now(), pause);
-                let again = now.saturating_add(i64::try_from(pause.as_secs()).unwrap_or(i64::MAX));
+                // The app's budget is spent: every instance waits, and this account is tried
+                // again once access is likely back. Not the account's fault.
+                let pause = self
+                    .inner
+                    .pacer
+                    .as_ref()
+                    .map_or(Duration::from_secs(60), |pacer| pacer.announced_pause(None, None));
+                let until_ms = millis_after(now, pause);
+                self.inner.accounts.block(until_ms).await?;
                 let state = if claimed.failures > 0 {
                     AccountState::Failing
                 } else {
                     AccountState::Active
                 };
-                self.settle(
-                    claimed,
-                    state,
-                    claimed.failures,
-                    Some(again),
-                    Some(&error.to_string()),
-                )
-                .await?;
+                let again = now.saturating_add(seconds(pause));
+                let reason = error.to_string();
+                self.settle(claimed, state, claimed.failures, Some(again), Some(&reason), |_| None)
+                    .await?;
                 Ok(Outcome::Deferred)
             }
-            error => self.failed(claimed, error.to_string()).await,
+            error => self.failed(claimed, now, &error.to_string()).await,
         }
     }
 
-    /// Writes a refreshed token over the claimed version.
+    /// Re-takes a claimed account's lease; the database's time, or `None` when it is gone.
+    async fn renew(&self, claimed: &Claimed) -> Result<Option<i64>, Error> {
+        let lease = seconds(self.inner.settings.lease);
+        self.inner
+            .accounts
+            .renew(&claimed.user_id, &self.inner.owner, claimed.version, lease)
+            .await
+    }
+
+    /// Folds one refresh's time into the estimate claims are sized by.
+    fn took(&self, sent: std::time::SystemTime) {
+        let took = self
+            .inner
+            .clock
+            .now()
+            .duration_since(sent)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let estimate = &self.inner.refresh_ms;
+        let before = estimate.load(Ordering::Relaxed);
+        // A moving average that follows a slowdown at once and a speedup gradually.
+        let next = if took > before {
+            took
+        } else {
+            before.saturating_mul(7).saturating_add(took) / 8
+        };
+        estimate.store(next.max(1), Ordering::Relaxed);
+    }
+
+    /// How long the app's budget says to wait before the next refresh: a pause any instance
+    /// was told of, the shared quota's spacing, and the usage the app's pacer saw. Books the
+    /// refresh's slot of the quota.
+    async fn budget_wait(&self) -> Result<Duration, Error> {
+        let accounts = &self.inner.accounts;
+        let budget = match self.inner.settings.quota {
+            Some(quota) => {
+                let interval = quota.interval_ms();
+                let mut row = accounts.reserve(interval).await?;
+                // The reservation's slot: the new arrival time less one interval.
+                row.quota_tat = row.quota_tat.map(|tat| tat.saturating_sub(interval));
+                row
+            }
+            None => accounts.budget().await?,
+        };
+        let after = |until: Option<i64>| {
+            until
+                .map(|until| until.saturating_sub(budget.now))
+                .filter(|ms| *ms > 0)
+                .map_or(Duration::ZERO, |ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+        };
+        let local = self.inner.pacer.as_ref().map_or(Duration::ZERO, |pacer| {
+            pacer.reserve(None, self.inner.clock.now())
+        });
+        let shared = budget
+            .usage_percent
+            .map_or(Duration::ZERO, |percent| self.spacing(percent));
+        Ok(after(budget.quota_tat)
+            .max(after(budget.blocked_until))
+            .max(local)
+            .max(shared))
+    }
+
+    /// The spacing the app's policy puts between requests at `percent` of the budget, as
+    /// another instance reported it: from nothing at the slow-down threshold to the policy's
+    /// widest at 99 %. At 100 % the budget is blocked instead ([`Self::share_usage`]).
+    fn spacing(&self, percent: i64) -> Duration {
+        let policy = self
+            .inner
+            .pacer
+            .as_ref()
+            .map(|pacer| *pacer.policy())
+            .unwrap_or_default();
+        let threshold = i64::from(policy.slow_down_above);
+        if percent <= threshold || percent >= 100 {
+            return Duration::ZERO;
+        }
+        let over = u32::try_from(percent - threshold).unwrap_or(0);
+        let range = u32::try_from(100 - threshold).unwrap_or(1).max(1);
+        policy.max_spacing * over / range
+    }
+
+    /// Until when the app is blocked for every instance (a rate-limit pause), if it is.
+    async fn budget_blocked(&self) -> Result<Option<Duration>, Error> {
+        let budget = self.inner.accounts.budget().await?;
+        Ok(budget
+            .blocked_until
+            .map(|until| until.saturating_sub(budget.now))
+            .filter(|ms| *ms > 0)
+            .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))))
+    }
+
+    /// Shares the usage the app's pacer saw last with every instance: its percentage, and at
+    /// 100 % a pause until access is likely back.
+    async fn share_usage(&self, now: i64) {
+        let Some(pacer) = &self.inner.pacer else {
+            return;
+        };
+        let Some(usage) = pacer.usage(None) else {
+            return;
+        };
+        let Some(percent) = usage.max_percent() else {
+            return;
+        };
+        let accounts = &self.inner.accounts;
+        let mut shared = accounts.observe_usage(i64::from(percent)).await;
+        if percent >= 100 && shared.is_ok() {
+            let regain = usage
+                .regain_access_after()
+                .filter(|d| !d.is_zero())
+                .unwrap_or(pacer.policy().default_wait);
+            shared = accounts.block(millis_after(now, regain)).await;
+        }
+        if let Err(error) = shared {
+            tracing::debug!(%error, "could not share the app's usage");
+        }
+    }
+
+    /// Writes a refreshed token over the claimed version, with its event.
     async fn refreshed(&self, claimed: &Claimed, fresh: &TokenRecord) -> Result<Outcome, Error> {
         let row = self.inner.store.row_of(fresh)?;
-        if self
+        let failures = claimed.failures;
+        let (user_id, expires_at) = (fresh.user_id.clone(), fresh.expires_at);
+        let event = |now| {
+            let at = Timestamp::from_unix(now);
+            if failures > 0 {
+                Event::Recovered {
+                    user_id,
+                    at,
+                    expires_at,
+                    failures,
+                }
+            } else {
+                Event::Refreshed {
+                    user_id,
+                    at,
+                    expires_at,
+                }
+            }
+        };
+        let written = self
             .inner
-            .store
-            .update_if_version(&row, claimed.version)
-            .await?
-            .is_none()
-        {
-            // A login (or another writer) stored a newer token meanwhile: it stays.
-            sqlx::query(
-                "UPDATE accounts SET lease_owner = NULL, lease_until = NULL WHERE user_id = $1 AND lease_owner = $2",
-            )
-            .bind(&claimed.user_id)
-            .bind(&self.inner.owner)
-            .execute(&self.inner.store.pool)
+            .accounts
+            .write_refreshed(&self.inner.owner, claimed.version, &row, event)
             .await?;
+        if written.is_none() {
+            // A login, a deletion or a takeover came first: what is there stays.
+            self.inner.accounts.release(&claimed.user_id, &self.inner.owner).await?;
             return Ok(Outcome::Lost);
         }
-        let (user_id, at, expires_at) = (
-            fresh.user_id.clone(),
-            Timestamp::from_unix(self.now_unix()),
-            fresh.expires_at,
-        );
-        self.inner.events.send(if claimed.failures > 0 {
-            Event::Recovered {
-                user_id,
-                at,
-                expires_at,
-                failures: claimed.failures,
-            }
-        } else {
-            Event::Refreshed {
-                user_id,
-                at,
-                expires_at,
-            }
-        });
+        self.inner.store.wrote_event();
         Ok(Outcome::Refreshed)
     }
 
-    /// A refresh failed for a passing reason: retried after a backoff that grows with the
-    /// failures in a row, always before the token expires.
-    async fn failed(&self, claimed: &Claimed, reason: String) -> Result<Outcome, Error> {
+    /// A refresh failed for a passing reason: retried after the schedule's backoff, always
+    /// before the token expires.
+    async fn failed(&self, claimed: &Claimed, now: i64, reason: &str) -> Result<Outcome, Error> {
         let failures = claimed.failures.saturating_add(1);
-        let backoff = &self.inner.settings.failure_backoff;
-        // Full jitter under a ceiling that doubles with each failure, but never less than a
-        // tenth of the ceiling: a burst of failures spreads out without retrying at once.
-        let ceiling = backoff.ceiling(failures);
-        let wait = (ceiling / 10).saturating_add(backoff.backoff(failures, &self.inner.jitter));
-        let now = self.now_unix();
-        let last_chance = claimed
-            .expires_at
-            .saturating_sub(3600)
-            .max(now.saturating_add(60));
-        let again = now
-            .saturating_add(i64::try_from(wait.as_secs()).unwrap_or(i64::MAX))
-            .min(last_chance);
-        let written = self
-            .settle(
-                claimed,
-                AccountState::Failing,
-                failures,
-                Some(again),
-                Some(&reason),
-            )
-            .await?;
-        let warn_within = i64::try_from(self.inner.settings.warn_within.as_secs()).unwrap_or(i64::MAX);
-        if written && claimed.expires_at.saturating_sub(now) <= warn_within {
-            self.inner.events.send(Event::ExpiringSoon {
-                user_id: UserId::new(&claimed.user_id),
+        let again = self
+            .schedule()
+            .retry_after_failure(failures, claimed.expires_at, now, &self.inner.jitter);
+        let warn_within = seconds(self.inner.settings.warn_within);
+        let (user_id, expires_at) = (UserId::new(&claimed.user_id), claimed.expires_at);
+        let event = |now: i64| {
+            (expires_at.saturating_sub(now) <= warn_within).then(|| Event::ExpiringSoon {
+                user_id,
                 at: Timestamp::from_unix(now),
-                expires_at: Timestamp::from_unix(claimed.expires_at),
+                expires_at: Timestamp::from_unix(expires_at),
                 failures,
-            });
-        }
+            })
+        };
+        self.settle(claimed, AccountState::Failing, failures, Some(again), Some(reason), event)
+            .await?;
         Ok(Outcome::Failed)
     }
 
-    /// Writes an outcome that keeps the token, over the claimed version only (a newer token
-    /// written meanwhile is left as it is), and releases the lease. Returns whether it was
-    /// written.
+    /// Writes an outcome that keeps the token, over the claimed version and lease only, with
+    /// its event, and releases the lease.
     async fn settle(
         &self,
         claimed: &Claimed,
@@ -735,62 +923,45 @@ impl Keeper {
         failures: u32,
         next_refresh_at: Option<i64>,
         reason: Option<&str>,
+        event: impl FnOnce(i64) -> Option<Event>,
     ) -> Result<bool, Error> {
-        let done = sqlx::query(
-            "UPDATE accounts SET state = $1, failures = $2, next_refresh_at = $3, last_error = $4,
-                 lease_owner = NULL, lease_until = NULL, updated_at = $5
-             WHERE user_id = $6 AND version = $7",
-        )
-        .bind(state.as_str())
-        .bind(i64::from(failures))
-        .bind(next_refresh_at)
-        .bind(reason.map(|r| truncate(r, 500)))
-        .bind(self.now_unix())
-        .bind(&claimed.user_id)
-        .bind(claimed.version)
-        .execute(&self.inner.store.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
-    }
-}
-
-/// At most `max` bytes of `text`, cut at a character boundary.
-fn truncate(text: &str, max: usize) -> &str {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-/// The keeper's backend: every response's usage headers go to the pacer, so the refreshes
-/// follow the app's budget as Instagram reports it.
-#[derive(Debug)]
-struct Watched {
-    inner: SharedBackend,
-    pacer: Arc<Pacer>,
-}
-
-#[async_trait::async_trait]
-impl HttpBackend for Watched {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let response = self.inner.send(request).await?;
-        let usage = igdisplay_graph::reported_usage(response.headers());
-        if !usage.is_empty() {
-            self.pacer.observe(None, usage);
+        let mut wrote_event = false;
+        let written = self
+            .inner
+            .accounts
+            .settle(
+                &claimed.user_id,
+                &self.inner.owner,
+                claimed.version,
+                state.as_str(),
+                failures,
+                next_refresh_at,
+                reason,
+                |now| {
+                    let event = event(now);
+                    wrote_event = event.is_some();
+                    event
+                },
+            )
+            .await?;
+        if written && wrote_event {
+            self.inner.store.wrote_event();
         }
-        Ok(response)
+        Ok(written)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::truncate;
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
 
-    #[test]
-    fn truncation_never_splits_a_character() {
-        assert_eq!(truncate("héllo", 2), "h");
-        assert_eq!(truncate("héllo", 3), "hé");
-        assert_eq!(truncate("short", 500), "short");
-    }
+/// Whole seconds of `duration`, saturating.
+fn seconds(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// The Unix milliseconds `pause` after `now` (Unix seconds), saturating.
+fn millis_after(now: i64, pause: Duration) -> i64 {
+    now.saturating_mul(1000)
+        .saturating_add(i64::try_from(pause.as_millis()).unwrap_or(i64::MAX))
 }

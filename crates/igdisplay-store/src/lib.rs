@@ -1,20 +1,25 @@
 #![doc = include_str!("../README.md")]
 
 mod accounts;
+mod dialect;
+mod error;
 mod events;
 mod keeper;
 mod keys;
+mod repo;
 mod schedule;
 mod schema;
-mod sql;
+mod store;
 mod webhook;
 
-pub use accounts::{AccountSummary, MetaCallback, Rotation};
-pub use events::{Event, Events};
-pub use keeper::{Keeper, KeeperBuilder, KeeperSettings, Tally};
+pub use accounts::{AccountSummary, FleetStats, MetaCallback, Rotation};
+pub use error::Error;
+pub use events::{Event, EventState, Events, OutboxEvent, Subscription};
+pub use keeper::{Keeper, KeeperBuilder, KeeperSettings, RefreshQuota, Tally};
 pub use keys::{Key, KeyError, KeyRing};
-pub use schedule::{AccountState, RefreshSchedule};
-pub use sql::{Account, Error, ON_DEMAND_WAIT, SqlStore};
+pub use schedule::AccountState;
+pub use store::{Account, ON_DEMAND_WAIT, SqlStore};
 pub use webhook::{
-    DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, WebhookError, WebhookSender, verify_webhook,
+    DELIVERY_HEADER, DeliveryTally, EVENT_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, SeenEvents, VerifiedWebhook,
+    WebhookError, WebhookSender, verify_webhook,
 };

@@ -1,19 +1,34 @@
-//! [`WebhookSender`]: posts each [`Event`] to the application's endpoint, signed with
-//! HMAC-SHA256, retried with backoff; [`verify_webhook`] checks one on the receiving side.
+//! [`WebhookSender`]: delivers the outbox's events to the application's endpoint, signed with
+//! HMAC-SHA256; [`verify_webhook`] checks one on the receiving side, [`SeenEvents`] drops the
+//! repeats.
 //!
-//! A delivery is a `POST` of the event's JSON with three headers:
+//! A delivery is a `POST` of the event's JSON with four headers:
 //! - `igdisplay-signature: t=<unix seconds>,v1=<hex>[,v1=<hex>]`: the HMAC-SHA256 of
-//!   `<t>.<body>` under each secret the sender holds (two during a rotation, so a receiver that
-//!   knows either accepts it); the timestamp lets a receiver refuse replays;
+//!   `<t>.<delivery id>.<event id>.<body>` under each secret the sender holds (two during a
+//!   rotation, so a receiver that knows either accepts it). The timestamp lets a receiver
+//!   refuse old deliveries; the ids are signed too, so a captured delivery cannot be replayed
+//!   under another id;
 //! - `igdisplay-event: <type>`;
-//! - `igdisplay-delivery: <random id>`: the same on every retry of one event, for deduplication.
+//! - `igdisplay-event-id: <id>`: the event's id in the outbox, the same on every delivery of
+//!   one event: what a receiver deduplicates on;
+//! - `igdisplay-delivery: <random id>`: new for every attempt, for the logs of both sides.
+//!
+//! Delivery is **at least once**, in order per account: any instance delivers under a
+//! delivery lease; a failed delivery is tried again with backoff for 3 days, then the event is
+//! `dead` (kept, listed by `igdisplay events --state dead`, sent again by `igdisplay events
+//! resend ID`). An instance that dies mid-delivery leaves its lease to run out, and the event
+//! is delivered again by another: a receiver may see an event twice, and keeps the ids it
+//! handled ([`SeenEvents`]) to act once.
 
-use crate::events::{Event, Events};
+use crate::error::Error;
+use crate::events::OutboxEvent;
+use crate::repo::{Accounts, EventRow};
+use crate::store::SqlStore;
+use futures_util::StreamExt as _;
 use hmac::{KeyInit as _, Mac as _};
-use igdisplay_http::http::{self, Method, StatusCode};
-use igdisplay_http::{
-    Jitter, Outcome, RequestKind, Retry, RetryPolicy, ServerVerdict, SharedBackend, SharedClock, classify,
-};
+use igdisplay_http::http::{self, HeaderMap, Method};
+use igdisplay_http::{Jitter, RetryPolicy, SharedBackend};
+use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, SystemTime};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
@@ -22,10 +37,12 @@ type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 pub const SIGNATURE_HEADER: &str = "igdisplay-signature";
 /// The event type header.
 pub const EVENT_HEADER: &str = "igdisplay-event";
-/// The delivery id header (the same on every retry of one event).
+/// The event id header: the same on every delivery of one event.
+pub const EVENT_ID_HEADER: &str = "igdisplay-event-id";
+/// The delivery id header: new for every attempt.
 pub const DELIVERY_HEADER: &str = "igdisplay-delivery";
 
-/// Why a webhook was not delivered, or not accepted.
+/// Why a webhook was not accepted, or could not be set up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WebhookError {
@@ -35,20 +52,8 @@ pub enum WebhookError {
     /// The endpoint is not a valid absolute URL.
     #[error("the webhook endpoint is not a valid URL")]
     InvalidEndpoint,
-    /// The endpoint refused the delivery (a final status), or kept failing until the retries
-    /// ran out.
-    #[error("the webhook endpoint did not accept the event after {attempts} attempts (last: {last})")]
-    NotDelivered {
-        /// Attempts made.
-        attempts: u32,
-        /// The last status, or the transport failure.
-        last: String,
-    },
-    /// No random bytes for the delivery id.
-    #[error("no random bytes could be drawn for the delivery id")]
-    Random,
-    /// (Receiving) the signature header is missing or malformed.
-    #[error("the webhook signature header is missing or malformed")]
+    /// (Receiving) a header is missing or malformed.
+    #[error("the webhook's signature, event id or delivery header is missing or malformed")]
     Malformed,
     /// (Receiving) the timestamp is outside the tolerance: a replay, or a clock far off.
     #[error("the webhook timestamp is outside the tolerance")]
@@ -58,27 +63,47 @@ pub enum WebhookError {
     BadSignature,
 }
 
-/// Posts events to one endpoint. Cheap to clone.
+/// What one delivery pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeliveryTally {
+    /// Events delivered.
+    pub delivered: u64,
+    /// Deliveries that failed and will be tried again.
+    pub failed: u64,
+    /// Events given up (dead).
+    pub dead: u64,
+}
+
+/// Delivers the outbox's events to one endpoint. Cheap to clone.
 ///
 /// ```
+/// use igdisplay_auth::{Platform, TokenKind, TokenRecord, TokenStore};
 /// use igdisplay_http::{Clock as _, ManualClock};
 /// use igdisplay_http::test_util::{ReplayBackend, json_response};
-/// use igdisplay_model::{Timestamp, UserId};
-/// use igdisplay_store::{Event, WebhookSender, verify_webhook};
+/// use igdisplay_model::{AccessToken, UserId};
+/// use igdisplay_store::{Key, KeyRing, SeenEvents, SqlStore, WebhookSender, verify_webhook};
 /// use std::{sync::Arc, time::Duration};
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-/// let backend = ReplayBackend::new([Ok(json_response(200, "{}"))]);
-/// let clock = ManualClock::at_unix(1_800_000_000);
-/// let webhook = WebhookSender::new("https://app.example/hooks/igdisplay", ["whsec-new", "whsec-old"],
-///     Arc::new(backend.clone()))?.with_clock(Arc::new(clock.clone()));
-/// let event = Event::Revoked { user_id: UserId::new("1784"), at: Timestamp::from_unix(1_800_000_000) };
-/// webhook.deliver(&event).await?;
+/// let dir = tempfile::tempdir()?;
+/// let store = SqlStore::sqlite(&dir.path().join("accounts.db"), KeyRing::new(Key::generate("k1")?)).await?;
+/// // A deletion request writes its event to the outbox.
+/// store.delete_account(&UserId::new("1784"), "DEL-1").await?;
 ///
-/// // The receiving side, which knows either secret:
+/// let backend = ReplayBackend::new([Ok(json_response(200, "{}"))]);
+/// let webhook = WebhookSender::new("https://app.example/hooks/igdisplay", ["whsec-new", "whsec-old"],
+///     Arc::new(backend.clone()))?;
+/// let pass = webhook.deliver_pending(&store, "instance-1").await?;
+/// assert_eq!(pass.delivered, 1);
+///
+/// // The receiving side, which knows either secret, acts once per event id:
 /// let sent = &backend.requests()[0];
-/// let signature = sent.headers()["igdisplay-signature"].to_str()?;
-/// verify_webhook(&["whsec-old"], signature, sent.body(), clock.now(), Duration::from_secs(300))?;
+/// let verified = verify_webhook(&["whsec-old"], sent.headers(), sent.body(), std::time::SystemTime::now(),
+///     Duration::from_secs(300))?;
+/// let mut seen = SeenEvents::new(100_000);
+/// assert!(seen.first_time(verified.event_id));
+/// assert!(!seen.first_time(verified.event_id), "a repeat is dropped");
 /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -87,8 +112,11 @@ pub struct WebhookSender {
     endpoint: http::Uri,
     secrets: Vec<Vec<u8>>,
     backend: SharedBackend,
-    clock: SharedClock,
     retry: RetryPolicy,
+    give_up_after: Duration,
+    lease: Duration,
+    batch: u32,
+    concurrency: usize,
     jitter: std::sync::Arc<Jitter>,
 }
 
@@ -98,14 +126,15 @@ impl std::fmt::Debug for WebhookSender {
             .field("endpoint", &igdisplay_http::redact_http_uri(&self.endpoint))
             .field("secrets", &self.secrets.len())
             .field("retry", &self.retry)
+            .field("give_up_after", &self.give_up_after)
             .finish_non_exhaustive()
     }
 }
 
 impl WebhookSender {
     /// A sender to `endpoint`, signing with each of `secrets` (the current one, and the
-    /// previous one while receivers move over; at least one), through `backend`. Retries up to
-    /// 6 attempts over about a minute by default.
+    /// previous one while receivers move over; at least one), through `backend`. A failed
+    /// delivery is tried again after 10 seconds, doubling up to an hour, for 3 days.
     ///
     /// # Errors
     ///
@@ -127,104 +156,151 @@ impl WebhookSender {
             endpoint,
             secrets,
             backend,
-            clock: std::sync::Arc::new(igdisplay_http::SystemClock),
             retry: RetryPolicy::default()
-                .max_attempts(6)
-                .base_delay(Duration::from_secs(1))
-                .max_delay(Duration::from_secs(30))
-                .max_elapsed(Duration::from_secs(120)),
+                .base_delay(Duration::from_secs(10))
+                .max_delay(Duration::from_secs(3600)),
+            give_up_after: Duration::from_secs(3 * 86_400),
+            lease: Duration::from_secs(60),
+            batch: 100,
+            concurrency: 16,
             jitter: std::sync::Arc::new(Jitter::random()),
         })
     }
 
-    /// Reads the time from `clock` (the signature's timestamp, the backoff's waits).
-    #[must_use]
-    pub fn with_clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Replaces the retry policy.
+    /// Replaces the backoff between attempts of one event (its `max_attempts` and
+    /// `max_elapsed` are not used: an event is tried until [`give_up_after`](Self::give_up_after)).
     #[must_use]
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
     }
 
-    /// Posts `event`, retrying what [`igdisplay_http::classify`] allows (a connection
-    /// failure, a timeout, a 5xx, a 429) with backoff and jitter.
+    /// How long after it was written an event is given up (default 3 days).
+    #[must_use]
+    pub fn give_up_after(mut self, after: Duration) -> Self {
+        self.give_up_after = after;
+        self
+    }
+
+    /// Deliveries in flight at once, and events claimed per statement (defaults 16 and 100).
+    #[must_use]
+    pub fn concurrency(mut self, concurrency: usize, batch: u32) -> Self {
+        self.concurrency = concurrency.max(1);
+        self.batch = batch.max(1);
+        self
+    }
+
+    /// Seeds the backoff's jitter, for reproducible tests.
+    #[must_use]
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.jitter = std::sync::Arc::new(Jitter::seeded(seed));
+        self
+    }
+
+    /// Delivers what is due in `store`'s outbox, under leases held as `owner` (unique per
+    /// instance), until nothing deliverable is left: for an application that delivers without
+    /// running a [`Keeper`](crate::Keeper) (which does this every cycle).
     ///
     /// # Errors
     ///
-    /// [`WebhookError::NotDelivered`] or [`WebhookError::Random`].
-    pub async fn deliver(&self, event: &Event) -> Result<(), WebhookError> {
-        let body = serde_json::to_vec(event).map_err(|_| WebhookError::Malformed)?;
-        let mut id = [0u8; 16];
-        getrandom::fill(&mut id).map_err(|_| WebhookError::Random)?;
-        let delivery: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        let started = self.clock.now();
-        let mut attempt = 0u32;
-        loop {
-            attempt = attempt.saturating_add(1);
-            let timestamp = igdisplay_model::Timestamp::from_system_time(self.clock.now()).unix();
-            let request = http::Request::builder()
-                .method(Method::POST)
-                .uri(self.endpoint.clone())
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .header(SIGNATURE_HEADER, self.signature(timestamp, &body))
-                .header(EVENT_HEADER, event.kind())
-                .header(DELIVERY_HEADER, &delivery)
-                .body(igdisplay_http::bytes::Bytes::from(body.clone()))
-                .map_err(|_| WebhookError::InvalidEndpoint)?;
-            let (outcome, last) = match self.backend.send(request).await {
-                Ok(response) if response.status().is_success() => return Ok(()),
-                Ok(response) => (
-                    Outcome::Refused(verdict(response.status())),
-                    response.status().to_string(),
-                ),
-                Err(error) => (Outcome::Transport(error.kind()), error.to_string()),
-            };
-            let delay = self.retry.backoff(attempt, &self.jitter);
-            let elapsed = self.clock.now().duration_since(started).unwrap_or_default();
-            let retry = classify(RequestKind::Idempotent, outcome) != Retry::Stop;
-            if !retry || !self.retry.allows(attempt, elapsed, delay) {
-                return Err(WebhookError::NotDelivered {
-                    attempts: attempt,
-                    last,
-                });
+    /// [`Error::Database`]. A failed delivery is not an error: it is recorded on the event
+    /// and tried again later.
+    pub async fn deliver_pending(&self, store: &SqlStore, owner: &str) -> Result<DeliveryTally, Error> {
+        self.deliver_from(&store.accounts, owner).await
+    }
+
+    /// One pass over the outbox: claims batches of deliverable events (each the oldest
+    /// pending one of its account) and posts them, `concurrency` at a time.
+    pub(crate) async fn deliver_from(&self, accounts: &Accounts, owner: &str) -> Result<DeliveryTally, Error> {
+        let mut tally = DeliveryTally::default();
+        let lease = i64::try_from(self.lease.as_secs()).unwrap_or(i64::MAX);
+        // Bounded per pass, so a long backlog never starves the keeper's refreshes.
+        for _ in 0..20 {
+            let batch = accounts.claim_events(owner, lease, self.batch).await?;
+            if batch.is_empty() {
+                break;
             }
-            self.clock.sleep(delay).await;
+            let mut outcomes = futures_util::stream::iter(batch)
+                .map(|row| self.deliver_one(accounts, owner, row))
+                .buffer_unordered(self.concurrency);
+            while let Some(outcome) = outcomes.next().await {
+                let (counter, name) = match outcome? {
+                    Delivery::Delivered => (&mut tally.delivered, "delivered"),
+                    Delivery::Failed => (&mut tally.failed, "failed"),
+                    Delivery::Dead => (&mut tally.dead, "dead"),
+                };
+                *counter += 1;
+                metrics::counter!("igdisplay_webhook_deliveries_total", "outcome" => name).increment(1);
+            }
+        }
+        Ok(tally)
+    }
+
+    async fn deliver_one(&self, accounts: &Accounts, owner: &str, row: EventRow) -> Result<Delivery, Error> {
+        let (id, attempts) = (row.id, u32::try_from(row.attempts).unwrap_or(u32::MAX));
+        let failure = match OutboxEvent::from_row(row) {
+            Ok(event) => match self.post(&event).await {
+                Ok(()) => {
+                    accounts.event_delivered(id, owner).await?;
+                    return Ok(Delivery::Delivered);
+                }
+                Err(failure) => failure,
+            },
+            Err(error) => error.to_string(),
+        };
+        let backoff = self.retry.backoff(attempts.max(1), &self.jitter);
+        let dead = accounts
+            .event_failed(
+                id,
+                owner,
+                i64::try_from(backoff.as_secs()).unwrap_or(i64::MAX).max(1),
+                i64::try_from(self.give_up_after.as_secs()).unwrap_or(i64::MAX),
+                &failure,
+            )
+            .await?;
+        if dead {
+            tracing::warn!(event = id, %failure, "an event was given up after its delivery window");
+            Ok(Delivery::Dead)
+        } else {
+            tracing::debug!(event = id, %failure, "a delivery failed; it will be tried again");
+            Ok(Delivery::Failed)
         }
     }
 
-    /// Delivers every event sent to `events` from now on, one after another, until the
-    /// channel closes; a failed delivery is logged (the event is not lost to the receivers of
-    /// the channel, only to the endpoint). Returns the task.
-    pub fn spawn(self, events: &Events) -> tokio::task::JoinHandle<()> {
-        let mut receiver = events.subscribe();
-        tokio::spawn(async move {
-            loop {
-                match receiver.recv().await {
-                    Ok(event) => {
-                        if let Err(error) = self.deliver(&event).await {
-                            tracing::warn!(%error, kind = event.kind(), "a webhook was not delivered");
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "the webhook sender fell behind; events were skipped");
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                }
-            }
-        })
+    /// Posts one event; the reason it was not accepted otherwise (a status, a transport
+    /// failure; never the endpoint's URL).
+    async fn post(&self, event: &OutboxEvent) -> Result<(), String> {
+        let body = serde_json::to_vec(&event.event).map_err(|e| e.to_string())?;
+        let mut delivery = [0u8; 16];
+        getrandom::fill(&mut delivery).map_err(|_| "no random bytes for the delivery id".to_owned())?;
+        let delivery = hex(&delivery);
+        let timestamp = igdisplay_model::Timestamp::from_system_time(igdisplay_http::Clock::now(
+            &igdisplay_http::SystemClock,
+        ))
+        .unix();
+        let request = http::Request::builder()
+            .method(Method::POST)
+            .uri(self.endpoint.clone())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, self.signature(timestamp, &delivery, event.id, &body))
+            .header(EVENT_HEADER, event.event.kind())
+            .header(EVENT_ID_HEADER, event.id.to_string())
+            .header(DELIVERY_HEADER, &delivery)
+            .body(igdisplay_http::bytes::Bytes::from(body))
+            .map_err(|_| "the endpoint does not form a request".to_owned())?;
+        match self.backend.send(request).await {
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) => Err(format!("the endpoint answered {}", response.status())),
+            Err(error) => Err(error.to_string()),
+        }
     }
 
     /// `t=<timestamp>,v1=<hex>` with one `v1` per secret.
-    fn signature(&self, timestamp: i64, body: &[u8]) -> String {
+    fn signature(&self, timestamp: i64, delivery: &str, event_id: i64, body: &[u8]) -> String {
         let mut header = format!("t={timestamp}");
         for secret in &self.secrets {
             header.push_str(",v1=");
-            if let Some(mac) = mac(secret, timestamp, body) {
+            if let Some(mac) = mac(secret, timestamp, delivery, event_id, body) {
                 header.push_str(&hex(&mac.finalize().into_bytes()));
             }
         }
@@ -232,23 +308,18 @@ impl WebhookSender {
     }
 }
 
-/// What a status means for retrying.
-fn verdict(status: StatusCode) -> ServerVerdict {
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        ServerVerdict::RateLimited
-    } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
-        ServerVerdict::Transient
-    } else {
-        ServerVerdict::Final
-    }
+/// How one delivery ended.
+enum Delivery {
+    Delivered,
+    Failed,
+    Dead,
 }
 
-/// The HMAC of `<timestamp>.<body>` under `secret`, ready to finalize or verify; `None` only
-/// if the MAC refused the key (HMAC takes keys of any length).
-fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Option<HmacSha256> {
+/// The HMAC of `<timestamp>.<delivery>.<event id>.<body>` under `secret`, ready to finalize
+/// or verify; `None` only if the MAC refused the key (HMAC takes keys of any length).
+fn mac(secret: &[u8], timestamp: i64, delivery: &str, event_id: i64, body: &[u8]) -> Option<HmacSha256> {
     let mut mac = HmacSha256::new_from_slice(secret).ok()?;
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
+    mac.update(format!("{timestamp}.{delivery}.{event_id}.").as_bytes());
     mac.update(body);
     Some(mac)
 }
@@ -268,23 +339,50 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Checks a received webhook: `header` is the `igdisplay-signature` value, `body` the raw
-/// body, `secrets` the ones the receiver accepts. The timestamp must be within `tolerance`
-/// of `now`. Comparisons take the same time whatever matches.
+/// What a verified webhook says about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifiedWebhook {
+    /// The event's id: the same on every delivery of one event; deduplicate on it.
+    pub event_id: i64,
+    /// This delivery's id.
+    pub delivery: String,
+}
+
+/// Checks a received webhook: `headers` are the request's, `body` the raw body, `secrets` the
+/// ones the receiver accepts. The timestamp must be within `tolerance` of `now`. The
+/// signature covers the timestamp, the delivery id, the event id and the body: none can be
+/// changed, and a delivery cannot be replayed under another id. Comparisons take the same
+/// time whatever matches.
 ///
 /// # Errors
 ///
 /// [`WebhookError::Malformed`], [`WebhookError::Stale`] or [`WebhookError::BadSignature`].
 pub fn verify_webhook<S: AsRef<[u8]>>(
     secrets: &[S],
-    header: &str,
+    headers: &HeaderMap,
     body: &[u8],
     now: SystemTime,
     tolerance: Duration,
-) -> Result<(), WebhookError> {
+) -> Result<VerifiedWebhook, WebhookError> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .ok_or(WebhookError::Malformed)
+    };
+    let signature = header(SIGNATURE_HEADER)?;
+    let event_id: i64 = header(EVENT_ID_HEADER)?
+        .trim()
+        .parse()
+        .map_err(|_| WebhookError::Malformed)?;
+    let delivery = header(DELIVERY_HEADER)?.trim();
+    if delivery.is_empty() || delivery.len() > 64 || !delivery.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(WebhookError::Malformed);
+    }
     let mut timestamp = None;
     let mut signatures = Vec::new();
-    for part in header.split(',') {
+    for part in signature.split(',') {
         match part.trim().split_once('=') {
             Some(("t", value)) => timestamp = value.parse::<i64>().ok(),
             Some(("v1", value)) => signatures.extend(unhex(value)),
@@ -303,12 +401,129 @@ pub fn verify_webhook<S: AsRef<[u8]>>(
     // `verify_slice` compares in constant time.
     let matched = secrets.iter().any(|secret| {
         signatures.iter().any(|signature| {
-            mac(secret.as_ref(), timestamp, body).is_some_and(|mac| mac.verify_slice(signature).is_ok())
+            mac(secret.as_ref(), timestamp, delivery, event_id, body)
+                .is_some_and(|mac| mac.verify_slice(signature).is_ok())
         })
     });
-    if matched {
-        Ok(())
-    } else {
-        Err(WebhookError::BadSignature)
+    if !matched {
+        return Err(WebhookError::BadSignature);
+    }
+    Ok(VerifiedWebhook {
+        event_id,
+        delivery: delivery.to_owned(),
+    })
+}
+
+/// The event ids a receiver handled lately, at most `capacity` of them (the oldest forgotten
+/// first): delivery is at least once, so a receiver acts on an event only the first time its
+/// id is seen. Keep it across requests (behind a mutex), or keep the ids in the receiver's
+/// own database for a guarantee that survives its restarts.
+#[derive(Clone, Debug)]
+pub struct SeenEvents {
+    capacity: usize,
+    order: VecDeque<i64>,
+    seen: HashSet<i64>,
+}
+
+impl SeenEvents {
+    /// Remembers up to `capacity` ids (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            order: VecDeque::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Whether `event_id` is seen for the first time (and remembers it).
+    pub fn first_time(&mut self, event_id: i64) -> bool {
+        if !self.seen.insert(event_id) {
+            return false;
+        }
+        self.order.push_back(event_id);
+        if self.order.len() > self.capacity
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.seen.remove(&oldest);
+        }
+        true
+    }
+
+    /// How many ids are remembered.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn signed(secret: &str, timestamp: i64, delivery: &str, event_id: i64, body: &[u8]) -> HeaderMap {
+        let mac = mac(secret.as_bytes(), timestamp, delivery, event_id, body).unwrap();
+        let mut headers = HeaderMap::new();
+        let signature = format!("t={timestamp},v1={}", hex(&mac.finalize().into_bytes()));
+        headers.insert(SIGNATURE_HEADER, signature.parse().unwrap());
+        headers.insert(EVENT_ID_HEADER, event_id.to_string().parse().unwrap());
+        headers.insert(DELIVERY_HEADER, delivery.parse().unwrap());
+        headers
+    }
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn verify(headers: &HeaderMap, body: &[u8]) -> Result<VerifiedWebhook, WebhookError> {
+        verify_webhook(
+            &["whsec"],
+            headers,
+            body,
+            UNIX_EPOCH + Duration::from_secs(NOW),
+            Duration::from_secs(300),
+        )
+    }
+
+    #[test]
+    fn a_signed_delivery_verifies_and_names_its_event() {
+        let headers = signed("whsec", 1_800_000_000, "d1", 42, b"{}");
+        let verified = verify(&headers, b"{}").unwrap();
+        assert_eq!((verified.event_id, verified.delivery.as_str()), (42, "d1"));
+    }
+
+    #[test]
+    fn a_delivery_replayed_under_another_event_or_delivery_id_is_refused() {
+        let mut headers = signed("whsec", 1_800_000_000, "d1", 42, b"{}");
+        headers.insert(EVENT_ID_HEADER, "43".parse().unwrap());
+        assert_eq!(verify(&headers, b"{}"), Err(WebhookError::BadSignature));
+        let mut headers = signed("whsec", 1_800_000_000, "d1", 42, b"{}");
+        headers.insert(DELIVERY_HEADER, "d2".parse().unwrap());
+        assert_eq!(verify(&headers, b"{}"), Err(WebhookError::BadSignature));
+        let headers = signed("whsec", 1_800_000_000, "d1", 42, b"{}");
+        assert_eq!(verify(&headers, b"{\"x\":1}"), Err(WebhookError::BadSignature));
+    }
+
+    #[test]
+    fn an_old_or_incomplete_delivery_is_refused() {
+        let headers = signed("whsec", 1_800_000_000 - 301, "d1", 42, b"{}");
+        assert_eq!(verify(&headers, b"{}"), Err(WebhookError::Stale));
+        let mut headers = signed("whsec", 1_800_000_000, "d1", 42, b"{}");
+        headers.remove(EVENT_ID_HEADER);
+        assert_eq!(verify(&headers, b"{}"), Err(WebhookError::Malformed));
+    }
+
+    #[test]
+    fn seen_events_drop_repeats_and_forget_the_oldest_past_their_capacity() {
+        let mut seen = SeenEvents::new(2);
+        assert!(seen.first_time(1));
+        assert!(!seen.first_time(1));
+        assert!(seen.first_time(2));
+        assert!(seen.first_time(3));
+        assert_eq!(seen.len(), 2);
+        assert!(seen.first_time(1), "forgotten past the capacity");
+        assert!(!seen.first_time(3));
     }
 }
