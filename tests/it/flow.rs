@@ -189,10 +189,10 @@ async fn accepted(instagram: &Instagram, mock: &igdisplay::mock::MockServer, tok
 /// `expiry_margin` (60 s) before Instagram does, and never after.
 #[tokio::test]
 async fn a_clock_ten_minutes_off_still_judges_expiry_within_the_margin() {
-    use igdisplay::auth::RefreshPolicy;
+    use igdisplay::auth::RefreshSchedule;
     use igdisplay::http::{Clock, ManualClock};
     let case = cases()[0];
-    let policy = RefreshPolicy::default();
+    let policy = RefreshSchedule::default();
     for skew in [-600_i64, 600] {
         let mock = case.mock();
         let local = ManualClock::at_unix(u64::try_from(mock.now() + skew).unwrap());

@@ -172,6 +172,13 @@ pub enum TokenError {
     /// No token is stored for this user.
     #[error("no token is stored for user {0}: log in first")]
     NoToken(UserId),
+    /// The store keeps the account as unusable (Instagram refused its token, it expired, or
+    /// the user removed the app): nothing is sent with it until its user logs in again.
+    #[error("the account is {state}: its user must log in again")]
+    LoginRequired {
+        /// Where the account stands (`revoked`, `expired`, `deauthorized`).
+        state: &'static str,
+    },
     /// The stored token was issued by another server than the one this client sends to (a
     /// mock's token, and a client configured for Instagram, or the other way round): it is
     /// not sent. Log in again against these endpoints, or point the client back.
@@ -191,8 +198,10 @@ impl TokenError {
     /// Whether the user must go through the authorize window again.
     pub fn requires_reauthorization(&self) -> bool {
         match self {
-            TokenError::Expired { .. } | TokenError::Revoked(_) | TokenError::NoToken(_) => true,
-            TokenError::Store(StoreError::LoginRequired { .. }) => true,
+            TokenError::Expired { .. }
+            | TokenError::Revoked(_)
+            | TokenError::NoToken(_)
+            | TokenError::LoginRequired { .. } => true,
             TokenError::Api { class, .. } => *class == ErrorClass::InvalidToken,
             _ => false,
         }

@@ -231,12 +231,12 @@ impl TokenManager {
 
     /// Loads the record and refuses an expired one.
     async fn usable(&self, user: &UserId) -> Result<TokenRecord, TokenError> {
-        let record = self
-            .inner
-            .store
-            .load(user)
-            .await?
-            .ok_or_else(|| TokenError::NoToken(user.clone()))?;
+        let record = match self.inner.store.load(user).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return Err(TokenError::NoToken(user.clone())),
+            Err(StoreError::LoginRequired { state }) => return Err(TokenError::LoginRequired { state }),
+            Err(error) => return Err(error.into()),
+        };
         let endpoints = &self.inner.client.config().endpoints;
         if let Some(issued_by) = &record.issued_by
             && !endpoints.accepts_tokens_of(Some(issued_by))

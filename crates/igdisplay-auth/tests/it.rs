@@ -6,7 +6,7 @@
 
 use igdisplay_auth::{
     AppConfig, AuthClient, Callback, CallbackError, Endpoints, FileStore, LoginError, MemoryStore,
-    PendingAuthorizations, Platform, RefreshPolicy, StoreError, TokenError, TokenKind, TokenManager,
+    PendingAuthorizations, Platform, RefreshSchedule, StoreError, TokenError, TokenKind, TokenManager,
     TokenRecord, TokenStore,
 };
 use igdisplay_http::test_util::{Answer, CapturingBackend, FnBackend, json_response};
@@ -633,18 +633,18 @@ struct Managed {
     manager: TokenManager,
 }
 
-async fn managed(policy: RefreshPolicy) -> Managed {
+async fn managed(schedule: RefreshSchedule) -> Managed {
     let w = world(Platform::InstagramLogin).await;
     let store = Arc::new(MemoryStore::new());
-    let manager = TokenManager::with_policy(w.client.clone(), store.clone(), policy);
+    let manager = TokenManager::with_schedule(w.client.clone(), store.clone(), schedule);
     Managed { w, store, manager }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_callers_cause_exactly_one_refresh() {
-    let m = managed(RefreshPolicy::default()).await;
+    let m = managed(RefreshSchedule::default()).await;
     let user = UserId::new("17841405793187218");
-    // 55 days old: 5 days left, inside the 10-day window.
+    // 55 days old: past day 20, due.
     m.store
         .save(&long_record(
             user.as_str(),
@@ -774,19 +774,19 @@ async fn a_panic_inside_a_refresh_leaves_the_store_whole_and_nothing_locked() {
 }
 
 #[tokio::test]
-async fn the_manager_refreshes_in_the_window_and_refuses_expired_tokens() {
-    let m = managed(RefreshPolicy::default()).await;
+async fn the_manager_refreshes_on_day_twenty_and_refuses_expired_tokens() {
+    let m = managed(RefreshSchedule::default()).await;
     let user = UserId::new("7");
     let issued = m.w.clock.now();
     m.store.save(&long_record("7", "CURRENT", issued)).await.unwrap();
     expect_refresh(&m.w.server, "CURRENT", &long_lived_body("NEXT", 5_184_000), 1).await;
-    // Outside the window: the stored token, no request.
-    m.w.clock.advance(49 * DAY);
+    // Before day 20: the stored token, no request.
+    m.w.clock.advance(19 * DAY);
     assert_eq!(
         m.manager.access_token(&user).await.unwrap().expose_secret(),
         "CURRENT"
     );
-    // Ten days before expiry: refreshed first.
+    // Day 20, the keeper's rule too: refreshed first.
     m.w.clock.advance(DAY);
     assert_eq!(
         m.manager.access_token(&user).await.unwrap().expose_secret(),
@@ -805,7 +805,7 @@ async fn the_manager_refreshes_in_the_window_and_refuses_expired_tokens() {
 
 #[tokio::test]
 async fn a_failed_refresh_keeps_the_valid_token_and_backs_off() {
-    let m = managed(RefreshPolicy::default()).await;
+    let m = managed(RefreshSchedule::default()).await;
     let user = UserId::new("7");
     m.store
         .save(&long_record("7", "CURRENT", m.w.clock.now() - 55 * DAY))
@@ -890,7 +890,7 @@ async fn a_refreshed_token_that_cannot_be_stored_is_not_handed_out() {
 
 #[tokio::test]
 async fn complete_login_runs_every_step_and_stores_the_token() {
-    let m = managed(RefreshPolicy::default()).await;
+    let m = managed(RefreshSchedule::default()).await;
     expect_exchange(&m.w.server, "CANARY-CODE", 200, r#"{"access_token":"CANARY-SHORT","user_id":27640875392278831,"permissions":["instagram_business_basic"]}"#, 1).await;
     expect_long_lived(
         &m.w.server,

@@ -36,7 +36,7 @@ pub(crate) struct Global {
     #[arg(long, global = true, env = "IGDISPLAY_REDIRECT_URI")]
     pub(crate) redirect_uri: Option<String>,
     /// Point every base URL at a running igdisplay mock, e.g. http://127.0.0.1:8787.
-    #[arg(long, global = true, env = "IGDISPLAY_MOCK", value_name = "URL")]
+    #[arg(long, global = true, env = "IGDISPLAY_MOCK", value_name = "URL", hide_env_values = true)]
     pub(crate) mock: Option<String>,
     /// The authorize window URL.
     #[arg(long, global = true, value_name = "URL")]
@@ -63,7 +63,7 @@ pub(crate) struct Global {
     /// Keep the tokens of many accounts in a database instead: sqlite:PATH (one file) or
     /// postgres://USER@HOST/DB (shared by many instances). The keys that seal the tokens come
     /// from IGDISPLAY_STORE_KEYS or --store-keys-file (`igdisplay store generate-key` makes one).
-    #[arg(long, global = true, env = "IGDISPLAY_STORE", value_name = "URL")]
+    #[arg(long, global = true, env = "IGDISPLAY_STORE", value_name = "URL", hide_env_values = true)]
     pub(crate) store: Option<String>,
     /// A file holding the store's key list (ID:BASE64, the current key first); otherwise it is
     /// read from IGDISPLAY_STORE_KEYS.
@@ -131,11 +131,15 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Mock(MockCommand),
     /// Keep every account's token in the --store alive: refresh each on day 20 of 60, retry
-    /// failures with backoff, mark revoked and expired ones. Run it on as many machines as
-    /// you like; they share the work. Stops cleanly on Ctrl-C.
+    /// failures with backoff, mark revoked and expired ones, deliver their events to
+    /// --webhook. Needs only the store and its keys. Run it on as many machines as you like;
+    /// they share the work and one budget. Stops cleanly on Ctrl-C.
     Keeper(KeeperArgs),
     /// Every account in the --store: state, expiry, next refresh, failures.
     Accounts,
+    /// The --store's outbox: every event (refreshed, expiring soon, revoked, expired,
+    /// deauthorized, deletion requested) with its delivery state; `events resend ID`.
+    Events(EventsArgs),
     /// The --store's keys.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -154,7 +158,13 @@ pub(crate) enum Command {
         #[arg(long, env = "IGDISPLAY_S3_BUCKET", value_name = "NAME")]
         bucket: Option<String>,
         /// The S3-compatible server's endpoint (default: AWS).
-        #[arg(long, env = "IGDISPLAY_S3_ENDPOINT", value_name = "URL", requires = "bucket")]
+        #[arg(
+            long,
+            env = "IGDISPLAY_S3_ENDPOINT",
+            value_name = "URL",
+            requires = "bucket",
+            hide_env_values = true
+        )]
         s3_endpoint: Option<String>,
     },
     /// Serve a mirror over HTTP: GET /feeds/USER_ID.json (the index), its pages under /feeds/,
@@ -172,10 +182,10 @@ pub(crate) enum Command {
     /// callbacks.
     Doctor {
         /// The app's deauthorize callback URL, to check that it answers.
-        #[arg(long, env = "IGDISPLAY_DEAUTHORIZE_URL", value_name = "URL")]
+        #[arg(long, env = "IGDISPLAY_DEAUTHORIZE_URL", value_name = "URL", hide_env_values = true)]
         deauthorize_url: Option<String>,
         /// The app's data-deletion callback URL, to check that it answers.
-        #[arg(long, env = "IGDISPLAY_DATA_DELETION_URL", value_name = "URL")]
+        #[arg(long, env = "IGDISPLAY_DATA_DELETION_URL", value_name = "URL", hide_env_values = true)]
         data_deletion_url: Option<String>,
     },
 }
@@ -271,8 +281,35 @@ pub(crate) struct KeeperArgs {
     /// Post every event (refreshed, expiring soon, revoked, expired…) to this URL, signed with
     /// HMAC-SHA256 under the secrets of IGDISPLAY_WEBHOOK_SECRETS (comma-separated: the
     /// current one first, the previous one during a rotation).
-    #[arg(long, env = "IGDISPLAY_WEBHOOK_URL", value_name = "URL")]
+    #[arg(long, env = "IGDISPLAY_WEBHOOK_URL", value_name = "URL", hide_env_values = true)]
     pub(crate) webhook: Option<String>,
+    /// At most this many refreshes for the whole app, however many keepers run: COUNT/PERIOD,
+    /// e.g. 600/h (periods: s, min, h, d). Kept in the database, shared by every instance.
+    #[arg(long, value_name = "COUNT/PERIOD")]
+    pub(crate) quota: Option<String>,
+    /// Serve /metrics (Prometheus' text format), /healthz and /readyz on this address.
+    #[arg(long, env = "IGDISPLAY_METRICS_ADDR", value_name = "ADDR")]
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
+}
+
+/// `igdisplay events`' options.
+#[derive(Debug, Args)]
+pub(crate) struct EventsArgs {
+    /// Only the events in this state: pending, delivered or dead.
+    #[arg(long, value_name = "STATE")]
+    pub(crate) state: Option<String>,
+    #[command(subcommand)]
+    pub(crate) command: Option<EventsCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EventsCommand {
+    /// Send event ID again (a dead one, once its endpoint is fixed): it is pending again, and
+    /// the next delivery pass of any keeper with a webhook delivers it.
+    Resend {
+        /// The event's id (the ID column of `igdisplay events`).
+        id: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

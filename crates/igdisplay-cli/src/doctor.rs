@@ -241,7 +241,7 @@ fn token(instagram: &Instagram, record: Option<&TokenRecord>) -> Check {
     );
     if record.kind == TokenKind::ShortLived {
         Check::new(NAME, Status::Warn, detail).fix("it lasts an hour: log in again for a 60-day token")
-    } else if instagram.tokens().policy().is_due(record, now) {
+    } else if instagram.tokens().schedule().is_due(record, now) {
         Check::new(NAME, Status::Warn, format!("{detail}; a refresh is due"))
             .fix("any command refreshes it, or `igdisplay token refresh`")
     } else {

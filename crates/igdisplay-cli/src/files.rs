@@ -27,3 +27,27 @@ pub(crate) fn tighten_own_dir(dir: &std::path::Path) {
     #[cfg(not(unix))]
     let _ = dir;
 }
+
+/// Refuses a secret file (`what`: "key file") that its group or others may read, with the
+/// `chmod` that fixes it: the key opens every token of the store.
+pub(crate) fn refuse_shared(path: &std::path::Path, what: &str) -> Result<(), crate::fail::Failure> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            return Err(crate::fail::Failure::usage(
+                format!(
+                    "the {what} {} can be read by other users (mode {:o}); it holds the keys to every token",
+                    path.display(),
+                    meta.permissions().mode() & 0o777
+                ),
+                format!("run `chmod 600 {}`, then try again", path.display()),
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, what);
+    Ok(())
+}

@@ -15,6 +15,7 @@ mod fail;
 mod files;
 mod fleet;
 mod keyring;
+mod metrics;
 mod mirror;
 mod notice;
 mod out;
@@ -110,6 +111,7 @@ async fn dispatch(command: Command, settings: &Settings) -> Result<(), Failure> 
         }
         Command::Keeper(args) => fleet::keeper(settings, &args).await,
         Command::Accounts => fleet::accounts(settings).await,
+        Command::Events(args) => fleet::events(settings, &args).await,
         Command::Sync {
             out,
             bucket,

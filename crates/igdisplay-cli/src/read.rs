@@ -173,13 +173,13 @@ pub(crate) async fn status(settings: &Settings) -> Result<(), Failure> {
         Failure::runtime(format!("no token is stored for user {user}")).hint("run `igdisplay login`")
     })?;
     let now = instagram.clock().now();
-    let policy = instagram.tokens().policy();
+    let schedule = instagram.tokens().schedule();
     let kind = match record.kind {
         TokenKind::ShortLived => "short-lived",
         _ => "long-lived",
     };
     let expired = record.is_expired(now);
-    let due = policy.is_due(&record, now);
+    let due = schedule.is_due(&record, now);
     let days = record.remaining(now).as_secs() / 86_400;
     // Like `gh auth status`: ask Instagram whether it still takes the token (without
     // refreshing it), unless it has expired already.

@@ -9,6 +9,7 @@ use igdisplay::http::{Clock, HttpBackend, SharedClock, SystemClock, http};
 use igdisplay::model::{AppSecret, Platform, UserId};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The resolved settings of one invocation.
@@ -26,6 +27,8 @@ pub(crate) struct Settings {
     mock: Option<String>,
     store: Option<String>,
     store_keys_file: Option<PathBuf>,
+    /// The clock, made once (with `--mock`, following the mock's).
+    clock: tokio::sync::OnceCell<SharedClock>,
 }
 
 impl Settings {
@@ -92,6 +95,7 @@ impl Settings {
             mock: global.mock.clone(),
             store: global.store.clone().filter(|url| !url.trim().is_empty()),
             store_keys_file: global.store_keys_file.clone(),
+            clock: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -233,19 +237,36 @@ impl Settings {
             );
         }
         let store = self.token_store().await?;
-        // One backend (one TLS setup) for everything this invocation sends.
-        let backend = igdisplay::http::default_backend(Default::default())
-            .map_err(|e| Failure::runtime(crate::fail::chain(&e)))?;
         let builder = match app {
             Some((id, secret, redirect)) => Instagram::builder(self.platform, id, secret, redirect),
             None => Instagram::read_only(self.platform),
         };
+        self.build(builder, store).await
+    }
+
+    /// A read-only client over `store` (the keeper's: it needs no app id, secret or redirect
+    /// URI, only the store and its keys).
+    pub(crate) async fn instagram_for_store(
+        &self,
+        store: igdisplay::store::SqlStore,
+    ) -> Result<Instagram, Failure> {
+        self.build(Instagram::read_only(self.platform), Arc::new(store)).await
+    }
+
+    async fn build(
+        &self,
+        builder: igdisplay::InstagramBuilder,
+        store: Arc<dyn TokenStore>,
+    ) -> Result<Instagram, Failure> {
+        // One backend (one TLS setup) for everything this invocation sends.
+        let backend = igdisplay::http::default_backend(Default::default())
+            .map_err(|e| Failure::runtime(crate::fail::chain(&e)))?;
         let mut builder = builder
             .endpoints(self.endpoints.clone())
             .backend_with_own_timeout(backend.clone())
             .store(store);
-        if let Some(mock) = &self.mock {
-            builder = builder.clock(mock_clock(mock, &*backend).await);
+        if self.mock.is_some() {
+            builder = builder.clock(self.clock().await);
         }
         builder.build().map_err(|e| {
             Failure::usage(
@@ -279,7 +300,9 @@ impl Settings {
         self.store.is_some()
     }
 
-    /// The database `--store` names, with its keys; on the mock's clock with `--mock`.
+    /// The database `--store` names, with its keys. With `--mock` its statements follow the
+    /// mock's clock (a simulation that moves time by days); otherwise every time is the
+    /// database's.
     pub(crate) async fn sql_store(&self) -> Result<igdisplay::store::SqlStore, Failure> {
         let Some(url) = &self.store else {
             return Err(Failure::usage(
@@ -287,17 +310,25 @@ impl Settings {
                 "pass --store sqlite:PATH or --store postgres://USER@HOST/DB (or set IGDISPLAY_STORE)",
             ));
         };
-        crate::fleet::open(url, &self.store_keys()?, self.clock().await).await
+        let pinned = match &self.mock {
+            Some(_) => Some(self.clock().await),
+            None => None,
+        };
+        crate::fleet::open(url, &self.store_keys()?, pinned).await
     }
 
-    /// The store's key list: `--store-keys-file`, or IGDISPLAY_STORE_KEYS.
+    /// The store's key list: `--store-keys-file` (readable by its owner only), or
+    /// IGDISPLAY_STORE_KEYS.
     fn store_keys(&self) -> Result<igdisplay::store::KeyRing, Failure> {
         let hint = "make a key with `igdisplay store generate-key` and put it in IGDISPLAY_STORE_KEYS \
                     (or a file given to --store-keys-file)";
         let spec = match &self.store_keys_file {
-            Some(path) => std::fs::read_to_string(path).map_err(|e| {
-                Failure::usage(format!("cannot read the key file {}: {e}", path.display()), hint)
-            })?,
+            Some(path) => {
+                crate::files::refuse_shared(path, "key file")?;
+                std::fs::read_to_string(path).map_err(|e| {
+                    Failure::usage(format!("cannot read the key file {}: {e}", path.display()), hint)
+                })?
+            }
             None => std::env::var("IGDISPLAY_STORE_KEYS")
                 .map_err(|_| Failure::usage("the store's keys are not configured", hint))?,
         };
@@ -306,13 +337,18 @@ impl Settings {
 
     /// The clock: the mock's with `--mock`, the system's otherwise.
     pub(crate) async fn clock(&self) -> SharedClock {
-        match &self.mock {
-            Some(mock) => match igdisplay::http::default_backend(Default::default()) {
-                Ok(backend) => mock_clock(mock, &*backend).await,
-                Err(_) => Arc::new(SystemClock),
-            },
-            None => Arc::new(SystemClock),
-        }
+        self.clock
+            .get_or_init(|| async {
+                match &self.mock {
+                    Some(mock) => match igdisplay::http::default_backend(Default::default()) {
+                        Ok(backend) => mock_clock(mock, &*backend).await,
+                        Err(_) => Arc::new(SystemClock),
+                    },
+                    None => Arc::new(SystemClock) as SharedClock,
+                }
+            })
+            .await
+            .clone()
     }
 
     /// The `--store` URL, if any.
@@ -320,10 +356,6 @@ impl Settings {
         self.store.as_deref()
     }
 
-    /// The endpoints requests go to.
-    pub(crate) fn endpoints(&self) -> &Endpoints {
-        &self.endpoints
-    }
 
     /// The user to act as: `--user`, or the only one stored.
     pub(crate) async fn user(&self, instagram: &Instagram) -> Result<UserId, Failure> {
@@ -368,15 +400,29 @@ async fn mock_get(base: &str, path: &str, backend: &dyn HttpBackend) -> Option<s
     serde_json::from_slice(response.body()).ok()
 }
 
-/// Against a running mock, follow its clock (it may be frozen or moved), so token ages agree.
+/// Against a running mock, follow its clock (it may be frozen or moved), so token ages agree:
+/// its offset from the system clock is read now and again every 200 ms for as long as the
+/// program runs, so a test that moves the mock's time moves this program's too.
 async fn mock_clock(base: &str, backend: &dyn HttpBackend) -> SharedClock {
-    let offset = async {
-        let value = mock_get(base, "/_mock/clock", backend).await?;
-        value["unix"].as_i64()?.checked_sub(unix_now())
+    let clock = OffsetClock(Arc::new(AtomicI64::new(mock_offset(base, backend).await.unwrap_or(0))));
+    if let Ok(backend) = igdisplay::http::default_backend(Default::default()) {
+        let (offset, base) = (clock.0.clone(), base.to_owned());
+        tokio::spawn(async move {
+            loop {
+                SystemClock.sleep(Duration::from_millis(200)).await;
+                if let Some(now) = mock_offset(&base, &*backend).await {
+                    offset.store(now, Ordering::Relaxed);
+                }
+            }
+        });
     }
-    .await
-    .unwrap_or(0);
-    Arc::new(OffsetClock(offset))
+    Arc::new(clock)
+}
+
+/// The mock's time less the system's, in seconds.
+async fn mock_offset(base: &str, backend: &dyn HttpBackend) -> Option<i64> {
+    let value = mock_get(base, "/_mock/clock", backend).await?;
+    value["unix"].as_i64()?.checked_sub(unix_now())
 }
 
 fn unix_now() -> i64 {
@@ -387,16 +433,17 @@ fn unix_now() -> i64 {
         .unwrap_or_default()
 }
 
-/// The system clock shifted by a fixed number of seconds.
+/// The system clock shifted by a number of seconds that a poller keeps up to date.
 #[derive(Debug)]
-struct OffsetClock(i64);
+struct OffsetClock(Arc<AtomicI64>);
 
 #[async_trait::async_trait]
 impl Clock for OffsetClock {
     fn now(&self) -> SystemTime {
         let now = SystemClock.now();
-        let shift = Duration::from_secs(self.0.unsigned_abs());
-        let shifted = if self.0 >= 0 {
+        let offset = self.0.load(Ordering::Relaxed);
+        let shift = Duration::from_secs(offset.unsigned_abs());
+        let shifted = if offset >= 0 {
             now.checked_add(shift)
         } else {
             now.checked_sub(shift)

@@ -16,6 +16,8 @@ mod hyper_backend;
 #[cfg(feature = "reqwest")]
 mod reqwest_backend;
 #[cfg(feature = "test-util")]
+mod sim_clock;
+#[cfg(feature = "test-util")]
 pub mod test_util;
 #[cfg(any(feature = "reqwest", feature = "hyper"))]
 mod tls;

@@ -3,8 +3,10 @@
 //! - [`FnBackend`] answers with a closure.
 //! - [`CapturingBackend`] records every request and forwards it to another backend.
 //! - [`ReplayBackend`] answers with canned responses in order and records the requests.
+//! - [`SimClock`] is simulated time for tests where several actors wait at once.
 
 pub use crate::clone_request;
+pub use crate::sim_clock::SimClock;
 use crate::{HttpBackend, HttpRequest, HttpResponse, SharedBackend, TransportError, TransportErrorKind};
 use async_trait::async_trait;
 use bytes::Bytes;

@@ -377,7 +377,6 @@ enum Outcome {
     Refreshed,
     Failed,
     Revoked,
-    Expired,
     Lost,
     LeaseLost,
     Deferred,
@@ -447,12 +446,17 @@ impl Keeper {
         }
         cycle.expired = count(expired.len());
         while !self.stopping() && self.budget_blocked().await?.is_none() {
-            let batch = self.claim().await?;
+            let (batch, takeovers) = self.claim().await?;
             if batch.is_empty() {
                 break;
             }
-            let tally = self.keep_batch(batch).await;
+            let mut tally = self.keep_batch(batch).await;
+            tally.takeovers = takeovers;
             cycle.add(&tally);
+            if tally.deferred == tally.claimed {
+                // The budget put off the whole batch: wait before claiming again.
+                break;
+            }
         }
         if let Some(webhook) = &self.inner.webhook {
             cycle.deliveries(webhook.deliver_from(&self.inner.accounts, &self.inner.owner).await?);
@@ -575,15 +579,17 @@ impl Keeper {
         u32::try_from(fits).unwrap_or(u32::MAX).clamp(1, settings.batch)
     }
 
-    /// Claims a batch of due accounts under this instance's lease.
-    async fn claim(&self) -> Result<Vec<(Claimed, Result<TokenRecord, Error>)>, Error> {
+    /// Claims a batch of due accounts under this instance's lease; how many of them were
+    /// taken over from another instance whose lease ran out.
+    async fn claim(&self) -> Result<(Vec<(Claimed, Result<TokenRecord, Error>)>, u64), Error> {
         let lease = seconds(self.inner.settings.lease);
         let rows = self
             .inner
             .accounts
             .claim(&self.inner.owner, lease, self.claim_size())
             .await?;
-        Ok(rows.into_iter().map(|row| self.claimed(row)).collect())
+        let takeovers = count(rows.iter().filter(|row| row.previous_owner.is_some()).count());
+        Ok((rows.into_iter().map(|row| self.claimed(row)).collect(), takeovers))
     }
 
     fn claimed(&self, row: ClaimedRow) -> (Claimed, Result<TokenRecord, Error>) {
@@ -615,7 +621,6 @@ impl Keeper {
                 Outcome::Refreshed => (&mut tally.refreshed, "refreshed"),
                 Outcome::Failed => (&mut tally.failed, "failed"),
                 Outcome::Revoked => (&mut tally.revoked, "revoked"),
-                Outcome::Expired => (&mut tally.expired, "expired"),
                 Outcome::Lost => (&mut tally.lost_races, "lost_race"),
                 Outcome::LeaseLost => (&mut tally.leases_lost, "lease_lost"),
                 Outcome::Deferred => (&mut tally.deferred, "deferred"),
@@ -676,19 +681,13 @@ impl Keeper {
             Err(error) => error,
         };
         let user_id = UserId::new(&claimed.user_id);
-        let expires_at = claimed.expires_at;
         match error {
+            // Nothing was sent: this instance's clock says the token expired, the database's
+            // (which claimed it unexpired) does not. The database decides: the expiry sweep
+            // marks it when it is; until then it is tried again like any passing failure.
             TokenError::Expired { .. } => {
-                let event = |now| {
-                    Some(Event::Expired {
-                        user_id,
-                        at: Timestamp::from_unix(now),
-                        expired_at: Timestamp::from_unix(expires_at),
-                    })
-                };
-                self.settle(claimed, AccountState::Expired, claimed.failures, None, None, event)
-                    .await?;
-                Ok(Outcome::Expired)
+                let reason = "this instance's clock says the token expired; the database's clock does not";
+                self.failed(claimed, now, reason).await
             }
             TokenError::TooEarly { ready_at } => {
                 // Written by someone with another idea of the time; try when Instagram will.
@@ -820,14 +819,18 @@ impl Keeper {
         policy.max_spacing * over / range
     }
 
-    /// Until when the app is blocked for every instance (a rate-limit pause), if it is.
+    /// How long the app is blocked for every instance, if it is: a rate-limit pause, or a
+    /// quota booked further ahead than half a lease (a claim now would only be let go).
     async fn budget_blocked(&self) -> Result<Option<Duration>, Error> {
         let budget = self.inner.accounts.budget().await?;
-        Ok(budget
-            .blocked_until
-            .map(|until| until.saturating_sub(budget.now))
-            .filter(|ms| *ms > 0)
-            .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))))
+        let ahead = |until: Option<i64>| until.map_or(0, |until| until.saturating_sub(budget.now));
+        let half_lease = i64::try_from(self.inner.settings.lease.as_millis() / 2).unwrap_or(i64::MAX);
+        let quota = match self.inner.settings.quota {
+            Some(_) => ahead(budget.quota_tat).saturating_sub(half_lease),
+            None => 0,
+        };
+        let blocked = ahead(budget.blocked_until).max(quota);
+        Ok((blocked > 0).then(|| Duration::from_millis(u64::try_from(blocked).unwrap_or(0))))
     }
 
     /// Shares the usage the app's pacer saw last with every instance: its percentage, and at

@@ -2,7 +2,7 @@
 
 use igdisplay_auth::{
     AppConfig, AuthClient, AuthorizeBuilder, ConfigError, Endpoints, LoginError, MemoryStore,
-    PendingAuthorization, RefreshPolicy, TokenError, TokenManager, TokenRecord, TokenStore,
+    PendingAuthorization, RefreshSchedule, ResponseObserver, TokenError, TokenManager, TokenRecord, TokenStore,
 };
 use igdisplay_graph::{
     GraphClient, GraphEndpoint, GraphPolicy, LoginRequired, Pacer, TokenSource, TokenUnavailable,
@@ -98,7 +98,7 @@ pub struct InstagramBuilder {
     graph_version: Option<String>,
     store: Option<Arc<dyn TokenStore>>,
     clock: SharedClock,
-    policy: RefreshPolicy,
+    schedule: RefreshSchedule,
     graph: GraphPolicy,
 }
 
@@ -155,9 +155,11 @@ impl InstagramBuilder {
         self
     }
 
-    /// When tokens are refreshed.
-    pub fn refresh_policy(mut self, policy: RefreshPolicy) -> Self {
-        self.policy = policy;
+    /// When tokens are refreshed (default: day 20 of 60, the failure backoff, the last
+    /// chance an hour before expiry): the one rule of the token manager and, through
+    /// [`Instagram::fleet`], of the keeper.
+    pub fn refresh_schedule(mut self, schedule: RefreshSchedule) -> Self {
+        self.schedule = schedule;
         self
     }
 
@@ -197,22 +199,32 @@ impl InstagramBuilder {
             endpoint = endpoint.version(version);
         }
         let jitter = Arc::new(self.graph.jitter_seed.map_or_else(Jitter::random, Jitter::seeded));
-        // One retry budget for the app: its token requests and every user's queries.
+        // One retry budget and one pacer for the app: its token requests (the keeper's
+        // included) and every user's queries. The token requests' usage headers reach the
+        // pacer too.
         let retry_budget = Arc::new(RetryBudget::default());
+        let pacer = Arc::new(Pacer::new(self.graph.rate_limit));
+        let observed = pacer.clone();
         let mut auth = AuthClient::new(config, backend.clone())
             .with_clock(self.clock.clone())
-            .with_retry_budget(retry_budget.clone());
+            .with_retry_budget(retry_budget.clone())
+            .with_response_observer(ResponseObserver::new(move |headers| {
+                let usage = igdisplay_graph::reported_usage(headers);
+                if !usage.is_empty() {
+                    observed.observe(None, usage);
+                }
+            }));
         if let Some(seed) = self.graph.jitter_seed {
             // One seed makes every backoff of the client reproducible, token requests included.
             auth = auth.with_jitter_seed(seed);
         }
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
-        let tokens = TokenManager::with_policy(auth.clone(), store, self.policy);
+        let tokens = TokenManager::with_schedule(auth.clone(), store, self.schedule);
         Ok(Instagram {
             auth,
             tokens,
             endpoint,
-            pacer: Arc::new(Pacer::new(self.graph.rate_limit)),
+            pacer,
             jitter,
             retry_budget,
             policy: self.graph,
@@ -303,7 +315,7 @@ impl Instagram {
             graph_version: None,
             store: None,
             clock: Arc::new(SystemClock),
-            policy: RefreshPolicy::default(),
+            schedule: RefreshSchedule::default(),
             graph: GraphPolicy::default(),
         }
     }
@@ -389,6 +401,40 @@ impl Instagram {
             user: user.clone(),
         };
         self.graph_client(Arc::new(source)).user(user.clone()).build()
+    }
+
+    /// The keeper of a fleet of accounts in `store`, built on this client's token requests,
+    /// rate-limit state, retry budget, clock and HTTP backend (one budget for the app, however
+    /// its work is split), refreshing by this client's schedule. The one way to build a fleet:
+    /// pass the same store to [`InstagramBuilder::store`], so logins land where the keeper
+    /// keeps them.
+    ///
+    /// ```
+    /// # #[cfg(feature = "mock")] {
+    /// use igdisplay::{Instagram, model::Platform, store::{Key, KeyRing, SqlStore}};
+    /// use std::sync::Arc;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// # let mock = igdisplay::mock::MockServer::start()?;
+    /// let dir = tempfile::tempdir()?;
+    /// let store = SqlStore::sqlite(&dir.path().join("accounts.db"), KeyRing::new(Key::generate("k1")?)).await?;
+    /// let instagram = Instagram::read_only(Platform::InstagramLogin)
+    /// #   .mock(mock.base_url())
+    ///     .store(Arc::new(store.clone()))
+    ///     .build()?;
+    /// let keeper = instagram.fleet(store).build();
+    /// let cycle = keeper.run_once().await?;   // in a service: keeper.run(shutdown_signal).await
+    /// assert_eq!(cycle.refreshed, 0, "no account yet");
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "store")]
+    pub fn fleet(&self, store: igdisplay_store::SqlStore) -> igdisplay_store::KeeperBuilder {
+        let store = store.with_schedule(*self.tokens.schedule());
+        igdisplay_store::Keeper::builder(store, self.auth.clone())
+            .pacer(self.pacer.clone())
+            .clock(self.clock.clone())
     }
 
     /// Graph queries with a token you hold yourself. Its throttles count as the app's.

@@ -20,7 +20,7 @@ use igdisplay::auth::{
     CallbackError, DataDeletionResponse, LoginError, SignedRequest, verify_fresh_signed_request,
 };
 use igdisplay::model::{Media, MediaId, MediaType, User, UserId};
-use igdisplay::store::{Events, MetaCallback, SqlStore};
+use igdisplay::store::{MetaCallback, SqlStore};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -58,10 +58,8 @@ pub struct App {
 /// sessions) live there, and Meta's callbacks update it.
 #[derive(Clone, Debug)]
 pub struct Fleet {
-    /// The accounts.
+    /// The accounts; the callbacks' events go to its outbox.
     pub store: SqlStore,
-    /// Where the callbacks' events go (the keeper's too, when it shares them).
-    pub events: Events,
 }
 
 #[derive(Clone, Debug)]
@@ -676,17 +674,16 @@ fn verify(app: &App, form: &HashMap<String, String>) -> Result<SignedRequest, Bo
 }
 
 /// Forgets the user's token (in a fleet's store: marks the account deauthorized, or deletes
-/// it, and sends the event) and logs them out of every session.
+/// it, its event written to the store's outbox) and logs them out of every session.
 async fn forget(app: &App, request: &SignedRequest, callback: MetaCallback) -> Result<(), Response> {
     let failed = || (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response();
     match &app.fleet {
         Some(fleet) => {
-            let event = fleet
+            fleet
                 .store
                 .apply_callback(request, callback)
                 .await
                 .map_err(|_| failed())?;
-            fleet.events.send(event);
         }
         None => {
             let _ = app.instagram.tokens().logout(&request.user_id).await;

@@ -16,7 +16,7 @@ use igdisplay::Instagram;
 use igdisplay::http::{Clock, SharedClock, SystemClock};
 use igdisplay::mock::MockServer;
 use igdisplay::model::{AppSecret, Platform};
-use igdisplay::store::{Events, Keeper, KeyRing, SqlStore};
+use igdisplay::store::{KeyRing, SqlStore};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -49,7 +49,7 @@ struct Args {
     mirror_dir: std::path::PathBuf,
     /// Keep tokens and sessions in this database (sqlite:PATH or postgres://USER@HOST/DB),
     /// sealed with the keys of IGDISPLAY_STORE_KEYS, and keep every account's token alive.
-    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
     database_url: Option<String>,
 }
 
@@ -110,6 +110,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         );
         (builder, "https:".to_owned(), Arc::new(SystemClock))
     };
+    let simulated = args.mock || args.mock_url.is_some();
     let public = std::env::var("PUBLIC_URL").unwrap_or(public);
     let (app, keeper) = match &args.database_url {
         Some(url) => {
@@ -117,17 +118,16 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 |_| "--database-url needs the keys in IGDISPLAY_STORE_KEYS (`igdisplay store generate-key`)",
             )?;
             let keys = KeyRing::parse(&keys)?;
-            let store = SqlStore::connect(url, keys).await?.with_clock(clock);
+            let mut store = SqlStore::connect(url, keys).await?;
+            if simulated {
+                // Against a mock, the mock's time (which a test may move) is the database's.
+                store = store.with_pinned_time(clock);
+            }
             let instagram = builder.store(Arc::new(store.clone())).build()?;
-            let events = Events::default();
-            let keeper = Keeper::builder(
-                store.clone(),
-                instagram.auth().config().clone(),
-                igdisplay::http::default_backend(Default::default())?,
-            )
-            .events(events.clone())
-            .build();
-            let fleet = Fleet { store, events };
+            // The one way to build a fleet: on this client's token requests, pacer, retry
+            // budget, clock and backend.
+            let keeper = instagram.fleet(store.clone()).build();
+            let fleet = Fleet { store };
             let app = web_gallery::App::with_fleet(instagram, public.clone(), media_origin, fleet).await?;
             (app, Some(keeper))
         }
@@ -156,10 +156,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         println!("mock Instagram at {}", mock.base_url());
     }
     if let Some(keeper) = keeper {
-        let mut events = keeper.events().subscribe();
+        let mut events = keeper.store().events().subscribe().await?;
         tokio::spawn(async move {
-            while let Ok(event) = events.recv().await {
-                eprintln!("account {}: {}", event.user_id(), event.kind());
+            while let Ok(outbox) = events.next().await {
+                eprintln!("account {}: {}", outbox.event.user_id(), outbox.event.kind());
             }
         });
         tokio::spawn(async move {

@@ -82,12 +82,13 @@ pub async fn sync_owner(app: &App) -> Result<Option<SyncReport>, SyncError> {
     };
     let graph = app.instagram.graph(&owner);
     let synced = showcase.mirror.sync(&owner, &graph).await;
-    // Instagram refused the token: the fleet's store marks the account and says so.
+    // Instagram refused the token: the fleet's store marks the account, its event written to
+    // the outbox.
     if let (Err(SyncError::Listing { source, .. }), Some(fleet)) = (&synced, &app.fleet)
         && source.requires_login()
-        && let Ok(Some(event)) = fleet.store.mark_revoked(&owner, &source.to_string()).await
+        && let Err(error) = fleet.store.mark_revoked(&owner, &source.to_string()).await
     {
-        fleet.events.send(event);
+        tracing::warn!(%error, "could not mark the owner's account revoked");
     }
     synced.map(Some)
 }

@@ -6,7 +6,7 @@
 use igdisplay::Instagram;
 use igdisplay::mock::MockServer;
 use igdisplay::model::{AppSecret, Platform};
-use igdisplay::store::{AccountState, Events, Key, KeyRing, SqlStore};
+use igdisplay::store::{AccountState, Key, KeyRing, SqlStore};
 use std::sync::Arc;
 
 struct Site {
@@ -389,7 +389,6 @@ async fn fleet_site(mock: &MockServer, db: &std::path::Path, callbacks: bool) ->
     let instagram = builder.store(Arc::new(store.clone())).build().unwrap();
     let fleet = web_gallery::Fleet {
         store: store.clone(),
-        events: Events::default(),
     };
     let state = Arc::new(
         web_gallery::App::with_fleet(instagram, base.clone(), mock.base_url().to_owned(), fleet)
@@ -589,11 +588,9 @@ async fn owner_mode_marks_a_revoked_owner_in_the_store_and_sends_the_event() {
         igdisplay::http::default_backend(Default::default()).unwrap(),
         instagram.clock().clone(),
     );
-    let events = Events::default();
-    let mut received = events.subscribe();
+    let mut received = store.events().subscribe().await.unwrap();
     let fleet = web_gallery::Fleet {
         store: store.clone(),
-        events,
     };
     let app = Arc::new(
         web_gallery::App::with_fleet(instagram, base.clone(), mock.base_url().to_owned(), fleet)
@@ -610,7 +607,7 @@ async fn owner_mode_marks_a_revoked_owner_in_the_store_and_sends_the_event() {
     assert!(web_gallery::sync_owner(&app).await.is_err());
     assert_eq!(store.counts().await.unwrap()[&AccountState::Revoked], 1);
     assert!(matches!(
-        received.try_recv().unwrap(),
+        received.try_next().await.unwrap().unwrap().event,
         igdisplay::store::Event::Revoked { .. }
     ));
 }
