@@ -55,6 +55,12 @@ struct SimState {
 
 /// How long the driver wants nothing to change before it moves the clock.
 const QUIET: Duration = Duration::from_millis(10);
+/// A jump further than this ...
+const FAR: Duration = Duration::from_secs(60);
+/// ... wants nothing to change for this long: an actor busy for a while between two reads of
+/// the clock (a long statement) is more likely to be mistaken for a quiet one by a short
+/// look, and a far jump would cost it more.
+const QUIET_BEFORE_FAR: Duration = Duration::from_millis(200);
 
 impl SimClock {
     /// A clock standing `unix_seconds` after the Unix epoch.
@@ -105,17 +111,24 @@ impl SimClock {
     /// Waits until the clock is quiet, then moves it to the earliest deadline.
     #[allow(clippy::disallowed_methods)]
     async fn step(&self) {
+        let mut quiet = Duration::ZERO;
         loop {
             let before = self.state().changes;
             // Real time: the simulation lets threads and sockets it cannot see settle.
             tokio::time::sleep(QUIET).await;
             let mut state = self.state();
             if state.changes != before {
+                quiet = Duration::ZERO;
                 continue;
             }
+            quiet = quiet.saturating_add(QUIET);
             let Some(next) = state.waiting.keys().next().copied() else {
                 continue;
             };
+            let far = next.duration_since(state.now).is_ok_and(|jump| jump > FAR);
+            if far && quiet < QUIET_BEFORE_FAR {
+                continue;
+            }
             if next > state.now {
                 state.now = next;
             }

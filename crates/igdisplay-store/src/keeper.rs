@@ -646,6 +646,11 @@ impl Keeper {
     }
 
     async fn try_keep(&self, claimed: &Claimed, record: Result<TokenRecord, Error>) -> Result<Outcome, Error> {
+        if self.stopping() {
+            // Stopping: what was claimed but not started goes back at once.
+            self.inner.accounts.release(&claimed.user_id, &self.inner.owner).await?;
+            return Ok(Outcome::Deferred);
+        }
         let record = match record {
             Ok(record) => record,
             // A token this instance cannot open (a key missing from its ring, an altered
@@ -666,6 +671,10 @@ impl Keeper {
                 return Ok(Outcome::Deferred);
             }
             self.inner.clock.sleep(wait).await;
+            if self.stopping() {
+                self.inner.accounts.release(&claimed.user_id, &self.inner.owner).await?;
+                return Ok(Outcome::Deferred);
+            }
         }
         // The lease, re-taken right before the refresh is sent: from here it is held for a
         // whole lease, longer than the refresh takes.

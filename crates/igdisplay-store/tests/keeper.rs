@@ -792,7 +792,12 @@ async fn four_keepers_under_a_quota_of_600_an_hour_send_at_most_600_in_an_hour(d
     let sim = fleet.clock.sim().clone();
     let hour = sim.clone();
     sim.drive(async {
-        let stop = async move { hour.sleep(Duration::from_secs(3600)).await };
+        // An hour, in short steps: no far deadline for the simulation to jump to.
+        let stop = async move {
+            while hour.unix() < start + 3600 {
+                hour.sleep(Duration::from_secs(5)).await;
+            }
+        };
         let stop = futures_util::future::FutureExt::shared(Box::pin(stop));
         let runs = keepers.iter().map(|keeper| keeper.run(stop.clone()));
         futures_util::future::join_all(runs).await
