@@ -58,6 +58,13 @@ pub enum KeyError {
         /// Which entry, from 1.
         entry: usize,
     },
+    /// Two keys of a list share an id: one would shadow the other, and the tokens sealed
+    /// under it would not open.
+    #[error("the key id `{key_id}` is in the list twice: give every key its own id")]
+    DuplicateId {
+        /// The id.
+        key_id: String,
+    },
 }
 
 /// One 256-bit key and its id. `Debug` shows the id only.
@@ -160,13 +167,16 @@ impl KeyRing {
     /// assert_eq!(ring.current_id(), "2026-12");
     /// assert_eq!(ring.ids(), ["2026-06", "2026-12"]);
     /// assert_eq!(KeyRing::parse("2026-12:c2hvcnQ").unwrap_err(), KeyError::InvalidSpec { entry: 1 });
+    /// let twice = format!("{new},{}", new.replace(&new[8..], &"B".repeat(43)));
+    /// assert_eq!(KeyRing::parse(&twice).unwrap_err(), KeyError::DuplicateId { key_id: "2026-12".into() });
     /// # Ok::<(), KeyError>(())
     /// ```
     ///
     /// # Errors
     ///
-    /// [`KeyError::InvalidSpec`] (naming the entry, never its bytes), or
-    /// [`KeyError::InvalidId`] for an id that is not one.
+    /// [`KeyError::InvalidSpec`] (naming the entry, never its bytes),
+    /// [`KeyError::InvalidId`] for an id that is not one, or [`KeyError::DuplicateId`] for an
+    /// id listed twice.
     pub fn parse(spec: &str) -> Result<Self, KeyError> {
         use base64::Engine as _;
         let mut keys = spec
@@ -188,7 +198,13 @@ impl KeyRing {
                 Key::new(id, &bytes)
             });
         let current = keys.next().ok_or(KeyError::InvalidSpec { entry: 1 })??;
-        keys.try_fold(Self::new(current), |ring, key| Ok(ring.with_previous(key?)))
+        keys.try_fold(Self::new(current), |ring, key| {
+            let key = key?;
+            if ring.keys.contains_key(&key.id) {
+                return Err(KeyError::DuplicateId { key_id: key.id });
+            }
+            Ok(ring.with_previous(key))
+        })
     }
 
     /// A new random key under `id`, as a key list entry (`ID:BASE64`) for

@@ -1,8 +1,9 @@
 //! The SQL store against real databases, each scenario on SQLite (a file) and on PostgreSQL
 //! (a database of its own on the cluster `cargo xtask ci` starts, `IGDISPLAY_TEST_POSTGRES`):
-//! round trips, compare-and-swap, a stale refresh that loses to a newer login, keys (rotation,
-//! wrong and missing ones), a too-new schema, and no token in the clear anywhere in the
-//! database files or a dump.
+//! round trips, compare-and-swap, a stale refresh that loses to a newer login, refreshes that
+//! never revive an account, tombstones, keys (rotation, wrong and missing ones), a too-new
+//! schema, instances migrating together, the file's mode, and no token in the clear anywhere in
+//! the database files or a dump.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
 
@@ -23,6 +24,9 @@ on_both!(
     a_database_from_a_newer_version_is_refused,
     the_token_manager_works_over_the_store,
     a_row_that_is_not_a_record_is_reported_corrupt,
+    a_refreshs_write_never_brings_back_a_removed_or_unusable_account,
+    a_login_begun_before_a_deletion_is_refused_and_one_after_it_revives_the_account,
+    eight_instances_starting_together_on_an_empty_database_all_start,
 );
 
 async fn records_round_trip_and_survive_a_reopen(db: Db) {
@@ -233,4 +237,131 @@ async fn a_row_that_is_not_a_record_is_reported_corrupt(db: Db) {
         );
         assert!(!format!("{error:?} {}", inner(&error)).contains(CANARY));
     }
+}
+
+async fn a_refreshs_write_never_brings_back_a_removed_or_unusable_account(db: Db) {
+    use igdisplay_auth::StoreError;
+    let store = db.open(ring("k1", 1)).await;
+    let user = UserId::new("17841400000000001");
+    let old = record(user.as_str(), "IGAAold", 1_700_000_000);
+    let fresh = record(user.as_str(), "IGAAfresh", 1_700_100_000);
+    // Logged out (no tombstone) while the refresh was in flight: nothing comes back.
+    store.save(&old).await.unwrap();
+    store.remove(&user).await.unwrap();
+    assert!(matches!(
+        store.save_refreshed(&old, &fresh).await,
+        Err(StoreError::Superseded)
+    ));
+    assert!(store.account(&user).await.unwrap().is_none());
+    // Revoked, then deauthorized meanwhile: the state stays.
+    for mark in ["revoked", "deauthorized"] {
+        store.save(&old).await.unwrap();
+        match mark {
+            "revoked" => drop(store.mark_revoked(&user, "error 190").await.unwrap()),
+            _ => drop(store.deauthorize(&user).await.unwrap()),
+        }
+        assert!(matches!(
+            store.save_refreshed(&old, &fresh).await,
+            Err(StoreError::Superseded)
+        ));
+        assert!(matches!(
+            store.load(&user).await,
+            Err(StoreError::LoginRequired { state }) if state == mark
+        ));
+    }
+    // A token stored meanwhile (a login) is not replaced either; over the one refreshed, it is.
+    let login = record(user.as_str(), "IGAAlogin", 1_700_050_000);
+    store.save(&login).await.unwrap();
+    assert!(matches!(
+        store.save_refreshed(&old, &fresh).await,
+        Err(StoreError::Superseded)
+    ));
+    store.save_refreshed(&login, &fresh).await.unwrap();
+    assert_eq!(
+        store.load(&user).await.unwrap().unwrap().access_token.expose_secret(),
+        "IGAAfresh"
+    );
+}
+
+async fn a_login_begun_before_a_deletion_is_refused_and_one_after_it_revives_the_account(db: Db) {
+    use igdisplay_auth::StoreError;
+    let clock = igdisplay_http::ManualClock::at_unix(1_700_000_000);
+    let store = db
+        .open(ring("k1", 1))
+        .await
+        .with_pinned_time(std::sync::Arc::new(clock.clone()));
+    let user = UserId::new("17841400000000001");
+    // The deletion request lands at t; a login whose token was issued a second before
+    // finishes after it.
+    store.delete_account(&user, "DEL-1").await.unwrap();
+    let stale = store
+        .save(&record(user.as_str(), "IGAAbefore", 1_699_999_999))
+        .await
+        .unwrap_err();
+    assert!(matches!(stale, StoreError::Superseded), "{stale:?}");
+    assert!(store.account(&user).await.unwrap().is_none());
+    // The tombstone holds the id and the time, nothing else.
+    let columns: Vec<String> = store
+        .list(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.user_id.to_string())
+        .collect();
+    assert!(columns.is_empty());
+    // A login after the deletion is a new grant: the account is back.
+    clock.advance(Duration::from_secs(60));
+    store
+        .save(&record(user.as_str(), "IGAAafter", 1_700_000_060))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load(&user).await.unwrap().unwrap().access_token.expose_secret(),
+        "IGAAafter"
+    );
+}
+
+/// Eight instances (pools of their own, as processes have) open an empty database at the
+/// same moment: every one starts, and the schema is migrated once.
+async fn eight_instances_starting_together_on_an_empty_database_all_start(db: Db) {
+    let url = db.url();
+    let opened = futures_util::future::join_all((0..8).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move { SqlStore::connect(&url, ring("k1", 1)).await })
+    }))
+    .await;
+    for store in opened {
+        let store = store.unwrap().unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(store.is_ready().await.unwrap());
+    }
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM igdisplay_schema ORDER BY version")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(versions, [1, 2, 3], "each migration once");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_sqlite_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("accounts.db");
+    let store = SqlStore::sqlite(&path, ring("k1", 1)).await.unwrap();
+    store
+        .save(&record("17841400000000001", CANARY, 1_700_000_000))
+        .await
+        .unwrap();
+    for name in ["accounts.db", "accounts.db-wal", "accounts.db-shm"] {
+        let mode = std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}: {mode:o}");
+    }
+    // A file left open by another tool is made private when opened.
+    drop(store);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(SqlStore::sqlite(&path, ring("k1", 1)).await.unwrap());
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
 }
