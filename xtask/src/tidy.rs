@@ -291,17 +291,32 @@ const ONE_PLACE: &[(&str, &[&str], &str)] = &[
         &["crates/igdisplay-http/src/retry.rs"],
         "the one backoff is igdisplay_http::RetryPolicy::backoff",
     ),
+    (
+        "Pacer::new(",
+        &["crates/igdisplay/src/", "crates/igdisplay-graph/src/"],
+        "one pacer per app: the facade makes it (Instagram::pacer, Instagram::fleet); a keeper or a \
+         client built elsewhere would track the app's budget twice",
+    ),
+    (
+        "Pacer::default()",
+        &["crates/igdisplay/src/", "crates/igdisplay-graph/src/"],
+        "one pacer per app: the facade makes it (Instagram::pacer, Instagram::fleet)",
+    ),
 ];
 
-/// Every `ONE_PLACE` text found outside its place, in the `src/` of the workspace crates.
+/// Every `ONE_PLACE` text found outside its place, in the `src/` of the workspace crates, of
+/// the examples and of the bench (tests may build what they need).
 fn check_one_place(root: &Path, problems: &mut Vec<String>) {
-    let Ok(crates) = std::fs::read_dir(root.join("crates")) else {
-        return;
-    };
     let mut sources = Vec::new();
-    for entry in crates.flatten() {
-        collect_rust_files(&entry.path().join("src"), &mut sources);
+    for parent in ["crates", "examples"] {
+        let Ok(packages) = std::fs::read_dir(root.join(parent)) else {
+            continue;
+        };
+        for entry in packages.flatten() {
+            collect_rust_files(&entry.path().join("src"), &mut sources);
+        }
     }
+    collect_rust_files(&root.join("bench/src"), &mut sources);
     sources.sort();
     for file in sources {
         let shown = file
@@ -550,5 +565,28 @@ mod one_place_tests {
             "{problems:?}"
         );
         assert_eq!(problems.len(), 5, "{problems:?}");
+    }
+
+    #[test]
+    fn a_pacer_built_outside_the_facade_is_reported() {
+        let root = std::env::temp_dir().join(format!("igdisplay-tidy-pacer-{}", std::process::id()));
+        // The store and the example may not; the facade may.
+        for dir in [
+            "crates/igdisplay-store/src",
+            "examples/web-gallery/src",
+            "crates/igdisplay/src",
+        ] {
+            let src = root.join(dir);
+            std::fs::create_dir_all(&src).unwrap();
+            std::fs::write(src.join("lib.rs"), "//! x
+fn f() { Arc::new(Pacer::new(policy)); }
+").unwrap();
+        }
+        let mut problems = Vec::new();
+        check_one_place(&root, &mut problems);
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("crates/igdisplay-store/src/lib.rs: uses `Pacer::new(`"), "{problems:?}");
+        assert!(problems[1].starts_with("examples/web-gallery/src/lib.rs"), "{problems:?}");
     }
 }

@@ -30,7 +30,7 @@
 
 use crate::error::Error;
 use crate::events::Event;
-use crate::repo::{Accounts, ClaimedRow};
+use crate::repo::{Accounts, BudgetRow, ClaimedRow};
 use crate::schedule::AccountState;
 use crate::store::{SqlStore, random_u64};
 use crate::webhook::{DeliveryTally, WebhookSender};
@@ -277,6 +277,8 @@ struct Inner {
     totals: std::sync::Mutex<Tally>,
     /// An estimate of one refresh's time, in milliseconds, to size claims by.
     refresh_ms: AtomicU64,
+    /// When pruning and key rotation last ran (Unix seconds of the instance's clock).
+    maintained_at: std::sync::atomic::AtomicI64,
     stopping: AtomicBool,
     stop: tokio::sync::Notify,
 }
@@ -357,6 +359,7 @@ impl KeeperBuilder {
                 jitter: self.jitter.map_or_else(Jitter::random, Jitter::seeded),
                 totals: std::sync::Mutex::default(),
                 refresh_ms: AtomicU64::new(1000),
+                maintained_at: std::sync::atomic::AtomicI64::new(i64::MIN),
                 stopping: AtomicBool::new(false),
                 stop: tokio::sync::Notify::new(),
             }),
@@ -432,7 +435,8 @@ impl Keeper {
 
     /// One cycle: expires what expired, claims and refreshes batches until nothing due is
     /// left unclaimed (or [`stop`](Self::stop) was asked), delivers the outbox's events when
-    /// a webhook is configured, prunes, and re-seals a batch of tokens under the current key.
+    /// a webhook is configured, and, at most once an hour, prunes the outbox and re-seals a
+    /// batch of tokens under the current key.
     ///
     /// # Errors
     ///
@@ -445,12 +449,21 @@ impl Keeper {
             self.inner.store.wrote_event();
         }
         cycle.expired = count(expired.len());
-        while !self.stopping() && self.budget_blocked().await?.is_none() {
+        while !self.stopping() {
+            // The app's budget, read once per batch: a pause another instance was told of
+            // holds every claim; the usage it saw spaces this batch's refreshes.
+            let budget = self.inner.accounts.budget().await?;
+            if self.blocked_by(&budget).is_some() {
+                break;
+            }
             let (batch, takeovers) = self.claim().await?;
             if batch.is_empty() {
                 break;
             }
-            let mut tally = self.keep_batch(batch).await;
+            let spacing = budget
+                .usage_percent
+                .map_or(Duration::ZERO, |percent| self.spacing(percent));
+            let mut tally = self.keep_batch(batch, spacing).await;
             tally.takeovers = takeovers;
             cycle.add(&tally);
             if tally.deferred == tally.claimed {
@@ -461,28 +474,47 @@ impl Keeper {
         if let Some(webhook) = &self.inner.webhook {
             cycle.deliveries(webhook.deliver_from(&self.inner.accounts, &self.inner.owner).await?);
         }
-        let retention = seconds(self.inner.settings.retention);
-        self.inner.accounts.prune(retention, 5000).await?;
-        if !self.stopping() {
-            match self
-                .inner
-                .store
-                .rotate_keys(self.inner.settings.rotate_batch)
-                .await
-            {
-                Ok(rotation) => cycle.resealed = rotation.resealed,
-                // A token whose key is not in this instance's ring: the rotation waits for an
-                // instance that has it, and the keeper goes on refreshing.
-                Err(Error::Key(error)) => tracing::warn!(%error, "key rotation is stuck: a key is missing"),
-                Err(error) => return Err(error),
-            }
-        }
+        self.maintain(&mut cycle).await?;
         self.inner
             .totals
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .add(&cycle);
         Ok(cycle)
+    }
+
+    /// Prunes the outbox and re-seals a batch of tokens, at most once an hour (and while a
+    /// rotation is under way, every cycle).
+    async fn maintain(&self, cycle: &mut Tally) -> Result<(), Error> {
+        let now = Timestamp::from_system_time(self.inner.clock.now()).unix();
+        let last = self.inner.maintained_at.load(Ordering::Relaxed);
+        if self.stopping() || now.saturating_sub(last) < 3600 {
+            return Ok(());
+        }
+        let retention = seconds(self.inner.settings.retention);
+        self.inner.accounts.prune(retention, 5000).await?;
+        match self
+            .inner
+            .store
+            .rotate_keys(self.inner.settings.rotate_batch)
+            .await
+        {
+            Ok(rotation) => {
+                cycle.resealed = rotation.resealed;
+                if rotation.remaining == 0 {
+                    self.inner.maintained_at.store(now, Ordering::Relaxed);
+                }
+                Ok(())
+            }
+            // A token whose key is not in this instance's ring: the rotation waits for an
+            // instance that has it, and the keeper goes on refreshing.
+            Err(Error::Key(error)) => {
+                tracing::warn!(%error, "key rotation is stuck: a key is missing");
+                self.inner.maintained_at.store(now, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Runs cycles until `shutdown` completes, waiting [`KeeperSettings::idle`] between
@@ -521,14 +553,41 @@ impl Keeper {
         self.inner.stop.notify_waiters();
     }
 
+    /// Cycles while there is work; when there is none, one statement asks the database how
+    /// long until the next thing is due, and the keeper sleeps until then, at most
+    /// [`KeeperSettings::idle`]: an idle keeper costs the database one statement per wake.
     async fn work(&self, until_idle: bool) -> Result<(), Error> {
+        let mut busy = true;
         while !self.stopping() {
-            match self.run_once().await {
-                Ok(cycle) if cycle.claimed > 0 || cycle.delivered > 0 => continue,
-                Ok(_) if until_idle && self.is_idle().await? => return Ok(()),
-                Ok(_) => {}
+            if busy {
+                match self.run_once().await {
+                    Ok(cycle) if cycle.claimed > 0 || cycle.delivered > 0 => continue,
+                    Ok(_) if until_idle && self.is_idle().await? => return Ok(()),
+                    Ok(_) => {}
+                    Err(error) if until_idle => return Err(error),
+                    Err(error) => tracing::warn!(%error, "the keeper's cycle failed; trying again"),
+                }
+            }
+            let idle = self.inner.settings.idle;
+            let wait = match self.inner.accounts.next_work(self.inner.webhook.is_some()).await {
+                Ok(Some(ahead)) if ahead <= 0 => {
+                    // Due now (an account, an expiry, an event), unless the budget holds it.
+                    match self.budget_blocked().await {
+                        Ok(Some(blocked)) => blocked.min(idle.max(Duration::from_secs(1))),
+                        _ => Duration::ZERO,
+                    }
+                }
+                Ok(Some(ahead)) => Duration::from_secs(u64::try_from(ahead).unwrap_or(0)).min(idle),
+                Ok(None) => idle,
                 Err(error) if until_idle => return Err(error),
-                Err(error) => tracing::warn!(%error, "the keeper's cycle failed; trying again"),
+                Err(error) => {
+                    tracing::warn!(%error, "the keeper could not reach the database; trying again");
+                    idle
+                }
+            };
+            busy = wait.is_zero();
+            if busy {
+                continue;
             }
             let stop = self.inner.stop.notified();
             tokio::pin!(stop);
@@ -536,16 +595,18 @@ impl Keeper {
             if self.stopping() {
                 break;
             }
-            let idle = match self.budget_blocked().await {
-                Ok(Some(blocked)) => blocked.min(self.inner.settings.idle.max(Duration::from_secs(1))),
-                _ => self.inner.settings.idle,
-            };
             tokio::select! {
-                () = self.inner.clock.sleep(idle) => {}
+                () = self.inner.clock.sleep(wait) => busy = self.maintenance_due(),
                 () = stop => {}
             }
         }
         Ok(())
+    }
+
+    /// Whether an hour passed since the last pruning and rotation.
+    fn maintenance_due(&self) -> bool {
+        let now = Timestamp::from_system_time(self.inner.clock.now()).unix();
+        now.saturating_sub(self.inner.maintained_at.load(Ordering::Relaxed)) >= 3600
     }
 
     /// Nothing due, and (with a webhook) nothing waiting for delivery.
@@ -608,13 +669,13 @@ impl Keeper {
     }
 
     /// Refreshes a claimed batch, `concurrency` at a time; every account settles on its own.
-    async fn keep_batch(&self, batch: Vec<(Claimed, Result<TokenRecord, Error>)>) -> Tally {
+    async fn keep_batch(&self, batch: Vec<(Claimed, Result<TokenRecord, Error>)>, spacing: Duration) -> Tally {
         let mut tally = Tally {
             claimed: count(batch.len()),
             ..Tally::default()
         };
         let mut outcomes = futures_util::stream::iter(batch)
-            .map(|(claimed, record)| self.keep(claimed, record))
+            .map(|(claimed, record)| self.keep(claimed, record, spacing))
             .buffer_unordered(self.inner.settings.concurrency);
         while let Some(outcome) = outcomes.next().await {
             let (counter, name) = match outcome {
@@ -634,8 +695,8 @@ impl Keeper {
 
     /// One account's turn. A database failure here leaves the lease to run out: the account
     /// is claimed again then.
-    async fn keep(&self, claimed: Claimed, record: Result<TokenRecord, Error>) -> Outcome {
-        match self.try_keep(&claimed, record).await {
+    async fn keep(&self, claimed: Claimed, record: Result<TokenRecord, Error>, spacing: Duration) -> Outcome {
+        match self.try_keep(&claimed, record, spacing).await {
             Ok(outcome) => outcome,
             Err(error) => {
                 let user = &claimed.user_id;
@@ -645,7 +706,12 @@ impl Keeper {
         }
     }
 
-    async fn try_keep(&self, claimed: &Claimed, record: Result<TokenRecord, Error>) -> Result<Outcome, Error> {
+    async fn try_keep(
+        &self,
+        claimed: &Claimed,
+        record: Result<TokenRecord, Error>,
+        spacing: Duration,
+    ) -> Result<Outcome, Error> {
         if self.stopping() {
             // Stopping: what was claimed but not started goes back at once.
             self.inner.accounts.release(&claimed.user_id, &self.inner.owner).await?;
@@ -662,7 +728,7 @@ impl Keeper {
                 return self.failed(claimed, now, &error.to_string()).await;
             }
         };
-        let wait = self.budget_wait().await?;
+        let wait = self.budget_wait().await?.max(spacing);
         if !wait.is_zero() {
             if wait >= self.inner.settings.lease / 2 {
                 // A pause longer than the claim: let the account go; it is claimed again
@@ -776,37 +842,27 @@ impl Keeper {
         estimate.store(next.max(1), Ordering::Relaxed);
     }
 
-    /// How long the app's budget says to wait before the next refresh: a pause any instance
-    /// was told of, the shared quota's spacing, and the usage the app's pacer saw. Books the
-    /// refresh's slot of the quota.
+    /// How long the app's budget says to wait before the next refresh: the usage the app's
+    /// pacer saw, and the shared quota's spacing, whose slot this books (one statement, with a
+    /// quota only).
     async fn budget_wait(&self) -> Result<Duration, Error> {
-        let accounts = &self.inner.accounts;
-        let budget = match self.inner.settings.quota {
-            Some(quota) => {
-                let interval = quota.interval_ms();
-                let mut row = accounts.reserve(interval).await?;
-                // The reservation's slot: the new arrival time less one interval.
-                row.quota_tat = row.quota_tat.map(|tat| tat.saturating_sub(interval));
-                row
-            }
-            None => accounts.budget().await?,
-        };
-        let after = |until: Option<i64>| {
-            until
-                .map(|until| until.saturating_sub(budget.now))
-                .filter(|ms| *ms > 0)
-                .map_or(Duration::ZERO, |ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
-        };
         let local = self.inner.pacer.as_ref().map_or(Duration::ZERO, |pacer| {
             pacer.reserve(None, self.inner.clock.now())
         });
-        let shared = budget
-            .usage_percent
-            .map_or(Duration::ZERO, |percent| self.spacing(percent));
-        Ok(after(budget.quota_tat)
-            .max(after(budget.blocked_until))
-            .max(local)
-            .max(shared))
+        let Some(quota) = self.inner.settings.quota else {
+            return Ok(local);
+        };
+        let interval = quota.interval_ms();
+        let booked = self.inner.accounts.reserve(interval).await?;
+        // The reservation's slot: the new arrival time less one interval; and any pause.
+        let slot = booked.quota_tat.map(|tat| tat.saturating_sub(interval));
+        let after = |until: Option<i64>| {
+            until
+                .map(|until| until.saturating_sub(booked.now))
+                .filter(|ms| *ms > 0)
+                .map_or(Duration::ZERO, |ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+        };
+        Ok(after(slot).max(after(booked.blocked_until)).max(local))
     }
 
     /// The spacing the app's policy puts between requests at `percent` of the budget, as
@@ -831,7 +887,10 @@ impl Keeper {
     /// How long the app is blocked for every instance, if it is: a rate-limit pause, or a
     /// quota booked further ahead than half a lease (a claim now would only be let go).
     async fn budget_blocked(&self) -> Result<Option<Duration>, Error> {
-        let budget = self.inner.accounts.budget().await?;
+        Ok(self.blocked_by(&self.inner.accounts.budget().await?))
+    }
+
+    fn blocked_by(&self, budget: &BudgetRow) -> Option<Duration> {
         let ahead = |until: Option<i64>| until.map_or(0, |until| until.saturating_sub(budget.now));
         let half_lease = i64::try_from(self.inner.settings.lease.as_millis() / 2).unwrap_or(i64::MAX);
         let quota = match self.inner.settings.quota {
@@ -839,7 +898,7 @@ impl Keeper {
             None => 0,
         };
         let blocked = ahead(budget.blocked_until).max(quota);
-        Ok((blocked > 0).then(|| Duration::from_millis(u64::try_from(blocked).unwrap_or(0))))
+        (blocked > 0).then(|| Duration::from_millis(u64::try_from(blocked).unwrap_or(0)))
     }
 
     /// Shares the usage the app's pacer saw last with every instance: its percentage, and at

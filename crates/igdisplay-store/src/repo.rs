@@ -821,6 +821,41 @@ impl Accounts {
             .map_err(Error::statement("count the due accounts"))
     }
 
+    /// In one statement: how many seconds until the next thing a keeper has to do (an
+    /// unleased account due, an expiry, with `events` a deliverable event, an app-wide pause
+    /// ending), `None` when there is nothing ahead; zero or less when something is due now.
+    /// What an idle keeper asks each time it wakes, and nothing else.
+    pub(crate) async fn next_work(&self, events: bool) -> Result<Option<i64>, Error> {
+        static NEXT_WORK: Sql = Sql::new(
+            "SELECT (SELECT MIN(next_refresh_at) FROM accounts
+                     WHERE state IN ('active', 'failing') AND (lease_until IS NULL OR lease_until <= {now})) AS due,
+                    (SELECT MIN(expires_at) FROM accounts
+                     WHERE state IN ('active', 'failing') AND (lease_until IS NULL OR lease_until <= {now})) AS expiry,
+                    CASE WHEN $2 = 1 THEN (SELECT MIN(e.next_attempt_at) FROM events e
+                     WHERE e.state = 'pending' AND (e.lease_until IS NULL OR e.lease_until <= {now})
+                       AND NOT EXISTS (SELECT 1 FROM events p
+                                       WHERE p.user_id = e.user_id AND p.state = 'pending' AND p.id < e.id))
+                    END AS event,
+                    {now} AS now",
+        );
+        let action = "find the next thing to do";
+        let row = self
+            .at(&NEXT_WORK)
+            .bind(i64::from(events))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(Error::statement(action))?;
+        let read = || -> Result<(Option<i64>, Option<i64>, Option<i64>, i64), sqlx::Error> {
+            Ok((row.try_get("due")?, row.try_get("expiry")?, row.try_get("event")?, row.try_get("now")?))
+        };
+        let (due, expiry, event, now) = read().map_err(Error::statement(action))?;
+        Ok([due, expiry, event]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|at| at.saturating_sub(now)))
+    }
+
     // ---- the outbox -----------------------------------------------------------------------
 
     /// Claims up to `batch` deliverable events under `owner` for `lease` seconds: pending,
