@@ -578,15 +578,25 @@ mod one_place_tests {
         ] {
             let src = root.join(dir);
             std::fs::create_dir_all(&src).unwrap();
-            std::fs::write(src.join("lib.rs"), "//! x
+            std::fs::write(
+                src.join("lib.rs"),
+                "//! x
 fn f() { Arc::new(Pacer::new(policy)); }
-").unwrap();
+",
+            )
+            .unwrap();
         }
         let mut problems = Vec::new();
         check_one_place(&root, &mut problems);
         std::fs::remove_dir_all(&root).unwrap();
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems[0].starts_with("crates/igdisplay-store/src/lib.rs: uses `Pacer::new(`"), "{problems:?}");
-        assert!(problems[1].starts_with("examples/web-gallery/src/lib.rs"), "{problems:?}");
+        assert!(
+            problems[0].starts_with("crates/igdisplay-store/src/lib.rs: uses `Pacer::new(`"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].starts_with("examples/web-gallery/src/lib.rs"),
+            "{problems:?}"
+        );
     }
 }

@@ -265,7 +265,9 @@ pub enum StoreError {
     /// A refreshed token was not stored: the account was removed (a logout, a
     /// deauthorization, a data deletion) or its token replaced (a new login, another
     /// process's refresh) while the refresh was in flight.
-    #[error("the account was removed or its token replaced during the refresh; the refreshed token was not stored")]
+    #[error(
+        "the account was removed or its token replaced during the refresh; the refreshed token was not stored"
+    )]
     Superseded,
     /// The account cannot be used until its user logs in again: Instagram refused its token,
     /// the token expired, or the user removed the app. Nothing is sent with it.

@@ -1,8 +1,8 @@
 //! [`TokenManager`]: hands out a valid token per user and keeps it alive.
 
 use crate::{
-    AuthClient, AuthorizationGrant, Callback, CallbackError, PendingAuthorization, RefreshSchedule, StoreError,
-    TokenError, TokenRecord, TokenStore,
+    AuthClient, AuthorizationGrant, Callback, CallbackError, PendingAuthorization, RefreshSchedule,
+    StoreError, TokenError, TokenRecord, TokenStore,
 };
 use igdisplay_http::Jitter;
 use igdisplay_model::{AccessToken, Timestamp, UserId};

@@ -333,9 +333,18 @@ mod tests {
         let token = long_lived(issued);
         let late = RefreshSchedule::default().refresh_after(90 * DAY);
         let early = RefreshSchedule::default().refresh_after(Duration::ZERO);
-        assert_eq!(late.next_refresh(&token).map(Timestamp::unix), Some(1_000_000 + 60 * 86_400 - 3600));
-        assert_eq!(early.next_refresh(&token).map(Timestamp::unix), Some(1_000_000 + 86_400));
-        assert!(!early.is_due(&token, issued + Duration::from_secs(3600)), "never under a day old");
+        assert_eq!(
+            late.next_refresh(&token).map(Timestamp::unix),
+            Some(1_000_000 + 60 * 86_400 - 3600)
+        );
+        assert_eq!(
+            early.next_refresh(&token).map(Timestamp::unix),
+            Some(1_000_000 + 86_400)
+        );
+        assert!(
+            !early.is_due(&token, issued + Duration::from_secs(3600)),
+            "never under a day old"
+        );
     }
 
     #[test]
@@ -357,9 +366,15 @@ mod tests {
         let tenth = schedule.retry_after_failure(10, far, now, &jitter) - now;
         assert!((2160..=6 * 3600 + 2160).contains(&tenth), "{tenth}");
         // Two hours left: the retry is at the last chance, an hour before the expiry.
-        assert_eq!(schedule.retry_after_failure(10, now + 7200, now, &jitter), now + 3600);
+        assert_eq!(
+            schedule.retry_after_failure(10, now + 7200, now, &jitter),
+            now + 3600
+        );
         // Less than the last chance left: a minute from now, not in the past.
-        assert_eq!(schedule.retry_after_failure(10, now + 600, now, &jitter), now + 60);
+        assert_eq!(
+            schedule.retry_after_failure(10, now + 600, now, &jitter),
+            now + 60
+        );
     }
 
     #[test]

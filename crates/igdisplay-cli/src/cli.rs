@@ -36,7 +36,13 @@ pub(crate) struct Global {
     #[arg(long, global = true, env = "IGDISPLAY_REDIRECT_URI")]
     pub(crate) redirect_uri: Option<String>,
     /// Point every base URL at a running igdisplay mock, e.g. http://127.0.0.1:8787.
-    #[arg(long, global = true, env = "IGDISPLAY_MOCK", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "IGDISPLAY_MOCK",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub(crate) mock: Option<String>,
     /// The authorize window URL.
     #[arg(long, global = true, value_name = "URL")]
@@ -63,7 +69,13 @@ pub(crate) struct Global {
     /// Keep the tokens of many accounts in a database instead: sqlite:PATH (one file) or
     /// postgres://USER@HOST/DB (shared by many instances). The keys that seal the tokens come
     /// from IGDISPLAY_STORE_KEYS or --store-keys-file (`igdisplay store generate-key` makes one).
-    #[arg(long, global = true, env = "IGDISPLAY_STORE", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "IGDISPLAY_STORE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub(crate) store: Option<String>,
     /// A file holding the store's key list (ID:BASE64, the current key first); otherwise it is
     /// read from IGDISPLAY_STORE_KEYS.
@@ -182,10 +194,20 @@ pub(crate) enum Command {
     /// callbacks.
     Doctor {
         /// The app's deauthorize callback URL, to check that it answers.
-        #[arg(long, env = "IGDISPLAY_DEAUTHORIZE_URL", value_name = "URL", hide_env_values = true)]
+        #[arg(
+            long,
+            env = "IGDISPLAY_DEAUTHORIZE_URL",
+            value_name = "URL",
+            hide_env_values = true
+        )]
         deauthorize_url: Option<String>,
         /// The app's data-deletion callback URL, to check that it answers.
-        #[arg(long, env = "IGDISPLAY_DATA_DELETION_URL", value_name = "URL", hide_env_values = true)]
+        #[arg(
+            long,
+            env = "IGDISPLAY_DATA_DELETION_URL",
+            value_name = "URL",
+            hide_env_values = true
+        )]
         data_deletion_url: Option<String>,
     },
 }
@@ -281,7 +303,12 @@ pub(crate) struct KeeperArgs {
     /// Post every event (refreshed, expiring soon, revoked, expired…) to this URL, signed with
     /// HMAC-SHA256 under the secrets of IGDISPLAY_WEBHOOK_SECRETS (comma-separated: the
     /// current one first, the previous one during a rotation).
-    #[arg(long, env = "IGDISPLAY_WEBHOOK_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "IGDISPLAY_WEBHOOK_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub(crate) webhook: Option<String>,
     /// At most this many refreshes for the whole app, however many keepers run: COUNT/PERIOD,
     /// e.g. 600/h (periods: s, min, h, d). Kept in the database, shared by every instance.

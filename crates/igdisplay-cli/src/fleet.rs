@@ -13,7 +13,11 @@ use std::time::{Duration, Instant};
 
 /// Opens the store at `url` (`sqlite:PATH`, `sqlite://PATH`, `postgres://…`); with a
 /// `pinned` clock (a mock's), its statements take their time from it.
-pub(crate) async fn open(url: &str, keys: &KeyRing, pinned: Option<SharedClock>) -> Result<SqlStore, Failure> {
+pub(crate) async fn open(
+    url: &str,
+    keys: &KeyRing,
+    pinned: Option<SharedClock>,
+) -> Result<SqlStore, Failure> {
     let store = SqlStore::connect(url, keys.clone())
         .await
         .map_err(|e| store_failure(&e, url))?;
@@ -61,13 +65,19 @@ pub(crate) fn store_failure(error: &Error, url: &str) -> Failure {
 fn passwords_of(url: &str) -> Vec<&str> {
     let mut found = Vec::new();
     if let Some(rest) = url.split_once("://").map(|(_, rest)| rest)
-        && let Some(userinfo) = rest.split(['/', '?', '#']).next().and_then(|a| a.rsplit_once('@'))
+        && let Some(userinfo) = rest
+            .split(['/', '?', '#'])
+            .next()
+            .and_then(|a| a.rsplit_once('@'))
         && let Some((_, password)) = userinfo.0.split_once(':')
         && !password.is_empty()
     {
         found.push(password);
     }
-    if let Some(query) = url.split_once('?').map(|(_, q)| q.split('#').next().unwrap_or_default()) {
+    if let Some(query) = url
+        .split_once('?')
+        .map(|(_, q)| q.split('#').next().unwrap_or_default())
+    {
         for pair in query.split('&') {
             if let Some(("password" | "sslpassword", value)) = pair.split_once('=')
                 && !value.is_empty()
@@ -107,7 +117,11 @@ pub(crate) async fn keeper(settings: &Settings, args: &KeeperArgs) -> Result<(),
     let shutdown = shutdown_signal();
     eprintln!("keeper {}: started", keeper.owner());
     if let Some(metrics) = &metrics {
-        eprintln!("keeper {}: metrics at http://{}/metrics", keeper.owner(), metrics.addr);
+        eprintln!(
+            "keeper {}: metrics at http://{}/metrics",
+            keeper.owner(),
+            metrics.addr
+        );
     }
     let progress = (args.progress_every > 0).then(|| {
         let keeper = keeper.clone();
@@ -306,7 +320,10 @@ pub(crate) async fn events(settings: &Settings, args: &EventsArgs) -> Result<(),
     let store = settings.sql_store().await?;
     let url = settings_store_url(settings);
     if let Some(EventsCommand::Resend { id }) = &args.command {
-        let found = store.resend_event(*id).await.map_err(|e| store_failure(&e, url))?;
+        let found = store
+            .resend_event(*id)
+            .await
+            .map_err(|e| store_failure(&e, url))?;
         if !found {
             return Err(Failure::usage(
                 format!("there is no event {id} in the outbox"),
@@ -318,7 +335,10 @@ pub(crate) async fn events(settings: &Settings, args: &EventsArgs) -> Result<(),
     }
     let state = match &args.state {
         Some(name) => Some(EventState::parse(name).ok_or_else(|| {
-            Failure::usage(format!("unknown state `{name}`"), "use --state pending, delivered or dead")
+            Failure::usage(
+                format!("unknown state `{name}`"),
+                "use --state pending, delivered or dead",
+            )
         })?),
         None => None,
     };
@@ -441,7 +461,10 @@ mod tests {
         assert_eq!(passwords_of("postgres://app:s3cr%40t@db:5432/igd"), ["s3cr%40t"]);
         assert!(passwords_of("postgres://app@db/igd").is_empty());
         assert!(passwords_of("sqlite:/tmp/a.db").is_empty());
-        assert_eq!(passwords_of("postgres://db/igd?user=app&password=x%26y"), ["x%26y"]);
+        assert_eq!(
+            passwords_of("postgres://db/igd?user=app&password=x%26y"),
+            ["x%26y"]
+        );
         assert_eq!(
             passwords_of("postgres://app:one@db/igd?sslpassword=two#frag"),
             ["one", "two"]

@@ -25,7 +25,10 @@ pub(crate) async fn serve(addr: SocketAddr, store: SqlStore) -> Result<MetricsSe
         .install_recorder()
         .map_err(|e| Failure::runtime(format!("cannot record metrics: {e}")))?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        Failure::usage(format!("cannot listen on {addr}: {e}"), "pick another --metrics-addr")
+        Failure::usage(
+            format!("cannot listen on {addr}: {e}"),
+            "pick another --metrics-addr",
+        )
     })?;
     let local = listener.local_addr().map_err(Failure::from)?;
     let state = Arc::new((handle, store));
@@ -65,7 +68,11 @@ async fn answer(
                 handle.render(),
                 "text/plain; version=0.0.4; charset=utf-8",
             ),
-            Err(message) => (StatusCode::SERVICE_UNAVAILABLE, message, "text/plain; charset=utf-8"),
+            Err(message) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                message,
+                "text/plain; charset=utf-8",
+            ),
         },
         (&hyper::Method::GET, "/healthz") => (StatusCode::OK, "ok\n".to_owned(), "text/plain; charset=utf-8"),
         (&hyper::Method::GET, "/readyz") => match store.is_ready().await {
@@ -81,7 +88,11 @@ async fn answer(
                 "text/plain; charset=utf-8",
             ),
         },
-        _ => (StatusCode::NOT_FOUND, "not found\n".to_owned(), "text/plain; charset=utf-8"),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "not found\n".to_owned(),
+            "text/plain; charset=utf-8",
+        ),
     };
     let response = Response::builder()
         .status(status)

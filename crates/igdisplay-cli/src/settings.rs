@@ -250,7 +250,8 @@ impl Settings {
         &self,
         store: igdisplay::store::SqlStore,
     ) -> Result<Instagram, Failure> {
-        self.build(Instagram::read_only(self.platform), Arc::new(store)).await
+        self.build(Instagram::read_only(self.platform), Arc::new(store))
+            .await
     }
 
     async fn build(
@@ -356,7 +357,6 @@ impl Settings {
         self.store.as_deref()
     }
 
-
     /// The user to act as: `--user`, or the only one stored.
     pub(crate) async fn user(&self, instagram: &Instagram) -> Result<UserId, Failure> {
         if let Some(user) = &self.user {
@@ -404,7 +404,9 @@ async fn mock_get(base: &str, path: &str, backend: &dyn HttpBackend) -> Option<s
 /// its offset from the system clock is read now and again every 200 ms for as long as the
 /// program runs, so a test that moves the mock's time moves this program's too.
 async fn mock_clock(base: &str, backend: &dyn HttpBackend) -> SharedClock {
-    let clock = OffsetClock(Arc::new(AtomicI64::new(mock_offset(base, backend).await.unwrap_or(0))));
+    let clock = OffsetClock(Arc::new(AtomicI64::new(
+        mock_offset(base, backend).await.unwrap_or(0),
+    )));
     if let Ok(backend) = igdisplay::http::default_backend(Default::default()) {
         let (offset, base) = (clock.0.clone(), base.to_owned());
         tokio::spawn(async move {

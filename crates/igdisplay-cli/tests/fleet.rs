@@ -324,7 +324,10 @@ async fn four_keepers_one_killed_refresh_every_due_token_once_and_lose_none() {
             pause().await;
         }
     }
-    assert!(hook.refused.load(Ordering::SeqCst) > 0, "deliveries were tried while it was down");
+    assert!(
+        hook.refused.load(Ordering::SeqCst) > 0,
+        "deliveries were tried while it was down"
+    );
     assert!(hook.received.lock().unwrap().is_empty());
     let produced: i64 = sqlx::query("SELECT COUNT(*) AS n FROM events")
         .fetch_one(&pool)
@@ -334,7 +337,10 @@ async fn four_keepers_one_killed_refresh_every_due_token_once_and_lose_none() {
         .unwrap();
     assert_eq!(pending().await, produced, "nothing given up, nothing lost");
     // One per account, but for the racing logins whose refresh lost (a login is no event).
-    assert!(produced >= i64::try_from(ACCOUNTS - RACING_LOGINS).unwrap(), "{produced} events");
+    assert!(
+        produced >= i64::try_from(ACCOUNTS - RACING_LOGINS).unwrap(),
+        "{produced} events"
+    );
 
     // Back up, past the longest backoff: keeper-2 is killed in the middle of delivering.
     hook.down.store(false, Ordering::SeqCst);
@@ -366,8 +372,16 @@ async fn four_keepers_one_killed_refresh_every_due_token_once_and_lose_none() {
         .map(|row| row.try_get("id").unwrap())
         .collect();
     let missing: Vec<&i64> = ids.iter().filter(|id| !deliveries.contains_key(id)).collect();
-    assert!(missing.is_empty(), "{} events never arrived: {:?}", missing.len(), &missing[..missing.len().min(5)]);
-    assert!(deliveries.values().all(|n| *n <= 2), "an event arrived more than twice");
+    assert!(
+        missing.is_empty(),
+        "{} events never arrived: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert!(
+        deliveries.values().all(|n| *n <= 2),
+        "an event arrived more than twice"
+    );
     eprintln!(
         "{} events delivered; {} arrived twice (posted by keeper-2, not yet marked, at its kill)",
         ids.len(),

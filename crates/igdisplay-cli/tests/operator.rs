@@ -32,12 +32,27 @@ fn text(output: &Output) -> String {
 #[test]
 fn no_help_page_shows_a_secret_from_the_environment() {
     let secret_urls = [
-        ("IGDISPLAY_STORE", format!("postgres://app:{CANARY}@db.internal/igd")),
-        ("IGDISPLAY_WEBHOOK_URL", format!("https://hooks.example/in?token={CANARY}")),
-        ("IGDISPLAY_S3_ENDPOINT", format!("https://key:{CANARY}@s3.example")),
+        (
+            "IGDISPLAY_STORE",
+            format!("postgres://app:{CANARY}@db.internal/igd"),
+        ),
+        (
+            "IGDISPLAY_WEBHOOK_URL",
+            format!("https://hooks.example/in?token={CANARY}"),
+        ),
+        (
+            "IGDISPLAY_S3_ENDPOINT",
+            format!("https://key:{CANARY}@s3.example"),
+        ),
         ("IGDISPLAY_MOCK", format!("http://user:{CANARY}@127.0.0.1:1")),
-        ("IGDISPLAY_DEAUTHORIZE_URL", format!("https://app.example/deauth?k={CANARY}")),
-        ("IGDISPLAY_DATA_DELETION_URL", format!("https://app.example/delete?k={CANARY}")),
+        (
+            "IGDISPLAY_DEAUTHORIZE_URL",
+            format!("https://app.example/deauth?k={CANARY}"),
+        ),
+        (
+            "IGDISPLAY_DATA_DELETION_URL",
+            format!("https://app.example/delete?k={CANARY}"),
+        ),
     ];
     for page in [
         &["--help"][..],
@@ -106,7 +121,10 @@ fn a_key_file_others_can_read_is_refused_with_the_chmod_to_run() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     let shown = text(&output);
-    assert!(shown.contains(&format!("chmod 600 {}", file.display())), "{shown}");
+    assert!(
+        shown.contains(&format!("chmod 600 {}", file.display())),
+        "{shown}"
+    );
     assert!(!shown.contains(&store.keys[3..]), "the key is never shown");
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let output = igdisplay(&["accounts", "--store-keys-file", file.to_str().unwrap()])
@@ -190,8 +208,14 @@ async fn eight_processes_started_at_once_on_an_empty_database_all_start() {
 async fn the_outbox_is_listed_and_a_dead_event_sent_again() {
     let store = Store::new();
     let opened = store.open().await;
-    opened.delete_account(&UserId::new("1784"), "DEL-1").await.unwrap();
-    opened.delete_account(&UserId::new("1785"), "DEL-2").await.unwrap();
+    opened
+        .delete_account(&UserId::new("1784"), "DEL-1")
+        .await
+        .unwrap();
+    opened
+        .delete_account(&UserId::new("1785"), "DEL-2")
+        .await
+        .unwrap();
     sqlx::query("UPDATE events SET state = 'dead', attempts = 40, last_error = 'the endpoint answered 500' WHERE id = 1")
         .execute(opened.pool())
         .await
@@ -220,7 +244,11 @@ async fn the_outbox_is_listed_and_a_dead_event_sent_again() {
 /// Reads a plain HTTP/1.1 answer from a loopback address: (status, body).
 fn get(addr: &str, path: &str) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     let status = answer[9..12].parse().unwrap();
@@ -253,9 +281,20 @@ async fn the_keepers_metrics_match_the_database() {
         );
         opened.save(&record).await.unwrap();
     }
-    opened.mark_revoked(&UserId::new("1785"), "error 190").await.unwrap();
+    opened
+        .mark_revoked(&UserId::new("1785"), "error 190")
+        .await
+        .unwrap();
     let mut child = store
-        .command(&["keeper", "--idle", "3600", "--progress-every", "0", "--metrics-addr", "127.0.0.1:0"])
+        .command(&[
+            "keeper",
+            "--idle",
+            "3600",
+            "--progress-every",
+            "0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -277,12 +316,17 @@ async fn the_keepers_metrics_match_the_database() {
     assert_eq!(figure(&page, "igdisplay_accounts{state=\"active\"}"), 1.0);
     assert_eq!(figure(&page, "igdisplay_accounts{state=\"revoked\"}"), 1.0);
     assert_eq!(figure(&page, "igdisplay_accounts_due"), stats.due as f64);
-    assert_eq!(figure(&page, "igdisplay_outbox_pending"), stats.pending_events as f64);
+    assert_eq!(
+        figure(&page, "igdisplay_outbox_pending"),
+        stats.pending_events as f64
+    );
     assert_eq!(figure(&page, "igdisplay_outbox_pending"), 1.0);
     assert_eq!(figure(&page, "igdisplay_outbox_dead"), 0.0);
     assert!(figure(&page, "igdisplay_outbox_oldest_pending_seconds") >= 0.0);
     assert_eq!(get(&addr, "/nothing").0, 404);
-    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
     let status = child.wait().unwrap();
     let mut rest = String::new();
     stderr.read_to_string(&mut rest).unwrap();

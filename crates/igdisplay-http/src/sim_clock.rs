@@ -81,9 +81,7 @@ impl SimClock {
 
     /// The time in whole Unix seconds.
     pub fn unix(&self) -> u64 {
-        self.now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+        self.now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
     }
 
     /// Moves the clock forward by `by`, waking whoever waited until then.

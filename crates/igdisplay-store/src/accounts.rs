@@ -69,7 +69,10 @@ impl SqlStore {
     ///
     /// [`Error::Database`], or [`Error::Corrupt`] for a row this version cannot read.
     pub async fn list(&self, after: Option<&UserId>, limit: u32) -> Result<Vec<AccountSummary>, Error> {
-        let rows = self.accounts.list(after.map_or("", UserId::as_str), limit).await?;
+        let rows = self
+            .accounts
+            .list(after.map_or("", UserId::as_str), limit)
+            .await?;
         rows.into_iter().map(summary).collect()
     }
 
@@ -274,7 +277,9 @@ impl SqlStore {
                 .oldest_pending
                 .map(|created| std::time::Duration::from_secs(count(row.now.saturating_sub(created)))),
             dead_events: count(row.dead),
-            budget_used_percent: row.usage_percent.map(|p| u8::try_from(p.clamp(0, 100)).unwrap_or(100)),
+            budget_used_percent: row
+                .usage_percent
+                .map(|p| u8::try_from(p.clamp(0, 100)).unwrap_or(100)),
         })
     }
 

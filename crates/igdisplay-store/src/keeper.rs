@@ -472,7 +472,11 @@ impl Keeper {
             }
         }
         if let Some(webhook) = &self.inner.webhook {
-            cycle.deliveries(webhook.deliver_from(&self.inner.accounts, &self.inner.owner).await?);
+            cycle.deliveries(
+                webhook
+                    .deliver_from(&self.inner.accounts, &self.inner.owner)
+                    .await?,
+            );
         }
         self.maintain(&mut cycle).await?;
         self.inner
@@ -669,7 +673,11 @@ impl Keeper {
     }
 
     /// Refreshes a claimed batch, `concurrency` at a time; every account settles on its own.
-    async fn keep_batch(&self, batch: Vec<(Claimed, Result<TokenRecord, Error>)>, spacing: Duration) -> Tally {
+    async fn keep_batch(
+        &self,
+        batch: Vec<(Claimed, Result<TokenRecord, Error>)>,
+        spacing: Duration,
+    ) -> Tally {
         let mut tally = Tally {
             claimed: count(batch.len()),
             ..Tally::default()
@@ -714,7 +722,10 @@ impl Keeper {
     ) -> Result<Outcome, Error> {
         if self.stopping() {
             // Stopping: what was claimed but not started goes back at once.
-            self.inner.accounts.release(&claimed.user_id, &self.inner.owner).await?;
+            self.inner
+                .accounts
+                .release(&claimed.user_id, &self.inner.owner)
+                .await?;
             return Ok(Outcome::Deferred);
         }
         let record = match record {
@@ -733,12 +744,18 @@ impl Keeper {
             if wait >= self.inner.settings.lease / 2 {
                 // A pause longer than the claim: let the account go; it is claimed again
                 // once the budget is back.
-                self.inner.accounts.release(&claimed.user_id, &self.inner.owner).await?;
+                self.inner
+                    .accounts
+                    .release(&claimed.user_id, &self.inner.owner)
+                    .await?;
                 return Ok(Outcome::Deferred);
             }
             self.inner.clock.sleep(wait).await;
             if self.stopping() {
-                self.inner.accounts.release(&claimed.user_id, &self.inner.owner).await?;
+                self.inner
+                    .accounts
+                    .release(&claimed.user_id, &self.inner.owner)
+                    .await?;
                 return Ok(Outcome::Deferred);
             }
         }
@@ -785,8 +802,15 @@ impl Keeper {
                     })
                 };
                 let reason = error.to_string();
-                self.settle(claimed, AccountState::Revoked, claimed.failures, None, Some(&reason), event)
-                    .await?;
+                self.settle(
+                    claimed,
+                    AccountState::Revoked,
+                    claimed.failures,
+                    None,
+                    Some(&reason),
+                    event,
+                )
+                .await?;
                 Ok(Outcome::Revoked)
             }
             error if error.retry() == Retry::AfterPause => {
@@ -806,8 +830,15 @@ impl Keeper {
                 };
                 let again = now.saturating_add(seconds(pause));
                 let reason = error.to_string();
-                self.settle(claimed, state, claimed.failures, Some(again), Some(&reason), |_| None)
-                    .await?;
+                self.settle(
+                    claimed,
+                    state,
+                    claimed.failures,
+                    Some(again),
+                    Some(&reason),
+                    |_| None,
+                )
+                .await?;
                 Ok(Outcome::Deferred)
             }
             error => self.failed(claimed, now, &error.to_string()).await,
@@ -860,7 +891,9 @@ impl Keeper {
             until
                 .map(|until| until.saturating_sub(booked.now))
                 .filter(|ms| *ms > 0)
-                .map_or(Duration::ZERO, |ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+                .map_or(Duration::ZERO, |ms| {
+                    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+                })
         };
         Ok(after(slot).max(after(booked.blocked_until)).max(local))
     }
@@ -956,7 +989,10 @@ impl Keeper {
             .await?;
         if written.is_none() {
             // A login, a deletion or a takeover came first: what is there stays.
-            self.inner.accounts.release(&claimed.user_id, &self.inner.owner).await?;
+            self.inner
+                .accounts
+                .release(&claimed.user_id, &self.inner.owner)
+                .await?;
             return Ok(Outcome::Lost);
         }
         self.inner.store.wrote_event();
@@ -967,9 +1003,9 @@ impl Keeper {
     /// before the token expires.
     async fn failed(&self, claimed: &Claimed, now: i64, reason: &str) -> Result<Outcome, Error> {
         let failures = claimed.failures.saturating_add(1);
-        let again = self
-            .schedule()
-            .retry_after_failure(failures, claimed.expires_at, now, &self.inner.jitter);
+        let again =
+            self.schedule()
+                .retry_after_failure(failures, claimed.expires_at, now, &self.inner.jitter);
         let warn_within = seconds(self.inner.settings.warn_within);
         let (user_id, expires_at) = (UserId::new(&claimed.user_id), claimed.expires_at);
         let event = |now: i64| {
@@ -980,8 +1016,15 @@ impl Keeper {
                 failures,
             })
         };
-        self.settle(claimed, AccountState::Failing, failures, Some(again), Some(reason), event)
-            .await?;
+        self.settle(
+            claimed,
+            AccountState::Failing,
+            failures,
+            Some(again),
+            Some(reason),
+            event,
+        )
+        .await?;
         Ok(Outcome::Failed)
     }
 

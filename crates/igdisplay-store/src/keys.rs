@@ -167,7 +167,7 @@ impl KeyRing {
     /// assert_eq!(ring.current_id(), "2026-12");
     /// assert_eq!(ring.ids(), ["2026-06", "2026-12"]);
     /// assert_eq!(KeyRing::parse("2026-12:c2hvcnQ").unwrap_err(), KeyError::InvalidSpec { entry: 1 });
-    /// let twice = format!("{new},{}", new.replace(&new[8..], &"B".repeat(43)));
+    /// let twice = format!("{new},2026-12:{}", "A".repeat(43));
     /// assert_eq!(KeyRing::parse(&twice).unwrap_err(), KeyError::DuplicateId { key_id: "2026-12".into() });
     /// # Ok::<(), KeyError>(())
     /// ```

@@ -20,6 +20,6 @@ pub use keys::{Key, KeyError, KeyRing};
 pub use schedule::AccountState;
 pub use store::{Account, ON_DEMAND_WAIT, SqlStore};
 pub use webhook::{
-    DELIVERY_HEADER, DeliveryTally, EVENT_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, SeenEvents, VerifiedWebhook,
-    WebhookError, WebhookSender, verify_webhook,
+    DELIVERY_HEADER, DeliveryTally, EVENT_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, SeenEvents,
+    VerifiedWebhook, WebhookError, WebhookSender, verify_webhook,
 };

@@ -104,7 +104,10 @@ pub(crate) struct Accounts {
 }
 
 /// A query of `sql` for `dialect`.
-fn query(sql: &'static Sql, dialect: Dialect) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+fn query(
+    sql: &'static Sql,
+    dialect: Dialect,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
     sqlx::query(sql.text(dialect))
 }
 
@@ -170,11 +173,12 @@ impl Accounts {
     // ---- tokens ---------------------------------------------------------------------------
 
     pub(crate) async fn load(&self, user: &str) -> Result<Option<StoredRow>, Error> {
-        let row = sqlx::query("SELECT record, token, key_id, version, state FROM accounts WHERE user_id = $1")
-            .bind(user)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(Error::statement("read an account"))?;
+        let row =
+            sqlx::query("SELECT record, token, key_id, version, state FROM accounts WHERE user_id = $1")
+                .bind(user)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(Error::statement("read an account"))?;
         row.map(|row| -> Result<StoredRow, sqlx::Error> {
             Ok(StoredRow {
                 record: row.try_get("record")?,
@@ -197,7 +201,8 @@ impl Accounts {
              WHERE NOT EXISTS (SELECT 1 FROM deleted_accounts WHERE user_id = $2 AND deleted_at >= $6)
              ON CONFLICT (user_id) DO NOTHING RETURNING version",
         );
-        self.write_row(&INSERT_NEW, row, None, "write a new account").await
+        self.write_row(&INSERT_NEW, row, None, "write a new account")
+            .await
     }
 
     /// A new token over the row at `version` (compare-and-swap): the account is active
@@ -209,8 +214,13 @@ impl Accounts {
                  next_refresh_at = $8, lease_owner = NULL, lease_until = NULL
              WHERE user_id = $2 AND version = $9 RETURNING version",
         );
-        self.write_row(&UPDATE_IF_VERSION, row, Some(version), "write an account over a version")
-            .await
+        self.write_row(
+            &UPDATE_IF_VERSION,
+            row,
+            Some(version),
+            "write an account over a version",
+        )
+        .await
     }
 
     /// Runs a row-writing statement: `$2`–`$8` are the row's values (user, record, token, key
@@ -284,13 +294,15 @@ impl Accounts {
                 Ok(written.try_get("version").map_err(Error::statement(ACTION))?)
             }
             None => {
-                let deleted = sqlx::query("SELECT 1 AS one FROM deleted_accounts WHERE user_id = $1 AND deleted_at >= $2")
-                    .bind(row.user_id.clone())
-                    .bind(row.issued_at)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(Error::statement(ACTION))?
-                    .is_some();
+                let deleted = sqlx::query(
+                    "SELECT 1 AS one FROM deleted_accounts WHERE user_id = $1 AND deleted_at >= $2",
+                )
+                .bind(row.user_id.clone())
+                .bind(row.issued_at)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(Error::statement(ACTION))?
+                .is_some();
                 let user_id = row.user_id.clone();
                 Err(if deleted {
                     Error::Deleted { user_id }
@@ -540,15 +552,22 @@ impl Accounts {
 
     /// Replaces a sealed token by its re-sealing, if it is still the one read. The version
     /// does not move: no keeper loses a write to a rotation.
-    pub(crate) async fn reseal(&self, user: &str, old: &[u8], new: Vec<u8>, key_id: &str) -> Result<u64, Error> {
-        let done = sqlx::query("UPDATE accounts SET token = $1, key_id = $2 WHERE user_id = $3 AND token = $4")
-            .bind(new)
-            .bind(key_id.to_owned())
-            .bind(user.to_owned())
-            .bind(old.to_vec())
-            .execute(&self.pool)
-            .await
-            .map_err(Error::statement("re-seal a token"))?;
+    pub(crate) async fn reseal(
+        &self,
+        user: &str,
+        old: &[u8],
+        new: Vec<u8>,
+        key_id: &str,
+    ) -> Result<u64, Error> {
+        let done =
+            sqlx::query("UPDATE accounts SET token = $1, key_id = $2 WHERE user_id = $3 AND token = $4")
+                .bind(new)
+                .bind(key_id.to_owned())
+                .bind(user.to_owned())
+                .bind(old.to_vec())
+                .execute(&self.pool)
+                .await
+                .map_err(Error::statement("re-seal a token"))?;
         Ok(done.rows_affected())
     }
 
@@ -571,9 +590,8 @@ impl Accounts {
                AND (lease_until IS NULL OR lease_until <= {now})
              RETURNING version",
         );
-        static HELD: Sql = Sql::new(
-            "SELECT state, lease_until, {now} AS now FROM accounts WHERE user_id = $2",
-        );
+        static HELD: Sql =
+            Sql::new("SELECT state, lease_until, {now} AS now FROM accounts WHERE user_id = $2");
         const ACTION: &str = "lease an account for a refresh";
         let taken = self
             .at(&TAKE)
@@ -596,7 +614,11 @@ impl Accounts {
             return Ok(LeaseTry::Unusable);
         };
         let read = |row: &AnyRow| -> Result<(String, Option<i64>, i64), sqlx::Error> {
-            Ok((row.try_get("state")?, row.try_get("lease_until")?, row.try_get("now")?))
+            Ok((
+                row.try_get("state")?,
+                row.try_get("lease_until")?,
+                row.try_get("now")?,
+            ))
         };
         let (state, until, now) = read(&row).map_err(Error::statement(ACTION))?;
         Ok(match (state.as_str(), until) {
@@ -644,7 +666,11 @@ impl Accounts {
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
             let read = || -> Result<(String, i64, i64), sqlx::Error> {
-                Ok((row.try_get("user_id")?, row.try_get("expires_at")?, row.try_get("now")?))
+                Ok((
+                    row.try_get("user_id")?,
+                    row.try_get("expires_at")?,
+                    row.try_get("now")?,
+                ))
             };
             let (user_id, expired_at, now) = read().map_err(Error::statement(ACTION))?;
             let event = Event::Expired {
@@ -699,7 +725,13 @@ impl Accounts {
     /// refresh is sent: a compare-and-swap on the owner and the version, so a lease that ran
     /// out and was taken over, or a row written meanwhile, sends nothing. The database's time,
     /// or `None` when the lease is no longer this owner's.
-    pub(crate) async fn renew(&self, user: &str, owner: &str, version: i64, lease: i64) -> Result<Option<i64>, Error> {
+    pub(crate) async fn renew(
+        &self,
+        user: &str,
+        owner: &str,
+        version: i64,
+        lease: i64,
+    ) -> Result<Option<i64>, Error> {
         static RENEW: Sql = Sql::new(
             "UPDATE accounts SET lease_until = {now} + $2
              WHERE user_id = $3 AND lease_owner = $4 AND version = $5
@@ -845,15 +877,16 @@ impl Accounts {
             .fetch_one(&self.pool)
             .await
             .map_err(Error::statement(action))?;
-        let read = || -> Result<(Option<i64>, Option<i64>, Option<i64>, i64), sqlx::Error> {
-            Ok((row.try_get("due")?, row.try_get("expiry")?, row.try_get("event")?, row.try_get("now")?))
-        };
-        let (due, expiry, event, now) = read().map_err(Error::statement(action))?;
-        Ok([due, expiry, event]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|at| at.saturating_sub(now)))
+        let read = |name: &str| row.try_get::<Option<i64>, _>(name);
+        let (due, expiry, event) = (read("due"), read("expiry"), read("event"));
+        let now: i64 = row.try_get("now").map_err(Error::statement(action))?;
+        let mut next = None;
+        for at in [due, expiry, event] {
+            if let Some(at) = at.map_err(Error::statement(action))? {
+                next = Some(next.map_or(at, |next: i64| next.min(at)));
+            }
+        }
+        Ok(next.map(|at| at.saturating_sub(now)))
     }
 
     // ---- the outbox -----------------------------------------------------------------------
@@ -861,7 +894,12 @@ impl Accounts {
     /// Claims up to `batch` deliverable events under `owner` for `lease` seconds: pending,
     /// due, unleased, and each the oldest pending event of its account (in order per
     /// account). Their attempt is counted now, so a crash mid-delivery still counts.
-    pub(crate) async fn claim_events(&self, owner: &str, lease: i64, batch: u32) -> Result<Vec<EventRow>, Error> {
+    pub(crate) async fn claim_events(
+        &self,
+        owner: &str,
+        lease: i64,
+        batch: u32,
+    ) -> Result<Vec<EventRow>, Error> {
         static CLAIM_EVENTS: Sql = Sql::new(
             "UPDATE events SET lease_owner = $2, lease_until = {now} + $3, attempts = attempts + 1
              WHERE id IN (
@@ -954,7 +992,12 @@ impl Accounts {
     }
 
     /// Up to `limit` events after `after` (by id), of `state` if given.
-    pub(crate) async fn events(&self, state: Option<&str>, after: i64, limit: u32) -> Result<Vec<EventRow>, Error> {
+    pub(crate) async fn events(
+        &self,
+        state: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<EventRow>, Error> {
         let action = Error::statement("list the events");
         sqlx::query(
             "SELECT id, user_id, body, state, attempts, created_at, last_error FROM events
@@ -1082,9 +1125,8 @@ impl Accounts {
 
     /// Records the share of the app's budget Instagram last reported.
     pub(crate) async fn observe_usage(&self, percent: i64) -> Result<(), Error> {
-        static OBSERVE: Sql = Sql::new(
-            "UPDATE app_budget SET usage_percent = $2, observed_at = {now_ms} WHERE scope = 'app'",
-        );
+        static OBSERVE: Sql =
+            Sql::new("UPDATE app_budget SET usage_percent = $2, observed_at = {now_ms} WHERE scope = 'app'");
         self.at_ms(&OBSERVE)
             .bind(percent)
             .execute(&self.pool)

@@ -66,10 +66,10 @@ async fn migrate_sqlite(pool: &AnyPool) -> Result<(), Error> {
             return Ok(());
         };
         apply(&mut transaction, next, sql).await?;
-        transaction
-            .commit()
-            .await
-            .map_err(|source| Error::Migration { version: next, source })?;
+        transaction.commit().await.map_err(|source| Error::Migration {
+            version: next,
+            source,
+        })?;
     }
 }
 
@@ -94,12 +94,15 @@ async fn migrate_postgres(pool: &AnyPool) -> Result<(), Error> {
             };
             let mut transaction = sqlx::Connection::begin(&mut *connection)
                 .await
-                .map_err(|source| Error::Migration { version: next, source })?;
+                .map_err(|source| Error::Migration {
+                    version: next,
+                    source,
+                })?;
             apply(&mut transaction, next, sql).await?;
-            transaction
-                .commit()
-                .await
-                .map_err(|source| Error::Migration { version: next, source })?;
+            transaction.commit().await.map_err(|source| Error::Migration {
+                version: next,
+                source,
+            })?;
         }
     }
     .await;

@@ -8,8 +8,8 @@ use crate::error::Error;
 use crate::events::{Event, Events};
 use crate::keys::{KeyError, KeyRing};
 use crate::repo::{Accounts, LeaseTry, NewRow};
-use crate::schema;
 use crate::schedule::AccountState;
+use crate::schema;
 use igdisplay_auth::{RefreshLock, RefreshSchedule, StoreError, TokenRecord, TokenStore};
 use igdisplay_http::{SharedClock, SystemClock};
 use igdisplay_model::{Timestamp, UserId};
@@ -127,9 +127,7 @@ impl SqlStore {
                 });
             }
         };
-        let file = (dialect == Dialect::Sqlite)
-            .then(|| sqlite_file(url))
-            .flatten();
+        let file = (dialect == Dialect::Sqlite).then(|| sqlite_file(url)).flatten();
         if let Some(file) = &file {
             private_file(file, true)?;
         }
@@ -272,9 +270,7 @@ impl SqlStore {
             None => self.accounts.insert_new(&row).await?,
             Some(version) => self.accounts.update_if_version(&row, version).await?,
         };
-        written.ok_or_else(|| Error::Conflict {
-            user_id: row.user_id,
-        })
+        written.ok_or_else(|| Error::Conflict { user_id: row.user_id })
     }
 
     /// The columns of `record`: the token sealed, the rest as JSON without it.
@@ -329,10 +325,7 @@ fn sqlite_file(url: &str) -> Option<String> {
     if path.is_empty() || path == ":memory:" {
         return None;
     }
-    Some(
-        percent_decode(path)
-            .unwrap_or_else(|| path.to_owned()),
-    )
+    Some(percent_decode(path).unwrap_or_else(|| path.to_owned()))
 }
 
 /// `%XX` escapes decoded; `None` when they do not make UTF-8.
@@ -578,10 +571,19 @@ mod tests {
 
     #[test]
     fn a_sqlite_url_names_its_file_decoded() {
-        assert_eq!(sqlite_file("sqlite:///tmp/a%3Fb.db?mode=rwc").as_deref(), Some("/tmp/a?b.db"));
-        assert_eq!(sqlite_file("sqlite://relative.db").as_deref(), Some("relative.db"));
+        assert_eq!(
+            sqlite_file("sqlite:///tmp/a%3Fb.db?mode=rwc").as_deref(),
+            Some("/tmp/a?b.db")
+        );
+        assert_eq!(
+            sqlite_file("sqlite://relative.db").as_deref(),
+            Some("relative.db")
+        );
         assert_eq!(sqlite_file("sqlite://:memory:"), None);
         assert_eq!(sqlite_file("sqlite::memory:"), None);
-        assert_eq!(sqlite_file(&sqlite_url(Path::new("/x/f?#%.db"))).as_deref(), Some("/x/f?#%.db"));
+        assert_eq!(
+            sqlite_file(&sqlite_url(Path::new("/x/f?#%.db"))).as_deref(),
+            Some("/x/f?#%.db")
+        );
     }
 }

@@ -211,7 +211,11 @@ impl WebhookSender {
 
     /// One pass over the outbox: claims batches of deliverable events (each the oldest
     /// pending one of its account) and posts them, `concurrency` at a time.
-    pub(crate) async fn deliver_from(&self, accounts: &Accounts, owner: &str) -> Result<DeliveryTally, Error> {
+    pub(crate) async fn deliver_from(
+        &self,
+        accounts: &Accounts,
+        owner: &str,
+    ) -> Result<DeliveryTally, Error> {
         let mut tally = DeliveryTally::default();
         let lease = i64::try_from(self.lease.as_secs()).unwrap_or(i64::MAX);
         // Bounded per pass, so a long backlog never starves the keeper's refreshes.
@@ -282,7 +286,10 @@ impl WebhookSender {
             .method(Method::POST)
             .uri(self.endpoint.clone())
             .header(http::header::CONTENT_TYPE, "application/json")
-            .header(SIGNATURE_HEADER, self.signature(timestamp, &delivery, event.id, &body))
+            .header(
+                SIGNATURE_HEADER,
+                self.signature(timestamp, &delivery, event.id, &body),
+            )
             .header(EVENT_HEADER, event.event.kind())
             .header(EVENT_ID_HEADER, event.id.to_string())
             .header(DELIVERY_HEADER, &delivery)

@@ -189,9 +189,17 @@ impl Fleet {
             .iter()
             .filter(|u| counts.get(u.as_str()) != Some(&1))
             .collect();
-        assert!(twice.is_empty(), "{} not refreshed exactly once: {twice:?}", twice.len());
+        assert!(
+            twice.is_empty(),
+            "{} not refreshed exactly once: {twice:?}",
+            twice.len()
+        );
         let states = self.store.counts().await.unwrap();
-        assert_eq!(states[&AccountState::Active], self.users.len() as u64, "{states:?}");
+        assert_eq!(
+            states[&AccountState::Active],
+            self.users.len() as u64,
+            "{states:?}"
+        );
     }
 }
 
@@ -326,11 +334,15 @@ async fn a_failing_refresh_backs_off_warns_and_recovers(db: Db) {
         "not before the backoff"
     );
 
-    fleet.advance(Duration::from_secs(u64::try_from(retry_at - fleet.clock.unix()).unwrap()));
+    fleet.advance(Duration::from_secs(
+        u64::try_from(retry_at - fleet.clock.unix()).unwrap(),
+    ));
     assert_eq!(keeper.run_once().await.unwrap().failed, 1);
     assert_eq!(fleet.column(&user, "failures").await, Some(2));
     let retry_at_2 = fleet.column(&user, "next_refresh_at").await.unwrap();
-    fleet.advance(Duration::from_secs(u64::try_from(retry_at_2 - fleet.clock.unix()).unwrap()));
+    fleet.advance(Duration::from_secs(
+        u64::try_from(retry_at_2 - fleet.clock.unix()).unwrap(),
+    ));
     assert_eq!(keeper.run_once().await.unwrap().refreshed, 1);
     assert_eq!(fleet.state(&user).await, AccountState::Active);
     assert_eq!(fleet.column(&user, "failures").await, Some(0));
@@ -460,7 +472,11 @@ async fn a_keeper_whose_clock_is_off_takes_over_no_live_lease_and_expires_nothin
     };
     // Keeper A holds the first two for 5 minutes of the database's time.
     for user in &users[..2] {
-        set("UPDATE accounts SET lease_owner = 'keeper-a', lease_until = {now} + 300 WHERE user_id = $1", user).await;
+        set(
+            "UPDATE accounts SET lease_owner = 'keeper-a', lease_until = {now} + 300 WHERE user_id = $1",
+            user,
+        )
+        .await;
     }
     // The last one is failing, retried in an hour, and expires in 5 minutes.
     set(
@@ -478,8 +494,8 @@ async fn a_keeper_whose_clock_is_off_takes_over_no_live_lease_and_expires_nothin
         let app = AppConfig::read_only(Platform::InstagramLogin)
             .with_endpoints(Endpoints::single_origin(mock.base_url()))
             .unwrap();
-        let client = AuthClient::new(app, Arc::new(HyperBackend::new().unwrap()))
-            .with_clock(Arc::new(skewed.clone()));
+        let client =
+            AuthClient::new(app, Arc::new(HyperBackend::new().unwrap())).with_clock(Arc::new(skewed.clone()));
         let keeper = Keeper::builder(store.clone(), client)
             .clock(Arc::new(skewed))
             .owner(format!("keeper-b{skew}"))
@@ -498,7 +514,11 @@ async fn a_keeper_whose_clock_is_off_takes_over_no_live_lease_and_expires_nothin
             assert_eq!(listed[user].leased_by.as_deref(), Some("keeper-a"), "skew {skew}");
         }
         assert_eq!(listed[&users[2]].state, AccountState::Active, "skew {skew}");
-        assert_eq!(listed[&users[3]].state, AccountState::Failing, "skew {skew}: not expired early");
+        assert_eq!(
+            listed[&users[3]].state,
+            AccountState::Failing,
+            "skew {skew}: not expired early"
+        );
     }
     // The one free and due, not about to expire, was refreshed (by the first run).
     let counts = mock.refresh_counts();
@@ -650,7 +670,12 @@ async fn a_thousand_deletions_racing_refreshes_bring_no_account_back(db: Db) {
     let cycle = keeper.run_once().await.unwrap();
     assert_eq!(cycle.refreshed, 0, "{cycle:?}");
     let left = fleet.store.list(None, 10_000).await.unwrap();
-    assert!(left.is_empty(), "{} accounts came back: {:?}", left.len(), &left[..left.len().min(3)]);
+    assert!(
+        left.is_empty(),
+        "{} accounts came back: {:?}",
+        left.len(),
+        &left[..left.len().min(3)]
+    );
     assert!(fleet.store.users().await.unwrap().is_empty());
     // And stay gone.
     fleet.advance(30 * DAY);
@@ -747,7 +772,11 @@ async fn a_spent_app_budget_pauses_every_keeper(db: Db) {
         .unwrap();
     let until: i64 = blocked.try_get("blocked_until").unwrap();
     assert_eq!(blocked.try_get::<i64, _>("usage_percent").unwrap(), 100);
-    assert_eq!(until, fleet.clock.unix() * 1000 + 60_000, "the policy's default minute");
+    assert_eq!(
+        until,
+        fleet.clock.unix() * 1000 + 60_000,
+        "the policy's default minute"
+    );
     // Another instance, which heard nothing from Instagram, claims nothing meanwhile.
     let b = paced_keeper(&fleet, fleet.backend(), settings, "keeper-b");
     assert_eq!(b.run_once().await.unwrap().claimed, 0);
@@ -889,7 +918,11 @@ async fn an_on_demand_use_of_a_revoked_account_fails_at_once_and_sends_nothing(d
     fleet.mock.revoke_tokens("acct000001").unwrap();
     let tokens = TokenManager::new(fleet.client(fleet.backend()), Arc::new(fleet.store.clone()));
     let error = tokens.record(&user).await.unwrap_err();
-    assert!(matches!(error, TokenError::Revoked(_)), "{error:?} {:?}", std::error::Error::source(&error));
+    assert!(
+        matches!(error, TokenError::Revoked(_)),
+        "{error:?} {:?}",
+        std::error::Error::source(&error)
+    );
     assert_eq!(fleet.refresh_requests(), 1, "Instagram refused it once");
     assert_eq!(fleet.state(&user).await, AccountState::Revoked);
     for _ in 0..3 {
@@ -972,7 +1005,11 @@ async fn a_token_refused_outside_a_refresh_is_marked_revoked_once(db: Db) {
         .into_iter()
         .map(|e| e.event.kind().to_owned())
         .collect();
-    assert_eq!(kinds, BTreeSet::from(["revoked".to_owned()]), "one event, in the outbox");
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["revoked".to_owned()]),
+        "one event, in the outbox"
+    );
     fleet.advance(30 * DAY);
     assert_eq!(
         fleet.keeper().run_once().await.unwrap().claimed,

@@ -7,7 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
 
 use igdisplay_http::test_util::{FnBackend, json_response};
-use igdisplay_http::{Clock as _, HttpBackend, HttpRequest, HttpResponse, ManualClock, SharedBackend, TransportError};
+use igdisplay_http::{
+    Clock as _, HttpBackend, HttpRequest, HttpResponse, ManualClock, SharedBackend, TransportError,
+};
 use igdisplay_model::UserId;
 use igdisplay_store::{
     Event, EventState, KeeperSettings, SeenEvents, SqlStore, WebhookSender, verify_webhook,
@@ -26,7 +28,10 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// A store whose statements take their time from a manual clock.
 async fn store(db: &Db) -> (SqlStore, ManualClock) {
     let clock = ManualClock::at_unix(T0);
-    let store = db.open(ring("k1", 1)).await.with_pinned_time(Arc::new(clock.clone()));
+    let store = db
+        .open(ring("k1", 1))
+        .await
+        .with_pinned_time(Arc::new(clock.clone()));
     (store, clock)
 }
 
@@ -53,7 +58,10 @@ impl HttpBackend for Receiver {
 impl Receiver {
     /// The event ids accepted, in order, checked against the secret and the wall clock (the
     /// signature's time is the sender's real time).
-    #[allow(clippy::disallowed_methods, reason = "a receiver checks signatures against its own clock")]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a receiver checks signatures against its own clock"
+    )]
     fn verified_ids(&self) -> Vec<i64> {
         self.accepted
             .lock()
@@ -118,7 +126,10 @@ async fn events_are_delivered_signed_and_in_order_per_account(db: Db) {
         store.delete_account(&user, &format!("DEL-{n}")).await.unwrap();
     }
     let receiver = Arc::new(Receiver::default());
-    let pass = sender(receiver.clone()).deliver_pending(&store, "one").await.unwrap();
+    let pass = sender(receiver.clone())
+        .deliver_pending(&store, "one")
+        .await
+        .unwrap();
     assert_eq!((pass.delivered, pass.failed), (20, 0));
     let ids = receiver.verified_ids();
     let events: BTreeMap<i64, _> = store
@@ -132,16 +143,29 @@ async fn events_are_delivered_signed_and_in_order_per_account(db: Db) {
     let mut last: BTreeMap<String, i64> = BTreeMap::new();
     for id in &ids {
         let user = events[id].event.user_id().as_str().to_owned();
-        assert!(last.get(&user).is_none_or(|before| before < id), "{user}: {id} after {last:?}");
+        assert!(
+            last.get(&user).is_none_or(|before| before < id),
+            "{user}: {id} after {last:?}"
+        );
         last.insert(user, *id);
     }
     assert!(events.values().all(|e| e.state == EventState::Delivered));
     // The body is the event, its type in a header.
-    let first = &receiver.accepted.lock().unwrap()[0];
-    assert_eq!(first.headers()["igdisplay-event"], "deletion_requested");
-    let body: serde_json::Value = serde_json::from_slice(first.body()).unwrap();
+    let (kind, body) = {
+        let accepted = receiver.accepted.lock().unwrap();
+        (accepted[0].headers()["igdisplay-event"].clone(), accepted[0].body().clone())
+    };
+    assert_eq!(kind, "deletion_requested");
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["type"], "deletion_requested");
-    assert_eq!(sender(receiver.clone()).deliver_pending(&store, "one").await.unwrap().delivered, 0);
+    assert_eq!(
+        sender(receiver.clone())
+            .deliver_pending(&store, "one")
+            .await
+            .unwrap()
+            .delivered,
+        0
+    );
 }
 
 async fn a_failing_delivery_backs_off_holds_its_accounts_later_events_then_dies_and_is_resent(db: Db) {
@@ -149,7 +173,10 @@ async fn a_failing_delivery_backs_off_holds_its_accounts_later_events_then_dies_
     let stuck = UserId::new("stuck");
     store.delete_account(&stuck, "DEL-1").await.unwrap();
     store.delete_account(&stuck, "DEL-2").await.unwrap();
-    store.delete_account(&UserId::new("other"), "DEL-3").await.unwrap();
+    store
+        .delete_account(&UserId::new("other"), "DEL-3")
+        .await
+        .unwrap();
     // The endpoint refuses the stuck account's events only.
     let attempts = Arc::new(Mutex::new(0u32));
     let seen = attempts.clone();
@@ -163,8 +190,16 @@ async fn a_failing_delivery_backs_off_holds_its_accounts_later_events_then_dies_
     });
     let webhook = sender(Arc::new(backend));
     let pass = webhook.deliver_pending(&store, "one").await.unwrap();
-    assert_eq!((pass.delivered, pass.failed), (1, 1), "the other account is not held up");
-    assert_eq!(*attempts.lock().unwrap(), 1, "the stuck account's second event waits its turn");
+    assert_eq!(
+        (pass.delivered, pass.failed),
+        (1, 1),
+        "the other account is not held up"
+    );
+    assert_eq!(
+        *attempts.lock().unwrap(),
+        1,
+        "the stuck account's second event waits its turn"
+    );
     // Not again before the backoff; again after it.
     assert_eq!(webhook.deliver_pending(&store, "one").await.unwrap().failed, 0);
     clock.advance(Duration::from_secs(30));
@@ -178,17 +213,31 @@ async fn a_failing_delivery_backs_off_holds_its_accounts_later_events_then_dies_
             break;
         }
     }
-    assert_eq!(dead, 2, "both of the stuck account's events, after three days each");
+    assert_eq!(
+        dead, 2,
+        "both of the stuck account's events, after three days each"
+    );
     let dead_events = store.list_events(Some(EventState::Dead), 0, 10).await.unwrap();
     assert_eq!(dead_events.len(), 2);
     assert!(dead_events[0].last_error.as_deref().unwrap().contains("500"));
-    assert!(dead_events[0].attempts > 10, "retried with backoff: {}", dead_events[0].attempts);
+    assert!(
+        dead_events[0].attempts > 10,
+        "retried with backoff: {}",
+        dead_events[0].attempts
+    );
     // Resent by hand once the endpoint is fixed.
     assert!(store.resend_event(dead_events[0].id).await.unwrap());
     assert!(!store.resend_event(999_999).await.unwrap());
     let fixed = sender(Arc::new(FnBackend::new(|_| Ok(json_response(200, "{}")))));
     assert_eq!(fixed.deliver_pending(&store, "one").await.unwrap().delivered, 1);
-    assert_eq!(store.list_events(Some(EventState::Dead), 0, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .list_events(Some(EventState::Dead), 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 /// Case: 10,000 events while the receiver is down for six hours, and one of two
@@ -221,7 +270,11 @@ async fn ten_thousand_events_survive_a_receiver_down_six_hours_and_a_deliverer_t
         clock.advance(HOUR);
     }
     assert!(*receiver.refused.lock().unwrap() > 0);
-    assert_eq!(store.stats().await.unwrap().pending_events, EVENTS as u64, "none given up yet");
+    assert_eq!(
+        store.stats().await.unwrap().pending_events,
+        EVENTS as u64,
+        "none given up yet"
+    );
     // Back up; deliverer "a" dies in the middle of its first pass: its task is dropped at
     // whatever await it stands, its leases held.
     receiver.down.store(false, Ordering::SeqCst);
@@ -297,7 +350,8 @@ async fn delivered_events_are_pruned_after_the_retention(db: Db) {
     assert_eq!(pass.delivered, 1);
     // A keeper prunes each cycle: nothing yet.
     let app = igdisplay_auth::AppConfig::read_only(igdisplay_auth::Platform::InstagramLogin);
-    let client = igdisplay_auth::AuthClient::new(app, Arc::new(FnBackend::new(|_| Ok(json_response(500, "{}")))));
+    let client =
+        igdisplay_auth::AuthClient::new(app, Arc::new(FnBackend::new(|_| Ok(json_response(500, "{}")))));
     let keeper = igdisplay_store::Keeper::builder(store.clone(), client)
         .settings(KeeperSettings::default().retention(7 * 24 * HOUR))
         .build();

@@ -278,7 +278,13 @@ async fn a_refreshs_write_never_brings_back_a_removed_or_unusable_account(db: Db
     ));
     store.save_refreshed(&login, &fresh).await.unwrap();
     assert_eq!(
-        store.load(&user).await.unwrap().unwrap().access_token.expose_secret(),
+        store
+            .load(&user)
+            .await
+            .unwrap()
+            .unwrap()
+            .access_token
+            .expose_secret(),
         "IGAAfresh"
     );
 }
@@ -316,7 +322,13 @@ async fn a_login_begun_before_a_deletion_is_refused_and_one_after_it_revives_the
         .await
         .unwrap();
     assert_eq!(
-        store.load(&user).await.unwrap().unwrap().access_token.expose_secret(),
+        store
+            .load(&user)
+            .await
+            .unwrap()
+            .unwrap()
+            .access_token
+            .expose_secret(),
         "IGAAafter"
     );
 }
@@ -355,7 +367,10 @@ async fn the_sqlite_files_are_readable_by_their_owner_only() {
         .await
         .unwrap();
     for name in ["accounts.db", "accounts.db-wal", "accounts.db-shm"] {
-        let mode = std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{name}: {mode:o}");
     }
     // A file left open by another tool is made private when opened.

@@ -2,7 +2,8 @@
 
 use igdisplay_auth::{
     AppConfig, AuthClient, AuthorizeBuilder, ConfigError, Endpoints, LoginError, MemoryStore,
-    PendingAuthorization, RefreshSchedule, ResponseObserver, TokenError, TokenManager, TokenRecord, TokenStore,
+    PendingAuthorization, RefreshSchedule, ResponseObserver, TokenError, TokenManager, TokenRecord,
+    TokenStore,
 };
 use igdisplay_graph::{
     GraphClient, GraphEndpoint, GraphPolicy, LoginRequired, Pacer, TokenSource, TokenUnavailable,

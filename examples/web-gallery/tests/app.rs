@@ -387,9 +387,7 @@ async fn fleet_site(mock: &MockServer, db: &std::path::Path, callbacks: bool) ->
     let keys = KeyRing::new(Key::new("k1", &[9; 32]).unwrap());
     let store = SqlStore::sqlite(db, keys).await.unwrap();
     let instagram = builder.store(Arc::new(store.clone())).build().unwrap();
-    let fleet = web_gallery::Fleet {
-        store: store.clone(),
-    };
+    let fleet = web_gallery::Fleet { store: store.clone() };
     let state = Arc::new(
         web_gallery::App::with_fleet(instagram, base.clone(), mock.base_url().to_owned(), fleet)
             .await
@@ -589,9 +587,7 @@ async fn owner_mode_marks_a_revoked_owner_in_the_store_and_sends_the_event() {
         instagram.clock().clone(),
     );
     let mut received = store.events().subscribe().await.unwrap();
-    let fleet = web_gallery::Fleet {
-        store: store.clone(),
-    };
+    let fleet = web_gallery::Fleet { store: store.clone() };
     let app = Arc::new(
         web_gallery::App::with_fleet(instagram, base.clone(), mock.base_url().to_owned(), fleet)
             .await
