@@ -153,7 +153,10 @@ async fn events_are_delivered_signed_and_in_order_per_account(db: Db) {
     // The body is the event, its type in a header.
     let (kind, body) = {
         let accepted = receiver.accepted.lock().unwrap();
-        (accepted[0].headers()["igdisplay-event"].clone(), accepted[0].body().clone())
+        (
+            accepted[0].headers()["igdisplay-event"].clone(),
+            accepted[0].body().clone(),
+        )
     };
     assert_eq!(kind, "deletion_requested");
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
