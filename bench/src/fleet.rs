@@ -3,9 +3,11 @@
 //! (two `igdisplay keeper` processes sharing the work) against the naive design (one leader
 //! selects the due rows, then loads, refreshes and saves them one at a time), alternating
 //! rounds, each on a fresh due set, both against the same mock. Measured: accounts refreshed
-//! per second, database statements per refresh (transactions committed, from
-//! `pg_stat_database`, every statement being its own), and the keeper's peak RSS with a small
-//! table and with the full one.
+//! per second, transactions per refresh (from `pg_stat_database`), and the keeper's peak RSS
+//! with a small table and with the full one. Then, on the same million rows, what the keeper
+//! costs the database: statements (`pg_stat_statements`) and transactions per refresh, its CPU
+//! per refresh, the statements an idle keeper sends a minute, and outbox deliveries per second
+//! to a local receiver.
 
 use crate::Plan;
 use crate::procs;
@@ -100,8 +102,6 @@ fn keepers(cli: &str, url: &str, keys: &str, mock: &str, count: usize) -> Result
                 .args(["keeper", "--until-idle", "--owner", &format!("bench-{n}")])
                 .args(["--lease", "120", "--idle", "1", "--progress-every", "0"])
                 .args(["--store", url, "--mock", mock])
-                .args(["--app-id", "1", "--redirect-uri", "https://example.com/cb"])
-                .env("IGDISPLAY_APP_SECRET", "unused")
                 .env("IGDISPLAY_STORE_KEYS", keys);
             std::thread::spawn(move || procs::run_measured(&mut command))
         })
@@ -149,8 +149,8 @@ pub(crate) async fn fleet(plan: &Plan, cli: &str, postgres: &str, report: &mut R
     let (due, rows, rounds) = (plan.fleet_due, plan.fleet_rows, plan.rounds.min(3));
     let name = "igd_bench_fleet";
     let url = fresh_database(postgres, name).await?;
-    // One due set for the small-table round, then one per side per round.
-    let sets = 1 + 2 * rounds;
+    // One due set for the small-table round, one per side per round, one for the costs.
+    let sets = 2 + 2 * rounds;
     let mock = MockServer::builder()
         .calls_per_hour(None)
         .workers(4)
@@ -251,6 +251,7 @@ pub(crate) async fn fleet(plan: &Plan, cli: &str, postgres: &str, report: &mut R
         naive_rates.push(due as f64 / seconds);
         naive_statements.push((after - before - 1) as f64 / due as f64);
     }
+    let costs = costs(plan, cli, &url, name, &store, &keys, mock.base_url(), set(1 + 2 * rounds)).await?;
     let counts = mock.refresh_counts();
     let twice = counts.values().filter(|n| **n > 1).count();
     if twice > 0 {
@@ -303,5 +304,199 @@ pub(crate) async fn fleet(plan: &Plan, cli: &str, postgres: &str, report: &mut R
             ],
         ],
     );
+    costs.report(rows, report);
     Ok(())
+}
+
+/// What the keeper costs the database and the machine (comparison 8, second part).
+struct Costs {
+    refreshed: usize,
+    statements_per_refresh: Option<f64>,
+    transactions_per_refresh: f64,
+    cpu_ms_per_refresh: f64,
+    idle_statements_per_minute: Option<f64>,
+    idle_window: f64,
+    idle_seconds: u64,
+    events: usize,
+    deliveries_per_second: f64,
+}
+
+impl Costs {
+    fn report(&self, rows: usize, report: &mut Report) {
+        let shown = |figure: Option<f64>, digits: usize| {
+            figure.map_or_else(|| "n/a (no pg_stat_statements)".to_owned(), |f| format!("{f:.digits$}"))
+        };
+        report.verdict(
+            "8c. a refresh's token write, its event and its lease release are one transaction",
+            self.transactions_per_refresh <= 2.2,
+            format!(
+                "{:.2} transactions and {} statements per refresh ({} refreshed): the lease re-taken before the \
+                 refresh is sent, then one transaction writing the token, its event and the lease's release",
+                self.transactions_per_refresh,
+                shown(self.statements_per_refresh, 2),
+                self.refreshed
+            ),
+        );
+        report.verdict(
+            "8d. an idle keeper costs the database at most 2 statements a minute",
+            self.idle_statements_per_minute.is_some_and(|n| n <= 2.0),
+            format!(
+                "{} statements a minute with nothing due ({:.0} s watched, --idle {})",
+                shown(self.idle_statements_per_minute, 2),
+                self.idle_window,
+                self.idle_seconds
+            ),
+        );
+        report.section(
+            "8c–8f. What the keeper costs",
+            &format!(
+                "On the same {rows} accounts: one `igdisplay keeper` refreshing {} due accounts (statements counted by \
+                 `pg_stat_statements`, transactions by `pg_stat_database`, both per refresh and including the \
+                 claims, the expiry pass and the idle checks; its CPU from `/proc`), then one keeper with nothing \
+                 due, then one delivering {} outbox events to a local receiver (bare hyper answering 200).",
+                self.refreshed, self.events
+            ),
+            &["figure", "value"],
+            vec![
+                vec!["statements per refresh".to_owned(), shown(self.statements_per_refresh, 2)],
+                vec![
+                    "transactions per refresh".to_owned(),
+                    format!("{:.2}", self.transactions_per_refresh),
+                ],
+                vec!["keeper CPU per refresh".to_owned(), format!("{:.3} ms", self.cpu_ms_per_refresh)],
+                vec![
+                    "statements a minute, idle".to_owned(),
+                    shown(self.idle_statements_per_minute, 2),
+                ],
+                vec![
+                    "outbox deliveries per second".to_owned(),
+                    format!("{:.0}", self.deliveries_per_second),
+                ],
+            ],
+        );
+    }
+}
+
+/// The statements the database counted in `database` since the last reset, if
+/// `pg_stat_statements` is there.
+async fn statements(store: &SqlStore, database: &str) -> Option<f64> {
+    sqlx::query(
+        "SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) AS n FROM pg_stat_statements
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1)",
+    )
+    .bind(database)
+    .fetch_one(store.pool())
+    .await
+    .and_then(|row| row.try_get::<i64, _>("n"))
+    .ok()
+    .map(|n| n as f64)
+}
+
+async fn reset_statements(store: &SqlStore) -> bool {
+    sqlx::raw_sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(store.pool())
+        .await
+        .is_ok()
+        && sqlx::raw_sql("SELECT pg_stat_statements_reset()")
+            .execute(store.pool())
+            .await
+            .is_ok()
+}
+
+/// Measures [`Costs`] on the million rows: `due` accounts refreshed by one keeper, an idle
+/// keeper, and a keeper delivering events.
+#[allow(clippy::too_many_arguments)]
+async fn costs(
+    plan: &Plan,
+    cli: &str,
+    url: &str,
+    name: &str,
+    store: &SqlStore,
+    keys: &str,
+    mock: &str,
+    due: &[String],
+) -> Result<Costs, String> {
+    let keeper = |extra: &[&str]| {
+        let mut command = Command::new(cli);
+        command
+            .args(["keeper", "--owner", "bench-costs", "--progress-every", "0"])
+            .args(["--store", url, "--mock", mock])
+            .args(extra)
+            .env("IGDISPLAY_STORE_KEYS", keys)
+            .env("IGDISPLAY_WEBHOOK_SECRETS", "whsec-bench");
+        command
+    };
+    // Refreshes: statements, transactions and CPU per refresh.
+    make_due(store, due).await?;
+    let counting = reset_statements(store).await;
+    let before = commits(url, name).await?;
+    let (_, _, cpu) = procs::run_measured_cpu(&mut keeper(&["--until-idle", "--idle", "1"]))?;
+    let after = commits(url, name).await?;
+    let statements_per_refresh = if counting {
+        statements(store, name).await.map(|n| n / due.len() as f64)
+    } else {
+        None
+    };
+    let transactions_per_refresh = (after - before - 1) as f64 / due.len() as f64;
+    let cpu_ms_per_refresh = cpu * 1000.0 / due.len() as f64;
+
+    // Idle: nothing due; after its first cycle, the statements of a watched window.
+    let idle_seconds: u64 = if plan.quick { 3 } else { 30 };
+    let window = if plan.quick { 6.5 } else { 65.0 };
+    let mut idle = keeper(&["--idle", &idle_seconds.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let counting = reset_statements(store).await;
+    tokio::time::sleep(Duration::from_secs_f64(window)).await;
+    let idle_statements = if counting { statements(store, name).await } else { None };
+    let _ = idle.kill();
+    let _ = idle.wait();
+    // The reset and the count itself are the bench's, not the keeper's.
+    let idle_statements_per_minute = idle_statements.map(|n| (n - 1.0).max(0.0) * 60.0 / window);
+
+    // Deliveries: events written straight into the outbox, delivered to a local receiver.
+    let events = if plan.quick { 500 } else { 20_000 };
+    // The rounds' own events (no webhook was configured for them) make way.
+    sqlx::raw_sql("DELETE FROM events")
+        .execute(store.pool())
+        .await
+        .map_err(|e| e.to_string())?;
+    sqlx::query(
+        "INSERT INTO events (user_id, kind, body, created_at, next_attempt_at)
+         SELECT 'filler-' || g, 'deauthorized',
+                '{\"type\":\"deauthorized\",\"user_id\":\"filler-' || g || '\",\"at\":\"2026-12-04T00:00:00+0000\"}',
+                $1, $1
+         FROM generate_series(1, $2) AS g",
+    )
+    .bind(unix_now())
+    .bind(i64::try_from(events).unwrap_or(0))
+    .execute(store.pool())
+    .await
+    .map_err(|e| e.to_string())?;
+    let receiver = procs::Server::start(&["serve-bare", "--body", "{}"])?;
+    let hook = format!("{}/hooks", receiver.base);
+    let (seconds, _) = procs::run_measured(&mut keeper(&["--until-idle", "--idle", "1", "--webhook", &hook]))?;
+    drop(receiver);
+    let left: i64 = sqlx::query("SELECT COUNT(*) AS n FROM events WHERE state <> 'delivered'")
+        .fetch_one(store.pool())
+        .await
+        .and_then(|row| row.try_get("n"))
+        .map_err(|e| e.to_string())?;
+    if left > 0 {
+        return Err(format!("{left} events were not delivered"));
+    }
+    Ok(Costs {
+        refreshed: due.len(),
+        statements_per_refresh,
+        transactions_per_refresh,
+        cpu_ms_per_refresh,
+        idle_statements_per_minute,
+        idle_window: window,
+        idle_seconds,
+        events,
+        deliveries_per_second: events as f64 / seconds,
+    })
 }

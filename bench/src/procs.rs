@@ -149,6 +149,54 @@ pub(crate) fn run_measured_keeping_stdout(command: &mut Command) -> Result<(f64,
     }
 }
 
+/// As [`run_measured`], also returning the CPU time the child used (user and system, every
+/// thread; sampled from `/proc` until it exits, so the last couple of milliseconds are
+/// missing): (seconds, KiB, CPU seconds).
+pub(crate) fn run_measured_cpu(command: &mut Command) -> Result<(f64, u64, f64), String> {
+    let started = std::time::Instant::now();
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let stderr_tail = child
+        .stderr
+        .take()
+        .map(|stderr| std::thread::spawn(move || tail(stderr)));
+    let pid = child.id();
+    let (mut peak, mut cpu) = (0, 0.0_f64);
+    loop {
+        peak = peak.max(status_kib(pid, "VmHWM:"));
+        cpu = cpu.max(cpu_of(pid));
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            let err = stderr_tail
+                .and_then(|reader| reader.join().ok())
+                .unwrap_or_default();
+            if !status.success() {
+                return Err(format!("{command:?} failed: {err}"));
+            }
+            return Ok((started.elapsed().as_secs_f64(), peak, cpu));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// The CPU seconds process `pid` used so far (`utime + stime` of `/proc/PID/stat`, in the
+/// kernel's ticks of 10 ms); 0 once it is gone.
+fn cpu_of(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // The fields after the command name (which may hold spaces) close with `)`.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |n: usize| fields.get(n).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Reads `from` to its end, returning the last [`TAIL_BYTES`] of it as text.
 fn tail(mut from: impl std::io::Read) -> String {
     let mut kept = std::collections::VecDeque::with_capacity(TAIL_BYTES);

@@ -45,7 +45,7 @@ pub(crate) fn run(root: &Path, quick: bool, only: &[String]) -> Result<(), Strin
     // The fleet comparison's PostgreSQL: a cluster of its own, stopped after.
     let cluster = if only.is_empty() || only.iter().any(|n| n == "8") {
         println!("\n==> bench: PostgreSQL for the fleet comparison");
-        Some(crate::postgres::Cluster::start(root)?)
+        Some(crate::postgres::Cluster::start_counting_statements(root)?)
     } else {
         None
     };

@@ -52,6 +52,16 @@ fn is_root() -> bool {
 impl Cluster {
     /// Starts a cluster under `root/target`.
     pub(crate) fn start(root: &Path) -> Result<Self, String> {
+        Self::start_with(root, false)
+    }
+
+    /// Starts a cluster under `root/target` that counts every statement of its clients
+    /// (`pg_stat_statements`, preloaded when the server has it: the benchmarks count them).
+    pub(crate) fn start_counting_statements(root: &Path) -> Result<Self, String> {
+        Self::start_with(root, true)
+    }
+
+    fn start_with(root: &Path, count_statements: bool) -> Result<Self, String> {
         let bin = server_binaries().ok_or(
             "no PostgreSQL server binaries in /usr/lib/postgresql/*/bin (`apt-get install postgresql`; .ci/run does)",
         )?;
@@ -93,8 +103,15 @@ impl Cluster {
                 "UTF8",
             ],
         )?;
-        let options =
+        let mut options =
             format!("-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300");
+        let statements = cluster
+            .bin
+            .parent()
+            .is_some_and(|version| version.join("lib/pg_stat_statements.so").exists());
+        if count_statements && statements {
+            options.push_str(" -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all");
+        }
         let log = format!("{data}/server.log");
         cluster.run(
             "pg_ctl",

@@ -81,6 +81,18 @@ fn keeper(url: &str, keys: &str, mock: &str, owner: &str, hook: &str) -> Child {
         .unwrap()
 }
 
+/// The keeper processes, killed if the test fails before they end.
+struct KillOnDrop(Vec<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// A webhook receiver on loopback: refuses with 503 while `down`, otherwise verifies each
 /// delivery's signature and records its event id.
 struct Hook {
@@ -243,16 +255,18 @@ async fn four_keepers_one_killed_refresh_every_due_token_once_and_lose_none() {
     }
 
     let hook = Hook::start();
-    let mut keepers: Vec<Child> = (1..=4)
-        .map(|n| keeper(&url, &keys, mock.base_url(), &format!("keeper-{n}"), &hook.url))
-        .collect();
+    let mut keepers = KillOnDrop(
+        (1..=4)
+            .map(|n| keeper(&url, &keys, mock.base_url(), &format!("keeper-{n}"), &hook.url))
+            .collect(),
+    );
 
     // Mid-run: kill keeper-1 without warning, and note what it held.
     tokio::task::spawn_blocking(move || kill_signal.recv().unwrap())
         .await
         .unwrap();
-    keepers[0].kill().unwrap();
-    keepers[0].wait().unwrap();
+    keepers.0[0].kill().unwrap();
+    keepers.0[0].wait().unwrap();
     let pool = store.pool().clone();
     let held: BTreeSet<String> = sqlx::query("SELECT user_id FROM accounts WHERE lease_owner = 'keeper-1'")
         .fetch_all(&pool)
@@ -348,12 +362,12 @@ async fn four_keepers_one_killed_refresh_every_due_token_once_and_lose_none() {
     while hook.received.lock().unwrap().len() < 2_000 {
         pause().await;
     }
-    keepers[1].kill().unwrap();
-    keepers[1].wait().unwrap();
+    keepers.0[1].kill().unwrap();
+    keepers.0[1].wait().unwrap();
     // Its delivery leases run out (a minute of mock time) and the others take them over.
     mock.advance(Duration::from_secs(120));
 
-    for (n, keeper) in keepers.iter_mut().enumerate().skip(2) {
+    for (n, keeper) in keepers.0.iter_mut().enumerate().skip(2) {
         let output = keeper.wait().unwrap();
         let mut stderr = String::new();
         std::io::Read::read_to_string(keeper.stderr.as_mut().unwrap(), &mut stderr).unwrap();

@@ -566,11 +566,14 @@ impl Keeper {
             if busy {
                 match self.run_once().await {
                     Ok(cycle) if cycle.claimed > 0 || cycle.delivered > 0 => continue,
-                    Ok(_) if until_idle && self.is_idle().await? => return Ok(()),
                     Ok(_) => {}
                     Err(error) if until_idle => return Err(error),
                     Err(error) => tracing::warn!(%error, "the keeper's cycle failed; trying again"),
                 }
+            }
+            // Done once nothing is due, not even under another instance's lease.
+            if until_idle && self.is_idle().await? {
+                return Ok(());
             }
             let idle = self.inner.settings.idle;
             let wait = match self.inner.accounts.next_work(self.inner.webhook.is_some()).await {

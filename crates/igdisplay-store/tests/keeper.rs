@@ -218,6 +218,7 @@ on_both!(
     a_revoked_token_is_marked_and_never_retried,
     a_failing_refresh_backs_off_warns_and_recovers,
     a_dead_instances_leases_are_taken_over_once_they_run_out,
+    a_keeper_run_until_idle_ends_once_another_instance_finished_the_work,
     slow_refreshes_under_a_short_lease_are_sent_once_by_two_keepers,
     a_keeper_whose_clock_is_off_takes_over_no_live_lease_and_expires_nothing_early,
     a_login_racing_a_refresh_keeps_the_newer_token,
@@ -373,6 +374,55 @@ async fn a_dead_instances_leases_are_taken_over_once_they_run_out(db: Db) {
     let cycle = keeper.run_once().await.unwrap();
     assert_eq!((cycle.refreshed, cycle.takeovers), (3, 3), "taken over");
     fleet.assert_each_refreshed_once().await;
+}
+
+/// Keeper B runs until idle while another instance holds the one due account's lease; that
+/// instance refreshes it meanwhile. B sees nothing left to do and ends (it once kept waiting
+/// for work that another had done).
+async fn a_keeper_run_until_idle_ends_once_another_instance_finished_the_work(db: Db) {
+    let fleet = Fleet::simulated(&db, ring("k1", 1), 1, 21 * DAY).await;
+    let user = fleet.users[0].clone();
+    let now = fleet.clock.unix();
+    sqlx::query("UPDATE accounts SET lease_owner = 'keeper-a', lease_until = $1 WHERE user_id = $2")
+        .bind(now + 60)
+        .bind(user.as_str())
+        .execute(fleet.store.pool())
+        .await
+        .unwrap();
+    let b = fleet.keeper_with(
+        fleet.backend(),
+        KeeperSettings::default().idle(Duration::from_secs(1)),
+        "keeper-b",
+    );
+    let (clock, pool) = (fleet.clock.shared(), fleet.store.pool().clone());
+    let ended = fleet
+        .clock
+        .sim()
+        .drive(async {
+            let other = async {
+                // Keeper A refreshes it after 5 s and lets the lease go.
+                clock.sleep(Duration::from_secs(5)).await;
+                sqlx::query(
+                    "UPDATE accounts SET next_refresh_at = $1, lease_owner = NULL, lease_until = NULL WHERE user_id = $2",
+                )
+                .bind(now + 20 * 86_400)
+                .bind(user.as_str())
+                .execute(&pool)
+                .await
+                .unwrap();
+                // Half an hour later (before the hourly maintenance would wake it), B must
+                // have ended long ago.
+                clock.sleep(Duration::from_secs(1800)).await;
+            };
+            tokio::select! {
+                done = b.run_until_idle() => done.map(|()| true),
+                () = other => Ok(false),
+            }
+        })
+        .await
+        .unwrap();
+    assert!(ended, "keeper B kept waiting");
+    assert_eq!(b.totals().refreshed, 0);
 }
 
 /// Instagram answering each refresh in `delay` of the test's (simulated) time: half before it

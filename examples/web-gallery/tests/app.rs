@@ -607,3 +607,17 @@ async fn owner_mode_marks_a_revoked_owner_in_the_store_and_sends_the_event() {
         igdisplay::store::Event::Revoked { .. }
     ));
 }
+
+#[test]
+fn the_help_page_shows_no_database_password_from_the_environment() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_web-gallery"))
+        .arg("--help")
+        .env_clear()
+        .env("DATABASE_URL", "postgres://app:CANARY-db-password@db.internal/site")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(shown.contains("DATABASE_URL"), "{shown}");
+    assert!(!shown.contains("CANARY-db-password"), "{shown}");
+}
