@@ -441,8 +441,9 @@ async fn costs(
     let cpu_ms_per_refresh = cpu * 1000.0 / due.len() as f64;
 
     // Idle: nothing due; after its first cycle, the statements of a watched window.
-    let idle_seconds: u64 = if plan.quick { 3 } else { 30 };
-    let window = if plan.quick { 6.5 } else { 65.0 };
+    let idle_seconds: u64 = if plan.quick { 3 } else { 60 };
+    let window = if plan.quick { 6.5 } else { 125.0 };
+    // The default --idle, given explicitly so the report names it.
     let mut idle = keeper(&["--idle", &idle_seconds.to_string()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

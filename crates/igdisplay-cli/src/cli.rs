@@ -294,8 +294,9 @@ pub(crate) struct KeeperArgs {
     /// Seconds a claim holds an account; a stopped instance's accounts are taken over after this.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub(crate) lease: u64,
-    /// Seconds to wait when nothing is due before looking again.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    /// The longest an idle keeper sleeps before it asks the database again (one statement per
+    /// wake; it wakes sooner when something comes due).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub(crate) idle: u64,
     /// Seconds between progress lines on stderr (0: none).
     #[arg(long, default_value_t = 10)]

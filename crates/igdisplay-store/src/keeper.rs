@@ -85,7 +85,9 @@ pub struct KeeperSettings {
     /// is sent: an instance that dies holding it lets it go after this long. Longer than a
     /// refresh takes, retries included. Default 5 minutes.
     pub lease: Duration,
-    /// How long to wait when nothing is due before looking again. Default 30 seconds.
+    /// The longest an idle keeper sleeps before it asks the database again (it wakes sooner
+    /// when the next due time it was told of comes first). Each wake is one statement.
+    /// Default 60 seconds.
     pub idle: Duration,
     /// A failed refresh of a token with less than this left sends [`Event::ExpiringSoon`].
     /// Default 7 days.
@@ -107,7 +109,7 @@ impl Default for KeeperSettings {
             batch: 256,
             concurrency: 16,
             lease: Duration::from_secs(5 * 60),
-            idle: Duration::from_secs(30),
+            idle: Duration::from_secs(60),
             warn_within: Duration::from_secs(7 * 86_400),
             rotate_batch: 500,
             quota: None,
