@@ -251,7 +251,17 @@ pub(crate) async fn fleet(plan: &Plan, cli: &str, postgres: &str, report: &mut R
         naive_rates.push(due as f64 / seconds);
         naive_statements.push((after - before - 1) as f64 / due as f64);
     }
-    let costs = costs(plan, cli, &url, name, &store, &keys, mock.base_url(), set(1 + 2 * rounds)).await?;
+    let costs = costs(
+        plan,
+        cli,
+        &url,
+        name,
+        &store,
+        &keys,
+        mock.base_url(),
+        set(1 + 2 * rounds),
+    )
+    .await?;
     let counts = mock.refresh_counts();
     let twice = counts.values().filter(|n| **n > 1).count();
     if twice > 0 {
@@ -324,7 +334,10 @@ struct Costs {
 impl Costs {
     fn report(&self, rows: usize, report: &mut Report) {
         let shown = |figure: Option<f64>, digits: usize| {
-            figure.map_or_else(|| "n/a (no pg_stat_statements)".to_owned(), |f| format!("{f:.digits$}"))
+            figure.map_or_else(
+                || "n/a (no pg_stat_statements)".to_owned(),
+                |f| format!("{f:.digits$}"),
+            )
         };
         report.verdict(
             "8c. a refresh's token write, its event and its lease release are one transaction",
@@ -452,7 +465,11 @@ async fn costs(
     tokio::time::sleep(Duration::from_secs(3)).await;
     let counting = reset_statements(store).await;
     tokio::time::sleep(Duration::from_secs_f64(window)).await;
-    let idle_statements = if counting { statements(store, name).await } else { None };
+    let idle_statements = if counting {
+        statements(store, name).await
+    } else {
+        None
+    };
     let _ = idle.kill();
     let _ = idle.wait();
     // The reset and the count itself are the bench's, not the keeper's.
@@ -479,7 +496,8 @@ async fn costs(
     .map_err(|e| e.to_string())?;
     let receiver = procs::Server::start(&["serve-bare", "--body", "{}"])?;
     let hook = format!("{}/hooks", receiver.base);
-    let (seconds, _) = procs::run_measured(&mut keeper(&["--until-idle", "--idle", "1", "--webhook", &hook]))?;
+    let (seconds, _) =
+        procs::run_measured(&mut keeper(&["--until-idle", "--idle", "1", "--webhook", &hook]))?;
     drop(receiver);
     let left: i64 = sqlx::query("SELECT COUNT(*) AS n FROM events WHERE state <> 'delivered'")
         .fetch_one(store.pool())

@@ -110,7 +110,8 @@ impl Cluster {
             .parent()
             .is_some_and(|version| version.join("lib/pg_stat_statements.so").exists());
         if count_statements && statements {
-            options.push_str(" -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all");
+            options
+                .push_str(" -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all");
         }
         let log = format!("{data}/server.log");
         cluster.run(

@@ -112,6 +112,20 @@ fn query(
 }
 
 type Tx = sqlx::Transaction<'static, sqlx::Any>;
+type Query = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// `query` with `row`'s values bound in their one order: user, record, token, key id, issued,
+/// expires, next refresh (`$2`–`$8` after the statement's time).
+fn bind_row(query: Query, row: &NewRow) -> Query {
+    query
+        .bind(row.user_id.clone())
+        .bind(row.record.clone())
+        .bind(row.token.clone())
+        .bind(row.key_id.clone())
+        .bind(row.issued_at)
+        .bind(row.expires_at)
+        .bind(row.next_refresh_at)
+}
 
 impl Accounts {
     pub(crate) fn new(pool: AnyPool, dialect: Dialect, time: DbTime) -> Self {
@@ -131,12 +145,12 @@ impl Accounts {
     }
 
     /// A statement whose time is `{now}`: `$1` bound.
-    fn at(&self, sql: &'static Sql) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    fn at(&self, sql: &'static Sql) -> Query {
         query(sql, self.dialect).bind(self.time.seconds())
     }
 
     /// A statement whose time is `{now_ms}`: `$1` bound.
-    fn at_ms(&self, sql: &'static Sql) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    fn at_ms(&self, sql: &'static Sql) -> Query {
         query(sql, self.dialect).bind(self.time.millis())
     }
 
@@ -168,6 +182,34 @@ impl Accounts {
         .await
         .map_err(Error::statement("write an event to the outbox"))?;
         Ok(())
+    }
+
+    /// Runs `query` (a state change whose statement returns `{now} AS now` for each row it
+    /// changed) in a transaction with the event `event` makes of that time, if it makes one:
+    /// both are written, or neither. `None` when the statement changed nothing (and nothing
+    /// is written); otherwise the event written, if any.
+    async fn change_with_event(
+        &self,
+        action: &'static str,
+        query: Query,
+        event: impl FnOnce(i64) -> Option<Event>,
+    ) -> Result<Option<Option<Event>>, Error> {
+        let mut tx = self.begin(action).await?;
+        let changed = query
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(Error::statement(action))?;
+        let Some(changed) = changed else {
+            // Nothing to commit; the transaction rolls back when dropped.
+            return Ok(None);
+        };
+        let now: i64 = changed.try_get("now").map_err(Error::statement(action))?;
+        let event = event(now);
+        if let Some(event) = &event {
+            Self::append(&mut tx, event, now).await?;
+        }
+        Self::commit(tx, action).await?;
+        Ok(Some(event))
     }
 
     // ---- tokens ---------------------------------------------------------------------------
@@ -232,15 +274,7 @@ impl Accounts {
         version: Option<i64>,
         action: &'static str,
     ) -> Result<Option<i64>, Error> {
-        let mut query = self
-            .at(sql)
-            .bind(row.user_id.clone())
-            .bind(row.record.clone())
-            .bind(row.token.clone())
-            .bind(row.key_id.clone())
-            .bind(row.issued_at)
-            .bind(row.expires_at)
-            .bind(row.next_refresh_at);
+        let mut query = bind_row(self.at(sql), row);
         if let Some(version) = version {
             query = query.bind(version);
         }
@@ -272,15 +306,7 @@ impl Accounts {
         );
         const ACTION: &str = "write a login's token";
         let mut tx = self.begin(ACTION).await?;
-        let written = self
-            .at(&UPSERT_NEWER)
-            .bind(row.user_id.clone())
-            .bind(row.record.clone())
-            .bind(row.token.clone())
-            .bind(row.key_id.clone())
-            .bind(row.issued_at)
-            .bind(row.expires_at)
-            .bind(row.next_refresh_at)
+        let written = bind_row(self.at(&UPSERT_NEWER), row)
             .fetch_optional(&mut *tx)
             .await
             .map_err(Error::statement(ACTION))?;
@@ -331,28 +357,11 @@ impl Accounts {
              WHERE user_id = $2 AND issued_at = $9 AND state IN ('active', 'failing')
              RETURNING {now} AS now",
         );
-        const ACTION: &str = "write a refreshed token";
-        let mut tx = self.begin(ACTION).await?;
+        let query = bind_row(self.at(&REFRESHED), row).bind(previous_issued_at);
         let written = self
-            .at(&REFRESHED)
-            .bind(row.user_id.clone())
-            .bind(row.record.clone())
-            .bind(row.token.clone())
-            .bind(row.key_id.clone())
-            .bind(row.issued_at)
-            .bind(row.expires_at)
-            .bind(row.next_refresh_at)
-            .bind(previous_issued_at)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(Error::statement(ACTION))?;
-        let Some(written) = written else {
-            return Ok(false);
-        };
-        let now: i64 = written.try_get("now").map_err(Error::statement(ACTION))?;
-        Self::append(&mut tx, &event(now), now).await?;
-        Self::commit(tx, ACTION).await?;
-        Ok(true)
+            .change_with_event("write a refreshed token", query, |now| Some(event(now)))
+            .await?;
+        Ok(written.is_some())
     }
 
     pub(crate) async fn remove(&self, user: &str) -> Result<bool, Error> {
@@ -431,29 +440,20 @@ impl Accounts {
              WHERE user_id = $3 AND state <> 'deauthorized'
              RETURNING {now} AS now",
         );
-        const ACTION: &str = "deauthorize an account";
-        let mut tx = self.begin(ACTION).await?;
-        let changed = self
+        let query = self
             .at(&DEAUTHORIZE)
             .bind(Vec::<u8>::new())
-            .bind(user.as_str().to_owned())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(Error::statement(ACTION))?;
-        let event = match changed {
-            Some(row) => {
-                let now: i64 = row.try_get("now").map_err(Error::statement(ACTION))?;
-                let event = Event::Deauthorized {
-                    user_id: user.clone(),
-                    at: Timestamp::from_unix(now),
-                };
-                Self::append(&mut tx, &event, now).await?;
-                Some(event)
-            }
-            None => None,
+            .bind(user.as_str().to_owned());
+        let event = |now| {
+            Some(Event::Deauthorized {
+                user_id: user.clone(),
+                at: Timestamp::from_unix(now),
+            })
         };
-        Self::commit(tx, ACTION).await?;
-        Ok(event)
+        let changed = self
+            .change_with_event("deauthorize an account", query, event)
+            .await?;
+        Ok(changed.flatten())
     }
 
     /// The user asked for their data to be deleted: a tombstone (kept even for an account
@@ -498,29 +498,20 @@ impl Accounts {
              WHERE user_id = $3 AND state IN ('active', 'failing')
              RETURNING {now} AS now",
         );
-        const ACTION: &str = "mark an account revoked";
-        let mut tx = self.begin(ACTION).await?;
-        let changed = self
+        let query = self
             .at(&REVOKE)
             .bind(truncate(reason, 500).to_owned())
-            .bind(user.as_str().to_owned())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(Error::statement(ACTION))?;
-        let event = match changed {
-            Some(row) => {
-                let now: i64 = row.try_get("now").map_err(Error::statement(ACTION))?;
-                let event = Event::Revoked {
-                    user_id: user.clone(),
-                    at: Timestamp::from_unix(now),
-                };
-                Self::append(&mut tx, &event, now).await?;
-                Some(event)
-            }
-            None => None,
+            .bind(user.as_str().to_owned());
+        let event = |now| {
+            Some(Event::Revoked {
+                user_id: user.clone(),
+                at: Timestamp::from_unix(now),
+            })
         };
-        Self::commit(tx, ACTION).await?;
-        Ok(event)
+        let changed = self
+            .change_with_event("mark an account revoked", query, event)
+            .await?;
+        Ok(changed.flatten())
     }
 
     // ---- key rotation ---------------------------------------------------------------------
@@ -767,31 +758,13 @@ impl Accounts {
              WHERE user_id = $2 AND version = $9 AND lease_owner = $10 AND state IN ('active', 'failing')
              RETURNING {now} AS now",
         );
-        const ACTION: &str = "write a refreshed token";
-        let mut tx = self.begin(ACTION).await?;
-        let written = self
-            .at(&WRITE)
-            .bind(row.user_id.clone())
-            .bind(row.record.clone())
-            .bind(row.token.clone())
-            .bind(row.key_id.clone())
-            .bind(row.issued_at)
-            .bind(row.expires_at)
-            .bind(row.next_refresh_at)
+        let query = bind_row(self.at(&WRITE), row)
             .bind(version)
-            .bind(owner.to_owned())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(Error::statement(ACTION))?;
-        let Some(written) = written else {
-            // Nothing to commit; the transaction rolls back when dropped.
-            return Ok(None);
-        };
-        let now: i64 = written.try_get("now").map_err(Error::statement(ACTION))?;
-        let event = event(now);
-        Self::append(&mut tx, &event, now).await?;
-        Self::commit(tx, ACTION).await?;
-        Ok(Some(event))
+            .bind(owner.to_owned());
+        let written = self
+            .change_with_event("write a refreshed token", query, |now| Some(event(now)))
+            .await?;
+        Ok(written.flatten())
     }
 
     /// A keeper's outcome that keeps the token, over the claimed version and lease only, the
@@ -815,9 +788,7 @@ impl Accounts {
              WHERE user_id = $6 AND version = $7 AND lease_owner = $8 AND state IN ('active', 'failing')
              RETURNING {now} AS now",
         );
-        const ACTION: &str = "write a refresh's outcome";
-        let mut tx = self.begin(ACTION).await?;
-        let written = self
+        let query = self
             .at(&SETTLE)
             .bind(state.to_owned())
             .bind(i64::from(failures))
@@ -825,19 +796,11 @@ impl Accounts {
             .bind(reason.map(|r| truncate(r, 500).to_owned()))
             .bind(user.to_owned())
             .bind(version)
-            .bind(owner.to_owned())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(Error::statement(ACTION))?;
-        let Some(written) = written else {
-            return Ok(false);
-        };
-        let now: i64 = written.try_get("now").map_err(Error::statement(ACTION))?;
-        if let Some(event) = event(now) {
-            Self::append(&mut tx, &event, now).await?;
-        }
-        Self::commit(tx, ACTION).await?;
-        Ok(true)
+            .bind(owner.to_owned());
+        let written = self
+            .change_with_event("write a refresh's outcome", query, event)
+            .await?;
+        Ok(written.is_some())
     }
 
     /// How many accounts are due now, leased or not.

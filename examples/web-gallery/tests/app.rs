@@ -613,7 +613,10 @@ fn the_help_page_shows_no_database_password_from_the_environment() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_web-gallery"))
         .arg("--help")
         .env_clear()
-        .env("DATABASE_URL", "postgres://app:CANARY-db-password@db.internal/site")
+        .env(
+            "DATABASE_URL",
+            "postgres://app:CANARY-db-password@db.internal/site",
+        )
         .output()
         .unwrap();
     assert!(output.status.success());
