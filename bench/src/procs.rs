@@ -123,39 +123,21 @@ pub(crate) fn run_measured(command: &mut Command) -> Result<(f64, u64), String> 
 /// Standard error is drained while the child runs (a command that reports progress would
 /// otherwise block once the pipe's 64 KiB fill up), keeping only its tail for the error message.
 pub(crate) fn run_measured_keeping_stdout(command: &mut Command) -> Result<(f64, u64), String> {
-    let started = std::time::Instant::now();
-    let mut child = command
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let stderr_tail = child
-        .stderr
-        .take()
-        .map(|stderr| std::thread::spawn(move || tail(stderr)));
-    let pid = child.id();
-    let mut peak = 0;
-    loop {
-        peak = peak.max(status_kib(pid, "VmHWM:"));
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            let err = stderr_tail
-                .and_then(|reader| reader.join().ok())
-                .unwrap_or_default();
-            if !status.success() {
-                return Err(format!("{command:?} failed: {err}"));
-            }
-            return Ok((started.elapsed().as_secs_f64(), peak));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
+    run_sampled(command).map(|(seconds, kib, _)| (seconds, kib))
 }
 
 /// As [`run_measured`], also returning the CPU time the child used (user and system, every
 /// thread; sampled from `/proc` until it exits, so the last couple of milliseconds are
 /// missing): (seconds, KiB, CPU seconds).
 pub(crate) fn run_measured_cpu(command: &mut Command) -> Result<(f64, u64, f64), String> {
+    run_sampled(command.stdout(Stdio::null()))
+}
+
+/// Runs `command` to completion, sampling its peak resident memory and its CPU time every
+/// 2 ms: (seconds, KiB, CPU seconds).
+fn run_sampled(command: &mut Command) -> Result<(f64, u64, f64), String> {
     let started = std::time::Instant::now();
     let mut child = command
-        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| e.to_string())?;

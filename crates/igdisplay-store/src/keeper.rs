@@ -727,11 +727,7 @@ impl Keeper {
     ) -> Result<Outcome, Error> {
         if self.stopping() {
             // Stopping: what was claimed but not started goes back at once.
-            self.inner
-                .accounts
-                .release(&claimed.user_id, &self.inner.owner)
-                .await?;
-            return Ok(Outcome::Deferred);
+            return self.let_go(claimed).await;
         }
         let record = match record {
             Ok(record) => record,
@@ -749,19 +745,11 @@ impl Keeper {
             if wait >= self.inner.settings.lease / 2 {
                 // A pause longer than the claim: let the account go; it is claimed again
                 // once the budget is back.
-                self.inner
-                    .accounts
-                    .release(&claimed.user_id, &self.inner.owner)
-                    .await?;
-                return Ok(Outcome::Deferred);
+                return self.let_go(claimed).await;
             }
             self.inner.clock.sleep(wait).await;
             if self.stopping() {
-                self.inner
-                    .accounts
-                    .release(&claimed.user_id, &self.inner.owner)
-                    .await?;
-                return Ok(Outcome::Deferred);
+                return self.let_go(claimed).await;
             }
         }
         // The lease, re-taken right before the refresh is sent: from here it is held for a
@@ -848,6 +836,15 @@ impl Keeper {
             }
             error => self.failed(claimed, now, &error.to_string()).await,
         }
+    }
+
+    /// Lets a claimed account go unrefreshed: it is claimed again later.
+    async fn let_go(&self, claimed: &Claimed) -> Result<Outcome, Error> {
+        self.inner
+            .accounts
+            .release(&claimed.user_id, &self.inner.owner)
+            .await?;
+        Ok(Outcome::Deferred)
     }
 
     /// Re-takes a claimed account's lease; the database's time, or `None` when it is gone.
