@@ -332,3 +332,25 @@ async fn the_keepers_metrics_match_the_database() {
     stderr.read_to_string(&mut rest).unwrap();
     assert!(status.success(), "{rest}");
 }
+
+#[test]
+fn a_database_error_names_what_failed() {
+    // Nothing listens on port 1 of loopback: the connection, not the URL's shape, failed.
+    let output = igdisplay(&["accounts"])
+        .env("IGDISPLAY_STORE", format!("postgres://app:{CANARY}@127.0.0.1:1/igd"))
+        .env("IGDISPLAY_STORE_KEYS", KeyRing::generate_spec("k1").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let shown = text(&output);
+    assert!(shown.contains("could not be reached"), "{shown}");
+    assert!(shown.contains("did not answer"), "{shown}");
+    assert!(!shown.contains(CANARY), "{shown}");
+    // A scheme no store speaks is a usage error of its own.
+    let output = igdisplay(&["accounts"])
+        .env("IGDISPLAY_STORE", "mysql://db/igd")
+        .env("IGDISPLAY_STORE_KEYS", KeyRing::generate_spec("k1").unwrap())
+        .output()
+        .unwrap();
+    assert!(text(&output).contains("sqlite:PATH"), "{}", text(&output));
+}

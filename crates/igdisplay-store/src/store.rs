@@ -137,8 +137,11 @@ impl SqlStore {
             Dialect::Sqlite => 4,
             Dialect::Postgres => 8,
         };
+        // A database that does not answer within 5 s is reported (a command fails, a keeper
+        // logs it and tries again after its idle wait) rather than waited for half a minute.
         let pool = AnyPoolOptions::new()
             .max_connections(connections)
+            .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await
             .map_err(Error::connecting)?;
