@@ -523,9 +523,11 @@ impl Keeper {
         }
     }
 
-    /// Runs cycles until `shutdown` completes, waiting [`KeeperSettings::idle`] between
-    /// cycles that found nothing due. On shutdown no new batch is claimed; refreshes in
-    /// flight finish and are written back, then this returns. A database failure is logged
+    /// Runs cycles until `shutdown` completes. When nothing is due, one statement asks the
+    /// database when the next thing is, and the keeper sleeps until then, at most
+    /// [`KeeperSettings::idle`]. On shutdown no new batch is claimed and what was claimed but
+    /// not started is let go; refreshes in flight finish and are written back, then this
+    /// returns. A database failure is logged
     /// and the cycle tried again after the idle wait: the keeper outlives a database restart.
     ///
     /// # Errors
@@ -564,11 +566,14 @@ impl Keeper {
     /// [`KeeperSettings::idle`]: an idle keeper costs the database one statement per wake.
     async fn work(&self, until_idle: bool) -> Result<(), Error> {
         let mut busy = true;
+        // The last cycle put off everything it claimed (this instance's own pacer holds the
+        // app's budget): what is due waits a moment instead of being claimed again at once.
+        let mut stalled = false;
         while !self.stopping() {
             if busy {
                 match self.run_once().await {
-                    Ok(cycle) if cycle.claimed > 0 || cycle.delivered > 0 => continue,
-                    Ok(_) => {}
+                    Ok(cycle) if cycle.claimed > cycle.deferred || cycle.delivered > 0 => continue,
+                    Ok(cycle) => stalled = cycle.claimed > 0,
                     Err(error) if until_idle => return Err(error),
                     Err(error) => tracing::warn!(%error, "the keeper's cycle failed; trying again"),
                 }
@@ -583,6 +588,7 @@ impl Keeper {
                     // Due now (an account, an expiry, an event), unless the budget holds it.
                     match self.budget_blocked().await {
                         Ok(Some(blocked)) => blocked.min(idle.max(Duration::from_secs(1))),
+                        _ if stalled => idle.min(STALLED_WAIT),
                         _ => Duration::ZERO,
                     }
                 }
@@ -1066,6 +1072,9 @@ impl Keeper {
         Ok(written)
     }
 }
+
+/// How long a keeper whose own pacer put off a whole batch waits before it claims again.
+const STALLED_WAIT: Duration = Duration::from_secs(5);
 
 fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
