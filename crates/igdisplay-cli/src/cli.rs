@@ -311,6 +311,10 @@ pub(crate) struct KeeperArgs {
         hide_env_values = true
     )]
     pub(crate) webhook: Option<String>,
+    /// The longest wait, in seconds, between two delivery attempts of one event (the backoff
+    /// doubles from 10 s up to it); an event is given up after 3 days either way.
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub(crate) webhook_retry_max: u64,
     /// At most this many refreshes for the whole app, however many keepers run: COUNT/PERIOD,
     /// e.g. 600/h (periods: s, min, h, d). Kept in the database, shared by every instance.
     #[arg(long, value_name = "COUNT/PERIOD")]

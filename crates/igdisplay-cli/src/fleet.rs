@@ -107,7 +107,13 @@ pub(crate) async fn keeper(settings: &Settings, args: &KeeperArgs) -> Result<(),
         builder = builder.owner(owner.clone());
     }
     if let Some(url) = &args.webhook {
-        builder = builder.webhook(webhook(url, instagram.backend().clone())?);
+        let retry_max = Duration::from_secs(args.webhook_retry_max);
+        let sender = webhook(url, instagram.backend().clone())?.with_retry(
+            igdisplay::http::RetryPolicy::default()
+                .base_delay(Duration::from_secs(10).min(retry_max))
+                .max_delay(retry_max),
+        );
+        builder = builder.webhook(sender);
     }
     let keeper = builder.build();
     let metrics = match args.metrics_addr {

@@ -51,10 +51,21 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
-    let settings = Settings::resolve(&cli.global).await?;
+    let settings = Settings::resolve(&cli.global, needs_app(&cli.command)).await?;
     dispatch(cli.command, &settings)
         .await
         .map_err(|failure| failure.with_host(|side| settings.host(side), settings.mock()))
+}
+
+/// Whether `command` uses the app's id, secret or redirect URI (a login, its check, a
+/// `signed_request`): with `--mock`, only these ask the mock for what is not configured. A
+/// keeper's or a reader's needs nothing of the app (and a mock with a fleet of users answers
+/// its state in megabytes).
+fn needs_app(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Auth(_) | Command::Login { .. } | Command::Doctor { .. } | Command::SignedRequest(_)
+    )
 }
 
 async fn dispatch(command: Command, settings: &Settings) -> Result<(), Failure> {

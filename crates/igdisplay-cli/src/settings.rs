@@ -32,11 +32,14 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    /// Reads flags and environment. With `--mock`, what is not configured of the app (its id,
-    /// secret and redirect URI) is taken from the running mock, which knows all three.
-    pub(crate) async fn resolve(global: &Global) -> Result<Self, Failure> {
+    /// Reads flags and environment. With `--mock` and `need_app`, what is not configured of
+    /// the app (its id, secret and redirect URI) is taken from the running mock, which knows
+    /// all three.
+    pub(crate) async fn resolve(global: &Global, need_app: bool) -> Result<Self, Failure> {
         let mut settings = Self::from_flags(global)?;
-        settings.fill_from_mock().await;
+        if need_app {
+            settings.fill_from_mock().await;
+        }
         Ok(settings)
     }
 

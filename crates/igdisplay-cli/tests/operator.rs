@@ -337,7 +337,10 @@ async fn the_keepers_metrics_match_the_database() {
 fn a_database_error_names_what_failed() {
     // Nothing listens on port 1 of loopback: the connection, not the URL's shape, failed.
     let output = igdisplay(&["accounts"])
-        .env("IGDISPLAY_STORE", format!("postgres://app:{CANARY}@127.0.0.1:1/igd"))
+        .env(
+            "IGDISPLAY_STORE",
+            format!("postgres://app:{CANARY}@127.0.0.1:1/igd"),
+        )
         .env("IGDISPLAY_STORE_KEYS", KeyRing::generate_spec("k1").unwrap())
         .output()
         .unwrap();
