@@ -294,11 +294,11 @@ pub(crate) async fn fleet(plan: &Plan, cli: &str, postgres: &str, report: &mut R
             "{rows} accounts in PostgreSQL, {due} of them due per round; {KEEPERS} `igdisplay keeper` processes \
              (claims under leases, 16 refreshes in flight each) against one leader that selects the due rows and \
              loads, refreshes and saves each in turn, both against the same mock, alternating, {rounds} rounds. \
-             Statements are the transactions the database committed during the run, per refreshed account \
+             Transactions are those the database committed during the run (`pg_stat_database`), per refreshed account \
              (the keeper's include its claims, its expiry pass and its idle checks; the server flushes these counters up to a second late, so a figure may read a little under 1). Every account was refreshed \
              exactly once."
         ),
-        &["design", "refreshes/s", "statements per refresh", "peak RSS"],
+        &["design", "refreshes/s", "transactions per refresh", "peak RSS"],
         vec![
             vec![
                 format!("keeper ×{KEEPERS}"),
