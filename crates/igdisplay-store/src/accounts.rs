@@ -284,12 +284,13 @@ impl SqlStore {
     }
 
     /// Whether the database answers and its schema is the one this build knows: what a
-    /// readiness check asks.
+    /// readiness check asks. `Ok(false)` for a schema older than this build's (another
+    /// instance has not migrated it yet).
     ///
     /// # Errors
     ///
-    /// [`Error::Database`] (unreachable), or [`Error::SchemaTooNew`] / a lower version as
-    /// [`Error::SchemaTooNew`]'s opposite: `Ok(false)`.
+    /// [`Error::Database`] when the database does not answer; [`Error::SchemaTooNew`] when a
+    /// newer igdisplay migrated it.
     pub async fn is_ready(&self) -> Result<bool, Error> {
         let found = self.accounts.schema_version().await?;
         let known = crate::schema::known(self.accounts.dialect());
