@@ -408,7 +408,10 @@ impl Instagram {
     /// rate-limit state, retry budget, clock and HTTP backend (one budget for the app, however
     /// its work is split), refreshing by this client's schedule. The one way to build a fleet:
     /// pass the same store to [`InstagramBuilder::store`], so logins land where the keeper
-    /// keeps them.
+    /// keeps them. The keeper waits on this client's clock; a client following a mock
+    /// (a clock like `follow_mock_clock`'s, whose sleeps move the mock) gives the keeper a clock
+    /// of real time with `.clock(..)` when it runs beside anything else, or its idle waits
+    /// race the mock's time forward.
     ///
     /// ```
     /// # #[cfg(feature = "mock")] {

@@ -121,12 +121,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let mut store = SqlStore::connect(url, keys).await?;
             if simulated {
                 // Against a mock, the mock's time (which a test may move) is the database's.
-                store = store.with_pinned_time(clock);
+                store = store.with_pinned_time(clock.clone());
             }
             let instagram = builder.store(Arc::new(store.clone())).build()?;
             // The one way to build a fleet: on this client's token requests, pacer, retry
-            // budget, clock and backend.
-            let keeper = instagram.fleet(store.clone()).build();
+            // budget and backend. Its waits are real ones beside the visitors' requests (the
+            // client's clock, following a mock, would move the mock instead of waiting).
+            let keeper = instagram.fleet(store.clone()).clock(clock).build();
             let fleet = Fleet { store };
             let app = web_gallery::App::with_fleet(instagram, public.clone(), media_origin, fleet).await?;
             (app, Some(keeper))
