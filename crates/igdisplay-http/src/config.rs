@@ -1,5 +1,6 @@
 //! Settings shared by the real backends.
 
+use crate::AddressPolicy;
 use std::time::Duration;
 
 /// The default response body cap: 16 MiB, far above any Graph response.
@@ -21,6 +22,8 @@ pub struct BackendConfig {
     /// Root certificates trusted besides the operating system's, in PEM: a test server's own
     /// root (`igdisplay_mock::MockServer::root_certificate_pem`), or a corporate proxy's.
     pub extra_roots_pem: Vec<Vec<u8>>,
+    /// Which addresses the backend may connect to. Default: any.
+    pub address_policy: AddressPolicy,
 }
 
 impl Default for BackendConfig {
@@ -31,6 +34,7 @@ impl Default for BackendConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             user_agent: concat!("igdisplay/", env!("CARGO_PKG_VERSION")).to_owned(),
             extra_roots_pem: Vec::new(),
+            address_policy: AddressPolicy::Any,
         }
     }
 }
@@ -68,6 +72,14 @@ impl BackendConfig {
     #[must_use]
     pub fn trust_root_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.extra_roots_pem.push(pem.into());
+        self
+    }
+
+    /// Restricts the addresses the backend connects to: for a backend that fetches what a
+    /// response names (a media download), [`AddressPolicy::public_only`].
+    #[must_use]
+    pub fn address_policy(mut self, policy: AddressPolicy) -> Self {
+        self.address_policy = policy;
         self
     }
 

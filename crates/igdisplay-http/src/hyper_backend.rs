@@ -14,7 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+type Connector = hyper_rustls::HttpsConnector<HttpConnector<crate::resolve::PolicyResolver>>;
 
 /// An [`HttpBackend`] on hyper-util's legacy pooled client with rustls (ring, OS trust
 /// store): HTTP/1.1 and HTTP/2, redirects never followed, a connect timeout, a whole-request
@@ -42,7 +42,9 @@ impl HyperBackend {
     ///
     /// When the TLS configuration cannot be built.
     pub fn with_config(config: BackendConfig) -> Result<Self, TransportError> {
-        let mut http = HttpConnector::new();
+        let mut http = HttpConnector::new_with_resolver(crate::resolve::PolicyResolver(
+            config.address_policy.clone(),
+        ));
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
@@ -81,6 +83,9 @@ impl HttpBackend for HyperBackend {
             return Box::pin(std::future::ready(Err(TransportError::new(
                 TransportErrorKind::InvalidRequest,
             ))));
+        }
+        if let Err(error) = crate::resolve::check_host(&request, &self.config.address_policy) {
+            return Box::pin(std::future::ready(Err(error)));
         }
         let mut request = request.map(Full::new);
         if let Some(agent) = &self.user_agent {

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod address;
 #[cfg(any(feature = "reqwest", feature = "hyper"))]
 mod body;
 mod clock;
@@ -15,6 +16,8 @@ mod timeout;
 mod hyper_backend;
 #[cfg(feature = "reqwest")]
 mod reqwest_backend;
+#[cfg(any(feature = "reqwest", feature = "hyper"))]
+mod resolve;
 #[cfg(feature = "test-util")]
 mod sim_clock;
 #[cfg(feature = "test-util")]
@@ -24,6 +27,7 @@ mod tls;
 
 use std::sync::Arc;
 
+pub use address::{AddressPolicy, is_public};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::{BackendConfig, DEFAULT_MAX_BODY_BYTES};
 pub use error::{BodyTooLarge, BoxError, TransportError, TransportErrorKind};

@@ -32,13 +32,17 @@ impl ReqwestBackend {
     ///
     /// When the TLS configuration or the client cannot be built.
     pub fn with_config(config: BackendConfig) -> Result<Self, TransportError> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .tls_backend_preconfigured(rustls_client_config(&config.extra_roots_pem)?)
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
-            .user_agent(config.user_agent.clone())
-            .build()
-            .map_err(map_error)?;
+            .user_agent(config.user_agent.clone());
+        if config.address_policy.is_restricted() {
+            builder = builder.dns_resolver(std::sync::Arc::new(crate::resolve::PolicyResolver(
+                config.address_policy.clone(),
+            )));
+        }
+        let client = builder.build().map_err(map_error)?;
         Ok(Self { client, config })
     }
 
@@ -63,6 +67,9 @@ impl HttpBackend for ReqwestBackend {
         's: 'f,
         Self: 'f,
     {
+        if let Err(error) = crate::resolve::check_host(&request, &self.config.address_policy) {
+            return Box::pin(std::future::ready(Err(error)));
+        }
         let responding = match to_reqwest(request) {
             Ok(request) => self.client.execute(request),
             Err(error) => return Box::pin(std::future::ready(Err(error))),

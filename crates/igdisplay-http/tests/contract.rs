@@ -371,6 +371,57 @@ async fn unsupported_scheme_is_an_invalid_request(backend: SharedBackend) {
     assert_no_secret(&error);
 }
 
+/// A listener that counts the connections made to it (and answers none).
+async fn counting_listener() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (addr, count)
+}
+
+/// A backend limited to public addresses connects to no loopback, link-local or private
+/// address, whether the URL writes it or a name resolves to it; the host it was told of as an
+/// exception (a mock) it reaches.
+async fn a_public_only_backend_never_connects_to_a_private_address(make: fn(BackendConfig) -> SharedBackend) {
+    let (addr, connections) = counting_listener().await;
+    let strict = make(config(Duration::from_secs(5)).address_policy(igdisplay_http::AddressPolicy::public_only(
+        Vec::<String>::new(),
+    )));
+    for url in [
+        format!("http://127.0.0.1:{}/media?access_token=CANARYTOKEN", addr.port()),
+        format!("http://localhost:{}/media", addr.port()),
+        format!("http://[::ffff:127.0.0.1]:{}/media", addr.port()),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://10.0.0.1/".to_owned(),
+    ] {
+        let request = http::Request::get(&url).body(Bytes::new()).unwrap();
+        let error = strict.send(request).await.unwrap_err();
+        assert!(
+            matches!(error.kind(), TransportErrorKind::InvalidRequest | TransportErrorKind::Connect),
+            "{url}: {error:?}"
+        );
+        assert_no_secret(&error);
+    }
+    tokio::task::yield_now().await;
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0, "no connection was made");
+    // The exception: the configured mock's host.
+    let mock = make(config(Duration::from_secs(5)).address_policy(igdisplay_http::AddressPolicy::public_only([
+        "127.0.0.1",
+    ])));
+    let request = http::Request::get(format!("http://127.0.0.1:{}/media", addr.port()))
+        .body(Bytes::new())
+        .unwrap();
+    let _ = mock.send(request).await;
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
 macro_rules! contract {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -428,6 +479,11 @@ macro_rules! contract {
             #[tokio::test]
             async fn unsupported_scheme() {
                 unsupported_scheme_is_an_invalid_request(normal()).await;
+            }
+
+            #[tokio::test]
+            async fn public_only() {
+                a_public_only_backend_never_connects_to_a_private_address($make).await;
             }
         }
     };
