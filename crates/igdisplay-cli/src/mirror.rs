@@ -67,9 +67,7 @@ pub(crate) async fn sync(settings: &Settings, target: Target) -> Result<(), Fail
         return Err(Failure::runtime("no account is stored")
             .hint("log in first (`igdisplay login`), or point --store at the accounts"));
     }
-    let backend =
-        igdisplay::http::default_backend(Default::default()).map_err(|e| Failure::runtime(chain(&e)))?;
-    let mirror = Mirror::new(target.blobs()?, backend).with_clock(instagram.clock().clone());
+    let mirror = Mirror::new(target.blobs()?, settings.downloader()?).with_clock(instagram.clock().clone());
     // With a database of accounts, an account whose token Instagram refuses is marked there:
     // the keeper stops refreshing it and `igdisplay accounts` shows it, until a new login.
     let accounts = if settings.has_store() {

@@ -355,6 +355,18 @@ impl Settings {
             .clone()
     }
 
+    /// The one downloader of media: Instagram's CDN only (and, with `--mock`, the mock's
+    /// origin), through a backend that connects to public addresses only (and the mock's host).
+    pub(crate) fn downloader(&self) -> Result<igdisplay_mirror::Downloader, Failure> {
+        let mut policy = igdisplay_mirror::DownloadPolicy::instagram();
+        if let Some(mock) = &self.mock {
+            policy = policy.allow_origin(mock);
+        }
+        let backend = igdisplay::http::default_backend(policy.backend_config())
+            .map_err(|e| Failure::runtime(crate::fail::chain(&e)))?;
+        Ok(igdisplay_mirror::Downloader::new(backend, policy))
+    }
+
     /// The `--store` URL, if any.
     pub(crate) fn store_url(&self) -> Option<&str> {
         self.store.as_deref()

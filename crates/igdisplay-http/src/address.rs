@@ -70,7 +70,11 @@ impl AddressPolicy {
 
 /// Hosts compare without case and without an IPv6 literal's brackets.
 fn host_eq(a: &str, b: &str) -> bool {
-    let bare = |h: &str| h.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    let bare = |h: &str| {
+        h.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase()
+    };
     bare(a) == bare(b)
 }
 
@@ -156,7 +160,10 @@ mod tests {
         assert!(policy.allows_host("127.0.0.1"));
         assert!(!policy.allows_host("[::1]"));
         assert!(!policy.allows_host("169.254.169.254"));
-        assert!(policy.allows_host("scontent.cdninstagram.com"), "a name is checked when resolved");
+        assert!(
+            policy.allows_host("scontent.cdninstagram.com"),
+            "a name is checked when resolved"
+        );
         assert!(AddressPolicy::Any.allows_host("10.0.0.1"));
     }
 }

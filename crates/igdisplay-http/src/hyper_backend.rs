@@ -42,9 +42,8 @@ impl HyperBackend {
     ///
     /// When the TLS configuration cannot be built.
     pub fn with_config(config: BackendConfig) -> Result<Self, TransportError> {
-        let mut http = HttpConnector::new_with_resolver(crate::resolve::PolicyResolver(
-            config.address_policy.clone(),
-        ));
+        let mut http =
+            HttpConnector::new_with_resolver(crate::resolve::PolicyResolver(config.address_policy.clone()));
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));

@@ -391,9 +391,10 @@ async fn counting_listener() -> (SocketAddr, std::sync::Arc<std::sync::atomic::A
 /// exception (a mock) it reaches.
 async fn a_public_only_backend_never_connects_to_a_private_address(make: fn(BackendConfig) -> SharedBackend) {
     let (addr, connections) = counting_listener().await;
-    let strict = make(config(Duration::from_secs(5)).address_policy(igdisplay_http::AddressPolicy::public_only(
-        Vec::<String>::new(),
-    )));
+    let strict = make(
+        config(Duration::from_secs(5))
+            .address_policy(igdisplay_http::AddressPolicy::public_only(Vec::<String>::new())),
+    );
     for url in [
         format!("http://127.0.0.1:{}/media?access_token=CANARYTOKEN", addr.port()),
         format!("http://localhost:{}/media", addr.port()),
@@ -404,17 +405,25 @@ async fn a_public_only_backend_never_connects_to_a_private_address(make: fn(Back
         let request = http::Request::get(&url).body(Bytes::new()).unwrap();
         let error = strict.send(request).await.unwrap_err();
         assert!(
-            matches!(error.kind(), TransportErrorKind::InvalidRequest | TransportErrorKind::Connect),
+            matches!(
+                error.kind(),
+                TransportErrorKind::InvalidRequest | TransportErrorKind::Connect
+            ),
             "{url}: {error:?}"
         );
         assert_no_secret(&error);
     }
     tokio::task::yield_now().await;
-    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0, "no connection was made");
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no connection was made"
+    );
     // The exception: the configured mock's host.
-    let mock = make(config(Duration::from_secs(5)).address_policy(igdisplay_http::AddressPolicy::public_only([
-        "127.0.0.1",
-    ])));
+    let mock = make(
+        config(Duration::from_secs(5))
+            .address_policy(igdisplay_http::AddressPolicy::public_only(["127.0.0.1"])),
+    );
     let request = http::Request::get(format!("http://127.0.0.1:{}/media", addr.port()))
         .body(Bytes::new())
         .unwrap();

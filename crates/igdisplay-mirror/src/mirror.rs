@@ -4,12 +4,12 @@
 //! feed stays and says why.
 
 use crate::blob::{BlobError, BlobStore, check_key};
+use crate::download::{DownloadError, Downloader};
 use crate::feed::{Feed, FeedIndex, FeedItem, FeedStatus, MirroredImage, PageRef, Variant};
 use crate::images;
 use bytes::Bytes;
 use igdisplay_graph::{GraphClient, MediaField};
-use igdisplay_http::http::{self, Method, StatusCode};
-use igdisplay_http::{SharedBackend, SharedClock, SystemClock};
+use igdisplay_http::{SharedClock, SystemClock};
 use igdisplay_model::{Media, MediaType, Platform, Timestamp, UserId};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -92,7 +92,7 @@ pub struct SyncReport {
 #[derive(Clone, Debug)]
 pub struct Mirror {
     blobs: Arc<dyn BlobStore>,
-    backend: SharedBackend,
+    downloader: Downloader,
     clock: SharedClock,
     widths: Vec<u32>,
     budget_share: u8,
@@ -106,12 +106,12 @@ enum Fetched {
 }
 
 impl Mirror {
-    /// A mirror into `blobs`, downloading through `backend`, with variants 320, 640 and
-    /// 1080 pixels wide.
-    pub fn new(blobs: Arc<dyn BlobStore>, backend: SharedBackend) -> Self {
+    /// A mirror into `blobs`, downloading through `downloader` (Instagram's CDN only, or an
+    /// origin its policy names besides), with variants 320, 640 and 1080 pixels wide.
+    pub fn new(blobs: Arc<dyn BlobStore>, downloader: Downloader) -> Self {
         Self {
             blobs,
-            backend,
+            downloader,
             clock: Arc::new(SystemClock),
             widths: vec![320, 640, 1080],
             budget_share: 50,
@@ -535,7 +535,8 @@ impl Mirror {
                 .to_owned(),
             alt: media.alt_text.clone().or_else(|| caption.clone()),
             caption,
-            permalink: media.permalink.clone(),
+            // Only a page of Instagram's site: never a link a hostile answer names.
+            permalink: media.instagram_permalink().map(str::to_owned),
             timestamp: media.timestamp,
             image,
             children,
@@ -575,10 +576,14 @@ impl Mirror {
         let (Some(url), Ok(())) = (source, check_key(&format!("media/{id}"))) else {
             return Ok(Fetched::Unavailable);
         };
-        let bytes = match self.download(url).await {
-            Download::Bytes(bytes) => bytes,
-            Download::Expired => return Ok(Fetched::Expired),
-            Download::Failed => return Ok(Fetched::Unavailable),
+        let bytes = match self.downloader.get(url).await {
+            Ok(downloaded) if downloaded.content_type.starts_with("image/") => downloaded.bytes,
+            Ok(_) => return Ok(Fetched::Unavailable),
+            Err(DownloadError::Expired) => return Ok(Fetched::Expired),
+            Err(error) => {
+                tracing::debug!(%id, %error, "a file was not downloaded");
+                return Ok(Fetched::Unavailable);
+            }
         };
         report.downloaded += 1;
         let widths = self.widths.clone();
@@ -606,23 +611,6 @@ impl Mirror {
         let json = serde_json::to_vec(&image).map_err(|source| corrupt(&record, source))?;
         self.blobs.put(&record, Bytes::from(json)).await?;
         Ok(Fetched::Image(image))
-    }
-
-    /// GETs a CDN link.
-    async fn download(&self, url: &str) -> Download {
-        let Ok(request) = http::Request::builder()
-            .method(Method::GET)
-            .uri(url)
-            .body(Bytes::new())
-        else {
-            return Download::Failed;
-        };
-        match self.backend.send(request).await {
-            Ok(response) if response.status().is_success() => Download::Bytes(response.into_body()),
-            // The CDN's answer to a link past its `oe` expiry.
-            Ok(response) if response.status() == StatusCode::FORBIDDEN => Download::Expired,
-            Ok(_) | Err(_) => Download::Failed,
-        }
     }
 }
 
@@ -758,12 +746,6 @@ fn sync_id(now: Timestamp) -> String {
     let _ = getrandom::fill(&mut bytes);
     let random: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("{}-{random}", now.unix())
-}
-
-enum Download {
-    Bytes(Bytes),
-    Expired,
-    Failed,
 }
 
 fn later(now: Timestamp, wait: Duration) -> Timestamp {

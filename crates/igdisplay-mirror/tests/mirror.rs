@@ -6,7 +6,9 @@
 
 use igdisplay_graph::{GraphClient, GraphEndpoint};
 use igdisplay_http::{HttpBackend, HttpRequest, HttpResponse, HyperBackend, SharedBackend, TransportError};
-use igdisplay_mirror::{BlobStore, FeedItem, FeedStatus, FsBlobStore, Mirror, SyncError, SyncReport};
+use igdisplay_mirror::{
+    BlobStore, DownloadPolicy, Downloader, FeedItem, FeedStatus, FsBlobStore, Mirror, SyncError, SyncReport,
+};
 use igdisplay_mock::{
     Fault, FaultKind, MockClock, MockServer, Seed, SeedKind, SeedMedia, Stub, TokenLifetime,
 };
@@ -44,7 +46,7 @@ fn site_with(count: usize, backend: impl Fn(SharedBackend, &MockServer) -> Share
     );
     let dir = tempfile::tempdir().unwrap();
     let blobs = Arc::new(FsBlobStore::new(dir.path()));
-    let mirror = Mirror::new(blobs.clone(), backend);
+    let mirror = Mirror::new(blobs.clone(), downloader(backend, &mock));
     Site {
         user: UserId::new(token.user_id),
         mock,
@@ -57,6 +59,11 @@ fn site_with(count: usize, backend: impl Fn(SharedBackend, &MockServer) -> Share
 
 fn site(count: usize) -> Site {
     site_with(count, |backend, _| backend)
+}
+
+/// Downloads from Instagram's CDN and `mock`'s origin, through `backend`.
+fn downloader(backend: SharedBackend, mock: &MockServer) -> Downloader {
+    Downloader::new(backend, DownloadPolicy::instagram().allow_origin(mock.base_url()))
 }
 
 impl Site {
@@ -324,9 +331,12 @@ async fn a_listing_that_fails_on_a_later_page_keeps_the_last_feed_and_leaves_no_
     let before = site.mirror.index(&site.user).await.unwrap().unwrap();
     let failing = Mirror::new(
         site.blobs.clone(),
-        Arc::new(FailAfterFirstPage {
-            inner: Arc::new(HyperBackend::new().unwrap()),
-        }),
+        downloader(
+            Arc::new(FailAfterFirstPage {
+                inner: Arc::new(HyperBackend::new().unwrap()),
+            }),
+            &site.mock,
+        ),
     );
     let graph = GraphClient::with_token(
         Arc::new(FailAfterFirstPage {
@@ -478,6 +488,99 @@ async fn hostile_ids_and_links_never_escape_the_store() {
     assert!(!site.blobs.root().parent().unwrap().join("escape").exists());
 }
 
+/// A listener that counts the connections made to it and answers each with a small PNG.
+async fn counting_listener() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::AsyncWriteExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: image/png\r\ncontent-length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    (addr, count)
+}
+
+/// Graph answers whose links name an internal listener on loopback, the metadata address, a
+/// private network, another host, `file:` and `javascript:`, and a redirect from the CDN's
+/// path to loopback: the mirror connects to none of them, the other posts are mirrored, and
+/// no post keeps a link that is not Instagram's.
+#[tokio::test]
+async fn links_naming_internal_or_foreign_hosts_are_never_fetched_and_the_feed_keeps_the_rest() {
+    let site = site(1);
+    let (internal, connections) = counting_listener().await;
+    // A real link of the mock's CDN, as the account's own listing gives it.
+    let listed = site.graph.my_media().send().await.unwrap();
+    let good = listed.items[0].media_url.clone().unwrap();
+    // Through the mock's own origin (allowed), a redirect to the internal listener.
+    site.mock.stub(
+        Stub::json("GET", "/cdn/v/redirected.jpg", 302, serde_json::json!({}))
+            .header("location", &format!("http://{internal}/internal.png")),
+    );
+    let hostile = [
+        format!("http://{internal}/internal.png"),
+        format!("https://{internal}/internal.png"),
+        format!("http://localhost:{}/internal.png", internal.port()),
+        "http://169.254.169.254/latest/meta-data/iam/".to_owned(),
+        "https://169.254.169.254/latest/".to_owned(),
+        "https://10.0.0.7/a.jpg".to_owned(),
+        "https://evil.example/a.jpg".to_owned(),
+        "https://cdninstagram.com.evil.example/a.jpg".to_owned(),
+        "file:///etc/passwd".to_owned(),
+        "javascript:alert(1)".to_owned(),
+        format!("{}/cdn/v/redirected.jpg", site.mock.base_url()),
+    ];
+    let mut data: Vec<serde_json::Value> = hostile
+        .iter()
+        .enumerate()
+        .map(|(n, url)| {
+            serde_json::json!({"id": format!("17900000000000000{n:02}"), "media_type": "VIDEO",
+                "thumbnail_url": url, "media_url": url, "permalink": url})
+        })
+        .collect();
+    data.push(
+        serde_json::json!({"id": "1790000000000000099", "media_type": "IMAGE", "media_url": good,
+        "permalink": "https://www.instagram.com/p/Cgood/"}),
+    );
+    site.mock.stub(Stub::json(
+        "GET",
+        "/me/media",
+        200,
+        serde_json::json!({ "data": data }),
+    ));
+    let report = site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no connection to the listener"
+    );
+    assert_eq!(
+        (report.items, report.unavailable),
+        (hostile.len() + 1, hostile.len())
+    );
+    let feed = site.mirror.feed(&site.user).await.unwrap().unwrap();
+    let shown: Vec<&FeedItem> = feed.items.iter().filter(|i| i.is_available()).collect();
+    assert_eq!(shown.len(), 1, "the post with a CDN link is mirrored");
+    assert_eq!(
+        shown[0].permalink.as_deref(),
+        Some("https://www.instagram.com/p/Cgood/")
+    );
+    for item in &feed.items {
+        assert!(
+            item.permalink
+                .as_deref()
+                .is_none_or(|p| p.starts_with("https://www.instagram.com/")),
+            "{:?}",
+            item.permalink
+        );
+    }
+}
+
 /// A blob store whose writes of feeds fail, as a crash or a full disk at the end of a sync.
 #[derive(Debug)]
 struct FeedWritesFail(Arc<FsBlobStore>);
@@ -507,7 +610,10 @@ impl BlobStore for FeedWritesFail {
 async fn a_sync_cut_short_before_its_feed_is_resumed_without_downloading_again() {
     let site = site(20);
     let backend: SharedBackend = Arc::new(HyperBackend::new().unwrap());
-    let failing = Mirror::new(Arc::new(FeedWritesFail(site.blobs.clone())), backend);
+    let failing = Mirror::new(
+        Arc::new(FeedWritesFail(site.blobs.clone())),
+        downloader(backend, &site.mock),
+    );
     assert!(matches!(
         failing.sync(&site.user, &site.graph).await,
         Err(SyncError::Blob(_))
@@ -539,7 +645,8 @@ async fn a_sync_stays_inside_its_share_of_the_rate_budget() {
     );
     let user = UserId::new(token.user_id);
     let dir = tempfile::tempdir().unwrap();
-    let mirror = Mirror::new(Arc::new(FsBlobStore::new(dir.path())), backend).with_budget_share(40);
+    let mirror =
+        Mirror::new(Arc::new(FsBlobStore::new(dir.path())), downloader(backend, &mock)).with_budget_share(40);
     // Each sync is one listing: 1 of 4 calls (25 %), then 2 of 4 (50 %).
     assert!(!mirror.sync(&user, &graph).await.unwrap().deferred);
     assert!(!mirror.sync(&user, &graph).await.unwrap().deferred);

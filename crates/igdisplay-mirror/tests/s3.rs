@@ -63,7 +63,11 @@ async fn a_mirror_in_object_storage_writes_every_file_and_drops_the_deleted_ones
     );
     let user = UserId::new(token.user_id);
     let blobs = Arc::new(ObjectBlobStore::s3(&config).unwrap());
-    let mirror = Mirror::new(blobs.clone(), backend.clone());
+    let downloads = igdisplay_mirror::Downloader::new(
+        backend.clone(),
+        igdisplay_mirror::DownloadPolicy::instagram().allow_origin(mock.base_url()),
+    );
+    let mirror = Mirror::new(blobs.clone(), downloads.clone());
 
     let report = mirror.sync(&user, &graph).await.unwrap();
     assert_eq!(report.items, 15);
@@ -84,7 +88,7 @@ async fn a_mirror_in_object_storage_writes_every_file_and_drops_the_deleted_ones
     }
 
     // Another instance over the same bucket serves the same feed.
-    let other = Mirror::new(Arc::new(ObjectBlobStore::s3(&config).unwrap()), backend);
+    let other = Mirror::new(Arc::new(ObjectBlobStore::s3(&config).unwrap()), downloads);
     assert_eq!(other.feed(&user).await.unwrap().unwrap().items.len(), 14);
 }
 

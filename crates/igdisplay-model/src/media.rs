@@ -105,6 +105,34 @@ impl Media {
     pub fn children(&self) -> &[Media] {
         self.children.as_ref().map_or(&[], |list| &list.data)
     }
+
+    /// The permalink, only when it is a page of Instagram's site (`https://www.instagram.com/…`):
+    /// what a site may render as a link. Anything else an answer names (`javascript:`, another
+    /// host, plain http) is dropped.
+    ///
+    /// ```
+    /// use igdisplay_model::Media;
+    ///
+    /// let mut media = Media::new("1");
+    /// media.permalink = Some("https://www.instagram.com/p/Cx1/".into());
+    /// assert_eq!(media.instagram_permalink(), Some("https://www.instagram.com/p/Cx1/"));
+    /// media.permalink = Some("javascript:alert(1)".into());
+    /// assert_eq!(media.instagram_permalink(), None);
+    /// ```
+    pub fn instagram_permalink(&self) -> Option<&str> {
+        self.permalink.as_deref().filter(|link| is_instagram_page(link))
+    }
+}
+
+/// Whether `url` is a page of Instagram's site: `https://www.instagram.com/` and a path, with
+/// nothing that could make a browser read it otherwise (whitespace, control characters,
+/// backslashes, quotes, angle brackets).
+pub fn is_instagram_page(url: &str) -> bool {
+    url.strip_prefix("https://www.instagram.com/")
+        .is_some_and(|rest| {
+            rest.chars()
+                .all(|c| c.is_ascii_graphic() && !matches!(c, '\\' | '"' | '\'' | '<' | '>' | '`'))
+        })
 }
 
 /// The answer of `GET /?ids=a,b&fields=...`: each requested media item keyed by its id (a

@@ -29,7 +29,7 @@ mod sessions;
 mod showcase;
 
 use sessions::{Session, Sessions};
-pub use showcase::{Showcase, spawn_sync_loop, sync_owner};
+pub use showcase::{Showcase, downloader, spawn_sync_loop, sync_owner};
 
 const COOKIE: &str = "igd_session";
 const PAGE_SIZE: u32 = 12;

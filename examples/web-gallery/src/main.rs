@@ -129,18 +129,19 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             // client's clock, following a mock, would move the mock instead of waiting).
             let keeper = instagram.fleet(store.clone()).clock(clock).build();
             let fleet = Fleet { store };
-            let app = web_gallery::App::with_fleet(instagram, public.clone(), media_origin, fleet).await?;
+            let app =
+                web_gallery::App::with_fleet(instagram, public.clone(), media_origin.clone(), fleet).await?;
             (app, Some(keeper))
         }
         None => (
-            web_gallery::App::new(builder.build()?, public.clone(), media_origin),
+            web_gallery::App::new(builder.build()?, public.clone(), media_origin.clone()),
             None,
         ),
     };
     let app = if args.owner {
         let showcase = web_gallery::Showcase::new(
             args.mirror_dir.clone(),
-            igdisplay::http::default_backend(Default::default())?,
+            web_gallery::downloader(&media_origin)?,
             app.instagram().clock().clone(),
         );
         // The account connected before a restart is shown again.

@@ -8,10 +8,11 @@ use askama::Template;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use igdisplay::http::{Clock as _, SharedBackend, SharedClock, SystemClock};
+use igdisplay::http::{Clock as _, SharedClock, SystemClock};
 use igdisplay::model::UserId;
 use igdisplay_mirror::{
-    BlobStore, Feed, FeedIndex, FeedItem, FeedStatus, FsBlobStore, Mirror, SyncError, SyncReport,
+    BlobStore, DownloadPolicy, Downloader, Feed, FeedIndex, FeedItem, FeedStatus, FsBlobStore, Mirror,
+    SyncError, SyncReport,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -32,12 +33,12 @@ pub struct Showcase {
 }
 
 impl Showcase {
-    /// A showcase mirroring into `dir`, downloading through `backend`, on `clock` (the
+    /// A showcase mirroring into `dir`, downloading through `downloader`, on `clock` (the
     /// client's: schedules are in Instagram's time).
-    pub fn new(dir: std::path::PathBuf, backend: SharedBackend, clock: SharedClock) -> Self {
+    pub fn new(dir: std::path::PathBuf, downloader: Downloader, clock: SharedClock) -> Self {
         let blobs = Arc::new(FsBlobStore::new(dir));
         Self {
-            mirror: Mirror::new(blobs.clone(), backend).with_clock(clock),
+            mirror: Mirror::new(blobs.clone(), downloader).with_clock(clock),
             blobs,
             owner: RwLock::new(None),
             wake: tokio::sync::Notify::new(),
@@ -66,6 +67,22 @@ impl Showcase {
         let owner = self.owner()?;
         self.mirror.feed(&owner).await.ok().flatten()
     }
+}
+
+/// The downloader of a site whose media come from `media_origin`: Instagram's CDN (`https:`),
+/// or a mock's origin besides it; through a backend that connects to public addresses only
+/// (and the mock's host).
+///
+/// # Errors
+///
+/// When the backend cannot be built.
+pub fn downloader(media_origin: &str) -> Result<Downloader, igdisplay::http::TransportError> {
+    let mut policy = DownloadPolicy::instagram();
+    if media_origin != "https:" {
+        policy = policy.allow_origin(media_origin);
+    }
+    let backend = igdisplay::http::default_backend(policy.backend_config())?;
+    Ok(Downloader::new(backend, policy))
 }
 
 /// Syncs the owner's account now.

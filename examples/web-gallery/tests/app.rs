@@ -453,7 +453,7 @@ async fn owner_site() -> (Site, Arc<web_gallery::App>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let showcase = web_gallery::Showcase::new(
         dir.path().to_owned(),
-        igdisplay::http::default_backend(Default::default()).unwrap(),
+        web_gallery::downloader(mock.base_url()).unwrap(),
         instagram.clock().clone(),
     );
     let app = Arc::new(
@@ -583,7 +583,7 @@ async fn owner_mode_marks_a_revoked_owner_in_the_store_and_sends_the_event() {
     let instagram = builder.store(Arc::new(store.clone())).build().unwrap();
     let showcase = web_gallery::Showcase::new(
         dir.path().join("mirror"),
-        igdisplay::http::default_backend(Default::default()).unwrap(),
+        web_gallery::downloader(mock.base_url()).unwrap(),
         instagram.clock().clone(),
     );
     let mut received = store.events().subscribe().await.unwrap();
