@@ -66,6 +66,27 @@ impl HyperBackend {
     pub fn config(&self) -> &BackendConfig {
         &self.config
     }
+
+    /// The checks every request passes (an http(s) URL with a host, a permitted address),
+    /// the User-Agent added, and the request handed to hyper.
+    fn dispatch(
+        &self,
+        request: HttpRequest,
+    ) -> Result<hyper_util::client::legacy::ResponseFuture, TransportError> {
+        let uri = request.uri();
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+            return Err(TransportError::new(TransportErrorKind::InvalidRequest));
+        }
+        crate::resolve::check_host(&request, &self.config.address_policy)?;
+        let mut request = request.map(Full::new);
+        if let Some(agent) = &self.user_agent {
+            request
+                .headers_mut()
+                .entry(USER_AGENT)
+                .or_insert_with(|| agent.clone());
+        }
+        Ok(self.client.request(request))
+    }
 }
 
 // Written out instead of `async fn`: the checks and the request's hand-over to hyper run
@@ -77,23 +98,10 @@ impl HttpBackend for HyperBackend {
         's: 'f,
         Self: 'f,
     {
-        let uri = request.uri();
-        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
-            return Box::pin(std::future::ready(Err(TransportError::new(
-                TransportErrorKind::InvalidRequest,
-            ))));
-        }
-        if let Err(error) = crate::resolve::check_host(&request, &self.config.address_policy) {
-            return Box::pin(std::future::ready(Err(error)));
-        }
-        let mut request = request.map(Full::new);
-        if let Some(agent) = &self.user_agent {
-            request
-                .headers_mut()
-                .entry(USER_AGENT)
-                .or_insert_with(|| agent.clone());
-        }
-        let responding = self.client.request(request);
+        let responding = match self.dispatch(request) {
+            Ok(responding) => responding,
+            Err(error) => return Box::pin(std::future::ready(Err(error))),
+        };
         let (limit, timeout) = (self.config.max_body_bytes, self.config.request_timeout);
         let exchange = async move {
             let response = responding.await.map_err(map_client_error)?;
@@ -109,6 +117,72 @@ impl HttpBackend for HyperBackend {
             Ok(http::Response::from_parts(parts, body.finish()))
         };
         Box::pin(Within::new(SystemClock::deadline(timeout), exchange))
+    }
+
+    fn send_streaming<'s, 'f>(&'s self, request: HttpRequest) -> crate::StreamingFuture<'f>
+    where
+        's: 'f,
+        Self: 'f,
+    {
+        let responding = match self.dispatch(request) {
+            Ok(responding) => responding,
+            Err(error) => return Box::pin(std::future::ready(Err(error))),
+        };
+        let (limit, timeout) = (self.config.max_body_bytes, self.config.request_timeout);
+        let head = async move {
+            let response = responding.await.map_err(map_client_error)?;
+            let (parts, incoming) = response.into_parts();
+            if incoming
+                .size_hint()
+                .exact()
+                .is_some_and(|length| length > limit as u64)
+            {
+                return Err(TransportError::new(TransportErrorKind::BodyTooLarge));
+            }
+            let chunks = Chunks {
+                incoming,
+                timeout,
+                limit,
+                read: 0,
+            };
+            Ok(http::Response::from_parts(
+                parts,
+                Box::new(chunks) as crate::BodyStream,
+            ))
+        };
+        Box::pin(Within::new(SystemClock::deadline(timeout), head))
+    }
+}
+
+/// A hyper response's body, a data frame at a time, each within the request timeout.
+struct Chunks {
+    incoming: hyper::body::Incoming,
+    timeout: std::time::Duration,
+    limit: usize,
+    read: usize,
+}
+
+#[async_trait::async_trait]
+impl crate::BodyChunks for Chunks {
+    async fn next_chunk(&mut self) -> Option<Result<Bytes, TransportError>> {
+        loop {
+            let frame = Within::new(SystemClock::deadline(self.timeout), async {
+                Ok::<_, TransportError>(self.incoming.frame().await)
+            })
+            .await;
+            let frame = match frame {
+                Ok(Some(Ok(frame))) => frame,
+                Ok(Some(Err(error))) => {
+                    return Some(Err(TransportError::with_source(TransportErrorKind::Body, error)));
+                }
+                Ok(None) => return None,
+                Err(error) => return Some(Err(error)),
+            };
+            // Trailers and other frames carry no data: read on.
+            if let Ok(data) = frame.into_data() {
+                return Some(crate::count_chunk(&mut self.read, &data, self.limit).map(|()| data));
+            }
+        }
     }
 }
 

@@ -63,6 +63,11 @@ pub type SharedBackend = Arc<dyn HttpBackend>;
 type SendFuture<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<HttpResponse, TransportError>> + Send + 'a>>;
 
+/// The future [`HttpBackend::send_streaming`] returns, written out the same way.
+type StreamingFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<StreamingResponse, TransportError>> + Send + 'a>,
+>;
+
 /// A copy of a request: method, URI, version, headers and body (extensions are not cloned),
 /// for sending the same request again.
 pub fn clone_request(request: &HttpRequest) -> HttpRequest {
@@ -90,6 +95,22 @@ pub trait HttpBackend: std::fmt::Debug + Send + Sync + 'static {
     ///
     /// A [`TransportError`] when no complete response was received.
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError>;
+
+    /// Sends `request` and answers as soon as the response's head is in, its body to be read
+    /// as it arrives ([`BodyChunks`]): for a file too large to hold (a video, written to disk
+    /// as it comes). igdisplay's backends give each chunk the request timeout of its own and
+    /// stop past the body cap. The default reads the whole body with
+    /// [`send`](Self::send) and hands it over as one chunk, which is right for a backend
+    /// whose bodies are small (a test double).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send), for the head; a chunk's failure comes from
+    /// [`BodyChunks::next_chunk`].
+    async fn send_streaming(&self, request: HttpRequest) -> Result<StreamingResponse, TransportError> {
+        let response = self.send(request).await?;
+        Ok(response.map(|body| Box::new(Whole(Some(body))) as BodyStream))
+    }
 }
 
 #[async_trait::async_trait]
@@ -97,6 +118,58 @@ impl<B: HttpBackend + ?Sized> HttpBackend for Arc<B> {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         (**self).send(request).await
     }
+
+    async fn send_streaming(&self, request: HttpRequest) -> Result<StreamingResponse, TransportError> {
+        (**self).send_streaming(request).await
+    }
+}
+
+/// A response body read as it arrives ([`HttpBackend::send_streaming`]).
+#[async_trait::async_trait]
+pub trait BodyChunks: Send {
+    /// The next chunk of the body; `None` at its end.
+    ///
+    /// # Errors
+    ///
+    /// A [`TransportError`]: the connection failed, a chunk did not come within the
+    /// backend's timeout, or the body grew past its cap.
+    async fn next_chunk(&mut self) -> Option<Result<bytes::Bytes, TransportError>>;
+}
+
+impl std::fmt::Debug for dyn BodyChunks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BodyChunks")
+    }
+}
+
+/// How a streamed body is held.
+pub type BodyStream = Box<dyn BodyChunks>;
+
+/// A response whose body is read as it arrives.
+pub type StreamingResponse = http::Response<BodyStream>;
+
+/// A body already read whole, handed over as one chunk.
+struct Whole(Option<bytes::Bytes>);
+
+#[async_trait::async_trait]
+impl BodyChunks for Whole {
+    async fn next_chunk(&mut self) -> Option<Result<bytes::Bytes, TransportError>> {
+        self.0.take().filter(|chunk| !chunk.is_empty()).map(Ok)
+    }
+}
+
+/// Counts a streamed body against its cap.
+#[cfg(any(feature = "reqwest", feature = "hyper"))]
+pub(crate) fn count_chunk(
+    read: &mut usize,
+    chunk: &bytes::Bytes,
+    limit: usize,
+) -> Result<(), TransportError> {
+    *read = read.saturating_add(chunk.len());
+    if *read > limit {
+        return Err(TransportError::new(TransportErrorKind::BodyTooLarge));
+    }
+    Ok(())
 }
 
 /// The default real backend as a [`SharedBackend`]: reqwest when its feature is on, else hyper.

@@ -57,6 +57,18 @@ impl ReqwestBackend {
     pub fn config(&self) -> &BackendConfig {
         &self.config
     }
+
+    /// The address check every request passes, and the request handed to reqwest.
+    fn dispatch(
+        &self,
+        request: HttpRequest,
+    ) -> Result<
+        impl std::future::Future<Output = reqwest::Result<reqwest::Response>> + Send + 'static,
+        TransportError,
+    > {
+        crate::resolve::check_host(&request, &self.config.address_policy)?;
+        Ok(self.client.execute(to_reqwest(request)?))
+    }
 }
 
 // Written out instead of `async fn`, like the hyper backend's: the request goes to reqwest
@@ -67,11 +79,8 @@ impl HttpBackend for ReqwestBackend {
         's: 'f,
         Self: 'f,
     {
-        if let Err(error) = crate::resolve::check_host(&request, &self.config.address_policy) {
-            return Box::pin(std::future::ready(Err(error)));
-        }
-        let responding = match to_reqwest(request) {
-            Ok(request) => self.client.execute(request),
+        let responding = match self.dispatch(request) {
+            Ok(responding) => responding,
             Err(error) => return Box::pin(std::future::ready(Err(error))),
         };
         let (limit, timeout) = (self.config.max_body_bytes, self.config.request_timeout);
@@ -79,17 +88,75 @@ impl HttpBackend for ReqwestBackend {
             let mut response = responding.await.map_err(map_error)?;
             // reqwest reads the declared `Content-Length` as the body's exact size.
             let mut body = CappedBody::new(limit, response.content_length())?;
-            let mut out = http::Response::new(bytes::Bytes::new());
-            *out.status_mut() = response.status();
-            *out.version_mut() = response.version();
-            *out.headers_mut() = std::mem::take(response.headers_mut());
+            let out = head_of(&mut response);
             while let Some(chunk) = response.chunk().await.map_err(map_error)? {
                 body.push(chunk)?;
             }
-            *out.body_mut() = body.finish();
-            Ok(out)
+            Ok(out.map(|()| body.finish()))
         };
         Box::pin(Within::new(SystemClock::deadline(timeout), exchange))
+    }
+
+    fn send_streaming<'s, 'f>(&'s self, request: HttpRequest) -> crate::StreamingFuture<'f>
+    where
+        's: 'f,
+        Self: 'f,
+    {
+        let responding = match self.dispatch(request) {
+            Ok(responding) => responding,
+            Err(error) => return Box::pin(std::future::ready(Err(error))),
+        };
+        let (limit, timeout) = (self.config.max_body_bytes, self.config.request_timeout);
+        let head = async move {
+            let mut response = responding.await.map_err(map_error)?;
+            if response
+                .content_length()
+                .is_some_and(|length| length > limit as u64)
+            {
+                return Err(TransportError::new(TransportErrorKind::BodyTooLarge));
+            }
+            let out = head_of(&mut response);
+            let chunks = Chunks {
+                response,
+                timeout,
+                limit,
+                read: 0,
+            };
+            Ok(out.map(|()| Box::new(chunks) as crate::BodyStream))
+        };
+        Box::pin(Within::new(SystemClock::deadline(timeout), head))
+    }
+}
+
+/// The response's status, version and headers (taken out of it), for an `http` response.
+fn head_of(response: &mut reqwest::Response) -> http::Response<()> {
+    let mut head = http::Response::new(());
+    *head.status_mut() = response.status();
+    *head.version_mut() = response.version();
+    *head.headers_mut() = std::mem::take(response.headers_mut());
+    head
+}
+
+/// A reqwest response's body, a chunk at a time, each within the request timeout.
+struct Chunks {
+    response: reqwest::Response,
+    timeout: std::time::Duration,
+    limit: usize,
+    read: usize,
+}
+
+#[async_trait::async_trait]
+impl crate::BodyChunks for Chunks {
+    async fn next_chunk(&mut self) -> Option<Result<bytes::Bytes, TransportError>> {
+        let next = Within::new(SystemClock::deadline(self.timeout), async {
+            self.response.chunk().await.map_err(map_error)
+        })
+        .await;
+        match next {
+            Ok(Some(chunk)) => Some(crate::count_chunk(&mut self.read, &chunk, self.limit).map(|()| chunk)),
+            Ok(None) => None,
+            Err(error) => Some(Err(error)),
+        }
     }
 }
 

@@ -1,7 +1,10 @@
 //! [`Timeout`]: the one timeout mechanism, a backend around a backend that gives up after a
 //! limit measured on the injected [`Clock`].
 
-use crate::{HttpBackend, HttpRequest, SendFuture, SharedClock, TransportError, TransportErrorKind};
+use crate::{
+    BodyChunks, BodyStream, HttpBackend, HttpRequest, SendFuture, SharedClock, StreamingFuture,
+    TransportError, TransportErrorKind,
+};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -72,6 +75,38 @@ impl<B: HttpBackend> HttpBackend for Timeout<B> {
             self.inner.send(request),
         ))
     }
+
+    /// The head within the limit, then each chunk of the body within it again.
+    fn send_streaming<'s, 'f>(&'s self, request: HttpRequest) -> StreamingFuture<'f>
+    where
+        's: 'f,
+        Self: 'f,
+    {
+        let head = Within::new(self.clock.timer(self.limit), self.inner.send_streaming(request));
+        let (clock, limit) = (self.clock.clone(), self.limit);
+        Box::pin(async move {
+            let response = head.await?;
+            Ok(response.map(|chunks| Box::new(TimedChunks { chunks, clock, limit }) as BodyStream))
+        })
+    }
+}
+
+/// A streamed body whose every chunk comes within the limit.
+struct TimedChunks {
+    chunks: BodyStream,
+    clock: SharedClock,
+    limit: Duration,
+}
+
+#[async_trait::async_trait]
+impl BodyChunks for TimedChunks {
+    async fn next_chunk(&mut self) -> Option<Result<bytes::Bytes, TransportError>> {
+        let timer = self.clock.timer(self.limit);
+        match Within::new(timer, async { self.chunks.next_chunk().await.transpose() }).await {
+            Ok(chunk) => chunk.map(Ok),
+            Err(error) => Some(Err(error)),
+        }
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -128,6 +163,55 @@ mod tests {
         async fn send(&self, _: HttpRequest) -> Result<HttpResponse, TransportError> {
             std::future::pending().await
         }
+    }
+
+    /// Hands over the head and one chunk, then never another.
+    #[derive(Debug)]
+    struct StallsMidBody;
+
+    struct OneChunkThenNothing(bool);
+
+    #[async_trait::async_trait]
+    impl BodyChunks for OneChunkThenNothing {
+        async fn next_chunk(&mut self) -> Option<Result<bytes::Bytes, TransportError>> {
+            if std::mem::replace(&mut self.0, true) {
+                std::future::pending().await
+            }
+            Some(Ok(bytes::Bytes::from_static(b"first")))
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl HttpBackend for StallsMidBody {
+        async fn send(&self, _: HttpRequest) -> Result<HttpResponse, TransportError> {
+            std::future::pending().await
+        }
+
+        async fn send_streaming(&self, _: HttpRequest) -> Result<crate::StreamingResponse, TransportError> {
+            Ok(http::Response::new(
+                Box::new(OneChunkThenNothing(false)) as BodyStream
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_whose_next_chunk_stalls_times_out_on_the_clock() {
+        let clock = ManualClock::at_unix(0);
+        let timed = Timeout::new(StallsMidBody, Duration::from_secs(30), Arc::new(clock.clone()));
+        let response = timed
+            .send_streaming(HttpRequest::new(bytes::Bytes::new()))
+            .await
+            .unwrap();
+        let mut body = response.into_body();
+        assert_eq!(body.next_chunk().await.unwrap().unwrap().as_ref(), b"first");
+        let pending = tokio::spawn(async move { body.next_chunk().await });
+        tokio::task::yield_now().await;
+        clock.advance(Duration::from_secs(29));
+        tokio::task::yield_now().await;
+        assert!(!pending.is_finished(), "timed out before the limit");
+        clock.advance(Duration::from_secs(1));
+        let error = pending.await.unwrap().unwrap().unwrap_err();
+        assert!(error.is_timeout());
     }
 
     #[tokio::test]

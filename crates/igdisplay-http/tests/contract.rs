@@ -431,6 +431,44 @@ async fn a_public_only_backend_never_connects_to_a_private_address(make: fn(Back
     assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
+/// Reads a streamed body to its end: the bytes, or the first chunk's error.
+async fn drain(mut chunks: igdisplay_http::BodyStream) -> (Vec<u8>, Option<igdisplay_http::TransportError>) {
+    let mut read = Vec::new();
+    while let Some(chunk) = chunks.next_chunk().await {
+        match chunk {
+            Ok(chunk) => read.extend_from_slice(&chunk),
+            Err(error) => return (read, Some(error)),
+        }
+    }
+    (read, None)
+}
+
+async fn streamed_bodies_arrive_as_they_come_within_the_limits(backend: SharedBackend) {
+    let addr = serve().await;
+    let whole = backend.send_streaming(get(addr, "/exact-limit")).await.unwrap();
+    let (read, error) = drain(whole.into_body()).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(read.len(), BODY_LIMIT);
+
+    // The head and the first bytes are handed over while the server still owes the rest;
+    // the chunk that never comes times out.
+    let stalled = backend.send_streaming(get(addr, "/stall-body")).await.unwrap();
+    assert_eq!(stalled.status(), 200);
+    let (read, error) = drain(stalled.into_body()).await;
+    assert_eq!(read, b"0123456789");
+    assert!(error.unwrap().is_timeout());
+
+    let declared = backend
+        .send_streaming(get(addr, "/big-declared"))
+        .await
+        .unwrap_err();
+    assert!(declared.is_body_too_large(), "{declared:?}");
+    let chunked = backend.send_streaming(get(addr, "/big-chunked")).await.unwrap();
+    let (read, error) = drain(chunked.into_body()).await;
+    assert!(error.unwrap().is_body_too_large());
+    assert!(read.len() <= BODY_LIMIT);
+}
+
 macro_rules! contract {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -488,6 +526,12 @@ macro_rules! contract {
             #[tokio::test]
             async fn unsupported_scheme() {
                 unsupported_scheme_is_an_invalid_request(normal()).await;
+            }
+
+            #[tokio::test]
+            async fn streaming() {
+                streamed_bodies_arrive_as_they_come_within_the_limits(backend(Duration::from_millis(300)))
+                    .await;
             }
 
             #[tokio::test]
