@@ -23,7 +23,7 @@ pub use signed_request::{
     DataDeletionResponse, MAX_SIGNED_REQUEST_LEN, SignedRequest, SignedRequestError, sign_signed_request,
     verify_fresh_signed_request, verify_signed_request,
 };
-pub use store::{FileStore, MemoryStore, PrivateFile, RefreshLock, TokenStore, write_private};
+pub use store::{FileStore, MemoryStore, PrivateFile, RefreshLock, TokenStore, is_temporary, write_private};
 pub use token::{
     LONG_LIVED, MAX_LIFETIME, MIN_AGE_BEFORE_REFRESH, RefreshSchedule, SHORT_LIVED, TokenKind, TokenRecord,
 };

@@ -366,13 +366,36 @@ impl PrivateFile {
     ///
     /// Any I/O failure creating the directory or the temporary file.
     pub fn create(path: &Path) -> std::io::Result<Self> {
+        Self::create_with(path, Access::Owner)
+    }
+
+    /// Starts writing `path` as [`create`](Self::create) does, but readable by everyone
+    /// (`0644`, a missing directory `0755`): media a web server running as another user
+    /// serves. Everything else is the same: a random temporary name, created exclusively,
+    /// flushed and renamed.
+    ///
+    /// # Errors
+    ///
+    /// Any I/O failure creating the directory or the temporary file.
+    pub fn create_readable(path: &Path) -> std::io::Result<Self> {
+        Self::create_with(path, Access::Everyone)
+    }
+
+    fn create_with(path: &Path, access: Access) -> std::io::Result<Self> {
         let dir = parent_dir(path);
-        create_private_dir(dir)?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let (temp, file) = create_temp(dir, &name)?;
+        create_dir(dir, access)?;
+        let (temp, file) = match create_temp(dir, &name, access) {
+            // The directory went away since (a store removes a folder as it empties): again.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                create_dir(dir, access)?;
+                create_temp(dir, &name, access)?
+            }
+            created => created?,
+        };
         Ok(Self {
             path: path.to_path_buf(),
             temp,
@@ -432,24 +455,63 @@ fn parent_dir(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// A new `0600` file `.{name}.{16 random hex}.tmp` in `dir`, created exclusively: it fails
-/// rather than open anything already there, a symbolic link included.
-fn create_temp(dir: &Path, name: &str) -> std::io::Result<(PathBuf, File)> {
+/// Who may read a file [`PrivateFile`] writes.
+#[derive(Clone, Copy, Debug)]
+enum Access {
+    /// Its owner: `0600`, a new directory `0700`.
+    Owner,
+    /// Everyone: `0644`, a new directory `0755`.
+    Everyone,
+}
+
+impl Access {
+    /// The file's mode and a new directory's.
+    #[cfg_attr(not(unix), allow(dead_code))]
+    fn modes(self) -> (u32, u32) {
+        match self {
+            Self::Owner => (0o600, 0o700),
+            Self::Everyone => (0o644, 0o755),
+        }
+    }
+}
+
+/// Whether `name` is one of [`PrivateFile`]'s temporary files: `.{name}.{16 hex}.tmp`. What
+/// a crash leaves behind; never a document of its own (a file server refuses it, a store
+/// removes it when it starts).
+///
+/// ```
+/// assert!(igdisplay_auth::is_temporary(".image.jpg.0123456789abcdef.tmp"));
+/// assert!(!igdisplay_auth::is_temporary("image.jpg"));
+/// ```
+pub fn is_temporary(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix('.').and_then(|rest| rest.strip_suffix(".tmp")) else {
+        return false;
+    };
+    rest.rsplit_once('.').is_some_and(|(stem, random)| {
+        !stem.is_empty() && random.len() == 16 && random.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+/// A new file `.{name}.{16 random hex}.tmp` in `dir`, created exclusively: it fails rather
+/// than open anything already there, a symbolic link included.
+fn create_temp(dir: &Path, name: &str, access: Access) -> std::io::Result<(PathBuf, File)> {
     let mut random = [0u8; 8];
     getrandom::fill(&mut random).map_err(|e| std::io::Error::other(e.to_string()))?;
     let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
     let temp = dir.join(format!(".{name}.{suffix}.tmp"));
-    let file = create_exclusive(&temp)?;
+    let file = create_exclusive(&temp, access)?;
     Ok((temp, file))
 }
 
-/// Creates `path` `0600`, failing if anything exists there (O_CREAT|O_EXCL, which never
-/// follows a symbolic link).
-fn create_exclusive(path: &Path) -> std::io::Result<File> {
+/// Creates `path`, failing if anything exists there (O_CREAT|O_EXCL, which never follows a
+/// symbolic link).
+fn create_exclusive(path: &Path, access: Access) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, access.modes().0);
+    #[cfg(not(unix))]
+    let _ = access;
     options.open(path)
 }
 
@@ -464,7 +526,7 @@ fn open_lock(path: &Path) -> std::io::Result<File> {
             ));
         }
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match create_exclusive(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match create_exclusive(path, Access::Owner) {
             Ok(file) => return Ok(file),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
@@ -500,13 +562,20 @@ fn io(action: &'static str) -> impl Fn(std::io::Error) -> StoreError {
 
 /// Creates `dir` (and its parents) `0700` if it is missing.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    create_dir(dir, Access::Owner)
+}
+
+/// Creates `dir` and its parents when missing, with the mode `access` gives a directory.
+fn create_dir(dir: &Path, access: Access) -> std::io::Result<()> {
     if dir.exists() {
         return Ok(());
     }
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, access.modes().1);
+    #[cfg(not(unix))]
+    let _ = access;
     builder.create(dir)
 }
 
@@ -727,7 +796,7 @@ mod planted_link_tests {
         let target = dir.join("attacker.txt");
         let planted = dir.join(".tokens.json.0000000000000000.tmp");
         std::os::unix::fs::symlink(&target, &planted).unwrap();
-        let error = create_exclusive(&planted).unwrap_err();
+        let error = create_exclusive(&planted, Access::Owner).unwrap_err();
         assert_eq!(error.kind(), std::io::ErrorKind::AlreadyExists);
         assert!(!target.exists(), "nothing was written through the link");
         fs::remove_dir_all(&dir).unwrap();

@@ -24,9 +24,17 @@ impl Target {
         }
     }
 
-    fn blobs(&self) -> Result<Arc<dyn BlobStore>, Failure> {
+    /// The store; a folder's leftovers of a crashed write removed first.
+    async fn blobs(&self) -> Result<Arc<dyn BlobStore>, Failure> {
         Ok(match self {
-            Target::Folder(dir) => Arc::new(FsBlobStore::new(dir)),
+            Target::Folder(dir) => {
+                let blobs = FsBlobStore::new(dir);
+                blobs
+                    .remove_leftovers()
+                    .await
+                    .map_err(|e| Failure::runtime(chain(&e)).hint("check that the folder is readable"))?;
+                Arc::new(blobs)
+            }
             Target::Bucket(config) => {
                 Arc::new(igdisplay_mirror::ObjectBlobStore::s3(config).map_err(|e| {
                     Failure::usage(chain(&e), "check --bucket, --s3-endpoint and the AWS_* variables")
@@ -67,7 +75,8 @@ pub(crate) async fn sync(settings: &Settings, target: Target) -> Result<(), Fail
         return Err(Failure::runtime("no account is stored")
             .hint("log in first (`igdisplay login`), or point --store at the accounts"));
     }
-    let mirror = Mirror::new(target.blobs()?, settings.downloader()?).with_clock(instagram.clock().clone());
+    let mirror =
+        Mirror::new(target.blobs().await?, settings.downloader()?).with_clock(instagram.clock().clone());
     // With a database of accounts, an account whose token Instagram refuses is marked there:
     // the keeper stops refreshing it and `igdisplay accounts` shows it, until a new login.
     let accounts = if settings.has_store() {

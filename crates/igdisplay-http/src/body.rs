@@ -3,10 +3,38 @@
 use crate::TransportError;
 use bytes::{Bytes, BytesMut};
 
-/// Collects body chunks, refusing to hold more than `limit` bytes.
+/// The body cap, a body read whole or streamed: the declared `Content-Length` checked
+/// before anything is read, then every chunk counted.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BodyLimit {
+    limit: usize,
+    read: usize,
+}
+
+impl BodyLimit {
+    /// Starts counting, refusing at once when the declared `Content-Length` is over the limit.
+    pub(crate) fn new(limit: usize, content_length: Option<u64>) -> Result<Self, TransportError> {
+        if content_length.is_some_and(|len| len > limit as u64) {
+            return Err(TransportError::body_too_large(limit));
+        }
+        Ok(Self { limit, read: 0 })
+    }
+
+    /// Counts `chunk`; fails once the total passes the limit.
+    pub(crate) fn count(&mut self, chunk: &Bytes) -> Result<(), TransportError> {
+        let read = self.read.saturating_add(chunk.len());
+        if read > self.limit {
+            return Err(TransportError::body_too_large(self.limit));
+        }
+        self.read = read;
+        Ok(())
+    }
+}
+
+/// Collects body chunks, refusing to hold more than the limit.
 #[derive(Debug)]
 pub(crate) struct CappedBody {
-    limit: usize,
+    limit: BodyLimit,
     first: Option<Bytes>,
     rest: BytesMut,
 }
@@ -14,11 +42,8 @@ pub(crate) struct CappedBody {
 impl CappedBody {
     /// Starts a body, refusing at once when the declared `Content-Length` is over the limit.
     pub(crate) fn new(limit: usize, content_length: Option<u64>) -> Result<Self, TransportError> {
-        if content_length.is_some_and(|len| len > limit as u64) {
-            return Err(TransportError::body_too_large(limit));
-        }
         Ok(Self {
-            limit,
+            limit: BodyLimit::new(limit, content_length)?,
             first: None,
             rest: BytesMut::new(),
         })
@@ -26,10 +51,7 @@ impl CappedBody {
 
     /// Adds a chunk; fails once the total passes the limit.
     pub(crate) fn push(&mut self, chunk: Bytes) -> Result<(), TransportError> {
-        let held = self.first.as_ref().map_or(0, Bytes::len) + self.rest.len();
-        if held + chunk.len() > self.limit {
-            return Err(TransportError::body_too_large(self.limit));
-        }
+        self.limit.count(&chunk)?;
         // Most bodies arrive in one chunk: keep it without copying.
         match self.first.take() {
             None if self.rest.is_empty() => self.first = Some(chunk),

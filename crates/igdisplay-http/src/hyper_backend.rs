@@ -1,6 +1,6 @@
 //! [`HyperBackend`]: hyper-util's pooled client with hyper-rustls.
 
-use crate::body::CappedBody;
+use crate::body::{BodyLimit, CappedBody};
 use crate::timeout::Within;
 use crate::tls::{io_kind_in_chain, rustls_client_config};
 use crate::{
@@ -132,18 +132,11 @@ impl HttpBackend for HyperBackend {
         let head = async move {
             let response = responding.await.map_err(map_client_error)?;
             let (parts, incoming) = response.into_parts();
-            if incoming
-                .size_hint()
-                .exact()
-                .is_some_and(|length| length > limit as u64)
-            {
-                return Err(TransportError::new(TransportErrorKind::BodyTooLarge));
-            }
+            let limit = BodyLimit::new(limit, incoming.size_hint().exact())?;
             let chunks = Chunks {
                 incoming,
                 timeout,
                 limit,
-                read: 0,
             };
             Ok(http::Response::from_parts(
                 parts,
@@ -158,8 +151,7 @@ impl HttpBackend for HyperBackend {
 struct Chunks {
     incoming: hyper::body::Incoming,
     timeout: std::time::Duration,
-    limit: usize,
-    read: usize,
+    limit: BodyLimit,
 }
 
 #[async_trait::async_trait]
@@ -180,7 +172,7 @@ impl crate::BodyChunks for Chunks {
             };
             // Trailers and other frames carry no data: read on.
             if let Ok(data) = frame.into_data() {
-                return Some(crate::count_chunk(&mut self.read, &data, self.limit).map(|()| data));
+                return Some(self.limit.count(&data).map(|()| data));
             }
         }
     }

@@ -158,20 +158,6 @@ impl BodyChunks for Whole {
     }
 }
 
-/// Counts a streamed body against its cap.
-#[cfg(any(feature = "reqwest", feature = "hyper"))]
-pub(crate) fn count_chunk(
-    read: &mut usize,
-    chunk: &bytes::Bytes,
-    limit: usize,
-) -> Result<(), TransportError> {
-    *read = read.saturating_add(chunk.len());
-    if *read > limit {
-        return Err(TransportError::new(TransportErrorKind::BodyTooLarge));
-    }
-    Ok(())
-}
-
 /// The default real backend as a [`SharedBackend`]: reqwest when its feature is on, else hyper.
 ///
 /// # Errors

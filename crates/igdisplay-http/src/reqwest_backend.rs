@@ -1,6 +1,6 @@
 //! [`ReqwestBackend`]: the default backend, on reqwest with rustls.
 
-use crate::body::CappedBody;
+use crate::body::{BodyLimit, CappedBody};
 use crate::timeout::Within;
 use crate::tls::{io_kind_in_chain, rustls_client_config};
 use crate::{
@@ -109,18 +109,12 @@ impl HttpBackend for ReqwestBackend {
         let (limit, timeout) = (self.config.max_body_bytes, self.config.request_timeout);
         let head = async move {
             let mut response = responding.await.map_err(map_error)?;
-            if response
-                .content_length()
-                .is_some_and(|length| length > limit as u64)
-            {
-                return Err(TransportError::new(TransportErrorKind::BodyTooLarge));
-            }
+            let limit = BodyLimit::new(limit, response.content_length())?;
             let out = head_of(&mut response);
             let chunks = Chunks {
                 response,
                 timeout,
                 limit,
-                read: 0,
             };
             Ok(out.map(|()| Box::new(chunks) as crate::BodyStream))
         };
@@ -141,8 +135,7 @@ fn head_of(response: &mut reqwest::Response) -> http::Response<()> {
 struct Chunks {
     response: reqwest::Response,
     timeout: std::time::Duration,
-    limit: usize,
-    read: usize,
+    limit: BodyLimit,
 }
 
 #[async_trait::async_trait]
@@ -153,7 +146,7 @@ impl crate::BodyChunks for Chunks {
         })
         .await;
         match next {
-            Ok(Some(chunk)) => Some(crate::count_chunk(&mut self.read, &chunk, self.limit).map(|()| chunk)),
+            Ok(Some(chunk)) => Some(self.limit.count(&chunk).map(|()| chunk)),
             Ok(None) => None,
             Err(error) => Some(Err(error)),
         }

@@ -2,13 +2,15 @@
 //! folder; another store (object storage) implements the same four calls.
 
 use bytes::Bytes;
+use igdisplay_auth::PrivateFile;
 use std::path::{Path, PathBuf};
 
 /// A blob store failed, or was given a key it refuses.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BlobError {
-    /// A key must be `/`-separated segments of `A-Z a-z 0-9 . _ -`, none empty, `.` or `..`.
+    /// A key must be `/`-separated segments of `A-Z a-z 0-9 . _ -`, none empty or starting
+    /// with a dot.
     #[error("`{0}` is not a valid blob key")]
     InvalidKey(String),
     /// The object store answered with an error (or could not be reached).
@@ -106,9 +108,10 @@ pub fn check_key(key: &str) -> Result<(), BlobError> {
     let valid = !key.is_empty()
         && key.len() <= 512
         && key.split('/').all(|segment| {
+            // No segment starts with a dot: `.` and `..` never name a folder out of the root,
+            // and a temporary file (`.{name}.{random}.tmp`) is never a key.
             !segment.is_empty()
-                && segment != "."
-                && segment != ".."
+                && !segment.starts_with('.')
                 && segment
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
@@ -149,6 +152,23 @@ impl FsBlobStore {
     /// The folder.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Removes the temporary files writes interrupted by a crash left in the folder
+    /// ([`igdisplay_auth::is_temporary`]), those older than ten minutes (a write under way
+    /// in another process is younger); how many. Run it when a process starts; a temporary
+    /// file is never a key either way.
+    ///
+    /// # Errors
+    ///
+    /// A folder that cannot be read.
+    pub async fn remove_leftovers(&self) -> Result<usize, BlobError> {
+        const UNDER_WAY: std::time::Duration = std::time::Duration::from_secs(600);
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || remove_leftovers(&root, UNDER_WAY))
+            .await
+            .map_err(|e| io("clean", "")(std::io::Error::other(e)))?
+            .map_err(io("clean", ""))
     }
 
     /// The file of `key`, once the key is checked.
@@ -212,40 +232,125 @@ impl BlobStore for FsBlobStore {
     }
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it, renames it over `path` and syncs
-/// the folder.
+/// Writes `bytes` through the one temporary-file writer ([`PrivateFile`]): a random name
+/// beside `path`, created exclusively (a planted file or link is never written through),
+/// flushed, renamed over `path`, the folder flushed; a crash leaves the old file or the new
+/// one, and at worst a temporary file [`FsBlobStore::remove_leftovers`] removes.
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
-    let dir = path
-        .parent()
-        .ok_or_else(|| std::io::Error::other("a blob needs a folder"))?;
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("a blob needs a name"))?
-        .to_string_lossy();
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let temporary = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
-    let written = (|| {
-        let mut file = match std::fs::File::create(&temporary) {
-            // The folder was deleted as it emptied, between making it and now: make it again.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(dir)?;
-                std::fs::File::create(&temporary)?
-            }
-            file => file?,
+    let mut file = PrivateFile::create_readable(path)?;
+    file.write_all(bytes)?;
+    file.commit()
+}
+
+/// Removes the temporary files under `root` older than `older_than`; how many.
+fn remove_leftovers(root: &Path, older_than: std::time::Duration) -> std::io::Result<usize> {
+    let mut removed = 0;
+    let mut folders = vec![root.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
         };
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temporary);
+        for entry in entries {
+            let entry = entry?;
+            // Not followed: a link is neither walked into nor removed through.
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                folders.push(entry.path());
+                continue;
+            }
+            // The file system's time, not the injected clock: a file's age is the disk's.
+            let old_enough = entry
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age >= older_than);
+            if igdisplay_auth::is_temporary(&entry.file_name().to_string_lossy()) && old_enough {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
     }
-    written?;
-    if let Ok(folder) = std::fs::File::open(dir) {
-        let _ = folder.sync_all();
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_write_never_goes_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let blobs = FsBlobStore::new(dir.path());
+        let folder = dir.path().join("media/1");
+        std::fs::create_dir_all(&folder).unwrap();
+        // Links at every name the former writer would have picked, and at the target itself.
+        for n in 0..64 {
+            let temp = folder.join(format!(".original.{}.{n}.tmp", std::process::id()));
+            std::os::unix::fs::symlink(&victim, temp).unwrap();
+        }
+        std::os::unix::fs::symlink(&victim, folder.join("original")).unwrap();
+
+        blobs
+            .put("media/1/original", Bytes::from_static(b"new"))
+            .await
+            .unwrap();
+
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        let target = folder.join("original");
+        assert!(
+            !std::fs::symlink_metadata(&target)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(target).unwrap(), b"new");
     }
-    Ok(())
+
+    #[tokio::test]
+    async fn a_crashs_temporary_files_are_removed_and_never_read_as_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = FsBlobStore::new(dir.path());
+        blobs
+            .put("media/1/original", Bytes::from_static(b"kept"))
+            .await
+            .unwrap();
+        let old = dir.path().join("media/1/.original.0123456789abcdef.tmp");
+        let young = dir.path().join("media/1/.original.fedcba9876543210.tmp");
+        for path in [&old, &young] {
+            std::fs::write(path, b"half").unwrap();
+        }
+        // Written in 2001: a crash long ago.
+        let long_ago = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+
+        let removed = blobs.remove_leftovers().await.unwrap();
+
+        assert_eq!(removed, 1);
+        assert!(!old.exists());
+        assert!(young.exists(), "a write under way elsewhere is left alone");
+        assert!(matches!(
+            blobs.get("media/1/.original.fedcba9876543210.tmp").await,
+            Err(BlobError::InvalidKey(_))
+        ));
+        assert_eq!(
+            blobs.get("media/1/original").await.unwrap().as_deref(),
+            Some(&b"kept"[..])
+        );
+    }
 }

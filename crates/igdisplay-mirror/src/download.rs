@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use igdisplay_http::http::{self, Method, StatusCode, Uri};
-use igdisplay_http::{AddressPolicy, BackendConfig, SharedBackend, TransportError};
+use igdisplay_http::{AddressPolicy, BackendConfig, BodyStream, SharedBackend, TransportError};
 
 /// The host suffixes of Instagram's CDN.
 pub const INSTAGRAM_CDN: &[&str] = &["cdninstagram.com", "fbcdn.net"];
@@ -233,13 +233,32 @@ impl Downloader {
         &self.policy
     }
 
-    /// Downloads `url`: checked first, redirects followed under the same check, the body an
-    /// image or a video within the size cap.
+    /// Downloads `url` into memory: [`open`](Self::open), then the body read whole (for an
+    /// image to resize; a video goes to its file with `open`).
     ///
     /// # Errors
     ///
     /// Every [`DownloadError`]; nothing is sent for a link the policy refuses.
     pub async fn get(&self, url: &str) -> Result<Downloaded, DownloadError> {
+        let mut download = self.open(url).await?;
+        let mut bytes = bytes::BytesMut::new();
+        while let Some(chunk) = download.next_chunk().await {
+            bytes.extend_from_slice(&chunk?);
+        }
+        Ok(Downloaded {
+            bytes: bytes.freeze(),
+            content_type: download.content_type,
+        })
+    }
+
+    /// Starts downloading `url`: checked first, redirects followed under the same check, the
+    /// answer an image or a video; its body then read a chunk at a time
+    /// ([`Download::next_chunk`]), within the size cap, to be written to a file as it comes.
+    ///
+    /// # Errors
+    ///
+    /// Every [`DownloadError`]; nothing is sent for a link the policy refuses.
+    pub async fn open(&self, url: &str) -> Result<Download, DownloadError> {
         let mut uri = self.policy.check(url)?;
         let mut redirects = 0u8;
         loop {
@@ -250,7 +269,7 @@ impl Downloader {
                 .map_err(|_| DownloadError::InvalidUrl)?;
             let response = self
                 .backend
-                .send(request)
+                .send_streaming(request)
                 .await
                 .map_err(DownloadError::Transport)?;
             let status = response.status();
@@ -272,22 +291,56 @@ impl Downloader {
             if !status.is_success() {
                 return Err(DownloadError::Status(status.as_u16()));
             }
-            let content_type = content_type(&response);
+            let content_type = content_type(response.headers());
             if !(content_type.starts_with("image/") || content_type.starts_with("video/")) {
                 return Err(DownloadError::ContentType(content_type));
             }
-            return Ok(Downloaded {
-                bytes: response.into_body(),
+            return Ok(Download {
                 content_type,
+                body: response.into_body(),
+                read: 0,
+                max_bytes: self.policy.max_bytes,
             });
         }
     }
 }
 
+/// A download under way ([`Downloader::open`]): its content type known, its body read a chunk
+/// at a time.
+#[derive(Debug)]
+pub struct Download {
+    /// Its content type (`image/jpeg`, `video/mp4`), lowercased, parameters dropped.
+    pub content_type: String,
+    body: BodyStream,
+    read: usize,
+    max_bytes: usize,
+}
+
+impl Download {
+    /// The next chunk of the file; `None` at its end.
+    ///
+    /// # Errors
+    ///
+    /// [`DownloadError::Transport`]: the connection failed, a chunk was late, or the file
+    /// grew past the policy's cap (counted here too, whatever the backend does).
+    pub async fn next_chunk(&mut self) -> Option<Result<Bytes, DownloadError>> {
+        let chunk = match self.body.next_chunk().await? {
+            Ok(chunk) => chunk,
+            Err(error) => return Some(Err(DownloadError::Transport(error))),
+        };
+        self.read = self.read.saturating_add(chunk.len());
+        if self.read > self.max_bytes {
+            return Some(Err(DownloadError::Transport(TransportError::body_too_large(
+                self.max_bytes,
+            ))));
+        }
+        Some(Ok(chunk))
+    }
+}
+
 /// The response's content type, lowercased, without parameters (`image/jpg` as `image/jpeg`).
-fn content_type(response: &igdisplay_http::HttpResponse) -> String {
-    let value = response
-        .headers()
+fn content_type(headers: &http::HeaderMap) -> String {
+    let value = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()

@@ -9,7 +9,7 @@ mod mirror;
 mod s3;
 
 pub use blob::{BlobError, BlobStore, FsBlobStore, check_key, content_type};
-pub use download::{DownloadError, DownloadPolicy, Downloaded, Downloader, INSTAGRAM_CDN};
+pub use download::{Download, DownloadError, DownloadPolicy, Downloaded, Downloader, INSTAGRAM_CDN};
 pub use feed::{Feed, FeedIndex, FeedItem, FeedStatus, MirroredImage, PageRef, Variant};
 pub use mirror::{Mirror, SyncError, SyncReport};
 #[cfg(feature = "s3")]
