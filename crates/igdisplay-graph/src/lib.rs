@@ -15,7 +15,7 @@ pub use fields::{Field, FieldList, MediaField, UserField};
 pub use pacer::{MAX_PAUSE, Pacer, Scope, reported_usage};
 pub use request::{
     ChildrenEdge, ChildrenRequest, ExpandsChildren, GraphRequest, MAX_BATCH_IDS, MAX_EMPTY_PAGES, MediaBatch,
-    MediaBatchRequest, MediaEdge, MediaListRequest, MediaNode, MediaRequest, MediaStream, Node, Page,
+    MediaBatchRequest, MediaEdge, MediaListRequest, MediaNode, MediaRequest, MediaStream, Node, Page, Pages,
     UserNode, UserRequest,
 };
 pub use token::{LoginRequired, StaticToken, TokenSource, TokenUnavailable};

@@ -624,34 +624,108 @@ impl GraphRequest<MediaEdge> {
         self
     }
 
-    /// Every item over every page, newest first, holding one page in memory.
+    /// Every item over every page, newest first, holding one page in memory: the items of
+    /// [`pages`](Self::pages) one by one. After an error it ends.
+    pub fn into_stream(self) -> MediaStream {
+        let state = StreamState {
+            pages: self.pages(),
+            buffer: VecDeque::new(),
+        };
+        stream::unfold(state, StreamState::next).boxed()
+    }
+
+    /// The pages one at a time, each one request, with the page just read listed again on
+    /// demand ([`Pages::again`]: fresh media links for a page whose links expired, one
+    /// request for the whole page).
     ///
     /// Each next request is rebuilt from the `after` cursor against the configured base URL;
-    /// `paging.next` is never followed, so the token never goes to a host it names. The stream
+    /// `paging.next` is never followed, so the token never goes to a host it names. The walk
     /// ends after the page without a next cursor, and fails with [`Error::PaginationLoop`] on a
     /// repeated cursor or [`Error::TooManyEmptyPages`] after [`MAX_EMPTY_PAGES`] empty pages in
-    /// a row. After an error it ends.
-    pub fn into_stream(mut self) -> MediaStream {
+    /// a row.
+    pub fn pages(mut self) -> Pages {
         self.params.before = None;
-        let state = StreamState {
+        Pages {
             cursor: self.params.after.take(),
+            current: None,
             template: self,
-            buffer: VecDeque::new(),
             seen: HashSet::new(),
             empty_run: 0,
             finished: false,
+        }
+    }
+}
+
+/// The pages of the media edge, one request each ([`GraphRequest::pages`]).
+#[derive(Debug)]
+pub struct Pages {
+    template: MediaListRequest,
+    /// The cursor of the next page.
+    cursor: Option<String>,
+    /// The cursor the last page was read with.
+    current: Option<String>,
+    seen: HashSet<String>,
+    empty_run: u32,
+    finished: bool,
+}
+
+impl Pages {
+    /// The next page; `None` after the last one, or after an error.
+    ///
+    /// # Errors
+    ///
+    /// The request's [`Error`], [`Error::PaginationLoop`] or [`Error::TooManyEmptyPages`].
+    pub async fn next_page(&mut self) -> Option<Result<Page<Media>, Error>> {
+        if self.finished {
+            return None;
+        }
+        let mut request = self.template.clone();
+        request.params.after = self.cursor.clone();
+        let page = match request.send().await {
+            Ok(page) => page,
+            Err(error) => return Some(Err(self.fail(error))),
         };
-        stream::unfold(state, StreamState::next).boxed()
+        self.current = self.cursor.take();
+        if page.items.is_empty() {
+            self.empty_run += 1;
+            if self.empty_run >= MAX_EMPTY_PAGES && page.after.is_some() {
+                let run = self.empty_run;
+                return Some(Err(self.fail(Error::TooManyEmptyPages(run))));
+            }
+        } else {
+            self.empty_run = 0;
+        }
+        match &page.after {
+            None => self.finished = true,
+            Some(cursor) if !self.seen.insert(cursor.clone()) => {
+                return Some(Err(self.fail(Error::PaginationLoop)));
+            }
+            Some(cursor) => self.cursor = Some(cursor.clone()),
+        }
+        Some(Ok(page))
+    }
+
+    /// The page [`next_page`](Self::next_page) returned last, listed again: its links fresh.
+    /// The walk goes on where it was.
+    ///
+    /// # Errors
+    ///
+    /// The request's [`Error`].
+    pub async fn again(&self) -> Result<Page<Media>, Error> {
+        let mut request = self.template.clone();
+        request.params.after = self.current.clone();
+        request.send().await
+    }
+
+    fn fail(&mut self, error: Error) -> Error {
+        self.finished = true;
+        error
     }
 }
 
 struct StreamState {
-    template: MediaListRequest,
-    cursor: Option<String>,
+    pages: Pages,
     buffer: VecDeque<Media>,
-    seen: HashSet<String>,
-    empty_run: u32,
-    finished: bool,
 }
 
 impl StreamState {
@@ -660,37 +734,11 @@ impl StreamState {
             if let Some(item) = self.buffer.pop_front() {
                 return Some((Ok(item), self));
             }
-            if self.finished {
-                return None;
+            match self.pages.next_page().await? {
+                Ok(page) => self.buffer = page.items.into(),
+                Err(error) => return Some((Err(error), self)),
             }
-            let mut request = self.template.clone();
-            request.params.after = self.cursor.take();
-            let page = match request.send().await {
-                Ok(page) => page,
-                Err(error) => return self.fail(error),
-            };
-            if page.items.is_empty() {
-                self.empty_run += 1;
-                if self.empty_run >= MAX_EMPTY_PAGES && page.after.is_some() {
-                    let run = self.empty_run;
-                    return self.fail(Error::TooManyEmptyPages(run));
-                }
-            } else {
-                self.empty_run = 0;
-            }
-            match page.after {
-                None => self.finished = true,
-                Some(cursor) if !self.seen.insert(cursor.clone()) => return self.fail(Error::PaginationLoop),
-                Some(cursor) => self.cursor = Some(cursor),
-            }
-            self.buffer = page.items.into();
         }
-    }
-
-    fn fail(mut self, error: Error) -> Option<(Result<Media, Error>, Self)> {
-        self.finished = true;
-        self.buffer.clear();
-        Some((Err(error), self))
     }
 }
 

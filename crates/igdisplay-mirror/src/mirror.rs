@@ -308,15 +308,17 @@ impl Mirror {
         let mut pages = Vec::new();
         let mut newest = Vec::new();
         let mut rescued = HashSet::new();
-        let mut cursor: Option<String> = None;
+        let mut walk = listing(graph);
         loop {
-            let page = match self.list(graph, cursor.as_deref(), &mut report).await {
-                Ok(page) => page,
-                Err(error) => {
+            let page = match walk.next_page().await {
+                None => break,
+                Some(Ok(page)) => page,
+                Some(Err(error)) => {
                     self.discard(&pages).await;
                     return Err(self.keep_last_good(user, previous, error).await?);
                 }
             };
+            report.graph_calls += 1;
             let mut known = HashMap::new();
             let mut matched = Vec::new();
             old.take(self, &page.items, &mut known, &mut matched).await;
@@ -327,7 +329,8 @@ impl Mirror {
                 // Links expire while a long sync runs: list the page again for fresh ones
                 // (one request for up to 100 posts), never one call per item.
                 report.repaired += 1;
-                let fresh = match self.list(graph, cursor.as_deref(), &mut report).await {
+                report.graph_calls += 1;
+                let fresh = match walk.again().await {
                     Ok(fresh) => fresh,
                     Err(error) => {
                         self.discard(&pages).await;
@@ -368,10 +371,6 @@ impl Mirror {
                 items: mirrored.len(),
                 available: mirrored.iter().filter(|i| i.is_available()).count(),
             });
-            match page.after {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
         }
         let (removed, gone) = old.finish(self).await;
         report.removed = removed;
@@ -426,26 +425,6 @@ impl Mirror {
             mirrored.push(item);
         }
         Ok((mirrored, expired))
-    }
-
-    /// One listing request.
-    async fn list(
-        &self,
-        graph: &GraphClient,
-        cursor: Option<&str>,
-        report: &mut SyncReport,
-    ) -> Result<igdisplay_graph::Page<Media>, igdisplay_graph::Error> {
-        // `alt_text` exists on Instagram Login only (Basic Display refuses the field).
-        let mut fields = FIELDS.to_vec();
-        if graph.endpoint().platform == Platform::InstagramLogin {
-            fields.push(MediaField::AltText);
-        }
-        let mut request = graph.my_media().fields(&fields).with_children().limit(PAGE);
-        if let Some(cursor) = cursor {
-            request = request.after(cursor.to_owned());
-        }
-        report.graph_calls += 1;
-        request.send().await
     }
 
     /// The feed after a failed listing: the last good items, marked stale since the first
@@ -768,4 +747,19 @@ fn next_poll(newest: &[Timestamp], now: Timestamp) -> Timestamp {
         .map_or(POLL_MAX, |median| Duration::from_secs(median / 4))
         .clamp(POLL_MIN, POLL_MAX);
     later(now, wait)
+}
+
+/// The owner's media, a page at a time, fields and album items included. `alt_text` exists
+/// on Instagram Login only (Basic Display refuses the field).
+fn listing(graph: &GraphClient) -> igdisplay_graph::Pages {
+    let mut fields = FIELDS.to_vec();
+    if graph.endpoint().platform == Platform::InstagramLogin {
+        fields.push(MediaField::AltText);
+    }
+    graph
+        .my_media()
+        .fields(&fields)
+        .with_children()
+        .limit(PAGE)
+        .pages()
 }

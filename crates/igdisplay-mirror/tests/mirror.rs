@@ -469,6 +469,37 @@ async fn a_first_sync_that_fails_writes_an_empty_feed_that_says_so() {
 }
 
 #[tokio::test]
+async fn a_listing_whose_cursor_repeats_ends_and_keeps_the_last_good_feed() {
+    let site = site(10);
+    site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    let listed = site.listings();
+    let image = site.mirror.feed(&site.user).await.unwrap().unwrap().items[0]
+        .id
+        .clone();
+    // Every page names the same next cursor: a sync that trusts it never ends.
+    site.mock.stub(Stub::json(
+        "GET",
+        "/me/media",
+        200,
+        serde_json::json!({
+            "data": [{"id": image, "media_type": "IMAGE"}],
+            "paging": {"cursors": {"after": "LOOP"}, "next": format!("{}/me/media?after=LOOP", site.mock.base_url())},
+        }),
+    ));
+    let error = site.mirror.sync(&site.user, &site.graph).await.unwrap_err();
+    assert!(matches!(error, SyncError::Listing { kept: 10, .. }), "{error:?}");
+    assert_eq!(
+        site.listings() - listed,
+        2,
+        "the repeated cursor is caught on its second page"
+    );
+    assert_eq!(
+        site.mirror.feed(&site.user).await.unwrap().unwrap().items.len(),
+        10
+    );
+}
+
+#[tokio::test]
 async fn hostile_ids_and_links_never_escape_the_store() {
     let site = site(1);
     site.mock.stub(Stub::json(
