@@ -144,7 +144,8 @@ pub(crate) async fn run(platform: Platform, out_dir: Option<PathBuf>, json: bool
 
     let dir = out_dir.unwrap_or_else(|| PathBuf::from("igdisplay-demo-export"));
     step(10, &format!("Exported everything to {}:", dir.display()));
-    let summary = export::export(&graph, &dir, 8).await?;
+    let downloader = crate::settings::downloader(Some(mock.base_url()), Some(export::MAX_FILE_BYTES))?;
+    let summary = export::export(&graph, &downloader, &dir, 8).await?;
     println!(
         "   {} items, {} files downloaded ({} bytes), {} already there; index in {}",
         summary.items,

@@ -8,23 +8,28 @@
 //! it is streamed to a private temporary file an item at a time and put in place at the end,
 //! so memory does not grow with the library. A file with its final name is complete (it was
 //! renamed only after a flush), so a second run, or a run after a Ctrl-C, skips it without
-//! reading any index. A media URL that expired during a long export is fetched again from the
-//! Graph API.
+//! reading any index. Every file comes through the one media downloader (Instagram's CDN, or
+//! the mock's origin, nothing else); a link it refuses (another host, `file:`) marks its item
+//! unavailable in the index and the run goes on. Links that expired during a long export are
+//! renewed by listing their page again, one request for the page.
 
 use crate::fail::Failure;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use igdisplay::auth::PrivateFile;
 use igdisplay::graph::GraphClient;
 use igdisplay::model::{Media, MediaId, MediaType, Timestamp};
+use igdisplay_mirror::{DownloadError, Downloader};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
 
-/// The largest file downloaded.
-const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+/// The largest file downloaded (a long video): 4 GiB, less where memory addresses are smaller.
+pub(crate) const MAX_FILE_BYTES: usize = match 4usize.checked_mul(1 << 30) {
+    Some(bytes) => bytes,
+    None => usize::MAX,
+};
 
 /// The media types exported, with the extension their files get.
 const FILE_TYPES: [(&str, &str); 6] = [
@@ -104,6 +109,9 @@ struct Item {
     timestamp: Option<String>,
     permalink: Option<String>,
     files: Vec<FileEntry>,
+    /// Why its file was not downloaded: a link the downloader refuses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unavailable: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     children: Vec<Item>,
 }
@@ -122,8 +130,6 @@ struct FileEntry {
 struct Job {
     /// Whose URL it is (an item or an album item).
     media: MediaId,
-    /// The album, for items of one (to re-fetch an expired URL).
-    album: Option<MediaId>,
     thumbnail: bool,
     url: String,
     stem: String,
@@ -135,21 +141,28 @@ pub(crate) struct Summary {
     pub(crate) items: usize,
     pub(crate) downloaded: usize,
     pub(crate) skipped: usize,
+    pub(crate) unavailable: usize,
     pub(crate) bytes: u64,
     pub(crate) index: PathBuf,
 }
 
-/// Items listed and downloaded at a time: one page of the media edge.
-const CHUNK: usize = 100;
+/// Items listed a page.
+const PAGE: u32 = 100;
 
 /// Exports the graph user's media to `dir`, a page at a time: the items of a page are listed,
-/// their files downloaded `concurrency` at a time, and their entries appended to the index,
-/// before the next page is read. Memory holds one page and a set of ids, whatever the
-/// library's size; an export stopped midway resumes with the files it completed. An id seen
-/// twice (a page repeated by the API) is exported once. When a download or a page fails, the
-/// rest still finishes and the index records every complete file; then the first failure is
-/// returned.
-pub(crate) async fn export(graph: &GraphClient, dir: &Path, concurrency: usize) -> Result<Summary, Failure> {
+/// their files downloaded `concurrency` at a time through `downloader`, and their entries
+/// appended to the index, before the next page is read. Memory holds one page and a set of
+/// ids, whatever the library's size; an export stopped midway resumes with the files it
+/// completed. An id seen twice (a page repeated by the API) is exported once. A link the
+/// downloader refuses marks its item unavailable and fails nothing; when a download or a page
+/// fails otherwise, the rest still finishes and the index records every complete file, then
+/// the first failure is returned.
+pub(crate) async fn export(
+    graph: &GraphClient,
+    downloader: &Downloader,
+    dir: &Path,
+    concurrency: usize,
+) -> Result<Summary, Failure> {
     tokio::fs::create_dir_all(dir).await?;
     // Into an empty folder nothing can be resumed: no file is looked for before its download.
     let resumable = remove_leftovers(dir).await;
@@ -164,56 +177,82 @@ pub(crate) async fn export(graph: &GraphClient, dir: &Path, concurrency: usize) 
             exported_at: Timestamp::from_system_time(std::time::SystemTime::now()).to_rfc3339(),
         },
     )?;
-    let client = download_client()?;
-    let progress = Progress::new();
-    let counts = Counts::default();
+    let run = Run {
+        downloader,
+        target: Target { dir, resumable },
+        concurrency: concurrency.max(1),
+        progress: Progress::new(),
+        counts: Counts::default(),
+    };
     let mut seen = Seen::default();
     let mut failure = None;
-    let mut stream = graph
-        .my_media()
-        .all_fields()
-        .with_children()
-        .limit(100)
-        .into_stream()
-        .try_chunks(CHUNK);
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
+    let mut pages = graph.my_media().all_fields().with_children().limit(PAGE).pages();
+    while let Some(page) = pages.next_page().await {
+        let page = match page {
+            Ok(page) => page,
             Err(e) => {
-                failure.get_or_insert(e.1.into());
+                failure.get_or_insert(e.into());
                 break;
             }
         };
         let mut items = Vec::new();
         let mut jobs = Vec::new();
-        for media in chunk.iter().filter(|m| seen.insert(m.id.as_str())) {
+        for media in page.items.iter().filter(|m| seen.insert(m.id.as_str())) {
             let (item, item_jobs) = plan(media);
             items.push(item);
             jobs.extend(item_jobs);
         }
-        progress.planned(jobs.len());
-        let files = download(
-            &client,
-            graph,
-            Target { dir, resumable },
-            jobs,
-            concurrency,
-            &progress,
-            &counts,
-            &mut failure,
-        )
-        .await;
+        run.progress.planned(jobs.len());
+        let mut done = run.download(jobs).await;
+        if !done.expired.is_empty() {
+            // Links expire during a long export: the page listed again gives fresh ones, one
+            // request for the page, never one per item.
+            let expired: HashSet<String> = done.expired.drain(..).map(|job| job.stem).collect();
+            match pages.again().await {
+                Ok(fresh) => {
+                    let jobs: Vec<Job> = fresh
+                        .items
+                        .iter()
+                        .flat_map(|media| plan(media).1)
+                        .filter(|job| expired.contains(&job.stem))
+                        .collect();
+                    let renewed: HashSet<&str> = jobs.iter().map(|job| job.stem.as_str()).collect();
+                    for stem in expired.iter().filter(|stem| !renewed.contains(stem.as_str())) {
+                        run.progress.step(stem);
+                        failure.get_or_insert_with(|| {
+                            Failure::runtime(format!("the file {stem} is no longer listed with a link"))
+                        });
+                    }
+                    let again = run.download(jobs).await;
+                    for job in &again.expired {
+                        run.progress.step(&job.stem);
+                        failure.get_or_insert_with(|| {
+                            Failure::runtime(format!("the link of media {} expired again", job.media))
+                        });
+                    }
+                    done.absorb(again);
+                }
+                Err(e) => {
+                    failure.get_or_insert(e.into());
+                }
+            }
+        }
+        if let Some(first) = done.failure.take() {
+            failure.get_or_insert(first);
+        }
         for item in &mut items {
-            attach(item, &files);
+            done.attach(item);
             index.push(item)?;
         }
     }
-    progress.finish();
+    run.progress.finish();
     let items = index.finish()?;
+    let counts = &run.counts;
     let summary = Summary {
         items,
         downloaded: counts.downloaded.load(Ordering::Relaxed),
         skipped: counts.skipped.load(Ordering::Relaxed),
+        unavailable: counts.unavailable.load(Ordering::Relaxed),
         bytes: counts.bytes.load(Ordering::Relaxed),
         index: index_path,
     };
@@ -228,6 +267,7 @@ pub(crate) async fn export(graph: &GraphClient, dir: &Path, concurrency: usize) 
 struct Counts {
     downloaded: AtomicUsize,
     skipped: AtomicUsize,
+    unavailable: AtomicUsize,
     bytes: AtomicU64,
 }
 
@@ -239,56 +279,112 @@ struct Target<'a> {
     resumable: bool,
 }
 
-/// Downloads `jobs`, `concurrency` at a time; the files fetched by stem. The first failure
-/// (of the whole export) is kept in `failure`.
-#[allow(clippy::too_many_arguments)]
-async fn download(
-    client: &reqwest::Client,
-    graph: &GraphClient,
-    target: Target<'_>,
-    jobs: Vec<Job>,
+/// What one export run downloads with.
+struct Run<'a> {
+    downloader: &'a Downloader,
+    target: Target<'a>,
     concurrency: usize,
-    progress: &Progress,
-    counts: &Counts,
-    failure: &mut Option<Failure>,
-) -> HashMap<String, Vec<FileEntry>> {
-    let results: Vec<Result<(String, FileEntry), Failure>> = futures_util::stream::iter(jobs)
-        .map(|job| async move {
-            let result = fetch(client, graph, target, &job).await;
-            match &result {
-                Ok((entry, true)) => {
-                    counts.downloaded.fetch_add(1, Ordering::Relaxed);
-                    counts.bytes.fetch_add(entry.bytes, Ordering::Relaxed);
-                }
-                Ok((_, false)) => {
-                    counts.skipped.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(_) => {}
-            }
-            progress.step(&job.stem);
-            result.map(|(entry, _)| (job.stem, entry))
-        })
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
-    let mut files: HashMap<String, Vec<FileEntry>> = HashMap::new();
-    for result in results {
-        match result {
-            Ok((stem, entry)) => files
-                .entry(stem.trim_end_matches("_thumb").to_owned())
-                .or_default()
-                .push(entry),
-            Err(error) => {
-                failure.get_or_insert(error);
-            }
-        }
-    }
-    files
+    progress: Progress,
+    counts: Counts,
 }
 
-/// Removes what an interrupted run left behind: partial downloads (`.{name}.part`) and
-/// unfinished indexes (`.index.json.{random}.tmp`). Nothing else in `dir` is touched. Whether
-/// anything else is there (a folder that cannot be read counts as holding files).
+/// What the downloads of a page did.
+#[derive(Debug, Default)]
+struct Done {
+    /// The files saved (or found complete), by item stem.
+    files: HashMap<String, Vec<FileEntry>>,
+    /// Why an item's file was refused, by item stem.
+    unavailable: HashMap<String, String>,
+    /// The jobs whose link had expired.
+    expired: Vec<Job>,
+    /// The first failure.
+    failure: Option<Failure>,
+}
+
+impl Done {
+    fn absorb(&mut self, other: Done) {
+        for (stem, entries) in other.files {
+            self.files.entry(stem).or_default().extend(entries);
+        }
+        for (stem, reason) in other.unavailable {
+            self.unavailable.entry(stem).or_insert(reason);
+        }
+        self.expired.extend(other.expired);
+        if let Some(failure) = other.failure {
+            self.failure.get_or_insert(failure);
+        }
+    }
+
+    fn attach(&self, item: &mut Item) {
+        let stem = stem_of(&item.id);
+        if let Some(entries) = self.files.get(&stem) {
+            item.files = entries.clone();
+            item.files.sort_by(|a, b| a.role.cmp(&b.role));
+        }
+        item.unavailable = self.unavailable.get(&stem).cloned();
+        for child in &mut item.children {
+            self.attach(child);
+        }
+    }
+}
+
+/// What became of one file.
+enum Fetched {
+    /// Saved (`true`) or found complete from an earlier run (`false`).
+    Saved(FileEntry, bool),
+    /// Its link expired.
+    Expired,
+    /// The downloader refused its link, for this reason.
+    Refused(String),
+}
+
+impl Run<'_> {
+    /// Downloads `jobs`, `concurrency` at a time.
+    async fn download(&self, jobs: Vec<Job>) -> Done {
+        let results: Vec<(Job, Result<Fetched, Failure>)> = futures_util::stream::iter(jobs)
+            .map(|job| async move {
+                let result = fetch(self.downloader, self.target, &job).await;
+                (job, result)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let mut done = Done::default();
+        for (job, result) in results {
+            let item = job.stem.trim_end_matches("_thumb").to_owned();
+            match result {
+                Ok(Fetched::Expired) => {
+                    done.expired.push(job);
+                    continue;
+                }
+                Ok(Fetched::Saved(entry, downloaded)) => {
+                    let count = if downloaded {
+                        self.counts.bytes.fetch_add(entry.bytes, Ordering::Relaxed);
+                        &self.counts.downloaded
+                    } else {
+                        &self.counts.skipped
+                    };
+                    count.fetch_add(1, Ordering::Relaxed);
+                    done.files.entry(item).or_default().push(entry);
+                }
+                Ok(Fetched::Refused(reason)) => {
+                    self.counts.unavailable.fetch_add(1, Ordering::Relaxed);
+                    done.unavailable.entry(item).or_insert(reason);
+                }
+                Err(error) => {
+                    done.failure.get_or_insert(error);
+                }
+            }
+            self.progress.step(&job.stem);
+        }
+        done
+    }
+}
+
+/// Removes what an interrupted run left behind: the temporary files of downloads and of the
+/// index (`.{name}.{random}.tmp`), and the partial downloads of earlier versions
+/// (`.{name}.part`). Nothing else in `dir` is touched. Whether anything else is there (a
+/// folder that cannot be read counts as holding files).
 async fn remove_leftovers(dir: &Path) -> bool {
     let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
         return true;
@@ -302,8 +398,7 @@ async fn remove_leftovers(dir: &Path) -> bool {
         };
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let ours = name.starts_with('.')
-            && (name.ends_with(".part") || (name.starts_with(".index.json.") && name.ends_with(".tmp")));
+        let ours = igdisplay::auth::is_temporary(&name) || (name.starts_with('.') && name.ends_with(".part"));
         if ours {
             let _ = tokio::fs::remove_file(entry.path()).await;
         } else {
@@ -312,25 +407,14 @@ async fn remove_leftovers(dir: &Path) -> bool {
     }
 }
 
-fn attach(item: &mut Item, files: &HashMap<String, Vec<FileEntry>>) {
-    if let Some(entries) = files.get(&stem_of(&item.id)) {
-        item.files = entries.clone();
-        item.files.sort_by(|a, b| a.role.cmp(&b.role));
-    }
-    for child in &mut item.children {
-        attach(child, files);
-    }
-}
-
 /// The index entry and the downloads of one media item.
 fn plan(media: &Media) -> (Item, Vec<Job>) {
     let mut jobs = Vec::new();
     let mut children = Vec::new();
-    let job = |m: &Media, album: Option<&MediaId>, jobs: &mut Vec<Job>| {
+    let job = |m: &Media, jobs: &mut Vec<Job>| {
         if let Some(url) = &m.media_url {
             jobs.push(Job {
                 media: m.id.clone(),
-                album: album.cloned(),
                 thumbnail: false,
                 url: url.clone(),
                 stem: stem_of(m.id.as_str()),
@@ -339,7 +423,6 @@ fn plan(media: &Media) -> (Item, Vec<Job>) {
         if let Some(url) = &m.thumbnail_url {
             jobs.push(Job {
                 media: m.id.clone(),
-                album: album.cloned(),
                 thumbnail: true,
                 url: url.clone(),
                 stem: format!("{}_thumb", stem_of(m.id.as_str())),
@@ -348,11 +431,11 @@ fn plan(media: &Media) -> (Item, Vec<Job>) {
     };
     if media.media_type == Some(MediaType::CarouselAlbum) && !media.children().is_empty() {
         for child in media.children() {
-            job(child, Some(&media.id), &mut jobs);
+            job(child, &mut jobs);
             children.push(entry(child));
         }
     } else {
-        job(media, None, &mut jobs);
+        job(media, &mut jobs);
     }
     let mut item = entry(media);
     item.children = children;
@@ -365,8 +448,9 @@ fn entry(media: &Media) -> Item {
         media_type: media.media_type.as_ref().map(ToString::to_string),
         caption: media.caption.clone(),
         timestamp: media.timestamp.map(Timestamp::to_rfc3339),
-        permalink: media.permalink.clone(),
+        permalink: media.instagram_permalink().map(str::to_owned),
         files: Vec::new(),
+        unavailable: None,
         children: Vec::new(),
     }
 }
@@ -411,169 +495,61 @@ fn role(job: &Job) -> &'static str {
     if job.thumbnail { "thumbnail" } else { "media" }
 }
 
-/// How long one file's download may take in all (a large video over a slow line included).
-const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-
-fn download_client() -> Result<reqwest::Client, Failure> {
-    // The backends' TLS configuration: the system's trust store is read once per process.
-    let tls = igdisplay::http::rustls_client_config(&[]).map_err(|e| {
-        Failure::runtime(format!(
-            "cannot set up TLS for downloads: {}",
-            crate::fail::chain(&e)
-        ))
-    })?;
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .redirect(download_redirects())
-        .connect_timeout(Duration::from_secs(15))
-        .read_timeout(Duration::from_secs(60))
-        .timeout(DOWNLOAD_TIMEOUT)
-        .build()
-        .map_err(|e| {
-            Failure::runtime(format!(
-                "cannot build the download client: {}",
-                crate::fail::chain(&e)
-            ))
-        })
-}
-
-/// Where a media download may be redirected: at most 5 times, to https anywhere but a
-/// private, link-local or loopback address, and to plain http only from loopback to loopback
-/// (a mock). A CDN link cannot send the exporter to a cloud metadata service, an intranet host,
-/// or another scheme.
-fn download_redirects() -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(|attempt| {
-        if attempt.previous().len() >= 5 {
-            return attempt.error("too many redirects");
-        }
-        let from_loopback = attempt.previous().last().is_some_and(is_loopback);
-        let to = attempt.url();
-        let allowed = match to.scheme() {
-            "https" => from_loopback || !is_internal(to),
-            "http" => from_loopback && is_loopback(to),
-            _ => false,
-        };
-        if allowed {
-            attempt.follow()
-        } else {
-            attempt.error("a download was redirected to a scheme or address that is not allowed")
-        }
-    })
-}
-
-/// The address a URL names, when its host is an IP address.
-fn host_ip(url: &reqwest::Url) -> Option<std::net::IpAddr> {
-    url.host_str()?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok()
-}
-
-fn is_loopback(url: &reqwest::Url) -> bool {
-    match host_ip(url) {
-        Some(ip) => ip.is_loopback(),
-        None => url
-            .host_str()
-            .is_some_and(|name| name.eq_ignore_ascii_case("localhost")),
-    }
-}
-
-/// Whether `url` names a private, link-local, loopback or unspecified address.
-fn is_internal(url: &reqwest::Url) -> bool {
-    match host_ip(url) {
-        Some(std::net::IpAddr::V4(ip)) => {
-            ip.is_private() || ip.is_loopback() || ip.is_link_local() || ip.is_unspecified()
-        }
-        Some(std::net::IpAddr::V6(ip)) => {
-            ip.is_loopback() || ip.is_unspecified() || (ip.segments()[0] & 0xfe00) == 0xfc00
-        }
-        None => url
-            .host_str()
-            .is_none_or(|name| name.eq_ignore_ascii_case("localhost")),
-    }
-}
-
-/// Downloads one file (or finds it complete from a previous run). `true` when downloaded.
-async fn fetch(
-    client: &reqwest::Client,
-    graph: &GraphClient,
-    target: Target<'_>,
-    job: &Job,
-) -> Result<(FileEntry, bool), Failure> {
+/// Downloads one file (or finds it complete from a previous run), streamed through the one
+/// temporary-file writer: nothing carries the final name before it is whole and flushed.
+async fn fetch(downloader: &Downloader, target: Target<'_>, job: &Job) -> Result<Fetched, Failure> {
     let dir = target.dir;
     if target.resumable
         && let Some(entry) = existing(dir, job).await
     {
-        return Ok((entry, false));
+        return Ok(Fetched::Saved(entry, false));
     }
-    let mut response = client.get(&job.url).send().await.map_err(download_error)?;
-    if response.status() == reqwest::StatusCode::FORBIDDEN {
-        // The signed URL expired during the export: ask the Graph API for a fresh one.
-        let url = fresh_url(graph, job).await?;
-        response = client.get(url).send().await.map_err(download_error)?;
-    }
-    if !response.status().is_success() {
-        return Err(Failure::runtime(format!(
-            "downloading media {} failed with status {}",
-            job.media,
-            response.status()
-        )));
-    }
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    let content_type = if content_type == "image/jpg" {
-        "image/jpeg".to_owned()
-    } else {
-        content_type
+    let download = match downloader.open(&job.url).await {
+        Ok(download) => download,
+        Err(DownloadError::Expired) => return Ok(Fetched::Expired),
+        Err(
+            refused @ (DownloadError::InvalidUrl
+            | DownloadError::Scheme
+            | DownloadError::Host
+            | DownloadError::Redirects),
+        ) => return Ok(Fetched::Refused(refused.to_string())),
+        Err(DownloadError::ContentType(content_type)) => {
+            return Err(Failure::runtime(format!(
+                "media {} is not an image or a video (content type `{content_type}`)",
+                job.media
+            )));
+        }
+        Err(error) => {
+            return Err(Failure::runtime(format!(
+                "downloading media {} failed: {}",
+                job.media,
+                crate::fail::chain(&error)
+            )));
+        }
     };
+    let content_type = download.content_type.clone();
     let Some((_, extension)) = FILE_TYPES.iter().find(|(known, _)| *known == content_type) else {
         return Err(Failure::runtime(format!(
-            "media {} is not an image or a video (content type `{content_type}`)",
+            "media {} is not a type the export keeps (content type `{content_type}`)",
             job.media
         )));
     };
     let name = format!("{}.{extension}", job.stem);
-    let temp = dir.join(format!(".{name}.part"));
+    let path = dir.join(&name);
     let written = async {
-        // A leftover (or a link planted under this name) is removed, never written through.
-        let mut options = tokio::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        let file = match options.open(&temp).await {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                tokio::fs::remove_file(&temp).await?;
-                options.open(&temp).await?
-            }
-            opened => opened?,
-        };
-        let (file, total) =
-            copy_capped(response.bytes_stream(), file.into_std().await, MAX_FILE_BYTES).await?;
-        tokio::task::spawn_blocking(move || file.sync_all())
+        let file = PrivateFile::create_readable(&path)?;
+        let chunks = futures_util::stream::unfold(download, |mut download| async move {
+            download.next_chunk().await.map(|chunk| (chunk, download))
+        });
+        let (file, total) = copy_chunks(chunks, file).await?;
+        tokio::task::spawn_blocking(move || file.commit())
             .await
             .map_err(std::io::Error::other)??;
-        tokio::fs::rename(&temp, dir.join(&name)).await?;
         Ok::<u64, std::io::Error>(total)
     }
     .await;
-    let bytes = match written {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&temp).await;
-            return Err(Failure::runtime(format!(
-                "saving media {} failed: {e}",
-                job.media
-            )));
-        }
-    };
-    Ok((
+    let bytes = written.map_err(|e| Failure::runtime(format!("saving media {} failed: {e}", job.media)))?;
+    Ok(Fetched::Saved(
         FileEntry {
             name,
             role: role(job).to_owned(),
@@ -590,13 +566,12 @@ async fn fetch(
 const WRITE_BATCH: usize = 256 * 1024;
 
 /// Writes `body` to `sink` on the blocking pool, the chunks as they came (never copied into a
-/// buffer, as `tokio::fs::File` would), one batch written while the next is read. Fails once
-/// more than `cap` bytes have come (a server that never stops sending cannot fill the disk),
-/// after the write under way has ended. The sink back, and the byte count.
-async fn copy_capped<W, E>(
+/// buffer, as `tokio::fs::File` would), one batch written while the next is read. A failed
+/// chunk (the downloader's size cap among them: a server that never stops sending cannot fill
+/// the disk) ends it after the write under way has ended. The sink back, and the byte count.
+async fn copy_chunks<W, E>(
     body: impl futures_util::Stream<Item = Result<bytes::Bytes, E>>,
     sink: W,
-    cap: u64,
 ) -> std::io::Result<(W, u64)>
 where
     W: std::io::Write + Send + 'static,
@@ -612,12 +587,6 @@ where
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| std::io::Error::other(crate::fail::chain(&e)))?;
             total = total.saturating_add(chunk.len() as u64);
-            if total > cap {
-                return Err(std::io::Error::other(format!(
-                    "the file is larger than {} MiB",
-                    cap / (1024 * 1024)
-                )));
-            }
             batched = batched.saturating_add(chunk.len());
             batch.push(chunk);
             if batched >= WRITE_BATCH {
@@ -626,7 +595,7 @@ where
             }
         }
         writer.write(batch).await?;
-        Ok(total)
+        Ok::<u64, std::io::Error>(total)
     }
     .await;
     // The last write ends before anything else happens to the file, failure or not.
@@ -667,31 +636,6 @@ impl<W: std::io::Write + Send + 'static> BlockingWriter<W> {
         }));
         Ok(())
     }
-}
-
-fn download_error(error: reqwest::Error) -> Failure {
-    Failure::runtime(format!(
-        "a download failed: {}",
-        crate::fail::chain(&error.without_url())
-    ))
-}
-
-async fn fresh_url(graph: &GraphClient, job: &Job) -> Result<String, Failure> {
-    let owner = job.album.as_ref().unwrap_or(&job.media);
-    let media = graph.media(owner).with_children().send().await?;
-    let target = if job.album.is_some() {
-        media.children().iter().find(|c| c.id == job.media).cloned()
-    } else {
-        Some(media)
-    };
-    let url = target.and_then(|m| {
-        if job.thumbnail {
-            m.thumbnail_url
-        } else {
-            m.media_url
-        }
-    });
-    url.ok_or_else(|| Failure::runtime(format!("media {} no longer has a URL", job.media)))
 }
 
 /// A progress bar on a terminal, plain lines otherwise. The total grows as pages are listed.
@@ -773,29 +717,30 @@ mod tests {
         }
     }
 
-    fn copy(chunks: Vec<Vec<u8>>, cap: u64) -> (Shared, std::io::Result<u64>) {
-        let chunks = chunks
-            .into_iter()
-            .map(|c| Ok::<_, std::io::Error>(bytes::Bytes::from(c)));
+    fn copy(chunks: Vec<std::io::Result<Vec<u8>>>) -> (Shared, std::io::Result<u64>) {
+        let chunks = chunks.into_iter().map(|c| c.map(bytes::Bytes::from));
         let sink = Shared::default();
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let copied = runtime.block_on(copy_capped(futures_util::stream::iter(chunks), sink.clone(), cap));
+        let copied = runtime.block_on(copy_chunks(futures_util::stream::iter(chunks), sink.clone()));
         (sink, copied.map(|(_, total)| total))
     }
 
     #[test]
-    fn a_body_past_the_cap_is_refused_before_it_is_written_whole() {
-        let (written, copied) = copy(vec![vec![7u8; 1024 * 1024]; 4], 3 * 1024 * 1024);
-        assert_eq!(copied.unwrap_err().to_string(), "the file is larger than 3 MiB");
+    fn a_failed_chunk_ends_the_copy_after_what_came_before() {
+        let mut chunks: Vec<std::io::Result<Vec<u8>>> = (0..3).map(|_| Ok(vec![7u8; 1024 * 1024])).collect();
+        chunks.push(Err(std::io::Error::other("the body is larger than the limit")));
+        chunks.push(Ok(vec![7u8; 1024 * 1024]));
+        let (written, copied) = copy(chunks);
+        assert!(copied.unwrap_err().to_string().contains("larger than the limit"));
         let written = written.0.lock().unwrap().len();
-        assert_eq!(written, 3 * 1024 * 1024, "the fourth chunk was not written");
+        assert_eq!(written, 3 * 1024 * 1024, "nothing after the failure was written");
     }
 
     #[test]
     fn small_chunks_are_written_in_order_and_whole() {
         let chunks: Vec<Vec<u8>> = (0..2000u32).map(|i| i.to_be_bytes().repeat(50)).collect();
         let expected: Vec<u8> = chunks.concat();
-        let (written, copied) = copy(chunks, u64::MAX);
+        let (written, copied) = copy(chunks.into_iter().map(Ok).collect());
         assert_eq!(copied.unwrap(), expected.len() as u64);
         assert!(*written.0.lock().unwrap() == expected, "the bytes differ");
     }
@@ -824,31 +769,5 @@ mod tests {
             );
         }
         assert_ne!(stem_of("a/b"), stem_of("ab"));
-    }
-}
-
-#[cfg(test)]
-mod redirect_tests {
-    use super::*;
-
-    fn url(text: &str) -> reqwest::Url {
-        text.parse().unwrap()
-    }
-
-    #[test]
-    fn internal_addresses_are_recognized() {
-        for internal in [
-            "https://169.254.169.254/latest/meta-data",
-            "https://10.0.0.1/x",
-            "https://192.168.1.1/x",
-            "https://127.0.0.1/x",
-            "https://[::1]/x",
-            "https://[fd00::1]/x",
-            "https://localhost/x",
-        ] {
-            assert!(is_internal(&url(internal)), "{internal}");
-        }
-        assert!(!is_internal(&url("https://scontent.cdninstagram.com/v/x.jpg")));
-        assert!(!is_internal(&url("https://93.184.216.34/x")));
     }
 }

@@ -29,8 +29,8 @@ use settings::Settings;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // The downloads use reqwest directly; igdisplay-http builds reqwest without a default
-    // crypto provider, so the program installs one (a no-op if already installed).
+    // reqwest is built without a default crypto provider (igdisplay-http's, and the object
+    // store's for a bucket), so the program installs one (a no-op if already installed).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     notice::install();
@@ -92,16 +92,18 @@ async fn dispatch(command: Command, settings: &Settings) -> Result<(), Failure> 
         Command::Export { dir, concurrency } => {
             let instagram = settings.instagram(false).await?;
             let user = settings.user(&instagram).await?;
-            let summary = export::export(&instagram.graph(&user), &dir, concurrency).await?;
+            let downloader = settings.downloader(Some(export::MAX_FILE_BYTES))?;
+            let summary = export::export(&instagram.graph(&user), &downloader, &dir, concurrency).await?;
             if settings.json {
                 out::json(&summary);
             } else {
                 println!(
-                    "Exported {} items: {} files downloaded ({} bytes), {} already complete. Index: {}",
+                    "Exported {} items: {} files downloaded ({} bytes), {} already complete, {} unavailable. Index: {}",
                     summary.items,
                     summary.downloaded,
                     summary.bytes,
                     summary.skipped,
+                    summary.unavailable,
                     summary.index.display()
                 );
             }

@@ -76,7 +76,7 @@ pub(crate) async fn sync(settings: &Settings, target: Target) -> Result<(), Fail
             .hint("log in first (`igdisplay login`), or point --store at the accounts"));
     }
     let mirror =
-        Mirror::new(target.blobs().await?, settings.downloader()?).with_clock(instagram.clock().clone());
+        Mirror::new(target.blobs().await?, settings.downloader(None)?).with_clock(instagram.clock().clone());
     // With a database of accounts, an account whose token Instagram refuses is marked there:
     // the keeper stops refreshing it and `igdisplay accounts` shows it, until a new login.
     let accounts = if settings.has_store() {

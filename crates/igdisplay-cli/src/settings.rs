@@ -356,15 +356,13 @@ impl Settings {
     }
 
     /// The one downloader of media: Instagram's CDN only (and, with `--mock`, the mock's
-    /// origin), through a backend that connects to public addresses only (and the mock's host).
-    pub(crate) fn downloader(&self) -> Result<igdisplay_mirror::Downloader, Failure> {
-        let mut policy = igdisplay_mirror::DownloadPolicy::instagram();
-        if let Some(mock) = &self.mock {
-            policy = policy.allow_origin(mock);
-        }
-        let backend = igdisplay::http::default_backend(policy.backend_config())
-            .map_err(|e| Failure::runtime(crate::fail::chain(&e)))?;
-        Ok(igdisplay_mirror::Downloader::new(backend, policy))
+    /// origin), through a backend that connects to public addresses only (and the mock's host);
+    /// files up to `max_bytes` (the policy's default when `None`).
+    pub(crate) fn downloader(
+        &self,
+        max_bytes: Option<usize>,
+    ) -> Result<igdisplay_mirror::Downloader, Failure> {
+        downloader(self.mock.as_deref(), max_bytes)
     }
 
     /// The `--store` URL, if any.
@@ -476,4 +474,22 @@ impl Clock for OffsetClock {
     async fn timer(&self, duration: Duration) {
         SystemClock.timer(duration).await;
     }
+}
+
+/// The one downloader of media ([`Settings::downloader`]): Instagram's CDN, and `mock`'s
+/// origin when given; files up to `max_bytes` (the policy's default when `None`).
+pub(crate) fn downloader(
+    mock: Option<&str>,
+    max_bytes: Option<usize>,
+) -> Result<igdisplay_mirror::Downloader, Failure> {
+    let mut policy = igdisplay_mirror::DownloadPolicy::instagram();
+    if let Some(mock) = mock {
+        policy = policy.allow_origin(mock);
+    }
+    if let Some(max_bytes) = max_bytes {
+        policy = policy.max_bytes(max_bytes);
+    }
+    let backend = igdisplay::http::default_backend(policy.backend_config())
+        .map_err(|e| Failure::runtime(crate::fail::chain(&e)))?;
+    Ok(igdisplay_mirror::Downloader::new(backend, policy))
 }

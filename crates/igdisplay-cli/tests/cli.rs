@@ -439,7 +439,7 @@ fn basic_display_against_the_real_hosts_says_it_is_shut_down() {
 }
 
 #[test]
-fn an_expired_media_url_is_fetched_again_during_an_export() {
+fn an_expired_media_url_is_renewed_by_listing_its_page_again() {
     let env = Env::new(MockPlatform::InstagramLogin);
     env.login("cafe_nova");
     let items = env.json(&["media", "list", "--all"]);
@@ -455,9 +455,22 @@ fn an_expired_media_url_is_fetched_again_during_an_export() {
         igdisplay_mock::Stub::json("GET", &format!("/cdn/v/{id}.jpg"), 403, serde_json::json!(null)).times(1),
     );
     let out = env.dir.path().join("export");
+    let listings = || {
+        env.mock
+            .journal()
+            .iter()
+            .filter(|e| e.method == "GET" && e.path.ends_with("/media"))
+            .count()
+    };
+    let before = listings();
     let summary = env.json(&["export", out.to_str().unwrap()]);
     assert_eq!(summary["items"], 3);
-    env.mock.expect_requests("GET", &format!("/{id}"), 1).unwrap();
+    assert_eq!(
+        listings() - before,
+        2,
+        "the page listed once more for fresh links"
+    );
+    env.mock.expect_requests("GET", &format!("/{id}"), 0).unwrap();
     assert_eq!(
         std::fs::read(out.join(format!("{id}.jpg"))).unwrap()[..2],
         [0xFF, 0xD8]
@@ -529,7 +542,11 @@ fn an_interrupted_export_resumes_with_its_complete_files_and_clears_its_leftover
     let first = env.json(&["export", out.to_str().unwrap()]);
     // What a kill mid-run leaves: no index, one file not yet renamed, an unfinished index.
     std::fs::remove_file(out.join("index.json")).unwrap();
-    std::fs::rename(out.join(format!("{id}.jpg")), out.join(format!(".{id}.jpg.part"))).unwrap();
+    std::fs::rename(
+        out.join(format!("{id}.jpg")),
+        out.join(format!(".{id}.jpg.0123456789abcdef.tmp")),
+    )
+    .unwrap();
     std::fs::write(
         out.join(".index.json.0123456789abcdef.tmp"),
         "{\"version\":1,\"items\":[",
@@ -893,6 +910,91 @@ fn a_callback_with_another_state_keeps_the_pending_login() {
     assert_eq!(done["kind"], "long_lived");
 }
 
+/// A listener on loopback that counts the connections made to it, each answered with an
+/// empty PNG.
+fn counting_listener() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = count.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ =
+                stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: image/png\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    (addr, count)
+}
+
+/// Graph answers whose links name a listener on loopback, the metadata address, a private
+/// network, another host and `file:`, and a redirect from the mock's CDN path to loopback:
+/// the export connects to none of them, marks those items unavailable with the reason,
+/// exports the rest and succeeds.
+#[test]
+fn an_export_never_fetches_links_naming_internal_or_foreign_hosts() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let good = env.first_image();
+    let (internal, connections) = counting_listener();
+    env.mock.stub(
+        igdisplay_mock::Stub::json("GET", "/cdn/v/redirected.jpg", 302, serde_json::json!({}))
+            .header("location", &format!("http://{internal}/internal.png")),
+    );
+    let hostile = [
+        format!("http://{internal}/internal.png"),
+        format!("https://{internal}/internal.png"),
+        format!("http://localhost:{}/internal.png", internal.port()),
+        "http://169.254.169.254/latest/meta-data/iam/".to_owned(),
+        "https://169.254.169.254/latest/".to_owned(),
+        "https://10.0.0.7/a.jpg".to_owned(),
+        "https://evil.example/a.jpg".to_owned(),
+        "file:///etc/passwd".to_owned(),
+        format!("{}/cdn/v/redirected.jpg", env.mock.base_url()),
+    ];
+    let mut data: Vec<Value> = hostile
+        .iter()
+        .enumerate()
+        .map(|(n, url)| {
+            serde_json::json!({"id": format!("17900000000000000{n:02}"), "media_type": "VIDEO",
+                "thumbnail_url": url, "media_url": url, "permalink": url})
+        })
+        .collect();
+    data.push(good.clone());
+    env.mock.stub(igdisplay_mock::Stub::json(
+        "GET",
+        "/me/media",
+        200,
+        serde_json::json!({ "data": data }),
+    ));
+    let out = env.dir.path().join("export");
+    let summary = env.json(&["export", out.to_str().unwrap()]);
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no connection to the listener"
+    );
+    assert_eq!(summary["unavailable"], 2 * hostile.len(), "{summary}");
+    let id = good["id"].as_str().unwrap();
+    assert!(
+        out.join(format!("{id}.jpg")).exists(),
+        "the CDN's file is exported"
+    );
+    let index = read_index(&out);
+    let items = index["items"].as_array().unwrap();
+    assert_eq!(items.len(), hostile.len() + 1);
+    for item in items.iter().filter(|item| item["id"] != id) {
+        assert!(item["unavailable"].is_string(), "{item}");
+        assert!(item["files"].as_array().unwrap().is_empty(), "{item}");
+        assert!(
+            item["permalink"].is_null(),
+            "only Instagram's pages are kept: {item}"
+        );
+    }
+}
+
 #[test]
 fn a_download_redirected_to_another_scheme_is_refused_and_the_rest_exported() {
     let env = Env::new(MockPlatform::InstagramLogin);
@@ -904,14 +1006,16 @@ fn a_download_redirected_to_another_scheme_is_refused_and_the_rest_exported() {
             .times(2),
     );
     let out = env.dir.path().join("export");
-    let failed = env.run(&["export", out.to_str().unwrap()]);
-    assert_eq!(failed.status.code(), Some(1));
+    let summary = env.json(&["export", out.to_str().unwrap()]);
+    assert_eq!(summary["unavailable"], 1, "{summary}");
     assert!(!out.join(format!("{id}.jpg")).exists());
     let index = read_index(&out);
-    assert_eq!(
-        index["items"].as_array().unwrap().len(),
-        3,
-        "the other items are kept"
+    let items = index["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "the other items are kept");
+    let refused = items.iter().find(|item| item["id"] == id.as_str()).unwrap();
+    assert!(
+        refused["unavailable"].as_str().unwrap().contains("scheme"),
+        "{refused}"
     );
 }
 
