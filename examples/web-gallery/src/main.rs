@@ -185,19 +185,33 @@ async fn remote_mock(
     url: &str,
     redirect: &str,
 ) -> Result<(igdisplay::InstagramBuilder, SharedClock), Box<dyn std::error::Error>> {
-    let client = reqwest::Client::new();
-    let state: serde_json::Value = client
-        .get(format!("{url}/_mock/state"))
-        .send()
-        .await?
-        .json()
+    // Through igdisplay's own transport: the example has no HTTP client of its own.
+    let backend = igdisplay::http::default_backend(Default::default())?;
+    let control = |method: igdisplay::http::http::Method, path: &str, body: Option<serde_json::Value>| {
+        let body = body.map(|json| json.to_string()).unwrap_or_default();
+        igdisplay::http::http::Request::builder()
+            .method(method)
+            .uri(format!("{url}{path}"))
+            .header("content-type", "application/json")
+            .body(igdisplay::http::bytes::Bytes::from(body))
+    };
+    let answer = backend
+        .send(control(igdisplay::http::http::Method::GET, "/_mock/state", None)?)
         .await?;
-    client
-        .post(format!("{url}/_mock/redirect_uris"))
-        .json(&serde_json::json!({"uri": redirect}))
-        .send()
-        .await?
-        .error_for_status()?;
+    if !answer.status().is_success() {
+        return Err(format!("{url} is not an igdisplay mock (status {})", answer.status()).into());
+    }
+    let state: serde_json::Value = serde_json::from_slice(answer.body())?;
+    let registered = backend
+        .send(control(
+            igdisplay::http::http::Method::POST,
+            "/_mock/redirect_uris",
+            Some(serde_json::json!({"uri": redirect})),
+        )?)
+        .await?;
+    if !registered.status().is_success() {
+        return Err(format!("the mock refused the redirect URI (status {})", registered.status()).into());
+    }
     let app = &state["app"];
     let (Some(id), Some(secret), Some(now)) = (
         app["id"].as_str(),
