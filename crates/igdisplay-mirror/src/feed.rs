@@ -107,6 +107,10 @@ pub struct FeedItem {
     /// mirrored (no URL, a file that does not decode): a site leaves the item out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<MirroredImage>,
+    /// Why it has no image, when it has none: a link the downloader refused, a file that
+    /// is not an image or is too large to decode. For the site owner, not the public page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
     /// An album's items.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<FeedItem>,

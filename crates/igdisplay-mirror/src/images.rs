@@ -1,5 +1,7 @@
 //! Decoding a downloaded image and making its resized JPEG variants and average colour. Runs
-//! on a blocking thread: it is CPU work.
+//! on a blocking thread (it is CPU work), a few at a time (the mirror's semaphore), under
+//! `image::Limits`: a small file that claims a huge image (a decompression bomb) is refused
+//! from its header, before any memory is taken for its pixels.
 
 use image::imageops::FilterType;
 use image::{DynamicImage, GenericImageView as _, ImageReader};
@@ -8,6 +10,22 @@ use std::io::Cursor;
 /// The largest image decoded, in pixels a side: a hostile file claiming more is refused
 /// before any memory is taken for it.
 pub(crate) const MAX_SIDE: u32 = 8192;
+
+/// The most pixels decoded: 16.8 million (4096×4096), many times Instagram's largest photo
+/// (1440×1800). At most 128 MiB decoded (16-bit RGBA), 64 MiB once made 8-bit.
+pub(crate) const MAX_PIXELS: u64 = 4096 * 4096;
+
+/// The most the decoder may allocate for one image.
+const MAX_ALLOC: u64 = 160 * 1024 * 1024;
+
+/// The decoder's limits: the side and allocation caps.
+fn limits() -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_ALLOC);
+    limits
+}
 
 /// A decoded image's size, colour and variants (`(width, bytes, height)` per width).
 pub(crate) struct Processed {
@@ -34,15 +52,22 @@ pub(crate) enum ImageError {
 pub(crate) fn process(bytes: &[u8], widths: &[u32]) -> Result<Processed, ImageError> {
     let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format()?;
     let (width, height) = reader.into_dimensions()?;
-    if width > MAX_SIDE || height > MAX_SIDE {
+    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
         return Err(ImageError::TooLarge(width, height));
     }
     if width == 0 || height == 0 {
         return Err(ImageError::Empty);
     }
-    let image = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()?
-        .decode()?;
+    let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format()?;
+    reader.limits(limits());
+    let image = match reader.decode()? {
+        // 8 bits a channel from here on: what JPEG keeps, half the memory of 16.
+        image @ (DynamicImage::ImageLuma8(_)
+        | DynamicImage::ImageLumaA8(_)
+        | DynamicImage::ImageRgb8(_)
+        | DynamicImage::ImageRgba8(_)) => image,
+        deep => DynamicImage::ImageRgba8(deep.to_rgba8()),
+    };
     let color = average_color(&image);
     let mut variants = Vec::new();
     for &target in widths {

@@ -11,6 +11,6 @@ mod s3;
 pub use blob::{BlobError, BlobStore, FsBlobStore, check_key, content_type};
 pub use download::{Download, DownloadError, DownloadPolicy, Downloaded, Downloader, INSTAGRAM_CDN};
 pub use feed::{Feed, FeedIndex, FeedItem, FeedStatus, MirroredImage, PageRef, Variant};
-pub use mirror::{Mirror, SyncError, SyncReport};
+pub use mirror::{DEFAULT_DECODES, Mirror, SyncError, SyncReport};
 #[cfg(feature = "s3")]
 pub use s3::{ObjectBlobStore, S3Config};

@@ -96,14 +96,20 @@ pub struct Mirror {
     clock: SharedClock,
     widths: Vec<u32>,
     budget_share: u8,
+    /// Images decoded at a time, across every sync of this mirror.
+    decodes: Arc<tokio::sync::Semaphore>,
 }
 
 /// Where one image comes from, and whether its link had expired.
 enum Fetched {
     Image(MirroredImage),
     Expired,
-    Unavailable,
+    /// Not mirrored, for this reason.
+    Unavailable(String),
 }
+
+/// Images decoded at a time by default: each holds up to 64 MiB of pixels.
+pub const DEFAULT_DECODES: usize = 2;
 
 impl Mirror {
     /// A mirror into `blobs`, downloading through `downloader` (Instagram's CDN only, or an
@@ -115,7 +121,17 @@ impl Mirror {
             clock: Arc::new(SystemClock),
             widths: vec![320, 640, 1080],
             budget_share: 50,
+            decodes: Arc::new(tokio::sync::Semaphore::new(DEFAULT_DECODES)),
         }
+    }
+
+    /// Decodes at most `permits` images at a time (at least one), across every sync of
+    /// this mirror: what bounds its memory, whatever the number of accounts synced at once.
+    /// Default [`DEFAULT_DECODES`].
+    #[must_use]
+    pub fn with_decode_limit(mut self, permits: usize) -> Self {
+        self.decodes = Arc::new(tokio::sync::Semaphore::new(permits.max(1)));
+        self
     }
 
     /// The share of the rate budget (percent, as the usage headers report it) the mirror may
@@ -492,16 +508,16 @@ impl Mirror {
             children.push(item);
         }
         let is_album = media.media_type == Some(MediaType::CarouselAlbum);
-        let image = if is_album {
-            None
+        let (image, unavailable) = if is_album {
+            (None, None)
         } else {
             match self.image_of(media, known, rescued, report).await? {
-                Fetched::Image(image) => Some(image),
+                Fetched::Image(image) => (Some(image), None),
                 Fetched::Expired => {
                     expired = true;
-                    None
+                    (None, Some(DownloadError::Expired.to_string()))
                 }
-                Fetched::Unavailable => None,
+                Fetched::Unavailable(reason) => (None, Some(reason)),
             }
         };
         let caption = media.caption.clone();
@@ -518,6 +534,7 @@ impl Mirror {
             permalink: media.instagram_permalink().map(str::to_owned),
             timestamp: media.timestamp,
             image,
+            unavailable,
             children,
         };
         Ok((item, expired))
@@ -552,25 +569,41 @@ impl Mirror {
             Some(MediaType::Video) => media.thumbnail_url.as_deref(),
             _ => media.media_url.as_deref(),
         };
-        let (Some(url), Ok(())) = (source, check_key(&format!("media/{id}"))) else {
-            return Ok(Fetched::Unavailable);
+        let Some(url) = source else {
+            return Ok(Fetched::Unavailable("Instagram gave no link".to_owned()));
         };
+        if check_key(&format!("media/{id}")).is_err() {
+            return Ok(Fetched::Unavailable("the media id cannot name a file".to_owned()));
+        }
         let bytes = match self.downloader.get(url).await {
             Ok(downloaded) if downloaded.content_type.starts_with("image/") => downloaded.bytes,
-            Ok(_) => return Ok(Fetched::Unavailable),
+            Ok(downloaded) => {
+                return Ok(Fetched::Unavailable(format!(
+                    "the file is not an image (`{}`)",
+                    downloaded.content_type
+                )));
+            }
             Err(DownloadError::Expired) => return Ok(Fetched::Expired),
             Err(error) => {
                 tracing::debug!(%id, %error, "a file was not downloaded");
-                return Ok(Fetched::Unavailable);
+                return Ok(Fetched::Unavailable(error.to_string()));
             }
         };
         report.downloaded += 1;
         let widths = self.widths.clone();
         let decoded = bytes.clone();
-        let processed = tokio::task::spawn_blocking(move || images::process(&decoded, &widths)).await;
-        let Ok(Ok(processed)) = processed else {
-            tracing::debug!(%id, "a downloaded file did not decode");
-            return Ok(Fetched::Unavailable);
+        let processed = {
+            // Closed never: the mirror holds the semaphore.
+            let _permit = self.decodes.acquire().await;
+            tokio::task::spawn_blocking(move || images::process(&decoded, &widths)).await
+        };
+        let processed = match processed {
+            Ok(Ok(processed)) => processed,
+            Ok(Err(error)) => {
+                tracing::debug!(%id, %error, "a downloaded file did not decode");
+                return Ok(Fetched::Unavailable(error.to_string()));
+            }
+            Err(_) => return Ok(Fetched::Unavailable("the image could not be decoded".to_owned())),
         };
         let original = format!("media/{id}/original");
         self.blobs.put(&original, bytes).await?;

@@ -612,6 +612,66 @@ async fn links_naming_internal_or_foreign_hosts_are_never_fetched_and_the_feed_k
     }
 }
 
+/// A listener on loopback that answers every request with `body` as `image/png`.
+async fn serving_png(body: &'static [u8]) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut head = [0u8; 1024];
+            let _ = stream.read(&mut head).await;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: image/png\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes()).await;
+            let _ = stream.write_all(body).await;
+        }
+    });
+    addr
+}
+
+/// A 62 KB PNG whose header claims 8000×8000 pixels (64 MB of grey, 256 MB as RGBA): refused
+/// from its header, never decoded; the feed keeps the other post and says why.
+#[tokio::test]
+async fn a_png_bomb_is_skipped_with_its_reason() {
+    static BOMB: &[u8] = include_bytes!("fixtures/bomb-8000x8000.png");
+    let site = site(1);
+    let bombs = serving_png(BOMB).await;
+    let mirror = Mirror::new(
+        site.blobs.clone(),
+        Downloader::new(
+            Arc::new(HyperBackend::new().unwrap()),
+            DownloadPolicy::instagram()
+                .allow_origin(site.mock.base_url())
+                .allow_origin(&format!("http://{bombs}")),
+        ),
+    );
+    let good = site.graph.my_media().send().await.unwrap().items[0].clone();
+    site.mock.stub(Stub::json(
+        "GET",
+        "/me/media",
+        200,
+        serde_json::json!({"data": [
+            {"id": "1790000000000000001", "media_type": "IMAGE", "media_url": format!("http://{bombs}/bomb.png")},
+            {"id": good.id, "media_type": "IMAGE", "media_url": good.media_url},
+        ]}),
+    ));
+    let report = mirror.sync(&site.user, &site.graph).await.unwrap();
+    assert_eq!((report.items, report.unavailable), (2, 1));
+    let feed = mirror.feed(&site.user).await.unwrap().unwrap();
+    let bomb = &feed.items[0];
+    assert!(bomb.image.is_none());
+    assert!(
+        bomb.unavailable.as_deref().unwrap().contains("8000×8000"),
+        "{:?}",
+        bomb.unavailable
+    );
+    assert!(feed.items[1].is_available());
+    assert!(!site.dir.path().join("media/1790000000000000001").exists());
+}
+
 /// A blob store whose writes of feeds fail, as a crash or a full disk at the end of a sync.
 #[derive(Debug)]
 struct FeedWritesFail(Arc<FsBlobStore>);

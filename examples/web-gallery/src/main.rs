@@ -210,7 +210,11 @@ async fn remote_mock(
         )?)
         .await?;
     if !registered.status().is_success() {
-        return Err(format!("the mock refused the redirect URI (status {})", registered.status()).into());
+        return Err(format!(
+            "the mock refused the redirect URI (status {})",
+            registered.status()
+        )
+        .into());
     }
     let app = &state["app"];
     let (Some(id), Some(secret), Some(now)) = (
