@@ -24,10 +24,16 @@ const ALLOWED_WORKSPACE_EDGES: &[(&str, &[&str])] = &[
             "igdisplay-graph",
         ],
     ),
-    // Above graph: the media mirror. Only it takes an image dependency.
+    // Above auth and graph: the media mirror. Only it takes an image dependency. It uses
+    // auth for the one temporary-file writer (`PrivateFile`), never for tokens.
     (
         "igdisplay-mirror",
-        &["igdisplay-model", "igdisplay-http", "igdisplay-graph"],
+        &[
+            "igdisplay-model",
+            "igdisplay-http",
+            "igdisplay-auth",
+            "igdisplay-graph",
+        ],
     ),
     (
         "igdisplay",

@@ -3,6 +3,8 @@
 mod blob;
 mod download;
 mod feed;
+#[cfg(feature = "server")]
+mod files;
 mod images;
 mod mirror;
 #[cfg(feature = "s3")]
@@ -11,6 +13,8 @@ mod s3;
 pub use blob::{BlobError, BlobStore, FsBlobStore, check_key, content_type};
 pub use download::{Download, DownloadError, DownloadPolicy, Downloaded, Downloader, INSTAGRAM_CDN};
 pub use feed::{Feed, FeedIndex, FeedItem, FeedStatus, MirroredImage, PageRef, Variant};
+#[cfg(feature = "server")]
+pub use files::{FileBody, FileServer, ServeLimits, serve};
 pub use mirror::{DEFAULT_DECODES, Mirror, SyncError, SyncReport};
 #[cfg(feature = "s3")]
 pub use s3::{ObjectBlobStore, S3Config};

@@ -1,0 +1,659 @@
+//! [`FileServer`] and [`serve`]: the one way mirrored files leave, fit for the internet.
+//!
+//! A file is streamed a chunk at a time (never read whole), answers `HEAD`, a single `Range`
+//! (206 with `Content-Range`, 416 past the end), `If-None-Match` and `If-Modified-Since`
+//! (304), and carries an `ETag` and `Last-Modified`. Only a checked key is served
+//! ([`check_key`]: no `..`, no segment starting with a dot, so neither a dotfile nor the
+//! temporary file of a write under way), and a key whose file lies outside the folder once
+//! its links are resolved is not found. [`serve`] runs connections with a header-read timeout,
+//! an idle timeout and a connection limit, and backs off when `accept` fails (out of file
+//! descriptors) instead of spinning.
+
+use crate::blob::check_key;
+use bytes::Bytes;
+use igdisplay_http::http;
+use igdisplay_http::http::header::{self, HeaderMap, HeaderValue};
+use igdisplay_http::http::{Method, Response, StatusCode};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncSeekExt as _, AsyncWrite, ReadBuf};
+
+/// Bytes read from the disk at a time.
+const CHUNK: usize = 64 * 1024;
+
+/// Serves the files of one folder ([`respond`](Self::respond)). Cheap to clone.
+///
+/// ```
+/// use igdisplay_mirror::FileServer;
+/// use igdisplay_http::http::{HeaderMap, Method, StatusCode};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// let dir = tempfile::tempdir()?;
+/// std::fs::create_dir_all(dir.path().join("media/1"))?;
+/// std::fs::write(dir.path().join("media/1/640.jpg"), b"\xFF\xD8 a jpeg")?;
+/// std::fs::write(dir.path().join("media/1/.secret"), b"no")?;
+/// let files = FileServer::new(dir.path())?;
+/// let found = files.respond(&Method::GET, "media/1/640.jpg", &HeaderMap::new()).await;
+/// assert_eq!(found.status(), StatusCode::OK);
+/// assert_eq!(found.headers()["content-type"], "image/jpeg");
+/// for refused in ["media/1/.secret", "media/1/../1/640.jpg", "media/1/%2e%2e/1/640.jpg"] {
+///     let answer = files.respond(&Method::GET, refused, &HeaderMap::new()).await;
+///     assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{refused}");
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct FileServer {
+    /// The folder, its links resolved.
+    root: Arc<PathBuf>,
+}
+
+impl FileServer {
+    /// Serves `root` (which must exist).
+    ///
+    /// # Errors
+    ///
+    /// The folder cannot be resolved (it does not exist, or cannot be read).
+    pub fn new(root: impl AsRef<Path>) -> std::io::Result<Self> {
+        Ok(Self {
+            root: Arc::new(std::fs::canonicalize(root)?),
+        })
+    }
+
+    /// The folder served, its links resolved.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The answer to `method` for `path` (relative to the folder, percent-encoded as in a
+    /// URL, a leading `/` ignored) with the request's `headers`. Never fails: a refused or
+    /// missing path is a 404, another method a 405, a read error a 500.
+    pub async fn respond(&self, method: &Method, path: &str, headers: &HeaderMap) -> Response<FileBody> {
+        if method != Method::GET && method != Method::HEAD {
+            return status(StatusCode::METHOD_NOT_ALLOWED, &[(header::ALLOW, "GET, HEAD")]);
+        }
+        let Some(key) = decode(path.trim_start_matches('/')) else {
+            return status(StatusCode::NOT_FOUND, &[]);
+        };
+        let (mut file, meta) = match self.open(&key).await {
+            Ok(Some(opened)) => opened,
+            Ok(None) => return status(StatusCode::NOT_FOUND, &[]),
+            Err(error) => {
+                tracing::warn!(%error, "a file could not be read");
+                return status(StatusCode::INTERNAL_SERVER_ERROR, &[]);
+            }
+        };
+        let length = meta.len();
+        let modified = meta.modified().ok();
+        let etag = etag(&meta);
+        let mut response = Response::builder()
+            .header(header::ETAG, &etag)
+            .header(header::ACCEPT_RANGES, "bytes")
+            .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+        if let Some(modified) = modified {
+            response = response.header(header::LAST_MODIFIED, httpdate::fmt_http_date(modified));
+        }
+        if not_modified(headers, &etag, modified) {
+            return response
+                .status(StatusCode::NOT_MODIFIED)
+                .body(FileBody::empty())
+                .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR, &[]));
+        }
+        let content_type = match content_type(&key, &mut file).await {
+            Ok(content_type) => content_type,
+            Err(error) => {
+                tracing::warn!(%error, "a file could not be read");
+                return status(StatusCode::INTERNAL_SERVER_ERROR, &[]);
+            }
+        };
+        response = response.header(header::CONTENT_TYPE, content_type);
+        let range = match headers.get(header::IF_RANGE) {
+            // A range of another version of the file is not what the client holds: the whole.
+            Some(if_range) if if_range.as_bytes() != etag.as_bytes() => Span::Whole,
+            _ => span(headers.get(header::RANGE).and_then(|v| v.to_str().ok()), length),
+        };
+        let (status_code, start, count) = match range {
+            Span::Whole => (StatusCode::OK, 0, length),
+            Span::Part(first, last) => {
+                response = response.header(header::CONTENT_RANGE, format!("bytes {first}-{last}/{length}"));
+                (StatusCode::PARTIAL_CONTENT, first, last - first + 1)
+            }
+            Span::Unsatisfiable => {
+                return response
+                    .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                    .header(header::CONTENT_RANGE, format!("bytes */{length}"))
+                    .body(FileBody::empty())
+                    .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR, &[]));
+            }
+        };
+        response = response.header(header::CONTENT_LENGTH, count);
+        let body = if method == Method::HEAD {
+            FileBody::empty()
+        } else {
+            if let Err(error) = file.seek(std::io::SeekFrom::Start(start)).await {
+                tracing::warn!(%error, "a file could not be read");
+                return status(StatusCode::INTERNAL_SERVER_ERROR, &[]);
+            }
+            FileBody {
+                file: Some(file),
+                remaining: count,
+            }
+        };
+        response
+            .status(status_code)
+            .body(body)
+            .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR, &[]))
+    }
+
+    /// The file of `key` and its metadata: `None` when the key is refused, the file is
+    /// missing or not a regular file, or its path leaves the folder (or names a dotfile)
+    /// once its links are resolved.
+    async fn open(&self, key: &str) -> std::io::Result<Option<(tokio::fs::File, std::fs::Metadata)>> {
+        if check_key(key).is_err() {
+            return Ok(None);
+        }
+        let resolved = match tokio::fs::canonicalize(self.root.join(key)).await {
+            Ok(resolved) => resolved,
+            Err(e) if is_absent(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Ok(inside) = resolved.strip_prefix(&*self.root) else {
+            return Ok(None);
+        };
+        if inside
+            .components()
+            .any(|part| part.as_os_str().to_string_lossy().starts_with('.'))
+        {
+            return Ok(None);
+        }
+        let file = match tokio::fs::File::open(&resolved).await {
+            Ok(file) => file,
+            Err(e) if is_absent(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let meta = file.metadata().await?;
+        if !meta.is_file() || !same_file(&meta, &resolved).await {
+            return Ok(None);
+        }
+        Ok(Some((file, meta)))
+    }
+}
+
+/// Whether an error means "nothing there" (a missing file, or a path through a file).
+fn is_absent(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    )
+}
+
+/// Whether the opened file is still the one at `resolved` (no link swapped in between the
+/// resolution and the opening).
+#[cfg(unix)]
+async fn same_file(opened: &std::fs::Metadata, resolved: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match tokio::fs::symlink_metadata(resolved).await {
+        Ok(now) => now.is_file() && now.dev() == opened.dev() && now.ino() == opened.ino(),
+        Err(_) => false,
+    }
+}
+
+#[cfg(not(unix))]
+async fn same_file(_: &std::fs::Metadata, resolved: &Path) -> bool {
+    tokio::fs::symlink_metadata(resolved)
+        .await
+        .is_ok_and(|meta| meta.is_file())
+}
+
+/// `path` with its percent escapes decoded (`%2e%2e` is `..`, then refused by the key check);
+/// `None` for a malformed escape or a result that is not UTF-8.
+fn decode(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        if byte == b'%' {
+            let hex = bytes.get(at + 1..at + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            at += 3;
+        } else {
+            out.push(byte);
+            at += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A strong validator: the size and the modification time to the nanosecond.
+fn etag(meta: &std::fs::Metadata) -> String {
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .unwrap_or_default();
+    format!("\"{:x}-{:x}\"", meta.len(), modified.as_nanos())
+}
+
+/// Whether the client's copy is current: `If-None-Match` naming the tag (or `*`), else
+/// `If-Modified-Since` at or after the modification (to the second).
+fn not_modified(headers: &HeaderMap, etag: &str, modified: Option<SystemTime>) -> bool {
+    if let Some(tags) = headers.get(header::IF_NONE_MATCH) {
+        let tags = tags.to_str().unwrap_or_default();
+        return tags
+            .split(',')
+            .map(str::trim)
+            .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag);
+    }
+    let since = headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok());
+    match (since, modified) {
+        (Some(since), Some(modified)) => {
+            let seconds = |t: SystemTime| {
+                t.duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+            };
+            seconds(modified) <= seconds(since)
+        }
+        _ => false,
+    }
+}
+
+/// The part of a file a `Range` header asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Span {
+    /// No range, several, or one that does not parse: the whole file.
+    Whole,
+    /// From the first byte to the last, both included.
+    Part(u64, u64),
+    /// A range that starts past the end.
+    Unsatisfiable,
+}
+
+/// The span `range` asks of a file of `length` bytes. One range only: a client asking for
+/// several gets the whole file, which HTTP allows.
+fn span(range: Option<&str>, length: u64) -> Span {
+    let Some(spec) = range.and_then(|r| r.trim().strip_prefix("bytes=")) else {
+        return Span::Whole;
+    };
+    if spec.contains(',') {
+        return Span::Whole;
+    }
+    let Some((first, last)) = spec.split_once('-') else {
+        return Span::Whole;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let number = |text: &str| text.parse::<u64>().ok();
+    match (first.is_empty(), last.is_empty()) {
+        // `bytes=-n`: the last n bytes.
+        (true, false) => match number(last) {
+            Some(0) => Span::Unsatisfiable,
+            Some(_) if length == 0 => Span::Unsatisfiable,
+            Some(n) => Span::Part(length.saturating_sub(n), length - 1),
+            None => Span::Whole,
+        },
+        // `bytes=a-`: from a to the end.
+        (false, true) => match number(first) {
+            Some(a) if a >= length => Span::Unsatisfiable,
+            Some(a) => Span::Part(a, length - 1),
+            None => Span::Whole,
+        },
+        (false, false) => match (number(first), number(last)) {
+            (Some(a), Some(b)) if a > b => Span::Whole,
+            (Some(a), Some(_)) if a >= length => Span::Unsatisfiable,
+            (Some(a), Some(b)) => Span::Part(a, b.min(length - 1)),
+            _ => Span::Whole,
+        },
+        (true, true) => Span::Whole,
+    }
+}
+
+/// The content type: by the name's extension, else by the file's first bytes (a mirrored
+/// original has no extension). The file is left at its start.
+async fn content_type(key: &str, file: &mut tokio::fs::File) -> std::io::Result<&'static str> {
+    let extension = key.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase());
+    let by_name = match extension.as_deref() {
+        Some("json") => Some("application/json"),
+        Some("jpg" | "jpeg") => Some("image/jpeg"),
+        Some("png") => Some("image/png"),
+        Some("webp") => Some("image/webp"),
+        Some("mp4") => Some("video/mp4"),
+        Some("mov") => Some("video/quicktime"),
+        _ => None,
+    };
+    if let Some(content_type) = by_name {
+        return Ok(content_type);
+    }
+    let mut head = [0u8; 8];
+    let mut read = 0;
+    while read < head.len() {
+        let n = file.read(&mut head[read..]).await?;
+        if n == 0 {
+            break;
+        }
+        read += n;
+    }
+    file.seek(std::io::SeekFrom::Start(0)).await?;
+    Ok(crate::blob::content_type(&head[..read]))
+}
+
+/// A response with `code`, `headers` and no body.
+fn status(code: StatusCode, headers: &[(header::HeaderName, &'static str)]) -> Response<FileBody> {
+    let mut response = Response::new(FileBody::empty());
+    *response.status_mut() = code;
+    for (name, value) in headers {
+        response
+            .headers_mut()
+            .insert(name.clone(), HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// A file's body, read a chunk at a time as the client takes it: memory per download is one
+/// chunk, whatever the file's size.
+#[derive(Debug)]
+pub struct FileBody {
+    file: Option<tokio::fs::File>,
+    remaining: u64,
+}
+
+impl FileBody {
+    /// No body (`HEAD`, 304, 404).
+    pub fn empty() -> Self {
+        Self {
+            file: None,
+            remaining: 0,
+        }
+    }
+}
+
+impl http_body::Body for FileBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        let this = &mut *self;
+        let Some(file) = this.file.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if this.remaining == 0 {
+            this.file = None;
+            return Poll::Ready(None);
+        }
+        let want = usize::try_from(this.remaining).map_or(CHUNK, |left| left.min(CHUNK));
+        let mut chunk = vec![0u8; want];
+        let mut buffer = ReadBuf::new(&mut chunk);
+        match Pin::new(file).poll_read(cx, &mut buffer) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(error)) => {
+                this.file = None;
+                Poll::Ready(Some(Err(error)))
+            }
+            Poll::Ready(Ok(())) => {
+                let read = buffer.filled().len();
+                if read == 0 {
+                    // The file shrank while it was sent.
+                    this.file = None;
+                    return Poll::Ready(Some(Err(std::io::ErrorKind::UnexpectedEof.into())));
+                }
+                chunk.truncate(read);
+                this.remaining = this.remaining.saturating_sub(read as u64);
+                Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(chunk)))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.file.is_none() || self.remaining == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(if self.file.is_some() { self.remaining } else { 0 })
+    }
+}
+
+/// How [`serve`] treats connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServeLimits {
+    /// The time a client has to send a request's headers. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// A connection that moves no byte for this long is closed. Default 60 s.
+    pub idle_timeout: Duration,
+    /// Connections served at once; past it, new ones wait in the listen queue. Default 1024.
+    pub max_connections: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+        }
+    }
+}
+
+impl ServeLimits {
+    /// Sets the header-read timeout.
+    #[must_use]
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Sets the idle timeout.
+    #[must_use]
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets the connection limit (at least one).
+    #[must_use]
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections.max(1);
+        self
+    }
+}
+
+/// Serves HTTP/1.1 connections from `listener` with `service` until `shutdown` completes:
+/// at most [`ServeLimits::max_connections`] at once, each closed when its headers take longer
+/// than the header-read timeout or it moves no byte for the idle timeout. When `accept`
+/// fails (out of file descriptors), it waits (10 ms, doubling to 1 s) instead of spinning.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a socket's timers run in real time on tokio's timer, as hyper's header timer does: not the application's clock"
+)]
+pub async fn serve<S, B>(
+    listener: tokio::net::TcpListener,
+    limits: ServeLimits,
+    service: S,
+    shutdown: impl std::future::Future<Output = ()>,
+) where
+    S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut backoff = Duration::ZERO;
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            () = &mut shutdown => return,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => return,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => {
+                backoff = Duration::ZERO;
+                stream
+            }
+            Err(error) => {
+                backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                tracing::warn!(%error, ?backoff, "accepting a connection failed");
+                drop(permit);
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        let service = service.clone();
+        tokio::spawn(async move {
+            connection(stream, service, limits).await;
+            drop(permit);
+        });
+    }
+}
+
+/// One connection, until it ends, its headers come too late, or it idles too long.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a socket's timers run in real time on tokio's timer, as hyper's header timer does: not the application's clock"
+)]
+async fn connection<S, B>(stream: tokio::net::TcpStream, service: S, limits: ServeLimits)
+where
+    S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = Response<B>>,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let started = tokio::time::Instant::now();
+    let activity = Arc::new(AtomicU64::new(0));
+    let io = Watched {
+        inner: stream,
+        started,
+        activity: activity.clone(),
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    loop {
+        let idle_for = started
+            .elapsed()
+            .saturating_sub(Duration::from_millis(activity.load(Ordering::Relaxed)));
+        let wait = limits.idle_timeout.saturating_sub(idle_for);
+        if wait.is_zero() {
+            break;
+        }
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+    // Idle: ended at once between requests; a response under way gets one more idle period.
+    conn.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(limits.idle_timeout, conn).await;
+}
+
+/// A connection's stream that notes when a byte last moved (milliseconds since it began).
+struct Watched {
+    inner: tokio::net::TcpStream,
+    started: tokio::time::Instant,
+    activity: Arc<AtomicU64>,
+}
+
+impl Watched {
+    fn touch(&self) {
+        let elapsed = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.activity.store(elapsed, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.touch();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_read_as_http_says() {
+        assert_eq!(span(None, 100), Span::Whole);
+        assert_eq!(span(Some("bytes=0-9"), 100), Span::Part(0, 9));
+        assert_eq!(span(Some("bytes=90-"), 100), Span::Part(90, 99));
+        assert_eq!(span(Some("bytes=-10"), 100), Span::Part(90, 99));
+        assert_eq!(span(Some("bytes=-1000"), 100), Span::Part(0, 99));
+        assert_eq!(span(Some("bytes=50-1000"), 100), Span::Part(50, 99));
+        assert_eq!(span(Some("bytes=100-"), 100), Span::Unsatisfiable);
+        assert_eq!(span(Some("bytes=-0"), 100), Span::Unsatisfiable);
+        assert_eq!(span(Some("bytes=0-"), 0), Span::Unsatisfiable);
+        assert_eq!(span(Some("bytes=9-0"), 100), Span::Whole);
+        assert_eq!(span(Some("bytes=0-1,5-6"), 100), Span::Whole);
+        assert_eq!(span(Some("items=0-1"), 100), Span::Whole);
+        assert_eq!(span(Some("bytes=x-1"), 100), Span::Whole);
+        assert_eq!(
+            span(Some("bytes=18446744073709551615-"), 100),
+            Span::Unsatisfiable
+        );
+    }
+
+    #[test]
+    fn escapes_are_decoded_before_the_key_is_checked() {
+        assert_eq!(decode("media/%2e%2e/x").as_deref(), Some("media/../x"));
+        assert_eq!(decode("a%2Fb").as_deref(), Some("a/b"));
+        assert_eq!(decode("a%2"), None);
+        assert_eq!(decode("a%zz"), None);
+        assert_eq!(decode("%ff"), None);
+    }
+}
