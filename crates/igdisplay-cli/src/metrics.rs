@@ -11,7 +11,6 @@ use igdisplay::store::SqlStore;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// A running metrics endpoint.
 pub(crate) struct MetricsServer {
@@ -32,27 +31,14 @@ pub(crate) async fn serve(addr: SocketAddr, store: SqlStore) -> Result<MetricsSe
     })?;
     let local = listener.local_addr().map_err(Failure::from)?;
     let state = Arc::new((handle, store));
-    tokio::spawn(async move {
-        loop {
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(_) => {
-                    // Out of descriptors, most likely: wait rather than spin.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let state = state.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request| answer(state.clone(), request));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .header_read_timeout(Duration::from_secs(10))
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    // The mirror's serve loop: one rule for timeouts, the connection limit and accept errors.
+    let service = hyper::service::service_fn(move |request| answer(state.clone(), request));
+    tokio::spawn(igdisplay_mirror::serve(
+        listener,
+        igdisplay_mirror::ServeLimits::default().max_connections(64),
+        service,
+        std::future::pending(),
+    ));
     Ok(MetricsServer { addr: local })
 }
 

@@ -3,10 +3,9 @@
 
 use crate::fail::{Failure, chain};
 use crate::settings::Settings;
-use bytes::Bytes;
-use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use igdisplay_mirror::{BlobStore, FsBlobStore, Mirror, SyncError};
+use igdisplay_mirror::{BlobStore, FileBody, FileServer, FsBlobStore, Mirror, ServeLimits, SyncError};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -143,65 +142,47 @@ pub(crate) async fn sync(settings: &Settings, target: Target) -> Result<(), Fail
     Ok(())
 }
 
-/// `igdisplay serve --dir DIR`: `GET /feeds/{user}.json` (an index), its pages
-/// `GET /feeds/{user}/{sync}/{n}.json` and `GET /media/{id}/{file}`, read
-/// only, from the folder; anything else is 404.
+/// `igdisplay serve --dir DIR`: `GET`/`HEAD /feeds/{user}.json` (an index), its pages
+/// `/feeds/{user}/{sync}/{n}.json` and `/media/{id}/{file}`, read only, from the folder,
+/// through the mirror's one file server ([`FileServer`]: streamed, ranges, validators,
+/// timeouts, a connection limit); anything else is 404.
 pub(crate) async fn serve(dir: &Path, addr: std::net::SocketAddr) -> Result<(), Failure> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::runtime(format!("cannot create {}: {e}", dir.display())))?;
+    let files =
+        FileServer::new(dir).map_err(|e| Failure::runtime(format!("cannot read {}: {e}", dir.display())))?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Failure::usage(format!("cannot listen on {addr}: {e}"), "pick another --addr"))?;
     let local = listener.local_addr().map_err(Failure::from)?;
     println!("serving {} on http://{local}", dir.display());
-    let blobs = Arc::new(FsBlobStore::new(dir));
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let blobs = blobs.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| answer(blobs.clone(), request));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+        let files = files.clone();
+        async move { Ok::<_, std::convert::Infallible>(answer(&files, &request).await) }
+    });
+    igdisplay_mirror::serve(listener, ServeLimits::default(), service, std::future::pending()).await;
+    Ok(())
 }
 
-async fn answer(
-    blobs: Arc<FsBlobStore>,
-    request: Request<hyper::body::Incoming>,
-) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
-    let path = request.uri().path().trim_start_matches('/').to_owned();
-    let servable = request.method() == hyper::Method::GET
-        && (path.starts_with("media/") || (path.starts_with("feeds/") && path.ends_with(".json")));
-    let found = if servable {
-        blobs.get(&path).await.ok().flatten()
-    } else {
-        None
-    };
-    let response = match found {
-        Some(bytes) => {
-            let content_type = if path.ends_with(".json") {
-                "application/json"
-            } else {
-                igdisplay_mirror::content_type(&bytes)
-            };
-            let cache = if Mirror::is_immutable(&path) {
-                "public, max-age=31536000, immutable"
-            } else {
-                "no-cache"
-            };
-            Response::builder()
-                .header("content-type", content_type)
-                .header("cache-control", cache)
-                .header("x-content-type-options", "nosniff")
-                .header("access-control-allow-origin", "*")
-                .body(Full::new(bytes))
-        }
-        None => Response::builder()
-            .status(StatusCode::NOT_FOUND)
-            .header("content-type", "text/plain; charset=utf-8")
-            .body(Full::new(Bytes::from_static(b"Not Found"))),
-    };
-    Ok(response.unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
+/// The mirror's public part: pages, indexes and media; never another file of the folder.
+async fn answer(files: &FileServer, request: &Request<hyper::body::Incoming>) -> Response<FileBody> {
+    let path = request.uri().path().trim_start_matches('/');
+    let public = path.starts_with("media/") || (path.starts_with("feeds/") && path.ends_with(".json"));
+    if !public {
+        let mut refused = Response::new(FileBody::empty());
+        *refused.status_mut() = StatusCode::NOT_FOUND;
+        return refused;
+    }
+    let mut response = files.respond(request.method(), path, request.headers()).await;
+    if response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED {
+        let cache = if Mirror::is_immutable(path) {
+            "public, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        };
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    }
+    response
 }

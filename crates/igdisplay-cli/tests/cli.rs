@@ -1798,10 +1798,20 @@ fn sync_mirrors_the_stored_account_incrementally_and_serve_serves_it() {
     assert_eq!(status, 200);
     assert!(head.contains("content-type: image/jpeg"), "{head}");
     assert_eq!(&image[..2], &[0xFF, 0xD8]);
+    assert!(head.contains("etag: "), "validators for caches: {head}");
+    // A link planted in the folder to a file outside it, and a dotfile, are not served.
+    let secret = env.dir.path().join("secret.txt");
+    std::fs::write(&secret, "not for visitors").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&secret, out.join("media").join("planted.jpg")).unwrap();
+    std::fs::write(out.join("media").join(".hidden.jpg"), "not for visitors").unwrap();
     for outside in [
         "/feeds/../../tokens.json",
         "/tokens.json",
         "/media/..%2F..%2Ftokens.json",
+        "/media/%2e%2e/%2e%2e/tokens.json",
+        "/media/planted.jpg",
+        "/media/.hidden.jpg",
     ] {
         assert_eq!(get_bytes(&format!("{base}{outside}")).0, 404, "{outside}");
     }
