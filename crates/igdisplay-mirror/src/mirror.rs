@@ -53,6 +53,10 @@ pub enum SyncError {
     /// The blob store failed.
     #[error(transparent)]
     Blob(#[from] BlobError),
+    /// Another sync of the account was running in this mirror: this one waited for it to end
+    /// and did nothing (two triggers at once run one sync).
+    #[error("another sync of this account was running; it has ended")]
+    AlreadyRunning,
     /// A stored feed file (an index, a page, an image record) is missing or does not read.
     #[error("the stored feed file {key} is missing or not valid")]
     CorruptFeed {
@@ -98,6 +102,20 @@ pub struct Mirror {
     budget_share: u8,
     /// Images decoded at a time, across every sync of this mirror.
     decodes: Arc<tokio::sync::Semaphore>,
+    /// One gate per account: a sync or a purge holds it (shared by the mirror's clones).
+    gates: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+/// What [`Mirror::purge`] deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct PurgeReport {
+    /// Whether the account had a feed.
+    pub had_feed: bool,
+    /// Files deleted (originals, variants and their records).
+    pub files: usize,
+    /// Feed pages deleted, and the index.
+    pub pages: usize,
 }
 
 /// Where one image comes from, and whether its link had expired.
@@ -122,7 +140,67 @@ impl Mirror {
             widths: vec![320, 640, 1080],
             budget_share: 50,
             decodes: Arc::new(tokio::sync::Semaphore::new(DEFAULT_DECODES)),
+            gates: Arc::default(),
         }
+    }
+
+    /// `user`'s gate: held by the account's sync or purge.
+    fn gate(&self, user: &UserId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut gates = self
+            .gates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        gates.entry(user.as_str().to_owned()).or_default().clone()
+    }
+
+    /// Deletes everything of `user`'s mirror: the files of every post its feed names (album
+    /// items included), its pages (the retired ones too) and, last, its index, so a reader
+    /// never finds an index naming a deleted page. Waits for a running sync of the account
+    /// to end first. For a data-deletion request or a deauthorization.
+    ///
+    /// Files a sync wrote and no index names (a sync cut short before its index) are not
+    /// found this way; [`FsBlobStore`](crate::FsBlobStore) keeps them under `media/{id}/`.
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError::Blob`] (what was deleted stays deleted; purging again finishes the job),
+    /// or [`SyncError::CorruptFeed`] when a page does not read (nothing is deleted then).
+    pub async fn purge(&self, user: &UserId) -> Result<PurgeReport, SyncError> {
+        let gate = self.gate(user);
+        let _held = gate.lock().await;
+        let index = match self.index(user).await {
+            Ok(Some(index)) => index,
+            Ok(None) => return Ok(PurgeReport::default()),
+            // An index that does not read names nothing that can be found: it goes alone.
+            Err(SyncError::CorruptFeed { .. }) => {
+                self.blobs.delete(&Self::feed_key(user)?).await?;
+                return Ok(PurgeReport {
+                    had_feed: true,
+                    pages: 1,
+                    ..PurgeReport::default()
+                });
+            }
+            Err(error) => return Err(error),
+        };
+        let mut files = HashSet::new();
+        let mut pages: Vec<&str> = Vec::new();
+        for page in &index.pages {
+            files.extend(self.page(page).await?.iter().flat_map(file_keys));
+            pages.push(&page.key);
+        }
+        pages.extend(index.retired.iter().map(String::as_str));
+        for key in &files {
+            self.blobs.delete(key).await?;
+        }
+        for key in &pages {
+            self.blobs.delete(key).await?;
+        }
+        self.blobs.delete(&Self::feed_key(user)?).await?;
+        Ok(PurgeReport {
+            had_feed: true,
+            files: files.len(),
+            pages: pages.len() + 1,
+        })
     }
 
     /// Decodes at most `permits` images at a time (at least one), across every sync of
@@ -294,8 +372,22 @@ impl Mirror {
     ///
     /// [`SyncError::Listing`] when Instagram did not list the media: the feed keeps its last
     /// good items, marked [`FeedStatus::Stale`]. [`SyncError::Blob`] when the store failed:
-    /// the previous feed is untouched.
+    /// the previous feed is untouched. [`SyncError::AlreadyRunning`] when another sync of the
+    /// account was running in this mirror (or its clones): one sync per account at a time;
+    /// this call returns once that one has ended.
     pub async fn sync(&self, user: &UserId, graph: &GraphClient) -> Result<SyncReport, SyncError> {
+        let gate = self.gate(user);
+        let Ok(_held) = gate.clone().try_lock_owned() else {
+            // Another trigger's sync of this account is under way: wait for it, then leave
+            // it be (its feed is the current one).
+            drop(gate.lock().await);
+            return Err(SyncError::AlreadyRunning);
+        };
+        self.sync_held(user, graph).await
+    }
+
+    /// [`sync`](Self::sync), the account's gate held.
+    async fn sync_held(&self, user: &UserId, graph: &GraphClient) -> Result<SyncReport, SyncError> {
         let previous = match self.index(user).await {
             Ok(previous) => previous,
             // Unreadable: start afresh (the files it named are not deleted, nothing is lost).

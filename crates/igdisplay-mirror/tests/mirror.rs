@@ -758,3 +758,52 @@ async fn a_sync_stays_inside_its_share_of_the_rate_budget() {
         "the feed is kept"
     );
 }
+
+#[tokio::test]
+async fn two_syncs_of_one_account_at_once_run_one_sync() {
+    let site = site(30);
+    let other = site.mirror.clone();
+    let (first, second) = tokio::join!(
+        site.mirror.sync(&site.user, &site.graph),
+        other.sync(&site.user, &site.graph)
+    );
+    assert_eq!(first.unwrap().items, 30);
+    assert!(
+        matches!(second, Err(SyncError::AlreadyRunning)),
+        "the second trigger waits for the first: {second:?}"
+    );
+    assert_eq!(site.listings(), 1, "one listing, one sync");
+    // Once it has ended, the next trigger syncs.
+    site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    assert_eq!(site.listings(), 2);
+}
+
+#[tokio::test]
+async fn a_purge_deletes_every_file_page_and_the_index_of_the_account() {
+    let site = site(30);
+    site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    // A second sync leaves retired pages behind: they go too.
+    site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    assert!(files_under(&site.dir.path().join("media")) > 30);
+    let report = site.mirror.purge(&site.user).await.unwrap();
+    assert!(
+        report.had_feed && report.files > 30 && report.pages >= 2,
+        "{report:?}"
+    );
+    assert_eq!(
+        files_under(&site.dir.path().join("media")),
+        0,
+        "no file of the account left"
+    );
+    assert_eq!(
+        files_under(&site.dir.path().join("feeds")),
+        0,
+        "no page, no index"
+    );
+    assert!(site.mirror.index(&site.user).await.unwrap().is_none());
+    assert_eq!(
+        site.mirror.purge(&site.user).await.unwrap(),
+        igdisplay_mirror::PurgeReport::default(),
+        "purging again finds nothing"
+    );
+}
