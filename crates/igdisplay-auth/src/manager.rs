@@ -132,9 +132,32 @@ impl TokenManager {
         pending: PendingAuthorization,
         redirect: &str,
     ) -> Result<TokenRecord, LoginError> {
+        let token = self.exchange_login(pending, redirect).await?;
+        self.inner.store.save(&token).await.map_err(TokenError::from)?;
+        Ok(token)
+    }
+
+    /// [`complete_login`](Self::complete_login) without storing the token: for an app that
+    /// decides whose token it keeps (a site that admits one account) before anything is
+    /// written. Keep it with [`import`](Self::import).
+    ///
+    /// # Errors
+    ///
+    /// [`LoginError::Callback`] (nothing sent) or [`LoginError::Token`].
+    pub async fn exchange_login(
+        &self,
+        pending: PendingAuthorization,
+        redirect: &str,
+    ) -> Result<TokenRecord, LoginError> {
         let callback = Callback::parse(redirect)?;
         let grant = pending.verify(callback, self.inner.client.clock().now())?;
-        Ok(self.login_with_grant(grant).await?)
+        Ok(self.exchange_grant(grant).await?)
+    }
+
+    /// Exchanges a verified grant for a long-lived token, storing nothing.
+    async fn exchange_grant(&self, grant: AuthorizationGrant) -> Result<TokenRecord, TokenError> {
+        let short = self.inner.client.exchange_code(grant).await?;
+        self.inner.client.exchange_long_lived(&short).await
     }
 
     /// Exchanges a verified grant, upgrades the token to long-lived and stores it.
@@ -143,8 +166,7 @@ impl TokenManager {
     ///
     /// Any [`TokenError`] of the two exchanges, or [`TokenError::Store`].
     pub async fn login_with_grant(&self, grant: AuthorizationGrant) -> Result<TokenRecord, TokenError> {
-        let short = self.inner.client.exchange_code(grant).await?;
-        let long = self.inner.client.exchange_long_lived(&short).await?;
+        let long = self.exchange_grant(grant).await?;
         self.inner.store.save(&long).await?;
         Ok(long)
     }

@@ -367,6 +367,21 @@ impl Instagram {
         self.tokens.complete_login(pending, redirect).await
     }
 
+    /// [`complete_login`](Self::complete_login) without storing the token, for an app that
+    /// decides whose token it keeps before anything is written
+    /// ([`TokenManager::exchange_login`]); keep it with [`TokenManager::import`].
+    ///
+    /// # Errors
+    ///
+    /// As [`complete_login`](Self::complete_login).
+    pub async fn exchange_login(
+        &self,
+        pending: PendingAuthorization,
+        redirect: &str,
+    ) -> Result<TokenRecord, LoginError> {
+        self.tokens.exchange_login(pending, redirect).await
+    }
+
     /// The rate-limit state every Graph client of this app shares: an app-level throttle
     /// pauses every user's queries, a user-level one that user's.
     pub fn pacer(&self) -> &Arc<Pacer> {

@@ -34,13 +34,15 @@ async function startServer(args, env = process.env) {
   const embedsMock = args.includes('--mock');
   let site;
   let itsMock;
+  let setup;
   for await (const line of lines) {
+    if (line.startsWith('owner setup link')) setup = line.slice(line.indexOf(': ') + 2);
     if (line.startsWith('web-gallery listening on ')) site = line.slice('web-gallery listening on '.length);
     if (line.startsWith('mock Instagram at ')) itsMock = line.slice('mock Instagram at '.length);
     if (site && (itsMock || !embedsMock)) break;
   }
   assert.ok(site, `the server (${args.join(' ')}) printed its address`);
-  return { site, mock: itsMock };
+  return { site, mock: itsMock, setup };
 }
 
 before(async () => {
@@ -197,18 +199,25 @@ test('two instances on one PostgreSQL: a login on one is served by the other', {
 // links expire and after the token is revoked.
 test('owner mode: anonymous visitors, load more, an album, expired links and a revoked token', async () => {
   const mirror = join(root, 'target/e2e', `mirror-${process.pid}`);
-  const site = await startServer(['--mock', '--owner', '--mirror-dir', mirror, '--addr', '127.0.0.1:0']);
+  const records = join(root, 'target/e2e', `records-${process.pid}.json`);
+  const site = await startServer(['--mock', '--owner', '--mirror-dir', mirror, '--records', records, '--addr', '127.0.0.1:0']);
 
-  // The owner connects the account (a login syncs the feed at once).
+  // The owner connects the account through the one-time setup link printed at start (a
+  // login syncs the feed at once); later logins start at /owner.
+  assert.ok(site.setup, 'the site printed its setup link');
   const owner = await freshPage();
-  const ownerLogsIn = async () => {
-    await owner.page.goto(`${site.site}/owner`);
-    await owner.page.click('#login');
+  const ownerLogsIn = async (through) => {
+    if (through) {
+      await owner.page.goto(through);
+    } else {
+      await owner.page.goto(`${site.site}/owner`);
+      await owner.page.click('#login');
+    }
     await owner.page.waitForURL((url) => url.href.startsWith(`${site.mock}/oauth/authorize`));
     await owner.page.click('text=Continue as @jayposiris');
     await owner.page.waitForURL((url) => url.href.startsWith(`${site.site}/owner`));
   };
-  await ownerLogsIn();
+  await ownerLogsIn(site.setup);
   assert.match(await owner.page.textContent('#status'), /posts mirrored/);
 
   // An anonymous visitor, every request of whose browser is recorded.

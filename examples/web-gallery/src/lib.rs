@@ -1,6 +1,11 @@
 //! The web gallery's routes: home, login, the OAuth callback, the gallery and albums, logout,
 //! and Meta's deauthorize and data-deletion callbacks with their status page.
 //!
+//! In owner mode the site shows one account, bound by configuration (`--owner-id`) or through
+//! a one-time setup link printed at start, never by whoever logs in first; the binding lives
+//! in [`Records`] (the database, or a private file), apart from the token store. A deletion
+//! or deauthorize callback purges the account's mirror before it answers.
+//!
 //! Sessions live on the server, keyed by a random id in an `HttpOnly; SameSite=Lax` cookie (Lax,
 //! because the callback is a cross-site top-level GET). A session is made only when a login
 //! starts, expires after a day without use, gets a new id when the login completes (no
@@ -25,9 +30,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+mod records;
 mod sessions;
 mod showcase;
 
+pub use records::{Deletion, Records, RecordsError};
+pub use sessions::MAX_ANONYMOUS;
 use sessions::{Session, Sessions};
 pub use showcase::{Showcase, downloader, spawn_sync_loop, sync_owner};
 
@@ -37,6 +45,8 @@ const PAGE_SIZE: u32 = 12;
 const FIRST_SYNC_WAIT: Duration = Duration::from_secs(5);
 /// How old a data-deletion or deauthorize `signed_request` may be.
 const SIGNED_REQUEST_MAX_AGE: Duration = Duration::from_secs(3600);
+/// How long the owner's setup link is valid.
+pub const SETUP_LINK_TTL: Duration = Duration::from_secs(3600);
 
 /// The application state.
 #[derive(Debug)]
@@ -48,10 +58,12 @@ pub struct App {
     fleet: Option<Fleet>,
     /// Owner mode: the site's own account, shown to every visitor from the mirror.
     showcase: Option<Showcase>,
-    deletions: Mutex<HashMap<String, Deletion>>,
-    /// The answer given to each data-deletion request (by its signature), so a replayed
-    /// request gets the same confirmation code rather than a new one.
-    answered: Mutex<HashMap<String, String>>,
+    /// The owner binding and the deletions answered (a replayed data-deletion request gets
+    /// the same confirmation code rather than a new one).
+    records: Records,
+    /// The owner's one-time setup link: the SHA-256 of its code and when it expires (Unix
+    /// seconds on the app's clock). Taken when used.
+    setup: Mutex<Option<(String, i64)>>,
 }
 
 /// The accounts database of a site run as several instances: the tokens (and the
@@ -60,12 +72,6 @@ pub struct App {
 pub struct Fleet {
     /// The accounts; the callbacks' events go to its outbox.
     pub store: SqlStore,
-}
-
-#[derive(Clone, Debug)]
-struct Deletion {
-    user: String,
-    at: String,
 }
 
 impl App {
@@ -78,6 +84,7 @@ impl App {
             media_origin,
             Sessions::Memory(Mutex::default()),
             None,
+            Records::memory(),
         )
     }
 
@@ -95,12 +102,14 @@ impl App {
         fleet: Fleet,
     ) -> Result<Self, sqlx::Error> {
         let sessions = Sessions::database(fleet.store.pool().clone()).await?;
+        let records = Records::database(fleet.store.pool().clone()).await?;
         Ok(Self::with_sessions(
             instagram,
             public,
             media_origin,
             sessions,
             Some(fleet),
+            records,
         ))
     }
 
@@ -110,6 +119,7 @@ impl App {
         media_origin: String,
         sessions: Sessions,
         fleet: Option<Fleet>,
+        records: Records,
     ) -> Self {
         let media = if media_origin == "https:" {
             "https://*.cdninstagram.com https://*.fbcdn.net".to_owned()
@@ -127,9 +137,53 @@ impl App {
             sessions,
             fleet,
             showcase: None,
-            deletions: Mutex::default(),
-            answered: Mutex::default(),
+            records,
+            setup: Mutex::default(),
         }
+    }
+
+    /// Keeps the owner binding and the deletions in `records` (a private file, so they
+    /// survive a restart without a database). An app with a fleet keeps them in its database.
+    #[must_use]
+    pub fn with_records(mut self, records: Records) -> Self {
+        if self.fleet.is_none() {
+            self.records = records;
+        }
+        self
+    }
+
+    /// The site's records.
+    pub fn records(&self) -> &Records {
+        &self.records
+    }
+
+    /// A new one-time link that lets the first login through it connect the site's account
+    /// (valid for [`SETUP_LINK_TTL`], once; a new one replaces the previous), or `None` when
+    /// the OS gives no randomness.
+    pub fn setup_link(&self) -> Option<String> {
+        let code = random_hex()?;
+        let expires = self
+            .now()
+            .saturating_add(i64::try_from(SETUP_LINK_TTL.as_secs()).unwrap_or(i64::MAX));
+        *self.setup.lock().unwrap_or_else(PoisonError::into_inner) = Some((sha256_hex(&code), expires));
+        Some(format!("{}/owner/setup?code={code}", self.public))
+    }
+
+    /// Takes the setup link's code when `code` is it and it has not expired.
+    fn take_setup(&self, code: &str) -> bool {
+        let mut setup = self.setup.lock().unwrap_or_else(PoisonError::into_inner);
+        let valid = setup.as_ref().is_some_and(|(hash, expires)| {
+            constant_time_eq(hash.as_bytes(), sha256_hex(code).as_bytes()) && self.now() < *expires
+        });
+        if valid {
+            *setup = None;
+        }
+        valid
+    }
+
+    /// How many sessions are kept in memory: (anonymous, logged in); `None` in a database.
+    pub fn sessions_kept(&self) -> Option<(usize, usize)> {
+        self.sessions.kept()
     }
 
     /// Owner mode: the site shows `showcase`'s account to every visitor, from its mirror, and
@@ -170,6 +224,7 @@ pub fn router(app: Arc<App>) -> Router {
             .route("/feed.json", get(showcase::feed_json))
             .route("/owner", get(showcase::owner))
             .route("/owner/sync", post(showcase::sync_now))
+            .route("/owner/setup", get(setup))
             .route("/static/more.js", get(showcase::script))
             .route("/gallery", get(|| async { Redirect::to("/") }))
     } else {
@@ -206,6 +261,15 @@ async fn security_headers(State(app): State<Arc<App>>, request: Request, next: N
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     response
+}
+
+/// The SHA-256 of `text`, in hex.
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// 32 random bytes as hex, or `None` when the OS cannot give randomness (then no session or
@@ -413,25 +477,20 @@ async fn callback(State(app): State<Arc<App>>, headers: HeaderMap, request: Requ
         return expired();
     };
     let url = format!("{}{}", app.public, request.uri());
-    let outcome = app.instagram.complete_login(pending, &url).await;
+    let outcome = match &app.showcase {
+        // Owner mode: whose token it is decides whether it is kept at all.
+        Some(_) => app.instagram.exchange_login(pending, &url).await,
+        None => app.instagram.complete_login(pending, &url).await,
+    };
     match outcome {
         Ok(token) => {
             if let Some(showcase) = &app.showcase {
-                // Owner mode: the first login connects the site's account; another account
-                // cannot take it over (its token is not kept).
-                match showcase.owner() {
-                    Some(owner) if owner != token.user_id => {
-                        let _ = app.instagram.tokens().logout(&token.user_id).await;
-                        return message(
-                            StatusCode::FORBIDDEN,
-                            "This site shows another Instagram account",
-                            "Only the account the site was connected with can log in here.",
-                        );
-                    }
-                    _ => showcase.set_owner(token.user_id.clone()),
+                if let Err(response) = admit_owner(&app, showcase, &token, session.setup).await {
+                    return *response;
                 }
                 // The first sync starts now; the answer waits for it up to 5 seconds (a small
                 // library is there when the owner comes back; a large one goes on meanwhile).
+                // A sync already running (the loop, woken) is waited for, not doubled.
                 let syncing = tokio::spawn({
                     let app = app.clone();
                     async move {
@@ -478,6 +537,68 @@ async fn callback(State(app): State<Arc<App>>, headers: HeaderMap, request: Requ
             "Please try again in a moment.",
         ),
     }
+}
+
+/// Owner mode: keeps `token` only when it is the owner's, or when the site has no owner yet
+/// and the login came through the setup link (then its account becomes the owner, once:
+/// instances racing agree on one). Anyone else is refused, and nothing of theirs is kept.
+async fn admit_owner(
+    app: &App,
+    showcase: &Showcase,
+    token: &igdisplay::auth::TokenRecord,
+    through_setup: bool,
+) -> Result<(), Box<Response>> {
+    let refused = |title: &str, text: &str| Box::new(message(StatusCode::FORBIDDEN, title, text));
+    let owner = match app.records.owner().await {
+        Ok(Some(owner)) => owner,
+        Ok(None) if through_setup => app
+            .records
+            .bind(&token.user_id)
+            .await
+            .map_err(|_| Box::new(unavailable()))?,
+        Ok(None) => {
+            return Err(refused(
+                "This site is not connected yet",
+                "Its owner connects it with the setup link printed when the site started.",
+            ));
+        }
+        Err(_) => return Err(Box::new(unavailable())),
+    };
+    if owner != token.user_id {
+        return Err(refused(
+            "This site shows another Instagram account",
+            "Only the account the site was connected with can log in here.",
+        ));
+    }
+    app.instagram
+        .tokens()
+        .import(token.clone())
+        .await
+        .map_err(|_| Box::new(unavailable()))?;
+    showcase.set_owner(owner);
+    Ok(())
+}
+
+/// `GET /owner/setup?code=…`: the one-time setup link. A valid code starts a login whose
+/// account connects the site; the link then works no more.
+async fn setup(State(app): State<Arc<App>>, Query(query): Query<HashMap<String, String>>) -> Response {
+    let code = query.get("code").map(String::as_str).unwrap_or_default();
+    if code.is_empty() || !app.take_setup(code) {
+        return message(
+            StatusCode::NOT_FOUND,
+            "This setup link is not valid",
+            "It was used already or has expired. Restart the site for a new one, or set --owner-id.",
+        );
+    }
+    let (id, mut session, cookie) = match new_session(&app).await {
+        Ok(fresh) => fresh,
+        Err(response) => return *response,
+    };
+    session.setup = true;
+    if let Err(response) = save(&app, &id, &session).await {
+        return *response;
+    }
+    with_cookie(Redirect::to("/login?next=/owner").into_response(), Some(cookie))
 }
 
 /// One tile of the grid.
@@ -674,8 +795,9 @@ fn verify(app: &App, form: &HashMap<String, String>) -> Result<SignedRequest, Bo
 }
 
 /// Forgets the user's token (in a fleet's store: marks the account deauthorized, or deletes
-/// it, its event written to the store's outbox) and logs them out of every session.
-async fn forget(app: &App, request: &SignedRequest, callback: MetaCallback) -> Result<(), Response> {
+/// it, its event written to the store's outbox), logs them out of every session and, in owner
+/// mode, purges their mirror (files, pages, index). Says what was deleted.
+async fn forget(app: &App, request: &SignedRequest, callback: MetaCallback) -> Result<String, Response> {
     let failed = || (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response();
     match &app.fleet {
         Some(fleet) => {
@@ -692,7 +814,21 @@ async fn forget(app: &App, request: &SignedRequest, callback: MetaCallback) -> R
     app.sessions
         .forget_user(&request.user_id)
         .await
-        .map_err(|_| failed())
+        .map_err(|_| failed())?;
+    let mut deleted = "their access token".to_owned();
+    if let Some(showcase) = &app.showcase {
+        let purged = showcase.purge(&request.user_id).await.map_err(|error| {
+            tracing::warn!(%error, "the mirror of a deleted account could not be purged; Meta will retry");
+            failed()
+        })?;
+        if purged.had_feed {
+            deleted = format!(
+                "their access token, the {} mirrored files of their posts and their feed's {} pages",
+                purged.files, purged.pages
+            );
+        }
+    }
+    Ok(deleted)
 }
 
 async fn deauthorize(State(app): State<Arc<App>>, Form(form): Form<HashMap<String, String>>) -> Response {
@@ -701,7 +837,7 @@ async fn deauthorize(State(app): State<Arc<App>>, Form(form): Form<HashMap<Strin
         Err(response) => return *response,
     };
     match forget(&app, &request, MetaCallback::Deauthorize).await {
-        Ok(()) => (StatusCode::OK, "").into_response(),
+        Ok(_) => (StatusCode::OK, "").into_response(),
         Err(response) => response,
     }
 }
@@ -714,19 +850,18 @@ async fn data_deletion(State(app): State<Arc<App>>, Form(form): Form<HashMap<Str
     // The same request again (a retry, or a replay within the hour) gets the same answer.
     let signature = form.get("signed_request").map(String::as_str).unwrap_or_default();
     let signature = signature.split('.').next().unwrap_or_default().to_owned();
-    let known = app
-        .answered
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&signature)
-        .cloned();
-    if let Some(answer) = known {
-        return (
+    let json = |answer: String| {
+        (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
             answer,
         )
-            .into_response();
+            .into_response()
+    };
+    match app.records.answered(&signature).await {
+        Ok(Some(known)) => return json(known.answer),
+        Ok(None) => {}
+        Err(_) => return unavailable(),
     }
     let Ok(response) = DataDeletionResponse::new(&format!("{}/deletion", app.public)) else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "no randomness").into_response();
@@ -734,32 +869,30 @@ async fn data_deletion(State(app): State<Arc<App>>, Form(form): Form<HashMap<Str
     let callback = MetaCallback::DataDeletion {
         confirmation_code: response.confirmation_code.clone(),
     };
-    if let Err(failed) = forget(&app, &request, callback).await {
-        return failed;
+    let deleted = match forget(&app, &request, callback).await {
+        Ok(deleted) => deleted,
+        Err(failed) => return failed,
+    };
+    let deletion = Deletion {
+        code: response.confirmation_code.clone(),
+        user: request.user_id.to_string(),
+        at: igdisplay::model::Timestamp::from_system_time(app.instagram.clock().now()).to_rfc3339(),
+        deleted,
+        answer: response.to_json(),
+        signature,
+    };
+    // Kept before the answer: the status page answers from now on, after a restart too.
+    if app.records.add_deletion(&deletion).await.is_err() {
+        return unavailable();
     }
-    let user = request.user_id.to_string();
-    app.answered
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(signature, response.to_json());
-    let at = igdisplay::model::Timestamp::from_system_time(app.instagram.clock().now()).to_rfc3339();
-    app.deletions
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(response.confirmation_code.clone(), Deletion { user, at });
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        response.to_json(),
-    )
-        .into_response()
+    json(deletion.answer)
 }
 
 #[derive(Template)]
 #[template(path = "deletion.html")]
 struct DeletionStatus {
     code: String,
-    deletion: Option<(String, String)>,
+    deletion: Option<Deletion>,
 }
 
 async fn deletion_status(
@@ -767,12 +900,10 @@ async fn deletion_status(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let code = query.get("code").cloned().unwrap_or_default();
-    let deletion = app
-        .deletions
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&code)
-        .map(|d| (d.user.clone(), d.at.clone()));
+    let deletion = match app.records.deletion(&code).await {
+        Ok(deletion) => deletion,
+        Err(_) => return unavailable(),
+    };
     let status = if deletion.is_some() {
         StatusCode::OK
     } else {

@@ -40,10 +40,19 @@ struct Args {
     /// instagram-login or basic-display.
     #[arg(long, env = "IGDISPLAY_PLATFORM", default_value = "instagram-login")]
     platform: String,
-    /// Owner mode: the site's own account, connected once at /owner, shown to every visitor
-    /// from a mirror in --mirror-dir (images from this site, never from Instagram's CDN).
+    /// Owner mode: the site's own account, shown to every visitor from a mirror in
+    /// --mirror-dir (images from this site, never from Instagram's CDN). The account is the
+    /// one --owner-id names or, without it, the one connected through the one-time setup link
+    /// printed at start; no other account can log in.
     #[arg(long)]
     owner: bool,
+    /// Owner mode: the app-scoped user id of the account the site shows.
+    #[arg(long, env = "IGDISPLAY_OWNER_ID", value_name = "USER_ID", requires = "owner")]
+    owner_id: Option<String>,
+    /// Where the site keeps its records without a database (the owner binding, the data
+    /// deletions answered), a private file.
+    #[arg(long, value_name = "FILE", default_value = "web-gallery-records.json")]
+    records: std::path::PathBuf,
     /// Where owner mode mirrors the media.
     #[arg(long, value_name = "DIR", default_value = "web-gallery-mirror")]
     mirror_dir: std::path::PathBuf,
@@ -138,21 +147,37 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             None,
         ),
     };
+    let app = app.with_records(web_gallery::Records::file(args.records.clone())?);
+    let mut setup_link = None;
     let app = if args.owner {
         let showcase = web_gallery::Showcase::new(
             args.mirror_dir.clone(),
             web_gallery::downloader(&media_origin)?,
             app.instagram().clock().clone(),
-        );
-        // The account connected before a restart is shown again.
-        if let Some(owner) = app.instagram().tokens().store().users().await?.into_iter().next() {
-            showcase.set_owner(owner);
+        )?;
+        showcase.remove_leftovers().await?;
+        // The account is the configured one, else the one bound before (by the setup link),
+        // never one found in the token store.
+        if let Some(owner) = &args.owner_id {
+            app.records()
+                .configure(&igdisplay::model::UserId::new(owner.clone()))
+                .await?;
+        }
+        match app.records().owner().await? {
+            Some(owner) => showcase.set_owner(owner),
+            None => setup_link = Some(app.setup_link().ok_or("no randomness for the setup link")?),
         }
         app.with_showcase(showcase)
     } else {
         app
     };
     let app = Arc::new(app);
+    if let Some(link) = setup_link {
+        println!(
+            "owner setup link (valid for {} minutes, once): {link}",
+            web_gallery::SETUP_LINK_TTL.as_secs() / 60
+        );
+    }
     println!("web-gallery listening on {public}");
     if let Some(mock) = &embedded {
         println!("mock Instagram at {}", mock.base_url());
@@ -173,7 +198,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if app.showcase().is_some() {
         web_gallery::spawn_sync_loop(app.clone());
     }
-    axum::serve(listener, web_gallery::router(app)).await?;
+    // The mirror's serve loop: header and idle timeouts, a connection limit, accept errors
+    // backed off; the files themselves through its file server (the /media route).
+    let service = hyper_util::service::TowerToHyperService::new(web_gallery::router(app));
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    igdisplay_mirror::serve(listener, igdisplay_mirror::ServeLimits::default(), service, stop).await;
     drop(embedded);
     Ok(())
 }

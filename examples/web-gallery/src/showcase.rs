@@ -1,20 +1,22 @@
 //! Owner mode: the site's own account, logged in once, shown to every visitor from the
 //! mirror. Images come from the site's origin (never from Instagram's CDN), the feed survives
 //! expired links, Instagram outages and a revoked token (the last good one is shown), and a
-//! background task keeps it in sync at the pace the account posts.
+//! background task keeps it in sync at the pace the account posts. Files leave through the
+//! mirror's one file server, and only those the owner's current feed names.
 
 use crate::{App, page};
 use askama::Template;
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use igdisplay::http::{Clock as _, SharedClock, SystemClock};
+use igdisplay::model::Timestamp;
 use igdisplay::model::UserId;
 use igdisplay_mirror::{
-    BlobStore, DownloadPolicy, Downloader, Feed, FeedIndex, FeedItem, FeedStatus, FsBlobStore, Mirror,
-    SyncError, SyncReport,
+    DownloadPolicy, Downloader, Feed, FeedIndex, FeedItem, FeedStatus, FileServer, FsBlobStore, Mirror,
+    PurgeReport, SyncError, SyncReport,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -28,21 +30,82 @@ const TILE_WIDTH: u32 = 640;
 pub struct Showcase {
     mirror: Mirror,
     blobs: Arc<FsBlobStore>,
+    files: FileServer,
     owner: RwLock<Option<UserId>>,
+    /// The files the owner's current feed names, and the pages it was read from: only these
+    /// are served (never a previous owner's, or a file no feed names).
+    served: RwLock<(Vec<String>, Arc<HashSet<String>>)>,
     wake: tokio::sync::Notify,
 }
 
 impl Showcase {
-    /// A showcase mirroring into `dir`, downloading through `downloader`, on `clock` (the
-    /// client's: schedules are in Instagram's time).
-    pub fn new(dir: std::path::PathBuf, downloader: Downloader, clock: SharedClock) -> Self {
+    /// A showcase mirroring into `dir` (made if missing), downloading through `downloader`,
+    /// on `clock` (the client's: schedules are in Instagram's time).
+    ///
+    /// # Errors
+    ///
+    /// The folder cannot be made or read.
+    pub fn new(dir: std::path::PathBuf, downloader: Downloader, clock: SharedClock) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        let files = FileServer::new(&dir)?;
         let blobs = Arc::new(FsBlobStore::new(dir));
-        Self {
+        Ok(Self {
             mirror: Mirror::new(blobs.clone(), downloader).with_clock(clock),
             blobs,
+            files,
             owner: RwLock::new(None),
+            served: RwLock::default(),
             wake: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Removes what a crash left in the folder (temporary files of writes cut short). Run at
+    /// start.
+    ///
+    /// # Errors
+    ///
+    /// The folder cannot be read.
+    pub async fn remove_leftovers(&self) -> Result<usize, igdisplay_mirror::BlobError> {
+        self.blobs.remove_leftovers().await
+    }
+
+    /// Deletes `user`'s mirror (files, pages, index), waiting for a running sync of it.
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError`]: what was deleted stays deleted; Meta's retry finishes the job.
+    pub async fn purge(&self, user: &UserId) -> Result<PurgeReport, SyncError> {
+        let report = self.mirror.purge(user).await?;
+        *self.served.write().unwrap_or_else(PoisonError::into_inner) = Default::default();
+        Ok(report)
+    }
+
+    /// The files the owner's current feed names (read again when its pages changed).
+    async fn served(&self) -> Arc<HashSet<String>> {
+        let Some(index) = self.index().await else {
+            return Arc::default();
+        };
+        let pages: Vec<String> = index.pages.iter().map(|p| p.key.clone()).collect();
+        {
+            let cached = self.served.read().unwrap_or_else(PoisonError::into_inner);
+            if cached.0 == pages {
+                return cached.1.clone();
+            }
         }
+        let mut keys = HashSet::new();
+        for page in &index.pages {
+            let Ok(items) = self.mirror.page(page).await else {
+                continue;
+            };
+            for item in items.iter().flat_map(|i| std::iter::once(i).chain(&i.children)) {
+                if let Some(image) = &item.image {
+                    keys.extend(image.keys().filter(|key| !key.ends_with("/image.json")));
+                }
+            }
+        }
+        let keys = Arc::new(keys);
+        *self.served.write().unwrap_or_else(PoisonError::into_inner) = (pages, keys.clone());
+        keys
     }
 
     /// The account shown.
@@ -97,6 +160,11 @@ pub async fn sync_owner(app: &App) -> Result<Option<SyncReport>, SyncError> {
     let Some(owner) = showcase.owner() else {
         return Ok(None);
     };
+    // No token (logged out, deauthorized, deleted): nothing to sync; the feed stays as the
+    // callback left it (purged).
+    if !matches!(app.instagram.tokens().store().load(&owner).await, Ok(Some(_))) {
+        return Ok(None);
+    }
     let graph = app.instagram.graph(&owner);
     let synced = showcase.mirror.sync(&owner, &graph).await;
     // Instagram refused the token: the fleet's store marks the account, its event written to
@@ -107,7 +175,12 @@ pub async fn sync_owner(app: &App) -> Result<Option<SyncReport>, SyncError> {
     {
         tracing::warn!(%error, "could not mark the owner's account revoked");
     }
-    synced.map(Some)
+    match synced {
+        // Another trigger's sync (the loop, a login, "Sync now") ran meanwhile: its feed is
+        // the current one.
+        Err(SyncError::AlreadyRunning) => Ok(None),
+        synced => synced.map(Some),
+    }
 }
 
 /// Keeps the owner's feed in sync: after each sync, waits until the feed's next poll (at
@@ -257,14 +330,11 @@ pub(crate) async fn home(
     let Some((feed, tiles, next)) = asked_page(&app, &query).await else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let stale = feed.as_ref().and_then(|feed| match &feed.status {
-        FeedStatus::Stale { .. } => Some(match feed.synced_at {
-            Some(at) => format!("Showing the posts as of {}.", at.to_rfc3339()),
-            None => "The posts could not be loaded yet.".to_owned(),
-        }),
-        FeedStatus::Fresh => None,
-        _ => None,
-    });
+    let now = Timestamp::from_system_time(app.instagram.clock().now());
+    let stale = feed
+        .as_ref()
+        .filter(|feed| !matches!(feed.status, FeedStatus::Fresh))
+        .map(|feed| format!("{}.", public_state(&feed.status, feed.synced_at, now)));
     page(&ShowcasePage { tiles, next, stale }, StatusCode::OK)
 }
 
@@ -306,39 +376,80 @@ pub(crate) async fn album(State(app): State<Arc<App>>, Path(id): Path<String>) -
     )
 }
 
-/// `GET /media/{id}/{file}`: a mirrored file, from the site's own origin.
-pub(crate) async fn media(State(app): State<Arc<App>>, Path((id, file)): Path<(String, String)>) -> Response {
+/// `GET /media/{id}/{file}`: a mirrored file of the owner's current feed, from the site's own
+/// origin, through the mirror's file server (streamed; `HEAD`, `Range`, `ETag`, 304).
+pub(crate) async fn media(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    Path((id, file)): Path<(String, String)>,
+) -> Response {
     let Some(showcase) = &app.showcase else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let key = format!("media/{id}/{file}");
-    match showcase.blobs.get(&key).await {
-        Ok(Some(bytes)) => {
-            let content_type = igdisplay_mirror::content_type(&bytes);
-            (
-                [
-                    (header::CONTENT_TYPE, content_type),
-                    // A file never changes under its key.
-                    (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
-                ],
-                bytes,
-            )
-                .into_response()
+    if !showcase.served().await.contains(&key) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let mut response = showcase
+        .files
+        .respond(&method, &key, &headers)
+        .await
+        .map(axum::body::Body::new);
+    if response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED {
+        // A file never changes under its key.
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("public, max-age=31536000, immutable"),
+        );
+    }
+    response
+}
+
+/// A feed's state in a few words for the public, never Instagram's error text: "updated 3
+/// days ago; Instagram is unreachable".
+fn public_state(status: &FeedStatus, synced_at: Option<Timestamp>, now: Timestamp) -> String {
+    let age = synced_at.map(|at| {
+        let seconds = now.unix().saturating_sub(at.unix()).max(0);
+        match seconds {
+            s if s < 120 => "updated just now".to_owned(),
+            s if s < 7200 => format!("updated {} minutes ago", s / 60),
+            s if s < 2 * 86_400 => format!("updated {} hours ago", s / 3600),
+            s => format!("updated {} days ago", s / 86_400),
         }
-        Ok(None) | Err(igdisplay_mirror::BlobError::InvalidKey(_)) => StatusCode::NOT_FOUND.into_response(),
-        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    });
+    let age = age.unwrap_or_else(|| "not loaded yet".to_owned());
+    match status {
+        FeedStatus::Fresh => age,
+        FeedStatus::Stale {
+            needs_login: true, ..
+        } => format!("{age}; the account must be connected again"),
+        _ => format!("{age}; Instagram is unreachable"),
     }
 }
 
-/// `GET /feed.json`: the feed for a headless site (file keys are paths under this origin).
+/// `GET /feed.json`: the feed for a headless site (file keys are paths under this origin),
+/// its status in a few words (`state` and `summary`, never Instagram's error text).
 pub(crate) async fn feed_json(State(app): State<Arc<App>>) -> Response {
     let Some(showcase) = &app.showcase else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    match showcase.feed().await {
-        Some(feed) => json(&feed),
-        None => StatusCode::NOT_FOUND.into_response(),
-    }
+    let Some(feed) = showcase.feed().await else {
+        return json(&serde_json::json!({"state": "not_connected", "summary": "not connected", "items": []}));
+    };
+    let now = Timestamp::from_system_time(app.instagram.clock().now());
+    let state = match feed.status {
+        FeedStatus::Fresh => "fresh",
+        _ => "stale",
+    };
+    json(&serde_json::json!({
+        "user_id": feed.user_id,
+        "synced_at": feed.synced_at,
+        "state": state,
+        "summary": public_state(&feed.status, feed.synced_at, now),
+        "next_poll_at": feed.next_poll_at,
+        "items": feed.items,
+    }))
 }
 
 /// The owner's session CSRF token, when the request comes from the owner's session.
@@ -374,7 +485,15 @@ pub(crate) async fn owner(State(app): State<Arc<App>>, headers: HeaderMap) -> Re
     };
     let csrf = owner_csrf(&app, showcase, &headers).await;
     let index = showcase.index().await;
+    let now = Timestamp::from_system_time(app.instagram.clock().now());
     let status = match index.as_ref().map(|f| &f.status) {
+        // Only the owner reads what failed; a visitor reads the state in a few words.
+        Some(status @ FeedStatus::Stale { .. }) if csrf.is_none() => {
+            format!(
+                "{}.",
+                public_state(status, index.as_ref().and_then(|f| f.synced_at), now)
+            )
+        }
         Some(FeedStatus::Fresh) => format!("{} posts mirrored.", index.as_ref().map_or(0, |f| f.items)),
         Some(FeedStatus::Stale {
             reason, needs_login, ..

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use igdisplay::Instagram;
+use igdisplay::auth::TokenStore as _;
 use igdisplay::mock::MockServer;
 use igdisplay::model::{AppSecret, Platform};
 use igdisplay::store::{AccountState, Key, KeyRing, SqlStore};
@@ -445,23 +446,100 @@ async fn two_instances_on_one_database_serve_each_others_logins_and_callbacks_up
     );
 }
 
-/// The site in owner mode against a mock, its mirror in a temporary folder.
-async fn owner_site() -> (Site, Arc<web_gallery::App>, tempfile::TempDir) {
-    let mock = MockServer::start().unwrap();
+/// The site in owner mode against `mock`, its mirror in `dir/mirror`, its records in
+/// `records` (a new `App`, as after a restart, when called again with the same ones).
+async fn owner_site_with(
+    mock: MockServer,
+    dir: &std::path::Path,
+    records: web_gallery::Records,
+) -> (Site, Arc<web_gallery::App>) {
     let (listener, base, builder) = listen(&mock).await;
     let instagram = builder.build().unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let showcase = web_gallery::Showcase::new(
-        dir.path().to_owned(),
+        dir.join("mirror"),
         web_gallery::downloader(mock.base_url()).unwrap(),
         instagram.clock().clone(),
-    );
-    let app = Arc::new(
-        web_gallery::App::new(instagram, base.clone(), mock.base_url().to_owned()).with_showcase(showcase),
-    );
+    )
+    .unwrap();
+    let app =
+        web_gallery::App::new(instagram, base.clone(), mock.base_url().to_owned()).with_records(records);
+    if let Some(owner) = app.records().owner().await.unwrap() {
+        showcase.set_owner(owner);
+    }
+    let app = Arc::new(app.with_showcase(showcase));
     let router = web_gallery::router(app.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
-    (Site { mock, base }, app, dir)
+    (Site { mock, base }, app)
+}
+
+/// The site in owner mode against a new mock, nobody connected yet.
+async fn owner_site() -> (Site, Arc<web_gallery::App>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let (site, app) = owner_site_with(
+        MockServer::start().unwrap(),
+        dir.path(),
+        web_gallery::Records::memory(),
+    )
+    .await;
+    (site, app, dir)
+}
+
+/// A login by `username` from a new browser, starting at `start` (`/login?next=/owner`, or a
+/// setup link): the status of the callback's answer.
+async fn login_as(site: &Site, start: &str, username: &str) -> u16 {
+    let mut response = client().get(start).send().await.unwrap();
+    let mut cookie = String::new();
+    // Through the setup link's redirect to /login, in the same session.
+    while response.status() == 303
+        && !response.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("http")
+    {
+        if response.headers().contains_key("set-cookie") {
+            cookie = cookie_of(&response);
+        }
+        let next = response.headers()["location"].to_str().unwrap().to_owned();
+        response = client()
+            .get(format!("{}{next}", site.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+    }
+    if response.headers().contains_key("set-cookie") {
+        cookie = cookie_of(&response);
+    }
+    let authorize = response.headers()["location"].to_str().unwrap().to_owned();
+    let callback = site
+        .mock
+        .approve(&authorize, username)
+        .unwrap()
+        .trim_end_matches("#_")
+        .to_owned();
+    let done = client()
+        .get(&callback)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    done.status().as_u16()
+}
+
+/// The owner connects the site through its one-time setup link.
+async fn connect_owner(site: &Site, app: &web_gallery::App) {
+    let link = app.setup_link().unwrap();
+    assert_eq!(
+        login_as(site, &link, "jayposiris").await,
+        303,
+        "the owner is admitted"
+    );
+}
+
+/// The app-scoped id the site sees for `username`.
+fn user_id(mock: &MockServer, username: &str) -> igdisplay::model::UserId {
+    let user = mock.users().into_iter().find(|u| u.username == username).unwrap();
+    igdisplay::model::UserId::new(user.id)
 }
 
 async fn text(site: &Site, path: &str) -> (u16, String) {
@@ -483,7 +561,7 @@ async fn owner_mode_shows_the_owners_feed_to_anonymous_visitors_from_the_sites_o
     let (_, before) = text(&site, "/").await;
     assert!(before.contains("id=\"empty\""), "no owner yet: says so");
 
-    logged_in(&site).await; // the owner connects the site once
+    connect_owner(&site, &app).await; // the owner connects the site once
     let (status, html) = text(&site, "/").await;
     assert_eq!(status, 200);
     let images = sources(&html);
@@ -537,36 +615,277 @@ async fn owner_mode_shows_the_owners_feed_to_anonymous_visitors_from_the_sites_o
     assert_eq!(sources(&revoked), images);
     assert!(revoked.contains("id=\"stale\""));
     let (_, owner) = text(&site, "/owner").await;
-    assert!(owner.contains("log in again"), "{owner}");
+    assert!(
+        owner.contains("must be connected again"),
+        "a visitor reads the state: {owner}"
+    );
 }
 
 #[tokio::test]
-async fn owner_mode_refuses_another_account_and_keeps_no_token_of_it() {
+async fn a_stranger_logging_in_first_does_not_become_the_owner() {
     let (site, app, _dir) = owner_site().await;
-    logged_in(&site).await;
-    let owner = app.showcase().unwrap().owner().unwrap();
-    let login = client()
-        .get(format!("{}/login?next=/owner", site.base))
+    let owner_login = format!("{}/login?next=/owner", site.base);
+    assert_eq!(
+        login_as(&site, &owner_login, "cafe_nova").await,
+        403,
+        "no setup link: refused"
+    );
+    assert_eq!(app.records().owner().await.unwrap(), None, "nothing bound");
+    assert!(app.showcase().unwrap().owner().is_none());
+    assert!(
+        app.instagram().tokens().store().users().await.unwrap().is_empty(),
+        "no token of the stranger is kept"
+    );
+    // The owner, through the setup link; the link works once.
+    let link = app.setup_link().unwrap();
+    assert_eq!(login_as(&site, &link, "jayposiris").await, 303);
+    let owner = user_id(&site.mock, "jayposiris");
+    assert_eq!(app.records().owner().await.unwrap(), Some(owner.clone()));
+    assert_eq!(client().get(&link).send().await.unwrap().status(), 404, "used");
+    // A stranger now: refused, nothing changes.
+    assert_eq!(login_as(&site, &owner_login, "cafe_nova").await, 403);
+    assert_eq!(app.showcase().unwrap().owner(), Some(owner.clone()));
+    assert_eq!(app.instagram().tokens().store().users().await.unwrap(), [owner]);
+}
+
+#[tokio::test]
+async fn the_owner_binding_survives_a_restart_without_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = || web_gallery::Records::file(dir.path().join("records.json")).unwrap();
+    let mock = MockServer::start().unwrap();
+    let (site, app) = owner_site_with(mock, dir.path(), records()).await;
+    connect_owner(&site, &app).await;
+    let owner = user_id(&site.mock, "jayposiris");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("records.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the records are private");
+    }
+
+    // Restarted (a new app on the same files; the token store was in memory, so it is empty):
+    // a stranger is refused, the owner is shown and logs in again without a setup link.
+    let (site, app) = owner_site_with(site.mock, dir.path(), records()).await;
+    assert_eq!(app.showcase().unwrap().owner(), Some(owner.clone()));
+    let owner_login = format!("{}/login?next=/owner", site.base);
+    assert_eq!(login_as(&site, &owner_login, "cafe_nova").await, 403);
+    assert_eq!(app.records().owner().await.unwrap(), Some(owner.clone()));
+    assert_eq!(login_as(&site, &owner_login, "jayposiris").await, 303);
+}
+
+#[tokio::test]
+async fn a_configured_owner_id_admits_only_that_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockServer::start().unwrap();
+    let owner = user_id(&mock, "jayposiris");
+    let records = web_gallery::Records::memory();
+    records.configure(&owner).await.unwrap();
+    let (site, app) = owner_site_with(mock, dir.path(), records).await;
+    let owner_login = format!("{}/login?next=/owner", site.base);
+    assert_eq!(login_as(&site, &owner_login, "cafe_nova").await, 403);
+    assert_eq!(
+        login_as(&site, &owner_login, "jayposiris").await,
+        303,
+        "no setup link needed"
+    );
+    assert_eq!(app.instagram().tokens().store().users().await.unwrap(), [owner]);
+}
+
+#[tokio::test]
+async fn with_a_database_a_stranger_first_is_refused_before_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("site.db");
+    let mock = MockServer::start().unwrap();
+    let start = |mock: MockServer| {
+        let (dir, db) = (dir.path().to_owned(), db.clone());
+        async move {
+            let (listener, base, builder) = listen(&mock).await;
+            let keys = KeyRing::new(Key::new("k1", &[9; 32]).unwrap());
+            let store = SqlStore::sqlite(&db, keys).await.unwrap();
+            let instagram = builder.store(Arc::new(store.clone())).build().unwrap();
+            let showcase = web_gallery::Showcase::new(
+                dir.join("mirror"),
+                web_gallery::downloader(mock.base_url()).unwrap(),
+                instagram.clock().clone(),
+            )
+            .unwrap();
+            let fleet = web_gallery::Fleet { store: store.clone() };
+            let app =
+                web_gallery::App::with_fleet(instagram, base.clone(), mock.base_url().to_owned(), fleet)
+                    .await
+                    .unwrap();
+            if let Some(owner) = app.records().owner().await.unwrap() {
+                showcase.set_owner(owner);
+            }
+            let app = Arc::new(app.with_showcase(showcase));
+            let router = web_gallery::router(app.clone());
+            tokio::spawn(async move { axum::serve(listener, router).await });
+            (Site { mock, base }, app, store)
+        }
+    };
+    let (site, app, store) = start(mock).await;
+    let owner_login = format!("{}/login?next=/owner", site.base);
+    assert_eq!(login_as(&site, &owner_login, "cafe_nova").await, 403);
+    assert!(store.users().await.unwrap().is_empty(), "no row for the stranger");
+    connect_owner(&site, &app).await;
+    let owner = user_id(&site.mock, "jayposiris");
+
+    // Restarted: the binding is read from the database, not from the first row of the store.
+    let (site, app, store) = start(site.mock).await;
+    assert_eq!(app.showcase().unwrap().owner(), Some(owner.clone()));
+    let owner_login = format!("{}/login?next=/owner", site.base);
+    assert_eq!(login_as(&site, &owner_login, "cafe_nova").await, 403);
+    assert_eq!(store.users().await.unwrap(), [owner]);
+}
+
+#[tokio::test]
+async fn a_deletion_callback_purges_the_mirror_before_it_answers_and_its_status_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = || web_gallery::Records::file(dir.path().join("records.json")).unwrap();
+    let (site, app) = owner_site_with(MockServer::start().unwrap(), dir.path(), records()).await;
+    site.mock
+        .set_callbacks(None, Some(&format!("{}/data-deletion", site.base)));
+    connect_owner(&site, &app).await;
+    let (_, html) = text(&site, "/").await;
+    let images = sources(&html);
+    assert_eq!(images.len(), 12);
+    let head = client()
+        .head(format!("{}{}", site.base, images[0]))
         .send()
         .await
         .unwrap();
-    let cookie = cookie_of(&login);
-    let authorize = login.headers()["location"].to_str().unwrap().to_owned();
-    let callback = site
+    assert_eq!(head.status(), 200, "HEAD through the file server");
+    assert!(head.headers().contains_key("etag"));
+
+    let (status, answer) = site
         .mock
-        .approve(&authorize, "cafe_nova")
-        .unwrap()
-        .trim_end_matches("#_")
-        .to_owned();
-    let refused = client()
+        .send_callback("jayposiris", igdisplay::mock::CallbackKind::DataDeletion)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let mirror = dir.path().join("mirror");
+    let left: Vec<_> = walk(&mirror.join("media"));
+    assert!(left.is_empty(), "no file of the account is left: {left:?}");
+    for src in &images {
+        let file = client().get(format!("{}{src}", site.base)).send().await.unwrap();
+        assert_eq!(file.status(), 404, "{src}");
+    }
+    let (_, feed) = text(&site, "/feed.json").await;
+    let feed: serde_json::Value = serde_json::from_str(&feed).unwrap();
+    assert_eq!(feed["state"], "not_connected");
+    let (_, home) = text(&site, "/").await;
+    assert!(sources(&home).is_empty());
+
+    // The status URL given to Meta answers, after a restart too, and says what went.
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let url = answer["url"].as_str().unwrap().to_owned();
+    let (site, _app) = owner_site_with(site.mock, dir.path(), records()).await;
+    let path = url.split_once("/deletion").unwrap().1;
+    let (status, page) = text(&site, &format!("/deletion{path}")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("mirrored files"), "{page}");
+}
+
+/// Every file under `dir` (none when it does not exist).
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .map(|entry| entry.unwrap().path())
+        .flat_map(|path| if path.is_dir() { walk(&path) } else { vec![path] })
+        .collect()
+}
+
+#[tokio::test]
+async fn only_the_files_of_the_owners_current_feed_are_served() {
+    let (site, app, dir) = owner_site().await;
+    connect_owner(&site, &app).await;
+    let planted = dir.path().join("mirror/media/999/640.jpg");
+    std::fs::create_dir_all(planted.parent().unwrap()).unwrap();
+    std::fs::write(&planted, b"\xFF\xD8 a previous owner's photo").unwrap();
+    for path in [
+        "/media/999/640.jpg",
+        "/media/..%2F..%2Frecords.json",
+        "/media/999/.hidden",
+    ] {
+        let response = client().get(format!("{}{path}", site.base)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_public_feed_says_its_state_in_a_few_words_never_instagrams_error() {
+    let (site, app, _dir) = owner_site().await;
+    connect_owner(&site, &app).await;
+    site.mock.revoke_tokens("jayposiris").unwrap();
+    assert!(web_gallery::sync_owner(&app).await.is_err());
+    let (_, feed) = text(&site, "/feed.json").await;
+    let json: serde_json::Value = serde_json::from_str(&feed).unwrap();
+    assert_eq!(json["state"], "stale");
+    assert!(
+        json["summary"].as_str().unwrap().contains("connected again"),
+        "{json}"
+    );
+    assert!(json.get("status").is_none() && !feed.contains("reason"), "{feed}");
+    let (_, owner_page) = text(&site, "/owner").await;
+    assert!(
+        !owner_page.contains("OAuth") && !owner_page.contains("190"),
+        "{owner_page}"
+    );
+}
+
+#[tokio::test]
+async fn two_hundred_thousand_anonymous_logins_leave_the_owners_session_alive() {
+    use tower::ServiceExt as _;
+    let (site, app, _dir) = owner_site().await;
+    let link = app.setup_link().unwrap();
+    assert_eq!(login_as(&site, &link, "jayposiris").await, 303);
+    // The owner's session, from a login of their own.
+    let (cookie, callback) = {
+        let login = client()
+            .get(format!("{}/login?next=/owner", site.base))
+            .send()
+            .await
+            .unwrap();
+        let cookie = cookie_of(&login);
+        let authorize = login.headers()["location"].to_str().unwrap().to_owned();
+        let callback = site.mock.approve(&authorize, "jayposiris").unwrap();
+        (cookie, callback.trim_end_matches("#_").to_owned())
+    };
+    let done = client()
         .get(&callback)
         .header("cookie", &cookie)
         .send()
         .await
         .unwrap();
-    assert_eq!(refused.status(), 403);
-    assert_eq!(app.showcase().unwrap().owner(), Some(owner.clone()));
-    assert_eq!(app.instagram().tokens().store().users().await.unwrap(), [owner]);
+    assert_eq!(done.status(), 303);
+    let owner_cookie = cookie_of(&done);
+
+    let router = web_gallery::router(app.clone());
+    for _ in 0..200_000 {
+        let request = axum::http::Request::get("/login")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 303);
+    }
+    let (anonymous, logged_in) = app.sessions_kept().unwrap();
+    assert_eq!(anonymous, web_gallery::MAX_ANONYMOUS, "bounded");
+    assert!(logged_in >= 1);
+    let (_, owner_page) = {
+        let response = client()
+            .get(format!("{}/owner", site.base))
+            .header("cookie", &owner_cookie)
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.text().await.unwrap())
+    };
+    assert!(owner_page.contains("sync-now"), "the owner is still logged in");
 }
 
 #[tokio::test]
@@ -585,7 +904,8 @@ async fn owner_mode_marks_a_revoked_owner_in_the_store_and_sends_the_event() {
         dir.path().join("mirror"),
         web_gallery::downloader(mock.base_url()).unwrap(),
         instagram.clock().clone(),
-    );
+    )
+    .unwrap();
     let mut received = store.events().subscribe().await.unwrap();
     let fleet = web_gallery::Fleet { store: store.clone() };
     let app = Arc::new(
@@ -597,7 +917,7 @@ async fn owner_mode_marks_a_revoked_owner_in_the_store_and_sends_the_event() {
     let router = web_gallery::router(app.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
     let site = Site { mock, base };
-    logged_in(&site).await;
+    connect_owner(&site, &app).await;
 
     site.mock.revoke_tokens("jayposiris").unwrap();
     assert!(web_gallery::sync_owner(&app).await.is_err());
