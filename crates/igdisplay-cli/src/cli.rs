@@ -160,25 +160,12 @@ pub(crate) enum Command {
     /// feeds/USER_ID.json, naming pages of 100 posts). Incremental: a second run downloads only
     /// what is new; when Instagram fails, the last good feed stays; with --store, an account
     /// whose token Instagram refuses is marked revoked there.
-    #[command(group(clap::ArgGroup::new("target").required(true).args(["out", "bucket"])))]
-    Sync {
-        /// The mirror's folder.
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-        /// Or an S3-compatible bucket (credentials from AWS_ACCESS_KEY_ID and
-        /// AWS_SECRET_ACCESS_KEY, region from AWS_REGION, default us-east-1).
-        #[arg(long, env = "IGDISPLAY_S3_BUCKET", value_name = "NAME")]
-        bucket: Option<String>,
-        /// The S3-compatible server's endpoint (default: AWS).
-        #[arg(
-            long,
-            env = "IGDISPLAY_S3_ENDPOINT",
-            value_name = "URL",
-            requires = "bucket",
-            hide_env_values = true
-        )]
-        s3_endpoint: Option<String>,
-    },
+    /// With --store, accounts the store marks deauthorized or deleted are purged from the
+    /// mirror (their files, pages and feed), and only active ones are synced.
+    Sync(MirrorTarget),
+    /// The mirror by hand.
+    #[command(subcommand)]
+    Mirror(MirrorCommand),
     /// Serve a mirror over HTTP: GET /feeds/USER_ID.json (the index), its pages under /feeds/,
     /// and the files under /media/.
     Serve {
@@ -405,4 +392,47 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+}
+
+/// Where a mirror lives: a folder or an S3-compatible bucket.
+#[derive(Debug, Args)]
+pub(crate) struct MirrorTarget {
+    #[command(flatten)]
+    pub(crate) place: MirrorPlace,
+    /// The S3-compatible server's endpoint (default: AWS).
+    #[arg(
+        long,
+        env = "IGDISPLAY_S3_ENDPOINT",
+        value_name = "URL",
+        requires = "bucket",
+        hide_env_values = true
+    )]
+    pub(crate) s3_endpoint: Option<String>,
+}
+
+/// A folder or a bucket, one of the two.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct MirrorPlace {
+    /// The mirror's folder.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+    /// Or an S3-compatible bucket (credentials from AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY, region from AWS_REGION, default us-east-1).
+    #[arg(long, env = "IGDISPLAY_S3_BUCKET", value_name = "NAME")]
+    pub(crate) bucket: Option<String>,
+}
+
+/// `igdisplay mirror …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum MirrorCommand {
+    /// Delete an account's mirror: every file of its posts, its feed's pages and its index
+    /// (what a data-deletion request asks for). Safe to run again.
+    Purge {
+        /// The account's app-scoped user id.
+        #[arg(value_name = "USER_ID")]
+        user_id: String,
+        #[command(flatten)]
+        target: MirrorTarget,
+    },
 }

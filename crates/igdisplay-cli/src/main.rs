@@ -23,7 +23,10 @@ mod read;
 mod settings;
 
 use clap::Parser;
-use cli::{AuthCommand, Cli, Command, MediaCommand, MockCommand, SignedCommand, StoreCommand, TokenCommand};
+use cli::{
+    AuthCommand, Cli, Command, MediaCommand, MirrorCommand, MockCommand, SignedCommand, StoreCommand,
+    TokenCommand,
+};
 use fail::Failure;
 use settings::Settings;
 use std::process::ExitCode;
@@ -125,11 +128,10 @@ async fn dispatch(command: Command, settings: &Settings) -> Result<(), Failure> 
         Command::Keeper(args) => fleet::keeper(settings, &args).await,
         Command::Accounts => fleet::accounts(settings).await,
         Command::Events(args) => fleet::events(settings, &args).await,
-        Command::Sync {
-            out,
-            bucket,
-            s3_endpoint,
-        } => mirror::sync(settings, mirror::target(out, bucket, s3_endpoint)?).await,
+        Command::Sync(target) => mirror::sync(settings, mirror::target(target)?).await,
+        Command::Mirror(MirrorCommand::Purge { user_id, target }) => {
+            mirror::purge(settings, &user_id, mirror::target(target)?).await
+        }
         Command::Serve { dir, addr } => mirror::serve(&dir, addr).await,
         Command::Store(StoreCommand::GenerateKey { id }) => fleet::generate_key(id.as_deref()),
         Command::Store(StoreCommand::RotateKey) => fleet::rotate_key(settings).await,

@@ -1,6 +1,7 @@
 //! `igdisplay sync` and `igdisplay serve`: a mirror of every stored account in a folder, and
 //! that folder over HTTP.
 
+use crate::cli::MirrorTarget;
 use crate::fail::{Failure, chain};
 use crate::settings::Settings;
 use hyper::header::{self, HeaderValue};
@@ -44,11 +45,8 @@ impl Target {
 }
 
 /// The target of `--out DIR` or `--bucket NAME [--s3-endpoint URL]`.
-pub(crate) fn target(
-    out: Option<std::path::PathBuf>,
-    bucket: Option<String>,
-    endpoint: Option<String>,
-) -> Result<Target, Failure> {
+pub(crate) fn target(args: MirrorTarget) -> Result<Target, Failure> {
+    let (out, bucket, endpoint) = (args.place.out, args.place.bucket, args.s3_endpoint);
     if let Some(dir) = out {
         return Ok(Target::Folder(dir));
     }
@@ -70,12 +68,6 @@ pub(crate) fn target(
 pub(crate) async fn sync(settings: &Settings, target: Target) -> Result<(), Failure> {
     let instagram = settings.instagram(false).await?;
     let users = instagram.tokens().store().users().await?;
-    if users.is_empty() {
-        return Err(Failure::runtime("no account is stored")
-            .hint("log in first (`igdisplay login`), or point --store at the accounts"));
-    }
-    let mirror =
-        Mirror::new(target.blobs().await?, settings.downloader(None)?).with_clock(instagram.clock().clone());
     // With a database of accounts, an account whose token Instagram refuses is marked there:
     // the keeper stops refreshing it and `igdisplay accounts` shows it, until a new login.
     let accounts = if settings.has_store() {
@@ -83,8 +75,17 @@ pub(crate) async fn sync(settings: &Settings, target: Target) -> Result<(), Fail
     } else {
         None
     };
+    let mirror =
+        Mirror::new(target.blobs().await?, settings.downloader(None)?).with_clock(instagram.clock().clone());
     let mut reports = Vec::new();
     let mut failed = 0usize;
+    if let Some(accounts) = &accounts {
+        purge_gone(settings, &mirror, accounts, &mut reports).await?;
+    }
+    if users.is_empty() && reports.is_empty() {
+        return Err(Failure::runtime("no account is stored")
+            .hint("log in first (`igdisplay login`), or point --store at the accounts"));
+    }
     for user in &users {
         match mirror.sync(user, &instagram.graph(user)).await {
             Ok(report) => {
@@ -138,6 +139,70 @@ pub(crate) async fn sync(settings: &Settings, target: Target) -> Result<(), Fail
     }
     if failed > 0 {
         return Err(Failure::runtime(format!("{failed} accounts were not synced")));
+    }
+    Ok(())
+}
+
+/// Purges the mirror of every account the store marks deauthorized or remembers as deleted
+/// (the mirror keeps nothing of an account that removed the app or asked for deletion).
+async fn purge_gone(
+    settings: &Settings,
+    mirror: &Mirror,
+    accounts: &igdisplay::store::SqlStore,
+    reports: &mut Vec<serde_json::Value>,
+) -> Result<(), Failure> {
+    let failure = |e: igdisplay::store::Error| Failure::runtime(chain(&e));
+    let mut gone = accounts.deleted_users().await.map_err(failure)?;
+    let mut after = None;
+    loop {
+        let page = accounts.list(after.as_ref(), 1000).await.map_err(failure)?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = Some(last.user_id.clone());
+        gone.extend(
+            page.into_iter()
+                .filter(|a| a.state == igdisplay::store::AccountState::Deauthorized)
+                .map(|a| a.user_id),
+        );
+    }
+    for user in gone {
+        let purged = mirror
+            .purge(&user)
+            .await
+            .map_err(|e| Failure::runtime(chain(&e)).hint("check that the folder is writable"))?;
+        if purged.had_feed {
+            if !settings.json {
+                eprintln!(
+                    "{user}: removed or deleted: its mirror is purged ({} files)",
+                    purged.files
+                );
+            }
+            reports.push(serde_json::json!({"user_id": user, "purged": purged}));
+        }
+    }
+    Ok(())
+}
+
+/// `igdisplay mirror purge USER_ID`.
+pub(crate) async fn purge(settings: &Settings, user: &str, target: Target) -> Result<(), Failure> {
+    let user = igdisplay::model::UserId::new(user);
+    let mirror = Mirror::new(target.blobs().await?, settings.downloader(None)?);
+    let purged = mirror
+        .purge(&user)
+        .await
+        .map_err(|e| Failure::runtime(chain(&e)).hint("check that the folder is writable"))?;
+    if settings.json {
+        crate::out::json(&serde_json::json!({"user_id": user, "purged": purged}));
+    } else if purged.had_feed {
+        println!(
+            "Purged {user} from {}: {} files, {} feed files",
+            target.describe(),
+            purged.files,
+            purged.pages
+        );
+    } else {
+        println!("{user} has no mirror in {}", target.describe());
     }
     Ok(())
 }

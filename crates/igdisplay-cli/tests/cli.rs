@@ -1911,3 +1911,112 @@ fn sync_writes_the_mirror_into_an_s3_compatible_bucket() {
         index["pages"][0]["items"].as_u64().unwrap()
     );
 }
+
+/// Meta's `kind` callback for `username`, applied to the CLI's store as a site would.
+fn apply_callback(env: &Env, keys: &str, username: &str, callback: igdisplay::store::MetaCallback) {
+    let secret = igdisplay::model::AppSecret::new(env.mock.app().secret);
+    let signed = env.mock.signed_request(username).unwrap();
+    let request = igdisplay::auth::verify_signed_request(&secret, &signed).unwrap();
+    let db = env.dir.path().join("fleet?#.db");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let keys = igdisplay::store::KeyRing::parse(keys).unwrap();
+        let store = igdisplay::store::SqlStore::sqlite(&db, keys).await.unwrap();
+        store.apply_callback(&request, callback).await.unwrap();
+    });
+}
+
+#[test]
+fn sync_purges_deauthorized_and_deleted_accounts() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let keys = env.ok(&["store", "generate-key", "--id", "k1"]).trim().to_owned();
+    store_login(&env, &keys, "cafe_nova");
+    store_login(&env, &keys, "jayposiris");
+    let out = env.dir.path().join("mirror");
+    let out_arg = out.to_str().unwrap();
+    let first: Value =
+        serde_json::from_str(&store_ok(&env, &["sync", "--out", out_arg, "--json"], &keys)).unwrap();
+    let id_of = |n: usize| first[n]["user_id"].as_str().unwrap().to_owned();
+    let (cafe, jay) = (id_of(0), id_of(1));
+    let feed = |user: &str| out.join("feeds").join(format!("{user}.json"));
+    assert!(feed(&cafe).exists() && feed(&jay).exists());
+    let media_before = files_in(&out.join("media"));
+
+    // cafe_nova removes the app: the next sync purges its mirror and succeeds.
+    let who = |user: &str| {
+        env.mock
+            .users()
+            .into_iter()
+            .find(|u| u.id == user)
+            .map(|u| u.username)
+            .unwrap()
+    };
+    apply_callback(
+        &env,
+        &keys,
+        &who(&cafe),
+        igdisplay::store::MetaCallback::Deauthorize,
+    );
+    let second: Value =
+        serde_json::from_str(&store_ok(&env, &["sync", "--out", out_arg, "--json"], &keys)).unwrap();
+    assert!(!feed(&cafe).exists(), "the deauthorized account's feed is gone");
+    assert!(feed(&jay).exists());
+    assert!(files_in(&out.join("media")) < media_before);
+    let purged = second
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["user_id"] == cafe.as_str())
+        .unwrap();
+    assert!(purged["purged"]["files"].as_u64().unwrap() > 0, "{second}");
+
+    // jayposiris asks for deletion: purged too, and a run with nothing left to sync succeeds.
+    apply_callback(
+        &env,
+        &keys,
+        &who(&jay),
+        igdisplay::store::MetaCallback::DataDeletion {
+            confirmation_code: "c1".to_owned(),
+        },
+    );
+    store_ok(&env, &["sync", "--out", out_arg, "--json"], &keys);
+    assert!(!feed(&jay).exists());
+    assert_eq!(
+        files_in(&out.join("media")),
+        0,
+        "no file of either account is left"
+    );
+    // Again: nothing to purge, nothing to sync.
+    let output = with_store(&env, &mut env.command(&["sync", "--out", out_arg]), &keys)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "no account to mirror");
+}
+
+#[test]
+fn mirror_purge_deletes_one_accounts_mirror_by_hand() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    env.login("cafe_nova");
+    let out = env.dir.path().join("mirror");
+    let out_arg = out.to_str().unwrap();
+    let synced: Value = serde_json::from_str(&env.ok(&["sync", "--out", out_arg, "--json"])).unwrap();
+    let user = synced[0]["user_id"].as_str().unwrap().to_owned();
+    assert!(files_in(&out.join("media")) > 0);
+    let purged: Value =
+        serde_json::from_str(&env.ok(&["mirror", "purge", &user, "--out", out_arg, "--json"])).unwrap();
+    assert_eq!(purged["purged"]["had_feed"], true);
+    assert_eq!(files_in(&out.join("media")), 0);
+    assert!(!out.join("feeds").join(format!("{user}.json")).exists());
+    let again = env.ok(&["mirror", "purge", &user, "--out", out_arg]);
+    assert!(again.contains("has no mirror"), "{again}");
+}
+
+/// Files under `dir`, recursively (0 when it does not exist).
+fn files_in(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map(|entry| entry.unwrap().path())
+        .map(|path| if path.is_dir() { files_in(&path) } else { 1 })
+        .sum()
+}

@@ -76,6 +76,22 @@ impl SqlStore {
         rows.into_iter().map(summary).collect()
     }
 
+    /// The accounts whose data was deleted at their request (the tombstones kept for the
+    /// retention): what a mirror or a cache of them must purge.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn deleted_users(&self) -> Result<Vec<UserId>, Error> {
+        Ok(self
+            .accounts
+            .deleted_users()
+            .await?
+            .into_iter()
+            .map(UserId::new)
+            .collect())
+    }
+
     /// How many accounts are in each state (every state is listed, zeros included).
     ///
     /// # Errors

@@ -383,6 +383,15 @@ impl Accounts {
             .map_err(action)
     }
 
+    /// Every account with a deletion tombstone (a data-deletion request within the retention).
+    pub(crate) async fn deleted_users(&self) -> Result<Vec<String>, Error> {
+        sqlx::query("SELECT user_id FROM deleted_accounts ORDER BY user_id")
+            .fetch_all(&self.pool)
+            .await
+            .and_then(|rows| rows.iter().map(|row| row.try_get("user_id")).collect())
+            .map_err(Error::statement("list the deleted accounts"))
+    }
+
     // ---- listing --------------------------------------------------------------------------
 
     pub(crate) async fn list(&self, after: &str, limit: u32) -> Result<Vec<SummaryRow>, Error> {
