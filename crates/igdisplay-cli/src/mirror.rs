@@ -87,7 +87,30 @@ pub(crate) async fn sync(settings: &Settings, target: Target) -> Result<(), Fail
             .hint("log in first (`igdisplay login`), or point --store at the accounts"));
     }
     for user in &users {
-        match mirror.sync(user, &instagram.graph(user)).await {
+        let graph = instagram.graph(user);
+        let sync = mirror.sync(user, &graph);
+        let synced = match &accounts {
+            // Across instances on one store: one sync of an account at a time.
+            Some(accounts) => {
+                let task = Mirror::sync_task(user);
+                match accounts
+                    .exclusive(&task, igdisplay_mirror::SYNC_LEASE, sync)
+                    .await
+                    .map_err(|e| Failure::runtime(chain(&e)))?
+                {
+                    Some(synced) => synced,
+                    None => {
+                        if !settings.json {
+                            eprintln!("{user}: another instance is syncing it; skipped");
+                        }
+                        reports.push(serde_json::json!({"user_id": user, "skipped": "syncing elsewhere"}));
+                        continue;
+                    }
+                }
+            }
+            None => sync.await,
+        };
+        match synced {
             Ok(report) => {
                 if !settings.json {
                     eprintln!(

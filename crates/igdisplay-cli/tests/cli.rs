@@ -2020,3 +2020,58 @@ fn files_in(dir: &Path) -> usize {
         .map(|path| if path.is_dir() { files_in(&path) } else { 1 })
         .sum()
 }
+
+#[test]
+fn sync_skips_an_account_another_instance_is_syncing() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let keys = env.ok(&["store", "generate-key", "--id", "k1"]).trim().to_owned();
+    store_login(&env, &keys, "cafe_nova");
+    let user = env
+        .mock
+        .users()
+        .into_iter()
+        .find(|u| u.username == "cafe_nova")
+        .unwrap()
+        .id;
+    let listings = || {
+        env.mock
+            .journal()
+            .iter()
+            .filter(|e| e.path.ends_with("/media") && e.method == "GET")
+            .count()
+    };
+    // Another instance holds the account's sync lease (on the mock's time, as the CLI's is).
+    let db = env.dir.path().join("fleet?#.db");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let held = runtime.block_on(async {
+        let clock = igdisplay::http::ManualClock::at_unix(u64::try_from(env.mock.now()).unwrap());
+        let store = igdisplay::store::SqlStore::sqlite(&db, igdisplay::store::KeyRing::parse(&keys).unwrap())
+            .await
+            .unwrap()
+            .with_pinned_time(std::sync::Arc::new(clock));
+        let task = igdisplay_mirror::Mirror::sync_task(&igdisplay::model::UserId::new(&user));
+        store
+            .try_task(&task, igdisplay_mirror::SYNC_LEASE)
+            .await
+            .unwrap()
+            .unwrap()
+    });
+    let out = env.dir.path().join("mirror");
+    let before = listings();
+    let report: Value = serde_json::from_str(&store_ok(
+        &env,
+        &["sync", "--out", out.to_str().unwrap(), "--json"],
+        &keys,
+    ))
+    .unwrap();
+    assert_eq!(report[0]["skipped"], "syncing elsewhere", "{report}");
+    assert_eq!(listings(), before, "nothing listed: the other instance syncs it");
+    runtime.block_on(held.release()).unwrap();
+    let report: Value = serde_json::from_str(&store_ok(
+        &env,
+        &["sync", "--out", out.to_str().unwrap(), "--json"],
+        &keys,
+    ))
+    .unwrap();
+    assert!(report[0]["report"]["items"].as_u64().unwrap() > 0, "{report}");
+}

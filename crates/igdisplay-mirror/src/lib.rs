@@ -15,6 +15,6 @@ pub use download::{Download, DownloadError, DownloadPolicy, Downloaded, Download
 pub use feed::{Feed, FeedIndex, FeedItem, FeedStatus, MirroredImage, PageRef, Variant};
 #[cfg(feature = "server")]
 pub use files::{FileBody, FileServer, ServeLimits, serve};
-pub use mirror::{DEFAULT_DECODES, Mirror, PurgeReport, SyncError, SyncReport};
+pub use mirror::{DEFAULT_DECODES, Mirror, PurgeReport, SYNC_LEASE, SyncError, SyncReport};
 #[cfg(feature = "s3")]
 pub use s3::{ObjectBlobStore, S3Config};

@@ -126,6 +126,10 @@ enum Fetched {
     Unavailable(String),
 }
 
+/// How long an instance's lease on an account's sync ([`Mirror::sync_task`]) lasts before
+/// another instance may take it over, when its holder stops renewing it (it died).
+pub const SYNC_LEASE: Duration = Duration::from_secs(600);
+
 /// Images decoded at a time by default: each holds up to 64 MiB of pixels.
 pub const DEFAULT_DECODES: usize = 2;
 
@@ -142,6 +146,20 @@ impl Mirror {
             decodes: Arc::new(tokio::sync::Semaphore::new(DEFAULT_DECODES)),
             gates: Arc::default(),
         }
+    }
+
+    /// The name under which instances sharing a mirror agree that one of them syncs `user`
+    /// (a lease on a database every instance reads, such as `igdisplay_store`'s task leases,
+    /// held for [`SYNC_LEASE`] and renewed while the sync runs). Within one process, the
+    /// mirror's own gate already runs one sync per account.
+    ///
+    /// ```
+    /// use igdisplay_mirror::Mirror;
+    /// use igdisplay_model::UserId;
+    /// assert_eq!(Mirror::sync_task(&UserId::new("1784")), "mirror-sync:1784");
+    /// ```
+    pub fn sync_task(user: &UserId) -> String {
+        format!("mirror-sync:{}", user.as_str())
     }
 
     /// `user`'s gate: held by the account's sync or purge.

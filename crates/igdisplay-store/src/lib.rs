@@ -10,6 +10,7 @@ mod repo;
 mod schedule;
 mod schema;
 mod store;
+mod tasks;
 mod webhook;
 
 pub use accounts::{AccountSummary, FleetStats, MetaCallback, Rotation};
@@ -19,6 +20,7 @@ pub use keeper::{Keeper, KeeperBuilder, KeeperSettings, RefreshQuota, Tally};
 pub use keys::{Key, KeyError, KeyRing};
 pub use schedule::AccountState;
 pub use store::{Account, ON_DEMAND_WAIT, SqlStore};
+pub use tasks::TaskLease;
 pub use webhook::{
     DELIVERY_HEADER, DeliveryTally, EVENT_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, SeenEvents,
     VerifiedWebhook, WebhookError, WebhookSender, verify_webhook,

@@ -750,6 +750,36 @@ impl Accounts {
             .map_err(action)
     }
 
+    /// Takes (or, for its holder, extends) the task lease `name` for `lease` seconds from
+    /// now, unless another holder's has not run out. Whether `holder` holds it now.
+    pub(crate) async fn take_task(&self, name: &str, holder: &str, lease: i64) -> Result<bool, Error> {
+        static TAKE: Sql = Sql::new(
+            "INSERT INTO task_leases (name, holder, until_at) VALUES ($2, $3, {now} + $4)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_at = excluded.until_at
+             WHERE task_leases.until_at <= {now} OR task_leases.holder = excluded.holder
+             RETURNING holder",
+        );
+        self.at(&TAKE)
+            .bind(name.to_owned())
+            .bind(holder.to_owned())
+            .bind(lease)
+            .fetch_optional(&self.pool)
+            .await
+            .map(|row| row.is_some())
+            .map_err(Error::statement("take a task lease"))
+    }
+
+    /// Lets go of the task lease `name`, if `holder` still holds it.
+    pub(crate) async fn release_task(&self, name: &str, holder: &str) -> Result<(), Error> {
+        sqlx::query("DELETE FROM task_leases WHERE name = $1 AND holder = $2")
+            .bind(name.to_owned())
+            .bind(holder.to_owned())
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(Error::statement("release a task lease"))
+    }
+
     /// A keeper's refreshed token over the claimed version, its lease released and its event
     /// written, in one transaction. The event, or `None` when the row moved on (a login, a
     /// deletion, a lease taken over).

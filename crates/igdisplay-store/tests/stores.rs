@@ -27,6 +27,7 @@ on_both!(
     a_refreshs_write_never_brings_back_a_removed_or_unusable_account,
     a_login_begun_before_a_deletion_is_refused_and_one_after_it_revives_the_account,
     eight_instances_starting_together_on_an_empty_database_all_start,
+    a_task_lease_has_one_holder_across_instances_until_released_or_run_out,
 );
 
 async fn records_round_trip_and_survive_a_reopen(db: Db) {
@@ -379,4 +380,44 @@ async fn the_sqlite_files_are_readable_by_their_owner_only() {
     drop(SqlStore::sqlite(&path, ring("k1", 1)).await.unwrap());
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+/// Two instances on one database: one holds a task (a mirror's sync); the other is refused
+/// until it is released, and a holder that died (its lease dropped, no longer renewed) loses
+/// it once it runs out, on the database's time.
+async fn a_task_lease_has_one_holder_across_instances_until_released_or_run_out(db: Db) {
+    let clock = igdisplay_http::ManualClock::at_unix(1_700_000_000);
+    let shared: igdisplay_http::SharedClock = std::sync::Arc::new(clock.clone());
+    let one = db.open(ring("k1", 1)).await.with_pinned_time(shared.clone());
+    let two = db.open(ring("k1", 1)).await.with_pinned_time(shared);
+    let lease = Duration::from_secs(600);
+    let held = one.try_task("mirror-sync:1", lease).await.unwrap().unwrap();
+    assert!(
+        two.try_task("mirror-sync:1", lease).await.unwrap().is_none(),
+        "held elsewhere"
+    );
+    assert!(
+        two.try_task("mirror-sync:2", lease).await.unwrap().is_some(),
+        "another task is free"
+    );
+    held.release().await.unwrap();
+    let crashed = two.try_task("mirror-sync:1", lease).await.unwrap().unwrap();
+    drop(crashed); // its holder died: no release, no renewal
+    assert!(
+        one.try_task("mirror-sync:1", lease).await.unwrap().is_none(),
+        "not run out yet"
+    );
+    clock.advance(Duration::from_secs(601));
+    assert!(
+        one.try_task("mirror-sync:1", lease).await.unwrap().is_some(),
+        "run out: taken over"
+    );
+    // The accounts deleted at their request are listed for the mirrors to purge.
+    one.delete_account(&UserId::new("17841400000000009"), "DEL-9")
+        .await
+        .unwrap();
+    assert_eq!(
+        one.deleted_users().await.unwrap(),
+        [UserId::new("17841400000000009")]
+    );
 }

@@ -166,7 +166,26 @@ pub async fn sync_owner(app: &App) -> Result<Option<SyncReport>, SyncError> {
         return Ok(None);
     }
     let graph = app.instagram.graph(&owner);
-    let synced = showcase.mirror.sync(&owner, &graph).await;
+    let sync = showcase.mirror.sync(&owner, &graph);
+    let synced = match &app.fleet {
+        // Instances on one database (sharing the mirror's folder) take turns: one syncs.
+        Some(fleet) => {
+            let task = Mirror::sync_task(&owner);
+            match fleet
+                .store
+                .exclusive(&task, igdisplay_mirror::SYNC_LEASE, sync)
+                .await
+            {
+                Ok(Some(synced)) => synced,
+                Ok(None) => return Ok(None),
+                Err(error) => {
+                    tracing::warn!(%error, "the sync lease could not be taken; the sync waits for its next turn");
+                    return Ok(None);
+                }
+            }
+        }
+        None => sync.await,
+    };
     // Instagram refused the token: the fleet's store marks the account, its event written to
     // the outbox.
     if let (Err(SyncError::Listing { source, .. }), Some(fleet)) = (&synced, &app.fleet)
