@@ -135,13 +135,12 @@ impl FileServer {
         let body = if method == Method::HEAD {
             FileBody::empty()
         } else {
-            if let Err(error) = file.seek(std::io::SeekFrom::Start(start)).await {
-                tracing::warn!(%error, "a file could not be read");
-                return status(StatusCode::INTERNAL_SERVER_ERROR, &[]);
-            }
-            FileBody {
-                file: Some(file),
-                remaining: count,
+            match FileBody::of(file, start, count).await {
+                Ok(body) => body,
+                Err(error) => {
+                    tracing::warn!(%error, "a file could not be read");
+                    return status(StatusCode::INTERNAL_SERVER_ERROR, &[]);
+                }
             }
         };
         response
@@ -157,31 +156,41 @@ impl FileServer {
         if check_key(key).is_err() {
             return Ok(None);
         }
-        let resolved = match tokio::fs::canonicalize(self.root.join(key)).await {
-            Ok(resolved) => resolved,
-            Err(e) if is_absent(&e) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let Ok(inside) = resolved.strip_prefix(&*self.root) else {
-            return Ok(None);
-        };
-        if inside
-            .components()
-            .any(|part| part.as_os_str().to_string_lossy().starts_with('.'))
-        {
-            return Ok(None);
-        }
-        let file = match tokio::fs::File::open(&resolved).await {
-            Ok(file) => file,
-            Err(e) if is_absent(&e) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let meta = file.metadata().await?;
-        if !meta.is_file() || !same_file(&meta, &resolved).await {
-            return Ok(None);
-        }
-        Ok(Some((file, meta)))
+        let (root, key) = (self.root.clone(), key.to_owned());
+        // One hop to the blocking pool for the whole lookup, as for any file system call.
+        let opened = tokio::task::spawn_blocking(move || open_inside(&root, &key))
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(opened.map(|(file, meta)| (tokio::fs::File::from_std(file), meta)))
     }
+}
+
+/// The file of `key` under `root` (resolved), with the checks of [`FileServer::open`].
+fn open_inside(root: &Path, key: &str) -> std::io::Result<Option<(std::fs::File, std::fs::Metadata)>> {
+    let resolved = match std::fs::canonicalize(root.join(key)) {
+        Ok(resolved) => resolved,
+        Err(e) if is_absent(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Ok(inside) = resolved.strip_prefix(root) else {
+        return Ok(None);
+    };
+    if inside
+        .components()
+        .any(|part| part.as_os_str().to_string_lossy().starts_with('.'))
+    {
+        return Ok(None);
+    }
+    let file = match std::fs::File::open(&resolved) {
+        Ok(file) => file,
+        Err(e) if is_absent(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() || !same_file(&meta, &resolved) {
+        return Ok(None);
+    }
+    Ok(Some((file, meta)))
 }
 
 /// Whether an error means "nothing there" (a missing file, or a path through a file).
@@ -195,19 +204,17 @@ fn is_absent(error: &std::io::Error) -> bool {
 /// Whether the opened file is still the one at `resolved` (no link swapped in between the
 /// resolution and the opening).
 #[cfg(unix)]
-async fn same_file(opened: &std::fs::Metadata, resolved: &Path) -> bool {
+fn same_file(opened: &std::fs::Metadata, resolved: &Path) -> bool {
     use std::os::unix::fs::MetadataExt as _;
-    match tokio::fs::symlink_metadata(resolved).await {
+    match std::fs::symlink_metadata(resolved) {
         Ok(now) => now.is_file() && now.dev() == opened.dev() && now.ino() == opened.ino(),
         Err(_) => false,
     }
 }
 
 #[cfg(not(unix))]
-async fn same_file(_: &std::fs::Metadata, resolved: &Path) -> bool {
-    tokio::fs::symlink_metadata(resolved)
-        .await
-        .is_ok_and(|meta| meta.is_file())
+fn same_file(_: &std::fs::Metadata, resolved: &Path) -> bool {
+    std::fs::symlink_metadata(resolved).is_ok_and(|meta| meta.is_file())
 }
 
 /// `path` with its percent escapes decoded (`%2e%2e` is `..`, then refused by the key check);
@@ -362,6 +369,8 @@ fn status(code: StatusCode, headers: &[(header::HeaderName, &'static str)]) -> R
 pub struct FileBody {
     file: Option<tokio::fs::File>,
     remaining: u64,
+    /// A body of at most one chunk, read at once.
+    whole: Option<Bytes>,
 }
 
 impl FileBody {
@@ -370,7 +379,39 @@ impl FileBody {
         Self {
             file: None,
             remaining: 0,
+            whole: None,
         }
+    }
+
+    /// `count` bytes of `file` from `start`: read at once when they fit in one chunk (one
+    /// hop to the blocking pool), else streamed a chunk at a time.
+    async fn of(file: tokio::fs::File, start: u64, count: u64) -> std::io::Result<Self> {
+        use std::io::{Read as _, Seek as _};
+        let mut file = file.into_std().await;
+        let small = usize::try_from(count).ok().filter(|&n| n <= CHUNK);
+        let read = tokio::task::spawn_blocking(move || {
+            file.seek(std::io::SeekFrom::Start(start))?;
+            let Some(small) = small else {
+                return Ok((Some(file), None));
+            };
+            let mut bytes = vec![0u8; small];
+            file.read_exact(&mut bytes)?;
+            Ok::<_, std::io::Error>((None, Some(Bytes::from(bytes))))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(match read {
+            (Some(file), _) => Self {
+                file: Some(tokio::fs::File::from_std(file)),
+                remaining: count,
+                whole: None,
+            },
+            (None, whole) => Self {
+                file: None,
+                remaining: 0,
+                whole,
+            },
+        })
     }
 }
 
@@ -383,6 +424,9 @@ impl http_body::Body for FileBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
         let this = &mut *self;
+        if let Some(whole) = this.whole.take() {
+            return Poll::Ready(Some(Ok(http_body::Frame::data(whole))));
+        }
         let Some(file) = this.file.as_mut() else {
             return Poll::Ready(None);
         };
@@ -414,11 +458,13 @@ impl http_body::Body for FileBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.file.is_none() || self.remaining == 0
+        self.whole.is_none() && (self.file.is_none() || self.remaining == 0)
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(if self.file.is_some() { self.remaining } else { 0 })
+        let whole = self.whole.as_ref().map_or(0, |b| b.len() as u64);
+        let file = if self.file.is_some() { self.remaining } else { 0 };
+        http_body::SizeHint::with_exact(whole.saturating_add(file))
     }
 }
 
@@ -509,6 +555,9 @@ pub async fn serve<S, B>(
         let stream = match accepted {
             Ok((stream, _)) => {
                 backoff = Duration::ZERO;
+                // A response's head and its streamed body go out as separate writes: without
+                // this, Nagle's algorithm holds the body back for the client's delayed ACK.
+                let _ = stream.set_nodelay(true);
                 stream
             }
             Err(error) => {
