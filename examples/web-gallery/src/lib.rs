@@ -633,7 +633,8 @@ impl Tile {
             src,
             caption: media.caption.clone(),
             children: media.children().len(),
-            permalink: media.permalink.clone(),
+            // Only Instagram's own links are rendered as links (never `javascript:`).
+            permalink: media.instagram_permalink().map(str::to_owned),
         }
     }
 }
