@@ -130,6 +130,8 @@ pub(crate) enum Sessions {
         pool: sqlx::AnyPool,
         /// Sessions created by this instance: every [`CAP_EVERY`]th enforces the cap.
         created: AtomicU64,
+        /// The most anonymous rows kept ([`MAX_ANONYMOUS`]).
+        cap: usize,
     },
 }
 
@@ -146,6 +148,11 @@ impl From<sqlx::Error> for Unavailable {
 impl Sessions {
     /// Sessions in the database behind `pool`, its table made if missing.
     pub(crate) async fn database(pool: sqlx::AnyPool) -> Result<Self, sqlx::Error> {
+        Self::database_capped(pool, MAX_ANONYMOUS).await
+    }
+
+    /// Sessions in the database behind `pool`, at most `cap` anonymous rows.
+    async fn database_capped(pool: sqlx::AnyPool, cap: usize) -> Result<Self, sqlx::Error> {
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS web_sessions (
                  id_hash TEXT PRIMARY KEY NOT NULL,
@@ -160,6 +167,7 @@ impl Sessions {
         Ok(Sessions::Database {
             pool,
             created: AtomicU64::new(0),
+            cap,
         })
     }
 
@@ -229,13 +237,13 @@ impl Sessions {
     /// Creates the session `id`. In a database, expired rows go first and, on one creation
     /// in [`CAP_EVERY`], the least recently used anonymous rows past [`MAX_ANONYMOUS`].
     pub(crate) async fn create(&self, id: &str, session: &Session) -> Result<(), Unavailable> {
-        if let Sessions::Database { pool, created } = self {
+        if let Sessions::Database { pool, created, cap } = self {
             sqlx::query("DELETE FROM web_sessions WHERE seen <= $1")
                 .bind(session.seen.saturating_sub(idle_seconds()))
                 .execute(pool)
                 .await?;
             if created.fetch_add(1, Ordering::Relaxed) % CAP_EVERY == 0 {
-                let keep = i64::try_from(MAX_ANONYMOUS).unwrap_or(i64::MAX);
+                let keep = i64::try_from(*cap).unwrap_or(i64::MAX);
                 sqlx::query(
                     "DELETE FROM web_sessions WHERE user_id IS NULL AND id_hash NOT IN (
                          SELECT id_hash FROM web_sessions WHERE user_id IS NULL
@@ -294,4 +302,56 @@ fn hash(id: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_database_keeps_a_capped_number_of_anonymous_sessions_and_every_logged_in_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = igdisplay::store::KeyRing::new(igdisplay::store::Key::new("k1", &[3; 32]).unwrap());
+        let store = igdisplay::store::SqlStore::sqlite(&dir.path().join("site.db"), keys)
+            .await
+            .unwrap();
+        let sessions = Sessions::database_capped(store.pool().clone(), 100)
+            .await
+            .unwrap();
+        let mut owner = Session::new("csrf".to_owned(), 1_000);
+        owner.user = Some(UserId::new("17841400000000001"));
+        sessions.create("owner", &owner).await.unwrap();
+        for n in 0..1_000i64 {
+            let visitor = Session::new("csrf".to_owned(), 1_000 + n);
+            sessions.create(&format!("visitor-{n}"), &visitor).await.unwrap();
+        }
+        let Sessions::Database { pool, .. } = &sessions else {
+            unreachable!("a database")
+        };
+        let anonymous: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM web_sessions WHERE user_id IS NULL")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        let cap_every = i64::try_from(CAP_EVERY).unwrap();
+        assert!(anonymous <= 100 + cap_every, "{anonymous} anonymous rows");
+        assert!(
+            sessions.load("owner", 2_000).await.unwrap().is_some(),
+            "the owner's stays"
+        );
+        assert!(
+            sessions.load("visitor-999", 2_000).await.unwrap().is_some(),
+            "the newest stay"
+        );
+        assert!(
+            sessions.load("visitor-0", 2_000).await.unwrap().is_none(),
+            "the oldest went"
+        );
+        // A day unused: gone at the next creation.
+        let later = 2_000 + idle_seconds();
+        sessions
+            .create("late", &Session::new("csrf".to_owned(), later))
+            .await
+            .unwrap();
+        assert!(sessions.load("visitor-999", later).await.unwrap().is_none());
+    }
 }
