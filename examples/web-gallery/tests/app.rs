@@ -322,6 +322,38 @@ async fn a_script_caption_renders_as_text() {
     insta::assert_snapshot!(tile);
 }
 
+/// A listing whose permalink is `javascript:` (or any other host than Instagram's): the tile
+/// carries no link, the one of Instagram's is kept.
+#[tokio::test]
+async fn only_instagrams_permalinks_are_rendered_as_links() {
+    let site = site().await;
+    let session = logged_in(&site).await;
+    let item = |id: &str, permalink: &str| {
+        serde_json::json!({"id": id, "media_type": "IMAGE", "caption": id,
+            "media_url": format!("{}/cdn/{id}.jpg", site.mock.base_url()), "permalink": permalink})
+    };
+    site.mock.stub(igdisplay::mock::Stub::json(
+        "GET",
+        "/me/media",
+        200,
+        serde_json::json!({"data": [
+            item("1790000000000000001", "javascript:alert(1)"),
+            item("1790000000000000002", "https://evil.example/p/x/"),
+            item("1790000000000000003", "https://www.instagram.com/p/Cgood/"),
+        ]}),
+    ));
+    let html = gallery_html(&site, &session).await;
+    assert!(html.contains("1790000000000000001"), "the items are shown");
+    assert!(
+        !html.contains("javascript:") && !html.contains("evil.example"),
+        "{html}"
+    );
+    assert!(
+        html.contains("href=\"https://www.instagram.com/p/Cgood/\""),
+        "{html}"
+    );
+}
+
 /// Reliability case 8: a denial whose `error_description` carries markup ends the pending
 /// login, sends the visitor home with the site's own notice, and no page echoes the markup.
 #[tokio::test]
