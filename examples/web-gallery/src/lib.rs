@@ -27,7 +27,7 @@ use igdisplay::auth::{
 use igdisplay::model::{Media, MediaId, MediaType, User, UserId};
 use igdisplay::store::{MetaCallback, SqlStore};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod records;
@@ -58,12 +58,9 @@ pub struct App {
     fleet: Option<Fleet>,
     /// Owner mode: the site's own account, shown to every visitor from the mirror.
     showcase: Option<Showcase>,
-    /// The owner binding and the deletions answered (a replayed data-deletion request gets
-    /// the same confirmation code rather than a new one).
+    /// The owner binding, the setup codes and the deletions answered (a replayed
+    /// data-deletion request gets the same confirmation code rather than a new one).
     records: Records,
-    /// The owner's one-time setup link: the SHA-256 of its code and when it expires (Unix
-    /// seconds on the app's clock). Taken when used.
-    setup: Mutex<Option<(String, i64)>>,
 }
 
 /// The accounts database of a site run as several instances: the tokens (and the
@@ -138,7 +135,6 @@ impl App {
             fleet,
             showcase: None,
             records,
-            setup: Mutex::default(),
         }
     }
 
@@ -158,27 +154,18 @@ impl App {
     }
 
     /// A new one-time link that lets the first login through it connect the site's account
-    /// (valid for [`SETUP_LINK_TTL`], once; a new one replaces the previous), or `None` when
-    /// the OS gives no randomness.
-    pub fn setup_link(&self) -> Option<String> {
-        let code = random_hex()?;
+    /// (valid for [`SETUP_LINK_TTL`], once, on any instance sharing the records).
+    ///
+    /// # Errors
+    ///
+    /// The OS gives no randomness, or the records fail.
+    pub async fn setup_link(&self) -> Result<String, RecordsError> {
+        let code = random_hex().ok_or_else(|| RecordsError::new("no randomness for the setup link"))?;
         let expires = self
             .now()
             .saturating_add(i64::try_from(SETUP_LINK_TTL.as_secs()).unwrap_or(i64::MAX));
-        *self.setup.lock().unwrap_or_else(PoisonError::into_inner) = Some((sha256_hex(&code), expires));
-        Some(format!("{}/owner/setup?code={code}", self.public))
-    }
-
-    /// Takes the setup link's code when `code` is it and it has not expired.
-    fn take_setup(&self, code: &str) -> bool {
-        let mut setup = self.setup.lock().unwrap_or_else(PoisonError::into_inner);
-        let valid = setup.as_ref().is_some_and(|(hash, expires)| {
-            constant_time_eq(hash.as_bytes(), sha256_hex(code).as_bytes()) && self.now() < *expires
-        });
-        if valid {
-            *setup = None;
-        }
-        valid
+        self.records.add_setup(&sha256_hex(&code), expires).await?;
+        Ok(format!("{}/owner/setup?code={code}", self.public))
     }
 
     /// How many sessions are kept in memory: (anonymous, logged in); `None` in a database.
@@ -583,7 +570,11 @@ async fn admit_owner(
 /// account connects the site; the link then works no more.
 async fn setup(State(app): State<Arc<App>>, Query(query): Query<HashMap<String, String>>) -> Response {
     let code = query.get("code").map(String::as_str).unwrap_or_default();
-    if code.is_empty() || !app.take_setup(code) {
+    let taken = match app.records.take_setup(&sha256_hex(code), app.now()).await {
+        Ok(taken) => taken,
+        Err(_) => return unavailable(),
+    };
+    if code.is_empty() || !taken {
         return message(
             StatusCode::NOT_FOUND,
             "This setup link is not valid",

@@ -165,7 +165,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         match app.records().owner().await? {
             Some(owner) => showcase.set_owner(owner),
-            None => setup_link = Some(app.setup_link().ok_or("no randomness for the setup link")?),
+            None => setup_link = Some(app.setup_link().await?),
         }
         app.with_showcase(showcase)
     } else {

@@ -1,5 +1,6 @@
 //! What the site must remember across restarts, apart from the token store: whose account the
-//! site shows (owner mode), and each data-deletion request it answered (the status page Meta
+//! site shows (owner mode), the owner's one-time setup codes (their hashes; any instance
+//! accepts one, once), and each data-deletion request it answered (the status page Meta
 //! links to, and the answer a retried request gets again). In the accounts database when
 //! there is one, so every instance agrees; else in one private file (`0600`, replaced
 //! atomically); in memory only for tests.
@@ -34,6 +35,12 @@ pub struct Deletion {
 #[error("the site's records could not be read or written: {0}")]
 pub struct RecordsError(String);
 
+impl RecordsError {
+    pub(crate) fn new(message: &str) -> Self {
+        Self(message.to_owned())
+    }
+}
+
 impl From<sqlx::Error> for RecordsError {
     fn from(error: sqlx::Error) -> Self {
         Self(error.to_string())
@@ -52,6 +59,9 @@ struct Content {
     owner: Option<String>,
     #[serde(default)]
     deletions: HashMap<String, Deletion>,
+    /// Setup codes by their SHA-256, with when each expires (Unix seconds).
+    #[serde(default)]
+    setup: HashMap<String, i64>,
 }
 
 /// The site's records (see the module's documentation).
@@ -114,7 +124,11 @@ impl Records {
                  signature TEXT NOT NULL,
                  data TEXT NOT NULL
              );
-             CREATE INDEX IF NOT EXISTS web_deletions_signature ON web_deletions (signature);",
+             CREATE INDEX IF NOT EXISTS web_deletions_signature ON web_deletions (signature);
+             CREATE TABLE IF NOT EXISTS web_setup_codes (
+                 code_hash TEXT PRIMARY KEY NOT NULL,
+                 expires_at BIGINT NOT NULL
+             );",
         )
         .execute(&pool)
         .await?;
@@ -208,6 +222,55 @@ impl Records {
             return Ok(());
         }
         self.change(|c| c.owner = Some(user.as_str().to_owned()))
+    }
+
+    /// Keeps a setup code (its SHA-256) valid until `expires_at` (Unix seconds).
+    ///
+    /// # Errors
+    ///
+    /// [`RecordsError`].
+    pub async fn add_setup(&self, code_hash: &str, expires_at: i64) -> Result<(), RecordsError> {
+        if let Backend::Database(pool) = &self.0 {
+            sqlx::query("INSERT INTO web_setup_codes (code_hash, expires_at) VALUES ($1, $2)")
+                .bind(code_hash)
+                .bind(expires_at)
+                .execute(pool)
+                .await?;
+            return Ok(());
+        }
+        self.change(|c| {
+            c.setup.insert(code_hash.to_owned(), expires_at);
+        })
+    }
+
+    /// Takes the setup code whose SHA-256 is `code_hash` when it has not expired at `now`:
+    /// whether it was valid. A code is taken once, whichever instance is asked; expired ones
+    /// go meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordsError`].
+    pub async fn take_setup(&self, code_hash: &str, now: i64) -> Result<bool, RecordsError> {
+        if let Backend::Database(pool) = &self.0 {
+            let taken = sqlx::query(
+                "DELETE FROM web_setup_codes WHERE code_hash = $1 AND expires_at > $2 RETURNING code_hash",
+            )
+            .bind(code_hash)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?
+            .is_some();
+            sqlx::query("DELETE FROM web_setup_codes WHERE expires_at <= $1")
+                .bind(now)
+                .execute(pool)
+                .await?;
+            return Ok(taken);
+        }
+        self.change(|c| {
+            let taken = c.setup.remove(code_hash).is_some_and(|expires| now < expires);
+            c.setup.retain(|_, expires| now < *expires);
+            taken
+        })
     }
 
     /// Keeps `deletion`.

@@ -560,7 +560,7 @@ async fn login_as(site: &Site, start: &str, username: &str) -> u16 {
 
 /// The owner connects the site through its one-time setup link.
 async fn connect_owner(site: &Site, app: &web_gallery::App) {
-    let link = app.setup_link().unwrap();
+    let link = app.setup_link().await.unwrap();
     assert_eq!(
         login_as(site, &link, "jayposiris").await,
         303,
@@ -669,7 +669,7 @@ async fn a_stranger_logging_in_first_does_not_become_the_owner() {
         "no token of the stranger is kept"
     );
     // The owner, through the setup link; the link works once.
-    let link = app.setup_link().unwrap();
+    let link = app.setup_link().await.unwrap();
     assert_eq!(login_as(&site, &link, "jayposiris").await, 303);
     let owner = user_id(&site.mock, "jayposiris");
     assert_eq!(app.records().owner().await.unwrap(), Some(owner.clone()));
@@ -762,11 +762,17 @@ async fn with_a_database_a_stranger_first_is_refused_before_and_after_a_restart(
     let owner_login = format!("{}/login?next=/owner", site.base);
     assert_eq!(login_as(&site, &owner_login, "cafe_nova").await, 403);
     assert!(store.users().await.unwrap().is_empty(), "no row for the stranger");
-    connect_owner(&site, &app).await;
-    let owner = user_id(&site.mock, "jayposiris");
+    // The setup link printed by this instance works on another one on the same database.
+    let link = app.setup_link().await.unwrap();
+    let first = site.base.clone();
+    let (other, other_app, _) = start(site.mock).await;
+    let link = link.replace(&first, &other.base);
+    assert_eq!(login_as(&other, &link, "jayposiris").await, 303);
+    let owner = user_id(&other.mock, "jayposiris");
+    assert_eq!(other_app.records().owner().await.unwrap(), Some(owner.clone()));
 
     // Restarted: the binding is read from the database, not from the first row of the store.
-    let (site, app, store) = start(site.mock).await;
+    let (site, app, store) = start(other.mock).await;
     assert_eq!(app.showcase().unwrap().owner(), Some(owner.clone()));
     let owner_login = format!("{}/login?next=/owner", site.base);
     assert_eq!(login_as(&site, &owner_login, "cafe_nova").await, 403);
@@ -874,7 +880,7 @@ async fn the_public_feed_says_its_state_in_a_few_words_never_instagrams_error() 
 async fn two_hundred_thousand_anonymous_logins_leave_the_owners_session_alive() {
     use tower::ServiceExt as _;
     let (site, app, _dir) = owner_site().await;
-    let link = app.setup_link().unwrap();
+    let link = app.setup_link().await.unwrap();
     assert_eq!(login_as(&site, &link, "jayposiris").await, 303);
     // The owner's session, from a login of their own.
     let (cookie, callback) = {
