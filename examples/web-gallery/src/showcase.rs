@@ -280,6 +280,8 @@ struct ShowcasePage {
     tiles: Vec<Tile>,
     next: Option<usize>,
     stale: Option<String>,
+    /// Whether the site has a feed to show.
+    connected: bool,
 }
 
 #[derive(Template)]
@@ -354,7 +356,17 @@ pub(crate) async fn home(
         .as_ref()
         .filter(|feed| !matches!(feed.status, FeedStatus::Fresh))
         .map(|feed| format!("{}.", public_state(&feed.status, feed.synced_at, now)));
-    page(&ShowcasePage { tiles, next, stale }, StatusCode::OK)
+    // No feed: never connected, or purged after a deletion or a deauthorization.
+    let connected = feed.is_some();
+    page(
+        &ShowcasePage {
+            tiles,
+            next,
+            stale,
+            connected,
+        },
+        StatusCode::OK,
+    )
 }
 
 /// `GET /tiles?page=N`: the next page's tiles, for "Load more".

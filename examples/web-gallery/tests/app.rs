@@ -827,6 +827,7 @@ async fn a_deletion_callback_purges_the_mirror_before_it_answers_and_its_status_
     assert_eq!(feed["state"], "not_connected");
     let (_, home) = text(&site, "/").await;
     assert!(sources(&home).is_empty());
+    assert!(home.contains("not connected"), "{home}");
 
     // The status URL given to Meta answers, after a restart too, and says what went.
     let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
