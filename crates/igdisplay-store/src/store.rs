@@ -199,7 +199,7 @@ impl SqlStore {
     }
 
     /// The connection pool, for an application's own tables in the same database (the
-    /// `accounts`, `deleted_accounts`, `events`, `app_budget` and `igdisplay_schema` tables
+    /// `accounts`, `deleted_accounts`, `events`, `app_budget`, `task_leases` and `igdisplay_schema` tables
     /// are the store's).
     pub fn pool(&self) -> &AnyPool {
         self.accounts.pool()
