@@ -28,6 +28,11 @@ const servers = [];
 // Starts the example with `args` and waits for the addresses it prints: its own, and its
 // embedded mock's when it runs one.
 async function startServer(args, env = process.env) {
+  // Each server keeps its records (owner binding, deletions answered) under target/, never in
+  // the checkout.
+  if (!args.includes('--records')) {
+    args = [...args, '--records', join(root, 'target/e2e', `records-${process.pid}-${servers.length}.json`)];
+  }
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'inherit'], env });
   servers.push(child);
   const lines = createInterface({ input: child.stdout });
