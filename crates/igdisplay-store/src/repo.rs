@@ -769,6 +769,24 @@ impl Accounts {
             .map_err(Error::statement("take a task lease"))
     }
 
+    /// Extends the task lease `name` for `lease` seconds from now, only while `holder` still
+    /// holds it (never takes it anew: a renewal racing a release does not bring it back).
+    pub(crate) async fn renew_task(&self, name: &str, holder: &str, lease: i64) -> Result<bool, Error> {
+        static RENEW: Sql = Sql::new(
+            "UPDATE task_leases SET until_at = {now} + $4
+             WHERE name = $2 AND holder = $3 AND until_at > {now}
+             RETURNING holder",
+        );
+        self.at(&RENEW)
+            .bind(name.to_owned())
+            .bind(holder.to_owned())
+            .bind(lease)
+            .fetch_optional(&self.pool)
+            .await
+            .map(|row| row.is_some())
+            .map_err(Error::statement("renew a task lease"))
+    }
+
     /// Lets go of the task lease `name`, if `holder` still holds it.
     pub(crate) async fn release_task(&self, name: &str, holder: &str) -> Result<(), Error> {
         sqlx::query("DELETE FROM task_leases WHERE name = $1 AND holder = $2")

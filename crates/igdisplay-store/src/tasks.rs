@@ -53,15 +53,23 @@ impl SqlStore {
             return Ok(None);
         }
         let lost = Arc::new(AtomicBool::new(false));
+        // Renewals every third of the lease, counted from the take (not from whenever the
+        // renewer first runs).
+        let every = lease / 3;
+        let mut due = self.clock.now().checked_add(every);
         let renewer = tokio::spawn({
             let (store, name, holder, lost) = (self.clone(), name.to_owned(), holder.clone(), lost.clone());
             async move {
-                loop {
-                    store.clock.sleep(lease / 3).await;
-                    match store.accounts.take_task(&name, &holder, seconds).await {
+                while let Some(at) = due {
+                    // A wait on the clock, never a move of it (a simulated clock's `sleep`
+                    // advances it).
+                    let wait = at.duration_since(store.clock.now()).unwrap_or_default();
+                    store.clock.timer(wait).await;
+                    due = at.checked_add(every);
+                    match store.accounts.renew_task(&name, &holder, seconds).await {
                         Ok(true) => {}
-                        // Taken over (this process stalled past the lease): the work is
-                        // another's now.
+                        // Run out and taken over (this process stalled past the lease): the
+                        // work is another's now.
                         Ok(false) => {
                             lost.store(true, Ordering::SeqCst);
                             return;
@@ -123,8 +131,10 @@ impl TaskLease {
     /// # Errors
     ///
     /// [`Error::Database`]: the lease then runs out by itself.
-    pub async fn release(self) -> Result<(), Error> {
+    pub async fn release(mut self) -> Result<(), Error> {
         self.renewer.abort();
+        // Its end awaited: no renewal is in flight once the row goes.
+        let _ = (&mut self.renewer).await;
         self.store.accounts.release_task(&self.name, &self.holder).await
     }
 }

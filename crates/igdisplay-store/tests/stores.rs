@@ -28,6 +28,7 @@ on_both!(
     a_login_begun_before_a_deletion_is_refused_and_one_after_it_revives_the_account,
     eight_instances_starting_together_on_an_empty_database_all_start,
     a_task_lease_has_one_holder_across_instances_until_released_or_run_out,
+    a_held_task_lease_is_renewed_while_its_work_runs,
 );
 
 async fn records_round_trip_and_survive_a_reopen(db: Db) {
@@ -420,4 +421,34 @@ async fn a_task_lease_has_one_holder_across_instances_until_released_or_run_out(
         one.deleted_users().await.unwrap(),
         [UserId::new("17841400000000009")]
     );
+}
+
+/// The holder's lease is renewed every third of its length while held: past its first end,
+/// another instance is still refused.
+async fn a_held_task_lease_is_renewed_while_its_work_runs(db: Db) {
+    let clock = igdisplay_http::ManualClock::at_unix(1_700_000_000);
+    let shared: igdisplay_http::SharedClock = std::sync::Arc::new(clock.clone());
+    let one = db.open(ring("k1", 1)).await.with_pinned_time(shared.clone());
+    let two = db.open(ring("k1", 1)).await.with_pinned_time(shared);
+    let lease = Duration::from_secs(60);
+    let _held = one.try_task("mirror-sync:1", lease).await.unwrap().unwrap();
+    let until = || async {
+        sqlx::query_scalar::<_, i64>("SELECT until_at FROM task_leases WHERE name = 'mirror-sync:1'")
+            .fetch_one(one.pool())
+            .await
+            .unwrap()
+    };
+    let first = until().await;
+    clock.advance(Duration::from_secs(30)); // the renewal is due at 20 s
+    let mut renewed = first;
+    for _ in 0..100_000 {
+        renewed = until().await;
+        if renewed > first {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(renewed, first + 30, "renewed for a lease from now");
+    clock.advance(Duration::from_secs(40)); // past the first end, within the renewed one
+    assert!(two.try_task("mirror-sync:1", lease).await.unwrap().is_none());
 }
