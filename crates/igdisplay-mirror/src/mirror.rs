@@ -675,11 +675,7 @@ impl Mirror {
             rescued.extend(image.keys());
             return Ok(Fetched::Image(image));
         }
-        let source = match media.media_type {
-            Some(MediaType::Video) => media.thumbnail_url.as_deref(),
-            _ => media.media_url.as_deref(),
-        };
-        let Some(url) = source else {
+        let Some(url) = media.picture_url() else {
             return Ok(Fetched::Unavailable("Instagram gave no link".to_owned()));
         };
         if check_key(&format!("media/{id}")).is_err() {

@@ -19,7 +19,7 @@ pub use error::{
     ErrorBody, ErrorClass, GraphError, GraphErrorBody, INVALID_TOKEN_SUBCODES, OAuthErrorBody, classify,
 };
 pub use id::{MediaId, UserId};
-pub use media::{Media, MediaByIds, Owner, is_instagram_page};
+pub use media::{Media, MediaByIds, Owner, Playback, is_instagram_page};
 pub use paging::{Cursors, ListResponse, Paging};
 pub use secret::{AccessToken, AppSecret, AuthorizationCode, CsrfState};
 pub use time::{MAX_UNIX, MIN_UNIX, Timestamp, TimestampError};

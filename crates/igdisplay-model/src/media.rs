@@ -106,6 +106,72 @@ impl Media {
         self.children.as_ref().map_or(&[], |list| &list.data)
     }
 
+    /// Whether this is a video (a reel included: `media_type` `VIDEO`, whatever its
+    /// `media_product_type`).
+    pub fn is_video(&self) -> bool {
+        self.media_type == Some(MediaType::Video)
+    }
+
+    /// The link of the picture that shows this post: the one answer for the mirror and a
+    /// site's tiles.
+    ///
+    /// - An image (or an item of unknown type): its `media_url`.
+    /// - A video or reel: its `thumbnail_url` (its `media_url` is the video), also when Meta
+    ///   left the `media_url` out (copyrighted or licensed audio).
+    /// - An album: the picture of its first item that has one (the items come by field
+    ///   expansion), else the album's own `thumbnail_url`. Never the album's `media_url`,
+    ///   which is its first item's and may be a video.
+    ///
+    /// ```
+    /// use igdisplay_model::{Media, MediaType};
+    ///
+    /// let mut reel = Media::new("1");
+    /// reel.media_type = Some(MediaType::Video);
+    /// reel.media_url = Some("https://scontent.cdninstagram.com/v/reel.mp4".into());
+    /// reel.thumbnail_url = Some("https://scontent.cdninstagram.com/v/reel.jpg".into());
+    /// assert_eq!(reel.picture_url(), Some("https://scontent.cdninstagram.com/v/reel.jpg"));
+    ///
+    /// let mut album = Media::new("2");
+    /// album.media_type = Some(MediaType::CarouselAlbum);
+    /// album.media_url = reel.media_url.clone(); // its first item's: a video
+    /// album.children = Some(igdisplay_model::ListResponse::new(vec![reel]));
+    /// assert_eq!(album.picture_url(), Some("https://scontent.cdninstagram.com/v/reel.jpg"));
+    /// ```
+    pub fn picture_url(&self) -> Option<&str> {
+        match self.media_type {
+            Some(MediaType::Video) => self.thumbnail_url.as_deref(),
+            Some(MediaType::CarouselAlbum) => self
+                .children()
+                .iter()
+                .find_map(Media::picture_url)
+                .or(self.thumbnail_url.as_deref()),
+            _ => self.media_url.as_deref(),
+        }
+    }
+
+    /// Whether this item plays as a video here, and from where.
+    ///
+    /// ```
+    /// use igdisplay_model::{Media, MediaType, Playback};
+    ///
+    /// let mut video = Media::new("1");
+    /// video.media_type = Some(MediaType::Video);
+    /// video.thumbnail_url = Some("https://scontent.cdninstagram.com/v/poster.jpg".into());
+    /// assert!(matches!(video.playback(), Playback::Unplayable { .. })); // no media_url
+    /// video.media_url = Some("https://scontent.cdninstagram.com/v/clip.mp4".into());
+    /// assert_eq!(video.playback(), Playback::Playable { url: "https://scontent.cdninstagram.com/v/clip.mp4" });
+    /// assert_eq!(Media::new("2").playback(), Playback::Still);
+    /// ```
+    pub fn playback(&self) -> Playback<'_> {
+        match (self.is_video(), self.media_url.as_deref()) {
+            (false, _) => Playback::Still,
+            (true, Some(url)) => Playback::Playable { url },
+            (true, None) => Playback::Unplayable {
+                reason: "Instagram sends no video file for this post (licensed or copyrighted audio): watch it on Instagram",
+            },
+        }
+    }
+
     /// The permalink, only when it is a page of Instagram's site (`https://www.instagram.com/…`):
     /// what a site may render as a link. Anything else an answer names (`javascript:`, another
     /// host, plain http) is dropped.
@@ -122,6 +188,24 @@ impl Media {
     pub fn instagram_permalink(&self) -> Option<&str> {
         self.permalink.as_deref().filter(|link| is_instagram_page(link))
     }
+}
+
+/// Whether a media item plays as a video ([`Media::playback`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Playback<'a> {
+    /// Not a video: an image, or an album (its items answer for themselves).
+    Still,
+    /// A video or reel, from this link.
+    Playable {
+        /// Its `media_url`.
+        url: &'a str,
+    },
+    /// A video Meta sent without its file: show its picture and a link to Instagram.
+    Unplayable {
+        /// Why, in a sentence.
+        reason: &'static str,
+    },
 }
 
 /// Whether `url` is a page of Instagram's site: `https://www.instagram.com/` and a path, with
@@ -145,4 +229,111 @@ pub type MediaByIds = std::collections::BTreeMap<MediaId, Media>;
 pub struct Owner {
     /// The owner's Instagram user id.
     pub id: UserId,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ListResponse;
+
+    const PICTURE: &str = "https://scontent.cdninstagram.com/v/picture.jpg";
+    const VIDEO: &str = "https://scontent.cdninstagram.com/v/clip.mp4";
+
+    fn item(
+        kind: MediaType,
+        product: MediaProductType,
+        media_url: Option<&str>,
+        thumbnail: Option<&str>,
+    ) -> Media {
+        let mut media = Media::new("1");
+        media.media_type = Some(kind);
+        media.media_product_type = Some(product);
+        media.media_url = media_url.map(str::to_owned);
+        media.thumbnail_url = thumbnail.map(str::to_owned);
+        media
+    }
+
+    fn album(children: Vec<Media>) -> Media {
+        let mut album = item(
+            MediaType::CarouselAlbum,
+            MediaProductType::Feed,
+            Some(VIDEO),
+            None,
+        );
+        album.children = Some(ListResponse::new(children));
+        album
+    }
+
+    #[test]
+    fn every_kind_of_post_has_one_answer_for_its_picture_and_its_playback() {
+        use MediaProductType::{Feed, Reels, Story};
+        let image = || item(MediaType::Image, Feed, Some(PICTURE), None);
+        let video = || item(MediaType::Video, Feed, Some(VIDEO), Some(PICTURE));
+        let cases: Vec<(&str, Media, Option<&str>, Playback<'_>)> = vec![
+            ("image", image(), Some(PICTURE), Playback::Still),
+            ("video", video(), Some(PICTURE), Playback::Playable { url: VIDEO }),
+            (
+                "reel",
+                item(MediaType::Video, Reels, Some(VIDEO), Some(PICTURE)),
+                Some(PICTURE),
+                Playback::Playable { url: VIDEO },
+            ),
+            (
+                "video without its file (licensed audio)",
+                item(MediaType::Video, Reels, None, Some(PICTURE)),
+                Some(PICTURE),
+                Playback::Unplayable { reason: "" },
+            ),
+            (
+                "video without a thumbnail",
+                item(MediaType::Video, Feed, Some(VIDEO), None),
+                None,
+                Playback::Playable { url: VIDEO },
+            ),
+            (
+                "image story",
+                item(MediaType::Image, Story, Some(PICTURE), None),
+                Some(PICTURE),
+                Playback::Still,
+            ),
+            (
+                "video story",
+                item(MediaType::Video, Story, Some(VIDEO), Some(PICTURE)),
+                Some(PICTURE),
+                Playback::Playable { url: VIDEO },
+            ),
+            (
+                "album, an image first",
+                album(vec![image(), video()]),
+                Some(PICTURE),
+                Playback::Still,
+            ),
+            (
+                "album, a video first",
+                album(vec![video(), image()]),
+                Some(PICTURE),
+                Playback::Still,
+            ),
+            (
+                "album without its items",
+                album(Vec::new()),
+                None,
+                Playback::Still,
+            ),
+            ("unknown type", Media::new("9"), None, Playback::Still),
+        ];
+        for (name, media, picture, playback) in &cases {
+            assert_eq!(media.picture_url(), *picture, "{name}");
+            match (media.playback(), playback) {
+                (Playback::Unplayable { reason }, Playback::Unplayable { .. }) => assert!(!reason.is_empty()),
+                (got, want) => assert_eq!(got, *want, "{name}"),
+            }
+        }
+        // Never the video file as a picture, whatever the kind.
+        assert!(
+            cases
+                .iter()
+                .all(|(_, media, _, _)| media.picture_url() != Some(VIDEO))
+        );
+    }
 }

@@ -609,15 +609,7 @@ impl Tile {
             Some(MediaType::Video) => "video",
             _ => "image",
         };
-        let src = match kind {
-            "video" => media.thumbnail_url.clone(),
-            "album" => media
-                .children()
-                .first()
-                .and_then(|c| c.thumbnail_url.clone().or_else(|| c.media_url.clone()))
-                .or_else(|| media.media_url.clone()),
-            _ => media.media_url.clone(),
-        };
+        let src = media.picture_url().map(str::to_owned);
         Self {
             id: media.id.to_string(),
             kind,
