@@ -80,7 +80,11 @@ impl FileServer {
         let Some(key) = decode(path.trim_start_matches('/')) else {
             return status(StatusCode::NOT_FOUND, &[]);
         };
-        let (mut file, meta) = match self.open(&key).await {
+        let Opened {
+            mut file,
+            meta,
+            small,
+        } = match self.open(&key).await {
             Ok(Some(opened)) => opened,
             Ok(None) => return status(StatusCode::NOT_FOUND, &[]),
             Err(error) => {
@@ -104,7 +108,7 @@ impl FileServer {
                 .body(FileBody::empty())
                 .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR, &[]));
         }
-        let content_type = match content_type(&key, &mut file).await {
+        let content_type = match content_type(&key, &mut file, small.as_ref()).await {
             Ok(content_type) => content_type,
             Err(error) => {
                 tracing::warn!(%error, "a file could not be read");
@@ -134,6 +138,17 @@ impl FileServer {
         response = response.header(header::CONTENT_LENGTH, count);
         let body = if method == Method::HEAD {
             FileBody::empty()
+        } else if let Some(small) = small {
+            // Read with the lookup: the part asked for, no other trip to the disk.
+            let from = usize::try_from(start).ok();
+            let to = from
+                .zip(usize::try_from(count).ok())
+                .and_then(|(from, n)| from.checked_add(n));
+            match from.zip(to) {
+                Some((from, to)) if to <= small.len() => FileBody::bytes(small.slice(from..to)),
+                // The file changed between its metadata and its read.
+                _ => return status(StatusCode::INTERNAL_SERVER_ERROR, &[]),
+            }
         } else {
             match FileBody::of(file, start, count).await {
                 Ok(body) => body,
@@ -149,10 +164,10 @@ impl FileServer {
             .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR, &[]))
     }
 
-    /// The file of `key` and its metadata: `None` when the key is refused, the file is
-    /// missing or not a regular file, or its path leaves the folder (or names a dotfile)
-    /// once its links are resolved.
-    async fn open(&self, key: &str) -> std::io::Result<Option<(tokio::fs::File, std::fs::Metadata)>> {
+    /// The file of `key` and its metadata (and its bytes, when it fits in one chunk):
+    /// `None` when the key is refused, the file is missing or not a regular file, or its path
+    /// leaves the folder (or names a dotfile) once its links are resolved.
+    async fn open(&self, key: &str) -> std::io::Result<Option<Opened>> {
         if check_key(key).is_err() {
             return Ok(None);
         }
@@ -161,12 +176,28 @@ impl FileServer {
         let opened = tokio::task::spawn_blocking(move || open_inside(&root, &key))
             .await
             .map_err(std::io::Error::other)??;
-        Ok(opened.map(|(file, meta)| (tokio::fs::File::from_std(file), meta)))
+        Ok(opened.map(|(file, meta, small)| Opened {
+            file: tokio::fs::File::from_std(file),
+            meta,
+            small,
+        }))
     }
 }
 
-/// The file of `key` under `root` (resolved), with the checks of [`FileServer::open`].
-fn open_inside(root: &Path, key: &str) -> std::io::Result<Option<(std::fs::File, std::fs::Metadata)>> {
+/// A file found by [`FileServer::open`].
+struct Opened {
+    file: tokio::fs::File,
+    meta: std::fs::Metadata,
+    /// The whole content, when it fits in one chunk (read in the same trip as the lookup).
+    small: Option<Bytes>,
+}
+
+/// A file found under the root: the file, its metadata, its content when it fits in a chunk.
+type Found = (std::fs::File, std::fs::Metadata, Option<Bytes>);
+
+/// The file of `key` under `root` (resolved), with the checks of [`FileServer::open`], and
+/// its content when it fits in one chunk.
+fn open_inside(root: &Path, key: &str) -> std::io::Result<Option<Found>> {
     let resolved = match std::fs::canonicalize(root.join(key)) {
         Ok(resolved) => resolved,
         Err(e) if is_absent(&e) => return Ok(None),
@@ -181,7 +212,7 @@ fn open_inside(root: &Path, key: &str) -> std::io::Result<Option<(std::fs::File,
     {
         return Ok(None);
     }
-    let file = match std::fs::File::open(&resolved) {
+    let mut file = match std::fs::File::open(&resolved) {
         Ok(file) => file,
         Err(e) if is_absent(&e) => return Ok(None),
         Err(e) => return Err(e),
@@ -190,7 +221,16 @@ fn open_inside(root: &Path, key: &str) -> std::io::Result<Option<(std::fs::File,
     if !meta.is_file() || !same_file(&meta, &resolved) {
         return Ok(None);
     }
-    Ok(Some((file, meta)))
+    let small = match usize::try_from(meta.len()).ok().filter(|&n| n <= CHUNK) {
+        Some(length) => {
+            use std::io::Read as _;
+            let mut bytes = vec![0u8; length];
+            file.read_exact(&mut bytes)?;
+            Some(Bytes::from(bytes))
+        }
+        None => None,
+    };
+    Ok(Some((file, meta, small)))
 }
 
 /// Whether an error means "nothing there" (a missing file, or a path through a file).
@@ -324,7 +364,11 @@ fn span(range: Option<&str>, length: u64) -> Span {
 
 /// The content type: by the name's extension, else by the file's first bytes (a mirrored
 /// original has no extension). The file is left at its start.
-async fn content_type(key: &str, file: &mut tokio::fs::File) -> std::io::Result<&'static str> {
+async fn content_type(
+    key: &str,
+    file: &mut tokio::fs::File,
+    small: Option<&Bytes>,
+) -> std::io::Result<&'static str> {
     let extension = key.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase());
     let by_name = match extension.as_deref() {
         Some("json") => Some("application/json"),
@@ -337,6 +381,9 @@ async fn content_type(key: &str, file: &mut tokio::fs::File) -> std::io::Result<
     };
     if let Some(content_type) = by_name {
         return Ok(content_type);
+    }
+    if let Some(small) = small {
+        return Ok(crate::blob::content_type(small));
     }
     let mut head = [0u8; 8];
     let mut read = 0;
@@ -380,6 +427,15 @@ impl FileBody {
             file: None,
             remaining: 0,
             whole: None,
+        }
+    }
+
+    /// A body already read.
+    fn bytes(bytes: Bytes) -> Self {
+        Self {
+            file: None,
+            remaining: 0,
+            whole: (!bytes.is_empty()).then_some(bytes),
         }
     }
 

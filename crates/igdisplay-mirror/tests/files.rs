@@ -241,3 +241,26 @@ async fn stalled_connections_neither_starve_the_server_nor_stay_open() {
     .unwrap();
     assert_eq!(closed, 200, "every stalled connection was closed by the server");
 }
+
+#[tokio::test]
+async fn a_file_larger_than_a_chunk_is_streamed_whole_and_in_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("media/2")).unwrap();
+    let bytes: Vec<u8> = (0..300_000u32).map(|n| (n % 253) as u8).collect();
+    std::fs::write(dir.path().join("media/2/video.mp4"), &bytes).unwrap();
+    let files = FileServer::new(dir.path()).unwrap();
+    let whole = files
+        .respond(&Method::GET, "media/2/video.mp4", &HeaderMap::new())
+        .await;
+    assert_eq!(whole.headers()[header::CONTENT_TYPE], "video/mp4");
+    assert_eq!(body(whole).await, bytes, "several chunks, in order");
+    let part = files
+        .respond(
+            &Method::GET,
+            "media/2/video.mp4",
+            &headers(&[(header::RANGE, "bytes=100000-230000")]),
+        )
+        .await;
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(body(part).await, &bytes[100_000..=230_000]);
+}
