@@ -72,11 +72,14 @@ pub trait BlobStore: std::fmt::Debug + Send + Sync + 'static {
     async fn delete(&self, key: &str) -> Result<(), BlobError>;
 }
 
-/// The content type of a mirrored file, from its first bytes: `image/jpeg`, `image/png`, or
+/// The content type of a mirrored file, from its first 12 bytes: `image/jpeg`, `image/png`,
+/// `image/webp`, `video/mp4` (an ISO media file: `ftyp` at byte 4), or
 /// `application/octet-stream` for anything else (a site serves it with `nosniff`).
 ///
 /// ```
 /// assert_eq!(igdisplay_mirror::content_type(&[0xFF, 0xD8, 0xFF]), "image/jpeg");
+/// assert_eq!(igdisplay_mirror::content_type(b"RIFF\x10\0\0\0WEBPVP8 "), "image/webp");
+/// assert_eq!(igdisplay_mirror::content_type(b"\0\0\0\x20ftypisom"), "video/mp4");
 /// assert_eq!(igdisplay_mirror::content_type(b"<html>"), "application/octet-stream");
 /// ```
 pub fn content_type(bytes: &[u8]) -> &'static str {
@@ -84,6 +87,10 @@ pub fn content_type(bytes: &[u8]) -> &'static str {
         "image/jpeg"
     } else if bytes.starts_with(b"\x89PNG") {
         "image/png"
+    } else if bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") {
+        "image/webp"
+    } else if bytes.get(4..8) == Some(b"ftyp") {
+        "video/mp4"
     } else {
         "application/octet-stream"
     }

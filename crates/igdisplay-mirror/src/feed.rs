@@ -142,6 +142,10 @@ pub struct MirroredImage {
     pub height: u32,
     /// The average colour, `#rrggbb`: a placeholder while the image loads.
     pub color: String,
+    /// A [BlurHash](https://blurha.sh) of the image (about 30 characters): a blurred
+    /// placeholder a page can paint before the file arrives. `None` in feeds written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blurhash: Option<String>,
     /// JPEG copies no wider than each configured width, smallest first (a width the original
     /// does not reach is left out; the original stands in).
     pub variants: Vec<Variant>,

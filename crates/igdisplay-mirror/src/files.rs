@@ -385,7 +385,7 @@ async fn content_type(
     if let Some(small) = small {
         return Ok(crate::blob::content_type(small));
     }
-    let mut head = [0u8; 8];
+    let mut head = [0u8; 12];
     let mut read = 0;
     while read < head.len() {
         let n = file.read(&mut head[read..]).await?;

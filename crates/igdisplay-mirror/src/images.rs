@@ -32,6 +32,8 @@ pub(crate) struct Processed {
     pub(crate) width: u32,
     pub(crate) height: u32,
     pub(crate) color: String,
+    /// A BlurHash of the image (4×3 components, fewer across a tall one).
+    pub(crate) blurhash: Option<String>,
     pub(crate) variants: Vec<(u32, u32, Vec<u8>)>,
 }
 
@@ -68,7 +70,10 @@ pub(crate) fn process(bytes: &[u8], widths: &[u32]) -> Result<Processed, ImageEr
         | DynamicImage::ImageRgba8(_)) => image,
         deep => DynamicImage::ImageRgba8(deep.to_rgba8()),
     };
-    let color = average_color(&image);
+    // The placeholders come from one small copy (the hash keeps 12 colours, the mean one).
+    let small = image.resize(32, 32, FilterType::Triangle);
+    let color = average_color(&small);
+    let blurhash = blurhash_of(&small);
     let mut variants = Vec::new();
     for &target in widths {
         if target == 0 || target >= width {
@@ -88,8 +93,21 @@ pub(crate) fn process(bytes: &[u8], widths: &[u32]) -> Result<Processed, ImageEr
         width,
         height,
         color,
+        blurhash,
         variants,
     })
+}
+
+/// A BlurHash of `small` (a copy at most 32 pixels a side: a larger one changes nothing but
+/// the time): 4×3 components for a wide image, 3×4 for a tall one.
+fn blurhash_of(small: &DynamicImage) -> Option<String> {
+    let small = small.to_rgba8();
+    let (x, y) = if small.width() >= small.height() {
+        (4, 3)
+    } else {
+        (3, 4)
+    };
+    blurhash::encode(x, y, small.width(), small.height(), small.as_raw()).ok()
 }
 
 /// The mean colour, as `#rrggbb`.
@@ -121,6 +139,22 @@ mod tests {
         for (_, _, jpeg) in &processed.variants {
             assert_eq!(&jpeg[..2], &[0xFF, 0xD8], "a JPEG");
         }
+    }
+
+    #[test]
+    fn the_blurhash_paints_the_images_colour_with_components_along_its_long_side() {
+        let wide = process(&png(800, 400, [200, 10, 10]), &[])
+            .unwrap()
+            .blurhash
+            .unwrap();
+        let tall = process(&png(300, 900, [10, 10, 200]), &[])
+            .unwrap()
+            .blurhash
+            .unwrap();
+        // The first character says the components: 4×3 is 21 ('L'), 3×4 is 29 ('T').
+        assert!(wide.starts_with('L') && tall.starts_with('T'), "{wide} {tall}");
+        let pixel = blurhash::decode(&wide, 1, 1, 1.0).unwrap();
+        assert!(pixel[0] > 180 && pixel[1] < 40 && pixel[2] < 40, "{pixel:?}");
     }
 
     #[test]

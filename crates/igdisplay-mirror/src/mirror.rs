@@ -724,6 +724,7 @@ impl Mirror {
             width: processed.width,
             height: processed.height,
             color: processed.color,
+            blurhash: processed.blurhash,
             variants,
         };
         let json = serde_json::to_vec(&image).map_err(|source| corrupt(&record, source))?;
