@@ -759,14 +759,8 @@ impl Accounts {
              WHERE task_leases.until_at <= {now} OR task_leases.holder = excluded.holder
              RETURNING holder",
         );
-        self.at(&TAKE)
-            .bind(name.to_owned())
-            .bind(holder.to_owned())
-            .bind(lease)
-            .fetch_optional(&self.pool)
+        self.on_task(&TAKE, "take a task lease", name, holder, lease)
             .await
-            .map(|row| row.is_some())
-            .map_err(Error::statement("take a task lease"))
     }
 
     /// Extends the task lease `name` for `lease` seconds from now, only while `holder` still
@@ -777,14 +771,28 @@ impl Accounts {
              WHERE name = $2 AND holder = $3 AND until_at > {now}
              RETURNING holder",
         );
-        self.at(&RENEW)
+        self.on_task(&RENEW, "renew a task lease", name, holder, lease)
+            .await
+    }
+
+    /// Runs a statement on the task lease `name` (`$2`) for `holder` (`$3`) and `lease`
+    /// seconds (`$4`): whether it returned a row.
+    async fn on_task(
+        &self,
+        sql: &'static Sql,
+        action: &'static str,
+        name: &str,
+        holder: &str,
+        lease: i64,
+    ) -> Result<bool, Error> {
+        self.at(sql)
             .bind(name.to_owned())
             .bind(holder.to_owned())
             .bind(lease)
             .fetch_optional(&self.pool)
             .await
             .map(|row| row.is_some())
-            .map_err(Error::statement("renew a task lease"))
+            .map_err(Error::statement(action))
     }
 
     /// Lets go of the task lease `name`, if `holder` still holds it.
