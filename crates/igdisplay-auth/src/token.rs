@@ -2,6 +2,7 @@
 
 use crate::{Platform, TokenError};
 use igdisplay_http::{Jitter, RetryPolicy};
+use igdisplay_model::whole_seconds as seconds;
 use igdisplay_model::{AccessToken, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime};
@@ -268,11 +269,6 @@ impl RefreshSchedule {
             .max(now.saturating_add(60));
         now.saturating_add(seconds(wait)).min(last_chance)
     }
-}
-
-/// Whole seconds of `duration`, saturating.
-fn seconds(duration: Duration) -> i64 {
-    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -444,7 +444,7 @@ fn unix_now() -> i64 {
     SystemClock
         .now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .map(igdisplay::model::whole_seconds)
         .unwrap_or_default()
 }
 

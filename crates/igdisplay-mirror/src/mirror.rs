@@ -868,10 +868,7 @@ fn sync_id(now: Timestamp) -> String {
 }
 
 fn later(now: Timestamp, wait: Duration) -> Timestamp {
-    Timestamp::from_unix(
-        now.unix()
-            .saturating_add(i64::try_from(wait.as_secs()).unwrap_or(i64::MAX)),
-    )
+    Timestamp::from_unix(now.unix().saturating_add(igdisplay_model::whole_seconds(wait)))
 }
 
 /// When to poll next: a quarter of the median gap between the ten newest posts, between 15

@@ -22,7 +22,7 @@ pub use id::{MediaId, UserId};
 pub use media::{Media, MediaByIds, Owner, Playback, is_instagram_page};
 pub use paging::{Cursors, ListResponse, Paging};
 pub use secret::{AccessToken, AppSecret, AuthorizationCode, CsrfState};
-pub use time::{MAX_UNIX, MIN_UNIX, Timestamp, TimestampError};
+pub use time::{MAX_UNIX, MIN_UNIX, Timestamp, TimestampError, whole_seconds};
 pub use token::{CodeExchangeResponse, LongLivedTokenResponse};
 pub use unknown::UnknownFields;
 pub use usage::{

@@ -82,8 +82,8 @@ impl Timestamp {
     /// The instant of a [`SystemTime`], truncated to the second.
     pub fn from_system_time(time: SystemTime) -> Self {
         let unix = match time.duration_since(UNIX_EPOCH) {
-            Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
-            Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
+            Ok(after) => whole_seconds(after),
+            Err(before) => -whole_seconds(before.duration()),
         };
         Self::from_unix(unix)
     }
@@ -235,6 +235,18 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
+}
+
+/// The whole seconds of `duration` as an `i64`, saturating at `i64::MAX`: the one way a
+/// duration meets Unix seconds (leases, expiries, waits) anywhere in the workspace.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(igdisplay_model::whole_seconds(Duration::from_millis(90_500)), 90);
+/// assert_eq!(igdisplay_model::whole_seconds(Duration::MAX), i64::MAX);
+/// ```
+pub fn whole_seconds(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

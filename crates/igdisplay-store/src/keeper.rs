@@ -38,6 +38,7 @@ use futures_util::StreamExt as _;
 use igdisplay_auth::{AuthClient, RefreshSchedule, TokenError, TokenRecord};
 use igdisplay_graph::Pacer;
 use igdisplay_http::{Jitter, Retry, SharedClock};
+use igdisplay_model::whole_seconds as seconds;
 use igdisplay_model::{Timestamp, UserId};
 use std::future::Future;
 use std::sync::Arc;
@@ -1078,11 +1079,6 @@ const STALLED_WAIT: Duration = Duration::from_secs(5);
 
 fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
-}
-
-/// Whole seconds of `duration`, saturating.
-fn seconds(duration: Duration) -> i64 {
-    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// The Unix milliseconds `pause` after `now` (Unix seconds), saturating.

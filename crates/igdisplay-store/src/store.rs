@@ -403,7 +403,7 @@ impl SqlStore {
     /// Takes `user`'s lease under a one-off owner name, waiting for a holder to let go.
     async fn lease_for_refresh(&self, user: &UserId) -> Result<RefreshLock, Error> {
         let owner = format!("on-demand-{:016x}", random_u64()?);
-        let lease = i64::try_from(ON_DEMAND_LEASE.as_secs()).unwrap_or(i64::MAX);
+        let lease = igdisplay_model::whole_seconds(ON_DEMAND_LEASE);
         let mut waited = Duration::ZERO;
         loop {
             match self.accounts.take_lease(user.as_str(), &owner, lease).await? {

@@ -48,7 +48,7 @@ impl SqlStore {
     /// holder's name.
     pub async fn try_task(&self, name: &str, lease: Duration) -> Result<Option<TaskLease>, Error> {
         let holder = format!("task-{:016x}", random_u64()?);
-        let seconds = i64::try_from(lease.as_secs()).unwrap_or(i64::MAX).max(1);
+        let seconds = igdisplay_model::whole_seconds(lease).max(1);
         if !self.accounts.take_task(name, &holder, seconds).await? {
             return Ok(None);
         }

@@ -217,7 +217,7 @@ impl WebhookSender {
         owner: &str,
     ) -> Result<DeliveryTally, Error> {
         let mut tally = DeliveryTally::default();
-        let lease = i64::try_from(self.lease.as_secs()).unwrap_or(i64::MAX);
+        let lease = igdisplay_model::whole_seconds(self.lease);
         // Bounded per pass, so a long backlog never starves the keeper's refreshes.
         for _ in 0..20 {
             let batch = accounts.claim_events(owner, lease, self.batch).await?;
@@ -257,8 +257,8 @@ impl WebhookSender {
             .event_failed(
                 id,
                 owner,
-                i64::try_from(backoff.as_secs()).unwrap_or(i64::MAX).max(1),
-                i64::try_from(self.give_up_after.as_secs()).unwrap_or(i64::MAX),
+                igdisplay_model::whole_seconds(backoff).max(1),
+                igdisplay_model::whole_seconds(self.give_up_after),
                 &failure,
             )
             .await?;
@@ -401,7 +401,7 @@ pub fn verify_webhook<S: AsRef<[u8]>>(
         return Err(WebhookError::Malformed);
     }
     let now = igdisplay_model::Timestamp::from_system_time(now).unix();
-    let tolerance = i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX);
+    let tolerance = igdisplay_model::whole_seconds(tolerance);
     if now.abs_diff(timestamp) > tolerance.unsigned_abs() {
         return Err(WebhookError::Stale);
     }

@@ -163,7 +163,7 @@ impl App {
         let code = random_hex().ok_or_else(|| RecordsError::new("no randomness for the setup link"))?;
         let expires = self
             .now()
-            .saturating_add(i64::try_from(SETUP_LINK_TTL.as_secs()).unwrap_or(i64::MAX));
+            .saturating_add(igdisplay::model::whole_seconds(SETUP_LINK_TTL));
         self.records.add_setup(&sha256_hex(&code), expires).await?;
         Ok(format!("{}/owner/setup?code={code}", self.public))
     }

@@ -63,7 +63,7 @@ impl Session {
 }
 
 fn idle_seconds() -> i64 {
-    i64::try_from(SESSION_IDLE.as_secs()).unwrap_or(i64::MAX)
+    igdisplay::model::whole_seconds(SESSION_IDLE)
 }
 
 /// Sessions in memory: two least-recently-used maps (front = least recently used).
