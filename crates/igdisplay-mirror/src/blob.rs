@@ -1,6 +1,7 @@
 //! [`BlobStore`]: where the mirrored files and feeds live. [`FsBlobStore`] keeps them in a
 //! folder; another store (object storage) implements the same four calls.
 
+use crate::download::{Download, DownloadError};
 use bytes::Bytes;
 use igdisplay_auth::PrivateFile;
 use std::path::{Path, PathBuf};
@@ -70,6 +71,31 @@ pub trait BlobStore: std::fmt::Debug + Send + Sync + 'static {
     ///
     /// [`BlobError`].
     async fn delete(&self, key: &str) -> Result<(), BlobError>;
+
+    /// Writes a download's body under `key` as it arrives (a video), atomically like `put`:
+    /// the size written, or the download's failure (nothing is left under `key` then). The
+    /// default gathers the body (within the download's cap) and puts it; [`FsBlobStore`]
+    /// streams it to its file.
+    ///
+    /// # Errors
+    ///
+    /// [`BlobError`] when the store failed.
+    async fn put_download(
+        &self,
+        key: &str,
+        download: &mut Download,
+    ) -> Result<Result<u64, DownloadError>, BlobError> {
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = download.next_chunk().await {
+            match chunk {
+                Ok(chunk) => body.extend_from_slice(&chunk),
+                Err(error) => return Ok(Err(error)),
+            }
+        }
+        let size = body.len() as u64;
+        self.put(key, body.freeze()).await?;
+        Ok(Ok(size))
+    }
 }
 
 /// The content type of a mirrored file, from its first 12 bytes: `image/jpeg`, `image/png`,
@@ -222,6 +248,55 @@ impl BlobStore for FsBlobStore {
         tokio::fs::try_exists(&path).await.map_err(io("look for", key))
     }
 
+    /// Streams the body to a temporary file (through [`PrivateFile`], a megabyte per blocking
+    /// write), renamed over the key's file once whole; a failed download leaves nothing.
+    async fn put_download(
+        &self,
+        key: &str,
+        download: &mut Download,
+    ) -> Result<Result<u64, DownloadError>, BlobError> {
+        use std::io::Write as _;
+        let path = self.path_of(key)?;
+        let file = tokio::task::spawn_blocking(move || PrivateFile::create_readable(&path))
+            .await
+            .map_err(|e| io("write", key)(std::io::Error::other(e)))?
+            .map_err(io("write", key))?;
+        let mut file = Some(file);
+        let mut size = 0u64;
+        let mut batch = bytes::BytesMut::new();
+        loop {
+            let chunk = download.next_chunk().await;
+            let end = chunk.is_none();
+            match chunk {
+                // Dropped unfinished: the temporary file goes with it.
+                Some(Err(error)) => return Ok(Err(error)),
+                Some(Ok(chunk)) => {
+                    size = size.saturating_add(chunk.len() as u64);
+                    batch.extend_from_slice(&chunk);
+                }
+                None => {}
+            }
+            if batch.len() >= WRITE_BATCH || end {
+                let bytes = batch.split().freeze();
+                let Some(open) = file.take() else {
+                    return Err(io("write", key)(std::io::Error::other("the file is gone")));
+                };
+                let written = Self::on_file(key, open, move |f| f.write_all(&bytes)).await?;
+                file = Some(written);
+            }
+            if end {
+                break;
+            }
+        }
+        if let Some(open) = file {
+            tokio::task::spawn_blocking(move || open.commit())
+                .await
+                .map_err(|e| io("write", key)(std::io::Error::other(e)))?
+                .map_err(io("write", key))?;
+        }
+        Ok(Ok(size))
+    }
+
     /// Deletes the file, then its folder if that is left empty (a past sync's pages, a gone
     /// post's files), so folders do not pile up over months of syncs.
     async fn delete(&self, key: &str) -> Result<(), BlobError> {
@@ -236,6 +311,26 @@ impl BlobStore for FsBlobStore {
             let _ = tokio::fs::remove_dir(folder).await;
         }
         Ok(())
+    }
+}
+
+/// Bytes gathered before one blocking write of a streamed file.
+const WRITE_BATCH: usize = 1024 * 1024;
+
+impl FsBlobStore {
+    /// Runs `work` on `file` on the blocking pool, handing the file back.
+    async fn on_file(
+        key: &str,
+        file: PrivateFile,
+        work: impl FnOnce(&mut PrivateFile) -> std::io::Result<()> + Send + 'static,
+    ) -> Result<PrivateFile, BlobError> {
+        tokio::task::spawn_blocking(move || {
+            let mut file = file;
+            work(&mut file).map(|()| file)
+        })
+        .await
+        .map_err(|e| io("write", key)(std::io::Error::other(e)))?
+        .map_err(io("write", key))
     }
 }
 

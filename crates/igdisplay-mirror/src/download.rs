@@ -22,8 +22,11 @@ pub struct DownloadPolicy {
     pub extra_origins: Vec<String>,
     /// Redirects followed at most. Default 5.
     pub max_redirects: u8,
-    /// The largest file taken, in bytes. Default 64 MiB.
+    /// The largest file taken, in bytes, streamed to its file (a video). Default 256 MiB.
     pub max_bytes: usize,
+    /// The largest file read into memory ([`Downloader::get`], an image to resize). Default
+    /// 64 MiB.
+    pub max_memory_bytes: usize,
 }
 
 impl Default for DownloadPolicy {
@@ -32,7 +35,8 @@ impl Default for DownloadPolicy {
             cdn_suffixes: INSTAGRAM_CDN.iter().map(|s| (*s).to_owned()).collect(),
             extra_origins: Vec::new(),
             max_redirects: 5,
-            max_bytes: 64 * 1024 * 1024,
+            max_bytes: 256 * 1024 * 1024,
+            max_memory_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -53,10 +57,11 @@ impl DownloadPolicy {
         self
     }
 
-    /// Sets the largest file taken.
+    /// Sets the largest file taken (and read into memory, when that is lower).
     #[must_use]
     pub fn max_bytes(mut self, bytes: usize) -> Self {
         self.max_bytes = bytes;
+        self.max_memory_bytes = self.max_memory_bytes.min(bytes);
         self
     }
 
@@ -233,14 +238,15 @@ impl Downloader {
         &self.policy
     }
 
-    /// Downloads `url` into memory: [`open`](Self::open), then the body read whole (for an
-    /// image to resize; a video goes to its file with `open`).
+    /// Downloads `url` into memory: [`open`](Self::open), then the body read whole, up to
+    /// [`DownloadPolicy::max_memory_bytes`] (for an image to resize; a video goes to its file
+    /// with `open`).
     ///
     /// # Errors
     ///
     /// Every [`DownloadError`]; nothing is sent for a link the policy refuses.
     pub async fn get(&self, url: &str) -> Result<Downloaded, DownloadError> {
-        let mut download = self.open(url).await?;
+        let mut download = self.open(url).await?.limit(self.policy.max_memory_bytes);
         let mut bytes = bytes::BytesMut::new();
         while let Some(chunk) = download.next_chunk().await {
             bytes.extend_from_slice(&chunk?);
@@ -317,6 +323,13 @@ pub struct Download {
 }
 
 impl Download {
+    /// Takes at most `bytes` of this file (at most the policy's cap already).
+    #[must_use]
+    pub fn limit(mut self, bytes: usize) -> Self {
+        self.max_bytes = self.max_bytes.min(bytes);
+        self
+    }
+
     /// The next chunk of the file; `None` at its end.
     ///
     /// # Errors

@@ -111,9 +111,24 @@ pub struct FeedItem {
     /// is not an image or is too large to decode. For the site owner, not the public page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<String>,
+    /// A video's or reel's local file, when it was mirrored; a site plays it from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<MirroredVideo>,
+    /// Why a video has no local file (Meta sent none, for licensed audio; over the mirror's
+    /// size cap; a refused link): a site shows its picture and links to Instagram.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unplayable: Option<String>,
     /// An album's items.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<FeedItem>,
+}
+
+/// A video mirrored into the blob store, as downloaded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct MirroredVideo {
+    /// Its blob key (`media/{id}/video.mp4`).
+    pub key: String,
 }
 
 impl FeedItem {

@@ -5,7 +5,7 @@
 
 use crate::blob::{BlobError, BlobStore, check_key};
 use crate::download::{DownloadError, Downloader};
-use crate::feed::{Feed, FeedIndex, FeedItem, FeedStatus, MirroredImage, PageRef, Variant};
+use crate::feed::{Feed, FeedIndex, FeedItem, FeedStatus, MirroredImage, MirroredVideo, PageRef, Variant};
 use crate::images;
 use bytes::Bytes;
 use igdisplay_graph::{GraphClient, MediaField};
@@ -100,6 +100,8 @@ pub struct Mirror {
     clock: SharedClock,
     widths: Vec<u32>,
     budget_share: u8,
+    /// The largest video mirrored, in bytes; `None`: videos are not mirrored.
+    videos: Option<u64>,
     /// Images decoded at a time, across every sync of this mirror.
     decodes: Arc<tokio::sync::Semaphore>,
     /// One gate per account: a sync or a purge holds it (shared by the mirror's clones).
@@ -119,12 +121,15 @@ pub struct PurgeReport {
 }
 
 /// Where one image comes from, and whether its link had expired.
-enum Fetched {
-    Image(MirroredImage),
+enum Fetched<T> {
+    Got(T),
     Expired,
     /// Not mirrored, for this reason.
     Unavailable(String),
 }
+
+/// The largest video mirrored by default: 200 MiB.
+pub const DEFAULT_VIDEO_BYTES: u64 = 200 * 1024 * 1024;
 
 /// How long an instance's lease on an account's sync ([`Mirror::sync_task`]) lasts before
 /// another instance may take it over, when its holder stops renewing it (it died).
@@ -145,7 +150,16 @@ impl Mirror {
             budget_share: 50,
             decodes: Arc::new(tokio::sync::Semaphore::new(DEFAULT_DECODES)),
             gates: Arc::default(),
+            videos: Some(DEFAULT_VIDEO_BYTES),
         }
+    }
+
+    /// Mirrors videos and reels up to `bytes` each (within the downloader's own cap), or
+    /// none with `None` (their pictures still are). Default [`DEFAULT_VIDEO_BYTES`].
+    #[must_use]
+    pub fn with_video_limit(mut self, bytes: Option<u64>) -> Self {
+        self.videos = bytes;
+        self
     }
 
     /// The name under which instances sharing a mirror agree that one of them syncs `user`
@@ -622,13 +636,27 @@ impl Mirror {
             (None, None)
         } else {
             match self.image_of(media, known, rescued, report).await? {
-                Fetched::Image(image) => (Some(image), None),
+                Fetched::Got(image) => (Some(image), None),
                 Fetched::Expired => {
                     expired = true;
                     (None, Some(DownloadError::Expired.to_string()))
                 }
                 Fetched::Unavailable(reason) => (None, Some(reason)),
             }
+        };
+        let (video, unplayable) = match (is_album, media.playback()) {
+            (false, igdisplay_model::Playback::Playable { url }) => {
+                match self.video_of(media, url, report).await? {
+                    Fetched::Got(video) => (Some(video), None),
+                    Fetched::Expired => {
+                        expired = true;
+                        (None, Some(DownloadError::Expired.to_string()))
+                    }
+                    Fetched::Unavailable(reason) => (None, Some(reason)),
+                }
+            }
+            (false, igdisplay_model::Playback::Unplayable { reason }) => (None, Some(reason.to_owned())),
+            _ => (None, None),
         };
         let caption = media.caption.clone();
         let item = FeedItem {
@@ -645,9 +673,59 @@ impl Mirror {
             timestamp: media.timestamp,
             image,
             unavailable,
+            video,
+            unplayable,
             children,
         };
         Ok((item, expired))
+    }
+
+    /// Mirrors a video's file from `url` (streamed to the store), or finds it mirrored by a
+    /// previous sync (a video never changes under its id).
+    async fn video_of(
+        &self,
+        media: &Media,
+        url: &str,
+        report: &mut SyncReport,
+    ) -> Result<Fetched<MirroredVideo>, SyncError> {
+        let Some(limit) = self.videos else {
+            return Ok(Fetched::Unavailable(
+                "this mirror does not keep videos".to_owned(),
+            ));
+        };
+        let key = format!("media/{}/video.mp4", media.id.as_str());
+        if check_key(&key).is_err() {
+            return Ok(Fetched::Unavailable("the media id cannot name a file".to_owned()));
+        }
+        if self.blobs.exists(&key).await? {
+            report.reused += 1;
+            return Ok(Fetched::Got(MirroredVideo { key }));
+        }
+        let download = match self.downloader.open(url).await {
+            Ok(download) if download.content_type.starts_with("video/") => download,
+            Ok(download) => {
+                return Ok(Fetched::Unavailable(
+                    DownloadError::ContentType(download.content_type).to_string(),
+                ));
+            }
+            Err(DownloadError::Expired) => return Ok(Fetched::Expired),
+            Err(error) => return Ok(Fetched::Unavailable(error.to_string())),
+        };
+        let mut download = download.limit(usize::try_from(limit).unwrap_or(usize::MAX));
+        match self.blobs.put_download(&key, &mut download).await? {
+            Ok(_) => {
+                report.downloaded += 1;
+                Ok(Fetched::Got(MirroredVideo { key }))
+            }
+            Err(DownloadError::Transport(error))
+                if error.kind() == igdisplay_http::TransportErrorKind::BodyTooLarge =>
+            {
+                Ok(Fetched::Unavailable(format!(
+                    "the video is larger than this mirror keeps ({limit} bytes)"
+                )))
+            }
+            Err(error) => Ok(Fetched::Unavailable(error.to_string())),
+        }
     }
 
     /// The mirrored image of `media`: already there, or downloaded and processed now.
@@ -657,11 +735,11 @@ impl Mirror {
         known: &HashMap<String, MirroredImage>,
         rescued: &mut HashSet<String>,
         report: &mut SyncReport,
-    ) -> Result<Fetched, SyncError> {
+    ) -> Result<Fetched<MirroredImage>, SyncError> {
         let id = media.id.to_string();
         if let Some(image) = known.get(&id) {
             report.reused += 1;
-            return Ok(Fetched::Image(image.clone()));
+            return Ok(Fetched::Got(image.clone()));
         }
         // Mirrored by a sync that stopped before it wrote its feed (a crash, a full disk), or
         // a post listed out of date order (passed over as gone, found again): its record is
@@ -673,7 +751,7 @@ impl Mirror {
         {
             report.reused += 1;
             rescued.extend(image.keys());
-            return Ok(Fetched::Image(image));
+            return Ok(Fetched::Got(image));
         }
         let Some(url) = media.picture_url() else {
             return Ok(Fetched::Unavailable("Instagram gave no link".to_owned()));
@@ -729,7 +807,7 @@ impl Mirror {
         };
         let json = serde_json::to_vec(&image).map_err(|source| corrupt(&record, source))?;
         self.blobs.put(&record, Bytes::from(json)).await?;
-        Ok(Fetched::Image(image))
+        Ok(Fetched::Got(image))
     }
 }
 
@@ -845,10 +923,10 @@ impl<'a> Previous<'a> {
 
 /// Every file a post uses (its album items' too).
 fn file_keys(item: &FeedItem) -> impl Iterator<Item = String> + '_ {
-    std::iter::once(item)
-        .chain(&item.children)
-        .filter_map(|one| one.image.as_ref())
-        .flat_map(MirroredImage::keys)
+    std::iter::once(item).chain(&item.children).flat_map(|one| {
+        let images = one.image.iter().flat_map(MirroredImage::keys);
+        images.chain(one.video.iter().map(|video| video.key.clone()))
+    })
 }
 
 fn corrupt(key: &str, source: serde_json::Error) -> SyncError {

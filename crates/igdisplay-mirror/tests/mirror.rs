@@ -110,11 +110,14 @@ impl Site {
             .iter()
             .flat_map(|i| std::iter::once(i).chain(&i.children))
         {
-            if let Some(image) = &item.image {
-                for key in image.keys() {
-                    assert!(self.blobs.exists(&key).await.unwrap(), "{key}");
-                    files += 1;
-                }
+            let keys = item
+                .image
+                .iter()
+                .flat_map(|image| image.keys())
+                .chain(item.video.iter().map(|video| video.key.clone()));
+            for key in keys {
+                assert!(self.blobs.exists(&key).await.unwrap(), "{key}");
+                files += 1;
             }
         }
         files
@@ -294,10 +297,18 @@ async fn thirty_days_later_every_link_has_expired_and_every_image_is_still_mirro
     site.mock.advance(30 * DAY);
     let later = site.mirror.sync(&site.user, &site.graph).await.unwrap();
     assert_eq!((later.downloaded, later.unavailable), (0, 0));
+    let feed = site.mirror.feed(&site.user).await.unwrap().unwrap();
+    let videos = feed
+        .items
+        .iter()
+        .flat_map(|i| std::iter::once(i).chain(&i.children))
+        .filter(|i| i.video.is_some())
+        .count();
+    assert!(videos >= 6, "each album's video, at least");
     assert_eq!(
         later.reused,
-        later.items + 6 * 3 - 6,
-        "every post and album item reused"
+        later.items + 6 * 3 - 6 + videos,
+        "every post's and album item's picture reused, and every video"
     );
     site.every_file_exists().await;
 }
@@ -805,5 +816,80 @@ async fn a_purge_deletes_every_file_page_and_the_index_of_the_account() {
         site.mirror.purge(&site.user).await.unwrap(),
         igdisplay_mirror::PurgeReport::default(),
         "purging again finds nothing"
+    );
+}
+
+#[tokio::test]
+async fn videos_are_mirrored_as_files_and_one_without_its_file_keeps_its_picture() {
+    let site = site(30);
+    let report = site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    assert_eq!(report.unavailable, 0);
+    let feed = site.mirror.feed(&site.user).await.unwrap().unwrap();
+    let videos: Vec<&FeedItem> = feed
+        .items
+        .iter()
+        .flat_map(|i| std::iter::once(i).chain(&i.children))
+        .filter(|i| i.media_type == "VIDEO")
+        .collect();
+    assert!(!videos.is_empty());
+    for video in &videos {
+        assert!(video.image.is_some(), "its picture: {}", video.id);
+        let file = site
+            .blobs
+            .get(&video.video.as_ref().unwrap().key)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&file[4..8], b"ftyp", "an MP4, as the CDN sent it");
+        assert_eq!(igdisplay_mirror::content_type(&file), "video/mp4");
+    }
+
+    // Meta leaves `media_url` out of a video with licensed audio: its picture stays, and it
+    // says why it does not play.
+    let listed = site.graph.my_media().send().await.unwrap();
+    let poster = listed.items.iter().find_map(|m| m.thumbnail_url.clone()).unwrap();
+    site.mock.stub(Stub::json(
+        "GET",
+        "/me/media",
+        200,
+        serde_json::json!({"data": [{"id": "1790000000000000077", "media_type": "VIDEO",
+            "media_product_type": "REELS", "thumbnail_url": poster}]}),
+    ));
+    site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    let feed = site.mirror.feed(&site.user).await.unwrap().unwrap();
+    assert_eq!(feed.items.len(), 1);
+    let reel = &feed.items[0];
+    assert!(reel.image.is_some() && reel.video.is_none(), "{reel:?}");
+    assert!(
+        reel.unplayable.as_deref().unwrap().contains("licensed"),
+        "{reel:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_video_over_the_mirrors_limit_keeps_its_picture_and_leaves_no_file() {
+    let site = site(30);
+    let mirror = site.mirror.clone().with_video_limit(Some(100));
+    mirror.sync(&site.user, &site.graph).await.unwrap();
+    let feed = mirror.feed(&site.user).await.unwrap().unwrap();
+    let video = feed
+        .items
+        .iter()
+        .flat_map(|i| std::iter::once(i).chain(&i.children))
+        .find(|i| i.media_type == "VIDEO")
+        .unwrap();
+    assert!(video.image.is_some() && video.video.is_none());
+    assert!(
+        video.unplayable.as_deref().unwrap().contains("larger"),
+        "{video:?}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(site.dir.path().join("media").join(&video.id))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("video") || name.starts_with('.'))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "no partial or temporary file: {leftovers:?}"
     );
 }

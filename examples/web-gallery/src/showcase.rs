@@ -101,6 +101,7 @@ impl Showcase {
                 if let Some(image) = &item.image {
                     keys.extend(image.keys().filter(|key| !key.ends_with("/image.json")));
                 }
+                keys.extend(item.video.iter().map(|video| video.key.clone()));
             }
         }
         let keys = Arc::new(keys);
