@@ -3,6 +3,7 @@
 //! so a reader sees the old file or the new one.
 
 use crate::blob::{BlobError, BlobStore, check_key};
+use crate::download::{Download, DownloadError};
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt as _};
@@ -122,6 +123,39 @@ impl BlobStore for ObjectBlobStore {
             .await
             .map(drop)
             .map_err(remote("write", key))
+    }
+
+    /// A multipart upload in parts of 5 MiB, two in flight at most: a video's memory is a
+    /// few parts, whatever its size; a failed download aborts the upload (nothing is stored).
+    async fn put_download(
+        &self,
+        key: &str,
+        download: &mut Download,
+    ) -> Result<Result<u64, DownloadError>, BlobError> {
+        let upload = self
+            .store
+            .put_multipart(&path(key)?)
+            .await
+            .map_err(remote("write", key))?;
+        let mut writer = object_store::WriteMultipart::new(upload);
+        let mut size = 0u64;
+        while let Some(chunk) = download.next_chunk().await {
+            match chunk {
+                Ok(chunk) => {
+                    size = size.saturating_add(chunk.len() as u64);
+                    writer.wait_for_capacity(2).await.map_err(remote("write", key))?;
+                    writer.put(chunk);
+                }
+                Err(error) => {
+                    if let Err(abort) = writer.abort().await {
+                        tracing::warn!(%abort, key, "an upload cut short was not aborted; the bucket's lifecycle rules remove it");
+                    }
+                    return Ok(Err(error));
+                }
+            }
+        }
+        writer.finish().await.map_err(remote("write", key))?;
+        Ok(Ok(size))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, BlobError> {

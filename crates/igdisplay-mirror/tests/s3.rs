@@ -78,6 +78,18 @@ async fn a_mirror_in_object_storage_writes_every_file_and_drops_the_deleted_ones
             assert!(blobs.exists(&key).await.unwrap(), "{key}");
         }
     }
+    // Videos went up as multipart uploads, whole.
+    let videos: Vec<String> = feed
+        .items
+        .iter()
+        .flat_map(|i| std::iter::once(i).chain(&i.children))
+        .filter_map(|i| i.video.as_ref().map(|v| v.key.clone()))
+        .collect();
+    assert!(!videos.is_empty());
+    for key in &videos {
+        let file = blobs.get(key).await.unwrap().unwrap();
+        assert_eq!(&file[4..8], b"ftyp", "{key}");
+    }
 
     let gone = feed.items.iter().find(|i| i.image.is_some()).unwrap().clone();
     mock.delete_media(&gone.id).unwrap();
