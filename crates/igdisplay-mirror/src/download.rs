@@ -179,6 +179,9 @@ pub enum DownloadError {
     /// Not an image or a video.
     #[error("the file is not an image or a video (`{0}`)")]
     ContentType(String),
+    /// The file grew past the cap taken (the policy's, or a download's [`Download::limit`]).
+    #[error("the file is larger than {0} bytes")]
+    TooLarge(usize),
     /// The transport failed (connection, timeout, a body over the cap, an address refused).
     #[error("the download failed")]
     Transport(#[source] TransportError),
@@ -334,8 +337,9 @@ impl Download {
     ///
     /// # Errors
     ///
-    /// [`DownloadError::Transport`]: the connection failed, a chunk was late, or the file
-    /// grew past the policy's cap (counted here too, whatever the backend does).
+    /// [`DownloadError::Transport`]: the connection failed or a chunk was late;
+    /// [`DownloadError::TooLarge`]: the file grew past this download's cap (counted here,
+    /// whatever the backend does).
     pub async fn next_chunk(&mut self) -> Option<Result<Bytes, DownloadError>> {
         let chunk = match self.body.next_chunk().await? {
             Ok(chunk) => chunk,
@@ -343,9 +347,7 @@ impl Download {
         };
         self.read = self.read.saturating_add(chunk.len());
         if self.read > self.max_bytes {
-            return Some(Err(DownloadError::Transport(TransportError::body_too_large(
-                self.max_bytes,
-            ))));
+            return Some(Err(DownloadError::TooLarge(self.max_bytes)));
         }
         Some(Ok(chunk))
     }

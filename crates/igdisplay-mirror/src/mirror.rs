@@ -717,13 +717,9 @@ impl Mirror {
                 report.downloaded += 1;
                 Ok(Fetched::Got(MirroredVideo { key }))
             }
-            Err(DownloadError::Transport(error))
-                if error.kind() == igdisplay_http::TransportErrorKind::BodyTooLarge =>
-            {
-                Ok(Fetched::Unavailable(format!(
-                    "the video is larger than this mirror keeps ({limit} bytes)"
-                )))
-            }
+            Err(DownloadError::TooLarge(_)) => Ok(Fetched::Unavailable(format!(
+                "the video is larger than this mirror keeps ({limit} bytes)"
+            ))),
             Err(error) => Ok(Fetched::Unavailable(error.to_string())),
         }
     }
