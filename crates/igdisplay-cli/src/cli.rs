@@ -156,12 +156,13 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Store(StoreCommand),
     /// Mirror every stored account's media into a folder (--out) or a bucket (--bucket): each
-    /// image and video thumbnail once, with resized copies, and a feed per account (an index,
-    /// feeds/USER_ID.json, naming pages of 100 posts). Incremental: a second run downloads only
-    /// what is new; when Instagram fails, the last good feed stays; with --store, an account
-    /// whose token Instagram refuses is marked revoked there.
-    /// With --store, accounts the store marks deauthorized or deleted are purged from the
-    /// mirror (their files, pages and feed), and only active ones are synced.
+    /// image and video thumbnail once, with resized copies, each video's file (up to 200 MiB),
+    /// and a feed per account (an index, feeds/USER_ID.json, naming pages of 100 posts).
+    /// Incremental: a second run downloads only what is new; when Instagram fails, the last
+    /// good feed stays. With --store, an account whose token Instagram refuses is marked
+    /// revoked there, accounts the store marks deauthorized or deleted are purged from the
+    /// mirror (their files, pages and feed), only active ones are synced, and an account
+    /// another instance is syncing is skipped.
     Sync(MirrorTarget),
     /// The mirror by hand.
     #[command(subcommand)]
