@@ -646,7 +646,7 @@ impl Mirror {
         };
         let (video, unplayable) = match (is_album, media.playback()) {
             (false, igdisplay_model::Playback::Playable { url }) => {
-                match self.video_of(media, url, report).await? {
+                match self.video_of(media, url, rescued, report).await? {
                     Fetched::Got(video) => (Some(video), None),
                     Fetched::Expired => {
                         expired = true;
@@ -681,11 +681,13 @@ impl Mirror {
     }
 
     /// Mirrors a video's file from `url` (streamed to the store), or finds it mirrored by a
-    /// previous sync (a video never changes under its id).
+    /// previous sync (a video never changes under its id; found, it is `rescued` like an
+    /// image found by its record: a post passed over as gone and listed again keeps it).
     async fn video_of(
         &self,
         media: &Media,
         url: &str,
+        rescued: &mut HashSet<String>,
         report: &mut SyncReport,
     ) -> Result<Fetched<MirroredVideo>, SyncError> {
         let Some(limit) = self.videos else {
@@ -699,6 +701,7 @@ impl Mirror {
         }
         if self.blobs.exists(&key).await? {
             report.reused += 1;
+            rescued.insert(key.clone());
             return Ok(Fetched::Got(MirroredVideo { key }));
         }
         let download = match self.downloader.open(url).await {

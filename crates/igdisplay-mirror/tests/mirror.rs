@@ -893,3 +893,42 @@ async fn a_video_over_the_mirrors_limit_keeps_its_picture_and_leaves_no_file() {
         "no partial or temporary file: {leftovers:?}"
     );
 }
+
+/// A listing out of date order: a post with a video is passed over as gone when an older
+/// post comes first, then found again further down. Its files, the video's included, stay.
+#[tokio::test]
+async fn a_video_post_listed_out_of_date_order_keeps_its_file() {
+    let site = site(30);
+    site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    let mut listed = site
+        .graph
+        .my_media()
+        .with_children()
+        .limit(100)
+        .send()
+        .await
+        .unwrap()
+        .items;
+    let has_video = |m: &igdisplay_model::Media| {
+        std::iter::once(m)
+            .chain(m.children())
+            .any(|one| one.media_type == Some(igdisplay_model::MediaType::Video))
+    };
+    let with_video = listed.iter().position(has_video).unwrap();
+    let last = listed.len() - 1;
+    assert!(with_video < last);
+    listed.swap(with_video, last);
+    site.mock.stub(Stub::json(
+        "GET",
+        "/me/media",
+        200,
+        serde_json::json!({ "data": listed }),
+    ));
+    let report = site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    assert_eq!(
+        (report.items, report.downloaded),
+        (30, 0),
+        "nothing new: {report:?}"
+    );
+    site.every_file_exists().await;
+}
