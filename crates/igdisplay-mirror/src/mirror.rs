@@ -128,6 +128,21 @@ enum Fetched<T> {
     Unavailable(String),
 }
 
+impl<T> Fetched<T> {
+    /// The file, or why there is none; an expired link noted in `expired` (its page is
+    /// listed again).
+    fn split(self, expired: &mut bool) -> (Option<T>, Option<String>) {
+        match self {
+            Fetched::Got(got) => (Some(got), None),
+            Fetched::Expired => {
+                *expired = true;
+                (None, Some(DownloadError::Expired.to_string()))
+            }
+            Fetched::Unavailable(reason) => (None, Some(reason)),
+        }
+    }
+}
+
 /// The largest video mirrored by default: 200 MiB.
 pub const DEFAULT_VIDEO_BYTES: u64 = 200 * 1024 * 1024;
 
@@ -635,26 +650,15 @@ impl Mirror {
         let (image, unavailable) = if is_album {
             (None, None)
         } else {
-            match self.image_of(media, known, rescued, report).await? {
-                Fetched::Got(image) => (Some(image), None),
-                Fetched::Expired => {
-                    expired = true;
-                    (None, Some(DownloadError::Expired.to_string()))
-                }
-                Fetched::Unavailable(reason) => (None, Some(reason)),
-            }
+            self.image_of(media, known, rescued, report)
+                .await?
+                .split(&mut expired)
         };
         let (video, unplayable) = match (is_album, media.playback()) {
-            (false, igdisplay_model::Playback::Playable { url }) => {
-                match self.video_of(media, url, rescued, report).await? {
-                    Fetched::Got(video) => (Some(video), None),
-                    Fetched::Expired => {
-                        expired = true;
-                        (None, Some(DownloadError::Expired.to_string()))
-                    }
-                    Fetched::Unavailable(reason) => (None, Some(reason)),
-                }
-            }
+            (false, igdisplay_model::Playback::Playable { url }) => self
+                .video_of(media, url, rescued, report)
+                .await?
+                .split(&mut expired),
             (false, igdisplay_model::Playback::Unplayable { reason }) => (None, Some(reason.to_owned())),
             _ => (None, None),
         };
@@ -707,9 +711,10 @@ impl Mirror {
         let download = match self.downloader.open(url).await {
             Ok(download) if download.content_type.starts_with("video/") => download,
             Ok(download) => {
-                return Ok(Fetched::Unavailable(
-                    DownloadError::ContentType(download.content_type).to_string(),
-                ));
+                return Ok(Fetched::Unavailable(format!(
+                    "the file is not a video (`{}`)",
+                    download.content_type
+                )));
             }
             Err(DownloadError::Expired) => return Ok(Fetched::Expired),
             Err(error) => return Ok(Fetched::Unavailable(error.to_string())),
