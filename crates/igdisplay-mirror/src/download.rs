@@ -51,7 +51,7 @@ impl DownloadPolicy {
     /// the mock's base URL, for a site or a test running against it.
     #[must_use]
     pub fn allow_origin(mut self, origin: &str) -> Self {
-        if let Some(origin) = origin_of(origin) {
+        if let Some(origin) = origin.parse().ok().and_then(|uri| origin_of(&uri)) {
             self.extra_origins.push(origin);
         }
         self
@@ -121,7 +121,7 @@ impl DownloadPolicy {
                 Some(_) => Err(DownloadError::Scheme),
             };
         };
-        if let Some(origin) = origin_of(url)
+        if let Some(origin) = origin_of(&uri)
             && self.extra_origins.contains(&origin)
         {
             return Ok(uri);
@@ -130,10 +130,10 @@ impl DownloadPolicy {
             return Err(DownloadError::Scheme);
         }
         let host = host.to_ascii_lowercase();
-        let on_cdn = self
-            .cdn_suffixes
-            .iter()
-            .any(|suffix| host == *suffix || host.ends_with(&format!(".{suffix}")));
+        let on_cdn = self.cdn_suffixes.iter().any(|suffix| {
+            host.strip_suffix(suffix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+        });
         if !on_cdn || uri.port_u16().is_some_and(|port| port != 443) {
             return Err(DownloadError::Host);
         }
@@ -143,8 +143,7 @@ impl DownloadPolicy {
 
 /// `scheme://host[:port]` of a URL, lowercased, the default port left out; `None` for a URL
 /// without both.
-fn origin_of(url: &str) -> Option<String> {
-    let uri: Uri = url.parse().ok()?;
+fn origin_of(uri: &Uri) -> Option<String> {
     let scheme = uri.scheme_str()?.to_ascii_lowercase();
     let host = uri.host()?.to_ascii_lowercase();
     let port = match (scheme.as_str(), uri.port_u16()) {
