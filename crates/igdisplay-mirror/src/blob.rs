@@ -198,10 +198,7 @@ impl FsBlobStore {
     pub async fn remove_leftovers(&self) -> Result<usize, BlobError> {
         const UNDER_WAY: std::time::Duration = std::time::Duration::from_secs(600);
         let root = self.root.clone();
-        tokio::task::spawn_blocking(move || remove_leftovers(&root, UNDER_WAY))
-            .await
-            .map_err(|e| io("clean", "")(std::io::Error::other(e)))?
-            .map_err(io("clean", ""))
+        blocking("clean", "", move || remove_leftovers(&root, UNDER_WAY)).await
     }
 
     /// The file of `key`, once the key is checked.
@@ -219,19 +216,23 @@ fn io<'a>(action: &'static str, key: &'a str) -> impl FnOnce(std::io::Error) -> 
     }
 }
 
+/// Runs `work` (file system calls) on the blocking pool; a failure is `action` on `key`.
+async fn blocking<T: Send + 'static>(
+    action: &'static str,
+    key: &str,
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, BlobError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| io(action, key)(std::io::Error::other(e)))?
+        .map_err(io(action, key))
+}
+
 #[async_trait::async_trait]
 impl BlobStore for FsBlobStore {
     async fn put(&self, key: &str, bytes: Bytes) -> Result<(), BlobError> {
         let path = self.path_of(key)?;
-        let owned = key.to_owned();
-        tokio::task::spawn_blocking(move || write_atomic(&path, &bytes))
-            .await
-            .map_err(|e| BlobError::Io {
-                action: "write",
-                key: owned.clone(),
-                source: std::io::Error::other(e),
-            })?
-            .map_err(io("write", key))
+        blocking("write", key, move || write_atomic(&path, &bytes)).await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, BlobError> {
@@ -257,43 +258,33 @@ impl BlobStore for FsBlobStore {
     ) -> Result<Result<u64, DownloadError>, BlobError> {
         use std::io::Write as _;
         let path = self.path_of(key)?;
-        let file = tokio::task::spawn_blocking(move || PrivateFile::create_readable(&path))
-            .await
-            .map_err(|e| io("write", key)(std::io::Error::other(e)))?
-            .map_err(io("write", key))?;
-        let mut file = Some(file);
+        let mut file = blocking("write", key, move || PrivateFile::create_readable(&path)).await?;
         let mut size = 0u64;
         let mut batch = bytes::BytesMut::new();
         loop {
-            let chunk = download.next_chunk().await;
-            let end = chunk.is_none();
-            match chunk {
+            let chunk = match download.next_chunk().await {
+                Some(Ok(chunk)) => Some(chunk),
                 // Dropped unfinished: the temporary file goes with it.
                 Some(Err(error)) => return Ok(Err(error)),
-                Some(Ok(chunk)) => {
-                    size = size.saturating_add(chunk.len() as u64);
-                    batch.extend_from_slice(&chunk);
-                }
-                None => {}
+                None => None,
+            };
+            if let Some(chunk) = &chunk {
+                size = size.saturating_add(chunk.len() as u64);
+                batch.extend_from_slice(chunk);
             }
-            if batch.len() >= WRITE_BATCH || end {
+            if batch.len() >= WRITE_BATCH || chunk.is_none() {
                 let bytes = batch.split().freeze();
-                let Some(open) = file.take() else {
-                    return Err(io("write", key)(std::io::Error::other("the file is gone")));
-                };
-                let written = Self::on_file(key, open, move |f| f.write_all(&bytes)).await?;
-                file = Some(written);
+                file = blocking("write", key, move || {
+                    let mut file = file;
+                    file.write_all(&bytes).map(|()| file)
+                })
+                .await?;
             }
-            if end {
+            if chunk.is_none() {
                 break;
             }
         }
-        if let Some(open) = file {
-            tokio::task::spawn_blocking(move || open.commit())
-                .await
-                .map_err(|e| io("write", key)(std::io::Error::other(e)))?
-                .map_err(io("write", key))?;
-        }
+        blocking("write", key, move || file.commit()).await?;
         Ok(Ok(size))
     }
 
@@ -316,23 +307,6 @@ impl BlobStore for FsBlobStore {
 
 /// Bytes gathered before one blocking write of a streamed file.
 const WRITE_BATCH: usize = 1024 * 1024;
-
-impl FsBlobStore {
-    /// Runs `work` on `file` on the blocking pool, handing the file back.
-    async fn on_file(
-        key: &str,
-        file: PrivateFile,
-        work: impl FnOnce(&mut PrivateFile) -> std::io::Result<()> + Send + 'static,
-    ) -> Result<PrivateFile, BlobError> {
-        tokio::task::spawn_blocking(move || {
-            let mut file = file;
-            work(&mut file).map(|()| file)
-        })
-        .await
-        .map_err(|e| io("write", key)(std::io::Error::other(e)))?
-        .map_err(io("write", key))
-    }
-}
 
 /// Writes `bytes` through the one temporary-file writer ([`PrivateFile`]): a random name
 /// beside `path`, created exclusively (a planted file or link is never written through),

@@ -932,3 +932,42 @@ async fn a_video_post_listed_out_of_date_order_keeps_its_file() {
     );
     site.every_file_exists().await;
 }
+
+/// A video of several megabytes goes to its file in several writes, whole.
+#[tokio::test]
+async fn a_video_of_several_megabytes_is_written_whole() {
+    let mock = MockServer::builder()
+        .calls_per_hour(None)
+        .clock(MockClock::Frozen(1_800_000_000))
+        .asset_sizes(igdisplay_mock::AssetSizes {
+            image: 4096,
+            video: 3 << 20,
+        })
+        .seed(Seed::demo().with_generated_user("bulk", 5, 5))
+        .start()
+        .unwrap();
+    let token = mock.issue_token("bulk", TokenLifetime::LongLived).unwrap();
+    let backend: SharedBackend = Arc::new(HyperBackend::new().unwrap());
+    let graph = GraphClient::with_token(
+        backend.clone(),
+        GraphEndpoint::new(Platform::InstagramLogin).base_url(mock.base_url()),
+        AccessToken::new(token.access_token),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = Arc::new(FsBlobStore::new(dir.path()));
+    let mirror = Mirror::new(blobs.clone(), downloader(backend, &mock));
+    let user = UserId::new(token.user_id);
+    mirror.sync(&user, &graph).await.unwrap();
+    let feed = mirror.feed(&user).await.unwrap().unwrap();
+    let key = feed
+        .items
+        .iter()
+        .flat_map(|i| std::iter::once(i).chain(&i.children))
+        .find_map(|i| i.video.as_ref())
+        .unwrap()
+        .key
+        .clone();
+    let file = blobs.get(&key).await.unwrap().unwrap();
+    assert_eq!(file.len(), 3 << 20);
+    assert_eq!(&file[4..8], b"ftyp");
+}
