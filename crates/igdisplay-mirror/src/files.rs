@@ -620,8 +620,10 @@ pub async fn serve<S, B>(
                 backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
                 tracing::warn!(%error, ?backoff, "accepting a connection failed");
                 drop(permit);
-                tokio::time::sleep(backoff).await;
-                continue;
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => continue,
+                    () = &mut shutdown => return,
+                }
             }
         };
         let service = service.clone();
