@@ -300,7 +300,8 @@ impl Records {
     ///
     /// [`RecordsError`].
     pub async fn deletion(&self, code: &str) -> Result<Option<Deletion>, RecordsError> {
-        self.find_deletion("code", code, |d| d.code == code).await
+        let query = "SELECT data FROM web_deletions WHERE code = $1";
+        self.find_deletion(query, code, |d| d.code == code).await
     }
 
     /// The deletion answered to the request signed `signature` (a retry, or a replay).
@@ -309,13 +310,16 @@ impl Records {
     ///
     /// [`RecordsError`].
     pub async fn answered(&self, signature: &str) -> Result<Option<Deletion>, RecordsError> {
-        self.find_deletion("signature", signature, |d| d.signature == signature)
+        let query = "SELECT data FROM web_deletions WHERE signature = $1";
+        self.find_deletion(query, signature, |d| d.signature == signature)
             .await
     }
 
+    /// The deletion `matches` picks from memory or the file, or `query` (by `value`) finds in
+    /// the database.
     async fn find_deletion(
         &self,
-        column: &'static str,
+        query: &'static str,
         value: &str,
         matches: impl Fn(&Deletion) -> bool,
     ) -> Result<Option<Deletion>, RecordsError> {
@@ -324,11 +328,6 @@ impl Records {
         }
         let Backend::Database(pool) = &self.0 else {
             return Ok(None);
-        };
-        let query = if column == "code" {
-            "SELECT data FROM web_deletions WHERE code = $1"
-        } else {
-            "SELECT data FROM web_deletions WHERE signature = $1"
         };
         let row = sqlx::query(query).bind(value).fetch_optional(pool).await?;
         let Some(row) = row else {
