@@ -573,6 +573,27 @@ impl ServeLimits {
 /// at most [`ServeLimits::max_connections`] at once, each closed when its headers take longer
 /// than the header-read timeout or it moves no byte for the idle timeout. When `accept`
 /// fails (out of file descriptors), it waits (10 ms, doubling to 1 s) instead of spinning.
+///
+/// ```
+/// use igdisplay_mirror::{FileServer, ServeLimits, serve};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// let dir = tempfile::tempdir()?;
+/// let files = FileServer::new(dir.path())?;
+/// let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+///     let files = files.clone();
+///     async move {
+///         let (method, path) = (request.method(), request.uri().path());
+///         Ok::<_, std::convert::Infallible>(files.respond(method, path, request.headers()).await)
+///     }
+/// });
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let limits = ServeLimits::default().max_connections(256);
+/// // Until the shutdown future completes (here at once; in a program, Ctrl-C).
+/// serve(listener, limits, service, std::future::ready(())).await;
+/// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[expect(
     clippy::disallowed_methods,
     reason = "a socket's timers run in real time on tokio's timer, as hyper's header timer does: not the application's clock"
