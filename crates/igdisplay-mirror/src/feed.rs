@@ -5,6 +5,25 @@
 use igdisplay_model::Timestamp;
 use serde::{Deserialize, Serialize};
 
+/// The version of the stored feed's shape (`schema` in a [`FeedIndex`] and a [`Feed`]),
+/// described field by field in `docs/feed.md` and as JSON Schema in
+/// [`FEED_JSON_SCHEMA`]. It changes only when a field is removed or changes meaning; a new
+/// optional field keeps it. A mirror refuses an index of a later version
+/// ([`SyncError::NewerFeed`](crate::SyncError::NewerFeed)) rather than overwrite what a newer
+/// release wrote.
+pub const FEED_SCHEMA: u32 = 1;
+
+/// The feed's JSON Schema (draft 2020-12): the whole [`Feed`] at its root, and under
+/// `$defs` the stored `index` ([`FeedIndex`]), a stored `page` (an array of [`FeedItem`]s),
+/// an `item`, an `image`, a `variant`, a `video` and a `status`. A headless site can check
+/// what it reads against it.
+pub const FEED_JSON_SCHEMA: &str = include_str!("../feed.schema.json");
+
+/// Feeds written before the field existed are version 1.
+fn first_schema() -> u32 {
+    1
+}
+
 /// One account's mirrored feed, whole: its items newest first, each with local image
 /// variants. [`Mirror::feed`](crate::Mirror::feed) assembles it from the stored index and
 /// pages; a site that shows a page at a time reads [`Mirror::index`](crate::Mirror::index)
@@ -12,6 +31,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Feed {
+    /// The version of this shape ([`FEED_SCHEMA`]).
+    #[serde(default = "first_schema")]
+    pub schema: u32,
     /// Whose feed (the app-scoped user id).
     pub user_id: String,
     /// When the items were last listed successfully.
@@ -31,6 +53,9 @@ pub struct Feed {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct FeedIndex {
+    /// The version of this shape ([`FEED_SCHEMA`]).
+    #[serde(default = "first_schema")]
+    pub schema: u32,
     /// Whose feed (the app-scoped user id).
     pub user_id: String,
     /// When the items were last listed successfully.

@@ -12,7 +12,10 @@ mod s3;
 
 pub use blob::{BlobError, BlobStore, FsBlobStore, check_key, content_type};
 pub use download::{Download, DownloadError, DownloadPolicy, Downloaded, Downloader, INSTAGRAM_CDN};
-pub use feed::{Feed, FeedIndex, FeedItem, FeedStatus, MirroredImage, MirroredVideo, PageRef, Variant};
+pub use feed::{
+    FEED_JSON_SCHEMA, FEED_SCHEMA, Feed, FeedIndex, FeedItem, FeedStatus, MirroredImage, MirroredVideo,
+    PageRef, Variant,
+};
 #[cfg(feature = "server")]
 pub use files::{FileBody, FileServer, ServeLimits, serve};
 pub use mirror::{

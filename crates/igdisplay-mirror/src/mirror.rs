@@ -66,6 +66,15 @@ pub enum SyncError {
         #[source]
         source: serde_json::Error,
     },
+    /// The stored feed index was written by a later release, in a shape this one does not
+    /// know ([`FEED_SCHEMA`](crate::FEED_SCHEMA)): it is neither read nor overwritten.
+    #[error("the stored feed {key} has schema {schema}, newer than this release reads")]
+    NewerFeed {
+        /// Whose feed.
+        key: String,
+        /// The version it was written in.
+        schema: u32,
+    },
 }
 
 /// What one sync did.
@@ -317,14 +326,21 @@ impl Mirror {
     ///
     /// # Errors
     ///
-    /// [`SyncError::Blob`] or [`SyncError::CorruptFeed`].
+    /// [`SyncError::Blob`], [`SyncError::CorruptFeed`], or [`SyncError::NewerFeed`] for an
+    /// index a later release wrote.
     pub async fn index(&self, user: &UserId) -> Result<Option<FeedIndex>, SyncError> {
         let Some(bytes) = self.blobs.get(&Self::feed_key(user)?).await? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| corrupt(user.as_str(), source))
+        let index: FeedIndex =
+            serde_json::from_slice(&bytes).map_err(|source| corrupt(user.as_str(), source))?;
+        if index.schema > crate::FEED_SCHEMA {
+            return Err(SyncError::NewerFeed {
+                key: user.to_string(),
+                schema: index.schema,
+            });
+        }
+        Ok(Some(index))
     }
 
     /// The items on one page of a feed.
@@ -354,6 +370,7 @@ impl Mirror {
             items.extend(self.page(page).await?);
         }
         Ok(Some(Feed {
+            schema: index.schema,
             user_id: index.user_id,
             synced_at: index.synced_at,
             status: index.status,
@@ -531,6 +548,7 @@ impl Mirror {
         report.removed = removed;
         let now = self.now();
         let index = FeedIndex {
+            schema: crate::FEED_SCHEMA,
             user_id: user.to_string(),
             synced_at: Some(now),
             status: FeedStatus::Fresh,
@@ -593,6 +611,7 @@ impl Mirror {
         let now = self.now();
         let needs_login = error.requires_login();
         let mut index = previous.unwrap_or_else(|| FeedIndex {
+            schema: crate::FEED_SCHEMA,
             user_id: user.to_string(),
             synced_at: None,
             status: FeedStatus::Fresh,

@@ -16,7 +16,7 @@ pub mod cli;
 pub use clock::{DEFAULT_START, LATEST, MockClock};
 pub use faults::{Fault, FaultKind, Stub};
 pub use journal::{JournalEntry, JournalMismatch};
-pub use seed::{Generated, MockPlatform, Seed, SeedApp, SeedKind, SeedMedia, SeedUser};
+pub use seed::{Generated, MockPlatform, Seed, SeedApp, SeedKind, SeedMedia, SeedShape, SeedUser};
 pub use state::{AssetSizes, ExpiredTokenForm, MockOptions, TokenShape, UsageKeys};
 
 use server::Shared;

@@ -32,20 +32,23 @@
 //!         {"kind": "image", "caption": "Opening day"},
 //!         {"kind": "album", "caption": "The team", "children": ["image", "video"]},
 //!         {"kind": "reel", "likes": 40, "comments": 2},
-//!         {"kind": "image", "copyright_flagged": true}
+//!         {"kind": "image", "copyright_flagged": true},
+//!         {"kind": "reel", "licensed_audio": true, "reels_tab_only": true},
+//!         {"kind": "image", "shape": "tall"}
 //!       ],
 //!       "generated": {"count": 500, "album_every": 10}
 //!     }
 //!   ]
 //! }
 //! "#)?;
-//! assert_eq!(seed.users[0].media.len(), 4);
+//! assert_eq!(seed.users[0].media.len(), 6);
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 //!
 //! Optional: the app's `deauthorize_callback`, `data_deletion_callback` and `live_mode`
 //! (false: only testers may log in); a user's `followers`, `follows`, `media` and
-//! `generated`; an item's `caption`, `children`, `likes`, `comments` and `copyright_flagged`.
+//! `generated`; an item's `caption`, `children`, `likes`, `comments`, `copyright_flagged`,
+//! `licensed_audio`, `reels_tab_only` and `shape` (`square`, `tall`, `wide`).
 //! Media are listed newest first; generated items follow them, older still.
 
 use serde::{Deserialize, Serialize};
@@ -171,6 +174,37 @@ pub struct SeedMedia {
     /// A copyright-flagged item has no `media_url` and no `permalink`.
     #[serde(default)]
     pub copyright_flagged: bool,
+    /// A video whose music is licensed: served with its `thumbnail_url` and `permalink` but
+    /// without `media_url`, as Instagram serves such reels.
+    #[serde(default)]
+    pub licensed_audio: bool,
+    /// A reel posted to the Reels tab only: `is_shared_to_feed` is `false`.
+    #[serde(default)]
+    pub reels_tab_only: bool,
+    /// The shape of its picture (an image's file, a video's thumbnail): square by default.
+    #[serde(default)]
+    pub shape: SeedShape,
+}
+
+/// The shape of a seeded picture: the CDN serves a real JPEG of it.
+///
+/// ```
+/// use igdisplay_mock::SeedShape;
+///
+/// let shape: SeedShape = serde_json::from_str(r#""tall""#).unwrap();
+/// assert_eq!(shape, SeedShape::Tall);
+/// assert_eq!(SeedShape::default(), SeedShape::Square);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeedShape {
+    /// 320 × 320 (one of six photos, picked by the item's id).
+    #[default]
+    Square,
+    /// 60 × 960: sixteen times as tall as wide.
+    Tall,
+    /// 960 × 60: sixteen times as wide as tall.
+    Wide,
 }
 
 impl SeedMedia {
@@ -190,6 +224,9 @@ impl SeedMedia {
             likes: 0,
             comments: 0,
             copyright_flagged: false,
+            licensed_audio: false,
+            reels_tab_only: false,
+            shape: SeedShape::Square,
         }
     }
 
@@ -289,7 +326,9 @@ pub struct Seed {
 impl Seed {
     /// The demo set: an app with loopback and example redirect URIs; `jayposiris` (creator,
     /// tester, 40 media: images, videos, reels, albums of 2-10, emoji captions, no caption, an
-    /// HTML-looking caption), `cafe_nova` (business, tester), `sam_personal` (personal, tester:
+    /// HTML-looking caption; within its first twelve, a video with licensed audio (no
+    /// `media_url`), an album whose first item is a video, a very tall and a very wide photo,
+    /// a reel kept off the feed grid; further down, a copyright-flagged photo and video), `cafe_nova` (business, tester), `sam_personal` (personal, tester:
     /// Basic Display only) and `not_a_tester` (creator, not an accepted tester).
     pub fn demo() -> Self {
         use SeedKind::*;
@@ -309,6 +348,8 @@ impl Seed {
             let item = match i % 6 {
                 0 | 3 => SeedMedia::new(Image, caption),
                 1 => SeedMedia::new(Video, caption),
+                // The second album opens with a video: its cover is the video's thumbnail.
+                2 if i == 8 => SeedMedia::album(caption, &[Video, Image, Image]),
                 2 => SeedMedia::album(
                     caption,
                     &[
@@ -321,7 +362,14 @@ impl Seed {
             media.push(SeedMedia {
                 likes: (i as u64 * 37) % 500,
                 comments: (i as u64 * 7) % 40,
-                copyright_flagged: i == 17,
+                copyright_flagged: i == 17 || i == 19,
+                licensed_audio: i == 7,
+                reels_tab_only: i == 10,
+                shape: match i {
+                    9 => SeedShape::Tall,
+                    11 => SeedShape::Wide,
+                    _ => SeedShape::Square,
+                },
                 ..item
             });
         }

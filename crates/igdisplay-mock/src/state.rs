@@ -13,7 +13,7 @@ use crate::clock::MockClock;
 use crate::faults::{Fault, Stub};
 use crate::journal::Journal;
 use crate::rng::Rng;
-use crate::seed::{MockPlatform, Seed, SeedApp, SeedKind, SeedMedia};
+use crate::seed::{MockPlatform, Seed, SeedApp, SeedKind, SeedMedia, SeedShape};
 use std::collections::{HashMap, VecDeque};
 
 /// A map keyed by text looked up on every request (tokens, media ids, `fields` values):
@@ -241,10 +241,40 @@ pub(crate) struct Media {
     pub(crate) likes: u64,
     /// `comments_count` (Instagram Login).
     pub(crate) comments: u64,
-    /// Copyright-flagged: no `media_url`, no `permalink`, as Instagram serves such posts.
-    pub(crate) copyright_flagged: bool,
+    /// How Instagram serves it beyond its kind (flags and the shape of its picture).
+    pub(crate) traits: Traits,
     /// An album's items, in order; empty for anything else.
     pub(crate) children: Vec<Child>,
+}
+
+/// How a seeded item is served beyond its kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Traits {
+    /// Copyright-flagged: no `media_url`, no `permalink`, as Instagram serves such posts.
+    pub(crate) copyright_flagged: bool,
+    /// Licensed audio: no `media_url`; the thumbnail and the permalink stay.
+    pub(crate) licensed_audio: bool,
+    /// A reel kept to the Reels tab: `is_shared_to_feed` is `false`.
+    pub(crate) reels_tab_only: bool,
+    /// The shape of its picture.
+    pub(crate) shape: SeedShape,
+}
+
+impl Traits {
+    /// The traits a seed gives an item.
+    pub(crate) fn of(seed: &SeedMedia) -> Self {
+        Self {
+            copyright_flagged: seed.copyright_flagged,
+            licensed_audio: seed.licensed_audio,
+            reels_tab_only: seed.reels_tab_only,
+            shape: seed.shape,
+        }
+    }
+
+    /// Whether `media_url` is left out.
+    pub(crate) fn without_media_url(self) -> bool {
+        self.copyright_flagged || self.licensed_audio
+    }
 }
 
 /// A seeded Instagram account, with its two ids.
@@ -405,14 +435,14 @@ impl World {
             let generated = seeded.generated.map_or(0, |g| g.count);
             let total = seeded.media.len() + generated;
             for index in 0..total {
-                let (kind, caption, children, likes, comments, flagged) = match seeded.media.get(index) {
+                let (kind, caption, children, likes, comments, traits) = match seeded.media.get(index) {
                     Some(m) => (
                         Kind::of(m.kind),
                         m.caption.clone(),
                         m.children.iter().map(|k| Kind::of(*k)).collect::<Vec<_>>(),
                         m.likes,
                         m.comments,
-                        m.copyright_flagged,
+                        Traits::of(m),
                     ),
                     None => {
                         let n = index - seeded.media.len();
@@ -424,11 +454,18 @@ impl World {
                                 vec![Kind::Image, Kind::Video, Kind::Image],
                                 0,
                                 0,
-                                false,
+                                Traits::default(),
                             )
                         } else {
                             let kind = if n % 7 == 3 { Kind::Video } else { Kind::Image };
-                            (kind, Some(format!("Post {n}")), Vec::new(), 0, 0, false)
+                            (
+                                kind,
+                                Some(format!("Post {n}")),
+                                Vec::new(),
+                                0,
+                                0,
+                                Traits::default(),
+                            )
                         }
                     }
                 };
@@ -463,7 +500,7 @@ impl World {
                     shortcode: rng.token(11),
                     likes,
                     comments,
-                    copyright_flagged: flagged,
+                    traits,
                     children,
                 });
             }
@@ -529,7 +566,7 @@ impl World {
             shortcode: self.rng.token(11),
             likes: post.likes,
             comments: post.comments,
-            copyright_flagged: post.copyright_flagged,
+            traits: Traits::of(post),
             children,
         };
         self.users[user].media.insert(0, media);

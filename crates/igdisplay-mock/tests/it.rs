@@ -778,6 +778,120 @@ async fn cdn_links_serve_real_bytes_until_they_expire() {
 }
 
 #[tokio::test]
+async fn the_cdn_answers_a_byte_range_as_a_player_asks() {
+    let mock = mock(MockPlatform::InstagramLogin);
+    let token = short_token(&mock, "jayposiris").await;
+    let (_, _, page) = get(&graph(
+        &mock,
+        "/me/media?limit=5&fields=media_type,media_url",
+        &token,
+    ))
+    .await;
+    let video = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["media_type"] == "VIDEO")
+        .unwrap()["media_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let whole = http().get(&video).send().await.unwrap();
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    let whole = whole.bytes().await.unwrap();
+    let part = http()
+        .get(&video)
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.headers()["content-range"].to_str().unwrap(),
+        format!("bytes 100-199/{}", whole.len())
+    );
+    assert_eq!(part.bytes().await.unwrap(), whole.slice(100..200));
+    let tail = http()
+        .get(&video)
+        .header("range", "bytes=-8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.status(), 206);
+    assert_eq!(tail.bytes().await.unwrap(), whole.slice(whole.len() - 8..));
+    let past = http()
+        .get(&video)
+        .header("range", format!("bytes={}-", whole.len()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(past.status(), 416);
+    assert_eq!(
+        past.headers()["content-range"].to_str().unwrap(),
+        format!("bytes */{}", whole.len())
+    );
+}
+
+#[tokio::test]
+async fn the_demo_library_holds_every_case_a_feed_must_show() {
+    let mock = mock(MockPlatform::InstagramLogin);
+    let token = short_token(&mock, "jayposiris").await;
+    let fields = "media_type,media_product_type,is_shared_to_feed,media_url,thumbnail_url,permalink,\
+                  children{media_type,media_url,thumbnail_url}";
+    let (_, _, page) = get(&graph(
+        &mock,
+        &format!("/me/media?limit=25&fields={fields}"),
+        &token,
+    ))
+    .await;
+    let media = page["data"].as_array().unwrap();
+    let first_twelve = &media[..12];
+    let licensed = first_twelve
+        .iter()
+        .find(|m| m["media_type"] == "VIDEO" && m.get("media_url").is_none())
+        .expect("a video with licensed audio");
+    assert!(licensed["thumbnail_url"].is_string() && licensed["permalink"].is_string());
+    let album = first_twelve
+        .iter()
+        .find(|m| m["children"]["data"][0]["media_type"] == "VIDEO")
+        .expect("an album that opens with a video");
+    let cover = album["media_url"].as_str().unwrap();
+    assert!(
+        cover.contains("_thumb"),
+        "its cover is the video's thumbnail: {cover}"
+    );
+    let reel = first_twelve
+        .iter()
+        .find(|m| m["media_product_type"] == "REELS" && m["is_shared_to_feed"] == false)
+        .expect("a reel kept to the Reels tab");
+    assert!(reel["permalink"].as_str().unwrap().contains("/reel/"));
+    for shape in ["tall", "wide"] {
+        let photo = first_twelve
+            .iter()
+            .find(|m| {
+                m["media_url"]
+                    .as_str()
+                    .is_some_and(|u| u.contains(&format!(".{shape}.jpg")))
+            })
+            .unwrap_or_else(|| panic!("a {shape} photo"));
+        let bytes = http()
+            .get(photo["media_url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(&bytes[..2], [0xFF, 0xD8], "a JPEG");
+    }
+    let flagged_video = media
+        .iter()
+        .find(|m| m["media_type"] == "VIDEO" && m.get("media_url").is_none() && m.get("permalink").is_none())
+        .expect("a copyright-flagged video");
+    assert!(flagged_video["thumbnail_url"].is_string(), "its thumbnail stays");
+}
+
+#[tokio::test]
 async fn rate_limits_count_per_user_per_rolling_hour() {
     let mock = MockServer::builder()
         .platform(MockPlatform::BasicDisplay)

@@ -202,7 +202,7 @@ test('two instances on one PostgreSQL: a login on one is served by the other', {
 // Owner mode: the owner connects the site once; anonymous visitors see the feed from the
 // site's own mirror, and the browser talks to no host but the site, even after Instagram's
 // links expire and after the token is revoked.
-test('owner mode: anonymous visitors, load more, an album, expired links and a revoked token', async () => {
+test('owner mode: anonymous visitors, every kind of post, load more, an album, expired links and a revoked token', async () => {
   const mirror = join(root, 'target/e2e', `mirror-${process.pid}`);
   const records = join(root, 'target/e2e', `records-${process.pid}.json`);
   const site = await startServer(['--mock', '--owner', '--mirror-dir', mirror, '--records', records, '--addr', '127.0.0.1:0']);
@@ -229,26 +229,70 @@ test('owner mode: anonymous visitors, load more, an album, expired links and a r
   const visitor = await freshPage();
   const hosts = new Set();
   visitor.page.on('request', (request) => hosts.add(new URL(request.url()).origin));
-  const expectImagesLoaded = async (count) => {
-    await visitor.page.waitForFunction((n) => {
-      const images = [...document.querySelectorAll('#grid img')];
-      return images.length === n && images.every((img) => img.complete && img.naturalWidth > 0);
-    }, count);
+  // Every tile shows its picture: an image that has loaded, or a video whose poster loads.
+  const expectTilesShown = async (count, list = '#grid') => {
+    await visitor.page.waitForFunction(async ([n, selector]) => {
+      const tiles = [...document.querySelectorAll(`${selector} > li`)];
+      if (tiles.length !== n) return false;
+      const shown = await Promise.all(tiles.map((tile) => {
+        const img = tile.querySelector('img');
+        if (img) return img.complete && img.naturalWidth > 0;
+        const video = tile.querySelector('video');
+        if (!video || !video.poster) return false;
+        return new Promise((resolve) => {
+          const probe = new Image();
+          probe.onload = () => resolve(probe.naturalWidth > 0);
+          probe.onerror = () => resolve(false);
+          probe.src = video.poster;
+        });
+      }));
+      return shown.every(Boolean);
+    }, [count, list]);
+  };
+  // Every video in `list` plays from the site: its time advances after play().
+  const expectVideosPlay = async (list = '#grid') => {
+    const count = await visitor.page.locator(`${list} video`).count();
+    for (let i = 0; i < count; i += 1) {
+      await visitor.page.evaluate(([selector, n]) => {
+        const video = document.querySelectorAll(`${selector} video`)[n];
+        return video.play();
+      }, [list, i]);
+      await visitor.page.waitForFunction(([selector, n]) => document.querySelectorAll(`${selector} video`)[n].currentTime > 0, [list, i]);
+      const origin = await visitor.page.evaluate(([selector, n]) => {
+        const video = document.querySelectorAll(`${selector} video`)[n];
+        video.pause();
+        return new URL(video.currentSrc).origin;
+      }, [list, i]);
+      assert.equal(origin, site.site, 'the video plays from the site');
+    }
+    return count;
   };
   await visitor.page.goto(site.site);
-  await expectImagesLoaded(12);
+  await expectTilesShown(12);
   assert.ok((await visitor.page.getAttribute('#grid img >> nth=0', 'alt')) !== null, 'images carry alt text');
+  // The first page holds every case of the demo library: videos and reels play inline; the
+  // video Meta sent without its file (licensed audio) shows its poster and links to Instagram;
+  // the album that opens with a video shows that video's poster; the tall and the wide photo.
+  assert.ok(await expectVideosPlay() >= 2, 'the video and the reels play');
+  const unplayable = visitor.page.locator('#grid > li.video:not(:has(video))');
+  assert.equal(await unplayable.count(), 1, 'one video without its file');
+  assert.equal(await unplayable.locator('.permalink').textContent(), 'watch on Instagram');
+  const shapes = await visitor.page.$$eval('#grid img', (images) => images.map((img) => img.naturalWidth / img.naturalHeight));
+  assert.ok(shapes.some((ratio) => ratio > 8) && shapes.some((ratio) => ratio < 1 / 8), `a wide and a tall photo: ${shapes}`);
 
   // Load more appends, in place.
   await visitor.page.click('#load-more');
-  await expectImagesLoaded(24);
+  await expectTilesShown(24);
   assert.equal(new URL(visitor.page.url()).pathname, '/');
 
-  // An album opens to its items, with its link.
+  // An album opens to its items, with its link; its videos play too.
   const album = visitor.page.locator('#grid > li.album').first();
   await album.locator('a.open').click();
   await visitor.page.waitForURL(/\/album\//);
-  assert.ok((await visitor.page.locator('#album > li').count()) >= 2);
+  const items = await visitor.page.locator('#album > li').count();
+  assert.ok(items >= 2);
+  await expectTilesShown(items, '#album');
+  assert.ok(await expectVideosPlay('#album') >= 1, 'the album\'s video plays');
   await visitor.page.click('#back');
 
   // Thirty days later every Instagram link has expired (and the example's sessions, which
@@ -257,7 +301,8 @@ test('owner mode: anonymous visitors, load more, an album, expired links and a r
   await ownerLogsIn();
   assert.match(await owner.page.textContent('#status'), /posts mirrored/);
   await visitor.page.goto(site.site);
-  await expectImagesLoaded(12);
+  await expectTilesShown(12);
+  assert.ok(await expectVideosPlay() >= 2, 'the videos still play');
 
   // The token revoked: the last good feed is still shown, marked as such.
   await fetch(`${site.mock}/_mock/tokens/revoke`, { method: 'POST', body: JSON.stringify({ username: 'jayposiris' }) });
@@ -265,7 +310,7 @@ test('owner mode: anonymous visitors, load more, an album, expired links and a r
   await owner.page.waitForURL((url) => url.pathname === '/owner');
   assert.match(await owner.page.textContent('#status'), /log in again/);
   await visitor.page.goto(site.site);
-  await expectImagesLoaded(12);
+  await expectTilesShown(12);
   assert.equal(await visitor.page.locator('#stale').count(), 1);
 
   assert.deepEqual([...hosts], [site.site], 'the visitor\'s browser asked no host but the site');

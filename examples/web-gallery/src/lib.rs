@@ -174,12 +174,12 @@ impl App {
     }
 
     /// Owner mode: the site shows `showcase`'s account to every visitor, from its mirror, and
-    /// every image from the site's own origin (the CSP allows no other).
+    /// every image and video from the site's own origin (the CSP allows no other).
     #[must_use]
     pub fn with_showcase(mut self, showcase: Showcase) -> Self {
         self.csp =
-            "default-src 'none'; img-src 'self'; script-src 'self'; connect-src 'self'; style-src 'self'; \
-                    form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+            "default-src 'none'; img-src 'self'; media-src 'self'; script-src 'self'; connect-src 'self'; \
+                    style-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
                 .to_owned();
         self.showcase = Some(showcase);
         self

@@ -236,10 +236,11 @@ pub fn spawn_sync_loop(app: Arc<App>) {
     });
 }
 
-/// One tile of the public grid.
+/// One tile of the public grid (and of an album's page).
 struct Tile {
     id: String,
     kind: &'static str,
+    /// The picture: an image's, a video's poster, an album's first item's.
     src: String,
     width: u32,
     height: u32,
@@ -248,10 +249,16 @@ struct Tile {
     caption: Option<String>,
     children: usize,
     permalink: Option<String>,
+    /// A video's mirrored file, played inline from the site's origin.
+    video: Option<String>,
 }
 
 impl Tile {
-    /// The tile of `item`, or `None` when nothing of it was mirrored (it is left out).
+    /// The tile of `item`, or `None` when nothing of it was mirrored (it is left out). The
+    /// picture is [`FeedItem::cover`] and the clip [`FeedItem::video`]: the mirror's answers
+    /// to "which picture shows this post" and "can it be played here", for a post and for an
+    /// album's item alike. A video without its file (licensed audio, over the size cap) shows
+    /// its poster and links to Instagram.
     fn of(item: &FeedItem) -> Option<Self> {
         let image = item.cover()?;
         let (key, width, height) = image.best_for(TILE_WIDTH);
@@ -271,6 +278,7 @@ impl Tile {
             caption: item.caption.clone(),
             children: item.children.iter().filter(|c| c.image.is_some()).count(),
             permalink: item.permalink.clone(),
+            video: item.video.as_ref().map(|video| format!("/{}", video.key)),
         })
     }
 }

@@ -590,12 +590,26 @@ async fn text(site: &Site, path: &str) -> (u16, String) {
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
-/// The `src` of every image of a page.
+/// The picture of every tile of a page: an image's `src`, a video's `poster`, in order.
 fn sources(html: &str) -> Vec<String> {
-    html.split("<img src=\"")
+    html.split("<li class=\"item")
+        .skip(1)
+        .filter_map(|tile| attribute(tile, "<img src=\"").or_else(|| attribute(tile, " poster=\"")))
+        .collect()
+}
+
+/// The `src` of every video of a page.
+fn videos(html: &str) -> Vec<String> {
+    html.split("<video src=\"")
         .skip(1)
         .map(|rest| rest.split('"').next().unwrap().to_owned())
         .collect()
+}
+
+/// The value that follows `start` in `tile`, up to its closing quote.
+fn attribute(tile: &str, start: &str) -> Option<String> {
+    let (_, rest) = tile.split_once(start)?;
+    Some(rest.split('"').next()?.to_owned())
 }
 
 #[tokio::test]
@@ -622,6 +636,25 @@ async fn owner_mode_shows_the_owners_feed_to_anonymous_visitors_from_the_sites_o
     assert_eq!(image.status(), 200);
     assert_eq!(image.headers()["content-type"], "image/jpeg");
     assert!(html.contains("alt=\""));
+    // The videos play from the site: their files, in ranges as a player asks.
+    let clips = videos(&html);
+    assert!(
+        clips.len() >= 2 && clips.iter().all(|src| src.ends_with("/video.mp4")),
+        "{clips:?}"
+    );
+    let part = client()
+        .get(format!("{}{}", site.base, clips[0]))
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.headers()["content-type"], "video/mp4");
+    assert_eq!(part.bytes().await.unwrap().len(), 100);
+    assert!(
+        html.contains("watch on Instagram"),
+        "the video Meta sent without its file links to Instagram"
+    );
 
     // "Load more": the next tiles as JSON, and the same page without JavaScript.
     let (_, more) = text(&site, "/tiles?page=2").await;
@@ -646,7 +679,8 @@ async fn owner_mode_shows_the_owners_feed_to_anonymous_visitors_from_the_sites_o
     web_gallery::sync_owner(&app).await.unwrap();
     let (_, later) = text(&site, "/").await;
     assert_eq!(sources(&later), images);
-    for src in &images {
+    assert_eq!(videos(&later), clips);
+    for src in images.iter().chain(&clips) {
         let file = client().get(format!("{}{src}", site.base)).send().await.unwrap();
         assert_eq!(file.status(), 200, "{src}");
     }

@@ -22,12 +22,18 @@ const PHOTOS: [&[u8]; 6] = [
 ];
 /// The clip served for every `.mp4`: a real, tiny MP4.
 const CLIP: &[u8] = include_bytes!("../../assets/clip.mp4");
+/// A 60 × 960 JPEG, for `{id}.tall.jpg`.
+const TALL: &[u8] = include_bytes!("../../assets/tall.jpg");
+/// A 960 × 60 JPEG, for `{id}.wide.jpg`.
+const WIDE: &[u8] = include_bytes!("../../assets/wide.jpg");
 
 /// The files the CDN serves: the real photos and clip, padded to the sizes asked. Shared, so
 /// answering a 10 MB clip copies nothing.
 #[derive(Debug)]
 pub(crate) struct Assets {
     photos: Vec<Bytes>,
+    tall: Bytes,
+    wide: Bytes,
     clip: Bytes,
 }
 
@@ -39,6 +45,8 @@ impl Assets {
                 .iter()
                 .map(|photo| padded_jpeg(photo, sizes.image))
                 .collect(),
+            tall: padded_jpeg(TALL, sizes.image),
+            wide: padded_jpeg(WIDE, sizes.image),
             clip: padded_mp4(CLIP, sizes.video),
         }
     }
@@ -85,12 +93,14 @@ fn filler(len: usize) -> impl Iterator<Item = u8> {
 }
 
 impl World {
-    /// `GET /cdn/v/{file}?oe=...&_nc_sig=...`.
+    /// `GET /cdn/v/{file}?oe=...&_nc_sig=...` (and `HEAD`).
     ///
     /// A missing or wrong signature is 403 `Bad URL hash` (the signature covers the file and
     /// the expiry together, so neither can be edited); a link past its `oe` expiry is 403 `URL
     /// signature expired`; another extension is 404; otherwise the file, `image/jpeg` or
-    /// `video/mp4`, cacheable for two weeks and open to any origin, as the CDN sends them.
+    /// `video/mp4`, cacheable for two weeks and open to any origin, as the CDN sends them. A
+    /// photo's shape is in its name (`{id}.tall.jpg`, `{id}.wide.jpg`). A single `Range` of
+    /// bytes is answered with 206 and `Content-Range` (416 past the end), as a player asks.
     pub(crate) fn cdn(&self, req: &Req, file: &str) -> Reply {
         let forbidden = |message: &str| Reply::new(403, "text/plain; charset=utf-8", message.to_owned());
         let (Some(oe), Some(signature)) = (req.param("oe"), req.param("_nc_sig")) else {
@@ -105,23 +115,73 @@ impl World {
         if self.now() >= expires {
             return forbidden("URL signature expired");
         }
+        let Some((content_type, bytes)) = self.assets.file(file) else {
+            return Reply::new(404, "text/plain; charset=utf-8", "Not Found");
+        };
+        let reply = match req.headers.get(http::header::RANGE).map(|v| v.to_str()) {
+            None => Reply::new(200, content_type, bytes),
+            Some(range) => match range.ok().and_then(|r| byte_range(r, bytes.len())) {
+                Some((start, end)) => {
+                    let total = bytes.len();
+                    Reply::new(206, content_type, bytes.slice(start..=end))
+                        .header("content-range", format!("bytes {start}-{end}/{total}"))
+                }
+                None => Reply::new(416, content_type, Bytes::new())
+                    .header("content-range", format!("bytes */{}", bytes.len())),
+            },
+        };
+        reply
+            .header("accept-ranges", "bytes")
+            .header("cache-control", "max-age=1209600, no-transform")
+            .header("access-control-allow-origin", "*")
+    }
+}
+
+impl Assets {
+    /// The content type and bytes served for `file`: `.mp4` the clip, `.tall.jpg` and
+    /// `.wide.jpg` those photos, another `.jpg` one of the six square photos, picked by a
+    /// hash of the id before the first dot (the same id always shows the same picture).
+    fn file(&self, file: &str) -> Option<(&'static str, Bytes)> {
+        if file.ends_with(".mp4") {
+            return Some(("video/mp4", self.clip.clone()));
+        }
+        if file.ends_with(".tall.jpg") {
+            return Some(("image/jpeg", self.tall.clone()));
+        }
+        if file.ends_with(".wide.jpg") {
+            return Some(("image/jpeg", self.wide.clone()));
+        }
+        if !file.ends_with(".jpg") {
+            return None;
+        }
         let stem = file.split('.').next().unwrap_or_default();
         let pick = stem
             .bytes()
             .fold(0usize, |acc, b| acc.wrapping_mul(31).wrapping_add(usize::from(b)));
-        let (content_type, bytes) = if file.ends_with(".mp4") {
-            ("video/mp4", self.assets.clip.clone())
-        } else if let (true, Some(photo)) = (
-            file.ends_with(".jpg"),
-            self.assets.photos.get(pick % PHOTOS.len()),
-        ) {
-            ("image/jpeg", photo.clone())
-        } else {
-            return Reply::new(404, "text/plain; charset=utf-8", "Not Found");
-        };
-        Reply::new(200, content_type, bytes)
-            .header("cache-control", "max-age=1209600, no-transform")
-            .header("access-control-allow-origin", "*")
+        let photo = self.photos.get(pick % self.photos.len().max(1))?;
+        Some(("image/jpeg", photo.clone()))
+    }
+}
+
+/// The inclusive span a `Range` header asks of `len` bytes: `bytes=a-b`, `bytes=a-` or
+/// `bytes=-n`, one span only; `None` when it is malformed or lies past the end.
+fn byte_range(header: &str, len: usize) -> Option<(usize, usize)> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    let (first, last) = spec.split_once('-')?;
+    let last_byte = len.checked_sub(1)?;
+    match (first.trim(), last.trim()) {
+        ("", suffix) => {
+            let n: usize = suffix.parse().ok().filter(|n| *n > 0)?;
+            Some((len.saturating_sub(n), last_byte))
+        }
+        (start, end) => {
+            let start: usize = start.parse().ok().filter(|s| *s <= last_byte)?;
+            let end = match end {
+                "" => last_byte,
+                end => end.parse::<usize>().ok().filter(|e| *e >= start)?.min(last_byte),
+            };
+            Some((start, end))
+        }
     }
 }
 
@@ -166,5 +226,43 @@ mod tests {
         });
         assert_eq!(tiny.clip.as_ref(), CLIP, "no room for a box: unchanged");
         assert_eq!(padded_jpeg(PHOTOS[0], usize::MAX).len(), AssetSizes::MAX);
+    }
+
+    #[test]
+    fn byte_ranges_are_read_as_one_span_within_the_file() {
+        assert_eq!(byte_range("bytes=0-99", 1000), Some((0, 99)));
+        assert_eq!(byte_range("bytes=900-", 1000), Some((900, 999)));
+        assert_eq!(
+            byte_range("bytes=990-5000", 1000),
+            Some((990, 999)),
+            "clamped to the end"
+        );
+        assert_eq!(byte_range("bytes=-10", 1000), Some((990, 999)));
+        assert_eq!(byte_range("bytes=-5000", 1000), Some((0, 999)));
+        for refused in [
+            "bytes=1000-",
+            "bytes=5-4",
+            "bytes=-0",
+            "items=0-1",
+            "bytes=a-b",
+            "bytes=0-1,4-5",
+        ] {
+            assert_eq!(byte_range(refused, 1000), None, "{refused}");
+        }
+        assert_eq!(
+            byte_range("bytes=0-", 0),
+            None,
+            "an empty file has no bytes to give"
+        );
+    }
+
+    #[test]
+    fn a_shape_in_the_name_picks_that_photo() {
+        let assets = Assets::new(AssetSizes::default());
+        let tall = assets.file("123_thumb.tall.jpg").unwrap().1;
+        let wide = assets.file("123.wide.jpg").unwrap().1;
+        assert_eq!((tall.as_ref(), wide.as_ref()), (TALL, WIDE));
+        assert!(PHOTOS.contains(&assets.file("123.jpg").unwrap().1.as_ref()));
+        assert!(assets.file("123.gif").is_none());
     }
 }

@@ -17,7 +17,7 @@
 //! code 17 with `is_transient` and a usage header at 100 % saying when access comes back.
 
 use crate::clock::instagram_timestamp;
-use crate::seed::MockPlatform;
+use crate::seed::{MockPlatform, SeedShape};
 use crate::state::{Child, Kind, Media, MediaRef, User, World};
 use crate::wire::{GraphFailure, Reply, Req, encode};
 use base64::Engine as _;
@@ -610,20 +610,22 @@ impl World {
                 },
                 "media_type" => json!(media_type(media.kind)),
                 "media_product_type" => json!(if media.kind == Kind::Reel { "REELS" } else { "FEED" }),
-                "media_url" if media.copyright_flagged => continue,
+                "media_url" if media.traits.without_media_url() => continue,
                 // An album's media_url is its first item's; when that is a video, its cover image
                 // (as recorded), never the video file.
                 "media_url" => match (media.kind, media.children.first()) {
                     (Kind::Album, Some(first)) if first.kind.is_video() => {
-                        json!(self.cdn_url(&format!("{}_thumb.jpg", first.id)))
+                        json!(self.picture_url(&first.id, true, SeedShape::Square))
                     }
-                    (Kind::Album, Some(first)) => json!(self.asset_url(&first.id, false)),
-                    _ => json!(self.asset_url(&media.id, media.kind.is_video())),
+                    (Kind::Album, Some(first)) => {
+                        json!(self.asset_url(&first.id, Kind::Image, SeedShape::Square))
+                    }
+                    _ => json!(self.asset_url(&media.id, media.kind, media.traits.shape)),
                 },
-                "permalink" if media.copyright_flagged => continue,
+                "permalink" if media.traits.copyright_flagged => continue,
                 "permalink" => json!(permalink(media)),
                 "thumbnail_url" if media.kind.is_video() => {
-                    json!(self.cdn_url(&format!("{}_thumb.jpg", media.id)))
+                    json!(self.picture_url(&media.id, true, media.traits.shape))
                 }
                 "thumbnail_url" => continue,
                 "shortcode" => json!(media.shortcode),
@@ -633,7 +635,7 @@ impl World {
                 "like_count" => json!(media.likes),
                 "comments_count" => json!(media.comments),
                 "is_comment_enabled" => json!(true),
-                "is_shared_to_feed" if media.kind == Kind::Reel => json!(true),
+                "is_shared_to_feed" if media.kind == Kind::Reel => json!(!media.traits.reels_tab_only),
                 "alt_text" if login && media.kind == Kind::Image => {
                     json!(format!("Photo by @{}", owner.username))
                 }
@@ -674,10 +676,10 @@ impl World {
             let value = match name.as_str() {
                 "id" => json!(child.id),
                 "media_type" => json!(media_type(child.kind)),
-                "media_url" => json!(self.asset_url(&child.id, child.kind.is_video())),
+                "media_url" => json!(self.asset_url(&child.id, child.kind, SeedShape::Square)),
                 "permalink" => json!(format!("https://www.instagram.com/p/{}/", child.shortcode)),
                 "thumbnail_url" if child.kind.is_video() => {
-                    json!(self.cdn_url(&format!("{}_thumb.jpg", child.id)))
+                    json!(self.picture_url(&child.id, true, SeedShape::Square))
                 }
                 "timestamp" => json!(instagram_timestamp(parent.timestamp)),
                 "username" => json!(self.users[user].username),
@@ -870,8 +872,24 @@ impl World {
     }
 
     /// The signed CDN link of a media file: `.mp4` for videos, `.jpg` otherwise.
-    fn asset_url(&self, id: &str, video: bool) -> String {
-        self.cdn_url(&format!("{id}.{}", if video { "mp4" } else { "jpg" }))
+    fn asset_url(&self, id: &str, kind: Kind, shape: SeedShape) -> String {
+        if kind.is_video() {
+            self.cdn_url(&format!("{id}.mp4"))
+        } else {
+            self.picture_url(id, false, shape)
+        }
+    }
+
+    /// The signed CDN link of a picture: a photo, or a video's thumbnail (`_thumb`), with its
+    /// shape in the name (`{id}.tall.jpg`), so the CDN serves a JPEG of that shape.
+    fn picture_url(&self, id: &str, thumbnail: bool, shape: SeedShape) -> String {
+        let thumb = if thumbnail { "_thumb" } else { "" };
+        let shape = match shape {
+            SeedShape::Square => "",
+            SeedShape::Tall => ".tall",
+            SeedShape::Wide => ".wide",
+        };
+        self.cdn_url(&format!("{id}{thumb}{shape}.jpg"))
     }
 
     /// `{base}/cdn/v/{file}?oe={hex expiry}&_nc_sig={signature}`: the shape of Instagram's CDN
