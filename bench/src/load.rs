@@ -8,6 +8,24 @@ use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// One request of a workload: a path, and a byte range to ask for (then 206 is expected).
+#[derive(Clone, Debug)]
+pub(crate) struct Target {
+    pub(crate) path: String,
+    /// `(first, last)`, inclusive.
+    pub(crate) range: Option<(u64, u64)>,
+}
+
+impl Target {
+    /// A whole file.
+    pub(crate) fn whole(path: &str) -> Self {
+        Self {
+            path: path.to_owned(),
+            range: None,
+        }
+    }
+}
+
 /// `requests` GETs of `target` over `connections` connections; returns the elapsed time.
 pub(crate) async fn run(
     addr: SocketAddr,
@@ -15,12 +33,30 @@ pub(crate) async fn run(
     connections: usize,
     requests: usize,
 ) -> Result<Duration, String> {
+    run_targets(addr, &[Target::whole(target)], connections, requests).await
+}
+
+/// `requests` GETs over `connections` connections, each connection going through `targets`
+/// in turn (starting at its own place in the list); every answer must be 200 (206 for a range,
+/// with exactly the range's bytes) and not empty. Returns the elapsed time.
+pub(crate) async fn run_targets(
+    addr: SocketAddr,
+    targets: &[Target],
+    connections: usize,
+    requests: usize,
+) -> Result<Duration, String> {
+    if targets.is_empty() {
+        return Err("no target".to_owned());
+    }
+    let targets: std::sync::Arc<[Target]> = targets.into();
     let per = requests.div_ceil(connections);
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        let target = target.to_owned();
-        tasks.push(tokio::spawn(async move { connection(addr, &target, per).await }));
+    for n in 0..connections {
+        let targets = targets.clone();
+        tasks.push(tokio::spawn(
+            async move { connection(addr, &targets, n, per).await },
+        ));
     }
     for task in tasks {
         task.await.map_err(|e| e.to_string())??;
@@ -28,7 +64,12 @@ pub(crate) async fn run(
     Ok(started.elapsed())
 }
 
-async fn connection(addr: SocketAddr, target: &str, requests: usize) -> Result<(), String> {
+async fn connection(
+    addr: SocketAddr,
+    targets: &[Target],
+    start: usize,
+    requests: usize,
+) -> Result<(), String> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| e.to_string())?;
@@ -38,17 +79,33 @@ async fn connection(addr: SocketAddr, target: &str, requests: usize) -> Result<(
         .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
     let host = addr.to_string();
-    for _ in 0..requests {
+    for n in 0..requests {
+        let target = &targets[(start + n) % targets.len()];
         sender.ready().await.map_err(|e| e.to_string())?;
-        let request = http::Request::get(target)
-            .header(http::header::HOST, &host)
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| e.to_string())?;
+        let mut request = http::Request::get(&target.path).header(http::header::HOST, &host);
+        if let Some((first, last)) = target.range {
+            request = request.header(http::header::RANGE, format!("bytes={first}-{last}"));
+        }
+        let request = request.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
         let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
         let status = response.status();
-        let body = response.into_body().collect().await.map_err(|e| e.to_string())?;
-        if status != 200 || body.to_bytes().is_empty() {
-            return Err(format!("unexpected answer {status}"));
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        let expected = match target.range {
+            Some((first, last)) if status == 206 => usize::try_from(last - first + 1).unwrap_or(0),
+            None if status == 200 => body.len().max(1),
+            _ => return Err(format!("unexpected answer {status} to {}", target.path)),
+        };
+        if body.is_empty() || body.len() != expected {
+            return Err(format!(
+                "{} bytes, not {expected}, for {}",
+                body.len(),
+                target.path
+            ));
         }
     }
     Ok(())

@@ -3,7 +3,8 @@
 //!
 //! Every load stays on 127.0.0.1 and is bounded in requests. Subcommands starting with
 //! `serve-` and `stream` are the child processes the driver starts. One module per comparison:
-//! `throughput`, `memory`, `client`, `sync`, `export`, `footprint`.
+//! `throughput`, `memory`, `client`, `sync`, `export`, `footprint`, `fleet`, `mirror`,
+//! `callgrind`, `nginx`.
 // Benchmarks measure real time.
 #![allow(clippy::disallowed_methods)]
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -17,6 +18,7 @@ mod footprint;
 mod load;
 mod memory;
 mod mirror;
+mod nginx;
 mod procs;
 mod report;
 mod servers;
@@ -272,7 +274,7 @@ async fn run(
     let mut report = Report::new(command, plan.quick);
     let wanted = |n: u8, name: &str| {
         let run = only.is_empty() || only.contains(&n);
-        eprintln!("{n}/10 {name}{}", if run { "" } else { ": skipped (--only)" });
+        eprintln!("{n}/11 {name}{}", if run { "" } else { ": skipped (--only)" });
         run
     };
     if wanted(1, "mock server throughput") {
@@ -299,7 +301,7 @@ async fn run(
     if wanted(8, "keeping a fleet alive") {
         match postgres {
             Some(postgres) => fleet::fleet(&plan, cli, postgres, &mut report).await?,
-            None => eprintln!("8/10: skipped (no --postgres)"),
+            None => eprintln!("8/11: skipped (no --postgres)"),
         }
     }
     if wanted(9, "media mirror") {
@@ -307,6 +309,9 @@ async fn run(
     }
     if wanted(10, "instructions per request") {
         callgrind::instructions(&plan, &mut report).await?;
+    }
+    if wanted(11, "serving a mirror beside nginx") {
+        nginx::versus_nginx(&plan, cli, &mut report).await?;
     }
     std::fs::write(out, report.render()).map_err(|e| format!("{out}: {e}"))?;
     eprintln!("wrote {out}");

@@ -19,6 +19,37 @@ fn run_with_output(command: &mut Command) -> Result<(f64, u64, String), String> 
     Ok((seconds, peak, text))
 }
 
+/// `igdisplay sync --json` of the accounts in `token_file` from `mock` into `dir`.
+fn sync_command(cli: &str, mock: &Server, token_file: &std::path::Path, dir: &std::path::Path) -> Command {
+    let mut sync = Command::new(cli);
+    sync.args(["sync", "--json", "--mock", &mock.base, "--token-file"])
+        .arg(token_file)
+        .arg("--out")
+        .arg(dir);
+    sync
+}
+
+/// A mirror of a generated library of `items` posts, synced once into `work/mirror`: that
+/// folder and the account's id.
+pub(crate) fn mirrored_library(
+    cli: &str,
+    items: usize,
+    work: &std::path::Path,
+) -> Result<(std::path::PathBuf, String), String> {
+    let mock = Server::start(&["serve-mock", "--generate", &items.to_string()])?;
+    let token = mock.info("bulk-token")?;
+    let token_file = crate::export::import_token(cli, &mock, &token, work)?;
+    let dir = work.join("mirror");
+    let (_, _, output) = run_with_output(&mut sync_command(cli, &mock, &token_file, &dir))?;
+    let reports: serde_json::Value =
+        serde_json::from_str(&output).map_err(|e| format!("sync output: {e}"))?;
+    let user = reports[0]["user_id"]
+        .as_str()
+        .ok_or("no account synced")?
+        .to_owned();
+    Ok((dir, user))
+}
+
 /// 9. Sync and serve.
 pub(crate) async fn mirror(plan: &Plan, cli: &str, report: &mut Report) -> Result<(), String> {
     let (small, large) = plan.mirror_items;
@@ -37,12 +68,7 @@ pub(crate) async fn mirror(plan: &Plan, cli: &str, report: &mut Report) -> Resul
         // A first sync (everything downloaded), then another (nothing new: the previous feed
         // read beside the listing, every file reused).
         for pass in ["first", "again"] {
-            let mut sync = Command::new(cli);
-            sync.args(["sync", "--json", "--mock", &mock.base, "--token-file"])
-                .arg(&token_file)
-                .arg("--out")
-                .arg(&dir);
-            let (seconds, peak, output) = run_with_output(&mut sync)?;
+            let (seconds, peak, output) = run_with_output(&mut sync_command(cli, &mock, &token_file, &dir))?;
             let reports: serde_json::Value =
                 serde_json::from_str(&output).map_err(|e| format!("sync output: {e}"))?;
             // The bulk account is the one imported: its report.
@@ -175,13 +201,14 @@ pub(crate) async fn mirror(plan: &Plan, cli: &str, report: &mut Report) -> Resul
 }
 
 /// `igdisplay serve` as a child; killed when dropped.
-struct ServeProcess {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
+pub(crate) struct ServeProcess {
+    pub(crate) child: std::process::Child,
+    pub(crate) addr: std::net::SocketAddr,
 }
 
 impl ServeProcess {
-    fn start(cli: &str, dir: &std::path::Path) -> Result<Self, String> {
+    /// `igdisplay serve` of `dir` on a free loopback port.
+    pub(crate) fn start(cli: &str, dir: &std::path::Path) -> Result<Self, String> {
         use std::io::BufRead as _;
         let mut child = Command::new(cli)
             .args(["serve", "--addr", "127.0.0.1:0", "--dir"])

@@ -110,6 +110,13 @@ impl Report {
         self.sections.push(out);
     }
 
+    /// A section without a table: a comparison that could not run, and why.
+    pub(crate) fn note(&mut self, title: &str, text: &str) {
+        let out = format!("\n## {title}\n\n{text}\n");
+        eprintln!("{out}");
+        self.sections.push(out);
+    }
+
     pub(crate) fn render(&self) -> String {
         let mut text = self.header.clone();
         text.push_str("\n## Goals\n\n| goal | verdict | measured |\n| --- | --- | --- |\n");
