@@ -12,7 +12,8 @@ use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use igdisplay_http::{HttpRequest, HttpResponse, QueryWriter};
 use igdisplay_model::{
-    AccessToken, ErrorBody, ErrorClass, ListResponse, Media, MediaByIds, MediaId, Timestamp, User, UserId,
+    AccessToken, ErrorBody, ErrorClass, ListResponse, Media, MediaByIds, MediaId, Platform, Timestamp, User,
+    UserId,
 };
 use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
@@ -233,6 +234,36 @@ impl GraphClient {
         GraphRequest::new(self.clone(), Cow::Borrowed("me"))
     }
 
+    /// The token user's live stories (`/me/stories`, Instagram Login only): the stories
+    /// posted in the last 24 hours, each a [`Media`] whose `media_product_type` is `STORY`,
+    /// paged like [`my_media`](Self::my_media) (the media edge leaves stories out). Basic
+    /// Display has no stories: there the request fails before anything is sent
+    /// ([`Error::InvalidRequest`]).
+    ///
+    /// ```
+    /// # use igdisplay_graph::{GraphClient, GraphEndpoint};
+    /// # use igdisplay_http::test_util::{ReplayBackend, json_response};
+    /// # use igdisplay_model::{AccessToken, Platform};
+    /// # use std::sync::Arc;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// # let backend = ReplayBackend::new([Ok(json_response(200, r#"{"data":[{"id":"1","media_type":"IMAGE","media_product_type":"STORY"}]}"#))]);
+    /// # let graph = GraphClient::with_token(Arc::new(backend), GraphEndpoint::new(Platform::InstagramLogin), AccessToken::new("IGAAfake"));
+    /// use igdisplay_model::MediaProductType;
+    ///
+    /// let page = graph.my_stories().send().await?;
+    /// assert_eq!(page.items[0].media_product_type, Some(MediaProductType::Story));
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn my_stories(&self) -> MediaListRequest {
+        let mut request: MediaListRequest = GraphRequest::new(self.clone(), Cow::Borrowed("me"));
+        request.edge = "/stories";
+        if self.endpoint().platform != Platform::InstagramLogin {
+            request.id = Err("stories are listed on Instagram Login only");
+        }
+        request
+    }
+
     /// A user's media (`/{user-id}/media`).
     ///
     /// ```
@@ -374,6 +405,9 @@ pub struct GraphRequest<N: Node> {
     client: GraphClient,
     /// The id the path starts with (the node's suffix follows it), or why it cannot be used.
     id: Result<Cow<'static, str>, &'static str>,
+    /// What follows the id: the node's suffix, or another edge of the same shape (the media
+    /// edge's `/stories`).
+    edge: &'static str,
     /// `None`: the platform's default fields (built only when they are sent or changed).
     fields: Option<FieldList>,
     params: Params,
@@ -385,6 +419,7 @@ impl<N: Node> Clone for GraphRequest<N> {
         Self {
             client: self.client.clone(),
             id: self.id.clone(),
+            edge: self.edge,
             fields: self.fields.clone(),
             params: self.params.clone(),
             node: PhantomData,
@@ -407,6 +442,7 @@ impl<N: Node> GraphRequest<N> {
     fn new(client: GraphClient, id: Cow<'static, str>) -> Self {
         Self {
             id: check_id(&id).map(|()| id),
+            edge: N::SUFFIX,
             client,
             fields: None,
             params: Params::default(),
@@ -495,7 +531,7 @@ impl<N: Node> GraphRequest<N> {
                 field_chars.saturating_mul(3).saturating_add(8),
                 usize::saturating_add,
             );
-        let mut uri = self.client.endpoint().url(&[id, N::SUFFIX], room);
+        let mut uri = self.client.endpoint().url(&[id, self.edge], room);
         let mut query = QueryWriter::new(&mut uri);
         if let Some(ids) = &paging.ids {
             query.pair("ids", ids);
@@ -777,5 +813,31 @@ mod tests {
             "id,caption,children{id,media_type,media_url,thumbnail_url,permalink,timestamp}",
             "the expansion survives a field change"
         );
+    }
+
+    #[test]
+    fn stories_are_their_own_edge_on_instagram_login_and_refused_unsent_on_basic_display() {
+        let token = AccessToken::new("T");
+        let request = client().my_stories().limit(10).to_http(&token).unwrap();
+        let uri = request.uri().to_string();
+        assert!(uri.contains("/me/stories?"), "{uri}");
+        assert!(uri.contains("limit=10"), "paged like the media edge: {uri}");
+        let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = sent.clone();
+        let basic = GraphClient::with_token(
+            Arc::new(FnBackend::new(move |_| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(json_response(200, "{}"))
+            })),
+            GraphEndpoint::new(Platform::BasicDisplay),
+            token.clone(),
+        );
+        assert!(matches!(
+            basic.my_stories().to_http(&token),
+            Err(crate::Error::InvalidRequest(_))
+        ));
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        assert!(runtime.block_on(basic.my_stories().send()).is_err());
+        assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing sent");
     }
 }

@@ -44,6 +44,10 @@ pub struct Feed {
     pub next_poll_at: Timestamp,
     /// The items, newest first.
     pub items: Vec<FeedItem>,
+    /// The account's stories still live when the feed was read, newest first (Instagram
+    /// Login only; each leaves at its [`FeedItem::expires_at`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stories: Vec<FeedItem>,
 }
 
 /// What a feed is made of, as stored at `feeds/{user}.json`: its status and the keys of its
@@ -74,6 +78,18 @@ pub struct FeedIndex {
     /// the previous index just before this one was written still finds its pages.
     #[serde(default)]
     pub retired: Vec<String>,
+    /// The stories the last sync found live, newest first (a few a day, kept in the index);
+    /// a reader shows [`live_stories`](Self::live_stories), so a story leaves at its expiry
+    /// even before the next sync deletes its files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stories: Vec<FeedItem>,
+}
+
+impl FeedIndex {
+    /// The stories still live at `now` (their [`FeedItem::expires_at`] is later).
+    pub fn live_stories(&self, now: Timestamp) -> impl Iterator<Item = &FeedItem> {
+        self.stories.iter().filter(move |story| story.is_live(now))
+    }
 }
 
 /// One stored page of a feed: a JSON array of at most 100 [`FeedItem`]s. A page's key is
@@ -109,7 +125,7 @@ pub enum FeedStatus {
 }
 
 /// One post, or one item of an album.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct FeedItem {
     /// The media id.
@@ -146,6 +162,9 @@ pub struct FeedItem {
     /// An album's items.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<FeedItem>,
+    /// A story's end: 24 hours after it was posted. `None` for posts, which stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
 }
 
 /// A video mirrored into the blob store, as downloaded.
@@ -160,6 +179,11 @@ impl FeedItem {
     /// Whether a site can show it: it has an image, or (an album) an item that has one.
     pub fn is_available(&self) -> bool {
         self.image.is_some() || self.children.iter().any(|c| c.image.is_some())
+    }
+
+    /// Whether it is still up at `now`: a post always; a story until its `expires_at`.
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
     }
 
     /// The image a grid shows for it: its own, or its first item's.

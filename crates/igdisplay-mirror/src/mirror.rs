@@ -27,6 +27,10 @@ const FIELDS: &[MediaField] = &[
 ];
 /// Posts per listing request: Instagram's useful maximum.
 const PAGE: u32 = 100;
+/// A story is up for 24 hours after it was posted.
+const STORY_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// Pages of stories read at most in one sync (an account posts a few a day).
+const MAX_STORY_PAGES: usize = 10;
 /// The shortest and longest wait between two polls of an account.
 const POLL_MIN: Duration = Duration::from_secs(15 * 60);
 const POLL_MAX: Duration = Duration::from_secs(6 * 3600);
@@ -85,6 +89,9 @@ pub struct SyncReport {
     pub items: usize,
     /// Listing requests sent (pages, plus one per page listed again to repair expired links).
     pub graph_calls: usize,
+    /// Requests for the account's stories: one a sync on Instagram Login (more only for an
+    /// account with over 100 live stories); none on Basic Display, which has no stories.
+    pub story_calls: usize,
     /// Files downloaded.
     pub downloaded: usize,
     /// Images already mirrored, not downloaded again.
@@ -244,6 +251,7 @@ impl Mirror {
             files.extend(self.page(page).await?.iter().flat_map(file_keys));
             pages.push(&page.key);
         }
+        files.extend(index.stories.iter().flat_map(file_keys));
         pages.extend(index.retired.iter().map(String::as_str));
         for key in &files {
             self.blobs.delete(key).await?;
@@ -369,7 +377,9 @@ impl Mirror {
         for page in &index.pages {
             items.extend(self.page(page).await?);
         }
+        let now = self.now();
         Ok(Some(Feed {
+            stories: index.live_stories(now).cloned().collect(),
             schema: index.schema,
             user_id: index.user_id,
             synced_at: index.synced_at,
@@ -544,10 +554,22 @@ impl Mirror {
                 available: mirrored.iter().filter(|i| i.is_available()).count(),
             });
         }
+        let before: &[FeedItem] = previous.as_ref().map_or(&[], |p| p.stories.as_slice());
+        let stories = self
+            .mirror_stories(graph, before, &mut rescued, &mut report)
+            .await?;
+        // The files of stories that left since the last sync.
+        let kept: HashSet<String> = stories.iter().flat_map(file_keys).collect();
+        let stories_gone: Vec<String> = before
+            .iter()
+            .flat_map(file_keys)
+            .filter(|key| !kept.contains(key))
+            .collect();
         let (removed, gone) = old.finish(self).await;
         report.removed = removed;
         let now = self.now();
         let index = FeedIndex {
+            stories,
             schema: crate::FEED_SCHEMA,
             user_id: user.to_string(),
             synced_at: Some(now),
@@ -566,10 +588,55 @@ impl Mirror {
         // pages retired by the sync before (the last ones stay for readers that hold the
         // previous index).
         let retired = previous.map(|p| p.retired).unwrap_or_default();
-        for key in gone.iter().filter(|key| !rescued.contains(*key)).chain(&retired) {
+        let gone = gone
+            .iter()
+            .chain(&stories_gone)
+            .filter(|key| !rescued.contains(*key));
+        for key in gone.chain(&retired) {
             self.blobs.delete(key).await?;
         }
         Ok(report)
+    }
+
+    /// The account's live stories, mirrored like posts (a picture, a video's file), each with
+    /// its `expires_at` (24 hours after it was posted; a story without a time leaves 24 hours
+    /// from now). Only Instagram Login lists stories. A listing that fails keeps the stories of
+    /// `before` still live: the feed's posts were listed, and that is what the sync is for.
+    async fn mirror_stories(
+        &self,
+        graph: &GraphClient,
+        before: &[FeedItem],
+        rescued: &mut HashSet<String>,
+        report: &mut SyncReport,
+    ) -> Result<Vec<FeedItem>, SyncError> {
+        if graph.endpoint().platform != Platform::InstagramLogin {
+            return Ok(Vec::new());
+        }
+        let now = self.now();
+        let mut walk = graph.my_stories().fields(FIELDS).limit(PAGE).pages();
+        let mut stories = Vec::new();
+        // Mirrored stories are found again by their records, like any file of the mirror.
+        let known = HashMap::new();
+        for _ in 0..MAX_STORY_PAGES {
+            let page = match walk.next_page().await {
+                None => break,
+                Some(Ok(page)) => page,
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "the stories could not be listed; the live ones are kept");
+                    return Ok(before.iter().filter(|s| s.is_live(now)).cloned().collect());
+                }
+            };
+            report.story_calls += 1;
+            for story in &page.items {
+                let (mut item, _) = self.mirror_item(story, &known, rescued, report).await?;
+                let posted = story.timestamp.unwrap_or(now);
+                item.expires_at = Some(later(posted, STORY_LIFETIME));
+                if item.is_live(now) {
+                    stories.push(item);
+                }
+            }
+        }
+        Ok(stories)
     }
 
     /// Deletes the pages a sync wrote before its listing failed: no index names them. (Their
@@ -620,6 +687,7 @@ impl Mirror {
             available: 0,
             pages: Vec::new(),
             retired: Vec::new(),
+            stories: Vec::new(),
         });
         let since = match &index.status {
             FeedStatus::Stale { since, .. } => *since,
@@ -699,6 +767,7 @@ impl Mirror {
             video,
             unplayable,
             children,
+            expires_at: None,
         };
         Ok((item, expired))
     }

@@ -746,7 +746,7 @@ async fn a_sync_cut_short_before_its_feed_is_resumed_without_downloading_again()
 #[tokio::test]
 async fn a_sync_stays_inside_its_share_of_the_rate_budget() {
     let mock = MockServer::builder()
-        .calls_per_hour(Some(4))
+        .calls_per_hour(Some(8))
         .clock(MockClock::Frozen(1_800_000_000))
         .seed(Seed::demo().with_generated_user("bulk", 10, 5))
         .start()
@@ -762,7 +762,8 @@ async fn a_sync_stays_inside_its_share_of_the_rate_budget() {
     let dir = tempfile::tempdir().unwrap();
     let mirror =
         Mirror::new(Arc::new(FsBlobStore::new(dir.path())), downloader(backend, &mock)).with_budget_share(40);
-    // Each sync is one listing: 1 of 4 calls (25 %), then 2 of 4 (50 %).
+    // Each sync is two requests (the one page, the stories): 2 of 8 calls (25 %), then 4 of 8
+    // (50 %).
     assert!(!mirror.sync(&user, &graph).await.unwrap().deferred);
     assert!(!mirror.sync(&user, &graph).await.unwrap().deferred);
     let listings = |mock: &MockServer| {
@@ -774,7 +775,7 @@ async fn a_sync_stays_inside_its_share_of_the_rate_budget() {
     assert_eq!(listings(&mock), 2);
     let third = mirror.sync(&user, &graph).await.unwrap();
     assert!(third.deferred, "50 % reported, 40 % allowed");
-    assert_eq!((third.items, third.graph_calls), (10, 0));
+    assert_eq!((third.items, third.graph_calls, third.story_calls), (10, 0, 0));
     assert_eq!(listings(&mock), 2, "no request");
     assert_eq!(
         mirror.feed(&user).await.unwrap().unwrap().items.len(),
@@ -1136,4 +1137,60 @@ async fn an_index_a_later_release_wrote_is_neither_read_nor_overwritten() {
         newer,
         "left as written"
     );
+}
+
+#[tokio::test]
+async fn stories_are_mirrored_while_live_and_leave_the_feed_when_they_expire() {
+    let site = site_of("jayposiris", Seed::demo(), |backend, _| backend);
+    let report = site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    assert_eq!(report.story_calls, 1);
+    let feed = site.mirror.feed(&site.user).await.unwrap().unwrap();
+    assert_eq!(feed.stories.len(), 2, "a photo and a video, an hour and two old");
+    let (photo, video) = (feed.stories[0].clone(), feed.stories[1].clone());
+    assert!(
+        photo.image.is_some() && video.image.is_some(),
+        "each has its picture"
+    );
+    let clip = video.video.clone().expect("the video story's file");
+    assert!(site.blobs.exists(&clip.key).await.unwrap());
+    assert!(
+        feed.items.iter().all(|item| item.id != photo.id),
+        "stories are not posts"
+    );
+    assert_feed_valid(&site).await;
+
+    // 22 hours on, the older story has expired: the feed read before any sync leaves it out.
+    site.mock.advance(Duration::from_secs(22 * 3600 + 1));
+    let index = site.mirror.index(&site.user).await.unwrap().unwrap();
+    let now = igdisplay_model::Timestamp::from_unix(1_800_000_000 + 22 * 3600 + 1);
+    let live: Vec<&str> = index.live_stories(now).map(|s| s.id.as_str()).collect();
+    assert_eq!(live, [photo.id.as_str()]);
+    // The next sync drops it and deletes its files; the other story's files stay.
+    let report = site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    assert_eq!(
+        report.downloaded, 0,
+        "the live story is not downloaded again: {report:?}"
+    );
+    let feed = site.mirror.feed(&site.user).await.unwrap().unwrap();
+    assert_eq!(feed.stories, std::slice::from_ref(&photo));
+    assert!(
+        !site.blobs.exists(&clip.key).await.unwrap(),
+        "the expired video's file"
+    );
+    for key in video.image.as_ref().unwrap().keys() {
+        assert!(!site.blobs.exists(&key).await.unwrap(), "{key}");
+    }
+    for key in photo.image.as_ref().unwrap().keys() {
+        assert!(site.blobs.exists(&key).await.unwrap(), "{key}");
+    }
+    assert_feed_valid(&site).await;
+
+    // A day on, none is live; a purge finds nothing of them.
+    site.mock.advance(DAY);
+    site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    let feed = site.mirror.feed(&site.user).await.unwrap().unwrap();
+    assert!(feed.stories.is_empty());
+    for key in photo.image.as_ref().unwrap().keys() {
+        assert!(!site.blobs.exists(&key).await.unwrap(), "{key}");
+    }
 }

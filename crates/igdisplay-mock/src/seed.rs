@@ -46,8 +46,8 @@
 //! ```
 //!
 //! Optional: the app's `deauthorize_callback`, `data_deletion_callback` and `live_mode`
-//! (false: only testers may log in); a user's `followers`, `follows`, `media` and
-//! `generated`; an item's `caption`, `children`, `likes`, `comments`, `copyright_flagged`,
+//! (false: only testers may log in); a user's `followers`, `follows`, `media`, `generated`
+//! and `stories` (items as in `media`, an hour apart); an item's `caption`, `children`, `likes`, `comments`, `copyright_flagged`,
 //! `licensed_audio`, `reels_tab_only` and `shape` (`square`, `tall`, `wide`).
 //! Media are listed newest first; generated items follow them, older still.
 
@@ -280,6 +280,12 @@ pub struct SeedUser {
     /// `album_every`-th an album of 3 (0: no albums).
     #[serde(default)]
     pub generated: Option<Generated>,
+    /// Live stories (images and videos), newest first: the first posted an hour before the
+    /// clock's start, each next an hour earlier. Instagram Login lists them on
+    /// `/{user}/stories` for 24 hours after they were posted, then they are gone; Basic
+    /// Display has no stories.
+    #[serde(default)]
+    pub stories: Vec<SeedMedia>,
 }
 
 /// A generated library: `count` items after the listed ones, photos with a video every
@@ -328,7 +334,8 @@ impl Seed {
     /// tester, 40 media: images, videos, reels, albums of 2-10, emoji captions, no caption, an
     /// HTML-looking caption; within its first twelve, a video with licensed audio (no
     /// `media_url`), an album whose first item is a video, a very tall and a very wide photo,
-    /// a reel kept off the feed grid; further down, a copyright-flagged photo and video), `cafe_nova` (business, tester), `sam_personal` (personal, tester:
+    /// a reel kept off the feed grid; further down, a copyright-flagged photo and video; two
+    /// live stories, a photo an hour old and a video two hours old), `cafe_nova` (business, tester), `sam_personal` (personal, tester:
     /// Basic Display only) and `not_a_tester` (creator, not an accepted tester).
     pub fn demo() -> Self {
         use SeedKind::*;
@@ -383,6 +390,7 @@ impl Seed {
                 follows: 85,
                 media,
                 generated: None,
+                stories: Vec::new(),
             };
         Seed {
             seed: 1,
@@ -400,7 +408,13 @@ impl Seed {
                 live_mode: false,
             },
             users: vec![
-                user("jayposiris", "Jay Posiris", "MEDIA_CREATOR", true, media),
+                SeedUser {
+                    stories: vec![
+                        SeedMedia::new(Image, Some("Behind the scenes")),
+                        SeedMedia::new(Video, None),
+                    ],
+                    ..user("jayposiris", "Jay Posiris", "MEDIA_CREATOR", true, media)
+                },
                 user(
                     "cafe_nova",
                     "Café Nova",
@@ -443,6 +457,7 @@ impl Seed {
             follows: 0,
             media: Vec::new(),
             generated: Some(Generated { count, album_every }),
+            stories: Vec::new(),
         });
         self
     }

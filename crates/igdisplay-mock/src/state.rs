@@ -258,6 +258,8 @@ pub(crate) struct Traits {
     pub(crate) reels_tab_only: bool,
     /// The shape of its picture.
     pub(crate) shape: SeedShape,
+    /// A story: `media_product_type` `STORY`, listed on `/stories` while live.
+    pub(crate) story: bool,
 }
 
 impl Traits {
@@ -268,6 +270,7 @@ impl Traits {
             licensed_audio: seed.licensed_audio,
             reels_tab_only: seed.reels_tab_only,
             shape: seed.shape,
+            story: false,
         }
     }
 
@@ -299,6 +302,9 @@ pub(crate) struct User {
     pub(crate) follows: u64,
     /// Newest first.
     pub(crate) media: Vec<Media>,
+    /// Stories, newest first, live for 24 hours after their timestamp (Instagram Login's
+    /// `/stories` edge); listed only, not nodes of their own here.
+    pub(crate) stories: Vec<Media>,
 }
 
 /// Where a media id points.
@@ -514,9 +520,33 @@ impl World {
                 followers: seeded.followers,
                 follows: seeded.follows,
                 media,
+                stories: Vec::new(),
             });
         }
         let cdn_key = rng.token(32);
+        // Stories draw their ids last, so a seed's other ids stay as they were without them.
+        for (user, seeded) in users.iter_mut().zip(&seed.users) {
+            user.stories = seeded
+                .stories
+                .iter()
+                .enumerate()
+                .map(|(n, story)| Media {
+                    id: (17_900_000_000_000_000 + rng.below(999_999_999_999_999)).to_string(),
+                    kind: Kind::of(story.kind),
+                    caption: story.caption.clone(),
+                    // An hour apart, the newest an hour before the start.
+                    timestamp: start - 3600 * (i64::try_from(n).unwrap_or(i64::MAX / 8) + 1),
+                    shortcode: rng.token(11),
+                    likes: 0,
+                    comments: 0,
+                    traits: Traits {
+                        story: true,
+                        ..Traits::of(story)
+                    },
+                    children: Vec::new(),
+                })
+                .collect();
+        }
         let journal = Journal::new(options.journal_capacity);
         let assets = crate::routes::cdn::Assets::new(options.asset_sizes);
         World {

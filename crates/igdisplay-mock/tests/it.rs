@@ -892,6 +892,48 @@ async fn the_demo_library_holds_every_case_a_feed_must_show() {
 }
 
 #[tokio::test]
+async fn stories_are_listed_for_twenty_four_hours_then_gone() {
+    let mock = mock(MockPlatform::InstagramLogin);
+    let token = long_token(&mock, "jayposiris").await;
+    let stories = |body: &Value| -> Vec<String> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["media_type"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let fields = "fields=id,media_type,media_product_type,media_url,thumbnail_url,timestamp";
+    let (status, _, body) = get(&graph(&mock, &format!("/me/stories?{fields}"), &token)).await;
+    assert_eq!(status, 200);
+    assert_eq!(stories(&body), ["IMAGE", "VIDEO"], "newest first");
+    assert!(
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["media_product_type"] == "STORY")
+    );
+    assert!(
+        body["data"][1]["thumbnail_url"].is_string(),
+        "a video story has its poster"
+    );
+    let (_, _, media) = get(&graph(&mock, "/me/media?limit=100&fields=id", &token)).await;
+    let story = body["data"][0]["id"].as_str().unwrap();
+    assert!(
+        media["data"].as_array().unwrap().iter().all(|m| m["id"] != story),
+        "the media edge excludes stories"
+    );
+    // Posted one and two hours before the start: the older is gone 22 hours on.
+    mock.advance(Duration::from_secs(22 * 3600 + 1));
+    let (_, _, body) = get(&graph(&mock, &format!("/me/stories?{fields}"), &token)).await;
+    assert_eq!(stories(&body), ["IMAGE"]);
+    mock.advance(Duration::from_secs(3600));
+    let (_, _, body) = get(&graph(&mock, &format!("/me/stories?{fields}"), &token)).await;
+    assert!(stories(&body).is_empty());
+}
+
+#[tokio::test]
 async fn rate_limits_count_per_user_per_rolling_hour() {
     let mock = MockServer::builder()
         .platform(MockPlatform::BasicDisplay)

@@ -274,6 +274,9 @@ test('owner mode: anonymous visitors, every kind of post, load more, an album, e
   // video Meta sent without its file (licensed audio) shows its poster and links to Instagram;
   // the album that opens with a video shows that video's poster; the tall and the wide photo.
   assert.ok(await expectVideosPlay() >= 2, 'the video and the reels play');
+  // The live stories, above the grid: a photo and a video that plays.
+  await expectTilesShown(2, '#stories');
+  assert.equal(await expectVideosPlay('#stories'), 1, 'the video story plays');
   const unplayable = visitor.page.locator('#grid > li.video:not(:has(video))');
   assert.equal(await unplayable.count(), 1, 'one video without its file');
   assert.equal(await unplayable.locator('.permalink').textContent(), 'watch on Instagram');
@@ -303,6 +306,7 @@ test('owner mode: anonymous visitors, every kind of post, load more, an album, e
   await visitor.page.goto(site.site);
   await expectTilesShown(12);
   assert.ok(await expectVideosPlay() >= 2, 'the videos still play');
+  assert.equal(await visitor.page.locator('#stories').count(), 0, 'the stories expired');
 
   // The token revoked: the last good feed is still shown, marked as such.
   await fetch(`${site.mock}/_mock/tokens/revoke`, { method: 'POST', body: JSON.stringify({ username: 'jayposiris' }) });

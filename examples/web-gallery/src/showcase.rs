@@ -32,10 +32,12 @@ pub struct Showcase {
     blobs: Arc<FsBlobStore>,
     files: FileServer,
     owner: RwLock<Option<UserId>>,
-    /// The files the owner's current feed names, and the pages it was read from: only these
-    /// are served (never a previous owner's, or a file no feed names).
+    /// The files the owner's current feed names, and the pages and live stories it was read
+    /// from: only these are served (never a previous owner's, an expired story's, or a file no
+    /// feed names).
     served: RwLock<(Vec<String>, Arc<HashSet<String>>)>,
     wake: tokio::sync::Notify,
+    clock: SharedClock,
 }
 
 impl Showcase {
@@ -50,7 +52,8 @@ impl Showcase {
         let files = FileServer::new(&dir)?;
         let blobs = Arc::new(FsBlobStore::new(dir));
         Ok(Self {
-            mirror: Mirror::new(blobs.clone(), downloader).with_clock(clock),
+            mirror: Mirror::new(blobs.clone(), downloader).with_clock(clock.clone()),
+            clock,
             blobs,
             files,
             owner: RwLock::new(None),
@@ -80,33 +83,50 @@ impl Showcase {
         Ok(report)
     }
 
-    /// The files the owner's current feed names (read again when its pages changed).
+    /// The files the owner's current feed names: its posts' and its live stories' (read again
+    /// when its pages changed or a story expired).
     async fn served(&self) -> Arc<HashSet<String>> {
         let Some(index) = self.index().await else {
             return Arc::default();
         };
-        let pages: Vec<String> = index.pages.iter().map(|p| p.key.clone()).collect();
+        let live: Vec<&FeedItem> = index.live_stories(self.now()).collect();
+        // What the set was built from: the pages, then the live stories.
+        let sources: Vec<String> = index
+            .pages
+            .iter()
+            .map(|p| p.key.clone())
+            .chain(live.iter().map(|story| story.id.clone()))
+            .collect();
         {
             let cached = self.served.read().unwrap_or_else(PoisonError::into_inner);
-            if cached.0 == pages {
+            if cached.0 == sources {
                 return cached.1.clone();
             }
         }
         let mut keys = HashSet::new();
+        let mut add = |item: &FeedItem| {
+            for one in std::iter::once(item).chain(&item.children) {
+                if let Some(image) = &one.image {
+                    keys.extend(image.keys().filter(|key| !key.ends_with("/image.json")));
+                }
+                keys.extend(one.video.iter().map(|video| video.key.clone()));
+            }
+        };
+        live.iter().for_each(|story| add(story));
         for page in &index.pages {
             let Ok(items) = self.mirror.page(page).await else {
                 continue;
             };
-            for item in items.iter().flat_map(|i| std::iter::once(i).chain(&i.children)) {
-                if let Some(image) = &item.image {
-                    keys.extend(image.keys().filter(|key| !key.ends_with("/image.json")));
-                }
-                keys.extend(item.video.iter().map(|video| video.key.clone()));
-            }
+            items.iter().for_each(&mut add);
         }
         let keys = Arc::new(keys);
-        *self.served.write().unwrap_or_else(PoisonError::into_inner) = (pages, keys.clone());
+        *self.served.write().unwrap_or_else(PoisonError::into_inner) = (sources, keys.clone());
         keys
+    }
+
+    /// The site's clock: the one its Instagram client runs on (the mock's, under test).
+    fn now(&self) -> Timestamp {
+        Timestamp::from_system_time(self.clock.now())
     }
 
     /// The account shown.
@@ -286,6 +306,8 @@ impl Tile {
 #[derive(Template)]
 #[template(path = "showcase.html")]
 struct ShowcasePage {
+    /// The owner's live stories, newest first.
+    stories: Vec<Tile>,
     tiles: Vec<Tile>,
     next: Option<usize>,
     stale: Option<String>,
@@ -367,8 +389,13 @@ pub(crate) async fn home(
         .map(|feed| format!("{}.", public_state(&feed.status, feed.synced_at, now)));
     // No feed: never connected, or purged after a deletion or a deauthorization.
     let connected = feed.is_some();
+    let stories = feed
+        .as_ref()
+        .map(|index| index.live_stories(now).filter_map(Tile::of).collect())
+        .unwrap_or_default();
     page(
         &ShowcasePage {
+            stories,
             tiles,
             next,
             stale,

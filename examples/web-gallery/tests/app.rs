@@ -598,16 +598,25 @@ fn sources(html: &str) -> Vec<String> {
         .collect()
 }
 
-/// The `src` of every video of a page.
-fn videos(html: &str) -> Vec<String> {
-    html.split("<video src=\"")
+/// The picture of every story of a page.
+fn story_pictures(html: &str) -> Vec<String> {
+    html.split("<li class=\"story\"")
         .skip(1)
-        .map(|rest| rest.split('"').next().unwrap().to_owned())
+        .filter_map(|tile| attribute(tile, "<img src=\"").or_else(|| attribute(tile, " poster=\"")))
         .collect()
 }
 
-/// The value that follows `start` in `tile`, up to its closing quote.
+/// The `src` of every video tile of a page.
+fn videos(html: &str) -> Vec<String> {
+    html.split("<li class=\"item")
+        .skip(1)
+        .filter_map(|tile| attribute(tile, "<video src=\""))
+        .collect()
+}
+
+/// The value that follows `start` in `tile` (up to its `</li>`), up to its closing quote.
 fn attribute(tile: &str, start: &str) -> Option<String> {
+    let tile = tile.split("</li>").next()?;
     let (_, rest) = tile.split_once(start)?;
     Some(rest.split('"').next()?.to_owned())
 }
@@ -655,6 +664,8 @@ async fn owner_mode_shows_the_owners_feed_to_anonymous_visitors_from_the_sites_o
         html.contains("watch on Instagram"),
         "the video Meta sent without its file links to Instagram"
     );
+    let stories = story_pictures(&html);
+    assert_eq!(stories.len(), 2, "the live stories");
 
     // "Load more": the next tiles as JSON, and the same page without JavaScript.
     let (_, more) = text(&site, "/tiles?page=2").await;
@@ -680,6 +691,11 @@ async fn owner_mode_shows_the_owners_feed_to_anonymous_visitors_from_the_sites_o
     let (_, later) = text(&site, "/").await;
     assert_eq!(sources(&later), images);
     assert_eq!(videos(&later), clips);
+    assert!(story_pictures(&later).is_empty(), "the stories expired");
+    for src in &stories {
+        let file = client().get(format!("{}{src}", site.base)).send().await.unwrap();
+        assert_eq!(file.status(), 404, "an expired story's file is not served: {src}");
+    }
     for src in images.iter().chain(&clips) {
         let file = client().get(format!("{}{src}", site.base)).send().await.unwrap();
         assert_eq!(file.status(), 200, "{src}");

@@ -25,6 +25,9 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
+/// How long a story is listed after it was posted: 24 hours.
+const STORY_LIFETIME: i64 = 24 * 3600;
+
 /// `(#100) Invalid parameter: {what}`: a limit, bound or cursor the API cannot read.
 fn invalid_parameter(what: &str) -> GraphFailure {
     GraphFailure::new(
@@ -365,6 +368,14 @@ impl World {
                 }
                 self.media_edge(req, user, fields, token)?
             }
+            [node, "stories"]
+                if self.is_self(node, user) && self.options.platform == MockPlatform::InstagramLogin =>
+            {
+                if !media_allowed {
+                    return Err(no_media_permission());
+                }
+                self.stories_edge(user, fields)?
+            }
             [node, "children"] => match self.media_index.get(*node).copied() {
                 Some(found @ MediaRef::Item { user: u, index }) if u == user && media_allowed => {
                     if self.users[u].media[index].kind != Kind::Album {
@@ -609,7 +620,11 @@ impl World {
                     None => continue,
                 },
                 "media_type" => json!(media_type(media.kind)),
-                "media_product_type" => json!(if media.kind == Kind::Reel { "REELS" } else { "FEED" }),
+                "media_product_type" => json!(match media.kind {
+                    _ if media.traits.story => "STORY",
+                    Kind::Reel => "REELS",
+                    _ => "FEED",
+                }),
                 "media_url" if media.traits.without_media_url() => continue,
                 // An album's media_url is its first item's; when that is a video, its cover image
                 // (as recorded), never the video file.
@@ -726,6 +741,20 @@ impl World {
             fields_text: req.param("fields").unwrap_or("id"),
         };
         self.media_page(user, fields, &query, token)
+    }
+
+    /// `/{user}/stories` (Instagram Login): the stories posted in the last 24 hours, newest
+    /// first, in one page (an account posts a few a day); an expired story is no longer
+    /// listed.
+    fn stories_edge(&self, user: usize, fields: &Fields) -> Result<Value, GraphFailure> {
+        let now = self.now();
+        let data = self.users[user]
+            .stories
+            .iter()
+            .filter(|story| story.timestamp.saturating_add(STORY_LIFETIME) > now)
+            .map(|story| self.render_media(user, story, fields).map(Value::Object))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(json!({ "data": data }))
     }
 
     /// One page of `user`'s media for `query`: the items rendered with `fields`, and
@@ -988,7 +1017,11 @@ fn media_type(kind: Kind) -> &'static str {
 
 /// `https://www.instagram.com/p/{shortcode}/`, or `/reel/` for a reel.
 fn permalink(media: &Media) -> String {
-    let kind = if media.kind == Kind::Reel { "reel" } else { "p" };
+    let kind = match media.kind {
+        _ if media.traits.story => "stories",
+        Kind::Reel => "reel",
+        _ => "p",
+    };
     format!("https://www.instagram.com/{kind}/{}/", media.shortcode)
 }
 
