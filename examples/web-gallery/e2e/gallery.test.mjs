@@ -277,6 +277,7 @@ test('owner mode: anonymous visitors, every kind of post, load more, an album, e
   // The live stories, above the grid: a photo and a video that plays.
   await expectTilesShown(2, '#stories');
   assert.equal(await expectVideosPlay('#stories'), 1, 'the video story plays');
+  await visitor.page.screenshot({ path: join(root, 'target/e2e/owner-mode.png') });
   const unplayable = visitor.page.locator('#grid > li.video:not(:has(video))');
   assert.equal(await unplayable.count(), 1, 'one video without its file');
   assert.equal(await unplayable.locator('.permalink').textContent(), 'watch on Instagram');
