@@ -51,6 +51,9 @@ const CHUNK: usize = 64 * 1024;
 pub struct FileServer {
     /// The folder, its links resolved.
     root: Arc<PathBuf>,
+    /// The folder, open: keys are opened beneath it in one call where the system can.
+    #[cfg(target_os = "linux")]
+    dir: Arc<std::fs::File>,
 }
 
 impl FileServer {
@@ -60,8 +63,11 @@ impl FileServer {
     ///
     /// The folder cannot be resolved (it does not exist, or cannot be read).
     pub fn new(root: impl AsRef<Path>) -> std::io::Result<Self> {
+        let root = std::fs::canonicalize(root)?;
         Ok(Self {
-            root: Arc::new(std::fs::canonicalize(root)?),
+            #[cfg(target_os = "linux")]
+            dir: Arc::new(std::fs::File::open(&root)?),
+            root: Arc::new(root),
         })
     }
 
@@ -171,9 +177,9 @@ impl FileServer {
         if check_key(key).is_err() {
             return Ok(None);
         }
-        let (root, key) = (self.root.clone(), key.to_owned());
+        let (server, key) = (self.clone(), key.to_owned());
         // One hop to the blocking pool for the whole lookup, as for any file system call.
-        let opened = tokio::task::spawn_blocking(move || open_inside(&root, &key))
+        let opened = tokio::task::spawn_blocking(move || server.open_blocking(&key))
             .await
             .map_err(std::io::Error::other)??;
         Ok(opened.map(|(file, meta, small)| Opened {
@@ -182,6 +188,71 @@ impl FileServer {
             small,
         }))
     }
+}
+
+impl FileServer {
+    /// [`open`](Self::open)'s work, on a blocking thread: beneath the folder in one call
+    /// where the system can (Linux 5.6 and later), else by resolving the path.
+    fn open_blocking(&self, key: &str) -> std::io::Result<Option<Found>> {
+        #[cfg(target_os = "linux")]
+        if let Beneath::Opened(file) = open_beneath(&self.dir, key)? {
+            return file.map_or(Ok(None), found);
+        }
+        open_inside(&self.root, key)
+    }
+}
+
+/// What [`open_beneath`] found.
+#[cfg(target_os = "linux")]
+enum Beneath {
+    /// The answer: the file, or nothing there.
+    Opened(Option<std::fs::File>),
+    /// A link on the way, or a system without `openat2`: resolve the path instead.
+    Resolve,
+}
+
+/// Opens `key` beneath `dir` with `openat2`: `RESOLVE_BENEATH` (the kernel refuses any step
+/// out of the folder) and `RESOLVE_NO_SYMLINKS` (a link anywhere on the way is left to
+/// [`open_inside`], which follows it only if it stays inside and names no dotfile). The key
+/// was checked ([`check_key`]: no dot segment), so a file opened here is one to serve.
+#[cfg(target_os = "linux")]
+fn open_beneath(dir: &std::fs::File, key: &str) -> std::io::Result<Beneath> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::io::Errno;
+    let opened = rustix::fs::openat2(
+        dir,
+        key,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    );
+    match opened {
+        Ok(fd) => Ok(Beneath::Opened(Some(std::fs::File::from(fd)))),
+        Err(Errno::NOENT | Errno::NOTDIR | Errno::XDEV) => Ok(Beneath::Opened(None)),
+        // A link on the way (ELOOP); no openat2 (ENOSYS, or EPERM under a seccomp filter);
+        // flags an old kernel does not know (EINVAL); a retry asked (EAGAIN).
+        Err(Errno::LOOP | Errno::NOSYS | Errno::PERM | Errno::INVAL | Errno::AGAIN) => Ok(Beneath::Resolve),
+        Err(errno) => Err(errno.into()),
+    }
+}
+
+/// A file opened for serving: its metadata, and its content when it fits in one chunk;
+/// `None` when it is not a regular file.
+fn found(mut file: std::fs::File) -> std::io::Result<Option<Found>> {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let small = match usize::try_from(meta.len()).ok().filter(|&n| n <= CHUNK) {
+        Some(length) => {
+            use std::io::Read as _;
+            let mut bytes = vec![0u8; length];
+            file.read_exact(&mut bytes)?;
+            Some(Bytes::from(bytes))
+        }
+        None => None,
+    };
+    Ok(Some((file, meta, small)))
 }
 
 /// A file found by [`FileServer::open`].
@@ -212,25 +283,15 @@ fn open_inside(root: &Path, key: &str) -> std::io::Result<Option<Found>> {
     {
         return Ok(None);
     }
-    let mut file = match std::fs::File::open(&resolved) {
+    let file = match std::fs::File::open(&resolved) {
         Ok(file) => file,
         Err(e) if is_absent(&e) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let meta = file.metadata()?;
-    if !meta.is_file() || !same_file(&meta, &resolved) {
+    if !same_file(&file.metadata()?, &resolved) {
         return Ok(None);
     }
-    let small = match usize::try_from(meta.len()).ok().filter(|&n| n <= CHUNK) {
-        Some(length) => {
-            use std::io::Read as _;
-            let mut bytes = vec![0u8; length];
-            file.read_exact(&mut bytes)?;
-            Some(Bytes::from(bytes))
-        }
-        None => None,
-    };
-    Ok(Some((file, meta, small)))
+    found(file)
 }
 
 /// Whether an error means "nothing there" (a missing file, or a path through a file).
@@ -754,6 +815,33 @@ impl AsyncWrite for Watched {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-call open takes a plain file at once, says when nothing is there, and leaves
+    /// any link on the way to the resolving path (which the integration tests check).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_key_is_opened_beneath_the_folder_in_one_call_and_links_are_left_to_resolution() {
+        #![allow(clippy::unwrap_used)]
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("media/1")).unwrap();
+        std::fs::write(dir.path().join("media/1/original"), b"jpeg").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("media/1"), dir.path().join("media/2")).unwrap();
+        let folder = std::fs::File::open(dir.path()).unwrap();
+        match open_beneath(&folder, "media/1/original").unwrap() {
+            Beneath::Opened(Some(file)) => assert_eq!(file.metadata().unwrap().len(), 4),
+            Beneath::Opened(None) => panic!("the file is there"),
+            // A kernel before 5.6, or a sandbox refusing openat2: the resolving path serves.
+            Beneath::Resolve => return,
+        }
+        assert!(matches!(
+            open_beneath(&folder, "media/1/missing").unwrap(),
+            Beneath::Opened(None)
+        ));
+        assert!(matches!(
+            open_beneath(&folder, "media/2/original").unwrap(),
+            Beneath::Resolve
+        ));
+    }
 
     #[test]
     fn ranges_are_read_as_http_says() {
