@@ -109,11 +109,21 @@ struct Item {
     timestamp: Option<String>,
     permalink: Option<String>,
     files: Vec<FileEntry>,
+    /// The file that shows it (`Media::picture_url`): an image's own, a video's poster, an
+    /// album's first item's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    picture: Option<String>,
+    /// Why a video cannot be played (`Media::playback`): Meta sent no file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unplayable: Option<String>,
     /// Why its file was not downloaded: a link the downloader refuses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     unavailable: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     children: Vec<Item>,
+    /// Which of its files is the picture (a role), when it has one of its own.
+    #[serde(skip)]
+    picture_role: Option<&'static str>,
 }
 
 /// One downloaded file.
@@ -325,6 +335,12 @@ impl Done {
         for child in &mut item.children {
             self.attach(child);
         }
+        item.picture = match (item.picture_role, item.children.first()) {
+            // An album: its first item's picture (its own files are its items').
+            (_, Some(first)) => first.picture.clone(),
+            (Some(role), None) => item.files.iter().find(|f| f.role == role).map(|f| f.name.clone()),
+            (None, None) => None,
+        };
     }
 }
 
@@ -450,8 +466,23 @@ fn entry(media: &Media) -> Item {
         timestamp: media.timestamp.map(Timestamp::to_rfc3339),
         permalink: media.instagram_permalink().map(str::to_owned),
         files: Vec::new(),
+        picture: None,
+        unplayable: match media.playback() {
+            igdisplay::model::Playback::Unplayable { reason } => Some(reason.to_owned()),
+            _ => None,
+        },
         unavailable: None,
         children: Vec::new(),
+        // The one rule of which picture shows a post, told as the role of its file.
+        picture_role: media.picture_url().and_then(|url| {
+            if media.thumbnail_url.as_deref() == Some(url) {
+                Some("thumbnail")
+            } else if media.media_url.as_deref() == Some(url) {
+                Some("media")
+            } else {
+                None
+            }
+        }),
     }
 }
 

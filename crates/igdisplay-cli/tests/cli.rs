@@ -308,6 +308,26 @@ fn check_export(out: &Path) {
             file["bytes"].as_u64().unwrap()
         );
     }
+    // Every post names the file that shows it: a video its poster, an album its first
+    // item's, a photo itself; only the flagged photo has none, and the videos Meta sent
+    // without their file say why.
+    let thumbnail = video["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["role"] == "thumbnail")
+        .unwrap();
+    assert_eq!(video["picture"], thumbnail["name"]);
+    let album = items
+        .iter()
+        .find(|i| i["media_type"] == "CAROUSEL_ALBUM")
+        .unwrap();
+    assert_eq!(album["picture"], album["children"][0]["picture"]);
+    let without: Vec<&Value> = items.iter().filter(|i| i.get("picture").is_none()).collect();
+    assert_eq!(without.len(), 1, "{without:?}");
+    assert_eq!(without[0]["media_type"], "IMAGE");
+    let unplayable = items.iter().filter(|i| i.get("unplayable").is_some()).count();
+    assert_eq!(unplayable, 2, "licensed audio and copyright");
     let leftovers: Vec<_> = std::fs::read_dir(out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
