@@ -14,16 +14,24 @@ use bytes::Bytes;
 use igdisplay_http::http;
 use igdisplay_http::http::header::{self, HeaderMap, HeaderValue};
 use igdisplay_http::http::{Method, Response, StatusCode};
+use igdisplay_http::{SharedClock, SystemClock};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncSeekExt as _, AsyncWrite, ReadBuf};
 
-/// Bytes read from the disk at a time.
+/// A file this small is read whole with its lookup, and kept in memory a moment.
 const CHUNK: usize = 64 * 1024;
+/// A larger one is streamed, this much read from the disk at a time (one trip to the
+/// blocking pool each).
+const STREAM_CHUNK: usize = 256 * 1024;
+/// How long a small file read from the disk is answered from memory.
+const HOT_FOR: Duration = Duration::from_secs(1);
+/// How many bytes of small files are kept in memory at most.
+const HOT_BYTES: usize = 16 * 1024 * 1024;
 
 /// Serves the files of one folder ([`respond`](Self::respond)). Cheap to clone.
 ///
@@ -54,6 +62,132 @@ pub struct FileServer {
     /// The folder, open: keys are opened beneath it in one call where the system can.
     #[cfg(target_os = "linux")]
     dir: Arc<std::fs::File>,
+    /// Small files just read, answered from memory for [`HOT_FOR`].
+    hot: Arc<Mutex<Hot>>,
+    clock: SharedClock,
+}
+
+/// The small files kept in memory, least recently used first, and their bytes in all.
+#[derive(Debug)]
+struct Hot {
+    files: hashlink::LruCache<String, Arc<HotFile>>,
+    bytes: usize,
+}
+
+impl Hot {
+    fn forget(&mut self, key: &str) {
+        if let Some(gone) = self.files.remove(key) {
+            self.bytes = self.bytes.saturating_sub(gone.body.len());
+        }
+    }
+}
+
+/// A small file in memory: when it was read, what its answer says of it, its bytes.
+#[derive(Debug)]
+struct HotFile {
+    loaded: SystemTime,
+    facts: Facts,
+    body: Bytes,
+}
+
+/// What an answer says of a file: its size, validators and type.
+#[derive(Clone, Debug)]
+struct Facts {
+    length: u64,
+    modified: Option<SystemTime>,
+    etag: String,
+    last_modified: Option<String>,
+    content_type: &'static str,
+}
+
+impl Facts {
+    fn of(meta: &std::fs::Metadata, content_type: &'static str) -> Self {
+        let modified = meta.modified().ok();
+        Self {
+            length: meta.len(),
+            modified,
+            etag: etag(meta),
+            last_modified: modified.map(httpdate::fmt_http_date),
+            content_type,
+        }
+    }
+}
+
+/// Where an answer's bytes come from.
+enum Source {
+    /// The whole file, read.
+    Memory(Bytes),
+    /// The file, to stream.
+    File(tokio::fs::File),
+}
+
+/// The answer to a `GET` or `HEAD` of a file described by `facts`: 304 when the client's copy
+/// is current, 206 for one range (416 past the end), else 200; the body from `source`.
+async fn answer(method: &Method, headers: &HeaderMap, facts: &Facts, source: Source) -> Response<FileBody> {
+    let mut response = Response::builder()
+        .header(header::ETAG, &facts.etag)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    if let Some(modified) = &facts.last_modified {
+        response = response.header(header::LAST_MODIFIED, modified);
+    }
+    if not_modified(headers, &facts.etag, facts.modified) {
+        return response
+            .status(StatusCode::NOT_MODIFIED)
+            .body(FileBody::empty())
+            .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR, &[]));
+    }
+    response = response.header(header::CONTENT_TYPE, facts.content_type);
+    let length = facts.length;
+    let range = match headers.get(header::IF_RANGE) {
+        // A range of another version of the file is not what the client holds: the whole.
+        Some(if_range) if if_range.as_bytes() != facts.etag.as_bytes() => Span::Whole,
+        _ => span(headers.get(header::RANGE).and_then(|v| v.to_str().ok()), length),
+    };
+    let (status_code, start, count) = match range {
+        Span::Whole => (StatusCode::OK, 0, length),
+        Span::Part(first, last) => {
+            response = response.header(header::CONTENT_RANGE, format!("bytes {first}-{last}/{length}"));
+            (StatusCode::PARTIAL_CONTENT, first, last - first + 1)
+        }
+        Span::Unsatisfiable => {
+            return response
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{length}"))
+                .body(FileBody::empty())
+                .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR, &[]));
+        }
+    };
+    response = response.header(header::CONTENT_LENGTH, count);
+    let body = if method == Method::HEAD {
+        FileBody::empty()
+    } else {
+        match source {
+            Source::Memory(bytes) => {
+                // The part asked for, no other trip to the disk.
+                let from = usize::try_from(start).ok();
+                let to = from
+                    .zip(usize::try_from(count).ok())
+                    .and_then(|(from, n)| from.checked_add(n));
+                match from.zip(to) {
+                    Some((from, to)) if to <= bytes.len() => FileBody::bytes(bytes.slice(from..to)),
+                    // The file changed between its metadata and its read.
+                    _ => return status(StatusCode::INTERNAL_SERVER_ERROR, &[]),
+                }
+            }
+            Source::File(file) => match FileBody::of(file, start, count).await {
+                Ok(body) => body,
+                Err(error) => {
+                    tracing::warn!(%error, "a file could not be read");
+                    return status(StatusCode::INTERNAL_SERVER_ERROR, &[]);
+                }
+            },
+        }
+    };
+    response
+        .status(status_code)
+        .body(body)
+        .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR, &[]))
 }
 
 impl FileServer {
@@ -68,6 +202,11 @@ impl FileServer {
             #[cfg(target_os = "linux")]
             dir: Arc::new(std::fs::File::open(&root)?),
             root: Arc::new(root),
+            hot: Arc::new(Mutex::new(Hot {
+                files: hashlink::LruCache::new_unbounded(),
+                bytes: 0,
+            })),
+            clock: Arc::new(SystemClock),
         })
     }
 
@@ -79,6 +218,11 @@ impl FileServer {
     /// The answer to `method` for `path` (relative to the folder, percent-encoded as in a
     /// URL, a leading `/` ignored) with the request's `headers`. Never fails: a refused or
     /// missing path is a 404, another method a 405, a read error a 500.
+    ///
+    /// A file of at most 64 KiB is kept in memory after it was read, for one second of the
+    /// server's clock ([`with_clock`](Self::with_clock)) and within 16 MiB in all (the least
+    /// recently used go first): a deleted or replaced file is answered as it is on disk a
+    /// second later at most.
     pub async fn respond(&self, method: &Method, path: &str, headers: &HeaderMap) -> Response<FileBody> {
         if method != Method::GET && method != Method::HEAD {
             return status(StatusCode::METHOD_NOT_ALLOWED, &[(header::ALLOW, "GET, HEAD")]);
@@ -86,6 +230,9 @@ impl FileServer {
         let Some(key) = decode(path.trim_start_matches('/')) else {
             return status(StatusCode::NOT_FOUND, &[]);
         };
+        if let Some(hot) = self.hot_file(&key) {
+            return answer(method, headers, &hot.facts, Source::Memory(hot.body.clone())).await;
+        }
         let Opened {
             mut file,
             meta,
@@ -98,22 +245,6 @@ impl FileServer {
                 return status(StatusCode::INTERNAL_SERVER_ERROR, &[]);
             }
         };
-        let length = meta.len();
-        let modified = meta.modified().ok();
-        let etag = etag(&meta);
-        let mut response = Response::builder()
-            .header(header::ETAG, &etag)
-            .header(header::ACCEPT_RANGES, "bytes")
-            .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-        if let Some(modified) = modified {
-            response = response.header(header::LAST_MODIFIED, httpdate::fmt_http_date(modified));
-        }
-        if not_modified(headers, &etag, modified) {
-            return response
-                .status(StatusCode::NOT_MODIFIED)
-                .body(FileBody::empty())
-                .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR, &[]));
-        }
         let content_type = match content_type(&key, &mut file, small.as_ref()).await {
             Ok(content_type) => content_type,
             Err(error) => {
@@ -121,53 +252,54 @@ impl FileServer {
                 return status(StatusCode::INTERNAL_SERVER_ERROR, &[]);
             }
         };
-        response = response.header(header::CONTENT_TYPE, content_type);
-        let range = match headers.get(header::IF_RANGE) {
-            // A range of another version of the file is not what the client holds: the whole.
-            Some(if_range) if if_range.as_bytes() != etag.as_bytes() => Span::Whole,
-            _ => span(headers.get(header::RANGE).and_then(|v| v.to_str().ok()), length),
-        };
-        let (status_code, start, count) = match range {
-            Span::Whole => (StatusCode::OK, 0, length),
-            Span::Part(first, last) => {
-                response = response.header(header::CONTENT_RANGE, format!("bytes {first}-{last}/{length}"));
-                (StatusCode::PARTIAL_CONTENT, first, last - first + 1)
+        let facts = Facts::of(&meta, content_type);
+        match small {
+            Some(body) => {
+                self.keep_hot(key, &facts, &body);
+                answer(method, headers, &facts, Source::Memory(body)).await
             }
-            Span::Unsatisfiable => {
-                return response
-                    .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                    .header(header::CONTENT_RANGE, format!("bytes */{length}"))
-                    .body(FileBody::empty())
-                    .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR, &[]));
-            }
-        };
-        response = response.header(header::CONTENT_LENGTH, count);
-        let body = if method == Method::HEAD {
-            FileBody::empty()
-        } else if let Some(small) = small {
-            // Read with the lookup: the part asked for, no other trip to the disk.
-            let from = usize::try_from(start).ok();
-            let to = from
-                .zip(usize::try_from(count).ok())
-                .and_then(|(from, n)| from.checked_add(n));
-            match from.zip(to) {
-                Some((from, to)) if to <= small.len() => FileBody::bytes(small.slice(from..to)),
-                // The file changed between its metadata and its read.
-                _ => return status(StatusCode::INTERNAL_SERVER_ERROR, &[]),
-            }
-        } else {
-            match FileBody::of(file, start, count).await {
-                Ok(body) => body,
-                Err(error) => {
-                    tracing::warn!(%error, "a file could not be read");
-                    return status(StatusCode::INTERNAL_SERVER_ERROR, &[]);
-                }
-            }
-        };
-        response
-            .status(status_code)
-            .body(body)
-            .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR, &[]))
+            None => answer(method, headers, &facts, Source::File(file)).await,
+        }
+    }
+
+    /// Serves the folder on `clock` (the files kept in memory are read again after a second
+    /// of it). Default: the system's clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The file of `key` kept in memory, while it is fresh.
+    fn hot_file(&self, key: &str) -> Option<Arc<HotFile>> {
+        let now = self.clock.now();
+        let mut hot = self.hot.lock().unwrap_or_else(PoisonError::into_inner);
+        let file = hot.files.get(key)?.clone();
+        let fresh = now.duration_since(file.loaded).is_ok_and(|age| age < HOT_FOR);
+        if fresh {
+            return Some(file);
+        }
+        hot.forget(key);
+        None
+    }
+
+    /// Keeps a small file just read in memory for [`HOT_FOR`].
+    fn keep_hot(&self, key: String, facts: &Facts, body: &Bytes) {
+        let file = Arc::new(HotFile {
+            loaded: self.clock.now(),
+            facts: facts.clone(),
+            body: body.clone(),
+        });
+        let mut hot = self.hot.lock().unwrap_or_else(PoisonError::into_inner);
+        hot.forget(&key);
+        hot.bytes = hot.bytes.saturating_add(body.len());
+        hot.files.insert(key, file);
+        while hot.bytes > HOT_BYTES {
+            let Some((_, gone)) = hot.files.remove_lru() else {
+                break;
+            };
+            hot.bytes = hot.bytes.saturating_sub(gone.body.len());
+        }
     }
 
     /// The file of `key` and its metadata (and its bytes, when it fits in one chunk):
@@ -472,11 +604,15 @@ fn status(code: StatusCode, headers: &[(header::HeaderName, &'static str)]) -> R
 }
 
 /// A file's body, read a chunk at a time as the client takes it: memory per download is one
-/// chunk, whatever the file's size.
+/// chunk (256 KiB), whatever the file's size.
 #[derive(Debug)]
 pub struct FileBody {
-    file: Option<tokio::fs::File>,
+    /// The file, positioned at the next byte to send, while no read is under way.
+    file: Option<std::fs::File>,
+    /// Bytes still to send, the read under way included.
     remaining: u64,
+    /// The read under way, on the blocking pool: the file back, and the chunk.
+    reading: Option<tokio::task::JoinHandle<std::io::Result<(std::fs::File, Bytes)>>>,
     /// A body of at most one chunk, read at once.
     whole: Option<Bytes>,
 }
@@ -487,6 +623,7 @@ impl FileBody {
         Self {
             file: None,
             remaining: 0,
+            reading: None,
             whole: None,
         }
     }
@@ -494,14 +631,13 @@ impl FileBody {
     /// A body already read.
     fn bytes(bytes: Bytes) -> Self {
         Self {
-            file: None,
-            remaining: 0,
             whole: (!bytes.is_empty()).then_some(bytes),
+            ..Self::empty()
         }
     }
 
-    /// `count` bytes of `file` from `start`: read at once when they fit in one chunk (one
-    /// hop to the blocking pool), else streamed a chunk at a time.
+    /// `count` bytes of `file` from `start`: read at once when they fit in one small chunk
+    /// (one hop to the blocking pool), else streamed a chunk at a time.
     async fn of(file: tokio::fs::File, start: u64, count: u64) -> std::io::Result<Self> {
         use std::io::{Read as _, Seek as _};
         let mut file = file.into_std().await;
@@ -519,17 +655,23 @@ impl FileBody {
         .map_err(std::io::Error::other)??;
         Ok(match read {
             (Some(file), _) => Self {
-                file: Some(tokio::fs::File::from_std(file)),
+                file: Some(file),
                 remaining: count,
-                whole: None,
+                ..Self::empty()
             },
-            (None, whole) => Self {
-                file: None,
-                remaining: 0,
-                whole,
-            },
+            (None, Some(whole)) => Self::bytes(whole),
+            (None, None) => Self::empty(),
         })
     }
+}
+
+/// Reads up to `want` bytes of `file` from where it stands (fewer only at its end), into a
+/// buffer the file fills without its being zeroed first (`read_to_end` over a `take`).
+fn read_chunk(mut file: std::fs::File, want: usize) -> std::io::Result<(std::fs::File, Bytes)> {
+    use std::io::Read as _;
+    let mut chunk = Vec::with_capacity(want);
+    file.by_ref().take(want as u64).read_to_end(&mut chunk)?;
+    Ok((file, Bytes::from(chunk)))
 }
 
 impl http_body::Body for FileBody {
@@ -540,47 +682,55 @@ impl http_body::Body for FileBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        use std::future::Future as _;
         let this = &mut *self;
         if let Some(whole) = this.whole.take() {
             return Poll::Ready(Some(Ok(http_body::Frame::data(whole))));
         }
-        let Some(file) = this.file.as_mut() else {
+        if let Some(reading) = this.reading.as_mut() {
+            let read = match Pin::new(reading).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(read) => read,
+            };
+            this.reading = None;
+            return match read.map_err(std::io::Error::other).and_then(|read| read) {
+                Err(error) => Poll::Ready(Some(Err(error))),
+                // The file shrank while it was sent.
+                Ok((_, chunk)) if chunk.is_empty() => {
+                    Poll::Ready(Some(Err(std::io::ErrorKind::UnexpectedEof.into())))
+                }
+                Ok((file, chunk)) => {
+                    this.remaining = this.remaining.saturating_sub(chunk.len() as u64);
+                    if this.remaining > 0 {
+                        this.file = Some(file);
+                    }
+                    Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
+                }
+            };
+        }
+        let Some(file) = this.file.take() else {
             return Poll::Ready(None);
         };
         if this.remaining == 0 {
-            this.file = None;
             return Poll::Ready(None);
         }
-        let want = usize::try_from(this.remaining).map_or(CHUNK, |left| left.min(CHUNK));
-        let mut chunk = vec![0u8; want];
-        let mut buffer = ReadBuf::new(&mut chunk);
-        match Pin::new(file).poll_read(cx, &mut buffer) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(error)) => {
-                this.file = None;
-                Poll::Ready(Some(Err(error)))
-            }
-            Poll::Ready(Ok(())) => {
-                let read = buffer.filled().len();
-                if read == 0 {
-                    // The file shrank while it was sent.
-                    this.file = None;
-                    return Poll::Ready(Some(Err(std::io::ErrorKind::UnexpectedEof.into())));
-                }
-                chunk.truncate(read);
-                this.remaining = this.remaining.saturating_sub(read as u64);
-                Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(chunk)))))
-            }
-        }
+        let want = usize::try_from(this.remaining).map_or(STREAM_CHUNK, |left| left.min(STREAM_CHUNK));
+        this.reading = Some(tokio::task::spawn_blocking(move || read_chunk(file, want)));
+        // Polled again at once: the read registers the waker.
+        self.poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.whole.is_none() && (self.file.is_none() || self.remaining == 0)
+        self.whole.is_none() && self.reading.is_none() && (self.file.is_none() || self.remaining == 0)
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
         let whole = self.whole.as_ref().map_or(0, |b| b.len() as u64);
-        let file = if self.file.is_some() { self.remaining } else { 0 };
+        let file = if self.file.is_some() || self.reading.is_some() {
+            self.remaining
+        } else {
+            0
+        };
         http_body::SizeHint::with_exact(whole.saturating_add(file))
     }
 }
@@ -801,6 +951,24 @@ impl AsyncWrite for Watched {
             self.touch();
         }
         polled
+    }
+
+    /// Headers and body go out in one vectored write, as the socket takes them: without
+    /// this, hyper copies every body chunk into its own buffer first.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

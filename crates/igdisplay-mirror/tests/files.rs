@@ -264,3 +264,51 @@ async fn a_file_larger_than_a_chunk_is_streamed_whole_and_in_ranges() {
     assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(body(part).await, &bytes[100_000..=230_000]);
 }
+
+/// A small file is answered from memory for a second of the server's clock: deleted (a purge)
+/// or replaced on disk, it is answered as it is on disk once that second has passed.
+#[tokio::test]
+async fn a_small_file_kept_in_memory_follows_the_disk_within_a_second() {
+    let (dir, files, bytes) = folder();
+    let clock = igdisplay_http::ManualClock::at_unix(1_800_000_000);
+    let files = files.with_clock(std::sync::Arc::new(clock.clone()));
+    let none = HeaderMap::new();
+    let get = || files.respond(&Method::GET, "media/1/original", &none);
+    assert_eq!(body(get().await).await, bytes);
+    std::fs::remove_file(dir.path().join("media/1/original")).unwrap();
+    assert_eq!(
+        get().await.status(),
+        StatusCode::OK,
+        "from memory, within the second"
+    );
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        get().await.status(),
+        StatusCode::NOT_FOUND,
+        "deleted a second ago: gone"
+    );
+    std::fs::write(dir.path().join("media/1/original"), b"\xFF\xD8 new").unwrap();
+    assert_eq!(body(get().await).await, b"\xFF\xD8 new");
+    std::fs::write(dir.path().join("media/1/original"), b"\xFF\xD8 newer").unwrap();
+    clock.advance(Duration::from_secs(1));
+    let answer = get().await;
+    assert_eq!(answer.headers()[header::CONTENT_LENGTH], "8");
+    assert_eq!(body(answer).await, b"\xFF\xD8 newer", "replaced: the new bytes");
+}
+
+/// A file larger than a chunk streams whole, in order, and a range of it is exactly its bytes.
+#[tokio::test]
+async fn a_large_file_streams_whole_and_a_range_of_it_is_exact() {
+    let (dir, files, _) = folder();
+    let large: Vec<u8> = (0..1_300_000u32).map(|n| (n % 253) as u8).collect();
+    std::fs::write(dir.path().join("media/1/video.mp4"), &large).unwrap();
+    let whole = files
+        .respond(&Method::GET, "media/1/video.mp4", &HeaderMap::new())
+        .await;
+    assert_eq!(whole.headers()[header::CONTENT_LENGTH], "1300000");
+    assert_eq!(body(whole).await, large);
+    let range = headers(&[(header::RANGE, "bytes=100000-1199999")]);
+    let part = files.respond(&Method::GET, "media/1/video.mp4", &range).await;
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(body(part).await, &large[100_000..1_200_000]);
+}
