@@ -163,9 +163,9 @@ pub(crate) async fn mirror(plan: &Plan, cli: &str, report: &mut Report) -> Resul
     report.section(
         "9c. Media mirror: serving",
         &format!(
-            "A mirrored image ({size} bytes) from `igdisplay serve` (read from the folder on every request), beside bare \
-             hyper answering {size} bytes from memory; 32 keep-alive connections, {} requests a round, {} rounds \
-             alternating; requests/s.",
+            "A mirrored image ({size} bytes) from `igdisplay serve` (a small file: read from the folder, then answered \
+             from memory for a second at a time), beside bare hyper answering {size} bytes from memory; 32 keep-alive \
+             connections, {} requests a round, {} rounds alternating; requests/s.",
             plan.requests, plan.rounds
         ),
         &["server", "requests/s", "ratio to bare hyper"],
@@ -187,7 +187,7 @@ pub(crate) async fn mirror(plan: &Plan, cli: &str, report: &mut Report) -> Resul
         "9d. Media mirror: a large file to many clients",
         "`igdisplay serve` answering a 16 MiB file to 32 keep-alive connections at once, 64 downloads in all; the \
          server's resident memory at start and its peak (VmHWM), beside what 32 copies read whole would take. The \
-         file server streams 64 KiB chunks as each client takes them.",
+         file server streams 256 KiB chunks as each client takes them.",
         &["server", "RSS at start", "peak RSS", "growth", "32 whole copies"],
         vec![vec![
             "igdisplay serve".to_owned(),
