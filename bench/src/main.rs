@@ -83,6 +83,9 @@ enum Command {
         /// The body answered.
         #[arg(long, default_value = "")]
         body: String,
+        /// Instead, a body of this many bytes (larger than a command line may carry).
+        #[arg(long)]
+        size: Option<usize>,
     },
     /// A child of comparison 4: streams a whole library and prints its peak memory.
     Stream {
@@ -210,7 +213,10 @@ fn main() -> std::process::ExitCode {
         Command::ServeWiremock { mounted, body } => {
             runtime().and_then(|rt| rt.block_on(servers::wiremock(mounted, body)))
         }
-        Command::ServeBare { body } => runtime().and_then(|rt| rt.block_on(servers::bare(body))),
+        Command::ServeBare { body, size } => {
+            let body = size.map_or(body.into_bytes(), |size| vec![b'x'; size]);
+            runtime().and_then(|rt| rt.block_on(servers::bare(body)))
+        }
         Command::HandExport { base, token, dir } => runtime().and_then(|rt| {
             rt.block_on(async {
                 std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;

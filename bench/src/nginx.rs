@@ -5,7 +5,7 @@
 use crate::Plan;
 use crate::load::{self, Target};
 use crate::mirror::ServeProcess;
-use crate::procs;
+use crate::procs::{self, Server};
 use crate::report::{self, Report, Sample};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,23 +51,32 @@ async fn compare(
     let mut ratios = Vec::new();
     for workload in &workloads {
         let requests = (plan.requests / workload.share).max(workload.targets.len());
-        let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+        // The ceiling of our HTTP stack: bare hyper answering as many bytes from memory.
+        let bare = Server::start(&["serve-bare", "--size", &workload.bytes.to_string()])?;
+        let whole = [Target::whole("/")];
+        let (mut mine, mut theirs, mut ceiling) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..plan.rounds {
             let elapsed = load::run_targets(ours.addr, &workload.targets, 32, requests).await?;
             mine.push(requests as f64 / elapsed.as_secs_f64());
             let elapsed = load::run_targets(nginx.addr, &workload.targets, 32, requests).await?;
             theirs.push(requests as f64 / elapsed.as_secs_f64());
+            let elapsed = load::run_targets(bare.addr, &whole, 32, requests).await?;
+            ceiling.push(requests as f64 / elapsed.as_secs_f64());
         }
+        drop(bare);
         let ratio = Sample::paired_ratio(&mine, &theirs);
+        let hyper_ratio = Sample::paired_ratio(&ceiling, &theirs);
         all_met &= ratio >= 0.9;
         ratios.push(format!("{} {ratio:.2}", workload.name));
-        let (mine, theirs) = (Sample::of(&mine), Sample::of(&theirs));
+        let (mine, theirs, ceiling) = (Sample::of(&mine), Sample::of(&theirs), Sample::of(&ceiling));
         rows.push(vec![
             workload.name.to_owned(),
             workload.detail.clone(),
             mine.show(0),
             theirs.show(0),
             format!("{ratio:.2}"),
+            ceiling.show(0),
+            format!("{hyper_ratio:.2}"),
         ]);
     }
     let peak = procs::status_kib(ours.child.id(), "VmHWM:");
@@ -85,14 +94,24 @@ async fn compare(
              and by nginx (Debian's package: 2 worker processes, `sendfile on`, `tcp_nopush on`, access log off, \
              `open_file_cache` with files checked again after a second, as `igdisplay serve` keeps small files a \
              second; started by the bench with a generated configuration); 32 keep-alive connections, {} rounds alternating \
-             between the two; requests/s, and the round-by-round ratio's median. igdisplay serve's resident memory \
+             between the two; requests/s, and the round-by-round ratio's median. Beside them, the ceiling of our HTTP \
+             stack: bare hyper answering as many bytes from memory per request (the whole, for a range). igdisplay \
+             serve's resident memory \
              went from {} at start to a peak of {} over all the workloads.",
             plan.mirror_items.0,
             plan.rounds,
             report::mib(at_start),
             report::mib(peak),
         ),
-        &["workload", "requests", "igdisplay serve, requests/s", "nginx, requests/s", "ratio"],
+        &[
+            "workload",
+            "requests",
+            "igdisplay serve, requests/s",
+            "nginx, requests/s",
+            "ratio",
+            "bare hyper, same bytes from memory",
+            "bare hyper / nginx",
+        ],
         rows,
     );
     Ok(())
@@ -103,6 +122,8 @@ struct Workload {
     name: &'static str,
     detail: String,
     targets: Vec<Target>,
+    /// The bytes of one answer (on average).
+    bytes: u64,
     /// A round sends the plan's requests divided by this (a range moves 1 MiB).
     share: usize,
 }
@@ -134,6 +155,7 @@ fn workloads(dir: &Path, user: &str) -> Result<Vec<Workload>, String> {
     let page_bytes = std::fs::metadata(dir.join(&page))
         .map_err(|e| e.to_string())?
         .len();
+    let image_count = images.len() as u64;
     // A real MP4's first box, then filler: both servers call it video/mp4.
     let video = "media/bench-video/video.mp4";
     let mut bytes = vec![0u8; usize::try_from(VIDEO).map_err(|e| e.to_string())?];
@@ -153,21 +175,24 @@ fn workloads(dir: &Path, user: &str) -> Result<Vec<Workload>, String> {
             detail: format!(
                 "{} images of a feed page, {} bytes on average",
                 images.len(),
-                image_bytes / images.len() as u64
+                image_bytes / image_count
             ),
             targets: images,
+            bytes: image_bytes / image_count,
             share: 1,
         },
         Workload {
             name: "a feed page",
             detail: format!("{} posts, {page_bytes} bytes", items.len()),
             targets: vec![Target::whole(&format!("/{page}"))],
+            bytes: page_bytes,
             share: 4,
         },
         Workload {
             name: "a 20 MiB video",
             detail: "1 MiB ranges, in turn (206)".to_owned(),
             targets: ranges,
+            bytes: RANGE,
             share: 20,
         },
     ])

@@ -68,7 +68,7 @@ pub(crate) async fn wiremock(mounted: usize, body: String) -> Result<(), String>
 }
 
 /// The ceiling: hyper answering every request with `body`, nothing else.
-pub(crate) async fn bare(body: String) -> Result<(), String> {
+pub(crate) async fn bare(body: Vec<u8>) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;

@@ -10,7 +10,7 @@
 //! descriptors) instead of spinning.
 
 use crate::blob::check_key;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use igdisplay_http::http;
 use igdisplay_http::http::header::{self, HeaderMap, HeaderValue};
 use igdisplay_http::http::{Method, Response, StatusCode};
@@ -608,11 +608,11 @@ fn status(code: StatusCode, headers: &[(header::HeaderName, &'static str)]) -> R
 #[derive(Debug)]
 pub struct FileBody {
     /// The file, positioned at the next byte to send, while no read is under way.
-    file: Option<std::fs::File>,
+    file: Option<Reader>,
     /// Bytes still to send, the read under way included.
     remaining: u64,
     /// The read under way, on the blocking pool: the file back, and the chunk.
-    reading: Option<tokio::task::JoinHandle<std::io::Result<(std::fs::File, Bytes)>>>,
+    reading: Option<tokio::task::JoinHandle<std::io::Result<(Reader, Bytes)>>>,
     /// A body of at most one chunk, read at once.
     whole: Option<Bytes>,
 }
@@ -655,7 +655,10 @@ impl FileBody {
         .map_err(std::io::Error::other)??;
         Ok(match read {
             (Some(file), _) => Self {
-                file: Some(file),
+                file: Some(Reader {
+                    file,
+                    buffer: BytesMut::new(),
+                }),
                 remaining: count,
                 ..Self::empty()
             },
@@ -665,13 +668,33 @@ impl FileBody {
     }
 }
 
-/// Reads up to `want` bytes of `file` from where it stands (fewer only at its end), into a
-/// buffer the file fills without its being zeroed first (`read_to_end` over a `take`).
-fn read_chunk(mut file: std::fs::File, want: usize) -> std::io::Result<(std::fs::File, Bytes)> {
+/// A file being streamed and the buffer its chunks are read into. A chunk is split off the
+/// buffer and handed to the connection; once the connection has written and dropped it, the
+/// next read takes the same memory back (`BytesMut::reserve` reclaims it), so a download does
+/// not map fresh pages for every chunk.
+#[derive(Debug)]
+struct Reader {
+    file: std::fs::File,
+    buffer: BytesMut,
+}
+
+/// Reads up to `want` bytes from where the file stands (fewer only at its end).
+fn read_chunk(mut reader: Reader, want: usize) -> std::io::Result<(Reader, Bytes)> {
     use std::io::Read as _;
-    let mut chunk = Vec::with_capacity(want);
-    file.by_ref().take(want as u64).read_to_end(&mut chunk)?;
-    Ok((file, Bytes::from(chunk)))
+    reader.buffer.clear();
+    reader.buffer.resize(want, 0);
+    let mut filled = 0;
+    while let Some(rest) = reader.buffer.get_mut(filled..).filter(|rest| !rest.is_empty()) {
+        match reader.file.read(rest) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    reader.buffer.truncate(filled);
+    let chunk = reader.buffer.split().freeze();
+    Ok((reader, chunk))
 }
 
 impl http_body::Body for FileBody {
