@@ -654,7 +654,10 @@ async fn current_user(app: &App, headers: &HeaderMap, next: &str) -> Result<(Use
     let user = existing_session(app, headers)
         .await?
         .and_then(|(_, session)| Some((session.user?, session.csrf)));
-    user.ok_or_else(|| Box::new(Redirect::to(&format!("/login?next={next}")).into_response()))
+    user.ok_or_else(|| {
+        let login = format!("/login?{}", igdisplay::http::encode_query([("next", next)]));
+        Box::new(Redirect::to(&login).into_response())
+    })
 }
 
 /// Maps a Graph failure to a page; an expired or revoked token logs the session out.
@@ -710,7 +713,18 @@ async fn gallery(
 }
 
 async fn album(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let (user, _) = match current_user(&app, &headers, "/gallery").await {
+    // A logged-out visitor comes back to this album after the login (an id that cannot name
+    // one goes to the gallery).
+    let here = if !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        format!("/album/{id}")
+    } else {
+        "/gallery".to_owned()
+    };
+    let (user, _) = match current_user(&app, &headers, &here).await {
         Ok(user) => user,
         Err(redirect) => return *redirect,
     };

@@ -1025,3 +1025,24 @@ fn the_help_page_shows_no_database_password_from_the_environment() {
     assert!(shown.contains("DATABASE_URL"), "{shown}");
     assert!(!shown.contains("CANARY-db-password"), "{shown}");
 }
+
+#[tokio::test]
+async fn a_logged_out_visitor_of_an_album_comes_back_to_it_after_the_login() {
+    let site = site().await;
+    let album = client()
+        .get(format!("{}/album/17900000000000123", site.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(album.status(), 303);
+    assert_eq!(
+        album.headers()["location"],
+        "/login?next=%2Falbum%2F17900000000000123"
+    );
+    let hostile = client()
+        .get(format!("{}/album/x%3F%2F%2Fevil.example", site.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hostile.headers()["location"], "/login?next=%2Fgallery");
+}
