@@ -30,7 +30,6 @@ pub const STATE_BYTES: usize = 32;
 #[error("the operating system's random number generator failed")]
 pub struct RandomnessError(#[source] getrandom::Error);
 
-/// `n` bytes from the OS CSPRNG, base64url without padding.
 /// Why no authorize URL could be made.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -43,10 +42,47 @@ pub enum AuthorizeError {
     Randomness(#[from] RandomnessError),
 }
 
+/// `n` bytes from the OS CSPRNG, base64url without padding.
 pub(crate) fn random_token(bytes: usize) -> Result<String, RandomnessError> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(RandomnessError)?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
+}
+
+/// `bytes` random bytes from the operating system, in lower-case hex (two characters a
+/// byte): a name nobody can guess or collide with (a temporary file, a webhook delivery, a
+/// mirror's sync, a session). The one way the workspace draws one.
+///
+/// ```
+/// let name = igdisplay_auth::random_hex(8)?;
+/// assert_eq!(name.len(), 16);
+/// assert!(name.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+/// assert_ne!(name, igdisplay_auth::random_hex(8)?);
+/// # Ok::<(), igdisplay_auth::RandomnessError>(())
+/// ```
+///
+/// # Errors
+///
+/// The operating system gave no randomness: no name is made (a predictable one would be
+/// worse).
+pub fn random_hex(bytes: usize) -> Result<String, RandomnessError> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(RandomnessError)?;
+    Ok(hex(&buf))
+}
+
+/// `bytes` in lower-case hex, two characters a byte (a digest, a random name).
+///
+/// ```
+/// assert_eq!(igdisplay_auth::hex(&[0x00, 0xab, 0x7f]), "00ab7f");
+/// ```
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len().saturating_mul(2));
+    for byte in bytes {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
 }
 
 /// Builds an authorize URL; from [`AuthClient::authorize`](crate::AuthClient::authorize).

@@ -16,7 +16,7 @@ pub use config::{AppConfig, AppCredentials, ConfigError, Endpoints, Platform, sc
 pub use error::{CallbackError, StoreError, TokenError};
 pub use flow::{
     Authorization, AuthorizationGrant, AuthorizeBuilder, AuthorizeError, DEFAULT_STATE_TTL,
-    PendingAuthorization, PendingAuthorizations, RandomnessError, STATE_BYTES,
+    PendingAuthorization, PendingAuthorizations, RandomnessError, STATE_BYTES, hex, random_hex,
 };
 pub use manager::{LoginError, TokenManager};
 pub use signed_request::{

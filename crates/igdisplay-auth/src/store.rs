@@ -495,9 +495,7 @@ pub fn is_temporary(name: &str) -> bool {
 /// A new file `.{name}.{16 random hex}.tmp` in `dir`, created exclusively: it fails rather
 /// than open anything already there, a symbolic link included.
 fn create_temp(dir: &Path, name: &str, access: Access) -> std::io::Result<(PathBuf, File)> {
-    let mut random = [0u8; 8];
-    getrandom::fill(&mut random).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let suffix = crate::random_hex(8).map_err(std::io::Error::other)?;
     let temp = dir.join(format!(".{name}.{suffix}.tmp"));
     let file = create_exclusive(&temp, access)?;
     Ok((temp, file))

@@ -1030,10 +1030,8 @@ fn corrupt(key: &str, source: serde_json::Error) -> SyncError {
 
 /// A folder no other sync uses for its pages: the time, and 64 random bits in hex.
 fn sync_id(now: Timestamp) -> String {
-    let mut bytes = [0u8; 8];
     // Without the OS's randomness (never on a supported system) the time alone names it.
-    let _ = getrandom::fill(&mut bytes);
-    let random: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let random = igdisplay_auth::random_hex(8).unwrap_or_default();
     format!("{}-{random}", now.unix())
 }
 

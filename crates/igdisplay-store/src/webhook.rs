@@ -275,9 +275,8 @@ impl WebhookSender {
     /// failure; never the endpoint's URL).
     async fn post(&self, event: &OutboxEvent) -> Result<(), String> {
         let body = serde_json::to_vec(&event.event).map_err(|e| e.to_string())?;
-        let mut delivery = [0u8; 16];
-        getrandom::fill(&mut delivery).map_err(|_| "no random bytes for the delivery id".to_owned())?;
-        let delivery = hex(&delivery);
+        let delivery =
+            igdisplay_auth::random_hex(16).map_err(|_| "no random bytes for the delivery id".to_owned())?;
         let timestamp = igdisplay_model::Timestamp::from_system_time(igdisplay_http::Clock::now(
             &igdisplay_http::SystemClock,
         ))
@@ -308,7 +307,7 @@ impl WebhookSender {
         for secret in &self.secrets {
             header.push_str(",v1=");
             if let Some(mac) = mac(secret, timestamp, delivery, event_id, body) {
-                header.push_str(&hex(&mac.finalize().into_bytes()));
+                header.push_str(&igdisplay_auth::hex(&mac.finalize().into_bytes()));
             }
         }
         header
@@ -329,10 +328,6 @@ fn mac(secret: &[u8], timestamp: i64, delivery: &str, event_id: i64, body: &[u8]
     mac.update(format!("{timestamp}.{delivery}.{event_id}.").as_bytes());
     mac.update(body);
     Some(mac)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// 64 hex digits as 32 bytes.
@@ -475,7 +470,10 @@ mod tests {
     fn signed(secret: &str, timestamp: i64, delivery: &str, event_id: i64, body: &[u8]) -> HeaderMap {
         let mac = mac(secret.as_bytes(), timestamp, delivery, event_id, body).unwrap();
         let mut headers = HeaderMap::new();
-        let signature = format!("t={timestamp},v1={}", hex(&mac.finalize().into_bytes()));
+        let signature = format!(
+            "t={timestamp},v1={}",
+            igdisplay_auth::hex(&mac.finalize().into_bytes())
+        );
         headers.insert(SIGNATURE_HEADER, signature.parse().unwrap());
         headers.insert(EVENT_ID_HEADER, event_id.to_string().parse().unwrap());
         headers.insert(DELIVERY_HEADER, delivery.parse().unwrap());

@@ -253,18 +253,13 @@ async fn security_headers(State(app): State<Arc<App>>, request: Request, next: N
 /// The SHA-256 of `text`, in hex.
 fn sha256_hex(text: &str) -> String {
     use sha2::Digest as _;
-    sha2::Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    igdisplay::auth::hex(&sha2::Sha256::digest(text.as_bytes()))
 }
 
 /// 32 random bytes as hex, or `None` when the OS cannot give randomness (then no session or
 /// token is made: a predictable id would be worse than an error page).
 fn random_hex() -> Option<String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).ok()?;
-    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    igdisplay::auth::random_hex(32).ok()
 }
 
 /// The page for a failed random draw.

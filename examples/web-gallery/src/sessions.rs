@@ -298,10 +298,7 @@ impl Sessions {
 
 /// The SHA-256 of a session id, in hex: what the database keeps.
 fn hash(id: &str) -> String {
-    Sha256::digest(id.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    igdisplay::auth::hex(&Sha256::digest(id.as_bytes()))
 }
 
 #[cfg(test)]
