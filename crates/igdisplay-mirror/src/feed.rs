@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 pub const FEED_SCHEMA: u32 = 1;
 
 /// The feed's JSON Schema (draft 2020-12): the whole [`Feed`] at its root, and under
-/// `$defs` the stored `index` ([`FeedIndex`]), a stored `page` (an array of [`FeedItem`]s),
-/// an `item`, an `image`, a `variant`, a `video` and a `status`. A headless site can check
-/// what it reads against it.
+/// `$defs` the stored `index` ([`FeedIndex`]) with its `page_ref`s, a stored `page` (an array
+/// of [`FeedItem`]s), an `item`, a `story` (an item with its `expires_at`), an `image`, a
+/// `variant`, a `video` and a `status`. A headless site can check what it reads against it.
 pub const FEED_JSON_SCHEMA: &str = include_str!("../feed.schema.json");
 
 /// Feeds written before the field existed are version 1.
