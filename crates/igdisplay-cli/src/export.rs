@@ -184,7 +184,8 @@ pub(crate) async fn export(
             version: 1,
             user_id: me.id.to_string(),
             username: me.username,
-            exported_at: Timestamp::from_system_time(std::time::SystemTime::now()).to_rfc3339(),
+            // On the client's clock: a mock's time under --mock, like every date it sends.
+            exported_at: Timestamp::from_system_time(graph.clock().now()).to_rfc3339(),
         },
     )?;
     let run = Run {

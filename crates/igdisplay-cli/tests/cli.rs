@@ -289,6 +289,11 @@ fn login_read_and_export_against_a_running_mock() {
 
 fn check_export(out: &Path) {
     let index = read_index(out);
+    assert!(
+        index["exported_at"].as_str().unwrap().starts_with("2026-01-15T"),
+        "dated on the mock's clock, not this machine's: {}",
+        index["exported_at"]
+    );
     let text = index.to_string();
     assert!(!text.contains("access_token") && !text.contains("_nc_sig") && !text.contains("IGAA"));
     let items = index["items"].as_array().unwrap();

@@ -144,6 +144,11 @@ impl GraphClient {
         &self.inner.endpoint
     }
 
+    /// The clock the client waits and dates on (Instagram's time: a mock's, under test).
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
     /// Retries, pacing and jitter.
     pub fn policy(&self) -> &GraphPolicy {
         &self.inner.policy
