@@ -47,8 +47,9 @@
 //!
 //! Optional: the app's `deauthorize_callback`, `data_deletion_callback` and `live_mode`
 //! (false: only testers may log in); a user's `followers`, `follows`, `media`, `generated`
-//! and `stories` (items as in `media`, an hour apart); an item's `caption`, `children`, `likes`, `comments`, `copyright_flagged`,
-//! `licensed_audio`, `reels_tab_only` and `shape` (`square`, `tall`, `wide`).
+//! and `stories` (items as in `media`, an hour apart); an item's `caption`, `children`,
+//! `likes`, `comments`, `copyright_flagged`, `licensed_audio`, `reels_tab_only` and `shape`
+//! (`square`, `tall`, `wide`).
 //! Media are listed newest first; generated items follow them, older still.
 
 use serde::{Deserialize, Serialize};
@@ -335,8 +336,9 @@ impl Seed {
     /// HTML-looking caption; within its first twelve, a video with licensed audio (no
     /// `media_url`), an album whose first item is a video, a very tall and a very wide photo,
     /// a reel kept off the feed grid; further down, a copyright-flagged photo and video; two
-    /// live stories, a photo an hour old and a video two hours old), `cafe_nova` (business, tester), `sam_personal` (personal, tester:
-    /// Basic Display only) and `not_a_tester` (creator, not an accepted tester).
+    /// live stories, a photo an hour old and a video two hours old), `cafe_nova` (business,
+    /// tester), `sam_personal` (personal, tester: Basic Display only) and `not_a_tester`
+    /// (creator, not an accepted tester).
     pub fn demo() -> Self {
         use SeedKind::*;
         let captions = [

@@ -247,6 +247,16 @@ pub(crate) struct Media {
     pub(crate) children: Vec<Child>,
 }
 
+/// A new post's id (above 2^53, as Instagram's are), drawn from the seed's numbers.
+fn media_id(rng: &mut Rng) -> String {
+    (17_900_000_000_000_000 + rng.below(999_999_999_999_999)).to_string()
+}
+
+/// A new album item's id, drawn from the seed's numbers.
+fn child_id(rng: &mut Rng) -> String {
+    (18_000_000_000_000_000 + rng.below(999_999_999_999_999)).to_string()
+}
+
 /// How a seeded item is served beyond its kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Traits {
@@ -475,12 +485,12 @@ impl World {
                         }
                     }
                 };
-                let media_id = (17_900_000_000_000_000 + rng.below(999_999_999_999_999)).to_string();
+                let media_id = media_id(&mut rng);
                 let children = children
                     .into_iter()
                     .enumerate()
                     .map(|(c, kind)| {
-                        let child_id = (18_000_000_000_000_000 + rng.below(999_999_999_999_999)).to_string();
+                        let child_id = child_id(&mut rng);
                         media_index.insert(
                             child_id.clone(),
                             MediaRef::Child {
@@ -531,7 +541,7 @@ impl World {
                 .iter()
                 .enumerate()
                 .map(|(n, story)| Media {
-                    id: (17_900_000_000_000_000 + rng.below(999_999_999_999_999)).to_string(),
+                    id: media_id(&mut rng),
                     kind: Kind::of(story.kind),
                     caption: story.caption.clone(),
                     // An hour apart, the newest an hour before the start.
@@ -578,12 +588,12 @@ impl World {
     /// `None` for an unknown user.
     pub(crate) fn publish(&mut self, username: &str, post: &SeedMedia) -> Option<String> {
         let user = self.user_by_name(username)?;
-        let media_id = (17_900_000_000_000_000 + self.rng.below(999_999_999_999_999)).to_string();
+        let media_id = media_id(&mut self.rng);
         let children = post
             .children
             .iter()
             .map(|kind| Child {
-                id: (18_000_000_000_000_000 + self.rng.below(999_999_999_999_999)).to_string(),
+                id: child_id(&mut self.rng),
                 kind: Kind::of(*kind),
                 shortcode: self.rng.token(11),
             })
