@@ -30,8 +30,11 @@ const CHUNK: usize = 64 * 1024;
 const STREAM_CHUNK: usize = 256 * 1024;
 /// How long a small file read from the disk is answered from memory.
 const HOT_FOR: Duration = Duration::from_secs(1);
-/// How many bytes of small files are kept in memory at most.
+/// How many bytes of small files are kept in memory at most, each counted with its key and
+/// [`HOT_ENTRY`] (so even empty files cannot grow the map without bound).
 const HOT_BYTES: usize = 16 * 1024 * 1024;
+/// What an entry costs beside its body and key: the facts, the map's links.
+const HOT_ENTRY: usize = 256;
 
 /// Serves the files of one folder ([`respond`](Self::respond)). Cheap to clone.
 ///
@@ -75,9 +78,30 @@ struct Hot {
 }
 
 impl Hot {
+    /// What keeping `key`'s file costs.
+    fn weight(key: &str, file: &HotFile) -> usize {
+        file.body
+            .len()
+            .saturating_add(key.len())
+            .saturating_add(HOT_ENTRY)
+    }
+
     fn forget(&mut self, key: &str) {
         if let Some(gone) = self.files.remove(key) {
-            self.bytes = self.bytes.saturating_sub(gone.body.len());
+            self.bytes = self.bytes.saturating_sub(Self::weight(key, &gone));
+        }
+    }
+
+    /// Keeps `file` under `key`, the least recently used going first while over [`HOT_BYTES`].
+    fn keep(&mut self, key: String, file: Arc<HotFile>) {
+        self.forget(&key);
+        self.bytes = self.bytes.saturating_add(Self::weight(&key, &file));
+        self.files.insert(key, file);
+        while self.bytes > HOT_BYTES {
+            let Some((key, gone)) = self.files.remove_lru() else {
+                break;
+            };
+            self.bytes = self.bytes.saturating_sub(Self::weight(&key, &gone));
         }
     }
 }
@@ -220,9 +244,9 @@ impl FileServer {
     /// missing path is a 404, another method a 405, a read error a 500.
     ///
     /// A file of at most 64 KiB is kept in memory after it was read, for one second of the
-    /// server's clock ([`with_clock`](Self::with_clock)) and within 16 MiB in all (the least
-    /// recently used go first): a deleted or replaced file is answered as it is on disk a
-    /// second later at most.
+    /// server's clock ([`with_clock`](Self::with_clock)) and within 16 MiB in all, keys and
+    /// entries counted (the least recently used go first): a deleted or replaced file is
+    /// answered as it is on disk a second later at most.
     pub async fn respond(&self, method: &Method, path: &str, headers: &HeaderMap) -> Response<FileBody> {
         if method != Method::GET && method != Method::HEAD {
             return status(StatusCode::METHOD_NOT_ALLOWED, &[(header::ALLOW, "GET, HEAD")]);
@@ -290,16 +314,10 @@ impl FileServer {
             facts: facts.clone(),
             body: body.clone(),
         });
-        let mut hot = self.hot.lock().unwrap_or_else(PoisonError::into_inner);
-        hot.forget(&key);
-        hot.bytes = hot.bytes.saturating_add(body.len());
-        hot.files.insert(key, file);
-        while hot.bytes > HOT_BYTES {
-            let Some((_, gone)) = hot.files.remove_lru() else {
-                break;
-            };
-            hot.bytes = hot.bytes.saturating_sub(gone.body.len());
-        }
+        self.hot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keep(key, file);
     }
 
     /// The file of `key` and its metadata (and its bytes, when it fits in one chunk):
@@ -320,9 +338,7 @@ impl FileServer {
             small,
         }))
     }
-}
 
-impl FileServer {
     /// [`open`](Self::open)'s work, on a blocking thread: beneath the folder in one call
     /// where the system can (Linux 5.6 and later), else by resolving the path.
     fn open_blocking(&self, key: &str) -> std::io::Result<Option<Found>> {
@@ -376,15 +392,18 @@ fn found(mut file: std::fs::File) -> std::io::Result<Option<Found>> {
         return Ok(None);
     }
     let small = match usize::try_from(meta.len()).ok().filter(|&n| n <= CHUNK) {
-        Some(length) => {
-            use std::io::Read as _;
-            let mut bytes = vec![0u8; length];
-            file.read_exact(&mut bytes)?;
-            Some(Bytes::from(bytes))
-        }
+        Some(length) => Some(read_exactly(&mut file, length)?),
         None => None,
     };
     Ok(Some((file, meta, small)))
+}
+
+/// The next `length` bytes of `file`: an error if it ends before (it shrank meanwhile).
+fn read_exactly(file: &mut std::fs::File, length: usize) -> std::io::Result<Bytes> {
+    use std::io::Read as _;
+    let mut bytes = vec![0u8; length];
+    file.read_exact(&mut bytes)?;
+    Ok(Bytes::from(bytes))
 }
 
 /// A file found by [`FileServer::open`].
@@ -639,7 +658,7 @@ impl FileBody {
     /// `count` bytes of `file` from `start`: read at once when they fit in one small chunk
     /// (one hop to the blocking pool), else streamed a chunk at a time.
     async fn of(file: tokio::fs::File, start: u64, count: u64) -> std::io::Result<Self> {
-        use std::io::{Read as _, Seek as _};
+        use std::io::Seek as _;
         let mut file = file.into_std().await;
         let small = usize::try_from(count).ok().filter(|&n| n <= CHUNK);
         let read = tokio::task::spawn_blocking(move || {
@@ -647,9 +666,7 @@ impl FileBody {
             let Some(small) = small else {
                 return Ok((Some(file), None));
             };
-            let mut bytes = vec![0u8; small];
-            file.read_exact(&mut bytes)?;
-            Ok::<_, std::io::Error>((None, Some(Bytes::from(bytes))))
+            Ok::<_, std::io::Error>((None, Some(read_exactly(&mut file, small)?)))
         })
         .await
         .map_err(std::io::Error::other)??;
@@ -1006,6 +1023,43 @@ impl AsyncWrite for Watched {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Files kept in memory stay within their budget however many there are, even empty
+    /// ones: each counts its key and its entry besides its bytes.
+    #[test]
+    fn the_files_kept_in_memory_stay_within_their_budget_even_when_empty() {
+        let mut hot = Hot {
+            files: hashlink::LruCache::new_unbounded(),
+            bytes: 0,
+        };
+        let empty = Arc::new(HotFile {
+            loaded: SystemTime::UNIX_EPOCH,
+            facts: Facts {
+                length: 0,
+                modified: None,
+                etag: String::new(),
+                last_modified: None,
+                content_type: "application/octet-stream",
+            },
+            body: Bytes::new(),
+        });
+        for n in 0..200_000 {
+            hot.keep(format!("media/{n}/original"), empty.clone());
+        }
+        assert!(hot.bytes <= HOT_BYTES, "{}", hot.bytes);
+        assert!(hot.files.len() <= HOT_BYTES / HOT_ENTRY, "{}", hot.files.len());
+        assert!(
+            hot.files.contains_key("media/199999/original"),
+            "the newest stays"
+        );
+        assert!(
+            !hot.files.contains_key("media/0/original"),
+            "the oldest went first"
+        );
+        hot.forget("media/199999/original");
+        let kept: usize = hot.files.iter().map(|(key, file)| Hot::weight(key, file)).sum();
+        assert_eq!(hot.bytes, kept, "the count follows every removal");
+    }
 
     /// The one-call open takes a plain file at once, says when nothing is there, and leaves
     /// any link on the way to the resolving path (which the integration tests check).
