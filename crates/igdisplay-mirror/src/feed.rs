@@ -186,6 +186,16 @@ impl FeedItem {
         self.expires_at.is_none_or(|at| at > now)
     }
 
+    /// Every blob key it and its album items use: each image's original, variants and record
+    /// (`image.json`), and each video's file. What a purge deletes and a server may serve (less
+    /// the records).
+    pub fn keys(&self) -> impl Iterator<Item = String> + '_ {
+        std::iter::once(self).chain(&self.children).flat_map(|one| {
+            let images = one.image.iter().flat_map(MirroredImage::keys);
+            images.chain(one.video.iter().map(|video| video.key.clone()))
+        })
+    }
+
     /// The image a grid shows for it: its own, or its first item's.
     pub fn cover(&self) -> Option<&MirroredImage> {
         self.image

@@ -248,10 +248,10 @@ impl Mirror {
         let mut files = HashSet::new();
         let mut pages: Vec<&str> = Vec::new();
         for page in &index.pages {
-            files.extend(self.page(page).await?.iter().flat_map(file_keys));
+            files.extend(self.page(page).await?.iter().flat_map(FeedItem::keys));
             pages.push(&page.key);
         }
-        files.extend(index.stories.iter().flat_map(file_keys));
+        files.extend(index.stories.iter().flat_map(FeedItem::keys));
         pages.extend(index.retired.iter().map(String::as_str));
         for key in &files {
             self.blobs.delete(key).await?;
@@ -531,11 +531,11 @@ impl Mirror {
                 .filter(|item| item.image.is_none() && item.media_type != MediaType::CarouselAlbum.as_str())
                 .count();
             // Files a post listed again no longer uses (an item taken out of an album).
-            let used: HashSet<String> = mirrored.iter().flat_map(file_keys).collect();
+            let used: HashSet<String> = mirrored.iter().flat_map(FeedItem::keys).collect();
             old.gone.extend(
                 matched
                     .iter()
-                    .flat_map(file_keys)
+                    .flat_map(FeedItem::keys)
                     .filter(|key| !used.contains(key)),
             );
             newest.extend(
@@ -559,10 +559,10 @@ impl Mirror {
             .mirror_stories(graph, before, &mut rescued, &mut report)
             .await?;
         // The files of stories that left since the last sync.
-        let kept: HashSet<String> = stories.iter().flat_map(file_keys).collect();
+        let kept: HashSet<String> = stories.iter().flat_map(FeedItem::keys).collect();
         let stories_gone: Vec<String> = before
             .iter()
-            .flat_map(file_keys)
+            .flat_map(FeedItem::keys)
             .filter(|key| !kept.contains(key))
             .collect();
         let (removed, gone) = old.finish(self).await;
@@ -997,7 +997,7 @@ impl<'a> Previous<'a> {
             .map(|(_, item)| item)
             .collect();
         self.removed += passed.len();
-        self.gone.extend(passed.iter().flat_map(file_keys));
+        self.gone.extend(passed.iter().flat_map(FeedItem::keys));
     }
 
     /// The posts gone, and their files: the ones read and not listed, and the ones never
@@ -1011,14 +1011,6 @@ impl<'a> Previous<'a> {
             self.read(mirror, page).await;
         }
     }
-}
-
-/// Every file a post uses (its album items' too).
-fn file_keys(item: &FeedItem) -> impl Iterator<Item = String> + '_ {
-    std::iter::once(item).chain(&item.children).flat_map(|one| {
-        let images = one.image.iter().flat_map(MirroredImage::keys);
-        images.chain(one.video.iter().map(|video| video.key.clone()))
-    })
 }
 
 fn corrupt(key: &str, source: serde_json::Error) -> SyncError {

@@ -104,14 +104,8 @@ impl Showcase {
             }
         }
         let mut keys = HashSet::new();
-        let mut add = |item: &FeedItem| {
-            for one in std::iter::once(item).chain(&item.children) {
-                if let Some(image) = &one.image {
-                    keys.extend(image.keys().filter(|key| !key.ends_with("/image.json")));
-                }
-                keys.extend(one.video.iter().map(|video| video.key.clone()));
-            }
-        };
+        // Every file but the images' records, which are the mirror's own.
+        let mut add = |item: &FeedItem| keys.extend(item.keys().filter(|key| !key.ends_with("/image.json")));
         live.iter().for_each(|story| add(story));
         for page in &index.pages {
             let Ok(items) = self.mirror.page(page).await else {
