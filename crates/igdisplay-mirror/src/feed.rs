@@ -17,6 +17,13 @@ pub const FEED_SCHEMA: u32 = 1;
 /// `$defs` the stored `index` ([`FeedIndex`]) with its `page_ref`s, a stored `page` (an array
 /// of [`FeedItem`]s), an `item`, a `story` (an item with its `expires_at`), an `image`, a
 /// `variant`, a `video` and a `status`. A headless site can check what it reads against it.
+///
+/// ```
+/// let schema: serde_json::Value = serde_json::from_str(igdisplay_mirror::FEED_JSON_SCHEMA)?;
+/// assert_eq!(schema["$defs"]["schema"]["const"], igdisplay_mirror::FEED_SCHEMA);
+/// assert!(schema["$defs"]["item"]["properties"]["video"].is_object());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 pub const FEED_JSON_SCHEMA: &str = include_str!("../feed.schema.json");
 
 /// Feeds written before the field existed are version 1.

@@ -1194,3 +1194,25 @@ async fn stories_are_mirrored_while_live_and_leave_the_feed_when_they_expire() {
         assert!(!site.blobs.exists(&key).await.unwrap(), "{key}");
     }
 }
+
+#[tokio::test]
+async fn stories_that_cannot_be_listed_are_kept_while_live_and_the_posts_still_sync() {
+    let site = site_of("jayposiris", Seed::demo(), |backend, _| backend);
+    site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    let before = site.mirror.feed(&site.user).await.unwrap().unwrap().stories;
+    assert_eq!(before.len(), 2);
+    site.mock.stub(Stub::json(
+        "GET",
+        "/me/stories",
+        400,
+        serde_json::json!({"error": {"message": "(#100) Invalid parameter", "type": "OAuthException", "code": 100}}),
+    ));
+    let report = site.mirror.sync(&site.user, &site.graph).await.unwrap();
+    assert_eq!(report.story_calls, 0, "the listing failed");
+    let feed = site.mirror.feed(&site.user).await.unwrap().unwrap();
+    assert_eq!(feed.status, FeedStatus::Fresh, "the posts were listed");
+    assert_eq!(feed.stories, before, "the live stories are kept");
+    for key in before.iter().flat_map(FeedItem::keys) {
+        assert!(site.blobs.exists(&key).await.unwrap(), "{key}");
+    }
+}
