@@ -21,12 +21,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncSeekExt as _, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// A file this small is read whole with its lookup, and kept in memory a moment.
 const CHUNK: usize = 64 * 1024;
-/// A larger one is streamed, this much read from the disk at a time (one trip to the
-/// blocking pool each).
+/// A larger one is streamed, this much read at a time (on the connection's thread when the
+/// bytes are in memory, else one trip to the blocking pool).
 const STREAM_CHUNK: usize = 256 * 1024;
 /// How long a small file read from the disk is answered from memory.
 const HOT_FOR: Duration = Duration::from_secs(1);
@@ -142,7 +142,7 @@ enum Source {
     /// The whole file, read.
     Memory(Bytes),
     /// The file, to stream.
-    File(tokio::fs::File),
+    File(Arc<std::fs::File>),
 }
 
 /// The answer to a `GET` or `HEAD` of a file described by `facts`: 304 when the client's copy
@@ -257,11 +257,7 @@ impl FileServer {
         if let Some(hot) = self.hot_file(&key) {
             return answer(method, headers, &hot.facts, Source::Memory(hot.body.clone())).await;
         }
-        let Opened {
-            mut file,
-            meta,
-            small,
-        } = match self.open(&key).await {
+        let Opened { file, meta, small } = match self.open(&key).await {
             Ok(Some(opened)) => opened,
             Ok(None) => return status(StatusCode::NOT_FOUND, &[]),
             Err(error) => {
@@ -269,7 +265,7 @@ impl FileServer {
                 return status(StatusCode::INTERNAL_SERVER_ERROR, &[]);
             }
         };
-        let content_type = match content_type(&key, &mut file, small.as_ref()).await {
+        let content_type = match content_type(&key, &file, small.as_ref()).await {
             Ok(content_type) => content_type,
             Err(error) => {
                 tracing::warn!(%error, "a file could not be read");
@@ -323,9 +319,29 @@ impl FileServer {
     /// The file of `key` and its metadata (and its bytes, when it fits in one chunk):
     /// `None` when the key is refused, the file is missing or not a regular file, or its path
     /// leaves the folder (or names a dotfile) once its links are resolved.
+    ///
+    /// Where the system can say so, a lookup and read that need no disk (the path in the
+    /// kernel's cache, the bytes in its page cache) run right here; only one that would wait
+    /// for the disk takes the hop to the blocking pool.
     async fn open(&self, key: &str) -> std::io::Result<Option<Opened>> {
         if check_key(key).is_err() {
             return Ok(None);
+        }
+        #[cfg(target_os = "linux")]
+        if let Beneath::Opened(file) = open_beneath(&self.dir, key, rustix::fs::ResolveFlags::CACHED)? {
+            let Some(file) = file else {
+                return Ok(None);
+            };
+            let meta = file.metadata()?;
+            if !meta.is_file() {
+                return Ok(None);
+            }
+            let file = Arc::new(file);
+            let small = match small_length(&meta) {
+                Some(length) => Some(read_exactly(&file, 0, length).await?),
+                None => None,
+            };
+            return Ok(Some(Opened { file, meta, small }));
         }
         let (server, key) = (self.clone(), key.to_owned());
         // One hop to the blocking pool for the whole lookup, as for any file system call.
@@ -333,7 +349,7 @@ impl FileServer {
             .await
             .map_err(std::io::Error::other)??;
         Ok(opened.map(|(file, meta, small)| Opened {
-            file: tokio::fs::File::from_std(file),
+            file: Arc::new(file),
             meta,
             small,
         }))
@@ -343,7 +359,7 @@ impl FileServer {
     /// where the system can (Linux 5.6 and later), else by resolving the path.
     fn open_blocking(&self, key: &str) -> std::io::Result<Option<Found>> {
         #[cfg(target_os = "linux")]
-        if let Beneath::Opened(file) = open_beneath(&self.dir, key)? {
+        if let Beneath::Opened(file) = open_beneath(&self.dir, key, rustix::fs::ResolveFlags::empty())? {
             return file.map_or(Ok(None), found);
         }
         open_inside(&self.root, key)
@@ -363,8 +379,10 @@ enum Beneath {
 /// out of the folder) and `RESOLVE_NO_SYMLINKS` (a link anywhere on the way is left to
 /// [`open_inside`], which follows it only if it stays inside and names no dotfile). The key
 /// was checked ([`check_key`]: no dot segment), so a file opened here is one to serve.
+/// `extra` adds flags: `RESOLVE_CACHED` answers [`Beneath::Resolve`] where the lookup would
+/// need the disk.
 #[cfg(target_os = "linux")]
-fn open_beneath(dir: &std::fs::File, key: &str) -> std::io::Result<Beneath> {
+fn open_beneath(dir: &std::fs::File, key: &str, extra: rustix::fs::ResolveFlags) -> std::io::Result<Beneath> {
     use rustix::fs::{Mode, OFlags, ResolveFlags};
     use rustix::io::Errno;
     let opened = rustix::fs::openat2(
@@ -372,43 +390,132 @@ fn open_beneath(dir: &std::fs::File, key: &str) -> std::io::Result<Beneath> {
         key,
         OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
         Mode::empty(),
-        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS | extra,
     );
     match opened {
         Ok(fd) => Ok(Beneath::Opened(Some(std::fs::File::from(fd)))),
         Err(Errno::NOENT | Errno::NOTDIR | Errno::XDEV) => Ok(Beneath::Opened(None)),
         // A link on the way (ELOOP); no openat2 (ENOSYS, or EPERM under a seccomp filter);
-        // flags an old kernel does not know (EINVAL); a retry asked (EAGAIN).
+        // flags an old kernel does not know (EINVAL); a retry asked, or a lookup that would
+        // need the disk under RESOLVE_CACHED (EAGAIN).
         Err(Errno::LOOP | Errno::NOSYS | Errno::PERM | Errno::INVAL | Errno::AGAIN) => Ok(Beneath::Resolve),
         Err(errno) => Err(errno.into()),
     }
 }
 
 /// A file opened for serving: its metadata, and its content when it fits in one chunk;
-/// `None` when it is not a regular file.
-fn found(mut file: std::fs::File) -> std::io::Result<Option<Found>> {
+/// `None` when it is not a regular file. On a blocking thread.
+fn found(file: std::fs::File) -> std::io::Result<Option<Found>> {
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Ok(None);
     }
-    let small = match usize::try_from(meta.len()).ok().filter(|&n| n <= CHUNK) {
-        Some(length) => Some(read_exactly(&mut file, length)?),
+    let small = match small_length(&meta) {
+        Some(length) => Some(fill_exactly(&file, 0, length, Wait::Yes)?),
         None => None,
     };
     Ok(Some((file, meta, small)))
 }
 
-/// The next `length` bytes of `file`: an error if it ends before (it shrank meanwhile).
-fn read_exactly(file: &mut std::fs::File, length: usize) -> std::io::Result<Bytes> {
-    use std::io::Read as _;
+/// The length of a file read whole with its lookup (at most [`CHUNK`]).
+fn small_length(meta: &std::fs::Metadata) -> Option<usize> {
+    usize::try_from(meta.len()).ok().filter(|&n| n <= CHUNK)
+}
+
+/// Whether a read may wait for the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wait {
+    /// It may (on a blocking thread).
+    Yes,
+    /// It may not (on the connection's thread): the bytes must be in memory already, else
+    /// the read fails with [`WouldBlock`](std::io::ErrorKind::WouldBlock).
+    No,
+}
+
+/// Reads into `buf` from `offset` of `file`, waiting for the disk or not.
+fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64, wait: Wait) -> std::io::Result<usize> {
+    loop {
+        let read = match wait {
+            Wait::Yes => positional_read(file, buf, offset),
+            Wait::No => read_cached(file, buf, offset),
+        };
+        match read {
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            read => return read,
+        }
+    }
+}
+
+#[cfg(unix)]
+fn positional_read(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn positional_read(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+/// Reads only bytes already in memory: Linux's `preadv2` with `RWF_NOWAIT` (4.14 and later).
+#[cfg(target_os = "linux")]
+fn read_cached(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    use rustix::io::{Errno, ReadWriteFlags};
+    let bufs = &mut [std::io::IoSliceMut::new(buf)];
+    match rustix::io::preadv2(file, bufs, offset, ReadWriteFlags::NOWAIT) {
+        Ok(n) => Ok(n),
+        // Not in memory (EAGAIN); a file system or kernel without the flag (EOPNOTSUPP,
+        // EINVAL, ENOSYS): the caller reads the waiting way.
+        Err(Errno::AGAIN | Errno::OPNOTSUPP | Errno::INVAL | Errno::NOSYS) => {
+            Err(std::io::ErrorKind::WouldBlock.into())
+        }
+        Err(errno) => Err(errno.into()),
+    }
+}
+
+/// Elsewhere every read may need the disk.
+#[cfg(not(target_os = "linux"))]
+fn read_cached(_: &std::fs::File, _: &mut [u8], _: u64) -> std::io::Result<usize> {
+    Err(std::io::ErrorKind::WouldBlock.into())
+}
+
+/// Fills `buf` from `offset` of `file`, short only where the file ends: the count read.
+fn fill_at(file: &std::fs::File, buf: &mut [u8], offset: u64, wait: Wait) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while let Some(rest) = buf.get_mut(filled..).filter(|rest| !rest.is_empty()) {
+        let at = offset.saturating_add(filled as u64);
+        match read_at(file, rest, at, wait)? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// `length` bytes of `file` from `offset`: an error if it ends before (it shrank meanwhile).
+fn fill_exactly(file: &std::fs::File, offset: u64, length: usize, wait: Wait) -> std::io::Result<Bytes> {
     let mut bytes = vec![0u8; length];
-    file.read_exact(&mut bytes)?;
+    if fill_at(file, &mut bytes, offset, wait)? < length {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(Bytes::from(bytes))
+}
+
+/// `length` bytes of `file` from `offset`, read here when they are in memory, else on the
+/// blocking pool.
+async fn read_exactly(file: &Arc<std::fs::File>, offset: u64, length: usize) -> std::io::Result<Bytes> {
+    match fill_exactly(file, offset, length, Wait::No) {
+        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+        read => return read,
+    }
+    let file = file.clone();
+    tokio::task::spawn_blocking(move || fill_exactly(&file, offset, length, Wait::Yes))
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 /// A file found by [`FileServer::open`].
 struct Opened {
-    file: tokio::fs::File,
+    file: Arc<std::fs::File>,
     meta: std::fs::Metadata,
     /// The whole content, when it fits in one chunk (read in the same trip as the lookup).
     small: Option<Bytes>,
@@ -575,10 +682,10 @@ fn span(range: Option<&str>, length: u64) -> Span {
 }
 
 /// The content type: by the name's extension, else by the file's first bytes (a mirrored
-/// original has no extension). The file is left at its start.
+/// original has no extension).
 async fn content_type(
     key: &str,
-    file: &mut tokio::fs::File,
+    file: &Arc<std::fs::File>,
     small: Option<&Bytes>,
 ) -> std::io::Result<&'static str> {
     let extension = key.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase());
@@ -597,17 +704,9 @@ async fn content_type(
     if let Some(small) = small {
         return Ok(crate::blob::content_type(small));
     }
-    let mut head = [0u8; 12];
-    let mut read = 0;
-    while read < head.len() {
-        let n = file.read(&mut head[read..]).await?;
-        if n == 0 {
-            break;
-        }
-        read += n;
-    }
-    file.seek(std::io::SeekFrom::Start(0)).await?;
-    Ok(crate::blob::content_type(&head[..read]))
+    // Larger than a chunk: the twelve bytes sniffing needs are there.
+    let head = read_exactly(file, 0, 12).await?;
+    Ok(crate::blob::content_type(&head))
 }
 
 /// A response with `code`, `headers` and no body.
@@ -631,7 +730,7 @@ pub struct FileBody {
     /// Bytes still to send, the read under way included.
     remaining: u64,
     /// The read under way, on the blocking pool: the file back, and the chunk.
-    reading: Option<tokio::task::JoinHandle<std::io::Result<(Reader, Bytes)>>>,
+    reading: Option<tokio::task::JoinHandle<(Reader, std::io::Result<Bytes>)>>,
     /// A body of at most one chunk, read at once.
     whole: Option<Bytes>,
 }
@@ -655,63 +754,49 @@ impl FileBody {
         }
     }
 
-    /// `count` bytes of `file` from `start`: read at once when they fit in one small chunk
-    /// (one hop to the blocking pool), else streamed a chunk at a time.
-    async fn of(file: tokio::fs::File, start: u64, count: u64) -> std::io::Result<Self> {
-        use std::io::Seek as _;
-        let mut file = file.into_std().await;
-        let small = usize::try_from(count).ok().filter(|&n| n <= CHUNK);
-        let read = tokio::task::spawn_blocking(move || {
-            file.seek(std::io::SeekFrom::Start(start))?;
-            let Some(small) = small else {
-                return Ok((Some(file), None));
-            };
-            Ok::<_, std::io::Error>((None, Some(read_exactly(&mut file, small)?)))
-        })
-        .await
-        .map_err(std::io::Error::other)??;
-        Ok(match read {
-            (Some(file), _) => Self {
-                file: Some(Reader {
-                    file,
-                    buffer: BytesMut::new(),
-                }),
-                remaining: count,
-                ..Self::empty()
-            },
-            (None, Some(whole)) => Self::bytes(whole),
-            (None, None) => Self::empty(),
+    /// `count` bytes of `file` from `start`: read at once when they fit in one small chunk,
+    /// else streamed a chunk at a time.
+    async fn of(file: Arc<std::fs::File>, start: u64, count: u64) -> std::io::Result<Self> {
+        if let Some(small) = usize::try_from(count).ok().filter(|&n| n <= CHUNK) {
+            return read_exactly(&file, start, small).await.map(Self::bytes);
+        }
+        Ok(Self {
+            file: Some(Reader {
+                file,
+                offset: start,
+                buffer: BytesMut::new(),
+            }),
+            remaining: count,
+            ..Self::empty()
         })
     }
 }
 
-/// A file being streamed and the buffer its chunks are read into. A chunk is split off the
-/// buffer and handed to the connection; once the connection has written and dropped it, the
-/// next read takes the same memory back (`BytesMut::reserve` reclaims it), so a download does
-/// not map fresh pages for every chunk.
+/// A file being streamed, where its next chunk starts, and the buffer its chunks are read
+/// into. A chunk is split off the buffer and handed to the connection; once the connection
+/// has written and dropped it, the next read takes the same memory back
+/// (`BytesMut::reserve` reclaims it), so a download does not map fresh pages for every chunk.
 #[derive(Debug)]
 struct Reader {
-    file: std::fs::File,
+    file: Arc<std::fs::File>,
+    offset: u64,
     buffer: BytesMut,
 }
 
-/// Reads up to `want` bytes from where the file stands (fewer only at its end).
-fn read_chunk(mut reader: Reader, want: usize) -> std::io::Result<(Reader, Bytes)> {
-    use std::io::Read as _;
+/// Reads up to `want` bytes from where the reader stands (fewer only at the file's end),
+/// waiting for the disk or not; the reader comes back either way.
+fn read_chunk(mut reader: Reader, want: usize, wait: Wait) -> (Reader, std::io::Result<Bytes>) {
     reader.buffer.clear();
     reader.buffer.resize(want, 0);
-    let mut filled = 0;
-    while let Some(rest) = reader.buffer.get_mut(filled..).filter(|rest| !rest.is_empty()) {
-        match reader.file.read(rest) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
+    match fill_at(&reader.file, &mut reader.buffer, reader.offset, wait) {
+        Ok(filled) => {
+            reader.buffer.truncate(filled);
+            reader.offset = reader.offset.saturating_add(filled as u64);
+            let chunk = reader.buffer.split().freeze();
+            (reader, Ok(chunk))
         }
+        Err(error) => (reader, Err(error)),
     }
-    reader.buffer.truncate(filled);
-    let chunk = reader.buffer.split().freeze();
-    Ok((reader, chunk))
 }
 
 impl http_body::Body for FileBody {
@@ -727,37 +812,48 @@ impl http_body::Body for FileBody {
         if let Some(whole) = this.whole.take() {
             return Poll::Ready(Some(Ok(http_body::Frame::data(whole))));
         }
-        if let Some(reading) = this.reading.as_mut() {
+        let read = if let Some(reading) = this.reading.as_mut() {
             let read = match Pin::new(reading).poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(read) => read,
             };
             this.reading = None;
-            return match read.map_err(std::io::Error::other).and_then(|read| read) {
-                Err(error) => Poll::Ready(Some(Err(error))),
-                // The file shrank while it was sent.
-                Ok((_, chunk)) if chunk.is_empty() => {
-                    Poll::Ready(Some(Err(std::io::ErrorKind::UnexpectedEof.into())))
-                }
-                Ok((file, chunk)) => {
-                    this.remaining = this.remaining.saturating_sub(chunk.len() as u64);
-                    if this.remaining > 0 {
-                        this.file = Some(file);
-                    }
-                    Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
-                }
+            match read {
+                Ok(read) => read,
+                Err(error) => return Poll::Ready(Some(Err(std::io::Error::other(error)))),
+            }
+        } else {
+            let Some(reader) = this.file.take() else {
+                return Poll::Ready(None);
             };
-        }
-        let Some(file) = this.file.take() else {
-            return Poll::Ready(None);
+            if this.remaining == 0 {
+                return Poll::Ready(None);
+            }
+            let want = usize::try_from(this.remaining).map_or(STREAM_CHUNK, |left| left.min(STREAM_CHUNK));
+            // Here when the bytes are in memory; else on the blocking pool, polled again at
+            // once so that the read registers the waker.
+            match read_chunk(reader, want, Wait::No) {
+                (reader, Err(error)) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    this.reading = Some(tokio::task::spawn_blocking(move || {
+                        read_chunk(reader, want, Wait::Yes)
+                    }));
+                    return self.poll_frame(cx);
+                }
+                read => read,
+            }
         };
-        if this.remaining == 0 {
-            return Poll::Ready(None);
-        }
-        let want = usize::try_from(this.remaining).map_or(STREAM_CHUNK, |left| left.min(STREAM_CHUNK));
-        this.reading = Some(tokio::task::spawn_blocking(move || read_chunk(file, want)));
-        // Polled again at once: the read registers the waker.
-        self.poll_frame(cx)
+        Poll::Ready(Some(match read {
+            (_, Err(error)) => Err(error),
+            // The file shrank while it was sent.
+            (_, Ok(chunk)) if chunk.is_empty() => Err(std::io::ErrorKind::UnexpectedEof.into()),
+            (reader, Ok(chunk)) => {
+                this.remaining = this.remaining.saturating_sub(chunk.len() as u64);
+                if this.remaining > 0 {
+                    this.file = Some(reader);
+                }
+                Ok(http_body::Frame::data(chunk))
+            }
+        }))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -1072,20 +1168,59 @@ mod tests {
         std::fs::write(dir.path().join("media/1/original"), b"jpeg").unwrap();
         std::os::unix::fs::symlink(dir.path().join("media/1"), dir.path().join("media/2")).unwrap();
         let folder = std::fs::File::open(dir.path()).unwrap();
-        match open_beneath(&folder, "media/1/original").unwrap() {
+        match open_beneath(&folder, "media/1/original", rustix::fs::ResolveFlags::empty()).unwrap() {
             Beneath::Opened(Some(file)) => assert_eq!(file.metadata().unwrap().len(), 4),
             Beneath::Opened(None) => panic!("the file is there"),
             // A kernel before 5.6, or a sandbox refusing openat2: the resolving path serves.
             Beneath::Resolve => return,
         }
         assert!(matches!(
-            open_beneath(&folder, "media/1/missing").unwrap(),
+            open_beneath(&folder, "media/1/missing", rustix::fs::ResolveFlags::empty()).unwrap(),
             Beneath::Opened(None)
         ));
         assert!(matches!(
-            open_beneath(&folder, "media/2/original").unwrap(),
+            open_beneath(&folder, "media/2/original", rustix::fs::ResolveFlags::empty()).unwrap(),
             Beneath::Resolve
         ));
+    }
+
+    /// A chunk read without waiting is the same bytes as a waiting read, from the same
+    /// offset, or says it would block (the pages dropped from memory, where the file system
+    /// drops them on request); the reader moves on by what it read either way.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_chunk_read_without_waiting_matches_the_disk_or_says_it_would_block() {
+        #![allow(clippy::unwrap_used)]
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("video");
+        let content: Vec<u8> = (0..3 * STREAM_CHUNK).map(|n| (n % 251) as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        let file = Arc::new(std::fs::File::open(&path).unwrap());
+        let reader = |offset| Reader {
+            file: file.clone(),
+            offset,
+            buffer: BytesMut::new(),
+        };
+        let offset = STREAM_CHUNK as u64 + 7;
+        let without_waiting = || match read_chunk(reader(offset), 1000, Wait::No) {
+            (_, Err(error)) => assert_eq!(error.kind(), std::io::ErrorKind::WouldBlock),
+            (moved, Ok(chunk)) => {
+                assert_eq!(&chunk[..], &content[STREAM_CHUNK + 7..STREAM_CHUNK + 1007]);
+                assert_eq!(moved.offset, offset + 1000);
+            }
+        };
+        // Just written: in memory (where the file system can read without waiting at all).
+        without_waiting();
+        file.sync_all().unwrap();
+        rustix::fs::fadvise(&*file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        without_waiting();
+        let (moved, read) = read_chunk(reader(offset), STREAM_CHUNK * 3, Wait::Yes);
+        assert_eq!(
+            &read.unwrap()[..],
+            &content[STREAM_CHUNK + 7..],
+            "short only at the end"
+        );
+        assert_eq!(moved.offset, content.len() as u64);
     }
 
     #[test]
