@@ -119,8 +119,9 @@ struct HotFile {
 struct Facts {
     length: u64,
     modified: Option<SystemTime>,
-    etag: String,
-    last_modified: Option<String>,
+    /// Header values, made once: an answer from memory clones them (a count, no copy).
+    etag: HeaderValue,
+    last_modified: Option<HeaderValue>,
     content_type: &'static str,
 }
 
@@ -131,7 +132,7 @@ impl Facts {
             length: meta.len(),
             modified,
             etag: etag(meta),
-            last_modified: modified.map(httpdate::fmt_http_date),
+            last_modified: modified.and_then(|m| HeaderValue::try_from(httpdate::fmt_http_date(m)).ok()),
             content_type,
         }
     }
@@ -149,13 +150,13 @@ enum Source {
 /// is current, 206 for one range (416 past the end), else 200; the body from `source`.
 async fn answer(method: &Method, headers: &HeaderMap, facts: &Facts, source: Source) -> Response<FileBody> {
     let mut response = Response::builder()
-        .header(header::ETAG, &facts.etag)
+        .header(header::ETAG, facts.etag.clone())
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     if let Some(modified) = &facts.last_modified {
-        response = response.header(header::LAST_MODIFIED, modified);
+        response = response.header(header::LAST_MODIFIED, modified.clone());
     }
-    if not_modified(headers, &facts.etag, facts.modified) {
+    if not_modified(headers, facts.etag.as_bytes(), facts.modified) {
         return response
             .status(StatusCode::NOT_MODIFIED)
             .body(FileBody::empty())
@@ -597,24 +598,26 @@ fn decode(path: &str) -> Option<String> {
 }
 
 /// A strong validator: the size and the modification time to the nanosecond.
-fn etag(meta: &std::fs::Metadata) -> String {
+fn etag(meta: &std::fs::Metadata) -> HeaderValue {
     let modified = meta
         .modified()
         .ok()
         .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
         .unwrap_or_default();
-    format!("\"{:x}-{:x}\"", meta.len(), modified.as_nanos())
+    let tag = format!("\"{:x}-{:x}\"", meta.len(), modified.as_nanos());
+    // Quotes, hex digits and a dash are always a valid header value.
+    HeaderValue::try_from(tag).unwrap_or_else(|_| HeaderValue::from_static("\"-\""))
 }
 
 /// Whether the client's copy is current: `If-None-Match` naming the tag (or `*`), else
 /// `If-Modified-Since` at or after the modification (to the second).
-fn not_modified(headers: &HeaderMap, etag: &str, modified: Option<SystemTime>) -> bool {
+fn not_modified(headers: &HeaderMap, etag: &[u8], modified: Option<SystemTime>) -> bool {
     if let Some(tags) = headers.get(header::IF_NONE_MATCH) {
         let tags = tags.to_str().unwrap_or_default();
         return tags
             .split(',')
             .map(str::trim)
-            .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag);
+            .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag).as_bytes() == etag);
     }
     let since = headers
         .get(header::IF_MODIFIED_SINCE)
@@ -1133,7 +1136,7 @@ mod tests {
             facts: Facts {
                 length: 0,
                 modified: None,
-                etag: String::new(),
+                etag: HeaderValue::from_static("\"0-0\""),
                 last_modified: None,
                 content_type: "application/octet-stream",
             },
