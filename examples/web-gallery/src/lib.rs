@@ -21,15 +21,14 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use igdisplay::Instagram;
-use igdisplay::auth::{
-    CallbackError, DataDeletionResponse, LoginError, SignedRequest, verify_fresh_signed_request,
-};
+use igdisplay::auth::{DataDeletionResponse, SignedRequest, verify_fresh_signed_request};
 use igdisplay::model::{Media, MediaId, MediaType, User, UserId};
 use igdisplay::store::{MetaCallback, SqlStore};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod login;
 mod records;
 mod sessions;
 mod showcase;
@@ -211,7 +210,7 @@ pub fn router(app: Arc<App>) -> Router {
             .route("/feed.json", get(showcase::feed_json))
             .route("/owner", get(showcase::owner))
             .route("/owner/sync", post(showcase::sync_now))
-            .route("/owner/setup", get(setup))
+            .route("/owner/setup", get(login::setup))
             .route("/static/more.js", get(showcase::script))
             .route("/gallery", get(|| async { Redirect::to("/") }))
     } else {
@@ -221,8 +220,8 @@ pub fn router(app: Arc<App>) -> Router {
             .route("/album/{id}", get(album))
     };
     routes
-        .route("/login", get(login))
-        .route("/auth/callback", get(callback))
+        .route("/login", get(login::login))
+        .route("/auth/callback", get(login::callback))
         .route("/logout", post(logout))
         .route("/deauthorize", post(deauthorize))
         .route("/data-deletion", post(data_deletion))
@@ -262,16 +261,7 @@ fn random_hex() -> Option<String> {
     igdisplay::auth::random_hex(32).ok()
 }
 
-/// The page for a failed random draw.
-fn no_randomness() -> Response {
-    message(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Something went wrong",
-        "Please try again in a moment.",
-    )
-}
-
-/// The page for a session store that failed (the database is down).
+/// The page for a session store that failed (the database is down), or a failed random draw.
 fn unavailable() -> Response {
     message(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -319,7 +309,7 @@ async fn save(app: &App, id: &str, session: &Session) -> Result<(), Box<Response
 async fn new_session(app: &App) -> Result<(String, Session, HeaderValue), Box<Response>> {
     let (id, csrf) = match (random_hex(), random_hex()) {
         (Some(id), Some(csrf)) => (id, csrf),
-        _ => return Err(Box::new(no_randomness())),
+        _ => return Err(Box::new(unavailable())),
     };
     let session = Session::new(csrf, app.now());
     app.sessions
@@ -332,7 +322,7 @@ async fn new_session(app: &App) -> Result<(String, Session, HeaderValue), Box<Re
         ""
     };
     let cookie = HeaderValue::from_str(&format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax{secure}"))
-        .map_err(|_| Box::new(no_randomness()))?;
+        .map_err(|_| Box::new(unavailable()))?;
     Ok((id, session, cookie))
 }
 
@@ -366,225 +356,30 @@ pub(crate) fn page(template: &impl Template, status: StatusCode) -> Response {
     }
 }
 
-/// Accepts only local paths: `/x`, never `//host`, `/\host`, `https:` or `javascript:`.
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(next)
-            if next.starts_with('/')
-                && !next.starts_with("//")
-                && !next.starts_with("/\\")
-                && !next.contains('\\')
-                && !next.chars().any(char::is_control)
-                && !next.contains("://") =>
-        {
-            next.to_owned()
-        }
-        _ => "/gallery".to_owned(),
-    }
-}
-
 #[derive(Template)]
 #[template(path = "home.html")]
 struct Home {
-    notice: Option<String>,
+    notice: Option<&'static str>,
 }
 
-async fn home(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    // A visitor who has not started a login gets no session.
-    let (logged_in, notice) = match existing_session(&app, &headers).await {
-        Ok(Some((id, mut session))) => {
-            let notice = session.notice.take();
-            if notice.is_some()
-                && let Err(response) = save(&app, &id, &session).await
-            {
-                return *response;
-            }
-            (session.user.is_some(), notice)
-        }
-        Ok(None) => (false, None),
-        Err(response) => return *response,
-    };
-    if logged_in {
-        return Redirect::to("/gallery").into_response();
-    }
-    page(&Home { notice }, StatusCode::OK)
-}
-
-async fn login(
+/// `GET /`: the invitation to log in (with why the last login failed, from `?login=`); a
+/// logged-in visitor goes to the gallery. A visitor who has not started a login gets no
+/// session.
+async fn home(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let (id, mut session, cookie) = match session(&app, &headers).await {
-        Ok(session) => session,
-        Err(response) => return *response,
-    };
-    let authorization = match app.instagram.authorize().build() {
-        Ok(authorization) => authorization,
-        Err(_) => {
-            return message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "Please try again.",
-            );
-        }
-    };
-    session.pending = Some(authorization.pending);
-    session.next = safe_next(query.get("next").map(String::as_str));
-    if let Err(response) = save(&app, &id, &session).await {
-        return *response;
-    }
-    with_cookie(Redirect::to(&authorization.url).into_response(), cookie)
-}
-
-async fn callback(State(app): State<Arc<App>>, headers: HeaderMap, request: Request) -> Response {
-    let expired = || {
-        message(
-            StatusCode::BAD_REQUEST,
-            "This login link has expired",
-            "Please log in again from the home page.",
-        )
-    };
-    let (id, mut session) = match existing_session(&app, &headers).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return expired(),
-        Err(response) => return *response,
-    };
-    // The pending authorization is used once, whatever the outcome.
-    let (pending, next) = (session.pending.take(), std::mem::take(&mut session.next));
-    if let Err(response) = save(&app, &id, &session).await {
-        return *response;
-    }
-    let Some(pending) = pending else {
-        return expired();
-    };
-    let url = format!("{}{}", app.public, request.uri());
-    let outcome = match &app.showcase {
-        // Owner mode: whose token it is decides whether it is kept at all.
-        Some(_) => app.instagram.exchange_login(pending, &url).await,
-        None => app.instagram.complete_login(pending, &url).await,
-    };
-    match outcome {
-        Ok(token) => {
-            if let Some(showcase) = &app.showcase {
-                if let Err(response) = admit_owner(&app, showcase, &token, session.setup).await {
-                    return *response;
-                }
-                // The first sync starts now; the answer waits for it up to 5 seconds (a small
-                // library is there when the owner comes back; a large one goes on meanwhile).
-                // A sync already running (the loop, woken) is waited for, not doubled.
-                let syncing = tokio::spawn({
-                    let app = app.clone();
-                    async move {
-                        if let Err(error) = sync_owner(&app).await {
-                            tracing::warn!(%error, "the first sync of the owner's feed failed");
-                        }
-                    }
-                });
-                tokio::select! {
-                    _ = syncing => {}
-                    () = igdisplay::http::Clock::timer(&igdisplay::http::SystemClock, FIRST_SYNC_WAIT) => {}
-                }
-            }
-            // A new session id at login: one fixed before the login (fixation) is worthless.
-            let (fresh, mut logged_in, cookie) = match new_session(&app).await {
-                Ok(fresh) => fresh,
-                Err(response) => return *response,
-            };
-            if app.sessions.remove(&id, app.now()).await.is_err() {
-                return unavailable();
-            }
-            logged_in.user = Some(token.user_id);
-            if let Err(response) = save(&app, &fresh, &logged_in).await {
-                return *response;
-            }
-            let target = if next.is_empty() { "/gallery" } else { &next };
-            with_cookie(Redirect::to(target).into_response(), Some(cookie))
-        }
-        Err(LoginError::Callback(CallbackError::Denied { .. })) => {
-            session.notice = Some("You cancelled the login. Nothing was shared.".to_owned());
-            if let Err(response) = save(&app, &id, &session).await {
-                return *response;
-            }
-            Redirect::to("/").into_response()
-        }
-        Err(LoginError::Callback(_)) => message(
-            StatusCode::BAD_REQUEST,
-            "This login could not be verified",
-            "It may have been opened in another browser or taken too long. Please log in again.",
+    match existing_session(&app, &headers).await {
+        Ok(Some((_, session))) if session.user.is_some() => Redirect::to("/gallery").into_response(),
+        Ok(_) => page(
+            &Home {
+                notice: login::notice(&query),
+            },
+            StatusCode::OK,
         ),
-        Err(_) => message(
-            StatusCode::BAD_GATEWAY,
-            "Instagram did not complete the login",
-            "Please try again in a moment.",
-        ),
+        Err(response) => *response,
     }
-}
-
-/// Owner mode: keeps `token` only when it is the owner's, or when the site has no owner yet
-/// and the login came through the setup link (then its account becomes the owner, once:
-/// instances racing agree on one). Anyone else is refused, and nothing of theirs is kept.
-async fn admit_owner(
-    app: &App,
-    showcase: &Showcase,
-    token: &igdisplay::auth::TokenRecord,
-    through_setup: bool,
-) -> Result<(), Box<Response>> {
-    let refused = |title: &str, text: &str| Box::new(message(StatusCode::FORBIDDEN, title, text));
-    let owner = match app.records.owner().await {
-        Ok(Some(owner)) => owner,
-        Ok(None) if through_setup => app
-            .records
-            .bind(&token.user_id)
-            .await
-            .map_err(|_| Box::new(unavailable()))?,
-        Ok(None) => {
-            return Err(refused(
-                "This site is not connected yet",
-                "Its owner connects it with the setup link printed when the site started.",
-            ));
-        }
-        Err(_) => return Err(Box::new(unavailable())),
-    };
-    if owner != token.user_id {
-        return Err(refused(
-            "This site shows another Instagram account",
-            "Only the account the site was connected with can log in here.",
-        ));
-    }
-    app.instagram
-        .tokens()
-        .import(token.clone())
-        .await
-        .map_err(|_| Box::new(unavailable()))?;
-    showcase.set_owner(owner);
-    Ok(())
-}
-
-/// `GET /owner/setup?code=…`: the one-time setup link. A valid code starts a login whose
-/// account connects the site; the link then works no more.
-async fn setup(State(app): State<Arc<App>>, Query(query): Query<HashMap<String, String>>) -> Response {
-    let code = query.get("code").map(String::as_str).unwrap_or_default();
-    let taken = match app.records.take_setup(&sha256_hex(code), app.now()).await {
-        Ok(taken) => taken,
-        Err(_) => return unavailable(),
-    };
-    if code.is_empty() || !taken {
-        return message(
-            StatusCode::NOT_FOUND,
-            "This setup link is not valid",
-            "It was used already or has expired. Restart the site for a new one, or set --owner-id.",
-        );
-    }
-    let (id, mut session, cookie) = match new_session(&app).await {
-        Ok(fresh) => fresh,
-        Err(response) => return *response,
-    };
-    session.setup = true;
-    if let Err(response) = save(&app, &id, &session).await {
-        return *response;
-    }
-    with_cookie(Redirect::to("/login?next=/owner").into_response(), Some(cookie))
 }
 
 /// One tile of the grid.
@@ -919,28 +714,4 @@ pub(crate) fn static_file(content_type: &'static str, body: &'static str) -> Res
         body,
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_local_paths_are_accepted_as_next() {
-        assert_eq!(safe_next(Some("/album/1?x=2")), "/album/1?x=2");
-        for hostile in [
-            "https://evil.example",
-            "//evil.example",
-            "/\\evil.example",
-            "javascript:alert(1)",
-            "/x\r\nSet-Cookie: a=b",
-            "/x\u{1}y",
-            "/x\u{7f}",
-            "evil",
-            "",
-        ] {
-            assert_eq!(safe_next(Some(hostile)), "/gallery", "{hostile:?}");
-        }
-        assert_eq!(safe_next(None), "/gallery");
-    }
 }

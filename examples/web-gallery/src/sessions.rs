@@ -34,7 +34,6 @@ pub(crate) struct Session {
     pub(crate) pending: Option<PendingAuthorization>,
     pub(crate) next: String,
     pub(crate) user: Option<UserId>,
-    pub(crate) notice: Option<String>,
     /// The session came through the owner's one-time setup link: its login may bind the site.
     #[serde(default)]
     pub(crate) setup: bool,
@@ -50,7 +49,6 @@ impl Session {
             pending: None,
             next: String::new(),
             user: None,
-            notice: None,
             setup: false,
             csrf,
             seen: now,

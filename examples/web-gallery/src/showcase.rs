@@ -307,6 +307,8 @@ struct ShowcasePage {
     stale: Option<String>,
     /// Whether the site has a feed to show.
     connected: bool,
+    /// Why the last login failed (`?login=`), in a fixed sentence.
+    notice: Option<&'static str>,
 }
 
 #[derive(Template)]
@@ -394,6 +396,7 @@ pub(crate) async fn home(
             next,
             stale,
             connected,
+            notice: crate::login::notice(&query),
         },
         StatusCode::OK,
     )

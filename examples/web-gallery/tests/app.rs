@@ -130,7 +130,7 @@ async fn the_state_is_bound_to_the_session_and_redirects_stay_local() {
     // The same callback from another browser (without the session) is refused.
     let (cookie, callback) = start_login(&site, "https://evil.example").await;
     let stranger = client().get(&callback).send().await.unwrap();
-    assert_eq!(stranger.status(), 400);
+    assert_sent_home(&stranger, "expired");
     site.mock
         .expect_requests("POST", "/oauth/access_token", 0)
         .unwrap();
@@ -169,7 +169,7 @@ async fn the_state_is_bound_to_the_session_and_redirects_stay_local() {
         .send()
         .await
         .unwrap();
-    assert_eq!(replay.status(), 400);
+    assert_sent_home(&replay, "expired");
 }
 
 #[tokio::test]
@@ -381,10 +381,9 @@ async fn a_denial_with_markup_in_its_description_is_never_echoed() {
         .send()
         .await
         .unwrap();
-    assert_eq!(answer.status(), 303);
-    assert_eq!(answer.headers()["location"], "/");
+    assert_sent_home(&answer, "cancelled");
     let home = client()
-        .get(&site.base)
+        .get(format!("{}/?login=cancelled", site.base))
         .header("cookie", &cookie)
         .send()
         .await
@@ -404,7 +403,74 @@ async fn a_denial_with_markup_in_its_description_is_never_echoed() {
         .send()
         .await
         .unwrap();
-    assert_eq!(again.status(), 400);
+    assert_sent_home(&again, "expired");
+}
+
+/// A failed callback: a 303 to the home page naming `reason` (the callback's URL holds the
+/// code and the state, so it answers no page of its own), kept out of caches and referrers.
+fn assert_sent_home(response: &reqwest::Response, reason: &str) {
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        response.headers()["location"],
+        format!("/?login={reason}").as_str()
+    );
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+}
+
+/// Every way a callback fails ends at a clean URL whose page says why in a fixed sentence:
+/// a state that is not the session's, a code Instagram refuses to exchange.
+#[tokio::test]
+async fn a_callback_that_fails_sends_the_browser_to_a_clean_url_that_says_why() {
+    let site = site().await;
+    let (cookie, callback) = start_login(&site, "/gallery").await;
+    let forged = callback.replace("state=", "state=0");
+    assert_ne!(forged, callback);
+    let answer = client()
+        .get(&forged)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_sent_home(&answer, "unverified");
+
+    let (cookie, callback) = start_login(&site, "/gallery").await;
+    site.mock.add_fault(igdisplay::mock::Fault::new(
+        "/oauth/access_token",
+        igdisplay::mock::FaultKind::Status { status: 400 },
+    ));
+    let answer = client()
+        .get(&callback)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_sent_home(&answer, "upstream");
+    assert!(
+        answer.headers().get("set-cookie").is_none(),
+        "no session for a failed login"
+    );
+    let home = client()
+        .get(format!("{}/?login=upstream", site.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(home.contains("Instagram did not complete the login."), "{home}");
+    let unknown = client()
+        .get(format!("{}/?login=%3Cb%3Ehi", site.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !unknown.contains("id=\"notice\"") && !unknown.contains("<b>hi"),
+        "{unknown}"
+    );
 }
 
 /// An instance of the site whose tokens and sessions live in the SQLite file `db`, against
@@ -517,14 +583,14 @@ async fn owner_site() -> (Site, Arc<web_gallery::App>, tempfile::TempDir) {
 }
 
 /// A login by `username` from a new browser, starting at `start` (`/login?next=/owner`, or a
-/// setup link): the status of the callback's answer.
-async fn login_as(site: &Site, start: &str, username: &str) -> u16 {
+/// setup link): where the callback's answer sends the browser (always a 303).
+async fn login_as(site: &Site, start: &str, username: &str) -> String {
     login_with_session(site, start, username).await.0
 }
 
 /// [`login_as`], with the session cookie the site set when the login completed (empty when
 /// it set none).
-async fn login_with_session(site: &Site, start: &str, username: &str) -> (u16, String) {
+async fn login_with_session(site: &Site, start: &str, username: &str) -> (String, String) {
     let mut response = client().get(start).send().await.unwrap();
     let mut cookie = String::new();
     // Through the setup link's redirect to /login, in the same session.
@@ -566,7 +632,9 @@ async fn login_with_session(site: &Site, start: &str, username: &str) -> (u16, S
     } else {
         String::new()
     };
-    (done.status().as_u16(), session)
+    assert_eq!(done.status(), 303, "the callback answers no page of its own");
+    let landed = done.headers()["location"].to_str().unwrap().to_owned();
+    (landed, session)
 }
 
 /// The owner connects the site through its one-time setup link.
@@ -574,7 +642,7 @@ async fn connect_owner(site: &Site, app: &web_gallery::App) {
     let link = app.setup_link().await.unwrap();
     assert_eq!(
         login_as(site, &link, "jayposiris").await,
-        303,
+        "/owner",
         "the owner is admitted"
     );
 }
@@ -720,7 +788,7 @@ async fn a_stranger_logging_in_first_does_not_become_the_owner() {
     let owner_login = format!("{}/login?next=/owner", site.base);
     assert_eq!(
         login_as(&site, &owner_login, "cafe_nova").await,
-        403,
+        "/?login=not-connected",
         "no setup link: refused"
     );
     assert_eq!(app.records().owner().await.unwrap(), None, "nothing bound");
@@ -731,12 +799,15 @@ async fn a_stranger_logging_in_first_does_not_become_the_owner() {
     );
     // The owner, through the setup link; the link works once.
     let link = app.setup_link().await.unwrap();
-    assert_eq!(login_as(&site, &link, "jayposiris").await, 303);
+    assert_eq!(login_as(&site, &link, "jayposiris").await, "/owner");
     let owner = user_id(&site.mock, "jayposiris");
     assert_eq!(app.records().owner().await.unwrap(), Some(owner.clone()));
     assert_eq!(client().get(&link).send().await.unwrap().status(), 404, "used");
     // A stranger now: refused, nothing changes.
-    assert_eq!(login_as(&site, &owner_login, "cafe_nova").await, 403);
+    assert_eq!(
+        login_as(&site, &owner_login, "cafe_nova").await,
+        "/?login=other-account"
+    );
     assert_eq!(app.showcase().unwrap().owner(), Some(owner.clone()));
     assert_eq!(app.instagram().tokens().store().users().await.unwrap(), [owner]);
 }
@@ -764,9 +835,12 @@ async fn the_owner_binding_survives_a_restart_without_a_database() {
     let (site, app) = owner_site_with(site.mock, dir.path(), records()).await;
     assert_eq!(app.showcase().unwrap().owner(), Some(owner.clone()));
     let owner_login = format!("{}/login?next=/owner", site.base);
-    assert_eq!(login_as(&site, &owner_login, "cafe_nova").await, 403);
+    assert_eq!(
+        login_as(&site, &owner_login, "cafe_nova").await,
+        "/?login=other-account"
+    );
     assert_eq!(app.records().owner().await.unwrap(), Some(owner.clone()));
-    assert_eq!(login_as(&site, &owner_login, "jayposiris").await, 303);
+    assert_eq!(login_as(&site, &owner_login, "jayposiris").await, "/owner");
 }
 
 #[tokio::test]
@@ -778,10 +852,13 @@ async fn a_configured_owner_id_admits_only_that_account() {
     records.configure(&owner).await.unwrap();
     let (site, app) = owner_site_with(mock, dir.path(), records).await;
     let owner_login = format!("{}/login?next=/owner", site.base);
-    assert_eq!(login_as(&site, &owner_login, "cafe_nova").await, 403);
+    assert_eq!(
+        login_as(&site, &owner_login, "cafe_nova").await,
+        "/?login=other-account"
+    );
     assert_eq!(
         login_as(&site, &owner_login, "jayposiris").await,
-        303,
+        "/owner",
         "no setup link needed"
     );
     assert_eq!(app.instagram().tokens().store().users().await.unwrap(), [owner]);
@@ -821,14 +898,17 @@ async fn with_a_database_a_stranger_first_is_refused_before_and_after_a_restart(
     };
     let (site, app, store) = start(mock).await;
     let owner_login = format!("{}/login?next=/owner", site.base);
-    assert_eq!(login_as(&site, &owner_login, "cafe_nova").await, 403);
+    assert_eq!(
+        login_as(&site, &owner_login, "cafe_nova").await,
+        "/?login=not-connected"
+    );
     assert!(store.users().await.unwrap().is_empty(), "no row for the stranger");
     // The setup link printed by this instance works on another one on the same database.
     let link = app.setup_link().await.unwrap();
     let first = site.base.clone();
     let (other, other_app, _) = start(site.mock).await;
     let link = link.replace(&first, &other.base);
-    assert_eq!(login_as(&other, &link, "jayposiris").await, 303);
+    assert_eq!(login_as(&other, &link, "jayposiris").await, "/owner");
     let owner = user_id(&other.mock, "jayposiris");
     assert_eq!(other_app.records().owner().await.unwrap(), Some(owner.clone()));
 
@@ -836,7 +916,10 @@ async fn with_a_database_a_stranger_first_is_refused_before_and_after_a_restart(
     let (site, app, store) = start(other.mock).await;
     assert_eq!(app.showcase().unwrap().owner(), Some(owner.clone()));
     let owner_login = format!("{}/login?next=/owner", site.base);
-    assert_eq!(login_as(&site, &owner_login, "cafe_nova").await, 403);
+    assert_eq!(
+        login_as(&site, &owner_login, "cafe_nova").await,
+        "/?login=other-account"
+    );
     assert_eq!(store.users().await.unwrap(), [owner]);
 }
 
@@ -943,8 +1026,8 @@ async fn two_hundred_thousand_anonymous_logins_leave_the_owners_session_alive() 
     use tower::ServiceExt as _;
     let (site, app, _dir) = owner_site().await;
     let link = app.setup_link().await.unwrap();
-    let (status, owner_cookie) = login_with_session(&site, &link, "jayposiris").await;
-    assert_eq!(status, 303);
+    let (landed, owner_cookie) = login_with_session(&site, &link, "jayposiris").await;
+    assert_eq!(landed, "/owner");
 
     let router = web_gallery::router(app.clone());
     for _ in 0..200_000 {
