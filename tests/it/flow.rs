@@ -71,7 +71,7 @@ async fn login_profile_media_albums_and_automatic_refresh() {
         assert!(!url.contains("access_token"));
         let bytes = instagram
             .backend()
-            .send(http::Request::get(url).body(Default::default()).unwrap())
+            .send(http::Request::get(url).body(Default::default()).unwrap().into())
             .await
             .unwrap();
         assert_eq!(&bytes.body()[..2], [0xFF, 0xD8]);
@@ -178,7 +178,7 @@ async fn accepted(instagram: &Instagram, mock: &igdisplay::mock::MockServer, tok
     let url = format!("{}/me?fields=id&access_token={token}", mock.base_url());
     let response = instagram
         .backend()
-        .send(http::Request::get(url).body(Default::default()).unwrap())
+        .send(http::Request::get(url).body(Default::default()).unwrap().into())
         .await
         .unwrap();
     response.status() == 200

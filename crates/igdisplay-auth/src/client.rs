@@ -345,6 +345,7 @@ fn build(method: http::Method, uri: String, form: Option<String>) -> Result<Http
     }
     builder
         .body(form.map(Bytes::from).unwrap_or_default())
+        .map(HttpRequest::from)
         .map_err(|_| TokenError::InvalidEndpoint)
 }
 

@@ -50,12 +50,17 @@ proptest! {
         );
         let client = client(&app_secret);
         let request = client.refresh_request(&record.access_token).unwrap();
+        // The code exchange's form carries the app secret and the code.
+        let started = client.authorize().build().unwrap();
+        let state = started.url.split("state=").nth(1).unwrap().split('&').next().unwrap();
+        let callback = Callback::parse(&format!("code={token}&state={state}")).unwrap();
+        let grant = started.pending.verify(callback, igdisplay_http::Clock::now(&igdisplay_http::SystemClock)).unwrap();
+        let exchange = client.code_exchange_request(&grant).unwrap();
         let authorization = client.authorize().build().unwrap();
         let shown = [
             format!("{record:?}"),
-            // `HttpRequest` is `http::Request`, whose `Debug` shows the URI as is: what
-            // igdisplay logs of a request goes through `redact_uri`.
-            igdisplay_http::redact_uri(&request.uri().to_string()).to_string(),
+            format!("{request:?}"),
+            format!("{exchange:?}"),
             format!("{client:?}"),
             format!("{authorization:?}"),
             format!("{:?}", authorization.pending),

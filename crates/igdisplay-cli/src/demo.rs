@@ -7,7 +7,7 @@ use crate::out;
 use futures_util::TryStreamExt;
 use igdisplay::Instagram;
 use igdisplay::auth::Callback;
-use igdisplay::http::{HttpBackend, http, redact_uri};
+use igdisplay::http::redact_uri;
 use igdisplay::mock::MockServer;
 use igdisplay::model::{AppSecret, MediaType, Platform, Timestamp};
 use std::path::PathBuf;
@@ -59,9 +59,10 @@ pub(crate) async fn run(platform: Platform, out_dir: Option<PathBuf>, json: bool
 
     step(
         3,
-        "Opened the authorization window as a browser would, and clicked \"Continue\":",
+        "Approved in the authorization window as the user would (the mock answers what \"Continue\" does):",
     );
-    let location = click_continue(&instagram, &authorization.url).await?;
+    // What pressing "Continue" in the window does, decided by the mock itself.
+    let location = mock.approve(&authorization.url, USER).map_err(failure)?;
     let fragment = if location.ends_with("#_") { "#_" } else { "" };
     println!("   Instagram redirected to {}{fragment}", redact_uri(&location));
     println!("   (the trailing #_ is Instagram's; it is stripped before reading the code)");
@@ -159,72 +160,4 @@ pub(crate) async fn run(platform: Platform, out_dir: Option<PathBuf>, json: bool
         out::json(&summary);
     }
     Ok(())
-}
-
-/// GETs the window, reads its form like a browser, and submits "Continue as @USER".
-async fn click_continue(instagram: &Instagram, url: &str) -> Result<String, Failure> {
-    let backend = instagram.backend();
-    let page = backend
-        .send(
-            http::Request::get(url)
-                .body(Default::default())
-                .map_err(failure)?,
-        )
-        .await
-        .map_err(failure)?;
-    let html = String::from_utf8_lossy(page.body()).into_owned();
-    if !html.contains(&format!("Continue as @{USER}")) {
-        return Err(failure("the authorization window has no Continue button"));
-    }
-    let action = url.split("/oauth/authorize").next().unwrap_or(url).to_owned() + "/oauth/authorize";
-    let mut fields = hidden_inputs(&html);
-    fields.push(("user".to_owned(), USER.to_owned()));
-    let body: Vec<String> = fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
-        .collect();
-    let request = http::Request::post(action)
-        .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(body.join("&").into())
-        .map_err(failure)?;
-    let response = backend.send(request).await.map_err(failure)?;
-    let location = response
-        .headers()
-        .get(http::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| failure(format!("the window did not redirect ({})", response.status())))?;
-    Ok(location.to_owned())
-}
-
-/// `(name, value)` of every `<input type="hidden" name="…" value="…">`.
-fn hidden_inputs(html: &str) -> Vec<(String, String)> {
-    html.split("<input ")
-        .skip(1)
-        .filter(|tag| tag.contains("type=\"hidden\""))
-        .filter_map(|tag| {
-            let attr = |name: &str| {
-                let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
-                let end = tag[start..].find('"')? + start;
-                Some(unescape(&tag[start..end]))
-            };
-            Some((attr("name")?, attr("value")?))
-        })
-        .collect()
-}
-
-fn unescape(text: &str) -> String {
-    text.replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
-fn form_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -189,7 +189,7 @@ async fn redirect_uri(instagram: &Instagram) -> Check {
     let Ok(request) = http::Request::get(&url).body(Default::default()) else {
         return Check::new(NAME, Status::Fail, "the authorize URL is not a valid URL");
     };
-    match instagram.backend().send(request).await {
+    match instagram.backend().send(request.into()).await {
         Ok(response) if response.status().as_u16() < 400 => Check::new(
             NAME,
             Status::Ok,
@@ -381,7 +381,7 @@ async fn callback(instagram: &Instagram, name: &'static str, url: &str, mock: bo
     let Ok(request) = request else {
         return Check::new(name, Status::Fail, format!("`{url}` is not a valid URL"));
     };
-    match instagram.backend().send(request).await {
+    match instagram.backend().send(request.into()).await {
         Ok(response) => Check::new(
             name,
             Status::Ok,

@@ -409,7 +409,7 @@ async fn mock_get(base: &str, path: &str, backend: &dyn HttpBackend) -> Option<s
     let request = http::Request::get(format!("{}{path}", base.trim_end_matches('/')))
         .body(Default::default())
         .ok()?;
-    let response = backend.send(request).await.ok()?;
+    let response = backend.send(request.into()).await.ok()?;
     serde_json::from_slice(response.body()).ok()
 }
 

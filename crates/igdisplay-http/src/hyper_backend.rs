@@ -78,7 +78,7 @@ impl HyperBackend {
             return Err(TransportError::new(TransportErrorKind::InvalidRequest));
         }
         crate::resolve::check_host(&request, &self.config.address_policy)?;
-        let mut request = request.map(Full::new);
+        let mut request = request.into_inner().map(Full::new);
         if let Some(agent) = &self.user_agent {
             request
                 .headers_mut()

@@ -9,6 +9,7 @@ mod config;
 mod error;
 mod query;
 mod redact;
+mod request;
 mod retry;
 mod timeout;
 
@@ -35,6 +36,7 @@ pub use error::{BodyTooLarge, BoxError, TransportError, TransportErrorKind};
 pub use hyper_backend::HyperBackend;
 pub use query::{QueryValue, QueryWriter, append_query, encode_query};
 pub use redact::{MASK, Redacted, RedactedHttpUri, SENSITIVE_QUERY_PARAMS, redact_http_uri, redact_uri};
+pub use request::HttpRequest;
 #[cfg(feature = "reqwest")]
 pub use reqwest_backend::ReqwestBackend;
 pub use retry::{Jitter, Outcome, RequestKind, Retry, RetryBudget, RetryPolicy, ServerVerdict, classify};
@@ -51,8 +53,6 @@ pub use http;
 #[cfg(any(feature = "reqwest", feature = "hyper"))]
 pub use rustls;
 
-/// A request: method, URI, headers and a fully buffered body.
-pub type HttpRequest = http::Request<bytes::Bytes>;
 /// A response of any status, with its body read up to the backend's cap.
 pub type HttpResponse = http::Response<bytes::Bytes>;
 /// How clients hold a backend, so that they need no type parameter.
@@ -71,7 +71,7 @@ type StreamingFuture<'a> = std::pin::Pin<
 /// A copy of a request: method, URI, version, headers and body (extensions are not cloned),
 /// for sending the same request again.
 pub fn clone_request(request: &HttpRequest) -> HttpRequest {
-    let mut copy = http::Request::new(request.body().clone());
+    let mut copy = HttpRequest::new(request.body().clone());
     *copy.method_mut() = request.method().clone();
     *copy.uri_mut() = request.uri().clone();
     *copy.version_mut() = request.version();

@@ -62,7 +62,7 @@ impl RequestLog {
 ///     assert_eq!(request.uri().path(), "/me");
 ///     Ok(json_response(200, r#"{"id":"1"}"#))
 /// });
-/// let response = backend.send(http::Request::get("https://graph.instagram.com/me").body(Default::default())?).await?;
+/// let response = backend.send(http::Request::get("https://graph.instagram.com/me").body(igdisplay_http::bytes::Bytes::new())?.into()).await?;
 /// assert_eq!(response.body().as_ref(), br#"{"id":"1"}"#);
 /// # Ok::<(), Box<dyn std::error::Error>>(()) });
 /// # fn tokio_test<F: std::future::Future>(f: F) -> F::Output {
@@ -109,7 +109,7 @@ where
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let answer = Answer::Status(503, "<html>busy</html>");
 /// let backend = CapturingBackend::new(FnBackend::new(move |_| answer.respond()));
-/// let response = backend.send(http::Request::new(Default::default())).await.unwrap();
+/// let response = backend.send(igdisplay_http::HttpRequest::default()).await.unwrap();
 /// assert_eq!((response.status().as_u16(), backend.count()), (503, 1));
 /// let failing = Answer::Transport(TransportErrorKind::Io).respond().unwrap_err();
 /// assert_eq!(failing.kind(), TransportErrorKind::Io);
@@ -268,6 +268,7 @@ mod tests {
             .header("x-test", "1")
             .body(Bytes::from_static(b"body"))
             .unwrap()
+            .into()
     }
 
     fn block_on<F: Future>(future: F) -> F::Output {

@@ -181,6 +181,7 @@ fn get(addr: SocketAddr, path: &str) -> HttpRequest {
     http::Request::get(format!("http://{addr}{path}"))
         .body(Bytes::new())
         .unwrap()
+        .into()
 }
 
 /// Display, Debug and every source's Display and Debug, joined.
@@ -231,7 +232,7 @@ async fn bodies_methods_and_repeated_headers_round_trip(backend: SharedBackend) 
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body.clone())
         .unwrap();
-    let response = backend.send(request).await.unwrap();
+    let response = backend.send(request.into()).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.body(), &body);
     let headers = response.headers();
@@ -250,7 +251,7 @@ async fn bodies_methods_and_repeated_headers_round_trip(backend: SharedBackend) 
         .header("user-agent", "mine/2")
         .body(Bytes::new())
         .unwrap();
-    let response = backend.send(request).await.unwrap();
+    let response = backend.send(request.into()).await.unwrap();
     assert_eq!(response.headers()["x-echo-user-agent"], "mine/2");
 }
 
@@ -366,7 +367,7 @@ async fn unsupported_scheme_is_an_invalid_request(backend: SharedBackend) {
     let request = http::Request::get("ftp://127.0.0.1/me?access_token=CANARYTOKEN")
         .body(Bytes::new())
         .unwrap();
-    let error = backend.send(request).await.unwrap_err();
+    let error = backend.send(request.into()).await.unwrap_err();
     assert_eq!(error.kind(), TransportErrorKind::InvalidRequest, "{error:?}");
     assert_no_secret(&error);
 }
@@ -403,7 +404,7 @@ async fn a_public_only_backend_never_connects_to_a_private_address(make: fn(Back
         "http://10.0.0.1/".to_owned(),
     ] {
         let request = http::Request::get(&url).body(Bytes::new()).unwrap();
-        let error = strict.send(request).await.unwrap_err();
+        let error = strict.send(request.into()).await.unwrap_err();
         assert!(
             matches!(
                 error.kind(),
@@ -427,7 +428,7 @@ async fn a_public_only_backend_never_connects_to_a_private_address(make: fn(Back
     let request = http::Request::get(format!("http://127.0.0.1:{}/media", addr.port()))
         .body(Bytes::new())
         .unwrap();
-    let _ = mock.send(request).await;
+    let _ = mock.send(request.into()).await;
     assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 

@@ -277,7 +277,7 @@ impl Downloader {
                 .map_err(|_| DownloadError::InvalidUrl)?;
             let response = self
                 .backend
-                .send_streaming(request)
+                .send_streaming(request.into())
                 .await
                 .map_err(DownloadError::Transport)?;
             let status = response.status();

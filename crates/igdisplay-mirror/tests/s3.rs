@@ -28,7 +28,8 @@ async fn bucket(backend: &SharedBackend) -> Option<S3Config> {
         .send(
             igdisplay_http::http::Request::put(format!("{server}/{name}"))
                 .body(igdisplay_http::bytes::Bytes::new())
-                .unwrap(),
+                .unwrap()
+                .into(),
         )
         .await
         .unwrap();

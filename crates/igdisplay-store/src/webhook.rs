@@ -294,7 +294,7 @@ impl WebhookSender {
             .header(DELIVERY_HEADER, &delivery)
             .body(igdisplay_http::bytes::Bytes::from(body))
             .map_err(|_| "the endpoint does not form a request".to_owned())?;
-        match self.backend.send(request).await {
+        match self.backend.send(request.into()).await {
             Ok(response) if response.status().is_success() => Ok(()),
             Ok(response) => Err(format!("the endpoint answered {}", response.status())),
             Err(error) => Err(error.to_string()),

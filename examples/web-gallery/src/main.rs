@@ -225,6 +225,7 @@ async fn remote_mock(
             .uri(format!("{url}{path}"))
             .header("content-type", "application/json")
             .body(igdisplay::http::bytes::Bytes::from(body))
+            .map(igdisplay::http::HttpRequest::from)
     };
     let answer = backend
         .send(control(igdisplay::http::http::Method::GET, "/_mock/state", None)?)
