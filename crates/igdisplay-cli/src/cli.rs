@@ -349,39 +349,7 @@ pub(crate) enum StoreCommand {
 #[derive(Debug, Subcommand)]
 pub(crate) enum MockCommand {
     /// Serve the mock until interrupted (the platform comes from --platform).
-    Serve(MockServe),
-}
-
-/// The options of `igdisplay-mock`, but `--platform`, which is global here.
-#[derive(Debug, Args)]
-pub(crate) struct MockServe {
-    /// Address to listen on; port 0 picks a free one.
-    #[arg(long, default_value = "127.0.0.1:8787")]
-    pub(crate) addr: std::net::SocketAddr,
-    /// Seed data: `demo`, or a JSON seed file.
-    #[arg(long, default_value = "demo")]
-    pub(crate) seed: String,
-    /// Clock: `system`, `frozen`, or `frozen:<RFC 3339 UTC>`.
-    #[arg(long, default_value = "system", value_parser = igdisplay::mock::cli::parse_clock)]
-    pub(crate) clock: igdisplay::mock::MockClock,
-    /// Graph calls per user per rolling hour (0: unlimited).
-    #[arg(long, default_value_t = 200)]
-    pub(crate) calls_per_hour: u32,
-    /// Instagram Login code-exchange shape: flat or wrapped.
-    #[arg(long, default_value = "flat", value_parser = igdisplay::mock::cli::parse_shape)]
-    pub(crate) token_shape: igdisplay::mock::TokenShape,
-    /// Add a user `bulk` with this many generated media.
-    #[arg(long)]
-    pub(crate) generate: Option<usize>,
-    /// Serve HTTPS with a test root made at start (its PEM file's path is printed).
-    #[arg(long)]
-    pub(crate) https: bool,
-    /// Worker threads.
-    #[arg(long, default_value_t = 2)]
-    pub(crate) workers: usize,
-    /// No request log (by default each request is one line on stderr, secrets masked).
-    #[arg(long)]
-    pub(crate) quiet: bool,
+    Serve(igdisplay::mock::cli::ServeOptions),
 }
 
 #[cfg(test)]

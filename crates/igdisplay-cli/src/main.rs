@@ -137,16 +137,8 @@ async fn dispatch(command: Command, settings: &Settings) -> Result<(), Failure> 
         Command::Store(StoreCommand::RotateKey) => fleet::rotate_key(settings).await,
         Command::Mock(MockCommand::Serve(args)) => {
             let args = igdisplay::mock::cli::ServeArgs {
-                addr: args.addr,
                 platform: igdisplay::mock_platform(settings.platform),
-                seed: args.seed,
-                clock: args.clock,
-                calls_per_hour: args.calls_per_hour,
-                token_shape: args.token_shape,
-                generate: args.generate,
-                https: args.https,
-                workers: args.workers,
-                quiet: args.quiet,
+                options: args,
             };
             let _server = igdisplay::mock::cli::start(&args, &mut std::io::stdout()).map_err(|e| {
                 Failure::usage(fail::chain(&e), "pick another --addr, or check the --seed file")

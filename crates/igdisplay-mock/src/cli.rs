@@ -35,17 +35,27 @@ use std::net::SocketAddr;
 ///
 /// let args = Args::parse_from(["mock", "--platform", "basic-display", "--calls-per-hour", "0"]);
 /// assert_eq!(args.serve.platform, igdisplay_mock::MockPlatform::BasicDisplay);
-/// assert_eq!(args.serve.addr.port(), 8787);
+/// assert_eq!(args.serve.options.addr.port(), 8787);
 /// ```
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
+    /// Platform to play: instagram-login or basic-display.
+    #[arg(long, default_value = "instagram-login", value_parser = parse_platform)]
+    pub platform: MockPlatform,
+    /// Everything but the platform.
+    #[command(flatten)]
+    pub options: ServeOptions,
+}
+
+/// The options of [`ServeArgs`] but the platform, for a command line with a `--platform` of
+/// its own to flatten (as `igdisplay mock serve` does: the platform is global there), so the
+/// two never drift apart.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServeOptions {
     /// Address to listen on; port 0 picks a free one (the first line printed names it). Keep
     /// it on loopback: the mock has no authentication.
     #[arg(long, default_value = "127.0.0.1:8787")]
     pub addr: SocketAddr,
-    /// Platform to play: instagram-login or basic-display.
-    #[arg(long, default_value = "instagram-login", value_parser = parse_platform)]
-    pub platform: MockPlatform,
     /// Seed data: `demo`, or a JSON seed file.
     #[arg(long, default_value = "demo")]
     pub seed: String,
@@ -131,6 +141,7 @@ pub fn parse_shape(text: &str) -> Result<TokenShape, String> {
 ///
 /// [`MockError`] when the seed file is unreadable or the address cannot be bound.
 pub fn start(args: &ServeArgs, out: &mut impl std::io::Write) -> Result<MockServer, MockError> {
+    let (platform, args) = (args.platform, &args.options);
     let mut seed = match args.seed.as_str() {
         "demo" => Seed::demo(),
         path => {
@@ -157,7 +168,7 @@ pub fn start(args: &ServeArgs, out: &mut impl std::io::Write) -> Result<MockServ
         });
     }
     let server = builder
-        .platform(args.platform)
+        .platform(platform)
         .seed(seed)
         .clock(args.clock)
         .addr(args.addr)
@@ -168,7 +179,7 @@ pub fn start(args: &ServeArgs, out: &mut impl std::io::Write) -> Result<MockServ
     let app = server.app();
     let mut lines = vec![
         format!("listening on {}", server.base_url()),
-        format!("platform:      {}", args.platform.as_str()),
+        format!("platform:      {}", platform.as_str()),
         format!("app id:        {}", app.id),
         format!("app secret:    {}", app.secret),
         format!("redirect URIs: {}", app.redirect_uris.join(" ")),
