@@ -25,16 +25,25 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
 
     step("format", &["fmt", "--all", "--", "--check"], &[])?;
     // Every crate that would be published (those without `publish = false`), packaged and
-    // built from its package alone, in dependency order (`cargo publish --dry-run` uploads
-    // nothing): a file a crate needs but does not ship, a path dependency without a version,
-    // a manifest crates.io would refuse fail here. In a target directory of its own, without
-    // debug info, removed after: about 3 minutes on 2 cores, and none of the disk the rest of
-    // the run needs (it holds about 1.8 GB while it runs).
+    // built from its package alone, in one build in dependency order: a file a crate needs
+    // but does not ship, a path dependency without a version, a manifest crates.io would
+    // refuse fail here. In a target directory of its own, without debug info, removed after:
+    // about 3 minutes on 2 cores, and none of the disk the rest of the run needs (it holds
+    // about 1.8 GB while it runs).
     let packaged = std::env::temp_dir().join(format!("igdisplay-packages-{}", std::process::id()));
     let packaged_dir = packaged.to_string_lossy().into_owned();
+    let unpublished: Vec<String> = crate::tidy::workspace_packages(root)?
+        .into_iter()
+        .filter(|package| !package.publishable)
+        .map(|package| package.name)
+        .collect();
+    let mut args = vec!["package", "--workspace", "--locked"];
+    for name in &unpublished {
+        args.extend(["--exclude", name.as_str()]);
+    }
     let result = step(
         "packages",
-        &["publish", "--dry-run", "--workspace", "--locked"],
+        &args,
         &[
             ("CARGO_TARGET_DIR", packaged_dir.as_str()),
             ("CARGO_PROFILE_DEV_DEBUG", "0"),

@@ -97,12 +97,14 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     Err(report)
 }
 
-/// One workspace package, as far as tidy cares.
+/// One workspace package, as far as tidy (and the package check of `cargo xtask ci`) cares.
 #[derive(Debug)]
-struct Package {
-    name: String,
+pub(crate) struct Package {
+    pub(crate) name: String,
     dir: std::path::PathBuf,
     deps: Vec<Dep>,
+    /// Whether it may be published (no `publish = false`).
+    pub(crate) publishable: bool,
 }
 
 #[derive(Debug)]
@@ -120,7 +122,7 @@ enum DepKind {
     Build,
 }
 
-fn workspace_packages(root: &Path) -> Result<Vec<Package>, String> {
+pub(crate) fn workspace_packages(root: &Path) -> Result<Vec<Package>, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
@@ -171,6 +173,10 @@ fn package(value: &Value) -> Package {
             .map(Path::to_path_buf)
             .unwrap_or_default(),
         deps,
+        // `publish = false` reads `[]` (no registry allowed); the default, `null`.
+        publishable: value["publish"]
+            .as_array()
+            .is_none_or(|registries| !registries.is_empty()),
     }
 }
 
@@ -488,6 +494,7 @@ mod tests {
             name: name.to_owned(),
             dir: std::path::PathBuf::new(),
             deps,
+            publishable: true,
         }
     }
 

@@ -5,12 +5,11 @@ use crate::cli::{Global, TokenStoreKind};
 use crate::fail::Failure;
 use igdisplay::Instagram;
 use igdisplay::auth::{Endpoints, FileStore, TokenStore};
-use igdisplay::http::{Clock, HttpBackend, SharedClock, SystemClock, http};
+use igdisplay::http::{Clock, HttpBackend, SharedClock, ShiftedClock, SystemClock, http};
 use igdisplay::model::{AppSecret, Platform, UserId};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 /// The resolved settings of one invocation.
 #[derive(Debug)]
@@ -414,19 +413,17 @@ async fn mock_get(base: &str, path: &str, backend: &dyn HttpBackend) -> Option<s
 }
 
 /// Against a running mock, follow its clock (it may be frozen or moved), so token ages agree:
-/// its offset from the system clock is read now and again every 200 ms for as long as the
+/// its time is read now and again every 200 ms for as long as the
 /// program runs, so a test that moves the mock's time moves this program's too.
 async fn mock_clock(base: &str, backend: &dyn HttpBackend) -> SharedClock {
-    let clock = OffsetClock(Arc::new(AtomicI64::new(
-        mock_offset(base, backend).await.unwrap_or(0),
-    )));
+    let clock = ShiftedClock::at_unix(mock_now(base, backend).await.unwrap_or_else(unix_now));
     if let Ok(backend) = igdisplay::http::default_backend(Default::default()) {
-        let (offset, base) = (clock.0.clone(), base.to_owned());
+        let (following, base) = (clock.clone(), base.to_owned());
         tokio::spawn(async move {
             loop {
                 SystemClock.sleep(Duration::from_millis(200)).await;
-                if let Some(now) = mock_offset(&base, &*backend).await {
-                    offset.store(now, Ordering::Relaxed);
+                if let Some(now) = mock_now(&base, &*backend).await {
+                    following.set_unix(now);
                 }
             }
         });
@@ -434,10 +431,9 @@ async fn mock_clock(base: &str, backend: &dyn HttpBackend) -> SharedClock {
     Arc::new(clock)
 }
 
-/// The mock's time less the system's, in seconds.
-async fn mock_offset(base: &str, backend: &dyn HttpBackend) -> Option<i64> {
-    let value = mock_get(base, "/_mock/clock", backend).await?;
-    value["unix"].as_i64()?.checked_sub(unix_now())
+/// The mock's time, in seconds.
+async fn mock_now(base: &str, backend: &dyn HttpBackend) -> Option<i64> {
+    mock_get(base, "/_mock/clock", backend).await?["unix"].as_i64()
 }
 
 fn unix_now() -> i64 {
@@ -446,34 +442,6 @@ fn unix_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(igdisplay::model::whole_seconds)
         .unwrap_or_default()
-}
-
-/// The system clock shifted by a number of seconds that a poller keeps up to date.
-#[derive(Debug)]
-struct OffsetClock(Arc<AtomicI64>);
-
-#[async_trait::async_trait]
-impl Clock for OffsetClock {
-    fn now(&self) -> SystemTime {
-        let now = SystemClock.now();
-        let offset = self.0.load(Ordering::Relaxed);
-        let shift = Duration::from_secs(offset.unsigned_abs());
-        let shifted = if offset >= 0 {
-            now.checked_add(shift)
-        } else {
-            now.checked_sub(shift)
-        };
-        // A hostile mock's clock beyond what the platform can hold leaves the system time.
-        shifted.unwrap_or(now)
-    }
-
-    async fn sleep(&self, duration: Duration) {
-        SystemClock.sleep(duration).await;
-    }
-
-    async fn timer(&self, duration: Duration) {
-        SystemClock.timer(duration).await;
-    }
 }
 
 /// The one downloader of media ([`Settings::downloader`]): Instagram's CDN, and `mock`'s

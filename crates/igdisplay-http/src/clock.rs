@@ -11,6 +11,7 @@
 //! decides exactly when a request times out.
 
 use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
@@ -58,6 +59,74 @@ impl SystemClock {
     #[allow(clippy::disallowed_methods)]
     pub(crate) fn deadline(duration: Duration) -> tokio::time::Sleep {
         tokio::time::sleep(duration)
+    }
+}
+
+/// The system clock shifted by a number of seconds, running and sleeping in real time: a
+/// program against a mock (whose time may be frozen or moved) reads the mock's time with it,
+/// so token ages agree, while its waits stay real. Clones share the shift, which
+/// [`set_unix`](Self::set_unix) moves while the clock is in use (a poller of the mock's time
+/// keeps it current).
+///
+/// ```
+/// use igdisplay_http::{Clock, ShiftedClock};
+/// use std::time::{Duration, UNIX_EPOCH};
+///
+/// let clock = ShiftedClock::at_unix(1_768_478_400);
+/// let now = clock.now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+/// assert!((1_768_478_400..1_768_478_400 + 60).contains(&now));
+/// clock.clone().set_unix(2_000_000_000);
+/// let moved = clock.now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+/// assert!((2_000_000_000..2_000_000_000 + 60).contains(&moved), "clones share the shift");
+/// ```
+#[derive(Clone, Debug)]
+pub struct ShiftedClock {
+    /// Seconds added to the system's time (negative: taken off).
+    shift: Arc<AtomicI64>,
+}
+
+impl ShiftedClock {
+    /// A clock that reads `unix_seconds` now, and runs on from there in real time.
+    pub fn at_unix(unix_seconds: i64) -> Self {
+        let clock = Self {
+            shift: Arc::new(AtomicI64::new(0)),
+        };
+        clock.set_unix(unix_seconds);
+        clock
+    }
+
+    /// Moves the clock (and its clones) so that it reads `unix_seconds` now.
+    pub fn set_unix(&self, unix_seconds: i64) {
+        let system = SystemClock
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
+        self.shift
+            .store(unix_seconds.saturating_sub(system), Ordering::Relaxed);
+    }
+}
+
+#[async_trait::async_trait]
+impl Clock for ShiftedClock {
+    fn now(&self) -> SystemTime {
+        let now = SystemClock.now();
+        let shift = self.shift.load(Ordering::Relaxed);
+        let by = Duration::from_secs(shift.unsigned_abs());
+        let shifted = if shift >= 0 {
+            now.checked_add(by)
+        } else {
+            now.checked_sub(by)
+        };
+        // A time beyond what the platform can hold leaves the system's.
+        shifted.unwrap_or(now)
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        SystemClock.sleep(duration).await;
+    }
+
+    async fn timer(&self, duration: Duration) {
+        SystemClock::deadline(duration).await;
     }
 }
 

@@ -29,7 +29,7 @@ mod tls;
 use std::sync::Arc;
 
 pub use address::{AddressPolicy, is_public};
-pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use clock::{Clock, ManualClock, SharedClock, ShiftedClock, SystemClock};
 pub use config::{BackendConfig, DEFAULT_MAX_BODY_BYTES};
 pub use error::{BodyTooLarge, BoxError, TransportError, TransportErrorKind};
 #[cfg(feature = "hyper")]

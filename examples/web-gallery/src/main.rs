@@ -13,14 +13,13 @@
 
 use clap::Parser;
 use igdisplay::Instagram;
-use igdisplay::http::{Clock, SharedClock, SystemClock};
+use igdisplay::http::{SharedClock, ShiftedClock, SystemClock};
 use igdisplay::mock::MockServer;
 use igdisplay::model::{AppSecret, Platform};
 use igdisplay::store::{KeyRing, SqlStore};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 use web_gallery::Fleet;
 
 /// Show your Instagram on your site.
@@ -98,7 +97,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             Some(&format!("{public}/data-deletion")),
         );
         let app = mock.app();
-        let clock = Arc::new(RealTimeAt::mock(mock.now()));
+        let clock = Arc::new(ShiftedClock::at_unix(mock.now()));
         let builder = Instagram::builder(platform, app.id, AppSecret::new(app.secret), &redirect)
             .mock(mock.base_url())
             .clock(igdisplay::follow_mock_clock(&mock));
@@ -256,47 +255,9 @@ async fn remote_mock(
     ) else {
         return Err(format!("{url} is not an igdisplay mock").into());
     };
-    let clock: SharedClock = Arc::new(RealTimeAt::mock(now));
+    let clock: SharedClock = Arc::new(ShiftedClock::at_unix(now));
     let builder = Instagram::builder(platform, id, AppSecret::new(secret), redirect)
         .mock(url)
         .clock(clock.clone());
     Ok((builder, clock))
-}
-
-/// The system clock moved to another instant (the mock's), running and sleeping in real
-/// time: what the keeper and the store read, so a keeper's idle wait is a real wait.
-#[derive(Debug)]
-struct RealTimeAt {
-    offset: i64,
-}
-
-impl RealTimeAt {
-    fn mock(mock_now: i64) -> Self {
-        let system = igdisplay::model::Timestamp::from_system_time(SystemClock.now()).unix();
-        Self {
-            offset: mock_now.saturating_sub(system),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl Clock for RealTimeAt {
-    fn now(&self) -> SystemTime {
-        let now = SystemClock.now();
-        let shift = Duration::from_secs(self.offset.unsigned_abs());
-        let moved = if self.offset >= 0 {
-            now.checked_add(shift)
-        } else {
-            now.checked_sub(shift)
-        };
-        moved.unwrap_or(now)
-    }
-
-    async fn sleep(&self, duration: Duration) {
-        SystemClock.sleep(duration).await;
-    }
-
-    async fn timer(&self, duration: Duration) {
-        SystemClock.timer(duration).await;
-    }
 }
