@@ -476,7 +476,7 @@ impl Mirror {
             && percent >= self.budget_share
         {
             tracing::debug!(%user, percent, "the rate budget's share is spent; the sync is put off");
-            index.next_poll_at = later(self.now(), BUDGET_WINDOW);
+            index.next_poll_at = self.now().saturating_add(BUDGET_WINDOW);
             self.write_index(user, &index).await?;
             return Ok(SyncReport {
                 items: index.items,
@@ -630,7 +630,7 @@ impl Mirror {
             for story in &page.items {
                 let (mut item, _) = self.mirror_item(story, &known, rescued, report).await?;
                 let posted = story.timestamp.unwrap_or(now);
-                item.expires_at = Some(later(posted, STORY_LIFETIME));
+                item.expires_at = Some(posted.saturating_add(STORY_LIFETIME));
                 if item.is_live(now) {
                     stories.push(item);
                 }
@@ -703,7 +703,7 @@ impl Mirror {
         } else {
             RETRY_AFTER_FAILURE
         };
-        index.next_poll_at = later(now, wait);
+        index.next_poll_at = now.saturating_add(wait);
         self.write_index(user, &index).await?;
         tracing::warn!(%user, %error, kept = index.items, "the media could not be listed; serving the last good feed");
         Ok(SyncError::Listing {
@@ -1027,10 +1027,6 @@ fn sync_id(now: Timestamp) -> String {
     format!("{}-{random}", now.unix())
 }
 
-fn later(now: Timestamp, wait: Duration) -> Timestamp {
-    Timestamp::from_unix(now.unix().saturating_add(igdisplay_model::whole_seconds(wait)))
-}
-
 /// When to poll next: a quarter of the median gap between the ten newest posts, between 15
 /// minutes and 6 hours (an account that posts hourly is polled every 15 minutes; one that
 /// posts weekly, every 6 hours).
@@ -1043,7 +1039,7 @@ fn next_poll(newest: &[Timestamp], now: Timestamp) -> Timestamp {
         .get(gaps.len() / 2)
         .map_or(POLL_MAX, |median| Duration::from_secs(median / 4))
         .clamp(POLL_MIN, POLL_MAX);
-    later(now, wait)
+    now.saturating_add(wait)
 }
 
 /// The owner's media, a page at a time, fields and album items included. `alt_text` exists

@@ -66,6 +66,21 @@ impl Timestamp {
         self.unix
     }
 
+    /// This instant `duration` later, in whole seconds, held at the end of the year 9999
+    /// rather than overflowing.
+    ///
+    /// ```
+    /// use igdisplay_model::{MAX_UNIX, Timestamp};
+    /// use std::time::Duration;
+    ///
+    /// let t = Timestamp::from_unix(1_768_478_400);
+    /// assert_eq!(t.saturating_add(Duration::from_millis(90_500)).unix(), 1_768_478_490);
+    /// assert_eq!(t.saturating_add(Duration::MAX).unix(), MAX_UNIX);
+    /// ```
+    pub fn saturating_add(self, duration: Duration) -> Self {
+        Self::from_unix(self.unix.saturating_add(whole_seconds(duration)))
+    }
+
     /// The instant as a [`SystemTime`].
     pub fn to_system_time(self) -> SystemTime {
         let magnitude = Duration::from_secs(self.unix.unsigned_abs());
