@@ -5,6 +5,7 @@
 
 mod failures;
 mod flow;
+mod load;
 mod logs;
 
 use igdisplay::Instagram;

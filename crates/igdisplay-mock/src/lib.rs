@@ -867,6 +867,18 @@ impl MockServer {
         self.shared.world().journal.total()
     }
 
+    /// How many connections the mock has accepted since it started (a reset keeps counting):
+    /// a client that reuses its connections opens no more than it sends requests at once.
+    ///
+    /// ```
+    /// let mock = igdisplay_mock::MockServer::start()?;
+    /// assert_eq!(mock.connections_total(), 0);
+    /// # Ok::<(), igdisplay_mock::MockError>(())
+    /// ```
+    pub fn connections_total(&self) -> u64 {
+        self.shared.connections.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Empties the journal (the total count goes on): a test can ignore its arrangement's
     /// requests and assert on what its act sent.
     ///

@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     pub(crate) client: Client<HttpConnector, Full<Bytes>>,
     /// Called with every request's masked journal entry, outside the lock.
     pub(crate) on_request: Option<crate::RequestLog>,
+    /// Connections accepted since the start (a reset keeps counting).
+    pub(crate) connections: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -60,6 +62,7 @@ impl Shared {
             initial_clock,
             client: Client::builder(TokioExecutor::new()).build_http(),
             on_request,
+            connections: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -105,6 +108,7 @@ pub(crate) async fn serve(
             _ = &mut shutdown => return,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
+                shared.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let _ = stream.set_nodelay(true);
                 let (shared, tls) = (shared.clone(), tls.clone());
                 tokio::spawn(async move {
