@@ -1405,3 +1405,40 @@ async fn a_refused_user_field_is_the_first_refused_in_the_order_asked() {
         "(#100) Tried accessing nonexisting field (zodiac) on node type (User)"
     );
 }
+
+/// A seed file missing a required field is refused by the binary with the field, the line and
+/// the column, not only "not valid seed JSON".
+#[test]
+fn a_seed_missing_a_field_is_refused_naming_the_field_and_the_line() {
+    let seed = std::env::temp_dir().join(format!("igdisplay-mock-bad-seed-{}.json", std::process::id()));
+    let mut text = serde_json::to_string_pretty(&igdisplay_mock::Seed::demo()).unwrap();
+    let field = "\"account_type\": \"MEDIA_CREATOR\",";
+    let at = text.find(field).unwrap();
+    let line = text[..at].lines().count();
+    text.replace_range(at..at + field.len(), "");
+    std::fs::write(&seed, text).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_igdisplay-mock"))
+        .args(["--addr", "127.0.0.1:0", "--quiet", "--seed"])
+        .arg(&seed)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is not valid seed JSON: missing field `account_type` at line"),
+        "{stderr}"
+    );
+    // serde reports where the object that lacks the field closes: after the field's place.
+    let reported: usize = stderr
+        .split(" at line ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    let lines = std::fs::read_to_string(&seed).map_or(0, |text| text.lines().count());
+    std::fs::remove_file(&seed).unwrap();
+    assert!(
+        reported > line && reported <= lines,
+        "{reported} for a field on line {line} of {lines}: {stderr}"
+    );
+}

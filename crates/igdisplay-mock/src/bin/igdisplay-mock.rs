@@ -20,7 +20,14 @@ fn main() -> std::process::ExitCode {
             std::thread::park();
         },
         Err(error) => {
-            eprintln!("igdisplay-mock: {error}");
+            // The whole chain: a seed file's error names the field, the line and the column.
+            let mut message = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            eprintln!("igdisplay-mock: {message}");
             std::process::ExitCode::from(2)
         }
     }
