@@ -229,7 +229,20 @@ impl Reply {
     /// charset=UTF-8` and no caching).
     pub(crate) fn json(status: u16, value: &Value) -> Self {
         // Straight into bytes: `to_string` would go through `Display` and a formatter.
-        Self::json_bytes(status, serde_json::to_vec(value).unwrap_or_default())
+        match serde_json::to_vec(value) {
+            Ok(body) => Self::json_bytes(status, body),
+            Err(error) => Self::unrendered(&error),
+        }
+    }
+
+    /// The answer when a body could not be rendered (never for a `serde_json::Value`; were it
+    /// to happen, a 500 that says so rather than an empty 200).
+    pub(crate) fn unrendered(error: &serde_json::Error) -> Self {
+        Self::new(
+            500,
+            "text/plain; charset=utf-8",
+            format!("the mock could not render its answer: {error}"),
+        )
     }
 
     /// As [`Reply::json`], for a body already rendered.
@@ -417,6 +430,17 @@ pub(crate) fn masked_query(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A body that could not be rendered is a 500 saying so, never an empty 200.
+    #[test]
+    fn an_answer_that_cannot_be_rendered_is_a_500_that_says_so() {
+        #![allow(clippy::unwrap_used)]
+        let error = serde_json::from_str::<u8>("not json").unwrap_err();
+        let reply = Reply::unrendered(&error);
+        assert_eq!(reply.status, 500);
+        assert!(reply.body.starts_with(b"the mock could not render its answer: "));
+        assert_eq!(reply.headers["content-type"], "text/plain; charset=utf-8");
+    }
 
     #[test]
     fn a_query_is_decoded_once_into_pairs_in_order() {

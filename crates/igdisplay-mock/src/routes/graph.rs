@@ -387,7 +387,14 @@ impl World {
             },
             _ => return Err(unknown_path(segments)),
         };
-        Ok(serde_json::to_vec(&value).unwrap_or_default())
+        serde_json::to_vec(&value).map_err(|error| {
+            GraphFailure::new(
+                500,
+                "OAuthException",
+                2,
+                format!("the mock could not render its answer: {error}"),
+            )
+        })
     }
 
     /// An unknown field, as each platform words it (reference A.13, B.8): Basic Display
