@@ -444,6 +444,22 @@ impl HttpBackend for Slow {
     }
 }
 
+/// Instagram answering a refresh only once the test lets it (`release`): a refresh that
+/// outlasts whatever the test does meanwhile, with no race against the simulated clock.
+#[derive(Debug)]
+struct Held {
+    inner: SharedBackend,
+    release: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait::async_trait]
+impl HttpBackend for Held {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        self.release.notified().await;
+        self.inner.send(request).await
+    }
+}
+
 /// Two keepers, each refresh taking 3 s and a lease of 10 s: a claimed batch outlives its
 /// lease (16 at a time, 3 s each), but every refresh re-takes its account's lease right before
 /// it is sent, so the other keeper never sends the same one.
@@ -910,17 +926,17 @@ async fn a_deauthorized_account_is_erased_and_never_refreshed(db: Db) {
 }
 
 /// A keeper holds an account's lease and refreshes it slowly; a web request wants the same
-/// token meanwhile. The request waits for the keeper's write and uses the new token (3 s), or,
-/// when the keeper takes longer than the wait (two minutes against ten seconds), the current
-/// token, which is still valid: either way Instagram gets one refresh, the keeper's.
+/// token meanwhile. The request waits for the keeper's write and uses the new token (a 3 s
+/// refresh), or, when the keeper takes longer than the wait, the current token, which is
+/// still valid: either way Instagram gets one refresh, the keeper's.
 ///
-/// The long refresh is two minutes, not just over the wait: the simulated clock jumps to the
-/// next deadline whenever nobody touched it for 10 ms of real time, and on a loaded machine
-/// one of the request's hundred lease checks (a query on a database thread) can take that
-/// long, which let a 12 s refresh finish inside the wait (seen once in CI). A jump past a
-/// minute needs 200 ms of quiet (`SimClock`), far longer than any query here.
+/// The longer refresh is held until the request has its answer ([`Held`]), not timed on the
+/// simulated clock: that clock jumps to the next deadline whenever nobody touched it for a
+/// moment of real time, and on a loaded machine one of the request's lease checks (a query on
+/// a database thread) outlasted that moment, so a two-minute refresh finished inside the
+/// request's ten-second wait (seen twice in CI, the second time with a 200 ms quiet).
 async fn an_on_demand_refresh_while_a_keeper_holds_the_lease_sends_nothing_of_its_own(db: Db) {
-    for delay in [3, 120] {
+    for held in [false, true] {
         let db = match &db {
             Db::Sqlite(_) => Db::sqlite(),
             Db::Postgres { .. } => Db::postgres().await.unwrap(),
@@ -929,11 +945,19 @@ async fn an_on_demand_refresh_while_a_keeper_holds_the_lease_sends_nothing_of_it
         let user = fleet.users[0].clone();
         let direct = TokenManager::new(fleet.client(fleet.backend()), Arc::new(fleet.store.clone()));
         let old = fleet.store.load(&user).await.unwrap().unwrap();
-        let slow: SharedBackend = Arc::new(Slow {
-            inner: fleet.backend(),
-            clock: fleet.clock.shared(),
-            delay: Duration::from_secs(delay),
-        });
+        let release = Arc::new(tokio::sync::Notify::new());
+        let slow: SharedBackend = if held {
+            Arc::new(Held {
+                inner: fleet.backend(),
+                release: release.clone(),
+            })
+        } else {
+            Arc::new(Slow {
+                inner: fleet.backend(),
+                clock: fleet.clock.shared(),
+                delay: Duration::from_secs(3),
+            })
+        };
         let keeper = fleet.keeper_with(slow, KeeperSettings::default(), "keeper-a");
         let store = fleet.store.clone();
         let clock = fleet.clock.shared();
@@ -947,7 +971,9 @@ async fn an_on_demand_refresh_while_a_keeper_holds_the_lease_sends_nothing_of_it
                     while store.list(None, 10).await.unwrap()[0].leased_by.is_none() {
                         clock.sleep(Duration::from_millis(100)).await;
                     }
-                    direct.record(&user).await
+                    let handed = direct.record(&user).await;
+                    release.notify_one();
+                    handed
                 };
                 tokio::join!(keeping, asking)
             })
@@ -958,12 +984,12 @@ async fn an_on_demand_refresh_while_a_keeper_holds_the_lease_sends_nothing_of_it
         assert_eq!(
             fleet.mock.refresh_counts().get(user.as_str()),
             Some(&1),
-            "{delay} s: the keeper's refresh only"
+            "held {held}: the keeper's refresh only"
         );
-        if delay == 3 {
-            assert!(handed.same_token(&stored), "the keeper's new token");
-        } else {
+        if held {
             assert!(handed.same_token(&old), "the current token, still valid");
+        } else {
+            assert!(handed.same_token(&stored), "the keeper's new token");
         }
     }
 }
