@@ -27,6 +27,7 @@ use igdisplay::store::{MetaCallback, SqlStore};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use subtle::ConstantTimeEq as _;
 
 mod login;
 mod records;
@@ -549,7 +550,7 @@ async fn logout(
         Err(response) => return *response,
     };
     let sent = form.get("csrf").map(String::as_str).unwrap_or_default();
-    if !constant_time_eq(sent.as_bytes(), session.csrf.as_bytes()) {
+    if !bool::from(sent.as_bytes().ct_eq(session.csrf.as_bytes())) {
         return message(
             StatusCode::FORBIDDEN,
             "This logout did not come from this site",
@@ -563,11 +564,6 @@ async fn logout(
         let _ = app.instagram.tokens().logout(&user).await;
     }
     Redirect::to("/").into_response()
-}
-
-/// Compares two secrets without an early exit on the first difference.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Verifies Meta's `signed_request` (its signature, and that it was issued within the last
