@@ -440,15 +440,34 @@ fn message(status: StatusCode, title: &str, text: &str) -> Response {
     page(&Message { title, text }, status)
 }
 
-/// The logged-in user and the session's CSRF token, or a redirect to log in.
-async fn current_user(app: &App, headers: &HeaderMap, next: &str) -> Result<(UserId, String), Box<Response>> {
-    let user = existing_session(app, headers)
-        .await?
-        .and_then(|(_, session)| Some((session.user?, session.csrf)));
-    user.ok_or_else(|| {
-        let login = format!("/login?{}", igdisplay::http::encode_query([("next", next)]));
-        Box::new(Redirect::to(&login).into_response())
-    })
+/// The logged-in visitor, as a handler's argument: their user id and their session's CSRF
+/// token. A visitor without one is sent to log in, and comes back to the page they asked for
+/// (its path and query) once logged in.
+struct CurrentUser {
+    user: UserId,
+    csrf: String,
+}
+
+impl axum::extract::FromRequestParts<Arc<App>> for CurrentUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Response> {
+        let found = existing_session(app, &parts.headers)
+            .await
+            .map_err(|response| *response)?
+            .and_then(|(_, session)| Some((session.user?, session.csrf)));
+        found.map(|(user, csrf)| Self { user, csrf }).ok_or_else(|| {
+            let here = parts
+                .uri
+                .path_and_query()
+                .map_or("/gallery", |here| here.as_str());
+            let login = format!("/login?{}", igdisplay::http::encode_query([("next", here)]));
+            Redirect::to(&login).into_response()
+        })
+    }
 }
 
 /// Maps a Graph failure to a page; an expired or revoked token logs the session out.
@@ -473,13 +492,10 @@ async fn graph_failure(app: &App, headers: &HeaderMap, error: &igdisplay::graph:
 
 async fn gallery(
     State(app): State<Arc<App>>,
+    CurrentUser { user, csrf }: CurrentUser,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let (user, csrf) = match current_user(&app, &headers, "/gallery").await {
-        Ok(user) => user,
-        Err(redirect) => return *redirect,
-    };
     let graph = app.instagram.graph(&user);
     let profile = match graph.me().send().await {
         Ok(profile) => profile,
@@ -503,22 +519,12 @@ async fn gallery(
     }
 }
 
-async fn album(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    // A logged-out visitor comes back to this album after the login (an id that cannot name
-    // one goes to the gallery).
-    let here = if !id.is_empty()
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        format!("/album/{id}")
-    } else {
-        "/gallery".to_owned()
-    };
-    let (user, _) = match current_user(&app, &headers, &here).await {
-        Ok(user) => user,
-        Err(redirect) => return *redirect,
-    };
+async fn album(
+    State(app): State<Arc<App>>,
+    CurrentUser { user, .. }: CurrentUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     match app
         .instagram
         .graph(&user)
