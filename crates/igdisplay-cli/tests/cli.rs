@@ -32,6 +32,11 @@ impl Env {
 
     /// Imports a dashboard token of `user` with `token import`.
     fn import(&self, user: &str) -> Value {
+        self.import_token(user).0
+    }
+
+    /// [`import`](Self::import), with the token imported.
+    fn import_token(&self, user: &str) -> (Value, String) {
         let issued = self
             .mock
             .issue_token(user, igdisplay_mock::TokenLifetime::LongLived)
@@ -50,7 +55,10 @@ impl Env {
             .unwrap();
         let output = child.wait_with_output().unwrap();
         assert!(output.status.success());
-        serde_json::from_slice(&output.stdout).unwrap()
+        (
+            serde_json::from_slice(&output.stdout).unwrap(),
+            issued.access_token,
+        )
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -605,26 +613,60 @@ fn exported_files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-/// Reliability case 59: an export under seeded random faults (drops, resets mid-body, 5xx,
-/// transient Graph errors, truncated and malformed JSON, slow drips, expired CDN links), run
-/// again until it succeeds, loses nothing and ends with the same files and index as a clean
-/// export.
+/// Each exported file's identity on disk (device, inode, modification time): a file written
+/// again, even with the same bytes, has another.
+fn written(dir: &Path) -> std::collections::BTreeMap<String, (u64, u64, std::time::SystemTime)> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap())
+                .filter(|e| {
+                    e.file_name() != "index.json" && !e.file_name().to_string_lossy().starts_with('.')
+                })
+                .map(|e| {
+                    let meta = e.metadata().unwrap();
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        (meta.dev(), meta.ino(), meta.modified().unwrap()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Reliability case 59: an export of 500 items under seeded random faults (drops, resets
+/// mid-body, 5xx, transient Graph errors, truncated and malformed JSON, slow drips, delays,
+/// expired CDN links), run again until it succeeds. After every run, failed or not, each file
+/// under its final name holds exactly the bytes of a clean export (no partial file), and no
+/// file completed by an earlier run was written again (no duplicate download); no run prints
+/// the token or the app secret; the end is the same files and index as a clean export.
 #[test]
+#[cfg(unix)]
 fn an_export_under_random_faults_converges_to_the_clean_export() {
     use igdisplay_mock::{Fault, FaultKind, Seed};
     let mock = MockServer::builder()
         .calls_per_hour(None)
-        .seed(Seed::demo().with_generated_user("bulk", 250, 10))
+        .seed(Seed::demo().with_generated_user("bulk", 500, 10))
         .start()
         .unwrap();
     let env = Env::with_mock(mock);
-    env.import("bulk");
+    let (_, token) = env.import_token("bulk");
+    let canaries = [token, env.mock.app().secret];
     let clean = env.dir.path().join("clean");
     env.json(&["export", clean.to_str().unwrap(), "--concurrency", "4"]);
+    let expected = exported_files(&clean);
+    assert!(
+        expected.len() >= 500,
+        "a file per item at least: {}",
+        expected.len()
+    );
     let faults = [
         ("/", FaultKind::DropConnection, 0.03),
         ("/", FaultKind::ResetMidBody, 0.03),
         ("/", FaultKind::Status { status: 503 }, 0.03),
+        ("/", FaultKind::Latency { ms: 20 }, 0.10),
         ("/me", FaultKind::GraphTransient, 0.05),
         ("/me", FaultKind::TruncatedJson, 0.05),
         ("/me", FaultKind::MalformedJson, 0.03),
@@ -644,19 +686,33 @@ fn an_export_under_random_faults_converges_to_the_clean_export() {
     }
     let chaos = env.dir.path().join("chaos");
     let mut failed_runs = 0;
+    let mut complete = std::collections::BTreeMap::new();
     loop {
         let output = env.run(&["export", chaos.to_str().unwrap(), "--concurrency", "4"]);
+        let printed = [&output.stdout[..], &output.stderr[..]].concat();
+        let printed = String::from_utf8_lossy(&printed);
+        for canary in &canaries {
+            assert!(!printed.contains(canary.as_str()), "a secret was printed");
+        }
+        let files = exported_files(&chaos);
+        for (name, bytes) in files.iter().filter(|(name, _)| !name.starts_with('.')) {
+            assert!(expected.get(name) == Some(bytes), "{name} is partial or unknown");
+        }
+        let now = written(&chaos);
+        for (name, identity) in &complete {
+            assert_eq!(now.get(name), Some(identity), "{name} was downloaded again");
+        }
+        complete = now;
         if output.status.success() {
             break;
         }
         assert_eq!(
             output.status.code(),
             Some(1),
-            "a fault is a runtime failure: {}",
-            String::from_utf8_lossy(&output.stderr)
+            "a fault is a runtime failure: {printed}"
         );
         failed_runs += 1;
-        assert!(failed_runs < 40, "the export did not converge");
+        assert!(failed_runs < 60, "the export did not converge");
     }
     assert!(failed_runs > 0, "the faults made some runs fail");
     let faults_hit = env
@@ -666,15 +722,9 @@ fn an_export_under_random_faults_converges_to_the_clean_export() {
         .filter(|e| e.status >= 400 || e.status == 0)
         .count();
     assert!(faults_hit > 10, "the faults were rolled: {faults_hit}");
-    let expected = exported_files(&clean);
-    assert!(
-        expected.len() >= 250,
-        "a file per item at least: {}",
-        expected.len()
-    );
     assert!(
         exported_files(&chaos) == expected,
-        "the same files with the same bytes"
+        "the same files with the same bytes, and no leftover"
     );
     let items = |dir: &Path| read_index(dir)["items"].clone();
     assert_eq!(items(&chaos), items(&clean));
