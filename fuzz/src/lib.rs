@@ -60,7 +60,7 @@ pub fn model_decode(data: &[u8]) {
         let _ = (error.message(), format!("{error:?}"));
         if let ErrorBody::Graph(graph) = &error {
             for status in [200, 400, 403, 429, 500, 503] {
-                let _ = graph.error.class(status).is_retryable();
+                let _ = graph.error.class(status);
             }
         }
     }

@@ -305,6 +305,15 @@ const ONE_PLACE: &[(&str, &[&str], &str)] = &[
         "the one backoff is igdisplay_http::RetryPolicy::backoff",
     ),
     (
+        "fn is_retryable(",
+        &[
+            "crates/igdisplay-auth/src/error.rs",
+            "crates/igdisplay-graph/src/error.rs",
+        ],
+        "whether a failure is retried is igdisplay_http::classify's answer, given by the two send \
+         loops' errors (TokenError, graph::Error); a third is_retryable would be a third rule",
+    ),
+    (
         "reqwest::Client",
         &["crates/igdisplay-http/src/"],
         "every request goes through an HttpBackend (its redirect policy, timeouts, address policy \
