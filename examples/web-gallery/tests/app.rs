@@ -73,28 +73,28 @@ async fn start_login(site: &Site, next: &str) -> (String, String) {
         .unwrap();
     assert_eq!(login.status(), 303);
     let cookie = cookie_of(&login);
-    let authorize = login.headers()["location"].to_str().unwrap().to_owned();
-    assert!(authorize.starts_with(&site.mock.authorize_url()));
-    let callback = site
-        .mock
-        .approve(&authorize, "jayposiris")
-        .unwrap()
-        .trim_end_matches("#_")
-        .to_owned();
+    let callback = approve(site, &login, "jayposiris");
     (cookie, callback)
 }
 
-/// A complete login; returns the session cookie the site set when it completed.
+/// The callback URL the mock's window sends `username` back to, approving the authorize URL
+/// `login` (the site's answer to `/login`) redirects to.
+fn approve(site: &Site, login: &reqwest::Response, username: &str) -> String {
+    let authorize = login.headers()["location"].to_str().unwrap();
+    assert!(authorize.starts_with(&site.mock.authorize_url()), "{authorize}");
+    site.mock
+        .approve(authorize, username)
+        .unwrap()
+        .trim_end_matches("#_")
+        .to_owned()
+}
+
+/// A complete login as @jayposiris; returns the session cookie the site set when it completed.
 async fn logged_in(site: &Site) -> String {
-    let (cookie, callback) = start_login(site, "/gallery").await;
-    let done = client()
-        .get(&callback)
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(done.status(), 303);
-    cookie_of(&done)
+    let start = format!("{}/login?next=/gallery", site.base);
+    let (landed, cookie) = login_with_session(site, &start, "jayposiris").await;
+    assert_eq!(landed, "/gallery");
+    cookie
 }
 
 /// The gallery page as `cookie`'s session sees it.
@@ -614,13 +614,7 @@ async fn login_with_session(site: &Site, start: &str, username: &str) -> (String
     if response.headers().contains_key("set-cookie") {
         cookie = cookie_of(&response);
     }
-    let authorize = response.headers()["location"].to_str().unwrap().to_owned();
-    let callback = site
-        .mock
-        .approve(&authorize, username)
-        .unwrap()
-        .trim_end_matches("#_")
-        .to_owned();
+    let callback = approve(site, &response, username);
     let done = client()
         .get(&callback)
         .header("cookie", &cookie)
