@@ -450,23 +450,9 @@ async fn a_callback_that_fails_sends_the_browser_to_a_clean_url_that_says_why() 
         answer.headers().get("set-cookie").is_none(),
         "no session for a failed login"
     );
-    let home = client()
-        .get(format!("{}/?login=upstream", site.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, home) = text(&site, "/?login=upstream").await;
     assert!(home.contains("Instagram did not complete the login."), "{home}");
-    let unknown = client()
-        .get(format!("{}/?login=%3Cb%3Ehi", site.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, unknown) = text(&site, "/?login=%3Cb%3Ehi").await;
     assert!(
         !unknown.contains("id=\"notice\"") && !unknown.contains("<b>hi"),
         "{unknown}"
