@@ -1,5 +1,6 @@
 //! The CDN: real small JPEG and MP4 bytes behind signed links that expire with the mock clock,
-//! answering 403 `URL signature expired` afterwards, as Instagram's CDN does.
+//! answering 403 `URL signature expired` afterwards, as Instagram's CDN does; the links are made
+//! here too ([`World::cdn_url`]), beside the check of their signature.
 //!
 //! The bytes are real files (six photos and one clip, a few kilobytes each), so a client that
 //! decodes, resizes or sniffs what it downloads is tested against real media. Which photo an
@@ -10,6 +11,8 @@ use crate::AssetSizes;
 use crate::state::World;
 use crate::wire::{Reply, Req};
 use bytes::Bytes;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
 
 /// The photos served for `.jpg` files: real JPEGs, so images decode.
 const PHOTOS: [&[u8]; 6] = [
@@ -93,6 +96,34 @@ fn filler(len: usize) -> impl Iterator<Item = u8> {
 }
 
 impl World {
+    /// `{base}/cdn/v/{file}?oe={hex expiry}&_nc_sig={signature}`: the shape of Instagram's CDN
+    /// links (reference A.15), valid for `media_url_ttl` seconds of mock time; after that the
+    /// CDN answers 403 `URL signature expired`, and a tampered link 403 `Bad URL hash`.
+    pub(crate) fn cdn_url(&self, file: &str) -> String {
+        let expires = self.now() + self.options.media_url_ttl;
+        let oe = format!("{expires:X}");
+        format!(
+            "{}/cdn/v/{file}?oe={oe}&_nc_sig={}",
+            self.base,
+            self.cdn_signature(file, &oe)
+        )
+    }
+
+    /// The signature binding a file to its expiry: an HMAC of both under this mock's CDN key,
+    /// so an expiry cannot be extended by editing the link.
+    pub(crate) fn cdn_signature(&self, file: &str, oe: &str) -> String {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.cdn_key.as_bytes()) else {
+            return String::new();
+        };
+        mac.update(format!("{file}:{oe}").as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// `GET /cdn/v/{file}?oe=...&_nc_sig=...` (and `HEAD`).
     ///
     /// A missing or wrong signature is 403 `Bad URL hash` (the signature covers the file and

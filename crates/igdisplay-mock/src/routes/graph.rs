@@ -1,7 +1,7 @@
 //! The Graph side: `/me`, `/{user-id}`, `/{user-id}/media`, `/{media-id}`,
 //! `/{media-id}/children`, an optional `/vNN.N/` prefix, field selection with the real defaults
 //! and errors, `children{...}` expansion, cursor paging with absolute links, per-user rate
-//! limits with usage headers, and signed, expiring CDN links.
+//! limits with usage headers; media links are the CDN's (`cdn.rs` signs them and checks them).
 //!
 //! Reads are strict where Instagram is strict and lenient where it is lenient:
 //!
@@ -21,9 +21,7 @@ use crate::seed::{MockPlatform, SeedShape};
 use crate::state::{Child, Kind, Media, MediaRef, User, World};
 use crate::wire::{GraphFailure, Reply, Req, encode};
 use base64::Engine as _;
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Map, Value, json};
-use sha2::Sha256;
 
 /// How long a story is listed after it was posted: 24 hours.
 const STORY_LIFETIME: i64 = 24 * 3600;
@@ -926,34 +924,6 @@ impl World {
             SeedShape::Wide => ".wide",
         };
         self.cdn_url(&format!("{id}{thumb}{shape}.jpg"))
-    }
-
-    /// `{base}/cdn/v/{file}?oe={hex expiry}&_nc_sig={signature}`: the shape of Instagram's CDN
-    /// links (reference A.15), valid for `media_url_ttl` seconds of mock time; after that the
-    /// CDN answers 403 `URL signature expired`, and a tampered link 403 `Bad URL hash`.
-    pub(crate) fn cdn_url(&self, file: &str) -> String {
-        let expires = self.now() + self.options.media_url_ttl;
-        let oe = format!("{expires:X}");
-        format!(
-            "{}/cdn/v/{file}?oe={oe}&_nc_sig={}",
-            self.base,
-            self.cdn_signature(file, &oe)
-        )
-    }
-
-    /// The signature binding a file to its expiry: an HMAC of both under this mock's CDN key,
-    /// so an expiry cannot be extended by editing the link.
-    pub(crate) fn cdn_signature(&self, file: &str, oe: &str) -> String {
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.cdn_key.as_bytes()) else {
-            return String::new();
-        };
-        mac.update(format!("{file}:{oe}").as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect()
     }
 }
 
