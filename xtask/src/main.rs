@@ -9,6 +9,7 @@
 
 mod bench;
 mod ci;
+mod fn_length;
 mod fuzz;
 mod postgres;
 mod s3;

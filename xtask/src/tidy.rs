@@ -87,6 +87,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     check_one_place(root, &mut problems);
     check_clock_rule(root, &mut problems);
     check_snapshot_secrets(root, &mut problems);
+    crate::fn_length::check(root, &mut problems);
     if problems.is_empty() {
         return Ok(());
     }
@@ -465,7 +466,7 @@ fn collect_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
 
 /// The Rust sources under `dir`: insta keeps snapshots in `snapshots/`, and test data folders
 /// hold no modules.
-fn collect_rust_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
+pub(crate) fn collect_rust_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
     let is_rust = |path: &Path| path.extension().is_some_and(|ext| ext == "rs");
     walk(dir, &["snapshots", "testdata", "fixtures"], &is_rust, found);
 }
