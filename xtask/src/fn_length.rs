@@ -14,7 +14,6 @@ pub(crate) const KNOWN: &[(&str, usize)] = &[
     ("crates/igdisplay-cli/src/demo.rs::run", 136),
     ("crates/igdisplay-cli/src/export.rs::export", 100),
     ("crates/igdisplay-cli/src/mirror.rs::sync", 100),
-    ("crates/igdisplay-cli/src/read.rs::status", 83),
     ("crates/igdisplay-mirror/src/mirror.rs::Mirror::sync_held", 136),
     ("crates/igdisplay-mock/src/routes/control.rs::World::control", 171),
     ("crates/igdisplay-mock/src/seed.rs::Seed::demo", 100),

@@ -180,7 +180,6 @@ pub(crate) async fn status(settings: &Settings) -> Result<(), Failure> {
     };
     let expired = record.is_expired(now);
     let due = schedule.is_due(&record, now);
-    let days = record.remaining(now).as_secs() / 86_400;
     // Like `gh auth status`: ask Instagram whether it still takes the token (without
     // refreshing it), unless it has expired already.
     let check = if expired {
@@ -215,28 +214,7 @@ pub(crate) async fn status(settings: &Settings) -> Result<(), Failure> {
             "accepted": matches!(check, Some(Ok(_))),
         }));
     } else {
-        println!("user          {who}");
-        println!("kind          {kind} ({})", record.platform);
-        println!("issued        {}", record.issued_at.to_rfc3339());
-        println!(
-            "expires       {} ({days} days left)",
-            record.expires_at.to_rfc3339()
-        );
-        let state = if expired {
-            "expired: run `igdisplay login`"
-        } else if due {
-            "due: the next command refreshes it (or run `igdisplay token refresh`)"
-        } else {
-            "not due yet"
-        };
-        println!("refresh       {state}");
-        let accepted = match &check {
-            None => "no (expired)",
-            Some(Ok(_)) => "yes",
-            Some(Err(e)) if e.requires_login() => "no (revoked or invalid)",
-            Some(Err(_)) => "unknown (Instagram could not be asked)",
-        };
-        println!("accepted      {accepted}");
+        print_status(&record, &who, kind, now, due, check.as_ref());
     }
     // The exit code says whether the token works, as `gh auth status` does.
     match check {
@@ -248,6 +226,41 @@ pub(crate) async fn status(settings: &Settings) -> Result<(), Failure> {
         Some(Err(error)) => Err(error.into()),
         Some(Ok(_)) => Ok(()),
     }
+}
+
+/// `token status` for a person: the token's facts, whether a refresh is due, and whether
+/// Instagram still takes it (`check`; `None` when it has expired).
+fn print_status(
+    record: &TokenRecord,
+    who: &str,
+    kind: &str,
+    now: std::time::SystemTime,
+    due: bool,
+    check: Option<&Result<igdisplay::model::User, igdisplay::graph::Error>>,
+) {
+    let days = record.remaining(now).as_secs() / 86_400;
+    println!("user          {who}");
+    println!("kind          {kind} ({})", record.platform);
+    println!("issued        {}", record.issued_at.to_rfc3339());
+    println!(
+        "expires       {} ({days} days left)",
+        record.expires_at.to_rfc3339()
+    );
+    let state = if record.is_expired(now) {
+        "expired: run `igdisplay login`"
+    } else if due {
+        "due: the next command refreshes it (or run `igdisplay token refresh`)"
+    } else {
+        "not due yet"
+    };
+    println!("refresh       {state}");
+    let accepted = match check {
+        None => "no (expired)",
+        Some(Ok(_)) => "yes",
+        Some(Err(e)) if e.requires_login() => "no (revoked or invalid)",
+        Some(Err(_)) => "unknown (Instagram could not be asked)",
+    };
+    println!("accepted      {accepted}");
 }
 
 /// `igdisplay token refresh`.
