@@ -87,68 +87,9 @@ pub(crate) async fn sync(settings: &Settings, target: Target) -> Result<(), Fail
             .hint("log in first (`igdisplay login`), or point --store at the accounts"));
     }
     for user in &users {
-        let graph = instagram.graph(user);
-        let sync = mirror.sync(user, &graph);
-        let synced = match &accounts {
-            // Across instances on one store: one sync of an account at a time.
-            Some(accounts) => {
-                let task = Mirror::sync_task(user);
-                match accounts
-                    .exclusive(&task, igdisplay_mirror::SYNC_LEASE, sync)
-                    .await
-                    .map_err(|e| Failure::runtime(chain(&e)))?
-                {
-                    Some(synced) => synced,
-                    None => {
-                        if !settings.json {
-                            eprintln!("{user}: another instance is syncing it; skipped");
-                        }
-                        reports.push(serde_json::json!({"user_id": user, "skipped": "syncing elsewhere"}));
-                        continue;
-                    }
-                }
-            }
-            None => sync.await,
-        };
-        match synced {
-            Ok(report) => {
-                if !settings.json {
-                    eprintln!(
-                        "{user}: {} posts, {} requests, {} files downloaded, {} kept, {} removed, {} unavailable",
-                        report.items,
-                        report.graph_calls,
-                        report.downloaded,
-                        report.reused,
-                        report.removed,
-                        report.unavailable
-                    );
-                }
-                reports.push(serde_json::json!({"user_id": user, "report": report}));
-            }
-            Err(SyncError::Listing { kept, source }) => {
-                failed += 1;
-                eprintln!(
-                    "{user}: not synced ({}); the last good feed ({kept} posts) is kept",
-                    chain(&source)
-                );
-                let mut event = None;
-                if let (true, Some(accounts)) = (source.requires_login(), &accounts) {
-                    event = accounts
-                        .mark_revoked(user, &chain(&source))
-                        .await
-                        .map_err(|e| Failure::runtime(chain(&e)))?;
-                    if event.is_some() {
-                        eprintln!("{user}: marked revoked in the store: it needs a new login");
-                    }
-                }
-                reports.push(serde_json::json!({
-                    "user_id": user, "error": chain(&source), "kept": kept, "event": event,
-                }));
-            }
-            Err(error) => {
-                return Err(Failure::runtime(chain(&error)).hint("check that the folder is writable"));
-            }
-        }
+        let (report, ok) = sync_one(settings, &mirror, accounts.as_ref(), &instagram, user).await?;
+        failed += usize::from(!ok);
+        reports.push(report);
     }
     if settings.json {
         crate::out::json(&reports);
@@ -164,6 +105,79 @@ pub(crate) async fn sync(settings: &Settings, target: Target) -> Result<(), Fail
         return Err(Failure::runtime(format!("{failed} accounts were not synced")));
     }
     Ok(())
+}
+
+/// One account's sync, under the store's lease when there is one (another instance syncing
+/// it means a skip): its line of the report, and whether it synced. A listing Instagram
+/// refuses keeps the last good feed, and marks the account revoked in the store when the
+/// token is the reason.
+async fn sync_one(
+    settings: &Settings,
+    mirror: &Mirror,
+    accounts: Option<&igdisplay::store::SqlStore>,
+    instagram: &igdisplay::Instagram,
+    user: &igdisplay::model::UserId,
+) -> Result<(serde_json::Value, bool), Failure> {
+    let graph = instagram.graph(user);
+    let sync = mirror.sync(user, &graph);
+    let synced = match accounts {
+        // Across instances on one store: one sync of an account at a time.
+        Some(accounts) => {
+            let task = Mirror::sync_task(user);
+            let held = accounts
+                .exclusive(&task, igdisplay_mirror::SYNC_LEASE, sync)
+                .await
+                .map_err(|e| Failure::runtime(chain(&e)))?;
+            let Some(synced) = held else {
+                if !settings.json {
+                    eprintln!("{user}: another instance is syncing it; skipped");
+                }
+                return Ok((
+                    serde_json::json!({"user_id": user, "skipped": "syncing elsewhere"}),
+                    true,
+                ));
+            };
+            synced
+        }
+        None => sync.await,
+    };
+    match synced {
+        Ok(report) => {
+            if !settings.json {
+                eprintln!(
+                    "{user}: {} posts, {} requests, {} files downloaded, {} kept, {} removed, {} unavailable",
+                    report.items,
+                    report.graph_calls,
+                    report.downloaded,
+                    report.reused,
+                    report.removed,
+                    report.unavailable
+                );
+            }
+            Ok((serde_json::json!({"user_id": user, "report": report}), true))
+        }
+        Err(SyncError::Listing { kept, source }) => {
+            eprintln!(
+                "{user}: not synced ({}); the last good feed ({kept} posts) is kept",
+                chain(&source)
+            );
+            let mut event = None;
+            if let (true, Some(accounts)) = (source.requires_login(), accounts) {
+                event = accounts
+                    .mark_revoked(user, &chain(&source))
+                    .await
+                    .map_err(|e| Failure::runtime(chain(&e)))?;
+                if event.is_some() {
+                    eprintln!("{user}: marked revoked in the store: it needs a new login");
+                }
+            }
+            let line = serde_json::json!({
+                "user_id": user, "error": chain(&source), "kept": kept, "event": event,
+            });
+            Ok((line, false))
+        }
+        Err(error) => Err(Failure::runtime(chain(&error)).hint("check that the folder is writable")),
+    }
 }
 
 /// Purges the mirror of every account the store marks deauthorized or remembers as deleted
