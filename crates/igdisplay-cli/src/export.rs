@@ -16,7 +16,7 @@
 use crate::fail::Failure;
 use futures_util::StreamExt;
 use igdisplay::auth::PrivateFile;
-use igdisplay::graph::GraphClient;
+use igdisplay::graph::{GraphClient, Pages};
 use igdisplay::model::{Media, MediaId, MediaType, Timestamp};
 use igdisplay_mirror::{DownloadError, Downloader};
 use serde::Serialize;
@@ -216,37 +216,7 @@ pub(crate) async fn export(
         run.progress.planned(jobs.len());
         let mut done = run.download(jobs).await;
         if !done.expired.is_empty() {
-            // Links expire during a long export: the page listed again gives fresh ones, one
-            // request for the page, never one per item.
-            let expired: HashSet<String> = done.expired.drain(..).map(|job| job.stem).collect();
-            match pages.again().await {
-                Ok(fresh) => {
-                    let jobs: Vec<Job> = fresh
-                        .items
-                        .iter()
-                        .flat_map(|media| plan(media).1)
-                        .filter(|job| expired.contains(&job.stem))
-                        .collect();
-                    let renewed: HashSet<&str> = jobs.iter().map(|job| job.stem.as_str()).collect();
-                    for stem in expired.iter().filter(|stem| !renewed.contains(stem.as_str())) {
-                        run.progress.step(stem);
-                        failure.get_or_insert_with(|| {
-                            Failure::runtime(format!("the file {stem} is no longer listed with a link"))
-                        });
-                    }
-                    let again = run.download(jobs).await;
-                    for job in &again.expired {
-                        run.progress.step(&job.stem);
-                        failure.get_or_insert_with(|| {
-                            Failure::runtime(format!("the link of media {} expired again", job.media))
-                        });
-                    }
-                    done.absorb(again);
-                }
-                Err(e) => {
-                    failure.get_or_insert(e.into());
-                }
-            }
+            run.renew(&mut pages, &mut done, &mut failure).await;
         }
         if let Some(first) = done.failure.take() {
             failure.get_or_insert(first);
@@ -357,6 +327,41 @@ enum Fetched {
 
 impl Run<'_> {
     /// Downloads `jobs`, `concurrency` at a time.
+    /// The page's files whose links expired, downloaded again from the page listed once more
+    /// (links expire during a long export; one request for the page, never one per item).
+    /// A file no longer listed, or whose fresh link expired too, is the run's failure.
+    async fn renew(&self, pages: &mut Pages, done: &mut Done, failure: &mut Option<Failure>) {
+        let expired: HashSet<String> = done.expired.drain(..).map(|job| job.stem).collect();
+        let fresh = match pages.again().await {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                failure.get_or_insert(e.into());
+                return;
+            }
+        };
+        let jobs: Vec<Job> = fresh
+            .items
+            .iter()
+            .flat_map(|media| plan(media).1)
+            .filter(|job| expired.contains(&job.stem))
+            .collect();
+        let renewed: HashSet<&str> = jobs.iter().map(|job| job.stem.as_str()).collect();
+        for stem in expired.iter().filter(|stem| !renewed.contains(stem.as_str())) {
+            self.progress.step(stem);
+            failure.get_or_insert_with(|| {
+                Failure::runtime(format!("the file {stem} is no longer listed with a link"))
+            });
+        }
+        let again = self.download(jobs).await;
+        for job in &again.expired {
+            self.progress.step(&job.stem);
+            failure.get_or_insert_with(|| {
+                Failure::runtime(format!("the link of media {} expired again", job.media))
+            });
+        }
+        done.absorb(again);
+    }
+
     async fn download(&self, jobs: Vec<Job>) -> Done {
         let results: Vec<(Job, Result<Fetched, Failure>)> = futures_util::stream::iter(jobs)
             .map(|job| async move {
