@@ -50,6 +50,32 @@ pub(crate) async fn run(platform: Platform, out_dir: Option<PathBuf>, json: bool
     .build()
     .map_err(failure)?;
 
+    let long = login(&mock, &instagram).await?;
+    let graph = instagram.graph(&long.user_id);
+    read(&mock, &graph).await?;
+
+    let dir = out_dir.unwrap_or_else(|| PathBuf::from("igdisplay-demo-export"));
+    step(10, &format!("Exported everything to {}:", dir.display()));
+    let downloader = crate::settings::downloader(Some(mock.base_url()), Some(export::MAX_FILE_BYTES))?;
+    let summary = export::export(&graph, &downloader, &dir, 8).await?;
+    println!(
+        "   {} items, {} files downloaded ({} bytes), {} already there; index in {}",
+        summary.items,
+        summary.downloaded,
+        summary.bytes,
+        summary.skipped,
+        summary.index.display()
+    );
+    println!("\nDone. Everything above ran against the mock on 127.0.0.1; no token was printed.");
+    if json {
+        out::json(&summary);
+    }
+    Ok(())
+}
+
+/// Steps 2 to 6: the authorization window, the code exchanged, the long-lived token and its
+/// refresh a day later; the token, kept by the client.
+async fn login(mock: &MockServer, instagram: &Instagram) -> Result<igdisplay::auth::TokenRecord, Failure> {
     let authorization = instagram.authorize().build().map_err(failure)?;
     step(
         2,
@@ -93,8 +119,11 @@ pub(crate) async fn run(platform: Platform, out_dir: Option<PathBuf>, json: bool
     mock.advance(Duration::from_secs(25 * 3600));
     let refreshed = instagram.tokens().refresh_now(&long.user_id).await?;
     println!("   valid until {}", refreshed.expires_at.to_rfc3339());
+    Ok(long)
+}
 
-    let graph = instagram.graph(&long.user_id);
+/// Steps 7 to 9: the profile, every media item streamed page by page, an album's items.
+async fn read(mock: &MockServer, graph: &igdisplay::graph::GraphClient) -> Result<(), Failure> {
     step(7, "The profile:");
     let me = graph.me().all_fields().send().await?;
     println!(
@@ -141,23 +170,6 @@ pub(crate) async fn run(platform: Platform, out_dir: Option<PathBuf>, json: bool
                 child.media_type.as_ref().map_or("?", |t| t.as_str())
             );
         }
-    }
-
-    let dir = out_dir.unwrap_or_else(|| PathBuf::from("igdisplay-demo-export"));
-    step(10, &format!("Exported everything to {}:", dir.display()));
-    let downloader = crate::settings::downloader(Some(mock.base_url()), Some(export::MAX_FILE_BYTES))?;
-    let summary = export::export(&graph, &downloader, &dir, 8).await?;
-    println!(
-        "   {} items, {} files downloaded ({} bytes), {} already there; index in {}",
-        summary.items,
-        summary.downloaded,
-        summary.bytes,
-        summary.skipped,
-        summary.index.display()
-    );
-    println!("\nDone. Everything above ran against the mock on 127.0.0.1; no token was printed.");
-    if json {
-        out::json(&summary);
     }
     Ok(())
 }
