@@ -16,7 +16,6 @@ pub(crate) const KNOWN: &[(&str, usize)] = &[
     ("crates/igdisplay-mock/src/seed.rs::Seed::demo", 100),
     ("crates/igdisplay-mock/src/state.rs::World::new", 144),
     ("crates/igdisplay-store/src/keeper.rs::Keeper::try_keep", 113),
-    ("examples/web-gallery/src/main.rs::run", 128),
 ];
 
 /// Every function over the limit, and every stale entry of [`KNOWN`], as problems.

@@ -84,40 +84,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let public = format!("http://{}", listener.local_addr()?);
     let redirect = format!("{public}/auth/callback");
-    // The mock, embedded or running elsewhere; its base URL; the app's settings.
-    let mut embedded = None;
-    let (builder, media_origin, clock): (_, String, SharedClock) = if args.mock {
-        let mock = MockServer::builder()
-            .platform(igdisplay::mock_platform(platform))
-            .calls_per_hour(None)
-            .start()?;
-        mock.add_redirect_uri(&redirect);
-        mock.set_callbacks(
-            Some(&format!("{public}/deauthorize")),
-            Some(&format!("{public}/data-deletion")),
-        );
-        let app = mock.app();
-        let clock = Arc::new(ShiftedClock::at_unix(mock.now()));
-        let builder = Instagram::builder(platform, app.id, AppSecret::new(app.secret), &redirect)
-            .mock(mock.base_url())
-            .clock(igdisplay::follow_mock_clock(&mock));
-        let origin = mock.base_url().to_owned();
-        embedded = Some(mock);
-        (builder, origin, clock)
-    } else if let Some(url) = &args.mock_url {
-        let (builder, clock) = remote_mock(platform, url, &redirect).await?;
-        (builder, url.clone(), clock)
-    } else {
-        let var = |name: &str| std::env::var(name).map_err(|_| format!("set {name} (or pass --mock)"));
-        let redirect = var("IGDISPLAY_REDIRECT_URI")?;
-        let builder = Instagram::builder(
-            platform,
-            var("IGDISPLAY_APP_ID")?,
-            AppSecret::new(var("IGDISPLAY_APP_SECRET")?),
-            redirect,
-        );
-        (builder, "https:".to_owned(), Arc::new(SystemClock))
-    };
+    let (builder, media_origin, clock, embedded) = client(&args, platform, &public, &redirect).await?;
     let simulated = args.mock || args.mock_url.is_some();
     let public = std::env::var("PUBLIC_URL").unwrap_or(public);
     let (app, keeper) = match &args.database_url {
@@ -147,29 +114,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ),
     };
     let app = app.with_records(web_gallery::Records::file(args.records.clone())?);
-    let mut setup_link = None;
-    let app = if args.owner {
-        let showcase = web_gallery::Showcase::new(
-            args.mirror_dir.clone(),
-            web_gallery::downloader(&media_origin)?,
-            app.instagram().clock().clone(),
-        )?;
-        showcase.remove_leftovers().await?;
-        // The account is the configured one, else the one bound before (by the setup link),
-        // never one found in the token store.
-        if let Some(owner) = &args.owner_id {
-            app.records()
-                .configure(&igdisplay::model::UserId::new(owner.clone()))
-                .await?;
-        }
-        match app.records().owner().await? {
-            Some(owner) => showcase.set_owner(owner),
-            None => setup_link = Some(app.setup_link().await?),
-        }
-        app.with_showcase(showcase)
-    } else {
-        app
-    };
+    let (app, setup_link) = owner_mode(app, &args, &media_origin).await?;
     let app = Arc::new(app);
     if let Some(link) = setup_link {
         println!(
@@ -206,6 +151,93 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     igdisplay_mirror::serve(listener, igdisplay_mirror::ServeLimits::default(), service, stop).await;
     drop(embedded);
     Ok(())
+}
+
+/// The app's client settings, the origin its media come from and the clock its keeper and
+/// store run on: an embedded mock (kept alive by the returned server), a mock running
+/// elsewhere, or Instagram with the app's settings from the environment.
+async fn client(
+    args: &Args,
+    platform: Platform,
+    public: &str,
+    redirect: &str,
+) -> Result<
+    (
+        igdisplay::InstagramBuilder,
+        String,
+        SharedClock,
+        Option<MockServer>,
+    ),
+    Box<dyn std::error::Error>,
+> {
+    let mut embedded = None;
+    let (builder, media_origin, clock): (_, String, SharedClock) = if args.mock {
+        let mock = MockServer::builder()
+            .platform(igdisplay::mock_platform(platform))
+            .calls_per_hour(None)
+            .start()?;
+        mock.add_redirect_uri(redirect);
+        mock.set_callbacks(
+            Some(&format!("{public}/deauthorize")),
+            Some(&format!("{public}/data-deletion")),
+        );
+        let app = mock.app();
+        let clock = Arc::new(ShiftedClock::at_unix(mock.now()));
+        let builder = Instagram::builder(platform, app.id, AppSecret::new(app.secret), redirect)
+            .mock(mock.base_url())
+            .clock(igdisplay::follow_mock_clock(&mock));
+        let origin = mock.base_url().to_owned();
+        embedded = Some(mock);
+        (builder, origin, clock)
+    } else if let Some(url) = &args.mock_url {
+        let (builder, clock) = remote_mock(platform, url, redirect).await?;
+        (builder, url.clone(), clock)
+    } else {
+        let var = |name: &str| std::env::var(name).map_err(|_| format!("set {name} (or pass --mock)"));
+        let redirect = var("IGDISPLAY_REDIRECT_URI")?;
+        let builder = Instagram::builder(
+            platform,
+            var("IGDISPLAY_APP_ID")?,
+            AppSecret::new(var("IGDISPLAY_APP_SECRET")?),
+            redirect,
+        );
+        (builder, "https:".to_owned(), Arc::new(SystemClock))
+    };
+    Ok((builder, media_origin, clock, embedded))
+}
+
+/// Owner mode, when asked: the site shows one account from its mirror, the configured one or
+/// the one bound before; without either, a one-time setup link (returned) binds the first
+/// login through it.
+async fn owner_mode(
+    app: web_gallery::App,
+    args: &Args,
+    media_origin: &str,
+) -> Result<(web_gallery::App, Option<String>), Box<dyn std::error::Error>> {
+    let mut setup_link = None;
+    let app = if args.owner {
+        let showcase = web_gallery::Showcase::new(
+            args.mirror_dir.clone(),
+            web_gallery::downloader(media_origin)?,
+            app.instagram().clock().clone(),
+        )?;
+        showcase.remove_leftovers().await?;
+        // The account is the configured one, else the one bound before (by the setup link),
+        // never one found in the token store.
+        if let Some(owner) = &args.owner_id {
+            app.records()
+                .configure(&igdisplay::model::UserId::new(owner.clone()))
+                .await?;
+        }
+        match app.records().owner().await? {
+            Some(owner) => showcase.set_owner(owner),
+            None => setup_link = Some(app.setup_link().await?),
+        }
+        app.with_showcase(showcase)
+    } else {
+        app
+    };
+    Ok((app, setup_link))
 }
 
 /// A client of the mock running at `url`: the app's id and secret from its state, this
