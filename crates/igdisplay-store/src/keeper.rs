@@ -772,6 +772,14 @@ impl Keeper {
             Ok(fresh) => return self.refreshed(claimed, &fresh).await,
             Err(error) => error,
         };
+        self.refused(claimed, now, error).await
+    }
+
+    /// A refresh Instagram (or this instance) refused, settled by what the refusal means: a
+    /// token this instance thinks expired is the database's call; one written for later is
+    /// tried then; one Instagram no longer takes is marked revoked (with its event); a spent
+    /// app budget pauses every instance; anything else is retried with backoff.
+    async fn refused(&self, claimed: &Claimed, now: i64, error: TokenError) -> Result<Outcome, Error> {
         let user_id = UserId::new(&claimed.user_id);
         match error {
             // Nothing was sent: this instance's clock says the token expired, the database's
