@@ -471,90 +471,141 @@ impl Mirror {
             }
             Err(error) => return Err(error),
         };
-        let spent = graph.usage().and_then(|usage| usage.max_percent());
-        if let (Some(percent), Some(mut index)) = (spent, previous.clone())
-            && percent >= self.budget_share
-        {
-            tracing::debug!(%user, percent, "the rate budget's share is spent; the sync is put off");
-            index.next_poll_at = self.now().saturating_add(BUDGET_WINDOW);
-            self.write_index(user, &index).await?;
-            return Ok(SyncReport {
-                items: index.items,
-                deferred: true,
-                ..SyncReport::default()
-            });
+        if let Some(deferred) = self.defer(user, graph, previous.as_ref()).await? {
+            return Ok(deferred);
         }
         let folder = format!("feeds/{}/{}", user.as_str(), sync_id(self.now()));
-        let mut old = Previous::new(previous.as_ref().map_or(&[], |p| p.pages.as_slice()));
-        let mut report = SyncReport::default();
-        let mut pages = Vec::new();
-        let mut newest = Vec::new();
-        let mut rescued = HashSet::new();
+        let mut walked = Walked {
+            pages: Vec::new(),
+            newest: Vec::new(),
+            old: Previous::new(previous.as_ref().map_or(&[], |p| p.pages.as_slice())),
+            rescued: HashSet::new(),
+            report: SyncReport::default(),
+        };
         let mut walk = listing(graph);
         loop {
             let page = match walk.next_page().await {
                 None => break,
                 Some(Ok(page)) => page,
                 Some(Err(error)) => {
-                    self.discard(&pages).await;
+                    self.discard(&walked.pages).await;
                     return Err(self.keep_last_good(user, previous, error).await?);
                 }
             };
-            report.graph_calls += 1;
+            walked.report.graph_calls += 1;
             let mut known = HashMap::new();
             let mut matched = Vec::new();
-            old.take(self, &page.items, &mut known, &mut matched).await;
+            walked.old.take(self, &page.items, &mut known, &mut matched).await;
             let (mut mirrored, expired) = self
-                .mirror_page(&page.items, &known, &mut rescued, &mut report)
+                .mirror_page(&page.items, &known, &mut walked.rescued, &mut walked.report)
                 .await?;
             if expired {
                 // Links expire while a long sync runs: list the page again for fresh ones
                 // (one request for up to 100 posts), never one call per item.
-                report.repaired += 1;
-                report.graph_calls += 1;
+                walked.report.repaired += 1;
+                walked.report.graph_calls += 1;
                 let fresh = match walk.again().await {
                     Ok(fresh) => fresh,
                     Err(error) => {
-                        self.discard(&pages).await;
+                        self.discard(&walked.pages).await;
                         return Err(self.keep_last_good(user, previous, error).await?);
                     }
                 };
-                old.take(self, &fresh.items, &mut known, &mut matched).await;
+                walked
+                    .old
+                    .take(self, &fresh.items, &mut known, &mut matched)
+                    .await;
                 mirrored = self
-                    .mirror_page(&fresh.items, &known, &mut rescued, &mut report)
+                    .mirror_page(&fresh.items, &known, &mut walked.rescued, &mut walked.report)
                     .await?
                     .0;
             }
-            report.unavailable += mirrored
-                .iter()
-                .flat_map(|item| std::iter::once(item).chain(&item.children))
-                .filter(|item| item.image.is_none() && item.media_type != MediaType::CarouselAlbum.as_str())
-                .count();
-            // Files a post listed again no longer uses (an item taken out of an album).
-            let used: HashSet<String> = mirrored.iter().flat_map(FeedItem::keys).collect();
-            old.gone.extend(
-                matched
-                    .iter()
-                    .flat_map(FeedItem::keys)
-                    .filter(|key| !used.contains(key)),
-            );
-            newest.extend(
-                mirrored
-                    .iter()
-                    .filter_map(|i| i.timestamp)
-                    .take(10usize.saturating_sub(newest.len())),
-            );
-            let key = format!("{folder}/{}.json", pages.len());
-            let json = serde_json::to_vec(&mirrored).map_err(|source| corrupt(&key, source))?;
-            self.blobs.put(&key, Bytes::from(json)).await?;
-            report.items += mirrored.len();
-            pages.push(PageRef {
-                key,
-                items: mirrored.len(),
-                available: mirrored.iter().filter(|i| i.is_available()).count(),
-            });
+            self.keep_page(&folder, &mirrored, &matched, &mut walked).await?;
         }
-        let before: &[FeedItem] = previous.as_ref().map_or(&[], |p| p.stories.as_slice());
+        self.conclude(user, graph, previous.as_ref(), walked).await
+    }
+
+    /// A page mirrored: its posts counted (the unavailable ones too), the files its posts
+    /// listed again no longer use marked gone (an item taken out of an album), the newest
+    /// dates noted, and the page written under `folder`.
+    async fn keep_page(
+        &self,
+        folder: &str,
+        mirrored: &[FeedItem],
+        matched: &[FeedItem],
+        walked: &mut Walked<'_>,
+    ) -> Result<(), SyncError> {
+        walked.report.unavailable += mirrored
+            .iter()
+            .flat_map(|item| std::iter::once(item).chain(&item.children))
+            .filter(|item| item.image.is_none() && item.media_type != MediaType::CarouselAlbum.as_str())
+            .count();
+        let used: HashSet<String> = mirrored.iter().flat_map(FeedItem::keys).collect();
+        walked.old.gone.extend(
+            matched
+                .iter()
+                .flat_map(FeedItem::keys)
+                .filter(|key| !used.contains(key)),
+        );
+        let room = 10usize.saturating_sub(walked.newest.len());
+        walked
+            .newest
+            .extend(mirrored.iter().filter_map(|i| i.timestamp).take(room));
+        let key = format!("{folder}/{}.json", walked.pages.len());
+        let json = serde_json::to_vec(mirrored).map_err(|source| corrupt(&key, source))?;
+        self.blobs.put(&key, Bytes::from(json)).await?;
+        walked.report.items += mirrored.len();
+        walked.pages.push(PageRef {
+            key,
+            items: mirrored.len(),
+            available: mirrored.iter().filter(|i| i.is_available()).count(),
+        });
+        Ok(())
+    }
+
+    /// When the app's rate budget share is spent and a feed is there to keep showing: the
+    /// sync put off for [`BUDGET_WINDOW`] (the feed's next poll), and its report.
+    async fn defer(
+        &self,
+        user: &UserId,
+        graph: &GraphClient,
+        previous: Option<&FeedIndex>,
+    ) -> Result<Option<SyncReport>, SyncError> {
+        let spent = graph.usage().and_then(|usage| usage.max_percent());
+        let (Some(percent), Some(index)) = (spent, previous) else {
+            return Ok(None);
+        };
+        if percent < self.budget_share {
+            return Ok(None);
+        }
+        tracing::debug!(%user, percent, "the rate budget's share is spent; the sync is put off");
+        let mut index = index.clone();
+        index.next_poll_at = self.now().saturating_add(BUDGET_WINDOW);
+        self.write_index(user, &index).await?;
+        Ok(Some(SyncReport {
+            items: index.items,
+            deferred: true,
+            ..SyncReport::default()
+        }))
+    }
+
+    /// A sync's end, once every post is walked: the stories, the new feed index written, and
+    /// only then the files of posts and stories gone and the pages the sync before retired.
+    async fn conclude(
+        &self,
+        user: &UserId,
+        graph: &GraphClient,
+        previous: Option<&FeedIndex>,
+        walked: Walked<'_>,
+    ) -> Result<SyncReport, SyncError> {
+        let Walked {
+            pages,
+            newest,
+            old,
+            mut rescued,
+            mut report,
+        } = walked;
+        let before: &[FeedItem] = previous.map_or(&[], |p| p.stories.as_slice());
         let stories = self
             .mirror_stories(graph, before, &mut rescued, &mut report)
             .await?;
@@ -578,7 +629,6 @@ impl Mirror {
             items: report.items,
             available: pages.iter().map(|p| p.available).sum(),
             retired: previous
-                .as_ref()
                 .map(|p| p.pages.iter().map(|p| p.key.clone()).collect())
                 .unwrap_or_default(),
             pages,
@@ -587,7 +637,7 @@ impl Mirror {
         // Only now that the new feed is written: the files of posts that are gone, and the
         // pages retired by the sync before (the last ones stay for readers that hold the
         // previous index).
-        let retired = previous.map(|p| p.retired).unwrap_or_default();
+        let retired = previous.map(|p| p.retired.clone()).unwrap_or_default();
         let gone = gone
             .iter()
             .chain(&stories_gone)
@@ -901,6 +951,19 @@ impl Mirror {
         self.blobs.put(&record, Bytes::from(json)).await?;
         Ok(Fetched::Got(image))
     }
+}
+
+/// What a sync's walk of the posts leaves for its end ([`Mirror::conclude`]).
+struct Walked<'a> {
+    /// The pages written.
+    pages: Vec<PageRef>,
+    /// The dates of the newest posts (ten at most), for the next poll.
+    newest: Vec<Timestamp>,
+    /// The previous feed, with the files of its posts not listed again.
+    old: Previous<'a>,
+    /// Files a post listed again still uses.
+    rescued: HashSet<String>,
+    report: SyncReport,
 }
 
 /// The previous feed, read a page at a time while the listing goes (both are newest first):
