@@ -247,6 +247,98 @@ pub(crate) struct Media {
     pub(crate) children: Vec<Child>,
 }
 
+/// What a post of a seeded user is, before its ids are drawn: the seed's own post at
+/// `index`, or past them one of the generated ones (every `album_every`-th an album of an
+/// image, a video and an image; every seventh of the rest a video).
+struct Planned {
+    kind: Kind,
+    caption: Option<String>,
+    children: Vec<Kind>,
+    likes: u64,
+    comments: u64,
+    traits: Traits,
+}
+
+impl Planned {
+    fn of(seeded: &crate::seed::SeedUser, index: usize) -> Self {
+        if let Some(m) = seeded.media.get(index) {
+            return Self {
+                kind: Kind::of(m.kind),
+                caption: m.caption.clone(),
+                children: m.children.iter().map(|k| Kind::of(*k)).collect(),
+                likes: m.likes,
+                comments: m.comments,
+                traits: Traits::of(m),
+            };
+        }
+        let n = index - seeded.media.len();
+        let every = seeded.generated.map_or(0, |g| g.album_every);
+        let (kind, caption, children) = if every > 0 && n % every == every - 1 {
+            (
+                Kind::Album,
+                format!("Album {n}"),
+                vec![Kind::Image, Kind::Video, Kind::Image],
+            )
+        } else {
+            let kind = if n % 7 == 3 { Kind::Video } else { Kind::Image };
+            (kind, format!("Post {n}"), Vec::new())
+        };
+        Self {
+            kind,
+            caption: Some(caption),
+            children,
+            likes: 0,
+            comments: 0,
+            traits: Traits::default(),
+        }
+    }
+}
+
+/// An album's items, each with its id and code drawn in order and indexed under the post.
+fn draw_children(
+    kinds: Vec<Kind>,
+    user: usize,
+    index: usize,
+    rng: &mut Rng,
+    media_index: &mut FastMap<String, MediaRef>,
+) -> Vec<Child> {
+    kinds
+        .into_iter()
+        .enumerate()
+        .map(|(child, kind)| {
+            let id = child_id(rng);
+            media_index.insert(id.clone(), MediaRef::Child { user, index, child });
+            Child {
+                id,
+                kind,
+                shortcode: rng.token(11),
+            }
+        })
+        .collect()
+}
+
+/// A user's stories, an hour apart, the newest an hour before `start`.
+fn draw_stories(stories: &[SeedMedia], start: i64, rng: &mut Rng) -> Vec<Media> {
+    stories
+        .iter()
+        .enumerate()
+        .map(|(n, story)| Media {
+            id: media_id(rng),
+            kind: Kind::of(story.kind),
+            caption: story.caption.clone(),
+            timestamp: start - 3600 * (i64::try_from(n).unwrap_or(i64::MAX / 8) + 1),
+            shortcode: rng.token(11),
+            likes: 0,
+            comments: 0,
+            traits: Traits {
+                story: true,
+                ..Traits::of(story)
+            },
+            children: Vec::new(),
+        })
+        .collect()
+}
+
 /// A new post's id (above 2^53, as Instagram's are), drawn from the seed's numbers.
 fn media_id(rng: &mut Rng) -> String {
     (17_900_000_000_000_000 + rng.below(999_999_999_999_999)).to_string()
@@ -451,72 +543,22 @@ impl World {
             let generated = seeded.generated.map_or(0, |g| g.count);
             let total = seeded.media.len() + generated;
             for index in 0..total {
-                let (kind, caption, children, likes, comments, traits) = match seeded.media.get(index) {
-                    Some(m) => (
-                        Kind::of(m.kind),
-                        m.caption.clone(),
-                        m.children.iter().map(|k| Kind::of(*k)).collect::<Vec<_>>(),
-                        m.likes,
-                        m.comments,
-                        Traits::of(m),
-                    ),
-                    None => {
-                        let n = index - seeded.media.len();
-                        let every = seeded.generated.map_or(0, |g| g.album_every);
-                        if every > 0 && n % every == every - 1 {
-                            (
-                                Kind::Album,
-                                Some(format!("Album {n}")),
-                                vec![Kind::Image, Kind::Video, Kind::Image],
-                                0,
-                                0,
-                                Traits::default(),
-                            )
-                        } else {
-                            let kind = if n % 7 == 3 { Kind::Video } else { Kind::Image };
-                            (
-                                kind,
-                                Some(format!("Post {n}")),
-                                Vec::new(),
-                                0,
-                                0,
-                                Traits::default(),
-                            )
-                        }
-                    }
-                };
+                let planned = Planned::of(seeded, index);
+                // The draws in this order (the post's id, each item's id and code, the post's
+                // code), so a seed's ids stay as they were.
                 let media_id = media_id(&mut rng);
-                let children = children
-                    .into_iter()
-                    .enumerate()
-                    .map(|(c, kind)| {
-                        let child_id = child_id(&mut rng);
-                        media_index.insert(
-                            child_id.clone(),
-                            MediaRef::Child {
-                                user: u,
-                                index,
-                                child: c,
-                            },
-                        );
-                        Child {
-                            id: child_id,
-                            kind,
-                            shortcode: rng.token(11),
-                        }
-                    })
-                    .collect();
+                let children = draw_children(planned.children, u, index, &mut rng, &mut media_index);
                 media_index.insert(media_id.clone(), MediaRef::Item { user: u, index });
                 media.push(Media {
                     id: media_id,
-                    kind,
-                    caption,
+                    kind: planned.kind,
+                    caption: planned.caption,
                     // Newest first: one post every 7 hours back from the start.
                     timestamp: start - 3600 - 7 * 3600 * i64::try_from(index).unwrap_or(i64::MAX / 8),
                     shortcode: rng.token(11),
-                    likes,
-                    comments,
-                    traits,
+                    likes: planned.likes,
+                    comments: planned.comments,
+                    traits: planned.traits,
                     children,
                 });
             }
@@ -536,26 +578,7 @@ impl World {
         let cdn_key = rng.token(32);
         // Stories draw their ids last, so a seed's other ids stay as they were without them.
         for (user, seeded) in users.iter_mut().zip(&seed.users) {
-            user.stories = seeded
-                .stories
-                .iter()
-                .enumerate()
-                .map(|(n, story)| Media {
-                    id: media_id(&mut rng),
-                    kind: Kind::of(story.kind),
-                    caption: story.caption.clone(),
-                    // An hour apart, the newest an hour before the start.
-                    timestamp: start - 3600 * (i64::try_from(n).unwrap_or(i64::MAX / 8) + 1),
-                    shortcode: rng.token(11),
-                    likes: 0,
-                    comments: 0,
-                    traits: Traits {
-                        story: true,
-                        ..Traits::of(story)
-                    },
-                    children: Vec::new(),
-                })
-                .collect();
+            user.stories = draw_stories(&seeded.stories, start, &mut rng);
         }
         let journal = Journal::new(options.journal_capacity);
         let assets = crate::routes::cdn::Assets::new(options.asset_sizes);
