@@ -341,47 +341,7 @@ impl Seed {
     /// (creator, not an accepted tester).
     pub fn demo() -> Self {
         use SeedKind::*;
-        let captions = [
-            Some("Sunset at the beach 🌅 #tbt"),
-            None,
-            Some("Morning coffee ☕️ and a good book 📚"),
-            Some("<script>alert('caption')</script> is just text"),
-            Some("Trip highlights — Lisbon 🇵🇹"),
-            Some("New menu 🍜 @cafe_nova"),
-            Some("Line one\nline two & \"quotes\""),
-            Some("🎉🎉🎉"),
-        ];
-        let mut media = Vec::new();
-        for i in 0..40usize {
-            let caption = captions[i % captions.len()];
-            let item = match i % 6 {
-                0 | 3 => SeedMedia::new(Image, caption),
-                1 => SeedMedia::new(Video, caption),
-                // The second album opens with a video: its cover is the video's thumbnail.
-                2 if i == 8 => SeedMedia::album(caption, &[Video, Image, Image]),
-                2 => SeedMedia::album(
-                    caption,
-                    &[
-                        Image, Video, Image, Image, Video, Image, Image, Image, Video, Image,
-                    ][..2 + (i / 6) % 9],
-                ),
-                4 => SeedMedia::new(Reel, caption),
-                _ => SeedMedia::new(Image, caption),
-            };
-            media.push(SeedMedia {
-                likes: (i as u64 * 37) % 500,
-                comments: (i as u64 * 7) % 40,
-                copyright_flagged: i == 17 || i == 19,
-                licensed_audio: i == 7,
-                reels_tab_only: i == 10,
-                shape: match i {
-                    9 => SeedShape::Tall,
-                    11 => SeedShape::Wide,
-                    _ => SeedShape::Square,
-                },
-                ..item
-            });
-        }
+        let media = demo_library();
         let user =
             |username: &str, name: &str, account_type: &str, tester: bool, media: Vec<SeedMedia>| SeedUser {
                 username: username.to_owned(),
@@ -498,4 +458,53 @@ impl Seed {
     pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(json)
     }
+}
+
+/// The demo user's 40 posts: every kind of post a feed must show (a video with licensed
+/// audio, an album opening with a video, a very tall and a very wide photo, a reel kept to
+/// the Reels tab, two copyright-flagged videos), with captions that test escaping.
+fn demo_library() -> Vec<SeedMedia> {
+    use SeedKind::*;
+    let captions = [
+        Some("Sunset at the beach 🌅 #tbt"),
+        None,
+        Some("Morning coffee ☕️ and a good book 📚"),
+        Some("<script>alert('caption')</script> is just text"),
+        Some("Trip highlights — Lisbon 🇵🇹"),
+        Some("New menu 🍜 @cafe_nova"),
+        Some("Line one\nline two & \"quotes\""),
+        Some("🎉🎉🎉"),
+    ];
+    let mut media = Vec::new();
+    for i in 0..40usize {
+        let caption = captions[i % captions.len()];
+        let item = match i % 6 {
+            0 | 3 => SeedMedia::new(Image, caption),
+            1 => SeedMedia::new(Video, caption),
+            // The second album opens with a video: its cover is the video's thumbnail.
+            2 if i == 8 => SeedMedia::album(caption, &[Video, Image, Image]),
+            2 => SeedMedia::album(
+                caption,
+                &[
+                    Image, Video, Image, Image, Video, Image, Image, Image, Video, Image,
+                ][..2 + (i / 6) % 9],
+            ),
+            4 => SeedMedia::new(Reel, caption),
+            _ => SeedMedia::new(Image, caption),
+        };
+        media.push(SeedMedia {
+            likes: (i as u64 * 37) % 500,
+            comments: (i as u64 * 7) % 40,
+            copyright_flagged: i == 17 || i == 19,
+            licensed_audio: i == 7,
+            reels_tab_only: i == 10,
+            shape: match i {
+                9 => SeedShape::Tall,
+                11 => SeedShape::Wide,
+                _ => SeedShape::Square,
+            },
+            ..item
+        });
+    }
+    media
 }
