@@ -8,11 +8,10 @@ use syn::visit::Visit;
 /// The longest a function's body may be, in lines, braces included.
 pub(crate) const MAX_LINES: usize = 80;
 
-/// The functions over the limit when the rule came (`path::Type::name`, its lines then), each
-/// to be split: tidy fails when one grows, and when one is split but still listed.
-pub(crate) const KNOWN: &[(&str, usize)] = &[
-    ("crates/igdisplay-mock/src/routes/control.rs::World::control", 171),
-];
+/// Functions over the limit (`path::Type::name`, their lines), each to be split: tidy fails
+/// when one grows, and when one is split but still listed. Empty: the ten over it when the
+/// rule came were split the same day.
+pub(crate) const KNOWN: &[(&str, usize)] = &[];
 
 /// Every function over the limit, and every stale entry of [`KNOWN`], as problems.
 pub(crate) fn check(root: &Path, problems: &mut Vec<String>) {

@@ -217,8 +217,20 @@ impl World {
     /// Answers `/_mock/{rest}`: one arm per entry of [`ENDPOINTS`], in the same order.
     /// `initial_clock` is where a reset puts the clock back.
     pub(crate) fn control(&mut self, req: &Req, rest: &[&str], initial_clock: MockClock) -> Control {
-        let method = req.method.as_str();
-        match (method, rest) {
+        match rest.first().copied() {
+            Some("clock") => self.clock_control(req, rest),
+            Some("journal" | "faults" | "stubs") => self.recording_control(req, rest),
+            Some("tokens" | "media") => self.library_control(req, rest),
+            Some("redirect_uris" | "callbacks" | "signed_request" | "deauthorize" | "data_deletion") => {
+                self.app_control(req, rest)
+            }
+            _ => self.server_control(req, rest, initial_clock),
+        }
+    }
+
+    /// The endpoint list, health, state, reset, the test root and the refresh counts.
+    fn server_control(&mut self, req: &Req, rest: &[&str], initial_clock: MockClock) -> Control {
+        match (req.method.as_str(), rest) {
             ("GET", []) => ok(&Value::Array(
                 ENDPOINTS
                     .iter()
@@ -243,6 +255,14 @@ impl World {
                     &json!({"error": "this mock serves http: start it with https"}),
                 )),
             },
+            ("GET", ["refreshes"]) => ok(&json!(self.refresh_counts())),
+            _ => not_found(),
+        }
+    }
+
+    /// The clock: read, advanced, set.
+    fn clock_control(&mut self, req: &Req, rest: &[&str]) -> Control {
+        match (req.method.as_str(), rest) {
             ("GET", ["clock"]) => ok(&self.clock_json()),
             ("POST", ["clock", "advance"]) => {
                 match req.param("seconds").and_then(|s| s.parse::<i64>().ok()) {
@@ -266,6 +286,13 @@ impl World {
                     None => bad_request("give ?unix=N or ?iso=2026-01-15T12:00:00Z"),
                 }
             }
+            _ => not_found(),
+        }
+    }
+
+    /// The journal, the faults and the stubs.
+    fn recording_control(&mut self, req: &Req, rest: &[&str]) -> Control {
+        match (req.method.as_str(), rest) {
             ("GET", ["journal"]) => {
                 ok(&json!({"total": self.journal.total(), "entries": self.journal.entries()}))
             }
@@ -296,20 +323,13 @@ impl World {
                 self.stubs.clear();
                 ok(&json!({"stubs": 0}))
             }
-            ("POST", ["redirect_uris"]) => match body_field(&req.body, "uri") {
-                Some(uri) => {
-                    self.add_redirect_uri(&uri);
-                    ok(&json!({"redirect_uris": self.app.redirect_uris}))
-                }
-                None => bad_request("give {\"uri\": \"...\"}"),
-            },
-            ("POST", ["callbacks"]) => {
-                self.app.deauthorize_callback = body_field(&req.body, "deauthorize");
-                self.app.data_deletion_callback = body_field(&req.body, "data_deletion");
-                ok(
-                    &json!({"deauthorize": self.app.deauthorize_callback, "data_deletion": self.app.data_deletion_callback}),
-                )
-            }
+            _ => not_found(),
+        }
+    }
+
+    /// Tokens minted and revoked as the App Dashboard would; posts published, deleted, edited.
+    fn library_control(&mut self, req: &Req, rest: &[&str]) -> Control {
+        match (req.method.as_str(), rest) {
             ("POST", ["tokens"]) => {
                 let username = body_field(&req.body, "username").unwrap_or_default();
                 let long = body_field(&req.body, "kind").is_none_or(|k| k != "short_lived");
@@ -363,7 +383,27 @@ impl World {
                 let long = body_field(&req.body, "kind").is_none_or(|k| k != "short_lived");
                 ok(&json!({"tokens": self.dashboard_tokens(&prefix, long)}))
             }
-            ("GET", ["refreshes"]) => ok(&json!(self.refresh_counts())),
+            _ => not_found(),
+        }
+    }
+
+    /// The app's redirect URIs and callbacks, and Meta's callbacks sent to it.
+    fn app_control(&mut self, req: &Req, rest: &[&str]) -> Control {
+        match (req.method.as_str(), rest) {
+            ("POST", ["redirect_uris"]) => match body_field(&req.body, "uri") {
+                Some(uri) => {
+                    self.add_redirect_uri(&uri);
+                    ok(&json!({"redirect_uris": self.app.redirect_uris}))
+                }
+                None => bad_request("give {\"uri\": \"...\"}"),
+            },
+            ("POST", ["callbacks"]) => {
+                self.app.deauthorize_callback = body_field(&req.body, "deauthorize");
+                self.app.data_deletion_callback = body_field(&req.body, "data_deletion");
+                ok(
+                    &json!({"deauthorize": self.app.deauthorize_callback, "data_deletion": self.app.data_deletion_callback}),
+                )
+            }
             ("GET", ["signed_request"]) => match req.param("username").and_then(|u| self.signed_request(u)) {
                 Some(value) => ok(&json!({"signed_request": value})),
                 None => bad_request("give ?username= of a seeded user"),
@@ -384,7 +424,7 @@ impl World {
                     None => bad_request("give ?username= of a seeded user"),
                 }
             }
-            _ => Control::Reply(Reply::json(404, &json!({"error": "unknown control endpoint"}))),
+            _ => not_found(),
         }
     }
 
@@ -497,6 +537,11 @@ struct Body(serde_json::Map<String, Value>);
 fn body_field(body: &[u8], name: &str) -> Option<String> {
     let Body(map) = serde_json::from_slice(body).ok()?;
     map.get(name).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// The answer to a control path no endpoint has.
+fn not_found() -> Control {
+    Control::Reply(Reply::json(404, &json!({"error": "unknown control endpoint"})))
 }
 
 #[cfg(test)]
