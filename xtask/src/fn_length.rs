@@ -16,34 +16,16 @@ pub(crate) const KNOWN: &[(&str, usize)] = &[];
 /// Every function over the limit, and every stale entry of [`KNOWN`], as problems.
 pub(crate) fn check(root: &Path, problems: &mut Vec<String>) {
     let mut found = Vec::new();
-    for parent in ["crates", "examples"] {
-        let Ok(packages) = std::fs::read_dir(root.join(parent)) else {
-            continue;
-        };
-        for entry in packages.flatten() {
-            let mut files = Vec::new();
-            crate::tidy::collect_rust_files(&entry.path().join("src"), &mut files);
-            for file in files {
-                let shown = file
-                    .strip_prefix(root)
-                    .unwrap_or(&file)
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                let text = std::fs::read_to_string(&file).unwrap_or_default();
-                match syn::parse_file(&text) {
-                    Ok(parsed) => {
-                        let mut finder = Finder {
-                            path: &shown,
-                            owner: None,
-                            found: &mut found,
-                        };
-                        finder.visit_file(&parsed);
-                    }
-                    Err(error) => {
-                        problems.push(format!("{shown}: does not parse for the length check: {error}"))
-                    }
-                }
+    for (shown, file) in crate::tidy::library_sources(root) {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        match syn::parse_file(&text) {
+            Ok(parsed) => Finder {
+                path: &shown,
+                owner: None,
+                found: &mut found,
             }
+            .visit_file(&parsed),
+            Err(error) => problems.push(format!("{shown}: does not parse for the length check: {error}")),
         }
     }
     problems.extend(judge(&found, KNOWN));

@@ -348,23 +348,11 @@ const FACADE_ONLY: &[(&str, &[&str], &str)] = &[
 /// the examples, and every `FACADE_ONLY` one there and in the bench (tests may build what
 /// they need).
 fn check_one_place(root: &Path, problems: &mut Vec<String>) {
-    let mut sources = Vec::new();
-    for parent in ["crates", "examples"] {
-        let Ok(packages) = std::fs::read_dir(root.join(parent)) else {
-            continue;
-        };
-        for entry in packages.flatten() {
-            collect_rust_files(&entry.path().join("src"), &mut sources);
-        }
-    }
-    collect_rust_files(&root.join("bench/src"), &mut sources);
-    sources.sort();
-    for file in sources {
-        let shown = file
-            .strip_prefix(root)
-            .unwrap_or(&file)
-            .to_string_lossy()
-            .replace('\\', "/");
+    let mut bench = Vec::new();
+    collect_rust_files(&root.join("bench/src"), &mut bench);
+    bench.sort();
+    let bench = bench.into_iter().map(|file| (shown(root, &file), file));
+    for (shown, file) in library_sources(root).into_iter().chain(bench) {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
         let rules = FACADE_ONLY
             .iter()
@@ -375,6 +363,30 @@ fn check_one_place(root: &Path, problems: &mut Vec<String>) {
             }
         }
     }
+}
+
+/// The Rust files of the `src/` folders of the workspace crates and the examples, sorted,
+/// each with its path from the root.
+pub(crate) fn library_sources(root: &Path) -> Vec<(String, std::path::PathBuf)> {
+    let mut files = Vec::new();
+    for parent in ["crates", "examples"] {
+        let Ok(packages) = std::fs::read_dir(root.join(parent)) else {
+            continue;
+        };
+        for entry in packages.flatten() {
+            collect_rust_files(&entry.path().join("src"), &mut files);
+        }
+    }
+    files.sort();
+    files.into_iter().map(|file| (shown(root, &file), file)).collect()
+}
+
+/// `file`'s path from `root`, `/`-separated, as problems name it.
+fn shown(root: &Path, file: &Path) -> String {
+    file.strip_prefix(root)
+        .unwrap_or(file)
+        .to_string_lossy()
+        .replace('\\', "/")
 }
 
 /// `clippy.toml` keeps the real clock out of the library crates.
