@@ -15,21 +15,22 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Form, Path, Query, Request, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use igdisplay::Instagram;
-use igdisplay::auth::{DataDeletionResponse, SignedRequest, verify_fresh_signed_request};
 use igdisplay::model::{Media, MediaId, MediaType, User, UserId};
-use igdisplay::store::{MetaCallback, SqlStore};
+use igdisplay::store::SqlStore;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use subtle::ConstantTimeEq as _;
 
+mod headers;
 mod login;
+mod meta;
 mod records;
 mod sessions;
 mod showcase;
@@ -224,30 +225,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/login", get(login::login))
         .route("/auth/callback", get(login::callback))
         .route("/logout", post(logout))
-        .route("/deauthorize", post(deauthorize))
-        .route("/data-deletion", post(data_deletion))
-        .route("/deletion", get(deletion_status))
+        .route("/deauthorize", post(meta::deauthorize))
+        .route("/data-deletion", post(meta::data_deletion))
+        .route("/deletion", get(meta::deletion_status))
         .route("/static/app.css", get(stylesheet))
-        .layer(middleware::from_fn_with_state(app.clone(), security_headers))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            headers::security_headers,
+        ))
         .with_state(app)
-}
-
-async fn security_headers(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    if let Ok(csp) = HeaderValue::from_str(&app.csp) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
-    }
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers
-        .entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
-    response
 }
 
 /// The SHA-256 of `text`, in hex.
@@ -570,136 +556,6 @@ async fn logout(
         let _ = app.instagram.tokens().logout(&user).await;
     }
     Redirect::to("/").into_response()
-}
-
-/// Verifies Meta's `signed_request` (its signature, and that it was issued within the last
-/// hour: an old one replayed is refused).
-fn verify(app: &App, form: &HashMap<String, String>) -> Result<SignedRequest, Box<Response>> {
-    let value = form.get("signed_request").map(String::as_str).unwrap_or_default();
-    let credentials = app.instagram.auth().config().credentials().map_err(|_| {
-        Box::new((StatusCode::SERVICE_UNAVAILABLE, "this site has no app secret").into_response())
-    })?;
-    let now = app.instagram.clock().now();
-    verify_fresh_signed_request(&credentials.app_secret, value, now, SIGNED_REQUEST_MAX_AGE)
-        .map_err(|_| Box::new((StatusCode::BAD_REQUEST, "invalid or stale signed_request").into_response()))
-}
-
-/// Forgets the user's token (in a fleet's store: marks the account deauthorized, or deletes
-/// it, its event written to the store's outbox), logs them out of every session and, in owner
-/// mode, purges their mirror (files, pages, index). Says what was deleted.
-async fn forget(app: &App, request: &SignedRequest, callback: MetaCallback) -> Result<String, Response> {
-    let failed = || (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response();
-    match &app.fleet {
-        Some(fleet) => {
-            fleet
-                .store
-                .apply_callback(request, callback)
-                .await
-                .map_err(|_| failed())?;
-        }
-        None => {
-            let _ = app.instagram.tokens().logout(&request.user_id).await;
-        }
-    }
-    app.sessions
-        .forget_user(&request.user_id)
-        .await
-        .map_err(|_| failed())?;
-    let mut deleted = "their access token".to_owned();
-    if let Some(showcase) = &app.showcase {
-        let purged = showcase.purge(&request.user_id).await.map_err(|error| {
-            tracing::warn!(%error, "the mirror of a deleted account could not be purged; Meta will retry");
-            failed()
-        })?;
-        if purged.had_feed {
-            deleted = format!(
-                "their access token, the {} mirrored files of their posts and their feed's {} pages",
-                purged.files, purged.pages
-            );
-        }
-    }
-    Ok(deleted)
-}
-
-async fn deauthorize(State(app): State<Arc<App>>, Form(form): Form<HashMap<String, String>>) -> Response {
-    let request = match verify(&app, &form) {
-        Ok(request) => request,
-        Err(response) => return *response,
-    };
-    match forget(&app, &request, MetaCallback::Deauthorize).await {
-        Ok(_) => (StatusCode::OK, "").into_response(),
-        Err(response) => response,
-    }
-}
-
-async fn data_deletion(State(app): State<Arc<App>>, Form(form): Form<HashMap<String, String>>) -> Response {
-    let request = match verify(&app, &form) {
-        Ok(request) => request,
-        Err(response) => return *response,
-    };
-    // The same request again (a retry, or a replay within the hour) gets the same answer.
-    let signature = form.get("signed_request").map(String::as_str).unwrap_or_default();
-    let signature = signature.split('.').next().unwrap_or_default().to_owned();
-    let json = |answer: String| {
-        (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            answer,
-        )
-            .into_response()
-    };
-    match app.records.answered(&signature).await {
-        Ok(Some(known)) => return json(known.answer),
-        Ok(None) => {}
-        Err(_) => return unavailable(),
-    }
-    let Ok(response) = DataDeletionResponse::new(&format!("{}/deletion", app.public)) else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "no randomness").into_response();
-    };
-    let callback = MetaCallback::DataDeletion {
-        confirmation_code: response.confirmation_code.clone(),
-    };
-    let deleted = match forget(&app, &request, callback).await {
-        Ok(deleted) => deleted,
-        Err(failed) => return failed,
-    };
-    let deletion = Deletion {
-        code: response.confirmation_code.clone(),
-        user: request.user_id.to_string(),
-        at: igdisplay::model::Timestamp::from_system_time(app.instagram.clock().now()).to_rfc3339(),
-        deleted,
-        answer: response.to_json(),
-        signature,
-    };
-    // Kept before the answer: the status page answers from now on, after a restart too.
-    if app.records.add_deletion(&deletion).await.is_err() {
-        return unavailable();
-    }
-    json(deletion.answer)
-}
-
-#[derive(Template)]
-#[template(path = "deletion.html")]
-struct DeletionStatus {
-    code: String,
-    deletion: Option<Deletion>,
-}
-
-async fn deletion_status(
-    State(app): State<Arc<App>>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let code = query.get("code").cloned().unwrap_or_default();
-    let deletion = match app.records.deletion(&code).await {
-        Ok(deletion) => deletion,
-        Err(_) => return unavailable(),
-    };
-    let status = if deletion.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::NOT_FOUND
-    };
-    page(&DeletionStatus { code, deletion }, status)
 }
 
 async fn stylesheet() -> Response {
