@@ -34,25 +34,6 @@ fn unix_now() -> i64 {
     .unwrap_or(i64::MAX)
 }
 
-/// A fresh database on the cluster at `admin` (its `postgres` database URL).
-async fn fresh_database(admin: &str, name: &str) -> Result<String, String> {
-    use sqlx::Connection as _;
-    let mut connection = sqlx::PgConnection::connect(admin)
-        .await
-        .map_err(|e| e.to_string())?;
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name}"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut connection)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    let base = admin.rsplit_once('/').ok_or("no database in the URL")?.0;
-    Ok(format!("{base}/{name}"))
-}
-
 /// Transactions committed in `database` so far (a fresh connection, so a fresh snapshot).
 async fn commits(url: &str, database: &str) -> Result<i64, String> {
     use sqlx::Connection as _;
@@ -148,7 +129,7 @@ async fn naive(url: &str, keys: &KeyRing, mock: &str) -> Result<usize, String> {
 pub(crate) async fn fleet(plan: &Plan, cli: &str, postgres: &str, report: &mut Report) -> Result<(), String> {
     let (due, rows, rounds) = (plan.fleet_due, plan.fleet_rows, plan.rounds.min(3));
     let name = "igd_bench_fleet";
-    let url = fresh_database(postgres, name).await?;
+    let url = igdisplay_store::test_util::fresh_database(postgres, name).await?;
     // One due set for the small-table round, one per side per round, one for the costs.
     let sets = 2 + 2 * rounds;
     let mock = MockServer::builder()

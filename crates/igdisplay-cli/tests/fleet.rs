@@ -35,26 +35,16 @@ const DAY: i64 = 86_400;
 
 /// A database of its own on the test cluster, or `None` (skipped) without one.
 async fn database() -> Option<String> {
-    let Ok(admin) = std::env::var("IGDISPLAY_TEST_POSTGRES") else {
-        assert!(
-            std::env::var_os("IGDISPLAY_REQUIRE_POSTGRES").is_none(),
-            "IGDISPLAY_REQUIRE_POSTGRES is set but IGDISPLAY_TEST_POSTGRES is not"
-        );
+    let Some(admin) = igdisplay_store::test_util::test_cluster() else {
         eprintln!("skipped: no PostgreSQL (set IGDISPLAY_TEST_POSTGRES, as `cargo xtask ci` does)");
         return None;
     };
-    use sqlx::Connection as _;
-    let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap();
     let name = format!("igd_fleet_{}", std::process::id());
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
-        .execute(&mut connection)
-        .await
-        .unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut connection)
-        .await
-        .unwrap();
-    Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0))
+    Some(
+        igdisplay_store::test_util::fresh_database(&admin, &name)
+            .await
+            .unwrap(),
+    )
 }
 
 #[allow(

@@ -167,22 +167,13 @@ fn the_keeper_needs_only_the_store_and_its_keys() {
 async fn eight_processes_started_at_once_on_an_empty_database_all_start() {
     let sqlite = Store::new();
     let mut urls = vec![sqlite.url()];
-    if let Ok(admin) = std::env::var("IGDISPLAY_TEST_POSTGRES") {
-        use sqlx::Connection as _;
+    if let Some(admin) = igdisplay_store::test_util::test_cluster() {
         let name = format!("igd_eight_{}", std::process::id());
-        let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap();
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name}"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut connection)
+        urls.push(
+            igdisplay_store::test_util::fresh_database(&admin, &name)
                 .await
-                .unwrap();
-        }
-        urls.push(format!("{}/{name}", admin.rsplit_once('/').unwrap().0));
-    } else {
-        assert!(std::env::var_os("IGDISPLAY_REQUIRE_POSTGRES").is_none());
+                .unwrap(),
+        );
     }
     for url in urls {
         let children: Vec<_> = (0..8)

@@ -11,6 +11,8 @@ mod schedule;
 mod schema;
 mod store;
 mod tasks;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 mod webhook;
 
 pub use accounts::{AccountSummary, FleetStats, MetaCallback, Rotation};

@@ -40,29 +40,19 @@ impl Db {
     /// A fresh database on the test cluster; `None` (the scenario is skipped, and says so)
     /// when no cluster is configured, unless `IGDISPLAY_REQUIRE_POSTGRES` says one must be.
     pub(crate) async fn postgres() -> Option<Self> {
-        let Ok(admin) = std::env::var("IGDISPLAY_TEST_POSTGRES") else {
-            assert!(
-                std::env::var_os("IGDISPLAY_REQUIRE_POSTGRES").is_none(),
-                "IGDISPLAY_REQUIRE_POSTGRES is set but IGDISPLAY_TEST_POSTGRES is not"
-            );
+        let Some(admin) = igdisplay_store::test_util::test_cluster() else {
             eprintln!("skipped: no PostgreSQL (set IGDISPLAY_TEST_POSTGRES, as `cargo xtask ci` does)");
             return None;
         };
-        use sqlx::Connection as _;
         let mut random = [0u8; 8];
         getrandom::fill(&mut random).unwrap();
         let name: String = std::iter::once("igd_".to_owned())
             .chain(random.iter().map(|b| format!("{b:02x}")))
             .collect();
-        let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut connection)
+        let url = igdisplay_store::test_util::fresh_database(&admin, &name)
             .await
             .unwrap();
-        let base = admin.rsplit_once('/').unwrap().0;
-        Some(Db::Postgres {
-            url: format!("{base}/{name}"),
-        })
+        Some(Db::Postgres { url })
     }
 
     pub(crate) fn url(&self) -> String {
