@@ -646,6 +646,39 @@ mod one_place_tests {
     }
 
     #[test]
+    fn a_third_retry_rule_or_a_hyper_client_outside_the_transport_crate_is_reported() {
+        let root = std::env::temp_dir().join(format!("igdisplay-tidy-rules-{}", std::process::id()));
+        let write = |dir: &str, text: &str| {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+            std::fs::write(root.join(dir).join("lib.rs"), text).unwrap();
+        };
+        write(
+            "crates/igdisplay-store/src",
+            "//! x\nfn is_retryable(&self) -> bool { true }\n",
+        );
+        write(
+            "crates/igdisplay-graph/src",
+            "//! x\nfn is_retryable(&self) -> bool { true }\n",
+        );
+        write(
+            "crates/igdisplay-mirror/src",
+            "//! x\ntype C = hyper_util::client::legacy::Client<C, B>;\n",
+        );
+        write(
+            "crates/igdisplay-mock/src",
+            "//! x\ntype C = hyper_util::client::legacy::Client<C, B>;\n",
+        );
+        let mut problems = Vec::new();
+        check_one_place(&root, &mut problems);
+        std::fs::remove_dir_all(&root).unwrap();
+        // The graph crate's lib.rs is not its error.rs: only that file may answer.
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].starts_with("crates/igdisplay-graph/src/lib.rs: uses `fn is_retryable(`"));
+        assert!(problems[1].starts_with("crates/igdisplay-mirror/src/lib.rs: uses `hyper_util::client"));
+        assert!(problems[2].starts_with("crates/igdisplay-store/src/lib.rs: uses `fn is_retryable(`"));
+    }
+
+    #[test]
     fn a_pacer_built_outside_the_facade_is_reported() {
         let root = std::env::temp_dir().join(format!("igdisplay-tidy-pacer-{}", std::process::id()));
         // The store and the example may not; the facade may.
