@@ -1806,13 +1806,20 @@ impl Drop for KillOnDrop {
 
 /// `GET url` (plain http): the status, the head in lower case, and the body's bytes.
 fn get_bytes(url: &str) -> (u16, String, Vec<u8>) {
+    exchange("GET", url, "", "")
+}
+
+/// One request over a plain socket, `connection: close`: `head` (extra header lines, each
+/// ending in CRLF) and `body` as given; the status, the answer's head in lower case, and its
+/// body's bytes.
+fn exchange(method: &str, url: &str, head: &str, body: &str) -> (u16, String, Vec<u8>) {
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_once('/').unwrap();
     let mut stream = TcpStream::connect(host).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         stream,
-        "GET /{path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+        "{method} /{path} HTTP/1.1\r\nhost: {host}\r\n{head}connection: close\r\n\r\n{body}"
     )
     .unwrap();
     let mut response = Vec::new();
@@ -2154,20 +2161,12 @@ fn sync_skips_an_account_another_instance_is_syncing() {
 /// `POST url` with a JSON body (plain http): the answer's JSON.
 #[cfg(target_os = "linux")]
 fn post_json(url: &str, body: &str) -> Value {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut stream = TcpStream::connect(host).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        stream,
-        "POST /{path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+    let head = format!(
+        "content-type: application/json\r\ncontent-length: {}\r\n",
         body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    serde_json::from_str(response.split_once("\r\n\r\n").unwrap().1).unwrap()
+    );
+    let (_, _, answer) = exchange("POST", url, &head, body);
+    serde_json::from_slice(&answer).unwrap()
 }
 
 /// A seed file of the demo plus a user `library` with `posts` image posts, each captioned
