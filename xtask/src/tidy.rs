@@ -315,6 +315,23 @@ const ONE_PLACE: &[(&str, &[&str], &str)] = &[
          loops' errors (TokenError, graph::Error); a third is_retryable would be a third rule",
     ),
     (
+        ".try_spend()",
+        &[
+            "crates/igdisplay-http/src/send.rs",
+            "crates/igdisplay-http/src/retry.rs",
+        ],
+        "requests are retried only by the one send loop (igdisplay_http::SendLoop), which spends \
+         the shared retry budget: a loop of its own would retry outside it",
+    ),
+    (
+        "fn verdict(",
+        &[
+            "crates/igdisplay-auth/src/error.rs",
+            "crates/igdisplay-graph/src/error.rs",
+        ],
+        "an error class becomes a classifier verdict only in the two send loops' errors",
+    ),
+    (
         "reqwest::Client",
         &["crates/igdisplay-http/src/"],
         "every request goes through an HttpBackend (its redirect policy, timeouts, address policy \
@@ -345,8 +362,8 @@ const FACADE_ONLY: &[(&str, &[&str], &str)] = &[
 ];
 
 /// Every `ONE_PLACE` text found outside its place in the `src/` of the workspace crates and
-/// the examples, and every `FACADE_ONLY` one there and in the bench (tests may build what
-/// they need).
+/// the examples, and every `FACADE_ONLY` one there and in the bench. A file's unit tests (from
+/// its `#[cfg(test)] mod tests`) are left out: they may build and name what they check.
 fn check_one_place(root: &Path, problems: &mut Vec<String>) {
     let mut bench = Vec::new();
     collect_rust_files(&root.join("bench/src"), &mut bench);
@@ -354,6 +371,10 @@ fn check_one_place(root: &Path, problems: &mut Vec<String>) {
     let bench = bench.into_iter().map(|file| (shown(root, &file), file));
     for (shown, file) in library_sources(root).into_iter().chain(bench) {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let text = text
+            .split("\n#[cfg(test)]\nmod tests {")
+            .next()
+            .unwrap_or_default();
         let rules = FACADE_ONLY
             .iter()
             .chain(ONE_PLACE.iter().filter(|_| !shown.starts_with("bench/")));
@@ -646,7 +667,8 @@ mod one_place_tests {
     }
 
     #[test]
-    fn a_third_retry_rule_or_a_hyper_client_outside_the_transport_crate_is_reported() {
+    fn a_third_retry_rule_a_retry_loop_of_its_own_or_a_hyper_client_outside_the_transport_crate_is_reported()
+    {
         let root = std::env::temp_dir().join(format!("igdisplay-tidy-rules-{}", std::process::id()));
         let write = |dir: &str, text: &str| {
             std::fs::create_dir_all(root.join(dir)).unwrap();
@@ -668,14 +690,24 @@ mod one_place_tests {
             "crates/igdisplay-mock/src",
             "//! x\ntype C = hyper_util::client::legacy::Client<C, B>;\n",
         );
+        write(
+            "crates/igdisplay-cli/src",
+            "//! x\nfn again() { if budget.try_spend() { retry() } }\n",
+        );
+        // A unit test may name what it checks.
+        write(
+            "crates/igdisplay-model/src",
+            "//! x\n#[cfg(test)]\nmod tests {\n    fn f() { budget.try_spend(); }\n}\n",
+        );
         let mut problems = Vec::new();
         check_one_place(&root, &mut problems);
         std::fs::remove_dir_all(&root).unwrap();
         // The graph crate's lib.rs is not its error.rs: only that file may answer.
-        assert_eq!(problems.len(), 3, "{problems:?}");
-        assert!(problems[0].starts_with("crates/igdisplay-graph/src/lib.rs: uses `fn is_retryable(`"));
-        assert!(problems[1].starts_with("crates/igdisplay-mirror/src/lib.rs: uses `hyper_util::client"));
-        assert!(problems[2].starts_with("crates/igdisplay-store/src/lib.rs: uses `fn is_retryable(`"));
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[0].starts_with("crates/igdisplay-cli/src/lib.rs: uses `.try_spend()`"));
+        assert!(problems[1].starts_with("crates/igdisplay-graph/src/lib.rs: uses `fn is_retryable(`"));
+        assert!(problems[2].starts_with("crates/igdisplay-mirror/src/lib.rs: uses `hyper_util::client"));
+        assert!(problems[3].starts_with("crates/igdisplay-store/src/lib.rs: uses `fn is_retryable(`"));
     }
 
     #[test]

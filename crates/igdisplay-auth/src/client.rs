@@ -5,11 +5,13 @@ use crate::token::{LONG_LIVED, MAX_LIFETIME, SHORT_LIVED};
 use crate::{AppConfig, AuthorizationGrant, TokenError, TokenKind, TokenRecord};
 use bytes::Bytes;
 use igdisplay_http::{
-    HttpBackend, HttpRequest, HttpResponse, Jitter, RequestKind, Retry, RetryBudget, RetryPolicy,
+    Exchange, Gate, HttpRequest, HttpResponse, Jitter, RequestKind, RetryBudget, RetryPolicy, SendLoop,
     SharedBackend, SharedClock, SystemClock, encode_query,
 };
 use igdisplay_model::{AccessToken, CodeExchangeResponse, ErrorBody, LongLivedTokenResponse, OAuthErrorBody};
 use serde::de::DeserializeOwned;
+use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -284,53 +286,82 @@ impl AuthClient {
         Ok(record)
     }
 
-    /// Sends `request` and reads the answer, retrying what [`TokenError::retry`] allows
-    /// within the retry policy: for a single-use request only a connect failure, for a read
-    /// also timeouts, broken connections and server errors. Returns the decoded body and the
-    /// time the successful request was sent.
+    /// Sends `request` through the one send loop ([`SendLoop`]) and reads the answer,
+    /// retrying what [`TokenError::retry`] allows within the retry policy: for a single-use
+    /// request only a connect failure, for a read also timeouts, broken connections and
+    /// server errors. Returns the decoded body and the time the successful request was sent.
     async fn call<T: DeserializeOwned>(
         &self,
         request: HttpRequest,
         kind: RequestKind,
         secrets: &[&str],
     ) -> Result<(T, SystemTime), TokenError> {
-        let started = self.clock.now();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let sent_at = self.clock.now();
-            let failure = match self.backend.send(igdisplay_http::clone_request(&request)).await {
-                Ok(response) => {
-                    if let Some(observer) = &self.observer {
-                        (observer.0)(response.headers());
-                    }
-                    match parse(&response, secrets, kind) {
-                        Ok(body) => {
-                            self.retry_budget.earn();
-                            return Ok((body, sent_at));
-                        }
-                        Err(failure) => failure,
-                    }
-                }
-                Err(source) => TokenError::Transport {
-                    source,
-                    request: kind,
-                },
-            };
-            let delay = match failure.retry() {
-                Retry::Backoff => self.retry.backoff(attempt, &self.jitter),
-                Retry::Stop | Retry::AfterPause => return Err(failure),
-            };
-            let elapsed = self.clock.now().duration_since(started).unwrap_or_default();
-            if !self.retry.allows(attempt, elapsed, delay) {
-                return Err(failure);
-            }
-            if !self.retry_budget.try_spend() {
-                tracing::debug!(attempt, "the retry budget is spent: failing fast");
-                return Err(failure);
-            }
-            tracing::debug!(attempt, "retrying token request");
-            self.clock.sleep(delay).await;
+        let call = TokenCall {
+            request,
+            kind,
+            secrets,
+            output: PhantomData,
+        };
+        let sender = SendLoop::new(
+            &*self.backend,
+            &*self.clock,
+            &self.retry,
+            &self.jitter,
+            &self.retry_budget,
+        );
+        let sent = sender.send(self, &call).await?;
+        Ok((sent.output, sent.sent_at))
+    }
+}
+
+/// A token request as the send loop sees it: rendered as a copy of the built request, read
+/// with the request's secrets masked in anything shown.
+struct TokenCall<'a, T> {
+    request: HttpRequest,
+    kind: RequestKind,
+    secrets: &'a [&'a str],
+    output: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> Exchange<()> for TokenCall<'_, T> {
+    type Output = T;
+    type Error = TokenError;
+
+    fn kind(&self) -> RequestKind {
+        self.kind
+    }
+
+    fn render(&self, _: &()) -> Result<HttpRequest, TokenError> {
+        Ok(igdisplay_http::clone_request(&self.request))
+    }
+
+    fn parse(&self, response: &HttpResponse, _: &()) -> Result<T, TokenError> {
+        parse(response, self.secrets, self.kind)
+    }
+}
+
+/// The token client's side of each attempt: no pacing of its own (a rate limit is returned,
+/// never waited for), a span per attempt, and every response's headers to the observer.
+impl Gate<TokenError> for AuthClient {
+    type Context = ();
+
+    fn open(&self, at: SystemTime) -> impl Future<Output = Result<((), SystemTime), TokenError>> + Send {
+        std::future::ready(Ok(((), at)))
+    }
+
+    fn span(&self, request: &HttpRequest, attempt: u32) -> tracing::Span {
+        tracing::info_span!(
+            "igdisplay.token.request",
+            url = %igdisplay_http::redact_http_uri(request.uri()),
+            attempt,
+            status = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        )
+    }
+
+    fn observe(&self, response: &HttpResponse) {
+        if let Some(observer) = &self.observer {
+            (observer.0)(response.headers());
         }
     }
 }

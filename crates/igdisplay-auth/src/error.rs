@@ -1,6 +1,6 @@
 //! The errors of the flow. None of them ever holds a token, code, state, secret or URL.
 
-use igdisplay_http::{Outcome, RequestKind, Retry, ServerVerdict, TransportError, classify};
+use igdisplay_http::{Failure, Outcome, RequestKind, Retry, ServerVerdict, TransportError, classify};
 use igdisplay_model::{ErrorClass, GraphError, Timestamp, UserId};
 
 /// Why a redirect back from the authorize window was rejected. No request was sent.
@@ -226,20 +226,22 @@ impl TokenError {
         classify(request, outcome)
     }
 
-    /// Whether the client's send loop retries this failure: exactly when [`retry`](Self::retry)
-    /// says [`Retry::Backoff`]. A rate limit ([`Retry::AfterPause`]) is not retried by the token
-    /// client, which has no pacing of its own: try again after the pause.
+    /// Whether the send loop tries this failure again ([`Failure::loop_retries`]): exactly
+    /// when [`retry`](Self::retry) says [`Retry::Backoff`]. A rate limit
+    /// ([`Retry::AfterPause`]) carries no pause the token client knows (it has no pacing of
+    /// its own), so it is returned: try again after the pause.
     pub fn is_retryable(&self) -> bool {
-        self.retry() == Retry::Backoff
+        self.loop_retries()
     }
 }
 
-/// What an error class means for retrying.
-fn verdict(class: ErrorClass) -> ServerVerdict {
-    match class {
-        ErrorClass::Transient => ServerVerdict::Transient,
-        ErrorClass::RateLimited => ServerVerdict::RateLimited,
-        _ => ServerVerdict::Final,
+impl Failure for TokenError {
+    fn transport(source: TransportError, request: RequestKind) -> Self {
+        TokenError::Transport { source, request }
+    }
+
+    fn retry(&self) -> Retry {
+        TokenError::retry(self)
     }
 }
 
@@ -286,4 +288,112 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// What an error class means for retrying, in the words of the one classifier. (The auth and
+/// graph crates each hold this mapping: the model knows no classifier and the transport crate
+/// no Instagram error class, so neither can hold it for both.)
+fn verdict(class: ErrorClass) -> ServerVerdict {
+    match class {
+        ErrorClass::Transient => ServerVerdict::Transient,
+        ErrorClass::RateLimited => ServerVerdict::RateLimited,
+        _ => ServerVerdict::Final,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RequestKind::{Idempotent, SingleUse};
+    use igdisplay_http::test_util::send_loop_retries;
+
+    fn api(class: ErrorClass, request: RequestKind) -> TokenError {
+        TokenError::Api {
+            status: 400,
+            class,
+            error: Box::new(serde_json::from_str(r#"{"message":"m","code":1}"#).unwrap()),
+            request,
+        }
+    }
+
+    fn unexpected(status: u16, request: RequestKind) -> TokenError {
+        TokenError::UnexpectedResponse {
+            status,
+            snippet: String::new(),
+            request,
+        }
+    }
+
+    /// Every kind of token error, for both request kinds where it has one, what the one send
+    /// loop does with it, and `is_retryable()` agreeing: the loop is run for each row.
+    #[tokio::test]
+    async fn is_retryable_is_what_the_send_loop_does_for_every_error_kind() {
+        let message = || String::from("m");
+        let at = Timestamp::from_unix(1_700_000_000);
+        let mut table: Vec<(TokenError, bool)> = Vec::new();
+        // Transport failures: what the classifier's own table says for each request kind.
+        for &kind in igdisplay_http::TransportErrorKind::ALL {
+            for request in [Idempotent, SingleUse] {
+                let retried = classify(request, Outcome::Transport(kind)) == Retry::Backoff;
+                table.push((TokenError::transport(TransportError::new(kind), request), retried));
+            }
+        }
+        for request in [Idempotent, SingleUse] {
+            let read = request == Idempotent;
+            table.extend([
+                (api(ErrorClass::Transient, request), read),
+                (api(ErrorClass::RateLimited, request), false),
+                (api(ErrorClass::InvalidToken, request), false),
+                (api(ErrorClass::PermissionDenied, request), false),
+                (api(ErrorClass::InvalidParameter, request), false),
+                (api(ErrorClass::Other, request), false),
+                (unexpected(502, request), read),
+                (unexpected(429, request), false),
+                (unexpected(400, request), false),
+            ]);
+        }
+        table.extend([
+            (TokenError::InvalidCode { message: message() }, false),
+            (TokenError::CodeAlreadyUsed { message: message() }, false),
+            (TokenError::RedirectUriMismatch { message: message() }, false),
+            (TokenError::InvalidClient { message: message() }, false),
+            (TokenError::NotATester { message: message() }, false),
+            (
+                TokenError::OAuth {
+                    code: 400,
+                    message: message(),
+                },
+                false,
+            ),
+            (
+                TokenError::Decode {
+                    path: "access_token".into(),
+                    reason: "missing".into(),
+                },
+                false,
+            ),
+            (TokenError::InvalidEndpoint, false),
+            (TokenError::NoAppCredentials, false),
+            (TokenError::ConfigMismatch, false),
+            (TokenError::NotLongLived, false),
+            (TokenError::TooEarly { ready_at: at }, false),
+            (TokenError::Expired { expired_at: at }, false),
+            (TokenError::Revoked(Box::new(TokenError::NotLongLived)), false),
+            (TokenError::NoToken(UserId::new("1")), false),
+            (TokenError::LoginRequired { state: "revoked" }, false),
+            (
+                TokenError::IssuedElsewhere {
+                    issued_by: "Instagram".into(),
+                    target: "http://127.0.0.1:1".into(),
+                },
+                false,
+            ),
+            (TokenError::Store(StoreError::Superseded), true),
+        ]);
+        for (error, retried) in table {
+            let shown = format!("{error:?}");
+            assert_eq!(error.is_retryable(), retried, "{shown}");
+            assert_eq!(send_loop_retries(error).await, retried, "{shown}");
+        }
+    }
 }

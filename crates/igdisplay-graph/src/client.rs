@@ -6,7 +6,8 @@ use crate::pacer::scope_of;
 use crate::request::{GraphRequest, Node};
 use crate::{Error, GraphEndpoint, GraphPolicy, Pacer, StaticToken, TokenSource};
 use igdisplay_http::{
-    HttpResponse, Jitter, Retry, RetryBudget, SharedBackend, SharedClock, SystemClock, redact_http_uri,
+    Gate, HttpRequest, HttpResponse, Jitter, RetryBudget, SendLoop, SharedBackend, SharedClock, SystemClock,
+    announce_rate_limit_wait, redact_http_uri,
 };
 use igdisplay_model::{AccessToken, Usage, UserId};
 use std::borrow::Cow;
@@ -164,114 +165,19 @@ impl GraphClient {
         self.inner.pacer.usage(self.inner.user.as_ref())
     }
 
-    /// Sends `request` through the pipeline: pace, take a token, render, send, read the usage
-    /// headers, parse, and retry what [`Error::retry`] allows within the retry policy.
+    /// Sends `request` through the one send loop ([`SendLoop`]) with this client's gate:
+    /// pace, take a token, render, send, read the usage headers, parse, and retry what
+    /// [`Error::retry`] allows within the retry policy.
     pub(crate) async fn execute<N: Node>(&self, request: &GraphRequest<N>) -> Result<N::Output, Error> {
         let inner = &*self.inner;
-        let started = inner.clock.now();
-        // When the attempt starts: the clock is read once per attempt on the way out.
-        let mut at = started;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let failure = match self.attempt(request, attempt, at).await {
-                Ok(output) => {
-                    inner.retry_budget.earn();
-                    return Ok(output);
-                }
-                Err(failure) => failure,
-            };
-            let delay = match failure.retry() {
-                Retry::Stop => None,
-                Retry::Backoff => Some(inner.policy.retry.backoff(attempt, &inner.jitter)),
-                Retry::AfterPause => match &failure {
-                    Error::RateLimited {
-                        retry_after: Some(pause),
-                        ..
-                    } if inner.pacer.policy().waits_for(*pause) => Some(*pause),
-                    _ => None,
-                },
-            };
-            let elapsed = inner.clock.now().duration_since(started).unwrap_or_default();
-            match delay {
-                Some(delay) if inner.policy.retry.allows(attempt, elapsed, delay) => {
-                    if failure.is_rate_limited() {
-                        announce_wait(delay);
-                    }
-                    if !inner.retry_budget.try_spend() {
-                        tracing::debug!(attempt, "the retry budget is spent: failing fast");
-                        return Err(failure.after_attempts(attempt));
-                    }
-                    tracing::debug!(attempt, delay_ms = delay.as_millis() as u64, "retrying");
-                    inner.clock.sleep(delay).await;
-                    at = inner.clock.now();
-                }
-                _ => return Err(failure.after_attempts(attempt)),
-            }
-        }
-    }
-
-    /// One try, starting at `at` on the client's clock.
-    async fn attempt<N: Node>(
-        &self,
-        request: &GraphRequest<N>,
-        attempt: u32,
-        at: SystemTime,
-    ) -> Result<N::Output, Error> {
-        let inner = &*self.inner;
-        let sent_at = self.pace(at).await?;
-        // A fixed token is borrowed, not cloned, for every request.
-        let token = match inner.token.fixed() {
-            Some(token) => Cow::Borrowed(token),
-            None => Cow::Owned(inner.token.access_token().await?),
-        };
-        // In a block, so that the request is not held (twice) while its response is awaited.
-        let (sending, span) = {
-            let http = request.to_http(&token)?;
-            let span = tracing::info_span!(
-                "igdisplay.graph.request",
-                url = %redact_http_uri(http.uri()),
-                attempt,
-                status = tracing::field::Empty,
-                duration_ms = tracing::field::Empty,
-            );
-            (inner.backend.send(http), span)
-        };
-        let outcome = sending.await;
-        // Recording into a span nobody listens to still walks its fields.
-        let traced = !span.is_disabled();
-        if traced {
-            let took = inner.clock.now().duration_since(sent_at).unwrap_or_default();
-            span.record("duration_ms", took.as_millis() as u64);
-        }
-        let response = match outcome {
-            Ok(response) => response,
-            Err(source) => {
-                tracing::debug!(parent: &span, kind = ?source.kind(), "transport failure");
-                return Err(Error::Transport {
-                    source,
-                    attempts: attempt,
-                });
-            }
-        };
-        if traced {
-            span.record("status", response.status().as_u16());
-        }
-        self.observe(&response);
-        match request.parse(&response, &token) {
-            Err(Error::RateLimited { error, .. }) => {
-                let now = inner.clock.now();
-                let user = inner.user.as_ref();
-                let pause = inner.pacer.announced_pause(user, retry_after(&response, now));
-                inner.pacer.block(scope_of(error.as_deref(), user), now, pause);
-                Err(Error::RateLimited {
-                    usage: self.usage().map(Box::new),
-                    retry_after: Some(pause),
-                    error,
-                })
-            }
-            parsed => parsed,
-        }
+        let sender = SendLoop::new(
+            &*inner.backend,
+            &*inner.clock,
+            &inner.policy.retry,
+            &inner.jitter,
+            &inner.retry_budget,
+        );
+        Ok(sender.send(&Pipeline(self), request).await?.output)
     }
 
     /// Records the usage headers, ignoring anything unparsable.
@@ -299,7 +205,7 @@ impl GraphClient {
             });
         }
         if pause.exhausted {
-            announce_wait(pause.wait);
+            announce_rate_limit_wait(pause.wait);
         } else {
             tracing::debug!(
                 pause_ms = pause.wait.as_millis() as u64,
@@ -311,14 +217,59 @@ impl GraphClient {
     }
 }
 
-/// The `tracing` target of the event sent when a query waits for Instagram's rate limit
-/// (a `Retry-After`, or a spent budget), with the wait in `wait_ms`: an application can show
-/// it ("Instagram asks us to wait 40 s"), as the CLI does, instead of looking stuck.
-pub const RATE_LIMIT_WAIT: &str = "igdisplay::rate_limit";
+/// The Graph client's side of each attempt of the send loop: pacing and a token before,
+/// usage headers and the rate limit's pause after.
+struct Pipeline<'a>(&'a GraphClient);
 
-fn announce_wait(wait: Duration) {
-    let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-    tracing::info!(target: RATE_LIMIT_WAIT, wait_ms, "waiting for the rate limit");
+impl<'a> Gate<Error> for Pipeline<'a> {
+    /// The token, borrowed when it is fixed, fetched for each attempt otherwise.
+    type Context = Cow<'a, AccessToken>;
+
+    async fn open(&self, at: SystemTime) -> Result<(Cow<'a, AccessToken>, SystemTime), Error> {
+        let client = self.0;
+        let sent_at = client.pace(at).await?;
+        // A fixed token is borrowed, not cloned, for every request.
+        let token = match client.inner.token.fixed() {
+            Some(token) => Cow::Borrowed(token),
+            None => Cow::Owned(client.inner.token.access_token().await?),
+        };
+        Ok((token, sent_at))
+    }
+
+    fn span(&self, request: &HttpRequest, attempt: u32) -> tracing::Span {
+        tracing::info_span!(
+            "igdisplay.graph.request",
+            url = %redact_http_uri(request.uri()),
+            attempt,
+            status = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        )
+    }
+
+    fn observe(&self, response: &HttpResponse) {
+        self.0.observe(response);
+    }
+
+    /// A rate limit blocks its scope in the pacer for the pause it announced (or the pacer's
+    /// own estimate) and carries that pause and the latest usage.
+    fn refused(&self, failure: Error, response: &HttpResponse, now: SystemTime) -> Error {
+        let Error::RateLimited { error, .. } = failure else {
+            return failure;
+        };
+        let inner = &*self.0.inner;
+        let user = inner.user.as_ref();
+        let pause = inner.pacer.announced_pause(user, retry_after(response, now));
+        inner.pacer.block(scope_of(error.as_deref(), user), now, pause);
+        Error::RateLimited {
+            usage: self.0.usage().map(Box::new),
+            retry_after: Some(pause),
+            error,
+        }
+    }
+
+    fn waits_for(&self, pause: Duration) -> bool {
+        self.0.inner.pacer.policy().waits_for(pause)
+    }
 }
 
 /// `Retry-After` in seconds or as an HTTP date measured from `now` on the injected clock,

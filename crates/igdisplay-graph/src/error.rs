@@ -1,7 +1,9 @@
 //! [`Error`]: every way a Graph query can fail, typed. No token or URL appears in any message.
 
 use crate::{LoginRequired, TokenUnavailable};
-use igdisplay_http::{BoxError, Outcome, RequestKind, Retry, ServerVerdict, TransportError, classify};
+use igdisplay_http::{
+    BoxError, Failure, Outcome, RequestKind, Retry, ServerVerdict, TransportError, classify,
+};
 use igdisplay_model::{DecodeError, ErrorClass, GraphError, Usage};
 use std::time::Duration;
 
@@ -95,12 +97,30 @@ impl From<DecodeError> for Error {
     }
 }
 
-/// What an error class means for retrying.
-pub(crate) fn verdict(class: ErrorClass) -> ServerVerdict {
-    match class {
-        ErrorClass::Transient => ServerVerdict::Transient,
-        ErrorClass::RateLimited => ServerVerdict::RateLimited,
-        _ => ServerVerdict::Final,
+impl Failure for Error {
+    fn transport(source: TransportError, _kind: RequestKind) -> Self {
+        Error::Transport { source, attempts: 1 }
+    }
+
+    fn retry(&self) -> Retry {
+        Error::retry(self)
+    }
+
+    fn pause(&self) -> Option<Duration> {
+        match self {
+            Error::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    fn after_attempts(mut self, sent: u32) -> Self {
+        if let Error::Transport { attempts, .. }
+        | Error::Api { attempts, .. }
+        | Error::UnexpectedResponse { attempts, .. } = &mut self
+        {
+            *attempts = sent;
+        }
+        self
     }
 }
 
@@ -161,9 +181,10 @@ impl Error {
         classify(RequestKind::Idempotent, outcome)
     }
 
-    /// Whether the same call may succeed later; exactly when the pipeline would retry it.
+    /// Whether the same call may succeed later: exactly when the send loop tries it again
+    /// ([`Failure::loop_retries`]): after a backoff, or after a rate limit's known pause.
     pub fn is_retryable(&self) -> bool {
-        self.retry().is_retry()
+        self.loop_retries()
     }
 
     /// The Graph error code.
@@ -180,15 +201,88 @@ impl Error {
     pub fn fbtrace_id(&self) -> Option<&str> {
         self.graph_error().and_then(|e| e.fbtrace_id.as_deref())
     }
+}
 
-    /// Sets how many requests were sent, where the error records it.
-    pub(crate) fn after_attempts(mut self, sent: u32) -> Self {
-        if let Error::Transport { attempts, .. }
-        | Error::Api { attempts, .. }
-        | Error::UnexpectedResponse { attempts, .. } = &mut self
-        {
-            *attempts = sent;
+/// What an error class means for retrying, in the words of the one classifier. (The auth and
+/// graph crates each hold this mapping: the model knows no classifier and the transport crate
+/// no Instagram error class, so neither can hold it for both.)
+fn verdict(class: ErrorClass) -> ServerVerdict {
+    match class {
+        ErrorClass::Transient => ServerVerdict::Transient,
+        ErrorClass::RateLimited => ServerVerdict::RateLimited,
+        _ => ServerVerdict::Final,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use igdisplay_http::test_util::send_loop_retries;
+
+    fn api(class: ErrorClass) -> Error {
+        Error::Api {
+            status: 400,
+            class,
+            error: Box::new(serde_json::from_str(r#"{"message":"m","code":1}"#).unwrap()),
+            attempts: 1,
         }
-        self
+    }
+
+    fn rate_limited(retry_after: Option<Duration>) -> Error {
+        Error::RateLimited {
+            usage: None,
+            retry_after,
+            error: None,
+        }
+    }
+
+    /// Every kind of error, what the one send loop does with it, and `is_retryable()`
+    /// agreeing: the loop is run for each row.
+    #[tokio::test]
+    async fn is_retryable_is_what_the_send_loop_does_for_every_error_kind() {
+        let unexpected = |status| Error::UnexpectedResponse {
+            status,
+            snippet: String::new(),
+            attempts: 1,
+        };
+        // Transport failures: what the classifier's own table says for a read.
+        let mut table: Vec<(Error, bool)> = igdisplay_http::TransportErrorKind::ALL
+            .iter()
+            .map(|&kind| {
+                let retried = classify(RequestKind::Idempotent, Outcome::Transport(kind)) == Retry::Backoff;
+                let error = Error::transport(TransportError::new(kind), RequestKind::Idempotent);
+                (error, retried)
+            })
+            .collect();
+        table.extend([
+            (api(ErrorClass::Transient), true),
+            (api(ErrorClass::RateLimited), false),
+            (api(ErrorClass::InvalidToken), false),
+            (api(ErrorClass::PermissionDenied), false),
+            (api(ErrorClass::InvalidParameter), false),
+            (api(ErrorClass::Other), false),
+            (rate_limited(Some(Duration::from_secs(30))), true),
+            (rate_limited(None), false),
+            (unexpected(503), true),
+            (unexpected(404), false),
+            (unexpected(429), false),
+            (
+                Error::Decode {
+                    path: "id".into(),
+                    reason: "missing".into(),
+                },
+                false,
+            ),
+            (Error::LoginRequired(LoginRequired::Revoked), false),
+            (Error::TokenUnavailable("the store is down".into()), true),
+            (Error::PaginationLoop, false),
+            (Error::TooManyEmptyPages(5), false),
+            (Error::InvalidRequest("bad id"), false),
+        ]);
+        for (error, retried) in table {
+            let shown = format!("{error:?}");
+            assert_eq!(error.is_retryable(), retried, "{shown}");
+            assert_eq!(send_loop_retries(error).await, retried, "{shown}");
+        }
     }
 }

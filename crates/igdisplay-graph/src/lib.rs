@@ -8,10 +8,11 @@ mod pacer;
 mod request;
 mod token;
 
-pub use client::{GraphClient, GraphClientBuilder, RATE_LIMIT_WAIT};
+pub use client::{GraphClient, GraphClientBuilder};
 pub use config::{GraphEndpoint, GraphPolicy, Quota, RateLimitPolicy, RetryPolicy, WhenExhausted};
 pub use error::Error;
 pub use fields::{Field, FieldList, MediaField, UserField};
+pub use igdisplay_http::RATE_LIMIT_WAIT;
 pub use pacer::{MAX_PAUSE, Pacer, Scope, reported_usage};
 pub use request::{
     ChildrenEdge, ChildrenRequest, ExpandsChildren, GraphRequest, MAX_BATCH_IDS, MAX_EMPTY_PAGES, MediaBatch,

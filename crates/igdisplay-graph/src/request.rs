@@ -588,6 +588,29 @@ impl<N: Node> GraphRequest<N> {
     }
 }
 
+/// A Graph query is a read: the send loop may send it again, with a token fetched for each
+/// attempt (borrowed when it is fixed).
+impl<N: Node> igdisplay_http::Exchange<std::borrow::Cow<'_, AccessToken>> for GraphRequest<N> {
+    type Output = N::Output;
+    type Error = Error;
+
+    fn kind(&self) -> igdisplay_http::RequestKind {
+        igdisplay_http::RequestKind::Idempotent
+    }
+
+    fn render(&self, token: &std::borrow::Cow<'_, AccessToken>) -> Result<HttpRequest, Error> {
+        self.to_http(token)
+    }
+
+    fn parse(
+        &self,
+        response: &HttpResponse,
+        token: &std::borrow::Cow<'_, AccessToken>,
+    ) -> Result<N::Output, Error> {
+        GraphRequest::parse(self, response, token)
+    }
+}
+
 /// The typed error an error response means.
 fn error_response(response: &HttpResponse, secrets: &[&str]) -> Error {
     let status = response.status().as_u16();

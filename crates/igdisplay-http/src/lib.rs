@@ -11,6 +11,7 @@ mod query;
 mod redact;
 mod request;
 mod retry;
+mod send;
 mod timeout;
 
 #[cfg(feature = "hyper")]
@@ -40,6 +41,7 @@ pub use request::HttpRequest;
 #[cfg(feature = "reqwest")]
 pub use reqwest_backend::ReqwestBackend;
 pub use retry::{Jitter, Outcome, RequestKind, Retry, RetryBudget, RetryPolicy, ServerVerdict, classify};
+pub use send::{Exchange, Failure, Gate, NoGate, RATE_LIMIT_WAIT, SendLoop, Sent, announce_rate_limit_wait};
 pub use timeout::Timeout;
 #[cfg(any(feature = "reqwest", feature = "hyper"))]
 pub use tls::rustls_client_config;

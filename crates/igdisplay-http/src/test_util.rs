@@ -259,6 +259,80 @@ impl HttpBackend for ReplayBackend {
     }
 }
 
+/// Whether the [`SendLoop`](crate::SendLoop) tries a request again after `failure`: runs the
+/// real loop, on a [`ManualClock`](crate::ManualClock) and with the default retry policy, under
+/// a gate that waits for any announced pause, for a request whose first answer reads as
+/// `failure` and whose second succeeds. What each crate's `is_retryable()` must agree with.
+///
+/// ```
+/// use igdisplay_http::{Failure, RequestKind, Retry, TransportError, TransportErrorKind};
+///
+/// #[derive(Debug)]
+/// struct Timeout;
+/// impl Failure for Timeout {
+///     fn transport(_: TransportError, _: RequestKind) -> Self { Timeout }
+///     fn retry(&self) -> Retry { Retry::Backoff }
+/// }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert!(igdisplay_http::test_util::send_loop_retries(Timeout).await);
+/// # });
+/// ```
+pub async fn send_loop_retries<E: crate::Failure + Send>(failure: E) -> bool {
+    let clock = crate::ManualClock::at_unix(1_700_000_000);
+    let backend = FnBackend::new(|_| Ok(json_response(200, "{}")));
+    let (policy, jitter, budget) = (
+        crate::RetryPolicy::default(),
+        crate::Jitter::seeded(1),
+        crate::RetryBudget::default(),
+    );
+    let once = FailsOnce(Mutex::new(Some(failure)));
+    crate::SendLoop::new(&backend, &clock, &policy, &jitter, &budget)
+        .send(&WaitsForAnyPause, &once)
+        .await
+        .is_ok()
+}
+
+/// A request whose first answer reads as the failure it holds, and every later one as `()`.
+struct FailsOnce<E>(Mutex<Option<E>>);
+
+impl<E: crate::Failure + Send> crate::Exchange<()> for FailsOnce<E> {
+    type Output = ();
+    type Error = E;
+
+    fn kind(&self) -> crate::RequestKind {
+        crate::RequestKind::Idempotent
+    }
+
+    fn render(&self, _: &()) -> Result<HttpRequest, E> {
+        Ok(HttpRequest::new(Bytes::new()))
+    }
+
+    fn parse(&self, _: &HttpResponse, _: &()) -> Result<(), E> {
+        match self.0.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            Some(failure) => Err(failure),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A gate that waits out any pause a rate limit announces.
+struct WaitsForAnyPause;
+
+impl<E: Send> crate::Gate<E> for WaitsForAnyPause {
+    type Context = ();
+
+    fn open(
+        &self,
+        at: std::time::SystemTime,
+    ) -> impl std::future::Future<Output = Result<((), std::time::SystemTime), E>> + Send {
+        std::future::ready(Ok(((), at)))
+    }
+
+    fn waits_for(&self, _pause: std::time::Duration) -> bool {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

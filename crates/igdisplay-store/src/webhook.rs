@@ -27,7 +27,10 @@ use crate::store::SqlStore;
 use futures_util::StreamExt as _;
 use hmac::{KeyInit as _, Mac as _};
 use igdisplay_http::http::{self, HeaderMap, Method};
-use igdisplay_http::{Jitter, RetryPolicy, SharedBackend};
+use igdisplay_http::{
+    Clock as _, Exchange, Failure, HttpRequest, HttpResponse, Jitter, NoGate, RequestKind, Retry,
+    RetryBudget, RetryPolicy, SendLoop, SharedBackend, SystemClock,
+};
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, SystemTime};
 
@@ -271,34 +274,23 @@ impl WebhookSender {
         }
     }
 
-    /// Posts one event; the reason it was not accepted otherwise (a status, a transport
+    /// Posts one event through the one send loop, once: the outbox is its retry, durable
+    /// across restarts. The reason it was not accepted otherwise (a status, a transport
     /// failure; never the endpoint's URL).
     async fn post(&self, event: &OutboxEvent) -> Result<(), String> {
-        let body = serde_json::to_vec(&event.event).map_err(|e| e.to_string())?;
-        let delivery =
-            igdisplay_auth::random_hex(16).map_err(|_| "no random bytes for the delivery id".to_owned())?;
-        let timestamp = igdisplay_model::Timestamp::from_system_time(igdisplay_http::Clock::now(
-            &igdisplay_http::SystemClock,
-        ))
-        .unix();
-        let request = http::Request::builder()
-            .method(Method::POST)
-            .uri(self.endpoint.clone())
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(
-                SIGNATURE_HEADER,
-                self.signature(timestamp, &delivery, event.id, &body),
-            )
-            .header(EVENT_HEADER, event.event.kind())
-            .header(EVENT_ID_HEADER, event.id.to_string())
-            .header(DELIVERY_HEADER, &delivery)
-            .body(igdisplay_http::bytes::Bytes::from(body))
-            .map_err(|_| "the endpoint does not form a request".to_owned())?;
-        match self.backend.send(request.into()).await {
-            Ok(response) if response.status().is_success() => Ok(()),
-            Ok(response) => Err(format!("the endpoint answered {}", response.status())),
-            Err(error) => Err(error.to_string()),
-        }
+        let post = Post {
+            sender: self,
+            event,
+            body: serde_json::to_vec(&event.event)
+                .map_err(|e| e.to_string())?
+                .into(),
+        };
+        let (once, no_budget) = (RetryPolicy::none(), RetryBudget::new(0));
+        SendLoop::new(&*self.backend, &SystemClock, &once, &self.jitter, &no_budget)
+            .send(&NoGate, &post)
+            .await
+            .map(|_| ())
+            .map_err(|Refused(reason)| reason)
     }
 
     /// `t=<timestamp>,v1=<hex>` with one `v1` per secret.
@@ -311,6 +303,67 @@ impl WebhookSender {
             }
         }
         header
+    }
+}
+
+/// One delivery as the send loop sees it: a new delivery id, timestamp and signature for each
+/// attempt; any 2xx accepts it.
+struct Post<'a> {
+    sender: &'a WebhookSender,
+    event: &'a OutboxEvent,
+    body: igdisplay_http::bytes::Bytes,
+}
+
+/// Why a delivery was not accepted: recorded on the event, which the outbox tries again.
+struct Refused(String);
+
+impl Failure for Refused {
+    fn transport(source: igdisplay_http::TransportError, _: RequestKind) -> Self {
+        Refused(source.to_string())
+    }
+
+    /// The loop never retries a delivery: the outbox does, with its own backoff.
+    fn retry(&self) -> Retry {
+        Retry::Stop
+    }
+}
+
+impl Exchange<()> for Post<'_> {
+    type Output = ();
+    type Error = Refused;
+
+    /// A receiver deduplicates on the event id: a delivery may arrive twice.
+    fn kind(&self) -> RequestKind {
+        RequestKind::Idempotent
+    }
+
+    fn render(&self, _: &()) -> Result<HttpRequest, Refused> {
+        let delivery = igdisplay_auth::random_hex(16)
+            .map_err(|_| Refused("no random bytes for the delivery id".to_owned()))?;
+        let timestamp = igdisplay_model::Timestamp::from_system_time(SystemClock.now()).unix();
+        let (sender, event) = (self.sender, self.event);
+        http::Request::builder()
+            .method(Method::POST)
+            .uri(sender.endpoint.clone())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(
+                SIGNATURE_HEADER,
+                sender.signature(timestamp, &delivery, event.id, &self.body),
+            )
+            .header(EVENT_HEADER, event.event.kind())
+            .header(EVENT_ID_HEADER, event.id.to_string())
+            .header(DELIVERY_HEADER, &delivery)
+            .body(self.body.clone())
+            .map(HttpRequest::from)
+            .map_err(|_| Refused("the endpoint does not form a request".to_owned()))
+    }
+
+    fn parse(&self, response: &HttpResponse, _: &()) -> Result<(), Refused> {
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(Refused(format!("the endpoint answered {}", response.status())))
+        }
     }
 }
 
