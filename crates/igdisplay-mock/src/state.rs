@@ -9,17 +9,16 @@
 //! Everything that expires compares against `World::now`, the mock's clock, never the system
 //! time: a test moves the clock and every code, token, CDN link and rate window ages with it.
 
+use crate::FastMap;
+use crate::assets::Assets;
 use crate::clock::MockClock;
 use crate::faults::{Fault, Stub};
+use crate::fields::FieldsCache;
+use crate::headers::HeaderCache;
 use crate::journal::Journal;
 use crate::rng::Rng;
 use crate::seed::{MockPlatform, Seed, SeedApp, SeedKind, SeedMedia, SeedShape};
 use std::collections::{HashMap, VecDeque};
-
-/// A map keyed by text looked up on every request (tokens, media ids, `fields` values):
-/// Fx hashing reads a 150-character token in a fraction of SipHash's time, and the mock, a
-/// test server, has no untrusted keys to defend against flooding.
-pub(crate) type FastMap<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
 
 /// One hour: authorization codes and short-lived tokens.
 pub(crate) const HOUR: i64 = 3600;
@@ -512,14 +511,13 @@ pub(crate) struct World {
     pub(crate) refreshes: HashMap<usize, u64>,
     /// The test root of an HTTPS mock, PEM, for `GET /_mock/ca.pem`.
     pub(crate) root_pem: Option<String>,
-    /// The files the CDN serves, at the sizes the options ask.
-    pub(crate) assets: crate::routes::cdn::Assets,
-    /// `fields` values already parsed.
-    pub(crate) fields_cache: crate::routes::graph::FieldsCache,
-    /// The last `Date` header and the second it names.
-    pub(crate) date_cache: Option<(i64, http::HeaderValue)>,
-    /// The `Instagram-Api-Version` header and the link version it was made from.
-    pub(crate) version_cache: Option<(String, Option<http::HeaderValue>)>,
+    /// The files the CDN serves, at the sizes the options ask (not domain data: kept here
+    /// because the answers are made under the world's lock; the type is `assets.rs`'s).
+    pub(crate) assets: Assets,
+    /// `fields` values already parsed (`fields.rs`).
+    pub(crate) fields_cache: FieldsCache,
+    /// Header values made once (`headers.rs`).
+    pub(crate) headers: HeaderCache,
 }
 
 impl World {
@@ -581,7 +579,7 @@ impl World {
             user.stories = draw_stories(&seeded.stories, start, &mut rng);
         }
         let journal = Journal::new(options.journal_capacity);
-        let assets = crate::routes::cdn::Assets::new(options.asset_sizes);
+        let assets = Assets::new(options.asset_sizes);
         World {
             app: seed.app.clone(),
             seed,
@@ -601,9 +599,8 @@ impl World {
             refreshes: HashMap::new(),
             root_pem,
             assets,
-            fields_cache: crate::routes::graph::FieldsCache::default(),
-            date_cache: None,
-            version_cache: None,
+            fields_cache: FieldsCache::default(),
+            headers: HeaderCache::default(),
         }
     }
 

@@ -120,48 +120,14 @@ impl World {
             reply.headers.append(crate::wire::REQUEST_ID, id);
         }
         // The mock's time, not the machine's: a client comparing clocks sees the mock's.
-        let date = self.date_header();
+        let date = self.headers.date(self.now());
         reply.headers.append(DATE, date);
         if (!failed || self.options.platform == crate::MockPlatform::InstagramLogin)
-            && let Some(version) = self.api_version_header()
+            && let Some(version) = self.headers.api_version(&self.options.link_version)
         {
             reply.headers.append(API_VERSION, version);
         }
     }
-
-    /// `Instagram-Api-Version`: the options' link version (none if it cannot be a header),
-    /// kept as a header value until the options change.
-    fn api_version_header(&mut self) -> Option<http::HeaderValue> {
-        let version = &self.options.link_version;
-        match &self.version_cache {
-            Some((text, value)) if text == version => value.clone(),
-            _ => {
-                let value = http::HeaderValue::try_from(version.as_str()).ok();
-                self.version_cache = Some((version.clone(), value.clone()));
-                value
-            }
-        }
-    }
-
-    /// The `Date` of an answer now, formatted once per second of mock time.
-    fn date_header(&mut self) -> http::HeaderValue {
-        let now = self.now();
-        match &self.date_cache {
-            Some((at, value)) if *at == now => value.clone(),
-            _ => {
-                let value = http::HeaderValue::try_from(http_date(now))
-                    .unwrap_or_else(|_| http::HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
-                self.date_cache = Some((now, value.clone()));
-                value
-            }
-        }
-    }
-}
-
-/// `Sun, 06 Nov 1994 08:49:37 GMT` for Unix seconds `unix` (clamped to the years 1970–9999).
-fn http_date(unix: i64) -> String {
-    let seconds = u64::try_from(unix.clamp(0, 253_402_300_799)).unwrap_or_default();
-    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds))
 }
 
 /// The answer to a browser's CORS preflight: any origin may read with GET and POST, sending
