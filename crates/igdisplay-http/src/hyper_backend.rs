@@ -1,7 +1,7 @@
 //! [`HyperBackend`]: hyper-util's pooled client with hyper-rustls.
 
 use crate::body::{BodyLimit, CappedBody};
-use crate::timeout::Within;
+use crate::timeout::{Within, answer};
 use crate::tls::{io_kind_in_chain, rustls_client_config};
 use crate::{
     BackendConfig, HttpBackend, HttpRequest, SendFuture, SystemClock, TransportError, TransportErrorKind,
@@ -98,25 +98,24 @@ impl HttpBackend for HyperBackend {
         's: 'f,
         Self: 'f,
     {
-        let responding = match self.dispatch(request) {
-            Ok(responding) => responding,
-            Err(error) => return Box::pin(std::future::ready(Err(error))),
-        };
-        let (limit, timeout) = (self.config.max_body_bytes, self.config.request_timeout);
-        let exchange = async move {
-            let response = responding.await.map_err(map_client_error)?;
-            let (parts, mut incoming) = response.into_parts();
-            // hyper knows the declared `Content-Length` as the body's exact size.
-            let mut body = CappedBody::new(limit, incoming.size_hint().exact())?;
-            while let Some(frame) = incoming.frame().await {
-                let frame = frame.map_err(|e| TransportError::with_source(TransportErrorKind::Body, e))?;
-                if let Ok(data) = frame.into_data() {
-                    body.push(data)?;
+        answer(
+            &self.config,
+            self.dispatch(request),
+            |responding, limit, _| async move {
+                let response = responding.await.map_err(map_client_error)?;
+                let (parts, mut incoming) = response.into_parts();
+                // hyper knows the declared `Content-Length` as the body's exact size.
+                let mut body = CappedBody::new(limit, incoming.size_hint().exact())?;
+                while let Some(frame) = incoming.frame().await {
+                    let frame =
+                        frame.map_err(|e| TransportError::with_source(TransportErrorKind::Body, e))?;
+                    if let Ok(data) = frame.into_data() {
+                        body.push(data)?;
+                    }
                 }
-            }
-            Ok(http::Response::from_parts(parts, body.finish()))
-        };
-        Box::pin(Within::new(SystemClock::deadline(timeout), exchange))
+                Ok(http::Response::from_parts(parts, body.finish()))
+            },
+        )
     }
 
     fn send_streaming<'s, 'f>(&'s self, request: HttpRequest) -> crate::StreamingFuture<'f>
@@ -124,26 +123,24 @@ impl HttpBackend for HyperBackend {
         's: 'f,
         Self: 'f,
     {
-        let responding = match self.dispatch(request) {
-            Ok(responding) => responding,
-            Err(error) => return Box::pin(std::future::ready(Err(error))),
-        };
-        let (limit, timeout) = (self.config.max_body_bytes, self.config.request_timeout);
-        let head = async move {
-            let response = responding.await.map_err(map_client_error)?;
-            let (parts, incoming) = response.into_parts();
-            let limit = BodyLimit::new(limit, incoming.size_hint().exact())?;
-            let chunks = Chunks {
-                incoming,
-                timeout,
-                limit,
-            };
-            Ok(http::Response::from_parts(
-                parts,
-                Box::new(chunks) as crate::BodyStream,
-            ))
-        };
-        Box::pin(Within::new(SystemClock::deadline(timeout), head))
+        answer(
+            &self.config,
+            self.dispatch(request),
+            |responding, limit, timeout| async move {
+                let response = responding.await.map_err(map_client_error)?;
+                let (parts, incoming) = response.into_parts();
+                let limit = BodyLimit::new(limit, incoming.size_hint().exact())?;
+                let chunks = Chunks {
+                    incoming,
+                    timeout,
+                    limit,
+                };
+                Ok(http::Response::from_parts(
+                    parts,
+                    Box::new(chunks) as crate::BodyStream,
+                ))
+            },
+        )
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`ReqwestBackend`]: the default backend, on reqwest with rustls.
 
 use crate::body::{BodyLimit, CappedBody};
-use crate::timeout::Within;
+use crate::timeout::{Within, answer};
 use crate::tls::{io_kind_in_chain, rustls_client_config};
 use crate::{
     BackendConfig, HttpBackend, HttpRequest, SendFuture, SystemClock, TransportError, TransportErrorKind,
@@ -79,22 +79,20 @@ impl HttpBackend for ReqwestBackend {
         's: 'f,
         Self: 'f,
     {
-        let responding = match self.dispatch(request) {
-            Ok(responding) => responding,
-            Err(error) => return Box::pin(std::future::ready(Err(error))),
-        };
-        let (limit, timeout) = (self.config.max_body_bytes, self.config.request_timeout);
-        let exchange = async move {
-            let mut response = responding.await.map_err(map_error)?;
-            // reqwest reads the declared `Content-Length` as the body's exact size.
-            let mut body = CappedBody::new(limit, response.content_length())?;
-            let out = head_of(&mut response);
-            while let Some(chunk) = response.chunk().await.map_err(map_error)? {
-                body.push(chunk)?;
-            }
-            Ok(out.map(|()| body.finish()))
-        };
-        Box::pin(Within::new(SystemClock::deadline(timeout), exchange))
+        answer(
+            &self.config,
+            self.dispatch(request),
+            |responding, limit, _| async move {
+                let mut response = responding.await.map_err(map_error)?;
+                // reqwest reads the declared `Content-Length` as the body's exact size.
+                let mut body = CappedBody::new(limit, response.content_length())?;
+                let out = head_of(&mut response);
+                while let Some(chunk) = response.chunk().await.map_err(map_error)? {
+                    body.push(chunk)?;
+                }
+                Ok(out.map(|()| body.finish()))
+            },
+        )
     }
 
     fn send_streaming<'s, 'f>(&'s self, request: HttpRequest) -> crate::StreamingFuture<'f>
@@ -102,23 +100,21 @@ impl HttpBackend for ReqwestBackend {
         's: 'f,
         Self: 'f,
     {
-        let responding = match self.dispatch(request) {
-            Ok(responding) => responding,
-            Err(error) => return Box::pin(std::future::ready(Err(error))),
-        };
-        let (limit, timeout) = (self.config.max_body_bytes, self.config.request_timeout);
-        let head = async move {
-            let mut response = responding.await.map_err(map_error)?;
-            let limit = BodyLimit::new(limit, response.content_length())?;
-            let out = head_of(&mut response);
-            let chunks = Chunks {
-                response,
-                timeout,
-                limit,
-            };
-            Ok(out.map(|()| Box::new(chunks) as crate::BodyStream))
-        };
-        Box::pin(Within::new(SystemClock::deadline(timeout), head))
+        answer(
+            &self.config,
+            self.dispatch(request),
+            |responding, limit, timeout| async move {
+                let mut response = responding.await.map_err(map_error)?;
+                let limit = BodyLimit::new(limit, response.content_length())?;
+                let out = head_of(&mut response);
+                let chunks = Chunks {
+                    response,
+                    timeout,
+                    limit,
+                };
+                Ok(out.map(|()| Box::new(chunks) as crate::BodyStream))
+            },
+        )
     }
 }
 

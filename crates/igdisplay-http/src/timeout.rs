@@ -130,6 +130,30 @@ impl<T, F> Within<T, F> {
     }
 }
 
+/// A real backend's answer to one request: what `dispatch` refused fails at once; else
+/// `exchange`, handed what `dispatch` made, the body cap and the request timeout of `config`,
+/// runs within that timeout on the real clock, boxed once.
+#[cfg(any(feature = "reqwest", feature = "hyper"))]
+pub(crate) fn answer<'f, D, T, F>(
+    config: &crate::BackendConfig,
+    dispatched: Result<D, TransportError>,
+    exchange: impl FnOnce(D, usize, Duration) -> F,
+) -> Pin<Box<dyn Future<Output = Result<T, TransportError>> + Send + 'f>>
+where
+    F: Future<Output = Result<T, TransportError>> + Send + 'f,
+    T: Send + 'f,
+{
+    let dispatched = match dispatched {
+        Ok(dispatched) => dispatched,
+        Err(error) => return Box::pin(std::future::ready(Err(error))),
+    };
+    let (limit, timeout) = (config.max_body_bytes, config.request_timeout);
+    Box::pin(Within::new(
+        crate::SystemClock::deadline(timeout),
+        exchange(dispatched, limit, timeout),
+    ))
+}
+
 impl<T, F, R> Future for Within<T, F>
 where
     T: Future<Output = ()>,
