@@ -140,6 +140,10 @@ pub(crate) fn parse_rfc3339(text: &str) -> Option<i64> {
 }
 
 /// Unix seconds → (year, month, day, hour, minute, second, weekday 0=Sunday), UTC.
+///
+/// Howard Hinnant's civil-date algorithm, written again here on purpose: igdisplay-model's
+/// `Timestamp` has the same one, and the mock (the oracle) shares no code with the client it
+/// tests, so a mistake in one is caught by the other.
 pub(crate) fn civil(unix: i64) -> (i64, i64, i64, i64, i64, i64, i64) {
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);

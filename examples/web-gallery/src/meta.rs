@@ -12,16 +12,35 @@ use igdisplay::store::MetaCallback;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Verifies Meta's `signed_request` (its signature, and that it was issued within the last
-/// hour: an old one replayed is refused).
-fn verify(app: &App, form: &HashMap<String, String>) -> Result<SignedRequest, Box<Response>> {
-    let value = form.get("signed_request").map(String::as_str).unwrap_or_default();
-    let credentials = app.instagram.auth().config().credentials().map_err(|_| {
-        Box::new((StatusCode::SERVICE_UNAVAILABLE, "this site has no app secret").into_response())
-    })?;
-    let now = app.instagram.clock().now();
-    verify_fresh_signed_request(&credentials.app_secret, value, now, SIGNED_REQUEST_MAX_AGE)
-        .map_err(|_| Box::new((StatusCode::BAD_REQUEST, "invalid or stale signed_request").into_response()))
+/// A callback from Meta whose `signed_request` was verified (its signature, and that it was
+/// issued within the last hour: an old one replayed is refused): the handlers take it as an
+/// extractor, so none of them reads an unverified request.
+pub(crate) struct MetaRequest {
+    /// The verified request.
+    request: SignedRequest,
+    /// The signature part of `signed_request`, which names this request among retries.
+    signature: String,
+}
+
+impl axum::extract::FromRequest<Arc<App>> for MetaRequest {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, app: &Arc<App>) -> Result<Self, Response> {
+        let Form(form) = Form::<HashMap<String, String>>::from_request(request, app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let value = form.get("signed_request").map(String::as_str).unwrap_or_default();
+        let credentials =
+            app.instagram.auth().config().credentials().map_err(|_| {
+                (StatusCode::SERVICE_UNAVAILABLE, "this site has no app secret").into_response()
+            })?;
+        let now = app.instagram.clock().now();
+        let request =
+            verify_fresh_signed_request(&credentials.app_secret, value, now, SIGNED_REQUEST_MAX_AGE)
+                .map_err(|_| (StatusCode::BAD_REQUEST, "invalid or stale signed_request").into_response())?;
+        let signature = value.split('.').next().unwrap_or_default().to_owned();
+        Ok(Self { request, signature })
+    }
 }
 
 /// Forgets the user's token (in a fleet's store: marks the account deauthorized, or deletes
@@ -64,12 +83,8 @@ async fn forget(app: &App, request: &SignedRequest, callback: MetaCallback) -> R
 /// `POST /deauthorize`: the user removed the app; 200 once they are forgotten.
 pub(crate) async fn deauthorize(
     State(app): State<Arc<App>>,
-    Form(form): Form<HashMap<String, String>>,
+    MetaRequest { request, .. }: MetaRequest,
 ) -> Response {
-    let request = match verify(&app, &form) {
-        Ok(request) => request,
-        Err(response) => return *response,
-    };
     match forget(&app, &request, MetaCallback::Deauthorize).await {
         Ok(_) => (StatusCode::OK, "").into_response(),
         Err(response) => response,
@@ -80,15 +95,9 @@ pub(crate) async fn deauthorize(
 /// confirmation code) once it is gone and the deletion recorded.
 pub(crate) async fn data_deletion(
     State(app): State<Arc<App>>,
-    Form(form): Form<HashMap<String, String>>,
+    MetaRequest { request, signature }: MetaRequest,
 ) -> Response {
-    let request = match verify(&app, &form) {
-        Ok(request) => request,
-        Err(response) => return *response,
-    };
     // The same request again (a retry, or a replay within the hour) gets the same answer.
-    let signature = form.get("signed_request").map(String::as_str).unwrap_or_default();
-    let signature = signature.split('.').next().unwrap_or_default().to_owned();
     let json = |answer: String| {
         (
             StatusCode::OK,
