@@ -251,36 +251,6 @@ async fn ids_that_would_change_the_path_are_refused_without_a_request() {
     assert_eq!(w.capture.count(), 0);
 }
 
-#[tokio::test]
-async fn transient_errors_are_retried_with_capped_jittered_backoff() {
-    let w = World::new().await;
-    Mock::given(path("/me"))
-        .respond_with(Sequence::new(vec![
-            graph_error(500, 2, None, true),
-            graph_error(503, 1, None, false),
-            ok(json!({"id": "1"})),
-        ]))
-        .expect(3)
-        .named("/me")
-        .mount(&w.server)
-        .await;
-    let client = w.client(w.config(Platform::InstagramLogin));
-    assert_eq!(client.me().send().await.unwrap().id.as_str(), "1");
-    let sleeps = w.clock.sleeps();
-    assert_eq!(sleeps.len(), 2);
-    assert!(
-        sleeps[0] < Duration::from_millis(500) && sleeps[1] < Duration::from_millis(1000),
-        "{sleeps:?}"
-    );
-    // The seeded jitter makes the exact delays reproducible.
-    insta::assert_debug_snapshot!(sleeps, @r"
-    [
-        370.782439ms,
-        159.910392ms,
-    ]
-    ");
-}
-
 /// Reliability case 32: clients sharing a spent retry budget fail fast, and successes earn
 /// retries back.
 #[tokio::test]
@@ -332,52 +302,116 @@ async fn a_spent_retry_budget_fails_fast_until_calls_succeed_again() {
     );
 }
 
-#[tokio::test]
-async fn a_permanent_server_error_stops_after_max_attempts() {
-    let w = World::new().await;
-    Mock::given(path("/me"))
-        .respond_with(ResponseTemplate::new(500))
-        .expect(3)
-        .named("/me")
-        .mount(&w.server)
-        .await;
-    let error = w
-        .client(w.config(Platform::InstagramLogin))
-        .me()
-        .send()
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(error, Error::UnexpectedResponse { status: 500, .. }),
-        "{error:?}"
-    );
-    assert!(error.is_retryable());
-    Mock::given(path("/me/media"))
-        .respond_with(graph_error(500, 1, None, false))
-        .expect(4)
-        .named("/me/media")
-        .mount(&w.server)
-        .await;
-    let config = w
-        .config(Platform::InstagramLogin)
-        .retry(RetryPolicy::default().max_attempts(4));
-    let error = w.client(config).my_media().send().await.unwrap_err();
-    assert!(
-        matches!(
-            error,
-            Error::Api {
-                attempts: 4,
-                class: ErrorClass::Transient,
-                ..
-            }
-        ),
-        "{error:?}"
-    );
+/// What one row of the retry table expects of the call.
+#[derive(Debug)]
+enum Expect {
+    /// The call succeeds.
+    Ok,
+    /// A Graph error of this class, code and subcode, after this many requests.
+    Api(ErrorClass, i64, Option<i64>, u32),
+    /// An error status without a Graph body, after this many requests.
+    Unexpected(u16, u32),
+    /// A rate limit carrying this pause; the next call is refused without a request.
+    RateLimited(Duration),
 }
 
-#[tokio::test]
-async fn permanent_errors_are_returned_at_once_and_typed() {
-    let cases = [
+/// One scenario of the retry rules: the answers in turn (the last repeated), the platform,
+/// the attempts allowed, whether the policy fails fast at a rate limit, and what must happen:
+/// the requests sent, the waits on the clock (`None`: as many as the retries, of any length),
+/// and the outcome.
+struct Row {
+    name: &'static str,
+    answers: Vec<ResponseTemplate>,
+    platform: Platform,
+    attempts: u32,
+    fail_fast: bool,
+    sent: usize,
+    sleeps: Option<Vec<Duration>>,
+    expect: Expect,
+}
+
+fn row(name: &'static str, answers: Vec<ResponseTemplate>, sent: usize, expect: Expect) -> Row {
+    Row {
+        name,
+        answers,
+        platform: Platform::InstagramLogin,
+        attempts: 3,
+        fail_fast: false,
+        sent,
+        sleeps: None,
+        expect,
+    }
+}
+
+/// Every retry rule of the Graph client, one row each: transient failures are retried with
+/// capped, jittered backoff up to the policy's attempts; permanent errors come back at once,
+/// typed; throttles are never retried at once, waited out only for their announced pause and
+/// only within the policy's limit.
+fn retry_table() -> Vec<Row> {
+    let mut rows = vec![
+        Row {
+            sleeps: Some(vec![
+                Duration::from_nanos(370_782_439),
+                Duration::from_nanos(159_910_392),
+            ]),
+            ..row(
+                "transient codes 2 and 1, then an answer: retried after the seeded jitter",
+                vec![
+                    graph_error(500, 2, None, true),
+                    graph_error(503, 1, None, false),
+                    ok(json!({"id": "1"})),
+                ],
+                3,
+                Expect::Ok,
+            )
+        },
+        row(
+            "a 500 without a Graph body: retried until the attempts run out",
+            vec![ResponseTemplate::new(500)],
+            3,
+            Expect::Unexpected(500, 3),
+        ),
+        Row {
+            attempts: 4,
+            ..row(
+                "a transient code under a policy of four attempts",
+                vec![graph_error(500, 1, None, false)],
+                4,
+                Expect::Api(ErrorClass::Transient, 1, None, 4),
+            )
+        },
+        Row {
+            sleeps: Some(vec![Duration::from_secs(60)]),
+            ..row(
+                "a user throttle under a waiting policy: resumed after the pause, not before",
+                vec![graph_error(400, 17, None, false), ok(json!({"id": "1"}))],
+                2,
+                Expect::Ok,
+            )
+        },
+        Row {
+            sleeps: Some(vec![Duration::from_secs(2)]),
+            ..row(
+                "a 429 with Retry-After: 2 is waited out",
+                vec![
+                    ResponseTemplate::new(429).insert_header("retry-after", "2"),
+                    ok(json!({"id": "1"})),
+                ],
+                2,
+                Expect::Ok,
+            )
+        },
+        Row {
+            sleeps: Some(vec![]),
+            ..row(
+                "a Retry-After past the policy's limit is clamped to a day and never slept",
+                vec![ResponseTemplate::new(429).insert_header("retry-after", "999999")],
+                1,
+                Expect::RateLimited(igdisplay_graph::MAX_PAUSE),
+            )
+        },
+    ];
+    let permanent = [
         (100, None, ErrorClass::InvalidParameter),
         (10, None, ErrorClass::PermissionDenied),
         (200, None, ErrorClass::PermissionDenied),
@@ -386,113 +420,93 @@ async fn permanent_errors_are_returned_at_once_and_typed() {
         (368, None, ErrorClass::Other),
         (2500, None, ErrorClass::InvalidParameter),
     ];
-    for (code, subcode, class) in cases {
-        let w = World::new().await;
-        Mock::given(path("/me"))
-            .respond_with(graph_error(400, code, subcode, true))
-            .expect(1)
-            .named("/me")
-            .mount(&w.server)
-            .await;
-        let error = w
-            .client(w.config(Platform::BasicDisplay))
-            .me()
-            .send()
-            .await
-            .unwrap_err();
-        assert_eq!(error.class(), Some(class), "{code}");
-        assert_eq!((error.code(), error.subcode()), (Some(code), subcode));
-        assert_eq!(error.fbtrace_id(), Some("AaauHBIaCwjNFlnZ"));
-        assert_eq!(error.requires_login(), class == ErrorClass::InvalidToken);
-        assert!(!error.is_retryable());
-        assert!(w.clock.sleeps().is_empty());
+    for (code, subcode, class) in permanent {
+        rows.push(Row {
+            platform: Platform::BasicDisplay,
+            sleeps: Some(vec![]),
+            ..row(
+                "a permanent code, even marked transient: returned at once",
+                vec![graph_error(400, code, subcode, true)],
+                1,
+                Expect::Api(class, code, subcode, 1),
+            )
+        });
     }
-}
-
-#[tokio::test]
-async fn throttle_codes_are_rate_limits_never_retried_at_once() {
     for (status, code) in [(400, 4), (403, 17), (400, 32), (400, 341), (403, 613)] {
-        let w = World::new().await;
-        Mock::given(path("/me"))
-            .respond_with(graph_error(status, code, None, true))
-            .expect(1)
-            .named("/me")
-            .mount(&w.server)
-            .await;
-        let config = w
-            .config(Platform::InstagramLogin)
-            .rate_limit(RateLimitPolicy::default().fail_fast());
-        let client = w.client(config);
-        let error = client.me().send().await.unwrap_err();
-        assert!(error.is_rate_limited(), "{code}: {error:?}");
-        let Error::RateLimited { retry_after, .. } = &error else {
-            unreachable!()
-        };
-        assert_eq!(*retry_after, Some(Duration::from_secs(60)));
-        // The next call is refused locally while the block lasts: no request.
-        assert!(client.me().send().await.unwrap_err().is_rate_limited());
-        assert!(w.clock.sleeps().is_empty());
+        rows.push(Row {
+            fail_fast: true,
+            sleeps: Some(vec![]),
+            ..row(
+                "a throttle code under a fail-fast policy: never retried at once",
+                vec![graph_error(status, code, None, true)],
+                1,
+                Expect::RateLimited(Duration::from_secs(60)),
+            )
+        });
     }
-    // When the policy waits, the call resumes after the pause, not before.
-    let w = World::new().await;
-    Mock::given(path("/me"))
-        .respond_with(Sequence::new(vec![
-            graph_error(400, 17, None, false),
-            ok(json!({"id": "1"})),
-        ]))
-        .expect(2)
-        .named("/me")
-        .mount(&w.server)
-        .await;
-    assert!(
-        w.client(w.config(Platform::InstagramLogin))
-            .me()
-            .send()
-            .await
-            .is_ok()
-    );
-    assert_eq!(w.clock.sleeps(), [Duration::from_secs(60)]);
+    rows
 }
 
 #[tokio::test]
-async fn retry_after_is_honoured_and_clamped() {
-    let w = World::new().await;
-    Mock::given(path("/me"))
-        .respond_with(Sequence::new(vec![
-            ResponseTemplate::new(429).insert_header("retry-after", "2"),
-            ok(json!({"id": "1"})),
-        ]))
-        .expect(2)
-        .named("/me")
-        .mount(&w.server)
-        .await;
-    assert!(
-        w.client(w.config(Platform::InstagramLogin))
-            .me()
-            .send()
-            .await
-            .is_ok()
-    );
-    assert_eq!(w.clock.sleeps(), [Duration::from_secs(2)]);
-
-    let w = World::new().await;
-    Mock::given(path("/me"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "999999"))
-        .expect(1)
-        .named("/me")
-        .mount(&w.server)
-        .await;
-    let error = w
-        .client(w.config(Platform::InstagramLogin))
-        .me()
-        .send()
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(error, Error::RateLimited { retry_after: Some(d), .. } if d == igdisplay_graph::MAX_PAUSE),
-        "a pause is clamped to a day: {error:?}"
-    );
-    assert!(w.clock.sleeps().is_empty(), "never sleeps past max_wait");
+async fn every_retry_rule_in_one_table() {
+    for row in retry_table() {
+        let w = World::new().await;
+        Mock::given(path("/me"))
+            .respond_with(Sequence::new(row.answers))
+            .named("/me")
+            .mount(&w.server)
+            .await;
+        let mut config = w
+            .config(row.platform)
+            .retry(RetryPolicy::default().max_attempts(row.attempts));
+        if row.fail_fast {
+            config = config.rate_limit(RateLimitPolicy::default().fail_fast());
+        }
+        let client = w.client(config);
+        let outcome = client.me().send().await;
+        let name = row.name;
+        assert_eq!(w.capture.count(), row.sent, "{name}: requests sent");
+        let sleeps = w.clock.sleeps();
+        match &row.sleeps {
+            Some(expected) => assert_eq!(&sleeps, expected, "{name}: waits"),
+            None => assert_eq!(sleeps.len(), row.sent - 1, "{name}: one wait per retry"),
+        }
+        match (row.expect, outcome) {
+            (Expect::Ok, Ok(user)) => assert_eq!(user.id.as_str(), "1", "{name}"),
+            (Expect::Api(class, code, subcode, attempts), Err(error)) => {
+                assert!(
+                    matches!(error, Error::Api { attempts: a, .. } if a == attempts),
+                    "{name}: {error:?}"
+                );
+                assert_eq!(error.class(), Some(class), "{name}");
+                assert_eq!((error.code(), error.subcode()), (Some(code), subcode), "{name}");
+                assert_eq!(error.fbtrace_id(), Some("AaauHBIaCwjNFlnZ"), "{name}");
+                assert_eq!(
+                    error.requires_login(),
+                    class == ErrorClass::InvalidToken,
+                    "{name}"
+                );
+                assert_eq!(error.is_retryable(), class == ErrorClass::Transient, "{name}");
+            }
+            (Expect::Unexpected(status, attempts), Err(error)) => {
+                assert!(
+                    matches!(error, Error::UnexpectedResponse { status: s, attempts: a, .. } if s == status && a == attempts),
+                    "{name}: {error:?}"
+                );
+                assert!(error.is_retryable(), "{name}: a 5xx may pass");
+            }
+            (Expect::RateLimited(pause), Err(error)) => {
+                assert!(
+                    matches!(error, Error::RateLimited { retry_after: Some(p), .. } if p == pause),
+                    "{name}: {error:?}"
+                );
+                // The next call is refused locally while the block lasts: no request.
+                assert!(client.me().send().await.unwrap_err().is_rate_limited(), "{name}");
+                assert_eq!(w.capture.count(), row.sent, "{name}: the block sends nothing");
+            }
+            (expect, outcome) => panic!("{name}: expected {expect:?}, got {outcome:?}"),
+        }
+    }
 }
 
 #[tokio::test]
