@@ -54,6 +54,11 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// `GET url` with the session `cookie`, redirects not followed.
+async fn get_with(url: impl reqwest::IntoUrl, cookie: &str) -> reqwest::Response {
+    client().get(url).header("cookie", cookie).send().await.unwrap()
+}
+
 fn cookie_of(response: &reqwest::Response) -> String {
     let set = response.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(
@@ -99,24 +104,15 @@ async fn logged_in(site: &Site) -> String {
 
 /// The gallery page as `cookie`'s session sees it.
 async fn gallery_html(site: &Site, cookie: &str) -> String {
-    client()
-        .get(format!("{}/gallery", site.base))
-        .header("cookie", cookie)
-        .send()
+    get_with(format!("{}/gallery", site.base), cookie)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap()
 }
 
 async fn gallery_status(site: &Site, cookie: &str) -> u16 {
-    let gallery = client()
-        .get(format!("{}/gallery", site.base))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
+    let gallery = get_with(format!("{}/gallery", site.base), cookie).await;
     gallery.status().as_u16()
 }
 
@@ -136,23 +132,13 @@ async fn the_state_is_bound_to_the_session_and_redirects_stay_local() {
         .unwrap();
 
     // The right session completes, to a local clean URL whatever `next` said.
-    let done = client()
-        .get(&callback)
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let done = get_with(&callback, &cookie).await;
     assert_eq!(done.status(), 303);
     assert_eq!(done.headers()["location"], "/gallery");
     assert_eq!(done.headers()["cache-control"], "no-store");
     assert_eq!(done.headers()["referrer-policy"], "no-referrer");
     let session = cookie_of(&done);
-    let gallery = client()
-        .get(format!("{}/gallery", site.base))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap();
+    let gallery = get_with(format!("{}/gallery", site.base), &session).await;
     assert_eq!(gallery.status(), 200);
     let html = gallery.text().await.unwrap();
     assert!(
@@ -163,12 +149,7 @@ async fn the_state_is_bound_to_the_session_and_redirects_stay_local() {
     assert!(!html.contains("IGAA"), "no token in the page");
 
     // A second use of the same callback is refused: the state was single use.
-    let replay = client()
-        .get(&callback)
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap();
+    let replay = get_with(&callback, &session).await;
     assert_sent_home(&replay, "expired");
 }
 
@@ -186,12 +167,7 @@ async fn a_visitor_who_starts_no_login_gets_no_session() {
 async fn the_session_id_changes_when_the_login_completes() {
     let site = site().await;
     let (before, callback) = start_login(&site, "/gallery").await;
-    let done = client()
-        .get(&callback)
-        .header("cookie", &before)
-        .send()
-        .await
-        .unwrap();
+    let done = get_with(&callback, &before).await;
     let after = cookie_of(&done);
     assert_ne!(before, after);
     assert_eq!(gallery_status(&site, &after).await, 200);
@@ -262,12 +238,7 @@ async fn a_replayed_data_deletion_request_gets_the_same_code_and_a_stale_one_non
 async fn a_revoked_token_shows_a_friendly_page() {
     let site = site().await;
     let (cookie, callback) = start_login(&site, "/gallery").await;
-    let done = client()
-        .get(&callback)
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let done = get_with(&callback, &cookie).await;
     let session = cookie_of(&done);
     // Replaying the authorization code makes Instagram revoke what it gave (the mock does too).
     let code = callback
@@ -292,12 +263,7 @@ async fn a_revoked_token_shows_a_friendly_page() {
         .await
         .unwrap();
     assert_eq!(replay.status(), 400);
-    let gallery = client()
-        .get(format!("{}/gallery", site.base))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap();
+    let gallery = get_with(format!("{}/gallery", site.base), &session).await;
     assert_eq!(gallery.status(), 401);
     assert!(
         gallery
@@ -375,19 +341,10 @@ async fn a_denial_with_markup_in_its_description_is_never_echoed() {
         .collect();
     let hostile = format!("{path}?{}", query.join("&"));
     assert!(hostile.contains("error_description=%3Cscript"), "{hostile}");
-    let answer = client()
-        .get(&hostile)
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let answer = get_with(&hostile, &cookie).await;
     assert_sent_home(&answer, "cancelled");
-    let home = client()
-        .get(format!("{}/?login=cancelled", site.base))
-        .header("cookie", &cookie)
-        .send()
+    let home = get_with(format!("{}/?login=cancelled", site.base), &cookie)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -397,12 +354,7 @@ async fn a_denial_with_markup_in_its_description_is_never_echoed() {
     );
     assert!(!home.contains("alert(1)") && !home.contains("<script"), "{home}");
     // The state was consumed: the same redirect again is a stale link.
-    let again = client()
-        .get(&hostile)
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let again = get_with(&hostile, &cookie).await;
     assert_sent_home(&again, "expired");
 }
 
@@ -426,12 +378,7 @@ async fn a_callback_that_fails_sends_the_browser_to_a_clean_url_that_says_why() 
     let (cookie, callback) = start_login(&site, "/gallery").await;
     let forged = callback.replace("state=", "state=0");
     assert_ne!(forged, callback);
-    let answer = client()
-        .get(&forged)
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let answer = get_with(&forged, &cookie).await;
     assert_sent_home(&answer, "unverified");
 
     let (cookie, callback) = start_login(&site, "/gallery").await;
@@ -439,12 +386,7 @@ async fn a_callback_that_fails_sends_the_browser_to_a_clean_url_that_says_why() 
         "/oauth/access_token",
         igdisplay::mock::FaultKind::Status { status: 400 },
     ));
-    let answer = client()
-        .get(&callback)
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let answer = get_with(&callback, &cookie).await;
     assert_sent_home(&answer, "upstream");
     assert!(
         answer.headers().get("set-cookie").is_none(),
@@ -590,23 +532,13 @@ async fn login_with_session(site: &Site, start: &str, username: &str) -> (String
             cookie = cookie_of(&response);
         }
         let next = response.headers()["location"].to_str().unwrap().to_owned();
-        response = client()
-            .get(format!("{}{next}", site.base))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
+        response = get_with(format!("{}{next}", site.base), &cookie).await;
     }
     if response.headers().contains_key("set-cookie") {
         cookie = cookie_of(&response);
     }
     let callback = approve(site, &response, username);
-    let done = client()
-        .get(&callback)
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let done = get_with(&callback, &cookie).await;
     let session = if done.headers().contains_key("set-cookie") {
         cookie_of(&done)
     } else {
@@ -1021,12 +953,7 @@ async fn two_hundred_thousand_anonymous_logins_leave_the_owners_session_alive() 
     assert_eq!(anonymous, web_gallery::MAX_ANONYMOUS, "bounded");
     assert!(logged_in >= 1);
     let (_, owner_page) = {
-        let response = client()
-            .get(format!("{}/owner", site.base))
-            .header("cookie", &owner_cookie)
-            .send()
-            .await
-            .unwrap();
+        let response = get_with(format!("{}/owner", site.base), &owner_cookie).await;
         (response.status(), response.text().await.unwrap())
     };
     assert!(owner_page.contains("sync-now"), "the owner is still logged in");
