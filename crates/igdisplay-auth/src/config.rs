@@ -4,8 +4,11 @@ use igdisplay_model::AppSecret;
 pub use igdisplay_model::Platform;
 use serde::{Deserialize, Serialize};
 
-/// Scope names of both platforms.
+/// The scopes of both platforms, typed ([`Scope`]), and their names.
 pub mod scopes {
+    use super::Platform;
+    use std::fmt;
+
     /// Basic Display: the User node (required).
     pub const USER_PROFILE: &str = "user_profile";
     /// Basic Display: media, albums and `media_count`.
@@ -14,14 +17,152 @@ pub mod scopes {
     pub const INSTAGRAM_BUSINESS_BASIC: &str = "instagram_business_basic";
     /// Instagram Login: publishing.
     pub const INSTAGRAM_BUSINESS_CONTENT_PUBLISH: &str = "instagram_business_content_publish";
-    /// Instagram Login: comments.
+    /// Instagram Login: comments (read, reply, hide, delete), mentions and tags.
     pub const INSTAGRAM_BUSINESS_MANAGE_COMMENTS: &str = "instagram_business_manage_comments";
     /// Instagram Login: messaging.
     pub const INSTAGRAM_BUSINESS_MANAGE_MESSAGES: &str = "instagram_business_manage_messages";
     /// Instagram Login: insights.
     pub const INSTAGRAM_BUSINESS_MANAGE_INSIGHTS: &str = "instagram_business_manage_insights";
 
-    use super::Platform;
+    /// A permission an app asks for in the authorize window (reference A.3, C.1). The
+    /// authorize builder takes one wherever it takes a name (`.scope(Scope::...)`).
+    ///
+    /// ```
+    /// use igdisplay_auth::scopes::{Scope, ScopeError};
+    /// use igdisplay_auth::Platform;
+    ///
+    /// assert_eq!(Scope::parse("instagram_business_manage_comments")?, Some(Scope::InstagramBusinessManageComments));
+    /// // The names of before 2025-01-27 are refused, with the name to use instead.
+    /// let old = Scope::parse("business_manage_comments").unwrap_err();
+    /// assert!(old.to_string().contains("instagram_business_manage_comments"));
+    /// assert_eq!(Scope::UserMedia.platform(), Platform::BasicDisplay);
+    /// # Ok::<(), ScopeError>(())
+    /// ```
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    #[non_exhaustive]
+    pub enum Scope {
+        /// Basic Display: the User node (required there).
+        UserProfile,
+        /// Basic Display: media, albums and `media_count`.
+        UserMedia,
+        /// Instagram Login: profile and media (required there).
+        InstagramBusinessBasic,
+        /// Instagram Login: comments (read, reply, hide, delete), mentions and tags.
+        InstagramBusinessManageComments,
+        /// Instagram Login: insights.
+        InstagramBusinessManageInsights,
+        /// Instagram Login: publishing.
+        InstagramBusinessContentPublish,
+        /// Instagram Login: messaging.
+        InstagramBusinessManageMessages,
+    }
+
+    impl Scope {
+        /// Every scope, each platform's required one first.
+        pub const ALL: [Scope; 7] = [
+            Scope::UserProfile,
+            Scope::UserMedia,
+            Scope::InstagramBusinessBasic,
+            Scope::InstagramBusinessManageComments,
+            Scope::InstagramBusinessManageInsights,
+            Scope::InstagramBusinessContentPublish,
+            Scope::InstagramBusinessManageMessages,
+        ];
+
+        /// The name sent in the authorize URL.
+        pub const fn as_str(self) -> &'static str {
+            match self {
+                Scope::UserProfile => USER_PROFILE,
+                Scope::UserMedia => USER_MEDIA,
+                Scope::InstagramBusinessBasic => INSTAGRAM_BUSINESS_BASIC,
+                Scope::InstagramBusinessManageComments => INSTAGRAM_BUSINESS_MANAGE_COMMENTS,
+                Scope::InstagramBusinessManageInsights => INSTAGRAM_BUSINESS_MANAGE_INSIGHTS,
+                Scope::InstagramBusinessContentPublish => INSTAGRAM_BUSINESS_CONTENT_PUBLISH,
+                Scope::InstagramBusinessManageMessages => INSTAGRAM_BUSINESS_MANAGE_MESSAGES,
+            }
+        }
+
+        /// The platform whose authorize window knows it.
+        pub const fn platform(self) -> Platform {
+            match self {
+                Scope::UserProfile | Scope::UserMedia => Platform::BasicDisplay,
+                _ => Platform::InstagramLogin,
+            }
+        }
+
+        /// The scope named `name` (surrounding blanks ignored); `None` for a name igdisplay
+        /// does not know, which is sent as written.
+        ///
+        /// # Errors
+        ///
+        /// [`ScopeError::Renamed`] for a name Instagram stopped accepting on 2025-01-27
+        /// (`business_basic`, `business_manage_comments`, ...), naming its successor.
+        pub fn parse(name: &str) -> Result<Option<Scope>, ScopeError> {
+            let name = name.trim();
+            if let Some(scope) = Scope::ALL.into_iter().find(|scope| scope.as_str() == name) {
+                return Ok(Some(scope));
+            }
+            let renamed = Scope::ALL
+                .into_iter()
+                .find(|scope| scope.as_str().strip_prefix("instagram_") == Some(name));
+            match renamed {
+                Some(new) => Err(ScopeError::Renamed {
+                    old: name.to_owned(),
+                    new,
+                }),
+                None => Ok(None),
+            }
+        }
+
+        /// Checks `name` for an authorize URL on `platform`.
+        ///
+        /// # Errors
+        ///
+        /// [`ScopeError::Renamed`] as [`parse`](Self::parse); [`ScopeError::OtherPlatform`] for a
+        /// scope of the other platform, which its window refuses.
+        pub fn check(name: &str, platform: Platform) -> Result<(), ScopeError> {
+            match Scope::parse(name)? {
+                Some(scope) if scope.platform() != platform => {
+                    Err(ScopeError::OtherPlatform { scope, platform })
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+
+    impl fmt::Display for Scope {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
+
+    impl From<Scope> for String {
+        fn from(scope: Scope) -> Self {
+            scope.as_str().to_owned()
+        }
+    }
+
+    /// A scope an authorize window would refuse.
+    #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+    #[non_exhaustive]
+    pub enum ScopeError {
+        /// One of the names Instagram Login stopped accepting on 2025-01-27.
+        #[error("the scope `{old}` was renamed `{new}` on 2025-01-27: ask for `{new}`")]
+        Renamed {
+            /// The name asked for.
+            old: String,
+            /// The name to ask for instead.
+            new: Scope,
+        },
+        /// A scope of the other platform.
+        #[error("the scope `{scope}` belongs to {}, not to {platform}", .scope.platform())]
+        OtherPlatform {
+            /// The scope asked for.
+            scope: Scope,
+            /// The platform of the authorize window.
+            platform: Platform,
+        },
+    }
 
     /// The scope without which `platform` refuses to authorize.
     pub fn required(platform: Platform) -> &'static str {
@@ -350,5 +491,49 @@ mod tests {
         assert_eq!(config.endpoints.api_base, "http://127.0.0.1:8787");
         assert!(!config.endpoints.is_production());
         assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn every_scope_parses_from_its_name_and_every_old_name_is_refused_with_its_successor() {
+        use super::scopes::{Scope, ScopeError};
+        for scope in Scope::ALL {
+            assert_eq!(Scope::parse(scope.as_str()), Ok(Some(scope)));
+            assert_eq!(
+                Scope::parse(&format!(" {scope} ")),
+                Ok(Some(scope)),
+                "blanks ignored"
+            );
+        }
+        for (old, new) in [
+            ("business_basic", Scope::InstagramBusinessBasic),
+            ("business_manage_comments", Scope::InstagramBusinessManageComments),
+            ("business_manage_insights", Scope::InstagramBusinessManageInsights),
+            ("business_content_publish", Scope::InstagramBusinessContentPublish),
+            ("business_manage_messages", Scope::InstagramBusinessManageMessages),
+        ] {
+            let error = Scope::parse(old).unwrap_err();
+            assert_eq!(
+                error,
+                ScopeError::Renamed {
+                    old: old.to_owned(),
+                    new
+                }
+            );
+            assert!(error.to_string().contains(&format!("ask for `{new}`")), "{error}");
+        }
+        assert_eq!(
+            Scope::parse("instagram_business_something_new"),
+            Ok(None),
+            "sent as written"
+        );
+        assert_eq!(
+            Scope::check("user_media", Platform::InstagramLogin),
+            Err(ScopeError::OtherPlatform {
+                scope: Scope::UserMedia,
+                platform: Platform::InstagramLogin
+            })
+        );
+        assert!(Scope::check("instagram_business_basic", Platform::BasicDisplay).is_err());
+        assert_eq!(Scope::check("user_media", Platform::BasicDisplay), Ok(()));
     }
 }

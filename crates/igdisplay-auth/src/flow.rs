@@ -40,6 +40,10 @@ pub enum AuthorizeError {
     /// The OS random generator failed; no state could be made.
     #[error(transparent)]
     Randomness(#[from] RandomnessError),
+    /// A scope the platform's window would refuse: a name Instagram renamed, or one of the
+    /// other platform.
+    #[error(transparent)]
+    Scope(#[from] crate::scopes::ScopeError),
 }
 
 /// `n` bytes from the OS CSPRNG, base64url without padding.
@@ -159,7 +163,8 @@ impl AuthorizeBuilder {
         self
     }
 
-    /// Replaces the scopes. The platform's required scope is added if missing.
+    /// Replaces the scopes: names or [`Scope`](crate::scopes::Scope)s. The platform's required
+    /// scope is added if missing; [`build`](Self::build) refuses a renamed or foreign one.
     pub fn scopes<I, S>(mut self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -169,7 +174,24 @@ impl AuthorizeBuilder {
         self
     }
 
-    /// Adds one scope.
+    /// Adds one scope: a name or a [`Scope`](crate::scopes::Scope).
+    ///
+    /// ```
+    /// use igdisplay_auth::scopes::Scope;
+    /// use igdisplay_auth::{AppConfig, AuthClient, AuthorizeError, Platform};
+    /// use igdisplay_model::AppSecret;
+    /// # use std::sync::Arc;
+    /// # let backend = Arc::new(igdisplay_http::test_util::FnBackend::new(|_| unreachable!()));
+    /// let config = AppConfig::new(Platform::InstagramLogin, "1", AppSecret::new("s"), "https://app.example/cb")?;
+    /// let client = AuthClient::new(config, backend);
+    /// let login = client.authorize().scope(Scope::InstagramBusinessManageComments).build()?;
+    /// assert!(login.url.contains("scope=instagram_business_basic%2Cinstagram_business_manage_comments&"));
+    /// // A name of before 2025-01-27 is refused, with the one to use.
+    /// let old = client.authorize().scope("business_manage_insights").build().unwrap_err();
+    /// assert!(matches!(old, AuthorizeError::Scope(_)));
+    /// assert!(old.to_string().contains("ask for `instagram_business_manage_insights`"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
         self.scopes.push(scope.into());
         self
@@ -197,7 +219,8 @@ impl AuthorizeBuilder {
     ///
     /// # Errors
     ///
-    /// [`AuthorizeError::NoAppCredentials`] for a read-only client, and
+    /// [`AuthorizeError::NoAppCredentials`] for a read-only client,
+    /// [`AuthorizeError::Scope`] for a scope the platform's window would refuse, and
     /// [`AuthorizeError::Randomness`] when the OS random generator fails.
     pub fn build(self) -> Result<Authorization, AuthorizeError> {
         let credentials = self.config.app.as_ref().ok_or(AuthorizeError::NoAppCredentials)?;
@@ -209,6 +232,7 @@ impl AuthorizeBuilder {
         let required = crate::scopes::required(self.config.platform);
         for scope in std::iter::once(required.to_owned()).chain(self.scopes) {
             let scope = scope.trim().to_owned();
+            crate::scopes::Scope::check(&scope, self.config.platform)?;
             if !scope.is_empty() && !scopes.contains(&scope) {
                 scopes.push(scope);
             }
