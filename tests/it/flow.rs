@@ -36,6 +36,12 @@ async fn login_profile_media_albums_and_automatic_refresh() {
                 me.user_id.as_ref().map(|id| id.as_str().to_owned()),
                 Some(mock.users()[0].user_id.clone())
             );
+            // Reference C.1b: asked for with every field, decoded when present.
+            assert!(
+                me.biography.as_deref().is_some_and(|b| b.contains("Lisbon")),
+                "{me:?}"
+            );
+            assert_eq!(me.website, None, "this profile has none: left out");
         }
 
         let media: Vec<_> = graph

@@ -2185,6 +2185,8 @@ fn library_seed(path: &Path, posts: usize, caption: &str) {
         tester: true,
         followers: 0,
         follows: 0,
+        biography: None,
+        website: None,
         media: vec![mark.clone()],
         generated: None,
         stories: Vec::new(),

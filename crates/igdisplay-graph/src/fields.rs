@@ -95,6 +95,10 @@ field_enum! {
         FollowsCount => "follows_count",
         /// `media_count`.
         MediaCount => "media_count",
+        /// `biography` (Instagram Login; documented, not in every answer).
+        Biography => "biography",
+        /// `website` (Instagram Login; documented, not in every answer).
+        Website => "website",
     }
     all: |platform| match platform {
         Platform::BasicDisplay => &[Id, Username, AccountType, MediaCount],

@@ -244,7 +244,7 @@ async fn every_query_sends_exactly_the_documented_request() {
 
     insta::assert_snapshot!(w.sent().join("\n"), @r"
     GET /me?fields=id%2Cusername%2Caccount_type%2Cmedia_count&access_token=[redacted]
-    GET /v21.0/17841400000000001?fields=id%2Cuser_id%2Cusername%2Cname%2Caccount_type%2Cprofile_picture_url%2Cfollowers_count%2Cfollows_count%2Cmedia_count&access_token=[redacted]
+    GET /v21.0/17841400000000001?fields=id%2Cuser_id%2Cusername%2Cname%2Caccount_type%2Cprofile_picture_url%2Cfollowers_count%2Cfollows_count%2Cmedia_count%2Cbiography%2Cwebsite&access_token=[redacted]
     GET /17895695668004550?fields=id%2Ccaption%2Cmedia_type%2Cmedia_url%2Cthumbnail_url%2Cpermalink%2Ctimestamp%2Cchildren%7Bid%2Cmedia_type%2Cmedia_url%2Cthumbnail_url%2Cpermalink%2Ctimestamp%7D&access_token=[redacted]
     GET /17895695668004550/children?fields=id%2Cmedia_type%2Cmedia_url%2Cthumbnail_url%2Cpermalink%2Ctimestamp&access_token=[redacted]
     GET /me/media?fields=id%2Ccaption%2Cmedia_url&limit=50&since=1600000000&until=1700000000&after=QVFIUjMz&access_token=[redacted]

@@ -46,7 +46,7 @@
 //! ```
 //!
 //! Optional: the app's `deauthorize_callback`, `data_deletion_callback` and `live_mode`
-//! (false: only testers may log in); a user's `followers`, `follows`, `media`, `generated`
+//! (false: only testers may log in); a user's `followers`, `follows`, `biography`, `website`, `media`, `generated`
 //! and `stories` (items as in `media`, an hour apart); an item's `caption`, `children`,
 //! `likes`, `comments`, `copyright_flagged`, `licensed_audio`, `reels_tab_only` and `shape`
 //! (`square`, `tall`, `wide`).
@@ -273,6 +273,12 @@ pub struct SeedUser {
     /// Accounts followed.
     #[serde(default)]
     pub follows: u64,
+    /// The profile's biography (Instagram Login's `biography`; left out when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub biography: Option<String>,
+    /// The profile's website (Instagram Login's `website`; left out when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website: Option<String>,
     /// Media, newest first; each gets an id, a shortcode and a timestamp when the mock starts
     /// (one post every seven hours, back from the clock's start).
     #[serde(default)]
@@ -350,6 +356,8 @@ impl Seed {
                 tester,
                 followers: 1520,
                 follows: 85,
+                biography: None,
+                website: None,
                 media,
                 generated: None,
                 stories: Vec::new(),
@@ -375,19 +383,24 @@ impl Seed {
                         SeedMedia::new(Image, Some("Behind the scenes")),
                         SeedMedia::new(Video, None),
                     ],
+                    biography: Some("Photographs of light and water. Lisbon ⇄ everywhere.".to_owned()),
                     ..user("jayposiris", "Jay Posiris", "MEDIA_CREATOR", true, media)
                 },
-                user(
-                    "cafe_nova",
-                    "Café Nova",
-                    "BUSINESS",
-                    true,
-                    vec![
-                        SeedMedia::new(Image, Some("Fresh bread every morning 🥖")),
-                        SeedMedia::album(Some("The new room"), &[Image, Image, Image]),
-                        SeedMedia::new(Video, None),
-                    ],
-                ),
+                SeedUser {
+                    biography: Some("Bakery & café · open 7–19".to_owned()),
+                    website: Some("https://cafe-nova.example/".to_owned()),
+                    ..user(
+                        "cafe_nova",
+                        "Café Nova",
+                        "BUSINESS",
+                        true,
+                        vec![
+                            SeedMedia::new(Image, Some("Fresh bread every morning 🥖")),
+                            SeedMedia::album(Some("The new room"), &[Image, Image, Image]),
+                            SeedMedia::new(Video, None),
+                        ],
+                    )
+                },
                 user(
                     "sam_personal",
                     "Sam",
@@ -417,6 +430,8 @@ impl Seed {
             tester: true,
             followers: 0,
             follows: 0,
+            biography: None,
+            website: None,
             media: Vec::new(),
             generated: Some(Generated { count, album_every }),
             stories: Vec::new(),

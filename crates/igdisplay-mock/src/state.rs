@@ -401,6 +401,10 @@ pub(crate) struct User {
     pub(crate) followers: u64,
     /// `follows_count`.
     pub(crate) follows: u64,
+    /// Instagram Login's `biography`, when the profile has one.
+    pub(crate) biography: Option<String>,
+    /// Instagram Login's `website`, when the profile has one.
+    pub(crate) website: Option<String>,
     /// Newest first.
     pub(crate) media: Vec<Media>,
     /// Stories, newest first, live for 24 hours after their timestamp (Instagram Login's
@@ -569,6 +573,8 @@ impl World {
                 tester: seeded.tester,
                 followers: seeded.followers,
                 follows: seeded.follows,
+                biography: seeded.biography.clone(),
+                website: seeded.website.clone(),
                 media,
                 stories: Vec::new(),
             });

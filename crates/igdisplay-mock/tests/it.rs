@@ -614,6 +614,34 @@ async fn graph_fields_defaults_and_errors() {
     assert!(body["profile_picture_url"].as_str().unwrap().contains("/cdn/v/"));
 }
 
+/// Reference C.1b: Instagram Login serves `biography` and `website` (the defaults of two
+/// clients written by others); a profile without one leaves it out; Basic Display refuses both.
+#[tokio::test]
+async fn biography_and_website_are_served_on_instagram_login_and_left_out_when_empty() {
+    let login = mock(MockPlatform::InstagramLogin);
+    let token = short_token(&login, "cafe_nova").await;
+    let (status, _, body) = get(&graph(&login, "/me?fields=id,biography,website", &token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["biography"], "Bakery & café · open 7–19");
+    assert_eq!(body["website"], "https://cafe-nova.example/");
+    let jay = short_token(&login, "jayposiris").await;
+    let (_, _, body) = get(&graph(&login, "/me?fields=id,biography,website", &jay)).await;
+    assert!(body["biography"].is_string());
+    assert!(
+        body.get("website").is_none(),
+        "no website: left out, not null: {body}"
+    );
+
+    let basic = mock(MockPlatform::BasicDisplay);
+    let token = short_token(&basic, "jayposiris").await;
+    let (status, _, body) = get(&graph(&basic, "/me?fields=id,biography", &token)).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"]["message"],
+        "(#100) Tried accessing nonexisting field (biography) on node type (User)"
+    );
+}
+
 #[tokio::test]
 async fn media_pages_by_cursor_with_absolute_links_newest_first() {
     let mock = mock(MockPlatform::BasicDisplay);

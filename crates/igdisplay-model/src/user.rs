@@ -41,6 +41,12 @@ pub struct User {
     /// Number of media items (Basic Display needs the `user_media` scope for it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media_count: Option<u64>,
+    /// Instagram Login: the profile's biography (reference C.1b: documented, never required).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub biography: Option<String>,
+    /// Instagram Login: the profile's website (reference C.1b: documented, never required).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub website: Option<String>,
     /// The first page of the user's media, when asked for by edge expansion
     /// (`fields=id,media{id,caption}` or `media.limit(5){...}`), with its own paging.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -63,6 +69,8 @@ impl User {
             followers_count: None,
             follows_count: None,
             media_count: None,
+            biography: None,
+            website: None,
             media: None,
             extra: UnknownFields::default(),
         }
@@ -80,6 +88,8 @@ struct RawUser {
     followers_count: Option<u64>,
     follows_count: Option<u64>,
     media_count: Option<u64>,
+    biography: Option<String>,
+    website: Option<String>,
     media: Option<ListResponse<Media>>,
     data: Option<Vec<RawUser>>,
     #[serde(flatten)]
@@ -117,6 +127,8 @@ impl User {
             followers_count: raw.followers_count,
             follows_count: raw.follows_count,
             media_count: raw.media_count,
+            biography: raw.biography,
+            website: raw.website,
             media: raw.media,
             extra: raw.extra,
         })

@@ -414,6 +414,8 @@ impl World {
             "profile_picture_url" => Field::Owned(self.cdn_url(&format!("{}_profile.jpg", u.id))),
             "followers_count" => Field::Number(u.followers),
             "follows_count" => Field::Number(u.follows),
+            "biography" => u.biography.as_deref().map_or(Field::Absent, Field::Text),
+            "website" => u.website.as_deref().map_or(Field::Absent, Field::Text),
             _ => return None,
         };
         Some(Ok(value))
@@ -796,6 +798,9 @@ enum Field<'a> {
     Owned(String),
     Number(u64),
     Tree(Value),
+    /// A field the node has but this one lacks (a profile without a `website`): left out of
+    /// the answer, as Instagram leaves it out, rather than sent as `null`.
+    Absent,
 }
 
 /// Named fields as a JSON object, in their order, straight to bytes. The names are
@@ -803,7 +808,8 @@ enum Field<'a> {
 fn object_bytes(fields: &[(&str, Field<'_>)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + 48 * fields.len());
     out.push(b'{');
-    for (i, (name, value)) in fields.iter().enumerate() {
+    let present = fields.iter().filter(|(_, value)| !matches!(value, Field::Absent));
+    for (i, (name, value)) in present.enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -820,6 +826,7 @@ fn object_bytes(fields: &[(&str, Field<'_>)]) -> Vec<u8> {
             Field::Tree(tree) => {
                 let _ = serde_json::to_writer(&mut out, tree);
             }
+            Field::Absent => {}
         }
     }
     out.push(b'}');
