@@ -182,6 +182,20 @@ async fn handle(
     }
 }
 
+/// A stub's canned answer, its headers that cannot be headers left out.
+fn stub_reply(stub: crate::Stub) -> Reply {
+    let mut reply = Reply::new(stub.status, &stub.content_type, stub.body);
+    for (name, value) in stub.headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::try_from(name),
+            http::HeaderValue::try_from(value),
+        ) {
+            reply.headers.append(name, value);
+        }
+    }
+    reply
+}
+
 /// Decides the answer to `req` under the lock: the control API, else a matching stub, else
 /// the fake's own route; then a matching fault, rolled on the seeded generator; then the
 /// journal entry (the raw query, masked when the journal is read).
@@ -190,7 +204,10 @@ fn decide(shared: &Shared, req: &Req) -> (Outcome, Option<JournalEntry>) {
     if let Some(rest) = req.path().strip_prefix("/_mock/") {
         let rest: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
         let outcome = match world.control(req, &rest, shared.initial_clock) {
-            Control::Reply(reply) => Outcome::Send(reply, None),
+            Control::Reply(mut reply) => {
+                world.stamp_date(&mut reply);
+                Outcome::Send(reply, None)
+            }
             Control::Deliver { url, form } => Outcome::Deliver(url, form),
         };
         return (outcome, None);
@@ -202,21 +219,11 @@ fn decide(shared: &Shared, req: &Req) -> (Outcome, Option<JournalEntry>) {
         |s| &mut s.times,
         |_| true,
     );
-    let reply = match stub {
-        Some(stub) => {
-            let mut reply = Reply::new(stub.status, &stub.content_type, stub.body);
-            for (name, value) in stub.headers {
-                if let (Ok(name), Ok(value)) = (
-                    http::HeaderName::try_from(name),
-                    http::HeaderValue::try_from(value),
-                ) {
-                    reply.headers.append(name, value);
-                }
-            }
-            reply
-        }
+    let mut reply = match stub {
+        Some(stub) => stub_reply(stub),
         None => world.route(req),
     };
+    world.stamp_date(&mut reply);
     let World { faults, rng, .. } = &mut *world;
     let fault = faults::take(
         faults,
@@ -254,7 +261,9 @@ fn decide(shared: &Shared, req: &Req) -> (Outcome, Option<JournalEntry>) {
                 "An unexpected error has occurred. Please retry your request later.",
             )
             .transient();
-            return (Outcome::Send(failure.reply(trace), None), logged);
+            let mut reply = failure.reply(trace);
+            world.stamp_date(&mut reply);
+            return (Outcome::Send(reply, None), logged);
         }
         other => other,
     };

@@ -48,6 +48,13 @@ pub(crate) struct Req {
 }
 
 impl Req {
+    /// The API version the path starts with (`/v24.0/me`: `v24.0`), if it does: the fake
+    /// answers in the version it was asked in.
+    pub(crate) fn api_version(&self) -> Option<&str> {
+        let first = self.path().split('/').find(|s| !s.is_empty())?;
+        is_version(first).then_some(first)
+    }
+
     /// A request of `method` to `uri`; the query is decoded here.
     pub(crate) fn new(method: http::Method, uri: http::Uri, headers: http::HeaderMap, body: Bytes) -> Self {
         let query = Query::parse(uri.query().unwrap_or_default());
@@ -425,6 +432,21 @@ pub(crate) fn masked_query(raw: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("&")
+}
+
+/// Whether a path segment is an API version such as `v21.0`.
+pub(crate) fn is_version(segment: &str) -> bool {
+    let Some(rest) = segment.strip_prefix('v') else {
+        return false;
+    };
+    let mut parts = rest.split('.');
+    let major = parts
+        .next()
+        .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let minor = parts
+        .next()
+        .is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    major && minor && parts.next().is_none()
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use igdisplay_mock::{
     CallbackKind, Fault, FaultKind, MockPlatform, MockServer, Seed, Stub, TokenLifetime, TokenShape,
 };
 use serde_json::Value;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 #[path = "it/recorded.rs"]
 mod recorded;
@@ -640,6 +640,86 @@ async fn biography_and_website_are_served_on_instagram_login_and_left_out_when_e
         body["error"]["message"],
         "(#100) Tried accessing nonexisting field (biography) on node type (User)"
     );
+}
+
+/// A request in `/v24.0/` or `/v26.0/` is answered in that version: its
+/// `Instagram-Api-Version` header and its paging links name it, not the default `v21.0`.
+#[tokio::test]
+async fn a_graph_call_is_answered_in_the_version_it_was_asked_in() {
+    let mock = mock(MockPlatform::InstagramLogin);
+    let token = short_token(&mock, "jayposiris").await;
+    for version in ["v24.0", "v26.0"] {
+        let (status, headers, body) =
+            get(&graph(&mock, &format!("/{version}/me/media?fields=id"), &token)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(headers["instagram-api-version"], version);
+        let next = body["paging"]["next"].as_str().unwrap();
+        assert!(
+            next.starts_with(&format!("{}/{version}/", mock.base_url())),
+            "{next}"
+        );
+        let (_, headers, body) = get(&graph(
+            &mock,
+            &format!("/{version}/me?fields=id,media{{id}}"),
+            &token,
+        ))
+        .await;
+        assert_eq!(headers["instagram-api-version"], version);
+        let next = body["media"]["paging"]["next"].as_str().unwrap();
+        assert!(
+            next.contains(&format!("/{version}/")),
+            "an expanded page too: {next}"
+        );
+    }
+    let (_, headers, _) = get(&graph(&mock, "/me?fields=id", &token)).await;
+    assert_eq!(
+        headers["instagram-api-version"], "v21.0",
+        "no version asked: the default"
+    );
+}
+
+/// One clock for every answer: the Graph API, the token endpoints, the code exchange, a
+/// preflight and the window are all dated on the mock's clock, never the machine's.
+#[tokio::test]
+async fn every_answer_is_dated_on_the_mocks_clock() {
+    let mock = mock(MockPlatform::InstagramLogin);
+    let token = short_token(&mock, "jayposiris").await;
+    let expected =
+        httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(u64::try_from(mock.now()).unwrap()));
+    let date = |headers: &reqwest::header::HeaderMap| headers["date"].to_str().unwrap().to_owned();
+    let (_, graph_headers, _) = get(&graph(&mock, "/me", &token)).await;
+    let (_, token_headers, _) = get(&format!(
+        "{}/access_token?grant_type=ig_exchange_token&client_secret={}&access_token={token}",
+        mock.base_url(),
+        mock.app().secret
+    ))
+    .await;
+    let exchange = http()
+        .post(format!("{}/oauth/access_token", mock.base_url()))
+        .form(&[("code", "not-a-code")])
+        .send()
+        .await
+        .unwrap();
+    let preflight = http()
+        .request(reqwest::Method::OPTIONS, format!("{}/me", mock.base_url()))
+        .send()
+        .await
+        .unwrap();
+    let window = http()
+        .get(authorize_url(&mock, REDIRECT, "instagram_business_basic", ""))
+        .send()
+        .await
+        .unwrap();
+    for (what, headers) in [
+        ("graph", &graph_headers),
+        ("token endpoint", &token_headers),
+        ("code exchange", exchange.headers()),
+        ("preflight", preflight.headers()),
+        ("window", window.headers()),
+    ] {
+        assert_eq!(date(headers), expected, "{what}");
+        assert_eq!(headers.get_all("date").iter().count(), 1, "{what}: one Date");
+    }
 }
 
 #[tokio::test]

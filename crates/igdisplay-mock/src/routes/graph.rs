@@ -61,6 +61,8 @@ struct PageQuery<'a> {
     before: Option<&'a str>,
     /// The `fields` value as asked, repeated in the `next`/`previous` links.
     fields_text: &'a str,
+    /// The API version the links name: the one asked in, else the options' `link_version`.
+    version: &'a str,
 }
 
 /// A time bound as Instagram reads `since`/`until` (strtotime): Unix seconds, a date
@@ -208,7 +210,8 @@ impl World {
         if let [node] = segments
             && self.is_self(node, user)
         {
-            return self.user_node(user, fields, media_allowed, token);
+            let version = req.api_version().unwrap_or(&self.options.link_version);
+            return self.user_node(user, fields, media_allowed, token, version);
         }
         let value = match segments {
             [] => match req.param("ids") {
@@ -348,13 +351,14 @@ impl World {
 
     /// The User node with exactly the asked `fields`: an unknown field fails the whole request
     /// (code 100), `media_count` needs the media permission, and `children` is not a field of a
-    /// user.
+    /// user. An expanded media page's links name `version`.
     fn user_node(
         &self,
         user: usize,
         fields: &Fields,
         media_allowed: bool,
         token: &str,
+        version: &str,
     ) -> Result<Vec<u8>, GraphFailure> {
         let u = &self.users[user];
         let login = self.options.platform == MockPlatform::InstagramLogin;
@@ -382,6 +386,7 @@ impl World {
                 after: None,
                 before: None,
                 fields_text: &fields_text,
+                version,
             };
             let inner = parse_fields(Some(&fields_text));
             let page = Field::Tree(self.media_page(user, &inner, &query, token)?);
@@ -608,6 +613,7 @@ impl World {
             after: req.param("after"),
             before: req.param("before"),
             fields_text: req.param("fields").unwrap_or("id"),
+            version: req.api_version().unwrap_or(&self.options.link_version),
         };
         self.media_page(user, fields, &query, token)
     }
@@ -679,7 +685,7 @@ impl World {
                 let mut url = format!(
                     "{}/{}/{}/media?access_token={}&fields={}&limit={limit}",
                     self.base,
-                    self.options.link_version,
+                    query.version,
                     self.users[user].ig_id,
                     encode(token),
                     encode(query.fields_text),

@@ -11,8 +11,10 @@
 //! | `GET /cdn/v/{file}` | the CDN (`scontent.cdninstagram.com`) | `cdn` |
 //! | `/_mock/...` | none: the control API | `control` |
 //!
-//! Graph paths may start with a version (`/v21.0/me`), which is accepted and ignored, as
-//! Instagram serves every live version alike for these endpoints. A failed Graph call is
+//! Graph paths may start with a version (`/v21.0/me`), which is accepted, as Instagram serves
+//! every live version alike for these endpoints, and answered in: its `Instagram-Api-Version`
+//! header and its paging links name the version asked for (the options' `link_version` when
+//! none is). A failed Graph call is
 //! answered with Instagram's error shape and a fresh `fbtrace_id` from the seeded generator.
 
 pub(crate) mod cdn;
@@ -22,22 +24,7 @@ pub(crate) mod oauth;
 pub(crate) use oauth::Choice;
 
 use crate::state::World;
-use crate::wire::{GraphFailure, Reply, Req};
-
-/// Whether a path segment is an API version such as `v21.0`.
-fn is_version(segment: &str) -> bool {
-    let Some(rest) = segment.strip_prefix('v') else {
-        return false;
-    };
-    let mut parts = rest.split('.');
-    let major = parts
-        .next()
-        .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    let minor = parts
-        .next()
-        .is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    major && minor && parts.next().is_none()
-}
+use crate::wire::{GraphFailure, Reply, Req, is_version};
 
 impl World {
     /// Answers one request to the fake Instagram (everything but `/_mock`), by the table in
@@ -89,7 +76,8 @@ impl World {
             let trace = self.fbtrace_id();
             failure.reply(trace)
         });
-        self.graph_host_headers(&mut reply, failed);
+        let version = req.api_version().unwrap_or(&self.options.link_version).to_owned();
+        self.graph_host_headers(&mut reply, failed, &version);
         reply
     }
 
@@ -97,8 +85,8 @@ impl World {
     /// `X-Fb-Request-Id` (the error's `fbtrace_id` on an error) and `X-Fb-Trace-Id`, and
     /// `Instagram-Api-Version` on successes, on the token endpoints, and on Instagram Login's
     /// errors.
-    fn graph_host_headers(&mut self, reply: &mut Reply, failed: bool) {
-        use http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, DATE, HeaderName, HeaderValue};
+    fn graph_host_headers(&mut self, reply: &mut Reply, failed: bool, version: &str) {
+        use http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, HeaderName, HeaderValue};
         const TRACE_ID: HeaderName = HeaderName::from_static("x-fb-trace-id");
         const API_VERSION: HeaderName = HeaderName::from_static("instagram-api-version");
         let headers = &mut reply.headers;
@@ -119,13 +107,21 @@ impl World {
         if request_id && let Ok(id) = HeaderValue::from_maybe_shared(ids.slice(trace_end..)) {
             reply.headers.append(crate::wire::REQUEST_ID, id);
         }
-        // The mock's time, not the machine's: a client comparing clocks sees the mock's.
-        let date = self.headers.date(self.now());
-        reply.headers.append(DATE, date);
+        self.stamp_date(reply);
         if (!failed || self.options.platform == crate::MockPlatform::InstagramLogin)
-            && let Some(version) = self.headers.api_version(&self.options.link_version)
+            && let Some(version) = self.headers.api_version(version)
         {
             reply.headers.append(API_VERSION, version);
+        }
+    }
+
+    /// Dates `reply` on the mock's clock, not the machine's, unless it is dated already:
+    /// every answer (Graph, token endpoints, the window, preflights, the CDN, the control API)
+    /// follows one clock, so a client comparing clocks sees the mock's.
+    pub(crate) fn stamp_date(&mut self, reply: &mut Reply) {
+        if !reply.headers.contains_key(http::header::DATE) {
+            let date = self.headers.date(self.now());
+            reply.headers.insert(http::header::DATE, date);
         }
     }
 }
@@ -144,13 +140,15 @@ fn preflight() -> Reply {
 
 #[cfg(test)]
 mod tests {
+    use super::is_version;
+
     #[test]
     fn versions_are_recognized() {
         for ok in ["v21.0", "v1.0", "v25"] {
-            assert!(super::is_version(ok), "{ok}");
+            assert!(is_version(ok), "{ok}");
         }
         for not in ["v", "v1.", "va.0", "me", "v1.0.1"] {
-            assert!(!super::is_version(not), "{not}");
+            assert!(!is_version(not), "{not}");
         }
     }
 }
