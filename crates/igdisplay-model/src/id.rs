@@ -93,6 +93,11 @@ id_type!(
     MediaId,
     "a media id as a string or an unsigned integer"
 );
+id_type!(
+    /// An Instagram comment id (a comment on a media item, or a reply to one).
+    CommentId,
+    "a comment id as a string or an unsigned integer"
+);
 
 /// Accepts a JSON string or a non-negative integer; rejects floats, which have already lost
 /// digits by the time they reach us.

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod comment;
 mod decode;
 mod enums;
 mod error;
@@ -13,12 +14,13 @@ mod unknown;
 mod usage;
 mod user;
 
+pub use comment::{Comment, Commenter, Created, MediaRef, Success};
 pub use decode::{DecodeError, MASK, SNIPPET_CHARS, decode, mask, snippet};
 pub use enums::{AccountType, MediaProductType, MediaType, Platform};
 pub use error::{
     ErrorBody, ErrorClass, GraphError, GraphErrorBody, INVALID_TOKEN_SUBCODES, OAuthErrorBody, classify,
 };
-pub use id::{MediaId, UserId};
+pub use id::{CommentId, MediaId, UserId};
 pub use media::{Media, MediaByIds, Owner, Playback, is_instagram_page};
 pub use paging::{Cursors, ListResponse, Paging};
 pub use secret::{AccessToken, AppSecret, AuthorizationCode, CsrfState};
