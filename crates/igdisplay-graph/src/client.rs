@@ -3,11 +3,10 @@
 //! ([`igdisplay_http::Timeout`] around a backend that has none).
 
 use crate::pacer::scope_of;
-use crate::request::{GraphRequest, Node};
 use crate::{Error, GraphEndpoint, GraphPolicy, Pacer, StaticToken, TokenSource};
 use igdisplay_http::{
-    Gate, HttpRequest, HttpResponse, Jitter, RetryBudget, SendLoop, SharedBackend, SharedClock, SystemClock,
-    announce_rate_limit_wait, redact_http_uri,
+    Exchange, Gate, HttpRequest, HttpResponse, Jitter, RetryBudget, SendLoop, SharedBackend, SharedClock,
+    SystemClock, announce_rate_limit_wait, redact_http_uri,
 };
 use igdisplay_model::{AccessToken, Usage, UserId};
 use std::borrow::Cow;
@@ -168,7 +167,10 @@ impl GraphClient {
     /// Sends `request` through the one send loop ([`SendLoop`]) with this client's gate:
     /// pace, take a token, render, send, read the usage headers, parse, and retry what
     /// [`Error::retry`] allows within the retry policy.
-    pub(crate) async fn execute<N: Node>(&self, request: &GraphRequest<N>) -> Result<N::Output, Error> {
+    pub(crate) async fn execute<'s, X, T>(&'s self, request: &X) -> Result<T, Error>
+    where
+        X: Exchange<Cow<'s, AccessToken>, Output = T, Error = Error> + Sync,
+    {
         let inner = &*self.inner;
         let sender = SendLoop::new(
             &*inner.backend,

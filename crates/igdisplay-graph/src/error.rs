@@ -77,6 +77,10 @@ pub enum Error {
     /// The request cannot be built (e.g. an invalid base URL or id).
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),
+    /// A reply Instagram would refuse, refused before it was sent: the comment is hidden, or
+    /// is itself a reply.
+    #[error("cannot reply: {0}")]
+    CannotReply(#[from] crate::ReplyRefused),
 }
 
 impl From<TokenUnavailable> for Error {
@@ -278,6 +282,7 @@ mod tests {
             (Error::PaginationLoop, false),
             (Error::TooManyEmptyPages(5), false),
             (Error::InvalidRequest("bad id"), false),
+            (Error::CannotReply(crate::ReplyRefused::Hidden), false),
         ]);
         for (error, retried) in table {
             let shown = format!("{error:?}");

@@ -158,6 +158,40 @@ field_enum! {
     defaults: |_platform| &[Id, Caption, MediaType, MediaUrl, ThumbnailUrl, Permalink, Timestamp];
 }
 
+field_enum! {
+    /// A field of a comment or a reply (Instagram Login; reference C.2).
+    CommentField {
+        /// `id`.
+        Id => "id",
+        /// `text`.
+        Text => "text",
+        /// `timestamp`.
+        Timestamp => "timestamp",
+        /// `username`, the commenter's.
+        Username => "username",
+        /// `from`, the commenter's id and username.
+        From => "from",
+        /// `like_count`.
+        LikeCount => "like_count",
+        /// `hidden`.
+        Hidden => "hidden",
+        /// `parent_id`, on a reply.
+        ParentId => "parent_id",
+        /// `media`, the media item commented on.
+        Media => "media",
+    }
+    all: |platform| match platform {
+        Platform::BasicDisplay => &[Id],
+        _ => CommentField::VARIANTS,
+    };
+    // What a moderation page shows: who wrote what and when, its likes, whether it is hidden,
+    // and whether it is a reply.
+    defaults: |platform| match platform {
+        Platform::BasicDisplay => &[Id],
+        _ => &[Id, Text, Timestamp, Username, LikeCount, Hidden, ParentId],
+    };
+}
+
 impl MediaField {
     /// The fields album children can carry (no caption, no counts).
     pub fn child_fields() -> &'static [MediaField] {
@@ -167,11 +201,12 @@ impl MediaField {
 }
 
 /// A `fields=` value under construction: names in first-seen order, no duplicates, and an
-/// optional `children{...}` expansion.
+/// optional expansion of one edge (`children{...}` of an album, `replies{...}` of a comment).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FieldList {
     names: Vec<&'static str>,
-    children: Option<Vec<&'static str>>,
+    /// The expanded edge's name and its fields.
+    expansion: Option<(&'static str, Vec<&'static str>)>,
 }
 
 impl FieldList {
@@ -199,7 +234,7 @@ impl FieldList {
     }
 
     /// Replaces the plain fields with `id` and then `fields` (each once), keeping any
-    /// `children{...}` expansion already asked for.
+    /// expansion already asked for.
     pub fn replace<I: IntoIterator<Item = &'static str>>(&mut self, fields: I) {
         self.names.clear();
         self.extend(std::iter::once("id").chain(fields));
@@ -208,14 +243,27 @@ impl FieldList {
     /// Adds `children{...}` with `fields` (deduplicated, `id` always), so album items come in
     /// the same response: one request per page, not one per album.
     pub fn expand_children<I: IntoIterator<Item = &'static str>>(&mut self, fields: I) {
-        let mut children = FieldList::new(fields);
-        children.extend(["id"]);
-        self.children = Some(children.names);
+        self.expand("children", fields);
+    }
+
+    /// Adds `{edge}{...}` with `fields` (deduplicated, `id` always), replacing another
+    /// expansion: the edge's first page comes in the same response.
+    pub fn expand<I: IntoIterator<Item = &'static str>>(&mut self, edge: &'static str, fields: I) {
+        let mut expanded = FieldList::new(fields);
+        expanded.extend(["id"]);
+        self.expansion = Some((edge, expanded.names));
+    }
+
+    /// The plain fields, in the order they are sent (an expansion aside).
+    pub fn names(&self) -> &[&'static str] {
+        &self.names
     }
 
     /// Whether `children{...}` is requested.
     pub fn has_children(&self) -> bool {
-        self.children.is_some()
+        self.expansion
+            .as_ref()
+            .is_some_and(|(edge, _)| *edge == "children")
     }
 
     /// The wire value, e.g. `id,caption,children{id,media_url}`.
@@ -237,13 +285,13 @@ impl FieldList {
             }
         }
         joined(&self.names, &mut push);
-        if let Some(children) = &self.children {
-            push(if self.names.is_empty() {
-                "children{"
-            } else {
-                ",children{"
-            });
-            joined(children, &mut push);
+        if let Some((edge, fields)) = &self.expansion {
+            if !self.names.is_empty() {
+                push(",");
+            }
+            push(edge);
+            push("{");
+            joined(fields, &mut push);
             push("}");
         }
     }

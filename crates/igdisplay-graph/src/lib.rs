@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod actions;
 mod client;
 mod config;
 mod error;
@@ -8,15 +9,17 @@ mod pacer;
 mod request;
 mod token;
 
+pub use actions::{GraphAction, ReplyRefused};
 pub use client::{GraphClient, GraphClientBuilder};
 pub use config::{GraphEndpoint, GraphPolicy, Quota, RateLimitPolicy, RetryPolicy, WhenExhausted};
 pub use error::Error;
-pub use fields::{Field, FieldList, MediaField, UserField};
+pub use fields::{CommentField, Field, FieldList, MediaField, UserField};
 pub use igdisplay_http::RATE_LIMIT_WAIT;
 pub use pacer::{MAX_PAUSE, Pacer, Scope, reported_usage};
 pub use request::{
-    ChildrenEdge, ChildrenRequest, ExpandsChildren, GraphRequest, MAX_BATCH_IDS, MAX_EMPTY_PAGES, MediaBatch,
-    MediaBatchRequest, MediaEdge, MediaListRequest, MediaNode, MediaRequest, MediaStream, Node, Page, Pages,
-    UserNode, UserRequest,
+    ChildrenEdge, ChildrenRequest, CommentNode, CommentRequest, CommentStream, CommentsEdge, CommentsRequest,
+    ExpandsChildren, GraphRequest, ItemStream, MAX_BATCH_IDS, MAX_EMPTY_PAGES, MediaBatch, MediaBatchRequest,
+    MediaEdge, MediaListRequest, MediaNode, MediaRequest, MediaStream, Node, Page, PagedEdge, Pages,
+    RepliesEdge, RepliesRequest, UserNode, UserRequest,
 };
 pub use token::{LoginRequired, StaticToken, TokenSource, TokenUnavailable};

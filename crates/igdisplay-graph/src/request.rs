@@ -6,14 +6,14 @@
 //! the two. One generic request serves every node: the node type says the path, the fields
 //! and what the body decodes to.
 
-use crate::fields::{Field, FieldList, MediaField, UserField};
+use crate::fields::{CommentField, Field, FieldList, MediaField, UserField};
 use crate::{Error, GraphClient};
 use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use igdisplay_http::{HttpRequest, HttpResponse, QueryWriter};
 use igdisplay_model::{
-    AccessToken, ErrorBody, ErrorClass, ListResponse, Media, MediaByIds, MediaId, Platform, Timestamp, User,
-    UserId,
+    AccessToken, Comment, CommentId, ErrorBody, ErrorClass, ListResponse, Media, MediaByIds, MediaId,
+    Platform, Timestamp, User, UserId,
 };
 use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
@@ -22,11 +22,21 @@ use std::marker::PhantomData;
 /// Empty pages tolerated in a row before a stream gives up.
 pub const MAX_EMPTY_PAGES: u32 = 3;
 
+/// A stream of items over every page.
+pub type ItemStream<T> = BoxStream<'static, Result<T, Error>>;
 /// A stream of media over every page.
-pub type MediaStream = BoxStream<'static, Result<Media, Error>>;
+pub type MediaStream = ItemStream<Media>;
+/// A stream of comments (or replies) over every page.
+pub type CommentStream = ItemStream<Comment>;
 
 /// `GET /me` or `GET /{user-id}`.
 pub type UserRequest = GraphRequest<UserNode>;
+/// `GET /{comment-id}`.
+pub type CommentRequest = GraphRequest<CommentNode>;
+/// `GET /{media-id}/comments`: a media item's top-level comments.
+pub type CommentsRequest = GraphRequest<CommentsEdge>;
+/// `GET /{comment-id}/replies`: a comment's replies.
+pub type RepliesRequest = GraphRequest<RepliesEdge>;
 /// `GET /{media-id}`.
 pub type MediaRequest = GraphRequest<MediaNode>;
 /// `GET /{media-id}/children`: an album's images and videos.
@@ -109,12 +119,25 @@ pub struct MediaEdge;
 /// A batch read: `/?ids=a,b`, each item keyed by its id ([`MediaByIds`]).
 #[derive(Debug)]
 pub struct MediaBatch;
+/// A comment: `/{comment-id}`, decoded as [`Comment`].
+#[derive(Debug)]
+pub struct CommentNode;
+/// A media item's top-level comments: `/{media-id}/comments`, one [`Page`] of [`Comment`] per
+/// request.
+#[derive(Debug)]
+pub struct CommentsEdge;
+/// A comment's replies: `/{comment-id}/replies`, one [`Page`] of [`Comment`] per request.
+#[derive(Debug)]
+pub struct RepliesEdge;
 
 impl sealed::Sealed for UserNode {}
 impl sealed::Sealed for MediaNode {}
 impl sealed::Sealed for ChildrenEdge {}
 impl sealed::Sealed for MediaEdge {}
 impl sealed::Sealed for MediaBatch {}
+impl sealed::Sealed for CommentNode {}
+impl sealed::Sealed for CommentsEdge {}
+impl sealed::Sealed for RepliesEdge {}
 
 impl Node for UserNode {
     type Field = UserField;
@@ -160,6 +183,48 @@ impl Node for MediaBatch {
     fn decode(body: &[u8], secrets: &[&str]) -> Result<MediaByIds, Error> {
         Ok(igdisplay_model::decode(body, secrets)?)
     }
+}
+
+impl Node for CommentNode {
+    type Field = CommentField;
+    type Output = Comment;
+    const SUFFIX: &'static str = "";
+    fn decode(body: &[u8], secrets: &[&str]) -> Result<Comment, Error> {
+        Ok(igdisplay_model::decode(body, secrets)?)
+    }
+}
+
+impl Node for CommentsEdge {
+    type Field = CommentField;
+    type Output = Page<Comment>;
+    const SUFFIX: &'static str = "/comments";
+    fn decode(body: &[u8], secrets: &[&str]) -> Result<Page<Comment>, Error> {
+        Ok(Page::from_list(igdisplay_model::decode(body, secrets)?))
+    }
+}
+
+impl Node for RepliesEdge {
+    type Field = CommentField;
+    type Output = Page<Comment>;
+    const SUFFIX: &'static str = "/replies";
+    fn decode(body: &[u8], secrets: &[&str]) -> Result<Page<Comment>, Error> {
+        Ok(Page::from_list(igdisplay_model::decode(body, secrets)?))
+    }
+}
+
+/// An edge listed a page at a time by cursor: the media edge, comments, replies.
+pub trait PagedEdge: Node<Output = Page<Self::Item>> {
+    /// What a page holds.
+    type Item: Send + 'static;
+}
+impl PagedEdge for MediaEdge {
+    type Item = Media;
+}
+impl PagedEdge for CommentsEdge {
+    type Item = Comment;
+}
+impl PagedEdge for RepliesEdge {
+    type Item = Comment;
 }
 
 /// Nodes whose requests can carry album children by field expansion.
@@ -363,8 +428,65 @@ impl GraphClient {
     }
 }
 
+/// Reading and moderating comments (reference C.2): Instagram Login only, with the
+/// `instagram_business_manage_comments` scope. On Basic Display each request fails before
+/// anything is sent ([`Error::InvalidRequest`]).
+impl GraphClient {
+    /// A media item's top-level comments (`/{media-id}/comments`), newest first: one page with
+    /// `.send()`, all of them with `.into_stream()`, each with its first replies with
+    /// `.with_replies()`.
+    ///
+    /// ```
+    /// # use igdisplay_graph::{GraphClient, GraphEndpoint};
+    /// # use igdisplay_http::test_util::{ReplayBackend, json_response};
+    /// # use igdisplay_model::{AccessToken, Platform};
+    /// # use std::sync::Arc;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// # let backend = ReplayBackend::new([Ok(json_response(200, r#"{"data":[{"id":"178001","text":"Lovely","replies":{"data":[{"id":"178002","text":"Thanks","parent_id":"178001"}]}}]}"#))]);
+    /// # let graph = GraphClient::with_token(Arc::new(backend), GraphEndpoint::new(Platform::InstagramLogin), AccessToken::new("IGAAfake"));
+    /// use futures_util::TryStreamExt;
+    /// use igdisplay_model::MediaId;
+    ///
+    /// let comments: Vec<_> = graph.comments(&MediaId::new("17895695668004550")).with_replies().into_stream().try_collect().await?;
+    /// assert_eq!(comments[0].text.as_deref(), Some("Lovely"));
+    /// assert_eq!(comments[0].replies()[0].text.as_deref(), Some("Thanks"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn comments(&self, media: &MediaId) -> CommentsRequest {
+        self.login_only(GraphRequest::new(
+            self.clone(),
+            Cow::Owned(media.as_str().to_owned()),
+        ))
+    }
+
+    /// A comment's replies (`/{comment-id}/replies`), paged like [`comments`](Self::comments).
+    pub fn replies(&self, comment: &CommentId) -> RepliesRequest {
+        self.login_only(GraphRequest::new(
+            self.clone(),
+            Cow::Owned(comment.as_str().to_owned()),
+        ))
+    }
+
+    /// One comment or reply (`/{comment-id}`).
+    pub fn comment(&self, comment: &CommentId) -> CommentRequest {
+        self.login_only(GraphRequest::new(
+            self.clone(),
+            Cow::Owned(comment.as_str().to_owned()),
+        ))
+    }
+
+    /// `request`, refused before sending on a platform without comments.
+    fn login_only<N: Node>(&self, mut request: GraphRequest<N>) -> GraphRequest<N> {
+        if self.endpoint().platform != Platform::InstagramLogin {
+            request.id = Err("comments are read and moderated on Instagram Login only");
+        }
+        request
+    }
+}
+
 /// Refuses ids that could change the path (`/`, `?`, `..`): ids are digits, or `me`.
-fn check_id(id: &str) -> Result<(), &'static str> {
+pub(crate) fn check_id(id: &str) -> Result<(), &'static str> {
     let valid =
         !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     valid.then_some(()).ok_or("an id must be alphanumeric")
@@ -612,7 +734,7 @@ impl<N: Node> igdisplay_http::Exchange<std::borrow::Cow<'_, AccessToken>> for Gr
 }
 
 /// The typed error an error response means.
-fn error_response(response: &HttpResponse, secrets: &[&str]) -> Error {
+pub(crate) fn error_response(response: &HttpResponse, secrets: &[&str]) -> Error {
     let status = response.status().as_u16();
     let graph = match ErrorBody::parse(response.body()) {
         Some(ErrorBody::Graph(body)) => Some(body.error),
@@ -652,7 +774,7 @@ impl<N: ExpandsChildren> GraphRequest<N> {
     }
 }
 
-impl GraphRequest<MediaEdge> {
+impl<N: PagedEdge> GraphRequest<N> {
     /// Items per page (Instagram's default is 25; about 100 is the useful maximum).
     pub fn limit(mut self, limit: u32) -> Self {
         self.params.limit = Some(limit.max(1));
@@ -671,21 +793,9 @@ impl GraphRequest<MediaEdge> {
         self
     }
 
-    /// Only media published at or after this instant.
-    pub fn since(mut self, instant: Timestamp) -> Self {
-        self.params.since = Some(instant.unix());
-        self
-    }
-
-    /// Only media published at or before this instant.
-    pub fn until(mut self, instant: Timestamp) -> Self {
-        self.params.until = Some(instant.unix());
-        self
-    }
-
     /// Every item over every page, newest first, holding one page in memory: the items of
     /// [`pages`](Self::pages) one by one. After an error it ends.
-    pub fn into_stream(self) -> MediaStream {
+    pub fn into_stream(self) -> ItemStream<N::Item> {
         let state = StreamState {
             pages: self.pages(),
             buffer: VecDeque::new(),
@@ -702,7 +812,7 @@ impl GraphRequest<MediaEdge> {
     /// ends after the page without a next cursor, and fails with [`Error::PaginationLoop`] on a
     /// repeated cursor or [`Error::TooManyEmptyPages`] after [`MAX_EMPTY_PAGES`] empty pages in
     /// a row.
-    pub fn pages(mut self) -> Pages {
+    pub fn pages(mut self) -> Pages<N> {
         self.params.before = None;
         Pages {
             cursor: self.params.after.take(),
@@ -715,10 +825,38 @@ impl GraphRequest<MediaEdge> {
     }
 }
 
-/// The pages of the media edge, one request each ([`GraphRequest::pages`]).
+impl GraphRequest<MediaEdge> {
+    /// Only media published at or after this instant.
+    pub fn since(mut self, instant: Timestamp) -> Self {
+        self.params.since = Some(instant.unix());
+        self
+    }
+
+    /// Only media published at or before this instant.
+    pub fn until(mut self, instant: Timestamp) -> Self {
+        self.params.until = Some(instant.unix());
+        self
+    }
+}
+
+impl GraphRequest<CommentsEdge> {
+    /// Brings each comment's first page of replies in the same request (`replies{...}`, with
+    /// the fields asked of the comments); a comment with more replies pages them with
+    /// [`GraphClient::replies`].
+    pub fn with_replies(mut self) -> Self {
+        let fields: Vec<&'static str> = match &self.fields {
+            Some(list) => list.names().to_vec(),
+            None => self.default_fields().names().to_vec(),
+        };
+        self.fields_mut().expand("replies", fields);
+        self
+    }
+}
+
+/// The pages of an edge, one request each ([`GraphRequest::pages`]).
 #[derive(Debug)]
-pub struct Pages {
-    template: MediaListRequest,
+pub struct Pages<N: PagedEdge = MediaEdge> {
+    template: GraphRequest<N>,
     /// The cursor of the next page.
     cursor: Option<String>,
     /// The cursor the last page was read with.
@@ -728,13 +866,13 @@ pub struct Pages {
     finished: bool,
 }
 
-impl Pages {
+impl<N: PagedEdge> Pages<N> {
     /// The next page; `None` after the last one, or after an error.
     ///
     /// # Errors
     ///
     /// The request's [`Error`], [`Error::PaginationLoop`] or [`Error::TooManyEmptyPages`].
-    pub async fn next_page(&mut self) -> Option<Result<Page<Media>, Error>> {
+    pub async fn next_page(&mut self) -> Option<Result<Page<N::Item>, Error>> {
         if self.finished {
             return None;
         }
@@ -770,7 +908,7 @@ impl Pages {
     /// # Errors
     ///
     /// The request's [`Error`].
-    pub async fn again(&self) -> Result<Page<Media>, Error> {
+    pub async fn again(&self) -> Result<Page<N::Item>, Error> {
         let mut request = self.template.clone();
         request.params.after = self.current.clone();
         request.send().await
@@ -782,13 +920,13 @@ impl Pages {
     }
 }
 
-struct StreamState {
-    pages: Pages,
-    buffer: VecDeque<Media>,
+struct StreamState<N: PagedEdge> {
+    pages: Pages<N>,
+    buffer: VecDeque<N::Item>,
 }
 
-impl StreamState {
-    async fn next(mut self) -> Option<(Result<Media, Error>, Self)> {
+impl<N: PagedEdge> StreamState<N> {
+    async fn next(mut self) -> Option<(Result<N::Item, Error>, Self)> {
         loop {
             if let Some(item) = self.buffer.pop_front() {
                 return Some((Ok(item), self));

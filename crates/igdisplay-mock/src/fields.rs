@@ -13,6 +13,8 @@ pub(crate) struct Fields {
     pub(crate) children: Option<Vec<String>>,
     /// `media{...}`, `media.fields(...)`, `media.limit(n)...`: a user's first page of media.
     pub(crate) media: Option<Expansion>,
+    /// `replies{...}`, `replies.limit(n)...`: a comment's first replies.
+    pub(crate) replies: Option<Expansion>,
 }
 
 /// An edge asked for inside `fields`: its fields and an optional page size.
@@ -126,6 +128,7 @@ pub(crate) fn parse_fields(text: Option<&str>) -> Fields {
                 match parse_item(item) {
                     (name, Some(edge)) if name == "children" => fields.children = Some(edge.fields),
                     (name, Some(edge)) if name == "media" => fields.media = Some(edge),
+                    (name, Some(edge)) if name == "replies" => fields.replies = Some(edge),
                     (name, None) if name == "children" => fields.children = Some(vec!["id".to_owned()]),
                     (name, _) => fields.names.push(name),
                 }

@@ -3,6 +3,7 @@
 mod assets;
 mod builder;
 mod clock;
+mod comments;
 mod error;
 mod faults;
 mod fields;

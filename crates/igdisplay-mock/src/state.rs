@@ -522,6 +522,10 @@ pub(crate) struct World {
     pub(crate) fields_cache: FieldsCache,
     /// Header values made once (`headers.rs`).
     pub(crate) headers: HeaderCache,
+    /// The comment threads made so far, by media id (`comments.rs`: made on first use).
+    pub(crate) threads: FastMap<String, crate::comments::Thread>,
+    /// Which media item each comment made so far is on.
+    pub(crate) comment_media: FastMap<String, String>,
 }
 
 impl World {
@@ -607,6 +611,8 @@ impl World {
             assets,
             fields_cache: FieldsCache::default(),
             headers: HeaderCache::default(),
+            threads: FastMap::default(),
+            comment_media: FastMap::default(),
         }
     }
 

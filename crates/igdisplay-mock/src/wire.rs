@@ -434,6 +434,19 @@ pub(crate) fn masked_query(raw: &str) -> String {
         .join("&")
 }
 
+/// `value` as a JSON body, or the 500 a Graph host answers when it cannot render one: never
+/// an empty 200.
+pub(crate) fn render_json(value: &Value) -> Result<Vec<u8>, GraphFailure> {
+    serde_json::to_vec(value).map_err(|error| {
+        GraphFailure::new(
+            500,
+            "OAuthException",
+            2,
+            format!("the mock could not render its answer: {error}"),
+        )
+    })
+}
+
 /// Whether a path segment is an API version such as `v21.0`.
 pub(crate) fn is_version(segment: &str) -> bool {
     let Some(rest) = segment.strip_prefix('v') else {

@@ -1550,3 +1550,267 @@ fn a_seed_missing_a_field_is_refused_naming_the_field_and_the_line() {
         "{reported} for a field on line {line} of {lines}: {stderr}"
     );
 }
+
+/// An Instagram Login token of `user` granted the comments scope, through the window.
+async fn comments_token(mock: &MockServer, user: &str) -> String {
+    let scope = "instagram_business_basic,instagram_business_manage_comments";
+    let url = authorize_url(mock, REDIRECT, scope, &format!("&mock_approve_as={user}"));
+    let location = http().get(url).send().await.unwrap().headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (_, body) = exchange(mock, &code_of(&location)).await;
+    serde_json::from_str::<Value>(&body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `POST` or `DELETE` `path_and_query` with `token`: status and body.
+async fn write(
+    method: reqwest::Method,
+    mock: &MockServer,
+    path_and_query: &str,
+    token: &str,
+) -> (u16, Value) {
+    let response = http()
+        .request(method, graph(mock, path_and_query, token))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The id of a media item of `user` with at least `min` comments, and its count.
+async fn commented_media(mock: &MockServer, token: &str, min: u64) -> (String, u64) {
+    let (_, _, page) = get(&graph(
+        mock,
+        "/me/media?fields=id,comments_count&limit=100",
+        token,
+    ))
+    .await;
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap().to_owned(),
+                m["comments_count"].as_u64().unwrap(),
+            )
+        })
+        .find(|(_, count)| *count >= min)
+        .unwrap()
+}
+
+/// Reference C.2: a media item's top-level comments, newest first and paged by cursor, each
+/// with its first replies by expansion; `comments_count` counts replies too.
+#[tokio::test]
+async fn a_media_items_comments_page_newest_first_with_their_replies() {
+    let mock = mock(MockPlatform::InstagramLogin);
+    let token = comments_token(&mock, "jayposiris").await;
+    let (media, count) = commented_media(&mock, &token, 30).await;
+    let fields = "id,text,timestamp,username,hidden,parent_id,replies{id,text,parent_id}";
+    let (status, _, first) = get(&graph(
+        &mock,
+        &format!("/v24.0/{media}/comments?fields={fields}&limit=10"),
+        &token,
+    ))
+    .await;
+    assert_eq!(status, 200, "{first}");
+    let items = first["data"].as_array().unwrap();
+    assert_eq!(items.len(), 10);
+    let stamps: Vec<&str> = items.iter().map(|c| c["timestamp"].as_str().unwrap()).collect();
+    assert!(stamps.windows(2).all(|w| w[0] > w[1]), "newest first");
+    assert!(
+        items.iter().all(|c| c.get("parent_id").is_none()),
+        "top-level only"
+    );
+    let mut seen = items.len();
+    let mut replies = items
+        .iter()
+        .map(|c| c["replies"]["data"].as_array().unwrap().len())
+        .sum::<usize>();
+    assert!(replies > 0, "some came with replies");
+    let mut next = first["paging"]["next"].as_str().map(str::to_owned);
+    while let Some(url) = next {
+        assert!(url.contains("/v24.0/"), "{url}");
+        let (_, _, page) = get(&url).await;
+        let data = page["data"].as_array().unwrap();
+        seen += data.len();
+        replies += data
+            .iter()
+            .map(|c| c["replies"]["data"].as_array().unwrap().len())
+            .sum::<usize>();
+        next = page["paging"]["next"].as_str().map(str::to_owned);
+    }
+    assert_eq!((seen + replies) as u64, count, "comments_count counts replies");
+}
+
+/// Reference C.2: hide and unhide, reply (only to a top-level comment that is not hidden,
+/// only while comments are on), delete (with its replies), comments off and on.
+#[tokio::test]
+async fn comments_are_hidden_replied_to_deleted_and_turned_off() {
+    use reqwest::Method;
+    let mock = mock(MockPlatform::InstagramLogin);
+    let token = comments_token(&mock, "jayposiris").await;
+    let (media, count) = commented_media(&mock, &token, 8).await;
+    let (_, _, page) = get(&graph(
+        &mock,
+        &format!("/{media}/comments?fields=id,hidden"),
+        &token,
+    ))
+    .await;
+    let top = page["data"][0]["id"].as_str().unwrap().to_owned();
+
+    assert_eq!(
+        write(Method::POST, &mock, &format!("/{top}?hide=true"), &token).await,
+        (200, serde_json::json!({"success": true}))
+    );
+    let (_, _, node) = get(&graph(&mock, &format!("/{top}?fields=id,hidden"), &token)).await;
+    assert_eq!(node["hidden"], true);
+    let (status, refused) = write(Method::POST, &mock, &format!("/{top}/replies?message=hi"), &token).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_i64()),
+        (400, Some(100)),
+        "{refused}"
+    );
+    assert!(refused["error"]["message"].as_str().unwrap().contains("hidden"));
+    write(Method::POST, &mock, &format!("/{top}?hide=false"), &token).await;
+
+    let (status, created) = write(
+        Method::POST,
+        &mock,
+        &format!("/{top}/replies?message=Thank%20you%21"),
+        &token,
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let reply = created["id"].as_str().unwrap().to_owned();
+    let (_, _, replies) = get(&graph(
+        &mock,
+        &format!("/{top}/replies?fields=id,text,username,parent_id"),
+        &token,
+    ))
+    .await;
+    let ours = &replies["data"][0];
+    assert_eq!(
+        (ours["id"].as_str(), ours["text"].as_str()),
+        (Some(reply.as_str()), Some("Thank you!"))
+    );
+    assert_eq!(ours["username"], "jayposiris");
+    assert_eq!(ours["parent_id"], top.as_str());
+    let (status, refused) = write(
+        Method::POST,
+        &mock,
+        &format!("/{reply}/replies?message=again"),
+        &token,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("top-level"),
+        "{refused}"
+    );
+    let (_, _, media_node) = get(&graph(&mock, &format!("/{media}?fields=comments_count"), &token)).await;
+    assert_eq!(media_node["comments_count"].as_u64(), Some(count + 1));
+
+    assert_eq!(
+        write(Method::DELETE, &mock, &format!("/{top}"), &token).await.0,
+        200
+    );
+    let (status, _, gone) = get(&graph(&mock, &format!("/{reply}"), &token)).await;
+    assert_eq!(
+        (status, gone["error"]["code"].as_i64()),
+        (400, Some(100)),
+        "its replies went with it"
+    );
+
+    assert_eq!(
+        write(
+            Method::POST,
+            &mock,
+            &format!("/{media}?comment_enabled=false"),
+            &token
+        )
+        .await
+        .0,
+        200
+    );
+    let (_, _, media_node) = get(&graph(
+        &mock,
+        &format!("/{media}?fields=is_comment_enabled"),
+        &token,
+    ))
+    .await;
+    assert_eq!(media_node["is_comment_enabled"], false);
+    let (_, _, page) = get(&graph(
+        &mock,
+        &format!("/{media}/comments?fields=id,hidden"),
+        &token,
+    ))
+    .await;
+    let open = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["hidden"] == false)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, refused) = write(
+        Method::POST,
+        &mock,
+        &format!("/{open}/replies?message=hi"),
+        &token,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("turned off"),
+        "{refused}"
+    );
+}
+
+/// Without the comments scope the comment calls are code 10; Basic Display has no comments
+/// (2500, an unknown path) and serves no writes.
+#[tokio::test]
+async fn comments_need_their_scope_and_instagram_login() {
+    let login = mock(MockPlatform::InstagramLogin);
+    let basic_scope = short_token(&login, "jayposiris").await;
+    let full = comments_token(&login, "jayposiris").await;
+    let (media, _) = commented_media(&login, &full, 1).await;
+    let (status, _, body) = get(&graph(&login, &format!("/{media}/comments"), &basic_scope)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_i64()),
+        (403, Some(10)),
+        "{body}"
+    );
+
+    let basic = mock(MockPlatform::BasicDisplay);
+    let token = short_token(&basic, "jayposiris").await;
+    let (_, _, page) = get(&graph(&basic, "/me/media?fields=id", &token)).await;
+    let media = page["data"][0]["id"].as_str().unwrap().to_owned();
+    let (_, _, body) = get(&graph(&basic, &format!("/{media}/comments"), &token)).await;
+    assert_eq!(body["error"]["code"], 2500, "{body}");
+    let (status, body) = write(
+        reqwest::Method::POST,
+        &basic,
+        &format!("/{media}?comment_enabled=false"),
+        &token,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_i64()),
+        (400, Some(100)),
+        "{body}"
+    );
+}

@@ -138,7 +138,7 @@ fn no_media_permission() -> GraphFailure {
 
 /// Code 100 subcode 33: an object that does not exist or is not the token user's. Instagram
 /// does not tell the two apart, so a client cannot probe for other users' media.
-fn unknown_object(id: &str) -> GraphFailure {
+pub(super) fn unknown_object(id: &str) -> GraphFailure {
     GraphFailure::new(
         400,
         "GraphMethodException",
@@ -161,7 +161,9 @@ impl World {
     /// the node: `me` or the user's own ids, a media id, `{user}/media` or `{album}/children`.
     /// Anything else is code 2500, "Unknown path components".
     pub(crate) fn graph(&mut self, req: &Req, segments: &[&str]) -> Result<Reply, GraphFailure> {
-        if req.method != http::Method::GET {
+        let writes = self.options.platform == MockPlatform::InstagramLogin
+            && matches!(req.method, http::Method::POST | http::Method::DELETE);
+        if req.method != http::Method::GET && !writes {
             return Err(super::oauth::unsupported_method(&req.method));
         }
         let token = req
@@ -181,10 +183,21 @@ impl World {
             MockPlatform::BasicDisplay => record.scopes.iter().any(|s| s == "user_media"),
             MockPlatform::InstagramLogin => true,
         };
+        let comments_allowed = record
+            .scopes
+            .iter()
+            .any(|s| s == "instagram_business_manage_comments");
         let usage = self.count_call(user)?;
         let fields = self.fields_cache.get(req.param("fields"));
+        let body = match self.comment_route(req, segments, user, comments_allowed, &token, &fields) {
+            Some(body) => body,
+            None if req.method == http::Method::GET => {
+                self.graph_body(req, segments, user, &fields, media_allowed, &token)
+            }
+            None => Err(super::oauth::unsupported_method(&req.method)),
+        };
         // The usage header rides on errors too (it was recorded on one at 0 %).
-        let body = match self.graph_body(req, segments, user, &fields, media_allowed, &token) {
+        let body = match body {
             Ok(body) => body,
             Err(failure) => return Err(usage.into_iter().fold(failure, GraphFailure::with_header)),
         };
@@ -250,21 +263,14 @@ impl World {
             },
             _ => return Err(unknown_path(segments)),
         };
-        serde_json::to_vec(&value).map_err(|error| {
-            GraphFailure::new(
-                500,
-                "OAuthException",
-                2,
-                format!("the mock could not render its answer: {error}"),
-            )
-        })
+        crate::wire::render_json(&value)
     }
 
     /// An unknown field, as each platform words it (reference A.13, B.8): Basic Display
     /// `(#100) Tried accessing nonexisting field (x) on node type (Media)`; Instagram Login
     /// `Tried accessing nonexisting field (x)`, an `IGApiException` without `fbtrace_id`, as
     /// recorded.
-    fn nonexisting(&self, field: &str, node: &str) -> GraphFailure {
+    pub(super) fn nonexisting(&self, field: &str, node: &str) -> GraphFailure {
         match self.options.platform {
             MockPlatform::BasicDisplay => GraphFailure::new(
                 400,
@@ -522,8 +528,8 @@ impl World {
                 "username" => json!(owner.username),
                 "owner" => json!({"id": owner.ig_id}),
                 "like_count" => json!(media.likes),
-                "comments_count" => json!(media.comments),
-                "is_comment_enabled" => json!(true),
+                "comments_count" => json!(self.threads.get(&media.id).map_or(media.comments, |t| t.count())),
+                "is_comment_enabled" => json!(self.threads.get(&media.id).is_none_or(|t| t.enabled)),
                 "is_shared_to_feed" if media.kind == Kind::Reel => json!(!media.traits.reels_tab_only),
                 "alt_text" if login && media.kind == Kind::Image => {
                     json!(format!("Photo by @{}", owner.username))
@@ -761,13 +767,13 @@ impl World {
     }
 
     /// An opaque cursor naming a media id, tied to this mock's seed.
-    fn cursor(&self, media_id: &str) -> String {
+    pub(super) fn cursor(&self, media_id: &str) -> String {
         let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         format!("QVFI{}", engine.encode(format!("{}:{media_id}", self.seed.seed)))
     }
 
     /// The media id a cursor of this mock names, if it is one (cursors of another seed are not).
-    fn decode_cursor(&self, cursor: &str) -> Option<String> {
+    pub(super) fn decode_cursor(&self, cursor: &str) -> Option<String> {
         let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let raw = engine.decode(cursor.strip_prefix("QVFI")?).ok()?;
         let text = String::from_utf8(raw).ok()?;

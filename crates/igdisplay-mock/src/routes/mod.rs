@@ -18,6 +18,7 @@
 //! answered with Instagram's error shape and a fresh `fbtrace_id` from the seeded generator.
 
 pub(crate) mod cdn;
+pub(crate) mod comments;
 pub(crate) mod control;
 pub(crate) mod graph;
 pub(crate) mod oauth;

@@ -1,0 +1,382 @@
+//! Comments on Instagram Login (reference C.2): a media item's top-level comments and a
+//! comment's replies, paged by cursor like media; one comment; and the calls that change
+//! them: hide or unhide, delete, reply, comments off or on. All need the
+//! `instagram_business_manage_comments` scope (code 10 without it).
+//!
+//! The reference gives no codes for a refused reply; the fake answers code 100 with a
+//! message naming why (a hidden comment, a reply, comments turned off).
+
+use crate::comments::{MockComment, Thread, fresh_id};
+use crate::fields::Fields;
+use crate::state::{MediaRef, World};
+use crate::wire::{GraphFailure, Req, encode};
+use serde_json::{Map, Value, json};
+
+/// The comment fields of reference C.2.
+const COMMENT_FIELDS: &[&str] = &[
+    "id",
+    "text",
+    "timestamp",
+    "username",
+    "from",
+    "like_count",
+    "hidden",
+    "parent_id",
+    "media",
+];
+
+/// Page size without `limit`, and the most a page holds.
+const DEFAULT_LIMIT: usize = 25;
+const MAX_LIMIT: usize = 100;
+
+/// A refusal of a change, code 100, with why.
+fn refused(message: &str) -> GraphFailure {
+    GraphFailure::new(400, "IGApiException", 100, format!("(#100) {message}"))
+}
+
+/// Code 10: the token lacks `instagram_business_manage_comments`.
+fn no_comment_permission() -> GraphFailure {
+    GraphFailure::new(
+        403,
+        "IGApiException",
+        10,
+        "Application does not have permission for this action",
+    )
+}
+
+/// Where a comment path points.
+enum Target {
+    /// A media item of the token's user: its id.
+    Media(String),
+    /// A comment on one: the media id and the comment id.
+    Comment(String, String),
+}
+
+/// A comment-shaped page's query: its size and cursors, and how its links are written.
+struct Listing<'a> {
+    limit: usize,
+    after: Option<String>,
+    before: Option<String>,
+    /// `{base}/{version}/{node}/{edge}?access_token=...&fields=...&limit=...`, without the
+    /// cursor.
+    link: String,
+    fields: &'a Fields,
+}
+
+impl World {
+    /// Answers a comment path (`/{media}/comments`, `/{comment}/replies`, `/{comment}`, or a
+    /// POST to a media item), or `None` when `segments` is not one: the Graph routes answer
+    /// it then. Only on Instagram Login.
+    pub(crate) fn comment_route(
+        &mut self,
+        req: &Req,
+        segments: &[&str],
+        user: usize,
+        allowed: bool,
+        token: &str,
+        fields: &Fields,
+    ) -> Option<Result<Vec<u8>, GraphFailure>> {
+        if self.options.platform != crate::MockPlatform::InstagramLogin {
+            return None;
+        }
+        let (target, edge) = match segments {
+            [node, edge @ ("comments" | "replies")] => (self.target(node, user)?, Some(*edge)),
+            [node] => match self.target(node, user)? {
+                // A media item's own GET is the media node's.
+                Target::Media(_) if req.method == http::Method::GET => return None,
+                target => (target, None),
+            },
+            _ => return None,
+        };
+        if !allowed {
+            return Some(Err(no_comment_permission()));
+        }
+        let version = req.api_version().unwrap_or(&self.options.link_version).to_owned();
+        let body = match (req.method.clone(), target, edge) {
+            (http::Method::GET, Target::Media(media), Some("comments")) => {
+                let listing = self.listing(req, &format!("{}/comments", media), &version, token, fields);
+                self.comments_page(&media, None, &listing)
+            }
+            (http::Method::GET, Target::Comment(media, id), Some("replies")) => {
+                let listing = self.listing(req, &format!("{id}/replies"), &version, token, fields);
+                self.comments_page(&media, Some(&id), &listing)
+            }
+            (http::Method::GET, Target::Comment(media, id), None) => {
+                self.render_comment_by_id(&media, &id, fields).map(Value::Object)
+            }
+            (http::Method::POST, Target::Comment(media, id), Some("replies")) => {
+                self.reply(req, &media, &id, user)
+            }
+            (http::Method::POST, Target::Comment(media, id), None) => self.hide(req, &media, &id),
+            (http::Method::DELETE, Target::Comment(media, id), None) => self.delete_comment(&media, &id),
+            (http::Method::POST, Target::Media(media), None) => self.comments_switch(req, &media),
+            (method, ..) => Err(super::oauth::unsupported_method(&method)),
+        };
+        Some(body.and_then(|value| crate::wire::render_json(&value)))
+    }
+
+    /// What `node` names for `user`: one of their media items (its thread made now), or a
+    /// comment on one; `None` for anything else.
+    fn target(&mut self, node: &str, user: usize) -> Option<Target> {
+        if let Some(MediaRef::Item { user: owner, index }) = self.media_index.get(node).copied() {
+            if owner != user {
+                return None;
+            }
+            self.thread_of(owner, index);
+            return Some(Target::Media(node.to_owned()));
+        }
+        let media = self.comment_media.get(node)?.clone();
+        match self.media_index.get(&media).copied() {
+            Some(MediaRef::Item { user: owner, .. }) if owner == user => {
+                Some(Target::Comment(media, node.to_owned()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The thread of `user`'s media item `index`, made on first use.
+    pub(crate) fn thread_of(&mut self, user: usize, index: usize) -> &mut Thread {
+        let media = &self.users[user].media[index];
+        let (id, count, posted) = (media.id.clone(), media.comments, media.timestamp);
+        if !self.threads.contains_key(&id) {
+            let known = &self.comment_media;
+            let thread = Thread::generate(self.seed.seed, &id, count, posted, |c| known.contains_key(c));
+            for comment in &thread.comments {
+                self.comment_media.insert(comment.id.clone(), id.clone());
+            }
+            self.threads.insert(id.clone(), thread);
+        }
+        self.threads.entry(id).or_insert_with(|| Thread {
+            comments: Vec::new(),
+            enabled: true,
+        })
+    }
+
+    /// The page size, cursors and link base of a listing of `path`.
+    fn listing<'a>(
+        &self,
+        req: &Req,
+        path: &str,
+        version: &str,
+        token: &str,
+        fields: &'a Fields,
+    ) -> Listing<'a> {
+        let limit = req
+            .param("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .unwrap_or(DEFAULT_LIMIT)
+            .clamp(1, MAX_LIMIT);
+        let link = format!(
+            "{}/{version}/{path}?access_token={}&fields={}&limit={limit}",
+            self.base,
+            encode(token),
+            encode(req.param("fields").unwrap_or("id")),
+        );
+        Listing {
+            limit,
+            after: req.param("after").and_then(|c| self.decode_cursor(c)),
+            before: req.param("before").and_then(|c| self.decode_cursor(c)),
+            link,
+            fields,
+        }
+    }
+
+    /// One page of `media`'s top-level comments (`parent: None`) or of `parent`'s replies,
+    /// newest first, with cursors and `next`/`previous` links.
+    fn comments_page(
+        &self,
+        media: &str,
+        parent: Option<&str>,
+        listing: &Listing<'_>,
+    ) -> Result<Value, GraphFailure> {
+        let Some(thread) = self.threads.get(media) else {
+            return Ok(json!({"data": []}));
+        };
+        let all = match parent {
+            None => thread.top_level(),
+            Some(id) => thread.replies(id),
+        };
+        let position = |id: &String| all.iter().position(|c| &c.id == id);
+        let (start, end) = match (&listing.after, &listing.before) {
+            (Some(after), _) => {
+                let start = position(after).map_or(all.len(), |p| p + 1);
+                (start, (start + listing.limit).min(all.len()))
+            }
+            (None, Some(before)) => {
+                let end = position(before).unwrap_or(0);
+                (end.saturating_sub(listing.limit), end)
+            }
+            (None, None) => (0, listing.limit.min(all.len())),
+        };
+        let page = all.get(start..end).unwrap_or_default();
+        let data = page
+            .iter()
+            .map(|c| {
+                self.render_comment(media, thread, c, listing.fields)
+                    .map(Value::Object)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut body = json!({ "data": data });
+        if let (Some(first), Some(last)) = (page.first(), page.last()) {
+            let (before, after) = (self.cursor(&first.id), self.cursor(&last.id));
+            let mut paging = json!({"cursors": {"before": before, "after": after}});
+            if end < all.len() {
+                paging["next"] = json!(format!("{}&after={after}", listing.link));
+            }
+            if start > 0 {
+                paging["previous"] = json!(format!("{}&before={before}", listing.link));
+            }
+            body["paging"] = paging;
+        }
+        Ok(body)
+    }
+
+    fn render_comment_by_id(
+        &self,
+        media: &str,
+        id: &str,
+        fields: &Fields,
+    ) -> Result<Map<String, Value>, GraphFailure> {
+        let thread = self
+            .threads
+            .get(media)
+            .ok_or_else(|| super::graph::unknown_object(id))?;
+        let comment = thread.find(id).ok_or_else(|| super::graph::unknown_object(id))?;
+        self.render_comment(media, thread, comment, fields)
+    }
+
+    /// One comment with exactly the asked fields (an unknown one fails the request; a
+    /// top-level comment has no `parent_id`); `replies{...}` brings its first replies.
+    fn render_comment(
+        &self,
+        media: &str,
+        thread: &Thread,
+        comment: &MockComment,
+        fields: &Fields,
+    ) -> Result<Map<String, Value>, GraphFailure> {
+        let mut out = Map::new();
+        for name in &fields.names {
+            let value = match name.as_str() {
+                "id" => json!(comment.id),
+                "text" => json!(comment.text),
+                "timestamp" => json!(crate::clock::instagram_timestamp(comment.timestamp)),
+                "username" => json!(comment.username),
+                "from" => json!({"id": comment.from_id, "username": comment.username}),
+                "like_count" => json!(comment.likes),
+                "hidden" => json!(comment.hidden),
+                "parent_id" => match &comment.parent {
+                    Some(parent) => json!(parent),
+                    None => continue,
+                },
+                "media" => json!({"id": media}),
+                other if COMMENT_FIELDS.contains(&other) => continue,
+                other => return Err(self.nonexisting(other, "IGComment")),
+            };
+            out.insert(name.clone(), value);
+        }
+        if let Some(edge) = &fields.replies {
+            let inner = crate::fields::parse_fields(Some(&edge.fields.join(",")));
+            let replies = thread.replies(&comment.id);
+            let limit = edge.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+            let data = replies
+                .iter()
+                .take(limit)
+                .map(|reply| {
+                    self.render_comment(media, thread, reply, &inner)
+                        .map(Value::Object)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            out.insert("replies".to_owned(), json!({ "data": data }));
+        }
+        Ok(out)
+    }
+
+    /// `POST /{comment}/replies?message=...`: a reply by the account, to a top-level comment
+    /// that is not hidden, on a media item whose comments are on.
+    fn reply(&mut self, req: &Req, media: &str, id: &str, user: usize) -> Result<Value, GraphFailure> {
+        let message = req
+            .param("message")
+            .filter(|m| !m.trim().is_empty())
+            .ok_or_else(|| refused("The parameter message is required"))?
+            .to_owned();
+        let now = self.now();
+        let (username, from_id) = (self.users[user].username.clone(), self.users[user].ig_id.clone());
+        let new_id = {
+            let known = &self.comment_media;
+            fresh_id(&mut self.rng, |c| known.contains_key(c))
+        };
+        let thread = self
+            .threads
+            .get_mut(media)
+            .ok_or_else(|| super::graph::unknown_object(id))?;
+        let comment = thread.find(id).ok_or_else(|| super::graph::unknown_object(id))?;
+        if comment.parent.is_some() {
+            return Err(refused("Replies can only be made to top-level comments"));
+        }
+        if comment.hidden {
+            return Err(refused("A hidden comment cannot be replied to"));
+        }
+        if !thread.enabled {
+            return Err(refused("Comments are turned off for this media"));
+        }
+        thread.comments.push(MockComment {
+            id: new_id.clone(),
+            parent: Some(id.to_owned()),
+            username,
+            from_id,
+            text: message,
+            timestamp: now,
+            likes: 0,
+            hidden: false,
+        });
+        self.comment_media.insert(new_id.clone(), media.to_owned());
+        Ok(json!({ "id": new_id }))
+    }
+
+    /// `POST /{comment}?hide=true|false`.
+    fn hide(&mut self, req: &Req, media: &str, id: &str) -> Result<Value, GraphFailure> {
+        let hide = match req.param("hide") {
+            Some("true") => true,
+            Some("false") => false,
+            _ => return Err(refused("Param hide must be a boolean")),
+        };
+        let thread = self
+            .threads
+            .get_mut(media)
+            .ok_or_else(|| super::graph::unknown_object(id))?;
+        let comment = thread
+            .comments
+            .iter_mut()
+            .find(|c| c.id == id)
+            .ok_or_else(|| super::graph::unknown_object(id))?;
+        comment.hidden = hide;
+        Ok(json!({"success": true}))
+    }
+
+    /// `DELETE /{comment}`: the comment and, for a top-level one, its replies.
+    fn delete_comment(&mut self, media: &str, id: &str) -> Result<Value, GraphFailure> {
+        let thread = self
+            .threads
+            .get_mut(media)
+            .ok_or_else(|| super::graph::unknown_object(id))?;
+        for gone in thread.remove(id) {
+            self.comment_media.remove(&gone);
+        }
+        Ok(json!({"success": true}))
+    }
+
+    /// `POST /{media}?comment_enabled=true|false`.
+    fn comments_switch(&mut self, req: &Req, media: &str) -> Result<Value, GraphFailure> {
+        let enabled = match req.param("comment_enabled") {
+            Some("true") => true,
+            Some("false") => false,
+            _ => return Err(refused("Param comment_enabled must be a boolean")),
+        };
+        let thread = self
+            .threads
+            .get_mut(media)
+            .ok_or_else(|| super::graph::unknown_object(media))?;
+        thread.enabled = enabled;
+        Ok(json!({"success": true}))
+    }
+}
