@@ -92,6 +92,20 @@ async fn comments_are_read_moderated_and_replied_to_through_the_client() {
         let gone = graph.comment(&reply).send().await.unwrap_err();
         assert_eq!(gone.code(), Some(100), "{case:?}: its replies went with it");
 
+        let tagged: Vec<_> = graph
+            .tags()
+            .fields(&[MediaField::Username])
+            .limit(1)
+            .into_stream()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(tagged.len(), 2, "{case:?}: a page each, followed by cursor");
+        assert!(
+            tagged.iter().all(|m| m.username.as_deref() != Some("jayposiris")),
+            "others' posts"
+        );
+
         graph.set_comments_enabled(&post.id, false).send().await.unwrap();
         let open = comments
             .iter()

@@ -45,7 +45,7 @@ impl<T: DeserializeOwned + Send + 'static> GraphAction<T> {
         let id = if client.endpoint().platform == Platform::InstagramLogin {
             check_id(id).map(|()| id.to_owned())
         } else {
-            Err("comments are read and moderated on Instagram Login only")
+            Err(crate::request::LOGIN_ONLY)
         };
         Self {
             client: client.clone(),

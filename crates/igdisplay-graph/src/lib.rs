@@ -20,6 +20,6 @@ pub use request::{
     ChildrenEdge, ChildrenRequest, CommentNode, CommentRequest, CommentStream, CommentsEdge, CommentsRequest,
     ExpandsChildren, GraphRequest, ItemStream, MAX_BATCH_IDS, MAX_EMPTY_PAGES, MediaBatch, MediaBatchRequest,
     MediaEdge, MediaListRequest, MediaNode, MediaRequest, MediaStream, Node, Page, PagedEdge, Pages,
-    RepliesEdge, RepliesRequest, UserNode, UserRequest,
+    RepliesEdge, RepliesRequest, TagsEdge, TagsRequest, UserNode, UserRequest,
 };
 pub use token::{LoginRequired, StaticToken, TokenSource, TokenUnavailable};

@@ -37,6 +37,8 @@ pub type CommentRequest = GraphRequest<CommentNode>;
 pub type CommentsRequest = GraphRequest<CommentsEdge>;
 /// `GET /{comment-id}/replies`: a comment's replies.
 pub type RepliesRequest = GraphRequest<RepliesEdge>;
+/// `GET /me/tags`: the media the account is tagged in.
+pub type TagsRequest = GraphRequest<TagsEdge>;
 /// `GET /{media-id}`.
 pub type MediaRequest = GraphRequest<MediaNode>;
 /// `GET /{media-id}/children`: an album's images and videos.
@@ -129,6 +131,9 @@ pub struct CommentsEdge;
 /// A comment's replies: `/{comment-id}/replies`, one [`Page`] of [`Comment`] per request.
 #[derive(Debug)]
 pub struct RepliesEdge;
+/// The media a user is tagged in: `/{user-id}/tags`, one [`Page`] of [`Media`] per request.
+#[derive(Debug)]
+pub struct TagsEdge;
 
 impl sealed::Sealed for UserNode {}
 impl sealed::Sealed for MediaNode {}
@@ -138,6 +143,7 @@ impl sealed::Sealed for MediaBatch {}
 impl sealed::Sealed for CommentNode {}
 impl sealed::Sealed for CommentsEdge {}
 impl sealed::Sealed for RepliesEdge {}
+impl sealed::Sealed for TagsEdge {}
 
 impl Node for UserNode {
     type Field = UserField;
@@ -212,12 +218,24 @@ impl Node for RepliesEdge {
     }
 }
 
-/// An edge listed a page at a time by cursor: the media edge, comments, replies.
+impl Node for TagsEdge {
+    type Field = MediaField;
+    type Output = Page<Media>;
+    const SUFFIX: &'static str = "/tags";
+    fn decode(body: &[u8], secrets: &[&str]) -> Result<Page<Media>, Error> {
+        Ok(Page::from_list(igdisplay_model::decode(body, secrets)?))
+    }
+}
+
+/// An edge listed a page at a time by cursor: the media edge, tags, comments, replies.
 pub trait PagedEdge: Node<Output = Page<Self::Item>> {
     /// What a page holds.
     type Item: Send + 'static;
 }
 impl PagedEdge for MediaEdge {
+    type Item = Media;
+}
+impl PagedEdge for TagsEdge {
     type Item = Media;
 }
 impl PagedEdge for CommentsEdge {
@@ -232,6 +250,7 @@ pub trait ExpandsChildren: Node<Field = MediaField> {}
 impl ExpandsChildren for MediaNode {}
 impl ExpandsChildren for MediaEdge {}
 impl ExpandsChildren for MediaBatch {}
+impl ExpandsChildren for TagsEdge {}
 
 impl GraphClient {
     /// The token's own user (`/me`).
@@ -476,14 +495,40 @@ impl GraphClient {
         ))
     }
 
+    /// The media the token's account is tagged in (`/me/tags`, reference C.3), newest first,
+    /// with the media fields: one page with `.send()`, all of them with `.into_stream()`.
+    /// Needs the comments scope; media of private accounts never appear.
+    ///
+    /// ```
+    /// # use igdisplay_graph::{GraphClient, GraphEndpoint};
+    /// # use igdisplay_http::test_util::{ReplayBackend, json_response};
+    /// # use igdisplay_model::{AccessToken, Platform};
+    /// # use std::sync::Arc;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// # let backend = ReplayBackend::new([Ok(json_response(200, r#"{"data":[{"id":"17900000000000009","username":"cafe_nova"}]}"#))]);
+    /// # let graph = GraphClient::with_token(Arc::new(backend), GraphEndpoint::new(Platform::InstagramLogin), AccessToken::new("IGAAfake"));
+    /// use futures_util::TryStreamExt;
+    ///
+    /// let tagged: Vec<_> = graph.tags().into_stream().try_collect().await?;
+    /// assert_eq!(tagged[0].username.as_deref(), Some("cafe_nova"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn tags(&self) -> TagsRequest {
+        self.login_only(GraphRequest::new(self.clone(), Cow::Borrowed("me")))
+    }
+
     /// `request`, refused before sending on a platform without comments.
     fn login_only<N: Node>(&self, mut request: GraphRequest<N>) -> GraphRequest<N> {
         if self.endpoint().platform != Platform::InstagramLogin {
-            request.id = Err("comments are read and moderated on Instagram Login only");
+            request.id = Err(LOGIN_ONLY);
         }
         request
     }
 }
+
+/// Why a comment or tags request is refused on Basic Display.
+pub(crate) const LOGIN_ONLY: &str = "comments and tags exist on Instagram Login only";
 
 /// Refuses ids that could change the path (`/`, `?`, `..`): ids are digits, or `me`.
 pub(crate) fn check_id(id: &str) -> Result<(), &'static str> {

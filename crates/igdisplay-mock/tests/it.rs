@@ -1814,3 +1814,37 @@ async fn comments_need_their_scope_and_instagram_login() {
         "{body}"
     );
 }
+
+/// Reference C.3: the media the account is tagged in, others' posts newest first, paged like
+/// media; code 10 without the comments scope.
+#[tokio::test]
+async fn the_media_an_account_is_tagged_in_are_listed_newest_first() {
+    let mock = mock(MockPlatform::InstagramLogin);
+    let token = comments_token(&mock, "cafe_nova").await;
+    let (status, _, first) = get(&graph(
+        &mock,
+        "/me/tags?fields=id,username,timestamp&limit=4",
+        &token,
+    ))
+    .await;
+    assert_eq!(status, 200, "{first}");
+    let items = first["data"].as_array().unwrap();
+    assert_eq!(items.len(), 4);
+    assert!(
+        items.iter().all(|m| m["username"] != "cafe_nova"),
+        "others' posts only"
+    );
+    let stamps: Vec<&str> = items.iter().map(|m| m["timestamp"].as_str().unwrap()).collect();
+    assert!(stamps.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    let next = first["paging"]["next"].as_str().unwrap();
+    assert!(next.contains("/tags?"), "{next}");
+    let (_, _, second) = get(next).await;
+    assert_ne!(second["data"][0]["id"], items[0]["id"]);
+    let basic_scope = short_token(&mock, "cafe_nova").await;
+    let (status, _, body) = get(&graph(&mock, "/me/tags", &basic_scope)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_i64()),
+        (403, Some(10)),
+        "{body}"
+    );
+}

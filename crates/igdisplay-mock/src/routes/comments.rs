@@ -1,7 +1,11 @@
 //! Comments on Instagram Login (reference C.2): a media item's top-level comments and a
 //! comment's replies, paged by cursor like media; one comment; and the calls that change
-//! them: hide or unhide, delete, reply, comments off or on. All need the
-//! `instagram_business_manage_comments` scope (code 10 without it).
+//! them: hide or unhide, delete, reply, comments off or on. And the media the account is
+//! tagged in (C.3: `/{user}/tags`). All need the `instagram_business_manage_comments` scope
+//! (code 10 without it).
+//!
+//! Who is tagged where is a rule of the seed, not data: a user is tagged in every fifth post
+//! of every other user, counted from their own place in the seed.
 //!
 //! The reference gives no codes for a refused reply; the fake answers code 100 with a
 //! message naming why (a hidden comment, a reply, comments turned off).
@@ -80,6 +84,15 @@ impl World {
             return None;
         }
         let (target, edge) = match segments {
+            [node, "tags"] if self.is_self(node, user) => {
+                if !allowed {
+                    return Some(Err(no_comment_permission()));
+                }
+                return Some(
+                    self.tags(req, user, fields, token)
+                        .and_then(|v| crate::wire::render_json(&v)),
+                );
+            }
             [node, edge @ ("comments" | "replies")] => (self.target(node, user)?, Some(*edge)),
             [node] => match self.target(node, user)? {
                 // A media item's own GET is the media node's.
@@ -197,17 +210,10 @@ impl World {
             Some(id) => thread.replies(id),
         };
         let position = |id: &String| all.iter().position(|c| &c.id == id);
-        let (start, end) = match (&listing.after, &listing.before) {
-            (Some(after), _) => {
-                let start = position(after).map_or(all.len(), |p| p + 1);
-                (start, (start + listing.limit).min(all.len()))
-            }
-            (None, Some(before)) => {
-                let end = position(before).unwrap_or(0);
-                (end.saturating_sub(listing.limit), end)
-            }
-            (None, None) => (0, listing.limit.min(all.len())),
-        };
+        // A cursor naming a comment since deleted ends the listing rather than restarting it.
+        let after = listing.after.as_ref().map(|id| position(id).unwrap_or(all.len()));
+        let before = listing.before.as_ref().map(|id| position(id).unwrap_or(0));
+        let (start, end) = super::graph::page_bounds(all.len(), listing.limit, after, before);
         let page = all.get(start..end).unwrap_or_default();
         let data = page
             .iter()
@@ -289,6 +295,40 @@ impl World {
             out.insert("replies".to_owned(), json!({ "data": data }));
         }
         Ok(out)
+    }
+
+    /// `GET /{user}/tags`: the other users' posts `user` is tagged in, newest first, paged
+    /// like the media edge.
+    fn tags(&self, req: &Req, user: usize, fields: &Fields, token: &str) -> Result<Value, GraphFailure> {
+        let mut items: Vec<(usize, &crate::state::Media)> = self
+            .users
+            .iter()
+            .enumerate()
+            .filter(|(owner, _)| *owner != user)
+            .flat_map(|(owner, u)| {
+                u.media
+                    .iter()
+                    .enumerate()
+                    .filter(move |(index, _)| (index + user).is_multiple_of(5))
+                    .map(move |(_, m)| (owner, m))
+            })
+            .collect();
+        items.sort_by_key(|item| std::cmp::Reverse(item.1.timestamp));
+        let limit = req
+            .param("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .unwrap_or(DEFAULT_LIMIT)
+            .clamp(1, MAX_LIMIT);
+        let query = super::graph::PageQuery {
+            limit,
+            since: None,
+            until: None,
+            after: req.param("after"),
+            before: req.param("before"),
+            fields_text: req.param("fields").unwrap_or("id"),
+            version: req.api_version().unwrap_or(&self.options.link_version),
+        };
+        self.items_page(&items, "tags", user, fields, &query, token)
     }
 
     /// `POST /{comment}/replies?message=...`: a reply by the account, to a top-level comment

@@ -48,21 +48,21 @@ fn unknown_path(segments: &[&str]) -> GraphFailure {
 }
 
 /// What selects one page of a user's media.
-struct PageQuery<'a> {
+pub(super) struct PageQuery<'a> {
     /// Items per page, already clamped to 1..=100.
-    limit: usize,
+    pub(super) limit: usize,
     /// Only items published at or after this time, Unix seconds.
-    since: Option<i64>,
+    pub(super) since: Option<i64>,
     /// Only items published at or before this time, Unix seconds.
-    until: Option<i64>,
+    pub(super) until: Option<i64>,
     /// Start after the item this cursor names.
-    after: Option<&'a str>,
+    pub(super) after: Option<&'a str>,
     /// End before the item this cursor names.
-    before: Option<&'a str>,
+    pub(super) before: Option<&'a str>,
     /// The `fields` value as asked, repeated in the `next`/`previous` links.
-    fields_text: &'a str,
+    pub(super) fields_text: &'a str,
     /// The API version the links name: the one asked in, else the options' `link_version`.
-    version: &'a str,
+    pub(super) version: &'a str,
 }
 
 /// A time bound as Instagram reads `since`/`until` (strtotime): Unix seconds, a date
@@ -290,7 +290,7 @@ impl World {
 
     /// Whether `node` names the token's own user: `me`, the app-scoped id, or (as `paging.next`
     /// links do) the professional account id.
-    fn is_self(&self, node: &str, user: usize) -> bool {
+    pub(super) fn is_self(&self, node: &str, user: usize) -> bool {
         node == "me" || node == self.users[user].id || node == self.users[user].ig_id
     }
 
@@ -638,11 +638,8 @@ impl World {
         Ok(json!({ "data": data }))
     }
 
-    /// One page of `user`'s media for `query`: the items rendered with `fields`, and
-    /// `paging` with cursors and, when there is more, absolute `next`/`previous` links that
-    /// repeat the token and name the professional account id (reference A.15: that id can
-    /// differ from `/me`'s), as recorded traffic shows. The media edge and the `media{...}`
-    /// expansion of a user node both answer with it.
+    /// One page of `user`'s media for `query` (the media edge, and the `media{...}` expansion
+    /// of a user node), by [`items_page`](Self::items_page).
     fn media_page(
         &self,
         user: usize,
@@ -650,51 +647,60 @@ impl World {
         query: &PageQuery<'_>,
         token: &str,
     ) -> Result<Value, GraphFailure> {
-        let media = &self.users[user].media;
-        let visible: Vec<usize> = (0..media.len())
-            .filter(|i| {
-                query.since.is_none_or(|s| media[*i].timestamp >= s)
-                    && query.until.is_none_or(|u| media[*i].timestamp <= u)
+        let items: Vec<(usize, &Media)> = self.users[user]
+            .media
+            .iter()
+            .filter(|m| {
+                query.since.is_none_or(|s| m.timestamp >= s) && query.until.is_none_or(|u| m.timestamp <= u)
             })
+            .map(|m| (user, m))
             .collect();
+        self.items_page(&items, "media", user, fields, query, token)
+    }
+
+    /// One page of `items` (each with its owner) for `query`: rendered with `fields`, and
+    /// `paging` with cursors and, when there is more, absolute `next`/`previous` links to
+    /// `{user's professional id}/{edge}` that repeat the token (reference A.15: that id can
+    /// differ from `/me`'s), as recorded traffic shows.
+    pub(super) fn items_page(
+        &self,
+        items: &[(usize, &Media)],
+        edge: &str,
+        user: usize,
+        fields: &Fields,
+        query: &PageQuery<'_>,
+        token: &str,
+    ) -> Result<Value, GraphFailure> {
         let position = |cursor: &str| -> Result<usize, GraphFailure> {
             let id = self
                 .decode_cursor(cursor)
                 .ok_or_else(|| invalid_parameter("cursor"))?;
-            visible
+            items
                 .iter()
-                .position(|i| media[*i].id == id)
+                .position(|(_, m)| m.id == id)
                 .ok_or_else(|| invalid_parameter("cursor"))
         };
-        let limit = query.limit;
-        let (start, end) = match (query.after, query.before) {
-            (Some(after), _) => {
-                let start = position(after)? + 1;
-                (start, (start + limit).min(visible.len()))
-            }
-            (None, Some(before)) => {
-                let end = position(before)?;
-                (end.saturating_sub(limit), end)
-            }
-            (None, None) => (0, limit.min(visible.len())),
-        };
-        let page = &visible[start.min(end)..end];
+        let after = query.after.map(position).transpose()?;
+        let before = query.before.map(position).transpose()?;
+        let (start, end) = page_bounds(items.len(), query.limit, after, before);
+        let page = &items[start..end];
         let data = page
             .iter()
-            .map(|i| self.render_media(user, &media[*i], fields).map(Value::Object))
+            .map(|(owner, m)| self.render_media(*owner, m, fields).map(Value::Object))
             .collect::<Result<Vec<_>, _>>()?;
         let mut body = json!({ "data": data });
         if let (Some(first), Some(last)) = (page.first(), page.last()) {
-            let (before, after) = (self.cursor(&media[*first].id), self.cursor(&media[*last].id));
+            let (before, after) = (self.cursor(&first.1.id), self.cursor(&last.1.id));
             let mut paging = json!({"cursors": {"before": before, "after": after}});
             let link = |which: &str, cursor: &str| {
                 let mut url = format!(
-                    "{}/{}/{}/media?access_token={}&fields={}&limit={limit}",
+                    "{}/{}/{}/{edge}?access_token={}&fields={}&limit={}",
                     self.base,
                     query.version,
                     self.users[user].ig_id,
                     encode(token),
                     encode(query.fields_text),
+                    query.limit,
                 );
                 for (name, value) in [("since", query.since), ("until", query.until)] {
                     if let Some(value) = value {
@@ -704,7 +710,7 @@ impl World {
                 url.push_str(&format!("&{which}={cursor}"));
                 url
             };
-            if end < visible.len() {
+            if end < items.len() {
                 paging["next"] = json!(link("after", &after));
             }
             if start > 0 {
@@ -884,6 +890,29 @@ fn permalink(media: &Media) -> String {
 }
 
 /// The token of an `Authorization: Bearer ...` (or `OAuth ...`) header, which the Graph API
+/// The span `[start, end)` of a page of `limit` out of `len` items: after the item at
+/// `after`, else before the item at `before`, else from the top. The media edge, tags,
+/// comments and replies all page this way.
+pub(super) fn page_bounds(
+    len: usize,
+    limit: usize,
+    after: Option<usize>,
+    before: Option<usize>,
+) -> (usize, usize) {
+    let (start, end) = match (after, before) {
+        (Some(after), _) => {
+            let start = after.saturating_add(1).min(len);
+            (start, start.saturating_add(limit).min(len))
+        }
+        (None, Some(before)) => {
+            let end = before.min(len);
+            (end.saturating_sub(limit), end)
+        }
+        (None, None) => (0, limit.min(len)),
+    };
+    (start.min(end), end)
+}
+
 /// accepts as well as the `access_token` parameter.
 fn bearer(headers: &http::HeaderMap) -> Option<String> {
     let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
