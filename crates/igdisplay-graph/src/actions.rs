@@ -1,5 +1,6 @@
 //! [`GraphAction`]: the calls that change something (reference C.2): hide or unhide a
-//! comment, delete it, reply to it, turn a media item's comments off or on. Each is a value
+//! comment, delete it, reply to it, turn a media item's comments off or on; and the reads
+//! whose query is not `fields=` (insights). Each is a value
 //! like a query, rendered and read without I/O, and sent through the client's pipeline (the
 //! one send loop); whether it may be sent twice is its [`RequestKind`].
 
@@ -58,7 +59,15 @@ impl<T: DeserializeOwned + Send + 'static> GraphAction<T> {
         }
     }
 
-    fn param(mut self, name: &'static str, value: impl Into<String>) -> Self {
+    /// A read of `{id}{edge}` that is not a node's or an edge's of [`GraphRequest`](crate::GraphRequest)
+    /// (the insights edge: `metric=` instead of `fields=`).
+    pub(crate) fn get(client: &GraphClient, id: &str, edge: &'static str) -> Self {
+        let mut action = Self::new(client, http::Method::GET, id, RequestKind::Idempotent);
+        action.edge = edge;
+        action
+    }
+
+    pub(crate) fn param(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.params.push((name, value.into()));
         self
     }

@@ -5,6 +5,7 @@ mod client;
 mod config;
 mod error;
 mod fields;
+mod insights;
 mod pacer;
 mod request;
 mod token;
@@ -15,6 +16,10 @@ pub use config::{GraphEndpoint, GraphPolicy, Quota, RateLimitPolicy, RetryPolicy
 pub use error::Error;
 pub use fields::{CommentField, Field, FieldList, MediaField, UserField};
 pub use igdisplay_http::RATE_LIMIT_WAIT;
+pub use insights::{
+    ACCOUNT_METRICS, Availability, DropReason, DroppedMetric, InsightsReport, MEDIA_METRICS, MetricRule,
+    Product, ReplacedMetric, plan_metrics,
+};
 pub use pacer::{MAX_PAUSE, Pacer, Scope, reported_usage};
 pub use request::{
     ChildrenEdge, ChildrenRequest, CommentNode, CommentRequest, CommentStream, CommentsEdge, CommentsRequest,

@@ -5,6 +5,7 @@ mod decode;
 mod enums;
 mod error;
 mod id;
+mod insight;
 mod media;
 mod paging;
 mod secret;
@@ -21,6 +22,7 @@ pub use error::{
     ErrorBody, ErrorClass, GraphError, GraphErrorBody, INVALID_TOKEN_SUBCODES, OAuthErrorBody, classify,
 };
 pub use id::{CommentId, MediaId, UserId};
+pub use insight::{Insight, InsightValue, TotalValue};
 pub use media::{Media, MediaByIds, Owner, Playback, is_instagram_page};
 pub use paging::{Cursors, ListResponse, Paging};
 pub use secret::{AccessToken, AppSecret, AuthorizationCode, CsrfState};
