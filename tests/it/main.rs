@@ -6,6 +6,7 @@
 mod comments;
 mod failures;
 mod flow;
+mod insights;
 mod load;
 mod logs;
 

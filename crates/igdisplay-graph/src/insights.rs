@@ -295,14 +295,22 @@ pub fn plan_metrics(
     (send, dropped, replaced)
 }
 
-/// The metric an error message names, of those sent.
-fn named_metric<'a>(error: &Error, sent: &'a [String]) -> Option<&'a str> {
-    let message = &error.graph_error()?.message;
+/// The metric an error message names, of those sent: by its place (`metric[2] must be one
+/// of ...`, where the message goes on to list the valid ones), else by its name as a word
+/// (`reach` is not in `reached_audience_demographics`).
+fn named_metric<'a>(message: &str, sent: &'a [String]) -> Option<&'a str> {
+    if let Some(index) = message
+        .split("metric[")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .and_then(|index| index.parse::<usize>().ok())
+    {
+        return sent.get(index).map(String::as_str);
+    }
+    let words = message.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
     sent.iter()
         .map(String::as_str)
-        .filter(|name| message.contains(name))
-        // The longest first: `reach` is in `reached_audience_demographics`.
-        .max_by_key(|name| name.len())
+        .find(|name| words.clone().any(|word| word == *name))
 }
 
 /// Insights (Instagram Login, `instagram_business_manage_insights`).
@@ -390,10 +398,10 @@ impl GraphClient {
                     return Ok(report(Vec::new(), Availability::NotEnoughViewers, dropped));
                 }
                 Err(error) if !retried && error.code() == Some(100) => {
-                    let Some(name) = named_metric(&error, &send).map(str::to_owned) else {
+                    let message = error.graph_error().map(|e| e.message.clone()).unwrap_or_default();
+                    let Some(name) = named_metric(&message, &send).map(str::to_owned) else {
                         return Err(error);
                     };
-                    let message = error.graph_error().map(|e| e.message.clone()).unwrap_or_default();
                     tracing::warn!(metric = %name, %message, "Instagram refused an insights metric; asking without it");
                     send.retain(|s| *s != name);
                     dropped.push(DroppedMetric {
@@ -486,6 +494,33 @@ mod tests {
             send,
             ["navigation"],
             "a media type Instagram did not say: its answer decides"
+        );
+    }
+
+    #[test]
+    fn a_refusal_names_its_metric_by_place_or_as_a_word() {
+        let sent: Vec<String> = ["reach", "reached_audience_demographics", "views"]
+            .map(String::from)
+            .to_vec();
+        let by_place = "(#100) metric[1] must be one of the following values: reach, views";
+        assert_eq!(
+            named_metric(by_place, &sent),
+            Some("reached_audience_demographics")
+        );
+        let by_word =
+            "(#100) The Media Insights API does not support the views metric for this media product type";
+        assert_eq!(named_metric(by_word, &sent), Some("views"));
+        let other = "(#100) The reached_audience_demographics metric needs a breakdown";
+        assert_eq!(
+            named_metric(other, &sent),
+            Some("reached_audience_demographics"),
+            "not `reach`"
+        );
+        assert_eq!(named_metric("(#100) Invalid parameter", &sent), None);
+        assert_eq!(
+            named_metric("(#100) metric[7] is wrong", &sent),
+            None,
+            "no such place"
         );
     }
 

@@ -183,13 +183,16 @@ impl World {
             MockPlatform::BasicDisplay => record.scopes.iter().any(|s| s == "user_media"),
             MockPlatform::InstagramLogin => true,
         };
-        let comments_allowed = record
-            .scopes
-            .iter()
-            .any(|s| s == "instagram_business_manage_comments");
+        let granted = |scope: &str| record.scopes.iter().any(|s| s == scope);
+        let comments_allowed = granted("instagram_business_manage_comments");
+        let insights_allowed = granted("instagram_business_manage_insights");
         let usage = self.count_call(user)?;
         let fields = self.fields_cache.get(req.param("fields"));
-        let body = match self.comment_route(req, segments, user, comments_allowed, &token, &fields) {
+        let routed = match self.comment_route(req, segments, user, comments_allowed, &token, &fields) {
+            Some(body) => Some(body),
+            None => self.insights_route(req, segments, user, insights_allowed),
+        };
+        let body = match routed {
             Some(body) => body,
             None if req.method == http::Method::GET => {
                 self.graph_body(req, segments, user, &fields, media_allowed, &token)

@@ -21,6 +21,7 @@ pub(crate) mod cdn;
 pub(crate) mod comments;
 pub(crate) mod control;
 pub(crate) mod graph;
+pub(crate) mod insights;
 pub(crate) mod oauth;
 pub(crate) use oauth::Choice;
 
