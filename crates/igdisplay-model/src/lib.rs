@@ -14,6 +14,7 @@ mod token;
 mod unknown;
 mod usage;
 mod user;
+mod webhook;
 
 pub use comment::{Comment, Commenter, Created, MediaRef, Success};
 pub use decode::{DecodeError, MASK, SNIPPET_CHARS, decode, mask, snippet};
@@ -34,6 +35,10 @@ pub use usage::{
     parse_business_use_case_usage,
 };
 pub use user::User;
+pub use webhook::{
+    CommentEvent, MentionEvent, Message, MessagingEvent, MessagingKind, Party, Postback, Reaction, Seen,
+    WebhookChange, WebhookEntry, WebhookMedia, WebhookNotification,
+};
 
 /// Re-exported so callers can name the type of [`OAuthErrorBody::extra`] and friends.
 pub use serde_json;
