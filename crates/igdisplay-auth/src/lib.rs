@@ -9,6 +9,7 @@ mod manager;
 mod signed_request;
 mod store;
 mod token;
+pub mod webhooks;
 
 pub use callback::{Callback, CallbackOutcome, MAX_CALLBACK_LEN};
 pub use client::{AuthClient, ResponseObserver};
