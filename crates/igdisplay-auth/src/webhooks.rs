@@ -463,7 +463,10 @@ mod tests {
             405
         );
         let shown = format!("{:?}", receiver());
-        assert!(!shown.contains("current-secret") && !shown.contains("the-verify-token"), "{shown}");
+        assert!(
+            !shown.contains("current-secret") && !shown.contains("the-verify-token"),
+            "{shown}"
+        );
     }
 
     #[tokio::test]

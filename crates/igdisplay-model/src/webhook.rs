@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// One delivery: `{"object": "instagram", "entry": [...]}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct WebhookNotification {
     /// `instagram`.
@@ -24,7 +24,7 @@ pub struct WebhookNotification {
 }
 
 /// What happened to one account: field changes, or messaging events.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct WebhookEntry {
     /// The account's professional id (the `user_id` of `/me`).
@@ -44,7 +44,7 @@ pub struct WebhookEntry {
 }
 
 /// A change of a subscribed field: `{"field": ..., "value": ...}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "RawChange", into = "RawChange")]
 #[non_exhaustive]
 pub enum WebhookChange {
@@ -118,7 +118,7 @@ impl From<WebhookChange> for RawChange {
 }
 
 /// A comment, as a `comments` or `live_comments` change carries it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct CommentEvent {
     /// The comment's id.
@@ -141,7 +141,7 @@ pub struct CommentEvent {
 }
 
 /// A media item named by a change.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct WebhookMedia {
     /// Its id.
@@ -152,7 +152,7 @@ pub struct WebhookMedia {
 }
 
 /// An @mention of the account, as a `mentions` change carries it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct MentionEvent {
     /// The media the mention is in (or under).
@@ -167,7 +167,7 @@ pub struct MentionEvent {
 
 /// A messaging event (`messages`, `message_reactions`, `messaging_postbacks`,
 /// `messaging_referral`, `messaging_seen`): which one is [`MessagingEvent::kind`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct MessagingEvent {
     /// Who sent it.
@@ -235,7 +235,7 @@ impl MessagingEvent {
 }
 
 /// A sender or recipient.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Party {
     /// Their Instagram-scoped id.
@@ -243,7 +243,7 @@ pub struct Party {
 }
 
 /// A message.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Message {
     /// Its id.
@@ -263,7 +263,7 @@ pub struct Message {
 }
 
 /// A reaction to a message.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Reaction {
     /// The message reacted to.
@@ -280,7 +280,7 @@ pub struct Reaction {
 }
 
 /// A tapped button.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Postback {
     /// The message the button was in.
@@ -295,7 +295,7 @@ pub struct Postback {
 }
 
 /// A message read.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Seen {
     /// The last message read.

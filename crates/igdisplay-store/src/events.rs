@@ -85,6 +85,18 @@ pub enum Event {
         /// The code given to Meta for the status page.
         confirmation_code: String,
     },
+    /// Meta delivered a webhook notification for the account (a comment, a mention, a
+    /// message, ...): kept in the outbox before Meta's delivery was acknowledged, in the order
+    /// received, and delivered to the application like every event. The account's state is
+    /// unchanged.
+    InstagramNotification {
+        /// Whose account (the professional id Meta names).
+        user_id: UserId,
+        /// When it was received.
+        at: Timestamp,
+        /// What Meta sent for the account.
+        entry: Box<igdisplay_model::WebhookEntry>,
+    },
 }
 
 impl Event {
@@ -97,7 +109,8 @@ impl Event {
             | Event::Revoked { user_id, .. }
             | Event::Expired { user_id, .. }
             | Event::Deauthorized { user_id, .. }
-            | Event::DeletionRequested { user_id, .. } => user_id,
+            | Event::DeletionRequested { user_id, .. }
+            | Event::InstagramNotification { user_id, .. } => user_id,
         }
     }
 
@@ -111,10 +124,12 @@ impl Event {
             Event::Expired { .. } => "expired",
             Event::Deauthorized { .. } => "deauthorized",
             Event::DeletionRequested { .. } => "deletion_requested",
+            Event::InstagramNotification { .. } => "instagram_notification",
         }
     }
 
-    /// The state the account is in after this event (`None`: deleted).
+    /// The state the account is in after this event (`None`: deleted, or a notification,
+    /// which changes no state: see [`changes_state`](Self::changes_state)).
     pub fn state(&self) -> Option<AccountState> {
         match self {
             Event::Refreshed { .. } | Event::Recovered { .. } => Some(AccountState::Active),
@@ -122,8 +137,13 @@ impl Event {
             Event::Revoked { .. } => Some(AccountState::Revoked),
             Event::Expired { .. } => Some(AccountState::Expired),
             Event::Deauthorized { .. } => Some(AccountState::Deauthorized),
-            Event::DeletionRequested { .. } => None,
+            Event::DeletionRequested { .. } | Event::InstagramNotification { .. } => None,
         }
+    }
+
+    /// Whether the event is about the account's state (every one but a notification).
+    pub fn changes_state(&self) -> bool {
+        !matches!(self, Event::InstagramNotification { .. })
     }
 }
 

@@ -4,6 +4,7 @@ mod accounts;
 mod dialect;
 mod error;
 mod events;
+mod inbound;
 mod keeper;
 mod keys;
 mod repo;

@@ -498,6 +498,43 @@ impl Accounts {
         Ok(event)
     }
 
+    /// Keeps a webhook delivery of Meta's, once: its hash recorded and an event per entry
+    /// written to the outbox, in one transaction. `false` (and nothing written) when a
+    /// delivery of the same hash was kept already.
+    pub(crate) async fn keep_inbound(
+        &self,
+        hash: &str,
+        entries: &[igdisplay_model::WebhookEntry],
+    ) -> Result<bool, Error> {
+        static KEEP: Sql = Sql::new(
+            "INSERT INTO inbound_webhooks (hash, received_at) VALUES ($2, {now})
+             ON CONFLICT (hash) DO NOTHING
+             RETURNING received_at",
+        );
+        const ACTION: &str = "keep a webhook delivery";
+        let mut tx = self.begin(ACTION).await?;
+        let kept: Option<i64> = self
+            .at(&KEEP)
+            .bind(hash.to_owned())
+            .fetch_optional(&mut *tx)
+            .await
+            .and_then(|row| row.map(|row| row.try_get("received_at")).transpose())
+            .map_err(Error::statement(ACTION))?;
+        let Some(now) = kept else {
+            return Ok(false);
+        };
+        for entry in entries {
+            let event = Event::InstagramNotification {
+                user_id: entry.id.clone(),
+                at: Timestamp::from_unix(now),
+                entry: Box::new(entry.clone()),
+            };
+            Self::append(&mut tx, &event, now).await?;
+        }
+        Self::commit(tx, ACTION).await?;
+        Ok(true)
+    }
+
     /// Marks an active or failing account revoked (Instagram refused its token outside the
     /// keeper), with its event; `None` when it was neither.
     pub(crate) async fn mark_revoked(&self, user: &UserId, reason: &str) -> Result<Option<Event>, Error> {

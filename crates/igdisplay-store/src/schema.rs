@@ -18,12 +18,14 @@ const SQLITE: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_keeper.sql")),
     (3, include_str!("../migrations/sqlite/0003_fleet.sql")),
     (4, include_str!("../migrations/sqlite/0004_tasks.sql")),
+    (5, include_str!("../migrations/sqlite/0005_inbound.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_accounts.sql")),
     (2, include_str!("../migrations/postgres/0002_keeper.sql")),
     (3, include_str!("../migrations/postgres/0003_fleet.sql")),
     (4, include_str!("../migrations/postgres/0004_tasks.sql")),
+    (5, include_str!("../migrations/postgres/0005_inbound.sql")),
 ];
 
 /// The key of the advisory lock migrations take on PostgreSQL (any constant of ours).

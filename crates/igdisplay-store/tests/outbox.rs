@@ -95,6 +95,7 @@ on_both!(
     ten_thousand_events_survive_a_receiver_down_six_hours_and_a_deliverer_that_dies,
     a_subscriber_that_lags_loses_nothing,
     delivered_events_are_pruned_after_the_retention,
+    metas_webhooks_are_kept_once_before_they_are_acknowledged_and_delivered_through_the_outbox,
 );
 
 async fn every_state_change_writes_its_event_in_the_same_transaction(db: Db) {
@@ -369,4 +370,99 @@ async fn delivered_events_are_pruned_after_the_retention(db: Db) {
         .await
         .unwrap();
     assert_eq!(tombstones, 0);
+}
+
+/// Reference C.5: a verified delivery of Meta's is kept (its entries in the outbox) before it
+/// is acknowledged; the same delivery again is kept once; a store that cannot keep it answers
+/// 500, and Meta's next attempt (after a restart) loses nothing; the outbox delivers the
+/// notification to the application.
+async fn metas_webhooks_are_kept_once_before_they_are_acknowledged_and_delivered_through_the_outbox(db: Db) {
+    use igdisplay_auth::webhooks::{HUB_SIGNATURE_HEADER, WebhookReceiver, sign_webhook};
+    use igdisplay_http::http;
+    use igdisplay_model::{AppSecret, WebhookChange};
+    let (store, _) = store(&db).await;
+    let receiver = WebhookReceiver::new("verify", AppSecret::new("app-secret")).unwrap();
+    let body = br#"{"object":"instagram","entry":[
+        {"id":"17841400000000001","time":1800000000,"changes":[{"field":"comments","value":{"id":"18000000000000001","text":"Lovely"}}]},
+        {"id":"17841400000000002","time":1800000000,"changes":[{"field":"mentions","value":{"media_id":"17900000000000001"}}]}]}"#;
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        HUB_SIGNATURE_HEADER,
+        sign_webhook(&AppSecret::new("app-secret"), body).parse().unwrap(),
+    );
+    let post = http::Method::POST;
+    assert_eq!(
+        receiver.receive(&post, None, &headers, body, &store).await.status,
+        200
+    );
+    assert_eq!(
+        receiver.receive(&post, None, &headers, body, &store).await.status,
+        200,
+        "a replay is acknowledged"
+    );
+    let events = store.list_events(None, 0, 100).await.unwrap();
+    assert_eq!(
+        events.len(),
+        2,
+        "one event per entry, and the replay kept nothing"
+    );
+    let Event::InstagramNotification { user_id, entry, .. } = &events[0].event else {
+        panic!("{:?}", events[0].event)
+    };
+    assert_eq!(user_id.as_str(), "17841400000000001");
+    assert!(matches!(&entry.changes[0], WebhookChange::Comments(c) if c.text.as_deref() == Some("Lovely")));
+    assert!(!events[0].event.changes_state());
+
+    // A store that cannot keep it: 500, so Meta delivers it again; after the "restart", the
+    // second attempt is kept.
+    let other = br#"{"object":"instagram","entry":[{"id":"17841400000000003","time":1800000001,"changes":[{"field":"mentions","value":{"media_id":"1"}}]}]}"#;
+    let mut other_headers = http::HeaderMap::new();
+    other_headers.insert(
+        HUB_SIGNATURE_HEADER,
+        sign_webhook(&AppSecret::new("app-secret"), other)
+            .parse()
+            .unwrap(),
+    );
+    sqlx::query("DROP TABLE inbound_webhooks")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        receiver
+            .receive(&post, None, &other_headers, other, &store)
+            .await
+            .status,
+        500
+    );
+    assert_eq!(
+        store.list_events(None, 0, 100).await.unwrap().len(),
+        2,
+        "nothing half-written"
+    );
+    sqlx::query(
+        "CREATE TABLE inbound_webhooks (hash TEXT PRIMARY KEY NOT NULL, received_at BIGINT NOT NULL)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        receiver
+            .receive(&post, None, &other_headers, other, &store)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(store.list_events(None, 0, 100).await.unwrap().len(), 3);
+
+    let receiving = Arc::new(Receiver::default());
+    let webhook = WebhookSender::new("https://app.example/hooks", ["whsec"], receiving.clone()).unwrap();
+    let pass = webhook.deliver_pending(&store, "instance-1").await.unwrap();
+    assert_eq!(pass.delivered, 3);
+    let first = receiving.accepted.lock().unwrap()[0].body().clone();
+    let sent: serde_json::Value = serde_json::from_slice(&first).unwrap();
+    assert_eq!(sent["type"], "instagram_notification");
+    assert_eq!(
+        sent["entry"]["changes"][0]["value"]["text"], "Lovely",
+        "the notification as Meta sent it"
+    );
 }
