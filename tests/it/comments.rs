@@ -143,3 +143,32 @@ async fn basic_display_has_no_comments_and_sends_nothing() {
     ));
     assert_eq!(mock.requests_total(), before);
 }
+
+#[tokio::test]
+async fn an_accounts_webhook_subscription_is_made_read_and_ended() {
+    use igdisplay::graph::WebhookField;
+    for case in cases()
+        .into_iter()
+        .filter(|c| c.platform == Platform::InstagramLogin)
+    {
+        let mock = case.mock();
+        let instagram = case.client(&mock);
+        let token = crate::login(&mock, &instagram, "cafe_nova").await;
+        let graph = instagram.graph(&token.user_id);
+        assert!(
+            graph.subscriptions().send().await.unwrap().data.is_empty(),
+            "none at first"
+        );
+        let fields = [WebhookField::Comments, WebhookField::Mentions];
+        assert!(graph.subscribe(&fields).send().await.unwrap().success);
+        let listed = graph.subscriptions().send().await.unwrap();
+        assert_eq!(
+            listed.data[0].subscribed_fields,
+            ["comments", "mentions"],
+            "{case:?}"
+        );
+        assert_eq!(listed.data[0].id.as_deref(), Some(mock.app().id.as_str()));
+        assert!(graph.unsubscribe().send().await.unwrap().success);
+        assert!(graph.subscriptions().send().await.unwrap().data.is_empty());
+    }
+}

@@ -8,7 +8,9 @@ use crate::request::{check_id, error_response};
 use crate::{Error, GraphClient};
 use bytes::Bytes;
 use igdisplay_http::{Exchange, HttpRequest, HttpResponse, QueryWriter, RequestKind};
-use igdisplay_model::{AccessToken, CommentId, Created, MediaId, Platform, Success};
+use igdisplay_model::{
+    AccessToken, AppSubscription, CommentId, Created, ListResponse, MediaId, Platform, Success,
+};
 use serde::de::DeserializeOwned;
 use std::borrow::Cow;
 use std::future::Future;
@@ -157,6 +159,80 @@ impl<T: DeserializeOwned + Send + 'static> Exchange<Cow<'_, AccessToken>> for Gr
 
     fn parse(&self, response: &HttpResponse, token: &Cow<'_, AccessToken>) -> Result<T, Error> {
         GraphAction::parse(self, response, token)
+    }
+}
+
+/// A field an app subscribes an account's webhooks to (Instagram Login, reference C.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WebhookField {
+    /// `comments` (needs Advanced Access).
+    Comments,
+    /// `live_comments` (needs Advanced Access).
+    LiveComments,
+    /// `mentions`.
+    Mentions,
+    /// `messages`.
+    Messages,
+    /// `message_reactions`.
+    MessageReactions,
+    /// `messaging_postbacks`.
+    MessagingPostbacks,
+    /// `messaging_referral`.
+    MessagingReferral,
+    /// `messaging_seen`.
+    MessagingSeen,
+}
+
+impl WebhookField {
+    /// Every field, as `subscribe --all` subscribes them.
+    pub const ALL: [WebhookField; 8] = [
+        WebhookField::Comments,
+        WebhookField::LiveComments,
+        WebhookField::Mentions,
+        WebhookField::Messages,
+        WebhookField::MessageReactions,
+        WebhookField::MessagingPostbacks,
+        WebhookField::MessagingReferral,
+        WebhookField::MessagingSeen,
+    ];
+
+    /// The field's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookField::Comments => "comments",
+            WebhookField::LiveComments => "live_comments",
+            WebhookField::Mentions => "mentions",
+            WebhookField::Messages => "messages",
+            WebhookField::MessageReactions => "message_reactions",
+            WebhookField::MessagingPostbacks => "messaging_postbacks",
+            WebhookField::MessagingReferral => "messaging_referral",
+            WebhookField::MessagingSeen => "messaging_seen",
+        }
+    }
+}
+
+/// Webhook subscriptions of the token's account (`/me/subscribed_apps`, Instagram Login).
+impl GraphClient {
+    /// Subscribes the app to `fields` of the account's webhooks (replacing the fields it had).
+    pub fn subscribe(&self, fields: &[WebhookField]) -> GraphAction<Success> {
+        let names: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
+        let mut action = GraphAction::new(self, http::Method::POST, "me", RequestKind::Idempotent)
+            .param("subscribed_fields", names.join(","));
+        action.edge = "/subscribed_apps";
+        action
+    }
+
+    /// The app's subscription for the account: empty when there is none.
+    pub fn subscriptions(&self) -> GraphAction<ListResponse<AppSubscription>> {
+        GraphAction::get(self, "me", "/subscribed_apps")
+    }
+
+    /// Ends the app's subscription for the account.
+    pub fn unsubscribe(&self) -> GraphAction<Success> {
+        let mut action = GraphAction::new(self, http::Method::DELETE, "me", RequestKind::Idempotent);
+        action.edge = "/subscribed_apps";
+        action
     }
 }
 

@@ -10,7 +10,7 @@ mod pacer;
 mod request;
 mod token;
 
-pub use actions::{GraphAction, ReplyRefused};
+pub use actions::{GraphAction, ReplyRefused, WebhookField};
 pub use client::{GraphClient, GraphClientBuilder};
 pub use config::{GraphEndpoint, GraphPolicy, Quota, RateLimitPolicy, RetryPolicy, WhenExhausted};
 pub use error::Error;

@@ -527,8 +527,9 @@ impl GraphClient {
     }
 }
 
-/// Why a comment or tags request is refused on Basic Display.
-pub(crate) const LOGIN_ONLY: &str = "comments and tags exist on Instagram Login only";
+/// Why a request of Instagram Login's wider read side is refused on Basic Display.
+pub(crate) const LOGIN_ONLY: &str =
+    "comments, tags, insights and webhook subscriptions exist on Instagram Login only";
 
 /// Refuses ids that could change the path (`/`, `?`, `..`): ids are digits, or `me`.
 pub(crate) fn check_id(id: &str) -> Result<(), &'static str> {

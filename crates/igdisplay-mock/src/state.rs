@@ -526,6 +526,8 @@ pub(crate) struct World {
     pub(crate) threads: FastMap<String, crate::comments::Thread>,
     /// Which media item each comment made so far is on.
     pub(crate) comment_media: FastMap<String, String>,
+    /// The webhook fields the app is subscribed to, per user (`/me/subscribed_apps`).
+    pub(crate) subscriptions: HashMap<usize, Vec<String>>,
 }
 
 impl World {
@@ -613,6 +615,7 @@ impl World {
             headers: HeaderCache::default(),
             threads: FastMap::default(),
             comment_media: FastMap::default(),
+            subscriptions: HashMap::new(),
         }
     }
 

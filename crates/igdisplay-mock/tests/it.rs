@@ -1971,3 +1971,25 @@ async fn account_insights_are_totals_over_a_period_with_breakdowns() {
         "{body}"
     );
 }
+
+/// Reference C.5: a subscription names Instagram Login's webhook fields; another is refused.
+#[tokio::test]
+async fn a_subscription_to_an_unknown_webhook_field_is_refused() {
+    let mock = mock(MockPlatform::InstagramLogin);
+    let token = short_token(&mock, "cafe_nova").await;
+    let (status, body) = write(
+        reqwest::Method::POST,
+        &mock,
+        "/me/subscribed_apps?subscribed_fields=comments,feed",
+        &token,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_i64()),
+        (400, Some(100)),
+        "{body}"
+    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("[feed]"));
+    let (_, _, listed) = get(&graph(&mock, "/me/subscribed_apps", &token)).await;
+    assert_eq!(listed["data"], serde_json::json!([]), "nothing half-subscribed");
+}

@@ -36,8 +36,8 @@ pub use usage::{
 };
 pub use user::User;
 pub use webhook::{
-    CommentEvent, MentionEvent, Message, MessagingEvent, MessagingKind, Party, Postback, Reaction, Seen,
-    WebhookChange, WebhookEntry, WebhookMedia, WebhookNotification,
+    AppSubscription, CommentEvent, MentionEvent, Message, MessagingEvent, MessagingKind, Party, Postback,
+    Reaction, Seen, WebhookChange, WebhookEntry, WebhookMedia, WebhookNotification,
 };
 
 /// Re-exported so callers can name the type of [`OAuthErrorBody::extra`] and friends.

@@ -302,6 +302,24 @@ pub struct Seen {
     pub mid: String,
 }
 
+/// The app's webhook subscription for an account, as `GET /me/subscribed_apps` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AppSubscription {
+    /// The app's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The app's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The fields the app is told about for the account.
+    #[serde(default)]
+    pub subscribed_fields: Vec<String>,
+    /// Every field this version does not model, as sent.
+    #[serde(flatten, skip_serializing_if = "UnknownFields::is_empty")]
+    pub extra: UnknownFields,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -190,7 +190,9 @@ impl World {
         let fields = self.fields_cache.get(req.param("fields"));
         let routed = match self.comment_route(req, segments, user, comments_allowed, &token, &fields) {
             Some(body) => Some(body),
-            None => self.insights_route(req, segments, user, insights_allowed),
+            None => self
+                .insights_route(req, segments, user, insights_allowed)
+                .or_else(|| self.subscriptions_route(req, segments, user)),
         };
         let body = match routed {
             Some(body) => body,

@@ -23,6 +23,7 @@ pub(crate) mod control;
 pub(crate) mod graph;
 pub(crate) mod insights;
 pub(crate) mod oauth;
+pub(crate) mod subscriptions;
 pub(crate) use oauth::Choice;
 
 use crate::state::World;
