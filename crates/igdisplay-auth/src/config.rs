@@ -4,7 +4,7 @@ use igdisplay_model::AppSecret;
 pub use igdisplay_model::Platform;
 use serde::{Deserialize, Serialize};
 
-/// The scopes of both platforms, typed ([`Scope`]), and their names.
+/// The scopes of both platforms, typed ([`Scope`](scopes::Scope)), and their names.
 pub mod scopes {
     use super::Platform;
     use std::fmt;
