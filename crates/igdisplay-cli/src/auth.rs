@@ -13,10 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 /// `igdisplay auth url`.
 pub(crate) async fn url(settings: &Settings) -> Result<(), Failure> {
     let instagram = settings.instagram(true).await?;
-    let authorization = instagram
-        .authorize()
-        .build()
-        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let authorization = authorize(settings, &instagram)?;
     save_pending(settings, &authorization.pending)?;
     if settings.json {
         out::json(&serde_json::json!({
@@ -30,6 +27,22 @@ pub(crate) async fn url(settings: &Settings) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// The authorize URL with the `--scope`s asked for; a scope Instagram would refuse (renamed,
+/// or of the other platform) is a usage error naming the right one.
+fn authorize(settings: &Settings, instagram: &Instagram) -> Result<igdisplay::auth::Authorization, Failure> {
+    let builder = settings
+        .scopes
+        .iter()
+        .fold(instagram.authorize(), |b, scope| b.scope(scope.as_str()));
+    builder.build().map_err(|e| match e {
+        igdisplay::auth::AuthorizeError::Scope(scope) => Failure::usage(
+            scope.to_string(),
+            "use the scope names of Instagram Login (--scope)",
+        ),
+        other => Failure::runtime(other.to_string()),
+    })
 }
 
 /// `igdisplay auth callback URL`. A callback that is not for the pending login (another
@@ -55,10 +68,7 @@ pub(crate) async fn callback(settings: &Settings, redirect: &str) -> Result<(), 
 /// `igdisplay login`.
 pub(crate) async fn login(settings: &Settings, no_browser: bool, timeout: u64) -> Result<(), Failure> {
     let instagram = settings.instagram(true).await?;
-    let authorization = instagram
-        .authorize()
-        .build()
-        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let authorization = authorize(settings, &instagram)?;
     let redirect_uri = settings.redirect_uri()?.to_owned();
     let target = loopback_target(&redirect_uri);
     let redirect = match target {

@@ -87,6 +87,11 @@ pub(crate) struct Global {
     /// Machine-readable JSON output (ids always as strings).
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// A scope to ask for at login besides the platform's defaults (repeatable):
+    /// instagram_business_manage_comments (comments, tags), instagram_business_manage_insights,
+    /// ...
+    #[arg(long = "scope", global = true, value_name = "SCOPE")]
+    pub(crate) scopes: Vec<String>,
 }
 
 /// Where tokens are kept (`--token-store`).
@@ -124,6 +129,37 @@ pub(crate) enum Command {
     Token(TokenCommand),
     /// The profile of the logged-in user.
     Me,
+    /// A post's comments with their replies (`comments MEDIA_ID`), or hide, unhide or delete
+    /// one (`comments hide ID`). Needs --scope instagram_business_manage_comments at login.
+    #[command(args_conflicts_with_subcommands = true)]
+    Comments {
+        /// What to do to a comment.
+        #[command(subcommand)]
+        action: Option<CommentAction>,
+        /// The post whose comments to list.
+        media_id: Option<String>,
+    },
+    /// The posts the account is tagged in. Needs the comments scope.
+    Tags,
+    /// A post's insights (`insights MEDIA_ID`) or the account's (`insights me`). A removed
+    /// metric is asked as its replacement and one that does not apply is left out, each
+    /// said on stderr. Needs --scope instagram_business_manage_insights at login.
+    Insights {
+        /// A media id, or `me`.
+        target: String,
+        /// A metric (repeatable; default views and reach).
+        #[arg(long = "metric", value_name = "METRIC")]
+        metrics: Vec<String>,
+        /// For `me`: day, week, days_28 or lifetime.
+        #[arg(long, default_value = "day")]
+        period: String,
+        /// For `me`: a breakdown (media_product_type, follow_type, ...).
+        #[arg(long)]
+        breakdown: Option<String>,
+    },
+    /// Meta's webhooks: subscribe the account (or, with --all, every account of the --store).
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// List media (`media list`), show one item (`media get`), or an album's items.
     #[command(subcommand)]
     Media(MediaCommand),
@@ -209,6 +245,42 @@ pub(crate) enum AuthCommand {
         /// The full URL Instagram redirected to (with its `#_`), or its query.
         redirect_url: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CommentAction {
+    /// Hide a comment from everyone but its author.
+    Hide {
+        /// The comment.
+        id: String,
+    },
+    /// Show a hidden comment again.
+    Unhide {
+        /// The comment.
+        id: String,
+    },
+    /// Delete a comment (and, for a top-level one, its replies).
+    Delete {
+        /// The comment.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum WebhooksCommand {
+    /// Subscribe the app to the account's webhook fields (all of them by default).
+    Subscribe {
+        /// Every account of the --store, each reported.
+        #[arg(long)]
+        all: bool,
+        /// A field (repeatable): comments, mentions, messages, ...
+        #[arg(long = "field", value_name = "FIELD")]
+        fields: Vec<String>,
+    },
+    /// The app's subscription for the account.
+    Subscriptions,
+    /// End the app's subscription for the account.
+    Unsubscribe,
 }
 
 #[derive(Debug, Subcommand)]

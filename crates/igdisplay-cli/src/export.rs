@@ -735,6 +735,32 @@ impl Progress {
     }
 }
 
+/// `igdisplay export DIR`: the logged-in user's library, and a summary of what was done.
+pub(crate) async fn command(
+    settings: &crate::settings::Settings,
+    dir: &std::path::Path,
+    concurrency: usize,
+) -> Result<(), Failure> {
+    let instagram = settings.instagram(false).await?;
+    let user = settings.user(&instagram).await?;
+    let downloader = settings.downloader(Some(MAX_FILE_BYTES))?;
+    let summary = export(&instagram.graph(&user), &downloader, dir, concurrency).await?;
+    if settings.json {
+        crate::out::json(&summary);
+    } else {
+        println!(
+            "Exported {} items: {} files downloaded ({} bytes), {} already complete, {} unavailable. Index: {}",
+            summary.items,
+            summary.downloaded,
+            summary.bytes,
+            summary.skipped,
+            summary.unavailable,
+            summary.index.display()
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,7 @@ mod notice;
 mod out;
 mod read;
 mod settings;
+mod social;
 
 use clap::Parser;
 use cli::{
@@ -84,6 +85,15 @@ async fn dispatch(command: Command, settings: &Settings) -> Result<(), Failure> 
         Command::Token(TokenCommand::Import) => read::import(settings).await,
         Command::Token(TokenCommand::Logout) => read::logout(settings).await,
         Command::Me => read::me(settings).await,
+        Command::Comments { action, media_id } => social::comments(settings, action, media_id).await,
+        Command::Tags => social::tags(settings).await,
+        Command::Insights {
+            target,
+            metrics,
+            period,
+            breakdown,
+        } => social::insights(settings, &target, &metrics, &period, breakdown.as_deref()).await,
+        Command::Webhooks(command) => social::webhooks(settings, command).await,
         Command::Media(MediaCommand::List {
             limit,
             all,
@@ -92,26 +102,7 @@ async fn dispatch(command: Command, settings: &Settings) -> Result<(), Failure> 
         }) => read::list(settings, limit, all, since.as_deref(), until.as_deref()).await,
         Command::Media(MediaCommand::Get { id }) => read::get(settings, &id).await,
         Command::Media(MediaCommand::Children { id }) => read::children(settings, &id).await,
-        Command::Export { dir, concurrency } => {
-            let instagram = settings.instagram(false).await?;
-            let user = settings.user(&instagram).await?;
-            let downloader = settings.downloader(Some(export::MAX_FILE_BYTES))?;
-            let summary = export::export(&instagram.graph(&user), &downloader, &dir, concurrency).await?;
-            if settings.json {
-                out::json(&summary);
-            } else {
-                println!(
-                    "Exported {} items: {} files downloaded ({} bytes), {} already complete, {} unavailable. Index: {}",
-                    summary.items,
-                    summary.downloaded,
-                    summary.bytes,
-                    summary.skipped,
-                    summary.unavailable,
-                    summary.index.display()
-                );
-            }
-            Ok(())
-        }
+        Command::Export { dir, concurrency } => export::command(settings, &dir, concurrency).await,
         Command::SignedRequest(SignedCommand::Verify { value }) => {
             read::verify(settings, &value, settings.app_secret())
         }

@@ -28,6 +28,8 @@ pub(crate) struct Settings {
     store_keys_file: Option<PathBuf>,
     /// The clock, made once (with `--mock`, following the mock's).
     clock: tokio::sync::OnceCell<SharedClock>,
+    /// Scopes asked for at login besides the defaults (`--scope`).
+    pub(crate) scopes: Vec<String>,
 }
 
 impl Settings {
@@ -98,6 +100,7 @@ impl Settings {
             store: global.store.clone().filter(|url| !url.trim().is_empty()),
             store_keys_file: global.store_keys_file.clone(),
             clock: tokio::sync::OnceCell::new(),
+            scopes: global.scopes.clone(),
         })
     }
 

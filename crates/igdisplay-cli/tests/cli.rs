@@ -2295,3 +2295,95 @@ fn the_exports_peak_memory_does_not_grow_with_the_library() {
         "{large} KiB at 2,000 posts against {small} KiB at 200"
     );
 }
+
+/// Issue 31: comments, tags, insights and webhook subscriptions from the command line, after
+/// a login that asked for their scopes; a renamed scope is refused with its successor.
+#[test]
+fn comments_tags_insights_and_subscriptions_from_the_command_line() {
+    let env = Env::new(MockPlatform::InstagramLogin);
+    let refused = env.run(&["auth", "url", "--scope", "business_manage_comments"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("ask for `instagram_business_manage_comments`"),
+        "{stderr}"
+    );
+
+    let scopes = [
+        "--scope",
+        "instagram_business_manage_comments",
+        "--scope",
+        "instagram_business_manage_insights",
+    ];
+    let url = env.json(&[&["auth", "url"][..], &scopes[..]].concat())["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(url.contains("instagram_business_manage_insights"), "{url}");
+    let location = env.mock.approve(&url, "jayposiris").unwrap();
+    env.json(&["auth", "callback", &location]);
+
+    let media = env.json(&["media", "list", "--all"]);
+    let post = media
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| {
+            m["comments_count"].as_u64() >= Some(8)
+                && m["like_count"].as_u64() > Some(0)
+                && m["media_product_type"] == "FEED"
+        })
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let comments = env.json(&["comments", &post]);
+    let first = comments[0]["id"].as_str().unwrap().to_owned();
+    assert!(comments.as_array().unwrap().len() >= 2);
+    let table = env.ok(&["comments", &post]);
+    assert!(
+        table.contains(&first) && table.contains("↳"),
+        "replies under their comment: {table}"
+    );
+    env.ok(&["comments", "hide", &first]);
+    let after = env.json(&["comments", &post]);
+    assert_eq!(after[0]["hidden"], true);
+
+    let tags = env.json(&["tags"]);
+    assert!(!tags.as_array().unwrap().is_empty());
+
+    let output = env.run(&[
+        "insights",
+        &post,
+        "--metric",
+        "impressions",
+        "--metric",
+        "navigation",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("impressions was removed by Instagram; asked as views"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("navigation left out"), "{stderr}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("views"));
+    let account = env.json(&["insights", "me", "--metric", "reach"]);
+    assert_eq!(account["availability"], "Values");
+
+    env.ok(&[
+        "webhooks",
+        "subscribe",
+        "--field",
+        "comments",
+        "--field",
+        "mentions",
+    ]);
+    assert_eq!(env.ok(&["webhooks", "subscriptions"]).trim(), "comments,mentions");
+    let bad = env.run(&["webhooks", "subscribe", "--field", "feed"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
