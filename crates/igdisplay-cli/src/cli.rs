@@ -277,6 +277,21 @@ pub(crate) enum WebhooksCommand {
         #[arg(long = "field", value_name = "FIELD")]
         fields: Vec<String>,
     },
+    /// Receive Meta's webhooks on ADDR (behind your HTTPS proxy): the handshake answered for
+    /// the verify token in FILE, every delivery checked against the app secret and kept before
+    /// it is acknowledged: in the --store's outbox, or POSTed to --forward (which must answer
+    /// 2xx), or written to standard output as a JSON line.
+    Serve {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8790")]
+        addr: std::net::SocketAddr,
+        /// A file readable by its owner only, holding the verify token of the App Dashboard.
+        #[arg(long, value_name = "FILE")]
+        verify_token_file: PathBuf,
+        /// Hand each delivery to this URL instead (without --store).
+        #[arg(long, value_name = "URL")]
+        forward: Option<String>,
+    },
     /// The app's subscription for the account.
     Subscriptions,
     /// End the app's subscription for the account.

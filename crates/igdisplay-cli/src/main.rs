@@ -14,6 +14,7 @@ mod export;
 mod fail;
 mod files;
 mod fleet;
+mod hooks;
 mod keyring;
 mod metrics;
 mod mirror;

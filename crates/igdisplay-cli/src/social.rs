@@ -38,6 +38,11 @@ pub(crate) async fn comments(
 pub(crate) async fn webhooks(settings: &Settings, command: WebhooksCommand) -> Result<(), Failure> {
     match command {
         WebhooksCommand::Subscribe { all, fields } => subscribe(settings, all, &fields).await,
+        WebhooksCommand::Serve {
+            addr,
+            verify_token_file,
+            forward,
+        } => crate::hooks::serve(settings, addr, &verify_token_file, forward.as_deref()).await,
         WebhooksCommand::Subscriptions => subscription(settings, false).await,
         WebhooksCommand::Unsubscribe => subscription(settings, true).await,
     }
