@@ -297,3 +297,79 @@ pub fn mock_request(data: &[u8]) {
     mock.clear_faults();
     mock.clear_stubs();
 }
+
+/// Meta's webhook receiver on any request: `data` as the handshake's query, as an unsigned
+/// delivery, and as a delivery signed with the right secret (so the fuzzer reaches the
+/// notification's decoding past the signature check); whatever is delivered round-trips.
+pub fn webhook_receiver(data: &[u8]) {
+    use igdisplay::auth::webhooks::{HUB_SIGNATURE_HEADER, Inbound, WebhookReceiver, sign_webhook};
+    let secret = AppSecret::new("fuzz-app-secret");
+    let receiver = WebhookReceiver::new("fuzz-verify-token", secret.clone()).unwrap();
+    let query = String::from_utf8_lossy(data);
+    let none = http::HeaderMap::new();
+    if let Inbound::Answer(answer) = receiver.inspect(&http::Method::GET, Some(&query), &none, b"") {
+        // The challenge is echoed only as digits.
+        assert!(answer.status != 200 || answer.body.bytes().all(|b| b.is_ascii_digit()));
+    }
+    assert!(matches!(
+        receiver.inspect(&http::Method::POST, None, &none, data),
+        Inbound::Answer(_)
+    ));
+    let mut headers = http::HeaderMap::new();
+    if let Ok(value) = http::HeaderValue::try_from(sign_webhook(&secret, data)) {
+        headers.insert(HUB_SIGNATURE_HEADER, value);
+    }
+    if let Inbound::Deliver(delivery) = receiver.inspect(&http::Method::POST, None, &headers, data) {
+        let again = serde_json::to_vec(&delivery.notification).unwrap();
+        let read: igdisplay::model::WebhookNotification = serde_json::from_slice(&again).unwrap();
+        assert_eq!(read, delivery.notification, "what is kept is written back");
+    }
+}
+
+/// The insights calls on any answer: the media node answers as a feed image, the insights
+/// edge with `data` (the text form of `parse_response`); the first line's call names the
+/// metrics asked (comma-separated), which the planner checks first.
+pub fn insights_response(data: &[u8]) {
+    let FuzzedResponse { call, response } = parse_response(data);
+    let answer = Arc::new(response);
+    let backend = Arc::new(FnBackend::new(move |request| {
+        if !request.uri().path().ends_with("/insights") {
+            return Ok(igdisplay::http::test_util::json_response(
+                200,
+                r#"{"id":"17895695668004550","media_product_type":"FEED","media_type":"IMAGE"}"#,
+            ));
+        }
+        let mut copy = http::Response::new(answer.body().clone());
+        *copy.status_mut() = answer.status();
+        *copy.headers_mut() = answer.headers().clone();
+        Ok(copy)
+    }));
+    let graph = GraphClient::builder(
+        backend,
+        GraphEndpoint::new(Platform::InstagramLogin),
+        Arc::new(StaticToken::new(AccessToken::new("IGAAfuzztoken"))),
+    )
+    .policy(
+        GraphPolicy::default()
+            .retry(RetryPolicy::default().max_attempts(2))
+            .jitter_seed(1),
+    )
+    .clock(Arc::new(ManualClock::at_unix(NOW)))
+    .build();
+    let metrics: Vec<&str> = call.split(',').take(32).collect();
+    runtime().block_on(async {
+        if let Ok(report) = graph
+            .media_insights(&MediaId::new("17895695668004550"), &metrics)
+            .await
+        {
+            for insight in &report.insights {
+                let _ = insight.number();
+            }
+        }
+        drop(
+            graph
+                .user_insights(&metrics, "day", Some("media_product_type"))
+                .await,
+        );
+    });
+}

@@ -46,3 +46,13 @@ fn response_pipeline_seeds() {
 fn mock_requests_seeds() {
     each_seed("mock_requests", igdisplay_fuzz::mock_request);
 }
+
+#[test]
+fn webhook_receiver_seeds() {
+    each_seed("webhook_receiver", igdisplay_fuzz::webhook_receiver);
+}
+
+#[test]
+fn insights_response_seeds() {
+    each_seed("insights_response", igdisplay_fuzz::insights_response);
+}

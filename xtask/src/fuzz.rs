@@ -10,13 +10,15 @@ use std::path::Path;
 use std::process::Command;
 
 /// The targets, each with its dictionary in `fuzz/dicts/`.
-const TARGETS: [(&str, &str); 6] = [
+const TARGETS: [(&str, &str); 8] = [
     ("callback", "json.dict"),
     ("signed_request", "json.dict"),
     ("model_decode", "json.dict"),
     ("usage_headers", "json.dict"),
     ("response_pipeline", "response_pipeline.dict"),
     ("mock_requests", "mock_requests.dict"),
+    ("webhook_receiver", "json.dict"),
+    ("insights_response", "json.dict"),
 ];
 
 /// What one target's run did.
