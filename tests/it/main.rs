@@ -9,6 +9,7 @@ mod flow;
 mod insights;
 mod load;
 mod logs;
+mod webhooks;
 
 use igdisplay::Instagram;
 use igdisplay::http::{HyperBackend, ReqwestBackend, SharedBackend};

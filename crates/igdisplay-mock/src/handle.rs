@@ -548,6 +548,13 @@ impl MockServer {
         world.app.data_deletion_callback = data_deletion.map(str::to_owned);
     }
 
+    /// Sets where Meta's webhook notifications go (the App Dashboard's callback URL), or
+    /// stops them (`None`). A comment added with `POST /_mock/comments` is notified there,
+    /// signed, when its post's owner subscribed the app to `comments`.
+    pub fn set_webhook_callback(&self, url: Option<&str>) {
+        self.shared.world().webhook_callback = url.map(str::to_owned);
+    }
+
     /// A token for `username` as the App Dashboard generates it.
     ///
     /// ```

@@ -74,11 +74,54 @@ impl Shared {
 
     /// POSTs a form to an app callback; returns its status and body. A real delivery to a
     /// real server gives up after 10 s of real time.
-    #[allow(clippy::disallowed_methods)]
     pub(crate) async fn deliver(&self, url: &str, form: String) -> Result<(u16, String), String> {
-        let request = http::Request::post(url)
-            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Full::new(Bytes::from(form)))
+        self.post(url, "application/x-www-form-urlencoded", None, form)
+            .await
+    }
+
+    /// Delivers a webhook notification as Meta does: `body` as JSON with its
+    /// `X-Hub-Signature-256`, tried again after a failure (a transport error or a status other
+    /// than 2xx), 3 attempts in all. The attempts made and the last answer's status, or why
+    /// it failed.
+    pub(crate) async fn deliver_webhook(
+        &self,
+        url: &str,
+        body: &str,
+        signature: &str,
+    ) -> (u32, Result<u16, String>) {
+        let mut last = Err(String::from("not sent"));
+        for attempt in 1..=3 {
+            last = self
+                .post(
+                    url,
+                    "application/json",
+                    Some(("x-hub-signature-256", signature)),
+                    body.to_owned(),
+                )
+                .await
+                .map(|(status, _)| status);
+            if matches!(last, Ok(status) if (200..300).contains(&status)) {
+                return (attempt, last);
+            }
+        }
+        (3, last)
+    }
+
+    /// POSTs `body` to `url` with `content_type` (and `header`); the status and body answered.
+    #[allow(clippy::disallowed_methods)]
+    async fn post(
+        &self,
+        url: &str,
+        content_type: &str,
+        header: Option<(&str, &str)>,
+        body: String,
+    ) -> Result<(u16, String), String> {
+        let mut request = http::Request::post(url).header(http::header::CONTENT_TYPE, content_type);
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
             .map_err(|e| format!("bad callback URL: {e}"))?;
         let response = tokio::time::timeout(Duration::from_secs(10), self.client.request(request))
             .await
@@ -146,6 +189,8 @@ enum Outcome {
     Send(Reply, Option<FaultKind>),
     /// POST this form to this URL (an app callback) and answer with what it said.
     Deliver(String, String),
+    /// POST this signed webhook notification, retrying, and answer with how it went.
+    Webhook(crate::routes::control::WebhookDelivery),
 }
 
 /// One request: read it (bodies capped), decide under the lock, then deliver: a reply, a
@@ -170,6 +215,22 @@ async fn handle(
         log.log(&entry);
     }
     match outcome {
+        Outcome::Webhook(crate::routes::control::WebhookDelivery {
+            url,
+            body,
+            signature,
+            mut answer,
+        }) => {
+            let (attempts, last) = shared.deliver_webhook(&url, &body, &signature).await;
+            answer["attempts"] = serde_json::json!(attempts);
+            answer["delivered"] =
+                serde_json::json!(matches!(last, Ok(status) if (200..300).contains(&status)));
+            answer["status"] = match last {
+                Ok(status) => serde_json::json!(status),
+                Err(error) => serde_json::json!(error),
+            };
+            Ok(response(Reply::json(200, &answer)))
+        }
         Outcome::Deliver(url, form) => {
             let reply = match shared.deliver(&url, form).await {
                 Ok((status, body)) => Reply::json(200, &serde_json::json!({"status": status, "body": body})),
@@ -209,6 +270,7 @@ fn decide(shared: &Shared, req: &Req) -> (Outcome, Option<JournalEntry>) {
                 Outcome::Send(reply, None)
             }
             Control::Deliver { url, form } => Outcome::Deliver(url, form),
+            Control::Webhook(delivery) => Outcome::Webhook(delivery),
         };
         return (outcome, None);
     }

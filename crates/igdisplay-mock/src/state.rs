@@ -528,6 +528,8 @@ pub(crate) struct World {
     pub(crate) comment_media: FastMap<String, String>,
     /// The webhook fields the app is subscribed to, per user (`/me/subscribed_apps`).
     pub(crate) subscriptions: HashMap<usize, Vec<String>>,
+    /// Where Meta's webhook notifications go (the App Dashboard's callback URL), if set.
+    pub(crate) webhook_callback: Option<String>,
 }
 
 impl World {
@@ -616,6 +618,7 @@ impl World {
             threads: FastMap::default(),
             comment_media: FastMap::default(),
             subscriptions: HashMap::new(),
+            webhook_callback: None,
         }
     }
 

@@ -447,6 +447,21 @@ pub(crate) fn render_json(value: &Value) -> Result<Vec<u8>, GraphFailure> {
     })
 }
 
+/// `sha256=<hex>`: Meta's `X-Hub-Signature-256` of `body` under the app `secret`.
+pub(crate) fn hub_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else {
+        return String::from("sha256=");
+    };
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let mut out = String::from("sha256=");
+    for byte in digest {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
 /// Whether a path segment is an API version such as `v21.0`.
 pub(crate) fn is_version(segment: &str) -> bool {
     let Some(rest) = segment.strip_prefix('v') else {

@@ -199,7 +199,7 @@ async fn the_control_api_lists_its_endpoints() {
         listed.contains(&"POST /_mock/clock/advance".to_owned()),
         "{listed:?}"
     );
-    assert_eq!(listed.len(), 27);
+    assert_eq!(listed.len(), 28);
 }
 
 #[tokio::test]

@@ -420,3 +420,63 @@ impl World {
         Ok(json!({"success": true}))
     }
 }
+
+impl World {
+    /// `POST /_mock/comments {media_id, text, username?}`: a top-level comment on a post,
+    /// dated now; and, when the webhook callback is set and the post's owner subscribed the
+    /// app to `comments`, Meta's notification of it, signed with the app secret, to deliver.
+    pub(crate) fn add_comment(&mut self, req: &Req) -> super::control::Control {
+        use super::control::{Control, bad_request, body_field, ok};
+        let (Some(media), Some(text)) = (body_field(&req.body, "media_id"), body_field(&req.body, "text"))
+        else {
+            return bad_request("give {\"media_id\": \"...\", \"text\": \"...\"}");
+        };
+        let Some(MediaRef::Item { user, index }) = self.media_index.get(&media).copied() else {
+            return bad_request("media_id names no post of a seeded user");
+        };
+        let username = body_field(&req.body, "username").unwrap_or_else(|| "ana.lopes".to_owned());
+        let now = self.now();
+        let id = {
+            let known = &self.comment_media;
+            fresh_id(&mut self.rng, |c| known.contains_key(c))
+        };
+        let from_id = format!("17841{:011}", self.rng.below(100_000_000_000));
+        let comment = MockComment {
+            id: id.clone(),
+            parent: None,
+            username: username.clone(),
+            from_id: from_id.clone(),
+            text: text.clone(),
+            timestamp: now,
+            likes: 0,
+            hidden: false,
+        };
+        self.thread_of(user, index).comments.push(comment);
+        self.comment_media.insert(id.clone(), media.clone());
+        let subscribed = self
+            .subscriptions
+            .get(&user)
+            .is_some_and(|fields| fields.iter().any(|f| f == "comments"));
+        let (Some(url), true) = (self.webhook_callback.clone(), subscribed) else {
+            return ok(&json!({ "id": id }));
+        };
+        let notification = json!({"object": "instagram", "entry": [{
+            "id": self.users[user].ig_id,
+            "time": now,
+            "changes": [{"field": "comments", "value": {
+                "id": id,
+                "text": text,
+                "from": {"id": from_id, "username": username},
+                "media": {"id": media, "media_product_type": "FEED"},
+            }}],
+        }]});
+        let body = notification.to_string();
+        let signature = crate::wire::hub_signature(&self.app.secret, body.as_bytes());
+        Control::Webhook(super::control::WebhookDelivery {
+            url,
+            body,
+            signature,
+            answer: json!({ "id": id }),
+        })
+    }
+}

@@ -130,8 +130,8 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: "POST",
         path: "/_mock/callbacks",
-        input: "{deauthorize?, data_deletion?}",
-        answer: "{deauthorize, data_deletion}",
+        input: "{deauthorize?, data_deletion?, webhook?}",
+        answer: "{deauthorize, data_deletion, webhook}",
     },
     Endpoint {
         method: "POST",
@@ -170,6 +170,12 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         answer: "{id, caption}",
     },
     Endpoint {
+        method: "POST",
+        path: "/_mock/comments",
+        input: "{media_id, text, username?}",
+        answer: "{id, delivered?, attempts?, status?}",
+    },
+    Endpoint {
         method: "GET",
         path: "/_mock/refreshes",
         input: "",
@@ -201,15 +207,30 @@ pub(crate) enum Control {
     Reply(Reply),
     /// POST `form` to `url` (a callback of the app), then answer with what it said.
     Deliver { url: String, form: String },
+    /// POST a signed webhook notification to the app's webhook callback, retrying a failed
+    /// delivery, then answer with how it went.
+    Webhook(WebhookDelivery),
+}
+
+/// A webhook notification to deliver, as Meta does.
+pub(crate) struct WebhookDelivery {
+    /// The app's webhook callback.
+    pub(crate) url: String,
+    /// The notification's JSON.
+    pub(crate) body: String,
+    /// Its `X-Hub-Signature-256`.
+    pub(crate) signature: String,
+    /// The control call's answer, to which the delivery's outcome is added.
+    pub(crate) answer: Value,
 }
 
 /// `400 {"error": message}`: the message says what to send instead.
-fn bad_request(message: &str) -> Control {
+pub(super) fn bad_request(message: &str) -> Control {
     Control::Reply(Reply::json(400, &json!({"error": message})))
 }
 
 /// `200` with `value`.
-fn ok(value: &Value) -> Control {
+pub(super) fn ok(value: &Value) -> Control {
     Control::Reply(Reply::json(200, value))
 }
 
@@ -221,6 +242,7 @@ impl World {
             Some("clock") => self.clock_control(req, rest),
             Some("journal" | "faults" | "stubs") => self.recording_control(req, rest),
             Some("tokens" | "media") => self.library_control(req, rest),
+            Some("comments") => self.add_comment(req),
             Some("redirect_uris" | "callbacks" | "signed_request" | "deauthorize" | "data_deletion") => {
                 self.app_control(req, rest)
             }
@@ -400,9 +422,12 @@ impl World {
             ("POST", ["callbacks"]) => {
                 self.app.deauthorize_callback = body_field(&req.body, "deauthorize");
                 self.app.data_deletion_callback = body_field(&req.body, "data_deletion");
-                ok(
-                    &json!({"deauthorize": self.app.deauthorize_callback, "data_deletion": self.app.data_deletion_callback}),
-                )
+                self.webhook_callback = body_field(&req.body, "webhook");
+                ok(&json!({
+                    "deauthorize": self.app.deauthorize_callback,
+                    "data_deletion": self.app.data_deletion_callback,
+                    "webhook": self.webhook_callback,
+                }))
             }
             ("GET", ["signed_request"]) => match req.param("username").and_then(|u| self.signed_request(u)) {
                 Some(value) => ok(&json!({"signed_request": value})),
@@ -534,7 +559,7 @@ impl World {
 struct Body(serde_json::Map<String, Value>);
 
 /// A string field of a JSON body, if the body is JSON and the field a string.
-fn body_field(body: &[u8], name: &str) -> Option<String> {
+pub(super) fn body_field(body: &[u8], name: &str) -> Option<String> {
     let Body(map) = serde_json::from_slice(body).ok()?;
     map.get(name).and_then(Value::as_str).map(str::to_owned)
 }
