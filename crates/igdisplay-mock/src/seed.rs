@@ -395,7 +395,11 @@ impl Seed {
                         "BUSINESS",
                         true,
                         vec![
-                            SeedMedia::new(Image, Some("Fresh bread every morning 🥖")),
+                            SeedMedia {
+                                likes: 212,
+                                comments: 9,
+                                ..SeedMedia::new(Image, Some("Fresh bread every morning 🥖"))
+                            },
                             SeedMedia::album(Some("The new room"), &[Image, Image, Image]),
                             SeedMedia::new(Video, None),
                         ],

@@ -763,13 +763,4 @@ impl World {
         );
         token
     }
-
-    /// Every scope of the platform: what a dashboard-generated token carries.
-    pub(crate) fn all_scopes(&self) -> Vec<String> {
-        let scopes: &[&str] = match self.options.platform {
-            MockPlatform::BasicDisplay => &["user_profile", "user_media"],
-            MockPlatform::InstagramLogin => &["instagram_business_basic"],
-        };
-        scopes.iter().map(|s| (*s).to_owned()).collect()
-    }
 }

@@ -59,3 +59,67 @@ fn a_python_client_from_pypi_logs_in_and_pages_through_the_media_over_https() {
     assert_eq!(result["short_user_id"].to_string(), mock.users()[0].user_id);
     mock.expect_requests("POST", "/oauth/access_token", 1).unwrap();
 }
+
+/// Issue 31: two Instagram Login clients written by others (instagram-platform-sdk and
+/// python-facebook-api's IGBusinessApi, from PyPI) run their default profile call, which asks
+/// for `biography` and `website`, their comments call, a media insights call and the SDK's
+/// tags call, against the mock over HTTPS in the API version each asks in.
+#[test]
+fn instagram_login_clients_from_pypi_read_profile_comments_tags_and_insights_over_https() {
+    let Some(python) = std::env::var_os("IGDISPLAY_FOREIGN_PYTHON") else {
+        eprintln!("skipped: set IGDISPLAY_FOREIGN_PYTHON to a Python with the clients (bash .ci/run does)");
+        return;
+    };
+    let mock = MockServer::builder()
+        .platform(MockPlatform::InstagramLogin)
+        .https()
+        .calls_per_hour(None)
+        .start()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("igdisplay-foreign-login-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = dir.join("root.pem");
+    std::fs::write(&root, mock.root_certificate_pem().unwrap()).unwrap();
+    // A token from the App Dashboard carries every scope the app has.
+    let token = mock
+        .issue_token("cafe_nova", igdisplay_mock::TokenLifetime::LongLived)
+        .unwrap();
+    let account = mock.users()[1].user_id.clone();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/foreign/instagram_login_clients.py"
+    );
+    let output = Command::new(python)
+        .arg(script)
+        .args([mock.base_url(), &token.access_token, &account])
+        .env("REQUESTS_CA_BUNDLE", &root)
+        .env("SSL_CERT_FILE", &root)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "a client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(result["sdk_username"], "cafe_nova");
+    assert_eq!(result["sdk_website"], "https://cafe-nova.example/");
+    assert!(result["sdk_biography"].as_str().unwrap().contains("Bakery"));
+    assert_eq!(result["pyfacebook_username"], "cafe_nova");
+    assert!(
+        result["pyfacebook_biography"]
+            .as_str()
+            .unwrap()
+            .contains("Bakery")
+    );
+    assert!(result["sdk_tagged"].as_u64().unwrap() > 0);
+    for client in ["sdk", "pyfacebook"] {
+        assert!(
+            result[format!("{client}_insights")]["views"].as_u64().unwrap() > 0,
+            "{result}"
+        );
+    }
+    assert_eq!(result["sdk_comments"], result["pyfacebook_comments"]);
+}

@@ -72,6 +72,18 @@ const INSTAGRAM_LOGIN_SCOPES: [&str; 5] = [
     "instagram_business_manage_insights",
 ];
 
+impl World {
+    /// Every scope of the platform, as the window knows them: what a token generated in the
+    /// App Dashboard carries (an app that has them all, as a test wants).
+    pub(crate) fn all_scopes(&self) -> Vec<String> {
+        let scopes: &[&str] = match self.options.platform {
+            MockPlatform::BasicDisplay => &BASIC_DISPLAY_SCOPES,
+            MockPlatform::InstagramLogin => &INSTAGRAM_LOGIN_SCOPES,
+        };
+        scopes.iter().map(|s| (*s).to_owned()).collect()
+    }
+}
+
 /// What the user does in the window.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Choice<'a> {
