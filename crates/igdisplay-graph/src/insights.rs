@@ -524,6 +524,39 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn an_empty_answer_is_no_data_and_nothing_left_to_ask_sends_nothing() {
+        use igdisplay_http::test_util::{CapturingBackend, FnBackend, json_response};
+        let backend = CapturingBackend::new(FnBackend::new(|request| {
+            Ok(if request.uri().path().ends_with("/insights") {
+                json_response(200, r#"{"data":[]}"#)
+            } else {
+                json_response(
+                    200,
+                    r#"{"id":"1","media_product_type":"FEED","media_type":"IMAGE"}"#,
+                )
+            })
+        }));
+        let graph = GraphClient::with_token(
+            std::sync::Arc::new(backend.clone()),
+            crate::GraphEndpoint::new(igdisplay_model::Platform::InstagramLogin),
+            igdisplay_model::AccessToken::new("T"),
+        );
+        let report = graph
+            .media_insights(&MediaId::new("1"), &["views"])
+            .await
+            .unwrap();
+        assert_eq!(report.availability, Availability::NoData, "not zero");
+        assert!(report.insights.is_empty());
+        let sent = backend.count();
+        let report = graph
+            .media_insights(&MediaId::new("1"), &["navigation"])
+            .await
+            .unwrap();
+        assert_eq!(report.availability, Availability::NothingToAsk);
+        assert_eq!(backend.count(), sent + 1, "only the media node was read");
+    }
+
     #[test]
     fn every_metric_of_the_tables_is_named_once() {
         for table in [MEDIA_METRICS, ACCOUNT_METRICS] {
