@@ -348,3 +348,62 @@ fn a_database_error_names_what_failed() {
         .unwrap();
     assert!(text(&output).contains("sqlite:PATH"), "{}", text(&output));
 }
+
+/// Issue 31: `webhooks subscribe --all` subscribes every account of the store and reports
+/// each; one whose token Instagram refuses is reported without stopping the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_subscribe_all_subscribes_every_account_of_the_store_and_reports_each() {
+    let mock = igdisplay_mock::MockServer::builder()
+        .platform(igdisplay_mock::MockPlatform::InstagramLogin)
+        .start()
+        .unwrap();
+    let store = Store::new();
+    let opened = store.open().await;
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the mock's token counts from the real time here"
+    )]
+    let now = std::time::SystemTime::now();
+    let mut tokens = Vec::new();
+    for user in ["cafe_nova", "jayposiris"] {
+        let issued = mock
+            .issue_token(user, igdisplay_mock::TokenLifetime::LongLived)
+            .unwrap();
+        tokens.push((issued.user_id, issued.access_token));
+    }
+    tokens.push(("17841499999999999".to_owned(), "IGAAnotatoken".to_owned()));
+    for (user, token) in &tokens {
+        let record = TokenRecord::new(
+            UserId::new(user.clone()),
+            AccessToken::new(token.clone()),
+            TokenKind::LongLived,
+            Platform::InstagramLogin,
+            now - Duration::from_secs(3600),
+            Duration::from_secs(60 * 86_400),
+        );
+        opened.save(&record).await.unwrap();
+    }
+    let output = store
+        .command(&["webhooks", "subscribe", "--all", "--field", "comments", "--json"])
+        .env("IGDISPLAY_PLATFORM", "instagram-login")
+        .env("IGDISPLAY_MOCK", mock.base_url())
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "one account failed: {}",
+        text(&output)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let subscribed: Vec<(&str, bool)> = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["user_id"].as_str().unwrap(), r["subscribed"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(subscribed.len(), 3, "{report}");
+    assert_eq!(subscribed.iter().filter(|(_, ok)| *ok).count(), 2, "{report}");
+    assert!(subscribed.contains(&("17841499999999999", false)));
+    assert!(!text(&output).contains("IGAA"), "no token shown");
+}
