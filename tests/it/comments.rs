@@ -11,16 +11,13 @@ use igdisplay::model::Platform;
 /// A login of `username` that granted the comments scope; the client for it.
 async fn commenting(case: Case, mock: &igdisplay::mock::MockServer) -> igdisplay::graph::GraphClient {
     let instagram = case.client(mock);
-    let authorization = instagram
-        .authorize()
-        .scope(Scope::InstagramBusinessManageComments)
-        .build()
-        .unwrap();
-    let redirect = mock.approve(&authorization.url, "jayposiris").unwrap();
-    let token = instagram
-        .complete_login(authorization.pending, &redirect)
-        .await
-        .unwrap();
+    let token = crate::login_granting(
+        mock,
+        &instagram,
+        "jayposiris",
+        &[Scope::InstagramBusinessManageComments],
+    )
+    .await;
     instagram.graph(&token.user_id)
 }
 

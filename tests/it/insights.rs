@@ -16,16 +16,13 @@ async fn insights_survive_removed_inapplicable_and_unknown_metrics() {
     {
         let mock = case.mock();
         let instagram = case.client(&mock);
-        let authorization = instagram
-            .authorize()
-            .scope(Scope::InstagramBusinessManageInsights)
-            .build()
-            .unwrap();
-        let redirect = mock.approve(&authorization.url, "jayposiris").unwrap();
-        let token = instagram
-            .complete_login(authorization.pending, &redirect)
-            .await
-            .unwrap();
+        let token = crate::login_granting(
+            &mock,
+            &instagram,
+            "jayposiris",
+            &[Scope::InstagramBusinessManageInsights],
+        )
+        .await;
         let graph = instagram.graph(&token.user_id);
         let media: Vec<_> = graph
             .my_media()

@@ -78,7 +78,18 @@ pub(crate) async fn login(
     instagram: &Instagram,
     username: &str,
 ) -> igdisplay::auth::TokenRecord {
-    let authorization = instagram.authorize().build().unwrap();
+    login_granting(mock, instagram, username, &[]).await
+}
+
+/// [`login`], asking for `scopes` besides the platform's defaults.
+pub(crate) async fn login_granting(
+    mock: &MockServer,
+    instagram: &Instagram,
+    username: &str,
+    scopes: &[igdisplay::auth::scopes::Scope],
+) -> igdisplay::auth::TokenRecord {
+    let builder = scopes.iter().fold(instagram.authorize(), |b, s| b.scope(*s));
+    let authorization = builder.build().unwrap();
     let redirect = mock.approve(&authorization.url, username).unwrap();
     instagram
         .complete_login(authorization.pending, &redirect)

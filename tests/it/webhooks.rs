@@ -97,16 +97,13 @@ async fn a_new_comment_is_notified_signed_and_kept_once_the_receiver_is_back() {
         .unwrap();
     let mock = case.mock();
     let instagram = case.client(&mock);
-    let authorization = instagram
-        .authorize()
-        .scope(Scope::InstagramBusinessManageComments)
-        .build()
-        .unwrap();
-    let redirect = mock.approve(&authorization.url, "cafe_nova").unwrap();
-    let token = instagram
-        .complete_login(authorization.pending, &redirect)
-        .await
-        .unwrap();
+    let token = crate::login_granting(
+        &mock,
+        &instagram,
+        "cafe_nova",
+        &[Scope::InstagramBusinessManageComments],
+    )
+    .await;
     let graph = instagram.graph(&token.user_id);
     graph.subscribe(&[WebhookField::Comments]).send().await.unwrap();
     let post = graph

@@ -4,9 +4,8 @@
 //! like a query, rendered and read without I/O, and sent through the client's pipeline (the
 //! one send loop); whether it may be sent twice is its [`RequestKind`].
 
-use crate::request::{check_id, error_response};
+use crate::request::{check_id, error_response, graph_request};
 use crate::{Error, GraphClient};
-use bytes::Bytes;
 use igdisplay_http::{Exchange, HttpRequest, HttpResponse, QueryWriter, RequestKind};
 use igdisplay_model::{
     AccessToken, AppSubscription, CommentId, Created, ListResponse, MediaId, Platform, Success,
@@ -106,16 +105,7 @@ impl<T: DeserializeOwned + Send + 'static> GraphAction<T> {
             query.pair(name, value);
         }
         query.pair("access_token", token.expose_secret());
-        let uri = http::Uri::try_from(uri)
-            .map_err(|_| Error::InvalidRequest("the base URL and path do not form a valid URI"))?;
-        let mut request = HttpRequest::new(Bytes::new());
-        *request.method_mut() = self.method.clone();
-        *request.uri_mut() = uri;
-        request.headers_mut().insert(
-            http::header::ACCEPT,
-            http::HeaderValue::from_static("application/json"),
-        );
-        Ok(request)
+        graph_request(self.method.clone(), uri)
     }
 
     /// Reads the answer, sent with `token`, without I/O.

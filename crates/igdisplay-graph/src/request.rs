@@ -527,6 +527,21 @@ impl GraphClient {
     }
 }
 
+/// The request of `method` to `uri` (a Graph URL, its query written), asking for JSON.
+pub(crate) fn graph_request(method: http::Method, uri: String) -> Result<HttpRequest, Error> {
+    let uri = http::Uri::try_from(uri)
+        .map_err(|_| Error::InvalidRequest("the base URL and path do not form a valid URI"))?;
+    // Built in place: `http::Request::builder` moves its parts through a `Result` per step.
+    let mut request = HttpRequest::new(Bytes::new());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    request.headers_mut().insert(
+        http::header::ACCEPT,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(request)
+}
+
 /// Why a request of Instagram Login's wider read side is refused on Basic Display.
 pub(crate) const LOGIN_ONLY: &str =
     "comments, tags, insights and webhook subscriptions exist on Instagram Login only";
@@ -715,16 +730,7 @@ impl<N: Node> GraphRequest<N> {
                 query.pair(name, value);
             }
         }
-        let uri = http::Uri::try_from(uri)
-            .map_err(|_| Error::InvalidRequest("the base URL and path do not form a valid URI"))?;
-        // Built in place: `http::Request::builder` moves its parts through a `Result` per step.
-        let mut request = HttpRequest::new(Bytes::new());
-        *request.uri_mut() = uri;
-        request.headers_mut().insert(
-            http::header::ACCEPT,
-            http::HeaderValue::from_static("application/json"),
-        );
-        Ok(request)
+        graph_request(http::Method::GET, uri)
     }
 
     /// Reads a response to this request, sent with `token`, without I/O: the decoded body,

@@ -11,6 +11,26 @@
 use igdisplay_mock::{MockPlatform, MockServer};
 use std::process::Command;
 
+/// A mock of `platform` over HTTPS without a call limit, a folder of this test's own, and the
+/// mock's root certificate written in it (the clients' CA bundle).
+fn https_mock(platform: MockPlatform) -> (MockServer, std::path::PathBuf, std::path::PathBuf) {
+    let mock = MockServer::builder()
+        .platform(platform)
+        .https()
+        .calls_per_hour(None)
+        .start()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "igdisplay-foreign-{}-{}",
+        platform.as_str(),
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = dir.join("root.pem");
+    std::fs::write(&root, mock.root_certificate_pem().unwrap()).unwrap();
+    (mock, dir, root)
+}
+
 #[test]
 fn a_python_client_from_pypi_logs_in_and_pages_through_the_media_over_https() {
     let Some(python) = std::env::var_os("IGDISPLAY_FOREIGN_PYTHON") else {
@@ -19,16 +39,7 @@ fn a_python_client_from_pypi_logs_in_and_pages_through_the_media_over_https() {
         );
         return;
     };
-    let mock = MockServer::builder()
-        .platform(MockPlatform::BasicDisplay)
-        .https()
-        .calls_per_hour(None)
-        .start()
-        .unwrap();
-    let dir = std::env::temp_dir().join(format!("igdisplay-foreign-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let root = dir.join("root.pem");
-    std::fs::write(&root, mock.root_certificate_pem().unwrap()).unwrap();
+    let (mock, dir, root) = https_mock(MockPlatform::BasicDisplay);
     let app = mock.app();
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -70,16 +81,7 @@ fn instagram_login_clients_from_pypi_read_profile_comments_tags_and_insights_ove
         eprintln!("skipped: set IGDISPLAY_FOREIGN_PYTHON to a Python with the clients (bash .ci/run does)");
         return;
     };
-    let mock = MockServer::builder()
-        .platform(MockPlatform::InstagramLogin)
-        .https()
-        .calls_per_hour(None)
-        .start()
-        .unwrap();
-    let dir = std::env::temp_dir().join(format!("igdisplay-foreign-login-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let root = dir.join("root.pem");
-    std::fs::write(&root, mock.root_certificate_pem().unwrap()).unwrap();
+    let (mock, dir, root) = https_mock(MockPlatform::InstagramLogin);
     // A token from the App Dashboard carries every scope the app has.
     let token = mock
         .issue_token("cafe_nova", igdisplay_mock::TokenLifetime::LongLived)

@@ -124,7 +124,12 @@ async fn short_token(mock: &MockServer, user: &str) -> String {
 
 /// A Basic Display token of `jayposiris` granted `user_profile` only, approved through the window.
 async fn profile_only_token(mock: &MockServer) -> String {
-    let url = authorize_url(mock, REDIRECT, "user_profile", "&mock_approve_as=jayposiris");
+    granted_token(mock, "jayposiris", "user_profile").await
+}
+
+/// A token of `user` granted `scopes` (comma-separated), approved through the window.
+async fn granted_token(mock: &MockServer, user: &str, scopes: &str) -> String {
+    let url = authorize_url(mock, REDIRECT, scopes, &format!("&mock_approve_as={user}"));
     let location = http().get(url).send().await.unwrap().headers()["location"]
         .to_str()
         .unwrap()
@@ -1551,19 +1556,14 @@ fn a_seed_missing_a_field_is_refused_naming_the_field_and_the_line() {
     );
 }
 
-/// An Instagram Login token of `user` granted the comments scope, through the window.
+/// An Instagram Login token of `user` granted the comments scope.
 async fn comments_token(mock: &MockServer, user: &str) -> String {
-    let scope = "instagram_business_basic,instagram_business_manage_comments";
-    let url = authorize_url(mock, REDIRECT, scope, &format!("&mock_approve_as={user}"));
-    let location = http().get(url).send().await.unwrap().headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let (_, body) = exchange(mock, &code_of(&location)).await;
-    serde_json::from_str::<Value>(&body).unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    granted_token(
+        mock,
+        user,
+        "instagram_business_basic,instagram_business_manage_comments",
+    )
+    .await
 }
 
 /// `POST` or `DELETE` `path_and_query` with `token`: status and body.
@@ -1849,19 +1849,14 @@ async fn the_media_an_account_is_tagged_in_are_listed_newest_first() {
     );
 }
 
-/// An Instagram Login token of `user` granted the insights scope, through the window.
+/// An Instagram Login token of `user` granted the insights scope.
 async fn insights_token(mock: &MockServer, user: &str) -> String {
-    let scope = "instagram_business_basic,instagram_business_manage_insights";
-    let url = authorize_url(mock, REDIRECT, scope, &format!("&mock_approve_as={user}"));
-    let location = http().get(url).send().await.unwrap().headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let (_, body) = exchange(mock, &code_of(&location)).await;
-    serde_json::from_str::<Value>(&body).unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    granted_token(
+        mock,
+        user,
+        "instagram_business_basic,instagram_business_manage_insights",
+    )
+    .await
 }
 
 /// Reference C.4: a media item's insights; one metric Instagram does not serve for it
