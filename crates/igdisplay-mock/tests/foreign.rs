@@ -31,6 +31,25 @@ fn https_mock(platform: MockPlatform) -> (MockServer, std::path::PathBuf, std::p
     (mock, dir, root)
 }
 
+/// Runs `script` under `python` with `args`, trusting `root` (requests and httpx both read
+/// it), and reads the one JSON object it prints; a failure shows what the client said.
+fn run(python: &std::ffi::OsStr, script: &str, args: &[&str], root: &std::path::Path) -> serde_json::Value {
+    let output = Command::new(python)
+        .arg(script)
+        .args(args)
+        .env("REQUESTS_CA_BUNDLE", root)
+        .env("SSL_CERT_FILE", root)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
 #[test]
 fn a_python_client_from_pypi_logs_in_and_pages_through_the_media_over_https() {
     let Some(python) = std::env::var_os("IGDISPLAY_FOREIGN_PYTHON") else {
@@ -45,20 +64,13 @@ fn a_python_client_from_pypi_logs_in_and_pages_through_the_media_over_https() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/foreign/instagram_basic_display_flow.py"
     );
-    let output = Command::new(python)
-        .arg(script)
-        .args([mock.base_url(), &app.id, &app.secret, "https://app.example/auth/"])
-        .env("REQUESTS_CA_BUNDLE", &root)
-        .output()
-        .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the client failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let result = run(
+        &python,
+        script,
+        &[mock.base_url(), &app.id, &app.secret, "https://app.example/auth/"],
+        &root,
     );
-    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(result["username"], "jayposiris");
     assert_eq!(result["media_count"], 40);
     assert_eq!(result["items"], 40, "every page, by its paging.next links");
@@ -91,21 +103,13 @@ fn instagram_login_clients_from_pypi_read_profile_comments_tags_and_insights_ove
         env!("CARGO_MANIFEST_DIR"),
         "/tests/foreign/instagram_login_clients.py"
     );
-    let output = Command::new(python)
-        .arg(script)
-        .args([mock.base_url(), &token.access_token, &account])
-        .env("REQUESTS_CA_BUNDLE", &root)
-        .env("SSL_CERT_FILE", &root)
-        .output()
-        .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "a client failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let result = run(
+        &python,
+        script,
+        &[mock.base_url(), &token.access_token, &account],
+        &root,
     );
-    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(result["sdk_username"], "cafe_nova");
     assert_eq!(result["sdk_website"], "https://cafe-nova.example/");
     assert!(result["sdk_biography"].as_str().unwrap().contains("Bakery"));

@@ -1582,6 +1582,19 @@ async fn write(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// Replies `message` to `comment` and asserts the mock refuses it with code 100, saying `why`.
+async fn assert_reply_refused(mock: &MockServer, token: &str, comment: &str, why: &str) {
+    let path = format!("/{comment}/replies?message=hi");
+    let (status, refused) = write(reqwest::Method::POST, mock, &path, token).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_i64()),
+        (400, Some(100)),
+        "{refused}"
+    );
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains(why), "{message}");
+}
+
 /// The id of a media item of `user` with at least `min` comments, and its count.
 async fn commented_media(mock: &MockServer, token: &str, min: u64) -> (String, u64) {
     let (_, _, page) = get(&graph(
@@ -1670,13 +1683,7 @@ async fn comments_are_hidden_replied_to_deleted_and_turned_off() {
     );
     let (_, _, node) = get(&graph(&mock, &format!("/{top}?fields=id,hidden"), &token)).await;
     assert_eq!(node["hidden"], true);
-    let (status, refused) = write(Method::POST, &mock, &format!("/{top}/replies?message=hi"), &token).await;
-    assert_eq!(
-        (status, refused["error"]["code"].as_i64()),
-        (400, Some(100)),
-        "{refused}"
-    );
-    assert!(refused["error"]["message"].as_str().unwrap().contains("hidden"));
+    assert_reply_refused(&mock, &token, &top, "hidden").await;
     write(Method::POST, &mock, &format!("/{top}?hide=false"), &token).await;
 
     let (status, created) = write(
@@ -1701,21 +1708,7 @@ async fn comments_are_hidden_replied_to_deleted_and_turned_off() {
     );
     assert_eq!(ours["username"], "jayposiris");
     assert_eq!(ours["parent_id"], top.as_str());
-    let (status, refused) = write(
-        Method::POST,
-        &mock,
-        &format!("/{reply}/replies?message=again"),
-        &token,
-    )
-    .await;
-    assert_eq!(status, 400);
-    assert!(
-        refused["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("top-level"),
-        "{refused}"
-    );
+    assert_reply_refused(&mock, &token, &reply, "top-level").await;
     let (_, _, media_node) = get(&graph(&mock, &format!("/{media}?fields=comments_count"), &token)).await;
     assert_eq!(media_node["comments_count"].as_u64(), Some(count + 1));
 
@@ -1763,21 +1756,7 @@ async fn comments_are_hidden_replied_to_deleted_and_turned_off() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, refused) = write(
-        Method::POST,
-        &mock,
-        &format!("/{open}/replies?message=hi"),
-        &token,
-    )
-    .await;
-    assert_eq!(status, 400);
-    assert!(
-        refused["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("turned off"),
-        "{refused}"
-    );
+    assert_reply_refused(&mock, &token, &open, "turned off").await;
 }
 
 /// Without the comments scope the comment calls are code 10; Basic Display has no comments
