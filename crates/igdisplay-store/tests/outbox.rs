@@ -377,26 +377,16 @@ async fn delivered_events_are_pruned_after_the_retention(db: Db) {
 /// 500, and Meta's next attempt (after a restart) loses nothing; the outbox delivers the
 /// notification to the application.
 async fn metas_webhooks_are_kept_once_before_they_are_acknowledged_and_delivered_through_the_outbox(db: Db) {
-    use igdisplay_auth::webhooks::{HUB_SIGNATURE_HEADER, WebhookReceiver, sign_webhook};
-    use igdisplay_http::http;
+    use igdisplay_auth::webhooks::WebhookReceiver;
     use igdisplay_model::{AppSecret, WebhookChange};
     let (store, _) = store(&db).await;
     let receiver = WebhookReceiver::new("verify", AppSecret::new("app-secret")).unwrap();
     let body = br#"{"object":"instagram","entry":[
         {"id":"17841400000000001","time":1800000000,"changes":[{"field":"comments","value":{"id":"18000000000000001","text":"Lovely"}}]},
         {"id":"17841400000000002","time":1800000000,"changes":[{"field":"mentions","value":{"media_id":"17900000000000001"}}]}]}"#;
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        HUB_SIGNATURE_HEADER,
-        sign_webhook(&AppSecret::new("app-secret"), body).parse().unwrap(),
-    );
-    let post = http::Method::POST;
+    assert_eq!(deliver(&receiver, &store, body).await, 200);
     assert_eq!(
-        receiver.receive(&post, None, &headers, body, &store).await.status,
-        200
-    );
-    assert_eq!(
-        receiver.receive(&post, None, &headers, body, &store).await.status,
+        deliver(&receiver, &store, body).await,
         200,
         "a replay is acknowledged"
     );
@@ -416,24 +406,11 @@ async fn metas_webhooks_are_kept_once_before_they_are_acknowledged_and_delivered
     // A store that cannot keep it: 500, so Meta delivers it again; after the "restart", the
     // second attempt is kept.
     let other = br#"{"object":"instagram","entry":[{"id":"17841400000000003","time":1800000001,"changes":[{"field":"mentions","value":{"media_id":"1"}}]}]}"#;
-    let mut other_headers = http::HeaderMap::new();
-    other_headers.insert(
-        HUB_SIGNATURE_HEADER,
-        sign_webhook(&AppSecret::new("app-secret"), other)
-            .parse()
-            .unwrap(),
-    );
     sqlx::query("DROP TABLE inbound_webhooks")
         .execute(store.pool())
         .await
         .unwrap();
-    assert_eq!(
-        receiver
-            .receive(&post, None, &other_headers, other, &store)
-            .await
-            .status,
-        500
-    );
+    assert_eq!(deliver(&receiver, &store, other).await, 500);
     assert_eq!(
         store.list_events(None, 0, 100).await.unwrap().len(),
         2,
@@ -445,13 +422,7 @@ async fn metas_webhooks_are_kept_once_before_they_are_acknowledged_and_delivered
     .execute(store.pool())
     .await
     .unwrap();
-    assert_eq!(
-        receiver
-            .receive(&post, None, &other_headers, other, &store)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(deliver(&receiver, &store, other).await, 200);
     assert_eq!(store.list_events(None, 0, 100).await.unwrap().len(), 3);
 
     let receiving = Arc::new(Receiver::default());
@@ -465,4 +436,16 @@ async fn metas_webhooks_are_kept_once_before_they_are_acknowledged_and_delivered
         sent["entry"]["changes"][0]["value"]["text"], "Lovely",
         "the notification as Meta sent it"
     );
+}
+
+/// Delivers `body` to `receiver`, signed as Meta signs it, kept in `store`: the status answered.
+async fn deliver(receiver: &igdisplay_auth::webhooks::WebhookReceiver, store: &SqlStore, body: &[u8]) -> u16 {
+    use igdisplay_auth::webhooks::{HUB_SIGNATURE_HEADER, sign_webhook};
+    let mut headers = igdisplay_http::http::HeaderMap::new();
+    let signature = sign_webhook(&igdisplay_model::AppSecret::new("app-secret"), body);
+    headers.insert(HUB_SIGNATURE_HEADER, signature.parse().unwrap());
+    receiver
+        .receive(&igdisplay_http::http::Method::POST, None, &headers, body, store)
+        .await
+        .status
 }
