@@ -62,6 +62,10 @@ fn no_help_page_shows_a_secret_from_the_environment() {
         &["events", "--help"],
         &["accounts", "--help"],
         &["store", "rotate-key", "--help"],
+        &["webhooks", "serve", "--help"],
+        &["webhooks", "subscribe", "--help"],
+        &["insights", "--help"],
+        &["comments", "--help"],
     ] {
         let mut command = igdisplay(page);
         for (name, value) in &secret_urls {
