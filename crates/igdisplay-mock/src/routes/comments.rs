@@ -94,11 +94,12 @@ impl World {
                 );
             }
             [node, edge @ ("comments" | "replies")] => (self.target(node, user)?, Some(*edge)),
-            [node] => match self.target(node, user)? {
-                // A media item's own GET is the media node's.
-                Target::Media(_) if req.method == http::Method::GET => return None,
-                target => (target, None),
-            },
+            // A GET of a node is a comment's only for a comment made so far (every other
+            // node's GET, `/me` the first, costs this one lookup).
+            [node] if req.method == http::Method::GET && !self.comment_media.contains_key(*node) => {
+                return None;
+            }
+            [node] => (self.target(node, user)?, None),
             _ => return None,
         };
         if !allowed {

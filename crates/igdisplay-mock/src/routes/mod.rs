@@ -79,16 +79,15 @@ impl World {
             let trace = self.fbtrace_id();
             failure.reply(trace)
         });
-        let version = req.api_version().unwrap_or(&self.options.link_version).to_owned();
-        self.graph_host_headers(&mut reply, failed, &version);
+        self.graph_host_headers(&mut reply, failed, req.api_version());
         reply
     }
 
     /// What every answer of graph.instagram.com carries: `Access-Control-Allow-Origin: *`,
     /// `X-Fb-Request-Id` (the error's `fbtrace_id` on an error) and `X-Fb-Trace-Id`, and
     /// `Instagram-Api-Version` on successes, on the token endpoints, and on Instagram Login's
-    /// errors.
-    fn graph_host_headers(&mut self, reply: &mut Reply, failed: bool, version: &str) {
+    /// errors: `version`, the one asked in, else the options' `link_version`.
+    fn graph_host_headers(&mut self, reply: &mut Reply, failed: bool, version: Option<&str>) {
         use http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, HeaderName, HeaderValue};
         const TRACE_ID: HeaderName = HeaderName::from_static("x-fb-trace-id");
         const API_VERSION: HeaderName = HeaderName::from_static("instagram-api-version");
@@ -112,7 +111,9 @@ impl World {
         }
         self.stamp_date(reply);
         if (!failed || self.options.platform == crate::MockPlatform::InstagramLogin)
-            && let Some(version) = self.headers.api_version(version)
+            && let Some(version) = self
+                .headers
+                .api_version(version.unwrap_or(&self.options.link_version))
         {
             reply.headers.append(API_VERSION, version);
         }
