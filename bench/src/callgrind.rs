@@ -71,7 +71,8 @@ pub(crate) async fn instructions(plan: &Plan, report: &mut Report) -> Result<(),
              body), with igdisplay-bench's load generator as client; ratio to bare hyper (lower is better; the \
              throughput goal of comparison 1 is ≥ 0.85 of bare hyper's rate). Client side: the whole client process \
              (`igdisplay-bench client-loop`) against bare hyper; ratio to the hand-written loop on the same stack. \
-             Deterministic: a change in these figures is a change in the code.",
+             Nearly deterministic: two runs of the same code have differed by up to 1.1 % (the async runtimes' \
+             scheduling), so read a change smaller than that as noise.",
             many - few
         ),
         &["side", "process", "instructions/request", "ratio"],
