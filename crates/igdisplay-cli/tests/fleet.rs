@@ -210,9 +210,10 @@ async fn four_keepers_one_killed_refresh_every_due_token_once_and_lose_none() {
         .clock(MockClock::System { offset: -25 * DAY })
         .seed(Seed::demo().with_fleet("acct", ACCOUNTS, 0))
         .on_request(move |entry| {
+            // From the KILL_AFTER-th refresh on, each refresh is a moment to look at keeper-1.
             if entry.path == "/refresh_access_token"
-                && counter.fetch_add(1, Ordering::SeqCst) + 1 == KILL_AFTER
-                && let Some(sender) = kill_now.lock().unwrap().take()
+                && counter.fetch_add(1, Ordering::SeqCst) + 1 >= KILL_AFTER
+                && let Some(sender) = kill_now.lock().unwrap().as_ref()
             {
                 let _ = sender.send(());
             }
@@ -254,21 +255,43 @@ async fn four_keepers_one_killed_refresh_every_due_token_once_and_lose_none() {
             .collect(),
     );
 
-    // Mid-run: kill keeper-1 without warning, and note what it held.
-    tokio::task::spawn_blocking(move || kill_signal.recv().unwrap())
+    // Mid-run: kill keeper-1 without warning while it holds leases. At each refresh from the
+    // KILL_AFTER-th on, it is stopped (SIGSTOP: it can release nothing between the look and the
+    // kill) and its leases read; holding some, it is killed; holding none (between two batches),
+    // it goes on until the next refresh.
+    let pool = store.pool().clone();
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(keepers.0[0].id()).unwrap());
+    let due = u64::try_from(ACCOUNTS - revoked.len()).unwrap();
+    let mut kill_signal = Some(kill_signal);
+    let held = loop {
+        assert!(
+            refreshes.load(Ordering::SeqCst) < due,
+            "every refresh was sent and keeper-1 never held a lease at one of them"
+        );
+        let signal = kill_signal.take().unwrap();
+        let signal = tokio::task::spawn_blocking(move || {
+            signal.recv().unwrap();
+            signal
+        })
         .await
         .unwrap();
-    keepers.0[0].kill().unwrap();
-    keepers.0[0].wait().unwrap();
-    let pool = store.pool().clone();
-    let held: BTreeSet<String> = sqlx::query("SELECT user_id FROM accounts WHERE lease_owner = 'keeper-1'")
-        .fetch_all(&pool)
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.try_get::<String, _>("user_id").unwrap())
-        .collect();
-    assert!(!held.is_empty(), "keeper-1 was killed holding leases (mid-batch)");
+        kill_signal = Some(signal);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        let held: BTreeSet<String> =
+            sqlx::query("SELECT user_id FROM accounts WHERE lease_owner = 'keeper-1'")
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.try_get::<String, _>("user_id").unwrap())
+                .collect();
+        if !held.is_empty() {
+            keepers.0[0].kill().unwrap();
+            keepers.0[0].wait().unwrap();
+            break held;
+        }
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    };
 
     // Logins race the keepers: fresh tokens for accounts still being kept.
     let racing: Vec<String> = users
