@@ -1967,3 +1967,50 @@ async fn a_subscription_to_an_unknown_webhook_field_is_refused() {
     let (_, _, listed) = get(&graph(&mock, "/me/subscribed_apps", &token)).await;
     assert_eq!(listed["data"], serde_json::json!([]), "nothing half-subscribed");
 }
+
+/// Counts from a seed file are bounded where they become work: a post seeded with
+/// `u64::MAX` comments gets a thread of at most 10,000, and `u64::MAX` likes are summed into
+/// the account's insights without overflowing.
+#[tokio::test]
+async fn seeded_counts_at_their_limits_neither_overflow_nor_exhaust_memory() {
+    let mut seed = igdisplay_mock::Seed::demo();
+    for media in &mut seed.users[1].media {
+        media.comments = u64::MAX;
+        media.likes = u64::MAX;
+    }
+    let mock = MockServer::builder()
+        .platform(MockPlatform::InstagramLogin)
+        .seed(seed)
+        .start()
+        .unwrap();
+    let token = granted_token(
+        &mock,
+        "cafe_nova",
+        "instagram_business_basic,instagram_business_manage_comments,instagram_business_manage_insights",
+    )
+    .await;
+    let (_, _, page) = get(&graph(&mock, "/me/media?fields=id", &token)).await;
+    let media = page["data"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _, comments) = get(&graph(&mock, &format!("/{media}/comments?limit=100000"), &token)).await;
+    assert_eq!(status, 200, "{comments}");
+    assert_eq!(
+        comments["data"].as_array().unwrap().len(),
+        100,
+        "a page holds at most 100"
+    );
+    let (_, _, node) = get(&graph(&mock, &format!("/{media}?fields=comments_count"), &token)).await;
+    assert_eq!(
+        node["comments_count"], 10_000,
+        "the thread made, not the seed's count"
+    );
+    let path = "/me/insights?metric=views,reach&period=day&breakdown=media_product_type";
+    let (status, _, insights) = get(&graph(&mock, path, &token)).await;
+    assert_eq!(status, 200, "{insights}");
+    assert_eq!(insights["data"][0]["total_value"]["value"], u64::MAX);
+    let (status, _, refused) = get(&graph(&mock, &format!("/{media}/comments?limit=many"), &token)).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_i64()),
+        (400, Some(100)),
+        "as the media edge refuses it"
+    );
+}

@@ -10,6 +10,7 @@
 //! The reference gives no codes for a refused reply; the fake answers code 100 with a
 //! message naming why (a hidden comment, a reply, comments turned off).
 
+use super::graph::{DEFAULT_LIMIT, MAX_LIMIT, no_permission, page_limit, refused};
 use crate::comments::{MockComment, Thread, fresh_id};
 use crate::fields::Fields;
 use crate::state::{MediaRef, World};
@@ -29,24 +30,8 @@ const COMMENT_FIELDS: &[&str] = &[
     "media",
 ];
 
-/// Page size without `limit`, and the most a page holds.
-const DEFAULT_LIMIT: usize = 25;
-const MAX_LIMIT: usize = 100;
-
-/// A refusal of a change, code 100, with why.
-fn refused(message: &str) -> GraphFailure {
-    GraphFailure::new(400, "IGApiException", 100, format!("(#100) {message}"))
-}
-
-/// Code 10: the token lacks `instagram_business_manage_comments`.
-fn no_comment_permission() -> GraphFailure {
-    GraphFailure::new(
-        403,
-        "IGApiException",
-        10,
-        "Application does not have permission for this action",
-    )
-}
+/// The most comments a post's thread is made with, whatever its seed says.
+const MAX_THREAD: u64 = 10_000;
 
 /// Where a comment path points.
 enum Target {
@@ -86,7 +71,7 @@ impl World {
         let (target, edge) = match segments {
             [node, "tags"] if self.is_self(node, user) => {
                 if !allowed {
-                    return Some(Err(no_comment_permission()));
+                    return Some(Err(no_permission()));
                 }
                 return Some(
                     self.tags(req, user, fields, token)
@@ -103,18 +88,16 @@ impl World {
             _ => return None,
         };
         if !allowed {
-            return Some(Err(no_comment_permission()));
+            return Some(Err(no_permission()));
         }
         let version = req.api_version().unwrap_or(&self.options.link_version).to_owned();
         let body = match (req.method.clone(), target, edge) {
-            (http::Method::GET, Target::Media(media), Some("comments")) => {
-                let listing = self.listing(req, &format!("{}/comments", media), &version, token, fields);
-                self.comments_page(&media, None, &listing)
-            }
-            (http::Method::GET, Target::Comment(media, id), Some("replies")) => {
-                let listing = self.listing(req, &format!("{id}/replies"), &version, token, fields);
-                self.comments_page(&media, Some(&id), &listing)
-            }
+            (http::Method::GET, Target::Media(media), Some("comments")) => self
+                .listing(req, &format!("{}/comments", media), &version, token, fields)
+                .and_then(|listing| self.comments_page(&media, None, &listing)),
+            (http::Method::GET, Target::Comment(media, id), Some("replies")) => self
+                .listing(req, &format!("{id}/replies"), &version, token, fields)
+                .and_then(|listing| self.comments_page(&media, Some(&id), &listing)),
             (http::Method::GET, Target::Comment(media, id), None) => {
                 self.render_comment_by_id(&media, &id, fields).map(Value::Object)
             }
@@ -151,7 +134,9 @@ impl World {
     /// The thread of `user`'s media item `index`, made on first use.
     pub(crate) fn thread_of(&mut self, user: usize, index: usize) -> &mut Thread {
         let media = &self.users[user].media[index];
-        let (id, count, posted) = (media.id.clone(), media.comments, media.timestamp);
+        // A seed file may ask any count: at most MAX_THREAD comments are made (and then
+        // `comments_count` says how many there are).
+        let (id, count, posted) = (media.id.clone(), media.comments.min(MAX_THREAD), media.timestamp);
         if !self.threads.contains_key(&id) {
             let known = &self.comment_media;
             let thread = Thread::generate(self.seed.seed, &id, count, posted, |c| known.contains_key(c));
@@ -166,7 +151,8 @@ impl World {
         })
     }
 
-    /// The page size, cursors and link base of a listing of `path`.
+    /// The page size, cursors and link base of a listing of `path` (code 100 for a `limit`
+    /// that is not a number).
     fn listing<'a>(
         &self,
         req: &Req,
@@ -174,25 +160,21 @@ impl World {
         version: &str,
         token: &str,
         fields: &'a Fields,
-    ) -> Listing<'a> {
-        let limit = req
-            .param("limit")
-            .and_then(|l| l.parse::<usize>().ok())
-            .unwrap_or(DEFAULT_LIMIT)
-            .clamp(1, MAX_LIMIT);
+    ) -> Result<Listing<'a>, GraphFailure> {
+        let limit = page_limit(req)?;
         let link = format!(
             "{}/{version}/{path}?access_token={}&fields={}&limit={limit}",
             self.base,
             encode(token),
             encode(req.param("fields").unwrap_or("id")),
         );
-        Listing {
+        Ok(Listing {
             limit,
             after: req.param("after").and_then(|c| self.decode_cursor(c)),
             before: req.param("before").and_then(|c| self.decode_cursor(c)),
             link,
             fields,
-        }
+        })
     }
 
     /// One page of `media`'s top-level comments (`parent: None`) or of `parent`'s replies,
@@ -315,11 +297,7 @@ impl World {
             })
             .collect();
         items.sort_by_key(|item| std::cmp::Reverse(item.1.timestamp));
-        let limit = req
-            .param("limit")
-            .and_then(|l| l.parse::<usize>().ok())
-            .unwrap_or(DEFAULT_LIMIT)
-            .clamp(1, MAX_LIMIT);
+        let limit = page_limit(req)?;
         let query = super::graph::PageQuery {
             limit,
             since: None,

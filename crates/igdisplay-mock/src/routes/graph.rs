@@ -121,13 +121,33 @@ const MEDIA_FIELDS_LOGIN: &[&str] = &[
     "children",
 ];
 /// Page size when no `limit` is given (reference A.9: 25).
-const DEFAULT_LIMIT: usize = 25;
+pub(super) const DEFAULT_LIMIT: usize = 25;
 /// The most a page holds, whatever `limit` asks (larger values are clamped, as observed).
-const MAX_LIMIT: usize = 100;
+pub(super) const MAX_LIMIT: usize = 100;
 
-/// Code 10: a Basic Display token without the `user_media` scope asks for media (reference
-/// A.13, "Application does not have permission for this action").
-fn no_media_permission() -> GraphFailure {
+/// The page size a listing's `limit` asks: the default without one, clamped to 1..=100, and
+/// code 100 for one that is not a number. The media edge, tags, comments and replies read it
+/// so.
+pub(super) fn page_limit(req: &Req) -> Result<usize, GraphFailure> {
+    match req.param("limit") {
+        None => Ok(DEFAULT_LIMIT),
+        Some(text) => text
+            .parse::<usize>()
+            .map(|limit| limit.clamp(1, MAX_LIMIT))
+            .map_err(|_| invalid_parameter("limit")),
+    }
+}
+
+/// Code 100 on Instagram Login's side (`IGApiException`), with `message` after `(#100) `: a
+/// parameter missing or refused, a call that cannot be made on this object.
+pub(super) fn refused(message: &str) -> GraphFailure {
+    GraphFailure::new(400, "IGApiException", 100, format!("(#100) {message}"))
+}
+
+/// Code 10, "Application does not have permission for this action": a token without the
+/// scope a call needs (Basic Display's `user_media` for media, reference A.13; Instagram
+/// Login's comments or insights scope).
+pub(super) fn no_permission() -> GraphFailure {
     GraphFailure::new(
         403,
         "IGApiException",
@@ -240,12 +260,12 @@ impl World {
                 Some(found) if owner(found) == user && media_allowed => {
                     Value::Object(self.media_node(found, fields)?)
                 }
-                Some(_) if !media_allowed => return Err(no_media_permission()),
+                Some(_) if !media_allowed => return Err(no_permission()),
                 _ => return Err(unknown_object(node)),
             },
             [node, "media"] if self.is_self(node, user) => {
                 if !media_allowed {
-                    return Err(no_media_permission());
+                    return Err(no_permission());
                 }
                 self.media_edge(req, user, fields, token)?
             }
@@ -253,7 +273,7 @@ impl World {
                 if self.is_self(node, user) && self.options.platform == MockPlatform::InstagramLogin =>
             {
                 if !media_allowed {
-                    return Err(no_media_permission());
+                    return Err(no_permission());
                 }
                 self.stories_edge(user, fields)?
             }
@@ -387,7 +407,7 @@ impl World {
         }
         if let Some(edge) = &fields.media {
             if !media_allowed {
-                return Err(no_media_permission());
+                return Err(no_permission());
             }
             let fields_text = edge.fields.join(",");
             let query = PageQuery {
@@ -422,7 +442,7 @@ impl World {
             "id" => Field::Text(&u.id),
             "username" => Field::Text(&u.username),
             "account_type" => Field::Text(&u.account_type),
-            "media_count" if !media_allowed => return Some(Err(no_media_permission())),
+            "media_count" if !media_allowed => return Some(Err(no_permission())),
             "media_count" => Field::Number(u64::try_from(u.media.len()).unwrap_or(u64::MAX)),
             _ if !login => return None,
             "user_id" => Field::Text(&u.ig_id),
@@ -604,13 +624,7 @@ impl World {
         fields: &Fields,
         token: &str,
     ) -> Result<Value, GraphFailure> {
-        let limit = match req.param("limit") {
-            None => DEFAULT_LIMIT,
-            Some(text) => text
-                .parse::<usize>()
-                .map_err(|_| invalid_parameter("limit"))?
-                .clamp(1, MAX_LIMIT),
-        };
+        let limit = page_limit(req)?;
         let now = self.now();
         let bound = |name: &str| -> Result<Option<i64>, GraphFailure> {
             req.param(name)
@@ -736,7 +750,7 @@ impl World {
         media_allowed: bool,
     ) -> Result<Value, GraphFailure> {
         if !media_allowed {
-            return Err(no_media_permission());
+            return Err(no_permission());
         }
         let mut out = Map::new();
         for id in ids.split(',').map(str::trim).filter(|id| !id.is_empty()) {

@@ -52,36 +52,16 @@ const ACCOUNT: &[&str] = &[
 
 /// Code 100 naming `metric`.
 fn unsupported(metric: &str) -> GraphFailure {
-    GraphFailure::new(
-        400,
-        "IGApiException",
-        100,
-        format!(
-            "(#100) The Media Insights API does not support the {metric} metric for this media product type"
-        ),
-    )
+    super::graph::refused(&format!(
+        "The Media Insights API does not support the {metric} metric for this media product type"
+    ))
 }
 
 /// Code 100 for a metric removed on 2025-04-21.
 fn removed(metric: &str) -> GraphFailure {
-    GraphFailure::new(
-        400,
-        "IGApiException",
-        100,
-        format!(
-            "(#100) Starting from April 21, 2025, the {metric} metric is no longer supported for any \
-             version; use views"
-        ),
-    )
-}
-
-fn no_insights_permission() -> GraphFailure {
-    GraphFailure::new(
-        403,
-        "IGApiException",
-        10,
-        "Application does not have permission for this action",
-    )
+    super::graph::refused(&format!(
+        "Starting from April 21, 2025, the {metric} metric is no longer supported for any version; use views"
+    ))
 }
 
 /// A metric's answer: the shape of the reference's `data` items.
@@ -113,21 +93,18 @@ impl World {
             return None;
         };
         let body = match self.media_index.get(*node).copied() {
-            _ if !allowed && self.is_self(node, user) => Err(no_insights_permission()),
+            _ if !allowed && self.is_self(node, user) => Err(super::graph::no_permission()),
             _ if self.is_self(node, user) => self.account_insights(req, user),
             Some(MediaRef::Item { user: owner, .. } | MediaRef::Child { user: owner, .. })
                 if owner == user && !allowed =>
             {
-                Err(no_insights_permission())
+                Err(super::graph::no_permission())
             }
             Some(MediaRef::Item { user: owner, index }) if owner == user => {
                 self.media_insights(req, &self.users[owner].media[index])
             }
-            Some(MediaRef::Child { user: owner, .. }) if owner == user => Err(GraphFailure::new(
-                400,
-                "IGApiException",
-                100,
-                "(#100) Insights are not available for the items of an album",
+            Some(MediaRef::Child { user: owner, .. }) if owner == user => Err(super::graph::refused(
+                "Insights are not available for the items of an album",
             )),
             _ => Err(super::graph::unknown_object(node)),
         };
@@ -170,28 +147,21 @@ impl World {
 
     /// The account's totals over `period`, with `breakdown` by product type when asked.
     fn account_insights(&self, req: &Req, user: usize) -> Result<Value, GraphFailure> {
-        let period = req.param("period").ok_or_else(|| {
-            GraphFailure::new(
-                400,
-                "IGApiException",
-                100,
-                "(#100) The parameter period is required",
-            )
-        })?;
+        let period = req
+            .param("period")
+            .ok_or_else(|| super::graph::refused("The parameter period is required"))?;
         let metrics = requested(req)?;
         let media = &self.users[user].media;
-        let likes: u64 = media.iter().map(|m| m.likes).sum();
+        // Seeded counts come from a seed file: summed without overflowing.
+        let likes = media.iter().fold(0u64, |sum, m| sum.saturating_add(m.likes));
         for metric in &metrics {
             if REMOVED.contains(metric) && self.now() >= REMOVAL {
                 return Err(removed(metric));
             }
             if !ACCOUNT.contains(metric) {
-                return Err(GraphFailure::new(
-                    400,
-                    "IGApiException",
-                    100,
-                    format!("(#100) The {metric} metric is not available for accounts"),
-                ));
+                return Err(super::graph::refused(&format!(
+                    "The {metric} metric is not available for accounts"
+                )));
             }
         }
         let me = &self.users[user];
@@ -215,8 +185,7 @@ impl World {
                     let reels = media
                         .iter()
                         .filter(|m| m.kind == Kind::Reel)
-                        .map(|m| m.likes)
-                        .sum::<u64>();
+                        .fold(0u64, |sum, m| sum.saturating_add(m.likes));
                     item["total_value"]["breakdowns"] = json!([{
                         "dimension_keys": ["media_product_type"],
                         "results": [
@@ -242,12 +211,7 @@ fn requested(req: &Req) -> Result<Vec<&str>, GraphFailure> {
         .filter(|m| !m.is_empty())
         .collect();
     if metrics.is_empty() {
-        return Err(GraphFailure::new(
-            400,
-            "IGApiException",
-            100,
-            "(#100) The parameter metric is required",
-        ));
+        return Err(super::graph::refused("The parameter metric is required"));
     }
     Ok(metrics)
 }

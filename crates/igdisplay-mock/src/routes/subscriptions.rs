@@ -71,23 +71,15 @@ impl World {
             .map(str::to_owned)
             .collect();
         if fields.is_empty() {
-            return Err(GraphFailure::new(
-                400,
-                "IGApiException",
-                100,
-                "(#100) The parameter subscribed_fields is required",
+            return Err(super::graph::refused(
+                "The parameter subscribed_fields is required",
             ));
         }
         if let Some(unknown) = fields.iter().find(|f| !FIELDS.contains(&f.as_str())) {
-            return Err(GraphFailure::new(
-                400,
-                "IGApiException",
-                100,
-                format!(
-                    "(#100) Param subscribed_fields[{unknown}] must be one of {{{}}}",
-                    FIELDS.join(", ")
-                ),
-            ));
+            return Err(super::graph::refused(&format!(
+                "Param subscribed_fields[{unknown}] must be one of {{{}}}",
+                FIELDS.join(", ")
+            )));
         }
         self.subscriptions.insert(user, fields);
         Ok(json!({"success": true}))
