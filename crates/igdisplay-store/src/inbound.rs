@@ -4,7 +4,9 @@
 //! [`Event::InstagramNotification`](crate::Event::InstagramNotification), in one
 //! transaction; the receiver answers 200 only after it committed. The outbox then delivers
 //! them to the application's webhook like every event, at least once and in order per
-//! account, from any instance.
+//! account, from any instance. A keeper prunes the hashes with the outbox's retention
+//! (`KeeperSettings::retention`, 7 days by default; Meta retries within hours); a deployment
+//! that receives webhooks but runs no keeper keeps them.
 
 use crate::error::Error;
 use crate::store::SqlStore;

@@ -100,7 +100,8 @@ pub struct KeeperSettings {
     /// Instagram reports still paces them).
     pub quota: Option<RefreshQuota>,
     /// How long delivered events stay in the outbox (and undelivered ones when no webhook is
-    /// configured); tombstones of deleted accounts as long. Default 7 days.
+    /// configured); tombstones of deleted accounts, and the hashes that keep Meta's webhook
+    /// deliveries from being kept twice, as long. Default 7 days.
     pub retention: Duration,
 }
 

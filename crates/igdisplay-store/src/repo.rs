@@ -1127,15 +1127,23 @@ impl Accounts {
             "DELETE FROM deleted_accounts WHERE user_id IN (
                  SELECT user_id FROM deleted_accounts WHERE deleted_at <= {now} - $2 LIMIT $3)",
         );
+        // The hashes of Meta's deliveries deduplicate its retries, which come within hours:
+        // kept as long as events, then gone, so a receiver's table does not grow for ever.
+        static PRUNE_INBOUND: Sql = Sql::new(
+            "DELETE FROM inbound_webhooks WHERE hash IN (
+                 SELECT hash FROM inbound_webhooks WHERE received_at <= {now} - $2 LIMIT $3)",
+        );
         let mut gone = 0u64;
-        for sql in [&PRUNE_EVENTS, &PRUNE_TOMBSTONES] {
+        for sql in [&PRUNE_EVENTS, &PRUNE_TOMBSTONES, &PRUNE_INBOUND] {
             let done = self
                 .at(sql)
                 .bind(retention)
                 .bind(i64::from(limit))
                 .execute(&self.pool)
                 .await
-                .map_err(Error::statement("prune old events and tombstones"))?;
+                .map_err(Error::statement(
+                    "prune old events, tombstones and webhook hashes",
+                ))?;
             gone = gone.saturating_add(done.rows_affected());
         }
         Ok(gone)

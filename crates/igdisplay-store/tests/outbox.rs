@@ -347,6 +347,12 @@ async fn a_subscriber_that_lags_loses_nothing(db: Db) {
 async fn delivered_events_are_pruned_after_the_retention(db: Db) {
     let (store, clock) = store(&db).await;
     store.delete_account(&UserId::new("a"), "DEL").await.unwrap();
+    // A delivery of Meta's kept (its hash, and an event to deliver).
+    let receiver =
+        igdisplay_auth::webhooks::WebhookReceiver::new("v", igdisplay_model::AppSecret::new("app-secret"))
+            .unwrap();
+    let meta = br#"{"object":"instagram","entry":[]}"#;
+    assert_eq!(deliver(&receiver, &store, meta).await, 200);
     let pass = sender(Arc::new(FnBackend::new(|_| Ok(json_response(200, "{}")))))
         .deliver_pending(&store, "one")
         .await
@@ -370,6 +376,11 @@ async fn delivered_events_are_pruned_after_the_retention(db: Db) {
         .await
         .unwrap();
     assert_eq!(tombstones, 0);
+    let hashes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbound_webhooks")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(hashes, 0, "a delivery's hash went with its retention");
 }
 
 /// Reference C.5: a verified delivery of Meta's is kept (its entries in the outbox) before it
