@@ -10,7 +10,8 @@ use std::process::Command;
 /// Packages not listed (tests, examples, xtask) may depend on any library crate.
 const ALLOWED_WORKSPACE_EDGES: &[(&str, &[&str])] = &[
     ("igdisplay-model", &[]),
-    ("igdisplay-http", &[]),
+    // The transport meets Instagram's error classes once (`From<ErrorClass> for ServerVerdict`).
+    ("igdisplay-http", &["igdisplay-model"]),
     ("igdisplay-auth", &["igdisplay-model", "igdisplay-http"]),
     ("igdisplay-graph", &["igdisplay-model", "igdisplay-http"]),
     ("igdisplay-mock", &[]),
@@ -334,12 +335,10 @@ const ONE_PLACE: &[(&str, &[&str], &str)] = &[
          leaf modules (fields, assets, headers, wire) never name them, so no import runs in a circle",
     ),
     (
-        "fn verdict(",
-        &[
-            "crates/igdisplay-auth/src/error.rs",
-            "crates/igdisplay-graph/src/error.rs",
-        ],
-        "an error class becomes a classifier verdict only in the two send loops' errors",
+        "ErrorClass::Transient =>",
+        &["crates/igdisplay-http/src/retry.rs"],
+        "an error class becomes a classifier verdict in one place, `From<ErrorClass> for \
+         ServerVerdict`: a second match would let two crates retry differently",
     ),
     (
         "reqwest::Client",
@@ -571,7 +570,7 @@ mod tests {
                 "igdisplay-model",
                 vec![dep("tokio", DepKind::Normal), dep("insta", DepKind::Dev)],
             ),
-            pkg("igdisplay-http", vec![dep("igdisplay-model", DepKind::Normal)]),
+            pkg("igdisplay-http", vec![dep("igdisplay-auth", DepKind::Normal)]),
             pkg(
                 "igdisplay-graph",
                 vec![
@@ -588,7 +587,7 @@ mod tests {
         assert_eq!(problems.len(), 6, "{joined}");
         for expected in [
             "igdisplay-model depends on tokio",
-            "igdisplay-http depends on igdisplay-model",
+            "igdisplay-http depends on igdisplay-auth",
             "igdisplay-graph depends on reqwest",
             "igdisplay-graph enables a concrete backend",
             "igdisplay-mock depends on igdisplay-model (Dev)",
@@ -677,8 +676,8 @@ mod one_place_tests {
     }
 
     #[test]
-    fn a_third_retry_rule_a_retry_loop_of_its_own_or_a_hyper_client_outside_the_transport_crate_is_reported()
-    {
+    fn a_third_retry_rule_a_second_verdict_mapping_a_retry_loop_of_its_own_or_a_hyper_client_outside_the_transport_crate_is_reported()
+     {
         let root = std::env::temp_dir().join(format!("igdisplay-tidy-rules-{}", std::process::id()));
         let write = |dir: &str, text: &str| {
             std::fs::create_dir_all(root.join(dir)).unwrap();
@@ -691,6 +690,11 @@ mod one_place_tests {
         write(
             "crates/igdisplay-graph/src",
             "//! x\nfn is_retryable(&self) -> bool { true }\n",
+        );
+        // A second mapping of error classes to verdicts, beside the one in the transport crate.
+        write(
+            "crates/igdisplay-auth/src",
+            "//! x\nmatch class { ErrorClass::Transient => ServerVerdict::Transient }\n",
         );
         write(
             "crates/igdisplay-mirror/src",
@@ -715,12 +719,13 @@ mod one_place_tests {
         check_one_place(&root, &mut problems);
         std::fs::remove_dir_all(&root).unwrap();
         // The graph crate's lib.rs is not its error.rs: only that file may answer.
-        assert_eq!(problems.len(), 5, "{problems:?}");
-        assert!(problems[0].starts_with("crates/igdisplay-cli/src/lib.rs: uses `.try_spend()`"));
-        assert!(problems[1].starts_with("crates/igdisplay-graph/src/lib.rs: uses `fn is_retryable(`"));
-        assert!(problems[2].starts_with("crates/igdisplay-mirror/src/lib.rs: uses `hyper_util::client"));
-        assert!(problems[3].starts_with("crates/igdisplay-mock/src/lib.rs: uses `routes::`"));
-        assert!(problems[4].starts_with("crates/igdisplay-store/src/lib.rs: uses `fn is_retryable(`"));
+        assert_eq!(problems.len(), 6, "{problems:?}");
+        assert!(problems[0].starts_with("crates/igdisplay-auth/src/lib.rs: uses `ErrorClass::Transient =>`"));
+        assert!(problems[1].starts_with("crates/igdisplay-cli/src/lib.rs: uses `.try_spend()`"));
+        assert!(problems[2].starts_with("crates/igdisplay-graph/src/lib.rs: uses `fn is_retryable(`"));
+        assert!(problems[3].starts_with("crates/igdisplay-mirror/src/lib.rs: uses `hyper_util::client"));
+        assert!(problems[4].starts_with("crates/igdisplay-mock/src/lib.rs: uses `routes::`"));
+        assert!(problems[5].starts_with("crates/igdisplay-store/src/lib.rs: uses `fn is_retryable(`"));
     }
 
     #[test]

@@ -215,10 +215,14 @@ impl TokenError {
     pub fn retry(&self) -> Retry {
         let (request, outcome) = match self {
             TokenError::Transport { source, request } => (*request, Outcome::Transport(source.kind())),
-            TokenError::Api { class, request, .. } => (*request, Outcome::Refused(verdict(*class))),
+            TokenError::Api { class, request, .. } => {
+                (*request, Outcome::Refused(ServerVerdict::from(*class)))
+            }
             TokenError::UnexpectedResponse { status, request, .. } => (
                 *request,
-                Outcome::Refused(verdict(igdisplay_model::classify(0, None, false, *status))),
+                Outcome::Refused(ServerVerdict::from(igdisplay_model::classify(
+                    0, None, false, *status,
+                ))),
             ),
             TokenError::Store(_) => (RequestKind::Idempotent, Outcome::Unsent),
             _ => return Retry::Stop,
@@ -288,17 +292,6 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-}
-
-/// What an error class means for retrying, in the words of the one classifier. (The auth and
-/// graph crates each hold this mapping: the model knows no classifier and the transport crate
-/// no Instagram error class, so neither can hold it for both.)
-fn verdict(class: ErrorClass) -> ServerVerdict {
-    match class {
-        ErrorClass::Transient => ServerVerdict::Transient,
-        ErrorClass::RateLimited => ServerVerdict::RateLimited,
-        _ => ServerVerdict::Final,
-    }
 }
 
 #[cfg(test)]

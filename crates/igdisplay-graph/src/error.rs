@@ -175,11 +175,11 @@ impl Error {
         let outcome = match self {
             Error::Transport { source, .. } => Outcome::Transport(source.kind()),
             Error::TokenUnavailable(_) => Outcome::Unsent,
-            Error::Api { class, .. } => Outcome::Refused(verdict(*class)),
+            Error::Api { class, .. } => Outcome::Refused(ServerVerdict::from(*class)),
             Error::RateLimited { .. } => Outcome::Refused(ServerVerdict::RateLimited),
-            Error::UnexpectedResponse { status, .. } => {
-                Outcome::Refused(verdict(igdisplay_model::classify(0, None, false, *status)))
-            }
+            Error::UnexpectedResponse { status, .. } => Outcome::Refused(ServerVerdict::from(
+                igdisplay_model::classify(0, None, false, *status),
+            )),
             _ => return Retry::Stop,
         };
         classify(RequestKind::Idempotent, outcome)
@@ -204,17 +204,6 @@ impl Error {
     /// Meta's support id of the failure.
     pub fn fbtrace_id(&self) -> Option<&str> {
         self.graph_error().and_then(|e| e.fbtrace_id.as_deref())
-    }
-}
-
-/// What an error class means for retrying, in the words of the one classifier. (The auth and
-/// graph crates each hold this mapping: the model knows no classifier and the transport crate
-/// no Instagram error class, so neither can hold it for both.)
-fn verdict(class: ErrorClass) -> ServerVerdict {
-    match class {
-        ErrorClass::Transient => ServerVerdict::Transient,
-        ErrorClass::RateLimited => ServerVerdict::RateLimited,
-        _ => ServerVerdict::Final,
     }
 }
 

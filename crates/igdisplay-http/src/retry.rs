@@ -34,6 +34,26 @@ pub enum ServerVerdict {
     Final,
 }
 
+/// Instagram's error classes in the words of the one classifier: the one place they meet.
+///
+/// ```
+/// use igdisplay_http::ServerVerdict;
+/// use igdisplay_model::ErrorClass;
+///
+/// assert_eq!(ServerVerdict::from(ErrorClass::RateLimited), ServerVerdict::RateLimited);
+/// assert_eq!(ServerVerdict::from(ErrorClass::InvalidToken), ServerVerdict::Final);
+/// ```
+impl From<igdisplay_model::ErrorClass> for ServerVerdict {
+    fn from(class: igdisplay_model::ErrorClass) -> Self {
+        use igdisplay_model::ErrorClass;
+        match class {
+            ErrorClass::Transient => ServerVerdict::Transient,
+            ErrorClass::RateLimited => ServerVerdict::RateLimited,
+            _ => ServerVerdict::Final,
+        }
+    }
+}
+
 /// How one attempt failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
