@@ -1,24 +1,22 @@
 //! [`HyperBackend`]: hyper-util's pooled client with hyper-rustls.
 
 use crate::body::{BodyLimit, CappedBody};
-use crate::timeout::{Within, answer};
+use crate::timeout::Within;
 use crate::tls::{io_kind_in_chain, rustls_client_config};
-use crate::{
-    BackendConfig, HttpBackend, HttpRequest, SendFuture, SystemClock, TransportError, TransportErrorKind,
-};
+use crate::{BackendConfig, HttpRequest, SystemClock, TransportError, TransportErrorKind};
 use bytes::Bytes;
 use http::header::{HeaderValue, USER_AGENT};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector<crate::resolve::PolicyResolver>>;
 
-/// An [`HttpBackend`] on hyper-util's legacy pooled client with rustls (ring, OS trust
-/// store): HTTP/1.1 and HTTP/2, redirects never followed, a connect timeout, a whole-request
-/// timeout and a response body cap.
+/// An [`HttpBackend`](crate::HttpBackend) on hyper-util's legacy pooled client with rustls
+/// (ring, OS trust store): HTTP/1.1 and HTTP/2, redirects never followed, a connect timeout,
+/// a whole-request timeout and a response body cap.
 #[derive(Clone, Debug)]
 pub struct HyperBackend {
     client: Client<Connector, Full<Bytes>>,
@@ -69,10 +67,7 @@ impl HyperBackend {
 
     /// The checks every request passes (an http(s) URL with a host, a permitted address),
     /// the User-Agent added, and the request handed to hyper.
-    fn dispatch(
-        &self,
-        request: HttpRequest,
-    ) -> Result<hyper_util::client::legacy::ResponseFuture, TransportError> {
+    fn dispatch(&self, request: HttpRequest) -> Result<ResponseFuture, TransportError> {
         let uri = request.uri();
         if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
             return Err(TransportError::new(TransportErrorKind::InvalidRequest));
@@ -89,59 +84,45 @@ impl HyperBackend {
     }
 }
 
-// Written out instead of `async fn`: the checks and the request's hand-over to hyper run
-// before the future is made, so the future (boxed on every request) holds only what lives
-// across its awaits: not the 256-byte request, which an `async fn` would keep three times.
-impl HttpBackend for HyperBackend {
-    fn send<'s, 'f>(&'s self, request: HttpRequest) -> SendFuture<'f>
-    where
-        's: 'f,
-        Self: 'f,
-    {
-        answer(
-            &self.config,
-            self.dispatch(request),
-            |responding, limit, _| async move {
-                let response = responding.await.map_err(map_client_error)?;
-                let (parts, mut incoming) = response.into_parts();
-                // hyper knows the declared `Content-Length` as the body's exact size.
-                let mut body = CappedBody::new(limit, incoming.size_hint().exact())?;
-                while let Some(frame) = incoming.frame().await {
-                    let frame =
-                        frame.map_err(|e| TransportError::with_source(TransportErrorKind::Body, e))?;
-                    if let Ok(data) = frame.into_data() {
-                        body.push(data)?;
-                    }
-                }
-                Ok(http::Response::from_parts(parts, body.finish()))
-            },
-        )
-    }
+crate::timeout::real_backend!(HyperBackend);
 
-    fn send_streaming<'s, 'f>(&'s self, request: HttpRequest) -> crate::StreamingFuture<'f>
-    where
-        's: 'f,
-        Self: 'f,
-    {
-        answer(
-            &self.config,
-            self.dispatch(request),
-            |responding, limit, timeout| async move {
-                let response = responding.await.map_err(map_client_error)?;
-                let (parts, incoming) = response.into_parts();
-                let limit = BodyLimit::new(limit, incoming.size_hint().exact())?;
-                let chunks = Chunks {
-                    incoming,
-                    timeout,
-                    limit,
-                };
-                Ok(http::Response::from_parts(
-                    parts,
-                    Box::new(chunks) as crate::BodyStream,
-                ))
-            },
-        )
+/// The whole body, up to `limit` bytes.
+async fn read_whole(
+    responding: ResponseFuture,
+    limit: usize,
+    _: std::time::Duration,
+) -> Result<http::Response<Bytes>, TransportError> {
+    let response = responding.await.map_err(map_client_error)?;
+    let (parts, mut incoming) = response.into_parts();
+    // hyper knows the declared `Content-Length` as the body's exact size.
+    let mut body = CappedBody::new(limit, incoming.size_hint().exact())?;
+    while let Some(frame) = incoming.frame().await {
+        let frame = frame.map_err(|e| TransportError::with_source(TransportErrorKind::Body, e))?;
+        if let Ok(data) = frame.into_data() {
+            body.push(data)?;
+        }
     }
+    Ok(http::Response::from_parts(parts, body.finish()))
+}
+
+/// The head now, the body as [`Chunks`].
+async fn read_streaming(
+    responding: ResponseFuture,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<http::Response<crate::BodyStream>, TransportError> {
+    let response = responding.await.map_err(map_client_error)?;
+    let (parts, incoming) = response.into_parts();
+    let limit = BodyLimit::new(limit, incoming.size_hint().exact())?;
+    let chunks = Chunks {
+        incoming,
+        timeout,
+        limit,
+    };
+    Ok(http::Response::from_parts(
+        parts,
+        Box::new(chunks) as crate::BodyStream,
+    ))
 }
 
 /// A hyper response's body, a data frame at a time, each within the request timeout.

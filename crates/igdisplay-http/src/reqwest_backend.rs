@@ -1,15 +1,14 @@
 //! [`ReqwestBackend`]: the default backend, on reqwest with rustls.
 
 use crate::body::{BodyLimit, CappedBody};
-use crate::timeout::{Within, answer};
+use crate::timeout::Within;
 use crate::tls::{io_kind_in_chain, rustls_client_config};
-use crate::{
-    BackendConfig, HttpBackend, HttpRequest, SendFuture, SystemClock, TransportError, TransportErrorKind,
-};
+use crate::{BackendConfig, HttpRequest, SystemClock, TransportError, TransportErrorKind};
 
-/// An [`HttpBackend`] on a [`reqwest::Client`]: rustls (ring, OS trust store), HTTP/1.1 and
-/// HTTP/2, redirects off (a redirect is returned as a response, never followed with the
-/// token), a connect timeout, a whole-request timeout and a response body cap.
+/// An [`HttpBackend`](crate::HttpBackend) on a [`reqwest::Client`]: rustls (ring, OS trust
+/// store), HTTP/1.1 and HTTP/2, redirects off (a redirect is returned as a response, never
+/// followed with the token), a connect timeout, a whole-request timeout and a response body
+/// cap.
 #[derive(Clone, Debug)]
 pub struct ReqwestBackend {
     client: reqwest::Client,
@@ -71,51 +70,39 @@ impl ReqwestBackend {
     }
 }
 
-// Written out instead of `async fn`, like the hyper backend's: the request goes to reqwest
-// before the future is made, so the boxed future does not hold it.
-impl HttpBackend for ReqwestBackend {
-    fn send<'s, 'f>(&'s self, request: HttpRequest) -> SendFuture<'f>
-    where
-        's: 'f,
-        Self: 'f,
-    {
-        answer(
-            &self.config,
-            self.dispatch(request),
-            |responding, limit, _| async move {
-                let mut response = responding.await.map_err(map_error)?;
-                // reqwest reads the declared `Content-Length` as the body's exact size.
-                let mut body = CappedBody::new(limit, response.content_length())?;
-                let out = head_of(&mut response);
-                while let Some(chunk) = response.chunk().await.map_err(map_error)? {
-                    body.push(chunk)?;
-                }
-                Ok(out.map(|()| body.finish()))
-            },
-        )
-    }
+crate::timeout::real_backend!(ReqwestBackend);
 
-    fn send_streaming<'s, 'f>(&'s self, request: HttpRequest) -> crate::StreamingFuture<'f>
-    where
-        's: 'f,
-        Self: 'f,
-    {
-        answer(
-            &self.config,
-            self.dispatch(request),
-            |responding, limit, timeout| async move {
-                let mut response = responding.await.map_err(map_error)?;
-                let limit = BodyLimit::new(limit, response.content_length())?;
-                let out = head_of(&mut response);
-                let chunks = Chunks {
-                    response,
-                    timeout,
-                    limit,
-                };
-                Ok(out.map(|()| Box::new(chunks) as crate::BodyStream))
-            },
-        )
+/// The whole body, up to `limit` bytes.
+async fn read_whole(
+    responding: impl Future<Output = reqwest::Result<reqwest::Response>>,
+    limit: usize,
+    _: std::time::Duration,
+) -> Result<http::Response<bytes::Bytes>, TransportError> {
+    let mut response = responding.await.map_err(map_error)?;
+    // reqwest reads the declared `Content-Length` as the body's exact size.
+    let mut body = CappedBody::new(limit, response.content_length())?;
+    let out = head_of(&mut response);
+    while let Some(chunk) = response.chunk().await.map_err(map_error)? {
+        body.push(chunk)?;
     }
+    Ok(out.map(|()| body.finish()))
+}
+
+/// The head now, the body as [`Chunks`].
+async fn read_streaming(
+    responding: impl Future<Output = reqwest::Result<reqwest::Response>>,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<http::Response<crate::BodyStream>, TransportError> {
+    let mut response = responding.await.map_err(map_error)?;
+    let limit = BodyLimit::new(limit, response.content_length())?;
+    let out = head_of(&mut response);
+    let chunks = Chunks {
+        response,
+        timeout,
+        limit,
+    };
+    Ok(out.map(|()| Box::new(chunks) as crate::BodyStream))
 }
 
 /// The response's status, version and headers (taken out of it), for an `http` response.

@@ -130,6 +130,38 @@ impl<T, F> Within<T, F> {
     }
 }
 
+/// The [`HttpBackend`](crate::HttpBackend) impl of a real backend, the same for each: the
+/// module beside it has `Self::dispatch` (the checks and the hand-over to the client) and
+/// `read_whole` and `read_streaming` (the exchange after it), which [`answer`] runs.
+///
+/// Written out instead of `async fn`: the checks and the hand-over run before the future is
+/// made, so the future (boxed on every request) holds only what lives across its awaits: not
+/// the 256-byte request, which an `async fn` would keep three times.
+#[cfg(any(feature = "reqwest", feature = "hyper"))]
+macro_rules! real_backend {
+    ($backend:ty) => {
+        impl $crate::HttpBackend for $backend {
+            fn send<'s, 'f>(&'s self, request: $crate::HttpRequest) -> $crate::SendFuture<'f>
+            where
+                's: 'f,
+                Self: 'f,
+            {
+                $crate::timeout::answer(&self.config, self.dispatch(request), read_whole)
+            }
+
+            fn send_streaming<'s, 'f>(&'s self, request: $crate::HttpRequest) -> $crate::StreamingFuture<'f>
+            where
+                's: 'f,
+                Self: 'f,
+            {
+                $crate::timeout::answer(&self.config, self.dispatch(request), read_streaming)
+            }
+        }
+    };
+}
+#[cfg(any(feature = "reqwest", feature = "hyper"))]
+pub(crate) use real_backend;
+
 /// A real backend's answer to one request: what `dispatch` refused fails at once; else
 /// `exchange`, handed what `dispatch` made, the body cap and the request timeout of `config`,
 /// runs within that timeout on the real clock, boxed once.
