@@ -13,7 +13,7 @@ use crate::Plan;
 use crate::procs;
 use crate::report::{self, Report, Sample};
 use futures_util::StreamExt as _;
-use igdisplay::auth::{AppConfig, AuthClient, Endpoints, Platform, TokenKind, TokenRecord, TokenStore};
+use igdisplay::auth::{AppConfig, AuthClient, Endpoints, Platform, TokenRecord, TokenStore};
 use igdisplay::mock::{MockClock, MockServer, Seed, TokenLifetime};
 use igdisplay::model::{AccessToken, UserId};
 use igdisplay::store::{KeyRing, SqlStore};
@@ -156,13 +156,11 @@ pub(crate) async fn fleet(plan: &Plan, cli: &str, postgres: &str, report: &mut R
         .map(|token| {
             let store = store.clone();
             async move {
-                let record = TokenRecord::new(
+                let record = TokenRecord::long_lived(
                     UserId::new(&token.user_id),
                     AccessToken::new(&token.access_token),
-                    TokenKind::LongLived,
                     Platform::InstagramLogin,
                     issued,
-                    Duration::from_secs(60 * 86_400),
                 );
                 store.save(&record).await.map_err(|e| e.to_string())
             }

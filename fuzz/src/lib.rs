@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use igdisplay::auth::{
-    AppConfig, AuthClient, Callback, MemoryStore, Platform, TokenKind, TokenManager, TokenRecord, TokenStore,
+    AppConfig, AuthClient, Callback, MemoryStore, Platform, TokenManager, TokenRecord, TokenStore,
     sign_signed_request, verify_fresh_signed_request, verify_signed_request,
 };
 use igdisplay::graph::{GraphClient, GraphEndpoint, GraphPolicy, StaticToken};
@@ -147,13 +147,11 @@ fn app() -> AppConfig {
 
 /// A record old enough to refresh (30 days of 60).
 fn record() -> TokenRecord {
-    TokenRecord::new(
+    TokenRecord::long_lived(
         UserId::new("17841405793187218"),
         AccessToken::new("IGAAfuzzlonglived"),
-        TokenKind::LongLived,
         Platform::InstagramLogin,
         UNIX_EPOCH + Duration::from_secs(NOW - 30 * 86_400),
-        Duration::from_secs(60 * 86_400),
     )
 }
 

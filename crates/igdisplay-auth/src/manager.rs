@@ -60,8 +60,8 @@ pub enum LoginError {
 /// // A 60-day token generated 55 days ago in the App Dashboard: past day 20, due.
 /// let user = UserId::new("17841405793187218");
 /// let issued = clock.now() - Duration::from_secs(55 * 24 * 3600);
-/// tokens.import(TokenRecord::new(user.clone(), AccessToken::new("IGAAold"), TokenKind::LongLived,
-///     Platform::InstagramLogin, issued, Duration::from_secs(60 * 24 * 3600))).await?;
+/// tokens.import(TokenRecord::long_lived(user.clone(), AccessToken::new("IGAAold"),
+///     Platform::InstagramLogin, issued)).await?;
 ///
 /// // Asking for it refreshes it first (one request), stores the new one, and hands it out.
 /// assert_eq!(tokens.access_token(&user).await?.expose_secret(), "IGAAnew");

@@ -650,18 +650,16 @@ impl TokenStore for FileStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Platform, TokenKind};
+    use crate::Platform;
     use igdisplay_model::AccessToken;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn record(user: &str, token: &str) -> TokenRecord {
-        TokenRecord::new(
+        TokenRecord::long_lived(
             UserId::new(user),
             AccessToken::new(token),
-            TokenKind::LongLived,
             Platform::BasicDisplay,
             UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-            crate::token::LONG_LIVED,
         )
     }
 

@@ -85,6 +85,41 @@ impl TokenRecord {
         }
     }
 
+    /// A record for a long-lived token issued at `issued_at` (one generated in the App
+    /// Dashboard, or kept by another program): it expires [`LONG_LIVED`] later, as Instagram's
+    /// do.
+    ///
+    /// ```
+    /// use igdisplay_auth::{LONG_LIVED, Platform, TokenKind, TokenRecord};
+    /// use igdisplay_model::{AccessToken, Timestamp, UserId};
+    /// use std::time::{Duration, UNIX_EPOCH};
+    ///
+    /// let issued = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// let record = TokenRecord::long_lived(
+    ///     UserId::new("17841400000000000"),
+    ///     AccessToken::new("IGAA-dashboard-token"),
+    ///     Platform::InstagramLogin,
+    ///     issued,
+    /// );
+    /// assert_eq!(record.kind, TokenKind::LongLived);
+    /// assert_eq!(record.expires_at, Timestamp::from_system_time(issued + LONG_LIVED));
+    /// ```
+    pub fn long_lived(
+        user_id: UserId,
+        access_token: AccessToken,
+        platform: Platform,
+        issued_at: SystemTime,
+    ) -> Self {
+        Self::new(
+            user_id,
+            access_token,
+            TokenKind::LongLived,
+            platform,
+            issued_at,
+            LONG_LIVED,
+        )
+    }
+
     /// The record with [`issued_by`](Self::issued_by) set: for a token imported from a mock or
     /// another stand-in, its origin.
     #[must_use]
@@ -168,8 +203,8 @@ impl TokenRecord {
 ///
 /// const DAY: Duration = Duration::from_secs(86_400);
 /// let issued = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-/// let token = TokenRecord::new(UserId::new("1784"), AccessToken::new("IGAA…"), TokenKind::LongLived,
-///     Platform::InstagramLogin, issued, LONG_LIVED);
+/// let token = TokenRecord::long_lived(UserId::new("1784"), AccessToken::new("IGAA…"),
+///     Platform::InstagramLogin, issued);
 /// let schedule = RefreshSchedule::default();
 /// assert!(!schedule.is_due(&token, issued + 19 * DAY));
 /// assert!(schedule.is_due(&token, issued + 20 * DAY));
@@ -279,13 +314,11 @@ mod tests {
     const DAY: Duration = Duration::from_secs(86_400);
 
     fn long_lived(issued: SystemTime) -> TokenRecord {
-        TokenRecord::new(
+        TokenRecord::long_lived(
             UserId::new("1"),
             AccessToken::new("t"),
-            TokenKind::LongLived,
             Platform::InstagramLogin,
             issued,
-            LONG_LIVED,
         )
     }
 

@@ -561,13 +561,11 @@ fn short_record(user: &str, token: &str, at: SystemTime) -> TokenRecord {
 }
 
 fn long_record(user: &str, token: &str, at: SystemTime) -> TokenRecord {
-    TokenRecord::new(
+    TokenRecord::long_lived(
         UserId::new(user),
         AccessToken::new(token),
-        TokenKind::LongLived,
         Platform::InstagramLogin,
         at,
-        igdisplay_auth::LONG_LIVED,
     )
 }
 

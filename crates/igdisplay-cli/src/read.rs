@@ -4,7 +4,7 @@ use crate::fail::Failure;
 use crate::out;
 use crate::settings::Settings;
 use futures_util::{StreamExt, TryStreamExt};
-use igdisplay::auth::{LONG_LIVED, TokenKind, TokenRecord, verify_signed_request};
+use igdisplay::auth::{TokenKind, TokenRecord, verify_signed_request};
 use igdisplay::model::{AccessToken, AppSecret, Media, MediaId, Timestamp};
 use tokio::io::AsyncReadExt;
 
@@ -295,13 +295,11 @@ pub(crate) async fn import(settings: &Settings) -> Result<(), Failure> {
         .me()
         .send()
         .await?;
-    let record = TokenRecord::new(
+    let record = TokenRecord::long_lived(
         me.id.clone(),
         AccessToken::new(token),
-        TokenKind::LongLived,
         settings.platform,
         instagram.clock().now(),
-        LONG_LIVED,
     );
     let expires = record.expires_at;
     instagram.tokens().import(record).await?;

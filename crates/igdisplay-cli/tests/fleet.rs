@@ -16,7 +16,7 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
 
-use igdisplay::auth::{Platform, TokenKind, TokenRecord, TokenStore};
+use igdisplay::auth::{Platform, TokenRecord, TokenStore};
 use igdisplay::model::{AccessToken, UserId};
 use igdisplay::store::{AccountState, KeyRing, SqlStore};
 use igdisplay_mock::{MockClock, MockPlatform, MockServer, Seed, TokenLifetime};
@@ -231,13 +231,11 @@ async fn four_keepers_one_killed_refresh_every_due_token_once_and_lose_none() {
     let issued = UNIX_EPOCH + Duration::from_secs(u64::try_from(unix_now() - 25 * DAY).unwrap());
     let mut usernames = BTreeMap::new();
     for (n, token) in minted.iter().enumerate() {
-        let record = TokenRecord::new(
+        let record = TokenRecord::long_lived(
             UserId::new(&token.user_id),
             AccessToken::new(&token.access_token),
-            TokenKind::LongLived,
             Platform::InstagramLogin,
             issued,
-            Duration::from_secs(60 * 86_400),
         );
         store.save(&record).await.unwrap();
         usernames.insert(token.user_id.clone(), format!("acct{:06}", n + 1));
@@ -306,13 +304,11 @@ async fn four_keepers_one_killed_refresh_every_due_token_once_and_lose_none() {
         let token = mock
             .issue_token(&usernames[user], TokenLifetime::LongLived)
             .unwrap();
-        let record = TokenRecord::new(
+        let record = TokenRecord::long_lived(
             UserId::new(user),
             AccessToken::new(&token.access_token),
-            TokenKind::LongLived,
             Platform::InstagramLogin,
             UNIX_EPOCH + Duration::from_secs(u64::try_from(unix_now()).unwrap()),
-            Duration::from_secs(60 * 86_400),
         );
         match store.save(&record).await {
             Ok(()) => {}

@@ -266,13 +266,11 @@ async fn the_keepers_metrics_match_the_database() {
     #[allow(clippy::disallowed_methods, reason = "the keeper runs on the system clock")]
     let now = std::time::SystemTime::now();
     for (user, token) in [("1784", "IGAAone"), ("1785", "IGAAtwo")] {
-        let record = TokenRecord::new(
+        let record = TokenRecord::long_lived(
             UserId::new(user),
             AccessToken::new(token),
-            TokenKind::LongLived,
             Platform::InstagramLogin,
             now - Duration::from_secs(3600),
-            Duration::from_secs(60 * 86_400),
         );
         opened.save(&record).await.unwrap();
     }

@@ -149,8 +149,8 @@ impl SqlStore {
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
     /// let dir = tempfile::tempdir()?;
     /// let store = SqlStore::sqlite(&dir.path().join("accounts.db"), KeyRing::new(Key::generate("k1")?)).await?;
-    /// store.save(&TokenRecord::new(UserId::new("1784"), AccessToken::new("IGAAsecret"), TokenKind::LongLived,
-    ///     Platform::InstagramLogin, SystemTime::now(), Duration::from_secs(60 * 86_400))).await?;
+    /// store.save(&TokenRecord::long_lived(UserId::new("1784"), AccessToken::new("IGAAsecret"),
+    ///     Platform::InstagramLogin, SystemTime::now())).await?;
     ///
     /// // What Meta posts to the deauthorize callback, verified with the app secret.
     /// let secret = AppSecret::new("app-secret");

@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
 
-use igdisplay_auth::{Platform, TokenKind, TokenRecord, TokenStore};
+use igdisplay_auth::{Platform, TokenRecord, TokenStore};
 use igdisplay_model::{AccessToken, UserId};
 use igdisplay_store::{Error, Key, KeyError, KeyRing, SqlStore};
 use std::time::{Duration, SystemTime};
@@ -202,13 +202,11 @@ async fn the_token_manager_works_over_the_store(db: Db) {
     let tokens = TokenManager::new(client, store);
     #[allow(clippy::disallowed_methods)]
     let now = SystemTime::now();
-    let fresh = TokenRecord::new(
+    let fresh = TokenRecord::long_lived(
         UserId::new("17841400000000001"),
         AccessToken::new(CANARY),
-        TokenKind::LongLived,
         Platform::InstagramLogin,
         now,
-        Duration::from_secs(60 * 86_400),
     );
     tokens.import(fresh.clone()).await.unwrap();
     assert_eq!(

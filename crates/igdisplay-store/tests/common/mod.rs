@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use igdisplay_auth::{Platform, StoreError, TokenKind, TokenRecord};
+use igdisplay_auth::{Platform, StoreError, TokenRecord};
 use igdisplay_model::{AccessToken, UserId};
 use igdisplay_store::{Error, Key, KeyRing, SqlStore};
 use std::time::{Duration, UNIX_EPOCH};
@@ -11,13 +11,11 @@ use std::time::{Duration, UNIX_EPOCH};
 pub(crate) const CANARY: &str = "IGAA-STORE-CANARY-7f3c9d";
 
 pub(crate) fn record(user: &str, token: &str, issued_unix: u64) -> TokenRecord {
-    TokenRecord::new(
+    TokenRecord::long_lived(
         UserId::new(user),
         AccessToken::new(token),
-        TokenKind::LongLived,
         Platform::InstagramLogin,
         UNIX_EPOCH + Duration::from_secs(issued_unix),
-        Duration::from_secs(60 * 86_400),
     )
 }
 
