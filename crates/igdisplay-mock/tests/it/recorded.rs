@@ -120,7 +120,7 @@ async fn since_and_until_read_strtotime_words_and_dates() {
     assert_eq!(count(&today), count(&dated));
     assert!(count(&yesterday) > count(&today), "{today}");
     let (status, _, body) = get(&graph(&mock, "/me/media?since=someday", &token)).await;
-    assert_eq!((status, body["error"]["code"].as_i64()), (400, Some(100)));
+    assert_refused(status, &body, 400, 100);
 }
 
 #[tokio::test]
@@ -176,7 +176,7 @@ async fn a_permission_error_is_a_403_with_an_oauth_challenge() {
     // A token with user_profile only: media is a permission error (code 10).
     let token = profile_only_token(&mock).await;
     let (status, headers, body) = get(&graph(&mock, "/me/media", &token)).await;
-    assert_eq!((status, body["error"]["code"].as_i64()), (403, Some(10)));
+    assert_refused(status, &body, 403, 10);
     let challenge = headers["www-authenticate"].to_str().unwrap();
     assert!(
         challenge.starts_with(r#"OAuth "Facebook Platform" "invalid_request""#),
