@@ -47,8 +47,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let instagram = common::client_for(&mock, Platform::BasicDisplay)
         .backend(backend.clone())
         .build()?;
-    let token = common::login(&mock, &instagram, "jayposiris").await?;
-    let me = instagram.graph(&token.user_id).me().send().await?;
+    let graph = common::login(&mock, &instagram, "jayposiris").await?;
+    let me = graph.me().send().await?;
     println!(
         "@{} through {} logged requests",
         me.username.unwrap_or_default(),

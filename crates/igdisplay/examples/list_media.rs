@@ -15,9 +15,8 @@ use igdisplay::model::Platform;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mock = MockServer::start()?;
     let instagram = common::client_for(&mock, Platform::InstagramLogin).build()?;
-    let token = common::login(&mock, &instagram, "jayposiris").await?;
+    let graph = common::login(&mock, &instagram, "jayposiris").await?;
 
-    let graph = instagram.graph(&token.user_id);
     let mut stream = graph.my_media().with_children().limit(10).into_stream();
     let mut count = 0;
     while let Some(media) = stream.try_next().await? {

@@ -23,8 +23,7 @@ async fn latest_caption(graph: &GraphClient) -> Result<Option<String>, igdisplay
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mock = MockServer::start()?;
     let instagram = common::client_for(&mock, Platform::InstagramLogin).build()?;
-    let token = common::login(&mock, &instagram, "jayposiris").await?;
-    let graph = instagram.graph(&token.user_id);
+    let graph = common::login(&mock, &instagram, "jayposiris").await?;
 
     // The happy path.
     assert_eq!(

@@ -241,14 +241,12 @@ async fn a_revoked_token_shows_a_friendly_page() {
     let done = get_with(&callback, &cookie).await;
     let session = cookie_of(&done);
     // Replaying the authorization code makes Instagram revoke what it gave (the mock does too).
-    let code = callback
-        .split("code=")
-        .nth(1)
+    let code = igdisplay::auth::Callback::parse(&callback)
         .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_owned();
+        .outcome
+        .into_code()
+        .unwrap();
+    let code = code.expose_secret();
     let app = site.mock.app();
     let replay = client()
         .post(format!("{}/oauth/access_token", site.mock.base_url()))
@@ -257,7 +255,7 @@ async fn a_revoked_token_shows_a_friendly_page() {
             ("client_secret", app.secret.as_str()),
             ("grant_type", "authorization_code"),
             ("redirect_uri", &format!("{}/auth/callback", site.base)),
-            ("code", &code),
+            ("code", code),
         ])
         .send()
         .await

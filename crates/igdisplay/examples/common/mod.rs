@@ -16,14 +16,16 @@ pub(crate) fn client_for(mock: &MockServer, platform: Platform) -> InstagramBuil
         .clock(igdisplay::follow_mock_clock(mock))
 }
 
-/// A full login as `username` through the mock's window; the stored token record.
+/// A full login as `username` through the mock's window: a Graph client for that user (its
+/// token is in the client's store, kept fresh by it).
 #[allow(dead_code, reason = "web_handler logs in through its own handlers")]
 pub(crate) async fn login(
     mock: &MockServer,
     instagram: &Instagram,
     username: &str,
-) -> Result<igdisplay::auth::TokenRecord, Box<dyn std::error::Error>> {
+) -> Result<igdisplay::graph::GraphClient, Box<dyn std::error::Error>> {
     let authorization = instagram.authorize().build()?;
     let redirect = mock.approve(&authorization.url, username)?;
-    Ok(instagram.complete_login(authorization.pending, &redirect).await?)
+    let token = instagram.complete_login(authorization.pending, &redirect).await?;
+    Ok(instagram.graph(&token.user_id))
 }
