@@ -41,20 +41,12 @@ impl Env {
             .mock
             .issue_token(user, igdisplay_mock::TokenLifetime::LongLived)
             .unwrap();
-        let mut child = self
-            .command(&["token", "import", "--json"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{}\n", issued.access_token).as_bytes())
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
-        assert!(output.status.success());
+        let input = format!("{}\n", issued.access_token);
+        let output = with_stdin(
+            &mut self.command(&["token", "import", "--json"]),
+            input.as_bytes(),
+        );
+        assert_success(&output);
         (
             serde_json::from_slice(&output.stdout).unwrap(),
             issued.access_token,
@@ -119,6 +111,39 @@ impl Env {
             .unwrap()
             .clone()
     }
+}
+
+/// Asserts that `output` is a success, showing its stderr when it is not.
+#[track_caller]
+fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs `command` with `input` on its stdin (then closed), its output captured.
+fn with_stdin(command: &mut Command, input: &[u8]) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The first line a child prints (the URL a login prints first), without its newline.
+fn first_line(child: &mut std::process::Child) -> String {
+    let stdout = child.stdout.as_mut().unwrap();
+    let mut line = String::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with('\n') && stdout.read(&mut byte).unwrap() == 1 {
+        line.push(char::from(byte[0]));
+    }
+    line.trim().to_owned()
 }
 
 /// The `index.json` of an export into `out`.

@@ -340,19 +340,7 @@ fn the_keyring_falls_back_to_the_token_file_with_a_warning_where_there_is_none()
         );
         command
     };
-    let mut child = keyring(&["token", "import"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(issued.access_token.as_bytes())
-        .unwrap();
-    let imported = child.wait_with_output().unwrap();
+    let imported = with_stdin(&mut keyring(&["token", "import"]), issued.access_token.as_bytes());
     assert!(imported.status.success());
     let stderr = String::from_utf8_lossy(&imported.stderr);
     assert!(

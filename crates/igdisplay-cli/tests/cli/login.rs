@@ -31,16 +31,8 @@ pub(super) fn listening_login_with(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.as_mut().unwrap();
-    let mut url = String::new();
-    let mut byte = [0u8; 1];
-    while !url.ends_with('\n') {
-        if stdout.read(&mut byte).unwrap() == 0 {
-            break;
-        }
-        url.push(char::from(byte[0]));
-    }
-    (child, url.trim().to_owned(), port)
+    let url = first_line(&mut child);
+    (child, url, port)
 }
 
 #[test]
@@ -59,11 +51,7 @@ fn a_forged_or_stateless_callback_does_not_end_the_login() {
     assert_eq!(status, 200);
     assert!(page.contains("You are logged in"), "{page}");
     let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     env.mock
         .expect_requests("POST", "/oauth/access_token", 1)
         .unwrap();
@@ -79,11 +67,7 @@ fn an_idle_connection_does_not_hold_up_the_login() {
     let (status, _) = follow_callback(&location);
     assert_eq!(status, 200);
     let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
 }
 
 #[test]

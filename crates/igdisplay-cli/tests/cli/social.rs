@@ -66,11 +66,7 @@ fn comments_tags_insights_and_subscriptions_from_the_command_line() {
         "--metric",
         "navigation",
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("impressions was removed by Instagram; asked as views"),

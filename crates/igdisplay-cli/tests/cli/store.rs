@@ -155,11 +155,7 @@ fn the_keeper_refreshes_a_due_account_and_posts_a_signed_event() {
     .env("IGDISPLAY_WEBHOOK_SECRETS", "whsec-1")
     .output()
     .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     let totals: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(totals["refreshed"], 1);
     let (head, body) = received.join().unwrap();
@@ -380,11 +376,7 @@ fn sync_writes_the_mirror_into_an_s3_compatible_bucket() {
         .env("AWS_SECRET_ACCESS_KEY", "testing-secret")
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     let reports: Value = serde_json::from_slice(&output.stdout).unwrap();
     let user = reports[0]["user_id"].as_str().unwrap();
     // Read back through the library, signed like any client of the bucket.

@@ -226,13 +226,8 @@ fn a_bad_paste_asks_again() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.as_mut().unwrap();
-    let mut url = String::new();
-    let mut byte = [0u8; 1];
-    while !url.ends_with('\n') && stdout.read(&mut byte).unwrap() == 1 {
-        url.push(char::from(byte[0]));
-    }
-    let location = env.mock.approve(url.trim(), "jayposiris").unwrap();
+    let url = first_line(&mut child);
+    let location = env.mock.approve(&url, "jayposiris").unwrap();
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "not a url at all").unwrap();
     writeln!(stdin, "https://app.example/auth/?code=AQx&state=another-login#_").unwrap();
