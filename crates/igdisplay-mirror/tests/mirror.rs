@@ -49,6 +49,15 @@ fn site_of(
         .seed(seed)
         .start()
         .unwrap();
+    site_on(mock, username, backend)
+}
+
+/// A client of `mock` acting as `username`, and a mirror into a temporary folder.
+fn site_on(
+    mock: MockServer,
+    username: &str,
+    backend: impl Fn(SharedBackend, &MockServer) -> SharedBackend,
+) -> Site {
     let token = mock.issue_token(username, TokenLifetime::LongLived).unwrap();
     let http: SharedBackend = Arc::new(HyperBackend::new().unwrap());
     let backend = backend(http, &mock);
@@ -577,19 +586,8 @@ async fn links_naming_internal_or_foreign_hosts_are_never_fetched_and_the_feed_k
         Stub::json("GET", "/cdn/v/redirected.jpg", 302, serde_json::json!({}))
             .header("location", &format!("http://{internal}/internal.png")),
     );
-    let hostile = [
-        format!("http://{internal}/internal.png"),
-        format!("https://{internal}/internal.png"),
-        format!("http://localhost:{}/internal.png", internal.port()),
-        "http://169.254.169.254/latest/meta-data/iam/".to_owned(),
-        "https://169.254.169.254/latest/".to_owned(),
-        "https://10.0.0.7/a.jpg".to_owned(),
-        "https://evil.example/a.jpg".to_owned(),
-        "https://cdninstagram.com.evil.example/a.jpg".to_owned(),
-        "file:///etc/passwd".to_owned(),
-        "javascript:alert(1)".to_owned(),
-        format!("{}/cdn/v/redirected.jpg", site.mock.base_url()),
-    ];
+    let mut hostile = igdisplay_mock::hostile_links(internal);
+    hostile.push(format!("{}/cdn/v/redirected.jpg", site.mock.base_url()));
     let mut data: Vec<serde_json::Value> = hostile
         .iter()
         .enumerate()
@@ -751,34 +749,26 @@ async fn a_sync_stays_inside_its_share_of_the_rate_budget() {
         .seed(Seed::demo().with_generated_user("bulk", 10, 5))
         .start()
         .unwrap();
-    let token = mock.issue_token("bulk", TokenLifetime::LongLived).unwrap();
-    let backend: SharedBackend = Arc::new(HyperBackend::new().unwrap());
-    let graph = GraphClient::with_token(
-        backend.clone(),
-        GraphEndpoint::new(Platform::InstagramLogin).base_url(mock.base_url()),
-        AccessToken::new(token.access_token),
-    );
-    let user = UserId::new(token.user_id);
-    let dir = tempfile::tempdir().unwrap();
-    let mirror =
-        Mirror::new(Arc::new(FsBlobStore::new(dir.path())), downloader(backend, &mock)).with_budget_share(40);
+    let site = site_on(mock, "bulk", |backend, _| backend);
+    let (graph, user, mock) = (&site.graph, &site.user, &site.mock);
+    let mirror = site.mirror.with_budget_share(40);
     // Each sync is two requests (the one page, the stories): 2 of 8 calls (25 %), then 4 of 8
     // (50 %).
-    assert!(!mirror.sync(&user, &graph).await.unwrap().deferred);
-    assert!(!mirror.sync(&user, &graph).await.unwrap().deferred);
+    assert!(!mirror.sync(user, graph).await.unwrap().deferred);
+    assert!(!mirror.sync(user, graph).await.unwrap().deferred);
     let listings = |mock: &MockServer| {
         mock.journal()
             .iter()
             .filter(|e| e.path.ends_with("/media"))
             .count()
     };
-    assert_eq!(listings(&mock), 2);
-    let third = mirror.sync(&user, &graph).await.unwrap();
+    assert_eq!(listings(mock), 2);
+    let third = mirror.sync(user, graph).await.unwrap();
     assert!(third.deferred, "50 % reported, 40 % allowed");
     assert_eq!((third.items, third.graph_calls, third.story_calls), (10, 0, 0));
-    assert_eq!(listings(&mock), 2, "no request");
+    assert_eq!(listings(mock), 2, "no request");
     assert_eq!(
-        mirror.feed(&user).await.unwrap().unwrap().items.len(),
+        mirror.feed(user).await.unwrap().unwrap().items.len(),
         10,
         "the feed is kept"
     );
@@ -960,19 +950,15 @@ async fn a_video_of_several_megabytes_is_written_whole() {
         .seed(Seed::demo().with_generated_user("bulk", 5, 5))
         .start()
         .unwrap();
-    let token = mock.issue_token("bulk", TokenLifetime::LongLived).unwrap();
-    let backend: SharedBackend = Arc::new(HyperBackend::new().unwrap());
-    let graph = GraphClient::with_token(
-        backend.clone(),
-        GraphEndpoint::new(Platform::InstagramLogin).base_url(mock.base_url()),
-        AccessToken::new(token.access_token),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let blobs = Arc::new(FsBlobStore::new(dir.path()));
-    let mirror = Mirror::new(blobs.clone(), downloader(backend, &mock));
-    let user = UserId::new(token.user_id);
-    mirror.sync(&user, &graph).await.unwrap();
-    let feed = mirror.feed(&user).await.unwrap().unwrap();
+    let Site {
+        graph,
+        user,
+        blobs,
+        mirror,
+        ..
+    } = &site_on(mock, "bulk", |backend, _| backend);
+    mirror.sync(user, graph).await.unwrap();
+    let feed = mirror.feed(user).await.unwrap().unwrap();
     let key = feed
         .items
         .iter()

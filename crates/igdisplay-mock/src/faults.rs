@@ -252,3 +252,34 @@ where
     }
     Some(item)
 }
+
+/// Links a hostile or broken answer may name, for a test that a client fetches none of them:
+/// `internal` (a listener of the test's own, counting its connections) by address over http
+/// and https and as `localhost`; the cloud metadata address; a private address; foreign hosts,
+/// one dressed as Instagram's CDN; a local file and a script.
+///
+/// ```
+/// let links = igdisplay_mock::hostile_links("127.0.0.1:9".parse().unwrap());
+/// assert!(links.contains(&"http://localhost:9/internal.png".to_owned()));
+/// assert!(links.iter().any(|l| l.contains("169.254.169.254")));
+/// ```
+pub fn hostile_links(internal: std::net::SocketAddr) -> Vec<String> {
+    let mut links = vec![
+        format!("http://{internal}/internal.png"),
+        format!("https://{internal}/internal.png"),
+        format!("http://localhost:{}/internal.png", internal.port()),
+    ];
+    links.extend(
+        [
+            "http://169.254.169.254/latest/meta-data/iam/",
+            "https://169.254.169.254/latest/",
+            "https://10.0.0.7/a.jpg",
+            "https://evil.example/a.jpg",
+            "https://cdninstagram.com.evil.example/a.jpg",
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+        ]
+        .map(str::to_owned),
+    );
+    links
+}

@@ -28,7 +28,7 @@ pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, rustc_hash::FxBu
 pub use builder::{MockBuilder, RequestLog};
 pub use clock::{DEFAULT_START, LATEST, MockClock};
 pub use error::MockError;
-pub use faults::{Fault, FaultKind, Stub};
+pub use faults::{Fault, FaultKind, Stub, hostile_links};
 pub use handle::{CallbackKind, IssuedToken, MockApp, MockServer, MockTime, MockUser, TokenLifetime};
 pub use journal::{JournalEntry, JournalMismatch};
 pub use seed::{Generated, MockPlatform, Seed, SeedApp, SeedKind, SeedMedia, SeedShape, SeedUser};

@@ -15,17 +15,8 @@ fn an_export_never_fetches_links_naming_internal_or_foreign_hosts() {
         igdisplay_mock::Stub::json("GET", "/cdn/v/redirected.jpg", 302, serde_json::json!({}))
             .header("location", &format!("http://{internal}/internal.png")),
     );
-    let hostile = [
-        format!("http://{internal}/internal.png"),
-        format!("https://{internal}/internal.png"),
-        format!("http://localhost:{}/internal.png", internal.port()),
-        "http://169.254.169.254/latest/meta-data/iam/".to_owned(),
-        "https://169.254.169.254/latest/".to_owned(),
-        "https://10.0.0.7/a.jpg".to_owned(),
-        "https://evil.example/a.jpg".to_owned(),
-        "file:///etc/passwd".to_owned(),
-        format!("{}/cdn/v/redirected.jpg", env.mock.base_url()),
-    ];
+    let mut hostile = igdisplay_mock::hostile_links(internal);
+    hostile.push(format!("{}/cdn/v/redirected.jpg", env.mock.base_url()));
     let mut data: Vec<Value> = hostile
         .iter()
         .enumerate()
