@@ -581,31 +581,12 @@ async fn links_naming_internal_or_foreign_hosts_are_never_fetched_and_the_feed_k
     // A real link of the mock's CDN, as the account's own listing gives it.
     let listed = site.graph.my_media().send().await.unwrap();
     let good = listed.items[0].media_url.clone().unwrap();
-    // Through the mock's own origin (allowed), a redirect to the internal listener.
-    site.mock.stub(
-        Stub::json("GET", "/cdn/v/redirected.jpg", 302, serde_json::json!({}))
-            .header("location", &format!("http://{internal}/internal.png")),
-    );
-    let mut hostile = igdisplay_mock::hostile_links(internal);
-    hostile.push(format!("{}/cdn/v/redirected.jpg", site.mock.base_url()));
-    let mut data: Vec<serde_json::Value> = hostile
-        .iter()
-        .enumerate()
-        .map(|(n, url)| {
-            serde_json::json!({"id": format!("17900000000000000{n:02}"), "media_type": "VIDEO",
-                "thumbnail_url": url, "media_url": url, "permalink": url})
-        })
-        .collect();
-    data.push(
+    // Through the mock's own origin (allowed), also a redirect to the internal listener.
+    let hostile = site.mock.stub_hostile_listing(
+        internal,
         serde_json::json!({"id": "1790000000000000099", "media_type": "IMAGE", "media_url": good,
-        "permalink": "https://www.instagram.com/p/Cgood/"}),
+            "permalink": "https://www.instagram.com/p/Cgood/"}),
     );
-    site.mock.stub(Stub::json(
-        "GET",
-        "/me/media",
-        200,
-        serde_json::json!({ "data": data }),
-    ));
     let report = site.mirror.sync(&site.user, &site.graph).await.unwrap();
     assert_eq!(
         connections.load(std::sync::atomic::Ordering::SeqCst),

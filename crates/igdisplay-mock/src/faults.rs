@@ -283,3 +283,38 @@ pub fn hostile_links(internal: std::net::SocketAddr) -> Vec<String> {
     );
     links
 }
+
+impl crate::MockServer {
+    /// Stubs the next media listings (`GET /me/media`) with one video per link of
+    /// [`hostile_links`]`(internal)`, plus one on the mock's own origin that redirects to
+    /// `internal`, then `keep` (a media object the client should keep). Answers the links
+    /// stubbed, so a test can check that none of them was fetched and none kept.
+    pub fn stub_hostile_listing(
+        &self,
+        internal: std::net::SocketAddr,
+        keep: serde_json::Value,
+    ) -> Vec<String> {
+        self.stub(
+            Stub::json("GET", "/cdn/v/redirected.jpg", 302, serde_json::json!({}))
+                .header("location", &format!("http://{internal}/internal.png")),
+        );
+        let mut links = hostile_links(internal);
+        links.push(format!("{}/cdn/v/redirected.jpg", self.base_url()));
+        let mut data: Vec<serde_json::Value> = links
+            .iter()
+            .enumerate()
+            .map(|(n, url)| {
+                serde_json::json!({"id": format!("17900000000000000{n:02}"), "media_type": "VIDEO",
+                    "thumbnail_url": url, "media_url": url, "permalink": url})
+            })
+            .collect();
+        data.push(keep);
+        self.stub(Stub::json(
+            "GET",
+            "/me/media",
+            200,
+            serde_json::json!({ "data": data }),
+        ));
+        links
+    }
+}

@@ -11,27 +11,7 @@ fn an_export_never_fetches_links_naming_internal_or_foreign_hosts() {
     let env = Env::new(MockPlatform::InstagramLogin);
     let good = env.first_image();
     let (internal, connections) = counting_listener();
-    env.mock.stub(
-        igdisplay_mock::Stub::json("GET", "/cdn/v/redirected.jpg", 302, serde_json::json!({}))
-            .header("location", &format!("http://{internal}/internal.png")),
-    );
-    let mut hostile = igdisplay_mock::hostile_links(internal);
-    hostile.push(format!("{}/cdn/v/redirected.jpg", env.mock.base_url()));
-    let mut data: Vec<Value> = hostile
-        .iter()
-        .enumerate()
-        .map(|(n, url)| {
-            serde_json::json!({"id": format!("17900000000000000{n:02}"), "media_type": "VIDEO",
-                "thumbnail_url": url, "media_url": url, "permalink": url})
-        })
-        .collect();
-    data.push(good.clone());
-    env.mock.stub(igdisplay_mock::Stub::json(
-        "GET",
-        "/me/media",
-        200,
-        serde_json::json!({ "data": data }),
-    ));
+    let hostile = env.mock.stub_hostile_listing(internal, good.clone());
     let out = env.dir.path().join("export");
     let summary = env.json(&["export", out.to_str().unwrap()]);
     assert_eq!(
