@@ -13,7 +13,7 @@ use igdisplay_store::{Error, Key, KeyError, KeyRing, SqlStore};
 use std::time::{Duration, SystemTime};
 
 mod common;
-use common::{CANARY, Db, inner, record, ring};
+use common::{CANARY, Db, inner, record, ring, stored_token};
 
 on_both!(
     records_round_trip_and_survive_a_reopen,
@@ -277,16 +277,7 @@ async fn a_refreshs_write_never_brings_back_a_removed_or_unusable_account(db: Db
         Err(StoreError::Superseded)
     ));
     store.save_refreshed(&login, &fresh).await.unwrap();
-    assert_eq!(
-        store
-            .load(&user)
-            .await
-            .unwrap()
-            .unwrap()
-            .access_token
-            .expose_secret(),
-        "IGAAfresh"
-    );
+    assert_eq!(stored_token(&store, &user).await, "IGAAfresh");
 }
 
 async fn a_login_begun_before_a_deletion_is_refused_and_one_after_it_revives_the_account(db: Db) {
@@ -321,16 +312,7 @@ async fn a_login_begun_before_a_deletion_is_refused_and_one_after_it_revives_the
         .save(&record(user.as_str(), "IGAAafter", 1_700_000_060))
         .await
         .unwrap();
-    assert_eq!(
-        store
-            .load(&user)
-            .await
-            .unwrap()
-            .unwrap()
-            .access_token
-            .expose_secret(),
-        "IGAAafter"
-    );
+    assert_eq!(stored_token(&store, &user).await, "IGAAafter");
 }
 
 /// Eight instances (pools of their own, as processes have) open an empty database at the

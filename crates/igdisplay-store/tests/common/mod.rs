@@ -19,6 +19,13 @@ pub(crate) fn record(user: &str, token: &str, issued_unix: u64) -> TokenRecord {
     )
 }
 
+/// The token `store` holds for `user` (there must be one), in the clear.
+pub(crate) async fn stored_token(store: &SqlStore, user: &UserId) -> String {
+    use igdisplay_auth::TokenStore as _;
+    let record = store.load(user).await.unwrap().unwrap();
+    record.access_token.expose_secret().to_owned()
+}
+
 pub(crate) fn ring(id: &str, byte: u8) -> KeyRing {
     KeyRing::new(Key::new(id, &[byte; 32]).unwrap())
 }
