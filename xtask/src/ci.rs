@@ -51,62 +51,37 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     );
     let _ = std::fs::remove_dir_all(&packaged);
     result?;
+    // Clippy with every warning an error, on what `args` names.
+    let clippy = |title: &str, args: &[&str]| {
+        let mut all = vec!["clippy"];
+        all.extend_from_slice(args);
+        all.extend(["--", "-D", "warnings"]);
+        step(title, &all, &[])
+    };
     // --locked: the lock file is the one that was tested (case 75); the toolchain is the
     // declared rust-version, 1.95.
-    step(
+    clippy(
         "clippy, default features",
-        &[
-            "clippy",
-            "--locked",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-        &[],
+        &["--locked", "--workspace", "--all-targets"],
     )?;
-    step(
+    clippy(
         "clippy, all features",
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--all-features",
-            "--",
-            "-D",
-            "warnings",
-        ],
-        &[],
+        &["--workspace", "--all-targets", "--all-features"],
     )?;
-    step(
+    clippy(
         "transport crate without default features",
-        &[
-            "clippy",
-            "--package",
-            "igdisplay-http",
-            "--no-default-features",
-            "--",
-            "-D",
-            "warnings",
-        ],
-        &[],
+        &["--package", "igdisplay-http", "--no-default-features"],
     )?;
     for features in ["", "reqwest", "hyper"] {
-        step(
+        clippy(
             &format!("the facade with only `{features}`"),
             &[
-                "clippy",
                 "--package",
                 "igdisplay",
                 "--no-default-features",
                 "--features",
                 features,
-                "--",
-                "-D",
-                "warnings",
             ],
-            &[],
         )?;
     }
     step(

@@ -602,9 +602,29 @@ mod tests {
 mod one_place_tests {
     use super::*;
 
+    /// A scratch tree for one test.
+    fn scratch(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("igdisplay-tidy-{name}-{}", std::process::id()))
+    }
+
+    /// Writes `text` as `dir/lib.rs` under `root`.
+    fn write_lib(root: &Path, dir: &str, text: &str) {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+        std::fs::write(root.join(dir).join("lib.rs"), text).unwrap();
+    }
+
+    /// Asserts that the first problems start with `expected`, in order.
+    #[track_caller]
+    fn assert_reported(problems: &[String], expected: &[&str]) {
+        for (problem, prefix) in problems.iter().zip(expected) {
+            assert!(problem.starts_with(prefix), "{problems:?}");
+        }
+        assert!(problems.len() >= expected.len(), "{problems:?}");
+    }
+
     #[test]
     fn a_snapshot_with_a_secret_is_reported() {
-        let root = std::env::temp_dir().join(format!("igdisplay-tidy-snap-{}", std::process::id()));
+        let root = scratch("snap");
         let data = root.join("crates/igdisplay-model/testdata");
         let snaps = root.join("crates/igdisplay-model/tests/snapshots");
         std::fs::create_dir_all(&data).unwrap();
@@ -638,39 +658,32 @@ mod one_place_tests {
 
     #[test]
     fn a_second_encoder_or_a_missing_clock_rule_is_reported() {
-        let root = std::env::temp_dir().join(format!("igdisplay-tidy-{}", std::process::id()));
-        let src = root.join("crates/igdisplay-graph/src");
-        std::fs::create_dir_all(&src).unwrap();
-        std::fs::write(src.join("lib.rs"), "//! x\nfn f() { utf8_percent_encode(); }\n").unwrap();
+        let root = scratch("encoder");
+        write_lib(
+            &root,
+            "crates/igdisplay-graph/src",
+            "//! x\nfn f() { utf8_percent_encode(); }\n",
+        );
         // A client of its own, in an example or a crate; the bench may build its baselines.
         for dir in [
             "examples/web-gallery/src",
             "crates/igdisplay-mirror/src",
             "bench/src",
         ] {
-            std::fs::create_dir_all(root.join(dir)).unwrap();
-            std::fs::write(
-                root.join(dir).join("lib.rs"),
-                "//! x\nfn f() { reqwest::Client::new(); }\n",
-            )
-            .unwrap();
+            write_lib(&root, dir, "//! x\nfn f() { reqwest::Client::new(); }\n");
         }
         std::fs::write(root.join("clippy.toml"), "disallowed-methods = []\n").unwrap();
         let mut problems = Vec::new();
         check_one_place(&root, &mut problems);
         check_clock_rule(&root, &mut problems);
         std::fs::remove_dir_all(&root).unwrap();
-        assert!(
-            problems[0].starts_with("crates/igdisplay-graph/src/lib.rs: uses `utf8_percent_encode`"),
-            "{problems:?}"
-        );
-        assert!(
-            problems[1].starts_with("crates/igdisplay-mirror/src/lib.rs: uses `reqwest::Client`"),
-            "{problems:?}"
-        );
-        assert!(
-            problems[2].starts_with("examples/web-gallery/src/lib.rs: uses `reqwest::Client`"),
-            "{problems:?}"
+        assert_reported(
+            &problems,
+            &[
+                "crates/igdisplay-graph/src/lib.rs: uses `utf8_percent_encode`",
+                "crates/igdisplay-mirror/src/lib.rs: uses `reqwest::Client`",
+                "examples/web-gallery/src/lib.rs: uses `reqwest::Client`",
+            ],
         );
         assert_eq!(problems.len(), 7, "{problems:?}");
     }
@@ -678,11 +691,8 @@ mod one_place_tests {
     #[test]
     fn a_third_retry_rule_a_second_verdict_mapping_a_retry_loop_of_its_own_or_a_hyper_client_outside_the_transport_crate_is_reported()
      {
-        let root = std::env::temp_dir().join(format!("igdisplay-tidy-rules-{}", std::process::id()));
-        let write = |dir: &str, text: &str| {
-            std::fs::create_dir_all(root.join(dir)).unwrap();
-            std::fs::write(root.join(dir).join("lib.rs"), text).unwrap();
-        };
+        let root = scratch("rules");
+        let write = |dir: &str, text: &str| write_lib(&root, dir, text);
         write(
             "crates/igdisplay-store/src",
             "//! x\nfn is_retryable(&self) -> bool { true }\n",
@@ -720,44 +730,40 @@ mod one_place_tests {
         std::fs::remove_dir_all(&root).unwrap();
         // The graph crate's lib.rs is not its error.rs: only that file may answer.
         assert_eq!(problems.len(), 6, "{problems:?}");
-        assert!(problems[0].starts_with("crates/igdisplay-auth/src/lib.rs: uses `ErrorClass::Transient =>`"));
-        assert!(problems[1].starts_with("crates/igdisplay-cli/src/lib.rs: uses `.try_spend()`"));
-        assert!(problems[2].starts_with("crates/igdisplay-graph/src/lib.rs: uses `fn is_retryable(`"));
-        assert!(problems[3].starts_with("crates/igdisplay-mirror/src/lib.rs: uses `hyper_util::client"));
-        assert!(problems[4].starts_with("crates/igdisplay-mock/src/lib.rs: uses `routes::`"));
-        assert!(problems[5].starts_with("crates/igdisplay-store/src/lib.rs: uses `fn is_retryable(`"));
+        assert_reported(
+            &problems,
+            &[
+                "crates/igdisplay-auth/src/lib.rs: uses `ErrorClass::Transient =>`",
+                "crates/igdisplay-cli/src/lib.rs: uses `.try_spend()`",
+                "crates/igdisplay-graph/src/lib.rs: uses `fn is_retryable(`",
+                "crates/igdisplay-mirror/src/lib.rs: uses `hyper_util::client",
+                "crates/igdisplay-mock/src/lib.rs: uses `routes::`",
+                "crates/igdisplay-store/src/lib.rs: uses `fn is_retryable(`",
+            ],
+        );
     }
 
     #[test]
     fn a_pacer_built_outside_the_facade_is_reported() {
-        let root = std::env::temp_dir().join(format!("igdisplay-tidy-pacer-{}", std::process::id()));
+        let root = scratch("pacer");
         // The store and the example may not; the facade may.
         for dir in [
             "crates/igdisplay-store/src",
             "examples/web-gallery/src",
             "crates/igdisplay/src",
         ] {
-            let src = root.join(dir);
-            std::fs::create_dir_all(&src).unwrap();
-            std::fs::write(
-                src.join("lib.rs"),
-                "//! x
-fn f() { Arc::new(Pacer::new(policy)); }
-",
-            )
-            .unwrap();
+            write_lib(&root, dir, "//! x\nfn f() { Arc::new(Pacer::new(policy)); }\n");
         }
         let mut problems = Vec::new();
         check_one_place(&root, &mut problems);
         std::fs::remove_dir_all(&root).unwrap();
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(
-            problems[0].starts_with("crates/igdisplay-store/src/lib.rs: uses `Pacer::new(`"),
-            "{problems:?}"
-        );
-        assert!(
-            problems[1].starts_with("examples/web-gallery/src/lib.rs"),
-            "{problems:?}"
+        assert_reported(
+            &problems,
+            &[
+                "crates/igdisplay-store/src/lib.rs: uses `Pacer::new(`",
+                "examples/web-gallery/src/lib.rs",
+            ],
         );
     }
 }
