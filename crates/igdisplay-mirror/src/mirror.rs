@@ -15,16 +15,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The fields a sync lists (album items get the same by expansion).
-const FIELDS: &[MediaField] = &[
-    MediaField::Id,
-    MediaField::Caption,
-    MediaField::MediaType,
-    MediaField::MediaUrl,
-    MediaField::ThumbnailUrl,
-    MediaField::Permalink,
-    MediaField::Timestamp,
-];
 /// Posts per listing request: Instagram's useful maximum.
 const PAGE: u32 = 100;
 /// A story is up for 24 hours after it was posted.
@@ -663,7 +653,8 @@ impl Mirror {
             return Ok(Vec::new());
         }
         let now = self.now();
-        let mut walk = graph.my_stories().fields(FIELDS).limit(PAGE).pages();
+        // The default fields: what a gallery shows.
+        let mut walk = graph.my_stories().limit(PAGE).pages();
         let mut stories = Vec::new();
         // Mirrored stories are found again by their records, like any file of the mirror.
         let known = HashMap::new();
@@ -1105,11 +1096,13 @@ fn next_poll(newest: &[Timestamp], now: Timestamp) -> Timestamp {
     now.saturating_add(wait)
 }
 
-/// The owner's media, a page at a time, fields and album items included. `alt_text` exists
-/// on Instagram Login only (Basic Display refuses the field).
+/// The owner's media, a page at a time, with the default fields (what a gallery shows; album
+/// items get the same by expansion) and album items. `alt_text` exists on Instagram Login
+/// only (Basic Display refuses the field).
 fn listing(graph: &GraphClient) -> igdisplay_graph::Pages {
-    let mut fields = FIELDS.to_vec();
-    if graph.endpoint().platform == Platform::InstagramLogin {
+    let platform = graph.endpoint().platform;
+    let mut fields = MediaField::defaults(platform).to_vec();
+    if platform == Platform::InstagramLogin {
         fields.push(MediaField::AltText);
     }
     graph
