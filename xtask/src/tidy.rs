@@ -349,6 +349,15 @@ const FACADE_ONLY: &[(&str, &[&str], &str)] = &[
     ),
 ];
 
+/// Rules inside one crate: (the crate's sources, the text, where it may appear, why).
+const ONE_PLACE_IN_CRATE: &[(&str, &str, &[&str], &str)] = &[(
+    "crates/igdisplay-mock/src/",
+    "serde_json::to_vec",
+    &["crates/igdisplay-mock/src/wire.rs"],
+    "the mock renders every answer one way: a serde_json::Value, made bytes by wire's render_json \
+     or Reply::json (a 500 that says so when it cannot, never an empty 200)",
+)];
+
 /// Every `ONE_PLACE` text found outside its place in the `src/` of the workspace crates and
 /// the examples, and every `FACADE_ONLY` one there and in the bench. A file's unit tests (from
 /// its `#[cfg(test)] mod tests`) are left out: they may build and name what they check.
@@ -366,7 +375,11 @@ fn check_one_place(root: &Path, problems: &mut Vec<String>) {
         let rules = FACADE_ONLY
             .iter()
             .chain(ONE_PLACE.iter().filter(|_| !shown.starts_with("bench/")));
-        for (needle, allowed, why) in rules {
+        let in_crate = ONE_PLACE_IN_CRATE
+            .iter()
+            .filter(|(scope, ..)| shown.starts_with(scope))
+            .map(|(_, needle, allowed, why)| (needle, allowed, why));
+        for (needle, allowed, why) in rules.map(|(n, a, w)| (n, a, w)).chain(in_crate) {
             if text.contains(needle) && !allowed.iter().any(|place| shown.starts_with(place)) {
                 problems.push(format!("{shown}: uses `{needle}`: {why}"));
             }
@@ -702,7 +715,8 @@ mod one_place_tests {
         write(
             "crates/igdisplay-mock/src",
             "//! x\ntype C = hyper_util::client::legacy::Client<C, B>;\n\
-             struct World { cache: crate::routes::graph::FieldsCache }\n",
+             struct World { cache: crate::routes::graph::FieldsCache }\n\
+             fn body() -> Vec<u8> { serde_json::to_vec(&v).unwrap_or_default() }\n",
         );
         write(
             "crates/igdisplay-cli/src",
@@ -722,6 +736,7 @@ mod one_place_tests {
                 "crates/igdisplay-graph/src/lib.rs: uses `fn is_retryable(`",
                 "crates/igdisplay-mirror/src/lib.rs: uses `hyper_util::client",
                 "crates/igdisplay-mock/src/lib.rs: uses `routes::`",
+                "crates/igdisplay-mock/src/lib.rs: uses `serde_json::to_vec`",
                 "crates/igdisplay-store/src/lib.rs: uses `fn is_retryable(`",
             ],
         );

@@ -393,11 +393,17 @@ impl World {
     ) -> Result<Vec<u8>, GraphFailure> {
         let u = &self.users[user];
         let login = self.options.platform == MockPlatform::InstagramLogin;
-        let mut out: Vec<(&str, Field<'_>)> = Vec::with_capacity(fields.by_name.len() + 1);
+        // The fields as one object: serde_json's map keeps its keys sorted, each once.
+        let mut out = Map::new();
         for &i in &fields.by_name {
             let name = fields.names[i].as_str();
             match self.user_field(u, name, login, media_allowed) {
-                Some(Ok(value)) => out.push((name, value)),
+                Some(Ok(Some(value))) => {
+                    out.insert(name.to_owned(), value);
+                }
+                // A field this user lacks (a profile without a `website`) is left out, as
+                // Instagram leaves it out, rather than sent as `null`.
+                Some(Ok(None)) => {}
                 // A refusal names the first refused field in the order asked, as Instagram does.
                 _ => return Err(self.user_fields_refused(u, fields, login, media_allowed)),
             }
@@ -420,38 +426,38 @@ impl World {
                 version,
             };
             let inner = parse_fields(Some(&fields_text));
-            let page = Field::Tree(self.media_page(user, &inner, &query, token)?);
-            let at = out.partition_point(|(name, _)| *name < "media");
-            out.insert(at, ("media", page));
+            out.insert("media".to_owned(), self.media_page(user, &inner, &query, token)?);
         }
-        Ok(object_bytes(&out))
+        crate::wire::render_json(&Value::Object(out))
     }
 
     /// The value of User field `name`: `None` for a field the platform does not serve (an
     /// `(#100) Tried accessing nonexisting field`), `Some(Err)` for `media_count` without the
-    /// media permission. Basic Display serves four fields (reference A.8); Instagram Login adds
-    /// the professional account's id, name, picture and follower counts (reference B.6).
-    fn user_field<'a>(
+    /// media permission, `Some(Ok(None))` for a field this user lacks. Basic Display serves four
+    /// fields (reference A.8); Instagram Login adds the professional account's id, name,
+    /// picture and follower counts (reference B.6).
+    fn user_field(
         &self,
-        u: &'a User,
+        u: &User,
         name: &str,
         login: bool,
         media_allowed: bool,
-    ) -> Option<Result<Field<'a>, GraphFailure>> {
+    ) -> Option<Result<Option<Value>, GraphFailure>> {
+        let text = |t: &str| Some(Value::from(t));
         let value = match name {
-            "id" => Field::Text(&u.id),
-            "username" => Field::Text(&u.username),
-            "account_type" => Field::Text(&u.account_type),
+            "id" => text(&u.id),
+            "username" => text(&u.username),
+            "account_type" => text(&u.account_type),
             "media_count" if !media_allowed => return Some(Err(no_permission())),
-            "media_count" => Field::Number(u64::try_from(u.media.len()).unwrap_or(u64::MAX)),
+            "media_count" => Some(Value::from(u.media.len())),
             _ if !login => return None,
-            "user_id" => Field::Text(&u.ig_id),
-            "name" => Field::Text(&u.name),
-            "profile_picture_url" => Field::Owned(self.cdn_url(&format!("{}_profile.jpg", u.id))),
-            "followers_count" => Field::Number(u.followers),
-            "follows_count" => Field::Number(u.follows),
-            "biography" => u.biography.as_deref().map_or(Field::Absent, Field::Text),
-            "website" => u.website.as_deref().map_or(Field::Absent, Field::Text),
+            "user_id" => text(&u.ig_id),
+            "name" => text(&u.name),
+            "profile_picture_url" => Some(Value::from(self.cdn_url(&format!("{}_profile.jpg", u.id)))),
+            "followers_count" => Some(Value::from(u.followers)),
+            "follows_count" => Some(Value::from(u.follows)),
+            "biography" => u.biography.as_deref().and_then(text),
+            "website" => u.website.as_deref().and_then(text),
             _ => return None,
         };
         Some(Ok(value))
@@ -828,60 +834,6 @@ impl World {
     }
 }
 
-/// A value of a node rendered straight from the world: borrowed text, made text, a count,
-/// or a tree (an expanded edge).
-enum Field<'a> {
-    Text(&'a str),
-    Owned(String),
-    Number(u64),
-    Tree(Value),
-    /// A field the node has but this one lacks (a profile without a `website`): left out of
-    /// the answer, as Instagram leaves it out, rather than sent as `null`.
-    Absent,
-}
-
-/// Named fields as a JSON object, in their order, straight to bytes. The names are
-/// Instagram's field names (checked against the node's before they get here), sent as they are.
-fn object_bytes(fields: &[(&str, Field<'_>)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + 48 * fields.len());
-    out.push(b'{');
-    let present = fields.iter().filter(|(_, value)| !matches!(value, Field::Absent));
-    for (i, (name, value)) in present.enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        // A field name: letters and underscores, nothing to escape.
-        out.push(b'"');
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
-        match value {
-            Field::Text(text) => push_json_str(&mut out, text),
-            Field::Owned(text) => push_json_str(&mut out, text),
-            Field::Number(n) => {
-                let _ = serde_json::to_writer(&mut out, n);
-            }
-            Field::Tree(tree) => {
-                let _ = serde_json::to_writer(&mut out, tree);
-            }
-            Field::Absent => {}
-        }
-    }
-    out.push(b'}');
-    out
-}
-
-/// `text` as a JSON string: as it is between quotes when nothing in it needs escaping (the
-/// usual ids, names and URLs), through serde_json otherwise; the bytes are the same.
-fn push_json_str(out: &mut Vec<u8>, text: &str) {
-    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
-    } else {
-        let _ = serde_json::to_writer(out, text);
-    }
-}
-
 /// The user a media item or album child belongs to.
 fn owner(found: MediaRef) -> usize {
     match found {
@@ -938,23 +890,4 @@ fn bearer(headers: &http::HeaderMap) -> Option<String> {
     let (scheme, token) = value.split_once(' ')?;
     (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth"))
         .then(|| token.trim().to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn json_strings_are_written_as_serde_json_writes_them() {
-        for text in [
-            "jayposiris",
-            "Jay \"J\" Posiris",
-            "back\\slash",
-            "tab\there",
-            "é日本\u{7f}",
-            "",
-        ] {
-            let mut out = Vec::new();
-            super::push_json_str(&mut out, text);
-            assert_eq!(out, serde_json::to_vec(text).unwrap(), "{text:?}");
-        }
-    }
 }
