@@ -46,11 +46,16 @@ pub enum AuthorizeError {
     Scope(#[from] crate::scopes::ScopeError),
 }
 
+/// `n` bytes from the OS CSPRNG: the one draw both encodings below make.
+fn random_bytes(n: usize) -> Result<Vec<u8>, RandomnessError> {
+    let mut buf = vec![0u8; n];
+    getrandom::fill(&mut buf).map_err(RandomnessError)?;
+    Ok(buf)
+}
+
 /// `n` bytes from the OS CSPRNG, base64url without padding.
 pub(crate) fn random_token(bytes: usize) -> Result<String, RandomnessError> {
-    let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).map_err(RandomnessError)?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes(bytes)?))
 }
 
 /// `bytes` random bytes from the operating system, in lower-case hex (two characters a
@@ -70,9 +75,7 @@ pub(crate) fn random_token(bytes: usize) -> Result<String, RandomnessError> {
 /// The operating system gave no randomness: no name is made (a predictable one would be
 /// worse).
 pub fn random_hex(bytes: usize) -> Result<String, RandomnessError> {
-    let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).map_err(RandomnessError)?;
-    Ok(hex(&buf))
+    Ok(hex(&random_bytes(bytes)?))
 }
 
 /// `bytes` in lower-case hex, two characters a byte (a digest, a random name).

@@ -97,10 +97,7 @@ impl ShiftedClock {
 
     /// Moves the clock (and its clones) so that it reads `unix_seconds` now.
     pub fn set_unix(&self, unix_seconds: i64) {
-        let system = SystemClock
-            .now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
+        let system = igdisplay_model::Timestamp::from_system_time(SystemClock.now()).unix();
         self.shift
             .store(unix_seconds.saturating_sub(system), Ordering::Relaxed);
     }
