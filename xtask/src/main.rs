@@ -11,6 +11,7 @@ mod bench;
 mod ci;
 mod fn_length;
 mod fuzz;
+mod named_tests;
 mod postgres;
 mod s3;
 mod tidy;

@@ -71,6 +71,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     check_clock_rule(root, &mut problems);
     check_snapshot_secrets(root, &mut problems);
     crate::fn_length::check(root, &mut problems);
+    crate::named_tests::check(root, &mut problems);
     if problems.is_empty() {
         return Ok(());
     }
