@@ -435,8 +435,9 @@ pub(crate) fn masked_query(raw: &str) -> String {
 }
 
 /// `value` as a JSON body, or the 500 a Graph host answers when it cannot render one: never
-/// an empty 200.
-pub(crate) fn render_json(value: &Value) -> Result<Vec<u8>, GraphFailure> {
+/// an empty 200. The one way an answer becomes bytes: a `serde_json::Value`, or a [`Node`]
+/// borrowed from the world where building a tree would cost (the User node of every `/me`).
+pub(crate) fn render_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, GraphFailure> {
     serde_json::to_vec(value).map_err(|error| {
         GraphFailure::new(
             500,
@@ -445,6 +446,42 @@ pub(crate) fn render_json(value: &Value) -> Result<Vec<u8>, GraphFailure> {
             format!("the mock could not render its answer: {error}"),
         )
     })
+}
+
+/// A node's value borrowed from the world (or made for the answer), rendered by serde
+/// without a `serde_json::Value` tree.
+pub(crate) enum Field<'a> {
+    Text(&'a str),
+    Owned(String),
+    Number(u64),
+    /// An expanded edge, already a tree.
+    Tree(Value),
+}
+
+impl serde::Serialize for Field<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Field::Text(text) => serializer.serialize_str(text),
+            Field::Owned(text) => serializer.serialize_str(text),
+            Field::Number(n) => serializer.serialize_u64(*n),
+            Field::Tree(tree) => tree.serialize(serializer),
+        }
+    }
+}
+
+/// Named fields as one JSON object, in the order given (the caller keeps them sorted, each
+/// once, as every answer's keys are).
+pub(crate) struct Node<'a>(pub(crate) Vec<(&'a str, Field<'a>)>);
+
+impl serde::Serialize for Node<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
 }
 
 /// `sha256=<hex>`: Meta's `X-Hub-Signature-256` of `body` under the app `secret`.

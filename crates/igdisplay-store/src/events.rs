@@ -85,6 +85,19 @@ pub enum Event {
         /// The code given to Meta for the status page.
         confirmation_code: String,
     },
+    /// A feed's sync found the account's token refused (igdisplay-feeds): the account is
+    /// marked revoked and its feeds keep their last good posts, saying `needs_login`, until
+    /// its owner connects it again. The feed service's form of [`Event::Revoked`].
+    NeedsLogin {
+        /// Whose account.
+        user_id: UserId,
+        /// When it happened.
+        at: Timestamp,
+        /// The feeds that show the account.
+        feeds: Vec<String>,
+        /// What Instagram answered.
+        reason: String,
+    },
     /// Meta delivered a webhook notification for the account (a comment, a mention, a
     /// message, ...): kept in the outbox before Meta's delivery was acknowledged, in the order
     /// received, and delivered to the application like every event. The account's state is
@@ -110,6 +123,7 @@ impl Event {
             | Event::Expired { user_id, .. }
             | Event::Deauthorized { user_id, .. }
             | Event::DeletionRequested { user_id, .. }
+            | Event::NeedsLogin { user_id, .. }
             | Event::InstagramNotification { user_id, .. } => user_id,
         }
     }
@@ -124,6 +138,7 @@ impl Event {
             Event::Expired { .. } => "expired",
             Event::Deauthorized { .. } => "deauthorized",
             Event::DeletionRequested { .. } => "deletion_requested",
+            Event::NeedsLogin { .. } => "needs_login",
             Event::InstagramNotification { .. } => "instagram_notification",
         }
     }
@@ -134,7 +149,7 @@ impl Event {
         match self {
             Event::Refreshed { .. } | Event::Recovered { .. } => Some(AccountState::Active),
             Event::ExpiringSoon { .. } => Some(AccountState::Failing),
-            Event::Revoked { .. } => Some(AccountState::Revoked),
+            Event::Revoked { .. } | Event::NeedsLogin { .. } => Some(AccountState::Revoked),
             Event::Expired { .. } => Some(AccountState::Expired),
             Event::Deauthorized { .. } => Some(AccountState::Deauthorized),
             Event::DeletionRequested { .. } | Event::InstagramNotification { .. } => None,

@@ -111,7 +111,7 @@ fn query(
     sqlx::query(sql.text(dialect))
 }
 
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
+pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
 type Query = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
 
 /// `query` with `row`'s values bound in their one order: user, record, token, key id, issued,
@@ -145,7 +145,7 @@ impl Accounts {
     }
 
     /// A statement whose time is `{now}`: `$1` bound.
-    fn at(&self, sql: &'static Sql) -> Query {
+    pub(crate) fn at(&self, sql: &'static Sql) -> Query {
         query(sql, self.dialect).bind(self.time.seconds())
     }
 
@@ -154,19 +154,19 @@ impl Accounts {
         query(sql, self.dialect).bind(self.time.millis())
     }
 
-    async fn begin(&self, action: &'static str) -> Result<Tx, Error> {
+    pub(crate) async fn begin(&self, action: &'static str) -> Result<Tx, Error> {
         self.pool
             .begin_with(self.dialect.begin_write())
             .await
             .map_err(Error::statement(action))
     }
 
-    async fn commit(tx: Tx, action: &'static str) -> Result<(), Error> {
+    pub(crate) async fn commit(tx: Tx, action: &'static str) -> Result<(), Error> {
         tx.commit().await.map_err(Error::statement(action))
     }
 
     /// Appends `event` to the outbox inside `tx`, created at `now`.
-    async fn append(tx: &mut Tx, event: &Event, now: i64) -> Result<(), Error> {
+    pub(crate) async fn append(tx: &mut Tx, event: &Event, now: i64) -> Result<(), Error> {
         let body = serde_json::to_string(event).map_err(|source| Error::Corrupt {
             user_id: event.user_id().as_str().to_owned(),
             source,

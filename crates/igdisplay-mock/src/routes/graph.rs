@@ -20,7 +20,7 @@ use crate::clock::instagram_timestamp;
 use crate::fields::{Fields, parse_fields};
 use crate::seed::{MockPlatform, SeedShape};
 use crate::state::{Child, Kind, Media, MediaRef, User, World};
-use crate::wire::{GraphFailure, Reply, Req, encode};
+use crate::wire::{Field, GraphFailure, Node, Reply, Req, encode};
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
@@ -393,14 +393,12 @@ impl World {
     ) -> Result<Vec<u8>, GraphFailure> {
         let u = &self.users[user];
         let login = self.options.platform == MockPlatform::InstagramLogin;
-        // The fields as one object: serde_json's map keeps its keys sorted, each once.
-        let mut out = Map::new();
+        // The fields in the order of their names (sorted, each once), borrowed from the world.
+        let mut out: Vec<(&str, Field<'_>)> = Vec::with_capacity(fields.by_name.len() + 1);
         for &i in &fields.by_name {
             let name = fields.names[i].as_str();
             match self.user_field(u, name, login, media_allowed) {
-                Some(Ok(Some(value))) => {
-                    out.insert(name.to_owned(), value);
-                }
+                Some(Ok(Some(value))) => out.push((name, value)),
                 // A field this user lacks (a profile without a `website`) is left out, as
                 // Instagram leaves it out, rather than sent as `null`.
                 Some(Ok(None)) => {}
@@ -426,9 +424,11 @@ impl World {
                 version,
             };
             let inner = parse_fields(Some(&fields_text));
-            out.insert("media".to_owned(), self.media_page(user, &inner, &query, token)?);
+            let page = Field::Tree(self.media_page(user, &inner, &query, token)?);
+            let at = out.partition_point(|(name, _)| *name < "media");
+            out.insert(at, ("media", page));
         }
-        crate::wire::render_json(&Value::Object(out))
+        crate::wire::render_json(&Node(out))
     }
 
     /// The value of User field `name`: `None` for a field the platform does not serve (an
@@ -436,26 +436,26 @@ impl World {
     /// media permission, `Some(Ok(None))` for a field this user lacks. Basic Display serves four
     /// fields (reference A.8); Instagram Login adds the professional account's id, name,
     /// picture and follower counts (reference B.6).
-    fn user_field(
+    fn user_field<'a>(
         &self,
-        u: &User,
+        u: &'a User,
         name: &str,
         login: bool,
         media_allowed: bool,
-    ) -> Option<Result<Option<Value>, GraphFailure>> {
-        let text = |t: &str| Some(Value::from(t));
+    ) -> Option<Result<Option<Field<'a>>, GraphFailure>> {
+        let text = |t: &'a str| Some(Field::Text(t));
         let value = match name {
             "id" => text(&u.id),
             "username" => text(&u.username),
             "account_type" => text(&u.account_type),
             "media_count" if !media_allowed => return Some(Err(no_permission())),
-            "media_count" => Some(Value::from(u.media.len())),
+            "media_count" => Some(Field::Number(u64::try_from(u.media.len()).unwrap_or(u64::MAX))),
             _ if !login => return None,
             "user_id" => text(&u.ig_id),
             "name" => text(&u.name),
-            "profile_picture_url" => Some(Value::from(self.cdn_url(&format!("{}_profile.jpg", u.id)))),
-            "followers_count" => Some(Value::from(u.followers)),
-            "follows_count" => Some(Value::from(u.follows)),
+            "profile_picture_url" => Some(Field::Owned(self.cdn_url(&format!("{}_profile.jpg", u.id)))),
+            "followers_count" => Some(Field::Number(u.followers)),
+            "follows_count" => Some(Field::Number(u.follows)),
             "biography" => u.biography.as_deref().and_then(text),
             "website" => u.website.as_deref().and_then(text),
             _ => return None,

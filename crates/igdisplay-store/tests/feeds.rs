@@ -1,0 +1,322 @@
+//! The feed service's rows on both databases: feeds, one-time connect links (used once,
+//! expiring, their parked login sealed), admin tokens kept as hashes, deleting a feed (its
+//! account released only when no other feed shows it), the sync schedule shared by instances
+//! (claims, a dead instance's claim taken over, a late finish refused), and `needs_login`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+
+use igdisplay_auth::TokenStore as _;
+use igdisplay_model::{Timestamp, UserId};
+use igdisplay_store::{Event, LinkState, SqlStore};
+use std::sync::Arc;
+use std::time::Duration;
+
+mod common;
+use common::{Db, record, ring};
+
+on_both!(
+    feeds_are_created_read_listed_updated_and_deleted,
+    a_connect_link_binds_its_feed_once_and_then_is_used,
+    a_connect_link_expires_and_a_deleted_feeds_link_is_unknown,
+    a_parked_login_is_sealed_to_its_link,
+    deleting_the_last_feed_of_an_account_releases_its_token_and_schedule,
+    admin_tokens_and_link_secrets_are_never_in_the_database,
+    an_account_is_synced_by_one_instance_and_a_dead_ones_claim_is_taken_over,
+    a_revoked_account_writes_needs_login_naming_its_feeds_once,
+);
+
+const USER: &str = "17841400000000001";
+
+/// A store whose time is pinned to `clock` (so leases and expiries move with the test).
+async fn pinned(db: &Db, clock: &igdisplay_http::ManualClock) -> SqlStore {
+    db.open(ring("k1", 1))
+        .await
+        .with_pinned_time(Arc::new(clock.clone()))
+}
+
+async fn feeds_are_created_read_listed_updated_and_deleted(db: Db) {
+    let store = db.open(ring("k1", 1)).await;
+    let a = store
+        .create_feed("Café Nova", r#"{"max_posts":12}"#)
+        .await
+        .unwrap();
+    let b = store.create_feed("Jay", "{}").await.unwrap();
+    assert_ne!(a.id, b.id);
+    assert!(a.id.bytes().all(|c| c.is_ascii_hexdigit()) && a.id.len() == 32);
+    assert_eq!((a.user_id.clone(), a.version), (None, 1));
+    let listed = store.list_feeds(None, 10).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    let first = store.list_feeds(None, 1).await.unwrap();
+    let rest = store.list_feeds(Some(&first[0].id), 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_ne!(first[0].id, rest[0].id);
+    let updated = store
+        .update_feed(&a.id, "Café Nova (new)", r#"{"max_posts":6}"#)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((updated.version, updated.name.as_str()), (2, "Café Nova (new)"));
+    assert_eq!(store.feed(&a.id).await.unwrap(), Some(updated));
+    assert_eq!(store.update_feed("0000", "x", "{}").await.unwrap(), None);
+    let deleted = store.delete_feed(&a.id).await.unwrap().unwrap();
+    assert_eq!((deleted.user_id, deleted.account_released), (None, false));
+    assert_eq!(store.feed(&a.id).await.unwrap(), None);
+    assert_eq!(store.delete_feed(&a.id).await.unwrap(), None);
+}
+
+async fn a_connect_link_binds_its_feed_once_and_then_is_used(db: Db) {
+    let store = db.open(ring("k1", 1)).await;
+    let feed = store.create_feed("Café Nova", "{}").await.unwrap();
+    let link = store
+        .add_connect_link(&feed.id, Duration::from_secs(7 * 86_400))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.connect_link(&link).await.unwrap(),
+        LinkState::Valid {
+            feed_id: feed.id.clone()
+        }
+    );
+    let user = UserId::new(USER);
+    let (state, released) = store.redeem_connect_link(&link, &user).await.unwrap();
+    assert_eq!(
+        (state, released),
+        (
+            LinkState::Valid {
+                feed_id: feed.id.clone()
+            },
+            None
+        )
+    );
+    let bound = store.feed(&feed.id).await.unwrap().unwrap();
+    assert_eq!((bound.user_id, bound.version), (Some(user.clone()), 2));
+    // Its sync is due at once.
+    let schedules = store.sync_schedules(None, 10).await.unwrap();
+    assert_eq!(schedules.len(), 1);
+    assert_eq!(schedules[0].user_id, user);
+    // Twice: refused, and nothing changes.
+    let other = UserId::new("17841400000000002");
+    let (again, _) = store.redeem_connect_link(&link, &other).await.unwrap();
+    assert_eq!(again, LinkState::Used);
+    assert_eq!(store.feed(&feed.id).await.unwrap().unwrap().user_id, Some(user));
+    assert!(!store.park_connect_login(&link, b"{}").await.unwrap());
+    assert_eq!(store.parked_login(&link).await.unwrap(), None);
+    // A link of a feed that does not exist is never made.
+    assert_eq!(
+        store
+            .add_connect_link("nope", Duration::from_secs(60))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn a_connect_link_expires_and_a_deleted_feeds_link_is_unknown(db: Db) {
+    let clock = igdisplay_http::ManualClock::at_unix(1_800_000_000);
+    let store = pinned(&db, &clock).await;
+    let feed = store.create_feed("Café Nova", "{}").await.unwrap();
+    let link = store
+        .add_connect_link(&feed.id, Duration::from_secs(3600))
+        .await
+        .unwrap()
+        .unwrap();
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(store.connect_link(&link).await.unwrap(), LinkState::Expired);
+    let (state, _) = store
+        .redeem_connect_link(&link, &UserId::new(USER))
+        .await
+        .unwrap();
+    assert_eq!(state, LinkState::Expired);
+    assert_eq!(store.feed(&feed.id).await.unwrap().unwrap().user_id, None);
+    let fresh = store
+        .add_connect_link(&feed.id, Duration::from_secs(3600))
+        .await
+        .unwrap()
+        .unwrap();
+    store.delete_feed(&feed.id).await.unwrap();
+    assert_eq!(store.connect_link(&fresh).await.unwrap(), LinkState::Unknown);
+    assert_eq!(
+        store.connect_link("never-made").await.unwrap(),
+        LinkState::Unknown
+    );
+}
+
+async fn a_parked_login_is_sealed_to_its_link(db: Db) {
+    let store = db.open(ring("k1", 1)).await;
+    let feed = store.create_feed("Café Nova", "{}").await.unwrap();
+    let link = store
+        .add_connect_link(&feed.id, Duration::from_secs(3600))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.parked_login(&link).await.unwrap(), None);
+    let pending = br#"{"state":"PARKED-STATE-CANARY"}"#;
+    assert!(store.park_connect_login(&link, pending).await.unwrap());
+    assert_eq!(
+        store.parked_login(&link).await.unwrap(),
+        Some((feed.id.clone(), pending.to_vec()))
+    );
+    let contents = db.contents();
+    assert!(
+        !contents
+            .windows(20)
+            .any(|w| w == b"PARKED-STATE-CANARY\""[..20].as_ref()),
+        "the parked login is sealed"
+    );
+    // Another store's key ring does not open it.
+    let stranger = db.open(ring("k2", 2)).await;
+    assert!(stranger.parked_login(&link).await.is_err());
+    // Used, the parked login is erased.
+    store
+        .redeem_connect_link(&link, &UserId::new(USER))
+        .await
+        .unwrap();
+    assert_eq!(store.parked_login(&link).await.unwrap(), None);
+}
+
+async fn deleting_the_last_feed_of_an_account_releases_its_token_and_schedule(db: Db) {
+    let store = db.open(ring("k1", 1)).await;
+    let user = UserId::new(USER);
+    store
+        .save(&record(USER, "IGAAtoken", 1_700_000_000))
+        .await
+        .unwrap();
+    let mut feeds = Vec::new();
+    for name in ["site A", "site B"] {
+        let feed = store.create_feed(name, "{}").await.unwrap();
+        let link = store
+            .add_connect_link(&feed.id, Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .unwrap();
+        store.redeem_connect_link(&link, &user).await.unwrap();
+        feeds.push(feed.id);
+    }
+    assert_eq!(store.feeds_of(&user).await.unwrap().len(), 2);
+    let first = store.delete_feed(&feeds[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (first.user_id.clone(), first.account_released),
+        (Some(user.clone()), false)
+    );
+    assert!(
+        store.load(&user).await.unwrap().is_some(),
+        "the other feed still shows it"
+    );
+    let last = store.delete_feed(&feeds[1]).await.unwrap().unwrap();
+    assert!(last.account_released);
+    assert!(
+        store.load(&user).await.unwrap().is_none(),
+        "its token went with the last feed"
+    );
+    assert!(store.sync_schedules(None, 10).await.unwrap().is_empty());
+}
+
+async fn admin_tokens_and_link_secrets_are_never_in_the_database(db: Db) {
+    let store = db.open(ring("k1", 1)).await;
+    let admin = store.add_admin_token("ops").await.unwrap();
+    assert!(admin.starts_with("igfa_") && admin.len() > 60);
+    assert!(store.is_admin_token(&admin).await.unwrap());
+    assert!(!store.is_admin_token("igfa_guess").await.unwrap());
+    assert!(!store.is_admin_token(&admin[..admin.len() - 1]).await.unwrap());
+    let feed = store.create_feed("x", "{}").await.unwrap();
+    let link = store
+        .add_connect_link(&feed.id, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let contents = db.contents();
+    for secret in [&admin, &link] {
+        assert!(
+            !contents.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "a secret is in the database in the clear"
+        );
+    }
+}
+
+async fn an_account_is_synced_by_one_instance_and_a_dead_ones_claim_is_taken_over(db: Db) {
+    let clock = igdisplay_http::ManualClock::at_unix(1_800_000_000);
+    let store = pinned(&db, &clock).await;
+    let user = UserId::new(USER);
+    let feed = store.create_feed("x", "{}").await.unwrap();
+    let link = store
+        .add_connect_link(&feed.id, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    store.redeem_connect_link(&link, &user).await.unwrap();
+    let lease = Duration::from_secs(120);
+    assert_eq!(
+        store.claim_syncs("a", lease, 10).await.unwrap(),
+        std::slice::from_ref(&user)
+    );
+    assert!(
+        store.claim_syncs("b", lease, 10).await.unwrap().is_empty(),
+        "held by a"
+    );
+    // `a` dies; its claim runs out and `b` takes it over.
+    clock.advance(lease);
+    assert_eq!(
+        store.claim_syncs("b", lease, 10).await.unwrap(),
+        std::slice::from_ref(&user)
+    );
+    let next = Timestamp::from_unix(1_800_000_000 + 120 + 900);
+    assert!(
+        !store.finish_sync(&user, "a", next, None).await.unwrap(),
+        "a's finish comes too late"
+    );
+    assert!(store.finish_sync(&user, "b", next, Some("boom")).await.unwrap());
+    let schedule = &store.sync_schedules(None, 10).await.unwrap()[0];
+    assert_eq!(
+        (schedule.next_sync_at, schedule.syncs, schedule.leased),
+        (next, 1, false)
+    );
+    assert_eq!(schedule.last_error.as_deref(), Some("boom"));
+    assert!(
+        store.claim_syncs("a", lease, 10).await.unwrap().is_empty(),
+        "not due yet"
+    );
+    clock.advance(Duration::from_secs(900));
+    assert_eq!(
+        store.claim_syncs("a", lease, 10).await.unwrap(),
+        std::slice::from_ref(&user)
+    );
+    store.release_sync(&user, "a").await.unwrap();
+    assert_eq!(store.claim_syncs("c", lease, 10).await.unwrap(), [user]);
+}
+
+async fn a_revoked_account_writes_needs_login_naming_its_feeds_once(db: Db) {
+    let store = db.open(ring("k1", 1)).await;
+    let user = UserId::new(USER);
+    store
+        .save(&record(USER, "IGAAtoken", 1_700_000_000))
+        .await
+        .unwrap();
+    let feed = store.create_feed("x", "{}").await.unwrap();
+    let link = store
+        .add_connect_link(&feed.id, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    store.redeem_connect_link(&link, &user).await.unwrap();
+    let event = store
+        .mark_needs_login(&user, "Error validating access token")
+        .await
+        .unwrap()
+        .unwrap();
+    let Event::NeedsLogin { feeds, .. } = &event else {
+        panic!("{event:?}");
+    };
+    assert_eq!(feeds, std::slice::from_ref(&feed.id));
+    assert_eq!(event.kind(), "needs_login");
+    assert_eq!(store.mark_needs_login(&user, "again").await.unwrap(), None);
+    let outbox = store.list_events(None, 0, 10).await.unwrap();
+    assert_eq!(
+        outbox.iter().filter(|e| e.event.kind() == "needs_login").count(),
+        1
+    );
+    assert_eq!(
+        store.account(&user).await.unwrap().unwrap().state,
+        igdisplay_store::AccountState::Revoked
+    );
+}
