@@ -30,6 +30,8 @@ fn allowed_workspace_deps(name: &str) -> Option<Vec<&'static str>> {
         // for the one temporary-file writer, `PrivateFile`, never for tokens).
         "igdisplay-store" | "igdisplay-mirror" => (4, &[]),
         "igdisplay" => (4, &["igdisplay-mock", "igdisplay-store"]),
+        // The feed service: the facade (one pacer per app), the store and the mirror.
+        "igdisplay-feeds" => (4, &["igdisplay", "igdisplay-store", "igdisplay-mirror"]),
         "igdisplay-cli" => (
             4,
             &[

@@ -89,18 +89,7 @@ impl fmt::Display for Failure {
 }
 
 /// An error with its sources, `a: b: c`, each part once.
-pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut source = error.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}
+pub(crate) use igdisplay::model::error_chain as chain;
 
 impl From<TokenError> for Failure {
     fn from(error: TokenError) -> Self {

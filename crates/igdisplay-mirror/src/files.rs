@@ -749,8 +749,8 @@ impl FileBody {
         }
     }
 
-    /// A body already read.
-    fn bytes(bytes: Bytes) -> Self {
+    /// A body already in memory (a rendered page beside the files).
+    pub fn bytes(bytes: Bytes) -> Self {
         Self {
             whole: (!bytes.is_empty()).then_some(bytes),
             ..Self::empty()

@@ -169,6 +169,26 @@ pub fn classify(code: i64, subcode: Option<i64>, is_transient: bool, http_status
     }
 }
 
+/// An error with its sources in one line, `a: b: c`, a source whose text the line already
+/// holds left out: how every igdisplay program writes an error for a person or a log.
+///
+/// ```
+/// let io = std::io::Error::other("disk full");
+/// assert_eq!(igdisplay_model::error_chain(&io), "disk full");
+/// ```
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::ErrorClass::*;

@@ -21,6 +21,7 @@ pub use decode::{DecodeError, MASK, SNIPPET_CHARS, decode, mask, snippet};
 pub use enums::{AccountType, MediaProductType, MediaType, Platform};
 pub use error::{
     ErrorBody, ErrorClass, GraphError, GraphErrorBody, INVALID_TOKEN_SUBCODES, OAuthErrorBody, classify,
+    error_chain,
 };
 pub use id::{CommentId, MediaId, UserId};
 pub use insight::{Insight, InsightValue, TotalValue};

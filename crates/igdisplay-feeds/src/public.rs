@@ -1,0 +1,234 @@
+//! `GET /v1/feeds/{id}`: a feed's posts as JSON, a page at a time, to the pages of the
+//! origins the feed allows, with validators and cache headers.
+
+use crate::service::{Answer, Cached, FeedService, problem};
+use crate::settings::FeedSettings;
+use crate::view::{DEFAULT_PAGE, FeedState, MAX_PAGE, Snapshot, offset_of, render_page, select};
+use bytes::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use igdisplay::store::AccountState;
+use igdisplay_mirror::FileBody;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// What a page is cached for by browsers and CDNs: briefly, then served stale while it is
+/// fetched again.
+const CACHE_CONTROL: &str = "public, max-age=5, stale-while-revalidate=60";
+
+impl FeedService {
+    /// `GET`, `HEAD` or `OPTIONS` (a preflight) of `/v1/feeds/{id}`.
+    pub(crate) async fn public_feed<B>(&self, method: &Method, id: &str, request: &Request<B>) -> Answer {
+        if !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            return problem(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "read a feed with GET",
+            );
+        }
+        let feed = match self.cached(id).await {
+            Ok(Some(feed)) => feed,
+            Ok(None) => return problem(StatusCode::NOT_FOUND, "not_found", "no such feed"),
+            Err(error) => {
+                tracing::warn!(feed = id, error = %error, "a feed could not be read");
+                return problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the feed cannot be read right now",
+                );
+            }
+        };
+        let origin = request
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok());
+        // A page of another origin gets no feed (not only a response the browser hides).
+        if let Some(origin) = origin
+            && !feed.settings.allows_origin(origin)
+        {
+            return problem(
+                StatusCode::FORBIDDEN,
+                "origin_not_allowed",
+                "this feed is not shown on this site",
+            );
+        }
+        let mut response = if *method == Method::OPTIONS {
+            preflight()
+        } else {
+            match paging(request.uri().query().unwrap_or("")) {
+                Ok((offset, limit)) => page_of(&feed, request, offset, limit),
+                Err((code, message)) => problem(StatusCode::BAD_REQUEST, code, message),
+            }
+        };
+        if *method == Method::HEAD {
+            *response.body_mut() = FileBody::empty();
+        }
+        cors(response.headers_mut(), &feed.settings, origin);
+        response
+    }
+
+    /// The feed `id` as this instance knows it: from the cache while it is young, else read
+    /// again (its row, its account's state, the mirror's index and the posts it shows).
+    pub(crate) async fn cached(
+        &self,
+        id: &str,
+    ) -> Result<Option<Arc<Cached>>, Box<dyn std::error::Error + Send + Sync>> {
+        let now = self.inner.instagram.clock().now();
+        if let Some(entry) = self
+            .inner
+            .cache
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(id).filter(|c| c.until > now).cloned())
+        {
+            return Ok(Some(entry));
+        }
+        let Some(row) = self.inner.store.feed(id).await? else {
+            self.forget(id);
+            return Ok(None);
+        };
+        let settings: FeedSettings = serde_json::from_str(&row.settings)?;
+        let (state, synced_at, items) = match &row.user_id {
+            None => (FeedState::Pending, None, Vec::new()),
+            Some(user) => {
+                let account = self.inner.store.account(user).await?;
+                let refused = account.is_none_or(|a| {
+                    matches!(
+                        a.state,
+                        AccountState::Revoked | AccountState::Expired | AccountState::Deauthorized
+                    )
+                });
+                let index = self.inner.mirror.index(user).await?;
+                let items = match &index {
+                    Some(index) => select(&self.inner.mirror, index, &settings).await?,
+                    None => Vec::new(),
+                };
+                let synced = index.as_ref().and_then(|i| i.synced_at);
+                (FeedState::of(index.as_ref(), refused), synced, items)
+            }
+        };
+        let entry = Arc::new(Cached {
+            row,
+            settings,
+            state,
+            synced_at,
+            items,
+            pages: Mutex::new(HashMap::new()),
+            media_base: self.inner.config.media_base(),
+            until: now + self.inner.config.cache_ttl,
+        });
+        if let Ok(mut cache) = self.inner.cache.lock() {
+            cache.insert(id.to_owned(), entry.clone());
+        }
+        Ok(Some(entry))
+    }
+}
+
+/// The page of `limit` posts from `offset`, rendered once per cached feed, or 304 when the
+/// client holds it.
+fn page_of<B>(feed: &Cached, request: &Request<B>, offset: usize, limit: usize) -> Answer {
+    let rendered = feed
+        .pages
+        .lock()
+        .ok()
+        .and_then(|pages| pages.get(&(offset, limit)).cloned());
+    let (body, etag) = match rendered {
+        Some(done) => done,
+        None => {
+            let snapshot = Snapshot {
+                feed_id: &feed.row.id,
+                state: &feed.state,
+                synced_at: feed.synced_at,
+                items: &feed.items,
+                pinned: &feed.settings.pinned,
+                media_base: &feed.media_base,
+            };
+            let (body, etag) = render_page(&snapshot, offset, limit);
+            let etag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\""));
+            let done = (Bytes::from(body), etag);
+            if let Ok(mut pages) = feed.pages.lock() {
+                pages.insert((offset, limit), done.clone());
+            }
+            done
+        }
+    };
+    let unchanged = request
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag.to_str().unwrap_or("")));
+    let mut response = if unchanged {
+        let mut response = Response::new(FileBody::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response
+    } else {
+        let mut response = Response::new(FileBody::bytes(body));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, etag);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_CONTROL));
+    response
+}
+
+/// `cursor` and `limit` of a query (anything else in it is ignored), or the error's code and
+/// message.
+fn paging(query: &str) -> Result<(usize, usize), (&'static str, &'static str)> {
+    let mut offset = 0;
+    let mut limit = DEFAULT_PAGE;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "cursor" => {
+                offset = offset_of(value).ok_or(("bad_cursor", "the cursor is not one this feed gave"))?;
+            }
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|l| (1..=MAX_PAGE).contains(l))
+                    .ok_or(("bad_limit", "limit is a number from 1 to 100"))?;
+            }
+            _ => {}
+        }
+    }
+    Ok((offset, limit))
+}
+
+/// The answer to a preflight of an allowed origin.
+fn preflight() -> Answer {
+    let mut response = Response::new(FileBody::empty());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, HEAD"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("if-none-match"),
+    );
+    headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    response
+}
+
+/// The CORS headers of a feed's answer to `origin`: any page when the feed allows every
+/// origin, else that origin alone (already checked).
+fn cors(headers: &mut hyper::HeaderMap, settings: &FeedSettings, origin: Option<&str>) {
+    let allowed = if settings.allowed_origins.is_empty() {
+        Some(HeaderValue::from_static("*"))
+    } else {
+        origin.and_then(|o| HeaderValue::from_str(o).ok())
+    };
+    if let Some(allowed) = allowed {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
+    }
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("etag"),
+    );
+}

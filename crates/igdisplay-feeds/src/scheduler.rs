@@ -1,0 +1,196 @@
+//! The sync scheduler: each instance claims the accounts whose sync is due (a lease in the
+//! database, so one instance at a time syncs an account, and a dead instance's accounts are
+//! taken over when its leases run out), mirrors them, and schedules the next sync at the
+//! account's own pace within its feeds' bounds. A token Instagram refuses marks the account
+//! and writes `needs_login`; its feeds keep their last good posts.
+
+use crate::service::FeedService;
+use crate::settings::FeedSettings;
+use igdisplay::model::{Timestamp, UserId};
+use igdisplay_mirror::{Mirror, SyncError};
+use std::time::Duration;
+
+/// How long after a sync refused for the token the account is looked at again (a new login
+/// through a connect link schedules it at once).
+const AFTER_REFUSAL: Duration = Duration::from_secs(7 * 86_400);
+
+/// What one pass of the scheduler did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Pass {
+    /// Accounts claimed.
+    pub claimed: usize,
+    /// Accounts synced.
+    pub synced: usize,
+    /// Syncs that failed (the last good feed kept).
+    pub failed: usize,
+    /// Accounts found refused (marked, `needs_login` written).
+    pub needs_login: usize,
+    /// Accounts another process was syncing (left due).
+    pub skipped: usize,
+}
+
+impl FeedService {
+    /// One pass: claims up to [`FeedsConfig::sync_batch`](crate::FeedsConfig::sync_batch) due
+    /// accounts and syncs them one after another.
+    ///
+    /// # Errors
+    ///
+    /// The store's, when the claim itself fails.
+    pub async fn sync_due(&self) -> Result<Pass, igdisplay::store::Error> {
+        let config = &self.inner.config;
+        let claimed = self
+            .inner
+            .store
+            .claim_syncs(&config.owner, config.sync_lease, config.sync_batch)
+            .await?;
+        let mut pass = Pass {
+            claimed: claimed.len(),
+            ..Pass::default()
+        };
+        for user in claimed {
+            self.sync_account(&user, &mut pass).await;
+        }
+        Ok(pass)
+    }
+
+    /// Runs passes until `shutdown` completes, waiting [`FeedsConfig::idle`](crate::FeedsConfig::idle)
+    /// after a pass that found nothing due. A sync under way when `shutdown` comes is
+    /// finished first.
+    pub async fn run_scheduler(&self, shutdown: impl std::future::Future<Output = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let pass = self.sync_due().await;
+            let idle = match &pass {
+                Ok(pass) => pass.claimed == 0,
+                Err(error) => {
+                    tracing::warn!(%error, "claiming due syncs failed");
+                    true
+                }
+            };
+            if idle {
+                let clock = self.inner.instagram.clock().clone();
+                tokio::select! {
+                    () = clock.sleep(self.inner.config.idle) => {}
+                    () = &mut shutdown => return,
+                }
+            } else if futures_now(&mut shutdown) {
+                return;
+            }
+        }
+    }
+
+    /// One account's sync under the mirror's task lease, and its next time.
+    async fn sync_account(&self, user: &UserId, pass: &mut Pass) {
+        let inner = &self.inner;
+        let owner = &inner.config.owner;
+        let graph = inner.instagram.graph(user);
+        let work = inner.mirror.sync(user, &graph);
+        let done = inner
+            .store
+            .exclusive(&Mirror::sync_task(user), inner.config.sync_lease, work)
+            .await;
+        let now = Timestamp::from_system_time(inner.instagram.clock().now());
+        let (next, error) = match done {
+            Err(error) => {
+                tracing::warn!(%error, user = %user, "the sync's task lease failed");
+                (
+                    now.saturating_add(Duration::from_secs(60)),
+                    Some(error.to_string()),
+                )
+            }
+            Ok(None) => {
+                pass.skipped += 1;
+                if let Err(error) = inner.store.release_sync(user, owner).await {
+                    tracing::warn!(%error, "a claim was not released; it runs out by itself");
+                }
+                return;
+            }
+            Ok(Some(Ok(report))) => {
+                pass.synced += 1;
+                tracing::info!(user = %user, items = report.items, downloaded = report.downloaded, "synced");
+                (self.next_sync(user, now).await, None)
+            }
+            Ok(Some(Err(error))) => self.failed_sync(user, now, error, pass).await,
+        };
+        if let Err(error) = inner.store.finish_sync(user, owner, next, error.as_deref()).await {
+            tracing::warn!(%error, "a sync's end was not recorded; the claim runs out by itself");
+        }
+        self.forget_account(user).await;
+    }
+
+    /// The next time and the error of a failed sync; a refused token marks the account.
+    async fn failed_sync(
+        &self,
+        user: &UserId,
+        now: Timestamp,
+        error: SyncError,
+        pass: &mut Pass,
+    ) -> (Timestamp, Option<String>) {
+        let message = igdisplay::model::error_chain(&error);
+        if let SyncError::Listing { source, .. } = &error
+            && source.requires_login()
+        {
+            pass.needs_login += 1;
+            match self.inner.store.mark_needs_login(user, &message).await {
+                Ok(Some(_)) => {
+                    tracing::info!(user = %user, "the account's token was refused: needs_login written")
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "needs_login was not written"),
+            }
+            return (now.saturating_add(AFTER_REFUSAL), Some(message));
+        }
+        pass.failed += 1;
+        tracing::warn!(user = %user, error = %message, "a sync failed; the last good feed is kept");
+        let retry = self.bounds(user).await.sync_interval(Duration::ZERO);
+        (now.saturating_add(retry), Some(message))
+    }
+
+    /// When the account is next due: its own pace (the mirror's next poll, a quarter of its
+    /// median posting gap) within the tightest bounds of the feeds that show it.
+    async fn next_sync(&self, user: &UserId, now: Timestamp) -> Timestamp {
+        let wanted = match self.inner.mirror.index(user).await {
+            Ok(Some(index)) => {
+                Duration::from_secs(u64::try_from(index.next_poll_at.unix() - now.unix()).unwrap_or(0))
+            }
+            _ => Duration::ZERO,
+        };
+        now.saturating_add(self.bounds(user).await.sync_interval(wanted))
+    }
+
+    /// The sync bounds of `user`'s feeds together: the shortest minimum and the shortest
+    /// maximum (the most demanding feed wins).
+    async fn bounds(&self, user: &UserId) -> FeedSettings {
+        let mut bounds = FeedSettings::default();
+        if let Ok(feeds) = self.inner.store.feeds_of(user).await {
+            let all: Vec<FeedSettings> = feeds
+                .iter()
+                .filter_map(|f| serde_json::from_str(&f.settings).ok())
+                .collect();
+            if let Some(min) = all.iter().map(|s| s.sync_min_seconds).min() {
+                bounds.sync_min_seconds = min;
+            }
+            if let Some(max) = all.iter().map(|s| s.sync_max_seconds).min() {
+                bounds.sync_max_seconds = max.max(bounds.sync_min_seconds);
+            }
+        }
+        bounds
+    }
+
+    /// Drops this instance's cache of `user`'s feeds: the next read shows the sync.
+    async fn forget_account(&self, user: &UserId) {
+        if let Ok(feeds) = self.inner.store.feeds_of(user).await {
+            for feed in feeds {
+                self.forget(&feed.id);
+            }
+        }
+    }
+}
+
+/// Whether `shutdown` has already completed (polled once, without waiting).
+fn futures_now(shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>) -> bool {
+    let waker = std::task::Waker::noop();
+    let mut context = std::task::Context::from_waker(waker);
+    shutdown.as_mut().poll(&mut context).is_ready()
+}

@@ -1,0 +1,296 @@
+//! [`FeedService`]: one instance of the feed service. Every instance on the same database
+//! and bucket serves every feed: the state is in the database (feeds, links, tokens, the
+//! sync schedule) and the bucket (the mirrored posts); an instance keeps only a cache of
+//! rendered pages, checked against the database at most [`FeedsConfig::cache_ttl`] late.
+
+use crate::settings::FeedSettings;
+use crate::view::FeedState;
+use bytes::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use igdisplay::Instagram;
+use igdisplay::model::UserId;
+use igdisplay::store::{FeedRow, SqlStore};
+use igdisplay_mirror::{FileBody, FileServer, Mirror};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// How an instance of the service runs.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct FeedsConfig {
+    /// The service's public address (`https://feeds.example.com`): connect links and the
+    /// login's redirect URI (`{public_url}/v1/connect/callback`) are made from it.
+    pub public_url: String,
+    /// Where pages point for media: the bucket's public URL or a CDN in front of it, each
+    /// blob key appended (`{media_base}/{key}`). `None`: the service serves them itself at
+    /// `{public_url}/v1/media/{key}` (from a folder only).
+    pub media_base: Option<String>,
+    /// How long a connect link works. Default 7 days.
+    pub connect_ttl: Duration,
+    /// How late an instance may see a change made on another (its cache of a feed's row and
+    /// rendered pages lives this long). Default 1 s.
+    pub cache_ttl: Duration,
+    /// This instance's name in the sync schedule's leases.
+    pub owner: String,
+    /// Accounts one pass of the scheduler claims. Default 8.
+    pub sync_batch: u32,
+    /// How long a claimed sync is this instance's before another may take it over. Default
+    /// [`igdisplay_mirror::SYNC_LEASE`].
+    pub sync_lease: Duration,
+    /// How long the scheduler waits when nothing is due. Default 5 s.
+    pub idle: Duration,
+    /// The mirror's folder, when media are served from one at `/v1/media/{key}` (with ranges
+    /// and validators) rather than from [`media_base`](Self::media_base).
+    pub media_folder: Option<std::path::PathBuf>,
+}
+
+impl FeedsConfig {
+    /// The defaults for a service at `public_url`.
+    pub fn new(public_url: impl Into<String>) -> Self {
+        Self {
+            public_url: public_url.into().trim_end_matches('/').to_owned(),
+            media_base: None,
+            connect_ttl: Duration::from_secs(7 * 86_400),
+            cache_ttl: Duration::from_secs(1),
+            owner: format!("feeds-{}", std::process::id()),
+            sync_batch: 8,
+            sync_lease: igdisplay_mirror::SYNC_LEASE,
+            idle: Duration::from_secs(5),
+            media_folder: None,
+        }
+    }
+
+    /// The redirect URI to register in the Meta app (and to build the client with).
+    pub fn callback_url(&self) -> String {
+        format!("{}/v1/connect/callback", self.public_url)
+    }
+
+    /// The URL of the feed `id`.
+    pub fn feed_url(&self, id: &str) -> String {
+        format!("{}/v1/feeds/{id}", self.public_url)
+    }
+
+    /// Where media are served from.
+    pub fn media_base(&self) -> String {
+        self.media_base
+            .clone()
+            .unwrap_or_else(|| format!("{}/v1/media", self.public_url))
+    }
+}
+
+/// One instance of the feed service. Cheap to clone.
+#[derive(Clone)]
+pub struct FeedService {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: SqlStore,
+    pub(crate) mirror: Mirror,
+    pub(crate) instagram: Instagram,
+    pub(crate) config: FeedsConfig,
+    /// The mirror's folder, when media are served from one.
+    pub(crate) files: Option<FileServer>,
+    pub(crate) cache: Mutex<HashMap<String, Arc<Cached>>>,
+}
+
+/// A feed as an instance last read it: its row, where it stands and the posts it shows,
+/// with the pages rendered so far (by offset and size), until `until`.
+pub(crate) struct Cached {
+    pub(crate) row: FeedRow,
+    pub(crate) settings: FeedSettings,
+    pub(crate) state: FeedState,
+    pub(crate) synced_at: Option<igdisplay::model::Timestamp>,
+    pub(crate) items: Vec<igdisplay_mirror::FeedItem>,
+    pub(crate) pages: Mutex<HashMap<(usize, usize), (Bytes, HeaderValue)>>,
+    /// Where its pages point for media.
+    pub(crate) media_base: String,
+    pub(crate) until: SystemTime,
+}
+
+impl std::fmt::Debug for FeedService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedService")
+            .field("public_url", &self.inner.config.public_url)
+            .field("owner", &self.inner.config.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A response of the service.
+pub type Answer = Response<FileBody>;
+
+impl FeedService {
+    /// An instance over `store` (feeds, tokens, schedule), `mirror` (the posts) and
+    /// `instagram` (a client whose redirect URI is [`FeedsConfig::callback_url`] and whose
+    /// token store is `store`).
+    ///
+    /// # Errors
+    ///
+    /// When [`FeedsConfig::media_folder`] names a folder that cannot be opened.
+    pub fn new(
+        store: SqlStore,
+        mirror: Mirror,
+        instagram: Instagram,
+        config: FeedsConfig,
+    ) -> std::io::Result<Self> {
+        let files = config.media_folder.as_deref().map(FileServer::new).transpose()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                mirror,
+                instagram,
+                config,
+                files,
+                cache: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &SqlStore {
+        &self.inner.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FeedsConfig {
+        &self.inner.config
+    }
+
+    /// Answers one request.
+    pub async fn handle<B>(&self, request: Request<B>) -> Answer
+    where
+        B: hyper::body::Body + Send,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let path = request.uri().path().to_owned();
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let method = request.method().clone();
+        match (&method, segments.as_slice()) {
+            (&Method::GET, ["healthz"]) => text(StatusCode::OK, "ok"),
+            (&Method::GET, ["readyz"]) => self.ready().await,
+            (_, ["v1", "feeds", id]) => self.public_feed(&method, id, &request).await,
+            (&Method::GET | &Method::HEAD, ["v1", "media", ..]) => self.media(&request).await,
+            (_, ["v1", "admin", rest @ ..]) => self.admin(rest, request).await,
+            (&Method::GET, ["v1", "connect", "callback"]) => self.callback(&request).await,
+            (&Method::GET, ["v1", "connect", secret]) => self.connect(secret).await,
+            _ => problem(StatusCode::NOT_FOUND, "not_found", "no such resource"),
+        }
+    }
+
+    /// `/readyz`: the database answers and the bucket can be read.
+    async fn ready(&self) -> Answer {
+        let database = self.inner.store.is_ready().await.unwrap_or(false);
+        let probe = UserId::new("readyz");
+        let bucket = self.inner.mirror.index(&probe).await.is_ok();
+        if database && bucket {
+            text(StatusCode::OK, "ready")
+        } else {
+            let why = match (database, bucket) {
+                (false, false) => "the database and the bucket are unreachable",
+                (false, true) => "the database is unreachable",
+                _ => "the bucket is unreachable",
+            };
+            text(StatusCode::SERVICE_UNAVAILABLE, why)
+        }
+    }
+
+    /// `/v1/media/{key}` from the mirror's folder.
+    async fn media<B>(&self, request: &Request<B>) -> Answer {
+        let Some(files) = &self.inner.files else {
+            return problem(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "media are served from the bucket's public URL",
+            );
+        };
+        let key = request.uri().path().trim_start_matches("/v1/media/").to_owned();
+        if !key.starts_with("media/") {
+            return problem(StatusCode::NOT_FOUND, "not_found", "no such file");
+        }
+        let mut response = files.respond(request.method(), &key, request.headers()).await;
+        let headers = response.headers_mut();
+        if Mirror::is_immutable(&key) {
+            headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            );
+        }
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        headers.insert(
+            "cross-origin-resource-policy",
+            HeaderValue::from_static("cross-origin"),
+        );
+        response
+    }
+
+    /// Drops this instance's cache of the feed `id` (after a change made here).
+    pub(crate) fn forget(&self, id: &str) {
+        if let Ok(mut cache) = self.inner.cache.lock() {
+            cache.remove(id);
+        }
+    }
+}
+
+/// A plain-text answer.
+pub(crate) fn text(status: StatusCode, body: &'static str) -> Answer {
+    let mut response = Response::new(FileBody::bytes(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// A JSON answer.
+pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Answer {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = Response::new(FileBody::bytes(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// An error as JSON: `{"error": {"code": …, "message": …}}`.
+pub(crate) fn problem(status: StatusCode, code: &str, message: &str) -> Answer {
+    json(
+        status,
+        &serde_json::json!({"error": {"code": code, "message": message}}),
+    )
+}
+
+/// An HTML page (the connect flow's end), with a policy that runs no script.
+pub(crate) fn page(status: StatusCode, title: &str, message: &str) -> Answer {
+    let escape = |text: &str| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>{0}</title>\
+         <main><h1>{0}</h1><p>{1}</p></main></html>",
+        escape(title),
+        escape(message)
+    );
+    let mut response = Response::new(FileBody::bytes(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
