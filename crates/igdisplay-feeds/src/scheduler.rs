@@ -90,14 +90,10 @@ impl FeedService {
             .store
             .exclusive(&Mirror::sync_task(user), inner.config.sync_lease, work)
             .await;
-        let now = Timestamp::from_system_time(inner.instagram.clock().now());
-        let (next, error) = match done {
+        let (after, error) = match done {
             Err(error) => {
                 tracing::warn!(%error, user = %user, "the sync's task lease failed");
-                (
-                    now.saturating_add(Duration::from_secs(60)),
-                    Some(error.to_string()),
-                )
+                (Duration::from_secs(60), Some(error.to_string()))
             }
             Ok(None) => {
                 pass.skipped += 1;
@@ -109,24 +105,28 @@ impl FeedService {
             Ok(Some(Ok(report))) => {
                 pass.synced += 1;
                 tracing::info!(user = %user, items = report.items, downloaded = report.downloaded, "synced");
-                (self.next_sync(user, now).await, None)
+                (self.next_sync(user).await, None)
             }
-            Ok(Some(Err(error))) => self.failed_sync(user, now, error, pass).await,
+            Ok(Some(Err(error))) => self.failed_sync(user, error, pass).await,
         };
-        if let Err(error) = inner.store.finish_sync(user, owner, next, error.as_deref()).await {
+        if let Err(error) = inner
+            .store
+            .finish_sync(user, owner, after, error.as_deref())
+            .await
+        {
             tracing::warn!(%error, "a sync's end was not recorded; the claim runs out by itself");
         }
         self.forget_account(user).await;
     }
 
-    /// The next time and the error of a failed sync; a refused token marks the account.
+    /// How long until the next try, and the error, of a failed sync; a refused token marks
+    /// the account.
     async fn failed_sync(
         &self,
         user: &UserId,
-        now: Timestamp,
         error: SyncError,
         pass: &mut Pass,
-    ) -> (Timestamp, Option<String>) {
+    ) -> (Duration, Option<String>) {
         let message = igdisplay::model::error_chain(&error);
         if let SyncError::Listing { source, .. } = &error
             && source.requires_login()
@@ -139,24 +139,29 @@ impl FeedService {
                 Ok(None) => {}
                 Err(error) => tracing::warn!(%error, "needs_login was not written"),
             }
-            return (now.saturating_add(AFTER_REFUSAL), Some(message));
+            return (AFTER_REFUSAL, Some(message));
         }
         pass.failed += 1;
         tracing::warn!(user = %user, error = %message, "a sync failed; the last good feed is kept");
-        let retry = self.bounds(user).await.sync_interval(Duration::ZERO);
-        (now.saturating_add(retry), Some(message))
+        (
+            self.bounds(user).await.sync_interval(Duration::ZERO),
+            Some(message),
+        )
     }
 
-    /// When the account is next due: its own pace (the mirror's next poll, a quarter of its
-    /// median posting gap) within the tightest bounds of the feeds that show it.
-    async fn next_sync(&self, user: &UserId, now: Timestamp) -> Timestamp {
+    /// How long until the account is next due: its own pace (the mirror's next poll, a
+    /// quarter of its median posting gap, on the mirror's clock) within the tightest bounds
+    /// of the feeds that show it.
+    async fn next_sync(&self, user: &UserId) -> Duration {
+        let now = Timestamp::from_system_time(self.inner.instagram.clock().now());
         let wanted = match self.inner.mirror.index(user).await {
             Ok(Some(index)) => {
-                Duration::from_secs(u64::try_from(index.next_poll_at.unix() - now.unix()).unwrap_or(0))
+                let seconds = index.next_poll_at.unix().saturating_sub(now.unix());
+                Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
             }
             _ => Duration::ZERO,
         };
-        now.saturating_add(self.bounds(user).await.sync_interval(wanted))
+        self.bounds(user).await.sync_interval(wanted)
     }
 
     /// The sync bounds of `user`'s feeds together: the shortest minimum and the shortest

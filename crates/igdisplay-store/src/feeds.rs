@@ -500,9 +500,10 @@ impl SqlStore {
             .map_err(Error::statement("claim due syncs"))
     }
 
-    /// Records the end of `owner`'s sync of `user`: next due at `next`, the error if it failed,
-    /// the lease released. `false` when `owner` no longer held it (it ran out and another
-    /// instance took it): nothing is written.
+    /// Records the end of `owner`'s sync of `user`: next due `after` from now (the database's
+    /// now, so instances whose clocks differ agree), the error if it failed, the lease
+    /// released. `false` when `owner` no longer held it (it ran out and another instance took
+    /// it): nothing is written.
     ///
     /// # Errors
     ///
@@ -511,18 +512,18 @@ impl SqlStore {
         &self,
         user: &UserId,
         owner: &str,
-        next: Timestamp,
+        after: Duration,
         error: Option<&str>,
     ) -> Result<bool, Error> {
         static FINISH: Sql = Sql::new(
-            "UPDATE account_syncs SET next_sync_at = $2, last_sync_at = {now}, last_error = $3,
+            "UPDATE account_syncs SET next_sync_at = {now} + $2, last_sync_at = {now}, last_error = $3,
                  syncs = syncs + 1, lease_owner = NULL, lease_until = NULL
              WHERE user_id = $4 AND lease_owner = $5
              RETURNING user_id",
         );
         self.accounts
             .at(&FINISH)
-            .bind(next.unix())
+            .bind(igdisplay_model::whole_seconds(after))
             .bind(error.map(|e| truncate(e, 500).to_owned()))
             .bind(user.as_str().to_owned())
             .bind(owner.to_owned())

@@ -261,11 +261,12 @@ async fn an_account_is_synced_by_one_instance_and_a_dead_ones_claim_is_taken_ove
         std::slice::from_ref(&user)
     );
     let next = Timestamp::from_unix(1_800_000_000 + 120 + 900);
+    let after = Duration::from_secs(900);
     assert!(
-        !store.finish_sync(&user, "a", next, None).await.unwrap(),
+        !store.finish_sync(&user, "a", after, None).await.unwrap(),
         "a's finish comes too late"
     );
-    assert!(store.finish_sync(&user, "b", next, Some("boom")).await.unwrap());
+    assert!(store.finish_sync(&user, "b", after, Some("boom")).await.unwrap());
     let schedule = &store.sync_schedules(None, 10).await.unwrap()[0];
     assert_eq!(
         (schedule.next_sync_at, schedule.syncs, schedule.leased),

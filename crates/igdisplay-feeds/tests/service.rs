@@ -1,0 +1,387 @@
+//! The feed service against the mock Instagram, over HTTP on loopback: the admin API, the
+//! connect flow (a link used twice is refused), syncs, the public feed (settings applied on
+//! the next read, ETag and 304, origins refused), two instances on one database and folder,
+//! and a revoked account whose feed stays served saying `needs_login`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use igdisplay::Instagram;
+use igdisplay::mock::{MockPlatform, MockServer};
+use igdisplay::model::{AppSecret, Platform};
+use igdisplay::store::{Key, KeyRing, SqlStore};
+use igdisplay_feeds::{FeedService, FeedsConfig};
+use igdisplay_mirror::{DownloadPolicy, Downloader, FsBlobStore, Mirror, ServeLimits};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One running instance of the service, on a shared database file and media folder.
+struct Instance {
+    service: FeedService,
+    base: String,
+}
+
+/// What instances of one deployment share: the mock, the database and the folder.
+struct Deployment {
+    mock: MockServer,
+    dir: tempfile::TempDir,
+    keys: KeyRing,
+}
+
+impl Deployment {
+    fn new() -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mock = MockServer::builder()
+            .platform(MockPlatform::InstagramLogin)
+            .calls_per_hour(None)
+            .start()
+            .unwrap();
+        Self {
+            mock,
+            dir: tempfile::tempdir().unwrap(),
+            keys: KeyRing::new(Key::new("k1", &[7; 32]).unwrap()),
+        }
+    }
+
+    /// Starts an instance named `owner` on a port of its own.
+    async fn instance(&self, owner: &str) -> Instance {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        // The database's time follows the mock's clock, which the tests move by hours.
+        let store = SqlStore::sqlite(&self.dir.path().join("feeds.db"), self.keys.clone())
+            .await
+            .unwrap()
+            .with_pinned_time(igdisplay::follow_mock_clock(&self.mock));
+        let mut config = FeedsConfig::new(&base);
+        config.owner = owner.to_owned();
+        config.cache_ttl = Duration::ZERO;
+        let folder = self.dir.path().join("mirror");
+        config.media_folder = Some(folder.clone());
+        std::fs::create_dir_all(&folder).unwrap();
+        // Each instance has its own address; the mock accepts every instance's callback.
+        self.mock.add_redirect_uri(&config.callback_url());
+        let app = self.mock.app();
+        let instagram = Instagram::builder(
+            Platform::InstagramLogin,
+            app.id,
+            AppSecret::new(app.secret),
+            config.callback_url(),
+        )
+        .mock(self.mock.base_url())
+        .clock(igdisplay::follow_mock_clock(&self.mock))
+        .store(Arc::new(store.clone()))
+        .build()
+        .unwrap();
+        let downloader = Downloader::new(
+            instagram.backend().clone(),
+            DownloadPolicy::instagram().allow_origin(self.mock.base_url()),
+        );
+        let mirror = Mirror::new(Arc::new(FsBlobStore::new(&folder)), downloader)
+            .with_clock(instagram.clock().clone());
+        let service = FeedService::new(store, mirror, instagram, config).unwrap();
+        let serving = service.clone();
+        tokio::spawn(igdisplay_mirror::serve(
+            listener,
+            ServeLimits::default(),
+            hyper::service::service_fn(move |request| {
+                let service = serving.clone();
+                async move { Ok::<_, std::convert::Infallible>(service.handle(request).await) }
+            }),
+            std::future::pending(),
+        ));
+        Instance { service, base }
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+impl Instance {
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = http()
+            .request(method, format!("{}/v1/admin{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `GET /v1/feeds/{id}` with `headers`: status, headers, JSON.
+    async fn feed(&self, id: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut request = http().get(format!("{}/v1/feeds/{id}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let (status, head) = (response.status().as_u16(), response.headers().clone());
+        (status, head, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// Opens the connect link as `username`'s browser would, through the mock's window: the
+/// final page's status and text.
+async fn connect(deployment: &Deployment, link: &str, username: &str) -> (u16, String) {
+    let opened = http().get(link).send().await.unwrap();
+    if opened.status() != 303 {
+        let status = opened.status().as_u16();
+        return (status, opened.text().await.unwrap());
+    }
+    let cookie = opened.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let authorize = opened.headers()["location"].to_str().unwrap().to_owned();
+    let callback = deployment.mock.approve(&authorize, username).unwrap();
+    let done = http()
+        .get(&callback)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (done.status().as_u16(), done.text().await.unwrap())
+}
+
+/// A deployment with one instance, an admin token and a feed of `cafe_nova` synced once.
+async fn connected_feed() -> (Deployment, Instance, String, String) {
+    let deployment = Deployment::new();
+    let instance = deployment.instance("one").await;
+    let token = instance.service.store().add_admin_token("test").await.unwrap();
+    let (status, created) = instance
+        .admin(
+            reqwest::Method::POST,
+            "/feeds",
+            &token,
+            Some(json!({"name": "Café Nova"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["feed"]["id"].as_str().unwrap().to_owned();
+    let link = created["connect_url"].as_str().unwrap().to_owned();
+    let (status, text) = connect(&deployment, &link, "cafe_nova").await;
+    assert_eq!(status, 200, "{text}");
+    let pass = instance.service.sync_due().await.unwrap();
+    assert_eq!((pass.claimed, pass.synced), (1, 1), "{pass:?}");
+    (deployment, instance, token, id)
+}
+
+#[tokio::test]
+async fn a_feed_is_created_connected_synced_and_served_with_its_media() {
+    let (_deployment, instance, _, id) = connected_feed().await;
+    let (status, head, page) = instance.feed(&id, &[]).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["state"], "fresh");
+    let items = page["items"].as_array().unwrap();
+    assert!(!items.is_empty() && items.len() <= 24, "{}", items.len());
+    let first = &items[0];
+    for field in ["id", "type", "permalink", "timestamp", "playable"] {
+        assert!(!first[field].is_null(), "{field} in {first}");
+    }
+    let image = &first["image"];
+    assert!(image["color"].as_str().unwrap().starts_with('#'));
+    assert!(image["width"].as_u64().unwrap() > 0);
+    let url = image["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/v1/media/media/", instance.base)),
+        "{url}"
+    );
+    let file = http().get(url).send().await.unwrap();
+    assert_eq!(file.status(), 200);
+    assert_eq!(&file.bytes().await.unwrap()[..2], [0xFF, 0xD8], "a JPEG");
+    assert!(
+        head["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("stale-while-revalidate")
+    );
+    assert_eq!(head["access-control-allow-origin"], "*");
+    // The client holds it: 304, no body.
+    let etag = head["etag"].to_str().unwrap().to_owned();
+    let (status, _, _) = instance.feed(&id, &[("if-none-match", &etag)]).await;
+    assert_eq!(status, 304);
+}
+
+#[tokio::test]
+async fn a_connect_link_used_twice_is_refused_and_binds_nothing_more() {
+    let deployment = Deployment::new();
+    let instance = deployment.instance("one").await;
+    let token = instance.service.store().add_admin_token("test").await.unwrap();
+    let (_, created) = instance
+        .admin(
+            reqwest::Method::POST,
+            "/feeds",
+            &token,
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    let id = created["feed"]["id"].as_str().unwrap().to_owned();
+    let link = created["connect_url"].as_str().unwrap().to_owned();
+    assert_eq!(connect(&deployment, &link, "cafe_nova").await.0, 200);
+    let (status, text) = connect(&deployment, &link, "jayposiris").await;
+    assert_eq!(status, 409, "{text}");
+    assert!(text.contains("already used"), "{text}");
+    let (_, shown) = instance
+        .admin(reqwest::Method::GET, &format!("/feeds/{id}"), &token, None)
+        .await;
+    let cafe = deployment
+        .mock
+        .users()
+        .into_iter()
+        .find(|u| u.username == "cafe_nova")
+        .unwrap();
+    assert_eq!(shown["user_id"], cafe.id, "still the first account");
+    // A callback without the browser's cookie (a replayed URL) finds nothing.
+    let stranger = http()
+        .get(format!("{}/v1/connect/callback?code=AQx&state=S", instance.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stranger.status(), 400);
+}
+
+#[tokio::test]
+async fn the_admin_api_needs_a_token_and_checks_what_it_keeps() {
+    let deployment = Deployment::new();
+    let instance = deployment.instance("one").await;
+    let token = instance.service.store().add_admin_token("test").await.unwrap();
+    let (status, _) = instance
+        .admin(reqwest::Method::GET, "/feeds", "igfa_wrong", None)
+        .await;
+    assert_eq!(status, 401);
+    let unauthenticated = http()
+        .get(format!("{}/v1/admin/feeds", instance.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    let bad = json!({"name": "x", "settings": {"max_posts": 0}});
+    let (status, answer) = instance
+        .admin(reqwest::Method::POST, "/feeds", &token, Some(bad))
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("invalid_settings"))
+    );
+    let unknown = json!({"name": "x", "settings": {"colour": "red"}});
+    assert_eq!(
+        instance
+            .admin(reqwest::Method::POST, "/feeds", &token, Some(unknown))
+            .await
+            .0,
+        422
+    );
+    let (_, created) = instance
+        .admin(
+            reqwest::Method::POST,
+            "/feeds",
+            &token,
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    let id = created["feed"]["id"].as_str().unwrap();
+    let (status, listed) = instance.admin(reqwest::Method::GET, "/feeds", &token, None).await;
+    assert_eq!((status, listed["feeds"].as_array().unwrap().len()), (200, 1));
+    let (status, _) = instance
+        .admin(reqwest::Method::DELETE, &format!("/feeds/{id}"), &token, None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(instance.feed(id, &[]).await.0, 404);
+}
+
+#[tokio::test]
+async fn a_settings_change_shows_on_the_next_read_without_a_sync() {
+    let (_deployment, instance, token, id) = connected_feed().await;
+    let (_, before, page) = instance.feed(&id, &[]).await;
+    let all = page["items"].as_array().unwrap().clone();
+    assert!(all.len() >= 3, "{page:#}");
+    let pinned = all.last().unwrap()["id"].as_str().unwrap().to_owned();
+    let hidden = all[0]["id"].as_str().unwrap().to_owned();
+    let settings = json!({"settings": {
+        "max_posts": 3, "pinned": [pinned], "hidden": [hidden],
+        "allowed_origins": ["https://cafe-nova.example"],
+    }});
+    let (status, _) = instance
+        .admin(
+            reqwest::Method::PATCH,
+            &format!("/feeds/{id}"),
+            &token,
+            Some(settings),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let origin = [("origin", "https://cafe-nova.example")];
+    let (status, after, page) = instance.feed(&id, &origin).await;
+    assert_eq!(status, 200);
+    let items = page["items"].as_array().unwrap();
+    // At most three: the pinned one, then the newest but the hidden one.
+    assert_eq!(items.len(), 3.min(all.len() - 1), "{page:#}");
+    assert_eq!(items[0]["id"].as_str(), Some(pinned.as_str()));
+    assert_eq!(items[0]["pinned"], true);
+    assert!(items.iter().all(|i| i["id"].as_str() != Some(hidden.as_str())));
+    assert_ne!(before["etag"], after["etag"]);
+    assert_eq!(after["access-control-allow-origin"], "https://cafe-nova.example");
+    // A page of another site gets no feed.
+    let (status, _, refused) = instance
+        .feed(&id, &[("origin", "https://elsewhere.example")])
+        .await;
+    assert_eq!(status, 403);
+    assert!(refused.get("items").is_none());
+}
+
+#[tokio::test]
+async fn a_feed_created_on_one_instance_is_served_by_another() {
+    let (deployment, one, token, id) = connected_feed().await;
+    let two = deployment.instance("two").await;
+    let (status, _, page) = two.feed(&id, &[]).await;
+    assert_eq!((status, page["state"].as_str()), (200, Some("fresh")));
+    // The same posts (each instance names its own address in media URLs; behind one proxy
+    // they share it).
+    let ids = |page: &Value| -> Vec<Value> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].clone())
+            .collect()
+    };
+    assert_eq!(ids(&page), ids(&one.feed(&id, &[]).await.2));
+    assert!(!ids(&page).is_empty());
+    let (status, shown) = two
+        .admin(reqwest::Method::GET, &format!("/feeds/{id}"), &token, None)
+        .await;
+    assert_eq!((status, shown["id"].as_str()), (200, Some(id.as_str())));
+    // Nothing is due again yet: neither instance claims the account.
+    assert_eq!(two.service.sync_due().await.unwrap().claimed, 0);
+}
+
+#[tokio::test]
+async fn a_revoked_accounts_feed_stays_served_and_says_needs_login() {
+    let (deployment, instance, _, id) = connected_feed().await;
+    let (_, _, before) = instance.feed(&id, &[]).await;
+    deployment.mock.revoke_tokens("cafe_nova").unwrap();
+    deployment.mock.advance(Duration::from_secs(7 * 3600));
+    let pass = instance.service.sync_due().await.unwrap();
+    assert_eq!(pass.needs_login, 1, "{pass:?}");
+    let (status, _, after) = instance.feed(&id, &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(after["state"], "needs_login");
+    assert_eq!(after["items"], before["items"], "the last good posts are kept");
+    let outbox = instance.service.store().list_events(None, 0, 100).await.unwrap();
+    let needs: Vec<_> = outbox
+        .iter()
+        .filter(|e| e.event.kind() == "needs_login")
+        .collect();
+    assert_eq!(needs.len(), 1);
+    let body = serde_json::to_value(&needs[0].event).unwrap();
+    assert_eq!(body["feeds"], json!([id]));
+}
