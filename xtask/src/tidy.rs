@@ -36,6 +36,7 @@ fn allowed_workspace_deps(name: &str) -> Option<Vec<&'static str>> {
             4,
             &[
                 "igdisplay",
+                "igdisplay-feeds",
                 "igdisplay-mirror",
                 "igdisplay-mock",
                 "igdisplay-store",

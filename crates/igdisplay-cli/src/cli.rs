@@ -203,6 +203,11 @@ pub(crate) enum Command {
     /// The mirror by hand.
     #[command(subcommand)]
     Mirror(MirrorCommand),
+    /// The feed service: feeds of many accounts from the --store and a folder or bucket, with
+    /// an admin API, one-time connect links and a sync scheduler; run as many instances as
+    /// you like on one database and one bucket.
+    #[command(subcommand)]
+    Feeds(FeedsCommand),
     /// Serve a mirror over HTTP: GET /feeds/USER_ID.json (the index), its pages under /feeds/,
     /// and the files under /media/.
     Serve {
@@ -397,6 +402,52 @@ pub(crate) struct KeeperArgs {
     /// Serve /metrics (Prometheus' text format), /healthz and /readyz on this address.
     #[arg(long, env = "IGDISPLAY_METRICS_ADDR", value_name = "ADDR")]
     pub(crate) metrics_addr: Option<std::net::SocketAddr>,
+}
+
+/// `igdisplay feeds …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum FeedsCommand {
+    /// Run one instance until interrupted: the HTTP API (/v1/feeds, /v1/admin, /v1/connect,
+    /// /healthz, /readyz), the sync scheduler and the keeper (tokens refreshed, events
+    /// delivered to --webhook). Needs --store and the app's id and secret.
+    Serve(FeedsServeArgs),
+    /// Print a new admin API token (the --store keeps only its hash): send it as
+    /// `Authorization: Bearer TOKEN` to /v1/admin/.
+    AdminToken {
+        /// What the token is for (shown to operators, never a secret).
+        #[arg(long, default_value = "admin")]
+        label: String,
+    },
+}
+
+/// `igdisplay feeds serve`'s options.
+#[derive(Debug, Args)]
+pub(crate) struct FeedsServeArgs {
+    /// Where to listen.
+    #[arg(long, env = "IGDISPLAY_FEEDS_ADDR", default_value = "127.0.0.1:8791")]
+    pub(crate) addr: std::net::SocketAddr,
+    /// The service's public address (https://feeds.example.com): connect links and the login's
+    /// redirect URI (PUBLIC_URL/v1/connect/callback, to register in the Meta app) use it.
+    #[arg(long, env = "IGDISPLAY_FEEDS_PUBLIC_URL", value_name = "URL")]
+    pub(crate) public_url: String,
+    /// Where pages point for media: the bucket's public URL or a CDN in front of it (default:
+    /// the service serves them, from a folder only).
+    #[arg(long, env = "IGDISPLAY_FEEDS_MEDIA_BASE", value_name = "URL")]
+    pub(crate) media_base: Option<String>,
+    #[command(flatten)]
+    pub(crate) target: MirrorTarget,
+    /// This instance's name in the leases (default: feeds-PID); unique per running instance.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) owner: Option<String>,
+    /// Post every event (needs_login, refreshed, revoked…) to this URL, signed with HMAC-SHA256
+    /// under the secrets of IGDISPLAY_WEBHOOK_SECRETS.
+    #[arg(
+        long,
+        env = "IGDISPLAY_WEBHOOK_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub(crate) webhook: Option<String>,
 }
 
 /// `igdisplay events`' options.

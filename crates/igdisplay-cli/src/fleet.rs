@@ -193,7 +193,7 @@ fn parse_quota(text: &str) -> Result<RefreshQuota, Failure> {
 }
 
 /// The webhook sender to `url`, its secrets from IGDISPLAY_WEBHOOK_SECRETS.
-fn webhook(url: &str, backend: igdisplay::http::SharedBackend) -> Result<WebhookSender, Failure> {
+pub(crate) fn webhook(url: &str, backend: igdisplay::http::SharedBackend) -> Result<WebhookSender, Failure> {
     let hint = "set IGDISPLAY_WEBHOOK_SECRETS to the secret(s) the endpoint checks, comma-separated";
     let secrets = std::env::var("IGDISPLAY_WEBHOOK_SECRETS")
         .map_err(|_| Failure::usage("--webhook needs its signing secrets", hint))?;
@@ -232,7 +232,7 @@ fn progress_line(keeper: &Keeper, totals: &Tally, elapsed: Duration) -> String {
 /// A future completing on Ctrl-C, or on SIGTERM where there is one (a service manager's
 /// stop). The handlers are installed before this returns, so a signal sent as soon as the
 /// keeper says it started is caught.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     let handlers = {
         use tokio::signal::unix::{SignalKind, signal};

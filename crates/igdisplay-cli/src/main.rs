@@ -12,6 +12,7 @@ mod demo;
 mod doctor;
 mod export;
 mod fail;
+mod feeds;
 mod files;
 mod fleet;
 mod hooks;
@@ -26,8 +27,8 @@ mod social;
 
 use clap::Parser;
 use cli::{
-    AuthCommand, Cli, Command, MediaCommand, MirrorCommand, MockCommand, SignedCommand, StoreCommand,
-    TokenCommand,
+    AuthCommand, Cli, Command, FeedsCommand, MediaCommand, MirrorCommand, MockCommand, SignedCommand,
+    StoreCommand, TokenCommand,
 };
 use fail::Failure;
 use settings::Settings;
@@ -69,7 +70,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 fn needs_app(command: &Command) -> bool {
     matches!(
         command,
-        Command::Auth(_) | Command::Login { .. } | Command::Doctor { .. } | Command::SignedRequest(_)
+        Command::Auth(_)
+            | Command::Login { .. }
+            | Command::Doctor { .. }
+            | Command::SignedRequest(_)
+            | Command::Feeds(FeedsCommand::Serve(_))
     )
 }
 
@@ -125,6 +130,8 @@ async fn dispatch(command: Command, settings: &Settings) -> Result<(), Failure> 
             mirror::purge(settings, &user_id, mirror::target(target)?).await
         }
         Command::Serve { dir, addr } => mirror::serve(&dir, addr).await,
+        Command::Feeds(FeedsCommand::Serve(args)) => feeds::serve(settings, args).await,
+        Command::Feeds(FeedsCommand::AdminToken { label }) => feeds::admin_token(settings, &label).await,
         Command::Store(StoreCommand::GenerateKey { id }) => fleet::generate_key(id.as_deref()),
         Command::Store(StoreCommand::RotateKey) => fleet::rotate_key(settings).await,
         Command::Mock(MockCommand::Serve(args)) => {

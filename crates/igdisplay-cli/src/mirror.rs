@@ -25,7 +25,7 @@ impl Target {
     }
 
     /// The store; a folder's leftovers of a crashed write removed first.
-    async fn blobs(&self) -> Result<Arc<dyn BlobStore>, Failure> {
+    pub(crate) async fn blobs(&self) -> Result<Arc<dyn BlobStore>, Failure> {
         Ok(match self {
             Target::Folder(dir) => {
                 let blobs = FsBlobStore::new(dir);

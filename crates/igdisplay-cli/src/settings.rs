@@ -249,6 +249,24 @@ impl Settings {
         self.build(builder, store).await
     }
 
+    /// A client of the app over `store` whose redirect URI is `redirect` (the feed service's
+    /// callback), whatever --redirect-uri says: the feed service logs accounts in.
+    pub(crate) async fn instagram_for_feeds(
+        &self,
+        store: igdisplay::store::SqlStore,
+        redirect: String,
+    ) -> Result<Instagram, Failure> {
+        let (Some(id), Some(secret)) = (&self.app_id, &self.app_secret) else {
+            return Err(Failure::usage(
+                "the feed service needs the app id (--app-id or IGDISPLAY_APP_ID) and secret (IGDISPLAY_APP_SECRET \
+                 or --app-secret-file)",
+                "set both (the App Dashboard > Instagram > API setup shows them), or pass --mock URL",
+            ));
+        };
+        let builder = Instagram::builder(self.platform, id.clone(), secret.clone(), redirect);
+        self.build(builder, Arc::new(store)).await
+    }
+
     /// A read-only client over `store` (the keeper's: it needs no app id, secret or redirect
     /// URI, only the store and its keys).
     pub(crate) async fn instagram_for_store(
@@ -404,6 +422,28 @@ fn default_token_file() -> Option<PathBuf> {
         .or_else(|| var("APPDATA"))
         .or_else(|| var("HOME").map(|home| home.join(".config")))?;
     Some(base.join("igdisplay").join("tokens.json"))
+}
+
+impl Settings {
+    /// With --mock, registers `uri` as one of the mock app's redirect URIs (the feed
+    /// service's callback), as the App Dashboard's setting would be: whether the mock took it.
+    pub(crate) async fn register_redirect_with_mock(&self, uri: &str) -> bool {
+        let (Some(base), Ok(backend)) = (&self.mock, igdisplay::http::default_backend(Default::default()))
+        else {
+            return false;
+        };
+        let body = serde_json::json!({ "uri": uri }).to_string();
+        let Ok(request) = http::Request::post(format!("{}/_mock/redirect_uris", base.trim_end_matches('/')))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(bytes::Bytes::from(body))
+        else {
+            return false;
+        };
+        backend
+            .send(request.into())
+            .await
+            .is_ok_and(|response| response.status().is_success())
+    }
 }
 
 /// A JSON document of a running mock's control API, if it answers one.

@@ -196,6 +196,8 @@ mod doctor;
 mod downloads;
 #[path = "cli/export.rs"]
 mod export;
+#[path = "cli/feeds.rs"]
+mod feeds;
 #[path = "cli/flow.rs"]
 mod flow;
 #[path = "cli/login.rs"]
@@ -212,4 +214,4 @@ mod usage;
 // The helpers more than one room uses.
 use doctor::mock_on_system_clock;
 use login::{counting_listener, listening_login, listening_login_with};
-use store::exchange;
+use store::{KillOnDrop, exchange, exchange_raw, with_store};

@@ -48,8 +48,8 @@ pub const MAX_SYNC_INTERVAL: Duration = Duration::from_secs(7 * 86_400);
 /// use igdisplay_feeds::{FeedSettings, MediaKind};
 ///
 /// let settings: FeedSettings = serde_json::from_str(
-///     r#"{"media_types": ["image", "album"], "exclude_words": ["#ad"], "max_posts": 12,
-///         "allowed_origins": ["https://cafe-nova.example"]}"#,
+///     r##"{"media_types": ["image", "album"], "exclude_words": ["#ad"], "max_posts": 12,
+///         "allowed_origins": ["https://cafe-nova.example"]}"##,
 /// )?;
 /// settings.validate()?;
 /// assert!(settings.shows_kind(MediaKind::Album) && !settings.shows_kind(MediaKind::Video));

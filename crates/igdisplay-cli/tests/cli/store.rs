@@ -3,7 +3,7 @@
 use super::*;
 
 /// `command` with its tokens in a SQLite store under the test's folder, sealed with `keys`.
-fn with_store<'a>(env: &Env, command: &'a mut Command, keys: &str) -> &'a mut Command {
+pub(super) fn with_store<'a>(env: &Env, command: &'a mut Command, keys: &str) -> &'a mut Command {
     command
         .env(
             "IGDISPLAY_STORE",
@@ -215,7 +215,7 @@ fn the_keeper_stops_cleanly_on_ctrl_c() {
 }
 
 /// A child process killed when dropped, so a failed assertion never leaves it running.
-struct KillOnDrop(std::process::Child);
+pub(super) struct KillOnDrop(pub(super) std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -233,6 +233,12 @@ fn get_bytes(url: &str) -> (u16, String, Vec<u8>) {
 /// ending in CRLF) and `body` as given; the status, the answer's head in lower case, and its
 /// body's bytes.
 pub(super) fn exchange(method: &str, url: &str, head: &str, body: &str) -> (u16, String, Vec<u8>) {
+    let (status, head, body) = exchange_raw(method, url, head, body);
+    (status, head.to_ascii_lowercase(), body)
+}
+
+/// [`exchange`], the response's head as sent (a `Location` or a cookie keeps its case).
+pub(super) fn exchange_raw(method: &str, url: &str, head: &str, body: &str) -> (u16, String, Vec<u8>) {
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_once('/').unwrap();
     let mut stream = TcpStream::connect(host).unwrap();
@@ -245,7 +251,7 @@ pub(super) fn exchange(method: &str, url: &str, head: &str, body: &str) -> (u16,
     let mut response = Vec::new();
     stream.read_to_end(&mut response).unwrap();
     let end = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&response[..end]).to_ascii_lowercase();
+    let head = String::from_utf8_lossy(&response[..end]).into_owned();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     (status, head, response[end + 4..].to_vec())
 }
