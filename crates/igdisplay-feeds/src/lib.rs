@@ -2,6 +2,7 @@
 
 mod admin;
 mod connect;
+mod meta;
 mod public;
 mod scheduler;
 mod service;

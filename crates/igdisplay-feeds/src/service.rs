@@ -177,6 +177,9 @@ impl FeedService {
             (_, ["v1", "admin", rest @ ..]) => self.admin(rest, request).await,
             (&Method::GET, ["v1", "connect", "callback"]) => self.callback(&request).await,
             (&Method::GET, ["v1", "connect", secret]) => self.connect(secret).await,
+            (&Method::POST, ["v1", "meta", "deauthorize"]) => self.meta(false, request).await,
+            (&Method::POST, ["v1", "meta", "data-deletion"]) => self.meta(true, request).await,
+            (&Method::GET, ["v1", "meta", "deletion"]) => self.deletion_status(),
             _ => problem(StatusCode::NOT_FOUND, "not_found", "no such resource"),
         }
     }

@@ -19,6 +19,7 @@ use std::time::Duration;
 struct Instance {
     service: FeedService,
     base: String,
+    clock: igdisplay::http::SharedClock,
 }
 
 /// What instances of one deployment share: the mock, the database and the folder.
@@ -78,6 +79,7 @@ impl Deployment {
         );
         let mirror = Mirror::new(Arc::new(FsBlobStore::new(&folder)), downloader)
             .with_clock(instagram.clock().clone());
+        let clock = instagram.clock().clone();
         let service = FeedService::new(store, mirror, instagram, config).unwrap();
         let serving = service.clone();
         tokio::spawn(igdisplay_mirror::serve(
@@ -89,7 +91,7 @@ impl Deployment {
             }),
             std::future::pending(),
         ));
-        Instance { service, base }
+        Instance { service, base, clock }
     }
 }
 
@@ -384,4 +386,98 @@ async fn a_revoked_accounts_feed_stays_served_and_says_needs_login() {
     assert_eq!(needs.len(), 1);
     let body = serde_json::to_value(&needs[0].event).unwrap();
     assert_eq!(body["feeds"], json!([id]));
+}
+
+/// Posts Meta's callback `path` for `username`, signed with the mock app's secret.
+async fn meta_callback(
+    deployment: &Deployment,
+    instance: &Instance,
+    path: &str,
+    username: &str,
+) -> (u16, Value) {
+    let user = deployment
+        .mock
+        .users()
+        .into_iter()
+        .find(|u| u.username == username)
+        .unwrap();
+    let issued = igdisplay::model::Timestamp::from_system_time(instance.service_clock()).unix();
+    let payload = json!({"user_id": user.id, "algorithm": "HMAC-SHA256", "issued_at": issued}).to_string();
+    let secret = AppSecret::new(deployment.mock.app().secret);
+    let signed = igdisplay::auth::sign_signed_request(&secret, &payload);
+    let response = http()
+        .post(format!("{}/v1/meta/{path}", instance.base))
+        .form(&[("signed_request", signed)])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+impl Instance {
+    fn service_clock(&self) -> std::time::SystemTime {
+        self.clock.now()
+    }
+}
+
+#[tokio::test]
+async fn a_deauthorize_purges_the_accounts_posts_and_the_feed_says_needs_login() {
+    let (deployment, instance, _, id) = connected_feed().await;
+    let files = |dir: &std::path::Path| walk(&dir.join("mirror/media"));
+    assert!(files(deployment.dir.path()) > 0);
+    let forged = http()
+        .post(format!("{}/v1/meta/deauthorize", instance.base))
+        .form(&[("signed_request", "c2ln.eyJ1c2VyX2lkIjoiMSJ9")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+    let (status, _) = meta_callback(&deployment, &instance, "deauthorize", "cafe_nova").await;
+    assert_eq!(status, 200);
+    let (_, _, page) = instance.feed(&id, &[]).await;
+    assert_eq!(page["state"], "needs_login");
+    assert_eq!(page["items"], json!([]));
+    assert_eq!(files(deployment.dir.path()), 0, "every mirrored file is gone");
+}
+
+#[tokio::test]
+async fn a_data_deletion_deletes_the_account_and_unbinds_its_feeds() {
+    let (deployment, instance, token, id) = connected_feed().await;
+    let (status, answer) = meta_callback(&deployment, &instance, "data-deletion", "cafe_nova").await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer["confirmation_code"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty())
+    );
+    assert!(
+        answer["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}/v1/meta/deletion", instance.base))
+    );
+    let (_, shown) = instance
+        .admin(reqwest::Method::GET, &format!("/feeds/{id}"), &token, None)
+        .await;
+    assert_eq!(shown["user_id"], Value::Null, "no row keeps the account's id");
+    let (_, _, page) = instance.feed(&id, &[]).await;
+    assert_eq!(
+        (page["state"].as_str(), page["items"].clone()),
+        (Some("pending"), json!([]))
+    );
+    assert!(
+        instance.service.sync_due().await.unwrap().claimed == 0,
+        "nothing left to sync"
+    );
+}
+
+/// Files under `dir`, recursively.
+fn walk(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 })
+            .sum()
+    })
 }

@@ -432,6 +432,42 @@ impl SqlStore {
         Ok((LinkState::Valid { feed_id }, released))
     }
 
+    /// Unbinds `user` from every feed that shows it and drops its sync schedule (a data
+    /// deletion: no row keeps the account's id); the feeds show no account until connected
+    /// again. The feeds' ids.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn unbind_account(&self, user: &UserId) -> Result<Vec<String>, Error> {
+        static UNBIND: Sql = Sql::new(
+            "UPDATE feeds SET user_id = NULL, version = version + 1, updated_at = {now}
+             WHERE user_id = $2 RETURNING id",
+        );
+        const ACTION: &str = "unbind an account from its feeds";
+        let mut tx = self.accounts.begin(ACTION).await?;
+        let feeds: Vec<String> = self
+            .accounts
+            .at(&UNBIND)
+            .bind(user.as_str().to_owned())
+            .fetch_all(&mut *tx)
+            .await
+            .and_then(|rows| rows.iter().map(|row| row.try_get("id")).collect())
+            .map_err(Error::statement(ACTION))?;
+        for sql in [
+            "DELETE FROM account_syncs WHERE user_id = $1",
+            "UPDATE connect_links SET used_by = NULL WHERE used_by = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(user.as_str().to_owned())
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::statement(ACTION))?;
+        }
+        Accounts::commit(tx, ACTION).await?;
+        Ok(feeds)
+    }
+
     /// A new admin API token labelled `label`: its secret (only its SHA-256 is kept).
     ///
     /// # Errors

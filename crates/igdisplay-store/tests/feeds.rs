@@ -23,6 +23,7 @@ on_both!(
     admin_tokens_and_link_secrets_are_never_in_the_database,
     an_account_is_synced_by_one_instance_and_a_dead_ones_claim_is_taken_over,
     a_revoked_account_writes_needs_login_naming_its_feeds_once,
+    a_deleted_accounts_feeds_are_unbound_and_keep_no_row_with_its_id,
 );
 
 const USER: &str = "17841400000000001";
@@ -320,4 +321,28 @@ async fn a_revoked_account_writes_needs_login_naming_its_feeds_once(db: Db) {
         store.account(&user).await.unwrap().unwrap().state,
         igdisplay_store::AccountState::Revoked
     );
+}
+
+async fn a_deleted_accounts_feeds_are_unbound_and_keep_no_row_with_its_id(db: Db) {
+    let store = db.open(ring("k1", 1)).await;
+    let user = UserId::new(USER);
+    let feed = store.create_feed("x", "{}").await.unwrap();
+    let link = store
+        .add_connect_link(&feed.id, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    store.redeem_connect_link(&link, &user).await.unwrap();
+    assert_eq!(store.unbind_account(&user).await.unwrap(), [feed.id.clone()]);
+    assert_eq!(store.feed(&feed.id).await.unwrap().unwrap().user_id, None);
+    assert!(store.sync_schedules(None, 10).await.unwrap().is_empty());
+    // PostgreSQL's dump is its rows; a SQLite file keeps deleted bytes in free pages and its
+    // log until they are reused, so there only the rows are checked (above).
+    if let Db::Postgres { .. } = &db {
+        let contents = db.contents();
+        assert!(
+            !contents.windows(USER.len()).any(|w| w == USER.as_bytes()),
+            "no row keeps the account's id"
+        );
+    }
 }
