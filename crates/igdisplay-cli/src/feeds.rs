@@ -56,8 +56,10 @@ pub(crate) async fn serve(settings: &Settings, args: FeedsServeArgs) -> Result<(
         keeper = keeper.webhook(crate::fleet::webhook(url, instagram.backend().clone())?);
     }
     let keeper = keeper.build();
+    let metrics = crate::metrics::recorder()?;
     let service = FeedService::new(store, mirror, instagram, config)
-        .map_err(|e| Failure::runtime(chain(&e)).hint("check that the mirror's folder exists"))?;
+        .map_err(|e| Failure::runtime(chain(&e)).hint("check that the mirror's folder exists"))?
+        .with_metrics(std::sync::Arc::new(move || metrics.render()));
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| Failure::runtime(format!("cannot listen on {}: {e}", args.addr)))?;

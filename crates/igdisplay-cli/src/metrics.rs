@@ -18,11 +18,17 @@ pub(crate) struct MetricsServer {
     pub(crate) addr: SocketAddr,
 }
 
+/// Installs this process's Prometheus recorder: what the libraries record through the
+/// `metrics` facade, rendered by the handle.
+pub(crate) fn recorder() -> Result<PrometheusHandle, Failure> {
+    PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| Failure::runtime(format!("cannot record metrics: {e}")))
+}
+
 /// Installs the Prometheus recorder for this process and serves it on `addr`.
 pub(crate) async fn serve(addr: SocketAddr, store: SqlStore) -> Result<MetricsServer, Failure> {
-    let handle = PrometheusBuilder::new()
-        .install_recorder()
-        .map_err(|e| Failure::runtime(format!("cannot record metrics: {e}")))?;
+    let handle = recorder()?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         Failure::usage(
             format!("cannot listen on {addr}: {e}"),
@@ -89,19 +95,8 @@ async fn answer(
 
 /// The fleet's figures, read from the database now, as gauges.
 async fn record_fleet(store: &SqlStore) -> Result<(), String> {
-    let stats = store
-        .stats()
+    store
+        .record_metrics()
         .await
-        .map_err(|e| format!("the database did not answer: {e}\n"))?;
-    for (state, count) in &stats.states {
-        metrics::gauge!("igdisplay_accounts", "state" => state.as_str()).set(*count as f64);
-    }
-    metrics::gauge!("igdisplay_accounts_due").set(stats.due as f64);
-    metrics::gauge!("igdisplay_outbox_pending").set(stats.pending_events as f64);
-    metrics::gauge!("igdisplay_outbox_oldest_pending_seconds")
-        .set(stats.oldest_pending_age.map_or(0.0, |age| age.as_secs_f64()));
-    metrics::gauge!("igdisplay_outbox_dead").set(stats.dead_events as f64);
-    metrics::gauge!("igdisplay_app_budget_used_ratio")
-        .set(stats.budget_used_percent.map_or(0.0, |p| f64::from(p) / 100.0));
-    Ok(())
+        .map_err(|e| format!("the database did not answer: {e}\n"))
 }

@@ -158,6 +158,7 @@ fn page_of<B>(feed: &Cached, request: &Request<B>, offset: usize, limit: usize) 
         .and_then(|v| v.to_str().ok())
         .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag.to_str().unwrap_or("")));
     let mut response = if unchanged {
+        metrics::counter!("igdisplay_feeds_not_modified_total").increment(1);
         let mut response = Response::new(FileBody::empty());
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         response

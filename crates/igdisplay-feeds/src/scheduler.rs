@@ -48,8 +48,9 @@ impl FeedService {
             claimed: claimed.len(),
             ..Pass::default()
         };
-        for user in claimed {
-            self.sync_account(&user, &mut pass).await;
+        for claim in claimed {
+            metrics::histogram!("igdisplay_feed_sync_lag_seconds").record(claim.lag.as_secs_f64());
+            self.sync_account(&claim.user_id, &mut pass).await;
         }
         Ok(pass)
     }
@@ -85,6 +86,7 @@ impl FeedService {
         let inner = &self.inner;
         let owner = &inner.config.owner;
         let graph = inner.instagram.graph(user);
+        let started = inner.instagram.clock().now();
         let work = inner.mirror.sync(user, &graph);
         let done = inner
             .store
@@ -109,6 +111,15 @@ impl FeedService {
             }
             Ok(Some(Err(error))) => self.failed_sync(user, error, pass).await,
         };
+        let took = inner
+            .instagram
+            .clock()
+            .now()
+            .duration_since(started)
+            .unwrap_or_default();
+        metrics::histogram!("igdisplay_feed_sync_seconds").record(took.as_secs_f64());
+        let outcome = if error.is_none() { "synced" } else { "failed" };
+        metrics::counter!("igdisplay_feed_syncs_total", "outcome" => outcome).increment(1);
         if let Err(error) = inner
             .store
             .finish_sync(user, owner, after, error.as_deref())

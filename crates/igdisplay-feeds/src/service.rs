@@ -94,7 +94,12 @@ pub(crate) struct Inner {
     /// The mirror's folder, when media are served from one.
     pub(crate) files: Option<FileServer>,
     pub(crate) cache: Mutex<HashMap<String, Arc<Cached>>>,
+    /// Renders what the `metrics` facade recorded, for `/metrics`.
+    pub(crate) metrics: Option<Renderer>,
 }
+
+/// Renders the recorded metrics in Prometheus' text format (the exporter's `render`).
+pub type Renderer = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// A feed as an instance last read it: its row, where it stands and the posts it shows,
 /// with the pages rendered so far (by offset and size), until `until`.
@@ -145,8 +150,19 @@ impl FeedService {
                 config,
                 files,
                 cache: Mutex::new(HashMap::new()),
+                metrics: None,
             }),
         })
+    }
+
+    /// Serves `/metrics` with `render` (a Prometheus exporter's), the fleet's and the feeds'
+    /// gauges read from the database at each scrape. Call before the service is cloned.
+    #[must_use]
+    pub fn with_metrics(mut self, render: Renderer) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.metrics = Some(render);
+        }
+        self
     }
 
     /// The store.
@@ -159,8 +175,26 @@ impl FeedService {
         &self.inner.config
     }
 
-    /// Answers one request.
+    /// Answers one request, recording it (its route, status and time).
     pub async fn handle<B>(&self, request: Request<B>) -> Answer
+    where
+        B: hyper::body::Body + Send,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let clock = self.inner.instagram.clock().clone();
+        let started = clock.now();
+        let route = route_of(request.uri().path());
+        let answer = self.route(request).await;
+        let took = clock.now().duration_since(started).unwrap_or_default();
+        let status = answer.status();
+        metrics::counter!("igdisplay_feeds_requests_total", "route" => route, "status" => status.as_str().to_owned())
+            .increment(1);
+        metrics::histogram!("igdisplay_feeds_request_seconds", "route" => route).record(took.as_secs_f64());
+        answer
+    }
+
+    async fn route<B>(&self, request: Request<B>) -> Answer
     where
         B: hyper::body::Body + Send,
         B::Data: Send,
@@ -172,6 +206,7 @@ impl FeedService {
         match (&method, segments.as_slice()) {
             (&Method::GET, ["healthz"]) => text(StatusCode::OK, "ok"),
             (&Method::GET, ["readyz"]) => self.ready().await,
+            (&Method::GET, ["metrics"]) => self.metrics().await,
             (_, ["v1", "feeds", id]) => self.public_feed(&method, id, &request).await,
             (&Method::GET | &Method::HEAD, ["v1", "media", ..]) => self.media(&request).await,
             (_, ["v1", "admin", rest @ ..]) => self.admin(rest, request).await,
@@ -182,6 +217,22 @@ impl FeedService {
             (&Method::GET, ["v1", "meta", "deletion"]) => self.deletion_status(),
             _ => problem(StatusCode::NOT_FOUND, "not_found", "no such resource"),
         }
+    }
+
+    /// `/metrics`: what was recorded, with the database's figures read now.
+    async fn metrics(&self) -> Answer {
+        let Some(render) = &self.inner.metrics else {
+            return problem(StatusCode::NOT_FOUND, "not_found", "metrics are not served here");
+        };
+        if let Err(error) = self.inner.store.record_metrics().await {
+            return crate::admin::unavailable(&error);
+        }
+        let mut response = Response::new(FileBody::bytes(Bytes::from(render())));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        response
     }
 
     /// `/readyz`: the database answers and the bucket can be read.
@@ -235,6 +286,21 @@ impl FeedService {
         if let Ok(mut cache) = self.inner.cache.lock() {
             cache.remove(id);
         }
+    }
+}
+
+/// The route a path is counted under (never the path itself: ids and secrets stay out of
+/// the metrics).
+fn route_of(path: &str) -> &'static str {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["v1", "feeds", _] => "feed",
+        ["v1", "media", ..] => "media",
+        ["v1", "admin", ..] => "admin",
+        ["v1", "connect", ..] => "connect",
+        ["v1", "meta", ..] => "meta",
+        ["healthz" | "readyz" | "metrics"] => "operations",
+        _ => "other",
     }
 }
 

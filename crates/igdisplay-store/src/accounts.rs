@@ -197,6 +197,40 @@ impl SqlStore {
         Ok(event)
     }
 
+    /// Records the fleet's figures now as gauges of the `metrics` facade (what a Prometheus
+    /// scrape shows): accounts by state, refreshes due, the outbox, the app's budget, and the
+    /// feed service's feeds and syncs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn record_metrics(&self) -> Result<(), Error> {
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "a gauge is an f64; counts stay far below 2^53"
+        )]
+        let gauge = |value: u64| value as f64;
+        let stats = self.stats().await?;
+        for (state, count) in &stats.states {
+            metrics::gauge!("igdisplay_accounts", "state" => state.as_str()).set(gauge(*count));
+        }
+        metrics::gauge!("igdisplay_accounts_due").set(gauge(stats.due));
+        metrics::gauge!("igdisplay_outbox_pending").set(gauge(stats.pending_events));
+        metrics::gauge!("igdisplay_outbox_oldest_pending_seconds")
+            .set(stats.oldest_pending_age.map_or(0.0, |age| age.as_secs_f64()));
+        metrics::gauge!("igdisplay_outbox_dead").set(gauge(stats.dead_events));
+        metrics::gauge!("igdisplay_app_budget_used_ratio")
+            .set(stats.budget_used_percent.map_or(0.0, |p| f64::from(p) / 100.0));
+        let feeds = self.feed_stats().await?;
+        metrics::gauge!("igdisplay_feeds", "bound" => "true").set(gauge(feeds.bound));
+        metrics::gauge!("igdisplay_feeds", "bound" => "false")
+            .set(gauge(feeds.feeds.saturating_sub(feeds.bound)));
+        metrics::gauge!("igdisplay_feed_syncs_scheduled").set(gauge(feeds.scheduled));
+        metrics::gauge!("igdisplay_feed_syncs_due").set(gauge(feeds.due));
+        metrics::gauge!("igdisplay_feed_sync_oldest_due_seconds").set(gauge(feeds.oldest_due_seconds));
+        Ok(())
+    }
+
     /// Seals again, under the ring's current key, up to `batch` tokens sealed under an older
     /// one. Safe while keepers and logins write: a row is re-sealed only if its token is
     /// still the one read (a row written meanwhile is sealed under the current key anyway),

@@ -79,6 +79,32 @@ pub struct SyncSchedule {
     pub leased: bool,
 }
 
+/// The feed service's figures, read in one pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FeedStats {
+    /// Feeds in all.
+    pub feeds: u64,
+    /// Feeds an account is bound to.
+    pub bound: u64,
+    /// Accounts with a sync schedule.
+    pub scheduled: u64,
+    /// Accounts whose sync is due now.
+    pub due: u64,
+    /// How long the most overdue sync has waited, in seconds.
+    pub oldest_due_seconds: u64,
+}
+
+/// An account claimed for a sync, and how late its sync is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClaimedSync {
+    /// Whose.
+    pub user_id: UserId,
+    /// How long after it was due it was claimed.
+    pub lag: Duration,
+}
+
 /// The SHA-256 of a secret, in hex: what the rows keep instead of it.
 fn digest(secret: &str) -> String {
     use sha2::Digest as _;
@@ -512,14 +538,19 @@ impl SqlStore {
     /// # Errors
     ///
     /// [`Error::Database`].
-    pub async fn claim_syncs(&self, owner: &str, lease: Duration, batch: u32) -> Result<Vec<UserId>, Error> {
+    pub async fn claim_syncs(
+        &self,
+        owner: &str,
+        lease: Duration,
+        batch: u32,
+    ) -> Result<Vec<ClaimedSync>, Error> {
         static CLAIM: Sql = Sql::new(
             "UPDATE account_syncs SET lease_owner = $2, lease_until = {now} + $3
              WHERE user_id IN (
                  SELECT user_id FROM account_syncs
                  WHERE next_sync_at <= {now} AND (lease_until IS NULL OR lease_until <= {now})
                  ORDER BY next_sync_at LIMIT $4{skip_locked})
-             RETURNING user_id",
+             RETURNING user_id, {now} - next_sync_at AS lag",
         );
         self.accounts
             .at(&CLAIM)
@@ -530,10 +561,51 @@ impl SqlStore {
             .await
             .and_then(|rows| {
                 rows.iter()
-                    .map(|row| row.try_get::<String, _>("user_id").map(UserId::new))
+                    .map(|row| {
+                        Ok(ClaimedSync {
+                            user_id: UserId::new(row.try_get::<String, _>("user_id")?),
+                            lag: Duration::from_secs(
+                                u64::try_from(row.try_get::<i64, _>("lag")?).unwrap_or(0),
+                            ),
+                        })
+                    })
                     .collect()
             })
             .map_err(Error::statement("claim due syncs"))
+    }
+
+    /// The feed service's figures now ([`FeedStats`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn feed_stats(&self) -> Result<FeedStats, Error> {
+        static STATS: Sql = Sql::new(
+            "SELECT (SELECT COUNT(*) FROM feeds) AS feeds,
+                    (SELECT COUNT(*) FROM feeds WHERE user_id IS NOT NULL) AS bound,
+                    (SELECT COUNT(*) FROM account_syncs) AS scheduled,
+                    (SELECT COUNT(*) FROM account_syncs WHERE next_sync_at <= {now}) AS due,
+                    (SELECT COALESCE(MAX({now} - next_sync_at), 0) FROM account_syncs
+                     WHERE next_sync_at <= {now}) AS oldest",
+        );
+        const ACTION: &str = "read the feeds' figures";
+        let row = self
+            .accounts
+            .at(&STATS)
+            .fetch_one(self.accounts.pool())
+            .await
+            .map_err(Error::statement(ACTION))?;
+        let count = |name: &str| -> Result<u64, Error> {
+            let value: i64 = row.try_get(name).map_err(Error::statement(ACTION))?;
+            Ok(u64::try_from(value).unwrap_or(0))
+        };
+        Ok(FeedStats {
+            feeds: count("feeds")?,
+            bound: count("bound")?,
+            scheduled: count("scheduled")?,
+            due: count("due")?,
+            oldest_due_seconds: count("oldest")?,
+        })
     }
 
     /// Records the end of `owner`'s sync of `user`: next due `after` from now (the database's

@@ -20,7 +20,7 @@ mod webhook;
 pub use accounts::{AccountSummary, FleetStats, MetaCallback, Rotation};
 pub use error::Error;
 pub use events::{Event, EventState, Events, OutboxEvent, Subscription};
-pub use feeds::{DeletedFeed, FeedRow, LinkState, SyncSchedule};
+pub use feeds::{ClaimedSync, DeletedFeed, FeedRow, FeedStats, LinkState, SyncSchedule};
 pub use keeper::{Keeper, KeeperBuilder, KeeperSettings, RefreshQuota, Tally};
 pub use keys::{Key, KeyError, KeyRing};
 pub use schedule::AccountState;
