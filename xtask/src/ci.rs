@@ -176,6 +176,8 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     drop(s3);
     drop(cluster);
     result?;
+    // After the tests, whose build made the CLI's binary.
+    widget_browser_tests(root)?;
     crate::fuzz::smoke(root)?;
     stale_snapshots(root)
 }
@@ -200,16 +202,7 @@ fn examples(root: &Path) -> Vec<String> {
 fn browser_tests(root: &Path, database: &str) -> Result<(), String> {
     let e2e = root.join("examples/web-gallery/e2e");
     println!("\n==> browser tests: node --test (in {})", e2e.display());
-    if !e2e.join("node_modules/playwright-core").exists() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&e2e)
-            .status()
-            .map_err(|e| format!("could not run npm (install Node.js): {e}"))?;
-        if !status.success() {
-            return Err("npm ci failed in examples/web-gallery/e2e".to_owned());
-        }
-    }
+    npm_ci(&e2e)?;
     let binary = root.join("target/debug/web-gallery");
     let screenshot = root.join("target/e2e/gallery.png");
     let status = Command::new("node")
@@ -225,6 +218,46 @@ fn browser_tests(root: &Path, database: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err("the browser tests failed (is Chromium installed? `bash .ci/run` installs it)".to_owned())
+    }
+}
+
+/// The feed service's widget in headless Chromium (`node --test`, playwright-core and
+/// axe-core), against `igdisplay feeds serve` and `igdisplay mock serve` (the CLI's debug
+/// binary). `.ci/run` installs Chromium and the npm packages.
+fn widget_browser_tests(root: &Path) -> Result<(), String> {
+    let e2e = root.join("crates/igdisplay-feeds/e2e");
+    println!("\n==> widget browser tests: node --test (in {})", e2e.display());
+    npm_ci(&e2e)?;
+    let status = Command::new("node")
+        .args(["--test", "--test-reporter=spec"])
+        .env("IGDISPLAY_BIN", root.join("target/debug/igdisplay"))
+        .current_dir(&e2e)
+        .status()
+        .map_err(|e| format!("could not run node: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(
+            "the widget's browser tests failed (is Chromium installed? `bash .ci/run` installs it)"
+                .to_owned(),
+        )
+    }
+}
+
+/// `npm ci` in `dir` when its packages are not installed yet.
+fn npm_ci(dir: &Path) -> Result<(), String> {
+    if dir.join("node_modules").exists() {
+        return Ok(());
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .status()
+        .map_err(|e| format!("could not run npm (install Node.js): {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("npm ci failed in {}", dir.display()))
     }
 }
 

@@ -439,6 +439,9 @@ pub(crate) struct FeedsServeArgs {
     /// This instance's name in the leases (default: feeds-PID); unique per running instance.
     #[arg(long, value_name = "NAME")]
     pub(crate) owner: Option<String>,
+    /// Seconds the scheduler waits when no sync is due before it asks the database again.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub(crate) idle: u64,
     /// Post every event (needs_login, refreshed, revoked…) to this URL, signed with HMAC-SHA256
     /// under the secrets of IGDISPLAY_WEBHOOK_SECRETS.
     #[arg(

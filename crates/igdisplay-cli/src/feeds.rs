@@ -36,9 +36,15 @@ pub(crate) async fn serve(settings: &Settings, args: FeedsServeArgs) -> Result<(
     if let Some(owner) = &args.owner {
         config.owner = owner.clone();
     }
+    config.idle = std::time::Duration::from_secs(args.idle);
     let target = crate::mirror::target(args.target)?;
-    if let (Target::Folder(dir), None) = (&target, &config.media_base) {
-        config.media_folder = Some(dir.clone());
+    if let Target::Folder(dir) = &target {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Failure::runtime(format!("cannot make the mirror's folder {}: {e}", dir.display()))
+        })?;
+        if config.media_base.is_none() {
+            config.media_folder = Some(dir.clone());
+        }
     }
     if settings.mock().is_some() && !settings.register_redirect_with_mock(&config.callback_url()).await {
         eprintln!(

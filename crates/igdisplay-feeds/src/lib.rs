@@ -10,7 +10,7 @@ mod settings;
 mod view;
 
 pub use scheduler::Pass;
-pub use service::{Answer, FeedService, FeedsConfig, Renderer};
+pub use service::{Answer, FeedService, FeedsConfig, Renderer, WIDGET_JS};
 pub use settings::{
     FeedSettings, MAX_ENTRY, MAX_LIST, MAX_POSTS, MAX_SYNC_INTERVAL, MIN_SYNC_INTERVAL, MediaKind,
     SettingsError,

@@ -207,6 +207,7 @@ impl FeedService {
             (&Method::GET, ["healthz"]) => text(StatusCode::OK, "ok"),
             (&Method::GET, ["readyz"]) => self.ready().await,
             (&Method::GET, ["metrics"]) => self.metrics().await,
+            (&Method::GET | &Method::HEAD, ["v1", "widget.js"]) => widget(&request),
             (_, ["v1", "feeds", id]) => self.public_feed(&method, id, &request).await,
             (&Method::GET | &Method::HEAD, ["v1", "media", ..]) => self.media(&request).await,
             (_, ["v1", "admin", rest @ ..]) => self.admin(rest, request).await,
@@ -289,12 +290,59 @@ impl FeedService {
     }
 }
 
+/// The widget's script ([`WIDGET_JS`]), with a validator and a day of caching.
+fn widget<B>(request: &Request<B>) -> Answer {
+    static ETAG: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
+    let etag = ETAG.get_or_init(|| {
+        HeaderValue::from_str(&crate::view::etag_of(WIDGET_JS.as_bytes()))
+            .unwrap_or(HeaderValue::from_static("\"w\""))
+    });
+    let held = request
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|tag| tag == etag);
+    let mut response = if held || request.method() == Method::HEAD {
+        let mut response = Response::new(FileBody::empty());
+        if held {
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+        }
+        response
+    } else {
+        Response::new(FileBody::bytes(Bytes::from_static(WIDGET_JS.as_bytes())))
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    headers.insert(header::ETAG, etag.clone());
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300, stale-while-revalidate=86400"),
+    );
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("cross-origin"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// The embeddable widget, `GET /v1/widget.js`: the custom element `<ig-feed feed="ID"
+/// layout="grid|carousel" columns="3">`, in a shadow root, with a lightbox.
+pub const WIDGET_JS: &str = include_str!("../widget/widget.js");
+
 /// The route a path is counted under (never the path itself: ids and secrets stay out of
 /// the metrics).
 fn route_of(path: &str) -> &'static str {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         ["v1", "feeds", _] => "feed",
+        ["v1", "widget.js"] => "widget",
         ["v1", "media", ..] => "media",
         ["v1", "admin", ..] => "admin",
         ["v1", "connect", ..] => "connect",
