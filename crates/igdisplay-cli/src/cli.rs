@@ -442,6 +442,10 @@ pub(crate) struct FeedsServeArgs {
     /// Seconds the scheduler waits when no sync is due before it asks the database again.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub(crate) idle: u64,
+    /// Seconds a claimed sync is this instance's; a stopped instance's accounts are taken over
+    /// after this (renewed while a sync runs).
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(3..=86_400))]
+    pub(crate) sync_lease: u64,
     /// Post every event (needs_login, refreshed, revoked…) to this URL, signed with HMAC-SHA256
     /// under the secrets of IGDISPLAY_WEBHOOK_SECRETS.
     #[arg(

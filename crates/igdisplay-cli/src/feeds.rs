@@ -37,6 +37,7 @@ pub(crate) async fn serve(settings: &Settings, args: FeedsServeArgs) -> Result<(
         config.owner = owner.clone();
     }
     config.idle = std::time::Duration::from_secs(args.idle);
+    config.sync_lease = std::time::Duration::from_secs(args.sync_lease);
     let target = crate::mirror::target(args.target)?;
     if let Target::Folder(dir) = &target {
         std::fs::create_dir_all(dir).map_err(|e| {

@@ -214,4 +214,4 @@ mod usage;
 // The helpers more than one room uses.
 use doctor::mock_on_system_clock;
 use login::{counting_listener, listening_login, listening_login_with};
-use store::{KillOnDrop, exchange, exchange_raw, with_store};
+use store::{KillOnDrop, exchange, exchange_raw, one_request, with_store};

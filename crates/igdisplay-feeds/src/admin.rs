@@ -62,6 +62,7 @@ impl FeedService {
             }
             (&Method::DELETE, ["feeds", id]) => self.delete(id).await,
             (&Method::POST, ["feeds", id, "connect"]) => self.new_link(id).await,
+            (&Method::POST, ["feeds", id, "sync"]) => self.sync_now(id).await,
             _ => problem(StatusCode::NOT_FOUND, "not_found", "no such admin resource"),
         }
     }
@@ -208,6 +209,28 @@ impl FeedService {
                 &json!({"connect_url": self.connect_url(&secret)}),
             ),
             Ok(None) => problem(StatusCode::NOT_FOUND, "not_found", "no such feed"),
+            Err(error) => unavailable(&error),
+        }
+    }
+
+    /// `POST /v1/admin/feeds/{id}/sync`: the feed's account is synced on the next pass.
+    async fn sync_now(&self, id: &str) -> Answer {
+        let user = match self.inner.store.feed(id).await {
+            Ok(Some(FeedRow {
+                user_id: Some(user), ..
+            })) => user,
+            Ok(Some(_)) => {
+                return problem(
+                    StatusCode::CONFLICT,
+                    "not_connected",
+                    "no account is connected to this feed",
+                );
+            }
+            Ok(None) => return problem(StatusCode::NOT_FOUND, "not_found", "no such feed"),
+            Err(error) => return unavailable(&error),
+        };
+        match self.inner.store.sync_now(&user).await {
+            Ok(()) => json(StatusCode::ACCEPTED, &json!({"scheduled": id})),
             Err(error) => unavailable(&error),
         }
     }

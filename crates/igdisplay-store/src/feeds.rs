@@ -458,6 +458,27 @@ impl SqlStore {
         Ok((LinkState::Valid { feed_id }, released))
     }
 
+    /// Makes `user`'s sync due now (an operator's "sync now"); the next pass of any instance
+    /// claims it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn sync_now(&self, user: &UserId) -> Result<(), Error> {
+        static NOW: Sql = Sql::new("SELECT {now} AS now");
+        const ACTION: &str = "schedule a sync now";
+        let mut tx = self.accounts.begin(ACTION).await?;
+        let now: i64 = self
+            .accounts
+            .at(&NOW)
+            .fetch_one(&mut *tx)
+            .await
+            .and_then(|row| row.try_get("now"))
+            .map_err(Error::statement(ACTION))?;
+        schedule_now(&mut tx, user.as_str(), now).await?;
+        Accounts::commit(tx, ACTION).await
+    }
+
     /// Unbinds `user` from every feed that shows it and drops its sync schedule (a data
     /// deletion: no row keeps the account's id); the feeds show no account until connected
     /// again. The feeds' ids.

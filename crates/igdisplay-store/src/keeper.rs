@@ -585,6 +585,12 @@ impl Keeper {
                 return Ok(());
             }
             let idle = self.inner.settings.idle;
+            // An event this process writes meanwhile (a feed's `needs_login`, a callback's)
+            // wakes a keeper that delivers events: registered before the look, so none is
+            // missed between the look and the sleep.
+            let written = self.inner.store.written.notified();
+            tokio::pin!(written);
+            written.as_mut().enable();
             let wait = match self.inner.accounts.next_work(self.inner.webhook.is_some()).await {
                 Ok(Some(ahead)) if ahead <= 0 => {
                     // Due now (an account, an expiry, an event), unless the budget holds it.
@@ -612,9 +618,11 @@ impl Keeper {
             if self.stopping() {
                 break;
             }
+            let delivers = self.inner.webhook.is_some();
             tokio::select! {
                 () = self.inner.clock.sleep(wait) => busy = self.maintenance_due(),
                 () = stop => {}
+                () = &mut written, if delivers => busy = true,
             }
         }
         Ok(())

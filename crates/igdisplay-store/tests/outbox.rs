@@ -96,6 +96,7 @@ on_both!(
     a_subscriber_that_lags_loses_nothing,
     delivered_events_are_pruned_after_the_retention,
     metas_webhooks_are_kept_once_before_they_are_acknowledged_and_delivered_through_the_outbox,
+    an_idle_keeper_delivers_an_event_this_process_writes_without_waiting_out_its_sleep,
 );
 
 async fn every_state_change_writes_its_event_in_the_same_transaction(db: Db) {
@@ -459,4 +460,67 @@ async fn deliver(receiver: &igdisplay_auth::webhooks::WebhookReceiver, store: &S
         .receive(&igdisplay_http::http::Method::POST, None, &headers, body, store)
         .await
         .status
+}
+
+/// A clock whose sleeps never end and say when one begins: a keeper on it is asleep for good
+/// unless something wakes it.
+#[derive(Debug, Default)]
+struct Asleep {
+    began: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl igdisplay_http::Clock for Asleep {
+    fn now(&self) -> SystemTime {
+        std::time::UNIX_EPOCH + Duration::from_secs(T0)
+    }
+
+    async fn sleep(&self, _: Duration) {
+        self.began.notify_one();
+        std::future::pending::<()>().await;
+    }
+
+    async fn timer(&self, duration: Duration) {
+        self.sleep(duration).await;
+    }
+}
+
+/// A keeper with a webhook, asleep (its clock's sleeps never end), delivers an event the
+/// moment this process writes one (a feed's `needs_login`, a callback's).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a guard against a hang when the keeper is not woken, not a wait the scenario needs"
+)]
+async fn an_idle_keeper_delivers_an_event_this_process_writes_without_waiting_out_its_sleep(db: Db) {
+    use igdisplay_auth::{AppConfig, AuthClient};
+    let (store, _) = store(&db).await;
+    let receiver = Arc::new(Receiver::default());
+    let client = AuthClient::new(
+        AppConfig::read_only(igdisplay_model::Platform::InstagramLogin),
+        receiver.clone(),
+    );
+    let clock = Arc::new(Asleep::default());
+    let keeper = igdisplay_store::Keeper::builder(store.clone(), client)
+        .clock(clock.clone())
+        .webhook(sender(receiver.clone()))
+        .build();
+    let running = tokio::spawn({
+        let keeper = keeper.clone();
+        async move { keeper.run(std::future::pending()).await }
+    });
+    clock.began.notified().await;
+    assert!(receiver.verified_ids().is_empty(), "nothing to deliver yet");
+    store.delete_account(&UserId::new("1784"), "DEL-1").await.unwrap();
+    let delivered = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if !receiver.verified_ids().is_empty() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(delivered.is_ok(), "the event waited out the keeper's sleep");
+    keeper.stop();
+    running.await.unwrap().unwrap();
 }

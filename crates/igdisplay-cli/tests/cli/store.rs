@@ -92,7 +92,7 @@ fn a_store_without_its_keys_is_a_usage_error_that_shows_no_key() {
 }
 
 /// Accepts one HTTP request on a loopback port, answers 200, and hands over its head and body.
-fn one_request() -> (String, std::thread::JoinHandle<(String, Vec<u8>)>) {
+pub(super) fn one_request() -> (String, std::thread::JoinHandle<(String, Vec<u8>)>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hooks/igdisplay", listener.local_addr().unwrap());
     let handle = std::thread::spawn(move || {
