@@ -1,7 +1,7 @@
 //! `GET /v1/feeds/{id}`: a feed's posts as JSON, a page at a time, to the pages of the
 //! origins the feed allows, with validators and cache headers.
 
-use crate::service::{Answer, Cached, FeedService, problem};
+use crate::service::{Answer, Cached, FeedService, answer, problem};
 use crate::settings::FeedSettings;
 use crate::view::{DEFAULT_PAGE, FeedState, MAX_PAGE, Snapshot, offset_of, render_page, select};
 use bytes::Bytes;
@@ -201,19 +201,15 @@ fn paging(query: &str) -> Result<(usize, usize), (&'static str, &'static str)> {
 
 /// The answer to a preflight of an allowed origin.
 fn preflight() -> Answer {
-    let mut response = Response::new(FileBody::empty());
-    *response.status_mut() = StatusCode::NO_CONTENT;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, HEAD"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("if-none-match"),
-    );
-    headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
-    response
+    answer(
+        StatusCode::NO_CONTENT,
+        FileBody::empty(),
+        &[
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD"),
+            (header::ACCESS_CONTROL_ALLOW_HEADERS, "if-none-match"),
+            (header::ACCESS_CONTROL_MAX_AGE, "600"),
+        ],
+    )
 }
 
 /// The CORS headers of a feed's answer to `origin`: any page when the feed allows every

@@ -267,18 +267,13 @@ impl FeedService {
             return problem(StatusCode::NOT_FOUND, "not_found", "no such file");
         }
         let mut response = files.respond(request.method(), &key, request.headers()).await;
-        let headers = response.headers_mut();
         if Mirror::is_immutable(&key) {
-            headers.insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            set(
+                &mut response,
+                &[(header::CACHE_CONTROL, "public, max-age=31536000, immutable")],
             );
         }
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-        headers.insert(
-            "cross-origin-resource-policy",
-            HeaderValue::from_static("cross-origin"),
-        );
+        set(&mut response, &cross_origin());
         response
     }
 
@@ -301,34 +296,28 @@ fn widget<B>(request: &Request<B>) -> Answer {
         .headers()
         .get(header::IF_NONE_MATCH)
         .is_some_and(|tag| tag == etag);
-    let mut response = if held || request.method() == Method::HEAD {
-        let mut response = Response::new(FileBody::empty());
-        if held {
-            *response.status_mut() = StatusCode::NOT_MODIFIED;
-        }
-        response
-    } else {
-        Response::new(FileBody::bytes(Bytes::from_static(WIDGET_JS.as_bytes())))
+    let mut response = match (held, request.method() == Method::HEAD) {
+        (true, _) => answer(StatusCode::NOT_MODIFIED, FileBody::empty(), &[]),
+        (false, true) => answer(StatusCode::OK, FileBody::empty(), &[]),
+        (false, false) => answer(
+            StatusCode::OK,
+            FileBody::bytes(Bytes::from_static(WIDGET_JS.as_bytes())),
+            &[],
+        ),
     };
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    set(
+        &mut response,
+        &[
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (
+                header::CACHE_CONTROL,
+                "public, max-age=300, stale-while-revalidate=86400",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
     );
-    headers.insert(header::ETAG, etag.clone());
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300, stale-while-revalidate=86400"),
-    );
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    headers.insert(
-        "cross-origin-resource-policy",
-        HeaderValue::from_static("cross-origin"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    set(&mut response, &cross_origin());
+    response.headers_mut().insert(header::ETAG, etag.clone());
     response
 }
 
@@ -352,26 +341,59 @@ fn route_of(path: &str) -> &'static str {
     }
 }
 
+/// The headers that let any page use an answer (the widget, media).
+fn cross_origin() -> [(header::HeaderName, &'static str); 2] {
+    [
+        (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        (
+            header::HeaderName::from_static("cross-origin-resource-policy"),
+            "cross-origin",
+        ),
+    ]
+}
+
+/// An answer of `status` with `body` and `headers`.
+pub(crate) fn answer(
+    status: StatusCode,
+    body: FileBody,
+    headers: &[(header::HeaderName, &'static str)],
+) -> Answer {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    set(&mut response, headers);
+    response
+}
+
+/// Sets `headers` (static values) on `response`.
+pub(crate) fn set(response: &mut Answer, headers: &[(header::HeaderName, &'static str)]) {
+    for (name, value) in headers {
+        response
+            .headers_mut()
+            .insert(name.clone(), HeaderValue::from_static(value));
+    }
+}
+
 /// A plain-text answer.
 pub(crate) fn text(status: StatusCode, body: &'static str) -> Answer {
-    let mut response = Response::new(FileBody::bytes(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
+    let body = FileBody::bytes(Bytes::from_static(body.as_bytes()));
+    answer(
+        status,
+        body,
+        &[(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+    )
 }
 
 /// A JSON answer.
 pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Answer {
-    let body = serde_json::to_vec(value).unwrap_or_default();
-    let mut response = Response::new(FileBody::bytes(Bytes::from(body)));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    let body = FileBody::bytes(Bytes::from(serde_json::to_vec(value).unwrap_or_default()));
+    answer(
+        status,
+        body,
+        &[
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+    )
 }
 
 /// An error as JSON: `{"error": {"code": …, "message": …}}`.
@@ -396,18 +418,17 @@ pub(crate) fn page(status: StatusCode, title: &str, message: &str) -> Answer {
         escape(title),
         escape(message)
     );
-    let mut response = Response::new(FileBody::bytes(Bytes::from(body)));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    response
+    answer(
+        status,
+        FileBody::bytes(Bytes::from(body)),
+        &[
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; frame-ancestors 'none'",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+    )
 }

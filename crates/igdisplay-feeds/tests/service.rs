@@ -154,22 +154,27 @@ async fn connect(deployment: &Deployment, link: &str, username: &str) -> (u16, S
     (done.status().as_u16(), done.text().await.unwrap())
 }
 
+/// Creates a feed named `name` through the admin API: its id and connect link.
+async fn create_feed(instance: &Instance, token: &str, name: &str) -> (String, String) {
+    let (status, created) = instance
+        .admin(
+            reqwest::Method::POST,
+            "/feeds",
+            token,
+            Some(json!({ "name": name })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["feed"]["id"].as_str().unwrap().to_owned();
+    (id, created["connect_url"].as_str().unwrap().to_owned())
+}
+
 /// A deployment with one instance, an admin token and a feed of `cafe_nova` synced once.
 async fn connected_feed() -> (Deployment, Instance, String, String) {
     let deployment = Deployment::new();
     let instance = deployment.instance("one").await;
     let token = instance.service.store().add_admin_token("test").await.unwrap();
-    let (status, created) = instance
-        .admin(
-            reqwest::Method::POST,
-            "/feeds",
-            &token,
-            Some(json!({"name": "Café Nova"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["feed"]["id"].as_str().unwrap().to_owned();
-    let link = created["connect_url"].as_str().unwrap().to_owned();
+    let (id, link) = create_feed(&instance, &token, "Café Nova").await;
     let (status, text) = connect(&deployment, &link, "cafe_nova").await;
     assert_eq!(status, 200, "{text}");
     let pass = instance.service.sync_due().await.unwrap();
@@ -218,16 +223,7 @@ async fn a_connect_link_used_twice_is_refused_and_binds_nothing_more() {
     let deployment = Deployment::new();
     let instance = deployment.instance("one").await;
     let token = instance.service.store().add_admin_token("test").await.unwrap();
-    let (_, created) = instance
-        .admin(
-            reqwest::Method::POST,
-            "/feeds",
-            &token,
-            Some(json!({"name": "x"})),
-        )
-        .await;
-    let id = created["feed"]["id"].as_str().unwrap().to_owned();
-    let link = created["connect_url"].as_str().unwrap().to_owned();
+    let (id, link) = create_feed(&instance, &token, "x").await;
     assert_eq!(connect(&deployment, &link, "cafe_nova").await.0, 200);
     let (status, text) = connect(&deployment, &link, "jayposiris").await;
     assert_eq!(status, 409, "{text}");

@@ -28,6 +28,23 @@ on_both!(
 
 const USER: &str = "17841400000000001";
 
+/// A new connect link of the feed `id`, valid `seconds`.
+async fn link_of(store: &SqlStore, id: &str, seconds: u64) -> String {
+    store
+        .add_connect_link(id, Duration::from_secs(seconds))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// A feed named `name` bound to `user` through its connect link.
+async fn bound_feed(store: &SqlStore, name: &str, user: &UserId) -> igdisplay_store::FeedRow {
+    let feed = store.create_feed(name, "{}").await.unwrap();
+    let link = link_of(store, &feed.id, 60).await;
+    store.redeem_connect_link(&link, user).await.unwrap();
+    feed
+}
+
 /// The accounts of a claim.
 fn users(claimed: Vec<igdisplay_store::ClaimedSync>) -> Vec<UserId> {
     claimed.into_iter().map(|c| c.user_id).collect()
@@ -73,11 +90,7 @@ async fn feeds_are_created_read_listed_updated_and_deleted(db: Db) {
 async fn a_connect_link_binds_its_feed_once_and_then_is_used(db: Db) {
     let store = db.open(ring("k1", 1)).await;
     let feed = store.create_feed("Café Nova", "{}").await.unwrap();
-    let link = store
-        .add_connect_link(&feed.id, Duration::from_secs(7 * 86_400))
-        .await
-        .unwrap()
-        .unwrap();
+    let link = link_of(&store, &feed.id, 7 * 86_400).await;
     assert_eq!(
         store.connect_link(&link).await.unwrap(),
         LinkState::Valid {
@@ -122,11 +135,7 @@ async fn a_connect_link_expires_and_a_deleted_feeds_link_is_unknown(db: Db) {
     let clock = igdisplay_http::ManualClock::at_unix(1_800_000_000);
     let store = pinned(&db, &clock).await;
     let feed = store.create_feed("Café Nova", "{}").await.unwrap();
-    let link = store
-        .add_connect_link(&feed.id, Duration::from_secs(3600))
-        .await
-        .unwrap()
-        .unwrap();
+    let link = link_of(&store, &feed.id, 3600).await;
     clock.advance(Duration::from_secs(3600));
     assert_eq!(store.connect_link(&link).await.unwrap(), LinkState::Expired);
     let (state, _) = store
@@ -135,11 +144,7 @@ async fn a_connect_link_expires_and_a_deleted_feeds_link_is_unknown(db: Db) {
         .unwrap();
     assert_eq!(state, LinkState::Expired);
     assert_eq!(store.feed(&feed.id).await.unwrap().unwrap().user_id, None);
-    let fresh = store
-        .add_connect_link(&feed.id, Duration::from_secs(3600))
-        .await
-        .unwrap()
-        .unwrap();
+    let fresh = link_of(&store, &feed.id, 3600).await;
     store.delete_feed(&feed.id).await.unwrap();
     assert_eq!(store.connect_link(&fresh).await.unwrap(), LinkState::Unknown);
     assert_eq!(
@@ -151,11 +156,7 @@ async fn a_connect_link_expires_and_a_deleted_feeds_link_is_unknown(db: Db) {
 async fn a_parked_login_is_sealed_to_its_link(db: Db) {
     let store = db.open(ring("k1", 1)).await;
     let feed = store.create_feed("Café Nova", "{}").await.unwrap();
-    let link = store
-        .add_connect_link(&feed.id, Duration::from_secs(3600))
-        .await
-        .unwrap()
-        .unwrap();
+    let link = link_of(&store, &feed.id, 3600).await;
     assert_eq!(store.parked_login(&link).await.unwrap(), None);
     let pending = br#"{"state":"PARKED-STATE-CANARY"}"#;
     assert!(store.park_connect_login(&link, pending).await.unwrap());
@@ -226,11 +227,7 @@ async fn admin_tokens_and_link_secrets_are_never_in_the_database(db: Db) {
     assert!(!store.is_admin_token("igfa_guess").await.unwrap());
     assert!(!store.is_admin_token(&admin[..admin.len() - 1]).await.unwrap());
     let feed = store.create_feed("x", "{}").await.unwrap();
-    let link = store
-        .add_connect_link(&feed.id, Duration::from_secs(60))
-        .await
-        .unwrap()
-        .unwrap();
+    let link = link_of(&store, &feed.id, 60).await;
     let contents = db.contents();
     for secret in [&admin, &link] {
         assert!(
@@ -244,13 +241,7 @@ async fn an_account_is_synced_by_one_instance_and_a_dead_ones_claim_is_taken_ove
     let clock = igdisplay_http::ManualClock::at_unix(1_800_000_000);
     let store = pinned(&db, &clock).await;
     let user = UserId::new(USER);
-    let feed = store.create_feed("x", "{}").await.unwrap();
-    let link = store
-        .add_connect_link(&feed.id, Duration::from_secs(60))
-        .await
-        .unwrap()
-        .unwrap();
-    store.redeem_connect_link(&link, &user).await.unwrap();
+    bound_feed(&store, "x", &user).await;
     let lease = Duration::from_secs(120);
     assert_eq!(
         users(store.claim_syncs("a", lease, 10).await.unwrap()),
@@ -299,13 +290,7 @@ async fn a_revoked_account_writes_needs_login_naming_its_feeds_once(db: Db) {
         .save(&record(USER, "IGAAtoken", 1_700_000_000))
         .await
         .unwrap();
-    let feed = store.create_feed("x", "{}").await.unwrap();
-    let link = store
-        .add_connect_link(&feed.id, Duration::from_secs(60))
-        .await
-        .unwrap()
-        .unwrap();
-    store.redeem_connect_link(&link, &user).await.unwrap();
+    let feed = bound_feed(&store, "x", &user).await;
     let event = store
         .mark_needs_login(&user, "Error validating access token")
         .await
@@ -331,13 +316,7 @@ async fn a_revoked_account_writes_needs_login_naming_its_feeds_once(db: Db) {
 async fn a_deleted_accounts_feeds_are_unbound_and_keep_no_row_with_its_id(db: Db) {
     let store = db.open(ring("k1", 1)).await;
     let user = UserId::new(USER);
-    let feed = store.create_feed("x", "{}").await.unwrap();
-    let link = store
-        .add_connect_link(&feed.id, Duration::from_secs(60))
-        .await
-        .unwrap()
-        .unwrap();
-    store.redeem_connect_link(&link, &user).await.unwrap();
+    let feed = bound_feed(&store, "x", &user).await;
     assert_eq!(
         store.unbind_account(&user).await.unwrap(),
         std::slice::from_ref(&feed.id)
