@@ -39,7 +39,7 @@ fn main() -> ExitCode {
     // store's for a bucket), so the program installs one (a no-op if already installed).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    notice::install();
+    notice::install(matches!(cli.command, Command::Feeds(FeedsCommand::Serve(_))));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -13,18 +13,27 @@ use tracing_subscriber::prelude::*;
 /// Waits shorter than this pass without a word.
 const QUIET_BELOW: Duration = Duration::from_secs(1);
 
-/// Installs the notice as the process's `tracing` subscriber.
-pub(crate) fn install() {
-    let _ = tracing_subscriber::registry().with(RateLimitNotice).try_init();
+/// Installs the notice as the process's `tracing` subscriber; for a service
+/// (`json_logs`), with the libraries' events at INFO and above as one JSON object a line on
+/// stderr, each with its spans (a request's id).
+pub(crate) fn install(json_logs: bool) {
+    let logs = json_logs.then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_writer(std::io::stderr)
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+    });
+    // Each layer filters for itself: a layer's own `enabled` would silence the others.
+    let notice = RateLimitNotice.with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
+        metadata.target() == RATE_LIMIT_WAIT
+    }));
+    let _ = tracing_subscriber::registry().with(notice).with(logs).try_init();
 }
 
 struct RateLimitNotice;
 
 impl<S: tracing::Subscriber> Layer<S> for RateLimitNotice {
-    fn enabled(&self, metadata: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
-        metadata.target() == RATE_LIMIT_WAIT
-    }
-
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
         let mut wait = WaitMs(None);
         event.record(&mut wait);

@@ -182,12 +182,19 @@ impl FeedService {
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        use tracing::Instrument as _;
         let clock = self.inner.instagram.clock().clone();
         let started = clock.now();
         let route = route_of(request.uri().path());
-        let answer = self.route(request).await;
+        let id = request_id(request.headers().get("x-request-id"));
+        let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route);
+        let mut answer = self.route(request).instrument(span.clone()).await;
         let took = clock.now().duration_since(started).unwrap_or_default();
         let status = answer.status();
+        span.in_scope(|| tracing::info!(status = status.as_u16(), ms = took.as_millis(), "answered"));
+        if let Ok(id) = HeaderValue::from_str(&id) {
+            answer.headers_mut().insert("x-request-id", id);
+        }
         metrics::counter!("igdisplay_feeds_requests_total", "route" => route, "status" => status.as_str().to_owned())
             .increment(1);
         metrics::histogram!("igdisplay_feeds_request_seconds", "route" => route).record(took.as_secs_f64());
@@ -324,6 +331,19 @@ fn widget<B>(request: &Request<B>) -> Answer {
 /// The embeddable widget, `GET /v1/widget.js`: the custom element `<ig-feed feed="ID"
 /// layout="grid|carousel" columns="3">`, in a shadow root, with a lightbox.
 pub const WIDGET_JS: &str = include_str!("../widget/widget.js");
+
+/// A request's id: the proxy's `X-Request-Id` when it is a plain token (letters, digits, `-`,
+/// at most 64), else a new random one; answered in the same header and named in every log
+/// line of the request.
+fn request_id(sent: Option<&HeaderValue>) -> String {
+    let sane = |id: &&str| {
+        !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    match sent.and_then(|v| v.to_str().ok()).filter(sane) {
+        Some(id) => id.to_owned(),
+        None => igdisplay::auth::random_hex(8).unwrap_or_else(|_| "unknown".to_owned()),
+    }
+}
 
 /// The route a path is counted under (never the path itself: ids and secrets stay out of
 /// the metrics).

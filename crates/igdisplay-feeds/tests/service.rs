@@ -477,3 +477,23 @@ fn walk(dir: &std::path::Path) -> usize {
             .sum()
     })
 }
+
+#[tokio::test]
+async fn every_answer_names_its_request_id_the_proxys_when_it_is_plain() {
+    let deployment = Deployment::new();
+    let instance = deployment.instance("one").await;
+    let healthz = |id: &'static str| {
+        http()
+            .get(format!("{}/healthz", instance.base))
+            .header("x-request-id", id)
+            .send()
+    };
+    let kept = healthz("edge-7f3a-01").await.unwrap();
+    assert_eq!(kept.headers()["x-request-id"], "edge-7f3a-01");
+    let replaced = healthz("<script>").await.unwrap();
+    let id = replaced.headers()["x-request-id"].to_str().unwrap();
+    assert!(
+        id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
+}

@@ -121,6 +121,19 @@ fn feeds_serve_takes_a_feed_through_its_connect_link_once_and_stops_cleanly() {
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("stopped"), "{stderr}");
     assert!(!stderr.contains(&token), "no admin token in the log");
+    assert!(!stderr.contains(&link), "no connect link in the log");
+    // One JSON object a line, each answer with its request's id and route.
+    let answered: Vec<Value> = stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["fields"]["message"] == "answered")
+        .collect();
+    assert!(
+        answered
+            .iter()
+            .any(|line| line["span"]["route"] == "feed" && line["span"]["request_id"].is_string()),
+        "{stderr}"
+    );
 }
 
 /// A `feeds serve` of a deployment on the PostgreSQL database `store` and the bucket
