@@ -45,6 +45,18 @@ pub(crate) async fn run_targets(
     connections: usize,
     requests: usize,
 ) -> Result<Duration, String> {
+    run_timed(addr, targets, connections, requests)
+        .await
+        .map(|(elapsed, _)| elapsed)
+}
+
+/// [`run_targets`], with every request's time from sending to its last byte.
+pub(crate) async fn run_timed(
+    addr: SocketAddr,
+    targets: &[Target],
+    connections: usize,
+    requests: usize,
+) -> Result<(Duration, Vec<Duration>), String> {
     if targets.is_empty() {
         return Err("no target".to_owned());
     }
@@ -58,10 +70,26 @@ pub(crate) async fn run_targets(
             async move { connection(addr, &targets, n, per).await },
         ));
     }
+    let mut latencies = Vec::with_capacity(requests);
     for task in tasks {
-        task.await.map_err(|e| e.to_string())??;
+        latencies.extend(task.await.map_err(|e| e.to_string())??);
     }
-    Ok(started.elapsed())
+    Ok((started.elapsed(), latencies))
+}
+
+/// The `p`-th percentile (0 to 100) of `latencies`, in milliseconds.
+pub(crate) fn percentile_ms(latencies: &mut [Duration], p: f64) -> f64 {
+    if latencies.is_empty() {
+        return 0.0;
+    }
+    latencies.sort_unstable();
+    #[expect(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let at = ((latencies.len() - 1) as f64 * p / 100.0).round() as usize;
+    latencies[at.min(latencies.len() - 1)].as_secs_f64() * 1000.0
 }
 
 async fn connection(
@@ -69,7 +97,7 @@ async fn connection(
     targets: &[Target],
     start: usize,
     requests: usize,
-) -> Result<(), String> {
+) -> Result<Vec<Duration>, String> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| e.to_string())?;
@@ -79,7 +107,9 @@ async fn connection(
         .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
     let host = addr.to_string();
+    let mut latencies = Vec::with_capacity(requests);
     for n in 0..requests {
+        let sent = Instant::now();
         let target = &targets[(start + n) % targets.len()];
         sender.ready().await.map_err(|e| e.to_string())?;
         let mut request = http::Request::get(&target.path).header(http::header::HOST, &host);
@@ -107,6 +137,7 @@ async fn connection(
                 target.path
             ));
         }
+        latencies.push(sent.elapsed());
     }
-    Ok(())
+    Ok(latencies)
 }

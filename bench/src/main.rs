@@ -13,6 +13,7 @@ mod callgrind;
 mod client;
 mod common;
 mod export;
+mod feeds;
 mod fleet;
 mod footprint;
 mod load;
@@ -162,6 +163,8 @@ pub(crate) struct Plan {
     pub(crate) mirror_items: (usize, usize),
     /// The two runs, in requests, whose instruction counts are subtracted.
     pub(crate) callgrind_requests: (usize, usize),
+    /// The two fleet sizes, in accounts, the feed service is measured at.
+    pub(crate) feeds_accounts: (usize, usize),
 }
 
 impl Plan {
@@ -183,6 +186,7 @@ impl Plan {
                 fleet_rows: 2_000,
                 mirror_items: (30, 120),
                 callgrind_requests: (3, 12),
+                feeds_accounts: (3, 6),
             }
         } else {
             Self {
@@ -201,6 +205,7 @@ impl Plan {
                 fleet_rows: 1_000_000,
                 mirror_items: (1_000, 10_000),
                 callgrind_requests: (200, 2_200),
+                feeds_accounts: (1_000, 10_000),
             }
         }
     }
@@ -280,7 +285,7 @@ async fn run(
     let mut report = Report::new(command, plan.quick);
     let wanted = |n: u8, name: &str| {
         let run = only.is_empty() || only.contains(&n);
-        eprintln!("{n}/11 {name}{}", if run { "" } else { ": skipped (--only)" });
+        eprintln!("{n}/12 {name}{}", if run { "" } else { ": skipped (--only)" });
         run
     };
     if wanted(1, "mock server throughput") {
@@ -307,7 +312,7 @@ async fn run(
     if wanted(8, "keeping a fleet alive") {
         match postgres {
             Some(postgres) => fleet::fleet(&plan, cli, postgres, &mut report).await?,
-            None => eprintln!("8/11: skipped (no --postgres)"),
+            None => eprintln!("8/12: skipped (no --postgres)"),
         }
     }
     if wanted(9, "media mirror") {
@@ -318,6 +323,12 @@ async fn run(
     }
     if wanted(11, "serving a mirror beside nginx") {
         nginx::versus_nginx(&plan, cli, &mut report).await?;
+    }
+    if wanted(12, "the feed service") {
+        match postgres {
+            Some(postgres) => feeds::feeds(&plan, cli, postgres, &mut report).await?,
+            None => eprintln!("12/12: skipped (no --postgres)"),
+        }
     }
     std::fs::write(out, report.render()).map_err(|e| format!("{out}: {e}"))?;
     eprintln!("wrote {out}");

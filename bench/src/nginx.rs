@@ -21,7 +21,7 @@ const NGINX_PATHS: [&str; 3] = ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local
 
 /// 11. Serving a mirror: igdisplay serve / nginx, requests per second, on three workloads.
 pub(crate) async fn versus_nginx(plan: &Plan, cli: &str, report: &mut Report) -> Result<(), String> {
-    let Some(binary) = NGINX_PATHS.iter().map(Path::new).find(|p| p.exists()) else {
+    let Some(binary) = binary() else {
         report.note(
             "11. Serving a mirror: igdisplay serve beside nginx",
             "Not run: nginx is not installed (`apt-get install nginx`; `.ci/run` installs it).",
@@ -198,15 +198,20 @@ fn workloads(dir: &Path, user: &str) -> Result<Vec<Workload>, String> {
     ])
 }
 
+/// Where nginx is installed, if it is.
+pub(crate) fn binary() -> Option<&'static Path> {
+    NGINX_PATHS.iter().map(Path::new).find(|p| p.exists())
+}
+
 /// nginx serving `root` on a free loopback port, with a configuration of its own under
 /// `prefix`; stopped (SIGQUIT to the master, then waited for) when dropped.
-struct Nginx {
+pub(crate) struct Nginx {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Nginx {
-    fn start(binary: &Path, root: &Path, prefix: &Path) -> Result<Self, String> {
+    pub(crate) fn start(binary: &Path, root: &Path, prefix: &Path) -> Result<Self, String> {
         std::fs::create_dir_all(prefix.join("logs")).map_err(|e| e.to_string())?;
         let addr = free_port()?;
         // The mirror's files are private to their owner (0600): as root, the workers must be

@@ -43,8 +43,8 @@ pub(crate) fn run(root: &Path, quick: bool, only: &[String]) -> Result<(), Strin
         "cargo xtask bench"
     };
     // The fleet comparison's PostgreSQL: a cluster of its own, stopped after.
-    let cluster = if only.is_empty() || only.iter().any(|n| n == "8") {
-        println!("\n==> bench: PostgreSQL for the fleet comparison");
+    let cluster = if only.is_empty() || only.iter().any(|n| n == "8" || n == "12") {
+        println!("\n==> bench: PostgreSQL for the fleet and feed comparisons");
         Some(crate::postgres::Cluster::start_counting_statements(root)?)
     } else {
         None
