@@ -91,10 +91,11 @@ impl FeedService {
         let (state, synced_at, items) = match &row.user_id {
             None => (FeedState::Pending, None, Vec::new()),
             Some(user) => {
-                let account = self.inner.store.account(user).await?;
-                let refused = account.is_none_or(|a| {
+                // The state alone: a read of a feed never opens a token.
+                let state = self.inner.store.account_state(user).await?;
+                let refused = state.is_none_or(|state| {
                     matches!(
-                        a.state,
+                        state,
                         AccountState::Revoked | AccountState::Expired | AccountState::Deauthorized
                     )
                 });

@@ -245,6 +245,28 @@ impl SqlStore {
         }))
     }
 
+    /// Where `user`'s account stands, without opening its token (`None`: no such account).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`]; [`Error::Corrupt`] for a state this version does not know.
+    pub async fn account_state(&self, user: &UserId) -> Result<Option<AccountState>, Error> {
+        let state: Option<String> = sqlx::query("SELECT state FROM accounts WHERE user_id = $1")
+            .bind(user.as_str().to_owned())
+            .fetch_optional(self.accounts.pool())
+            .await
+            .and_then(|row| row.map(|row| sqlx::Row::try_get(&row, "state")).transpose())
+            .map_err(Error::statement("read an account's state"))?;
+        state
+            .map(|state| {
+                AccountState::parse(&state).ok_or_else(|| Error::Corrupt {
+                    user_id: user.as_str().to_owned(),
+                    source: serde::de::Error::custom("unknown state"),
+                })
+            })
+            .transpose()
+    }
+
     /// A token record from its stored `record` JSON and sealed `token`.
     pub(crate) fn open(&self, user_id: &str, record: &str, sealed: &[u8]) -> Result<TokenRecord, Error> {
         let token = self.keys.open(user_id, sealed)?;
