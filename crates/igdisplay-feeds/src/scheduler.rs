@@ -107,6 +107,9 @@ impl FeedService {
             Ok(Some(Ok(report))) => {
                 pass.synced += 1;
                 tracing::info!(user = %user, items = report.items, downloaded = report.downloaded, "synced");
+                let calls = report.graph_calls.saturating_add(report.story_calls);
+                metrics::counter!("igdisplay_feed_graph_calls_total")
+                    .increment(u64::try_from(calls).unwrap_or(u64::MAX));
                 (self.next_sync(user).await, None)
             }
             Ok(Some(Err(error))) => self.failed_sync(user, error, pass).await,

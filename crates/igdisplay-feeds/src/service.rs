@@ -96,6 +96,10 @@ pub(crate) struct Inner {
     pub(crate) cache: Mutex<HashMap<String, Arc<Cached>>>,
     /// Renders what the `metrics` facade recorded, for `/metrics`.
     pub(crate) metrics: Option<Renderer>,
+    /// Requests answered, for their ids.
+    pub(crate) requests: std::sync::atomic::AtomicU64,
+    /// This instance's part of every request id it makes (random).
+    pub(crate) id_prefix: String,
 }
 
 /// Renders the recorded metrics in Prometheus' text format (the exporter's `render`).
@@ -151,6 +155,8 @@ impl FeedService {
                 files,
                 cache: Mutex::new(HashMap::new()),
                 metrics: None,
+                requests: std::sync::atomic::AtomicU64::new(0),
+                id_prefix: igdisplay::auth::random_hex(4).unwrap_or_else(|_| "feeds".to_owned()),
             }),
         })
     }
@@ -186,19 +192,52 @@ impl FeedService {
         let clock = self.inner.instagram.clock().clone();
         let started = clock.now();
         let route = route_of(request.uri().path());
-        let id = request_id(request.headers().get("x-request-id"));
-        let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route);
-        let mut answer = self.route(request).instrument(span.clone()).await;
+        let id = self.request_id(request.headers().get("x-request-id"));
+        // Reads (a feed, media, the widget, health) are the service's bulk: logged at DEBUG
+        // unless they fail, so a busy instance does not format a line per page view.
+        let reads = matches!(route, "feed" | "media" | "widget" | "operations");
+        let span = if reads {
+            tracing::debug_span!("request", request_id = %id, route)
+        } else {
+            tracing::info_span!("request", request_id = %id, method = %request.method(), route)
+        };
+        let mut answer = self.route(request).instrument(span).await;
         let took = clock.now().duration_since(started).unwrap_or_default();
         let status = answer.status();
-        span.in_scope(|| tracing::info!(status = status.as_u16(), ms = took.as_millis(), "answered"));
+        let ms = took.as_millis();
+        if status.is_server_error() {
+            tracing::warn!(request_id = %id, route, status = status.as_u16(), ms, "answered");
+        } else if reads {
+            tracing::debug!(request_id = %id, route, status = status.as_u16(), ms, "answered");
+        } else {
+            tracing::info!(request_id = %id, route, status = status.as_u16(), ms, "answered");
+        }
         if let Ok(id) = HeaderValue::from_str(&id) {
             answer.headers_mut().insert("x-request-id", id);
         }
-        metrics::counter!("igdisplay_feeds_requests_total", "route" => route, "status" => status.as_str().to_owned())
+        metrics::counter!("igdisplay_feeds_requests_total", "route" => route, "status" => status_label(status))
             .increment(1);
         metrics::histogram!("igdisplay_feeds_request_seconds", "route" => route).record(took.as_secs_f64());
         answer
+    }
+
+    /// A request's id: the proxy's `X-Request-Id` when it is a plain token (letters, digits,
+    /// `-`, at most 64), else this instance's prefix and a number; answered in the same header
+    /// and named in the request's log lines.
+    fn request_id(&self, sent: Option<&HeaderValue>) -> String {
+        let sane = |id: &&str| {
+            !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        match sent.and_then(|v| v.to_str().ok()).filter(sane) {
+            Some(id) => id.to_owned(),
+            None => {
+                let n = self
+                    .inner
+                    .requests
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                format!("{}-{n:x}", self.inner.id_prefix)
+            }
+        }
     }
 
     async fn route<B>(&self, request: Request<B>) -> Answer
@@ -332,16 +371,28 @@ fn widget<B>(request: &Request<B>) -> Answer {
 /// layout="grid|carousel" columns="3">`, in a shadow root, with a lightbox.
 pub const WIDGET_JS: &str = include_str!("../widget/widget.js");
 
-/// A request's id: the proxy's `X-Request-Id` when it is a plain token (letters, digits, `-`,
-/// at most 64), else a new random one; answered in the same header and named in every log
-/// line of the request.
-fn request_id(sent: Option<&HeaderValue>) -> String {
-    let sane = |id: &&str| {
-        !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    match sent.and_then(|v| v.to_str().ok()).filter(sane) {
-        Some(id) => id.to_owned(),
-        None => igdisplay::auth::random_hex(8).unwrap_or_else(|_| "unknown".to_owned()),
+/// The status as a metric label (the statuses the service answers, each a static string).
+fn status_label(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200 => "200",
+        201 => "201",
+        202 => "202",
+        204 => "204",
+        206 => "206",
+        303 => "303",
+        304 => "304",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        409 => "409",
+        410 => "410",
+        413 => "413",
+        416 => "416",
+        422 => "422",
+        503 => "503",
+        _ => "other",
     }
 }
 

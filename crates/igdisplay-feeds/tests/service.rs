@@ -491,9 +491,17 @@ async fn every_answer_names_its_request_id_the_proxys_when_it_is_plain() {
     let kept = healthz("edge-7f3a-01").await.unwrap();
     assert_eq!(kept.headers()["x-request-id"], "edge-7f3a-01");
     let replaced = healthz("<script>").await.unwrap();
-    let id = replaced.headers()["x-request-id"].to_str().unwrap();
+    let id = replaced.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let (prefix, n) = id.split_once('-').unwrap();
     assert!(
-        id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        prefix.len() == 8 && prefix.bytes().all(|b| b.is_ascii_hexdigit()),
         "{id}"
+    );
+    assert!(u64::from_str_radix(n, 16).is_ok(), "{id}");
+    let next = healthz("<script>").await.unwrap();
+    assert_ne!(
+        next.headers()["x-request-id"],
+        id.as_str(),
+        "each request its own id"
     );
 }

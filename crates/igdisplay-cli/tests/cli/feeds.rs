@@ -122,7 +122,8 @@ fn feeds_serve_takes_a_feed_through_its_connect_link_once_and_stops_cleanly() {
     assert!(stderr.contains("stopped"), "{stderr}");
     assert!(!stderr.contains(&token), "no admin token in the log");
     assert!(!stderr.contains(&link), "no connect link in the log");
-    // One JSON object a line, each answer with its request's id and route.
+    // One JSON object a line; each admin answer with its request's id and route (a read's at
+    // DEBUG).
     let answered: Vec<Value> = stderr
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
@@ -131,7 +132,7 @@ fn feeds_serve_takes_a_feed_through_its_connect_link_once_and_stops_cleanly() {
     assert!(
         answered
             .iter()
-            .any(|line| line["span"]["route"] == "feed" && line["span"]["request_id"].is_string()),
+            .any(|line| line["fields"]["route"] == "admin" && line["fields"]["request_id"].is_string()),
         "{stderr}"
     );
 }
