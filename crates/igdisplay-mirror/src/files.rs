@@ -923,6 +923,8 @@ impl ServeLimits {
 /// at most [`ServeLimits::max_connections`] at once, each closed when its headers take longer
 /// than the header-read timeout or it moves no byte for the idle timeout. When `accept`
 /// fails (out of file descriptors), it waits (10 ms, doubling to 1 s) instead of spinning.
+/// Once `shutdown` completes it accepts nothing more, and returns when every open connection
+/// has finished the request under way (idle ones close at once), or after one idle timeout.
 ///
 /// ```
 /// use igdisplay_mirror::{FileServer, ServeLimits, serve};
@@ -964,7 +966,41 @@ pub async fn serve<S, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let max = limits.max_connections.max(1);
+    let permits = Arc::new(tokio::sync::Semaphore::new(max));
+    let (draining, drain) = tokio::sync::watch::channel(false);
+    accept(&listener, &permits, &service, limits, &drain, shutdown).await;
+    // Drain: no new connection; each open one finishes the request under way (an idle one
+    // closes at once), for at most one idle period.
+    drop(listener);
+    let _ = draining.send(true);
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(limits.idle_timeout, permits.acquire_many(all)).await;
+}
+
+/// Accepts connections until `shutdown` completes, each served on a task of its own.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "an accept error's backoff runs in real time, as the socket's timers do"
+)]
+async fn accept<S, B>(
+    listener: &tokio::net::TcpListener,
+    permits: &Arc<tokio::sync::Semaphore>,
+    service: &S,
+    limits: ServeLimits,
+    drain: &tokio::sync::watch::Receiver<bool>,
+    shutdown: impl std::future::Future<Output = ()>,
+) where
+    S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut shutdown = std::pin::pin!(shutdown);
     let mut backoff = Duration::ZERO;
     loop {
@@ -997,9 +1033,9 @@ pub async fn serve<S, B>(
                 }
             }
         };
-        let service = service.clone();
+        let (service, drain) = (service.clone(), drain.clone());
         tokio::spawn(async move {
-            connection(stream, service, limits).await;
+            connection(stream, service, limits, drain).await;
             drop(permit);
         });
     }
@@ -1010,8 +1046,12 @@ pub async fn serve<S, B>(
     clippy::disallowed_methods,
     reason = "a socket's timers run in real time on tokio's timer, as hyper's header timer does: not the application's clock"
 )]
-async fn connection<S, B>(stream: tokio::net::TcpStream, service: S, limits: ServeLimits)
-where
+async fn connection<S, B>(
+    stream: tokio::net::TcpStream,
+    service: S,
+    limits: ServeLimits,
+    mut drain: tokio::sync::watch::Receiver<bool>,
+) where
     S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = Response<B>>,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -1040,12 +1080,17 @@ where
         if wait.is_zero() {
             break;
         }
+        if *drain.borrow() {
+            break;
+        }
         tokio::select! {
             _ = conn.as_mut() => return,
             () = tokio::time::sleep(wait) => {}
+            _ = drain.changed() => {}
         }
     }
-    // Idle: ended at once between requests; a response under way gets one more idle period.
+    // Idle or draining: ended at once between requests; a response under way gets one more
+    // idle period.
     conn.as_mut().graceful_shutdown();
     let _ = tokio::time::timeout(limits.idle_timeout, conn).await;
 }

@@ -312,3 +312,66 @@ async fn a_large_file_streams_whole_and_a_range_of_it_is_exact() {
     assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(body(part).await, &large[100_000..1_200_000]);
 }
+
+/// A shutdown while a request is being answered: no new connection is taken, the answer
+/// under way is finished and delivered, and `serve` returns once it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_finishes_the_request_under_way_then_returns() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
+    let started_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(started_tx)));
+    let (release, released) = tokio::sync::watch::channel(false);
+    let service =
+        hyper::service::service_fn(move |_: igdisplay_http::http::Request<hyper::body::Incoming>| {
+            let (started_tx, mut released) = (started_tx.clone(), released.clone());
+            async move {
+                if let Some(tx) = started_tx.lock().unwrap().take() {
+                    let _ = tx.send(());
+                }
+                let _ = released.wait_for(|go| *go).await;
+                Ok::<_, std::convert::Infallible>(hyper::Response::new(igdisplay_mirror::FileBody::bytes(
+                    bytes::Bytes::from_static(b"finished"),
+                )))
+            }
+        });
+    let (stop, stopping) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(igdisplay_mirror::serve(
+        listener,
+        ServeLimits::default(),
+        service,
+        async {
+            let _ = stopping.await;
+        },
+    ));
+    let client = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    started.await.unwrap();
+    stop.send(()).unwrap();
+    let mut serving = serving;
+    // Once nothing listens any more, the handler is let go: `serve` must still be waiting
+    // for its answer (biased: were it done, it would be seen first).
+    let first = tokio::select! {
+        biased;
+        _ = &mut serving => "serve returned",
+        answer = async {
+            while tokio::net::TcpStream::connect(addr).await.is_ok() {
+                tokio::task::yield_now().await;
+            }
+            release.send(true).unwrap();
+            client.await.unwrap()
+        } => {
+            assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("finished"), "{answer}");
+            "answered"
+        }
+    };
+    assert_eq!(first, "answered", "serve returned with a request under way");
+    serving.await.unwrap();
+}
