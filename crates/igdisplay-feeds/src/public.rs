@@ -119,6 +119,13 @@ impl FeedService {
             until: now + self.inner.config.cache_ttl,
         });
         if let Ok(mut cache) = self.inner.cache.lock() {
+            if cache.len() >= self.inner.config.cache_feeds {
+                // Bounded: the expired go first; if all are young, the cache starts over.
+                cache.retain(|_, cached| cached.until > now);
+                if cache.len() >= self.inner.config.cache_feeds {
+                    cache.clear();
+                }
+            }
             cache.insert(id.to_owned(), entry.clone());
         }
         Ok(Some(entry))

@@ -32,6 +32,9 @@ pub struct FeedsConfig {
     /// How late an instance may see a change made on another (its cache of a feed's row and
     /// rendered pages lives this long). Default 1 s.
     pub cache_ttl: Duration,
+    /// The most feeds an instance keeps cached at once: its memory stays bounded however
+    /// many feeds it serves. Default 10,000.
+    pub cache_feeds: usize,
     /// This instance's name in the sync schedule's leases.
     pub owner: String,
     /// Accounts one pass of the scheduler claims. Default 8.
@@ -54,6 +57,7 @@ impl FeedsConfig {
             media_base: None,
             connect_ttl: Duration::from_secs(7 * 86_400),
             cache_ttl: Duration::from_secs(1),
+            cache_feeds: 10_000,
             owner: format!("feeds-{}", std::process::id()),
             sync_batch: 8,
             sync_lease: igdisplay_mirror::SYNC_LEASE,
@@ -176,6 +180,11 @@ impl FeedService {
         &self.inner.store
     }
 
+    /// Feeds this instance holds in its cache now (at most [`FeedsConfig::cache_feeds`]).
+    pub fn cached_feeds(&self) -> usize {
+        self.inner.cache.lock().map_or(0, |cache| cache.len())
+    }
+
     /// The configuration.
     pub fn config(&self) -> &FeedsConfig {
         &self.inner.config
@@ -274,6 +283,11 @@ impl FeedService {
         if let Err(error) = self.inner.store.record_metrics().await {
             return crate::admin::unavailable(&error);
         }
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "a gauge is an f64; the cache is bounded"
+        )]
+        metrics::gauge!("igdisplay_feeds_cached").set(self.cached_feeds() as f64);
         let mut response = Response::new(FileBody::bytes(Bytes::from(render())));
         response.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -46,6 +46,11 @@ impl Deployment {
 
     /// Starts an instance named `owner` on a port of its own.
     async fn instance(&self, owner: &str) -> Instance {
+        self.instance_with(owner, |_| {}).await
+    }
+
+    /// [`instance`](Self::instance), its configuration changed by `change`.
+    async fn instance_with(&self, owner: &str, change: impl FnOnce(&mut FeedsConfig)) -> Instance {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         // The database's time follows the mock's clock, which the tests move by hours.
@@ -58,6 +63,7 @@ impl Deployment {
         config.cache_ttl = Duration::ZERO;
         let folder = self.dir.path().join("mirror");
         config.media_folder = Some(folder.clone());
+        change(&mut config);
         std::fs::create_dir_all(&folder).unwrap();
         // Each instance has its own address; the mock accepts every instance's callback.
         self.mock.add_redirect_uri(&config.callback_url());
@@ -504,4 +510,25 @@ async fn every_answer_names_its_request_id_the_proxys_when_it_is_plain() {
         id.as_str(),
         "each request its own id"
     );
+}
+
+#[tokio::test]
+async fn an_instance_keeps_no_more_feeds_cached_than_its_bound() {
+    let deployment = Deployment::new();
+    let instance = deployment
+        .instance_with("one", |config| {
+            config.cache_ttl = Duration::from_secs(3600);
+            config.cache_feeds = 2;
+        })
+        .await;
+    let token = instance.service.store().add_admin_token("test").await.unwrap();
+    for n in 0..5 {
+        let (id, _) = create_feed(&instance, &token, &format!("feed {n}")).await;
+        assert_eq!(instance.feed(&id, &[]).await.0, 200);
+        assert!(
+            instance.service.cached_feeds() <= 2,
+            "{} cached",
+            instance.service.cached_feeds()
+        );
+    }
 }
