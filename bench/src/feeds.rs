@@ -28,8 +28,10 @@ struct Run {
     accounts: usize,
     /// Seconds from the instances' start until every account was synced once.
     first_mirror: f64,
-    /// Graph calls one sync sent, on average.
+    /// Graph calls one steady-state sync sent (nothing new to list), on average.
     calls_per_sync: f64,
+    /// Steady-state syncs both instances finished a second (every account due at once).
+    resyncs_per_second: f64,
     /// The mean time the scheduler set between two syncs of an account, in seconds.
     interval: f64,
     /// Each instance's peak resident memory, KiB.
@@ -79,6 +81,7 @@ fn write(report: &mut Report, runs: &[Run], reads: Vec<Vec<String>>, ratio: f64,
             vec![
                 run.accounts.to_string(),
                 format!("{:.1}", run.first_mirror),
+                format!("{:.0}", run.resyncs_per_second),
                 format!("{:.2}", run.calls_per_sync),
                 format!("{:.0}", run.interval),
                 format!("{:.1}", day(run)),
@@ -92,13 +95,16 @@ fn write(report: &mut Report, runs: &[Run], reads: Vec<Vec<String>>, ratio: f64,
         &format!(
             "Accounts of {POSTS} posts on the mock, a feed each, two `igdisplay feeds serve` instances \
              on one PostgreSQL database and one mirror folder. Time from their start until every \
-             account is synced once; the Graph calls a sync sent (counted by the instances); the mean \
+             account is synced once; then every account made due at once: the syncs both instances finish \
+             a second when nothing is new, and the Graph calls such a sync sends (counted by the \
+             instances); the mean \
              interval the scheduler then set (the account's pace within the feeds' bounds) and \
              what it makes a day; each instance's peak resident memory (VmHWM)."
         ),
         &[
             "accounts",
             "first mirror of every feed (s)",
+            "steady syncs a second",
             "Graph calls a sync",
             "interval (s)",
             "Graph calls an account a day",
@@ -179,21 +185,7 @@ impl Deployment {
 
     /// Waits until every account is synced once, then reads the figures.
     async fn wait_mirrored(&self) -> Result<Run, String> {
-        let total = i64::try_from(self.accounts).unwrap_or(i64::MAX);
-        loop {
-            let synced: i64 = sqlx::query("SELECT COUNT(*) AS n FROM account_syncs WHERE syncs > 0")
-                .fetch_one(self.store.pool())
-                .await
-                .and_then(|row| row.try_get("n"))
-                .map_err(|e| e.to_string())?;
-            if synced >= total {
-                break;
-            }
-            if self.started.elapsed() > Duration::from_secs(3600) {
-                return Err(format!("{synced} of {total} feeds mirrored after an hour"));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        self.wait_synced(1).await?;
         let first_mirror = self.started.elapsed().as_secs_f64();
         let interval: f64 =
             sqlx::query("SELECT AVG(next_sync_at - last_sync_at)::float8 AS mean FROM account_syncs")
@@ -201,7 +193,53 @@ impl Deployment {
                 .await
                 .and_then(|row| row.try_get("mean"))
                 .map_err(|e| e.to_string())?;
-        // The Graph calls the syncs sent, as the instances count them.
+        let first_calls = self.graph_calls().await?;
+        // The steady state: every account due again at once; its sync finds nothing new.
+        sqlx::query("UPDATE account_syncs SET next_sync_at = 0")
+            .execute(self.store.pool())
+            .await
+            .map_err(|e| e.to_string())?;
+        let again = Instant::now();
+        self.wait_synced(2).await?;
+        let resync = again.elapsed().as_secs_f64();
+        let steady_calls = self.graph_calls().await? - first_calls;
+        #[expect(clippy::cast_precision_loss, reason = "counts far below 2^53")]
+        let accounts = self.accounts as f64;
+        let peaks = [0, 1].map(|n| procs::status_kib(self.instances[n].0.id(), "VmHWM:"));
+        Ok(Run {
+            accounts: self.accounts,
+            first_mirror,
+            calls_per_sync: steady_calls / accounts,
+            resyncs_per_second: accounts / resync.max(0.001),
+            interval,
+            peaks,
+        })
+    }
+
+    /// Waits until every account has been synced `times` times.
+    async fn wait_synced(&self, times: i64) -> Result<(), String> {
+        let total = i64::try_from(self.accounts).unwrap_or(i64::MAX);
+        loop {
+            let synced: i64 = sqlx::query("SELECT COUNT(*) AS n FROM account_syncs WHERE syncs >= $1")
+                .bind(times)
+                .fetch_one(self.store.pool())
+                .await
+                .and_then(|row| row.try_get("n"))
+                .map_err(|e| e.to_string())?;
+            if synced >= total {
+                return Ok(());
+            }
+            if self.started.elapsed() > Duration::from_secs(3600) {
+                return Err(format!(
+                    "{synced} of {total} feeds synced {times} times after an hour"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The Graph calls the instances' syncs sent so far, as they count them.
+    async fn graph_calls(&self) -> Result<f64, String> {
         let mut calls = 0.0;
         for (_, base) in &self.instances {
             let addr: std::net::SocketAddr = base
@@ -215,16 +253,7 @@ impl Deployment {
                 .and_then(|value| value.trim().parse::<f64>().ok())
                 .unwrap_or(0.0);
         }
-        #[expect(clippy::cast_precision_loss, reason = "counts far below 2^53")]
-        let calls_per_sync = calls / self.accounts as f64;
-        let peaks = [0, 1].map(|n| procs::status_kib(self.instances[n].0.id(), "VmHWM:"));
-        Ok(Run {
-            accounts: self.accounts,
-            first_mirror,
-            calls_per_sync,
-            interval,
-            peaks,
-        })
+        Ok(calls)
     }
 
     /// `GET /v1/feeds/{id}` of up to 32 feeds from instance 1 and from nginx serving the same
