@@ -8,17 +8,9 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let step = |title: &str, args: &[&str], env: &[(&str, &str)]| -> Result<(), String> {
         println!("\n==> {title}: cargo {}", args.join(" "));
-        let status = Command::new(&cargo)
-            .args(args)
-            .envs(env.iter().copied())
-            .current_dir(root)
-            .status()
-            .map_err(|e| format!("could not run cargo: {e}"))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!("step failed: {title} ({status})"))
-        }
+        let mut command = Command::new(&cargo);
+        command.args(args).envs(env.iter().copied()).current_dir(root);
+        succeeds(&mut command, "cargo", || format!("step failed: {title}"))
     };
     let deny = [("RUSTDOCFLAGS", "-D warnings")];
     let tests = [("INSTA_UPDATE", "no"), ("CI", "true")];
@@ -205,20 +197,16 @@ fn browser_tests(root: &Path, database: &str) -> Result<(), String> {
     npm_ci(&e2e)?;
     let binary = root.join("target/debug/web-gallery");
     let screenshot = root.join("target/e2e/gallery.png");
-    let status = Command::new("node")
-        .args(["--test", "--test-reporter=spec"])
+    let mut node = Command::new("node");
+    node.args(["--test", "--test-reporter=spec"])
         .env("WEB_GALLERY_BIN", binary)
         .env("GALLERY_SCREENSHOT", screenshot)
         .env("GALLERY_DATABASE_URL", database)
         .env("IGDISPLAY_REQUIRE_POSTGRES", "1")
-        .current_dir(&e2e)
-        .status()
-        .map_err(|e| format!("could not run node: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err("the browser tests failed (is Chromium installed? `bash .ci/run` installs it)".to_owned())
-    }
+        .current_dir(&e2e);
+    succeeds(&mut node, "node", || {
+        "the browser tests failed (is Chromium installed? `bash .ci/run` installs it)".to_owned()
+    })
 }
 
 /// The feed service's widget in headless Chromium (`node --test`, playwright-core and
@@ -228,20 +216,13 @@ fn widget_browser_tests(root: &Path) -> Result<(), String> {
     let e2e = root.join("crates/igdisplay-feeds/e2e");
     println!("\n==> widget browser tests: node --test (in {})", e2e.display());
     npm_ci(&e2e)?;
-    let status = Command::new("node")
-        .args(["--test", "--test-reporter=spec"])
+    let mut node = Command::new("node");
+    node.args(["--test", "--test-reporter=spec"])
         .env("IGDISPLAY_BIN", root.join("target/debug/igdisplay"))
-        .current_dir(&e2e)
-        .status()
-        .map_err(|e| format!("could not run node: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(
-            "the widget's browser tests failed (is Chromium installed? `bash .ci/run` installs it)"
-                .to_owned(),
-        )
-    }
+        .current_dir(&e2e);
+    succeeds(&mut node, "node", || {
+        "the widget's browser tests failed (is Chromium installed? `bash .ci/run` installs it)".to_owned()
+    })
 }
 
 /// `npm ci` in `dir` when its packages are not installed yet.
@@ -249,15 +230,25 @@ fn npm_ci(dir: &Path) -> Result<(), String> {
     if dir.join("node_modules").exists() {
         return Ok(());
     }
-    let status = Command::new("npm")
+    let mut command = Command::new("npm");
+    command
         .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(dir)
+        .current_dir(dir);
+    succeeds(&mut command, "npm (install Node.js)", || {
+        format!("npm ci failed in {}", dir.display())
+    })
+}
+
+/// Runs `command` to its end: `Ok` when it succeeds, else `failed()` (with its status), or
+/// that `program` could not be run.
+fn succeeds(command: &mut Command, program: &str, failed: impl FnOnce() -> String) -> Result<(), String> {
+    let status = command
         .status()
-        .map_err(|e| format!("could not run npm (install Node.js): {e}"))?;
+        .map_err(|e| format!("could not run {program}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("npm ci failed in {}", dir.display()))
+        Err(format!("{} ({status})", failed()))
     }
 }
 

@@ -969,51 +969,19 @@ pub async fn serve<S, B>(
     let max = limits.max_connections.max(1);
     let permits = Arc::new(tokio::sync::Semaphore::new(max));
     let (draining, drain) = tokio::sync::watch::channel(false);
-    accept(&listener, &permits, &service, limits, &drain, shutdown).await;
-    // Drain: no new connection; each open one finishes the request under way (an idle one
-    // closes at once), for at most one idle period.
-    drop(listener);
-    let _ = draining.send(true);
-    let all = u32::try_from(max).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(limits.idle_timeout, permits.acquire_many(all)).await;
-}
-
-/// Accepts connections until `shutdown` completes, each served on a task of its own.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "an accept error's backoff runs in real time, as the socket's timers do"
-)]
-async fn accept<S, B>(
-    listener: &tokio::net::TcpListener,
-    permits: &Arc<tokio::sync::Semaphore>,
-    service: &S,
-    limits: ServeLimits,
-    drain: &tokio::sync::watch::Receiver<bool>,
-    shutdown: impl std::future::Future<Output = ()>,
-) where
-    S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = Response<B>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
     let mut shutdown = std::pin::pin!(shutdown);
     let mut backoff = Duration::ZERO;
     loop {
         let permit = tokio::select! {
             permit = permits.clone().acquire_owned() => match permit {
                 Ok(permit) => permit,
-                Err(_) => return,
+                Err(_) => break,
             },
-            () = &mut shutdown => return,
+            () = &mut shutdown => break,
         };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = &mut shutdown => return,
+            () = &mut shutdown => break,
         };
         let stream = match accepted {
             Ok((stream, _)) => {
@@ -1029,7 +997,7 @@ async fn accept<S, B>(
                 drop(permit);
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => continue,
-                    () = &mut shutdown => return,
+                    () = &mut shutdown => break,
                 }
             }
         };
@@ -1039,6 +1007,12 @@ async fn accept<S, B>(
             drop(permit);
         });
     }
+    // Drain: no new connection; each open one finishes the request under way (an idle one
+    // closes at once), for at most one idle period.
+    drop(listener);
+    let _ = draining.send(true);
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(limits.idle_timeout, permits.acquire_many(all)).await;
 }
 
 /// One connection, until it ends, its headers come too late, or it idles too long.
@@ -1077,10 +1051,7 @@ async fn connection<S, B>(
             .elapsed()
             .saturating_sub(Duration::from_millis(activity.load(Ordering::Relaxed)));
         let wait = limits.idle_timeout.saturating_sub(idle_for);
-        if wait.is_zero() {
-            break;
-        }
-        if *drain.borrow() {
+        if wait.is_zero() || *drain.borrow() {
             break;
         }
         tokio::select! {
@@ -1089,8 +1060,8 @@ async fn connection<S, B>(
             _ = drain.changed() => {}
         }
     }
-    // Idle or draining: ended at once between requests; a response under way gets one more
-    // idle period.
+    // Idle or draining: ended at once between requests; a request under way is answered
+    // (hyper's graceful shutdown waits for the service) within one more idle period.
     conn.as_mut().graceful_shutdown();
     let _ = tokio::time::timeout(limits.idle_timeout, conn).await;
 }

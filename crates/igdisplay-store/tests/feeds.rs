@@ -45,6 +45,15 @@ async fn bound_feed(store: &SqlStore, name: &str, user: &UserId) -> igdisplay_st
     feed
 }
 
+/// [`USER`] with a token in `store`.
+async fn with_token(store: &SqlStore) -> UserId {
+    store
+        .save(&record(USER, "IGAAtoken", 1_700_000_000))
+        .await
+        .unwrap();
+    UserId::new(USER)
+}
+
 /// The accounts of a claim.
 fn users(claimed: Vec<igdisplay_store::ClaimedSync>) -> Vec<UserId> {
     claimed.into_iter().map(|c| c.user_id).collect()
@@ -184,11 +193,7 @@ async fn a_parked_login_is_sealed_to_its_link(db: Db) {
 
 async fn deleting_the_last_feed_of_an_account_releases_its_token_and_schedule(db: Db) {
     let store = db.open(ring("k1", 1)).await;
-    let user = UserId::new(USER);
-    store
-        .save(&record(USER, "IGAAtoken", 1_700_000_000))
-        .await
-        .unwrap();
+    let user = with_token(&store).await;
     let mut feeds = Vec::new();
     for name in ["site A", "site B"] {
         let feed = store.create_feed(name, "{}").await.unwrap();
@@ -285,11 +290,7 @@ async fn an_account_is_synced_by_one_instance_and_a_dead_ones_claim_is_taken_ove
 
 async fn a_revoked_account_writes_needs_login_naming_its_feeds_once(db: Db) {
     let store = db.open(ring("k1", 1)).await;
-    let user = UserId::new(USER);
-    store
-        .save(&record(USER, "IGAAtoken", 1_700_000_000))
-        .await
-        .unwrap();
+    let user = with_token(&store).await;
     let feed = bound_feed(&store, "x", &user).await;
     let event = store
         .mark_needs_login(&user, "Error validating access token")

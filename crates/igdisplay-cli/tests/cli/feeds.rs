@@ -4,6 +4,12 @@
 
 use super::*;
 
+/// A loopback port nothing listens on now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
 /// The header `name` of a raw response head (case as sent), if present.
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().find_map(|line| {
@@ -30,11 +36,7 @@ fn feeds_serve_takes_a_feed_through_its_connect_link_once_and_stops_cleanly() {
     .trim()
     .to_owned();
     assert!(token.starts_with("igfa_"), "{token}");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mirror = env.dir.path().join("mirror");
     std::fs::create_dir_all(&mirror).unwrap();
@@ -147,11 +149,7 @@ fn instance(
     owner: &str,
     webhook: Option<&str>,
 ) -> (KillOnDrop, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let media = format!("{s3}/{bucket}");
     let mut args = vec![
