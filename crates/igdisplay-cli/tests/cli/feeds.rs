@@ -4,6 +4,25 @@
 
 use super::*;
 
+/// Opens the connect link as `username`'s browser would: the link, the mock's window, the
+/// callback with the link's cookie. The final page's status and text.
+fn connect(env: &Env, link: &str, username: &str) -> (u16, String) {
+    let (status, opened, _) = exchange_raw("GET", link, "", "");
+    assert_eq!(status, 303, "{opened}");
+    let cookie = header(&opened, "set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let callback = env
+        .mock
+        .approve(header(&opened, "location").unwrap(), username)
+        .unwrap();
+    let (status, _, page) = exchange_raw("GET", &callback, &format!("cookie: {cookie}\r\n"), "");
+    (status, String::from_utf8_lossy(&page).into_owned())
+}
+
 /// A loopback port nothing listens on now.
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -69,20 +88,9 @@ fn feeds_serve_takes_a_feed_through_its_connect_link_once_and_stops_cleanly() {
     let link = created["connect_url"].as_str().unwrap().to_owned();
     assert!(link.starts_with(&format!("{base}/v1/connect/")), "{link}");
 
-    // The owner opens the link, logs in at the mock, comes back with the link's cookie.
-    let (status, opened, _) = exchange_raw("GET", &link, "", "");
-    assert_eq!(status, 303, "{opened}");
-    let cookie = header(&opened, "set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let authorize = header(&opened, "location").unwrap();
-    let callback = env.mock.approve(authorize, "cafe_nova").unwrap();
-    let (status, _, page) = exchange_raw("GET", &callback, &format!("cookie: {cookie}\r\n"), "");
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&page));
-    assert!(String::from_utf8_lossy(&page).contains("Connected"));
+    let (status, page) = connect(&env, &link, "cafe_nova");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Connected"));
     // Twice: refused.
     assert_eq!(exchange_raw("GET", &link, "", "").0, 409);
 
@@ -258,21 +266,7 @@ fn two_instances_on_postgres_and_s3_share_feeds_survive_a_kill_and_report_needs_
         created["feed"]["id"].as_str().unwrap(),
         created["connect_url"].as_str().unwrap(),
     );
-    let (_, opened, _) = exchange_raw("GET", link, "", "");
-    let cookie = header(&opened, "set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let callback = env
-        .mock
-        .approve(header(&opened, "location").unwrap(), "jayposiris")
-        .unwrap();
-    assert_eq!(
-        exchange_raw("GET", &callback, &format!("cookie: {cookie}\r\n"), "").0,
-        200
-    );
+    assert_eq!(connect(&env, link, "jayposiris").0, 200);
 
     // Instance one is killed in the middle of the sync, part of the files downloaded.
     eventually("instance one in the middle of the sync", || {
