@@ -199,7 +199,7 @@ impl SqlStore {
 
     /// Records the fleet's figures now as gauges of the `metrics` facade (what a Prometheus
     /// scrape shows): accounts by state, refreshes due, the outbox, the app's budget, and the
-    /// feed service's feeds and syncs.
+    /// feed service's feeds by state and its syncs.
     ///
     /// # Errors
     ///
@@ -222,9 +222,14 @@ impl SqlStore {
         metrics::gauge!("igdisplay_app_budget_used_ratio")
             .set(stats.budget_used_percent.map_or(0.0, |p| f64::from(p) / 100.0));
         let feeds = self.feed_stats().await?;
-        metrics::gauge!("igdisplay_feeds", "bound" => "true").set(gauge(feeds.bound));
-        metrics::gauge!("igdisplay_feeds", "bound" => "false")
-            .set(gauge(feeds.feeds.saturating_sub(feeds.bound)));
+        for (state, count) in [
+            ("pending", feeds.pending),
+            ("fresh", feeds.fresh),
+            ("stale", feeds.stale),
+            ("needs_login", feeds.needs_login),
+        ] {
+            metrics::gauge!("igdisplay_feeds", "state" => state).set(gauge(count));
+        }
         metrics::gauge!("igdisplay_feed_syncs_scheduled").set(gauge(feeds.scheduled));
         metrics::gauge!("igdisplay_feed_syncs_due").set(gauge(feeds.due));
         metrics::gauge!("igdisplay_feed_sync_oldest_due_seconds").set(gauge(feeds.oldest_due_seconds));

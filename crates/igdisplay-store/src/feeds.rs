@@ -87,6 +87,14 @@ pub struct FeedStats {
     pub feeds: u64,
     /// Feeds an account is bound to.
     pub bound: u64,
+    /// Feeds with no account yet, or whose account has never been synced.
+    pub pending: u64,
+    /// Feeds whose account's last sync listed everything.
+    pub fresh: u64,
+    /// Feeds whose account's last sync failed (the last good posts shown).
+    pub stale: u64,
+    /// Feeds whose account must log in again (its token refused, expired or removed).
+    pub needs_login: u64,
     /// Accounts with a sync schedule.
     pub scheduled: u64,
     /// Accounts whose sync is due now.
@@ -607,7 +615,16 @@ impl SqlStore {
                     (SELECT COUNT(*) FROM account_syncs) AS scheduled,
                     (SELECT COUNT(*) FROM account_syncs WHERE next_sync_at <= {now}) AS due,
                     (SELECT COALESCE(MAX({now} - next_sync_at), 0) FROM account_syncs
-                     WHERE next_sync_at <= {now}) AS oldest",
+                     WHERE next_sync_at <= {now}) AS oldest,
+                    (SELECT COUNT(*) FROM feeds f LEFT JOIN accounts a ON a.user_id = f.user_id
+                     WHERE f.user_id IS NOT NULL
+                       AND (a.user_id IS NULL OR a.state IN ('revoked', 'expired', 'deauthorized'))) AS needs_login,
+                    (SELECT COUNT(*) FROM feeds f JOIN accounts a ON a.user_id = f.user_id
+                     JOIN account_syncs s ON s.user_id = f.user_id
+                     WHERE a.state IN ('active', 'failing') AND s.syncs > 0 AND s.last_error IS NOT NULL) AS stale,
+                    (SELECT COUNT(*) FROM feeds f JOIN accounts a ON a.user_id = f.user_id
+                     JOIN account_syncs s ON s.user_id = f.user_id
+                     WHERE a.state IN ('active', 'failing') AND s.syncs > 0 AND s.last_error IS NULL) AS fresh",
         );
         const ACTION: &str = "read the feeds' figures";
         let row = self
@@ -620,9 +637,19 @@ impl SqlStore {
             let value: i64 = row.try_get(name).map_err(Error::statement(ACTION))?;
             Ok(u64::try_from(value).unwrap_or(0))
         };
+        let (feeds, fresh, stale, needs_login) = (
+            count("feeds")?,
+            count("fresh")?,
+            count("stale")?,
+            count("needs_login")?,
+        );
         Ok(FeedStats {
-            feeds: count("feeds")?,
+            feeds,
             bound: count("bound")?,
+            pending: feeds.saturating_sub(fresh + stale + needs_login),
+            fresh,
+            stale,
+            needs_login,
             scheduled: count("scheduled")?,
             due: count("due")?,
             oldest_due_seconds: count("oldest")?,

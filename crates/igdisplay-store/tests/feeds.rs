@@ -24,6 +24,7 @@ on_both!(
     an_account_is_synced_by_one_instance_and_a_dead_ones_claim_is_taken_over,
     a_revoked_account_writes_needs_login_naming_its_feeds_once,
     a_deleted_accounts_feeds_are_unbound_and_keep_no_row_with_its_id,
+    feeds_are_counted_by_state,
 );
 
 const USER: &str = "17841400000000001";
@@ -333,4 +334,46 @@ async fn a_deleted_accounts_feeds_are_unbound_and_keep_no_row_with_its_id(db: Db
             "no row keeps the account's id"
         );
     }
+}
+
+async fn feeds_are_counted_by_state(db: Db) {
+    let store = db.open(ring("k1", 1)).await;
+    store.create_feed("no account yet", "{}").await.unwrap();
+    let mut users = Vec::new();
+    for (n, name) in ["fresh", "stale", "needs login", "never synced"]
+        .iter()
+        .enumerate()
+    {
+        let user = UserId::new(format!("1784140000000000{n}"));
+        store
+            .save(&record(user.as_str(), "IGAAtoken", 1_700_000_000))
+            .await
+            .unwrap();
+        bound_feed(&store, name, &user).await;
+        users.push(user);
+    }
+    let lease = Duration::from_secs(60);
+    let claimed = store.claim_syncs("a", lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 4);
+    for (user, error) in [
+        (&users[0], None),
+        (&users[1], Some("Instagram is down")),
+        (&users[2], None),
+    ] {
+        assert!(store.finish_sync(user, "a", lease, error).await.unwrap());
+    }
+    store.mark_needs_login(&users[2], "refused").await.unwrap();
+    let stats = store.feed_stats().await.unwrap();
+    assert_eq!(
+        (
+            stats.feeds,
+            stats.bound,
+            stats.pending,
+            stats.fresh,
+            stats.stale,
+            stats.needs_login
+        ),
+        (5, 4, 2, 1, 1, 1),
+        "{stats:?}"
+    );
 }

@@ -107,13 +107,18 @@ fn feeds_serve_takes_a_feed_through_its_connect_link_once_and_stops_cleanly() {
     let metrics = String::from_utf8_lossy(&metrics);
     assert_eq!(status, 200, "{metrics}");
     for figure in [
-        "igdisplay_feeds{bound=\"true\"} 1",
         "igdisplay_feeds_requests_total{route=\"feed\",status=\"200\"} 1",
         "igdisplay_feed_syncs_scheduled 1",
         "igdisplay_accounts{state=\"active\"} 1",
     ] {
         assert!(metrics.contains(figure), "{figure} in {metrics}");
     }
+    assert!(
+        ["pending", "fresh"]
+            .iter()
+            .any(|state| metrics.contains(&format!("igdisplay_feeds{{state=\"{state}\"}} 1"))),
+        "{metrics}"
+    );
     assert!(!metrics.contains(id), "no feed id in the metrics");
 
     let pid = child.0.id().to_string();
