@@ -1133,8 +1133,17 @@ impl Accounts {
             "DELETE FROM inbound_webhooks WHERE hash IN (
                  SELECT hash FROM inbound_webhooks WHERE received_at <= {now} - $2 LIMIT $3)",
         );
+        // A connect link used, or expired unused, a retention ago (a feed's link is shown to
+        // nobody once used; its row only said which account it bound).
+        static PRUNE_LINKS: Sql = Sql::new(
+            "DELETE FROM connect_links WHERE hash IN (
+                 SELECT hash FROM connect_links
+                 WHERE (used_at IS NOT NULL AND used_at <= {now} - $2)
+                    OR (used_at IS NULL AND expires_at <= {now} - $2)
+                 LIMIT $3)",
+        );
         let mut gone = 0u64;
-        for sql in [&PRUNE_EVENTS, &PRUNE_TOMBSTONES, &PRUNE_INBOUND] {
+        for sql in [&PRUNE_EVENTS, &PRUNE_TOMBSTONES, &PRUNE_INBOUND, &PRUNE_LINKS] {
             let done = self
                 .at(sql)
                 .bind(retention)

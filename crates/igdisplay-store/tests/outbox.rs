@@ -345,9 +345,16 @@ async fn a_subscriber_that_lags_loses_nothing(db: Db) {
     assert_eq!(event.user_id().as_str(), "late");
 }
 
+/// A keeper's pruning after the retention: delivered events, and with them tombstones, Meta's
+/// delivery hashes, and connect links used or expired.
 async fn delivered_events_are_pruned_after_the_retention(db: Db) {
     let (store, clock) = store(&db).await;
     store.delete_account(&UserId::new("a"), "DEL").await.unwrap();
+    // A feed's connect links: one used, one left to expire, one made later (still good).
+    let feed = store.create_feed("x", "{}").await.unwrap();
+    let used = store.add_connect_link(&feed.id, HOUR).await.unwrap().unwrap();
+    store.redeem_connect_link(&used, &UserId::new("b")).await.unwrap();
+    store.add_connect_link(&feed.id, HOUR).await.unwrap().unwrap();
     // A delivery of Meta's kept (its hash, and an event to deliver).
     let receiver =
         igdisplay_auth::webhooks::WebhookReceiver::new("v", igdisplay_model::AppSecret::new("app-secret"))
@@ -369,8 +376,25 @@ async fn delivered_events_are_pruned_after_the_retention(db: Db) {
     keeper.run_once().await.unwrap();
     assert_eq!(store.list_events(None, 0, 10).await.unwrap().len(), 1);
     clock.advance(7 * 24 * HOUR + HOUR);
+    let fresh = store
+        .add_connect_link(&feed.id, 7 * 24 * HOUR)
+        .await
+        .unwrap()
+        .unwrap();
     keeper.run_once().await.unwrap();
     assert!(store.list_events(None, 0, 10).await.unwrap().is_empty());
+    let links: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM connect_links")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        links, 1,
+        "the used and the expired links went; the good one stays"
+    );
+    assert!(matches!(
+        store.connect_link(&fresh).await.unwrap(),
+        igdisplay_store::LinkState::Valid { .. }
+    ));
     // The tombstone went with it: its id and time were all it kept.
     let tombstones: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deleted_accounts")
         .fetch_one(store.pool())
