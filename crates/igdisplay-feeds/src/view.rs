@@ -186,8 +186,7 @@ pub fn render_page(snapshot: &Snapshot<'_>, offset: usize, limit: usize) -> (Vec
 pub fn etag_of(body: &[u8]) -> String {
     use sha2::Digest as _;
     let digest = sha2::Sha256::digest(body);
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("\"{hex}\"")
+    format!("\"{}\"", igdisplay::auth::hex(&digest[..16]))
 }
 
 /// One post (or album item) as the public API shows it.

@@ -646,7 +646,7 @@ impl SqlStore {
         Ok(FeedStats {
             feeds,
             bound: count("bound")?,
-            pending: feeds.saturating_sub(fresh + stale + needs_login),
+            pending: feeds.saturating_sub(fresh.saturating_add(stale).saturating_add(needs_login)),
             fresh,
             stale,
             needs_login,
