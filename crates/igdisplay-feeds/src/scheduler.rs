@@ -7,6 +7,7 @@
 use crate::service::FeedService;
 use crate::settings::FeedSettings;
 use igdisplay::model::{Timestamp, UserId};
+use igdisplay::store::FeedRow;
 use igdisplay_mirror::{Mirror, SyncError};
 use std::time::Duration;
 
@@ -92,11 +93,7 @@ impl FeedService {
             .store
             .exclusive(&Mirror::sync_task(user), inner.config.sync_lease, work)
             .await;
-        let (after, error) = match done {
-            Err(error) => {
-                tracing::warn!(%error, user = %user, "the sync's task lease failed");
-                (Duration::from_secs(60), Some(error.to_string()))
-            }
+        let done = match done {
             Ok(None) => {
                 pass.skipped += 1;
                 if let Err(error) = inner.store.release_sync(user, owner).await {
@@ -104,15 +101,26 @@ impl FeedService {
                 }
                 return;
             }
-            Ok(Some(Ok(report))) => {
+            Ok(Some(synced)) => Ok(synced),
+            Err(error) => Err(error),
+        };
+        // The feeds that show the account, read once: their bounds, then their caches.
+        let feeds = inner.store.feeds_of(user).await.unwrap_or_default();
+        let bounds = bounds_of(&feeds);
+        let (after, error) = match done {
+            Err(error) => {
+                tracing::warn!(%error, user = %user, "the sync's task lease failed");
+                (Duration::from_secs(60), Some(error.to_string()))
+            }
+            Ok(Ok(report)) => {
                 pass.synced += 1;
                 tracing::info!(user = %user, items = report.items, downloaded = report.downloaded, "synced");
                 let calls = report.graph_calls.saturating_add(report.story_calls);
                 metrics::counter!("igdisplay_feed_graph_calls_total")
                     .increment(u64::try_from(calls).unwrap_or(u64::MAX));
-                (self.next_sync(user).await, None)
+                (self.next_sync(user, &bounds).await, None)
             }
-            Ok(Some(Err(error))) => self.failed_sync(user, error, pass).await,
+            Ok(Err(error)) => self.failed_sync(user, error, &bounds, pass).await,
         };
         let took = inner
             .instagram
@@ -130,7 +138,10 @@ impl FeedService {
         {
             tracing::warn!(%error, "a sync's end was not recorded; the claim runs out by itself");
         }
-        self.forget_account(user).await;
+        // This instance's cache of the account's feeds goes: the next read shows the sync.
+        for feed in &feeds {
+            self.forget(&feed.id);
+        }
     }
 
     /// How long until the next try, and the error, of a failed sync; a refused token marks
@@ -139,6 +150,7 @@ impl FeedService {
         &self,
         user: &UserId,
         error: SyncError,
+        bounds: &FeedSettings,
         pass: &mut Pass,
     ) -> (Duration, Option<String>) {
         let message = igdisplay::model::error_chain(&error);
@@ -157,16 +169,13 @@ impl FeedService {
         }
         pass.failed += 1;
         tracing::warn!(user = %user, error = %message, "a sync failed; the last good feed is kept");
-        (
-            self.bounds(user).await.sync_interval(Duration::ZERO),
-            Some(message),
-        )
+        (bounds.sync_interval(Duration::ZERO), Some(message))
     }
 
     /// How long until the account is next due: its own pace (the mirror's next poll, a
     /// quarter of its median posting gap, on the mirror's clock) within the tightest bounds
-    /// of the feeds that show it.
-    async fn next_sync(&self, user: &UserId) -> Duration {
+    /// of the feeds that show it (`bounds`).
+    async fn next_sync(&self, user: &UserId, bounds: &FeedSettings) -> Duration {
         let now = Timestamp::from_system_time(self.inner.instagram.clock().now());
         let wanted = match self.inner.mirror.index(user).await {
             Ok(Some(index)) => {
@@ -175,36 +184,25 @@ impl FeedService {
             }
             _ => Duration::ZERO,
         };
-        self.bounds(user).await.sync_interval(wanted)
+        bounds.sync_interval(wanted)
     }
+}
 
-    /// The sync bounds of `user`'s feeds together: the shortest minimum and the shortest
-    /// maximum (the most demanding feed wins).
-    async fn bounds(&self, user: &UserId) -> FeedSettings {
-        let mut bounds = FeedSettings::default();
-        if let Ok(feeds) = self.inner.store.feeds_of(user).await {
-            let all: Vec<FeedSettings> = feeds
-                .iter()
-                .filter_map(|f| serde_json::from_str(&f.settings).ok())
-                .collect();
-            if let Some(min) = all.iter().map(|s| s.sync_min_seconds).min() {
-                bounds.sync_min_seconds = min;
-            }
-            if let Some(max) = all.iter().map(|s| s.sync_max_seconds).min() {
-                bounds.sync_max_seconds = max.max(bounds.sync_min_seconds);
-            }
-        }
-        bounds
+/// The sync bounds of an account's `feeds` together: the shortest minimum and the shortest
+/// maximum (the most demanding feed wins); the defaults when no feed's settings read.
+fn bounds_of(feeds: &[FeedRow]) -> FeedSettings {
+    let mut bounds = FeedSettings::default();
+    let all: Vec<FeedSettings> = feeds
+        .iter()
+        .filter_map(|f| serde_json::from_str(&f.settings).ok())
+        .collect();
+    if let Some(min) = all.iter().map(|s| s.sync_min_seconds).min() {
+        bounds.sync_min_seconds = min;
     }
-
-    /// Drops this instance's cache of `user`'s feeds: the next read shows the sync.
-    async fn forget_account(&self, user: &UserId) {
-        if let Ok(feeds) = self.inner.store.feeds_of(user).await {
-            for feed in feeds {
-                self.forget(&feed.id);
-            }
-        }
+    if let Some(max) = all.iter().map(|s| s.sync_max_seconds).min() {
+        bounds.sync_max_seconds = max.max(bounds.sync_min_seconds);
     }
+    bounds
 }
 
 /// Whether `shutdown` has already completed (polled once, without waiting).

@@ -200,7 +200,10 @@ impl FeedService {
         use tracing::Instrument as _;
         let clock = self.inner.instagram.clock().clone();
         let started = clock.now();
-        let route = route_of(request.uri().path());
+        // The path split once: for the route's label and for the router.
+        let path = request.uri().path().to_owned();
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let route = route_of(&segments);
         let id = self.request_id(request.headers().get("x-request-id"));
         // Reads (a feed, media, the widget, health) are the service's bulk: logged at DEBUG
         // unless they fail, so a busy instance does not format a line per page view.
@@ -210,7 +213,7 @@ impl FeedService {
         } else {
             tracing::info_span!("request", request_id = %id, method = %request.method(), route)
         };
-        let mut answer = self.route(request).instrument(span).await;
+        let mut answer = self.route(&segments, request).instrument(span).await;
         let took = clock.now().duration_since(started).unwrap_or_default();
         let status = answer.status();
         let ms = took.as_millis();
@@ -249,16 +252,14 @@ impl FeedService {
         }
     }
 
-    async fn route<B>(&self, request: Request<B>) -> Answer
+    async fn route<B>(&self, segments: &[&str], request: Request<B>) -> Answer
     where
         B: hyper::body::Body + Send,
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let path = request.uri().path().to_owned();
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let method = request.method().clone();
-        match (&method, segments.as_slice()) {
+        match (&method, segments) {
             (&Method::GET, ["healthz"]) => text(StatusCode::OK, "ok"),
             (&Method::GET, ["readyz"]) => self.ready().await,
             (&Method::GET, ["metrics"]) => self.metrics().await,
@@ -410,11 +411,10 @@ fn status_label(status: StatusCode) -> &'static str {
     }
 }
 
-/// The route a path is counted under (never the path itself: ids and secrets stay out of
-/// the metrics).
-fn route_of(path: &str) -> &'static str {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match segments.as_slice() {
+/// The route a path (its segments) is counted under (never the path itself: ids and secrets
+/// stay out of the metrics).
+fn route_of(segments: &[&str]) -> &'static str {
+    match segments {
         ["v1", "feeds", _] => "feed",
         ["v1", "widget.js"] => "widget",
         ["v1", "media", ..] => "media",
