@@ -348,6 +348,21 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// The decoded value of the field `name` of a URL-encoded form or query (the first, if it is
+/// there twice): how a callback's `signed_request` is read from Meta's form body.
+///
+/// ```
+/// let form = "signed_request=c2ln.eyJ1c2VyX2lkIjoiMSJ9%3D&other=1";
+/// let value = igdisplay_auth::webhooks::form_field(form, "signed_request");
+/// assert_eq!(value.as_deref(), Some("c2ln.eyJ1c2VyX2lkIjoiMSJ9="));
+/// assert_eq!(igdisplay_auth::webhooks::form_field(form, "missing"), None);
+/// ```
+pub fn form_field(form: &str, name: &str) -> Option<String> {
+    url_pairs(form)
+        .find(|(field, _)| field == name)
+        .map(|(_, value)| value)
+}
+
 /// The decoded name-value pairs of a query.
 fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
     query.split('&').filter(|p| !p.is_empty()).map(|pair| {

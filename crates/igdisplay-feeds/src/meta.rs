@@ -103,12 +103,7 @@ impl FeedService {
             .map_err(|_| refused())?
             .to_bytes();
         let form = std::str::from_utf8(&body).map_err(|_| refused())?;
-        let value = form
-            .split('&')
-            .find_map(|pair| pair.strip_prefix("signed_request="))
-            .ok_or_else(refused)?;
-        // base64url and a dot: nothing to percent-decode but a padding `=` sent as %3D.
-        let value = value.replace("%3D", "=");
+        let value = igdisplay::auth::webhooks::form_field(form, "signed_request").ok_or_else(refused)?;
         let now = self.inner.instagram.clock().now();
         verify_fresh_signed_request(&credentials.app_secret, &value, now, MAX_AGE).map_err(|_| refused())
     }
