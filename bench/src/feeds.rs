@@ -1,5 +1,6 @@
 //! Comparison 12: the feed service at fleet size. Accounts of 24 posts each on the mock, a
-//! feed each, two `igdisplay feeds serve` instances on one PostgreSQL database and one mirror;
+//! feed each, two `igdisplay feeds serve` instances on one PostgreSQL database and one bucket of
+//! the S3-compatible server (a mirror folder when the bench has no such server);
 //! the time until every feed is mirrored once, the Graph calls a sync costs and the pace the
 //! scheduler then keeps (calls per account per day), each instance's peak resident memory at
 //! two fleet sizes, and `GET /v1/feeds/{id}` against nginx serving the same JSON from files
@@ -39,27 +40,84 @@ struct Run {
 }
 
 /// 12. The feed service: time to mirror every feed, Graph calls, memory, and reads beside nginx.
-pub(crate) async fn feeds(plan: &Plan, cli: &str, postgres: &str, report: &mut Report) -> Result<(), String> {
+pub(crate) async fn feeds(
+    plan: &Plan,
+    cli: &str,
+    postgres: &str,
+    s3: Option<&str>,
+    report: &mut Report,
+) -> Result<(), String> {
     let work = std::env::temp_dir().join(format!("igdisplay-bench-feeds-{}", std::process::id()));
-    let result = measure(plan, cli, postgres, &work, report).await;
+    let result = measure(plan, cli, (postgres, s3), &work, report).await;
     let _ = std::fs::remove_dir_all(&work);
     result
+}
+
+/// Where the instances keep the mirror: a bucket of the S3-compatible server, or a folder.
+enum Media {
+    Bucket { s3: String, bucket: String },
+    Folder(PathBuf),
+}
+
+impl Media {
+    /// A new bucket on `s3` for the deployment named `name`, or a folder under `dir`.
+    async fn new(s3: Option<&str>, name: &str, dir: &Path) -> Result<Self, String> {
+        let Some(s3) = s3 else {
+            return Ok(Self::Folder(dir.join("mirror")));
+        };
+        let bucket = format!("{}-{}", name.replace('_', "-"), std::process::id());
+        let addr = s3
+            .trim_start_matches("http://")
+            .parse()
+            .map_err(|e| format!("{s3}: {e}"))?;
+        send(addr, http::Method::PUT, &format!("/{bucket}")).await?;
+        Ok(Self::Bucket {
+            s3: s3.to_owned(),
+            bucket,
+        })
+    }
+
+    /// What the report calls it.
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Bucket { .. } => "one bucket of the S3-compatible server (moto's)",
+            Self::Folder(_) => "one mirror folder (no S3-compatible server was given)",
+        }
+    }
+
+    /// An instance's arguments and environment for it.
+    fn args(&self, command: &mut Command) {
+        match self {
+            Self::Bucket { s3, bucket } => {
+                command
+                    .args(["--bucket", bucket, "--s3-endpoint", s3])
+                    .args(["--media-base", &format!("{s3}/{bucket}")])
+                    .env("AWS_ACCESS_KEY_ID", "bench")
+                    .env("AWS_SECRET_ACCESS_KEY", "bench-secret");
+            }
+            Self::Folder(folder) => {
+                command.arg("--out").arg(folder);
+            }
+        }
+    }
 }
 
 async fn measure(
     plan: &Plan,
     cli: &str,
-    postgres: &str,
+    (postgres, s3): (&str, Option<&str>),
     work: &Path,
     report: &mut Report,
 ) -> Result<(), String> {
     let mut runs = Vec::new();
     let mut reads = None;
+    let mut label = "";
     for (n, accounts) in [plan.feeds_accounts.0, plan.feeds_accounts.1]
         .into_iter()
         .enumerate()
     {
-        let deployment = Deployment::start(cli, postgres, accounts, &work.join(n.to_string())).await?;
+        let deployment = Deployment::start(cli, (postgres, s3), accounts, &work.join(n.to_string())).await?;
+        label = deployment.media.label();
         let run = deployment.wait_mirrored().await?;
         if n == 1 {
             reads = Some(deployment.versus_nginx(plan, &work.join("nginx")).await?);
@@ -69,11 +127,12 @@ async fn measure(
     let Some((rows, ratio, p99)) = reads else {
         return Err("no read comparison ran".to_owned());
     };
-    write(report, &runs, rows, ratio, p99);
+    write(report, &runs, label, (rows, ratio, p99));
     Ok(())
 }
 
-fn write(report: &mut Report, runs: &[Run], reads: Vec<Vec<String>>, ratio: f64, p99: (f64, f64)) {
+fn write(report: &mut Report, runs: &[Run], media: &str, reads: (Vec<Vec<String>>, f64, (f64, f64))) {
+    let (reads, ratio, p99) = reads;
     let day = |run: &Run| run.calls_per_sync * 86_400.0 / run.interval.max(1.0);
     let rows = runs
         .iter()
@@ -94,7 +153,7 @@ fn write(report: &mut Report, runs: &[Run], reads: Vec<Vec<String>>, ratio: f64,
         "12. The feed service: a fleet of feeds on two instances",
         &format!(
             "Accounts of {POSTS} posts on the mock, a feed each, two `igdisplay feeds serve` instances \
-             on one PostgreSQL database and one mirror folder. Time from their start until every \
+             on one PostgreSQL database and {media}. Time from their start until every \
              account is synced once; then every account made due at once: the syncs both instances finish \
              a second when nothing is new, and the Graph calls such a sync sends (counted by the \
              instances); the mean \
@@ -145,6 +204,7 @@ fn write(report: &mut Report, runs: &[Run], reads: Vec<Vec<String>>, ratio: f64,
 struct Deployment {
     /// Kept running for the instances (dropped last).
     _mock: MockServer,
+    media: Media,
     store: SqlStore,
     instances: Vec<(Child, String)>,
     feeds: Vec<String>,
@@ -153,8 +213,14 @@ struct Deployment {
 }
 
 impl Deployment {
-    async fn start(cli: &str, postgres: &str, accounts: usize, dir: &Path) -> Result<Self, String> {
+    async fn start(
+        cli: &str,
+        (postgres, s3): (&str, Option<&str>),
+        accounts: usize,
+        dir: &Path,
+    ) -> Result<Self, String> {
         let name = format!("igd_bench_feeds_{accounts}");
+        let media = Media::new(s3, &name, dir).await?;
         let url = igdisplay_store::test_util::fresh_database(postgres, &name).await?;
         let mock = MockServer::builder()
             .calls_per_hour(None)
@@ -171,10 +237,11 @@ impl Deployment {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         let started = Instant::now();
         let instances = (0..2)
-            .map(|n| instance(cli, &url, &keys, mock.base_url(), &dir.join("mirror"), n))
+            .map(|n| instance(cli, &url, &keys, mock.base_url(), &media, n))
             .collect::<Result<Vec<_>, String>>()?;
         Ok(Self {
             _mock: mock,
+            media,
             store,
             instances,
             feeds,
@@ -371,7 +438,7 @@ fn instance(
     url: &str,
     keys: &str,
     mock: &str,
-    mirror: &PathBuf,
+    media: &Media,
     n: usize,
 ) -> Result<(Child, String), String> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -379,7 +446,8 @@ fn instance(
         .map_err(|e| e.to_string())?
         .port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut child = Command::new(cli)
+    let mut command = Command::new(cli);
+    command
         .args([
             "--mock",
             mock,
@@ -390,9 +458,9 @@ fn instance(
             "--owner",
             &format!("bench-{n}"),
         ])
-        .args(["--addr", &format!("127.0.0.1:{port}"), "--public-url", &base])
-        .arg("--out")
-        .arg(mirror)
+        .args(["--addr", &format!("127.0.0.1:{port}"), "--public-url", &base]);
+    media.args(&mut command);
+    let mut child = command
         .env("IGDISPLAY_STORE", url)
         .env("IGDISPLAY_STORE_KEYS", keys)
         .stdout(Stdio::piped())
@@ -413,6 +481,11 @@ fn instance(
 
 /// One GET's body over a plain connection (the load generator's client).
 async fn reqwest_free_get(addr: std::net::SocketAddr, path: &str) -> Result<Vec<u8>, String> {
+    send(addr, http::Method::GET, path).await
+}
+
+/// One bodiless request over a plain connection; its answer's body, when it is a success.
+async fn send(addr: std::net::SocketAddr, method: http::Method, path: &str) -> Result<Vec<u8>, String> {
     use http_body_util::BodyExt as _;
     let stream = tokio::net::TcpStream::connect(addr)
         .await
@@ -421,12 +494,14 @@ async fn reqwest_free_get(addr: std::net::SocketAddr, path: &str) -> Result<Vec<
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
-    let request = http::Request::get(path)
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path)
         .header(http::header::HOST, addr.to_string())
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .map_err(|e| e.to_string())?;
     let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
-    if response.status() != 200 {
+    if !response.status().is_success() {
         return Err(format!("{path}: {}", response.status()));
     }
     Ok(response

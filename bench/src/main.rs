@@ -57,6 +57,10 @@ enum Command {
         /// without one).
         #[arg(long, value_name = "URL")]
         postgres: Option<String>,
+        /// An S3-compatible server (`http://127.0.0.1:PORT`, accepting any key), for the feed
+        /// comparison's bucket (a folder without one).
+        #[arg(long, value_name = "URL")]
+        s3: Option<String>,
         /// Only these comparisons (their numbers, 1 to 10); all without it.
         #[arg(long, value_name = "N")]
         only: Vec<u8>,
@@ -245,6 +249,7 @@ fn main() -> std::process::ExitCode {
             cli,
             command,
             postgres,
+            s3,
             only,
         } => runtime().and_then(|rt| {
             rt.block_on(run(
@@ -254,6 +259,7 @@ fn main() -> std::process::ExitCode {
                 &out,
                 &command,
                 postgres.as_deref(),
+                s3.as_deref(),
             ))
         }),
     };
@@ -281,6 +287,7 @@ async fn run(
     out: &str,
     command: &str,
     postgres: Option<&str>,
+    s3: Option<&str>,
 ) -> Result<(), String> {
     let mut report = Report::new(command, plan.quick);
     let wanted = |n: u8, name: &str| {
@@ -326,7 +333,7 @@ async fn run(
     }
     if wanted(12, "the feed service") {
         match postgres {
-            Some(postgres) => feeds::feeds(&plan, cli, postgres, &mut report).await?,
+            Some(postgres) => feeds::feeds(&plan, cli, postgres, s3, &mut report).await?,
             None => eprintln!("12/12: skipped (no --postgres)"),
         }
     }

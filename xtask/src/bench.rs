@@ -49,12 +49,23 @@ pub(crate) fn run(root: &Path, quick: bool, only: &[String]) -> Result<(), Strin
     } else {
         None
     };
+    // The feed comparison's S3-compatible server, where one is installed (a folder without).
+    let s3 = match crate::s3::S3Server::program(root) {
+        Some(_) if only.is_empty() || only.iter().any(|n| n == "12") => {
+            println!("\n==> bench: an S3-compatible server for the feed comparison");
+            Some(crate::s3::S3Server::start(root)?)
+        }
+        _ => None,
+    };
     let mut args = vec!["run", "--out", out, "--cli"];
     let cli = format!("target/{profile}/igdisplay");
     args.push(&cli);
     args.extend(["--command", command]);
     if let Some(cluster) = &cluster {
         args.extend(["--postgres", &cluster.url]);
+    }
+    if let Some(s3) = &s3 {
+        args.extend(["--s3", &s3.url]);
     }
     if quick {
         args.push("--quick");
@@ -67,6 +78,7 @@ pub(crate) fn run(root: &Path, quick: bool, only: &[String]) -> Result<(), Strin
         .current_dir(root)
         .status()
         .map_err(|e| format!("could not run the bench driver: {e}"))?;
+    drop(s3);
     drop(cluster);
     if status.success() {
         println!("bench: wrote {out}");

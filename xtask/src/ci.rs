@@ -127,7 +127,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     browser_tests(root, &gallery_database)?;
     let bin_dir = cluster.bin_dir.to_string_lossy().into_owned();
     println!("\n==> an S3-compatible server on loopback for the mirror's object-storage tests");
-    let s3 = crate::s3::S3Server::start()?;
+    let s3 = crate::s3::S3Server::start(root)?;
     println!("s3: {}", s3.url);
     let with_postgres = [
         tests[0],

@@ -1,5 +1,6 @@
-//! A throwaway S3-compatible server for the test run: moto's server (installed from PyPI by
-//! `.ci/run`, named by `IGDISPLAY_S3_SERVER`) on a free loopback port, killed on drop.
+//! A throwaway S3-compatible server for the test run and the bench: moto's server (installed
+//! from PyPI by `.ci/run` into `target/s3-python`, named by `IGDISPLAY_S3_SERVER`) on a free
+//! loopback port, killed on drop.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,15 +13,25 @@ pub(crate) struct S3Server {
 }
 
 impl S3Server {
-    /// Starts the server `IGDISPLAY_S3_SERVER` names and waits (up to a minute) until it
-    /// accepts connections.
+    /// The server `IGDISPLAY_S3_SERVER` names, or the one `.ci/run` installed under `root`.
+    pub(crate) fn program(root: &std::path::Path) -> Option<String> {
+        std::env::var("IGDISPLAY_S3_SERVER").ok().or_else(|| {
+            let installed = root.join("target/s3-python/bin/moto_server");
+            installed
+                .is_file()
+                .then(|| installed.to_string_lossy().into_owned())
+        })
+    }
+
+    /// Starts [`Self::program`] and waits (up to a minute) until it accepts connections.
     #[allow(
         clippy::disallowed_methods,
         reason = "xtask waits for a real process in real time"
     )]
-    pub(crate) fn start() -> Result<Self, String> {
-        let program = std::env::var("IGDISPLAY_S3_SERVER").map_err(
-            |_| "IGDISPLAY_S3_SERVER is not set (`bash .ci/run` installs moto's server and sets it)",
+    pub(crate) fn start(root: &std::path::Path) -> Result<Self, String> {
+        let program = Self::program(root).ok_or(
+            "no S3-compatible server: IGDISPLAY_S3_SERVER is not set and target/s3-python has none \
+             (`bash .ci/run` installs moto's server there)",
         )?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
