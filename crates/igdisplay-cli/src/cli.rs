@@ -395,8 +395,9 @@ pub(crate) struct KeeperArgs {
     /// doubles from 10 s up to it); an event is given up after 3 days either way.
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub(crate) webhook_retry_max: u64,
-    /// At most this many refreshes for the whole app, however many keepers run: COUNT/PERIOD,
-    /// e.g. 600/h (periods: s, min, h, d). Kept in the database, shared by every instance.
+    /// At most this many calls for the whole app (a refresh is one), however many keepers and
+    /// feed services run: COUNT/PERIOD, e.g. 600/h (periods: s, min, h, d). Kept in the
+    /// database, shared by every instance; give every instance the same.
     #[arg(long, value_name = "COUNT/PERIOD")]
     pub(crate) quota: Option<String>,
     /// Serve /metrics (Prometheus' text format), /healthz and /readyz on this address.
@@ -410,7 +411,7 @@ pub(crate) enum FeedsCommand {
     /// Run one instance until interrupted: the HTTP API (/v1/feeds, /v1/admin, /v1/connect,
     /// /healthz, /readyz), the sync scheduler and the keeper (tokens refreshed, events
     /// delivered to --webhook). Needs --store and the app's id and secret.
-    Serve(FeedsServeArgs),
+    Serve(Box<FeedsServeArgs>),
     /// Print a new admin API token (the --store keeps only its hash): send it as
     /// `Authorization: Bearer TOKEN` to /v1/admin/.
     AdminToken {
@@ -446,6 +447,12 @@ pub(crate) struct FeedsServeArgs {
     /// after this (renewed while a sync runs).
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(3..=86_400))]
     pub(crate) sync_lease: u64,
+    /// At most this many Graph calls for the whole app, syncs and refreshes together, however
+    /// many instances run: COUNT/PERIOD, e.g. 4800/h (periods: s, min, h, d). Kept in the
+    /// database, shared by every instance (and `igdisplay fleet keep`); give each the same.
+    /// Without it, syncs follow only the usage Instagram reports and the pauses it announces.
+    #[arg(long, value_name = "COUNT/PERIOD")]
+    pub(crate) quota: Option<String>,
     /// Post every event (needs_login, refreshed, revoked…) to this URL, signed with HMAC-SHA256
     /// under the secrets of IGDISPLAY_WEBHOOK_SECRETS.
     #[arg(

@@ -31,13 +31,7 @@ pub(crate) async fn admin_token(settings: &Settings, label: &str) -> Result<(), 
 /// under way is finished before the process ends.
 pub(crate) async fn serve(settings: &Settings, args: FeedsServeArgs) -> Result<(), Failure> {
     let store = settings.sql_store().await?;
-    let mut config = FeedsConfig::new(args.public_url.clone());
-    config.media_base = args.media_base.clone();
-    if let Some(owner) = &args.owner {
-        config.owner = owner.clone();
-    }
-    config.idle = std::time::Duration::from_secs(args.idle);
-    config.sync_lease = std::time::Duration::from_secs(args.sync_lease);
+    let mut config = config(&args);
     let target = crate::mirror::target(args.target)?;
     if let Target::Folder(dir) = &target {
         std::fs::create_dir_all(dir).map_err(|e| {
@@ -58,14 +52,16 @@ pub(crate) async fn serve(settings: &Settings, args: FeedsServeArgs) -> Result<(
         .await?;
     let mirror =
         Mirror::new(target.blobs().await?, settings.downloader(None)?).with_clock(instagram.clock().clone());
-    let mut keeper = instagram.fleet(store.clone()).owner(config.owner.clone());
-    if let Some(url) = &args.webhook {
-        keeper = keeper.webhook(crate::fleet::webhook(url, instagram.backend().clone())?);
-    }
-    let keeper = keeper.build();
+    let keeper = keeper(
+        &instagram,
+        &store,
+        &config,
+        (args.quota.as_deref(), args.webhook.as_deref()),
+    )?;
     let metrics = crate::metrics::recorder()?;
     let service = FeedService::new(store, mirror, instagram, config)
         .map_err(|e| Failure::runtime(chain(&e)).hint("check that the mirror's folder exists"))?
+        .with_budget(keeper.budget().clone())
         .with_metrics(std::sync::Arc::new(move || metrics.render()));
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
@@ -108,6 +104,40 @@ pub(crate) async fn serve(settings: &Settings, args: FeedsServeArgs) -> Result<(
     kept.map_err(|e| Failure::runtime(chain(&e)))?;
     eprintln!("feeds {}: stopped", service.config().owner);
     Ok(())
+}
+
+/// The instance's configuration from its flags.
+fn config(args: &FeedsServeArgs) -> FeedsConfig {
+    let mut config = FeedsConfig::new(args.public_url.clone());
+    config.media_base = args.media_base.clone();
+    if let Some(owner) = &args.owner {
+        config.owner = owner.clone();
+    }
+    config.idle = std::time::Duration::from_secs(args.idle);
+    config.sync_lease = std::time::Duration::from_secs(args.sync_lease);
+    config
+}
+
+/// The keeper of the instance: the app's quota (which the syncs book in too) and the
+/// webhook its events go to.
+fn keeper(
+    instagram: &igdisplay::Instagram,
+    store: &igdisplay::store::SqlStore,
+    config: &FeedsConfig,
+    (quota, webhook): (Option<&str>, Option<&str>),
+) -> Result<igdisplay::store::Keeper, Failure> {
+    let mut keeper_settings = igdisplay::store::KeeperSettings::default();
+    if let Some(quota) = quota {
+        keeper_settings = keeper_settings.quota(crate::fleet::parse_quota(quota)?);
+    }
+    let mut keeper = instagram
+        .fleet(store.clone())
+        .settings(keeper_settings)
+        .owner(config.owner.clone());
+    if let Some(url) = webhook {
+        keeper = keeper.webhook(crate::fleet::webhook(url, instagram.backend().clone())?);
+    }
+    Ok(keeper.build())
 }
 
 /// Completes once `stopped` says so (or its sender is gone).

@@ -7,7 +7,7 @@ use crate::settings::Settings;
 use igdisplay::http::SharedClock;
 use igdisplay::model::UserId;
 use igdisplay::store::{
-    Error, EventState, Keeper, KeeperSettings, KeyRing, RefreshQuota, SqlStore, Tally, WebhookSender,
+    AppQuota, Error, EventState, Keeper, KeeperSettings, KeyRing, SqlStore, Tally, WebhookSender,
 };
 use std::time::{Duration, Instant};
 
@@ -169,8 +169,8 @@ pub(crate) async fn keeper(settings: &Settings, args: &KeeperArgs) -> Result<(),
     Ok(())
 }
 
-/// `600/h`, `10/min`, `2/s`, `1000/d`: a refresh quota.
-fn parse_quota(text: &str) -> Result<RefreshQuota, Failure> {
+/// `600/h`, `10/min`, `2/s`, `1000/d`: the app's quota of calls.
+pub(crate) fn parse_quota(text: &str) -> Result<AppQuota, Failure> {
     let invalid = || {
         Failure::usage(
             format!("`{text}` is not a quota"),
@@ -189,7 +189,7 @@ fn parse_quota(text: &str) -> Result<RefreshQuota, Failure> {
     if count == 0 {
         return Err(invalid());
     }
-    Ok(RefreshQuota::new(count, per))
+    Ok(AppQuota::new(count, per))
 }
 
 /// The webhook sender to `url`, its secrets from IGDISPLAY_WEBHOOK_SECRETS.
@@ -480,7 +480,7 @@ mod tests {
     #[test]
     fn a_quota_reads_count_and_period() {
         let quota = parse_quota("600/h").unwrap();
-        assert_eq!((quota.refreshes, quota.per), (600, Duration::from_secs(3600)));
+        assert_eq!((quota.calls, quota.per), (600, Duration::from_secs(3600)));
         assert!(parse_quota("0/h").is_err());
         assert!(parse_quota("600").is_err());
         assert!(parse_quota("600/fortnight").is_err());

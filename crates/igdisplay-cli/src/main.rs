@@ -130,7 +130,7 @@ async fn dispatch(command: Command, settings: &Settings) -> Result<(), Failure> 
             mirror::purge(settings, &user_id, mirror::target(target)?).await
         }
         Command::Serve { dir, addr } => mirror::serve(&dir, addr).await,
-        Command::Feeds(FeedsCommand::Serve(args)) => feeds::serve(settings, args).await,
+        Command::Feeds(FeedsCommand::Serve(args)) => feeds::serve(settings, *args).await,
         Command::Feeds(FeedsCommand::AdminToken { label }) => feeds::admin_token(settings, &label).await,
         Command::Store(StoreCommand::GenerateKey { id }) => fleet::generate_key(id.as_deref()),
         Command::Store(StoreCommand::RotateKey) => fleet::rotate_key(settings).await,

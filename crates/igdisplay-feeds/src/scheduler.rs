@@ -1,8 +1,10 @@
 //! The sync scheduler: each instance claims the accounts whose sync is due (a lease in the
 //! database, so one instance at a time syncs an account, and a dead instance's accounts are
 //! taken over when its leases run out), mirrors them, and schedules the next sync at the
-//! account's own pace within its feeds' bounds. A token Instagram refuses marks the account
-//! and writes `needs_login`; its feeds keep their last good posts.
+//! account's own pace within its feeds' bounds. Every sync books its Graph calls in the app's
+//! budget shared with the keeper and every other instance ([`AppBudget`](igdisplay::store::AppBudget)): a quota booked far
+//! ahead, or a pause Instagram announced to any instance, holds every claim. A token Instagram
+//! refuses marks the account and writes `needs_login`; its feeds keep their last good posts.
 
 use crate::service::FeedService;
 use crate::settings::FeedSettings;
@@ -14,6 +16,15 @@ use std::time::Duration;
 /// How long after a sync refused for the token the account is looked at again (a new login
 /// through a connect link schedules it at once).
 const AFTER_REFUSAL: Duration = Duration::from_secs(7 * 86_400);
+
+/// The Graph calls a sync is booked for in the app's budget before it runs: a steady-state
+/// sync's (the newest page, the stories' check). What a sync sent beyond them is booked
+/// after it, so the quota counts every call.
+const SYNC_CALLS: u32 = 2;
+
+/// The Graph error code of the app's own rate limit ("Application request limit reached"):
+/// every instance pauses, not only the account's.
+const APP_LIMIT_CODE: i64 = 4;
 
 /// What one pass of the scheduler did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -29,6 +40,12 @@ pub struct Pass {
     pub needs_login: usize,
     /// Accounts another process was syncing (left due).
     pub skipped: usize,
+    /// Accounts given back unsynced because the app's budget would make them wait longer
+    /// than half a lease (left due).
+    pub deferred: usize,
+    /// The app's budget held the whole pass (a pause, or a quota booked far ahead): nothing
+    /// was claimed, for about this long.
+    pub held: Option<Duration>,
 }
 
 impl FeedService {
@@ -40,6 +57,13 @@ impl FeedService {
     /// The store's, when the claim itself fails.
     pub async fn sync_due(&self) -> Result<Pass, igdisplay::store::Error> {
         let config = &self.inner.config;
+        if let Some(held) = self.inner.budget.held(config.sync_lease / 2).await? {
+            metrics::counter!("igdisplay_feed_passes_held_total").increment(1);
+            return Ok(Pass {
+                held: Some(held),
+                ..Pass::default()
+            });
+        }
         let claimed = self
             .inner
             .store
@@ -64,7 +88,8 @@ impl FeedService {
         loop {
             let pass = self.sync_due().await;
             let idle = match &pass {
-                Ok(pass) => pass.claimed == 0,
+                // Nothing due, or all of it put off by the app's budget: wait before asking again.
+                Ok(pass) => pass.claimed == pass.deferred,
                 Err(error) => {
                     tracing::warn!(%error, "claiming due syncs failed");
                     true
@@ -82,10 +107,19 @@ impl FeedService {
         }
     }
 
-    /// One account's sync under the mirror's task lease, and its next time.
+    /// One account's sync under the mirror's task lease, and its next time; first its
+    /// calls' slot in the app's budget.
     async fn sync_account(&self, user: &UserId, pass: &mut Pass) {
         let inner = &self.inner;
         let owner = &inner.config.owner;
+        if !self.wait_for_budget(user).await {
+            pass.deferred += 1;
+            metrics::counter!("igdisplay_feed_syncs_total", "outcome" => "deferred").increment(1);
+            if let Err(error) = inner.store.release_sync(user, owner).await {
+                tracing::warn!(%error, "a claim was not released; it runs out by itself");
+            }
+            return;
+        }
         let graph = inner.instagram.graph(user);
         let started = inner.instagram.clock().now();
         let work = inner.mirror.sync(user, &graph);
@@ -118,6 +152,7 @@ impl FeedService {
                 let calls = report.graph_calls.saturating_add(report.story_calls);
                 metrics::counter!("igdisplay_feed_graph_calls_total")
                     .increment(u64::try_from(calls).unwrap_or(u64::MAX));
+                self.book_beyond(calls).await;
                 (self.next_sync(user, &bounds).await, None)
             }
             Ok(Err(error)) => self.failed_sync(user, error, &bounds, pass).await,
@@ -129,6 +164,7 @@ impl FeedService {
             .duration_since(started)
             .unwrap_or_default();
         metrics::histogram!("igdisplay_feed_sync_seconds").record(took.as_secs_f64());
+        inner.budget.share_usage().await;
         let outcome = if error.is_none() { "synced" } else { "failed" };
         metrics::counter!("igdisplay_feed_syncs_total", "outcome" => outcome).increment(1);
         if let Err(error) = inner
@@ -142,6 +178,59 @@ impl FeedService {
         for feed in &feeds {
             self.forget(&feed.id);
         }
+    }
+
+    /// Waits for the sync's slot in the app's budget: `false` (nothing waited) when the slot
+    /// is further than half a lease ahead, or the budget cannot be read.
+    async fn wait_for_budget(&self, user: &UserId) -> bool {
+        let inner = &self.inner;
+        let wait = match inner.budget.book(SYNC_CALLS).await {
+            Ok(wait) => wait,
+            Err(error) => {
+                tracing::warn!(%error, user = %user, "the app's budget could not be booked; the sync waits");
+                return false;
+            }
+        };
+        if wait >= inner.config.sync_lease / 2 {
+            return false;
+        }
+        if !wait.is_zero() {
+            inner.instagram.clock().sleep(wait).await;
+        }
+        true
+    }
+
+    /// Books what a sync sent beyond the calls booked before it.
+    async fn book_beyond(&self, calls: usize) {
+        let beyond = u32::try_from(calls)
+            .unwrap_or(u32::MAX)
+            .saturating_sub(SYNC_CALLS);
+        if beyond > 0
+            && let Err(error) = self.inner.budget.book(beyond).await
+        {
+            tracing::debug!(%error, "a sync's extra calls were not booked");
+        }
+    }
+
+    /// How long an account whose sync Instagram refused for its rate waits: the pause
+    /// Instagram announced (or the pacer's estimate for the account). The app's own limit
+    /// pauses every instance as long.
+    async fn rate_pause(&self, user: &UserId, error: &igdisplay::graph::Error) -> Duration {
+        let retry_after = match error {
+            igdisplay::graph::Error::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        };
+        let app_wide = error.graph_error().is_some_and(|e| e.code == APP_LIMIT_CODE);
+        if app_wide {
+            match self.inner.budget.pause(retry_after).await {
+                Ok(pause) => return pause,
+                Err(error) => tracing::warn!(%error, "the app's pause was not shared"),
+            }
+        }
+        self.inner
+            .instagram
+            .pacer()
+            .announced_pause(Some(user), retry_after)
     }
 
     /// How long until the next try, and the error, of a failed sync; a refused token marks
@@ -168,6 +257,12 @@ impl FeedService {
             return (AFTER_REFUSAL, Some(message));
         }
         pass.failed += 1;
+        if let SyncError::Listing { source, .. } = &error
+            && source.is_rate_limited()
+        {
+            tracing::warn!(user = %user, error = %message, "a sync was refused for the rate; the last good feed is kept");
+            return (self.rate_pause(user, source).await, Some(message));
+        }
         tracing::warn!(user = %user, error = %message, "a sync failed; the last good feed is kept");
         (bounds.sync_interval(Duration::ZERO), Some(message))
     }

@@ -10,7 +10,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use igdisplay::Instagram;
 use igdisplay::model::UserId;
-use igdisplay::store::{FeedRow, SqlStore};
+use igdisplay::store::{AppBudget, FeedRow, SqlStore};
 use igdisplay_mirror::{FileBody, FileServer, Mirror};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -95,6 +95,8 @@ pub(crate) struct Inner {
     pub(crate) mirror: Mirror,
     pub(crate) instagram: Instagram,
     pub(crate) config: FeedsConfig,
+    /// The app's budget the syncs book their calls in.
+    pub(crate) budget: AppBudget,
     /// The mirror's folder, when media are served from one.
     pub(crate) files: Option<FileServer>,
     pub(crate) cache: Mutex<HashMap<String, Arc<Cached>>>,
@@ -150,8 +152,10 @@ impl FeedService {
         config: FeedsConfig,
     ) -> std::io::Result<Self> {
         let files = config.media_folder.as_deref().map(FileServer::new).transpose()?;
+        let budget = AppBudget::new(&store, Some(instagram.pacer().clone()), None);
         Ok(Self {
             inner: Arc::new(Inner {
+                budget,
                 store,
                 mirror,
                 instagram,
@@ -171,6 +175,18 @@ impl FeedService {
     pub fn with_metrics(mut self, render: Renderer) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.metrics = Some(render);
+        }
+        self
+    }
+
+    /// Books the syncs' Graph calls in `budget`, the keeper's ([`Keeper::budget`](igdisplay::store::Keeper::budget)),
+    /// so that refreshes and syncs share one quota; by default the syncs share the app's
+    /// pauses and usage with every instance but book in no quota. Call before the service is
+    /// cloned.
+    #[must_use]
+    pub fn with_budget(mut self, budget: AppBudget) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.budget = budget;
         }
         self
     }

@@ -6,9 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use igdisplay::Instagram;
-use igdisplay::mock::{MockPlatform, MockServer};
+use igdisplay::mock::{MockPlatform, MockServer, Stub};
 use igdisplay::model::{AppSecret, Platform};
-use igdisplay::store::{Key, KeyRing, SqlStore};
+use igdisplay::store::{AppBudget, AppQuota, Key, KeyRing, SqlStore};
 use igdisplay_feeds::{FeedService, FeedsConfig};
 use igdisplay_mirror::{DownloadPolicy, Downloader, FsBlobStore, Mirror, ServeLimits};
 use serde_json::{Value, json};
@@ -27,6 +27,8 @@ struct Deployment {
     mock: MockServer,
     dir: tempfile::TempDir,
     keys: KeyRing,
+    /// The app's quota every instance's syncs book in, if any.
+    quota: Option<AppQuota>,
 }
 
 impl Deployment {
@@ -41,6 +43,7 @@ impl Deployment {
             mock,
             dir: tempfile::tempdir().unwrap(),
             keys: KeyRing::new(Key::new("k1", &[7; 32]).unwrap()),
+            quota: None,
         }
     }
 
@@ -86,7 +89,10 @@ impl Deployment {
         let mirror = Mirror::new(Arc::new(FsBlobStore::new(&folder)), downloader)
             .with_clock(instagram.clock().clone());
         let clock = instagram.clock().clone();
-        let service = FeedService::new(store, mirror, instagram, config).unwrap();
+        let budget = AppBudget::new(&store, Some(instagram.pacer().clone()), self.quota);
+        let service = FeedService::new(store, mirror, instagram, config)
+            .unwrap()
+            .with_budget(budget);
         let serving = service.clone();
         tokio::spawn(igdisplay_mirror::serve(
             listener,
@@ -388,6 +394,65 @@ async fn a_revoked_accounts_feed_stays_served_and_says_needs_login() {
     assert_eq!(needs.len(), 1);
     let body = serde_json::to_value(&needs[0].event).unwrap();
     assert_eq!(body["feeds"], json!([id]));
+}
+
+/// Instagram refuses one instance's sync for the app's own rate (code 4): the pause is shared,
+/// so the other instance claims nothing until it ends, and then syncs the account.
+#[tokio::test]
+async fn a_sync_refused_for_the_apps_rate_pauses_every_instance() {
+    let (deployment, one, _, id) = connected_feed().await;
+    let two = deployment.instance("two").await;
+    deployment.mock.advance(Duration::from_secs(7 * 3600));
+    let limit = json!({"error": {"message": "(#4) Application request limit reached",
+        "type": "OAuthException", "code": 4}});
+    deployment
+        .mock
+        .stub(Stub::json("GET", "/me/media", 400, limit).header("retry-after", "600"));
+    let pass = one.service.sync_due().await.unwrap();
+    assert_eq!((pass.claimed, pass.failed, pass.synced), (1, 1, 0), "{pass:?}");
+    let held = two.service.sync_due().await.unwrap();
+    assert_eq!(held.claimed, 0, "{held:?}");
+    let pause = held.held.expect("the app's pause holds the other instance");
+    assert!(pause > Duration::from_secs(60), "{pause:?}");
+    deployment.mock.clear_stubs();
+    deployment.mock.advance(pause + Duration::from_secs(1));
+    let pass = two.service.sync_due().await.unwrap();
+    assert_eq!((pass.claimed, pass.synced), (1, 1), "{pass:?}");
+    let (status, _, feed) = two.feed(&id, &[]).await;
+    assert_eq!((status, feed["state"].as_str()), (200, Some("fresh")), "{feed}");
+}
+
+/// Syncs book their Graph calls in the app's quota, shared by every instance: a sync whose
+/// slot is past half a lease is given back (still due), the next pass of any instance is held
+/// while the quota is booked that far ahead, and every account is synced once it comes back.
+#[tokio::test]
+async fn syncs_book_their_calls_in_the_apps_quota_shared_by_every_instance() {
+    let mut deployment = Deployment::new();
+    deployment.quota = Some(AppQuota::new(1, Duration::from_secs(3600)));
+    let one = deployment.instance("one").await;
+    let two = deployment.instance("two").await;
+    let token = one.service.store().add_admin_token("test").await.unwrap();
+    for (name, username) in [("Café Nova", "cafe_nova"), ("Jay", "jayposiris")] {
+        let (_, link) = create_feed(&one, &token, name).await;
+        assert_eq!(connect(&deployment, &link, username).await.0, 200);
+    }
+    // The first sync's two calls take the next two hours of the quota: the second account's
+    // slot is past half a lease, so it is given back.
+    let pass = one.service.sync_due().await.unwrap();
+    assert_eq!((pass.claimed, pass.synced, pass.deferred), (2, 1, 1), "{pass:?}");
+    let held = two.service.sync_due().await.unwrap();
+    assert_eq!(held.claimed, 0, "{held:?}");
+    let wait = held
+        .held
+        .expect("the quota, booked ahead, holds the other instance");
+    assert!(wait > Duration::from_secs(3600), "{wait:?}");
+    // Once the quota is back, the account given back is synced.
+    deployment.mock.advance(wait + igdisplay_mirror::SYNC_LEASE);
+    let pass = two.service.sync_due().await.unwrap();
+    assert!(pass.synced >= 1, "{pass:?}");
+    let schedules = two.service.store().sync_schedules(None, 10).await.unwrap();
+    assert_eq!(schedules.len(), 2);
+    assert!(schedules.iter().all(|s| s.syncs == 1), "{schedules:?}");
 }
 
 /// Posts Meta's callback `path` for `username`, signed with the mock app's secret.

@@ -198,8 +198,9 @@ impl SqlStore {
     }
 
     /// Records the fleet's figures now as gauges of the `metrics` facade (what a Prometheus
-    /// scrape shows): accounts by state, refreshes due, the outbox, the app's budget, and the
-    /// feed service's feeds by state and its syncs.
+    /// scrape shows): accounts by state, refreshes due, the outbox, the app's budget (the share
+    /// Instagram last reported, and how long calls are held ahead), and the feed service's
+    /// feeds by state and its syncs.
     ///
     /// # Errors
     ///
@@ -221,6 +222,18 @@ impl SqlStore {
         metrics::gauge!("igdisplay_outbox_dead").set(gauge(stats.dead_events));
         metrics::gauge!("igdisplay_app_budget_used_ratio")
             .set(stats.budget_used_percent.map_or(0.0, |p| f64::from(p) / 100.0));
+        // How far ahead the app's calls are held for every instance: a pause Instagram
+        // announced, or the quota booked ahead (refreshes and syncs together).
+        let budget = self.accounts.budget().await?;
+        let ahead = [budget.blocked_until, budget.quota_tat]
+            .into_iter()
+            .flatten()
+            .map(|until| until.saturating_sub(budget.now))
+            .max()
+            .unwrap_or(0)
+            .max(0);
+        #[expect(clippy::cast_precision_loss, reason = "milliseconds far below 2^53")]
+        metrics::gauge!("igdisplay_app_budget_held_seconds").set(ahead as f64 / 1000.0);
         let feeds = self.feed_stats().await?;
         for (state, count) in [
             ("pending", feeds.pending),

@@ -562,7 +562,7 @@ impl SqlStore {
 
     /// Takes up to `batch` accounts whose sync is due and that no live lease holds, for
     /// `lease`, as `owner`: each instance syncs what it claimed, and an instance that dies
-    /// loses its claims when they run out.
+    /// loses its claims when they run out. The longest overdue come first.
     ///
     /// # Errors
     ///
@@ -598,7 +598,12 @@ impl SqlStore {
                             ),
                         })
                     })
-                    .collect()
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+            })
+            .map(|mut claimed| {
+                // The longest overdue first (RETURNING keeps no order).
+                claimed.sort_by_key(|claim| std::cmp::Reverse(claim.lag));
+                claimed
             })
             .map_err(Error::statement("claim due syncs"))
     }

@@ -28,9 +28,10 @@
 //! Every time in these statements is the database's: instances whose clocks differ agree on
 //! every lease, due time and expiry.
 
+use crate::budget::{AppBudget, AppQuota};
 use crate::error::Error;
 use crate::events::Event;
-use crate::repo::{Accounts, BudgetRow, ClaimedRow};
+use crate::repo::{Accounts, ClaimedRow};
 use crate::schedule::AccountState;
 use crate::store::{SqlStore, random_u64};
 use crate::webhook::{DeliveryTally, WebhookSender};
@@ -44,34 +45,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
-
-/// A quota on the app's refreshes, shared by every instance through the database: at most
-/// `refreshes` per `per`, spread evenly (the generic cell rate algorithm on the database's
-/// clock).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RefreshQuota {
-    /// Refreshes allowed per period (at least 1).
-    pub refreshes: u32,
-    /// The period.
-    pub per: Duration,
-}
-
-impl RefreshQuota {
-    /// At most `refreshes` per `per`.
-    pub fn new(refreshes: u32, per: Duration) -> Self {
-        Self {
-            refreshes: refreshes.max(1),
-            per,
-        }
-    }
-
-    /// The spacing between two refreshes, in milliseconds (at least 1).
-    fn interval_ms(&self) -> i64 {
-        let per = i64::try_from(self.per.as_millis()).unwrap_or(i64::MAX);
-        (per / i64::from(self.refreshes)).max(1)
-    }
-}
 
 /// How a [`Keeper`] works. The defaults suit a fleet of any size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,9 +69,10 @@ pub struct KeeperSettings {
     /// Tokens re-sealed under the current key per cycle while a rotation is under way.
     /// Default 500.
     pub rotate_batch: u32,
-    /// A quota on the app's refreshes, shared by every instance. Default none (the usage
+    /// A quota on the app's calls, shared by every instance and every user of its
+    /// [`AppBudget`] (the keeper books one call per refresh). Default none (the usage
     /// Instagram reports still paces them).
-    pub quota: Option<RefreshQuota>,
+    pub quota: Option<AppQuota>,
     /// How long delivered events stay in the outbox (and undelivered ones when no webhook is
     /// configured); tombstones of deleted accounts, and the hashes that keep Meta's webhook
     /// deliveries from being kept twice, as long. Default 7 days.
@@ -149,9 +123,9 @@ impl KeeperSettings {
         self
     }
 
-    /// Sets the app's refresh quota.
+    /// Sets the app's quota.
     #[must_use]
-    pub fn quota(mut self, quota: RefreshQuota) -> Self {
+    pub fn quota(mut self, quota: AppQuota) -> Self {
         self.quota = Some(quota);
         self
     }
@@ -273,7 +247,7 @@ struct Inner {
     accounts: Accounts,
     client: AuthClient,
     clock: SharedClock,
-    pacer: Option<Arc<Pacer>>,
+    budget: AppBudget,
     settings: KeeperSettings,
     owner: String,
     webhook: Option<WebhookSender>,
@@ -354,9 +328,9 @@ impl KeeperBuilder {
             inner: Arc::new(Inner {
                 accounts: self.store.accounts.clone(),
                 clock: self.clock.unwrap_or_else(|| self.store.clock().clone()),
+                budget: AppBudget::new(&self.store, self.pacer, self.settings.quota),
                 store: self.store,
                 client: self.client,
-                pacer: self.pacer,
                 settings: self.settings,
                 owner,
                 webhook: self.webhook,
@@ -415,6 +389,12 @@ impl Keeper {
         &self.inner.store
     }
 
+    /// The app's budget this keeper books its refreshes in: give it to other work of the
+    /// app (the feed service's syncs) so that it books its calls in the same quota.
+    pub fn budget(&self) -> &AppBudget {
+        &self.inner.budget
+    }
+
     /// The settings.
     pub fn settings(&self) -> &KeeperSettings {
         &self.inner.settings
@@ -457,7 +437,7 @@ impl Keeper {
             // The app's budget, read once per batch: a pause another instance was told of
             // holds every claim; the usage it saw spaces this batch's refreshes.
             let budget = self.inner.accounts.budget().await?;
-            if self.blocked_by(&budget).is_some() {
+            if self.inner.budget.held_by(&budget, self.half_lease()).is_some() {
                 break;
             }
             let (batch, takeovers) = self.claim().await?;
@@ -466,7 +446,7 @@ impl Keeper {
             }
             let spacing = budget
                 .usage_percent
-                .map_or(Duration::ZERO, |percent| self.spacing(percent));
+                .map_or(Duration::ZERO, |percent| self.inner.budget.spacing(percent));
             let mut tally = self.keep_batch(batch, spacing).await;
             tally.takeovers = takeovers;
             cycle.add(&tally);
@@ -594,7 +574,7 @@ impl Keeper {
             let wait = match self.inner.accounts.next_work(self.inner.webhook.is_some()).await {
                 Ok(Some(ahead)) if ahead <= 0 => {
                     // Due now (an account, an expiry, an event), unless the budget holds it.
-                    match self.budget_blocked().await {
+                    match self.inner.budget.held(self.half_lease()).await {
                         Ok(Some(blocked)) => blocked.min(idle.max(Duration::from_secs(1))),
                         _ if stalled => idle.min(STALLED_WAIT),
                         _ => Duration::ZERO,
@@ -756,7 +736,10 @@ impl Keeper {
                 return self.failed(claimed, now, &error.to_string()).await;
             }
         };
-        let wait = self.budget_wait().await?.max(spacing);
+        // The app's budget: this instance's pacer, the shared quota's slot this books, and
+        // any pause every instance was told of.
+        let local = self.inner.budget.local_wait(self.inner.clock.now());
+        let wait = self.inner.budget.book(1).await?.max(local).max(spacing);
         if !wait.is_zero() {
             if wait >= self.inner.settings.lease / 2 {
                 // A pause longer than the claim: let the account go; it is claimed again
@@ -776,7 +759,7 @@ impl Keeper {
         let sent = self.inner.clock.now();
         let result = self.inner.client.refresh(&record).await;
         self.took(sent);
-        self.share_usage(now).await;
+        self.inner.budget.share_usage().await;
         let error = match result {
             Ok(fresh) => return self.refreshed(claimed, &fresh).await,
             Err(error) => error,
@@ -833,13 +816,7 @@ impl Keeper {
             error if error.retry() == Retry::AfterPause => {
                 // The app's budget is spent: every instance waits, and this account is tried
                 // again once access is likely back. Not the account's fault.
-                let pause = self
-                    .inner
-                    .pacer
-                    .as_ref()
-                    .map_or(Duration::from_secs(60), |pacer| pacer.announced_pause(None, None));
-                let until_ms = millis_after(now, pause);
-                self.inner.accounts.block(until_ms).await?;
+                let pause = self.inner.budget.pause(None).await?;
                 let state = if claimed.failures > 0 {
                     AccountState::Failing
                 } else {
@@ -899,91 +876,10 @@ impl Keeper {
         estimate.store(next.max(1), Ordering::Relaxed);
     }
 
-    /// How long the app's budget says to wait before the next refresh: the usage the app's
-    /// pacer saw, and the shared quota's spacing, whose slot this books (one statement, with a
-    /// quota only).
-    async fn budget_wait(&self) -> Result<Duration, Error> {
-        let local = self.inner.pacer.as_ref().map_or(Duration::ZERO, |pacer| {
-            pacer.reserve(None, self.inner.clock.now())
-        });
-        let Some(quota) = self.inner.settings.quota else {
-            return Ok(local);
-        };
-        let interval = quota.interval_ms();
-        let booked = self.inner.accounts.reserve(interval).await?;
-        // The reservation's slot: the new arrival time less one interval; and any pause.
-        let slot = booked.quota_tat.map(|tat| tat.saturating_sub(interval));
-        let after = |until: Option<i64>| {
-            until
-                .map(|until| until.saturating_sub(booked.now))
-                .filter(|ms| *ms > 0)
-                .map_or(Duration::ZERO, |ms| {
-                    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-                })
-        };
-        Ok(after(slot).max(after(booked.blocked_until)).max(local))
-    }
-
-    /// The spacing the app's policy puts between requests at `percent` of the budget, as
-    /// another instance reported it: from nothing at the slow-down threshold to the policy's
-    /// widest at 99 %. At 100 % the budget is blocked instead ([`Self::share_usage`]).
-    fn spacing(&self, percent: i64) -> Duration {
-        let policy = self
-            .inner
-            .pacer
-            .as_ref()
-            .map(|pacer| *pacer.policy())
-            .unwrap_or_default();
-        let threshold = i64::from(policy.slow_down_above);
-        if percent <= threshold || percent >= 100 {
-            return Duration::ZERO;
-        }
-        let over = u32::try_from(percent - threshold).unwrap_or(0);
-        let range = u32::try_from(100 - threshold).unwrap_or(1).max(1);
-        policy.max_spacing * over / range
-    }
-
-    /// How long the app is blocked for every instance, if it is: a rate-limit pause, or a
-    /// quota booked further ahead than half a lease (a claim now would only be let go).
-    async fn budget_blocked(&self) -> Result<Option<Duration>, Error> {
-        Ok(self.blocked_by(&self.inner.accounts.budget().await?))
-    }
-
-    fn blocked_by(&self, budget: &BudgetRow) -> Option<Duration> {
-        let ahead = |until: Option<i64>| until.map_or(0, |until| until.saturating_sub(budget.now));
-        let half_lease = i64::try_from(self.inner.settings.lease.as_millis() / 2).unwrap_or(i64::MAX);
-        let quota = match self.inner.settings.quota {
-            Some(_) => ahead(budget.quota_tat).saturating_sub(half_lease),
-            None => 0,
-        };
-        let blocked = ahead(budget.blocked_until).max(quota);
-        (blocked > 0).then(|| Duration::from_millis(u64::try_from(blocked).unwrap_or(0)))
-    }
-
-    /// Shares the usage the app's pacer saw last with every instance: its percentage, and at
-    /// 100 % a pause until access is likely back.
-    async fn share_usage(&self, now: i64) {
-        let Some(pacer) = &self.inner.pacer else {
-            return;
-        };
-        let Some(usage) = pacer.usage(None) else {
-            return;
-        };
-        let Some(percent) = usage.max_percent() else {
-            return;
-        };
-        let accounts = &self.inner.accounts;
-        let mut shared = accounts.observe_usage(i64::from(percent)).await;
-        if percent >= 100 && shared.is_ok() {
-            let regain = usage
-                .regain_access_after()
-                .filter(|d| !d.is_zero())
-                .unwrap_or(pacer.policy().default_wait);
-            shared = accounts.block(millis_after(now, regain)).await;
-        }
-        if let Err(error) = shared {
-            tracing::debug!(%error, "could not share the app's usage");
-        }
+    /// Half a lease: a quota booked further ahead than this holds the claims (a claim would
+    /// only be let go).
+    fn half_lease(&self) -> Duration {
+        self.inner.settings.lease / 2
     }
 
     /// Writes a refreshed token over the claimed version, with its event.
@@ -1096,10 +992,4 @@ const STALLED_WAIT: Duration = Duration::from_secs(5);
 
 fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
-}
-
-/// The Unix milliseconds `pause` after `now` (Unix seconds), saturating.
-fn millis_after(now: i64, pause: Duration) -> i64 {
-    now.saturating_mul(1000)
-        .saturating_add(i64::try_from(pause.as_millis()).unwrap_or(i64::MAX))
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod accounts;
+mod budget;
 mod dialect;
 mod error;
 mod events;
@@ -18,10 +19,11 @@ pub mod test_util;
 mod webhook;
 
 pub use accounts::{AccountSummary, FleetStats, MetaCallback, Rotation};
+pub use budget::{AppBudget, AppQuota};
 pub use error::Error;
 pub use events::{Event, EventState, Events, OutboxEvent, Subscription};
 pub use feeds::{ClaimedSync, DeletedFeed, FeedRow, FeedStats, LinkState, SyncSchedule};
-pub use keeper::{Keeper, KeeperBuilder, KeeperSettings, RefreshQuota, Tally};
+pub use keeper::{Keeper, KeeperBuilder, KeeperSettings, Tally};
 pub use keys::{Key, KeyError, KeyRing};
 pub use schedule::AccountState;
 pub use store::{Account, ON_DEMAND_WAIT, SqlStore};

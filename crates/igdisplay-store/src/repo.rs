@@ -9,6 +9,7 @@ use crate::events::Event;
 use igdisplay_model::{Timestamp, UserId};
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row as _};
+use std::time::Duration;
 
 /// A token row to write: the token sealed, the rest of the record as JSON.
 pub(crate) struct NewRow {
@@ -1191,17 +1192,19 @@ impl Accounts {
         budget_row(&row).map_err(Error::statement("read the app's budget"))
     }
 
-    /// Every instance waits until `until_ms` (a rate-limit answer announced a pause).
-    pub(crate) async fn block(&self, until_ms: i64) -> Result<(), Error> {
-        sqlx::query(
-            "UPDATE app_budget SET blocked_until = CASE WHEN blocked_until IS NULL OR blocked_until < $1
-                 THEN $1 ELSE blocked_until END
+    /// Every instance waits `pause` from the database's now (a rate-limit answer announced
+    /// it); a longer pause already written stays.
+    pub(crate) async fn block_for(&self, pause: Duration) -> Result<(), Error> {
+        static BLOCK: Sql = Sql::new(
+            "UPDATE app_budget SET blocked_until = CASE WHEN blocked_until IS NULL OR blocked_until < {now_ms} + $2
+                 THEN {now_ms} + $2 ELSE blocked_until END
              WHERE scope = 'app'",
-        )
-        .bind(until_ms)
-        .execute(&self.pool)
-        .await
-        .map_err(Error::statement("share a rate-limit pause"))?;
+        );
+        self.at_ms(&BLOCK)
+            .bind(i64::try_from(pause.as_millis()).unwrap_or(i64::MAX / 2))
+            .execute(&self.pool)
+            .await
+            .map_err(Error::statement("share a rate-limit pause"))?;
         Ok(())
     }
 

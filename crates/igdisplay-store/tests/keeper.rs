@@ -20,7 +20,7 @@ use igdisplay_http::{
 use igdisplay_mock::{Fault, FaultKind, MockClock, MockServer, Seed, TokenLifetime};
 use igdisplay_model::{AccessToken, UserId};
 use igdisplay_store::{
-    AccountState, Event, Keeper, KeeperSettings, KeyRing, OutboxEvent, RefreshQuota, SqlStore, Subscription,
+    AccountState, AppQuota, Event, Keeper, KeeperSettings, KeyRing, OutboxEvent, SqlStore, Subscription,
 };
 use sqlx::Row as _;
 use std::collections::{BTreeMap, BTreeSet};
@@ -879,7 +879,7 @@ async fn four_keepers_under_a_quota_of_600_an_hour_send_at_most_600_in_an_hour(d
     let settings = KeeperSettings::default()
         .concurrency(2)
         .idle(Duration::from_secs(5))
-        .quota(RefreshQuota::new(600, Duration::from_secs(3600)));
+        .quota(AppQuota::new(600, Duration::from_secs(3600)));
     let keepers: Vec<Keeper> = (1..=4)
         .map(|n| fleet.keeper_with(stamped.clone(), settings, &format!("keeper-{n}")))
         .collect();

@@ -68,6 +68,8 @@ fn feeds_serve_takes_a_feed_through_its_connect_link_once_and_stops_cleanly() {
         &base,
         "--out",
         mirror.to_str().unwrap(),
+        "--quota",
+        "4800/h",
     ];
     let mut child = KillOnDrop(
         with_store(&env, &mut env.command(&args), &keys)
@@ -110,6 +112,7 @@ fn feeds_serve_takes_a_feed_through_its_connect_link_once_and_stops_cleanly() {
         "igdisplay_feeds_requests_total{route=\"feed\",status=\"200\"} 1",
         "igdisplay_feed_syncs_scheduled 1",
         "igdisplay_accounts{state=\"active\"} 1",
+        "igdisplay_app_budget_held_seconds ",
     ] {
         assert!(metrics.contains(figure), "{figure} in {metrics}");
     }
