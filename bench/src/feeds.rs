@@ -11,7 +11,7 @@ use crate::load::{self, Target};
 use crate::procs;
 use crate::report::{self, Report, Sample};
 use futures_util::StreamExt as _;
-use igdisplay::auth::{Platform, TokenRecord, TokenStore as _};
+use igdisplay::auth::{Platform, TokenRecord};
 use igdisplay::mock::{MockClock, MockServer, Seed, TokenLifetime};
 use igdisplay::model::{AccessToken, UserId};
 use igdisplay::store::{KeyRing, SqlStore};
@@ -402,14 +402,12 @@ async fn bind_feeds(mock: &MockServer, store: &SqlStore) -> Result<Vec<String>, 
         .map_err(|e| e.to_string())?;
     let bound: Vec<Result<String, String>> = futures_util::stream::iter(minted.iter())
         .map(|token| async move {
-            let user = UserId::new(&token.user_id);
             let record = TokenRecord::long_lived(
-                user.clone(),
+                UserId::new(&token.user_id),
                 AccessToken::new(&token.access_token),
                 Platform::InstagramLogin,
                 SystemTime::now(),
             );
-            store.save(&record).await.map_err(|e| e.to_string())?;
             let feed = store
                 .create_feed(&token.user_id, "{}")
                 .await
@@ -420,7 +418,7 @@ async fn bind_feeds(mock: &MockServer, store: &SqlStore) -> Result<Vec<String>, 
                 .map_err(|e| e.to_string())?
                 .ok_or("the feed went")?;
             store
-                .redeem_connect_link(&link, &user)
+                .redeem_connect_link(&link, &record)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(feed.id)

@@ -182,9 +182,14 @@ impl FeedService {
             Ok(Some(deleted)) => {
                 let mut purged = None;
                 if let (true, Some(user)) = (deleted.account_released, &deleted.user_id) {
-                    match self.inner.mirror.purge(user).await {
-                        Ok(report) => purged = Some(report.files),
-                        Err(error) => tracing::warn!(%error, "a deleted feed's mirror could not be purged"),
+                    match self.purge_account(user, "").await {
+                        Ok(Some(report)) => purged = Some(report.files),
+                        Ok(None) => tracing::info!(
+                            "a deleted feed's account is being synced; the scheduler purges it after"
+                        ),
+                        Err(error) => {
+                            tracing::warn!(%error, "a deleted feed's mirror could not be purged; the scheduler will")
+                        }
                     }
                 }
                 json(

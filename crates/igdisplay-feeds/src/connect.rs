@@ -9,7 +9,6 @@ use crate::service::{Answer, FeedService, page};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use igdisplay::auth::PendingAuthorization;
-use igdisplay::auth::TokenStore as _;
 use igdisplay::store::LinkState;
 use igdisplay_mirror::FileBody;
 
@@ -62,7 +61,7 @@ impl FeedService {
     }
 
     /// `GET /v1/connect/callback`: Instagram's redirect. The code is exchanged, then the link
-    /// is used (once) to bind the account to its feed, then the token is kept.
+    /// is used (once) to bind the account to its feed and keep its token, in one transaction.
     pub(crate) async fn callback<B>(&self, request: &Request<B>) -> Answer {
         let secret = request
             .headers()
@@ -110,14 +109,9 @@ impl FeedService {
         self.bind(&secret, record).await
     }
 
-    /// Uses the link for the account that logged in, and keeps its token.
+    /// Uses the link for the account that logged in, keeping its token in the same write.
     async fn bind(&self, secret: &str, record: igdisplay::auth::TokenRecord) -> Answer {
-        let (state, released) = match self
-            .inner
-            .store
-            .redeem_connect_link(secret, &record.user_id)
-            .await
-        {
+        let (state, released) = match self.inner.store.redeem_connect_link(secret, &record).await {
             Ok(done) => done,
             Err(error) => return unavailable(&error),
         };
@@ -125,12 +119,9 @@ impl FeedService {
             return finished(refused(&state));
         };
         if let Some(previous) = released
-            && let Err(error) = self.inner.mirror.purge(&previous).await
+            && let Err(error) = self.purge_account(&previous, "").await
         {
-            tracing::warn!(%error, "the mirror of the account a feed showed before could not be purged");
-        }
-        if let Err(error) = self.inner.store.save(&record).await {
-            return unavailable(&error);
+            tracing::warn!(%error, "the mirror of the account a feed showed before could not be purged; the scheduler will");
         }
         self.forget(&feed_id);
         tracing::info!(feed = %feed_id, "an account was connected to a feed");

@@ -17,6 +17,10 @@ use std::time::Duration;
 /// through a connect link schedules it at once).
 const AFTER_REFUSAL: Duration = Duration::from_secs(7 * 86_400);
 
+/// How long after a purge that could not run (the bucket failed, a sync was under way) it
+/// is tried again.
+const PURGE_RETRY: Duration = Duration::from_secs(60);
+
 /// The Graph calls a sync is booked for in the app's budget before it runs: a steady-state
 /// sync's (the newest page, the stories' check). What a sync sent beyond them is booked
 /// after it, so the quota counts every call.
@@ -40,6 +44,8 @@ pub struct Pass {
     pub needs_login: usize,
     /// Accounts another process was syncing (left due).
     pub skipped: usize,
+    /// Accounts no feed shows any more whose mirrored files were deleted.
+    pub purged: usize,
     /// Accounts given back unsynced because the app's budget would make them wait longer
     /// than half a lease (left due).
     pub deferred: usize,
@@ -74,6 +80,10 @@ impl FeedService {
             ..Pass::default()
         };
         for claim in claimed {
+            if claim.purge {
+                self.purge_claimed(&claim.user_id, &mut pass).await;
+                continue;
+            }
             metrics::histogram!("igdisplay_feed_sync_lag_seconds").record(claim.lag.as_secs_f64());
             self.sync_account(&claim.user_id, &mut pass).await;
         }
@@ -177,6 +187,55 @@ impl FeedService {
         // This instance's cache of the account's feeds goes: the next read shows the sync.
         for feed in &feeds {
             self.forget(&feed.id);
+        }
+    }
+
+    /// Deletes the mirrored files of `user`, an account no feed shows any more, under the
+    /// mirror's task lease of the account, then its purge (held by `owner`, or by nobody:
+    /// `""`). `None` when a sync of the account was under way (it is tried again later). A
+    /// crash before the files are gone leaves the purge due, for any instance to claim.
+    pub(crate) async fn purge_account(
+        &self,
+        user: &UserId,
+        owner: &str,
+    ) -> Result<Option<igdisplay_mirror::PurgeReport>, PurgeError> {
+        let inner = &self.inner;
+        let work = inner.mirror.purge(user);
+        let report = match inner
+            .store
+            .exclusive(&Mirror::sync_task(user), inner.config.sync_lease, work)
+            .await?
+        {
+            Some(report) => report?,
+            None => return Ok(None),
+        };
+        if let Err(error) = inner.store.finish_purge(user, owner, None).await {
+            tracing::warn!(%error, "a purge was done but not recorded; it runs again");
+        }
+        Ok(Some(report))
+    }
+
+    /// A claimed purge; put off a while when it cannot run.
+    async fn purge_claimed(&self, user: &UserId, pass: &mut Pass) {
+        let owner = &self.inner.config.owner;
+        let why = match self.purge_account(user, owner).await {
+            Ok(Some(report)) => {
+                pass.purged += 1;
+                tracing::info!(user = %user, files = report.files, "an account no feed shows was purged");
+                return;
+            }
+            Ok(None) => "a sync of the account was under way".to_owned(),
+            Err(error) => igdisplay::model::error_chain(&error),
+        };
+        tracing::warn!(user = %user, error = %why, "a purge is put off; it is tried again");
+        pass.skipped += 1;
+        if let Err(error) = self
+            .inner
+            .store
+            .finish_purge(user, owner, Some((PURGE_RETRY, &why)))
+            .await
+        {
+            tracing::warn!(%error, "a purge's claim was not released; it runs out by itself");
         }
     }
 
@@ -298,6 +357,17 @@ fn bounds_of(feeds: &[FeedRow]) -> FeedSettings {
         bounds.sync_max_seconds = max.max(bounds.sync_min_seconds);
     }
     bounds
+}
+
+/// Why an account's mirrored files could not be deleted.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PurgeError {
+    /// The bucket or folder failed.
+    #[error(transparent)]
+    Mirror(#[from] SyncError),
+    /// The task lease could not be taken.
+    #[error(transparent)]
+    Store(#[from] igdisplay::store::Error),
 }
 
 /// Whether `shutdown` has already completed (polled once, without waiting).

@@ -539,6 +539,31 @@ async fn a_data_deletion_deletes_the_account_and_unbinds_its_feeds() {
     );
 }
 
+/// The process dies after a feed's deletion was written and before its account's files were
+/// deleted: the purge is left in the database, and the next pass of any instance does it.
+#[tokio::test]
+async fn a_purge_left_by_a_crash_is_done_by_the_next_pass() {
+    let (deployment, one, _, id) = connected_feed().await;
+    let media = deployment.dir.path().join("mirror/media");
+    assert!(walk(&media) > 0);
+    // The deletion's write alone, as a crash right after it leaves it.
+    let deleted = one.service.store().delete_feed(&id).await.unwrap().unwrap();
+    assert!(deleted.account_released);
+    assert!(walk(&media) > 0, "the files outlived the crash");
+    let two = deployment.instance("two").await;
+    let pass = two.service.sync_due().await.unwrap();
+    assert_eq!((pass.claimed, pass.purged, pass.synced), (1, 1, 0), "{pass:?}");
+    assert_eq!(walk(&media), 0, "every file of the account is gone");
+    assert!(
+        two.service
+            .store()
+            .sync_schedules(None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// Files under `dir`, recursively.
 fn walk(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |entries| {

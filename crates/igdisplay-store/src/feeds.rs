@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::events::Event;
 use crate::repo::{Accounts, Tx, truncate};
 use crate::store::SqlStore;
+use igdisplay_auth::TokenRecord;
 use igdisplay_model::{Timestamp, UserId};
 use sqlx::Row as _;
 use std::time::Duration;
@@ -56,12 +57,13 @@ pub enum LinkState {
 pub struct DeletedFeed {
     /// The account the feed showed, if one was bound.
     pub user_id: Option<UserId>,
-    /// Whether that account's token and schedule went with it (no other feed shows it): its
-    /// mirror should be purged too.
+    /// Whether that account's token went with it (no other feed shows it): its schedule is now
+    /// a purge of its mirrored files, due at once ([`ClaimedSync::purge`]); delete them now
+    /// and call [`SqlStore::finish_purge`], or leave them to the scheduler.
     pub account_released: bool,
 }
 
-/// One bound account's sync schedule.
+/// One account's sync schedule (or, for an account no feed shows any more, its purge).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SyncSchedule {
@@ -77,6 +79,8 @@ pub struct SyncSchedule {
     pub syncs: i64,
     /// Whether an instance holds it now.
     pub leased: bool,
+    /// No feed shows the account: what is due is the deletion of its mirrored files.
+    pub purge: bool,
 }
 
 /// The feed service's figures, read in one pass.
@@ -111,6 +115,9 @@ pub struct ClaimedSync {
     pub user_id: UserId,
     /// How long after it was due it was claimed.
     pub lag: Duration,
+    /// No feed shows the account any more: its mirrored files are to be deleted
+    /// ([`SqlStore::finish_purge`] once they are), not synced.
+    pub purge: bool,
 }
 
 /// The SHA-256 of a secret, in hex: what the rows keep instead of it.
@@ -264,9 +271,12 @@ impl SqlStore {
     ///
     /// [`Error::Database`].
     pub async fn delete_feed(&self, id: &str) -> Result<Option<DeletedFeed>, Error> {
+        static DELETE: Sql = Sql::new("DELETE FROM feeds WHERE id = $2 RETURNING user_id, {now} AS now");
         const ACTION: &str = "delete a feed";
         let mut tx = self.accounts.begin(ACTION).await?;
-        let deleted = sqlx::query("DELETE FROM feeds WHERE id = $1 RETURNING user_id")
+        let deleted = self
+            .accounts
+            .at(&DELETE)
             .bind(id.to_owned())
             .fetch_optional(&mut *tx)
             .await
@@ -275,13 +285,14 @@ impl SqlStore {
             return Ok(None);
         };
         let user: Option<String> = deleted.try_get("user_id").map_err(Error::statement(ACTION))?;
+        let now: i64 = deleted.try_get("now").map_err(Error::statement(ACTION))?;
         sqlx::query("DELETE FROM connect_links WHERE feed_id = $1")
             .bind(id.to_owned())
             .execute(&mut *tx)
             .await
             .map_err(Error::statement(ACTION))?;
         let released = match &user {
-            Some(user) => release_if_unused(&mut tx, user).await?,
+            Some(user) => release_if_unused(&mut tx, user, now).await?,
             None => false,
         };
         Accounts::commit(tx, ACTION).await?;
@@ -407,19 +418,23 @@ impl SqlStore {
         Ok(Some((feed, self.keys.open(&parked_for(&hash), &sealed)?)))
     }
 
-    /// Uses the link `secret` for `user`, once: in one transaction the link is marked used
-    /// (its parked login erased), its feed bound to `user`, and `user`'s sync scheduled at
-    /// once. The account the feed showed before, if another and shown by no other feed, is
-    /// released (its token and schedule deleted; returned, so its mirror can be purged).
-    /// Anything but [`LinkState::Valid`] changes nothing.
+    /// Uses the link `secret` for the account of `record` (the login it began), once: in one
+    /// transaction the link is marked used (its parked login erased), its feed bound to the
+    /// account, the account's sync scheduled at once, and `record` kept as the account's
+    /// token (as [`save`](igdisplay_auth::TokenStore::save) would; a token of the account
+    /// issued later stays). A crash leaves either all of it or none: never a used link whose
+    /// account has no token. The account the feed showed before, if another and shown by no
+    /// other feed, is released (its token and schedule deleted; returned, so its mirror can be
+    /// purged). Anything but [`LinkState::Valid`] changes nothing.
     ///
     /// # Errors
     ///
-    /// [`Error::Database`].
+    /// [`Error::Database`]; [`Error::Deleted`] when the account was deleted after `record`
+    /// was issued (nothing changes).
     pub async fn redeem_connect_link(
         &self,
         secret: &str,
-        user: &UserId,
+        record: &TokenRecord,
     ) -> Result<(LinkState, Option<UserId>), Error> {
         static REDEEM: Sql = Sql::new(
             "UPDATE connect_links SET used_at = {now}, used_by = $2, pending = NULL, key_id = NULL
@@ -427,6 +442,8 @@ impl SqlStore {
              RETURNING feed_id, {now} AS now",
         );
         const ACTION: &str = "use a connect link";
+        let user = &record.user_id;
+        let row = self.row_of(record)?;
         let mut tx = self.accounts.begin(ACTION).await?;
         let redeemed = self
             .accounts
@@ -456,9 +473,14 @@ impl SqlStore {
             .await
             .map_err(Error::statement(ACTION))?;
         schedule_now(&mut tx, user.as_str(), now).await?;
+        match self.accounts.save_grant_in(&mut tx, &row).await? {
+            // The account holds a token issued later: it stays, and serves the feed.
+            Ok(_) | Err(Error::Conflict { .. }) => {}
+            Err(error) => return Err(error),
+        }
         let mut released = None;
         if let Some(before) = before.filter(|b| b != user.as_str())
-            && release_if_unused(&mut tx, &before).await?
+            && release_if_unused(&mut tx, &before, now).await?
         {
             released = Some(UserId::new(before));
         }
@@ -579,7 +601,7 @@ impl SqlStore {
                  SELECT user_id FROM account_syncs
                  WHERE next_sync_at <= {now} AND (lease_until IS NULL OR lease_until <= {now})
                  ORDER BY next_sync_at LIMIT $4{skip_locked})
-             RETURNING user_id, {now} - next_sync_at AS lag",
+             RETURNING user_id, {now} - next_sync_at AS lag, purge",
         );
         self.accounts
             .at(&CLAIM)
@@ -596,6 +618,7 @@ impl SqlStore {
                             lag: Duration::from_secs(
                                 u64::try_from(row.try_get::<i64, _>("lag")?).unwrap_or(0),
                             ),
+                            purge: row.try_get::<i64, _>("purge")? != 0,
                         })
                     })
                     .collect::<Result<Vec<_>, sqlx::Error>>()
@@ -617,7 +640,7 @@ impl SqlStore {
         static STATS: Sql = Sql::new(
             "SELECT (SELECT COUNT(*) FROM feeds) AS feeds,
                     (SELECT COUNT(*) FROM feeds WHERE user_id IS NOT NULL) AS bound,
-                    (SELECT COUNT(*) FROM account_syncs) AS scheduled,
+                    (SELECT COUNT(*) FROM account_syncs WHERE purge = 0) AS scheduled,
                     (SELECT COUNT(*) FROM account_syncs WHERE next_sync_at <= {now}) AS due,
                     (SELECT COALESCE(MAX({now} - next_sync_at), 0) FROM account_syncs
                      WHERE next_sync_at <= {now}) AS oldest,
@@ -663,8 +686,10 @@ impl SqlStore {
 
     /// Records the end of `owner`'s sync of `user`: next due `after` from now (the database's
     /// now, so instances whose clocks differ agree), the error if it failed, the lease
-    /// released. `false` when `owner` no longer held it (it ran out and another instance took
-    /// it): nothing is written.
+    /// released. Also when the claim ran out during a long sync and nobody holds the account
+    /// now (another instance claimed it, found the sync under way and let go): the sync is
+    /// recorded rather than run again. `false` when another instance holds it: nothing is
+    /// written.
     ///
     /// # Errors
     ///
@@ -677,9 +702,11 @@ impl SqlStore {
         error: Option<&str>,
     ) -> Result<bool, Error> {
         static FINISH: Sql = Sql::new(
-            "UPDATE account_syncs SET next_sync_at = {now} + $2, last_sync_at = {now}, last_error = $3,
+            "UPDATE account_syncs SET
+                 next_sync_at = CASE WHEN purge = 1 THEN next_sync_at ELSE {now} + $2 END,
+                 last_sync_at = {now}, last_error = $3,
                  syncs = syncs + 1, lease_owner = NULL, lease_until = NULL
-             WHERE user_id = $4 AND lease_owner = $5
+             WHERE user_id = $4 AND (lease_owner = $5 OR lease_owner IS NULL)
              RETURNING user_id",
         );
         self.accounts
@@ -712,6 +739,52 @@ impl SqlStore {
         Ok(())
     }
 
+    /// Ends `user`'s purge: with `retry` `None` (its mirrored files are deleted) the row goes;
+    /// with `Some((after, why))` (they could not be) it is due again `after` from now, `why`
+    /// kept as its error. Nothing happens when another process holds it (`owner` is the
+    /// claim's, and any matches when nobody holds it) or the account was connected again
+    /// meanwhile (a sync is due instead). Whether it happened.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn finish_purge(
+        &self,
+        user: &UserId,
+        owner: &str,
+        retry: Option<(Duration, &str)>,
+    ) -> Result<bool, Error> {
+        static RETRY: Sql = Sql::new(
+            "UPDATE account_syncs SET next_sync_at = {now} + $2, last_error = $3,
+                 lease_owner = NULL, lease_until = NULL
+             WHERE user_id = $4 AND purge = 1 AND (lease_owner = $5 OR lease_owner IS NULL)",
+        );
+        let done = match retry {
+            None => {
+                sqlx::query(
+                    "DELETE FROM account_syncs
+                 WHERE user_id = $1 AND purge = 1 AND (lease_owner = $2 OR lease_owner IS NULL)",
+                )
+                .bind(user.as_str().to_owned())
+                .bind(owner.to_owned())
+                .execute(self.accounts.pool())
+                .await
+            }
+            Some((after, why)) => {
+                self.accounts
+                    .at(&RETRY)
+                    .bind(igdisplay_model::whole_seconds(after))
+                    .bind(truncate(why, 500).to_owned())
+                    .bind(user.as_str().to_owned())
+                    .bind(owner.to_owned())
+                    .execute(self.accounts.pool())
+                    .await
+            }
+        };
+        done.map(|done| done.rows_affected() > 0)
+            .map_err(Error::statement("finish a purge"))
+    }
+
     /// Up to `limit` sync schedules after the user `after`, by user id.
     ///
     /// # Errors
@@ -723,7 +796,7 @@ impl SqlStore {
         limit: u32,
     ) -> Result<Vec<SyncSchedule>, Error> {
         static LIST: Sql = Sql::new(
-            "SELECT user_id, next_sync_at, last_sync_at, last_error, syncs,
+            "SELECT user_id, next_sync_at, last_sync_at, last_error, syncs, purge,
                  CAST(CASE WHEN lease_until > {now} THEN 1 ELSE 0 END AS BIGINT) AS leased
              FROM account_syncs WHERE user_id > $2 ORDER BY user_id LIMIT $3",
         );
@@ -747,6 +820,7 @@ impl SqlStore {
                     last_error: row.try_get("last_error")?,
                     syncs: row.try_get("syncs")?,
                     leased: row.try_get::<i64, _>("leased")? != 0,
+                    purge: row.try_get::<i64, _>("purge")? != 0,
                 })
             })
             .collect::<Result<_, _>>()
@@ -805,7 +879,7 @@ impl SqlStore {
 async fn schedule_now(tx: &mut Tx, user: &str, now: i64) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO account_syncs (user_id, next_sync_at, syncs) VALUES ($1, $2, 0)
-         ON CONFLICT (user_id) DO UPDATE SET next_sync_at = excluded.next_sync_at",
+         ON CONFLICT (user_id) DO UPDATE SET next_sync_at = excluded.next_sync_at, purge = 0",
     )
     .bind(user.to_owned())
     .bind(now)
@@ -815,9 +889,10 @@ async fn schedule_now(tx: &mut Tx, user: &str, now: i64) -> Result<(), Error> {
     Ok(())
 }
 
-/// Deletes `user`'s token and sync schedule (inside `tx`) when no feed shows the account any
-/// more: whether it did.
-async fn release_if_unused(tx: &mut Tx, user: &str) -> Result<bool, Error> {
+/// Deletes `user`'s token (inside `tx`) when no feed shows the account any more, and turns
+/// its sync schedule into a purge due at `now` (its mirrored files are deleted by whichever
+/// instance claims it, then the row): whether it did.
+async fn release_if_unused(tx: &mut Tx, user: &str, now: i64) -> Result<bool, Error> {
     const ACTION: &str = "release an account no feed shows";
     let shown = sqlx::query("SELECT 1 AS one FROM feeds WHERE user_id = $1 LIMIT 1")
         .bind(user.to_owned())
@@ -827,15 +902,20 @@ async fn release_if_unused(tx: &mut Tx, user: &str) -> Result<bool, Error> {
     if shown.is_some() {
         return Ok(false);
     }
-    for sql in [
-        "DELETE FROM account_syncs WHERE user_id = $1",
-        "DELETE FROM accounts WHERE user_id = $1",
-    ] {
-        sqlx::query(sql)
-            .bind(user.to_owned())
-            .execute(&mut **tx)
-            .await
-            .map_err(Error::statement(ACTION))?;
-    }
+    sqlx::query("DELETE FROM accounts WHERE user_id = $1")
+        .bind(user.to_owned())
+        .execute(&mut **tx)
+        .await
+        .map_err(Error::statement(ACTION))?;
+    sqlx::query(
+        "INSERT INTO account_syncs (user_id, next_sync_at, syncs, purge) VALUES ($1, $2, 0, 1)
+         ON CONFLICT (user_id) DO UPDATE SET purge = 1, next_sync_at = excluded.next_sync_at,
+             last_error = NULL",
+    )
+    .bind(user.to_owned())
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(Error::statement(ACTION))?;
     Ok(true)
 }

@@ -293,6 +293,16 @@ impl Accounts {
     /// account active again whatever it was; never over a token issued later, and never for
     /// an account deleted after the token's issue.
     pub(crate) async fn save_grant(&self, row: &NewRow) -> Result<Result<i64, Error>, Error> {
+        const ACTION: &str = "write a login's token";
+        let mut tx = self.begin(ACTION).await?;
+        let outcome = self.save_grant_in(&mut tx, row).await?;
+        Self::commit(tx, ACTION).await?;
+        Ok(outcome)
+    }
+
+    /// [`save_grant`](Self::save_grant) inside `tx` (a connect link's use keeps the token in
+    /// the transaction that binds the account).
+    pub(crate) async fn save_grant_in(&self, tx: &mut Tx, row: &NewRow) -> Result<Result<i64, Error>, Error> {
         static UPSERT_NEWER: Sql = Sql::new(
             "INSERT INTO accounts (user_id, record, token, key_id, issued_at, expires_at, updated_at, next_refresh_at)
              SELECT $2, $3, $4, $5, $6, $7, {now}, $8
@@ -306,16 +316,15 @@ impl Accounts {
              RETURNING version",
         );
         const ACTION: &str = "write a login's token";
-        let mut tx = self.begin(ACTION).await?;
         let written = bind_row(self.at(&UPSERT_NEWER), row)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await
             .map_err(Error::statement(ACTION))?;
-        let outcome = match written {
+        Ok(match written {
             Some(written) => {
                 sqlx::query("DELETE FROM deleted_accounts WHERE user_id = $1")
                     .bind(row.user_id.clone())
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await
                     .map_err(Error::statement(ACTION))?;
                 Ok(written.try_get("version").map_err(Error::statement(ACTION))?)
@@ -326,7 +335,7 @@ impl Accounts {
                 )
                 .bind(row.user_id.clone())
                 .bind(row.issued_at)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await
                 .map_err(Error::statement(ACTION))?
                 .is_some();
@@ -337,9 +346,7 @@ impl Accounts {
                     Error::Conflict { user_id }
                 })
             }
-        };
-        Self::commit(tx, ACTION).await?;
-        Ok(outcome)
+        })
     }
 
     /// An on-demand refresh's token over the token it refreshed (issued at

@@ -20,6 +20,7 @@ const SQLITE: &[(i64, &str)] = &[
     (4, include_str!("../migrations/sqlite/0004_tasks.sql")),
     (5, include_str!("../migrations/sqlite/0005_inbound.sql")),
     (6, include_str!("../migrations/sqlite/0006_feeds.sql")),
+    (7, include_str!("../migrations/sqlite/0007_purges.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_accounts.sql")),
@@ -28,6 +29,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (4, include_str!("../migrations/postgres/0004_tasks.sql")),
     (5, include_str!("../migrations/postgres/0005_inbound.sql")),
     (6, include_str!("../migrations/postgres/0006_feeds.sql")),
+    (7, include_str!("../migrations/postgres/0007_purges.sql")),
 ];
 
 /// The key of the advisory lock migrations take on PostgreSQL (any constant of ours).

@@ -18,10 +18,12 @@ on_both!(
     feeds_are_created_read_listed_updated_and_deleted,
     a_connect_link_binds_its_feed_once_and_then_is_used,
     a_connect_link_expires_and_a_deleted_feeds_link_is_unknown,
+    a_link_is_used_only_with_its_token_kept_in_the_same_write,
     a_parked_login_is_sealed_to_its_link,
-    deleting_the_last_feed_of_an_account_releases_its_token_and_schedule,
+    deleting_the_last_feed_of_an_account_releases_its_token_and_queues_its_purge,
     admin_tokens_and_link_secrets_are_never_in_the_database,
     an_account_is_synced_by_one_instance_and_a_dead_ones_claim_is_taken_over,
+    a_sync_that_outlives_its_claim_is_recorded_once_nobody_holds_the_account,
     a_revoked_account_writes_needs_login_naming_its_feeds_once,
     a_deleted_accounts_feeds_are_unbound_and_keep_no_row_with_its_id,
     feeds_are_counted_by_state,
@@ -42,8 +44,16 @@ async fn link_of(store: &SqlStore, id: &str, seconds: u64) -> String {
 async fn bound_feed(store: &SqlStore, name: &str, user: &UserId) -> igdisplay_store::FeedRow {
     let feed = store.create_feed(name, "{}").await.unwrap();
     let link = link_of(store, &feed.id, 60).await;
-    store.redeem_connect_link(&link, user).await.unwrap();
+    store
+        .redeem_connect_link(&link, &login(user.as_str()))
+        .await
+        .unwrap();
     feed
+}
+
+/// A login's token of `user`, as a connect link's callback has it.
+fn login(user: &str) -> igdisplay_auth::TokenRecord {
+    record(user, "IGAAlogin", 1_700_000_000)
 }
 
 /// [`USER`] with a token in `store`.
@@ -108,7 +118,7 @@ async fn a_connect_link_binds_its_feed_once_and_then_is_used(db: Db) {
         }
     );
     let user = UserId::new(USER);
-    let (state, released) = store.redeem_connect_link(&link, &user).await.unwrap();
+    let (state, released) = store.redeem_connect_link(&link, &login(USER)).await.unwrap();
     assert_eq!(
         (state, released),
         (
@@ -120,14 +130,20 @@ async fn a_connect_link_binds_its_feed_once_and_then_is_used(db: Db) {
     );
     let bound = store.feed(&feed.id).await.unwrap().unwrap();
     assert_eq!((bound.user_id, bound.version), (Some(user.clone()), 2));
+    // The login's token is kept with the binding.
+    assert_eq!(common::stored_token(&store, &user).await, "IGAAlogin");
     // Its sync is due at once.
     let schedules = store.sync_schedules(None, 10).await.unwrap();
     assert_eq!(schedules.len(), 1);
     assert_eq!(schedules[0].user_id, user);
     // Twice: refused, and nothing changes.
     let other = UserId::new("17841400000000002");
-    let (again, _) = store.redeem_connect_link(&link, &other).await.unwrap();
+    let (again, _) = store
+        .redeem_connect_link(&link, &login(other.as_str()))
+        .await
+        .unwrap();
     assert_eq!(again, LinkState::Used);
+    assert!(store.load(&other).await.unwrap().is_none(), "no token kept");
     assert_eq!(store.feed(&feed.id).await.unwrap().unwrap().user_id, Some(user));
     assert!(!store.park_connect_login(&link, b"{}").await.unwrap());
     assert_eq!(store.parked_login(&link).await.unwrap(), None);
@@ -148,10 +164,7 @@ async fn a_connect_link_expires_and_a_deleted_feeds_link_is_unknown(db: Db) {
     let link = link_of(&store, &feed.id, 3600).await;
     clock.advance(Duration::from_secs(3600));
     assert_eq!(store.connect_link(&link).await.unwrap(), LinkState::Expired);
-    let (state, _) = store
-        .redeem_connect_link(&link, &UserId::new(USER))
-        .await
-        .unwrap();
+    let (state, _) = store.redeem_connect_link(&link, &login(USER)).await.unwrap();
     assert_eq!(state, LinkState::Expired);
     assert_eq!(store.feed(&feed.id).await.unwrap().unwrap().user_id, None);
     let fresh = link_of(&store, &feed.id, 3600).await;
@@ -161,6 +174,32 @@ async fn a_connect_link_expires_and_a_deleted_feeds_link_is_unknown(db: Db) {
         store.connect_link("never-made").await.unwrap(),
         LinkState::Unknown
     );
+}
+
+/// The token of a link's login cannot be kept (the account was deleted after it was
+/// issued): the link is not used either, the feed stays unbound and nothing is scheduled,
+/// as after a crash between the two writes. Never a used link whose account has no token.
+async fn a_link_is_used_only_with_its_token_kept_in_the_same_write(db: Db) {
+    let clock = igdisplay_http::ManualClock::at_unix(1_800_000_000);
+    let store = pinned(&db, &clock).await;
+    let user = UserId::new(USER);
+    store.delete_account(&user, "DEL").await.unwrap();
+    let feed = store.create_feed("Café Nova", "{}").await.unwrap();
+    let link = link_of(&store, &feed.id, 3600).await;
+    let refused = store.redeem_connect_link(&link, &login(USER)).await;
+    assert!(
+        matches!(refused, Err(igdisplay_store::Error::Deleted { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.connect_link(&link).await.unwrap(),
+        LinkState::Valid {
+            feed_id: feed.id.clone()
+        }
+    );
+    assert_eq!(store.feed(&feed.id).await.unwrap().unwrap().user_id, None);
+    assert!(store.sync_schedules(None, 10).await.unwrap().is_empty());
+    assert!(store.load(&user).await.unwrap().is_none());
 }
 
 async fn a_parked_login_is_sealed_to_its_link(db: Db) {
@@ -185,14 +224,11 @@ async fn a_parked_login_is_sealed_to_its_link(db: Db) {
     let stranger = db.open(ring("k2", 2)).await;
     assert!(stranger.parked_login(&link).await.is_err());
     // Used, the parked login is erased.
-    store
-        .redeem_connect_link(&link, &UserId::new(USER))
-        .await
-        .unwrap();
+    store.redeem_connect_link(&link, &login(USER)).await.unwrap();
     assert_eq!(store.parked_login(&link).await.unwrap(), None);
 }
 
-async fn deleting_the_last_feed_of_an_account_releases_its_token_and_schedule(db: Db) {
+async fn deleting_the_last_feed_of_an_account_releases_its_token_and_queues_its_purge(db: Db) {
     let store = db.open(ring("k1", 1)).await;
     let user = with_token(&store).await;
     let mut feeds = Vec::new();
@@ -203,7 +239,7 @@ async fn deleting_the_last_feed_of_an_account_releases_its_token_and_schedule(db
             .await
             .unwrap()
             .unwrap();
-        store.redeem_connect_link(&link, &user).await.unwrap();
+        store.redeem_connect_link(&link, &login(USER)).await.unwrap();
         feeds.push(feed.id);
     }
     assert_eq!(store.feeds_of(&user).await.unwrap().len(), 2);
@@ -222,6 +258,20 @@ async fn deleting_the_last_feed_of_an_account_releases_its_token_and_schedule(db
         store.load(&user).await.unwrap().is_none(),
         "its token went with the last feed"
     );
+    // Its schedule is now a purge of its mirrored files, due at once, for any instance: a
+    // crash before the files are deleted leaves it to do.
+    let schedules = store.sync_schedules(None, 10).await.unwrap();
+    assert_eq!((schedules.len(), schedules[0].purge), (1, true));
+    assert_eq!(store.feed_stats().await.unwrap().scheduled, 0, "not a sync");
+    let lease = Duration::from_secs(60);
+    let claimed = store.claim_syncs("a", lease, 10).await.unwrap();
+    assert!(claimed.len() == 1 && claimed[0].purge, "{claimed:?}");
+    // Put off (the bucket failed): due again a minute later, held by nobody.
+    let retry = Some((Duration::from_secs(60), "bucket down"));
+    assert!(store.finish_purge(&user, "a", retry).await.unwrap());
+    assert!(store.claim_syncs("b", lease, 10).await.unwrap().is_empty());
+    // Done: the row goes.
+    assert!(store.finish_purge(&user, "", None).await.unwrap());
     assert!(store.sync_schedules(None, 10).await.unwrap().is_empty());
 }
 
@@ -289,6 +339,33 @@ async fn an_account_is_synced_by_one_instance_and_a_dead_ones_claim_is_taken_ove
     assert_eq!(users(store.claim_syncs("c", lease, 10).await.unwrap()), [user]);
 }
 
+/// `a`'s sync outlives its claim; `b` claims the account, finds the sync under way (the
+/// mirror's task lease) and lets go. `a`'s finish is then recorded: the account is not due
+/// again at once, so it is not synced a second time for nothing.
+async fn a_sync_that_outlives_its_claim_is_recorded_once_nobody_holds_the_account(db: Db) {
+    let clock = igdisplay_http::ManualClock::at_unix(1_800_000_000);
+    let store = pinned(&db, &clock).await;
+    let user = UserId::new(USER);
+    bound_feed(&store, "x", &user).await;
+    let lease = Duration::from_secs(120);
+    assert_eq!(store.claim_syncs("a", lease, 10).await.unwrap().len(), 1);
+    clock.advance(lease + Duration::from_secs(1));
+    assert_eq!(store.claim_syncs("b", lease, 10).await.unwrap().len(), 1);
+    store.release_sync(&user, "b").await.unwrap();
+    assert!(
+        store
+            .finish_sync(&user, "a", Duration::from_secs(900), None)
+            .await
+            .unwrap()
+    );
+    let schedule = &store.sync_schedules(None, 10).await.unwrap()[0];
+    assert_eq!((schedule.syncs, schedule.leased), (1, false));
+    assert!(
+        store.claim_syncs("c", lease, 10).await.unwrap().is_empty(),
+        "recorded: not due again"
+    );
+}
+
 async fn a_revoked_account_writes_needs_login_naming_its_feeds_once(db: Db) {
     let store = db.open(ring("k1", 1)).await;
     let user = with_token(&store).await;
@@ -319,6 +396,8 @@ async fn a_deleted_accounts_feeds_are_unbound_and_keep_no_row_with_its_id(db: Db
     let store = db.open(ring("k1", 1)).await;
     let user = UserId::new(USER);
     let feed = bound_feed(&store, "x", &user).await;
+    // Its token gone first, as a deletion does; then its feeds let go of it.
+    assert!(store.remove(&user).await.unwrap());
     assert_eq!(
         store.unbind_account(&user).await.unwrap(),
         std::slice::from_ref(&feed.id)

@@ -353,7 +353,8 @@ async fn delivered_events_are_pruned_after_the_retention(db: Db) {
     // A feed's connect links: one used, one left to expire, one made later (still good).
     let feed = store.create_feed("x", "{}").await.unwrap();
     let used = store.add_connect_link(&feed.id, HOUR).await.unwrap().unwrap();
-    store.redeem_connect_link(&used, &UserId::new("b")).await.unwrap();
+    let login = common::record("b", "IGAAlogin", T0);
+    store.redeem_connect_link(&used, &login).await.unwrap();
     store.add_connect_link(&feed.id, HOUR).await.unwrap().unwrap();
     // A delivery of Meta's kept (its hash, and an event to deliver).
     let receiver =
