@@ -7,7 +7,6 @@ use crate::view::{DEFAULT_PAGE, FeedState, MAX_PAGE, Snapshot, offset_of, render
 use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use igdisplay::store::AccountState;
 use igdisplay_mirror::FileBody;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -91,21 +90,16 @@ impl FeedService {
         let (state, synced_at, items) = match &row.user_id {
             None => (FeedState::Pending, None, Vec::new()),
             Some(user) => {
-                // The state alone: a read of a feed never opens a token.
-                let state = self.inner.store.account_state(user).await?;
-                let refused = state.is_none_or(|state| {
-                    matches!(
-                        state,
-                        AccountState::Revoked | AccountState::Expired | AccountState::Deauthorized
-                    )
-                });
+                // From the database alone (a read of a feed never opens a token), by the rule
+                // the metrics count with.
+                let state = self.inner.store.feed_state(user).await?;
                 let index = self.inner.mirror.index(user).await?;
                 let items = match &index {
                     Some(index) => select(&self.inner.mirror, index, &settings).await?,
                     None => Vec::new(),
                 };
                 let synced = index.as_ref().and_then(|i| i.synced_at);
-                (FeedState::of(index.as_ref(), refused), synced, items)
+                (state, synced, items)
             }
         };
         let entry = Arc::new(Cached {

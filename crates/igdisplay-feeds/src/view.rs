@@ -4,69 +4,14 @@
 use crate::settings::{FeedSettings, MediaKind};
 use base64::Engine as _;
 use igdisplay::model::Timestamp;
-use igdisplay_mirror::{FeedIndex, FeedItem, FeedStatus, Mirror, MirroredImage, SyncError};
+pub use igdisplay::store::FeedState;
+use igdisplay_mirror::{FeedIndex, FeedItem, Mirror, MirroredImage, SyncError};
 use serde_json::{Value, json};
 
 /// The most posts one page of the public API holds.
 pub const MAX_PAGE: usize = 100;
 /// The posts a page holds when the request names no `limit`.
 pub const DEFAULT_PAGE: usize = 50;
-
-/// Where a feed stands, as a page shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FeedState {
-    /// No account is connected yet, or its first sync has not finished.
-    Pending,
-    /// The last sync listed everything.
-    Fresh,
-    /// Syncs have failed since `since`; the posts are the last good ones.
-    Stale {
-        /// The first failed sync.
-        since: Timestamp,
-    },
-    /// The account's token was refused or expired: its owner must connect it again. The posts
-    /// are the last good ones.
-    NeedsLogin {
-        /// Since when, when known.
-        since: Option<Timestamp>,
-    },
-}
-
-impl FeedState {
-    /// The state of a mirrored feed whose index is `index` (`None`: never synced), its
-    /// account's token known refused or not.
-    pub fn of(index: Option<&FeedIndex>, token_refused: bool) -> Self {
-        let stale_since = index.and_then(|index| match &index.status {
-            FeedStatus::Stale { since, .. } => Some(*since),
-            _ => None,
-        });
-        let needs_login = token_refused
-            || index.is_some_and(|index| {
-                matches!(
-                    index.status,
-                    FeedStatus::Stale {
-                        needs_login: true,
-                        ..
-                    }
-                )
-            });
-        match (index, needs_login, stale_since) {
-            (_, true, since) => FeedState::NeedsLogin { since },
-            (None, false, _) => FeedState::Pending,
-            (Some(_), false, Some(since)) => FeedState::Stale { since },
-            (Some(_), false, None) => FeedState::Fresh,
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            FeedState::Pending => "pending",
-            FeedState::Fresh => "fresh",
-            FeedState::Stale { .. } => "stale",
-            FeedState::NeedsLogin { .. } => "needs_login",
-        }
-    }
-}
 
 /// The posts `settings` shows of the feed whose index is `index`, in order: the pinned ones
 /// still there (a pin wins over the filters, a hide over a pin), then the newest that pass

@@ -107,6 +107,52 @@ pub struct FeedStats {
     pub oldest_due_seconds: u64,
 }
 
+/// Where a feed stands, as its page and the metrics show it: read from the database alone
+/// ([`SqlStore::feed_state`], [`SqlStore::feed_stats`]), by one rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FeedState {
+    /// No account is connected yet, or no sync of it has succeeded yet.
+    Pending,
+    /// The last sync listed everything.
+    Fresh,
+    /// Syncs have failed since `since`; the posts are the last good ones.
+    Stale {
+        /// The first failed sync.
+        since: Timestamp,
+    },
+    /// The account's token was refused, expired or removed: its owner must connect it
+    /// again. The posts are the last good ones.
+    NeedsLogin {
+        /// The first failed sync, when one failed.
+        since: Option<Timestamp>,
+    },
+}
+
+impl FeedState {
+    /// Its name in the public API and the metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FeedState::Pending => "pending",
+            FeedState::Fresh => "fresh",
+            FeedState::Stale { .. } => "stale",
+            FeedState::NeedsLogin { .. } => "needs_login",
+        }
+    }
+}
+
+/// The rule of [`FeedState`], in SQL over a feed `f` (its `user_id`), its account `a` and its
+/// schedule `s` (both left-joined): the one place it is written.
+macro_rules! feed_state_case {
+    () => {
+        "CASE WHEN f.user_id IS NULL THEN 'pending'
+              WHEN a.user_id IS NULL OR a.state IN ('revoked', 'expired', 'deauthorized') THEN 'needs_login'
+              WHEN s.last_ok_at IS NULL THEN 'pending'
+              WHEN s.failing_since IS NOT NULL THEN 'stale'
+              ELSE 'fresh' END"
+    };
+}
+
 /// An account claimed for a sync, and how late its sync is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -638,21 +684,17 @@ impl SqlStore {
     /// [`Error::Database`].
     pub async fn feed_stats(&self) -> Result<FeedStats, Error> {
         static STATS: Sql = Sql::new(
-            "SELECT (SELECT COUNT(*) FROM feeds) AS feeds,
-                    (SELECT COUNT(*) FROM feeds WHERE user_id IS NOT NULL) AS bound,
+            "SELECT (SELECT COUNT(*) FROM feeds WHERE user_id IS NOT NULL) AS bound,
                     (SELECT COUNT(*) FROM account_syncs WHERE purge = 0) AS scheduled,
                     (SELECT COUNT(*) FROM account_syncs WHERE next_sync_at <= {now}) AS due,
                     (SELECT COALESCE(MAX({now} - next_sync_at), 0) FROM account_syncs
-                     WHERE next_sync_at <= {now}) AS oldest,
-                    (SELECT COUNT(*) FROM feeds f LEFT JOIN accounts a ON a.user_id = f.user_id
-                     WHERE f.user_id IS NOT NULL
-                       AND (a.user_id IS NULL OR a.state IN ('revoked', 'expired', 'deauthorized'))) AS needs_login,
-                    (SELECT COUNT(*) FROM feeds f JOIN accounts a ON a.user_id = f.user_id
-                     JOIN account_syncs s ON s.user_id = f.user_id
-                     WHERE a.state IN ('active', 'failing') AND s.syncs > 0 AND s.last_error IS NOT NULL) AS stale,
-                    (SELECT COUNT(*) FROM feeds f JOIN accounts a ON a.user_id = f.user_id
-                     JOIN account_syncs s ON s.user_id = f.user_id
-                     WHERE a.state IN ('active', 'failing') AND s.syncs > 0 AND s.last_error IS NULL) AS fresh",
+                     WHERE next_sync_at <= {now}) AS oldest",
+        );
+        const BY_STATE: &str = concat!(
+            "SELECT state, COUNT(*) AS n FROM (SELECT ",
+            feed_state_case!(),
+            " AS state FROM feeds f LEFT JOIN accounts a ON a.user_id = f.user_id
+              LEFT JOIN account_syncs s ON s.user_id = f.user_id) AS by_feed GROUP BY state"
         );
         const ACTION: &str = "read the feeds' figures";
         let row = self
@@ -661,26 +703,64 @@ impl SqlStore {
             .fetch_one(self.accounts.pool())
             .await
             .map_err(Error::statement(ACTION))?;
-        let count = |name: &str| -> Result<u64, Error> {
-            let value: i64 = row.try_get(name).map_err(Error::statement(ACTION))?;
-            Ok(u64::try_from(value).unwrap_or(0))
+        let count = |value: i64| u64::try_from(value).unwrap_or(0);
+        let get = |name: &str| -> Result<u64, Error> {
+            row.try_get(name).map(count).map_err(Error::statement(ACTION))
         };
-        let (feeds, fresh, stale, needs_login) = (
-            count("feeds")?,
-            count("fresh")?,
-            count("stale")?,
-            count("needs_login")?,
+        let mut stats = FeedStats {
+            bound: get("bound")?,
+            scheduled: get("scheduled")?,
+            due: get("due")?,
+            oldest_due_seconds: get("oldest")?,
+            ..FeedStats::default()
+        };
+        let states = sqlx::query(BY_STATE)
+            .fetch_all(self.accounts.pool())
+            .await
+            .map_err(Error::statement(ACTION))?;
+        for state in states {
+            let name: String = state.try_get("state").map_err(Error::statement(ACTION))?;
+            let n = count(state.try_get("n").map_err(Error::statement(ACTION))?);
+            let slot = match name.as_str() {
+                "fresh" => &mut stats.fresh,
+                "stale" => &mut stats.stale,
+                "needs_login" => &mut stats.needs_login,
+                _ => &mut stats.pending,
+            };
+            *slot = slot.saturating_add(n);
+            stats.feeds = stats.feeds.saturating_add(n);
+        }
+        Ok(stats)
+    }
+
+    /// Where the feeds that show `user` stand ([`FeedState`]), from the database alone: the
+    /// account's state and the results of its syncs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn feed_state(&self, user: &UserId) -> Result<FeedState, Error> {
+        const STATE: &str = concat!(
+            "SELECT ",
+            feed_state_case!(),
+            " AS state, s.failing_since FROM (SELECT CAST($1 AS TEXT) AS user_id) AS f
+              LEFT JOIN accounts a ON a.user_id = f.user_id
+              LEFT JOIN account_syncs s ON s.user_id = f.user_id"
         );
-        Ok(FeedStats {
-            feeds,
-            bound: count("bound")?,
-            pending: feeds.saturating_sub(fresh.saturating_add(stale).saturating_add(needs_login)),
-            fresh,
-            stale,
-            needs_login,
-            scheduled: count("scheduled")?,
-            due: count("due")?,
-            oldest_due_seconds: count("oldest")?,
+        const ACTION: &str = "read a feed's state";
+        let row = sqlx::query(STATE)
+            .bind(user.as_str().to_owned())
+            .fetch_one(self.accounts.pool())
+            .await
+            .map_err(Error::statement(ACTION))?;
+        let name: String = row.try_get("state").map_err(Error::statement(ACTION))?;
+        let since: Option<i64> = row.try_get("failing_since").map_err(Error::statement(ACTION))?;
+        let since = since.map(Timestamp::from_unix);
+        Ok(match (name.as_str(), since) {
+            ("fresh", _) => FeedState::Fresh,
+            ("stale", Some(since)) => FeedState::Stale { since },
+            ("needs_login", since) => FeedState::NeedsLogin { since },
+            _ => FeedState::Pending,
         })
     }
 
@@ -705,6 +785,9 @@ impl SqlStore {
             "UPDATE account_syncs SET
                  next_sync_at = CASE WHEN purge = 1 THEN next_sync_at ELSE {now} + $2 END,
                  last_sync_at = {now}, last_error = $3,
+                 last_ok_at = CASE WHEN $3 IS NULL THEN {now} ELSE last_ok_at END,
+                 failing_since = CASE WHEN $3 IS NULL THEN NULL
+                     WHEN failing_since IS NULL THEN {now} ELSE failing_since END,
                  syncs = syncs + 1, lease_owner = NULL, lease_until = NULL
              WHERE user_id = $4 AND (lease_owner = $5 OR lease_owner IS NULL)
              RETURNING user_id",
@@ -918,4 +1001,23 @@ async fn release_if_unused(tx: &mut Tx, user: &str, now: i64) -> Result<bool, Er
     .await
     .map_err(Error::statement(ACTION))?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_feed_state_rule_names_every_account_state_that_needs_a_login_and_no_other() {
+        let rule = feed_state_case!();
+        let line = rule
+            .lines()
+            .find(|line| line.contains("THEN 'needs_login'"))
+            .unwrap_or_default();
+        for state in crate::AccountState::ALL {
+            assert_eq!(
+                line.contains(&format!("'{}'", state.as_str())),
+                state.needs_login(),
+                "{state}"
+            );
+        }
+    }
 }

@@ -22,7 +22,7 @@ pub use accounts::{AccountSummary, FleetStats, MetaCallback, Rotation};
 pub use budget::{AppBudget, AppQuota};
 pub use error::Error;
 pub use events::{Event, EventState, Events, OutboxEvent, Subscription};
-pub use feeds::{ClaimedSync, DeletedFeed, FeedRow, FeedStats, LinkState, SyncSchedule};
+pub use feeds::{ClaimedSync, DeletedFeed, FeedRow, FeedState, FeedStats, LinkState, SyncSchedule};
 pub use keeper::{Keeper, KeeperBuilder, KeeperSettings, Tally};
 pub use keys::{Key, KeyError, KeyRing};
 pub use schedule::AccountState;

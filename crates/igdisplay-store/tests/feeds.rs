@@ -27,6 +27,7 @@ on_both!(
     a_revoked_account_writes_needs_login_naming_its_feeds_once,
     a_deleted_accounts_feeds_are_unbound_and_keep_no_row_with_its_id,
     feeds_are_counted_by_state,
+    a_feeds_state_follows_its_syncs_and_its_account_for_a_page_and_the_metrics_alike,
 );
 
 const USER: &str = "17841400000000001";
@@ -434,13 +435,14 @@ async fn feeds_are_counted_by_state(db: Db) {
     let lease = Duration::from_secs(60);
     let claimed = store.claim_syncs("a", lease, 10).await.unwrap();
     assert_eq!(claimed.len(), 4);
-    for (user, error) in [
-        (&users[0], None),
-        (&users[1], Some("Instagram is down")),
-        (&users[2], None),
-    ] {
-        assert!(store.finish_sync(user, "a", lease, error).await.unwrap());
+    for user in &users[..3] {
+        assert!(store.finish_sync(user, "a", lease, None).await.unwrap());
     }
+    // Stale: a sync that failed after one that succeeded.
+    store.sync_now(&users[1]).await.unwrap();
+    assert_eq!(store.claim_syncs("a", lease, 10).await.unwrap().len(), 1);
+    let down = Some("Instagram is down");
+    assert!(store.finish_sync(&users[1], "a", lease, down).await.unwrap());
     store.mark_needs_login(&users[2], "refused").await.unwrap();
     let stats = store.feed_stats().await.unwrap();
     assert_eq!(
@@ -455,4 +457,65 @@ async fn feeds_are_counted_by_state(db: Db) {
         (5, 4, 2, 1, 1, 1),
         "{stats:?}"
     );
+}
+
+/// One rule for a feed's state, read for its page ([`SqlStore::feed_state`]) and counted for
+/// the metrics ([`SqlStore::feed_stats`]): pending until a sync succeeds, fresh, stale since
+/// the first of the failures that follow, fresh again, and needs_login once the token is
+/// refused.
+async fn a_feeds_state_follows_its_syncs_and_its_account_for_a_page_and_the_metrics_alike(db: Db) {
+    use igdisplay_store::FeedState;
+    let clock = igdisplay_http::ManualClock::at_unix(1_800_000_000);
+    let store = pinned(&db, &clock).await;
+    let user = UserId::new(USER);
+    bound_feed(&store, "x", &user).await;
+    let lease = Duration::from_secs(60);
+    let sync = |error: Option<&'static str>| {
+        let (store, user) = (store.clone(), user.clone());
+        async move {
+            assert_eq!(store.claim_syncs("a", lease, 10).await.unwrap().len(), 1);
+            assert!(
+                store
+                    .finish_sync(&user, "a", Duration::ZERO, error)
+                    .await
+                    .unwrap()
+            );
+        }
+    };
+    let seen = || {
+        let (store, user) = (store.clone(), user.clone());
+        async move {
+            let state = store.feed_state(&user).await.unwrap();
+            let stats = store.feed_stats().await.unwrap();
+            let counted = [stats.pending, stats.fresh, stats.stale, stats.needs_login];
+            let slot = ["pending", "fresh", "stale", "needs_login"]
+                .iter()
+                .position(|name| *name == state.name())
+                .unwrap();
+            assert_eq!(counted[slot], 1, "{state:?} counted as such: {stats:?}");
+            assert_eq!(counted.iter().sum::<u64>(), 1);
+            state
+        }
+    };
+    assert_eq!(seen().await, FeedState::Pending);
+    sync(Some("down")).await;
+    assert_eq!(seen().await, FeedState::Pending, "no sync has succeeded yet");
+    sync(None).await;
+    assert_eq!(seen().await, FeedState::Fresh);
+    clock.advance(Duration::from_secs(100));
+    sync(Some("down")).await;
+    let since = Timestamp::from_unix(1_800_000_100);
+    assert_eq!(seen().await, FeedState::Stale { since });
+    clock.advance(Duration::from_secs(100));
+    sync(Some("still down")).await;
+    assert_eq!(
+        seen().await,
+        FeedState::Stale { since },
+        "since the first failure"
+    );
+    sync(None).await;
+    assert_eq!(seen().await, FeedState::Fresh);
+    sync(Some("refused")).await;
+    store.mark_needs_login(&user, "refused").await.unwrap();
+    assert!(matches!(seen().await, FeedState::NeedsLogin { since: Some(_) }));
 }
