@@ -1,7 +1,8 @@
 // The feed service's widget in a real browser (Debian's Chromium, driven by playwright-core):
 // `igdisplay feeds serve` on one origin, against `igdisplay mock serve`; a host page on another
 // origin with a strict Content Security Policy embeds two feeds (a grid and a carousel). The
-// lightbox opens and moves with the keyboard, a video plays, a page on an origin the feed does
+// tiles paint their BlurHash placeholders, the lightbox opens and moves with the keyboard, a
+// video plays, a page on an origin the feed does
 // not allow gets no feed, nothing sets a cookie or asks another host, and axe-core finds no
 // serious or critical accessibility violation. Everything stays on 127.0.0.1.
 //
@@ -19,6 +20,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
+import { decode as blurhashDecode } from 'blurhash';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../../..');
@@ -202,6 +204,29 @@ test('the grid and the carousel render on a strict page, asking nothing but the 
   assert.deepEqual(problems, []);
   assert.deepEqual([...origins].sort(), [hostAllowed, service].sort());
   assert.deepEqual(await context.cookies(), [], 'no cookie');
+  await context.close();
+});
+
+test('each tile paints its post\'s BlurHash, as the reference decoder does, under its picture', async () => {
+  const { context, tab, problems } = await open(hostAllowed);
+  await tab.waitForSelector(shadow('carousel', 'ul.carousel > li canvas'));
+  const painted = await tab.evaluate(() => [...document.querySelector('#carousel').shadowRoot.querySelectorAll('.tile')]
+    .map((tile) => {
+      const canvas = tile.querySelector('canvas');
+      const below = canvas && tile.firstElementChild === canvas && tile.querySelector('img') !== null;
+      return canvas && below ? [...canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data] : null;
+    }));
+  const feed = await (await fetch(`${service}/v1/feeds/${carousel}`)).json();
+  assert.ok(painted.length >= 4, `${painted.length} tiles`);
+  for (const [n, pixels] of painted.entries()) {
+    const hash = feed.items[n].image.blurhash;
+    assert.ok(hash && pixels, `tile ${n}: a hash (${hash}) and a canvas under the picture`);
+    const expected = blurhashDecode(hash, 32, 32);
+    assert.equal(pixels.length, expected.length);
+    const off = pixels.findIndex((value, i) => Math.abs(value - expected[i]) > 1);
+    assert.equal(off, -1, `tile ${n}: byte ${off} is ${pixels[off]}, the reference ${expected[off]}`);
+  }
+  assert.deepEqual(problems, []);
   await context.close();
 });
 

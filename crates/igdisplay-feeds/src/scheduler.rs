@@ -42,7 +42,7 @@ pub struct Pass {
     pub failed: usize,
     /// Accounts found refused (marked, `needs_login` written).
     pub needs_login: usize,
-    /// Accounts another process was syncing (left due).
+    /// Accounts another process was syncing (left due), and purges put off.
     pub skipped: usize,
     /// Accounts no feed shows any more whose mirrored files were deleted.
     pub purged: usize,

@@ -18,7 +18,8 @@ ul { list-style: none; margin: 0; padding: 0; }
 .carousel > li { flex: 0 0 calc((100% - (var(--ig-columns) - 1) * var(--ig-gap)) / var(--ig-columns)); scroll-snap-align: start; }
 .tile { position: relative; display: block; width: 100%; aspect-ratio: 1; padding: 0; border: 0; cursor: pointer; overflow: hidden; background: #ddd; }
 .tile:focus-visible, .lightbox button:focus-visible { outline: 3px solid #1a73e8; outline-offset: 2px; }
-.tile img { display: block; width: 100%; height: 100%; object-fit: cover; }
+.tile img { position: relative; display: block; width: 100%; height: 100%; object-fit: cover; }
+.tile canvas { position: absolute; inset: 0; width: 100%; height: 100%; }
 .badge { position: absolute; top: 6px; right: 6px; padding: 2px 6px; border-radius: 4px; background: rgba(0,0,0,.7); color: #fff; font-size: 12px; }
 .nav { display: flex; justify-content: space-between; margin-top: var(--ig-gap); }
 .nav button, .lightbox button { min-width: 44px; min-height: 44px; border: 0; border-radius: 4px; background: #222; color: #fff; font: inherit; cursor: pointer; }
@@ -38,6 +39,67 @@ ul { list-style: none; margin: 0; padding: 0; }
       sheet.replaceSync(css);
     }
     return sheet;
+  };
+
+  // BlurHash (https://blurha.sh): the post's placeholder, decoded onto a small canvas under
+  // its picture until the picture loads. A hash that does not decode paints nothing.
+  const B83 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[]^_{|}~';
+  const b83 = (text, from, to) => {
+    let value = 0;
+    for (let i = from; i < to; i++) {
+      const digit = B83.indexOf(text[i]);
+      if (digit < 0) return NaN;
+      value = value * 83 + digit;
+    }
+    return value;
+  };
+  const linear = (c) => { const v = c / 255; return v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  const srgb = (v) => {
+    const x = Math.min(Math.max(v, 0), 1);
+    return Math.trunc(x <= 0.0031308 ? x * 12.92 * 255 + 0.5 : (1.055 * x ** (1 / 2.4) - 0.055) * 255 + 0.5);
+  };
+  const SIDE = 32;
+  const decode = (hash) => {
+    if (typeof hash !== 'string' || hash.length < 6) return null;
+    const size = b83(hash, 0, 1);
+    const nx = (size % 9) + 1;
+    const ny = Math.floor(size / 9) + 1;
+    if (hash.length !== 4 + 2 * nx * ny) return null;
+    const max = (b83(hash, 1, 2) + 1) / 166;
+    const dc = b83(hash, 2, 6);
+    const factors = [[linear(dc >> 16), linear((dc >> 8) & 255), linear(dc & 255)]];
+    for (let i = 1; i < nx * ny; i++) {
+      const ac = b83(hash, 4 + i * 2, 6 + i * 2);
+      factors.push([Math.floor(ac / 361), Math.floor(ac / 19) % 19, ac % 19]
+        .map((q) => { const v = (q - 9) / 9; return Math.sign(v) * v * v * max; }));
+    }
+    if (factors.some((f) => f.some(Number.isNaN))) return null;
+    const pixels = new Uint8ClampedArray(SIDE * SIDE * 4);
+    for (let y = 0; y < SIDE; y++) {
+      for (let x = 0; x < SIDE; x++) {
+        const rgb = [0, 0, 0];
+        for (let j = 0; j < ny; j++) {
+          for (let i = 0; i < nx; i++) {
+            const basis = Math.cos((Math.PI * x * i) / SIDE) * Math.cos((Math.PI * y * j) / SIDE);
+            factors[i + j * nx].forEach((f, c) => { rgb[c] += f * basis; });
+          }
+        }
+        pixels.set([srgb(rgb[0]), srgb(rgb[1]), srgb(rgb[2]), 255], 4 * (x + y * SIDE));
+      }
+    }
+    return pixels;
+  };
+  const placeholder = (hash) => {
+    const pixels = decode(hash);
+    if (!pixels) return null;
+    const canvas = document.createElement('canvas');
+    canvas.width = SIDE;
+    canvas.height = SIDE;
+    canvas.setAttribute('aria-hidden', 'true');
+    const context = canvas.getContext('2d');
+    if (!context) return null;
+    context.putImageData(new ImageData(pixels, SIDE, SIDE), 0, 0);
+    return canvas;
   };
 
   const el = (tag, props = {}, ...children) => {
@@ -125,7 +187,8 @@ ul { list-style: none; margin: 0; padding: 0; }
       const img = el('img', { alt: '', loading: 'lazy', decoding: 'async', width: String(small.width || 320), height: String(small.height || 320), src: small.url || image.url });
       if (image.color) img.style.backgroundColor = image.color;
       const label = item.alt || item.caption || 'Instagram post';
-      const button = el('button', { type: 'button', class: 'tile', 'aria-label': `Open post: ${label.slice(0, 120)}`, onclick: () => this.open(index, button) }, img);
+      const blur = placeholder(image.blurhash);
+      const button = el('button', { type: 'button', class: 'tile', 'aria-label': `Open post: ${label.slice(0, 120)}`, onclick: () => this.open(index, button) }, ...(blur ? [blur, img] : [img]));
       if (image.color) button.style.backgroundColor = image.color;
       if (item.type === 'video') button.append(el('span', { class: 'badge', 'aria-hidden': 'true', text: '▶' }));
       if (item.type === 'album') button.append(el('span', { class: 'badge', 'aria-hidden': 'true', text: '❐' }));
