@@ -80,6 +80,14 @@ impl FeedService {
             ..Pass::default()
         };
         for claim in claimed {
+            if self.stopping() {
+                // Stopping: what was claimed but not started goes back at once.
+                pass.skipped += 1;
+                if let Err(error) = self.inner.store.release_sync(&claim.user_id, &config.owner).await {
+                    tracing::warn!(%error, "a claim was not released; it runs out by itself");
+                }
+                continue;
+            }
             if claim.purge {
                 self.purge_claimed(&claim.user_id, &mut pass).await;
                 continue;
@@ -91,12 +99,27 @@ impl FeedService {
     }
 
     /// Runs passes until `shutdown` completes, waiting [`FeedsConfig::idle`](crate::FeedsConfig::idle)
-    /// after a pass that found nothing due. A sync under way when `shutdown` comes is
-    /// finished first.
+    /// after a pass that found nothing due. When `shutdown` comes, the sync under way is
+    /// finished; the accounts claimed but not started, or waiting for the app's budget, are
+    /// given back (still due, for another instance).
     pub async fn run_scheduler(&self, shutdown: impl std::future::Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
-            let pass = self.sync_due().await;
+            let pass = {
+                let pass = self.sync_due();
+                tokio::pin!(pass);
+                tokio::select! {
+                    biased;
+                    pass = &mut pass => pass,
+                    () = &mut shutdown => {
+                        self.stop();
+                        if let Err(error) = pass.await {
+                            tracing::warn!(%error, "the last pass failed");
+                        }
+                        return;
+                    }
+                }
+            };
             let idle = match &pass {
                 // Nothing due, or all of it put off by the app's budget: wait before asking again.
                 Ok(pass) => pass.claimed == pass.deferred,
@@ -115,6 +138,18 @@ impl FeedService {
                 return;
             }
         }
+    }
+
+    /// Stops the scheduler: no sync starts, and a wait for the app's budget ends at once.
+    fn stop(&self) {
+        self.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.inner.stop.notify_waiters();
+    }
+
+    fn stopping(&self) -> bool {
+        self.inner.stopping.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// One account's sync under the mirror's task lease, and its next time; first its
@@ -240,7 +275,8 @@ impl FeedService {
     }
 
     /// Waits for the sync's slot in the app's budget: `false` (nothing waited) when the slot
-    /// is further than half a lease ahead, or the budget cannot be read.
+    /// is further than half a lease ahead, or the budget cannot be read, or the scheduler
+    /// stops meanwhile.
     async fn wait_for_budget(&self, user: &UserId) -> bool {
         let inner = &self.inner;
         let wait = match inner.budget.book(SYNC_CALLS).await {
@@ -253,10 +289,20 @@ impl FeedService {
         if wait >= inner.config.sync_lease / 2 {
             return false;
         }
-        if !wait.is_zero() {
-            inner.instagram.clock().sleep(wait).await;
+        if wait.is_zero() {
+            return true;
         }
-        true
+        // Registered before the look, so a stop between the look and the wait is not missed.
+        let stopped = inner.stop.notified();
+        tokio::pin!(stopped);
+        stopped.as_mut().enable();
+        if self.stopping() {
+            return false;
+        }
+        tokio::select! {
+            () = inner.instagram.clock().sleep(wait) => true,
+            () = stopped => false,
+        }
     }
 
     /// Books what a sync sent beyond the calls booked before it.

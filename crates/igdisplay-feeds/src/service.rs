@@ -106,6 +106,10 @@ pub(crate) struct Inner {
     pub(crate) requests: std::sync::atomic::AtomicU64,
     /// This instance's part of every request id it makes (random).
     pub(crate) id_prefix: String,
+    /// Set once the scheduler's shutdown came: no sync starts, no budget wait goes on.
+    pub(crate) stopping: std::sync::atomic::AtomicBool,
+    /// Wakes the budget waits when [`stopping`](Self::stopping) is set.
+    pub(crate) stop: tokio::sync::Notify,
 }
 
 /// Renders the recorded metrics in Prometheus' text format (the exporter's `render`).
@@ -165,6 +169,8 @@ impl FeedService {
                 metrics: None,
                 requests: std::sync::atomic::AtomicU64::new(0),
                 id_prefix: igdisplay::auth::random_hex(4).unwrap_or_else(|_| "feeds".to_owned()),
+                stopping: std::sync::atomic::AtomicBool::new(false),
+                stop: tokio::sync::Notify::new(),
             }),
         })
     }

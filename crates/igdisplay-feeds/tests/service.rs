@@ -29,6 +29,36 @@ struct Deployment {
     keys: KeyRing,
     /// The app's quota every instance's syncs book in, if any.
     quota: Option<AppQuota>,
+    /// Told when an instance's clock is asked to wait long (a wait for the quota); that wait
+    /// then never ends by itself. `None`: waits pass on the mock's clock at once.
+    long_waits: Option<Arc<tokio::sync::Notify>>,
+}
+
+/// A clock whose long waits (100 s or more) never end by themselves and are announced: the
+/// test sees an instance inside such a wait, and whether something else ends it.
+#[derive(Debug)]
+struct HeldWaits {
+    inner: igdisplay::http::SharedClock,
+    announce: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait::async_trait]
+impl igdisplay::http::Clock for HeldWaits {
+    fn now(&self) -> std::time::SystemTime {
+        self.inner.now()
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        if duration < Duration::from_secs(100) {
+            return self.inner.sleep(duration).await;
+        }
+        self.announce.notify_one();
+        std::future::pending::<()>().await;
+    }
+
+    async fn timer(&self, duration: Duration) {
+        self.inner.timer(duration).await;
+    }
 }
 
 impl Deployment {
@@ -44,6 +74,7 @@ impl Deployment {
             dir: tempfile::tempdir().unwrap(),
             keys: KeyRing::new(Key::new("k1", &[7; 32]).unwrap()),
             quota: None,
+            long_waits: None,
         }
     }
 
@@ -71,6 +102,13 @@ impl Deployment {
         // Each instance has its own address; the mock accepts every instance's callback.
         self.mock.add_redirect_uri(&config.callback_url());
         let app = self.mock.app();
+        let mut clock = igdisplay::follow_mock_clock(&self.mock);
+        if let Some(announce) = &self.long_waits {
+            clock = Arc::new(HeldWaits {
+                inner: clock,
+                announce: announce.clone(),
+            });
+        }
         let instagram = Instagram::builder(
             Platform::InstagramLogin,
             app.id,
@@ -78,7 +116,7 @@ impl Deployment {
             config.callback_url(),
         )
         .mock(self.mock.base_url())
-        .clock(igdisplay::follow_mock_clock(&self.mock))
+        .clock(clock)
         .store(Arc::new(store.clone()))
         .build()
         .unwrap();
@@ -453,6 +491,50 @@ async fn syncs_book_their_calls_in_the_apps_quota_shared_by_every_instance() {
     let schedules = two.service.store().sync_schedules(None, 10).await.unwrap();
     assert_eq!(schedules.len(), 2);
     assert!(schedules.iter().all(|s| s.syncs == 1), "{schedules:?}");
+}
+
+/// The scheduler is stopped while a sync waits for its slot in the app's quota: the wait ends
+/// at once (not after the slot), and the account is given back still due, for another
+/// instance; the sync finished before the stop stays recorded.
+#[tokio::test]
+async fn a_stop_ends_a_wait_for_the_apps_quota_and_gives_the_account_back() {
+    let mut deployment = Deployment::new();
+    // A sync books two calls: 200 s of this quota, less than half a lease, so it is waited.
+    deployment.quota = Some(AppQuota::new(1, Duration::from_secs(100)));
+    assert!(igdisplay_mirror::SYNC_LEASE / 2 > Duration::from_secs(200));
+    let waiting = Arc::new(tokio::sync::Notify::new());
+    deployment.long_waits = Some(waiting.clone());
+    let one = deployment.instance("one").await;
+    let token = one.service.store().add_admin_token("test").await.unwrap();
+    for (name, username) in [("Café Nova", "cafe_nova"), ("Jay", "jayposiris")] {
+        let (_, link) = create_feed(&one, &token, name).await;
+        assert_eq!(connect(&deployment, &link, username).await.0, 200);
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let service = one.service.clone();
+    let scheduler = tokio::spawn(async move {
+        service
+            .run_scheduler(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    // The first account is synced; the second waits for its slot.
+    waiting.notified().await;
+    stop.send(()).unwrap();
+    // A bound on the test, not a wait: it ends as soon as the scheduler does.
+    tokio::select! {
+        done = scheduler => done.unwrap(),
+        () = igdisplay::http::Clock::timer(&igdisplay::http::SystemClock, Duration::from_secs(60)) => {
+            panic!("the stop did not end the wait for the quota")
+        }
+    }
+    let schedules = one.service.store().sync_schedules(None, 10).await.unwrap();
+    let synced: Vec<_> = schedules.iter().map(|s| (s.syncs, s.leased)).collect();
+    assert!(
+        synced.contains(&(1, false)) && synced.contains(&(0, false)),
+        "one synced, one given back: {schedules:?}"
+    );
 }
 
 /// Posts Meta's callback `path` for `username`, signed with the mock app's secret.
