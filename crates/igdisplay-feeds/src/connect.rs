@@ -77,8 +77,8 @@ impl FeedService {
                 "This page finishes a login begun from a feed's connect link, in the same browser.",
             );
         };
-        let parked = match self.inner.store.parked_login(&secret).await {
-            Ok(Some((_, pending))) => pending,
+        let (feed_id, parked) = match self.inner.store.parked_login(&secret).await {
+            Ok(Some(parked)) => parked,
             Ok(None) => {
                 return match self.inner.store.connect_link(&secret).await {
                     Ok(state) => finished(refused(&state)),
@@ -106,7 +106,53 @@ impl FeedService {
                 ));
             }
         };
-        self.bind(&secret, record).await
+        match self.may_connect(&feed_id, &record).await {
+            Ok(true) => self.bind(&secret, record).await,
+            Ok(false) => {
+                tracing::info!(feed = %feed_id, "a login as another account than the feed names was refused");
+                finished(page(
+                    StatusCode::FORBIDDEN,
+                    "Not connected",
+                    "This link is for another Instagram account. Log out of Instagram, open the \
+                     link again and log in with the account it was made for.",
+                ))
+            }
+            Err(error) => {
+                tracing::warn!(%error, feed = %feed_id, "the account that logged in could not be checked");
+                finished(page(
+                    StatusCode::BAD_GATEWAY,
+                    "Not connected",
+                    "The account that logged in could not be checked. Open your connect link again to retry.",
+                ))
+            }
+        }
+    }
+
+    /// Whether the account that logged in may connect the feed `feed_id`: any, unless the
+    /// feed's settings name one (its username asked of Instagram with the new token, which
+    /// is kept nowhere when it is refused).
+    async fn may_connect(
+        &self,
+        feed_id: &str,
+        record: &igdisplay::auth::TokenRecord,
+    ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+        let Some(feed) = self.inner.store.feed(feed_id).await? else {
+            // Deleted meanwhile: the link is unknown now, and `bind` says so.
+            return Ok(true);
+        };
+        let settings: crate::FeedSettings = serde_json::from_str(&feed.settings)?;
+        if settings.connect_username.is_none() {
+            return Ok(true);
+        }
+        let me = self
+            .inner
+            .instagram
+            .graph_with_token(record.access_token.clone())
+            .me()
+            .fields(&[igdisplay::graph::UserField::Username])
+            .send()
+            .await?;
+        Ok(settings.may_connect(me.username.as_deref()))
     }
 
     /// Uses the link for the account that logged in, keeping its token in the same write.

@@ -83,6 +83,12 @@ pub struct FeedSettings {
     /// The longest time between two syncs, in seconds (a quiet account is synced at least
     /// this often).
     pub sync_max_seconds: u64,
+    /// The Instagram username (without `@`) of the only account that may connect the feed:
+    /// a login as anyone else through its connect link is refused and leaves the link
+    /// usable, so a stranger who got hold of the link before its owner binds nothing. `None`:
+    /// whoever opens the link first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_username: Option<String>,
 }
 
 impl Default for FeedSettings {
@@ -97,6 +103,7 @@ impl Default for FeedSettings {
             allowed_origins: Vec::new(),
             sync_min_seconds: 5 * 60,
             sync_max_seconds: 6 * 3600,
+            connect_username: None,
         }
     }
 }
@@ -123,6 +130,9 @@ pub enum SettingsError {
         "sync_min_seconds and sync_max_seconds must lie from 60 to 604800, the first no more than the second"
     )]
     SyncBounds,
+    /// `connect_username` is not an Instagram username (1 to 30 letters, digits, `.` and `_`).
+    #[error("connect_username must be an Instagram username: 1 to 30 letters, digits, . and _")]
+    Username,
 }
 
 impl FeedSettings {
@@ -158,7 +168,23 @@ impl FeedSettings {
         if !bounds.contains(&min) || !bounds.contains(&max) || min > max {
             return Err(SettingsError::SyncBounds);
         }
+        if let Some(username) = &self.connect_username {
+            let allowed = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '_';
+            if username.is_empty() || username.len() > 30 || !username.chars().all(allowed) {
+                return Err(SettingsError::Username);
+            }
+        }
         Ok(())
+    }
+
+    /// Whether the account named `username` may connect the feed (letter case aside, as
+    /// Instagram's usernames are).
+    pub fn may_connect(&self, username: Option<&str>) -> bool {
+        match (&self.connect_username, username) {
+            (None, _) => true,
+            (Some(wanted), Some(got)) => wanted.eq_ignore_ascii_case(got),
+            (Some(_), None) => false,
+        }
     }
 
     /// Whether posts of `kind` are shown.
@@ -274,9 +300,33 @@ mod tests {
             bad(|s| (s.sync_min_seconds, s.sync_max_seconds) = (3600, 600)),
             SettingsError::SyncBounds
         );
+        for username in ["", "@cafe_nova", "cafe nova", "x".repeat(31).as_str(), "café"] {
+            let settings = FeedSettings {
+                connect_username: Some(username.to_owned()),
+                ..FeedSettings::default()
+            };
+            assert_eq!(settings.validate(), Err(SettingsError::Username), "{username}");
+        }
         assert!(
             serde_json::from_str::<FeedSettings>(r#"{"max_post": 3}"#).is_err(),
             "a misspelt field is refused"
+        );
+    }
+
+    #[test]
+    fn only_the_named_account_may_connect_letter_case_aside() {
+        let open = FeedSettings::default();
+        assert!(open.may_connect(Some("anyone")) && open.may_connect(None));
+        let named = FeedSettings {
+            connect_username: Some("Cafe_Nova".into()),
+            ..FeedSettings::default()
+        };
+        assert!(named.validate().is_ok());
+        assert!(named.may_connect(Some("cafe_nova")));
+        assert!(!named.may_connect(Some("jayposiris")));
+        assert!(
+            !named.may_connect(None),
+            "an account whose name Instagram did not say"
         );
     }
 

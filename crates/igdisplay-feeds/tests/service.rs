@@ -297,6 +297,39 @@ async fn a_connect_link_used_twice_is_refused_and_binds_nothing_more() {
     assert_eq!(stranger.status(), 400);
 }
 
+/// A feed that names its account: a stranger who opens its connect link first and logs in
+/// as someone else is refused, binds nothing and keeps no token, and the link still works for
+/// the account it was made for.
+#[tokio::test]
+async fn a_stranger_who_uses_a_named_feeds_link_first_binds_nothing() {
+    let deployment = Deployment::new();
+    let one = deployment.instance("one").await;
+    let token = one.service.store().add_admin_token("test").await.unwrap();
+    let (status, created) = one
+        .admin(
+            reqwest::Method::POST,
+            "/feeds",
+            &token,
+            Some(json!({ "name": "Café Nova", "settings": {"connect_username": "Cafe_Nova"} })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["feed"]["id"].as_str().unwrap();
+    let link = created["connect_url"].as_str().unwrap();
+    let (status, page) = connect(&deployment, link, "jayposiris").await;
+    assert_eq!(status, 403, "{page}");
+    let store = one.service.store();
+    assert_eq!(store.feed(id).await.unwrap().unwrap().user_id, None);
+    use igdisplay::auth::TokenStore as _;
+    assert!(
+        store.users().await.unwrap().is_empty(),
+        "the stranger's token is kept nowhere"
+    );
+    let (status, page) = connect(&deployment, link, "cafe_nova").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(store.feed(id).await.unwrap().unwrap().user_id.is_some());
+}
+
 #[tokio::test]
 async fn the_admin_api_needs_a_token_and_checks_what_it_keeps() {
     let deployment = Deployment::new();
