@@ -9,7 +9,9 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use igdisplay_mirror::FileBody;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 /// What a page is cached for by browsers and CDNs: briefly, then served stale while it is
 /// fetched again.
@@ -66,56 +68,91 @@ impl FeedService {
         response
     }
 
-    /// The feed `id` as this instance knows it: from the cache while it is young, else read
-    /// again (its row, its account's state, the mirror's index and the posts it shows).
-    pub(crate) async fn cached(
-        &self,
-        id: &str,
-    ) -> Result<Option<Arc<Cached>>, Box<dyn std::error::Error + Send + Sync>> {
+    /// The feed `id` as this instance knows it: from the cache while it is young; then checked
+    /// against the database (its row and its account's state and syncs), by one request at a
+    /// time while the others are served what the instance has; read again from the bucket
+    /// only when something changed. A database that does not answer leaves the feed served
+    /// as it was.
+    pub(crate) async fn cached(&self, id: &str) -> Result<Option<Arc<Cached>>, ReadError> {
         let now = self.inner.instagram.clock().now();
-        if let Some(entry) = self
+        let known = self
             .inner
             .cache
             .lock()
             .ok()
-            .and_then(|cache| cache.get(id).filter(|c| c.until > now).cloned())
-        {
-            return Ok(Some(entry));
+            .and_then(|cache| cache.get(id).cloned());
+        let Some(known) = known else {
+            return self.read_feed(id, None, now).await;
+        };
+        if known.fresh_at(now) || known.checking.swap(true, Ordering::AcqRel) {
+            return Ok(Some(known));
         }
+        let read = self.read_feed(id, Some(&known), now).await;
+        known.checking.store(false, Ordering::Release);
+        match read {
+            Err(error) => {
+                tracing::warn!(feed = id, %error, "a feed could not be checked; it is served as it was");
+                Ok(Some(known))
+            }
+            read => read,
+        }
+    }
+
+    /// Reads the feed `id`: its row and its account's standing from the database, and, unless
+    /// they are what `known` was read with, its posts from the bucket.
+    async fn read_feed(
+        &self,
+        id: &str,
+        known: Option<&Arc<Cached>>,
+        now: SystemTime,
+    ) -> Result<Option<Arc<Cached>>, ReadError> {
         let Some(row) = self.inner.store.feed(id).await? else {
             self.forget(id);
             return Ok(None);
         };
+        // From the database alone (a read of a feed never opens a token), by the rule the
+        // metrics count with.
+        let (state, syncs) = match &row.user_id {
+            None => (FeedState::Pending, 0),
+            Some(user) => self.inner.store.feed_state(user).await?,
+        };
+        let until = millis(now + self.inner.config.cache_ttl);
+        if let Some(known) = known
+            && (known.row.version, &known.row.user_id, &known.state, known.syncs)
+                == (row.version, &row.user_id, &state, syncs)
+        {
+            // Nothing changed: the posts and pages read before are still the feed.
+            known.until.store(until, Ordering::Release);
+            return Ok(Some(known.clone()));
+        }
         let settings: FeedSettings = serde_json::from_str(&row.settings)?;
-        let (state, synced_at, items) = match &row.user_id {
-            None => (FeedState::Pending, None, Vec::new()),
+        let (synced_at, items) = match &row.user_id {
+            None => (None, Vec::new()),
             Some(user) => {
-                // From the database alone (a read of a feed never opens a token), by the rule
-                // the metrics count with.
-                let state = self.inner.store.feed_state(user).await?;
                 let index = self.inner.mirror.index(user).await?;
                 let items = match &index {
                     Some(index) => select(&self.inner.mirror, index, &settings).await?,
                     None => Vec::new(),
                 };
-                let synced = index.as_ref().and_then(|i| i.synced_at);
-                (state, synced, items)
+                (index.as_ref().and_then(|i| i.synced_at), items)
             }
         };
         let entry = Arc::new(Cached {
             row,
             settings,
             state,
+            syncs,
             synced_at,
             items,
             pages: Mutex::new(HashMap::new()),
             media_base: self.inner.config.media_base(),
-            until: now + self.inner.config.cache_ttl,
+            until: AtomicU64::new(until),
+            checking: AtomicBool::new(false),
         });
         if let Ok(mut cache) = self.inner.cache.lock() {
             if cache.len() >= self.inner.config.cache_feeds {
                 // Bounded: the expired go first; if all are young, the cache starts over.
-                cache.retain(|_, cached| cached.until > now);
+                cache.retain(|_, cached| cached.fresh_at(now));
                 if cache.len() >= self.inner.config.cache_feeds {
                     cache.clear();
                 }
@@ -123,6 +160,22 @@ impl FeedService {
             cache.insert(id.to_owned(), entry.clone());
         }
         Ok(Some(entry))
+    }
+}
+
+/// Why a feed could not be read.
+pub(crate) type ReadError = Box<dyn std::error::Error + Send + Sync>;
+
+/// `time` in Unix milliseconds (0 before the epoch).
+fn millis(time: SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Cached {
+    /// Whether it may be served at `now` without asking the database.
+    pub(crate) fn fresh_at(&self, now: SystemTime) -> bool {
+        self.until.load(Ordering::Acquire) > millis(now)
     }
 }
 

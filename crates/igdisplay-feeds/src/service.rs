@@ -14,7 +14,7 @@ use igdisplay::store::{AppBudget, FeedRow, SqlStore};
 use igdisplay_mirror::{FileBody, FileServer, Mirror};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// How an instance of the service runs.
 #[derive(Clone, Debug)]
@@ -29,8 +29,10 @@ pub struct FeedsConfig {
     pub media_base: Option<String>,
     /// How long a connect link works. Default 7 days.
     pub connect_ttl: Duration,
-    /// How late an instance may see a change made on another (its cache of a feed's row and
-    /// rendered pages lives this long). Default 1 s.
+    /// How late an instance may see a change made on another: a feed it serves is checked
+    /// against the database this often (two indexed reads, by one request at a time), and its
+    /// posts read again from the bucket only when the feed or its account's syncs changed.
+    /// Default 1 s.
     pub cache_ttl: Duration,
     /// The most feeds an instance keeps cached at once: its memory stays bounded however
     /// many feeds it serves. Default 10,000.
@@ -116,17 +118,23 @@ pub(crate) struct Inner {
 pub type Renderer = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// A feed as an instance last read it: its row, where it stands and the posts it shows,
-/// with the pages rendered so far (by offset and size), until `until`.
+/// with the pages rendered so far (by offset and size).
 pub(crate) struct Cached {
     pub(crate) row: FeedRow,
     pub(crate) settings: FeedSettings,
     pub(crate) state: FeedState,
+    /// The account's syncs when it was read: another count means its posts may have changed.
+    pub(crate) syncs: i64,
     pub(crate) synced_at: Option<igdisplay::model::Timestamp>,
     pub(crate) items: Vec<igdisplay_mirror::FeedItem>,
     pub(crate) pages: Mutex<HashMap<(usize, usize), (Bytes, HeaderValue)>>,
     /// Where its pages point for media.
     pub(crate) media_base: String,
-    pub(crate) until: SystemTime,
+    /// Until when it is served without asking the database (Unix milliseconds, the
+    /// instance's clock).
+    pub(crate) until: std::sync::atomic::AtomicU64,
+    /// Whether a request is checking it against the database now (the others serve it).
+    pub(crate) checking: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for FeedService {

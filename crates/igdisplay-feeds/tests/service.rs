@@ -419,6 +419,37 @@ async fn a_settings_change_shows_on_the_next_read_without_a_sync() {
     assert!(refused.get("items").is_none());
 }
 
+/// An instance checks a feed it serves against the database, not the bucket: while the feed
+/// and its account's syncs are unchanged, its posts are served without reading the bucket
+/// again (here the bucket's folder is gone); a change made on another instance is read from
+/// the bucket on the next read.
+#[tokio::test]
+async fn an_unchanged_feed_is_served_without_the_bucket_and_a_change_elsewhere_is_read() {
+    let (deployment, one, token, id) = connected_feed().await;
+    let two = deployment.instance("two").await;
+    let (_, _, page) = one.feed(&id, &[]).await;
+    let items = page["items"].as_array().unwrap().len();
+    assert!(items >= 3, "{page:#}");
+    let mirror = deployment.dir.path().join("mirror");
+    let away = deployment.dir.path().join("mirror-away");
+    std::fs::rename(&mirror, &away).unwrap();
+    let (status, _, again) = one.feed(&id, &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        again["items"], page["items"],
+        "served as read, the bucket untouched"
+    );
+    std::fs::rename(&away, &mirror).unwrap();
+    let patch = json!({"settings": {"max_posts": 1}});
+    let path = format!("/feeds/{id}");
+    let (status, _) = two
+        .admin(reqwest::Method::PATCH, &path, &token, Some(patch))
+        .await;
+    assert_eq!(status, 200);
+    let (_, _, changed) = one.feed(&id, &[]).await;
+    assert_eq!(changed["items"].as_array().unwrap().len(), 1, "{changed:#}");
+}
+
 #[tokio::test]
 async fn a_feed_created_on_one_instance_is_served_by_another() {
     let (deployment, one, token, id) = connected_feed().await;

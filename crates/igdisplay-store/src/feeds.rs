@@ -734,16 +734,18 @@ impl SqlStore {
     }
 
     /// Where the feeds that show `user` stand ([`FeedState`]), from the database alone: the
-    /// account's state and the results of its syncs.
+    /// account's state and the results of its syncs; with the syncs finished so far, whose
+    /// change tells a cache that the account's posts may have changed.
     ///
     /// # Errors
     ///
     /// [`Error::Database`].
-    pub async fn feed_state(&self, user: &UserId) -> Result<FeedState, Error> {
+    pub async fn feed_state(&self, user: &UserId) -> Result<(FeedState, i64), Error> {
         const STATE: &str = concat!(
             "SELECT ",
             feed_state_case!(),
-            " AS state, s.failing_since FROM (SELECT CAST($1 AS TEXT) AS user_id) AS f
+            " AS state, s.failing_since, COALESCE(s.syncs, 0) AS syncs
+              FROM (SELECT CAST($1 AS TEXT) AS user_id) AS f
               LEFT JOIN accounts a ON a.user_id = f.user_id
               LEFT JOIN account_syncs s ON s.user_id = f.user_id"
         );
@@ -755,13 +757,15 @@ impl SqlStore {
             .map_err(Error::statement(ACTION))?;
         let name: String = row.try_get("state").map_err(Error::statement(ACTION))?;
         let since: Option<i64> = row.try_get("failing_since").map_err(Error::statement(ACTION))?;
+        let syncs: i64 = row.try_get("syncs").map_err(Error::statement(ACTION))?;
         let since = since.map(Timestamp::from_unix);
-        Ok(match (name.as_str(), since) {
+        let state = match (name.as_str(), since) {
             ("fresh", _) => FeedState::Fresh,
             ("stale", Some(since)) => FeedState::Stale { since },
             ("needs_login", since) => FeedState::NeedsLogin { since },
             _ => FeedState::Pending,
-        })
+        };
+        Ok((state, syncs))
     }
 
     /// Records the end of `owner`'s sync of `user`: next due `after` from now (the database's

@@ -485,7 +485,7 @@ async fn a_feeds_state_follows_its_syncs_and_its_account_for_a_page_and_the_metr
     let seen = || {
         let (store, user) = (store.clone(), user.clone());
         async move {
-            let state = store.feed_state(&user).await.unwrap();
+            let (state, _) = store.feed_state(&user).await.unwrap();
             let stats = store.feed_stats().await.unwrap();
             let counted = [stats.pending, stats.fresh, stats.stale, stats.needs_login];
             let slot = ["pending", "fresh", "stale", "needs_login"]
