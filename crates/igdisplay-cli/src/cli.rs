@@ -447,6 +447,9 @@ pub(crate) struct FeedsServeArgs {
     /// after this (renewed while a sync runs).
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(3..=86_400))]
     pub(crate) sync_lease: u64,
+    /// Syncs this instance runs at once (each mostly waits on Instagram and the bucket).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub(crate) sync_concurrency: u16,
     /// At most this many Graph calls for the whole app, syncs and refreshes together, however
     /// many instances run: COUNT/PERIOD, e.g. 4800/h (periods: s, min, h, d). Kept in the
     /// database, shared by every instance (and `igdisplay fleet keep`); give each the same.

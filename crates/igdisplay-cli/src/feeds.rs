@@ -115,6 +115,7 @@ fn config(args: &FeedsServeArgs) -> FeedsConfig {
     }
     config.idle = std::time::Duration::from_secs(args.idle);
     config.sync_lease = std::time::Duration::from_secs(args.sync_lease);
+    config.sync_concurrency = usize::from(args.sync_concurrency);
     config
 }
 

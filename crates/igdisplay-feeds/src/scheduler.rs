@@ -8,6 +8,7 @@
 
 use crate::service::FeedService;
 use crate::settings::FeedSettings;
+use futures_util::StreamExt as _;
 use igdisplay::model::{Timestamp, UserId};
 use igdisplay::store::FeedRow;
 use igdisplay_mirror::{Mirror, SyncError};
@@ -54,9 +55,22 @@ pub struct Pass {
     pub held: Option<Duration>,
 }
 
+impl Pass {
+    /// Adds what `other` counted (its `claimed` and `held` aside).
+    fn add(&mut self, other: &Pass) {
+        self.synced += other.synced;
+        self.failed += other.failed;
+        self.needs_login += other.needs_login;
+        self.skipped += other.skipped;
+        self.purged += other.purged;
+        self.deferred += other.deferred;
+    }
+}
+
 impl FeedService {
     /// One pass: claims up to [`FeedsConfig::sync_batch`](crate::FeedsConfig::sync_batch) due
-    /// accounts and syncs them one after another.
+    /// accounts and syncs them, [`FeedsConfig::sync_concurrency`](crate::FeedsConfig::sync_concurrency)
+    /// at a time (a bucket's latency is waited out in parallel), the longest overdue first.
     ///
     /// # Errors
     ///
@@ -79,21 +93,50 @@ impl FeedService {
             claimed: claimed.len(),
             ..Pass::default()
         };
+        // The slots in the app's budget are booked in the claims' order (the longest overdue
+        // first); then the syncs run at once, each after its slot.
+        let mut planned = Vec::with_capacity(claimed.len());
         for claim in claimed {
-            if self.stopping() {
+            let slot = if self.stopping() {
                 // Stopping: what was claimed but not started goes back at once.
-                pass.skipped += 1;
-                if let Err(error) = self.inner.store.release_sync(&claim.user_id, &config.owner).await {
-                    tracing::warn!(%error, "a claim was not released; it runs out by itself");
+                None
+            } else if claim.purge {
+                Some(Duration::ZERO)
+            } else {
+                self.book_slot(&claim.user_id).await
+            };
+            match slot {
+                Some(wait) => planned.push((claim, wait)),
+                None => {
+                    if self.stopping() {
+                        pass.skipped += 1;
+                    } else {
+                        pass.deferred += 1;
+                        metrics::counter!("igdisplay_feed_syncs_total", "outcome" => "deferred").increment(1);
+                    }
+                    self.give_back(&claim.user_id).await;
                 }
-                continue;
             }
-            if claim.purge {
-                self.purge_claimed(&claim.user_id, &mut pass).await;
-                continue;
-            }
-            metrics::histogram!("igdisplay_feed_sync_lag_seconds").record(claim.lag.as_secs_f64());
-            self.sync_account(&claim.user_id, &mut pass).await;
+        }
+        let done: Vec<Pass> = futures_util::stream::iter(planned)
+            .map(|(claim, wait)| async move {
+                let mut one = Pass::default();
+                if !self.wait_slot(wait).await {
+                    one.skipped += 1;
+                    self.give_back(&claim.user_id).await;
+                } else if claim.purge {
+                    self.purge_claimed(&claim.user_id, &mut one).await;
+                } else {
+                    metrics::histogram!("igdisplay_feed_sync_lag_seconds").record(claim.lag.as_secs_f64());
+                    self.sync_account(&claim.user_id, &mut one).await;
+                }
+                one
+            })
+            .buffer_unordered(config.sync_concurrency.max(1))
+            .collect()
+            .await;
+        for one in &done {
+            pass.add(one);
         }
         Ok(pass)
     }
@@ -152,19 +195,22 @@ impl FeedService {
         self.inner.stopping.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// One account's sync under the mirror's task lease, and its next time; first its
-    /// calls' slot in the app's budget.
+    /// Lets go of this instance's claim on `user`, unsynced (still due).
+    async fn give_back(&self, user: &UserId) {
+        if let Err(error) = self
+            .inner
+            .store
+            .release_sync(user, &self.inner.config.owner)
+            .await
+        {
+            tracing::warn!(%error, "a claim was not released; it runs out by itself");
+        }
+    }
+
+    /// One account's sync under the mirror's task lease, and its next time.
     async fn sync_account(&self, user: &UserId, pass: &mut Pass) {
         let inner = &self.inner;
         let owner = &inner.config.owner;
-        if !self.wait_for_budget(user).await {
-            pass.deferred += 1;
-            metrics::counter!("igdisplay_feed_syncs_total", "outcome" => "deferred").increment(1);
-            if let Err(error) = inner.store.release_sync(user, owner).await {
-                tracing::warn!(%error, "a claim was not released; it runs out by itself");
-            }
-            return;
-        }
         let graph = inner.instagram.graph(user);
         let started = inner.instagram.clock().now();
         let work = inner.mirror.sync(user, &graph);
@@ -274,30 +320,33 @@ impl FeedService {
         }
     }
 
-    /// Waits for the sync's slot in the app's budget: `false` (nothing waited) when the slot
-    /// is further than half a lease ahead, or the budget cannot be read, or the scheduler
-    /// stops meanwhile.
-    async fn wait_for_budget(&self, user: &UserId) -> bool {
+    /// Books the sync's calls in the app's budget: how long until its slot, or `None` (the
+    /// sync is given back) when the slot is further than half a lease ahead or the budget
+    /// cannot be booked.
+    async fn book_slot(&self, user: &UserId) -> Option<Duration> {
         let inner = &self.inner;
-        let wait = match inner.budget.book(SYNC_CALLS).await {
-            Ok(wait) => wait,
+        match inner.budget.book(SYNC_CALLS).await {
+            Ok(wait) if wait < inner.config.sync_lease / 2 => Some(wait),
+            Ok(_) => None,
             Err(error) => {
                 tracing::warn!(%error, user = %user, "the app's budget could not be booked; the sync waits");
-                return false;
+                None
             }
-        };
-        if wait >= inner.config.sync_lease / 2 {
-            return false;
         }
-        if wait.is_zero() {
-            return true;
-        }
+    }
+
+    /// Waits `wait` for a slot in the app's budget: `false` when the scheduler stops first.
+    async fn wait_slot(&self, wait: Duration) -> bool {
+        let inner = &self.inner;
         // Registered before the look, so a stop between the look and the wait is not missed.
         let stopped = inner.stop.notified();
         tokio::pin!(stopped);
         stopped.as_mut().enable();
         if self.stopping() {
             return false;
+        }
+        if wait.is_zero() {
+            return true;
         }
         tokio::select! {
             () = inner.instagram.clock().sleep(wait) => true,

@@ -41,6 +41,9 @@ pub struct FeedsConfig {
     pub owner: String,
     /// Accounts one pass of the scheduler claims. Default 8.
     pub sync_batch: u32,
+    /// Syncs an instance runs at once (each waits on Instagram and the bucket more than it
+    /// computes). Default 4.
+    pub sync_concurrency: usize,
     /// How long a claimed sync is this instance's before another may take it over. Default
     /// [`igdisplay_mirror::SYNC_LEASE`].
     pub sync_lease: Duration,
@@ -62,6 +65,7 @@ impl FeedsConfig {
             cache_feeds: 10_000,
             owner: format!("feeds-{}", std::process::id()),
             sync_batch: 8,
+            sync_concurrency: 4,
             sync_lease: igdisplay_mirror::SYNC_LEASE,
             idle: Duration::from_secs(5),
             media_folder: None,

@@ -31,7 +31,7 @@ struct Deployment {
     quota: Option<AppQuota>,
     /// Told when an instance's clock is asked to wait long (a wait for the quota); that wait
     /// then never ends by itself. `None`: waits pass on the mock's clock at once.
-    long_waits: Option<Arc<tokio::sync::Notify>>,
+    long_waits: Option<tokio::sync::mpsc::UnboundedSender<Duration>>,
 }
 
 /// A clock whose long waits (100 s or more) never end by themselves and are announced: the
@@ -39,7 +39,7 @@ struct Deployment {
 #[derive(Debug)]
 struct HeldWaits {
     inner: igdisplay::http::SharedClock,
-    announce: Arc<tokio::sync::Notify>,
+    announce: tokio::sync::mpsc::UnboundedSender<Duration>,
 }
 
 #[async_trait::async_trait]
@@ -52,7 +52,7 @@ impl igdisplay::http::Clock for HeldWaits {
         if duration < Duration::from_secs(100) {
             return self.inner.sleep(duration).await;
         }
-        self.announce.notify_one();
+        let _ = self.announce.send(duration);
         std::future::pending::<()>().await;
     }
 
@@ -566,8 +566,8 @@ async fn a_stop_ends_a_wait_for_the_apps_quota_and_gives_the_account_back() {
     // A sync books two calls: 200 s of this quota, less than half a lease, so it is waited.
     deployment.quota = Some(AppQuota::new(1, Duration::from_secs(100)));
     assert!(igdisplay_mirror::SYNC_LEASE / 2 > Duration::from_secs(200));
-    let waiting = Arc::new(tokio::sync::Notify::new());
-    deployment.long_waits = Some(waiting.clone());
+    let (waits, mut waiting) = tokio::sync::mpsc::unbounded_channel();
+    deployment.long_waits = Some(waits);
     let one = deployment.instance("one").await;
     let token = one.service.store().add_admin_token("test").await.unwrap();
     for (name, username) in [("Café Nova", "cafe_nova"), ("Jay", "jayposiris")] {
@@ -584,7 +584,7 @@ async fn a_stop_ends_a_wait_for_the_apps_quota_and_gives_the_account_back() {
             .await;
     });
     // The first account is synced; the second waits for its slot.
-    waiting.notified().await;
+    waiting.recv().await.unwrap();
     stop.send(()).unwrap();
     // A bound on the test, not a wait: it ends as soon as the scheduler does.
     tokio::select! {
@@ -599,6 +599,50 @@ async fn a_stop_ends_a_wait_for_the_apps_quota_and_gives_the_account_back() {
         synced.contains(&(1, false)) && synced.contains(&(0, false)),
         "one synced, one given back: {schedules:?}"
     );
+}
+
+/// An instance runs its claimed syncs at once, not one after another: both accounts' syncs
+/// are waiting for their slots in the quota together (one behind the other, each would wait
+/// for the one before it to end).
+#[tokio::test]
+async fn an_instance_runs_its_claimed_syncs_at_once() {
+    let mut deployment = Deployment::new();
+    // A sync books two calls: 100 s of this quota.
+    let quota = AppQuota::new(1, Duration::from_secs(50));
+    deployment.quota = Some(quota);
+    let (waits, mut waiting) = tokio::sync::mpsc::unbounded_channel();
+    deployment.long_waits = Some(waits);
+    let one = deployment.instance("one").await;
+    let token = one.service.store().add_admin_token("test").await.unwrap();
+    for (name, username) in [("Café Nova", "cafe_nova"), ("Jay", "jayposiris")] {
+        let (_, link) = create_feed(&one, &token, name).await;
+        assert_eq!(connect(&deployment, &link, username).await.0, 200);
+    }
+    // The next 100 s of the quota are taken: the two syncs' slots are 100 and 200 s ahead.
+    let budget = AppBudget::new(one.service.store(), None, Some(quota));
+    assert_eq!(budget.book(2).await.unwrap(), Duration::ZERO);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let service = one.service.clone();
+    let scheduler = tokio::spawn(async move {
+        service
+            .run_scheduler(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    let mut waits = Vec::new();
+    for _ in 0..2 {
+        tokio::select! {
+            wait = waiting.recv() => waits.push(wait.unwrap()),
+            () = igdisplay::http::Clock::timer(&igdisplay::http::SystemClock, Duration::from_secs(60)) => {
+                panic!("only {waits:?} waited at once")
+            }
+        }
+    }
+    waits.sort();
+    assert_eq!(waits, [Duration::from_secs(100), Duration::from_secs(200)]);
+    stop.send(()).unwrap();
+    scheduler.await.unwrap();
 }
 
 /// Posts Meta's callback `path` for `username`, signed with the mock app's secret.
