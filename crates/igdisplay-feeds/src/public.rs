@@ -87,8 +87,10 @@ impl FeedService {
         if known.fresh_at(now) || known.checking.swap(true, Ordering::AcqRel) {
             return Ok(Some(known));
         }
+        // Cleared however the check ends, a request dropped mid-way (its client gone) too.
+        let checking = Checking(&known.checking);
         let read = self.read_feed(id, Some(&known), now).await;
-        known.checking.store(false, Ordering::Release);
+        drop(checking);
         match read {
             Err(error) => {
                 tracing::warn!(feed = id, %error, "a feed could not be checked; it is served as it was");
@@ -160,6 +162,15 @@ impl FeedService {
             cache.insert(id.to_owned(), entry.clone());
         }
         Ok(Some(entry))
+    }
+}
+
+/// The mark of a check under way, cleared when dropped.
+struct Checking<'a>(&'a AtomicBool);
+
+impl Drop for Checking<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -283,4 +294,26 @@ fn cors(headers: &mut hyper::HeaderMap, settings: &FeedSettings, origin: Option<
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("etag"),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Checking;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A request dropped in the middle of a check (its client gone) clears the mark: the
+    /// feed is checked again by the next request, not served unchecked for ever.
+    #[test]
+    fn a_check_dropped_mid_way_clears_its_mark() {
+        let mark = AtomicBool::new(true);
+        let mut check = Box::pin(async {
+            let _checking = Checking(&mark);
+            std::future::pending::<()>().await;
+        });
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(check.as_mut().poll(&mut context).is_pending());
+        assert!(mark.load(Ordering::Acquire), "held while the check runs");
+        drop(check);
+        assert!(!mark.load(Ordering::Acquire));
+    }
 }
