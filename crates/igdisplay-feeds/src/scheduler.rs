@@ -95,15 +95,22 @@ impl FeedService {
         };
         // The slots in the app's budget are booked in the claims' order (the longest overdue
         // first); then the syncs run at once, each after its slot.
+        // Once one slot is too far ahead, the rest are given back without booking (a booking
+        // given back would still hold its share of the quota).
         let mut planned = Vec::with_capacity(claimed.len());
+        let mut full = false;
         for claim in claimed {
             let slot = if self.stopping() {
                 // Stopping: what was claimed but not started goes back at once.
                 None
             } else if claim.purge {
                 Some(Duration::ZERO)
+            } else if full {
+                None
             } else {
-                self.book_slot(&claim.user_id).await
+                let slot = self.book_slot(&claim.user_id).await;
+                full = slot.is_none();
+                slot
             };
             match slot {
                 Some(wait) => planned.push((claim, wait)),

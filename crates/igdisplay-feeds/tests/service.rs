@@ -63,10 +63,16 @@ impl igdisplay::http::Clock for HeldWaits {
 
 impl Deployment {
     fn new() -> Self {
+        Self::seeded(igdisplay::mock::Seed::demo())
+    }
+
+    /// A deployment whose mock holds `seed`'s world.
+    fn seeded(seed: igdisplay::mock::Seed) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mock = MockServer::builder()
             .platform(MockPlatform::InstagramLogin)
             .calls_per_hour(None)
+            .seed(seed)
             .start()
             .unwrap();
         Self {
@@ -555,6 +561,48 @@ async fn syncs_book_their_calls_in_the_apps_quota_shared_by_every_instance() {
     let schedules = two.service.store().sync_schedules(None, 10).await.unwrap();
     assert_eq!(schedules.len(), 2);
     assert!(schedules.iter().all(|s| s.syncs == 1), "{schedules:?}");
+}
+
+/// A pass stops booking once one sync's slot is too far ahead: the claims after it are given
+/// back without a booking (each would hold its share of the quota for nothing).
+#[tokio::test]
+async fn a_pass_books_nothing_past_the_first_sync_it_gives_back() {
+    use igdisplay::auth::{Platform as AuthPlatform, TokenRecord};
+    let mut deployment = Deployment::seeded(igdisplay::mock::Seed::demo().with_fleet("shop", 3, 2));
+    // A sync books two calls: two hours of this quota.
+    deployment.quota = Some(AppQuota::new(1, Duration::from_secs(3600)));
+    let one = deployment.instance("one").await;
+    let store = one.service.store();
+    let minted = deployment
+        .mock
+        .issue_tokens("shop", igdisplay::mock::TokenLifetime::LongLived)
+        .unwrap();
+    assert_eq!(minted.len(), 3);
+    for token in &minted {
+        let record = TokenRecord::long_lived(
+            igdisplay::model::UserId::new(&token.user_id),
+            igdisplay::model::AccessToken::new(&token.access_token),
+            AuthPlatform::InstagramLogin,
+            one.clock.now(),
+        );
+        let feed = store.create_feed(&token.user_id, "{}").await.unwrap();
+        let link = store
+            .add_connect_link(&feed.id, Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .unwrap();
+        store.redeem_connect_link(&link, &record).await.unwrap();
+    }
+    let pass = one.service.sync_due().await.unwrap();
+    assert_eq!((pass.claimed, pass.synced, pass.deferred), (3, 1, 2), "{pass:?}");
+    // Booked: the sync's two hours, and the two of the first given back; not the third's.
+    let held = one.service.sync_due().await.unwrap().held.unwrap();
+    let lease = igdisplay_mirror::SYNC_LEASE / 2;
+    let booked = held + lease;
+    assert!(
+        booked > Duration::from_secs(3 * 3600) && booked <= Duration::from_secs(4 * 3600),
+        "{booked:?} booked ahead"
+    );
 }
 
 /// The scheduler is stopped while a sync waits for its slot in the app's quota: the wait ends
