@@ -94,9 +94,9 @@ impl FeedService {
             ..Pass::default()
         };
         // The slots in the app's budget are booked in the claims' order (the longest overdue
-        // first); then the syncs run at once, each after its slot.
-        // Once one slot is too far ahead, the rest are given back without booking (a booking
-        // given back would still hold its share of the quota).
+        // first); then the syncs run at once, each after its slot. Once one slot is too far
+        // ahead, the rest are given back unbooked (a booking given back would still hold its
+        // share of the quota).
         let mut planned = Vec::with_capacity(claimed.len());
         let mut full = false;
         for claim in claimed {
