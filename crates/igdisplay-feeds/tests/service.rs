@@ -537,13 +537,8 @@ async fn a_sync_refused_for_the_apps_rate_pauses_every_instance() {
 async fn syncs_book_their_calls_in_the_apps_quota_shared_by_every_instance() {
     let mut deployment = Deployment::new();
     deployment.quota = Some(AppQuota::new(1, Duration::from_secs(3600)));
-    let one = deployment.instance("one").await;
+    let one = two_accounts_connected(&deployment).await;
     let two = deployment.instance("two").await;
-    let token = one.service.store().add_admin_token("test").await.unwrap();
-    for (name, username) in [("Café Nova", "cafe_nova"), ("Jay", "jayposiris")] {
-        let (_, link) = create_feed(&one, &token, name).await;
-        assert_eq!(connect(&deployment, &link, username).await.0, 200);
-    }
     // The first sync's two calls take the next two hours of the quota: the second account's
     // slot is past half a lease, so it is given back.
     let pass = one.service.sync_due().await.unwrap();
@@ -605,6 +600,40 @@ async fn a_pass_books_nothing_past_the_first_sync_it_gives_back() {
     );
 }
 
+/// An instance "one" with the mock's two professional accounts each connected to a feed.
+async fn two_accounts_connected(deployment: &Deployment) -> Instance {
+    let one = deployment.instance("one").await;
+    let token = one.service.store().add_admin_token("test").await.unwrap();
+    for (name, username) in [("Café Nova", "cafe_nova"), ("Jay", "jayposiris")] {
+        let (_, link) = create_feed(&one, &token, name).await;
+        assert_eq!(connect(deployment, &link, username).await.0, 200);
+    }
+    one
+}
+
+/// `instance`'s scheduler, running: the sender that stops it, and the task.
+fn scheduler_of(instance: &Instance) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let service = instance.service.clone();
+    let task = tokio::spawn(async move {
+        service
+            .run_scheduler(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (stop, task)
+}
+
+/// `work`'s output; a bound on the test, not a wait: it ends as soon as `work` does, and
+/// fails with `why` if that takes a minute.
+async fn within_a_minute<T>(work: impl std::future::Future<Output = T>, why: &str) -> T {
+    tokio::select! {
+        done = work => done,
+        () = igdisplay::http::Clock::timer(&igdisplay::http::SystemClock, Duration::from_secs(60)) => panic!("{why}"),
+    }
+}
+
 /// The scheduler is stopped while a sync waits for its slot in the app's quota: the wait ends
 /// at once (not after the slot), and the account is given back still due, for another
 /// instance; the sync finished before the stop stays recorded.
@@ -616,31 +645,14 @@ async fn a_stop_ends_a_wait_for_the_apps_quota_and_gives_the_account_back() {
     assert!(igdisplay_mirror::SYNC_LEASE / 2 > Duration::from_secs(200));
     let (waits, mut waiting) = tokio::sync::mpsc::unbounded_channel();
     deployment.long_waits = Some(waits);
-    let one = deployment.instance("one").await;
-    let token = one.service.store().add_admin_token("test").await.unwrap();
-    for (name, username) in [("Café Nova", "cafe_nova"), ("Jay", "jayposiris")] {
-        let (_, link) = create_feed(&one, &token, name).await;
-        assert_eq!(connect(&deployment, &link, username).await.0, 200);
-    }
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let service = one.service.clone();
-    let scheduler = tokio::spawn(async move {
-        service
-            .run_scheduler(async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
+    let one = two_accounts_connected(&deployment).await;
+    let (stop, scheduler) = scheduler_of(&one);
     // The first account is synced; the second waits for its slot.
     waiting.recv().await.unwrap();
     stop.send(()).unwrap();
-    // A bound on the test, not a wait: it ends as soon as the scheduler does.
-    tokio::select! {
-        done = scheduler => done.unwrap(),
-        () = igdisplay::http::Clock::timer(&igdisplay::http::SystemClock, Duration::from_secs(60)) => {
-            panic!("the stop did not end the wait for the quota")
-        }
-    }
+    within_a_minute(scheduler, "the stop did not end the wait for the quota")
+        .await
+        .unwrap();
     let schedules = one.service.store().sync_schedules(None, 10).await.unwrap();
     let synced: Vec<_> = schedules.iter().map(|s| (s.syncs, s.leased)).collect();
     assert!(
@@ -660,32 +672,15 @@ async fn an_instance_runs_its_claimed_syncs_at_once() {
     deployment.quota = Some(quota);
     let (waits, mut waiting) = tokio::sync::mpsc::unbounded_channel();
     deployment.long_waits = Some(waits);
-    let one = deployment.instance("one").await;
-    let token = one.service.store().add_admin_token("test").await.unwrap();
-    for (name, username) in [("Café Nova", "cafe_nova"), ("Jay", "jayposiris")] {
-        let (_, link) = create_feed(&one, &token, name).await;
-        assert_eq!(connect(&deployment, &link, username).await.0, 200);
-    }
+    let one = two_accounts_connected(&deployment).await;
     // The next 100 s of the quota are taken: the two syncs' slots are 100 and 200 s ahead.
     let budget = AppBudget::new(one.service.store(), None, Some(quota));
     assert_eq!(budget.book(2).await.unwrap(), Duration::ZERO);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let service = one.service.clone();
-    let scheduler = tokio::spawn(async move {
-        service
-            .run_scheduler(async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
+    let (stop, scheduler) = scheduler_of(&one);
     let mut waits = Vec::new();
     for _ in 0..2 {
-        tokio::select! {
-            wait = waiting.recv() => waits.push(wait.unwrap()),
-            () = igdisplay::http::Clock::timer(&igdisplay::http::SystemClock, Duration::from_secs(60)) => {
-                panic!("only {waits:?} waited at once")
-            }
-        }
+        let wait = within_a_minute(waiting.recv(), "the syncs did not wait at once").await;
+        waits.push(wait.unwrap());
     }
     waits.sort();
     assert_eq!(waits, [Duration::from_secs(100), Duration::from_secs(200)]);
