@@ -225,15 +225,9 @@ impl SqlStore {
         // How far ahead the app's calls are held for every instance: a pause Instagram
         // announced, or the quota booked ahead (refreshes and syncs together).
         let budget = self.accounts.budget().await?;
-        let ahead = [budget.blocked_until, budget.quota_tat]
-            .into_iter()
-            .flatten()
-            .map(|until| until.saturating_sub(budget.now))
-            .max()
-            .unwrap_or(0)
-            .max(0);
-        #[expect(clippy::cast_precision_loss, reason = "milliseconds far below 2^53")]
-        metrics::gauge!("igdisplay_app_budget_held_seconds").set(ahead as f64 / 1000.0);
+        let ahead = crate::budget::after(budget.blocked_until, budget.now)
+            .max(crate::budget::after(budget.quota_tat, budget.now));
+        metrics::gauge!("igdisplay_app_budget_held_seconds").set(ahead.as_secs_f64());
         let feeds = self.feed_stats().await?;
         for (state, count) in [
             ("pending", feeds.pending),

@@ -73,11 +73,6 @@ impl AppBudget {
         }
     }
 
-    /// The quota, if one is set.
-    pub fn quota(&self) -> Option<AppQuota> {
-        self.inner.quota
-    }
-
     /// Books `calls` calls in the quota (one statement; nothing without a quota) and answers
     /// how long to wait before sending them: until their slot, or until a pause every
     /// instance was told of ends.
@@ -87,17 +82,15 @@ impl AppBudget {
     /// [`Error::Database`] when the booking fails.
     pub async fn book(&self, calls: u32) -> Result<Duration, Error> {
         let accounts = &self.inner.accounts;
-        let booked = match self.inner.quota {
-            Some(quota) if calls > 0 => {
-                let interval = quota.interval_ms().saturating_mul(i64::from(calls));
-                let booked = accounts.reserve(interval).await?;
-                // The slot: the new arrival time less what this booking added.
-                let slot = booked.quota_tat.map(|tat| tat.saturating_sub(interval));
-                return Ok(after(slot, booked.now).max(after(booked.blocked_until, booked.now)));
-            }
-            _ => accounts.budget().await?,
+        let Some(quota) = self.inner.quota.filter(|_| calls > 0) else {
+            let budget = accounts.budget().await?;
+            return Ok(after(budget.blocked_until, budget.now));
         };
-        Ok(after(booked.blocked_until, booked.now))
+        let interval = quota.interval_ms().saturating_mul(i64::from(calls));
+        let booked = accounts.reserve(interval).await?;
+        // The slot: the new arrival time less what this booking added.
+        let slot = booked.quota_tat.map(|tat| tat.saturating_sub(interval));
+        Ok(after(slot, booked.now).max(after(booked.blocked_until, booked.now)))
     }
 
     /// How long every instance is held before its next call, if it is: a pause one instance
@@ -138,15 +131,6 @@ impl AppBudget {
         let over = u32::try_from(percent - threshold).unwrap_or(0);
         let range = u32::try_from(100 - threshold).unwrap_or(1).max(1);
         policy.max_spacing * over / range
-    }
-
-    /// The share of the budget Instagram last reported to any instance, in percent.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`] when the budget cannot be read.
-    pub async fn usage_percent(&self) -> Result<Option<i64>, Error> {
-        Ok(self.inner.accounts.budget().await?.usage_percent)
     }
 
     /// Shares the usage the app's pacer saw last with every instance (when it changed since
@@ -206,7 +190,7 @@ impl AppBudget {
 }
 
 /// The time from `now` until `until` (both Unix milliseconds), none when it passed.
-fn after(until: Option<i64>, now: i64) -> Duration {
+pub(crate) fn after(until: Option<i64>, now: i64) -> Duration {
     until
         .map(|until| until.saturating_sub(now))
         .filter(|ms| *ms > 0)
